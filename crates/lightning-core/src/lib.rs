@@ -1,0 +1,32 @@
+//! Sans-IO Lightning protocol core for lnshard.
+//!
+//! This crate holds the protocol primitives every other lnshard crate stands on, each proven
+//! on the BOLT specification's own test vectors:
+//!
+//! * [`ser`] and [`tlv`]: BOLT 1 BigSize, truncated integers and TLV streams.
+//! * [`wire`]: typed BOLT 1 and BOLT 2 messages and their framing.
+//! * [`keys`], [`secrets`] and [`transactions`]: BOLT 3 key derivation, per-commitment
+//!   secrets, scripts, commitment and HTLC transactions, and their signatures.
+//! * [`onion`]: BOLT 4 onion construction, per-hop processing and failure messages.
+//! * [`transport`]: the BOLT 8 Noise_XK handshake and message encryption.
+//!
+//! The crate has no threads, no IO, no clock and no global state. Randomness comes in as
+//! arguments (keys, nonces) or through [`entropy::EntropySource`]; time comes in as block
+//! heights or caller-given timestamps. Given the same inputs it always produces the same
+//! outputs, so any failure can be replayed.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use bitcoin;
+pub use bitcoin::secp256k1;
+
+pub mod entropy;
+pub mod keys;
+pub mod onion;
+pub mod secrets;
+pub mod ser;
+pub mod tlv;
+pub mod transactions;
+pub mod transport;
+pub mod types;
+pub mod wire;

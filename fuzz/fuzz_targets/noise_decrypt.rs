@@ -1,0 +1,8 @@
+//! Placeholder, filled in with its decoder.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = data;
+});
