@@ -16,6 +16,8 @@
 //! outputs, so any failure can be replayed.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Peer-controlled data must never panic the library: no indexing, no unwrap (tests may).
+#![warn(clippy::indexing_slicing, clippy::unwrap_used)]
 
 pub use bitcoin;
 pub use bitcoin::secp256k1;
