@@ -8,10 +8,10 @@ SECONDS_EACH=${1:-300}
 JOBS=${JOBS:-2}
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build --release $targets >/dev/null 2>&1 || cargo fuzz build --release
+cargo fuzz build
 mkdir -p logs
 printf '%s\n' $targets | xargs -P "$JOBS" -I{} sh -c \
-  "cargo fuzz run --release {} -- -max_total_time=$SECONDS_EACH -print_final_stats=1 > logs/{}.log 2>&1; echo \"{} exit=\$?\""
+  "cargo fuzz run {} -- -max_total_time=$SECONDS_EACH -print_final_stats=1 > logs/{}.log 2>&1; echo \"{} exit=\$?\""
 for t in $targets; do
   runs=$(grep -E '^stat::number_of_executed_units' "logs/$t.log" | awk '{print $2}')
   crash=$(grep -cE 'ERROR: libFuzzer|panicked' "logs/$t.log")
