@@ -29,8 +29,8 @@ const EPHEMERAL_KEY_ATTEMPTS: usize = 16;
 /// Draws an ephemeral secret key from `entropy`, retrying while the 32 bytes are not a valid
 /// secp256k1 scalar (zero or at least the group order).
 ///
-/// Returns `None` only if the source produced [`EPHEMERAL_KEY_ATTEMPTS`] invalid scalars in a
-/// row, which means it is broken.
+/// Returns `None` only if the source produced 16 invalid scalars in a row, which means it is
+/// broken.
 pub fn ephemeral_key<E: EntropySource + ?Sized>(entropy: &mut E) -> Option<SecretKey> {
     (0..EPHEMERAL_KEY_ATTEMPTS).find_map(|_| SecretKey::from_slice(&entropy.random_bytes()).ok())
 }
