@@ -158,8 +158,7 @@ impl Decryptor {
                     if *filled < LENGTH_FRAME_LEN {
                         return Ok(None);
                     }
-                    let (length, tag) = split_length_frame(buf);
-                    let mut length = length;
+                    let (mut length, tag) = split_length_frame(buf);
                     if self.state.decrypt(&mut length, &tag).is_err() {
                         return Err(self.fail(TransportError::BadLengthMac));
                     }
