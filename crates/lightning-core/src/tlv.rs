@@ -4,7 +4,7 @@
 //!
 //! [`decode_stream`] checks the framing rules and hands back borrowed records; the caller (a
 //! message or payload decoder) parses the values of the types it knows with
-//! [`TlvRecord::reader`] and [`TlvRecord::finish`]-style helpers.
+//! [`TlvRecord::reader`].
 
 use crate::ser::{write_bigsize, DecodeError, Reader};
 
