@@ -108,3 +108,52 @@ impl WireMessage for ClosingSigned {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_values::{assert_truncations_fail, sig};
+    use super::*;
+
+    #[test]
+    fn shutdown_layout() {
+        let script = ScriptBuf::from_bytes(vec![0x00, 0x14].into_iter().chain([7; 20]).collect());
+        let m = Shutdown {
+            channel_id: ChannelId([1; 32]),
+            scriptpubkey: script,
+        };
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.get(32..36), Some(&[0x00, 0x16, 0x00, 0x14][..]));
+        assert_eq!(bytes.len(), 32 + 2 + 22);
+        assert_eq!(Shutdown::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, bytes.len(), Shutdown::decode_payload);
+    }
+
+    #[test]
+    fn closing_signed_fee_range() {
+        let m = ClosingSigned {
+            channel_id: ChannelId([1; 32]),
+            fee_satoshis: 500,
+            signature: sig(2),
+            fee_range: Some(ClosingFeeRange {
+                min_fee_satoshis: 100,
+                max_fee_satoshis: 1000,
+            }),
+        };
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.get(104..106), Some(&[0x01, 0x10][..]));
+        assert_eq!(bytes.get(106..114), Some(&100u64.to_be_bytes()[..]));
+        assert_eq!(ClosingSigned::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 104, ClosingSigned::decode_payload);
+
+        let mut bad = bytes.get(..104).unwrap_or_default().to_vec();
+        bad.extend_from_slice(&[0x01, 0x08]);
+        bad.extend_from_slice(&[0; 8]);
+        assert!(matches!(
+            ClosingSigned::decode_payload(&bad),
+            Err(DecodeError::ShortRead {
+                field: "closing_signed.fee_range",
+                ..
+            })
+        ));
+    }
+}

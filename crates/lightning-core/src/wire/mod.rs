@@ -112,8 +112,15 @@ macro_rules! message_enum {
             /// Decodes a whole message: the 2-byte type, then its payload.
             ///
             /// An unknown even type fails with [`DecodeError::UnknownEvenMessage`]; an unknown
-            /// odd type gives [`Message::Unknown`].
+            /// odd type gives [`Message::Unknown`]. Input longer than [`MAX_MESSAGE_LEN`]
+            /// (which no transport delivers) fails with [`DecodeError::InvalidValue`].
             pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+                if bytes.len() > MAX_MESSAGE_LEN {
+                    return Err(DecodeError::InvalidValue {
+                        field: "message",
+                        reason: "longer than the 65535-byte maximum",
+                    });
+                }
                 let mut reader = Reader::new(bytes);
                 let message_type = reader.read_u16("message type")?;
                 let payload = reader.rest();
@@ -213,6 +220,44 @@ impl Message {
     }
 }
 
+/// Deterministic keys and signatures for the unit tests.
+#[cfg(test)]
+pub(crate) mod test_values {
+    use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1, SecretKey};
+
+    /// The point of secret key `[n; 32]` (`n` must be non-zero).
+    pub(crate) fn point(n: u8) -> PublicKey {
+        let secret = SecretKey::from_slice(&[n; 32]).expect("[n; 32] is a valid scalar for n > 0");
+        PublicKey::from_secret_key(&Secp256k1::signing_only(), &secret)
+    }
+
+    /// A compact signature with `r = s = n` (`n` must be non-zero).
+    pub(crate) fn sig(n: u8) -> Signature {
+        let mut bytes = [0u8; 64];
+        bytes[31] = n;
+        bytes[63] = n;
+        Signature::from_compact(&bytes).expect("small r and s are valid")
+    }
+
+    /// The payload with each prefix shorter than `fixed_len` removed from the end, decoded by
+    /// `decode`: each must be an error naming a field.
+    pub(crate) fn assert_truncations_fail<T: core::fmt::Debug>(
+        payload: &[u8],
+        fixed_len: usize,
+        decode: impl Fn(&[u8]) -> Result<T, crate::ser::DecodeError>,
+    ) {
+        for len in 0..fixed_len {
+            let prefix = payload
+                .get(..len)
+                .expect("len < fixed_len <= payload.len()");
+            match decode(prefix) {
+                Err(crate::ser::DecodeError::ShortRead { .. }) => {}
+                other => panic!("prefix of {len} bytes: expected a short read, got {other:?}"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +336,21 @@ mod tests {
         assert_eq!(
             Message::Unknown { message_type: 127 }.encode(),
             vec![0, 0x7f]
+        );
+    }
+
+    #[test]
+    fn longer_than_a_message_can_be_is_rejected() {
+        let mut bytes = vec![0x00, 0x13, 0xff, 0xfb];
+        bytes.resize(65535, 0);
+        assert!(matches!(Message::decode(&bytes), Ok(Message::Pong(_))));
+        bytes.push(0);
+        assert_eq!(
+            Message::decode(&bytes),
+            Err(DecodeError::InvalidValue {
+                field: "message",
+                reason: "longer than the 65535-byte maximum"
+            })
         );
     }
 

@@ -420,3 +420,223 @@ impl WireMessage for ChannelReady {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::hashes::Hash;
+
+    use super::super::features::Feature;
+    use super::super::test_values::{assert_truncations_fail, point, sig};
+    use super::*;
+
+    fn open() -> OpenChannel {
+        OpenChannel {
+            chain_hash: ChainHash::BITCOIN,
+            temporary_channel_id: ChannelId([7; 32]),
+            funding_satoshis: 1_000_000,
+            push_msat: 0,
+            dust_limit_satoshis: 546,
+            max_htlc_value_in_flight_msat: 500_000_000,
+            channel_reserve_satoshis: 10_000,
+            htlc_minimum_msat: 1,
+            feerate_per_kw: 253,
+            to_self_delay: 144,
+            max_accepted_htlcs: 483,
+            funding_pubkey: point(1),
+            revocation_basepoint: point(2),
+            payment_basepoint: point(3),
+            delayed_payment_basepoint: point(4),
+            htlc_basepoint: point(5),
+            first_per_commitment_point: point(6),
+            channel_flags: 1,
+            upfront_shutdown_script: Some(ScriptBuf::new()),
+            channel_type: Some(Features::from_required(&[
+                Feature::StaticRemoteKey,
+                Feature::Anchors,
+            ])),
+        }
+    }
+
+    fn accept() -> AcceptChannel {
+        AcceptChannel {
+            temporary_channel_id: ChannelId([7; 32]),
+            dust_limit_satoshis: 546,
+            max_htlc_value_in_flight_msat: 1,
+            channel_reserve_satoshis: 2,
+            htlc_minimum_msat: 3,
+            minimum_depth: 3,
+            to_self_delay: 4,
+            max_accepted_htlcs: 5,
+            funding_pubkey: point(11),
+            revocation_basepoint: point(12),
+            payment_basepoint: point(13),
+            delayed_payment_basepoint: point(14),
+            htlc_basepoint: point(15),
+            first_per_commitment_point: point(16),
+            upfront_shutdown_script: None,
+            channel_type: Some(Features::from_required(&[Feature::StaticRemoteKey])),
+        }
+    }
+
+    #[test]
+    fn open_channel_tlvs_follow_the_319_fixed_bytes() {
+        let m = open();
+        let bytes = m.encode_payload();
+        // upfront_shutdown_script: type 0, length 0; channel_type: type 1, length 3.
+        assert_eq!(
+            bytes.get(319..),
+            Some(&[0x00, 0x00, 0x01, 0x03, 0x40, 0x10, 0x00][..])
+        );
+        assert_eq!(
+            bytes.get(318),
+            Some(&1),
+            "channel_flags is the last fixed byte"
+        );
+        assert!(m.announce_channel());
+        assert_eq!(OpenChannel::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 319, OpenChannel::decode_payload);
+    }
+
+    #[test]
+    fn open_channel_without_tlvs_and_with_unknown_odd() {
+        let mut m = open();
+        m.upfront_shutdown_script = None;
+        m.channel_type = None;
+        let mut bytes = m.encode_payload();
+        assert_eq!(bytes.len(), 319);
+        assert_eq!(OpenChannel::decode_payload(&bytes), Ok(m.clone()));
+        bytes.extend_from_slice(&[0x03, 0x01, 0xff]);
+        assert_eq!(OpenChannel::decode_payload(&bytes), Ok(m));
+    }
+
+    #[test]
+    fn open_channel_bad_inputs() {
+        let bytes = open().encode_payload();
+        // Invalid funding_pubkey (starts at 2*32 + 6*8 + 4 + 2 + 2 = 120).
+        let mut bad = bytes.clone();
+        if let Some(b) = bad.get_mut(120) {
+            *b = 0x05;
+        }
+        assert_eq!(
+            OpenChannel::decode_payload(&bad),
+            Err(DecodeError::InvalidPublicKey {
+                field: "open_channel.funding_pubkey"
+            })
+        );
+        // An unknown even TLV after the known ones.
+        let mut bad = bytes.clone();
+        bad.extend_from_slice(&[0x02, 0x00]);
+        assert_eq!(
+            OpenChannel::decode_payload(&bad),
+            Err(DecodeError::UnknownEvenTlv { tlv_type: 2 })
+        );
+        // Repeating channel_type breaks the ordering.
+        let mut bad = bytes.clone();
+        bad.extend_from_slice(&[0x01, 0x00]);
+        assert_eq!(
+            OpenChannel::decode_payload(&bad),
+            Err(DecodeError::TlvNotIncreasing {
+                previous: 1,
+                current: 1
+            })
+        );
+        // A TLV length running past the end.
+        let mut bad = bytes.get(..319).unwrap_or_default().to_vec();
+        bad.extend_from_slice(&[0x00, 0x05, 0x00]);
+        assert!(matches!(
+            OpenChannel::decode_payload(&bad),
+            Err(DecodeError::ShortRead {
+                field: "tlv value",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn accept_channel_round_trip_and_truncation() {
+        let m = accept();
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.get(270..), Some(&[0x01, 0x02, 0x10, 0x00][..]));
+        assert_eq!(AcceptChannel::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 270, AcceptChannel::decode_payload);
+    }
+
+    #[test]
+    fn funding_created_and_signed() {
+        let txid = Txid::from_byte_array([0x11; 32]);
+        let m = FundingCreated {
+            temporary_channel_id: ChannelId([7; 32]),
+            funding_txid: txid,
+            funding_output_index: 1,
+            signature: sig(9),
+        };
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.len(), 32 + 32 + 2 + 64);
+        assert_eq!(bytes.get(32..64), Some(&[0x11; 32][..]));
+        assert_eq!(m.channel_id(), ChannelId::from_funding_outpoint(&txid, 1));
+        assert_eq!(FundingCreated::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, bytes.len(), FundingCreated::decode_payload);
+
+        // A signature with r >= n is rejected.
+        let mut bad = bytes.clone();
+        for b in bad.get_mut(66..98).into_iter().flatten() {
+            *b = 0xff;
+        }
+        assert_eq!(
+            FundingCreated::decode_payload(&bad),
+            Err(DecodeError::InvalidSignature {
+                field: "funding_created.signature"
+            })
+        );
+
+        let s = FundingSigned {
+            channel_id: ChannelId([8; 32]),
+            signature: sig(3),
+        };
+        let bytes = s.encode_payload();
+        assert_eq!(FundingSigned::decode_payload(&bytes), Ok(s));
+        let mut trailing = bytes.clone();
+        trailing.push(0x00);
+        assert!(matches!(
+            FundingSigned::decode_payload(&trailing),
+            Err(DecodeError::ShortRead {
+                field: "tlv length",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn channel_ready_alias_must_be_eight_bytes() {
+        let m = ChannelReady {
+            channel_id: ChannelId([1; 32]),
+            second_per_commitment_point: point(2),
+            short_channel_id_alias: Some(ShortChannelId::new(1, 2, 3)),
+        };
+        let bytes = m.encode_payload();
+        assert_eq!(
+            bytes.get(65..),
+            Some(&[0x01, 0x08, 0, 0, 1, 0, 0, 2, 0, 3][..])
+        );
+        assert_eq!(ChannelReady::decode_payload(&bytes), Ok(m));
+
+        let mut short = bytes.get(..65).unwrap_or_default().to_vec();
+        short.extend_from_slice(&[0x01, 0x07, 0, 0, 1, 0, 0, 2, 0]);
+        assert!(matches!(
+            ChannelReady::decode_payload(&short),
+            Err(DecodeError::ShortRead {
+                field: "channel_ready.short_channel_id",
+                ..
+            })
+        ));
+        let mut long = bytes.get(..65).unwrap_or_default().to_vec();
+        long.extend_from_slice(&[0x01, 0x09, 0, 0, 1, 0, 0, 2, 0, 3, 4]);
+        assert_eq!(
+            ChannelReady::decode_payload(&long),
+            Err(DecodeError::TrailingBytes {
+                field: "channel_ready.short_channel_id",
+                extra: 1
+            })
+        );
+    }
+}

@@ -130,3 +130,76 @@ impl WireMessage for ChannelReestablish {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_values::{assert_truncations_fail, point};
+    use super::*;
+
+    fn reestablish() -> ChannelReestablish {
+        ChannelReestablish {
+            channel_id: ChannelId([1; 32]),
+            next_commitment_number: 2,
+            next_revocation_number: 1,
+            your_last_per_commitment_secret: [3; 32],
+            my_current_per_commitment_point: point(4),
+            next_funding: Some(FundingTxidFlags {
+                txid: Txid::from_byte_array([5; 32]),
+                retransmit_flags: ChannelReestablish::RETRANSMIT_COMMITMENT_SIGNED,
+            }),
+            my_current_funding_locked: Some(FundingTxidFlags {
+                txid: Txid::from_byte_array([6; 32]),
+                retransmit_flags: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn layout_is_113_fixed_bytes_then_tlvs_1_and_5() {
+        let m = reestablish();
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.get(113..115), Some(&[0x01, 0x21][..]));
+        assert_eq!(bytes.get(147), Some(&1));
+        assert_eq!(bytes.get(148..150), Some(&[0x05, 0x21][..]));
+        assert_eq!(bytes.len(), 113 + 35 + 35);
+        assert_eq!(ChannelReestablish::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 113, ChannelReestablish::decode_payload);
+    }
+
+    #[test]
+    fn tlv_values_must_be_33_bytes_and_old_even_type_0_is_rejected() {
+        let fixed = reestablish()
+            .encode_payload()
+            .get(..113)
+            .unwrap_or_default()
+            .to_vec();
+        let mut short = fixed.clone();
+        short.extend_from_slice(&[0x01, 0x20]);
+        short.extend_from_slice(&[5; 32]);
+        assert!(matches!(
+            ChannelReestablish::decode_payload(&short),
+            Err(DecodeError::ShortRead {
+                field: "channel_reestablish.next_funding",
+                ..
+            })
+        ));
+        // The pre-standard `next_funding_txid` at type 0 is an unknown even TLV.
+        let mut old = fixed.clone();
+        old.extend_from_slice(&[0x00, 0x20]);
+        old.extend_from_slice(&[5; 32]);
+        assert_eq!(
+            ChannelReestablish::decode_payload(&old),
+            Err(DecodeError::UnknownEvenTlv { tlv_type: 0 })
+        );
+        let mut bad_point = fixed;
+        if let Some(b) = bad_point.get_mut(80) {
+            *b = 0x00;
+        }
+        assert_eq!(
+            ChannelReestablish::decode_payload(&bad_point),
+            Err(DecodeError::InvalidPublicKey {
+                field: "channel_reestablish.my_current_per_commitment_point"
+            })
+        );
+    }
+}

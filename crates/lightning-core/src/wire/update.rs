@@ -425,3 +425,202 @@ impl WireMessage for UpdateFee {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_values::{assert_truncations_fail, point, sig};
+    use super::*;
+
+    fn add() -> UpdateAddHtlc {
+        UpdateAddHtlc {
+            channel_id: ChannelId([1; 32]),
+            id: 5,
+            amount_msat: 10_000,
+            payment_hash: PaymentHash([2; 32]),
+            cltv_expiry: 800_000,
+            onion_routing_packet: Box::new([0xab; ONION_PACKET_LEN]),
+            path_key: Some(point(3)),
+        }
+    }
+
+    fn attribution() -> AttributionData {
+        let mut data = AttributionData {
+            htlc_hold_times: [0; AttributionData::HOPS],
+            truncated_hmacs: [[0; 4]; AttributionData::HMACS],
+        };
+        data.htlc_hold_times[0] = 0x0102_0304;
+        data.truncated_hmacs[209] = [9, 8, 7, 6];
+        data
+    }
+
+    #[test]
+    fn update_add_htlc_layout() {
+        let m = add();
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.len(), 1450 + 2 + 33);
+        assert_eq!(bytes.get(80..84), Some(&800_000u32.to_be_bytes()[..]));
+        assert_eq!(bytes.get(84), Some(&0xab));
+        assert_eq!(bytes.get(1450..1452), Some(&[0x00, 0x21][..]));
+        assert_eq!(UpdateAddHtlc::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 1450, UpdateAddHtlc::decode_payload);
+    }
+
+    #[test]
+    fn update_add_htlc_bad_path_key() {
+        let mut bytes = add().encode_payload();
+        if let Some(b) = bytes.get_mut(1452) {
+            *b = 0x04;
+        }
+        assert_eq!(
+            UpdateAddHtlc::decode_payload(&bytes),
+            Err(DecodeError::InvalidPublicKey {
+                field: "update_add_htlc.blinded_path.path_key"
+            })
+        );
+        let mut short = add().encode_payload();
+        short.truncate(1450);
+        short.extend_from_slice(&[0x00, 0x20]);
+        short.extend_from_slice(&[0x02; 32]);
+        assert!(matches!(
+            UpdateAddHtlc::decode_payload(&short),
+            Err(DecodeError::ShortRead {
+                field: "update_add_htlc.blinded_path.path_key",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn attribution_data_is_920_bytes() {
+        let data = attribution();
+        let bytes = data.to_bytes();
+        assert_eq!(bytes.len(), 920);
+        assert_eq!(bytes.get(..4), Some(&[1, 2, 3, 4][..]));
+        assert_eq!(bytes.get(916..), Some(&[9, 8, 7, 6][..]));
+        assert_eq!(AttributionData::from_bytes(&bytes, "a"), Ok(data));
+        assert!(matches!(
+            AttributionData::from_bytes(bytes.get(..919).unwrap_or_default(), "a"),
+            Err(DecodeError::ShortRead { field: "a", .. })
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            AttributionData::from_bytes(&long, "a"),
+            Err(DecodeError::TrailingBytes {
+                field: "a",
+                extra: 1
+            })
+        );
+    }
+
+    #[test]
+    fn fulfill_and_fail_carry_attribution_data() {
+        let fulfill = UpdateFulfillHtlc {
+            channel_id: ChannelId([1; 32]),
+            id: 7,
+            payment_preimage: PaymentPreimage([3; 32]),
+            attribution_data: Some(Box::new(attribution())),
+        };
+        let bytes = fulfill.encode_payload();
+        // 72 fixed bytes, then type 1, length 0xfd 0x0398 (920).
+        assert_eq!(bytes.get(72..76), Some(&[0x01, 0xfd, 0x03, 0x98][..]));
+        assert_eq!(UpdateFulfillHtlc::decode_payload(&bytes), Ok(fulfill));
+        assert_truncations_fail(&bytes, 72, UpdateFulfillHtlc::decode_payload);
+
+        let fail = UpdateFailHtlc {
+            channel_id: ChannelId([1; 32]),
+            id: 7,
+            reason: vec![1, 2, 3],
+            attribution_data: None,
+        };
+        let bytes = fail.encode_payload();
+        assert_eq!(bytes.len(), 32 + 8 + 2 + 3);
+        assert_eq!(UpdateFailHtlc::decode_payload(&bytes), Ok(fail));
+        assert_truncations_fail(&bytes, bytes.len(), UpdateFailHtlc::decode_payload);
+
+        let mut bad = bytes.clone();
+        bad.extend_from_slice(&[0x01, 0x01, 0x00]);
+        assert!(matches!(
+            UpdateFailHtlc::decode_payload(&bad),
+            Err(DecodeError::ShortRead {
+                field: "update_fail_htlc.attribution_data",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn fail_malformed_badonion_bit() {
+        let m = UpdateFailMalformedHtlc {
+            channel_id: ChannelId([1; 32]),
+            id: 1,
+            sha256_of_onion: [4; 32],
+            failure_code: 0x8000 | 0x4000 | 5,
+        };
+        assert!(m.has_badonion_bit());
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.get(72..), Some(&[0xc0, 0x05][..]));
+        assert_eq!(UpdateFailMalformedHtlc::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 74, UpdateFailMalformedHtlc::decode_payload);
+    }
+
+    #[test]
+    fn commitment_signed_counts_signatures_before_allocating() {
+        let m = CommitmentSigned {
+            channel_id: ChannelId([1; 32]),
+            signature: sig(1),
+            htlc_signatures: vec![sig(2), sig(3)],
+            funding_txid: Some(Txid::from_byte_array([5; 32])),
+        };
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.get(96..98), Some(&[0x00, 0x02][..]));
+        assert_eq!(bytes.get(226..228), Some(&[0x01, 0x20][..]));
+        assert_eq!(CommitmentSigned::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 226, CommitmentSigned::decode_payload);
+
+        // num_htlcs = 65535 with no signatures following
+        let mut claim = bytes.get(..96).unwrap_or_default().to_vec();
+        claim.extend_from_slice(&[0xff, 0xff]);
+        assert_eq!(
+            CommitmentSigned::decode_payload(&claim),
+            Err(DecodeError::ShortRead {
+                field: "commitment_signed.htlc_signature",
+                needed: 65535 * 64,
+                remaining: 0
+            })
+        );
+        // an invalid second htlc signature
+        let mut bad = bytes.clone();
+        for b in bad.get_mut(162..226).into_iter().flatten() {
+            *b = 0xff;
+        }
+        assert_eq!(
+            CommitmentSigned::decode_payload(&bad),
+            Err(DecodeError::InvalidSignature {
+                field: "commitment_signed.htlc_signature"
+            })
+        );
+    }
+
+    #[test]
+    fn revoke_and_ack_and_update_fee() {
+        let m = RevokeAndAck {
+            channel_id: ChannelId([1; 32]),
+            per_commitment_secret: [0; 32],
+            next_per_commitment_point: point(4),
+        };
+        let bytes = m.encode_payload();
+        assert_eq!(bytes.len(), 97);
+        assert_eq!(RevokeAndAck::decode_payload(&bytes), Ok(m));
+        assert_truncations_fail(&bytes, 97, RevokeAndAck::decode_payload);
+
+        let f = UpdateFee {
+            channel_id: ChannelId([1; 32]),
+            feerate_per_kw: 253,
+        };
+        let bytes = f.encode_payload();
+        assert_eq!(bytes.get(32..), Some(&[0, 0, 0, 253][..]));
+        assert_eq!(UpdateFee::decode_payload(&bytes), Ok(f));
+        assert_truncations_fail(&bytes, 36, UpdateFee::decode_payload);
+    }
+}
