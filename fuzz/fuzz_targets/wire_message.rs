@@ -12,6 +12,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(message_type % 2, 1, "only odd types may be ignored");
         }
         Ok(message) => {
+            assert_eq!(
+                Some(&message.message_type().to_be_bytes()[..]),
+                data.get(..2),
+                "the decoded type is the input's type"
+            );
             let encoded = message.encode();
             let again = Message::decode(&encoded).expect("a re-encoded message decodes");
             assert_eq!(again, message, "re-encoding changed the value");

@@ -4,7 +4,8 @@
 //!
 //! [`decode_stream`] checks the framing rules and hands back borrowed records; the caller (a
 //! message or payload decoder) parses the values of the types it knows with
-//! [`TlvRecord::reader`] and [`TlvRecord::finish`]-style helpers.
+//! [`TlvRecord::reader`] and [`Reader::finish`] (which rejects a value longer than its type
+//! needs).
 
 use crate::ser::{write_bigsize, DecodeError, Reader};
 

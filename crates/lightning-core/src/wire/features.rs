@@ -225,6 +225,9 @@ impl std::error::Error for FeatureError {}
 ///
 /// Stored least-significant byte first; [`Features::to_wire_bytes`] and
 /// [`Features::from_wire_bytes`] convert to and from the big-endian wire form.
+///
+/// Equality compares the wire bytes, length included: a bitfield padded with leading zero
+/// bytes differs from its minimal form. [`Features::same_bits`] compares set bits only.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Features {
     /// Byte `i` holds bits `8i..8i+8`.
@@ -278,6 +281,11 @@ impl Features {
     /// Whether the wire form has no leading zero byte (BOLT 1: "SHOULD use the minimum length").
     pub fn is_minimal(&self) -> bool {
         self.le_bytes.last() != Some(&0)
+    }
+
+    /// Whether both bitfields set exactly the same bits, whatever their lengths.
+    pub fn same_bits(&self, other: &Features) -> bool {
+        self.bits().eq(other.bits())
     }
 
     /// Whether `bit` is set.
@@ -546,6 +554,10 @@ mod tests {
         assert_eq!(c.truncated_to(13).to_wire_bytes(), vec![0x02]);
         assert!(!a.is_minimal());
         assert!(b.is_minimal());
+        let padded = Features::from_wire_bytes(&[0x00, 0x80, 0x00]);
+        assert_ne!(padded, b);
+        assert!(padded.same_bits(&b));
+        assert!(!padded.same_bits(&a));
     }
 
     proptest! {

@@ -29,7 +29,10 @@ impl Init {
     pub const MAX_GLOBAL_FEATURE_BIT: usize = 13;
 
     /// An `init` announcing `features`: `features` carries every bit and `globalfeatures`
-    /// repeats bits 0 to 13 for old peers (the receiver ORs the two).
+    /// repeats bits 0 to 13 for old peers (the receiver ORs the two), minimally encoded.
+    ///
+    /// LDK 0.2 writes `globalfeatures` as `min(2, flen)` bytes even when they are zero
+    /// (`0002 0000`); both forms decode to the same combined features.
     pub fn new(
         features: InitFeatures,
         networks: Option<Vec<ChainHash>>,
@@ -277,6 +280,17 @@ mod tests {
             vec![0x00, 0x02, 0x21, 0x00, 0x00, 0x03, 0x80, 0xa1, 0x00]
         );
         assert_eq!(Init::decode_payload(&bytes), Ok(init));
+    }
+
+    #[test]
+    fn init_keeps_padded_global_features_bytes() {
+        // globalfeatures 0x0000 (two zero bytes, as LDK 0.2 writes them), features 0x0100.
+        let bytes = [0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x01, 0x00];
+        let init = Init::decode_payload(&bytes).unwrap();
+        assert!(init.global_features.is_empty());
+        assert_eq!(init.global_features.wire_len(), 2);
+        assert!(init.combined_features().requires(Feature::VarOnionOptin));
+        assert_eq!(init.encode_payload(), bytes);
     }
 
     #[test]
