@@ -9,6 +9,8 @@
 //!   secrets, scripts, commitment and HTLC transactions, and their signatures.
 //! * [`onion`]: BOLT 4 onion construction, per-hop processing and failure messages.
 //! * [`transport`]: the BOLT 8 Noise_XK handshake and message encryption.
+//! * [`channel`]: the BOLT 2 channel state machine.
+//! * [`peer`] and [`node`]: a peer's channels (`PeerState`) and the per-shard `NodeCore`.
 //!
 //! The crate has no threads, no IO, no clock and no global state. Randomness comes in as
 //! arguments (keys, nonces) or through [`entropy::EntropySource`]; time comes in as block
@@ -22,9 +24,12 @@
 pub use bitcoin;
 pub use bitcoin::secp256k1;
 
+pub mod channel;
 pub mod entropy;
 pub mod keys;
+pub mod node;
 pub mod onion;
+pub mod peer;
 pub mod secrets;
 pub mod ser;
 pub mod tlv;
