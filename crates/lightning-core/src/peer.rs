@@ -1,1 +1,76 @@
-//! Placeholder: filled in by its owner.
+//! `PeerState`: one peer's connection state and channels, owned by exactly one shard.
+//!
+//! This is LDK's per-peer `PeerState` without its `Mutex`: the shard that owns the peer owns
+//! this value outright, so nothing here is shared or locked.
+
+use std::collections::BTreeMap;
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::Transaction;
+
+use crate::channel::{Channel, ChannelPhase};
+use crate::types::ChannelId;
+use crate::wire::Features;
+
+/// One channel as its node keeps it: the state machine plus what only the node needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerChannel {
+    /// The BOLT 2 state machine.
+    pub channel: Channel,
+    /// The application's id for the channel.
+    pub user_channel_id: u128,
+    /// As funder: the funding transaction, broadcast once `funding_signed` arrives.
+    pub funding_tx: Option<Transaction>,
+}
+
+/// A peer's state: its `init` features, its channels by id (temporary until funding, then
+/// final) and whether it is connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerState {
+    /// The peer's node id.
+    pub node_id: PublicKey,
+    /// The features of the peer's `init`, once received on the current connection.
+    pub their_features: Option<Features>,
+    /// Whether a connection to the peer is up.
+    pub connected: bool,
+    /// The peer's channels with us, by channel id.
+    pub channel_by_id: BTreeMap<ChannelId, PeerChannel>,
+}
+
+impl PeerState {
+    /// A peer that has just connected and not yet sent `init`.
+    pub fn new(node_id: PublicKey) -> Self {
+        PeerState { node_id, their_features: None, connected: true, channel_by_id: BTreeMap::new() }
+    }
+
+    /// Channels not yet funded (no `funding_signed` exchanged): what a peer can make us hold
+    /// for free, so it is limited per peer.
+    pub fn unfunded_channels(&self) -> usize {
+        self.channel_by_id
+            .values()
+            .filter(|c| {
+                matches!(
+                    c.channel.phase(),
+                    ChannelPhase::AwaitingAcceptChannel
+                        | ChannelPhase::AwaitingFundingTransaction
+                        | ChannelPhase::AwaitingFundingCreated
+                        | ChannelPhase::AwaitingFundingSigned
+                )
+            })
+            .count()
+    }
+
+    /// Whether the peer has nothing worth keeping: disconnected and no channel.
+    pub fn is_prunable(&self) -> bool {
+        !self.connected && self.channel_by_id.is_empty()
+    }
+
+    /// Re-keys a channel whose id changed (temporary to final at funding).
+    pub fn rekey(&mut self, old: ChannelId, new: ChannelId) {
+        if old != new {
+            if let Some(entry) = self.channel_by_id.remove(&old) {
+                self.channel_by_id.insert(new, entry);
+            }
+        }
+    }
+}

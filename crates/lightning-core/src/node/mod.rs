@@ -1,10 +1,344 @@
 //! `NodeCore`: the ChannelManager logic for the peers one shard owns.
 //!
+//! A `NodeCore` owns a set of [`PeerState`]s outright and never assumes it sees every peer:
+//! an HTLC whose next channel it does not own, or a result for an HTLC that came from a
+//! channel it does not own, leaves as an explicit [`Output`] for the shard engine to route.
+//!
+//! # Call order
+//! Inputs: [`NodeCore::peer_connected`] / [`NodeCore::peer_disconnected`],
+//! [`NodeCore::handle_message`] with a peer's decrypted message bytes, the API calls
+//! ([`NodeCore::create_channel`], [`NodeCore::send_payment`], ...), chain input
+//! ([`NodeCore::best_block_updated`], [`NodeCore::transactions_confirmed`]) and what other
+//! shards hand over ([`NodeCore::handle_forward`], [`NodeCore::handle_resolution`]).
+//! After each input, drain [`NodeCore::poll_output`] (or [`NodeCore::drain_outputs`]) and act
+//! on every output in order. A later issue adds persistence: outputs will then be released
+//! only after the state that produced them is durable.
+//!
+//! `NodeCore` is deterministic: given the same seed and the same inputs it produces the same
+//! outputs, byte for byte. Its maps are ordered (`BTreeMap`), its randomness comes from a
+//! seeded generator, and time is the block height.
+//!
 //! * [`route`]: caller-given routes and the payment onion built along them.
 //! * [`htlc_policy`]: what to do with an HTLC a peer committed to us (forward, receive, fail).
+//! * [`config`], [`event`]: configuration, events and outputs.
 
+mod chain;
+pub mod config;
+mod dispatch;
+pub mod event;
+mod forwarding;
 pub mod htlc_policy;
+mod lifecycle;
+mod payments;
 pub mod route;
 
 #[cfg(test)]
 mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
+use bitcoin::{BlockHash, ScriptBuf, Transaction, Txid};
+
+pub use config::NodeConfig;
+pub use event::{
+    ClosureReason, Event, ForwardHtlc, ForwardOutcome, ForwardResolution, HtlcSource, Output,
+    PaymentFailure, PaymentId,
+};
+pub use htlc_policy::ForwardingPolicy;
+pub use route::{Route, RouteHop};
+
+use crate::channel::{derive_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
+use crate::entropy::{EntropySource, SeededEntropy};
+use crate::onion::HopSharedSecret;
+use crate::peer::{PeerChannel, PeerState};
+use crate::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId};
+use crate::wire::{ErrorMessage, Message};
+
+/// Why an API call was refused. Nothing changed when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The peer is not connected (or has not sent `init`).
+    PeerNotConnected(PublicKey),
+    /// No channel with this id belongs to this peer.
+    UnknownChannel(ChannelId),
+    /// No channel with this short channel id is ours.
+    UnknownShortChannelId(ShortChannelId),
+    /// A configured limit was reached.
+    LimitReached(String),
+    /// The channel refused the request.
+    Channel(String),
+    /// The route or payment is invalid.
+    InvalidRoute(String),
+    /// A payment with this id exists already.
+    DuplicatePayment(PaymentId),
+    /// No payment to us with this hash is claimable.
+    NotClaimable(PaymentHash),
+    /// The funding transaction does not pay the channel's funding script the right amount.
+    BadFundingTransaction(String),
+}
+
+impl core::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ApiError::PeerNotConnected(p) => write!(f, "peer {p} is not connected"),
+            ApiError::UnknownChannel(c) => write!(f, "no channel {c} with this peer"),
+            ApiError::UnknownShortChannelId(s) => write!(f, "no channel with short id {s}"),
+            ApiError::LimitReached(what) => write!(f, "limit reached: {what}"),
+            ApiError::Channel(why) => write!(f, "channel refused: {why}"),
+            ApiError::InvalidRoute(why) => write!(f, "invalid route: {why}"),
+            ApiError::DuplicatePayment(id) => write!(f, "payment {:?} already exists", id.0),
+            ApiError::NotClaimable(h) => write!(f, "no claimable payment with hash {h}"),
+            ApiError::BadFundingTransaction(why) => write!(f, "bad funding transaction: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<ChannelError> for ApiError {
+    fn from(e: ChannelError) -> Self {
+        ApiError::Channel(e.text().to_owned())
+    }
+}
+
+/// A channel as `list_channels` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelDetails {
+    /// The channel id (temporary until funded).
+    pub channel_id: ChannelId,
+    /// The peer.
+    pub counterparty_node_id: PublicKey,
+    /// The application's id for it.
+    pub user_channel_id: u128,
+    /// The funding amount.
+    pub channel_value_satoshis: u64,
+    /// Whether we funded it.
+    pub is_outbound: bool,
+    /// Where it is in its life.
+    pub phase: ChannelPhase,
+    /// Whether payments may flow now (ready and the peer connected).
+    pub is_usable: bool,
+    /// The real short channel id, once confirmed.
+    pub short_channel_id: Option<ShortChannelId>,
+    /// Balances in the latest commitments.
+    pub balances: Balances,
+}
+
+/// A payment to us we are ready to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InboundPayment {
+    secret: PaymentSecret,
+    amount_msat: Option<u64>,
+}
+
+/// An HTLC paying us, committed and waiting for `claim_funds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClaimableHtlc {
+    node_id: PublicKey,
+    channel_id: ChannelId,
+    htlc_id: u64,
+    amount_msat: u64,
+    cltv_expiry: u32,
+    shared_secret: HopSharedSecret,
+}
+
+/// One of our payments in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OutboundPayment {
+    payment_hash: PaymentHash,
+    route: Route,
+    shared_secrets: Vec<HopSharedSecret>,
+}
+
+/// An HTLC we offered on one of our channels, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OfferedHtlc {
+    source: HtlcSource,
+    amount_msat: u64,
+    incoming_amount_msat: u64,
+    cltv_expiry: u32,
+}
+
+/// An HTLC a peer offered us that we forwarded: what we need to answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UpstreamHtlc {
+    node_id: PublicKey,
+    shared_secret: HopSharedSecret,
+}
+
+/// HTLCs waiting for an HTLC-timeout transaction of a force-closed channel to confirm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingTimeout {
+    channel_id: ChannelId,
+    offered: OfferedHtlc,
+}
+
+/// The ChannelManager logic of one shard: see the [module documentation](self).
+#[derive(Debug)]
+pub struct NodeCore {
+    secp: Secp256k1<All>,
+    node_secret: SecretKey,
+    node_id: PublicKey,
+    seed: [u8; 32],
+    config: NodeConfig,
+    entropy: SeededEntropy,
+    best_height: u32,
+    best_hash: BlockHash,
+    next_channel_key_index: u64,
+    peers: BTreeMap<PublicKey, PeerState>,
+    /// Our channels' real short ids and our aliases, to (peer, channel).
+    scid_to_channel: BTreeMap<ShortChannelId, (PublicKey, ChannelId)>,
+    inbound_payments: BTreeMap<PaymentHash, InboundPayment>,
+    claimable: BTreeMap<PaymentHash, Vec<ClaimableHtlc>>,
+    payments: BTreeMap<PaymentId, OutboundPayment>,
+    offered: BTreeMap<(ChannelId, u64), OfferedHtlc>,
+    upstream: BTreeMap<(ChannelId, u64), UpstreamHtlc>,
+    pending_timeouts: BTreeMap<Txid, Vec<PendingTimeout>>,
+    outputs: VecDeque<Output>,
+}
+
+impl NodeCore {
+    /// A node with identity `node_secret`. `seed` (secret, 32 bytes) derives every channel's
+    /// keys and all of the node's randomness, so the same seed and inputs replay exactly.
+    /// `shard_index` keeps the randomness of several shards of one node apart.
+    pub fn new(
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        shard_index: u32,
+        config: NodeConfig,
+        best_height: u32,
+        best_hash: BlockHash,
+    ) -> Self {
+        let secp = Secp256k1::new();
+        let node_id = PublicKey::from_secret_key(&secp, &node_secret);
+        let mut engine = sha256::Hash::engine();
+        engine.input(b"lnshard/node-entropy");
+        engine.input(&seed);
+        engine.input(&shard_index.to_be_bytes());
+        let entropy = SeededEntropy::new(sha256::Hash::from_engine(engine).to_byte_array());
+        NodeCore {
+            secp,
+            node_secret,
+            node_id,
+            seed,
+            config,
+            entropy,
+            best_height,
+            best_hash,
+            // Each shard draws channel key indices from its own range.
+            next_channel_key_index: u64::from(shard_index) << 40,
+            peers: BTreeMap::new(),
+            scid_to_channel: BTreeMap::new(),
+            inbound_payments: BTreeMap::new(),
+            claimable: BTreeMap::new(),
+            payments: BTreeMap::new(),
+            offered: BTreeMap::new(),
+            upstream: BTreeMap::new(),
+            pending_timeouts: BTreeMap::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Our node id.
+    pub fn node_id(&self) -> PublicKey {
+        self.node_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The best block we know.
+    pub fn best_block(&self) -> (u32, BlockHash) {
+        (self.best_height, self.best_hash)
+    }
+
+    /// The next output for the host, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Every pending output, in order.
+    pub fn drain_outputs(&mut self) -> Vec<Output> {
+        self.outputs.drain(..).collect()
+    }
+
+    /// The peers this core owns.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerState> {
+        self.peers.values()
+    }
+
+    /// Every channel this core owns, with balances.
+    pub fn list_channels(&self) -> Vec<ChannelDetails> {
+        self.peers
+            .values()
+            .flat_map(|peer| {
+                peer.channel_by_id.iter().map(move |(id, entry)| {
+                    let c = &entry.channel;
+                    ChannelDetails {
+                        channel_id: *id,
+                        counterparty_node_id: peer.node_id,
+                        user_channel_id: entry.user_channel_id,
+                        channel_value_satoshis: c.funding_satoshis(),
+                        is_outbound: c.is_funder(),
+                        phase: c.phase(),
+                        is_usable: peer.connected
+                            && peer.their_features.is_some()
+                            && c.phase() == ChannelPhase::Normal,
+                        short_channel_id: c.short_channel_id(),
+                        balances: c.balances(),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Read access to one channel (for tests and inspection).
+    pub fn channel(&self, node_id: &PublicKey, channel_id: &ChannelId) -> Option<&Channel> {
+        self.peers.get(node_id)?.channel_by_id.get(channel_id).map(|e| &e.channel)
+    }
+
+    fn random_bytes(&mut self) -> [u8; 32] {
+        self.entropy.random_bytes()
+    }
+
+    fn next_keys(&mut self) -> crate::keys::ChannelKeys {
+        let index = self.next_channel_key_index;
+        self.next_channel_key_index += 1;
+        derive_channel_keys(&self.seed, index)
+    }
+
+    /// A fresh P2WPKH script of ours for closing outputs, derived from the seed.
+    fn fresh_shutdown_script(&mut self) -> ScriptBuf {
+        let bytes = self.random_bytes();
+        let mut engine = sha256::Hash::engine();
+        engine.input(b"lnshard/shutdown-key");
+        engine.input(&self.seed);
+        engine.input(&bytes);
+        let secret = SecretKey::from_slice(&sha256::Hash::from_engine(engine).to_byte_array())
+            .expect("a sha256 output is a valid secret key with overwhelming probability");
+        let pubkey = bitcoin::CompressedPublicKey(PublicKey::from_secret_key(&self.secp, &secret));
+        ScriptBuf::new_p2wpkh(&pubkey.wpubkey_hash())
+    }
+
+    fn push_event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn send(&mut self, node_id: PublicKey, msg: Message) {
+        self.outputs.push_back(Output::SendMessage { node_id, msg });
+    }
+
+    fn send_error(&mut self, node_id: PublicKey, channel_id: ChannelId, text: &str) {
+        self.send(node_id, Message::Error(ErrorMessage::new(channel_id, text)));
+    }
+
+    /// Broadcasts a transaction.
+    fn broadcast(&mut self, tx: Transaction) {
+        self.push_event(Event::BroadcastTransaction { tx });
+    }
+}

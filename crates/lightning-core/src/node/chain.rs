@@ -1,0 +1,81 @@
+//! Chain input: confirmations of funding transactions, new best blocks (channel_ready at
+//! depth; HTLC deadlines), and our HTLC-timeout transactions confirming.
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::{BlockHash, Transaction};
+
+use super::{ClosureReason, NodeCore};
+use crate::onion::FailureMessage;
+use crate::types::{ChannelId, PaymentHash};
+
+impl NodeCore {
+    /// Transactions confirmed in the block at `height`: `(index in block, tx)`.
+    pub fn transactions_confirmed(&mut self, height: u32, txdata: &[(u32, &Transaction)]) {
+        for (index, tx) in txdata {
+            let txid = tx.compute_txid();
+            // A funding transaction of ours.
+            let funded: Vec<(PublicKey, ChannelId, u16)> = self
+                .peers
+                .values()
+                .flat_map(|p| {
+                    p.channel_by_id.iter().filter_map(move |(id, e)| {
+                        let outpoint = e.channel.funding_outpoint()?;
+                        (outpoint.txid == txid).then(|| (p.node_id, *id, outpoint.vout as u16))
+                    })
+                })
+                .collect();
+            for (node_id, channel_id, vout) in funded {
+                self.with_channel(node_id, channel_id, |entry| {
+                    entry.channel.funding_confirmed(height, *index, vout)?;
+                    entry.channel.best_block_updated(height.max(0))
+                });
+            }
+            // One of our HTLC-timeout transactions: the HTLCs it times out fail back now.
+            if let Some(pending) = self.pending_timeouts.remove(&txid) {
+                for p in pending {
+                    self.resolve_offered_failed_here(
+                        p.offered,
+                        Some(p.channel_id),
+                        FailureMessage::PermanentChannelFailure,
+                    );
+                }
+            }
+        }
+    }
+
+    /// A new best block: channels reaching their funding depth send `channel_ready`; a channel
+    /// holding an HTLC we offered past its deadline (expiry plus the grace period) is failed
+    /// and the HTLC timed out on chain; payments to us nobody claimed before their deadline
+    /// are failed back.
+    pub fn best_block_updated(&mut self, height: u32, hash: BlockHash) {
+        self.best_height = height;
+        self.best_hash = hash;
+        let ids: Vec<(PublicKey, ChannelId)> = self
+            .peers
+            .values()
+            .flat_map(|p| p.channel_by_id.keys().map(move |id| (p.node_id, *id)))
+            .collect();
+        let grace = self.config.offered_htlc_grace_blocks;
+        for (node_id, channel_id) in ids {
+            let expired = self
+                .channel(&node_id, &channel_id)
+                .is_some_and(|c| c.offered_htlc_expiries().any(|expiry| expiry.saturating_add(grace) <= height));
+            if expired {
+                self.send_error(node_id, channel_id, "an offered htlc passed its deadline: closing");
+                self.close_channel_internal(node_id, channel_id, ClosureReason::HtlcsTimedOut, true);
+                continue;
+            }
+            self.with_channel(node_id, channel_id, |entry| entry.channel.best_block_updated(height));
+        }
+        let deadline = self.config.received_htlc_deadline_blocks;
+        let overdue: Vec<PaymentHash> = self
+            .claimable
+            .iter()
+            .filter(|(_, htlcs)| htlcs.iter().any(|h| h.cltv_expiry <= height.saturating_add(deadline)))
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in overdue {
+            let _ = self.fail_htlc_backwards(hash);
+        }
+    }
+}
