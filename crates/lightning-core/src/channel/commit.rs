@@ -1,0 +1,337 @@
+//! `commitment_signed` and `revoke_and_ack`: building, signing and verifying the real BOLT 3
+//! commitment and HTLC transactions, and moving the change lists.
+
+use bitcoin::secp256k1::{PublicKey, Secp256k1};
+
+use super::error::close;
+use super::spec::{reduce, CommitmentSpec, Update};
+use super::{
+    Channel, ChannelError, ChannelEvent, ChannelPhase, Connection, HtlcFailure, LocalCommit,
+    NextRemoteCommit, RemoteCommit,
+};
+use crate::keys::{self as bolt3_keys, CommitmentKeys};
+use crate::secrets::FIRST_INDEX;
+use crate::transactions::{build_commitment_tx, CommitmentParams, CommitmentTx, Side};
+use crate::wire::{CommitmentSigned, Message, RevokeAndAck};
+
+impl Channel {
+    /// Builds our commitment number `index` with content `spec` (unsigned).
+    pub(crate) fn build_local_tx(
+        &self,
+        spec: &CommitmentSpec,
+        index: u64,
+    ) -> Result<CommitmentTx, ChannelError> {
+        let point = self.local_point(index)?;
+        let secp = Secp256k1::verification_only();
+        let keys = CommitmentKeys::derive(&secp, &point, &self.local_pubkeys, &self.remote_pubkeys)
+            .map_err(|e| close(format!("cannot derive keys of our commitment {index}: {e}")))?;
+        let funding_outpoint = self
+            .funding_outpoint
+            .ok_or_else(|| close("no funding outpoint yet"))?;
+        let htlcs = spec.tx_htlcs();
+        build_commitment_tx(&CommitmentParams {
+            channel_type: self.channel_type,
+            funding_outpoint,
+            funding_satoshis: self.funding_satoshis,
+            local_funding_pubkey: self.local_pubkeys.funding_pubkey,
+            remote_funding_pubkey: self.remote_pubkeys.funding_pubkey,
+            local_payment_basepoint: self.local_pubkeys.payment_basepoint,
+            remote_payment_basepoint: self.remote_pubkeys.payment_basepoint,
+            funder: if self.is_funder {
+                Side::Local
+            } else {
+                Side::Remote
+            },
+            commitment_number: index,
+            to_local_msat: spec.to_local_msat,
+            to_remote_msat: spec.to_remote_msat,
+            feerate_per_kw: spec.feerate_per_kw,
+            dust_limit_satoshis: self.local_params.dust_limit_satoshis,
+            to_self_delay: self.remote_params.to_self_delay,
+            keys,
+            htlcs: &htlcs,
+        })
+        .map_err(|e| close(format!("cannot build our commitment {index}: {e}")))
+    }
+
+    /// Builds the peer's commitment number `index` with content `spec` (its point of view).
+    pub(crate) fn build_remote_tx(
+        &self,
+        spec: &CommitmentSpec,
+        index: u64,
+        point: &PublicKey,
+    ) -> Result<CommitmentTx, ChannelError> {
+        let secp = Secp256k1::verification_only();
+        let keys = CommitmentKeys::derive(&secp, point, &self.remote_pubkeys, &self.local_pubkeys)
+            .map_err(|e| {
+                close(format!(
+                    "cannot derive keys of remote commitment {index}: {e}"
+                ))
+            })?;
+        let funding_outpoint = self
+            .funding_outpoint
+            .ok_or_else(|| close("no funding outpoint yet"))?;
+        let htlcs = spec.tx_htlcs();
+        build_commitment_tx(&CommitmentParams {
+            channel_type: self.channel_type,
+            funding_outpoint,
+            funding_satoshis: self.funding_satoshis,
+            local_funding_pubkey: self.remote_pubkeys.funding_pubkey,
+            remote_funding_pubkey: self.local_pubkeys.funding_pubkey,
+            local_payment_basepoint: self.remote_pubkeys.payment_basepoint,
+            remote_payment_basepoint: self.local_pubkeys.payment_basepoint,
+            funder: if self.is_funder {
+                Side::Remote
+            } else {
+                Side::Local
+            },
+            commitment_number: index,
+            to_local_msat: spec.to_local_msat,
+            to_remote_msat: spec.to_remote_msat,
+            feerate_per_kw: spec.feerate_per_kw,
+            dust_limit_satoshis: self.remote_params.dust_limit_satoshis,
+            to_self_delay: self.local_params.to_self_delay,
+            keys,
+            htlcs: &htlcs,
+        })
+        .map_err(|e| close(format!("cannot build remote commitment {index}: {e}")))
+    }
+
+    /// Our latest local commitment transaction, built (unsigned), for inspection.
+    pub fn local_commitment_tx(&self) -> Result<CommitmentTx, ChannelError> {
+        self.build_local_tx(&self.local_commit.spec, self.local_commit.index)
+    }
+
+    /// Whether a `commitment_signed` would carry changes: our holding cell or proposals, or
+    /// the peer's acked updates not yet in its commitment.
+    pub fn has_changes_to_sign(&self) -> bool {
+        !self.holding_cell.is_empty()
+            || !self.local_changes.proposed.is_empty()
+            || !self.remote_changes.acked.is_empty()
+    }
+
+    /// The signing step: if we may sign (open, connected, not awaiting a `revoke_and_ack`)
+    /// and have changes, releases the holding cell (its updates go out first) and queues one
+    /// `commitment_signed` for the peer's next commitment. Also sends our pending `shutdown`
+    /// once all our updates are signed, and starts closing negotiation when the channel is
+    /// clean. Returns whether a `commitment_signed` was queued.
+    pub fn maybe_sign(&mut self) -> Result<bool, ChannelError> {
+        if self.phase != ChannelPhase::Normal || self.connection != Connection::Connected {
+            return Ok(false);
+        }
+        let mut signed = false;
+        if self.next_remote_commit.is_none() && self.has_changes_to_sign() {
+            let mut next = self.clone();
+            next.sign_next_remote()?;
+            *self = next;
+            signed = true;
+        }
+        self.after_state_change()?;
+        Ok(signed)
+    }
+
+    fn sign_next_remote(&mut self) -> Result<(), ChannelError> {
+        let point = self
+            .remote_next_point
+            .ok_or_else(|| close("no next per-commitment point from the peer"))?;
+        let released = std::mem::take(&mut self.holding_cell);
+        for u in &released {
+            self.outbox.push(u.to_message());
+        }
+        self.local_changes.proposed.extend(released);
+        let spec = reduce(
+            &self.remote_commit.spec,
+            &self.remote_changes.acked,
+            &self.local_changes.proposed,
+        )
+        .map_err(|e| close(format!("cannot build the next remote commitment: {e}")))?;
+        let index = self.remote_commit.index.saturating_add(1);
+        let tx = self.build_remote_tx(&spec, index, &point)?;
+        let secp = Secp256k1::signing_only();
+        let signature = tx.sign(&secp, &self.keys.funding_key);
+        let htlc_key = self
+            .keys
+            .htlc_key(&secp, &point)
+            .map_err(|e| close(format!("cannot derive our htlc key: {e}")))?;
+        let htlc_signatures = tx
+            .htlc_txs()
+            .iter()
+            .map(|h| h.sign_remote(&secp, &htlc_key))
+            .collect();
+        let msg = CommitmentSigned {
+            channel_id: self.channel_id,
+            signature,
+            htlc_signatures,
+            funding_txid: None,
+        };
+        self.outbox.push(Message::CommitmentSigned(msg.clone()));
+        self.next_remote_commit = Some(NextRemoteCommit {
+            commit: RemoteCommit {
+                index,
+                spec,
+                txid: tx.txid(),
+                per_commitment_point: point,
+            },
+            sig: msg,
+            sent_after_local_commit_index: self.local_commit.index,
+        });
+        let proposed = std::mem::take(&mut self.local_changes.proposed);
+        self.local_changes.signed.extend(proposed);
+        let acked = std::mem::take(&mut self.remote_changes.acked);
+        self.remote_changes.signed.extend(acked);
+        Ok(())
+    }
+
+    fn check_can_receive_commitment_update(&self, what: &str) -> Result<(), ChannelError> {
+        if self.phase != ChannelPhase::Normal {
+            return Err(close(format!(
+                "unexpected {what} before the channel is open"
+            )));
+        }
+        if self.connection != Connection::Connected {
+            return Err(close(format!(
+                "unexpected {what} before channel_reestablish"
+            )));
+        }
+        if self.closing.last_sent.is_some() || self.closing.last_received.is_some() {
+            return Err(close(format!(
+                "unexpected {what} during closing negotiation"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The peer's `commitment_signed` for our next commitment: verifies the commitment
+    /// signature and every HTLC signature (one per untrimmed HTLC, in output order), then
+    /// queues our `revoke_and_ack`. On error the channel is unchanged.
+    pub fn handle_commitment_signed(&mut self, msg: &CommitmentSigned) -> Result<(), ChannelError> {
+        self.check_can_receive_commitment_update("commitment_signed")?;
+        if msg.channel_id != self.channel_id {
+            return Err(close("commitment_signed for another channel_id"));
+        }
+        if self.remote_changes.proposed.is_empty() && self.local_changes.acked.is_empty() {
+            return Err(close("commitment_signed without changes"));
+        }
+        let spec = reduce(
+            &self.local_commit.spec,
+            &self.local_changes.acked,
+            &self.remote_changes.proposed,
+        )
+        .map_err(|e| close(format!("cannot build our next commitment: {e}")))?;
+        let index = self.local_commit.index.saturating_add(1);
+        let tx = self.build_local_tx(&spec, index)?;
+        let secp = Secp256k1::verification_only();
+        tx.verify_remote(&secp, &msg.signature).map_err(|_| {
+            close(format!(
+                "commitment_signed signature does not verify for commitment {index}"
+            ))
+        })?;
+        let htlc_txs = tx.htlc_txs();
+        if htlc_txs.len() != msg.htlc_signatures.len() {
+            return Err(close(format!(
+                "commitment_signed has {} htlc signatures, commitment {index} has {} htlc outputs",
+                msg.htlc_signatures.len(),
+                htlc_txs.len()
+            )));
+        }
+        for (htlc_tx, sig) in htlc_txs.iter().zip(&msg.htlc_signatures) {
+            htlc_tx.verify_remote(&secp, sig).map_err(|_| {
+                close(format!(
+                    "htlc signature for output {} of commitment {index} does not verify",
+                    htlc_tx.commitment_output().output_index
+                ))
+            })?;
+        }
+        let raa = RevokeAndAck {
+            channel_id: self.channel_id,
+            per_commitment_secret: self.local_secret(index.saturating_sub(1))?,
+            next_per_commitment_point: self.local_point(index.saturating_add(1))?,
+        };
+        self.local_commit = LocalCommit {
+            index,
+            spec,
+            remote_signature: Some(msg.signature),
+            htlc_signatures: msg.htlc_signatures.clone(),
+        };
+        self.local_changes.acked.clear();
+        let proposed = std::mem::take(&mut self.remote_changes.proposed);
+        self.remote_changes.acked.extend(proposed);
+        self.outbox.push(Message::RevokeAndAck(raa));
+        Ok(())
+    }
+
+    /// The `revoke_and_ack` message revoking our commitment `index - 1` (the one before
+    /// `index`), as sent when we received the peer's signature for `index`.
+    pub(crate) fn revoke_and_ack_for(&self, index: u64) -> Result<RevokeAndAck, ChannelError> {
+        Ok(RevokeAndAck {
+            channel_id: self.channel_id,
+            per_commitment_secret: self.local_secret(index.saturating_sub(1))?,
+            next_per_commitment_point: self.local_point(index.saturating_add(1))?,
+        })
+    }
+
+    /// The peer's `revoke_and_ack`: checks the secret against the point it gave for the
+    /// commitment being revoked, stores it, and emits the events of the updates that are now
+    /// irrevocably committed. On error the channel is unchanged.
+    pub fn handle_revoke_and_ack(&mut self, msg: &RevokeAndAck) -> Result<(), ChannelError> {
+        self.check_can_receive_commitment_update("revoke_and_ack")?;
+        if msg.channel_id != self.channel_id {
+            return Err(close("revoke_and_ack for another channel_id"));
+        }
+        let Some(next) = self.next_remote_commit.clone() else {
+            return Err(close(
+                "unexpected revoke_and_ack: no commitment awaits revocation",
+            ));
+        };
+        let revoked = self.remote_commit.index;
+        let secp = Secp256k1::signing_only();
+        let point = bolt3_keys::per_commitment_point(&secp, &msg.per_commitment_secret)
+            .map_err(|_| close("per_commitment_secret is not a valid secret key"))?;
+        if point != self.remote_commit.per_commitment_point {
+            return Err(close(format!(
+                "per_commitment_secret does not match the point of commitment {revoked}"
+            )));
+        }
+        let mut secrets = self.remote_secrets.clone();
+        secrets
+            .insert(
+                FIRST_INDEX.saturating_sub(revoked),
+                msg.per_commitment_secret,
+            )
+            .map_err(|e| close(format!("per_commitment_secret rejected: {e}")))?;
+        self.remote_secrets = secrets;
+        self.remote_commit = next.commit;
+        self.next_remote_commit = None;
+        self.remote_next_point = Some(msg.next_per_commitment_point);
+        let signed = std::mem::take(&mut self.local_changes.signed);
+        self.local_changes.acked.extend(signed);
+        for u in std::mem::take(&mut self.remote_changes.signed) {
+            match u {
+                Update::Add(add) => self.events.push(ChannelEvent::InboundHtlcCommitted {
+                    id: add.id,
+                    amount_msat: add.amount_msat,
+                    payment_hash: add.payment_hash,
+                    cltv_expiry: add.cltv_expiry,
+                    onion: add.onion_routing_packet,
+                    path_key: add.path_key,
+                }),
+                Update::Fail(f) => self.events.push(ChannelEvent::OutboundHtlcFailed {
+                    id: f.id,
+                    failure: HtlcFailure::Reason(f.reason),
+                }),
+                Update::FailMalformed(f) => self.events.push(ChannelEvent::OutboundHtlcFailed {
+                    id: f.id,
+                    failure: HtlcFailure::Malformed {
+                        sha256_of_onion: f.sha256_of_onion,
+                        failure_code: f.failure_code,
+                    },
+                }),
+                Update::Fulfill(f) => {
+                    self.fulfilled_notified.remove(&f.id);
+                }
+                Update::Fee(_) => {}
+            }
+        }
+        Ok(())
+    }
+}

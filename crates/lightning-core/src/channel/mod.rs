@@ -1,0 +1,549 @@
+//! The BOLT 2 state machine of one single-funded channel.
+//!
+//! [`Channel`] is sans-IO and deterministic: messages arrive as typed [`crate::wire`] values
+//! through `handle_*` methods, local requests through methods like [`Channel::send_htlc`],
+//! time as block heights. Nothing is sent directly: messages to send queue up in the channel
+//! and come out of [`Channel::drain_messages`], and events for the node (HTLCs to forward or
+//! claim, payments fulfilled or failed, a closing transaction to broadcast) out of
+//! [`Channel::drain_events`]. All state is plain data.
+//!
+//! # Bookkeeping
+//! Eclair's change-set model: the channel stores the spec of our latest commitment
+//! (`local_commit`), of the peer's latest revoked-or-current one (`remote_commit`), of the one
+//! we signed but the peer has not yet revoked its predecessor (`next_remote_commit`), and six
+//! lists of update messages: ours `proposed -> signed -> acked`, theirs
+//! `proposed -> acked -> signed`. Every commitment's content is computed by the pure
+//! [`spec::reduce`]. Our own updates wait in a holding cell (LDK's policy) until we can sign:
+//! they go on the wire only together with the `commitment_signed` that covers them.
+//!
+//! # Call order
+//! 1. Opening: funder [`Channel::new_outbound`] (send the `open_channel`), then
+//!    [`Channel::handle_accept_channel`], build a funding transaction paying
+//!    [`Channel::funding_script_pubkey`], then [`Channel::funding_transaction_built`] (send the
+//!    `funding_created`), then [`Channel::handle_funding_signed`] and only then broadcast the
+//!    funding transaction. Fundee: [`Channel::new_inbound`] (send the `accept_channel`), then
+//!    [`Channel::handle_funding_created`] (send the `funding_signed`).
+//! 2. Both: [`Channel::funding_confirmed`] when the funding transaction confirms,
+//!    [`Channel::best_block_updated`] on every new block, [`Channel::handle_channel_ready`].
+//! 3. Normal operation: local requests ([`Channel::send_htlc`], [`Channel::fulfill_htlc`],
+//!    [`Channel::fail_htlc`], [`Channel::fail_malformed_htlc`], [`Channel::update_fee`],
+//!    [`Channel::shutdown`]) and peer messages (`handle_*`) change the state; then call
+//!    [`Channel::maybe_sign`] (it releases the holding cell and signs when allowed).
+//! 4. After every call: **persist the channel**, then send [`Channel::drain_messages`] in
+//!    order and act on [`Channel::drain_events`]. Messages are only handed out after the call
+//!    that produced them returned, so persisting before draining is the persistence barrier
+//!    (no `commitment_signed` or `revoke_and_ack` leaves before its state is stored).
+//! 5. On disconnection call [`Channel::peer_disconnected`]; on reconnection send
+//!    [`Channel::get_reestablish`] and feed the peer's into
+//!    [`Channel::handle_channel_reestablish`].
+//! 6. On a [`ChannelError`] send its [`ChannelError::to_message`]; for
+//!    [`ChannelError::Close`] call [`Channel::force_close`] and broadcast its transaction.
+
+mod close;
+mod commit;
+pub mod config;
+pub mod error;
+pub mod keys;
+mod open;
+mod reestablish;
+pub mod spec;
+mod update;
+
+use std::collections::BTreeSet;
+
+use bitcoin::constants::ChainHash;
+use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1};
+use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
+
+pub use config::ChannelConfig;
+pub use error::ChannelError;
+pub use keys::derive_channel_keys;
+pub use open::{
+    is_valid_shutdown_script, OutboundParams, MAX_ACCEPTED_HTLCS, MIN_DUST_LIMIT_SATOSHIS,
+};
+pub use spec::{reduce, CommitmentSpec, ReduceError, SpecHtlc, Update};
+pub use update::{FEE_SPIKE_BUFFER_MULTIPLE, MAX_CLTV_EXPIRY};
+
+use crate::keys::{ChannelKeys, ChannelPublicKeys};
+use crate::secrets::{CounterpartySecrets, FIRST_INDEX};
+use crate::transactions::ChannelType;
+use crate::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
+use crate::wire::{CommitmentSigned, Features, Message, ONION_PACKET_LEN};
+use error::close;
+
+/// The parameters one side announced in `open_channel` / `accept_channel`: the constraints
+/// it imposes on the *other* side, and its own dust limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChannelParams {
+    /// Its `dust_limit_satoshis` (applies to its own commitment).
+    pub dust_limit_satoshis: u64,
+    /// Its `max_htlc_value_in_flight_msat` (limits the HTLCs the other side offers).
+    pub max_htlc_value_in_flight_msat: u64,
+    /// Its `channel_reserve_satoshis` (the other side must keep this much).
+    pub channel_reserve_satoshis: u64,
+    /// Its `htlc_minimum_msat` (smallest HTLC it accepts).
+    pub htlc_minimum_msat: u64,
+    /// Its `to_self_delay` (the CSV delay on the other side's outputs).
+    pub to_self_delay: u16,
+    /// Its `max_accepted_htlcs` (how many HTLCs the other side may offer).
+    pub max_accepted_htlcs: u16,
+}
+
+/// Where the channel is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelPhase {
+    /// Funder: `open_channel` sent, waiting for `accept_channel`.
+    AwaitingAcceptChannel,
+    /// Funder: accepted; waiting for the caller to build the funding transaction.
+    AwaitingFundingTransaction,
+    /// Fundee: `accept_channel` sent, waiting for `funding_created`.
+    AwaitingFundingCreated,
+    /// Funder: `funding_created` sent, waiting for `funding_signed`.
+    AwaitingFundingSigned,
+    /// Funding signed on both sides; waiting for depth and both `channel_ready`.
+    AwaitingChannelReady,
+    /// Open: payments may flow (also while shutting down, until negotiation).
+    Normal,
+    /// Closed: cooperatively, by force or by error. Nothing more is accepted.
+    Closed,
+}
+
+/// A commitment we hold: its number, content and the peer's signatures on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCommit {
+    /// The commitment number.
+    pub index: u64,
+    /// Its content.
+    pub spec: CommitmentSpec,
+    /// The peer's signature of the commitment transaction.
+    pub remote_signature: Option<Signature>,
+    /// The peer's HTLC signatures, in output order.
+    pub htlc_signatures: Vec<Signature>,
+}
+
+/// A commitment of the peer that we signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCommit {
+    /// The commitment number.
+    pub index: u64,
+    /// Its content, from the peer's point of view.
+    pub spec: CommitmentSpec,
+    /// Its transaction id.
+    pub txid: Txid,
+    /// The peer's per-commitment point for it.
+    pub per_commitment_point: PublicKey,
+}
+
+/// A peer commitment we signed whose predecessor the peer has not revoked yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextRemoteCommit {
+    /// The commitment.
+    pub commit: RemoteCommit,
+    /// The `commitment_signed` we sent for it (resent verbatim after a reconnection).
+    pub sig: CommitmentSigned,
+    /// Our local commitment number when we sent it: if ours is higher now, the
+    /// `commitment_signed` went out before our last `revoke_and_ack` (resend order).
+    pub sent_after_local_commit_index: u64,
+}
+
+/// Our updates: `proposed` (sent, not yet signed), `signed` (covered by our
+/// `commitment_signed`, awaiting the peer's `revoke_and_ack`), `acked` (in the peer's
+/// commitment, waiting to enter ours with the peer's next `commitment_signed`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalChanges {
+    /// Sent, not yet signed.
+    pub proposed: Vec<Update>,
+    /// Signed, awaiting the peer's revocation.
+    pub signed: Vec<Update>,
+    /// Acknowledged by the peer's revocation.
+    pub acked: Vec<Update>,
+}
+
+/// The peer's updates: `proposed` (received, not covered by its `commitment_signed`),
+/// `acked` (in our commitment and revoked our previous one; to be signed into the peer's),
+/// `signed` (in the peer's next commitment, awaiting its revocation: then irrevocable).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteChanges {
+    /// Received, not yet signed by the peer.
+    pub proposed: Vec<Update>,
+    /// In our commitment; we revoked the previous one.
+    pub acked: Vec<Update>,
+    /// Signed by us into the peer's next commitment.
+    pub signed: Vec<Update>,
+}
+
+/// The connection as the channel sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Connected and in sync.
+    Connected,
+    /// Disconnected: nothing is sent until reconnection.
+    Disconnected,
+    /// Reconnected; our `channel_reestablish` is out, the peer's not yet received.
+    AwaitingReestablish,
+}
+
+/// Shutdown progress.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShutdownState {
+    /// The caller asked to close (or the peer did and we answer); our `shutdown` goes out
+    /// once our updates are all signed.
+    pub local_requested: bool,
+    /// We sent `shutdown`.
+    pub local_sent: bool,
+    /// The peer's `shutdown` script, once received.
+    pub remote_script: Option<ScriptBuf>,
+}
+
+/// Legacy `closing_signed` negotiation progress.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClosingState {
+    /// The fee we last proposed and our signature for it.
+    pub last_sent: Option<(u64, Signature)>,
+    /// The fee the peer last proposed and its signature.
+    pub last_received: Option<(u64, Signature)>,
+    /// The peer's `fee_range`, if it sent one.
+    pub remote_range: Option<(u64, u64)>,
+}
+
+/// How an outbound HTLC failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HtlcFailure {
+    /// `update_fail_htlc`: the encrypted failure `reason` for the onion layer.
+    Reason(Vec<u8>),
+    /// `update_fail_malformed_htlc`.
+    Malformed {
+        /// The hash of the onion the peer could not parse.
+        sha256_of_onion: [u8; 32],
+        /// The BOLT 4 failure code (BADONION bit set).
+        failure_code: u16,
+    },
+}
+
+/// What the channel tells its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// Both `channel_ready` exchanged: the channel is usable.
+    ChannelReady {
+        /// The real short channel id (funding position), if confirmed.
+        short_channel_id: Option<ShortChannelId>,
+        /// The alias the peer asked us to use, if any.
+        remote_alias: Option<ShortChannelId>,
+    },
+    /// An HTLC the peer offered is irrevocably committed: forward or claim it now.
+    InboundHtlcCommitted {
+        /// Its id (the peer's numbering).
+        id: u64,
+        /// Its amount.
+        amount_msat: u64,
+        /// Its payment hash.
+        payment_hash: PaymentHash,
+        /// Its `cltv_expiry`.
+        cltv_expiry: u32,
+        /// The onion packet.
+        onion: Box<[u8; ONION_PACKET_LEN]>,
+        /// The route-blinding `path_key` (TLV), if any.
+        path_key: Option<PublicKey>,
+    },
+    /// The peer fulfilled our HTLC: the preimage is usable at once (emitted once per HTLC).
+    OutboundHtlcFulfilled {
+        /// Our HTLC id.
+        id: u64,
+        /// The preimage.
+        payment_preimage: PaymentPreimage,
+    },
+    /// Our HTLC failed and its removal is irrevocably committed: fail it upstream now.
+    OutboundHtlcFailed {
+        /// Our HTLC id.
+        id: u64,
+        /// How it failed.
+        failure: HtlcFailure,
+    },
+    /// Both shutdowns exchanged (negotiation starts when no HTLC remains).
+    ShutdownStarted,
+    /// The cooperative close is agreed: broadcast this fully signed closing transaction.
+    ClosingTransactionReady {
+        /// The closing transaction.
+        tx: Transaction,
+    },
+}
+
+/// Balances in the latest commitments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balances {
+    /// Our balance in our latest commitment (HTLCs and fees excluded).
+    pub to_local_msat: u64,
+    /// The peer's balance in our latest commitment.
+    pub to_remote_msat: u64,
+    /// What we could send now: our balance in the peer's next commitment minus the peer's
+    /// reserve (and, as funder, the commitment fee with the fee-spike buffer), capped by
+    /// the peer's in-flight limit.
+    pub outbound_capacity_msat: u64,
+    /// What the peer could send us: its balance in our latest commitment minus our reserve
+    /// (and, if it is the funder, the commitment fee).
+    pub inbound_capacity_msat: u64,
+}
+
+/// One single-funded channel: see the [module documentation](self) for the call order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub(crate) is_funder: bool,
+    pub(crate) chain_hash: ChainHash,
+    pub(crate) temporary_channel_id: ChannelId,
+    pub(crate) channel_id: ChannelId,
+    pub(crate) channel_type: ChannelType,
+    pub(crate) channel_type_features: Features,
+    pub(crate) funding_satoshis: u64,
+    pub(crate) push_msat: u64,
+    pub(crate) config: ChannelConfig,
+    pub(crate) keys: ChannelKeys,
+    pub(crate) local_pubkeys: ChannelPublicKeys,
+    /// The peer's keys; equal to ours as a placeholder until `accept_channel` arrives.
+    pub(crate) remote_pubkeys: ChannelPublicKeys,
+    pub(crate) local_params: ChannelParams,
+    pub(crate) remote_params: ChannelParams,
+    pub(crate) phase: ChannelPhase,
+    pub(crate) connection: Connection,
+    pub(crate) funding_outpoint: Option<OutPoint>,
+    pub(crate) minimum_depth: u32,
+    pub(crate) funding_height: Option<u32>,
+    pub(crate) short_channel_id: Option<ShortChannelId>,
+    pub(crate) local_alias: Option<ShortChannelId>,
+    pub(crate) remote_alias: Option<ShortChannelId>,
+    pub(crate) channel_ready_sent: bool,
+    pub(crate) channel_ready_received: bool,
+    pub(crate) local_commit: LocalCommit,
+    pub(crate) remote_commit: RemoteCommit,
+    pub(crate) next_remote_commit: Option<NextRemoteCommit>,
+    /// The peer's per-commitment point for commitment `remote_commit.index + 1`.
+    pub(crate) remote_next_point: Option<PublicKey>,
+    pub(crate) local_changes: LocalChanges,
+    pub(crate) remote_changes: RemoteChanges,
+    pub(crate) holding_cell: Vec<Update>,
+    pub(crate) local_next_htlc_id: u64,
+    pub(crate) remote_next_htlc_id: u64,
+    pub(crate) remote_secrets: CounterpartySecrets,
+    pub(crate) local_shutdown_script: ScriptBuf,
+    pub(crate) remote_upfront_shutdown_script: Option<ScriptBuf>,
+    pub(crate) anysegwit: bool,
+    pub(crate) shutdown: ShutdownState,
+    pub(crate) closing: ClosingState,
+    pub(crate) fulfilled_notified: BTreeSet<u64>,
+    pub(crate) outbox: Vec<Message>,
+    pub(crate) events: Vec<ChannelEvent>,
+}
+
+impl Channel {
+    /// The channel id: the temporary one until funding, then the final one.
+    pub fn channel_id(&self) -> ChannelId {
+        self.channel_id
+    }
+
+    /// The temporary channel id used during opening.
+    pub fn temporary_channel_id(&self) -> ChannelId {
+        self.temporary_channel_id
+    }
+
+    /// Whether we are the funder (opener).
+    pub fn is_funder(&self) -> bool {
+        self.is_funder
+    }
+
+    /// The negotiated commitment format.
+    pub fn channel_type(&self) -> ChannelType {
+        self.channel_type
+    }
+
+    /// Where the channel is in its life.
+    pub fn phase(&self) -> ChannelPhase {
+        self.phase
+    }
+
+    /// The connection state.
+    pub fn connection(&self) -> Connection {
+        self.connection
+    }
+
+    /// The funding amount.
+    pub fn funding_satoshis(&self) -> u64 {
+        self.funding_satoshis
+    }
+
+    /// The funding outpoint, once known.
+    pub fn funding_outpoint(&self) -> Option<OutPoint> {
+        self.funding_outpoint
+    }
+
+    /// The real short channel id, once the funding transaction confirmed.
+    pub fn short_channel_id(&self) -> Option<ShortChannelId> {
+        self.short_channel_id
+    }
+
+    /// The alias the peer gave us in `channel_ready`.
+    pub fn remote_alias(&self) -> Option<ShortChannelId> {
+        self.remote_alias
+    }
+
+    /// Our latest commitment.
+    pub fn local_commit(&self) -> &LocalCommit {
+        &self.local_commit
+    }
+
+    /// The peer's latest commitment whose predecessor is revoked.
+    pub fn remote_commit(&self) -> &RemoteCommit {
+        &self.remote_commit
+    }
+
+    /// The peer commitment we signed whose predecessor is not yet revoked.
+    pub fn next_remote_commit(&self) -> Option<&NextRemoteCommit> {
+        self.next_remote_commit.as_ref()
+    }
+
+    /// Our change lists.
+    pub fn local_changes(&self) -> &LocalChanges {
+        &self.local_changes
+    }
+
+    /// The peer's change lists.
+    pub fn remote_changes(&self) -> &RemoteChanges {
+        &self.remote_changes
+    }
+
+    /// Our updates waiting to be sent with the next `commitment_signed`.
+    pub fn holding_cell(&self) -> &[Update] {
+        &self.holding_cell
+    }
+
+    /// Our parameters (constraints on the peer).
+    pub fn local_params(&self) -> &ChannelParams {
+        &self.local_params
+    }
+
+    /// The peer's parameters (constraints on us).
+    pub fn remote_params(&self) -> &ChannelParams {
+        &self.remote_params
+    }
+
+    /// The peer's revealed per-commitment secrets.
+    pub fn remote_secrets(&self) -> &CounterpartySecrets {
+        &self.remote_secrets
+    }
+
+    /// Whether we signed a commitment the peer has not answered with `revoke_and_ack`.
+    pub fn is_awaiting_revoke_and_ack(&self) -> bool {
+        self.next_remote_commit.is_some()
+    }
+
+    /// The messages to send, in order (after persisting the channel).
+    pub fn drain_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The events for the node, in order.
+    pub fn drain_events(&mut self) -> Vec<ChannelEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Balances and capacities.
+    pub fn balances(&self) -> Balances {
+        let ct = self.channel_type;
+        let spec = &self.local_commit.spec;
+        let remote = self.latest_remote_spec_with_pending();
+        let (our_balance, our_fee) = match &remote {
+            Ok(s) => (
+                s.to_remote_msat,
+                if self.is_funder {
+                    s.funder_cost_msat_at(
+                        s.feerate_per_kw.saturating_mul(2),
+                        1,
+                        self.remote_params.dust_limit_satoshis,
+                        ct,
+                    )
+                } else {
+                    0
+                },
+            ),
+            Err(_) => (spec.to_local_msat, 0),
+        };
+        let outbound = our_balance
+            .saturating_sub(our_fee)
+            .saturating_sub(
+                self.remote_params
+                    .channel_reserve_satoshis
+                    .saturating_mul(1000),
+            )
+            .min(self.remote_params.max_htlc_value_in_flight_msat);
+        let their_fee = if self.is_funder {
+            0
+        } else {
+            spec.funder_cost_msat_at(
+                spec.feerate_per_kw,
+                1,
+                self.local_params.dust_limit_satoshis,
+                ct,
+            )
+        };
+        let inbound = spec
+            .to_remote_msat
+            .saturating_sub(their_fee)
+            .saturating_sub(
+                self.local_params
+                    .channel_reserve_satoshis
+                    .saturating_mul(1000),
+            )
+            .min(self.local_params.max_htlc_value_in_flight_msat);
+        Balances {
+            to_local_msat: spec.to_local_msat,
+            to_remote_msat: spec.to_remote_msat,
+            outbound_capacity_msat: outbound,
+            inbound_capacity_msat: inbound,
+        }
+    }
+
+    /// Our per-commitment point for commitment `index`.
+    pub(crate) fn local_point(&self, index: u64) -> Result<PublicKey, ChannelError> {
+        let secp = Secp256k1::signing_only();
+        let i = FIRST_INDEX
+            .checked_sub(index)
+            .ok_or_else(|| close(format!("commitment number {index} is above 2^48-1")))?;
+        self.keys
+            .per_commitment_point(&secp, i)
+            .map_err(|e| close(format!("per-commitment point {index}: {e}")))
+    }
+
+    /// Our per-commitment secret for commitment `index`.
+    pub(crate) fn local_secret(&self, index: u64) -> Result<[u8; 32], ChannelError> {
+        let i = FIRST_INDEX
+            .checked_sub(index)
+            .ok_or_else(|| close(format!("commitment number {index} is above 2^48-1")))?;
+        self.keys
+            .per_commitment_secret(i)
+            .map_err(|e| close(format!("per-commitment secret {index}: {e}")))
+    }
+
+    /// Whether we are past funding and not closed.
+    pub(crate) fn is_funded(&self) -> bool {
+        matches!(
+            self.phase,
+            ChannelPhase::AwaitingChannelReady | ChannelPhase::Normal
+        )
+    }
+
+    /// Whether closing negotiation may run: both shutdowns exchanged and nothing in flight.
+    pub fn is_clean_for_closing(&self) -> bool {
+        self.shutdown.local_sent
+            && self.shutdown.remote_script.is_some()
+            && self.local_commit.spec.htlcs.is_empty()
+            && self.remote_commit.spec.htlcs.is_empty()
+            && self.next_remote_commit.is_none()
+            && self.holding_cell.is_empty()
+            && self.local_changes == LocalChanges::default()
+            && self.remote_changes == RemoteChanges::default()
+    }
+
+    /// Marks the channel closed: nothing more is sent or accepted.
+    pub(crate) fn set_closed(&mut self) {
+        self.phase = ChannelPhase::Closed;
+        self.outbox.clear();
+    }
+}
