@@ -40,7 +40,12 @@ pub struct PeerState {
 impl PeerState {
     /// A peer that has just connected and not yet sent `init`.
     pub fn new(node_id: PublicKey) -> Self {
-        PeerState { node_id, their_features: None, connected: true, channel_by_id: BTreeMap::new() }
+        PeerState {
+            node_id,
+            their_features: None,
+            connected: true,
+            channel_by_id: BTreeMap::new(),
+        }
     }
 
     /// Channels not yet funded (no `funding_signed` exchanged): what a peer can make us hold

@@ -35,7 +35,11 @@ fn two_nodes_1000_payments_both_ways_exact_balances() {
     let (mut sent_ab, mut sent_ba) = (0u64, 0u64);
     for i in 0..1000u64 {
         // Mostly above dust (HTLC outputs and HTLC signatures), every tenth below it.
-        let amount = if i % 10 == 9 { 200_000 } else { 5_000_000 + i * 1_000 };
+        let amount = if i % 10 == 9 {
+            200_000
+        } else {
+            5_000_000 + i * 1_000
+        };
         if i % 2 == 0 {
             net.pay(&[0, 1], &[scid], amount, i);
             sent_ab += amount;
@@ -46,14 +50,25 @@ fn two_nodes_1000_payments_both_ways_exact_balances() {
     }
     let a = net.details(0, channel_id).unwrap();
     let b = net.details(1, channel_id).unwrap();
-    let a_expected = SATS * 1000 - 300_000_000 - sent_ab + sent_ba;
+    let a_expected = SATS * 1000 - 300_000_000 + sent_ba - sent_ab;
     assert_eq!(a.balances.to_local_msat, a_expected);
     assert_eq!(a.balances.to_remote_msat, SATS * 1000 - a_expected);
     assert_eq!(b.balances.to_local_msat, SATS * 1000 - a_expected);
     assert_eq!(b.balances.to_remote_msat, a_expected);
-    let (ca, cb) = (net.nodes[0].core.channel(&net.id(1), &channel_id).unwrap(), net.nodes[1].core.channel(&net.id(0), &channel_id).unwrap());
-    assert_eq!(ca.local_commit().spec, cb.remote_commit().spec, "A's commitment is what B signed");
-    assert_eq!(cb.local_commit().spec, ca.remote_commit().spec, "B's commitment is what A signed");
+    let (ca, cb) = (
+        net.nodes[0].core.channel(&net.id(1), &channel_id).unwrap(),
+        net.nodes[1].core.channel(&net.id(0), &channel_id).unwrap(),
+    );
+    assert_eq!(
+        ca.local_commit().spec,
+        cb.remote_commit().spec,
+        "A's commitment is what B signed"
+    );
+    assert_eq!(
+        cb.local_commit().spec,
+        ca.remote_commit().spec,
+        "B's commitment is what A signed"
+    );
 }
 
 fn line_of_three(seed: u8) -> (Net, ShortChannelId, ShortChannelId) {
@@ -68,12 +83,16 @@ fn line_of_three(seed: u8) -> (Net, ShortChannelId, ShortChannelId) {
 #[test]
 fn three_nodes_multi_hop_pays_the_middle_nodes_fee() {
     let (mut net, s01, s12) = line_of_three(3);
-    let amount = 7_000_000;
+    let amount = 30_000_000;
     let fee = net.pay(&[0, 1, 2], &[s01, s12], amount, 1);
     let policy_fee = net.nodes[1].core.config().forwarding.fee_for(amount);
     assert_eq!(fee, policy_fee);
     let forwarded = net.take_events(1).into_iter().find_map(|e| match e {
-        Event::PaymentForwarded { fee_earned_msat, outbound_amount_msat, .. } => Some((fee_earned_msat, outbound_amount_msat)),
+        Event::PaymentForwarded {
+            fee_earned_msat,
+            outbound_amount_msat,
+            ..
+        } => Some((fee_earned_msat, outbound_amount_msat)),
         _ => None,
     });
     assert_eq!(forwarded, Some((policy_fee, amount)));
@@ -92,15 +111,37 @@ fn failures_come_back_naming_the_failing_hop() {
     let route = net.route(&[0, 1, 2], &[s01, s12], 6_000_000);
     let preimage = lightning_core::types::PaymentPreimage([0x55; 32]);
     let id = lightning_core::node::PaymentId([1; 32]);
-    net.nodes[0].core.send_payment(&route, preimage.payment_hash(), lightning_core::types::PaymentSecret([3; 32]), id).unwrap();
+    net.nodes[0]
+        .core
+        .send_payment(
+            &route,
+            preimage.payment_hash(),
+            lightning_core::types::PaymentSecret([3; 32]),
+            id,
+        )
+        .unwrap();
     net.run();
-    let failure = net.take_events(0).into_iter().find_map(|e| match e {
-        Event::PaymentFailed { payment_id, failure, .. } if payment_id == id => Some(failure),
-        _ => None,
-    }).expect("payment failed");
+    let failure = net
+        .take_events(0)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::PaymentFailed {
+                payment_id,
+                failure,
+                ..
+            } if payment_id == id => Some(failure),
+            _ => None,
+        })
+        .expect("payment failed");
     assert_eq!(failure.failing_hop, Some(1));
     assert_eq!(failure.failing_node, Some(net.id(2)));
-    assert!(matches!(failure.failure, Some(FailureMessage::IncorrectOrUnknownPaymentDetails { .. })), "{failure:?}");
+    assert!(
+        matches!(
+            failure.failure,
+            Some(FailureMessage::IncorrectOrUnknownPaymentDetails { .. })
+        ),
+        "{failure:?}"
+    );
 
     // The middle node is underpaid: hop 0 (node 1) fails it with fee_insufficient.
     let mut route = net.route(&[0, 1, 2], &[s01, s12], 6_000_000);
@@ -108,29 +149,60 @@ fn failures_come_back_naming_the_failing_hop() {
     let preimage = lightning_core::types::PaymentPreimage([0x56; 32]);
     let (hash, secret) = net.nodes[2].core.create_inbound_payment(&preimage, None);
     let id = lightning_core::node::PaymentId([2; 32]);
-    net.nodes[0].core.send_payment(&route, hash, secret, id).unwrap();
+    net.nodes[0]
+        .core
+        .send_payment(&route, hash, secret, id)
+        .unwrap();
     net.run();
-    let failure = net.take_events(0).into_iter().find_map(|e| match e {
-        Event::PaymentFailed { payment_id, failure, .. } if payment_id == id => Some(failure),
-        _ => None,
-    }).expect("payment failed");
+    let failure = net
+        .take_events(0)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::PaymentFailed {
+                payment_id,
+                failure,
+                ..
+            } if payment_id == id => Some(failure),
+            _ => None,
+        })
+        .expect("payment failed");
     assert_eq!(failure.failing_hop, Some(0));
-    assert!(matches!(failure.failure, Some(FailureMessage::FeeInsufficient { .. })), "{failure:?}");
+    assert!(
+        matches!(
+            failure.failure,
+            Some(FailureMessage::FeeInsufficient { .. })
+        ),
+        "{failure:?}"
+    );
 
     // An unknown next channel: hop 0 fails it with unknown_next_peer.
     let mut route = net.route(&[0, 1, 2], &[s01, s12], 6_000_000);
     route.hops[1].short_channel_id = ShortChannelId::new(1, 2, 3);
     let id = lightning_core::node::PaymentId([3; 32]);
-    net.nodes[0].core.send_payment(&route, hash, secret, id).unwrap();
+    net.nodes[0]
+        .core
+        .send_payment(&route, hash, secret, id)
+        .unwrap();
     net.run();
-    let failure = net.take_events(0).into_iter().find_map(|e| match e {
-        Event::PaymentFailed { payment_id, failure, .. } if payment_id == id => Some(failure),
-        _ => None,
-    }).expect("payment failed");
+    let failure = net
+        .take_events(0)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::PaymentFailed {
+                payment_id,
+                failure,
+                ..
+            } if payment_id == id => Some(failure),
+            _ => None,
+        })
+        .expect("payment failed");
     assert_eq!(failure.failing_hop, Some(0));
     assert_eq!(failure.failure, Some(FailureMessage::UnknownNextPeer));
     // Balances are untouched by failed payments.
-    assert_eq!(net.nodes[0].core.list_channels()[0].balances.to_local_msat, SATS * 1000);
+    assert_eq!(
+        net.nodes[0].core.list_channels()[0].balances.to_local_msat,
+        SATS * 1000
+    );
 }
 
 #[test]
@@ -143,16 +215,41 @@ fn htlc_timing_out_on_chain_fails_back_upstream() {
     assert_eq!(expiry, 2);
     net.mine(60);
     let events = net.take_events(1);
-    assert!(events.iter().any(|e| matches!(e, Event::ChannelClosed { reason: ClosureReason::HtlcsTimedOut, .. })), "{events:?}");
-    let txs: Vec<_> = events.iter().filter_map(|e| match e { Event::BroadcastTransaction { tx } => Some(tx.clone()), _ => None }).collect();
-    assert!(txs.len() >= 2, "commitment and htlc-timeout transactions broadcast");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ChannelClosed {
+                reason: ClosureReason::HtlcsTimedOut,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    let txs: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BroadcastTransaction { tx } => Some(tx.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        txs.len() >= 2,
+        "commitment and htlc-timeout transactions broadcast"
+    );
     // The HTLC-timeout transaction spends the commitment and confirms after its locktime,
     // then node 1 fails the upstream HTLC and node 0's payment fails.
     net.mine(60);
-    let failed = net.take_events(0).into_iter().any(|e| matches!(e, Event::PaymentFailed { payment_id: p, .. } if p == payment_id));
+    let failed = net
+        .take_events(0)
+        .into_iter()
+        .any(|e| matches!(e, Event::PaymentFailed { payment_id: p, .. } if p == payment_id));
     assert!(failed, "payment failed back after the on-chain timeout");
     for tx in &txs {
-        assert!(net.chain.confirmed.contains_key(&tx.compute_txid()), "mined {}", tx.compute_txid());
+        assert!(
+            net.chain.confirmed.contains_key(&tx.compute_txid()),
+            "mined {}",
+            tx.compute_txid()
+        );
     }
 }
 
@@ -161,34 +258,70 @@ fn disconnection_mid_commitment_dance_is_healed_by_reestablish() {
     let mut net = Net::new(2, 6);
     net.connect(0, 1);
     let (channel_id, scid) = net.open_channel(0, 1, SATS, 0);
-    // Start a payment and cut the connection after each number of delivered messages.
-    for cut in 0..6 {
+    let mut paid = 0;
+    // A whole payment is about ten messages (add and fulfill, each with two CS/RAA rounds).
+    // Cut the connection after each number of delivered messages, in both directions of the
+    // dance, then reconnect: every payment must complete and both sides agree.
+    for cut in 0..14u8 {
         let route = net.route(&[0, 1], &[scid], 5_000_000);
-        let preimage = lightning_core::types::PaymentPreimage(sha256::Hash::hash(&[cut]).to_byte_array());
+        let preimage =
+            lightning_core::types::PaymentPreimage(sha256::Hash::hash(&[cut]).to_byte_array());
         let (hash, secret) = net.nodes[1].core.create_inbound_payment(&preimage, None);
         let id = lightning_core::node::PaymentId([cut + 10; 32]);
-        net.nodes[0].core.send_payment(&route, hash, secret, id).unwrap();
+        net.nodes[0]
+            .core
+            .send_payment(&route, hash, secret, id)
+            .unwrap();
+        let mut claimed = false;
+        let mut claim_if_ready = |net: &mut Net| {
+            if !claimed && net.nodes[1].events.iter().any(|e| matches!(e, Event::PaymentClaimable { payment_hash, .. } if *payment_hash == hash)) {
+                net.nodes[1].core.claim_funds(preimage).unwrap();
+                claimed = true;
+            }
+        };
         for _ in 0..cut {
+            net.collect_outputs();
+            claim_if_ready(&mut net);
             net.collect_outputs();
             net.deliver_one();
         }
         net.collect_outputs();
         net.disconnect(0, 1);
         net.connect(0, 1);
-        net.run();
-        if net.take_events(1).iter().any(|e| matches!(e, Event::PaymentClaimable { .. })) {
-            net.nodes[1].core.claim_funds(preimage).unwrap();
+        for _ in 0..4 {
             net.run();
-            assert!(net.take_events(0).iter().any(|e| matches!(e, Event::PaymentSent { .. })), "cut {cut}: sent");
-        } else {
-            // The add never got committed: the payment fails or is retried by the channel.
-            let events = net.take_events(0);
-            assert!(events.iter().any(|e| matches!(e, Event::PaymentFailed { .. } | Event::PaymentSent { .. })) || net.nodes[1].core.list_channels()[0].balances.to_local_msat > 0, "cut {cut}: {events:?}");
+            claim_if_ready(&mut net);
         }
+        net.run();
+        assert!(claimed, "cut {cut}: the payment reached the recipient");
+        let sent = net
+            .take_events(0)
+            .iter()
+            .any(|e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == id));
+        assert!(sent, "cut {cut}: the payer saw PaymentSent");
+        net.take_events(1);
+        paid += 5_000_000;
         let ca = net.nodes[0].core.channel(&net.id(1), &channel_id).unwrap();
         let cb = net.nodes[1].core.channel(&net.id(0), &channel_id).unwrap();
-        assert_eq!(ca.local_commit().spec, cb.remote_commit().spec, "cut {cut}: converged");
-        assert_eq!(cb.local_commit().spec, ca.remote_commit().spec, "cut {cut}: converged");
+        assert_eq!(
+            ca.local_commit().spec,
+            cb.remote_commit().spec,
+            "cut {cut}: converged"
+        );
+        assert_eq!(
+            cb.local_commit().spec,
+            ca.remote_commit().spec,
+            "cut {cut}: converged"
+        );
+        assert_eq!(
+            ca.local_commit().spec.to_local_msat,
+            SATS * 1000 - paid,
+            "cut {cut}"
+        );
+        assert!(
+            ca.local_commit().spec.htlcs.is_empty(),
+            "cut {cut}: no HTLC left"
+        );
     }
     // The channel still works.
     net.pay(&[0, 1], &[scid], 5_000_000, 77);
@@ -200,16 +333,39 @@ fn cooperative_close_spends_funding_with_valid_signatures() {
     net.connect(0, 1);
     let (channel_id, scid) = net.open_channel(0, 1, SATS, 0);
     net.pay(&[0, 1], &[scid], 10_000_000, 1);
-    let funding = net.nodes[0].core.channel(&net.id(1), &channel_id).unwrap().funding_outpoint().unwrap();
-    let funding_script = net.chain.confirmed[&funding.txid].1.output[funding.vout as usize].script_pubkey.clone();
-    net.nodes[1].core.close_channel(channel_id, net.id(0)).unwrap();
+    let funding = net.nodes[0]
+        .core
+        .channel(&net.id(1), &channel_id)
+        .unwrap()
+        .funding_outpoint()
+        .unwrap();
+    let funding_script = net.chain.confirmed[&funding.txid].1.output[funding.vout as usize]
+        .script_pubkey
+        .clone();
+    {
+        let id0 = net.id(0);
+        net.nodes[1].core.close_channel(channel_id, id0)
+    }
+    .unwrap();
     net.run();
     for i in 0..2 {
         let events = net.take_events(i);
-        let closing = events.iter().find_map(|e| match e { Event::BroadcastTransaction { tx } => Some(tx.clone()), _ => None }).expect("closing tx broadcast");
+        let closing = events
+            .iter()
+            .find_map(|e| match e {
+                Event::BroadcastTransaction { tx } => Some(tx.clone()),
+                _ => None,
+            })
+            .expect("closing tx broadcast");
         assert_eq!(closing.input[0].previous_output, funding);
         verify_2of2_spend(&closing, 0, &funding_script, SATS);
-        assert!(events.iter().any(|e| matches!(e, Event::ChannelClosed { reason: ClosureReason::CooperativeClosure, .. })));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::ChannelClosed {
+                reason: ClosureReason::CooperativeClosure,
+                ..
+            }
+        )));
     }
     assert!(net.nodes[0].core.list_channels().is_empty());
 }
@@ -220,16 +376,45 @@ fn force_close_commitment_spends_funding_with_valid_signatures() {
     net.connect(0, 1);
     let (channel_id, scid) = net.open_channel(0, 1, SATS, 0);
     net.pay(&[0, 1], &[scid], 10_000_000, 1);
-    let funding = net.nodes[0].core.channel(&net.id(1), &channel_id).unwrap().funding_outpoint().unwrap();
-    let funding_script = net.chain.confirmed[&funding.txid].1.output[funding.vout as usize].script_pubkey.clone();
-    net.nodes[1].core.force_close_channel(channel_id, net.id(0)).unwrap();
+    let funding = net.nodes[0]
+        .core
+        .channel(&net.id(1), &channel_id)
+        .unwrap()
+        .funding_outpoint()
+        .unwrap();
+    let funding_script = net.chain.confirmed[&funding.txid].1.output[funding.vout as usize]
+        .script_pubkey
+        .clone();
+    {
+        let id0 = net.id(0);
+        net.nodes[1].core.force_close_channel(channel_id, id0)
+    }
+    .unwrap();
     net.run();
     let events = net.take_events(1);
-    let commitment = events.iter().find_map(|e| match e { Event::BroadcastTransaction { tx } => Some(tx.clone()), _ => None }).expect("commitment broadcast");
+    let commitment = events
+        .iter()
+        .find_map(|e| match e {
+            Event::BroadcastTransaction { tx } => Some(tx.clone()),
+            _ => None,
+        })
+        .expect("commitment broadcast");
     verify_2of2_spend(&commitment, 0, &funding_script, SATS);
-    assert!(events.iter().any(|e| matches!(e, Event::ChannelClosed { reason: ClosureReason::HolderForceClosed, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::ChannelClosed {
+            reason: ClosureReason::HolderForceClosed,
+            ..
+        }
+    )));
     // The peer learns through the error and closes too.
-    assert!(net.take_events(0).iter().any(|e| matches!(e, Event::ChannelClosed { reason: ClosureReason::CounterpartyForceClosed { .. }, .. })));
+    assert!(net.take_events(0).iter().any(|e| matches!(
+        e,
+        Event::ChannelClosed {
+            reason: ClosureReason::CounterpartyForceClosed { .. },
+            ..
+        }
+    )));
 }
 
 #[test]

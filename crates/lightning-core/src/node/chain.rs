@@ -20,14 +20,14 @@ impl NodeCore {
                 .flat_map(|p| {
                     p.channel_by_id.iter().filter_map(move |(id, e)| {
                         let outpoint = e.channel.funding_outpoint()?;
-                        (outpoint.txid == txid).then(|| (p.node_id, *id, outpoint.vout as u16))
+                        (outpoint.txid == txid).then_some((p.node_id, *id, outpoint.vout as u16))
                     })
                 })
                 .collect();
             for (node_id, channel_id, vout) in funded {
                 self.with_channel(node_id, channel_id, |entry| {
                     entry.channel.funding_confirmed(height, *index, vout)?;
-                    entry.channel.best_block_updated(height.max(0))
+                    entry.channel.best_block_updated(height)
                 });
             }
             // One of our HTLC-timeout transactions: the HTLCs it times out fail back now.
@@ -57,21 +57,37 @@ impl NodeCore {
             .collect();
         let grace = self.config.offered_htlc_grace_blocks;
         for (node_id, channel_id) in ids {
-            let expired = self
-                .channel(&node_id, &channel_id)
-                .is_some_and(|c| c.offered_htlc_expiries().any(|expiry| expiry.saturating_add(grace) <= height));
+            let expired = self.channel(&node_id, &channel_id).is_some_and(|c| {
+                c.offered_htlc_expiries()
+                    .any(|expiry| expiry.saturating_add(grace) <= height)
+            });
             if expired {
-                self.send_error(node_id, channel_id, "an offered htlc passed its deadline: closing");
-                self.close_channel_internal(node_id, channel_id, ClosureReason::HtlcsTimedOut, true);
+                self.send_error(
+                    node_id,
+                    channel_id,
+                    "an offered htlc passed its deadline: closing",
+                );
+                self.close_channel_internal(
+                    node_id,
+                    channel_id,
+                    ClosureReason::HtlcsTimedOut,
+                    true,
+                );
                 continue;
             }
-            self.with_channel(node_id, channel_id, |entry| entry.channel.best_block_updated(height));
+            self.with_channel(node_id, channel_id, |entry| {
+                entry.channel.best_block_updated(height)
+            });
         }
         let deadline = self.config.received_htlc_deadline_blocks;
         let overdue: Vec<PaymentHash> = self
             .claimable
             .iter()
-            .filter(|(_, htlcs)| htlcs.iter().any(|h| h.cltv_expiry <= height.saturating_add(deadline)))
+            .filter(|(_, htlcs)| {
+                htlcs
+                    .iter()
+                    .any(|h| h.cltv_expiry <= height.saturating_add(deadline))
+            })
             .map(|(hash, _)| *hash)
             .collect();
         for hash in overdue {

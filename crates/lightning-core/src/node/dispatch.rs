@@ -13,18 +13,26 @@ impl NodeCore {
     /// A connection to `node_id` is up: queues our `init`. The peer's `init` must be its first
     /// message ([`NodeCore::handle_message`]).
     pub fn peer_connected(&mut self, node_id: PublicKey) {
-        let peer = self.peers.entry(node_id).or_insert_with(|| PeerState::new(node_id));
+        let peer = self
+            .peers
+            .entry(node_id)
+            .or_insert_with(|| PeerState::new(node_id));
         peer.connected = true;
         peer.their_features = None;
-        let init =
-            Init::new(self.config.init_features(), Some(vec![self.config.chain_hash]), None);
+        let init = Init::new(
+            self.config.init_features(),
+            Some(vec![self.config.chain_hash]),
+            None,
+        );
         self.send(node_id, Message::Init(init));
     }
 
     /// The connection to `node_id` went down: unfunded channels are forgotten (as LDK does),
     /// funded ones roll back the peer's unsigned updates and wait for a reconnection.
     pub fn peer_disconnected(&mut self, node_id: PublicKey) {
-        let Some(peer) = self.peers.get_mut(&node_id) else { return };
+        let Some(peer) = self.peers.get_mut(&node_id) else {
+            return;
+        };
         peer.connected = false;
         peer.their_features = None;
         let unfunded: Vec<ChannelId> = peer
@@ -73,8 +81,12 @@ impl NodeCore {
             Ok(msg) => msg,
             Err(e) => {
                 let text = format!("cannot decode message: {e}");
-                self.send(node_id, Message::Warning(Warning::new(ChannelId::ALL, &text)));
-                self.outputs.push_back(super::Output::Disconnect { node_id });
+                self.send(
+                    node_id,
+                    Message::Warning(Warning::new(ChannelId::ALL, &text)),
+                );
+                self.outputs
+                    .push_back(super::Output::Disconnect { node_id });
                 return;
             }
         };
@@ -83,7 +95,9 @@ impl NodeCore {
 
     /// As [`NodeCore::handle_message`], for a message already decoded.
     pub fn handle_decoded(&mut self, node_id: PublicKey, msg: Message) {
-        let Some(peer) = self.peers.get(&node_id) else { return };
+        let Some(peer) = self.peers.get(&node_id) else {
+            return;
+        };
         if !peer.connected {
             return;
         }
@@ -92,7 +106,8 @@ impl NodeCore {
             Message::Init(init) => self.handle_init(node_id, init),
             _ if !initialized => {
                 // BOLT 1: init must be the first message.
-                self.outputs.push_back(super::Output::Disconnect { node_id });
+                self.outputs
+                    .push_back(super::Output::Disconnect { node_id });
             }
             Message::Ping(ping) => {
                 if let Some(pong) = ping.pong() {
@@ -112,30 +127,38 @@ impl NodeCore {
         let ours = self.config.init_features();
         if let Some(bit) = features.first_unknown_required_bit(&ours) {
             let text = format!("init requires unknown feature bit {bit}");
-            self.send(node_id, Message::Warning(Warning::new(ChannelId::ALL, &text)));
-            self.outputs.push_back(super::Output::Disconnect { node_id });
+            self.send(
+                node_id,
+                Message::Warning(Warning::new(ChannelId::ALL, &text)),
+            );
+            self.outputs
+                .push_back(super::Output::Disconnect { node_id });
             return;
         }
         if let Some(networks) = &init.networks {
             if !networks.contains(&self.config.chain_hash) {
-                self.outputs.push_back(super::Output::Disconnect { node_id });
+                self.outputs
+                    .push_back(super::Output::Disconnect { node_id });
                 return;
             }
         }
-        let Some(peer) = self.peers.get_mut(&node_id) else { return };
+        let Some(peer) = self.peers.get_mut(&node_id) else {
+            return;
+        };
         peer.their_features = Some(features);
         // Resume every funded channel (BOLT 2 message retransmission).
         let ids: Vec<ChannelId> = peer.channel_by_id.keys().copied().collect();
         for id in ids {
-            self.with_channel(node_id, id, |entry| {
-                entry.channel.reconnected();
-                Ok(())
-            });
+            let reestablish =
+                self.with_channel(node_id, id, |entry| entry.channel.get_reestablish());
+            if let Some(Ok(msg)) = reestablish {
+                self.send(node_id, Message::ChannelReestablish(msg));
+            }
         }
     }
 
     fn handle_error_message(&mut self, node_id: PublicKey, err: crate::wire::ErrorMessage) {
-        let peer_msg = err.printable_text();
+        let peer_msg = printable(&err.data);
         let ids: Vec<ChannelId> = match self.peers.get(&node_id) {
             Some(peer) if err.channel_id == ChannelId::ALL => {
                 peer.channel_by_id.keys().copied().collect()
@@ -148,7 +171,9 @@ impl NodeCore {
             self.close_channel_internal(
                 node_id,
                 id,
-                ClosureReason::CounterpartyForceClosed { peer_msg: peer_msg.clone() },
+                ClosureReason::CounterpartyForceClosed {
+                    peer_msg: peer_msg.clone(),
+                },
                 true,
             );
         }
@@ -162,12 +187,16 @@ impl NodeCore {
         channel_id: ChannelId,
         f: impl FnOnce(&mut PeerChannel) -> Result<T, ChannelError>,
     ) -> Option<Result<T, ChannelError>> {
-        let entry = self.peers.get_mut(&node_id)?.channel_by_id.get_mut(&channel_id)?;
+        let entry = self
+            .peers
+            .get_mut(&node_id)?
+            .channel_by_id
+            .get_mut(&channel_id)?;
         let result = f(entry);
         let result = match result {
             Ok(value) => {
                 let signed = entry.channel.maybe_sign();
-                signed.map(|()| value)
+                signed.map(|_| value)
             }
             Err(e) => Err(e),
         };
@@ -180,8 +209,12 @@ impl NodeCore {
 
     /// Sends what the channel queued, re-keys it if its id changed, and acts on its events.
     pub(super) fn after_channel_call(&mut self, node_id: PublicKey, channel_id: ChannelId) {
-        let Some(peer) = self.peers.get_mut(&node_id) else { return };
-        let Some(entry) = peer.channel_by_id.get_mut(&channel_id) else { return };
+        let Some(peer) = self.peers.get_mut(&node_id) else {
+            return;
+        };
+        let Some(entry) = peer.channel_by_id.get_mut(&channel_id) else {
+            return;
+        };
         let messages = entry.channel.drain_messages();
         let events = entry.channel.drain_events();
         let current_id = entry.channel.channel_id();
@@ -197,13 +230,27 @@ impl NodeCore {
         }
     }
 
-    fn handle_channel_event(&mut self, node_id: PublicKey, channel_id: ChannelId, event: ChannelEvent) {
+    fn handle_channel_event(
+        &mut self,
+        node_id: PublicKey,
+        channel_id: ChannelId,
+        event: ChannelEvent,
+    ) {
         match event {
-            ChannelEvent::ChannelReady { short_channel_id, .. } => {
+            ChannelEvent::ChannelReady {
+                short_channel_id, ..
+            } => {
                 let mut user_channel_id = 0;
-                if let Some(entry) = self.peers.get(&node_id).and_then(|p| p.channel_by_id.get(&channel_id)) {
+                if let Some(entry) = self
+                    .peers
+                    .get(&node_id)
+                    .and_then(|p| p.channel_by_id.get(&channel_id))
+                {
                     user_channel_id = entry.user_channel_id;
-                    for scid in [short_channel_id, entry.channel.local_alias()].into_iter().flatten() {
+                    for scid in [short_channel_id, entry.channel.our_alias()]
+                        .into_iter()
+                        .flatten()
+                    {
                         self.scid_to_channel.insert(scid, (node_id, channel_id));
                     }
                 }
@@ -214,10 +261,28 @@ impl NodeCore {
                     user_channel_id,
                 });
             }
-            ChannelEvent::InboundHtlcCommitted { id, amount_msat, payment_hash, cltv_expiry, onion, .. } => {
-                self.handle_committed_htlc(node_id, channel_id, id, amount_msat, payment_hash, cltv_expiry, &onion);
+            ChannelEvent::InboundHtlcCommitted {
+                id,
+                amount_msat,
+                payment_hash,
+                cltv_expiry,
+                onion,
+                ..
+            } => {
+                self.handle_committed_htlc(
+                    node_id,
+                    channel_id,
+                    id,
+                    amount_msat,
+                    payment_hash,
+                    cltv_expiry,
+                    &onion,
+                );
             }
-            ChannelEvent::OutboundHtlcFulfilled { id, payment_preimage } => {
+            ChannelEvent::OutboundHtlcFulfilled {
+                id,
+                payment_preimage,
+            } => {
                 self.outbound_htlc_fulfilled(channel_id, id, payment_preimage);
             }
             ChannelEvent::OutboundHtlcFailed { id, failure } => {
@@ -233,7 +298,12 @@ impl NodeCore {
 
     /// Acts on a channel error: sends the warning or error it carries and fails the channel
     /// when it says so.
-    pub(super) fn handle_channel_error(&mut self, node_id: PublicKey, channel_id: ChannelId, e: &ChannelError) {
+    pub(super) fn handle_channel_error(
+        &mut self,
+        node_id: PublicKey,
+        channel_id: ChannelId,
+        e: &ChannelError,
+    ) {
         match e {
             ChannelError::Ignore(_) => {}
             ChannelError::Warn(_) => {
@@ -259,15 +329,19 @@ impl NodeCore {
                     false,
                 );
             }
-            _ => {}
         }
     }
 
     /// Routes a channel message to the sender's channel it names. A channel id that is not
     /// this peer's (another peer's, or none) is refused and touches nothing.
     fn handle_channel_message(&mut self, node_id: PublicKey, msg: Message) {
-        let Some(channel_id) = msg.channel_id() else { return };
-        let owned = self.peers.get(&node_id).is_some_and(|p| p.channel_by_id.contains_key(&channel_id));
+        let Some(channel_id) = msg.channel_id() else {
+            return;
+        };
+        let owned = self
+            .peers
+            .get(&node_id)
+            .is_some_and(|p| p.channel_by_id.contains_key(&channel_id));
         if !owned {
             let text = format!(
                 "got a message for channel {channel_id}, which is not a channel with this peer"
@@ -276,14 +350,28 @@ impl NodeCore {
             return;
         }
         match msg {
-            Message::AcceptChannel(accept) => self.handle_accept_channel(node_id, channel_id, &accept),
+            Message::AcceptChannel(accept) => {
+                self.handle_accept_channel(node_id, channel_id, &accept)
+            }
             Message::FundingCreated(created) => {
                 self.handle_funding_created(node_id, channel_id, &created)
             }
-            Message::FundingSigned(signed) => self.handle_funding_signed(node_id, channel_id, &signed),
+            Message::FundingSigned(signed) => {
+                self.handle_funding_signed(node_id, channel_id, &signed)
+            }
             other => {
-                self.with_channel(node_id, channel_id, |entry| entry.channel.handle_message(&other));
+                self.with_channel(node_id, channel_id, |entry| {
+                    entry.channel.handle_peer_message(&other)
+                });
             }
         }
     }
+}
+
+/// A peer's error text, made safe to print: printable ASCII kept, anything else escaped.
+fn printable(data: &[u8]) -> String {
+    data.iter()
+        .flat_map(|b| core::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
 }

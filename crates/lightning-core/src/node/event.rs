@@ -221,6 +221,10 @@ pub struct ForwardResolution {
 }
 
 /// Everything a `NodeCore` asks of its host, in order.
+///
+/// Outputs are drained right after they are produced, so their size matters less than an
+/// allocation per message would: the message variant is kept unboxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Output {

@@ -4,7 +4,9 @@
 
 use bitcoin::secp256k1::PublicKey;
 
-use super::htlc_policy::{check_receive, decide_incoming, ExpectedPayment, HtlcDecision, IncomingHtlc};
+use super::htlc_policy::{
+    check_receive, decide_incoming, ExpectedPayment, HtlcDecision, IncomingHtlc,
+};
 use super::{
     ClaimableHtlc, Event, ForwardHtlc, ForwardOutcome, ForwardResolution, HtlcSource, NodeCore,
     OfferedHtlc, Output, PaymentFailure, UpstreamHtlc,
@@ -30,7 +32,12 @@ impl NodeCore {
         cltv_expiry: u32,
         onion: &[u8; 1366],
     ) {
-        let htlc = IncomingHtlc { amount_msat, cltv_expiry, payment_hash, onion };
+        let htlc = IncomingHtlc {
+            amount_msat,
+            cltv_expiry,
+            payment_hash,
+            onion,
+        };
         let decision = decide_incoming(
             &self.secp,
             &self.node_secret,
@@ -39,10 +46,25 @@ impl NodeCore {
             self.best_height,
         );
         match decision {
-            HtlcDecision::Forward { short_channel_id, amount_msat: out_amount, cltv_expiry: out_cltv, onion, shared_secret } => {
-                self.upstream.insert((channel_id, htlc_id), UpstreamHtlc { node_id, shared_secret });
+            HtlcDecision::Forward {
+                short_channel_id,
+                amount_msat: out_amount,
+                cltv_expiry: out_cltv,
+                onion,
+                shared_secret,
+            } => {
+                self.upstream.insert(
+                    (channel_id, htlc_id),
+                    UpstreamHtlc {
+                        node_id,
+                        shared_secret,
+                    },
+                );
                 self.route_forward(ForwardHtlc {
-                    source: HtlcSource::Forwarded { channel_id, htlc_id },
+                    source: HtlcSource::Forwarded {
+                        channel_id,
+                        htlc_id,
+                    },
                     short_channel_id,
                     amount_msat: out_amount,
                     cltv_expiry: out_cltv,
@@ -51,11 +73,17 @@ impl NodeCore {
                     incoming_amount_msat: amount_msat,
                 });
             }
-            HtlcDecision::Receive { payload, shared_secret } => {
-                let expected = self.inbound_payments.get(&payment_hash).map(|p| ExpectedPayment {
-                    payment_secret: p.secret,
-                    amount_msat: p.amount_msat,
-                });
+            HtlcDecision::Receive {
+                payload,
+                shared_secret,
+            } => {
+                let expected = self
+                    .inbound_payments
+                    .get(&payment_hash)
+                    .map(|p| ExpectedPayment {
+                        payment_secret: p.secret,
+                        amount_msat: p.amount_msat,
+                    });
                 let already_claimable = self.claimable.contains_key(&payment_hash);
                 let check = if already_claimable {
                     // One HTLC per payment: a second one for the same hash is refused.
@@ -75,14 +103,17 @@ impl NodeCore {
                 };
                 match check {
                     Ok(()) => {
-                        self.claimable.entry(payment_hash).or_default().push(ClaimableHtlc {
-                            node_id,
-                            channel_id,
-                            htlc_id,
-                            amount_msat,
-                            cltv_expiry,
-                            shared_secret,
-                        });
+                        self.claimable
+                            .entry(payment_hash)
+                            .or_default()
+                            .push(ClaimableHtlc {
+                                node_id,
+                                channel_id,
+                                htlc_id,
+                                amount_msat,
+                                cltv_expiry,
+                                shared_secret,
+                            });
                         self.push_event(Event::PaymentClaimable {
                             payment_hash,
                             amount_msat,
@@ -96,12 +127,20 @@ impl NodeCore {
                     }
                 }
             }
-            HtlcDecision::FailMalformed { failure_code, sha256_of_onion } => {
+            HtlcDecision::FailMalformed {
+                failure_code,
+                sha256_of_onion,
+            } => {
                 self.with_channel(node_id, channel_id, |entry| {
-                    entry.channel.fail_malformed_htlc(htlc_id, sha256_of_onion, failure_code)
+                    entry
+                        .channel
+                        .fail_malformed_htlc(htlc_id, sha256_of_onion, failure_code)
                 });
             }
-            HtlcDecision::Fail { shared_secret, failure } => {
+            HtlcDecision::Fail {
+                shared_secret,
+                failure,
+            } => {
                 self.fail_incoming(node_id, channel_id, htlc_id, &shared_secret, failure);
             }
         }
@@ -116,7 +155,12 @@ impl NodeCore {
         shared_secret: &crate::onion::HopSharedSecret,
         failure: FailureMessage,
     ) {
-        let reason = match create_failure(shared_secret, &Failure::from(failure), FAILURE_PADDED_LEN, None) {
+        let reason = match create_failure(
+            shared_secret,
+            &Failure::from(failure),
+            FAILURE_PADDED_LEN,
+            None,
+        ) {
             Ok(returned) => returned.reason,
             // A failure too large to encode (never for the messages built here): report a
             // generic node failure instead.
@@ -130,7 +174,9 @@ impl NodeCore {
                 Err(_) => return,
             },
         };
-        self.with_channel(node_id, channel_id, |entry| entry.channel.fail_htlc(htlc_id, reason));
+        self.with_channel(node_id, channel_id, |entry| {
+            entry.channel.fail_htlc(htlc_id, reason)
+        });
     }
 
     /// Hands an HTLC to the owner of its outgoing channel: this core if it owns the channel,
@@ -148,9 +194,10 @@ impl NodeCore {
     fn route_resolution(&mut self, resolution: ForwardResolution) {
         let owned = match resolution.source {
             HtlcSource::Local(id) => self.payments.contains_key(&id),
-            HtlcSource::Forwarded { channel_id, htlc_id } => {
-                self.upstream.contains_key(&(channel_id, htlc_id))
-            }
+            HtlcSource::Forwarded {
+                channel_id,
+                htlc_id,
+            } => self.upstream.contains_key(&(channel_id, htlc_id)),
         };
         if owned {
             self.handle_resolution(resolution);
@@ -162,14 +209,18 @@ impl NodeCore {
     /// An HTLC to add on one of our channels (from a forward, here or on another shard, or
     /// from a payment). If it cannot be added, its failure goes back to its source.
     pub fn handle_forward(&mut self, forward: ForwardHtlc) {
-        let Some(&(node_id, channel_id)) = self.scid_to_channel.get(&forward.short_channel_id) else {
+        let Some(&(node_id, channel_id)) = self.scid_to_channel.get(&forward.short_channel_id)
+        else {
             return self.route_resolution(ForwardResolution {
                 source: forward.source,
                 next_channel_id: None,
                 outcome: ForwardOutcome::FailedHere(FailureMessage::UnknownNextPeer),
             });
         };
-        let connected = self.peers.get(&node_id).is_some_and(|p| p.connected && p.their_features.is_some());
+        let connected = self
+            .peers
+            .get(&node_id)
+            .is_some_and(|p| p.connected && p.their_features.is_some());
         let result = if connected {
             self.with_channel(node_id, channel_id, |entry| {
                 entry.channel.send_htlc(
@@ -208,8 +259,13 @@ impl NodeCore {
     pub fn handle_resolution(&mut self, resolution: ForwardResolution) {
         match resolution.source {
             HtlcSource::Local(payment_id) => self.payment_resolved(payment_id, resolution.outcome),
-            HtlcSource::Forwarded { channel_id, htlc_id } => {
-                let Some(up) = self.upstream.remove(&(channel_id, htlc_id)) else { return };
+            HtlcSource::Forwarded {
+                channel_id,
+                htlc_id,
+            } => {
+                let Some(up) = self.upstream.remove(&(channel_id, htlc_id)) else {
+                    return;
+                };
                 match resolution.outcome {
                     ForwardOutcome::Fulfilled(preimage) => {
                         self.with_channel(up.node_id, channel_id, |entry| {
@@ -217,19 +273,37 @@ impl NodeCore {
                         });
                     }
                     ForwardOutcome::FailedDownstream(reason) => {
-                        let returned = ReturnedFailure { reason, attribution_data: None };
+                        let returned = ReturnedFailure {
+                            reason,
+                            attribution_data: None,
+                        };
                         let wrapped = forward_failure(&up.shared_secret, &returned, None);
                         self.with_channel(up.node_id, channel_id, |entry| {
                             entry.channel.fail_htlc(htlc_id, wrapped.reason)
                         });
                     }
-                    ForwardOutcome::Malformed { failure_code, sha256_of_onion } => {
+                    ForwardOutcome::Malformed {
+                        failure_code,
+                        sha256_of_onion,
+                    } => {
                         let failure = FailureMessage::from_malformed(failure_code, sha256_of_onion)
                             .unwrap_or(FailureMessage::InvalidOnionHmac { sha256_of_onion });
-                        self.fail_incoming(up.node_id, channel_id, htlc_id, &up.shared_secret, failure);
+                        self.fail_incoming(
+                            up.node_id,
+                            channel_id,
+                            htlc_id,
+                            &up.shared_secret,
+                            failure,
+                        );
                     }
                     ForwardOutcome::FailedHere(failure) => {
-                        self.fail_incoming(up.node_id, channel_id, htlc_id, &up.shared_secret, failure);
+                        self.fail_incoming(
+                            up.node_id,
+                            channel_id,
+                            htlc_id,
+                            &up.shared_secret,
+                            failure,
+                        );
                     }
                 }
             }
@@ -237,13 +311,26 @@ impl NodeCore {
     }
 
     /// The peer fulfilled an HTLC we offered: pass the preimage back at once.
-    pub(super) fn outbound_htlc_fulfilled(&mut self, channel_id: ChannelId, htlc_id: u64, preimage: PaymentPreimage) {
-        let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else { return };
-        if let HtlcSource::Forwarded { channel_id: prev_channel_id, .. } = offered.source {
+    pub(super) fn outbound_htlc_fulfilled(
+        &mut self,
+        channel_id: ChannelId,
+        htlc_id: u64,
+        preimage: PaymentPreimage,
+    ) {
+        let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else {
+            return;
+        };
+        if let HtlcSource::Forwarded {
+            channel_id: prev_channel_id,
+            ..
+        } = offered.source
+        {
             self.push_event(Event::PaymentForwarded {
                 prev_channel_id,
                 next_channel_id: channel_id,
-                fee_earned_msat: offered.incoming_amount_msat.saturating_sub(offered.amount_msat),
+                fee_earned_msat: offered
+                    .incoming_amount_msat
+                    .saturating_sub(offered.amount_msat),
                 outbound_amount_msat: offered.amount_msat,
             });
         }
@@ -255,13 +342,24 @@ impl NodeCore {
     }
 
     /// An HTLC we offered failed and its removal is irrevocably committed.
-    pub(super) fn outbound_htlc_failed(&mut self, channel_id: ChannelId, htlc_id: u64, failure: HtlcFailure) {
-        let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else { return };
+    pub(super) fn outbound_htlc_failed(
+        &mut self,
+        channel_id: ChannelId,
+        htlc_id: u64,
+        failure: HtlcFailure,
+    ) {
+        let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else {
+            return;
+        };
         let outcome = match failure {
             HtlcFailure::Reason(reason) => ForwardOutcome::FailedDownstream(reason),
-            HtlcFailure::Malformed { sha256_of_onion, failure_code } => {
-                ForwardOutcome::Malformed { failure_code, sha256_of_onion }
-            }
+            HtlcFailure::Malformed {
+                sha256_of_onion,
+                failure_code,
+            } => ForwardOutcome::Malformed {
+                failure_code,
+                sha256_of_onion,
+            },
         };
         self.route_resolution(ForwardResolution {
             source: offered.source,
@@ -286,7 +384,9 @@ impl NodeCore {
 
     /// One of our payments got its result.
     fn payment_resolved(&mut self, payment_id: super::PaymentId, outcome: ForwardOutcome) {
-        let Some(payment) = self.payments.remove(&payment_id) else { return };
+        let Some(payment) = self.payments.remove(&payment_id) else {
+            return;
+        };
         let failing_node = |i: usize| payment.route.hops.get(i).map(|h| h.node_id);
         let failure = match outcome {
             ForwardOutcome::Fulfilled(payment_preimage) => {
@@ -300,7 +400,10 @@ impl NodeCore {
             ForwardOutcome::FailedDownstream(reason) => {
                 let decrypted = decrypt_failure(
                     &payment.shared_secrets,
-                    &ReturnedFailure { reason, attribution_data: None },
+                    &ReturnedFailure {
+                        reason,
+                        attribution_data: None,
+                    },
                 );
                 let hop = decrypted.failing_hop;
                 PaymentFailure {
@@ -310,16 +413,26 @@ impl NodeCore {
                     local: false,
                 }
             }
-            ForwardOutcome::Malformed { failure_code, sha256_of_onion } => PaymentFailure {
+            ForwardOutcome::Malformed {
+                failure_code,
+                sha256_of_onion,
+            } => PaymentFailure {
                 failing_hop: Some(0),
                 failing_node: failing_node(0),
                 failure: FailureMessage::from_malformed(failure_code, sha256_of_onion),
                 local: false,
             },
-            ForwardOutcome::FailedHere(failure) => {
-                PaymentFailure { failing_hop: None, failing_node: None, failure: Some(failure), local: true }
-            }
+            ForwardOutcome::FailedHere(failure) => PaymentFailure {
+                failing_hop: None,
+                failing_node: None,
+                failure: Some(failure),
+                local: true,
+            },
         };
-        self.push_event(Event::PaymentFailed { payment_id, payment_hash: payment.payment_hash, failure });
+        self.push_event(Event::PaymentFailed {
+            payment_id,
+            payment_hash: payment.payment_hash,
+            failure,
+        });
     }
 }

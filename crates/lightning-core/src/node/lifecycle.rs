@@ -5,8 +5,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, Transaction};
 
 use super::{ApiError, ClosureReason, Event, NodeCore, PendingTimeout};
-use crate::channel::open::OutboundParams;
-use crate::channel::Channel;
+use crate::channel::{Channel, OutboundParams};
 use crate::peer::PeerChannel;
 use crate::types::ChannelId;
 use crate::wire::{AcceptChannel, FundingCreated, FundingSigned, Message, OpenChannel};
@@ -22,8 +21,14 @@ impl NodeCore {
         user_channel_id: u128,
         feerate_per_kw: u32,
     ) -> Result<ChannelId, ApiError> {
-        let peer = self.peers.get(&node_id).ok_or(ApiError::PeerNotConnected(node_id))?;
-        let their_features = peer.their_features.clone().ok_or(ApiError::PeerNotConnected(node_id))?;
+        let peer = self
+            .peers
+            .get(&node_id)
+            .ok_or(ApiError::PeerNotConnected(node_id))?;
+        let their_features = peer
+            .their_features
+            .clone()
+            .ok_or(ApiError::PeerNotConnected(node_id))?;
         if !peer.connected {
             return Err(ApiError::PeerNotConnected(node_id));
         }
@@ -66,18 +71,27 @@ impl NodeCore {
         if let Some(peer) = self.peers.get_mut(&node_id) {
             peer.channel_by_id.insert(
                 channel.channel_id(),
-                PeerChannel { channel, user_channel_id, funding_tx: None },
+                PeerChannel {
+                    channel,
+                    user_channel_id,
+                    funding_tx: None,
+                },
             );
         }
     }
 
     pub(super) fn handle_open_channel(&mut self, node_id: PublicKey, open: &OpenChannel) {
-        let Some(peer) = self.peers.get(&node_id) else { return };
+        let Some(peer) = self.peers.get(&node_id) else {
+            return;
+        };
         let refuse = |core: &mut NodeCore, text: String| {
             core.send_error(node_id, open.temporary_channel_id, &text);
         };
         if peer.channel_by_id.contains_key(&open.temporary_channel_id) {
-            return refuse(self, "temporary_channel_id is already in use with us".to_owned());
+            return refuse(
+                self,
+                "temporary_channel_id is already in use with us".to_owned(),
+            );
         }
         if peer.unfunded_channels() >= self.config.max_unfunded_channels_per_peer {
             return refuse(
@@ -91,7 +105,10 @@ impl NodeCore {
         if peer.channel_by_id.len() >= self.config.max_channels_per_peer {
             return refuse(
                 self,
-                format!("too many channels: limit {} per peer", self.config.max_channels_per_peer),
+                format!(
+                    "too many channels: limit {} per peer",
+                    self.config.max_channels_per_peer
+                ),
             );
         }
         let their_features = peer.their_features.clone().unwrap_or_default();
@@ -126,7 +143,11 @@ impl NodeCore {
     ) {
         let result = self.with_channel(node_id, channel_id, |entry| {
             entry.channel.handle_accept_channel(accept)?;
-            Ok((entry.channel.funding_satoshis(), entry.channel.funding_script_pubkey(), entry.user_channel_id))
+            Ok((
+                entry.channel.funding_satoshis(),
+                entry.channel.funding_script_pubkey(),
+                entry.user_channel_id,
+            ))
         });
         if let Some(Ok((value, script, user_channel_id))) = result {
             self.push_event(Event::FundingGenerationReady {
@@ -167,7 +188,8 @@ impl NodeCore {
             })?;
         let outpoint = OutPoint {
             txid: funding_tx.compute_txid(),
-            vout: u32::try_from(vout).map_err(|_| ApiError::BadFundingTransaction("too many outputs".into()))?,
+            vout: u32::try_from(vout)
+                .map_err(|_| ApiError::BadFundingTransaction("too many outputs".into()))?,
         };
         let result = self.with_channel(node_id, temporary_channel_id, |entry| {
             let created = entry.channel.funding_transaction_built(outpoint)?;
@@ -197,7 +219,10 @@ impl NodeCore {
         if let Some(Ok((signed, user_channel_id))) = result {
             let final_id = signed.channel_id;
             self.send(node_id, Message::FundingSigned(signed));
-            if let Some(outpoint) = self.channel(&node_id, &final_id).and_then(|c| c.funding_outpoint()) {
+            if let Some(outpoint) = self
+                .channel(&node_id, &final_id)
+                .and_then(|c| c.funding_outpoint())
+            {
                 self.push_event(Event::ChannelPending {
                     channel_id: final_id,
                     counterparty_node_id: node_id,
@@ -216,7 +241,11 @@ impl NodeCore {
     ) {
         let result = self.with_channel(node_id, channel_id, |entry| {
             entry.channel.handle_funding_signed(signed)?;
-            Ok((entry.funding_tx.clone(), entry.channel.funding_outpoint(), entry.user_channel_id))
+            Ok((
+                entry.funding_tx.clone(),
+                entry.channel.funding_outpoint(),
+                entry.user_channel_id,
+            ))
         });
         if let Some(Ok((tx, outpoint, user_channel_id))) = result {
             if let Some(outpoint) = outpoint {
@@ -235,7 +264,11 @@ impl NodeCore {
 
     /// Starts a cooperative close: queues `shutdown` once our updates are signed; the closing
     /// transaction is broadcast ([`Event::BroadcastTransaction`]) when both agree on a fee.
-    pub fn close_channel(&mut self, channel_id: ChannelId, node_id: PublicKey) -> Result<(), ApiError> {
+    pub fn close_channel(
+        &mut self,
+        channel_id: ChannelId,
+        node_id: PublicKey,
+    ) -> Result<(), ApiError> {
         match self.with_channel(node_id, channel_id, |entry| entry.channel.shutdown()) {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(e.into()),
@@ -245,7 +278,11 @@ impl NodeCore {
 
     /// Force-closes: broadcasts our latest fully signed commitment transaction and tells the
     /// peer with an `error`.
-    pub fn force_close_channel(&mut self, channel_id: ChannelId, node_id: PublicKey) -> Result<(), ApiError> {
+    pub fn force_close_channel(
+        &mut self,
+        channel_id: ChannelId,
+        node_id: PublicKey,
+    ) -> Result<(), ApiError> {
         if self.channel(&node_id, &channel_id).is_none() {
             return Err(ApiError::UnknownChannel(channel_id));
         }
@@ -264,22 +301,27 @@ impl NodeCore {
         reason: ClosureReason,
         broadcast: bool,
     ) {
-        let Some(entry) = self.peers.get_mut(&node_id).and_then(|p| p.channel_by_id.get_mut(&channel_id)) else {
+        let Some(entry) = self
+            .peers
+            .get_mut(&node_id)
+            .and_then(|p| p.channel_by_id.get_mut(&channel_id))
+        else {
             return;
         };
         let funded = entry.channel.funding_outpoint().is_some() && entry.channel.is_funded();
         if broadcast && funded {
-            let closing = entry.channel.force_close();
-            if let Ok(force) = closing {
-                let commitment = force.commitment_tx;
-                let timeouts = force.htlc_timeout_txs;
+            let timeouts = entry.channel.holder_htlc_timeout_txs();
+            if let Ok(commitment) = entry.channel.force_close() {
                 self.broadcast(commitment);
                 for (htlc_id, tx) in timeouts {
                     if let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) {
                         self.pending_timeouts
                             .entry(tx.compute_txid())
                             .or_default()
-                            .push(PendingTimeout { channel_id, offered });
+                            .push(PendingTimeout {
+                                channel_id,
+                                offered,
+                            });
                     }
                     self.broadcast(tx);
                 }
@@ -290,7 +332,12 @@ impl NodeCore {
 
     /// Drops a closed channel from the peer, the scid map and the claimable set, failing back
     /// what can no longer complete.
-    pub(super) fn forget_channel(&mut self, node_id: PublicKey, channel_id: ChannelId, reason: ClosureReason) {
+    pub(super) fn forget_channel(
+        &mut self,
+        node_id: PublicKey,
+        channel_id: ChannelId,
+        reason: ClosureReason,
+    ) {
         if let Some(peer) = self.peers.get_mut(&node_id) {
             peer.channel_by_id.remove(&channel_id);
         }
@@ -300,8 +347,12 @@ impl NodeCore {
         }
         self.claimable.retain(|_, v| !v.is_empty());
         // HTLCs we offered that never reached the commitment (no timeout tx) fail back now.
-        let gone: Vec<(ChannelId, u64)> =
-            self.offered.keys().filter(|(c, _)| *c == channel_id).copied().collect();
+        let gone: Vec<(ChannelId, u64)> = self
+            .offered
+            .keys()
+            .filter(|(c, _)| *c == channel_id)
+            .copied()
+            .collect();
         for key in gone {
             if let Some(offered) = self.offered.remove(&key) {
                 self.resolve_offered_failed_here(
@@ -312,8 +363,16 @@ impl NodeCore {
             }
         }
         self.upstream.retain(|(c, _), _| *c != channel_id);
-        self.push_event(Event::ChannelClosed { channel_id, counterparty_node_id: node_id, reason });
-        if self.peers.get(&node_id).is_some_and(crate::peer::PeerState::is_prunable) {
+        self.push_event(Event::ChannelClosed {
+            channel_id,
+            counterparty_node_id: node_id,
+            reason,
+        });
+        if self
+            .peers
+            .get(&node_id)
+            .is_some_and(crate::peer::PeerState::is_prunable)
+        {
             self.peers.remove(&node_id);
         }
     }

@@ -23,6 +23,7 @@
 //! * [`config`], [`event`]: configuration, events and outputs.
 
 mod chain;
+mod channel_ext;
 pub mod config;
 mod dispatch;
 pub mod event;
@@ -52,8 +53,8 @@ pub use route::{Route, RouteHop};
 use crate::channel::{derive_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
 use crate::entropy::{EntropySource, SeededEntropy};
 use crate::onion::HopSharedSecret;
-use crate::peer::{PeerChannel, PeerState};
-use crate::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId};
+use crate::peer::PeerState;
+use crate::types::{ChannelId, PaymentHash, PaymentSecret, ShortChannelId};
 use crate::wire::{ErrorMessage, Message};
 
 /// Why an API call was refused. Nothing changed when one is returned.
@@ -299,7 +300,11 @@ impl NodeCore {
 
     /// Read access to one channel (for tests and inspection).
     pub fn channel(&self, node_id: &PublicKey, channel_id: &ChannelId) -> Option<&Channel> {
-        self.peers.get(node_id)?.channel_by_id.get(channel_id).map(|e| &e.channel)
+        self.peers
+            .get(node_id)?
+            .channel_by_id
+            .get(channel_id)
+            .map(|e| &e.channel)
     }
 
     fn random_bytes(&mut self) -> [u8; 32] {

@@ -5,8 +5,8 @@ use bitcoin::secp256k1::SecretKey;
 
 use super::route::build_payment_onion;
 use super::{
-    ApiError, Event, ForwardHtlc, HtlcSource, InboundPayment, NodeCore, OutboundPayment,
-    PaymentId, Route,
+    ApiError, Event, ForwardHtlc, HtlcSource, InboundPayment, NodeCore, OutboundPayment, PaymentId,
+    Route,
 };
 use crate::onion::FailureMessage;
 use crate::types::{PaymentHash, PaymentPreimage, PaymentSecret};
@@ -22,7 +22,13 @@ impl NodeCore {
     ) -> (PaymentHash, PaymentSecret) {
         let hash = payment_preimage.payment_hash();
         let secret = PaymentSecret(self.random_bytes());
-        self.inbound_payments.insert(hash, InboundPayment { secret, amount_msat });
+        self.inbound_payments.insert(
+            hash,
+            InboundPayment {
+                secret,
+                amount_msat,
+            },
+        );
         (hash, secret)
     }
 
@@ -33,8 +39,13 @@ impl NodeCore {
         payment_secret: PaymentSecret,
         amount_msat: Option<u64>,
     ) {
-        self.inbound_payments
-            .insert(payment_hash, InboundPayment { secret: payment_secret, amount_msat });
+        self.inbound_payments.insert(
+            payment_hash,
+            InboundPayment {
+                secret: payment_secret,
+                amount_msat,
+            },
+        );
     }
 
     /// Pays along `route` (first hop: one of our channels, by short channel id). The onion
@@ -56,7 +67,10 @@ impl NodeCore {
                 self.config.max_pending_payments
             )));
         }
-        let first = route.hops.first().ok_or_else(|| ApiError::InvalidRoute("no hops".into()))?;
+        let first = route
+            .hops
+            .first()
+            .ok_or_else(|| ApiError::InvalidRoute("no hops".into()))?;
         let session_key = loop {
             if let Ok(key) = SecretKey::from_slice(&self.random_bytes()) {
                 break key;
@@ -95,7 +109,10 @@ impl NodeCore {
     /// [`Event::PaymentClaimed`] follows at once (the preimage is out).
     pub fn claim_funds(&mut self, payment_preimage: PaymentPreimage) -> Result<(), ApiError> {
         let hash = payment_preimage.payment_hash();
-        let htlcs = self.claimable.remove(&hash).ok_or(ApiError::NotClaimable(hash))?;
+        let htlcs = self
+            .claimable
+            .remove(&hash)
+            .ok_or(ApiError::NotClaimable(hash))?;
         self.inbound_payments.remove(&hash);
         let mut amount_msat = 0;
         for htlc in htlcs {
@@ -104,21 +121,33 @@ impl NodeCore {
                 entry.channel.fulfill_htlc(htlc.htlc_id, payment_preimage)
             });
         }
-        self.push_event(Event::PaymentClaimed { payment_hash: hash, amount_msat });
+        self.push_event(Event::PaymentClaimed {
+            payment_hash: hash,
+            amount_msat,
+        });
         Ok(())
     }
 
     /// Refuses a claimable payment to us: fails its HTLCs back with
     /// `incorrect_or_unknown_payment_details`.
     pub fn fail_htlc_backwards(&mut self, payment_hash: PaymentHash) -> Result<(), ApiError> {
-        let htlcs = self.claimable.remove(&payment_hash).ok_or(ApiError::NotClaimable(payment_hash))?;
+        let htlcs = self
+            .claimable
+            .remove(&payment_hash)
+            .ok_or(ApiError::NotClaimable(payment_hash))?;
         self.inbound_payments.remove(&payment_hash);
         for htlc in htlcs {
             let failure = FailureMessage::IncorrectOrUnknownPaymentDetails {
                 htlc_msat: htlc.amount_msat,
                 height: self.best_height,
             };
-            self.fail_incoming(htlc.node_id, htlc.channel_id, htlc.htlc_id, &htlc.shared_secret, failure);
+            self.fail_incoming(
+                htlc.node_id,
+                htlc.channel_id,
+                htlc.htlc_id,
+                &htlc.shared_secret,
+                failure,
+            );
         }
         Ok(())
     }

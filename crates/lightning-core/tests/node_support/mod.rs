@@ -10,13 +10,16 @@ use lightning_core::bitcoin::block::{Header, Version as BlockVersion};
 use lightning_core::bitcoin::hashes::{sha256, Hash};
 use lightning_core::bitcoin::transaction::Version;
 use lightning_core::bitcoin::{
-    Amount, BlockHash, CompactTarget, EcdsaSighashType, OutPoint, ScriptBuf, Sequence,
-    Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness,
+    Amount, BlockHash, CompactTarget, EcdsaSighashType, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxMerkleNode, TxOut, Txid, Witness,
 };
-use lightning_core::node::{ChannelDetails, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop};
-use lightning_core::secp256k1::{ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1, SecretKey};
+use lightning_core::node::{
+    ChannelDetails, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
+};
+use lightning_core::secp256k1::{
+    ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1, SecretKey,
+};
 use lightning_core::types::{ChannelId, PaymentPreimage, ShortChannelId};
-use lightning_core::wire::Message;
 
 /// One node of the test network.
 pub struct TestNode {
@@ -36,7 +39,12 @@ pub struct Chain {
 
 impl Chain {
     fn new() -> Self {
-        Chain { height: 100, tip: BlockHash::all_zeros(), mempool: Vec::new(), confirmed: BTreeMap::new() }
+        Chain {
+            height: 100,
+            tip: BlockHash::all_zeros(),
+            mempool: Vec::new(),
+            confirmed: BTreeMap::new(),
+        }
     }
 }
 
@@ -77,7 +85,13 @@ impl Net {
                 sent: Vec::new(),
             })
             .collect();
-        Net { nodes, connected: BTreeSet::new(), inflight: VecDeque::new(), chain, seed_base }
+        Net {
+            nodes,
+            connected: BTreeSet::new(),
+            inflight: VecDeque::new(),
+            chain,
+            seed_base,
+        }
     }
 
     pub fn id(&self, i: usize) -> PublicKey {
@@ -99,7 +113,8 @@ impl Net {
     /// Cuts the connection: undelivered messages between the two are lost.
     pub fn disconnect(&mut self, a: usize, b: usize) {
         self.connected.remove(&(a.min(b), a.max(b)));
-        self.inflight.retain(|(f, t, _)| !((*f == a && *t == b) || (*f == b && *t == a)));
+        self.inflight
+            .retain(|(f, t, _)| !((*f == a && *t == b) || (*f == b && *t == a)));
         let (ida, idb) = (self.id(a), self.id(b));
         self.nodes[a].core.peer_disconnected(idb);
         self.nodes[b].core.peer_disconnected(ida);
@@ -133,7 +148,9 @@ impl Net {
                     }
                     Output::Event(Event::BroadcastTransaction { tx }) => {
                         self.chain.mempool.push(tx.clone());
-                        self.nodes[i].events.push(Event::BroadcastTransaction { tx });
+                        self.nodes[i]
+                            .events
+                            .push(Event::BroadcastTransaction { tx });
                     }
                     Output::Event(e) => self.nodes[i].events.push(e),
                     // One NodeCore per node: a forward it did not own has no other owner.
@@ -148,7 +165,9 @@ impl Net {
 
     /// Delivers one in-flight message; false if none.
     pub fn deliver_one(&mut self) -> bool {
-        let Some((from, to, bytes)) = self.inflight.pop_front() else { return false };
+        let Some((from, to, bytes)) = self.inflight.pop_front() else {
+            return false;
+        };
         let from_id = self.id(from);
         self.nodes[to].core.handle_message(from_id, &bytes);
         true
@@ -195,8 +214,11 @@ impl Net {
                 block_txs.push(tx);
             }
             for node in &mut self.nodes {
-                let txdata: Vec<(u32, &Transaction)> =
-                    block_txs.iter().enumerate().map(|(i, tx)| (i as u32 + 1, tx)).collect();
+                let txdata: Vec<(u32, &Transaction)> = block_txs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, tx)| (i as u32 + 1, tx))
+                    .collect();
                 node.core.transactions_confirmed(height, &txdata);
                 node.core.best_block_updated(height, self.chain.tip);
             }
@@ -210,47 +232,83 @@ impl Net {
 
     /// Opens a funded, confirmed, ready channel from `a` to `b`; returns its final id and
     /// short channel id.
-    pub fn open_channel(&mut self, a: usize, b: usize, sats: u64, push_msat: u64) -> (ChannelId, ShortChannelId) {
+    pub fn open_channel(
+        &mut self,
+        a: usize,
+        b: usize,
+        sats: u64,
+        push_msat: u64,
+    ) -> (ChannelId, ShortChannelId) {
         let idb = self.id(b);
-        let temp = self.nodes[a].core.create_channel(idb, sats, push_msat, 42, 2500).expect("create_channel");
+        let temp = self.nodes[a]
+            .core
+            .create_channel(idb, sats, push_msat, 42, 2500)
+            .expect("create_channel");
         self.run();
         let events = self.take_events(a);
         let (script, value) = events
             .iter()
             .find_map(|e| match e {
-                Event::FundingGenerationReady { temporary_channel_id, output_script, channel_value_satoshis, .. }
-                    if *temporary_channel_id == temp =>
-                {
+                Event::FundingGenerationReady {
+                    temporary_channel_id,
+                    output_script,
+                    channel_value_satoshis,
+                    ..
+                } if *temporary_channel_id == temp => {
                     Some((output_script.clone(), *channel_value_satoshis))
                 }
                 _ => None,
             })
             .expect("FundingGenerationReady");
-        let funding_tx = fake_funding_tx(script, value, self.chain.height + a as u32 * 1000 + b as u32);
-        self.nodes[a].core.funding_transaction_generated(temp, idb, funding_tx.clone()).expect("funding");
+        let funding_tx = fake_funding_tx(
+            script,
+            value,
+            self.chain.height + a as u32 * 1000 + b as u32,
+        );
+        self.nodes[a]
+            .core
+            .funding_transaction_generated(temp, idb, funding_tx.clone())
+            .expect("funding");
         self.run();
         let channel_id = ChannelId::from_funding_outpoint(&funding_tx.compute_txid(), 0);
         assert!(
-            self.nodes[a].events.iter().any(|e| matches!(e, Event::ChannelPending { channel_id: c, .. } if *c == channel_id)),
+            self.nodes[a].events.iter().any(
+                |e| matches!(e, Event::ChannelPending { channel_id: c, .. } if *c == channel_id)
+            ),
             "funder saw ChannelPending"
         );
         assert!(
-            self.nodes[b].events.iter().any(|e| matches!(e, Event::ChannelPending { channel_id: c, .. } if *c == channel_id)),
+            self.nodes[b].events.iter().any(
+                |e| matches!(e, Event::ChannelPending { channel_id: c, .. } if *c == channel_id)
+            ),
             "fundee saw ChannelPending"
         );
         self.mine(6);
         let details = self.details(a, channel_id).expect("channel listed");
-        assert!(details.is_usable, "channel usable after 6 blocks: {details:?}");
+        assert!(
+            details.is_usable,
+            "channel usable after 6 blocks: {details:?}"
+        );
         (channel_id, details.short_channel_id.expect("scid"))
     }
 
     pub fn details(&self, i: usize, channel_id: ChannelId) -> Option<ChannelDetails> {
-        self.nodes[i].core.list_channels().into_iter().find(|c| c.channel_id == channel_id)
+        self.nodes[i]
+            .core
+            .list_channels()
+            .into_iter()
+            .find(|c| c.channel_id == channel_id)
     }
 
     /// Pays `amount_msat` from `path[0]` through `path[1..]`, with `scids[i]` the channel
     /// between `path[i]` and `path[i+1]`; the recipient claims. Returns the fee paid.
-    pub fn pay(&mut self, path: &[usize], scids: &[ShortChannelId], amount_msat: u64, nonce: u64) -> u64 {
+    pub fn pay(
+        &mut self,
+        path: &[usize],
+        scids: &[ShortChannelId],
+        amount_msat: u64,
+        nonce: u64,
+    ) -> u64 {
         let (payment_id, preimage) = self.send(path, scids, amount_msat, nonce);
         let last = *path.last().unwrap();
         let claimable = self.take_events(last).into_iter().any(|e| matches!(e, Event::PaymentClaimable { payment_hash, .. } if payment_hash == preimage.payment_hash()));
@@ -261,7 +319,12 @@ impl Net {
         events
             .iter()
             .find_map(|e| match e {
-                Event::PaymentSent { payment_id: p, payment_preimage, fee_paid_msat, .. } if *p == payment_id => {
+                Event::PaymentSent {
+                    payment_id: p,
+                    payment_preimage,
+                    fee_paid_msat,
+                    ..
+                } if *p == payment_id => {
                     assert_eq!(*payment_preimage, preimage);
                     Some(*fee_paid_msat)
                 }
@@ -271,13 +334,29 @@ impl Net {
     }
 
     /// Sends a payment without claiming it; returns its id and preimage.
-    pub fn send(&mut self, path: &[usize], scids: &[ShortChannelId], amount_msat: u64, nonce: u64) -> (PaymentId, PaymentPreimage) {
+    pub fn send(
+        &mut self,
+        path: &[usize],
+        scids: &[ShortChannelId],
+        amount_msat: u64,
+        nonce: u64,
+    ) -> (PaymentId, PaymentPreimage) {
         let route = self.route(path, scids, amount_msat);
         let last = *path.last().unwrap();
-        let preimage = PaymentPreimage(sha256::Hash::hash(&[&nonce.to_be_bytes()[..], &[self.seed_base, path[0] as u8]].concat()).to_byte_array());
-        let (hash, secret) = self.nodes[last].core.create_inbound_payment(&preimage, Some(amount_msat));
+        let preimage = PaymentPreimage(
+            sha256::Hash::hash(
+                &[&nonce.to_be_bytes()[..], &[self.seed_base, path[0] as u8]].concat(),
+            )
+            .to_byte_array(),
+        );
+        let (hash, secret) = self.nodes[last]
+            .core
+            .create_inbound_payment(&preimage, Some(amount_msat));
         let payment_id = PaymentId(sha256::Hash::hash(&preimage.0).to_byte_array());
-        self.nodes[path[0]].core.send_payment(&route, hash, secret, payment_id).expect("send_payment");
+        self.nodes[path[0]]
+            .core
+            .send_payment(&route, hash, secret, payment_id)
+            .expect("send_payment");
         self.run();
         (payment_id, preimage)
     }
@@ -300,7 +379,11 @@ impl Net {
                 node_id: self.id(path[i + 1]),
                 short_channel_id: scids[i],
                 fee_msat: if i == n - 1 { amount_msat } else { fees[i] },
-                cltv_expiry_delta: if i == n - 1 { 50 } else { u32::from(policy.cltv_expiry_delta) },
+                cltv_expiry_delta: if i == n - 1 {
+                    50
+                } else {
+                    u32::from(policy.cltv_expiry_delta)
+                },
             });
         }
         Route { hops }
@@ -313,38 +396,61 @@ pub fn fake_funding_tx(script: ScriptBuf, value: u64, salt: u32) -> Transaction 
         version: Version::TWO,
         lock_time: LockTime::ZERO,
         input: vec![TxIn {
-            previous_output: OutPoint { txid: Txid::from_byte_array(sha256::Hash::hash(&salt.to_be_bytes()).to_byte_array()), vout: 0 },
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array(
+                    sha256::Hash::hash(&salt.to_be_bytes()).to_byte_array(),
+                ),
+                vout: 0,
+            },
             script_sig: ScriptBuf::new(),
             sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
             witness: Witness::new(),
         }],
-        output: vec![TxOut { value: Amount::from_sat(value), script_pubkey: script }],
+        output: vec![TxOut {
+            value: Amount::from_sat(value),
+            script_pubkey: script,
+        }],
     }
 }
 
 /// Verifies that input `index` of `tx` spends a P2WSH 2-of-2 output of `value` sat: the
 /// witness is `[<>, sig1, sig2, script]`, the script hashes to `prev_script_pubkey`, and both
 /// signatures verify (libsecp256k1) against the BIP 143 sighash for their public keys.
-pub fn verify_2of2_spend(tx: &Transaction, index: usize, prev_script_pubkey: &ScriptBuf, value: u64) {
+pub fn verify_2of2_spend(
+    tx: &Transaction,
+    index: usize,
+    prev_script_pubkey: &ScriptBuf,
+    value: u64,
+) {
     use lightning_core::bitcoin::sighash::SighashCache;
     let witness: Vec<&[u8]> = tx.input[index].witness.iter().collect();
     assert_eq!(witness.len(), 4, "2-of-2 witness has 4 items");
     assert!(witness[0].is_empty(), "CHECKMULTISIG dummy is empty");
     let script = ScriptBuf::from_bytes(witness[3].to_vec());
-    assert_eq!(&ScriptBuf::new_p2wsh(&script.wscript_hash()), prev_script_pubkey, "witness script matches the output");
+    assert_eq!(
+        &ScriptBuf::new_p2wsh(&script.wscript_hash()),
+        prev_script_pubkey,
+        "witness script matches the output"
+    );
     let bytes = script.as_bytes();
     assert_eq!(bytes.len(), 71, "2 <33> <33> 2 CHECKMULTISIG");
     let pk1 = PublicKey::from_slice(&bytes[2..35]).unwrap();
     let pk2 = PublicKey::from_slice(&bytes[36..69]).unwrap();
     let secp = Secp256k1::verification_only();
     let sighash = SighashCache::new(tx)
-        .p2wsh_signature_hash(index, &script, Amount::from_sat(value), EcdsaSighashType::All)
+        .p2wsh_signature_hash(
+            index,
+            &script,
+            Amount::from_sat(value),
+            EcdsaSighashType::All,
+        )
         .unwrap();
     let msg = SecpMessage::from_digest(sighash.to_byte_array());
     for (sig, pk) in [(witness[1], pk1), (witness[2], pk2)] {
         let (last, der) = sig.split_last().unwrap();
         assert_eq!(*last, EcdsaSighashType::All as u8);
         let sig = Signature::from_der(der).expect("DER signature");
-        secp.verify_ecdsa(&msg, &sig, &pk).expect("signature verifies");
+        secp.verify_ecdsa(&msg, &sig, &pk)
+            .expect("signature verifies");
     }
 }
