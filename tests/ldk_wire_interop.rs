@@ -669,6 +669,108 @@ fn ldk_reencodes_our_channel_reestablish() {
     }
 }
 
+/// LDK 0.2 defines two odd, not-yet-BOLT TLVs on `update_add_htlc`: 65537
+/// `skimmed_fee_msat` (LSP fee skimming) and 75537 `hold_htlc` (async payments). Our codec
+/// ignores unknown odd TLVs as BOLT 1 says, so it reads such a message but does not carry
+/// the record: relaying LDK's bytes through our codec is byte-exact only without them (LDK
+/// sends them only when configured for those features, which the runs below are not).
+#[test]
+fn ldk_only_odd_tlvs_on_update_add_htlc_are_ignored_by_our_codec() {
+    let ours = UpdateAddHtlc {
+        channel_id: cid(8),
+        id: 1,
+        amount_msat: 5_000_000,
+        payment_hash: PaymentHash([1; 32]),
+        cltv_expiry: 800_144,
+        onion_routing_packet: onion(7, false),
+        path_key: None,
+    };
+    let plain = ours.encode();
+    for (label, tlv) in [
+        // type 65537 (BigSize 0xfe00010001), length 8, 1000 msat
+        (
+            "skimmed_fee_msat",
+            [&[0xfe, 0, 1, 0, 1, 8][..], &1000u64.to_be_bytes()].concat(),
+        ),
+        // type 75537 (BigSize 0xfe00012711), length 0
+        ("hold_htlc", vec![0xfe, 0, 1, 0x27, 0x11, 0]),
+    ] {
+        let with_tlv = [&plain[..], &tlv[..]].concat();
+        // LDK understands the record and writes it back.
+        assert_eq!(
+            hex(&ldk_reencode(&with_tlv).expect("LDK reads it")),
+            hex(&with_tlv),
+            "{label}: LDK round trip"
+        );
+        let (_, payload) = split_type(&with_tlv).expect("typed");
+        let ldk: lightning::ln::msgs::UpdateAddHTLC =
+            ldk_decode(payload, "update_add_htlc").expect("LDK reads it");
+        assert!(
+            ldk.skimmed_fee_msat == Some(1000) || ldk.hold_htlc.is_some(),
+            "{label}: LDK sees the record"
+        );
+        // Our codec reads the message, drops the record, and re-encodes without it.
+        let decoded = Message::decode(&with_tlv).expect("odd TLV is ignored");
+        assert_eq!(decoded, Message::UpdateAddHtlc(ours.clone()), "{label}");
+        assert_eq!(hex(&decoded.encode()), hex(&plain), "{label}");
+    }
+}
+
+/// LDK, as the node at the other end of a connection, accepts an `init` encoded by our codec
+/// when it advertises (optional bits suffice) the features LDK requires, and refuses one
+/// that lacks one of them, requires a feature LDK does not know, or names another chain.
+#[test]
+fn ldk_accepts_our_init_with_its_required_features_only() {
+    let chain = FakeChain::new();
+    let ldk = LdkNode::new("LDK", 9, LdkNode::config(false), &chain);
+    let us = point(1);
+    let required_by_ldk = [
+        Feature::DataLossProtect,
+        Feature::VarOnionOptin,
+        Feature::StaticRemoteKey,
+        Feature::PaymentSecret,
+        Feature::ChannelType,
+    ];
+    let optional = |without: Option<Feature>| {
+        let mut f = Features::empty();
+        for x in required_by_ldk {
+            if Some(x) != without {
+                f.set_optional(x);
+            }
+        }
+        f
+    };
+    let accepted = Init::new(optional(None), Some(vec![regtest()]), None);
+    ldk.peer_connected(us, &accepted.encode(), true)
+        .expect("LDK accepts our init");
+    ldk.peer_disconnected(us);
+    let no_networks = Init::new(optional(None), None, None);
+    ldk.peer_connected(us, &no_networks.encode(), true)
+        .expect("LDK accepts our init without networks");
+    ldk.peer_disconnected(us);
+
+    for missing in required_by_ldk {
+        let init = Init::new(optional(Some(missing)), Some(vec![regtest()]), None);
+        assert!(
+            ldk.peer_connected(us, &init.encode(), true).is_err(),
+            "LDK must refuse an init without {}",
+            missing.name()
+        );
+    }
+    let mut unknown_even = optional(None);
+    unknown_even.set_bit(100);
+    let init = Init::new(unknown_even, Some(vec![regtest()]), None);
+    assert!(
+        ldk.peer_connected(us, &init.encode(), true).is_err(),
+        "LDK must refuse an init requiring unknown bit 100"
+    );
+    let init = Init::new(optional(None), Some(vec![ChainHash::BITCOIN]), None);
+    assert!(
+        ldk.peer_connected(us, &init.encode(), true).is_err(),
+        "LDK must refuse a mainnet-only init on regtest"
+    );
+}
+
 // ---- part (b): two LDK nodes talking through our codec --------------------------------------
 
 /// A test hook rewriting a decoded message; returns whether it changed it.
@@ -914,6 +1016,50 @@ fn pay_and_claim(link: &mut ThroughCodec<'_>, payer_is_a: bool, amount_msat: u64
     );
 }
 
+/// Starts `a_to_b` payments from A and `b_to_a` from B before moving any message, so the
+/// commitments carry several HTLCs at once (several HTLC signatures per `commitment_signed`),
+/// then claims them all.
+fn pay_concurrently(link: &mut ThroughCodec<'_>, a_to_b: usize, b_to_a: usize, amount_msat: u64) {
+    let mut pending = Vec::new();
+    for (count, payer_is_a) in [(a_to_b, true), (b_to_a, false)] {
+        let (payer, payee) = if payer_is_a {
+            (link.a, link.b)
+        } else {
+            (link.b, link.a)
+        };
+        for _ in 0..count {
+            let (hash, secret) = payee.create_inbound_payment(amount_msat);
+            payer
+                .send_direct_payment(payee.node_id, amount_msat, hash, secret)
+                .expect("send");
+            pending.push((payer_is_a, hash));
+        }
+    }
+    link.pump();
+    let (ea, eb) = link.take_events();
+    for (payer_is_a, hash) in &pending {
+        let payee_events = if *payer_is_a { &eb } else { &ea };
+        let (amount, preimage) = find_claimable(payee_events, *hash);
+        assert_eq!(amount, amount_msat);
+        if *payer_is_a {
+            link.b.claim_funds(preimage);
+        } else {
+            link.a.claim_funds(preimage);
+        }
+    }
+    link.pump();
+    let (ea, eb) = link.take_events();
+    for (payer_is_a, hash) in &pending {
+        let payer_events = if *payer_is_a { &ea } else { &eb };
+        assert!(
+            payer_events.iter().any(
+                |e| matches!(e, LdkEvent::PaymentSent { payment_hash, .. } if payment_hash == hash)
+            ),
+            "no PaymentSent for {hash:?} in {payer_events:?}"
+        );
+    }
+}
+
 /// Sends A→B and has B fail it back (update_fail_htlc); A sees the payment fail.
 fn pay_and_fail_back(link: &mut ThroughCodec<'_>, amount_msat: u64) {
     let (hash, secret) = link.b.create_inbound_payment(amount_msat);
@@ -1005,6 +1151,13 @@ fn run_channel_life(anchors: bool) -> BTreeMap<u16, usize> {
         })
         .unwrap_or_else(|| panic!("A: no FundingGenerated in {ea:?}"));
     let funding_txid = funding_tx.compute_txid();
+    if anchors {
+        assert!(
+            eb.iter()
+                .any(|e| matches!(e, LdkEvent::InboundChannelAccepted { .. })),
+            "B accepts the anchor channel manually, as LDK requires: {eb:?}"
+        );
+    }
     for (name, events) in [("A", &ea), ("B", &eb)] {
         assert!(
             events.iter().any(|e| matches!(e, LdkEvent::ChannelPending { funding_txid: t, .. } if *t == funding_txid)),
@@ -1038,6 +1191,9 @@ fn run_channel_life(anchors: bool) -> BTreeMap<u16, usize> {
     pay_and_claim(&mut link, true, 5_000_000);
     pay_and_claim(&mut link, false, 5_000_000);
     pay_and_claim(&mut link, true, 5_000_000);
+
+    // Three HTLCs in flight at once, two one way and one the other.
+    pay_concurrently(&mut link, 2, 1, 5_000_000);
 
     // A payment failed back by the payee, and one whose onion was damaged on the way.
     pay_and_fail_back(&mut link, 5_000_000);
@@ -1144,8 +1300,12 @@ fn run_channel_life(anchors: bool) -> BTreeMap<u16, usize> {
     // What the run exercised, beyond the message types.
     let seen = &link.seen;
     assert!(
-        seen.max_htlc_signatures >= 1,
-        "a commitment_signed carried HTLC signatures"
+        seen.max_htlc_signatures >= 3,
+        "a commitment_signed carried three HTLC signatures"
+    );
+    assert_eq!(
+        seen.upfront_scripts, 2,
+        "LDK commits to an upfront shutdown script"
     );
     assert!(
         seen.fulfill_with_attribution > 0,

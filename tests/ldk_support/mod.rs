@@ -50,7 +50,7 @@ use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::transaction::Version;
 use bitcoin::{
-    Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+    Amount, Block, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
 };
 use lightning::chain::chainmonitor::ChainMonitor;
 use lightning::chain::{BestBlock, Confirm, Filter};
@@ -340,8 +340,11 @@ impl LdkNode {
     }
 
     /// The peer's `init` arrived (`init_bytes` is the whole message, type 16 first). Checks
-    /// what LDK's `PeerManager` checks (the `networks` TLV names our chain, no unknown
-    /// required feature), then tells the `ChannelManager` and `ChainMonitor`. `inbound`:
+    /// what LDK's `PeerManager` checks (the `networks` TLV, when present, names our chain;
+    /// the peer requires no feature we do not know; the peer supports, as optional or
+    /// required, every feature we require: data_loss_protect, var_onion_optin,
+    /// static_remotekey, payment_secret, channel_type), then tells the `ChannelManager`
+    /// (which also insists on static_remotekey) and the `ChainMonitor`. `inbound`:
     /// whether the peer opened the connection. On `Err` the connection must be dropped.
     pub fn peer_connected(
         &self,
@@ -363,8 +366,15 @@ impl LdkNode {
         let ours = self.manager.provided_init_features(their_node_id);
         if init.features.requires_unknown_bits_from(&ours) {
             return Err(format!(
-                "{}: peer requires unknown features: {:?}",
+                "{}: peer requires features unknown to us: {:?}",
                 self.name, init.features
+            ));
+        }
+        if ours.requires_unknown_bits_from(&init.features) {
+            return Err(format!(
+                "{}: we require features the peer lacks: {:?}",
+                self.name,
+                ours.required_unknown_bits_from(&init.features)
             ));
         }
         self.manager
@@ -698,17 +708,25 @@ impl LdkNode {
     /// `transactions_confirmed` (when it holds transactions) and `best_block_updated`, on
     /// the `ChannelManager` then the `ChainMonitor`.
     pub fn sync_to(&self, chain: &FakeChain) {
-        let mut synced = self.synced_height.lock().expect("not poisoned");
-        for height in *synced + 1..=chain.height() {
-            let block = chain.block(height).expect("height <= tip");
-            let txdata: Vec<(usize, &Transaction)> = block.txdata.iter().enumerate().collect();
-            let confirms: [&dyn Confirm; 2] = [&*self.manager, &*self.chain_monitor];
-            for c in confirms {
-                c.transactions_confirmed(&block.header, &txdata, height);
-                c.best_block_updated(&block.header, height);
-            }
-            *synced = height;
+        let from = self.synced_height() + 1;
+        for height in from..=chain.height() {
+            self.connect_block(chain.block(height).expect("height <= tip"), height);
         }
+    }
+
+    /// Feeds one block at `height` (the next one, or a reorg's replacement): its
+    /// transactions through `transactions_confirmed` (when it holds any) and its header
+    /// through `best_block_updated`, on the `ChannelManager` then the `ChainMonitor`.
+    pub fn connect_block(&self, block: &Block, height: u32) {
+        let txdata: Vec<(usize, &Transaction)> = block.txdata.iter().enumerate().collect();
+        let confirms: [&dyn Confirm; 2] = [&*self.manager, &*self.chain_monitor];
+        for c in confirms {
+            if !txdata.is_empty() {
+                c.transactions_confirmed(&block.header, &txdata, height);
+            }
+            c.best_block_updated(&block.header, height);
+        }
+        *self.synced_height.lock().expect("not poisoned") = height;
     }
 
     /// Mines `tx` into a new block of `chain` and feeds this node up to the tip; returns
