@@ -16,7 +16,7 @@
 //!   is answered with a `pong`, `pong` and `warning` are only recorded.
 //! * Outbound: [`LdkNode::drain_messages`] first runs LDK's pending HTLC processing, then
 //!   returns what LDK wants sent as `(destination, bytes)`, each encoded by LDK's own
-//!   `Writeable`, in `PeerManager` order. [`DISCONNECT`] (empty bytes) marks LDK asking for
+//!   `Writeable`, in `PeerManager` order. [`wire::DISCONNECT`] (empty bytes) marks LDK asking for
 //!   the connection to close. Private-channel `channel_update` (258) is included as bytes.
 //! * Events: [`LdkNode::drain_events`] returns LDK's events as [`LdkEvent`]. It answers
 //!   `FundingGenerationReady` itself (a real, signed-looking segwit funding transaction
@@ -30,6 +30,29 @@
 //!   [`LdkNode::send_payment_along`] with explicit hops (the [`FixedRouter`] returns exactly
 //!   them); the payee sees [`LdkEvent::PaymentClaimable`] carrying the preimage and calls
 //!   [`LdkNode::claim_funds`] (or [`LdkNode::fail_htlc_backwards`]).
+//!
+//! # Typical use (our node as `us`, LDK as `ldk`)
+//!
+//! ```text
+//! let mut chain = FakeChain::new();
+//! chain.mine_empty(101);
+//! let ldk = LdkNode::new("LDK", 1, LdkNode::config(false), &chain);
+//! ldk.peer_connected(our_id, &our_init_bytes, true)?;       // then send ldk.init_bytes(our_id)
+//! loop {                                                     // until both sides are quiet
+//!     for (to, bytes) in ldk.drain_messages() { /* to == our_id; is_disconnect(&bytes)? */ }
+//!     ldk.handle_message(our_id, &bytes_from_us)?;
+//!     for event in ldk.drain_events() { /* ChannelReady, PaymentClaimable, ... */ }
+//! }
+//! let funding = ldk.broadcaster.take();                      // when LDK funds
+//! chain.mine(funding); chain.mine_empty(5); ldk.sync_to(&chain);
+//! ```
+//!
+//! LDK behaviour worth knowing when driving it this way (LDK 0.2.7): as fundee it asks
+//! `minimum_depth` 6; it sends `channel_update` (258) for private channels after
+//! `channel_ready` and after `channel_reestablish`; it requires manual acceptance of inbound
+//! anchor channels (hence [`LdkNode::config`] sets it with `anchors`); `update_fulfill_htlc`
+//! and `update_fail_htlc` carry `attribution_data` (TLV 1); `error`/`warning` data must be
+//! UTF-8 or LDK cannot decode the message; `ping`/`pong` padding is re-written as zeros.
 //!
 //! Keys are deterministic: a node built with seed byte `n` always has the same node id and
 //! channel keys, so a test run is reproducible (LDK's own signing is deterministic too).
@@ -506,7 +529,7 @@ impl LdkNode {
     }
 
     /// Everything LDK wants sent, as `(destination, bytes)` in sending order (LDK's own
-    /// encoding, type first); [`DISCONNECT`] (empty) where LDK asks to drop the connection.
+    /// encoding, type first); [`wire::DISCONNECT`] (empty) where LDK asks to drop the connection.
     /// Runs LDK's pending HTLC processing first, as its background processor would.
     pub fn drain_messages(&self) -> Vec<(PublicKey, Vec<u8>)> {
         self.manager.process_pending_htlc_forwards();
