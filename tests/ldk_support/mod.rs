@@ -99,6 +99,7 @@ pub use infra::{
     FixedFeeEstimator, FixedRouter, MemoryPersister, NoMessageRouter, RecordingBroadcaster,
     TestLogger,
 };
+#[allow(unused_imports)] // Each test binary uses a part of the harness.
 pub use wire::{is_disconnect, ldk_decode, ldk_frame, ldk_reencode, split_type};
 
 /// The feerate every node's estimator starts at (sat per 1000 weight).

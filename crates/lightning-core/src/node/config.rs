@@ -40,7 +40,12 @@ impl NodeConfig {
     pub fn for_network(network: Network) -> Self {
         NodeConfig {
             chain_hash: ChainHash::using_genesis_block(network),
-            channel: ChannelConfig::default(),
+            // Today's nodes default to anchor channels; a peer without them gets
+            // static_remotekey.
+            channel: ChannelConfig {
+                negotiate_anchors: true,
+                ..ChannelConfig::default()
+            },
             forwarding: ForwardingPolicy::default(),
             max_unfunded_channels_per_peer: 4,
             max_channels_per_peer: 64,
