@@ -42,7 +42,6 @@ impl Pair {
         let us = NodeCore::new(
             secret,
             sha256::Hash::hash(b"lnshard interop seed").to_byte_array(),
-            0,
             NodeConfig::default(),
             chain.height(),
             chain.tip_hash(),

@@ -35,6 +35,8 @@ pub struct PeerState {
     pub connected: bool,
     /// The peer's channels with us, by channel id.
     pub channel_by_id: BTreeMap<ChannelId, PeerChannel>,
+    /// How many random values the node has drawn for this peer (see `NodeCore`).
+    pub random_draws: u64,
 }
 
 impl PeerState {
@@ -45,6 +47,7 @@ impl PeerState {
             their_features: None,
             connected: true,
             channel_by_id: BTreeMap::new(),
+            random_draws: 0,
         }
     }
 

@@ -241,23 +241,23 @@ impl NodeCore {
                 short_channel_id, ..
             } => {
                 let mut user_channel_id = 0;
+                let mut alias = None;
                 if let Some(entry) = self
                     .peers
                     .get(&node_id)
                     .and_then(|p| p.channel_by_id.get(&channel_id))
                 {
                     user_channel_id = entry.user_channel_id;
-                    for scid in [short_channel_id, entry.channel.our_alias()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        self.scid_to_channel.insert(scid, (node_id, channel_id));
-                    }
+                    alias = entry.channel.our_alias();
+                }
+                for scid in [short_channel_id, alias].into_iter().flatten() {
+                    self.scid_to_channel.insert(scid, (node_id, channel_id));
                 }
                 self.push_event(Event::ChannelReady {
                     channel_id,
                     counterparty_node_id: node_id,
                     short_channel_id,
+                    alias,
                     user_channel_id,
                 });
             }

@@ -86,6 +86,8 @@ pub enum Event {
         counterparty_node_id: PublicKey,
         /// The real short channel id.
         short_channel_id: Option<ShortChannelId>,
+        /// The alias we gave the peer: HTLCs addressed to it are for this channel too.
+        alias: Option<ShortChannelId>,
         /// The application's id for this channel.
         user_channel_id: u128,
     },

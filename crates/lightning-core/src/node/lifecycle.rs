@@ -38,9 +38,9 @@ impl NodeCore {
                 self.config.max_channels_per_peer
             )));
         }
-        let temporary_channel_id = ChannelId(self.random_bytes());
-        let keys = self.next_keys();
-        let shutdown_script = self.fresh_shutdown_script();
+        let temporary_channel_id = ChannelId(self.peer_random(&node_id, b"temporary-channel-id"));
+        let keys = self.next_keys(&node_id);
+        let shutdown_script = self.fresh_shutdown_script(&node_id);
         let params = OutboundParams {
             chain_hash: self.config.chain_hash,
             temporary_channel_id,
@@ -64,7 +64,9 @@ impl NodeCore {
 
     fn insert_channel(&mut self, node_id: PublicKey, channel: Channel, user_channel_id: u128) {
         let alias = crate::types::ShortChannelId(u64::from_be_bytes(
-            self.random_bytes()[..8].try_into().expect("8 of 32 bytes"),
+            self.peer_random(&node_id, b"scid-alias")[..8]
+                .try_into()
+                .expect("8 of 32 bytes"),
         ));
         let mut channel = channel;
         channel.set_local_alias(alias);
@@ -112,8 +114,8 @@ impl NodeCore {
             );
         }
         let their_features = peer.their_features.clone().unwrap_or_default();
-        let keys = self.next_keys();
-        let shutdown_script = self.fresh_shutdown_script();
+        let keys = self.next_keys(&node_id);
+        let shutdown_script = self.fresh_shutdown_script(&node_id);
         match Channel::new_inbound(
             open,
             self.config.chain_hash,

@@ -51,7 +51,6 @@ pub use htlc_policy::ForwardingPolicy;
 pub use route::{Route, RouteHop};
 
 use crate::channel::{derive_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
-use crate::entropy::{EntropySource, SeededEntropy};
 use crate::onion::HopSharedSecret;
 use crate::peer::PeerState;
 use crate::types::{ChannelId, PaymentHash, PaymentSecret, ShortChannelId};
@@ -185,10 +184,8 @@ pub struct NodeCore {
     node_id: PublicKey,
     seed: [u8; 32],
     config: NodeConfig,
-    entropy: SeededEntropy,
     best_height: u32,
     best_hash: BlockHash,
-    next_channel_key_index: u64,
     peers: BTreeMap<PublicKey, PeerState>,
     /// Our channels' real short ids and our aliases, to (peer, channel).
     scid_to_channel: BTreeMap<ShortChannelId, (PublicKey, ChannelId)>,
@@ -204,33 +201,27 @@ pub struct NodeCore {
 impl NodeCore {
     /// A node with identity `node_secret`. `seed` (secret, 32 bytes) derives every channel's
     /// keys and all of the node's randomness, so the same seed and inputs replay exactly.
-    /// `shard_index` keeps the randomness of several shards of one node apart.
+    ///
+    /// Randomness is drawn per peer (from the seed, the peer's id, a per-peer counter and the
+    /// best block hash), never per shard: the same peers and inputs give the same keys and
+    /// channels whichever shard, and however many shards, run them.
     pub fn new(
         node_secret: SecretKey,
         seed: [u8; 32],
-        shard_index: u32,
         config: NodeConfig,
         best_height: u32,
         best_hash: BlockHash,
     ) -> Self {
         let secp = Secp256k1::new();
         let node_id = PublicKey::from_secret_key(&secp, &node_secret);
-        let mut engine = sha256::Hash::engine();
-        engine.input(b"lnshard/node-entropy");
-        engine.input(&seed);
-        engine.input(&shard_index.to_be_bytes());
-        let entropy = SeededEntropy::new(sha256::Hash::from_engine(engine).to_byte_array());
         NodeCore {
             secp,
             node_secret,
             node_id,
             seed,
             config,
-            entropy,
             best_height,
             best_hash,
-            // Each shard draws channel key indices from its own range.
-            next_channel_key_index: u64::from(shard_index) << 40,
             peers: BTreeMap::new(),
             scid_to_channel: BTreeMap::new(),
             inbound_payments: BTreeMap::new(),
@@ -307,25 +298,50 @@ impl NodeCore {
             .map(|e| &e.channel)
     }
 
-    fn random_bytes(&mut self) -> [u8; 32] {
-        self.entropy.random_bytes()
+    /// Hashes `parts` under a domain tag with the node's seed: all of the node's randomness.
+    fn derive(&self, tag: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut engine = sha256::Hash::engine();
+        engine.input(b"lnshard/");
+        engine.input(tag);
+        engine.input(&self.seed);
+        for part in parts {
+            engine.input(&(part.len() as u64).to_be_bytes());
+            engine.input(part);
+        }
+        sha256::Hash::from_engine(engine).to_byte_array()
     }
 
-    fn next_keys(&mut self) -> crate::keys::ChannelKeys {
-        let index = self.next_channel_key_index;
-        self.next_channel_key_index += 1;
+    /// Fresh random bytes for something we create with `node_id`: seed, peer, the peer's
+    /// draw counter and the best block hash (so a peer forgotten and met again in a later
+    /// block never gets the same draws).
+    fn peer_random(&mut self, node_id: &PublicKey, tag: &[u8]) -> [u8; 32] {
+        let counter = match self.peers.get_mut(node_id) {
+            Some(peer) => {
+                peer.random_draws += 1;
+                peer.random_draws
+            }
+            None => 0,
+        };
+        let hash = self.best_hash.to_byte_array();
+        self.derive(tag, &[&node_id.serialize(), &counter.to_be_bytes(), &hash])
+    }
+
+    /// Keys for a new channel with `node_id`.
+    fn next_keys(&mut self, node_id: &PublicKey) -> crate::keys::ChannelKeys {
+        let r = self.peer_random(node_id, b"channel-keys");
+        let index = u64::from_be_bytes(r[..8].try_into().expect("8 of 32 bytes")) >> 1;
         derive_channel_keys(&self.seed, index)
     }
 
-    /// A fresh P2WPKH script of ours for closing outputs, derived from the seed.
-    fn fresh_shutdown_script(&mut self) -> ScriptBuf {
-        let bytes = self.random_bytes();
-        let mut engine = sha256::Hash::engine();
-        engine.input(b"lnshard/shutdown-key");
-        engine.input(&self.seed);
-        engine.input(&bytes);
-        let secret = SecretKey::from_slice(&sha256::Hash::from_engine(engine).to_byte_array())
-            .expect("a sha256 output is a valid secret key with overwhelming probability");
+    /// A fresh P2WPKH script of ours for the closing output of a channel with `node_id`.
+    fn fresh_shutdown_script(&mut self, node_id: &PublicKey) -> ScriptBuf {
+        let mut bytes = self.peer_random(node_id, b"shutdown-key");
+        let secret = loop {
+            if let Ok(secret) = SecretKey::from_slice(&bytes) {
+                break secret;
+            }
+            bytes = sha256::Hash::hash(&bytes).to_byte_array();
+        };
         let pubkey = bitcoin::CompressedPublicKey(PublicKey::from_secret_key(&self.secp, &secret));
         ScriptBuf::new_p2wpkh(&pubkey.wpubkey_hash())
     }

@@ -1,6 +1,7 @@
 //! Payments: receiving (the registry of payments we expect, claiming, failing back) and
 //! sending along a caller-given route.
 
+use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::SecretKey;
 
 use super::route::build_payment_onion;
@@ -21,7 +22,7 @@ impl NodeCore {
         amount_msat: Option<u64>,
     ) -> (PaymentHash, PaymentSecret) {
         let hash = payment_preimage.payment_hash();
-        let secret = PaymentSecret(self.random_bytes());
+        let secret = PaymentSecret(self.derive(b"payment-secret", &[&hash.0]));
         self.inbound_payments.insert(
             hash,
             InboundPayment {
@@ -71,10 +72,14 @@ impl NodeCore {
             .hops
             .first()
             .ok_or_else(|| ApiError::InvalidRoute("no hops".into()))?;
+        // The session key must be fresh per payment: derive it from the payment id, which
+        // the application must never reuse (a duplicate id is refused above).
+        let mut bytes = self.derive(b"onion-session-key", &[&payment_id.0, &payment_hash.0]);
         let session_key = loop {
-            if let Ok(key) = SecretKey::from_slice(&self.random_bytes()) {
+            if let Ok(key) = SecretKey::from_slice(&bytes) {
                 break key;
             }
+            bytes = bitcoin::hashes::sha256::Hash::hash(&bytes).to_byte_array();
         };
         let onion = build_payment_onion(
             &self.secp,

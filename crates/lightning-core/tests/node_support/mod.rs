@@ -76,7 +76,6 @@ impl Net {
                 core: NodeCore::new(
                     node_secret(seed_base, i),
                     sha256::Hash::hash(&[seed_base, i as u8, 2]).to_byte_array(),
-                    0,
                     config.clone(),
                     chain.height,
                     chain.tip,
