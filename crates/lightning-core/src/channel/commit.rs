@@ -250,6 +250,7 @@ impl Channel {
         self.local_commit = LocalCommit {
             index,
             spec,
+            txid: tx.txid(),
             remote_signature: Some(msg.signature),
             htlc_signatures: msg.htlc_signatures.clone(),
         };

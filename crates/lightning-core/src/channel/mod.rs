@@ -115,6 +115,8 @@ pub struct LocalCommit {
     pub index: u64,
     /// Its content.
     pub spec: CommitmentSpec,
+    /// Its transaction id (all zeros before funding).
+    pub txid: Txid,
     /// The peer's signature of the commitment transaction.
     pub remote_signature: Option<Signature>,
     /// The peer's HTLC signatures, in output order.
@@ -545,5 +547,39 @@ impl Channel {
     pub(crate) fn set_closed(&mut self) {
         self.phase = ChannelPhase::Closed;
         self.outbox.clear();
+    }
+}
+
+impl Channel {
+    /// Dispatches a channel message received from the peer to its `handle_*` method (after
+    /// opening; `open_channel` is for [`Channel::new_inbound`]). Replies such as
+    /// `funding_signed` are queued for [`Channel::drain_messages`]. Does not sign: call
+    /// [`Channel::maybe_sign`] afterwards. `warning`, `error` and messages of other kinds
+    /// are refused with [`ChannelError::Ignore`] (the node handles them).
+    pub fn handle_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
+        match msg {
+            Message::AcceptChannel(m) => self.handle_accept_channel(m),
+            Message::FundingCreated(m) => {
+                let reply = self.handle_funding_created(m)?;
+                self.outbox.push(Message::FundingSigned(reply));
+                Ok(())
+            }
+            Message::FundingSigned(m) => self.handle_funding_signed(m),
+            Message::ChannelReady(m) => self.handle_channel_ready(m),
+            Message::UpdateAddHtlc(m) => self.handle_update_add_htlc(m),
+            Message::UpdateFulfillHtlc(m) => self.handle_update_fulfill_htlc(m),
+            Message::UpdateFailHtlc(m) => self.handle_update_fail_htlc(m),
+            Message::UpdateFailMalformedHtlc(m) => self.handle_update_fail_malformed_htlc(m),
+            Message::UpdateFee(m) => self.handle_update_fee(m),
+            Message::CommitmentSigned(m) => self.handle_commitment_signed(m),
+            Message::RevokeAndAck(m) => self.handle_revoke_and_ack(m),
+            Message::Shutdown(m) => self.handle_shutdown(m),
+            Message::ClosingSigned(m) => self.handle_closing_signed(m),
+            Message::ChannelReestablish(m) => self.handle_channel_reestablish(m),
+            other => Err(error::ignore(format!(
+                "message type {} is not for the channel state machine",
+                other.message_type()
+            ))),
+        }
     }
 }

@@ -214,6 +214,7 @@ impl Channel {
             local_commit: LocalCommit {
                 index: 0,
                 spec: spec.clone(),
+                txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
                 remote_signature: None,
                 htlc_signatures: Vec::new(),
             },
@@ -622,6 +623,7 @@ impl Channel {
         tx.verify_remote(&secp, &msg.signature)
             .map_err(|_| close("funding_signed signature does not verify"))?;
         self.local_commit.remote_signature = Some(msg.signature);
+        self.local_commit.txid = tx.txid();
         self.phase = ChannelPhase::AwaitingChannelReady;
         Ok(())
     }
@@ -655,6 +657,7 @@ impl Channel {
         )?;
         let signature = remote.sign(&secp, &next.keys.funding_key);
         next.local_commit.remote_signature = Some(msg.signature);
+        next.local_commit.txid = local.txid();
         next.remote_commit.txid = remote.txid();
         next.channel_id = msg.channel_id();
         next.phase = ChannelPhase::AwaitingChannelReady;
