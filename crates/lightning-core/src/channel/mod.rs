@@ -455,9 +455,11 @@ impl Channel {
             Ok(s) => (
                 s.to_remote_msat,
                 if self.is_funder {
+                    // The new HTLC's output plus the fee-spike buffer's extra HTLC.
                     s.funder_cost_msat_at(
-                        s.feerate_per_kw.saturating_mul(2),
-                        1,
+                        s.feerate_per_kw
+                            .saturating_mul(update::FEE_SPIKE_BUFFER_MULTIPLE),
+                        2,
                         self.remote_params.dust_limit_satoshis,
                         ct,
                     )

@@ -18,7 +18,7 @@ use lightning_core::channel::{
 use lightning_core::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1};
 use lightning_core::transactions::sign::segwit_v0_sighash;
 use lightning_core::types::{ChannelId, PaymentPreimage, ShortChannelId};
-use lightning_core::wire::{Feature, Features, Message};
+use lightning_core::wire::{ChannelReady, Feature, Features, Message};
 
 pub const FUNDING_SATOSHIS: u64 = 10_000_000;
 pub const PUSH_MSAT: u64 = 3_000_000_000;
@@ -97,6 +97,18 @@ impl Pair {
     }
 
     pub fn open_with(anchors: bool, ca: ChannelConfig, cb: ChannelConfig, push_msat: u64) -> Pair {
+        Self::open_hooked(anchors, ca, cb, push_msat, &|_| {})
+    }
+
+    /// Like [`Pair::open_with`], with `hook` applied to B's `channel_ready` before A sees it
+    /// (to play a misbehaving peer).
+    pub fn open_hooked(
+        anchors: bool,
+        ca: ChannelConfig,
+        cb: ChannelConfig,
+        push_msat: u64,
+        hook: &dyn Fn(&mut ChannelReady),
+    ) -> Pair {
         let fa = features(anchors);
         let fb = features(anchors);
         let (mut a, open) = Channel::new_outbound(
@@ -187,6 +199,14 @@ impl Pair {
         for h in 101..110 {
             pair.a.best_block_updated(h).expect("block");
             pair.b.best_block_updated(h).expect("block");
+        }
+        pair.flush();
+        for bytes in std::mem::take(&mut pair.b_to_a) {
+            let Message::ChannelReady(mut ready) = Message::decode(&bytes).expect("decodes") else {
+                panic!("channel_ready expected")
+            };
+            hook(&mut ready);
+            pair.b_to_a.push_back(Message::ChannelReady(ready).encode());
         }
         pair.run().expect("channel_ready exchange");
         assert_eq!(pair.a.phase(), ChannelPhase::Normal);
