@@ -219,3 +219,51 @@ fn force_close_static_remotekey_commitment_verifies() {
 fn force_close_anchors_commitment_verifies() {
     force_close(true);
 }
+
+#[test]
+fn peer_shutdown_drops_our_unsent_adds() {
+    let mut pair = Pair::open(false);
+    let id0 = pair
+        .a
+        .send_htlc(5_000_000, preimage(1).payment_hash(), 500_000, onion(1))
+        .unwrap();
+    pair.a.maybe_sign().unwrap();
+    // A's second add waits in the holding cell (A awaits B's revoke_and_ack).
+    let id1 = pair
+        .a
+        .send_htlc(5_000_000, preimage(2).payment_hash(), 500_000, onion(2))
+        .unwrap();
+    assert!(!pair.a.maybe_sign().unwrap());
+    pair.b.shutdown().unwrap();
+    pair.b.maybe_sign().unwrap();
+    pair.flush();
+    // B's shutdown reaches A first: the queued add is failed back, never sent.
+    pair.deliver(Side::B).unwrap();
+    let (ea, _) = pair.take_events();
+    assert_eq!(
+        ea,
+        vec![
+            ChannelEvent::OutboundHtlcFailed {
+                id: id1,
+                failure: lightning_core::channel::HtlcFailure::NotSent
+            },
+            ChannelEvent::ShutdownStarted
+        ]
+    );
+    // While an HTLC remains, update_fee is still allowed.
+    pair.a.update_fee(3000).unwrap();
+    pair.run().unwrap();
+    pair.assert_converged();
+    assert_eq!(pair.b.local_commit().spec.htlcs.len(), 1);
+    assert_eq!(pair.b.local_commit().spec.feerate_per_kw, 3000);
+    let (_, eb) = pair.take_events();
+    assert!(eb
+        .iter()
+        .any(|e| matches!(e, ChannelEvent::InboundHtlcCommitted { id, .. } if *id == id0)));
+    pair.b.fulfill_htlc(id0, preimage(1)).unwrap();
+    pair.run().unwrap();
+    assert_eq!(pair.a.phase(), ChannelPhase::Closed);
+    assert_eq!(pair.b.phase(), ChannelPhase::Closed);
+    let (ea, _) = pair.take_events();
+    verify_funding_spend(&closing_tx(&ea), &pair.funding_tx);
+}

@@ -8,7 +8,8 @@ use bitcoin::{Amount, EcdsaSighashType, ScriptBuf, Sequence, Transaction, TxIn, 
 
 use super::error::{close, ignore, warn};
 use super::open::is_valid_shutdown_script;
-use super::{Channel, ChannelError, ChannelEvent, ChannelPhase, Connection};
+use super::spec::Update;
+use super::{Channel, ChannelError, ChannelEvent, ChannelPhase, Connection, HtlcFailure};
 use crate::transactions::fees::fee_for_weight;
 use crate::transactions::sign::{funding_witness, segwit_v0_sighash};
 use crate::wire::{ClosingFeeRange, ClosingSigned, Message, Shutdown};
@@ -77,6 +78,18 @@ impl Channel {
         }
         self.shutdown.remote_script = Some(msg.scriptpubkey.clone());
         self.shutdown.local_requested = true;
+        // No update_add_htlc may follow the peer's shutdown: drop our unsent adds.
+        let mut kept = Vec::new();
+        for u in std::mem::take(&mut self.holding_cell) {
+            match u {
+                Update::Add(add) => self.events.push(ChannelEvent::OutboundHtlcFailed {
+                    id: add.id,
+                    failure: HtlcFailure::NotSent,
+                }),
+                other => kept.push(other),
+            }
+        }
+        self.holding_cell = kept;
         self.events.push(ChannelEvent::ShutdownStarted);
         self.after_state_change()
     }

@@ -220,6 +220,9 @@ pub enum HtlcFailure {
         /// The BOLT 4 failure code (BADONION bit set).
         failure_code: u16,
     },
+    /// Never sent: it was still in our holding cell when the peer's `shutdown` arrived
+    /// (no `update_add_htlc` may follow it). Fail it upstream as a local channel failure.
+    NotSent,
 }
 
 /// What the channel tells its node.

@@ -321,6 +321,17 @@ impl Channel {
         if !self.is_funder {
             return Err(ignore("only the funder sends update_fee"));
         }
+        let shutting_down = self.shutdown.local_sent || self.shutdown.remote_script.is_some();
+        let latest_remote = match &self.next_remote_commit {
+            Some(n) => &n.commit.spec,
+            None => &self.remote_commit.spec,
+        };
+        if shutting_down
+            && self.local_commit.spec.htlcs.is_empty()
+            && latest_remote.htlcs.is_empty()
+        {
+            return Err(ignore("no update_fee once shutting down without htlcs"));
+        }
         if feerate_per_kw < self.config.min_feerate_per_kw
             || feerate_per_kw > self.config.max_feerate_per_kw
         {
