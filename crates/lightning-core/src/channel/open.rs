@@ -760,3 +760,51 @@ impl Channel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_script_forms() {
+        let p2wpkh = ScriptBuf::from_bytes([vec![0x00, 0x14], vec![7; 20]].concat());
+        let p2wsh = ScriptBuf::from_bytes([vec![0x00, 0x20], vec![7; 32]].concat());
+        let p2pkh =
+            ScriptBuf::from_bytes([vec![0x76, 0xa9, 0x14], vec![7; 20], vec![0x88, 0xac]].concat());
+        let p2sh = ScriptBuf::from_bytes([vec![0xa9, 0x14], vec![7; 20], vec![0x87]].concat());
+        let taproot = ScriptBuf::from_bytes([vec![0x51, 0x20], vec![7; 32]].concat());
+        for s in [&p2wpkh, &p2wsh, &p2pkh, &p2sh] {
+            assert!(is_valid_shutdown_script(s, false));
+        }
+        assert!(!is_valid_shutdown_script(&taproot, false));
+        assert!(is_valid_shutdown_script(&taproot, true));
+        let too_short = ScriptBuf::from_bytes(vec![0x51, 0x01, 0x07]);
+        assert!(!is_valid_shutdown_script(&too_short, true));
+        let bad_len = ScriptBuf::from_bytes(vec![0x52, 0x05, 0x07]);
+        assert!(!is_valid_shutdown_script(&bad_len, true));
+        assert!(!is_valid_shutdown_script(&ScriptBuf::new(), true));
+        assert!(!is_valid_shutdown_script(
+            &ScriptBuf::from_bytes(vec![0x6a]),
+            true
+        ));
+    }
+
+    #[test]
+    fn channel_types_parse_exactly() {
+        let srk = channel_type_features(ChannelType::StaticRemoteKey);
+        let anchors = channel_type_features(ChannelType::AnchorsZeroFeeHtlcTx);
+        assert_eq!(
+            parse_channel_type(&srk, false),
+            Some(ChannelType::StaticRemoteKey)
+        );
+        assert_eq!(parse_channel_type(&anchors, false), None);
+        assert_eq!(
+            parse_channel_type(&anchors, true),
+            Some(ChannelType::AnchorsZeroFeeHtlcTx)
+        );
+        let mut with_alias = srk.clone();
+        with_alias.set_required(Feature::ScidAlias);
+        assert_eq!(parse_channel_type(&with_alias, true), None);
+        assert_eq!(parse_channel_type(&Features::empty(), true), None);
+    }
+}
