@@ -267,3 +267,25 @@ fn peer_shutdown_drops_our_unsent_adds() {
     let (ea, _) = pair.take_events();
     verify_funding_spend(&closing_tx(&ea), &pair.funding_tx);
 }
+
+#[test]
+fn htlc_deadlines_require_going_on_chain() {
+    let mut pair = Pair::open(false);
+    let id = pair
+        .a
+        .send_htlc(5_000_000, preimage(1).payment_hash(), 1_000, onion(1))
+        .unwrap();
+    pair.run().unwrap();
+    assert_eq!(pair.a.check_htlc_deadlines(1_002), Ok(()));
+    assert!(matches!(
+        pair.a.check_htlc_deadlines(1_003),
+        Err(ChannelError::Close(t)) if t.contains("timed out")
+    ));
+    // B claimed it but A does not sign the removal: B must go on-chain in time.
+    pair.b.fulfill_htlc(id, preimage(1)).unwrap();
+    assert_eq!(pair.b.check_htlc_deadlines(981), Ok(()));
+    assert!(pair.b.check_htlc_deadlines(982).unwrap_err().is_close());
+    pair.run().unwrap();
+    assert_eq!(pair.a.check_htlc_deadlines(5_000), Ok(()));
+    assert_eq!(pair.b.check_htlc_deadlines(5_000), Ok(()));
+}

@@ -588,3 +588,49 @@ impl Channel {
         }
     }
 }
+
+/// Blocks after an outbound HTLC's `cltv_expiry` we wait for the peer to fail it off-chain
+/// before going on-chain (LDK's `LATENCY_GRACE_PERIOD_BLOCKS`).
+pub const LATENCY_GRACE_PERIOD_BLOCKS: u32 = 3;
+/// Blocks before an inbound HTLC's `cltv_expiry` by which a claimed HTLC must be removed
+/// off-chain, or we go on-chain to claim it (LDK's `CLTV_CLAIM_BUFFER`).
+pub const CLTV_CLAIM_BUFFER: u32 = 18;
+
+impl Channel {
+    /// Whether HTLC deadlines at block `height` require failing the channel on-chain:
+    /// [`ChannelError::Close`] when an outbound HTLC is still in our commitment
+    /// [`LATENCY_GRACE_PERIOD_BLOCKS`] after its `cltv_expiry`, or an inbound HTLC we
+    /// fulfilled is still in it within [`CLTV_CLAIM_BUFFER`] blocks of its `cltv_expiry`.
+    /// Call on every new block once the channel is open; the channel is not modified.
+    pub fn check_htlc_deadlines(&self, height: u32) -> Result<(), ChannelError> {
+        if self.phase != ChannelPhase::Normal {
+            return Ok(());
+        }
+        for h in self.local_commit.spec.htlcs.values() {
+            if h.offered {
+                if h.cltv_expiry.saturating_add(LATENCY_GRACE_PERIOD_BLOCKS) <= height {
+                    return Err(close(format!(
+                        "outbound htlc {} with cltv_expiry {} timed out at height {height}",
+                        h.id, h.cltv_expiry
+                    )));
+                }
+            } else {
+                let claimed = self
+                    .holding_cell
+                    .iter()
+                    .chain(&self.local_changes.proposed)
+                    .chain(&self.local_changes.signed)
+                    .chain(&self.local_changes.acked)
+                    .any(|u| matches!(u, Update::Fulfill(f) if f.id == h.id));
+                if claimed && h.cltv_expiry <= height.saturating_add(CLTV_CLAIM_BUFFER) {
+                    return Err(close(format!(
+                        "claimed inbound htlc {} with cltv_expiry {} is not removed by height \
+                         {height}",
+                        h.id, h.cltv_expiry
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
