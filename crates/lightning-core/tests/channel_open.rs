@@ -306,3 +306,44 @@ fn opened_pair_has_matching_commitments() {
         );
     }
 }
+
+#[test]
+fn cooperative_close_before_channel_ready() {
+    let (mut a, open) = outbound(false);
+    let (mut b, accept) = inbound(&open, false).unwrap();
+    a.handle_accept_channel(&accept).unwrap();
+    let outpoint = OutPoint {
+        txid: Txid::from_byte_array([5; 32]),
+        vout: 0,
+    };
+    let fc = a.funding_transaction_built(outpoint).unwrap();
+    let fs = b.handle_funding_created(&fc).unwrap();
+    a.handle_funding_signed(&fs).unwrap();
+    assert!(a.is_funded() && b.is_funded());
+    a.shutdown().unwrap();
+    // Exchange everything (as bytes) until quiet.
+    for _ in 0..10 {
+        for m in a.drain_messages() {
+            b.handle_message(&wire(&m)).unwrap();
+        }
+        for m in b.drain_messages() {
+            a.handle_message(&wire(&m)).unwrap();
+        }
+    }
+    assert_eq!(a.phase(), ChannelPhase::Closed);
+    assert_eq!(b.phase(), ChannelPhase::Closed);
+    let closing = |evs: Vec<ChannelEvent>| {
+        evs.into_iter()
+            .find_map(|e| match e {
+                ChannelEvent::ClosingTransactionReady { tx } => Some(tx),
+                _ => None,
+            })
+            .expect("closing tx")
+    };
+    let tx = closing(a.drain_events());
+    assert_eq!(tx, closing(b.drain_events()));
+    assert_eq!(tx.input[0].previous_output, outpoint);
+    // A funded everything: one output, A's, minus the fee.
+    assert_eq!(tx.output.len(), 1);
+    assert_eq!(tx.output[0].script_pubkey, shutdown_script(0xaa));
+}

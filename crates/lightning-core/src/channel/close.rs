@@ -31,8 +31,8 @@ impl Channel {
     /// Starts a cooperative close: our `shutdown` (with our shutdown script) goes out as
     /// soon as all our updates are signed; no new HTLCs may be added from now on.
     pub fn shutdown(&mut self) -> Result<(), ChannelError> {
-        if self.phase != ChannelPhase::Normal {
-            return Err(ignore("the channel is not open"));
+        if !self.is_funded() {
+            return Err(ignore("the channel is not funded or already closed"));
         }
         if self.shutdown.local_requested {
             return Ok(());
@@ -97,7 +97,7 @@ impl Channel {
     /// Sends our pending `shutdown` once our updates are all signed, and starts closing
     /// negotiation (funder) once the channel is clean.
     pub(crate) fn after_state_change(&mut self) -> Result<(), ChannelError> {
-        if self.phase != ChannelPhase::Normal || self.connection != Connection::Connected {
+        if !self.is_funded() || self.connection != Connection::Connected {
             return Ok(());
         }
         if self.shutdown.local_requested
@@ -292,7 +292,7 @@ impl Channel {
         if msg.channel_id != self.channel_id {
             return Err(close("closing_signed for another channel_id"));
         }
-        if self.phase != ChannelPhase::Normal || self.connection != Connection::Connected {
+        if !self.is_funded() || self.connection != Connection::Connected {
             return Err(close("unexpected closing_signed"));
         }
         if !self.is_clean_for_closing() {

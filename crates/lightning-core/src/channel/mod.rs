@@ -528,8 +528,10 @@ impl Channel {
             .map_err(|e| close(format!("per-commitment secret {index}: {e}")))
     }
 
-    /// Whether we are past funding and not closed.
-    pub(crate) fn is_funded(&self) -> bool {
+    /// Whether both first commitments are signed (`funding_signed` exchanged) and the channel
+    /// is not closed. A channel that is not funded yet must be forgotten when the peer
+    /// disconnects (BOLT 2): it cannot be reestablished.
+    pub fn is_funded(&self) -> bool {
         matches!(
             self.phase,
             ChannelPhase::AwaitingChannelReady | ChannelPhase::Normal
