@@ -379,3 +379,37 @@ fn updates_before_reestablish_are_refused() {
     assert!(pair.a.handle_message(&add).unwrap_err().is_close());
     assert_eq!(pair.a, before);
 }
+
+#[test]
+fn duplicate_fulfill_after_reconnect_is_reported_once() {
+    let mut pair = Pair::open(false);
+    let id = pair
+        .a
+        .send_htlc(5_000_000, preimage(3).payment_hash(), 500_000, onion(3))
+        .unwrap();
+    pair.run().unwrap();
+    pair.take_events();
+    pair.b.fulfill_htlc(id, preimage(3)).unwrap();
+    pair.b.maybe_sign().unwrap();
+    pair.deliver(Side::B).unwrap(); // the fulfill: A reports the preimage at once
+    let (ea, _) = pair.take_events();
+    assert_eq!(
+        ea,
+        vec![ChannelEvent::OutboundHtlcFulfilled {
+            id,
+            payment_preimage: preimage(3)
+        }]
+    );
+    // B's commitment_signed is lost; after reconnection B resends fulfill + CS.
+    let (_, from_b) = reconnect_and_peek(&mut pair);
+    assert_eq!(from_b, vec![130, 132]);
+    pair.run().unwrap();
+    pair.assert_converged();
+    let (ea, _) = pair.take_events();
+    assert!(ea.is_empty(), "{ea:?}");
+    // A local duplicate claim on B's side is idempotent too.
+    assert!(
+        pair.b.fulfill_htlc(id, preimage(3)).is_err(),
+        "already removed"
+    );
+}

@@ -228,7 +228,9 @@ impl Channel {
     }
 
     /// Claims the peer's HTLC `id` with `preimage` (queued for the next signature).
-    /// Idempotent: claiming an HTLC already claimed with the same preimage succeeds.
+    /// Idempotent: claiming an HTLC already being claimed with the same preimage succeeds;
+    /// once the removal is irrevocably complete the HTLC is gone and a repeated claim is
+    /// [`ChannelError::Ignore`] (nothing to do).
     pub fn fulfill_htlc(&mut self, id: u64, preimage: PaymentPreimage) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
             return Err(ignore("the channel is not open"));
