@@ -378,3 +378,39 @@ impl Channel {
         Ok(signed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_utils::*;
+    use super::*;
+
+    #[test]
+    fn closing_tx_variants_and_fees() {
+        let (mut a, mut b) = ready_pair();
+        a.shutdown.remote_script = Some(script(0xbb));
+        let full = a.closing_tx(1000, Variant::DustLimit(354)).unwrap();
+        assert_eq!(full.output.len(), 2);
+        // Sorted by amount: B's 100,000 sat first, A's 900,000 - 1000 second.
+        assert_eq!(full.output[0].value.to_sat(), 100_000);
+        assert_eq!(full.output[1].value.to_sat(), 899_000);
+        let high_dust = a.closing_tx(1000, Variant::DustLimit(100_001)).unwrap();
+        assert_eq!(high_dust.output.len(), 1);
+        let without = a
+            .closing_tx(1000, Variant::WithoutRemoteOutput(354))
+            .unwrap();
+        assert_eq!(without.output.len(), 1);
+        assert!(a.closing_tx(900_001, Variant::DustLimit(354)).is_err());
+        let low = a.closing_fee_for_feerate(253).unwrap();
+        let high = a.closing_fee_for_feerate(2530).unwrap();
+        assert!(low > 0 && high >= 10 * low - 10, "{low} {high}");
+        let (min, max) = a.our_closing_fee_range().unwrap();
+        assert_eq!(min, low);
+        assert!(max > min);
+        // Negotiation end to end.
+        a.shutdown.remote_script = None;
+        a.shutdown().unwrap();
+        settle(&mut a, &mut b);
+        assert_eq!(a.phase(), ChannelPhase::Closed);
+        assert_eq!(b.phase(), ChannelPhase::Closed);
+    }
+}

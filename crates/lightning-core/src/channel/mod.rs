@@ -636,3 +636,124 @@ impl Channel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_utils {
+    //! A funded, ready pair of channels for the unit tests of the submodules.
+    use super::*;
+    use crate::wire::Feature;
+    use bitcoin::hashes::Hash;
+
+    pub(crate) fn features() -> Features {
+        let mut f = Features::empty();
+        f.set_required(Feature::StaticRemoteKey);
+        f.set_optional(Feature::UpfrontShutdownScript);
+        f
+    }
+
+    pub(crate) fn script(tag: u8) -> ScriptBuf {
+        ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([tag; 20]))
+    }
+
+    /// Funder `a` and fundee `b`, funded and ready, messages exchanged directly.
+    pub(crate) fn ready_pair() -> (Channel, Channel) {
+        let (mut a, open) = Channel::new_outbound(
+            OutboundParams {
+                chain_hash: ChainHash::REGTEST,
+                temporary_channel_id: ChannelId([1; 32]),
+                funding_satoshis: 1_000_000,
+                push_msat: 100_000_000,
+                feerate_per_kw: 1000,
+                announce: false,
+                shutdown_script: script(0xaa),
+            },
+            &features(),
+            &features(),
+            ChannelConfig::default(),
+            derive_channel_keys(&[1; 32], 0),
+        )
+        .expect("valid open");
+        let (mut b, accept) = Channel::new_inbound(
+            &open,
+            ChainHash::REGTEST,
+            &features(),
+            &features(),
+            ChannelConfig::default(),
+            derive_channel_keys(&[2; 32], 0),
+            script(0xbb),
+        )
+        .expect("valid accept");
+        a.handle_accept_channel(&accept).expect("accept");
+        let outpoint = OutPoint {
+            txid: bitcoin::Txid::from_byte_array([3; 32]),
+            vout: 0,
+        };
+        let fc = a.funding_transaction_built(outpoint).expect("funding");
+        let fs = b.handle_funding_created(&fc).expect("funding_created");
+        a.handle_funding_signed(&fs).expect("funding_signed");
+        for c in [&mut a, &mut b] {
+            c.funding_confirmed(10, 1, 0).expect("confirmed");
+            c.best_block_updated(20).expect("deep");
+        }
+        let (ma, mb) = (a.drain_messages(), b.drain_messages());
+        for m in &mb {
+            a.handle_message(m).expect("ready");
+        }
+        for m in &ma {
+            b.handle_message(m).expect("ready");
+        }
+        (a, b)
+    }
+
+    /// Delivers everything both ways, signing after each message, until quiet.
+    pub(crate) fn settle(a: &mut Channel, b: &mut Channel) {
+        for _ in 0..50 {
+            a.maybe_sign().expect("sign");
+            b.maybe_sign().expect("sign");
+            let (ma, mb) = (a.drain_messages(), b.drain_messages());
+            if ma.is_empty() && mb.is_empty() {
+                return;
+            }
+            for m in &ma {
+                b.handle_message(m).expect("honest");
+            }
+            for m in &mb {
+                a.handle_message(m).expect("honest");
+            }
+        }
+        panic!("did not settle");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_utils::*;
+    use super::*;
+
+    #[test]
+    fn ready_pair_balances_and_deadlines() {
+        let (a, b) = ready_pair();
+        assert_eq!(a.phase(), ChannelPhase::Normal);
+        let bal = a.balances();
+        assert_eq!(bal.to_local_msat, 900_000_000);
+        assert_eq!(bal.to_remote_msat, 100_000_000);
+        // B must keep A's 1% reserve (10,000 sat); B does not pay the fee.
+        assert_eq!(b.balances().outbound_capacity_msat, 90_000_000);
+        assert_eq!(a.balances().inbound_capacity_msat, 90_000_000);
+        assert!(a.balances().outbound_capacity_msat < 890_000_000);
+        assert_eq!(a.check_htlc_deadlines(u32::MAX), Ok(()));
+    }
+
+    #[test]
+    fn handle_message_refuses_connection_level_messages() {
+        let (mut a, _) = ready_pair();
+        let ping = Message::Ping(crate::wire::Ping {
+            num_pong_bytes: 1,
+            ignored: vec![],
+        });
+        assert!(matches!(
+            a.handle_message(&ping),
+            Err(ChannelError::Ignore(_))
+        ));
+    }
+}
