@@ -168,14 +168,21 @@ impl Channel {
                 )));
             }
         } else {
-            // The peer pays the fee: it must still afford both commitments with one more
-            // HTLC (BOLT 2 SHOULD NOT).
-            let fee_remote = remote.funder_cost_msat_at(remote.feerate_per_kw, 1, remote_dust, ct);
-            let fee_local = local.funder_cost_msat_at(local.feerate_per_kw, 1, local_dust, ct);
-            if remote.to_local_msat < fee_remote || local.to_remote_msat < fee_local {
-                return Err(ignore(
-                    "the funder could not pay the commitment fee with one more htlc",
-                ));
+            // The peer pays the fee: it must still afford both updated commitments while
+            // keeping the reserve we chose (BOLT 2 SHOULD NOT).
+            let their_reserve = self
+                .local_params
+                .channel_reserve_satoshis
+                .saturating_mul(1000);
+            let fee_remote = remote.funder_cost_msat(remote_dust, ct);
+            let fee_local = local.funder_cost_msat(local_dust, ct);
+            let needed = their_reserve.saturating_add(fee_remote.max(fee_local));
+            if remote.to_local_msat.min(local.to_remote_msat) < needed {
+                return Err(ignore(format!(
+                    "the funder's balance {} msat could not pay the commitment fee above its \
+                     reserve ({needed} msat) with this htlc",
+                    remote.to_local_msat.min(local.to_remote_msat)
+                )));
             }
         }
         let dust = self.dust_exposure_msat(&local, &remote);
