@@ -146,7 +146,10 @@ fn fail_and_fail_malformed_reach_sender_only_when_irrevocable() {
             vec![
                 ChannelEvent::OutboundHtlcFailed {
                     id: id0,
-                    failure: HtlcFailure::Reason(vec![0xde, 0xad])
+                    failure: HtlcFailure::Reason {
+                        reason: vec![0xde, 0xad],
+                        attribution_data: None
+                    }
                 },
                 ChannelEvent::OutboundHtlcFailed {
                     id: id1,

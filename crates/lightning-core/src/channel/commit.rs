@@ -322,7 +322,10 @@ impl Channel {
                     if !self.fulfilled_notified.remove(&f.id) {
                         self.events.push(ChannelEvent::OutboundHtlcFailed {
                             id: f.id,
-                            failure: HtlcFailure::Reason(f.reason),
+                            failure: HtlcFailure::Reason {
+                                reason: f.reason,
+                                attribution_data: f.attribution_data,
+                            },
                         });
                     }
                 }

@@ -68,7 +68,7 @@ use crate::keys::{ChannelKeys, ChannelPublicKeys};
 use crate::secrets::{CounterpartySecrets, FIRST_INDEX};
 use crate::transactions::ChannelType;
 use crate::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
-use crate::wire::{CommitmentSigned, Features, Message, ONION_PACKET_LEN};
+use crate::wire::{AttributionData, CommitmentSigned, Features, Message, ONION_PACKET_LEN};
 use error::close;
 
 /// The parameters one side announced in `open_channel` / `accept_channel`: the constraints
@@ -212,7 +212,12 @@ pub struct ClosingState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HtlcFailure {
     /// `update_fail_htlc`: the encrypted failure `reason` for the onion layer.
-    Reason(Vec<u8>),
+    Reason {
+        /// The encrypted failure.
+        reason: Vec<u8>,
+        /// The `attribution_data` TLV, if the peer sent one.
+        attribution_data: Option<Box<AttributionData>>,
+    },
     /// `update_fail_malformed_htlc`.
     Malformed {
         /// The hash of the onion the peer could not parse.
