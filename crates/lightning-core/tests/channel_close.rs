@@ -289,3 +289,22 @@ fn htlc_deadlines_require_going_on_chain() {
     assert_eq!(pair.a.check_htlc_deadlines(5_000), Ok(()));
     assert_eq!(pair.b.check_htlc_deadlines(5_000), Ok(()));
 }
+
+#[test]
+fn messages_after_close_are_ignored() {
+    let mut pair = Pair::open(false);
+    pair.a.shutdown().unwrap();
+    pair.run().unwrap();
+    assert_eq!(pair.b.phase(), ChannelPhase::Closed);
+    let cs_types: Vec<u16> = pair.sent_types_a.clone();
+    assert!(cs_types.contains(&39));
+    // A repeated shutdown or closing_signed must not make the closed channel fail.
+    let again = Message::Shutdown(Shutdown {
+        channel_id: pair.b.channel_id(),
+        scriptpubkey: shutdown_script(0xaa),
+    });
+    assert!(matches!(
+        pair.b.handle_message(&again),
+        Err(ChannelError::Ignore(_))
+    ));
+}

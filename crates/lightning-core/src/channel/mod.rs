@@ -567,8 +567,16 @@ impl Channel {
     /// opening; `open_channel` is for [`Channel::new_inbound`]). Replies such as
     /// `funding_signed` are queued for [`Channel::drain_messages`]. Does not sign: call
     /// [`Channel::maybe_sign`] afterwards. `warning`, `error` and messages of other kinds
-    /// are refused with [`ChannelError::Ignore`] (the node handles them).
+    /// are refused with [`ChannelError::Ignore`] (the node handles them), and so is every
+    /// message once the channel is closed.
     pub fn handle_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
+        if self.phase == ChannelPhase::Closed {
+            // Late messages (say a repeated closing_signed) must not trigger a force close.
+            return Err(error::ignore(format!(
+                "message type {} for a closed channel",
+                msg.message_type()
+            )));
+        }
         match msg {
             Message::AcceptChannel(m) => self.handle_accept_channel(m),
             Message::FundingCreated(m) => {
