@@ -240,7 +240,10 @@ pub enum ChannelEvent {
         /// The alias the peer asked us to use, if any.
         remote_alias: Option<ShortChannelId>,
     },
-    /// An HTLC the peer offered is irrevocably committed: forward or claim it now.
+    /// An HTLC the peer offered is irrevocably committed: forward or claim it now. If
+    /// [`Channel::is_shutting_down`] (an add that crossed our `shutdown`), fail it back.
+    /// Receiver-side policy beyond BOLT 2's MUSTs (LDK's fee-spike buffer as receiver, dust
+    /// exposure from inbound HTLCs) is the node's to apply by failing the HTLC.
     InboundHtlcCommitted {
         /// Its id (the peer's numbering).
         id: u64,
@@ -437,6 +440,14 @@ impl Channel {
     /// The peer's revealed per-commitment secrets.
     pub fn remote_secrets(&self) -> &CounterpartySecrets {
         &self.remote_secrets
+    }
+
+    /// Whether a cooperative close is under way: we asked for it, or either `shutdown` was
+    /// sent or received. No new HTLC can be added.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.local_requested
+            || self.shutdown.local_sent
+            || self.shutdown.remote_script.is_some()
     }
 
     /// Whether we signed a commitment the peer has not answered with `revoke_and_ack`.

@@ -84,10 +84,7 @@ impl Channel {
         onion: Box<[u8; ONION_PACKET_LEN]>,
     ) -> Result<u64, ChannelError> {
         self.check_open_for_updates()?;
-        if self.shutdown.local_requested
-            || self.shutdown.local_sent
-            || self.shutdown.remote_script.is_some()
-        {
+        if self.is_shutting_down() {
             return Err(ignore("the channel is shutting down"));
         }
         if amount_msat == 0 || amount_msat < self.remote_params.htlc_minimum_msat {
