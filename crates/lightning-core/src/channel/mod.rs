@@ -25,10 +25,15 @@
 //!    [`Channel::handle_funding_created`] (send the `funding_signed`).
 //! 2. Both: [`Channel::funding_confirmed`] when the funding transaction confirms,
 //!    [`Channel::best_block_updated`] on every new block, [`Channel::handle_channel_ready`].
+//!    Before `funding_signed` is exchanged ([`Channel::is_funded`]) a disconnection
+//!    abandons the channel: forget it.
 //! 3. Normal operation: local requests ([`Channel::send_htlc`], [`Channel::fulfill_htlc`],
 //!    [`Channel::fail_htlc`], [`Channel::fail_malformed_htlc`], [`Channel::update_fee`],
-//!    [`Channel::shutdown`]) and peer messages (`handle_*`) change the state; then call
-//!    [`Channel::maybe_sign`] (it releases the holding cell and signs when allowed).
+//!    [`Channel::shutdown`]) and peer messages ([`Channel::handle_message`], or the
+//!    individual `handle_*`) change the state; then call [`Channel::maybe_sign`] (it
+//!    releases the holding cell and signs when allowed; it also sends our `shutdown` and
+//!    starts `closing_signed` when their time comes). On each block also call
+//!    [`Channel::check_htlc_deadlines`].
 //! 4. After every call: **persist the channel**, then send [`Channel::drain_messages`] in
 //!    order and act on [`Channel::drain_events`]. Messages are only handed out after the call
 //!    that produced them returned, so persisting before draining is the persistence barrier
