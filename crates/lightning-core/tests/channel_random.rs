@@ -21,6 +21,7 @@ enum Action {
     Sign(bool),
     Deliver(bool),
     Reconnect,
+    Shutdown(bool),
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -32,6 +33,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => any::<bool>().prop_map(Action::Sign),
         8 => any::<bool>().prop_map(Action::Deliver),
         1 => Just(Action::Reconnect),
+        1 => any::<bool>().prop_map(Action::Shutdown),
     ]
 }
 
@@ -50,6 +52,7 @@ struct Model {
     inbound: [Vec<(u64, u64, u64)>; 2],
     fulfilled: [u64; 2],
     outstanding: usize,
+    closing_txs: Vec<lightning_core::bitcoin::Transaction>,
 }
 
 fn absorb(pair: &mut Pair, m: &mut Model) {
@@ -65,6 +68,8 @@ fn absorb(pair: &mut Pair, m: &mut Model) {
                 } => m.inbound[i].push((id, amount_msat, m.hashes[&payment_hash])),
                 ChannelEvent::OutboundHtlcFulfilled { .. } => m.outstanding -= 1,
                 ChannelEvent::OutboundHtlcFailed { .. } => m.outstanding -= 1,
+                ChannelEvent::ShutdownStarted => {}
+                ChannelEvent::ClosingTransactionReady { tx } => m.closing_txs.push(tx),
                 other => panic!("unexpected event {other:?}"),
             }
         }
@@ -80,6 +85,36 @@ fn ok_or_refused(r: Result<(), ChannelError>) {
     }
 }
 
+fn closed(pair: &Pair) -> bool {
+    use lightning_core::channel::ChannelPhase;
+    pair.a.phase() == ChannelPhase::Closed || pair.b.phase() == ChannelPhase::Closed
+}
+
+/// Delivers one message; a closed channel may only ignore late messages.
+fn deliver(pair: &mut Pair, from: Side) {
+    match pair.deliver(from) {
+        Ok(_) => {}
+        Err(ChannelError::Ignore(_)) if closed(pair) => {}
+        Err(e) => panic!("honest message refused: {e}"),
+    }
+}
+
+fn settle(pair: &mut Pair) {
+    if !closed(pair) {
+        pair.a.maybe_sign().expect("sign");
+        pair.b.maybe_sign().expect("sign");
+    }
+    pair.flush();
+    while !pair.a_to_b.is_empty() || !pair.b_to_a.is_empty() {
+        if !pair.a_to_b.is_empty() {
+            deliver(pair, Side::A);
+        }
+        if !pair.b_to_a.is_empty() {
+            deliver(pair, Side::B);
+        }
+    }
+}
+
 fn run_script(anchors: bool, actions: Vec<Action>) {
     let mut pair = Pair::open(anchors);
     let mut m = Model {
@@ -88,7 +123,9 @@ fn run_script(anchors: bool, actions: Vec<Action>) {
         inbound: [Vec::new(), Vec::new()],
         fulfilled: [0, 0],
         outstanding: 0,
+        closing_txs: Vec::new(),
     };
+    let mut shutdown = false;
     for act in actions {
         match act {
             Action::Send(a, amt) => {
@@ -130,16 +167,22 @@ fn run_script(anchors: bool, actions: Vec<Action>) {
                     .maybe_sign()
                     .expect("signing never fails");
             }
-            Action::Deliver(a) => {
-                pair.deliver(side(a)).expect("honest messages are accepted");
+            Action::Deliver(a) => deliver(&mut pair, side(a)),
+            Action::Reconnect => {
+                if !closed(&pair) {
+                    pair.reconnect().expect("reconnection succeeds");
+                }
             }
-            Action::Reconnect => pair.reconnect().expect("reconnection succeeds"),
+            Action::Shutdown(a) => {
+                shutdown = true;
+                ok_or_refused(pair.chan(side(a)).shutdown());
+            }
         }
         pair.flush();
         absorb(&mut pair, &mut m);
     }
     // Settle, then resolve every remaining HTLC by fulfilling it.
-    pair.run().expect("settles");
+    settle(&mut pair);
     absorb(&mut pair, &mut m);
     pair.assert_converged();
     for _ in 0..3 {
@@ -152,10 +195,19 @@ fn run_script(anchors: bool, actions: Vec<Action>) {
                     .expect("fulfill");
             }
         }
-        pair.run().expect("settles");
+        settle(&mut pair);
         absorb(&mut pair, &mut m);
     }
     pair.assert_converged();
+    if shutdown {
+        // The close completes by itself once no HTLC remains.
+        assert!(closed(&pair), "shutdown requested but not closed");
+        assert_eq!(m.closing_txs.len(), 2);
+        assert_eq!(m.closing_txs[0], m.closing_txs[1]);
+        channel_support::verify_funding_spend(&m.closing_txs[0], &pair.funding_tx);
+    } else {
+        assert!(m.closing_txs.is_empty());
+    }
     assert_eq!(m.outstanding, 0, "every htlc resolved exactly once");
     assert!(pair.a.local_commit().spec.htlcs.is_empty());
     let a = pair.a.local_commit().spec.to_local_msat;
