@@ -8,7 +8,8 @@ use bitcoin::{Amount, EcdsaSighashType, ScriptBuf, Sequence, Transaction, TxIn, 
 
 use super::error::{close, ignore, warn};
 use super::open::is_valid_shutdown_script;
-use super::{Channel, ChannelError, ChannelEvent, ChannelPhase, Connection};
+use super::spec::Update;
+use super::{Channel, ChannelError, ChannelEvent, ChannelPhase, Connection, HtlcFailure};
 use crate::transactions::fees::fee_for_weight;
 use crate::transactions::sign::{funding_witness, segwit_v0_sighash};
 use crate::wire::{ClosingFeeRange, ClosingSigned, Message, Shutdown};
@@ -30,8 +31,8 @@ impl Channel {
     /// Starts a cooperative close: our `shutdown` (with our shutdown script) goes out as
     /// soon as all our updates are signed; no new HTLCs may be added from now on.
     pub fn shutdown(&mut self) -> Result<(), ChannelError> {
-        if self.phase != ChannelPhase::Normal {
-            return Err(ignore("the channel is not open"));
+        if !self.is_funded() {
+            return Err(ignore("the channel is not funded or already closed"));
         }
         if self.shutdown.local_requested {
             return Ok(());
@@ -77,6 +78,18 @@ impl Channel {
         }
         self.shutdown.remote_script = Some(msg.scriptpubkey.clone());
         self.shutdown.local_requested = true;
+        // No update_add_htlc may follow the peer's shutdown: drop our unsent adds.
+        let mut kept = Vec::new();
+        for u in std::mem::take(&mut self.holding_cell) {
+            match u {
+                Update::Add(add) => self.events.push(ChannelEvent::OutboundHtlcFailed {
+                    id: add.id,
+                    failure: HtlcFailure::NotSent,
+                }),
+                other => kept.push(other),
+            }
+        }
+        self.holding_cell = kept;
         self.events.push(ChannelEvent::ShutdownStarted);
         self.after_state_change()
     }
@@ -84,7 +97,7 @@ impl Channel {
     /// Sends our pending `shutdown` once our updates are all signed, and starts closing
     /// negotiation (funder) once the channel is clean.
     pub(crate) fn after_state_change(&mut self) -> Result<(), ChannelError> {
-        if self.phase != ChannelPhase::Normal || self.connection != Connection::Connected {
+        if !self.is_funded() || self.connection != Connection::Connected {
             return Ok(());
         }
         if self.shutdown.local_requested
@@ -279,7 +292,7 @@ impl Channel {
         if msg.channel_id != self.channel_id {
             return Err(close("closing_signed for another channel_id"));
         }
-        if self.phase != ChannelPhase::Normal || self.connection != Connection::Connected {
+        if !self.is_funded() || self.connection != Connection::Connected {
             return Err(close("unexpected closing_signed"));
         }
         if !self.is_clean_for_closing() {
@@ -363,5 +376,41 @@ impl Channel {
         let signed = tx.finalize(&our_sig, &remote_sig);
         self.set_closed();
         Ok(signed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_utils::*;
+    use super::*;
+
+    #[test]
+    fn closing_tx_variants_and_fees() {
+        let (mut a, mut b) = ready_pair();
+        a.shutdown.remote_script = Some(script(0xbb));
+        let full = a.closing_tx(1000, Variant::DustLimit(354)).unwrap();
+        assert_eq!(full.output.len(), 2);
+        // Sorted by amount: B's 100,000 sat first, A's 900,000 - 1000 second.
+        assert_eq!(full.output[0].value.to_sat(), 100_000);
+        assert_eq!(full.output[1].value.to_sat(), 899_000);
+        let high_dust = a.closing_tx(1000, Variant::DustLimit(100_001)).unwrap();
+        assert_eq!(high_dust.output.len(), 1);
+        let without = a
+            .closing_tx(1000, Variant::WithoutRemoteOutput(354))
+            .unwrap();
+        assert_eq!(without.output.len(), 1);
+        assert!(a.closing_tx(900_001, Variant::DustLimit(354)).is_err());
+        let low = a.closing_fee_for_feerate(253).unwrap();
+        let high = a.closing_fee_for_feerate(2530).unwrap();
+        assert!(low > 0 && high >= 10 * low - 10, "{low} {high}");
+        let (min, max) = a.our_closing_fee_range().unwrap();
+        assert_eq!(min, low);
+        assert!(max > min);
+        // Negotiation end to end.
+        a.shutdown.remote_script = None;
+        a.shutdown().unwrap();
+        settle(&mut a, &mut b);
+        assert_eq!(a.phase(), ChannelPhase::Closed);
+        assert_eq!(b.phase(), ChannelPhase::Closed);
     }
 }

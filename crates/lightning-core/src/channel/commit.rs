@@ -250,6 +250,7 @@ impl Channel {
         self.local_commit = LocalCommit {
             index,
             spec,
+            txid: tx.txid(),
             remote_signature: Some(msg.signature),
             htlc_signatures: msg.htlc_signatures.clone(),
         };
@@ -315,17 +316,30 @@ impl Channel {
                     onion: add.onion_routing_packet,
                     path_key: add.path_key,
                 }),
-                Update::Fail(f) => self.events.push(ChannelEvent::OutboundHtlcFailed {
-                    id: f.id,
-                    failure: HtlcFailure::Reason(f.reason),
-                }),
-                Update::FailMalformed(f) => self.events.push(ChannelEvent::OutboundHtlcFailed {
-                    id: f.id,
-                    failure: HtlcFailure::Malformed {
-                        sha256_of_onion: f.sha256_of_onion,
-                        failure_code: f.failure_code,
-                    },
-                }),
+                // A failure of an HTLC whose preimage the peer already gave us (then dropped
+                // at a disconnection) is not reported: the payment succeeded for the node.
+                Update::Fail(f) => {
+                    if !self.fulfilled_notified.remove(&f.id) {
+                        self.events.push(ChannelEvent::OutboundHtlcFailed {
+                            id: f.id,
+                            failure: HtlcFailure::Reason {
+                                reason: f.reason,
+                                attribution_data: f.attribution_data,
+                            },
+                        });
+                    }
+                }
+                Update::FailMalformed(f) => {
+                    if !self.fulfilled_notified.remove(&f.id) {
+                        self.events.push(ChannelEvent::OutboundHtlcFailed {
+                            id: f.id,
+                            failure: HtlcFailure::Malformed {
+                                sha256_of_onion: f.sha256_of_onion,
+                                failure_code: f.failure_code,
+                            },
+                        });
+                    }
+                }
                 Update::Fulfill(f) => {
                     self.fulfilled_notified.remove(&f.id);
                 }

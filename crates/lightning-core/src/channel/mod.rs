@@ -25,10 +25,15 @@
 //!    [`Channel::handle_funding_created`] (send the `funding_signed`).
 //! 2. Both: [`Channel::funding_confirmed`] when the funding transaction confirms,
 //!    [`Channel::best_block_updated`] on every new block, [`Channel::handle_channel_ready`].
+//!    Before `funding_signed` is exchanged ([`Channel::is_funded`]) a disconnection
+//!    abandons the channel: forget it.
 //! 3. Normal operation: local requests ([`Channel::send_htlc`], [`Channel::fulfill_htlc`],
 //!    [`Channel::fail_htlc`], [`Channel::fail_malformed_htlc`], [`Channel::update_fee`],
-//!    [`Channel::shutdown`]) and peer messages (`handle_*`) change the state; then call
-//!    [`Channel::maybe_sign`] (it releases the holding cell and signs when allowed).
+//!    [`Channel::shutdown`]) and peer messages ([`Channel::handle_message`], or the
+//!    individual `handle_*`) change the state; then call [`Channel::maybe_sign`] (it
+//!    releases the holding cell and signs when allowed; it also sends our `shutdown` and
+//!    starts `closing_signed` when their time comes). On each block also call
+//!    [`Channel::check_htlc_deadlines`].
 //! 4. After every call: **persist the channel**, then send [`Channel::drain_messages`] in
 //!    order and act on [`Channel::drain_events`]. Messages are only handed out after the call
 //!    that produced them returned, so persisting before draining is the persistence barrier
@@ -68,7 +73,7 @@ use crate::keys::{ChannelKeys, ChannelPublicKeys};
 use crate::secrets::{CounterpartySecrets, FIRST_INDEX};
 use crate::transactions::ChannelType;
 use crate::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
-use crate::wire::{CommitmentSigned, Features, Message, ONION_PACKET_LEN};
+use crate::wire::{AttributionData, CommitmentSigned, Features, Message, ONION_PACKET_LEN};
 use error::close;
 
 /// The parameters one side announced in `open_channel` / `accept_channel`: the constraints
@@ -115,6 +120,8 @@ pub struct LocalCommit {
     pub index: u64,
     /// Its content.
     pub spec: CommitmentSpec,
+    /// Its transaction id (all zeros before funding).
+    pub txid: Txid,
     /// The peer's signature of the commitment transaction.
     pub remote_signature: Option<Signature>,
     /// The peer's HTLC signatures, in output order.
@@ -210,7 +217,12 @@ pub struct ClosingState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HtlcFailure {
     /// `update_fail_htlc`: the encrypted failure `reason` for the onion layer.
-    Reason(Vec<u8>),
+    Reason {
+        /// The encrypted failure.
+        reason: Vec<u8>,
+        /// The `attribution_data` TLV, if the peer sent one.
+        attribution_data: Option<Box<AttributionData>>,
+    },
     /// `update_fail_malformed_htlc`.
     Malformed {
         /// The hash of the onion the peer could not parse.
@@ -218,6 +230,9 @@ pub enum HtlcFailure {
         /// The BOLT 4 failure code (BADONION bit set).
         failure_code: u16,
     },
+    /// Never sent: it was still in our holding cell when the peer's `shutdown` arrived
+    /// (no `update_add_htlc` may follow it). Fail it upstream as a local channel failure.
+    NotSent,
 }
 
 /// What the channel tells its node.
@@ -230,7 +245,10 @@ pub enum ChannelEvent {
         /// The alias the peer asked us to use, if any.
         remote_alias: Option<ShortChannelId>,
     },
-    /// An HTLC the peer offered is irrevocably committed: forward or claim it now.
+    /// An HTLC the peer offered is irrevocably committed: forward or claim it now. If
+    /// [`Channel::is_shutting_down`] (an add that crossed our `shutdown`), fail it back.
+    /// Receiver-side policy beyond BOLT 2's MUSTs (LDK's fee-spike buffer as receiver, dust
+    /// exposure from inbound HTLCs) is the node's to apply by failing the HTLC.
     InboundHtlcCommitted {
         /// Its id (the peer's numbering).
         id: u64,
@@ -429,6 +447,14 @@ impl Channel {
         &self.remote_secrets
     }
 
+    /// Whether a cooperative close is under way: we asked for it, or either `shutdown` was
+    /// sent or received. No new HTLC can be added.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.local_requested
+            || self.shutdown.local_sent
+            || self.shutdown.remote_script.is_some()
+    }
+
     /// Whether we signed a commitment the peer has not answered with `revoke_and_ack`.
     pub fn is_awaiting_revoke_and_ack(&self) -> bool {
         self.next_remote_commit.is_some()
@@ -453,9 +479,11 @@ impl Channel {
             Ok(s) => (
                 s.to_remote_msat,
                 if self.is_funder {
+                    // The new HTLC's output plus the fee-spike buffer's extra HTLC.
                     s.funder_cost_msat_at(
-                        s.feerate_per_kw.saturating_mul(2),
-                        1,
+                        s.feerate_per_kw
+                            .saturating_mul(update::FEE_SPIKE_BUFFER_MULTIPLE),
+                        2,
                         self.remote_params.dust_limit_satoshis,
                         ct,
                     )
@@ -521,8 +549,10 @@ impl Channel {
             .map_err(|e| close(format!("per-commitment secret {index}: {e}")))
     }
 
-    /// Whether we are past funding and not closed.
-    pub(crate) fn is_funded(&self) -> bool {
+    /// Whether both first commitments are signed (`funding_signed` exchanged) and the channel
+    /// is not closed. A channel that is not funded yet must be forgotten when the peer
+    /// disconnects (BOLT 2): it cannot be reestablished.
+    pub fn is_funded(&self) -> bool {
         matches!(
             self.phase,
             ChannelPhase::AwaitingChannelReady | ChannelPhase::Normal
@@ -545,5 +575,214 @@ impl Channel {
     pub(crate) fn set_closed(&mut self) {
         self.phase = ChannelPhase::Closed;
         self.outbox.clear();
+    }
+}
+
+impl Channel {
+    /// Dispatches a channel message received from the peer to its `handle_*` method (after
+    /// opening; `open_channel` is for [`Channel::new_inbound`]). Replies such as
+    /// `funding_signed` are queued for [`Channel::drain_messages`]. Does not sign: call
+    /// [`Channel::maybe_sign`] afterwards. `warning`, `error` and messages of other kinds
+    /// are refused with [`ChannelError::Ignore`] (the node handles them), and so is every
+    /// message once the channel is closed.
+    pub fn handle_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
+        if self.phase == ChannelPhase::Closed {
+            // Late messages (say a repeated closing_signed) must not trigger a force close.
+            return Err(error::ignore(format!(
+                "message type {} for a closed channel",
+                msg.message_type()
+            )));
+        }
+        match msg {
+            Message::AcceptChannel(m) => self.handle_accept_channel(m),
+            Message::FundingCreated(m) => {
+                let reply = self.handle_funding_created(m)?;
+                self.outbox.push(Message::FundingSigned(reply));
+                Ok(())
+            }
+            Message::FundingSigned(m) => self.handle_funding_signed(m),
+            Message::ChannelReady(m) => self.handle_channel_ready(m),
+            Message::UpdateAddHtlc(m) => self.handle_update_add_htlc(m),
+            Message::UpdateFulfillHtlc(m) => self.handle_update_fulfill_htlc(m),
+            Message::UpdateFailHtlc(m) => self.handle_update_fail_htlc(m),
+            Message::UpdateFailMalformedHtlc(m) => self.handle_update_fail_malformed_htlc(m),
+            Message::UpdateFee(m) => self.handle_update_fee(m),
+            Message::CommitmentSigned(m) => self.handle_commitment_signed(m),
+            Message::RevokeAndAck(m) => self.handle_revoke_and_ack(m),
+            Message::Shutdown(m) => self.handle_shutdown(m),
+            Message::ClosingSigned(m) => self.handle_closing_signed(m),
+            Message::ChannelReestablish(m) => self.handle_channel_reestablish(m),
+            other => Err(error::ignore(format!(
+                "message type {} is not for the channel state machine",
+                other.message_type()
+            ))),
+        }
+    }
+}
+
+/// Blocks after an outbound HTLC's `cltv_expiry` we wait for the peer to fail it off-chain
+/// before going on-chain (LDK's `LATENCY_GRACE_PERIOD_BLOCKS`).
+pub const LATENCY_GRACE_PERIOD_BLOCKS: u32 = 3;
+/// Blocks before an inbound HTLC's `cltv_expiry` by which a claimed HTLC must be removed
+/// off-chain, or we go on-chain to claim it (LDK's `CLTV_CLAIM_BUFFER`).
+pub const CLTV_CLAIM_BUFFER: u32 = 18;
+
+impl Channel {
+    /// Whether HTLC deadlines at block `height` require failing the channel on-chain:
+    /// [`ChannelError::Close`] when an outbound HTLC is still in our commitment
+    /// [`LATENCY_GRACE_PERIOD_BLOCKS`] after its `cltv_expiry`, or an inbound HTLC we
+    /// fulfilled is still in it within [`CLTV_CLAIM_BUFFER`] blocks of its `cltv_expiry`.
+    /// Call on every new block once the channel is open; the channel is not modified.
+    pub fn check_htlc_deadlines(&self, height: u32) -> Result<(), ChannelError> {
+        if self.phase != ChannelPhase::Normal {
+            return Ok(());
+        }
+        for h in self.local_commit.spec.htlcs.values() {
+            if h.offered {
+                if h.cltv_expiry.saturating_add(LATENCY_GRACE_PERIOD_BLOCKS) <= height {
+                    return Err(close(format!(
+                        "outbound htlc {} with cltv_expiry {} timed out at height {height}",
+                        h.id, h.cltv_expiry
+                    )));
+                }
+            } else {
+                let claimed = self
+                    .holding_cell
+                    .iter()
+                    .chain(&self.local_changes.proposed)
+                    .chain(&self.local_changes.signed)
+                    .chain(&self.local_changes.acked)
+                    .any(|u| matches!(u, Update::Fulfill(f) if f.id == h.id));
+                if claimed && h.cltv_expiry <= height.saturating_add(CLTV_CLAIM_BUFFER) {
+                    return Err(close(format!(
+                        "claimed inbound htlc {} with cltv_expiry {} is not removed by height \
+                         {height}",
+                        h.id, h.cltv_expiry
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_utils {
+    //! A funded, ready pair of channels for the unit tests of the submodules.
+    use super::*;
+    use crate::wire::Feature;
+    use bitcoin::hashes::Hash;
+
+    pub(crate) fn features() -> Features {
+        let mut f = Features::empty();
+        f.set_required(Feature::StaticRemoteKey);
+        f.set_optional(Feature::UpfrontShutdownScript);
+        f
+    }
+
+    pub(crate) fn script(tag: u8) -> ScriptBuf {
+        ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([tag; 20]))
+    }
+
+    /// Funder `a` and fundee `b`, funded and ready, messages exchanged directly.
+    pub(crate) fn ready_pair() -> (Channel, Channel) {
+        let (mut a, open) = Channel::new_outbound(
+            OutboundParams {
+                chain_hash: ChainHash::REGTEST,
+                temporary_channel_id: ChannelId([1; 32]),
+                funding_satoshis: 1_000_000,
+                push_msat: 100_000_000,
+                feerate_per_kw: 1000,
+                announce: false,
+                shutdown_script: script(0xaa),
+            },
+            &features(),
+            &features(),
+            ChannelConfig::default(),
+            derive_channel_keys(&[1; 32], 0),
+        )
+        .expect("valid open");
+        let (mut b, accept) = Channel::new_inbound(
+            &open,
+            ChainHash::REGTEST,
+            &features(),
+            &features(),
+            ChannelConfig::default(),
+            derive_channel_keys(&[2; 32], 0),
+            script(0xbb),
+        )
+        .expect("valid accept");
+        a.handle_accept_channel(&accept).expect("accept");
+        let outpoint = OutPoint {
+            txid: bitcoin::Txid::from_byte_array([3; 32]),
+            vout: 0,
+        };
+        let fc = a.funding_transaction_built(outpoint).expect("funding");
+        let fs = b.handle_funding_created(&fc).expect("funding_created");
+        a.handle_funding_signed(&fs).expect("funding_signed");
+        for c in [&mut a, &mut b] {
+            c.funding_confirmed(10, 1, 0).expect("confirmed");
+            c.best_block_updated(20).expect("deep");
+        }
+        let (ma, mb) = (a.drain_messages(), b.drain_messages());
+        for m in &mb {
+            a.handle_message(m).expect("ready");
+        }
+        for m in &ma {
+            b.handle_message(m).expect("ready");
+        }
+        (a, b)
+    }
+
+    /// Delivers everything both ways, signing after each message, until quiet.
+    pub(crate) fn settle(a: &mut Channel, b: &mut Channel) {
+        for _ in 0..50 {
+            a.maybe_sign().expect("sign");
+            b.maybe_sign().expect("sign");
+            let (ma, mb) = (a.drain_messages(), b.drain_messages());
+            if ma.is_empty() && mb.is_empty() {
+                return;
+            }
+            for m in &ma {
+                b.handle_message(m).expect("honest");
+            }
+            for m in &mb {
+                a.handle_message(m).expect("honest");
+            }
+        }
+        panic!("did not settle");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_utils::*;
+    use super::*;
+
+    #[test]
+    fn ready_pair_balances_and_deadlines() {
+        let (a, b) = ready_pair();
+        assert_eq!(a.phase(), ChannelPhase::Normal);
+        let bal = a.balances();
+        assert_eq!(bal.to_local_msat, 900_000_000);
+        assert_eq!(bal.to_remote_msat, 100_000_000);
+        // B must keep A's 1% reserve (10,000 sat); B does not pay the fee.
+        assert_eq!(b.balances().outbound_capacity_msat, 90_000_000);
+        assert_eq!(a.balances().inbound_capacity_msat, 90_000_000);
+        assert!(a.balances().outbound_capacity_msat < 890_000_000);
+        assert_eq!(a.check_htlc_deadlines(u32::MAX), Ok(()));
+    }
+
+    #[test]
+    fn handle_message_refuses_connection_level_messages() {
+        let (mut a, _) = ready_pair();
+        let ping = Message::Ping(crate::wire::Ping {
+            num_pong_bytes: 1,
+            ignored: vec![],
+        });
+        assert!(matches!(
+            a.handle_message(&ping),
+            Err(ChannelError::Ignore(_))
+        ));
     }
 }

@@ -214,6 +214,7 @@ impl Channel {
             local_commit: LocalCommit {
                 index: 0,
                 spec: spec.clone(),
+                txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
                 remote_signature: None,
                 htlc_signatures: Vec::new(),
             },
@@ -622,6 +623,7 @@ impl Channel {
         tx.verify_remote(&secp, &msg.signature)
             .map_err(|_| close("funding_signed signature does not verify"))?;
         self.local_commit.remote_signature = Some(msg.signature);
+        self.local_commit.txid = tx.txid();
         self.phase = ChannelPhase::AwaitingChannelReady;
         Ok(())
     }
@@ -655,6 +657,7 @@ impl Channel {
         )?;
         let signature = remote.sign(&secp, &next.keys.funding_key);
         next.local_commit.remote_signature = Some(msg.signature);
+        next.local_commit.txid = local.txid();
         next.remote_commit.txid = remote.txid();
         next.channel_id = msg.channel_id();
         next.phase = ChannelPhase::AwaitingChannelReady;
@@ -755,5 +758,53 @@ impl Channel {
                 remote_alias: self.remote_alias,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_script_forms() {
+        let p2wpkh = ScriptBuf::from_bytes([vec![0x00, 0x14], vec![7; 20]].concat());
+        let p2wsh = ScriptBuf::from_bytes([vec![0x00, 0x20], vec![7; 32]].concat());
+        let p2pkh =
+            ScriptBuf::from_bytes([vec![0x76, 0xa9, 0x14], vec![7; 20], vec![0x88, 0xac]].concat());
+        let p2sh = ScriptBuf::from_bytes([vec![0xa9, 0x14], vec![7; 20], vec![0x87]].concat());
+        let taproot = ScriptBuf::from_bytes([vec![0x51, 0x20], vec![7; 32]].concat());
+        for s in [&p2wpkh, &p2wsh, &p2pkh, &p2sh] {
+            assert!(is_valid_shutdown_script(s, false));
+        }
+        assert!(!is_valid_shutdown_script(&taproot, false));
+        assert!(is_valid_shutdown_script(&taproot, true));
+        let too_short = ScriptBuf::from_bytes(vec![0x51, 0x01, 0x07]);
+        assert!(!is_valid_shutdown_script(&too_short, true));
+        let bad_len = ScriptBuf::from_bytes(vec![0x52, 0x05, 0x07]);
+        assert!(!is_valid_shutdown_script(&bad_len, true));
+        assert!(!is_valid_shutdown_script(&ScriptBuf::new(), true));
+        assert!(!is_valid_shutdown_script(
+            &ScriptBuf::from_bytes(vec![0x6a]),
+            true
+        ));
+    }
+
+    #[test]
+    fn channel_types_parse_exactly() {
+        let srk = channel_type_features(ChannelType::StaticRemoteKey);
+        let anchors = channel_type_features(ChannelType::AnchorsZeroFeeHtlcTx);
+        assert_eq!(
+            parse_channel_type(&srk, false),
+            Some(ChannelType::StaticRemoteKey)
+        );
+        assert_eq!(parse_channel_type(&anchors, false), None);
+        assert_eq!(
+            parse_channel_type(&anchors, true),
+            Some(ChannelType::AnchorsZeroFeeHtlcTx)
+        );
+        let mut with_alias = srk.clone();
+        with_alias.set_required(Feature::ScidAlias);
+        assert_eq!(parse_channel_type(&with_alias, true), None);
+        assert_eq!(parse_channel_type(&Features::empty(), true), None);
     }
 }

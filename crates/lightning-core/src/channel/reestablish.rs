@@ -183,3 +183,45 @@ impl Channel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_utils::*;
+    use super::*;
+    use crate::types::PaymentPreimage;
+
+    #[test]
+    fn reestablish_numbers_follow_the_commitments() {
+        let (mut a, mut b) = ready_pair();
+        let r = a.get_reestablish().unwrap();
+        assert_eq!((r.next_commitment_number, r.next_revocation_number), (1, 0));
+        assert_eq!(r.your_last_per_commitment_secret, [0; 32]);
+        a.connection = Connection::Connected;
+        let p = PaymentPreimage([5; 32]);
+        a.send_htlc(5_000_000, p.payment_hash(), 100, Box::new([0; 1366]))
+            .unwrap();
+        settle(&mut a, &mut b);
+        // One commitment each way: A holds commitment 1, B revoked 0 and A knows its secret.
+        let r = a.get_reestablish().unwrap();
+        assert_eq!((r.next_commitment_number, r.next_revocation_number), (2, 1));
+        assert_eq!(
+            r.your_last_per_commitment_secret,
+            b.local_secret(0).unwrap()
+        );
+        assert_eq!(r.my_current_per_commitment_point, a.local_point(1).unwrap());
+        // A peer that disconnects drops the peer's unsigned add and rewinds its id.
+        b.connection = Connection::Connected;
+        a.connection = Connection::Connected;
+        b.send_htlc(1_000_000, p.payment_hash(), 100, Box::new([0; 1366]))
+            .unwrap();
+        b.maybe_sign().unwrap();
+        for m in b.drain_messages().iter().take(1) {
+            a.handle_message(m).unwrap();
+        }
+        assert_eq!(a.remote_next_htlc_id, 1);
+        a.peer_disconnected();
+        assert_eq!(a.remote_next_htlc_id, 0);
+        assert!(a.remote_changes.proposed.is_empty());
+        assert_eq!(a.connection(), Connection::Disconnected);
+    }
+}

@@ -84,10 +84,7 @@ impl Channel {
         onion: Box<[u8; ONION_PACKET_LEN]>,
     ) -> Result<u64, ChannelError> {
         self.check_open_for_updates()?;
-        if self.shutdown.local_requested
-            || self.shutdown.local_sent
-            || self.shutdown.remote_script.is_some()
-        {
+        if self.is_shutting_down() {
             return Err(ignore("the channel is shutting down"));
         }
         if amount_msat == 0 || amount_msat < self.remote_params.htlc_minimum_msat {
@@ -168,14 +165,21 @@ impl Channel {
                 )));
             }
         } else {
-            // The peer pays the fee: it must still afford both commitments with one more
-            // HTLC (BOLT 2 SHOULD NOT).
-            let fee_remote = remote.funder_cost_msat_at(remote.feerate_per_kw, 1, remote_dust, ct);
-            let fee_local = local.funder_cost_msat_at(local.feerate_per_kw, 1, local_dust, ct);
-            if remote.to_local_msat < fee_remote || local.to_remote_msat < fee_local {
-                return Err(ignore(
-                    "the funder could not pay the commitment fee with one more htlc",
-                ));
+            // The peer pays the fee: it must still afford both updated commitments while
+            // keeping the reserve we chose (BOLT 2 SHOULD NOT).
+            let their_reserve = self
+                .local_params
+                .channel_reserve_satoshis
+                .saturating_mul(1000);
+            let fee_remote = remote.funder_cost_msat(remote_dust, ct);
+            let fee_local = local.funder_cost_msat(local_dust, ct);
+            let needed = their_reserve.saturating_add(fee_remote.max(fee_local));
+            if remote.to_local_msat.min(local.to_remote_msat) < needed {
+                return Err(ignore(format!(
+                    "the funder's balance {} msat could not pay the commitment fee above its \
+                     reserve ({needed} msat) with this htlc",
+                    remote.to_local_msat.min(local.to_remote_msat)
+                )));
             }
         }
         let dust = self.dust_exposure_msat(&local, &remote);
@@ -228,7 +232,9 @@ impl Channel {
     }
 
     /// Claims the peer's HTLC `id` with `preimage` (queued for the next signature).
-    /// Idempotent: claiming an HTLC already claimed with the same preimage succeeds.
+    /// Idempotent: claiming an HTLC already being claimed with the same preimage succeeds;
+    /// once the removal is irrevocably complete the HTLC is gone and a repeated claim is
+    /// [`ChannelError::Ignore`] (nothing to do).
     pub fn fulfill_htlc(&mut self, id: u64, preimage: PaymentPreimage) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
             return Err(ignore("the channel is not open"));
@@ -320,6 +326,17 @@ impl Channel {
         self.check_open_for_updates()?;
         if !self.is_funder {
             return Err(ignore("only the funder sends update_fee"));
+        }
+        let shutting_down = self.shutdown.local_sent || self.shutdown.remote_script.is_some();
+        let latest_remote = match &self.next_remote_commit {
+            Some(n) => &n.commit.spec,
+            None => &self.remote_commit.spec,
+        };
+        if shutting_down
+            && self.local_commit.spec.htlcs.is_empty()
+            && latest_remote.htlcs.is_empty()
+        {
+            return Err(ignore("no update_fee once shutting down without htlcs"));
         }
         if feerate_per_kw < self.config.min_feerate_per_kw
             || feerate_per_kw > self.config.max_feerate_per_kw
