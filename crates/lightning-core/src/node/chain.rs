@@ -57,9 +57,12 @@ impl NodeCore {
             .collect();
         let grace = self.config.offered_htlc_grace_blocks;
         for (node_id, channel_id) in ids {
+            // BOLT 2 deadlines: an HTLC we offered, in either commitment, past its expiry
+            // plus the grace period; or one we fulfilled still not removed near its expiry.
             let expired = self.channel(&node_id, &channel_id).is_some_and(|c| {
                 c.offered_htlc_expiries()
                     .any(|expiry| expiry.saturating_add(grace) <= height)
+                    || c.check_htlc_deadlines(height).is_err()
             });
             if expired {
                 self.send_error(

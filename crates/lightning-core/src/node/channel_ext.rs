@@ -1,37 +1,14 @@
-//! What the node needs of a [`Channel`] beyond its own API: one entry point per peer message,
-//! HTLC deadlines, and the second-stage transactions that time out our offered HTLCs after a
+//! What the node needs of a [`Channel`] beyond its own API: our alias, the expiries of HTLCs
+//! we offered, and the second-stage transactions that time out our offered HTLCs after a
 //! force close.
 
 use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Transaction;
 
-use crate::channel::{Channel, ChannelError};
+use crate::channel::Channel;
 use crate::types::ShortChannelId;
-use crate::wire::Message;
 
 impl Channel {
-    /// Routes a peer's channel message to its handler. Messages a channel never receives
-    /// (opening messages, which the node handles itself) are ignored.
-    pub(crate) fn handle_peer_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
-        match msg {
-            Message::ChannelReady(m) => self.handle_channel_ready(m),
-            Message::UpdateAddHtlc(m) => self.handle_update_add_htlc(m),
-            Message::UpdateFulfillHtlc(m) => self.handle_update_fulfill_htlc(m),
-            Message::UpdateFailHtlc(m) => self.handle_update_fail_htlc(m),
-            Message::UpdateFailMalformedHtlc(m) => self.handle_update_fail_malformed_htlc(m),
-            Message::CommitmentSigned(m) => self.handle_commitment_signed(m),
-            Message::RevokeAndAck(m) => self.handle_revoke_and_ack(m),
-            Message::UpdateFee(m) => self.handle_update_fee(m),
-            Message::Shutdown(m) => self.handle_shutdown(m),
-            Message::ClosingSigned(m) => self.handle_closing_signed(m),
-            Message::ChannelReestablish(m) => self.handle_channel_reestablish(m),
-            other => Err(ChannelError::Ignore(format!(
-                "message type {} is not handled by a channel",
-                other.message_type()
-            ))),
-        }
-    }
-
     /// The alias we gave the peer for this channel.
     pub(crate) fn our_alias(&self) -> Option<ShortChannelId> {
         self.local_alias

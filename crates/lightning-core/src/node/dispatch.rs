@@ -361,7 +361,7 @@ impl NodeCore {
             }
             other => {
                 self.with_channel(node_id, channel_id, |entry| {
-                    entry.channel.handle_peer_message(&other)
+                    entry.channel.handle_message(&other)
                 });
             }
         }

@@ -352,7 +352,13 @@ impl NodeCore {
             return;
         };
         let outcome = match failure {
-            HtlcFailure::Reason(reason) => ForwardOutcome::FailedDownstream(reason),
+            HtlcFailure::Reason { reason, .. } => ForwardOutcome::FailedDownstream(reason),
+            // Queued but never sent (the peer shut the channel down first): it failed here.
+            HtlcFailure::NotSent => {
+                ForwardOutcome::FailedHere(FailureMessage::TemporaryChannelFailure {
+                    channel_update: Vec::new(),
+                })
+            }
             HtlcFailure::Malformed {
                 sha256_of_onion,
                 failure_code,
