@@ -6,3 +6,5 @@
 #![deny(missing_docs)]
 
 pub use lightning_core;
+
+pub mod store;

@@ -1,0 +1,207 @@
+//! Durable key/value storage for the engine's records, in the spirit of LDK's `KVStore`.
+//!
+//! A [`Store`] holds byte values under `(namespace, key)`. Writes are durable when they return;
+//! [`Store::write_batch`] makes a whole batch durable at once, which is how a shard persists
+//! every channel a batch of messages changed with a single sync (group commit). Two
+//! implementations ship: [`FsStore`], the default, on the local filesystem with a write-ahead
+//! log, and [`MemoryStore`] for tests and benchmarks. Applications may plug their own.
+
+mod fs;
+mod memory;
+
+use core::fmt;
+
+pub use fs::{FsStore, FsStoreOptions};
+pub use memory::MemoryStore;
+
+/// One change in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Set `namespace/key` to `value`.
+    Put {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove `namespace/key` (no error if absent).
+    Remove {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+    },
+}
+
+/// Why a store operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A namespace or key is empty, too long or has characters other than ASCII letters,
+    /// digits, `-` and `_`.
+    InvalidName {
+        /// The offending name.
+        name: String,
+    },
+    /// The operating system refused an operation.
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Stored bytes are damaged (not a torn final write, which is discarded as never
+    /// acknowledged): the store refuses to guess.
+    Corrupt {
+        /// Where and what.
+        detail: String,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::InvalidName { name } => write!(
+                f,
+                "invalid store name {name:?}: use 1 to 120 ASCII letters, digits, '-' or '_'"
+            ),
+            StoreError::Io { context, source } => write!(f, "{context}: {source}"),
+            StoreError::Corrupt { detail } => write!(f, "corrupt store: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Durable key/value storage. Implementations must be safe to call from every shard thread
+/// at once.
+pub trait Store: Send + Sync {
+    /// The value of `namespace/key`, if any.
+    fn read(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Makes every operation of `batch` durable, in order, before returning: the batch is
+    /// the unit of group commit (one sync for all of it where the store can).
+    fn write_batch(&self, batch: &[WriteOp]) -> Result<(), StoreError>;
+
+    /// The keys present in `namespace`, sorted.
+    fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Sets `namespace/key` durably.
+    fn write(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write_batch(&[WriteOp::Put {
+            namespace: namespace.to_owned(),
+            key: key.to_owned(),
+            value: value.to_vec(),
+        }])
+    }
+
+    /// Removes `namespace/key` durably (no error if absent).
+    fn remove(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
+        self.write_batch(&[WriteOp::Remove {
+            namespace: namespace.to_owned(),
+            key: key.to_owned(),
+        }])
+    }
+
+    /// How many durable syncs the store has performed (for fsyncs-per-payment figures).
+    fn syncs(&self) -> u64 {
+        0
+    }
+}
+
+/// Checks a namespace or key: 1 to 120 ASCII letters, digits, `-` or `_` (so a name can never
+/// escape its directory or collide with the store's own files).
+pub fn check_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 120
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+fn check_op(op: &WriteOp) -> Result<(), StoreError> {
+    match op {
+        WriteOp::Put { namespace, key, .. } | WriteOp::Remove { namespace, key } => {
+            check_name(namespace)?;
+            check_name(key)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Behaviour every store must have.
+    pub(crate) fn exercise(store: &dyn Store) {
+        assert_eq!(store.read("chan", "a").unwrap(), None);
+        store.write("chan", "a", b"one").unwrap();
+        store.write("chan", "b", b"two").unwrap();
+        store.write("node", "a", b"three").unwrap();
+        assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(
+            store.list("chan").unwrap(),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        store
+            .write_batch(&[
+                WriteOp::Put {
+                    namespace: "chan".into(),
+                    key: "a".into(),
+                    value: b"uno".to_vec(),
+                },
+                WriteOp::Remove {
+                    namespace: "chan".into(),
+                    key: "b".into(),
+                },
+                WriteOp::Put {
+                    namespace: "chan".into(),
+                    key: "c".into(),
+                    value: vec![],
+                },
+            ])
+            .unwrap();
+        assert_eq!(store.read("chan", "a").unwrap(), Some(b"uno".to_vec()));
+        assert_eq!(store.read("chan", "b").unwrap(), None);
+        assert_eq!(store.read("chan", "c").unwrap(), Some(vec![]));
+        assert_eq!(
+            store.list("chan").unwrap(),
+            vec!["a".to_owned(), "c".to_owned()]
+        );
+        assert_eq!(store.list("empty").unwrap(), Vec::<String>::new());
+        store.remove("chan", "zzz").unwrap();
+        for bad in ["", "../x", "a/b", "a.b", &"x".repeat(121)] {
+            assert!(matches!(
+                store.write(bad, "k", b""),
+                Err(StoreError::InvalidName { .. })
+            ));
+            assert!(matches!(
+                store.read("ns", bad),
+                Err(StoreError::InvalidName { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("channel-01_ab").is_ok());
+        let err = check_name("a/b").unwrap_err();
+        assert!(err.to_string().contains("\"a/b\""), "{err}");
+    }
+}
