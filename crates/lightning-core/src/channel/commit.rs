@@ -182,30 +182,11 @@ impl Channel {
         Ok(())
     }
 
-    fn check_can_receive_commitment_update(&self, what: &str) -> Result<(), ChannelError> {
-        if self.phase != ChannelPhase::Normal {
-            return Err(close(format!(
-                "unexpected {what} before the channel is open"
-            )));
-        }
-        if self.connection != Connection::Connected {
-            return Err(close(format!(
-                "unexpected {what} before channel_reestablish"
-            )));
-        }
-        if self.closing.last_sent.is_some() || self.closing.last_received.is_some() {
-            return Err(close(format!(
-                "unexpected {what} during closing negotiation"
-            )));
-        }
-        Ok(())
-    }
-
     /// The peer's `commitment_signed` for our next commitment: verifies the commitment
     /// signature and every HTLC signature (one per untrimmed HTLC, in output order), then
     /// queues our `revoke_and_ack`. On error the channel is unchanged.
     pub fn handle_commitment_signed(&mut self, msg: &CommitmentSigned) -> Result<(), ChannelError> {
-        self.check_can_receive_commitment_update("commitment_signed")?;
+        self.check_can_receive_update("commitment_signed")?;
         if msg.channel_id != self.channel_id {
             return Err(close("commitment_signed for another channel_id"));
         }
@@ -275,7 +256,7 @@ impl Channel {
     /// commitment being revoked, stores it, and emits the events of the updates that are now
     /// irrevocably committed. On error the channel is unchanged.
     pub fn handle_revoke_and_ack(&mut self, msg: &RevokeAndAck) -> Result<(), ChannelError> {
-        self.check_can_receive_commitment_update("revoke_and_ack")?;
+        self.check_can_receive_update("revoke_and_ack")?;
         if msg.channel_id != self.channel_id {
             return Err(close("revoke_and_ack for another channel_id"));
         }

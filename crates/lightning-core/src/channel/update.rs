@@ -377,7 +377,9 @@ impl Channel {
         Ok(())
     }
 
-    fn check_can_receive_update(&self, what: &str) -> Result<(), ChannelError> {
+    /// Whether a peer update, `commitment_signed` or `revoke_and_ack` may arrive now: only
+    /// on an open, reestablished channel outside closing negotiation.
+    pub(crate) fn check_can_receive_update(&self, what: &str) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
             return Err(close(format!(
                 "unexpected {what} before the channel is open"
