@@ -57,6 +57,14 @@ pub enum CommitmentError {
         /// `funding_satoshis * 1000` (saturating).
         funding_msat: u64,
     },
+    /// With anchors, the funder's balance cannot pay the two anchor outputs: the commitment
+    /// would create value. A channel must never let the funder's balance fall this low.
+    FunderCannotPayAnchors {
+        /// The funder's balance, in satoshis.
+        funder_satoshis: u64,
+        /// What the two anchors cost.
+        anchors_satoshis: u64,
+    },
 }
 
 impl fmt::Display for CommitmentError {
@@ -81,6 +89,14 @@ impl fmt::Display for CommitmentError {
                 f,
                 "balances and htlcs total {total_msat} msat but the funding amount is \
                  {funding_msat} msat"
+            ),
+            CommitmentError::FunderCannotPayAnchors {
+                funder_satoshis,
+                anchors_satoshis,
+            } => write!(
+                f,
+                "the funder's balance {funder_satoshis} sat cannot pay the anchors \
+                 ({anchors_satoshis} sat)"
             ),
         }
     }
@@ -226,17 +242,25 @@ pub fn build_commitment_tx(params: &CommitmentParams<'_>) -> Result<CommitmentTx
         .collect();
     let untrimmed_count = untrimmed.iter().filter(|u| **u).count();
     let base_fee = commitment_base_fee(params.feerate_per_kw, untrimmed_count, channel_type);
-    let funder_cost = if channel_type.has_anchors() {
-        base_fee.saturating_add(2 * ANCHOR_OUTPUT_SATOSHIS)
-    } else {
-        base_fee
-    };
     let mut to_local = params.to_local_msat / 1000;
     let mut to_remote = params.to_remote_msat / 1000;
-    match params.funder {
-        Side::Local => to_local = to_local.saturating_sub(funder_cost),
-        Side::Remote => to_remote = to_remote.saturating_sub(funder_cost),
+    let funder_balance = match params.funder {
+        Side::Local => &mut to_local,
+        Side::Remote => &mut to_remote,
+    };
+    // The funder pays the anchors in full (they are outputs: value cannot be created), then
+    // the fee; a fee above what remains takes all of it (BOLT 3: the funder's output is
+    // trimmed and the fee is what is left).
+    if channel_type.has_anchors() {
+        let anchors_satoshis = 2 * ANCHOR_OUTPUT_SATOSHIS;
+        *funder_balance = funder_balance.checked_sub(anchors_satoshis).ok_or(
+            CommitmentError::FunderCannotPayAnchors {
+                funder_satoshis: *funder_balance,
+                anchors_satoshis,
+            },
+        )?;
     }
+    *funder_balance = funder_balance.saturating_sub(base_fee);
 
     let mut outputs: Vec<PendingOutput> = Vec::with_capacity(untrimmed_count + 4);
     for (index, (htlc, keep)) in params.htlcs.iter().zip(&untrimmed).enumerate() {
@@ -653,6 +677,30 @@ mod tests {
         assert_eq!(tx.to_remote_satoshis(), None);
     }
 
+    /// Found by `builder_invariants`: a funder too poor to pay the anchors used to get them
+    /// anyway, and the transaction paid out more than the funding output held.
+    #[test]
+    fn funder_unable_to_pay_anchors_is_an_error_not_created_value() {
+        let htlcs = [];
+        let mut p = params(&htlcs, ChannelType::AnchorsZeroFeeHtlcTx);
+        p.funder = Side::Remote;
+        p.to_local_msat = p.funding_satoshis * 1000 - 500_000;
+        p.to_remote_msat = 500_000;
+        p.feerate_per_kw = 0;
+        assert_eq!(
+            build_commitment_tx(&p).unwrap_err(),
+            CommitmentError::FunderCannotPayAnchors {
+                funder_satoshis: 500,
+                anchors_satoshis: 660
+            }
+        );
+        p.to_local_msat -= 160_000;
+        p.to_remote_msat += 160_000;
+        let tx = build_commitment_tx(&p).expect("660 sat pays both anchors");
+        let total: u64 = tx.tx().output.iter().map(|o| o.value.to_sat()).sum();
+        assert_eq!(total + tx.actual_fee_satoshis(), p.funding_satoshis);
+    }
+
     #[test]
     fn anchors_only_for_existing_outputs_without_htlcs() {
         let mut p = params(&[], ChannelType::AnchorsZeroFeeHtlcTx);
@@ -792,7 +840,16 @@ mod tests {
             p.feerate_per_kw = feerate;
             p.dust_limit_satoshis = dust;
             p.funder = if local_funds { Side::Local } else { Side::Remote };
-            let tx = build_commitment_tx(&p).expect("consistent params");
+            let funder_msat = if local_funds { p.to_local_msat } else { p.to_remote_msat };
+            let tx = match build_commitment_tx(&p) {
+                Err(CommitmentError::FunderCannotPayAnchors { funder_satoshis, .. }) => {
+                    proptest::prop_assert!(anchors);
+                    proptest::prop_assert_eq!(funder_satoshis, funder_msat / 1000);
+                    proptest::prop_assert!(funder_satoshis < 2 * ANCHOR_OUTPUT_SATOSHIS);
+                    return Ok(());
+                }
+                other => other.expect("consistent params"),
+            };
             let outputs = &tx.tx().output;
             let total: u64 = outputs.iter().map(|o| o.value.to_sat()).sum();
             proptest::prop_assert_eq!(total + tx.actual_fee_satoshis(), p.funding_satoshis);
