@@ -10,6 +10,7 @@
 use core::fmt;
 
 use bitcoin::hashes::{sha256, Hash};
+use serde::{Deserialize, Serialize};
 
 /// The largest shachain index (`2^48 - 1`): the index of the first commitment's secret.
 pub const FIRST_INDEX: u64 = (1 << 48) - 1;
@@ -119,7 +120,12 @@ fn bucket_of(index: u64) -> usize {
 
 /// The receiver's compact storage of the per-commitment secrets revealed by its peer
 /// (BOLT 3, "Efficient Per-commitment Secret Storage"): at most 49 `(index, secret)` pairs.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Serialized (serde) as the last index and the stored `(index, secret)` pairs in bucket
+/// order; deserializing puts each pair back in the bucket its index names and refuses an
+/// index above `2^48 - 1` or two pairs for one bucket.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StoredSecrets", try_from = "StoredSecrets")]
 pub struct CounterpartySecrets {
     known: [Option<(u64, [u8; 32])>; 49],
     /// The index of the last secret inserted, if any.
@@ -199,6 +205,43 @@ impl CounterpartySecrets {
             let mask = !((1u64 << bucket) - 1);
             (index & mask == *known_index).then(|| derive_secret(secret, bucket as u32, index))
         })
+    }
+}
+
+/// The stored form of [`CounterpartySecrets`]: only the buckets in use.
+#[derive(Serialize, Deserialize)]
+struct StoredSecrets {
+    last_index: Option<u64>,
+    known: Vec<(u64, [u8; 32])>,
+}
+
+impl From<CounterpartySecrets> for StoredSecrets {
+    fn from(s: CounterpartySecrets) -> Self {
+        StoredSecrets {
+            last_index: s.last_index,
+            known: s.known.iter().flatten().copied().collect(),
+        }
+    }
+}
+
+impl TryFrom<StoredSecrets> for CounterpartySecrets {
+    type Error = String;
+
+    fn try_from(stored: StoredSecrets) -> Result<Self, String> {
+        let mut out = CounterpartySecrets::new();
+        if let Some(last) = stored.last_index {
+            check_index(last).map_err(|e| format!("last_index: {e}"))?;
+        }
+        out.last_index = stored.last_index;
+        for (index, secret) in stored.known {
+            check_index(index).map_err(|e| format!("stored secret: {e}"))?;
+            let bucket = bucket_of(index);
+            match out.known.get_mut(bucket) {
+                Some(slot @ None) => *slot = Some((index, secret)),
+                _ => return Err(format!("two stored secrets for bucket {bucket}")),
+            }
+        }
+        Ok(out)
     }
 }
 

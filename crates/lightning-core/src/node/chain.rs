@@ -32,6 +32,7 @@ impl NodeCore {
             }
             // One of our HTLC-timeout transactions: the HTLCs it times out fail back now.
             if let Some(pending) = self.pending_timeouts.remove(&txid) {
+                self.dirty.node = true;
                 for p in pending {
                     self.resolve_offered_failed_here(
                         p.offered,
@@ -50,6 +51,7 @@ impl NodeCore {
     pub fn best_block_updated(&mut self, height: u32, hash: BlockHash) {
         self.best_height = height;
         self.best_hash = hash;
+        self.dirty.node = true;
         let ids: Vec<(PublicKey, ChannelId)> = self
             .peers
             .values()

@@ -31,6 +31,7 @@ mod forwarding;
 pub mod htlc_policy;
 mod lifecycle;
 mod payments;
+mod persist;
 pub mod route;
 
 #[cfg(test)]
@@ -48,6 +49,7 @@ pub use event::{
     PaymentFailure, PaymentId,
 };
 pub use htlc_policy::ForwardingPolicy;
+pub use persist::Dirty;
 pub use route::{Route, RouteHop};
 
 use crate::channel::{derive_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
@@ -156,6 +158,8 @@ struct OutboundPayment {
 /// An HTLC we offered on one of our channels, and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OfferedHtlc {
+    /// The outgoing channel's peer.
+    node_id: PublicKey,
     source: HtlcSource,
     amount_msat: u64,
     incoming_amount_msat: u64,
@@ -196,6 +200,8 @@ pub struct NodeCore {
     upstream: BTreeMap<(ChannelId, u64), UpstreamHtlc>,
     pending_timeouts: BTreeMap<Txid, Vec<PendingTimeout>>,
     outputs: VecDeque<Output>,
+    /// What changed since the last [`NodeCore::take_dirty`] (group commit).
+    dirty: Dirty,
 }
 
 impl NodeCore {
@@ -231,6 +237,7 @@ impl NodeCore {
             upstream: BTreeMap::new(),
             pending_timeouts: BTreeMap::new(),
             outputs: VecDeque::new(),
+            dirty: Dirty::default(),
         }
     }
 
@@ -318,6 +325,7 @@ impl NodeCore {
         let counter = match self.peers.get_mut(node_id) {
             Some(peer) => {
                 peer.random_draws += 1;
+                self.dirty.node = true;
                 peer.random_draws
             }
             None => 0,

@@ -1,0 +1,391 @@
+//! Durable state at the node: records of its channels and of itself, what changed since the
+//! last commit (for group commit), and a node rebuilt from records after a restart.
+//!
+//! # Persisting (the engine's side)
+//! After a batch of inputs, before releasing any output of the batch:
+//! 1. [`NodeCore::take_dirty`] names the channels changed and removed since the last call,
+//!    and whether the node record changed;
+//! 2. write [`NodeCore::snapshot_channel`] of each changed channel, delete each removed one,
+//!    and write [`NodeCore::node_record`] if it changed, all with one sync;
+//! 3. then drain and act on the outputs.
+//!
+//! Records are taken between calls, when every channel's outbox and events are drained: a
+//! channel's transient queues are never stored.
+//!
+//! # Restarting
+//! [`NodeCore::restore`] rebuilds a node from its records: the peers and the short channel
+//! id index come from the channels, never from disk. Every peer starts disconnected; a
+//! reconnecting peer gets `init` and then `channel_reestablish` for each of its channels
+//! ([`NodeCore::peer_connected`]). With another shard count, give each shard the channel
+//! records of its own peers and `NodeRecord::merge` of all old node records, filtered with
+//! `NodeRecord::retain_peers` to the same peers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+
+use super::{
+    ClaimableHtlc, ClosureReason, Event, InboundPayment, NodeConfig, NodeCore, OfferedHtlc,
+    OutboundPayment, PendingTimeout, UpstreamHtlc,
+};
+use crate::channel::ChannelPhase;
+use crate::onion::{FailureMessage, HopSharedSecret};
+use crate::peer::{PeerChannel, PeerState};
+use crate::persist::{
+    ChannelRecord, ClaimableHtlcRecord, InboundPaymentRecord, NodeRecord, OfferedHtlcRecord,
+    OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
+};
+use crate::types::ChannelId;
+
+/// What changed in a [`NodeCore`] since the last [`NodeCore::take_dirty`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dirty {
+    /// Channels whose record changed (or is new): write their snapshot.
+    pub channels: BTreeSet<(PublicKey, ChannelId)>,
+    /// Channels that no longer exist (closed, abandoned, or re-keyed from their temporary
+    /// id): delete their record.
+    pub removed: BTreeSet<(PublicKey, ChannelId)>,
+    /// Whether the node record changed.
+    pub node: bool,
+}
+
+impl Dirty {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.removed.is_empty() && !self.node
+    }
+
+    pub(super) fn channel_changed(&mut self, node_id: PublicKey, channel_id: ChannelId) {
+        self.removed.remove(&(node_id, channel_id));
+        self.channels.insert((node_id, channel_id));
+    }
+
+    pub(super) fn channel_removed(&mut self, node_id: PublicKey, channel_id: ChannelId) {
+        self.channels.remove(&(node_id, channel_id));
+        self.removed.insert((node_id, channel_id));
+    }
+}
+
+fn offered_record(o: &OfferedHtlc) -> OfferedHtlcRecord {
+    OfferedHtlcRecord {
+        node_id: o.node_id,
+        source: o.source,
+        amount_msat: o.amount_msat,
+        incoming_amount_msat: o.incoming_amount_msat,
+        cltv_expiry: o.cltv_expiry,
+    }
+}
+
+fn offered_from(o: &OfferedHtlcRecord) -> OfferedHtlc {
+    OfferedHtlc {
+        node_id: o.node_id,
+        source: o.source,
+        amount_msat: o.amount_msat,
+        incoming_amount_msat: o.incoming_amount_msat,
+        cltv_expiry: o.cltv_expiry,
+    }
+}
+
+impl NodeCore {
+    /// What changed since the last call (or since the node was created or restored), and
+    /// resets it. See the [module documentation](self) for the commit order.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The record of one channel, `None` if this node has no such channel.
+    pub fn snapshot_channel(
+        &self,
+        node_id: &PublicKey,
+        channel_id: &ChannelId,
+    ) -> Option<ChannelRecord> {
+        let entry = self.peers.get(node_id)?.channel_by_id.get(channel_id)?;
+        Some(ChannelRecord {
+            node_id: *node_id,
+            user_channel_id: entry.user_channel_id,
+            funding_tx: entry.funding_tx.clone(),
+            channel: entry.channel.clone(),
+        })
+    }
+
+    /// The records of every channel (for a first full write).
+    pub fn channel_records(&self) -> Vec<ChannelRecord> {
+        self.peers
+            .values()
+            .flat_map(|p| {
+                p.channel_by_id
+                    .keys()
+                    .filter_map(|id| self.snapshot_channel(&p.node_id, id))
+            })
+            .collect()
+    }
+
+    /// The node's record: everything but its channels.
+    pub fn node_record(&self) -> NodeRecord {
+        NodeRecord {
+            best_height: self.best_height,
+            best_hash: self.best_hash,
+            config: self.config.clone(),
+            peer_random_draws: self
+                .peers
+                .values()
+                .filter(|p| p.random_draws > 0)
+                .map(|p| (p.node_id, p.random_draws))
+                .collect(),
+            inbound_payments: self
+                .inbound_payments
+                .iter()
+                .map(|(hash, p)| {
+                    (
+                        *hash,
+                        InboundPaymentRecord {
+                            payment_secret: p.secret,
+                            amount_msat: p.amount_msat,
+                        },
+                    )
+                })
+                .collect(),
+            claimable: self
+                .claimable
+                .iter()
+                .map(|(hash, htlcs)| {
+                    let htlcs = htlcs
+                        .iter()
+                        .map(|h| ClaimableHtlcRecord {
+                            node_id: h.node_id,
+                            channel_id: h.channel_id,
+                            htlc_id: h.htlc_id,
+                            amount_msat: h.amount_msat,
+                            cltv_expiry: h.cltv_expiry,
+                            shared_secret: h.shared_secret.0,
+                        })
+                        .collect();
+                    (*hash, htlcs)
+                })
+                .collect(),
+            payments: self
+                .payments
+                .iter()
+                .map(|(id, p)| {
+                    (
+                        *id,
+                        OutboundPaymentRecord {
+                            payment_hash: p.payment_hash,
+                            route: p.route.clone(),
+                            shared_secrets: p.shared_secrets.iter().map(|s| s.0).collect(),
+                        },
+                    )
+                })
+                .collect(),
+            offered: self
+                .offered
+                .iter()
+                .map(|(key, o)| (*key, offered_record(o)))
+                .collect(),
+            upstream: self
+                .upstream
+                .iter()
+                .map(|(key, u)| {
+                    (
+                        *key,
+                        UpstreamHtlcRecord {
+                            node_id: u.node_id,
+                            shared_secret: u.shared_secret.0,
+                        },
+                    )
+                })
+                .collect(),
+            pending_timeouts: self
+                .pending_timeouts
+                .iter()
+                .map(|(txid, pending)| {
+                    let pending = pending
+                        .iter()
+                        .map(|p| PendingTimeoutRecord {
+                            channel_id: p.channel_id,
+                            offered: offered_record(&p.offered),
+                        })
+                        .collect();
+                    (*txid, pending)
+                })
+                .collect(),
+        }
+    }
+
+    /// A node rebuilt from its records after a restart.
+    ///
+    /// `node_record` and `channel_records` may be a shard's part of a node that ran with
+    /// another shard count (see the [module documentation](self)). Every peer starts
+    /// disconnected, so each channel drops the peer's unsigned updates as on a
+    /// disconnection, and resumes with `channel_reestablish` when its peer reconnects.
+    /// Indexes (peers, short channel ids) are rebuilt from the channels.
+    ///
+    /// A channel that was not yet funded cannot be reestablished: it is dropped, with a
+    /// [`Event::ChannelClosed`] and a removal in [`NodeCore::take_dirty`]. Node state that
+    /// names a channel not among `channel_records` is dropped as when the channel closed: an
+    /// HTLC we offered on it fails back to its source (outputs follow), a forward or
+    /// claimable HTLC that came in on it is forgotten. Everything restored is reported dirty,
+    /// so the first commit after a restart writes it all back.
+    pub fn restore(
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        config: NodeConfig,
+        node_record: NodeRecord,
+        channel_records: Vec<ChannelRecord>,
+    ) -> NodeCore {
+        let mut core = NodeCore::new(
+            node_secret,
+            seed,
+            config,
+            node_record.best_height,
+            node_record.best_hash,
+        );
+        for record in channel_records {
+            let ChannelRecord {
+                node_id,
+                user_channel_id,
+                funding_tx,
+                mut channel,
+            } = record;
+            let channel_id = channel.channel_id();
+            if !channel.is_funded() {
+                core.dirty.channel_removed(node_id, channel_id);
+                if channel.phase() != ChannelPhase::Closed {
+                    core.push_event(Event::ChannelClosed {
+                        channel_id,
+                        counterparty_node_id: node_id,
+                        reason: ClosureReason::DisconnectedPeer,
+                    });
+                }
+                continue;
+            }
+            channel.peer_disconnected();
+            // Drop anything the disconnection queued: nothing is sent while disconnected.
+            channel.drain_messages();
+            channel.drain_events();
+            if channel.phase() == ChannelPhase::Normal {
+                for scid in [channel.short_channel_id(), channel.our_alias()]
+                    .into_iter()
+                    .flatten()
+                {
+                    core.scid_to_channel.insert(scid, (node_id, channel_id));
+                }
+            }
+            let peer = core.peers.entry(node_id).or_insert_with(|| {
+                let mut peer = PeerState::new(node_id);
+                peer.connected = false;
+                peer
+            });
+            peer.channel_by_id.insert(
+                channel_id,
+                PeerChannel {
+                    channel,
+                    user_channel_id,
+                    funding_tx,
+                },
+            );
+            core.dirty.channel_changed(node_id, channel_id);
+        }
+        let has_channel = |core: &NodeCore, node_id: &PublicKey, channel_id: &ChannelId| {
+            core.peers
+                .get(node_id)
+                .is_some_and(|p| p.channel_by_id.contains_key(channel_id))
+        };
+        for (node_id, draws) in &node_record.peer_random_draws {
+            if let Some(peer) = core.peers.get_mut(node_id) {
+                peer.random_draws = *draws;
+            }
+        }
+        core.inbound_payments = node_record
+            .inbound_payments
+            .iter()
+            .map(|(hash, p)| {
+                (
+                    *hash,
+                    InboundPayment {
+                        secret: p.payment_secret,
+                        amount_msat: p.amount_msat,
+                    },
+                )
+            })
+            .collect();
+        let mut claimable: BTreeMap<_, Vec<ClaimableHtlc>> = BTreeMap::new();
+        for (hash, htlcs) in &node_record.claimable {
+            for h in htlcs {
+                if has_channel(&core, &h.node_id, &h.channel_id) {
+                    claimable.entry(*hash).or_default().push(ClaimableHtlc {
+                        node_id: h.node_id,
+                        channel_id: h.channel_id,
+                        htlc_id: h.htlc_id,
+                        amount_msat: h.amount_msat,
+                        cltv_expiry: h.cltv_expiry,
+                        shared_secret: HopSharedSecret(h.shared_secret),
+                    });
+                }
+            }
+        }
+        core.claimable = claimable;
+        core.payments = node_record
+            .payments
+            .iter()
+            .map(|(id, p)| {
+                (
+                    *id,
+                    OutboundPayment {
+                        payment_hash: p.payment_hash,
+                        route: p.route.clone(),
+                        shared_secrets: p
+                            .shared_secrets
+                            .iter()
+                            .copied()
+                            .map(HopSharedSecret)
+                            .collect(),
+                    },
+                )
+            })
+            .collect();
+        let mut orphans = Vec::new();
+        for ((channel_id, htlc_id), o) in &node_record.offered {
+            if has_channel(&core, &o.node_id, channel_id) {
+                core.offered
+                    .insert((*channel_id, *htlc_id), offered_from(o));
+            } else {
+                orphans.push((*channel_id, offered_from(o)));
+            }
+        }
+        for ((channel_id, htlc_id), u) in &node_record.upstream {
+            if has_channel(&core, &u.node_id, channel_id) {
+                core.upstream.insert(
+                    (*channel_id, *htlc_id),
+                    UpstreamHtlc {
+                        node_id: u.node_id,
+                        shared_secret: HopSharedSecret(u.shared_secret),
+                    },
+                );
+            }
+        }
+        core.pending_timeouts = node_record
+            .pending_timeouts
+            .iter()
+            .map(|(txid, pending)| {
+                let pending = pending
+                    .iter()
+                    .map(|p| PendingTimeout {
+                        channel_id: p.channel_id,
+                        offered: offered_from(&p.offered),
+                    })
+                    .collect();
+                (*txid, pending)
+            })
+            .collect();
+        core.dirty.node = true;
+        for (channel_id, offered) in orphans {
+            core.resolve_offered_failed_here(
+                offered,
+                Some(channel_id),
+                FailureMessage::PermanentChannelFailure,
+            );
+        }
+        core
+    }
+}
