@@ -389,3 +389,152 @@ impl NodeCore {
         core
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::constants::ChainHash;
+    use bitcoin::hashes::Hash;
+    use bitcoin::secp256k1::Secp256k1;
+    use bitcoin::BlockHash;
+
+    use super::*;
+    use crate::channel::test_utils::{features, ready_pair, script};
+    use crate::channel::{derive_channel_keys, Channel, ChannelConfig, OutboundParams};
+    use crate::node::{HtlcSource, Output, PaymentId, Route, RouteHop};
+    use crate::persist::OfferedHtlcRecord;
+    use crate::types::{PaymentHash, ShortChannelId};
+
+    fn secret(i: u8) -> SecretKey {
+        SecretKey::from_slice(&[i; 32]).expect("valid")
+    }
+
+    fn empty_record() -> NodeRecord {
+        NodeCore::new(
+            secret(1),
+            [7; 32],
+            NodeConfig::default(),
+            100,
+            BlockHash::all_zeros(),
+        )
+        .node_record()
+    }
+
+    #[test]
+    fn restore_drops_unfunded_channels_and_reports_them_removed() {
+        let peer = PublicKey::from_secret_key(&Secp256k1::new(), &secret(2));
+        let (channel, _) = Channel::new_outbound(
+            OutboundParams {
+                chain_hash: ChainHash::REGTEST,
+                temporary_channel_id: ChannelId([9; 32]),
+                funding_satoshis: 100_000,
+                push_msat: 0,
+                feerate_per_kw: 1000,
+                announce: false,
+                shutdown_script: script(1),
+            },
+            &features(),
+            &features(),
+            ChannelConfig::default(),
+            derive_channel_keys(&[3; 32], 0),
+        )
+        .expect("valid open");
+        let record = ChannelRecord {
+            node_id: peer,
+            user_channel_id: 5,
+            funding_tx: None,
+            channel,
+        };
+        let mut core = NodeCore::restore(
+            secret(1),
+            [7; 32],
+            NodeConfig::default(),
+            empty_record(),
+            vec![record],
+        );
+        assert!(core.peers.is_empty());
+        let dirty = core.take_dirty();
+        assert!(dirty.removed.contains(&(peer, ChannelId([9; 32]))));
+        assert!(dirty.channels.is_empty());
+        assert_eq!(
+            core.drain_outputs(),
+            vec![Output::Event(Event::ChannelClosed {
+                channel_id: ChannelId([9; 32]),
+                counterparty_node_id: peer,
+                reason: ClosureReason::DisconnectedPeer,
+            })]
+        );
+    }
+
+    #[test]
+    fn restore_rebuilds_indexes_from_channels_and_fails_back_orphan_htlcs() {
+        let peer = PublicKey::from_secret_key(&Secp256k1::new(), &secret(2));
+        let (mut a, _) = ready_pair();
+        a.set_local_alias(ShortChannelId(777));
+        let scid = a.short_channel_id().expect("confirmed");
+        let channel_id = a.channel_id();
+        let mut node = empty_record();
+        node.peer_random_draws.insert(peer, 6);
+        let payment = PaymentId([4; 32]);
+        node.payments.insert(
+            payment,
+            OutboundPaymentRecord {
+                payment_hash: PaymentHash([5; 32]),
+                route: Route {
+                    hops: vec![RouteHop {
+                        node_id: peer,
+                        short_channel_id: ShortChannelId(1),
+                        fee_msat: 10,
+                        cltv_expiry_delta: 40,
+                    }],
+                },
+                shared_secrets: vec![[6; 32]],
+            },
+        );
+        // An HTLC of that payment on a channel that is gone.
+        node.offered.insert(
+            (ChannelId([8; 32]), 0),
+            OfferedHtlcRecord {
+                node_id: peer,
+                source: HtlcSource::Local(payment),
+                amount_msat: 10,
+                incoming_amount_msat: 10,
+                cltv_expiry: 200,
+            },
+        );
+        let record = ChannelRecord {
+            node_id: peer,
+            user_channel_id: 5,
+            funding_tx: None,
+            channel: a,
+        };
+        let mut core = NodeCore::restore(
+            secret(1),
+            [7; 32],
+            NodeConfig::default(),
+            node,
+            vec![record],
+        );
+        let expected: BTreeMap<_, _> = [
+            (scid, (peer, channel_id)),
+            (ShortChannelId(777), (peer, channel_id)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(core.scid_to_channel, expected);
+        let p = core.peers.get(&peer).expect("peer rebuilt");
+        assert!(!p.connected && p.their_features.is_none());
+        assert_eq!(p.random_draws, 6);
+        assert_eq!(
+            core.channel(&peer, &channel_id).map(Channel::connection),
+            Some(crate::channel::Connection::Disconnected)
+        );
+        assert!(core.offered.is_empty() && core.payments.is_empty());
+        let failed = core.drain_outputs().into_iter().any(|o| {
+            matches!(o, Output::Event(Event::PaymentFailed { payment_id, .. }) if payment_id == payment)
+        });
+        assert!(failed, "the orphan HTLC's payment failed");
+        let dirty = core.take_dirty();
+        assert!(dirty.node && dirty.channels.contains(&(peer, channel_id)));
+        assert!(core.take_dirty().is_empty());
+    }
+}
