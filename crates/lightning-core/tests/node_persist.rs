@@ -624,3 +624,35 @@ fn middle_node_restored_as_two_shards_one_peer_each() {
     }
     assert_eq!(NodeRecord::merge(shard_records).unwrap(), node);
 }
+
+/// Group commit: a block that changes no channel writes only the node records; a payment
+/// writes each channel it touches once per commit, not once per message.
+#[test]
+fn blocks_write_only_node_records_and_payments_write_per_commit() {
+    let mut net = Net::new(2, 44);
+    net.connect(0, 1);
+    let (_, scid) = net.open_channel(0, 1, SATS, 0);
+    net.enable_persistence();
+    net.check_dirty = true;
+    let writes = |net: &Net| {
+        net.stores
+            .iter()
+            .map(|s| s.as_ref().unwrap().writes)
+            .sum::<u64>()
+    };
+    let before = writes(&net);
+    net.mine(3);
+    assert_eq!(
+        writes(&net) - before,
+        6,
+        "one node record per node per block"
+    );
+    let before = writes(&net);
+    net.pay(&[0, 1], &[scid], 1_000_000, 1);
+    let paid = writes(&net) - before;
+    let commits: u64 = net.stores.iter().map(|s| s.as_ref().unwrap().commits).sum();
+    assert!(
+        paid > 0 && paid <= 2 * commits,
+        "{paid} writes in {commits} commits"
+    );
+}

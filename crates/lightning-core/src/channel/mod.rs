@@ -304,6 +304,12 @@ pub struct Balances {
 }
 
 /// One single-funded channel: see the [module documentation](self) for the call order.
+///
+/// It serializes (serde) whole except its outbox and events, which are transient: store a
+/// channel together with what its node did with the events it drained (`NodeCore` commits
+/// both in one batch, see [`crate::node`]'s `take_dirty`). Messages still in the outbox
+/// are not lost by a restart: after one, `channel_reestablish` retransmits whatever the
+/// peer has not received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Channel {
     pub(crate) is_funder: bool,

@@ -80,9 +80,20 @@ impl NodeCore {
                 );
                 continue;
             }
+            // Most channels do nothing on a block: keep them out of the next commit unless
+            // this call changed them.
+            let key = (node_id, channel_id);
+            let before = if self.dirty.channels.contains(&key) {
+                None
+            } else {
+                self.channel(&node_id, &channel_id).cloned()
+            };
             self.with_channel(node_id, channel_id, |entry| {
                 entry.channel.best_block_updated(height)
             });
+            if before.is_some() && self.channel(&node_id, &channel_id) == before.as_ref() {
+                self.dirty.channels.remove(&key);
+            }
         }
         let deadline = self.config.received_htlc_deadline_blocks;
         let overdue: Vec<PaymentHash> = self

@@ -1,24 +1,6 @@
 //! Durable state at the node: records of its channels and of itself, what changed since the
-//! last commit (for group commit), and a node rebuilt from records after a restart.
-//!
-//! # Persisting (the engine's side)
-//! After a batch of inputs, before releasing any output of the batch:
-//! 1. [`NodeCore::take_dirty`] names the channels changed and removed since the last call,
-//!    and whether the node record changed;
-//! 2. write [`NodeCore::snapshot_channel`] of each changed channel, delete each removed one,
-//!    and write [`NodeCore::node_record`] if it changed, all with one sync;
-//! 3. then drain and act on the outputs.
-//!
-//! Records are taken between calls, when every channel's outbox and events are drained: a
-//! channel's transient queues are never stored.
-//!
-//! # Restarting
-//! [`NodeCore::restore`] rebuilds a node from its records: the peers and the short channel
-//! id index come from the channels, never from disk. Every peer starts disconnected; a
-//! reconnecting peer gets `init` and then `channel_reestablish` for each of its channels
-//! ([`NodeCore::peer_connected`]). With another shard count, give each shard the channel
-//! records of its own peers and `NodeRecord::merge` of all old node records, filtered with
-//! `NodeRecord::retain_peers` to the same peers.
+//! last commit (for group commit), and a node rebuilt from records after a restart. The
+//! commit order and the restart procedure are in the [`crate::node`] documentation.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,7 +70,7 @@ fn offered_from(o: &OfferedHtlcRecord) -> OfferedHtlc {
 
 impl NodeCore {
     /// What changed since the last call (or since the node was created or restored), and
-    /// resets it. See the [module documentation](self) for the commit order.
+    /// resets it. See [`crate::node`] for the commit order.
     pub fn take_dirty(&mut self) -> Dirty {
         std::mem::take(&mut self.dirty)
     }
@@ -215,7 +197,7 @@ impl NodeCore {
     /// A node rebuilt from its records after a restart.
     ///
     /// `node_record` and `channel_records` may be a shard's part of a node that ran with
-    /// another shard count (see the [module documentation](self)). Every peer starts
+    /// another shard count (see [`crate::node`], "Restarting"). Every peer starts
     /// disconnected, so each channel drops the peer's unsigned updates as on a
     /// disconnection, and resumes with `channel_reestablish` when its peer reconnects.
     /// Indexes (peers, short channel ids) are rebuilt from the channels.

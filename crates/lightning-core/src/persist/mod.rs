@@ -9,6 +9,20 @@
 //! `NodeCore` produces records with `NodeCore::snapshot_channel` and `NodeCore::node_record`,
 //! says what changed since the last commit with `NodeCore::take_dirty`, and is rebuilt from
 //! records with `NodeCore::restore` (see [`crate::node`]).
+//!
+//! # Compatibility policy
+//! * **Upgrade**: records written by any released format version are read by every later
+//!   version. An older record is migrated on read ([`records::MIGRATIONS`], kept forever),
+//!   and each format version commits fixtures (`tests/fixtures/vN/`) that a test must read
+//!   in every later version (`fixture_v1_records_still_read`).
+//! * **Downgrade**: a version reads a record whose `min_reader_version` is at most its own
+//!   format version. A change that only appends fields at the end of a record keeps
+//!   `min_reader_version`, so the previous version still reads it (ignoring the new
+//!   fields); any other change raises it, and an older version then refuses the record with
+//!   [`PersistError::TooNew`], naming both versions, instead of misreading it. Before a
+//!   downgrade across such a change, the channels must be closed (as LDK asks).
+//! * The stored form of a pending update and of the last `commitment_signed` is its BOLT
+//!   payload, fixed by the spec.
 
 pub mod envelope;
 pub mod records;

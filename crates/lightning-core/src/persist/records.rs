@@ -1,5 +1,5 @@
 //! The two kinds of stored record: one [`ChannelRecord`] per channel and one [`NodeRecord`]
-//! per node (or per shard), each a postcard payload inside an [`envelope`](super::envelope).
+//! per node (or per shard), each a postcard payload inside an envelope ([`super::envelope`]).
 //!
 //! # Versions and migrations
 //! A record carries the format version that wrote it and the oldest one able to read it.

@@ -58,7 +58,7 @@ pub struct Net {
     /// Drop every message instead of delivering it (to simulate a connection cut).
     pub chain: Chain,
     pub seed_base: u8,
-    /// Each node's store, once [`Net::enable_persistence`] was called.
+    /// Each node's store (from [`Net::enable_persistence`], called by the constructor).
     pub stores: Vec<Option<MemStore>>,
     /// After every commit, check that the store equals a full snapshot of the node (proves
     /// the dirty tracking misses nothing).
@@ -105,15 +105,19 @@ impl Net {
                 sent: Vec::new(),
             })
             .collect();
-        Net {
+        let mut net = Net {
             stores: (0..nodes.len()).map(|_| None).collect(),
             nodes,
             connected: BTreeSet::new(),
             inflight: VecDeque::new(),
             chain,
             seed_base,
-            check_dirty: false,
-        }
+            check_dirty: true,
+        };
+        // Every functional test also proves the dirty tracking: each node commits to a store
+        // before its outputs leave, and the store must equal a full snapshot after each commit.
+        net.enable_persistence();
+        net
     }
 
     /// Gives every node a store holding its current state; from now on each node's changes
