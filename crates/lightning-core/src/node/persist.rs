@@ -273,10 +273,15 @@ impl NodeCore {
                 .get(node_id)
                 .is_some_and(|p| p.channel_by_id.contains_key(channel_id))
         };
+        // Keep every peer's draw counter, channels or not: a peer met again in the same block
+        // must never get the keys or ids it got before the restart.
         for (node_id, draws) in &node_record.peer_random_draws {
-            if let Some(peer) = core.peers.get_mut(node_id) {
-                peer.random_draws = *draws;
-            }
+            let peer = core.peers.entry(*node_id).or_insert_with(|| {
+                let mut peer = PeerState::new(*node_id);
+                peer.connected = false;
+                peer
+            });
+            peer.random_draws = *draws;
         }
         core.inbound_payments = node_record
             .inbound_payments
@@ -434,6 +439,12 @@ mod tests {
             vec![record],
         );
         assert!(core.peers.is_empty());
+        // A peer without channels keeps its draw counter across the restart.
+        let mut node = empty_record();
+        node.peer_random_draws.insert(peer, 3);
+        let again = NodeCore::restore(secret(1), [7; 32], NodeConfig::default(), node, vec![]);
+        assert_eq!(again.peers.get(&peer).map(|p| p.random_draws), Some(3));
+        assert_eq!(again.node_record().peer_random_draws.get(&peer), Some(&3));
         let dirty = core.take_dirty();
         assert!(dirty.removed.contains(&(peer, ChannelId([9; 32]))));
         assert!(dirty.channels.is_empty());

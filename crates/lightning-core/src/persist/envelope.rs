@@ -136,6 +136,8 @@ pub enum PersistError {
     /// The payload passed the checksum but does not decode (postcard's error text), or
     /// decodes to an inconsistent value.
     Corrupt(String),
+    /// Writing: the value could not be serialized (postcard's error text).
+    Encode(String),
     /// Writing: the payload is longer than the 32-bit length field allows.
     TooLarge {
         /// The payload's length.
@@ -186,6 +188,7 @@ impl fmt::Display for PersistError {
                 write!(f, "expected a {expected}, found a {found}")
             }
             PersistError::Corrupt(why) => write!(f, "record payload does not decode: {why}"),
+            PersistError::Encode(why) => write!(f, "record cannot be encoded: {why}"),
             PersistError::TooLarge { len } => write!(
                 f,
                 "record payload of {len} bytes exceeds the {MAX_PAYLOAD_LEN}-byte limit"

@@ -258,7 +258,7 @@ fn migrate_with<'a>(
 
 /// Encodes `value` as a `kind` record of this format version.
 fn to_record<T: Serialize>(kind: RecordKind, value: &T) -> Result<Vec<u8>, PersistError> {
-    let payload = postcard::to_allocvec(value).map_err(|e| PersistError::Corrupt(e.to_string()))?;
+    let payload = postcard::to_allocvec(value).map_err(|e| PersistError::Encode(e.to_string()))?;
     envelope::encode(kind, &payload)
 }
 
