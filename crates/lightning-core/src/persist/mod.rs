@@ -107,14 +107,15 @@ mod proptests {
                 any::<[u8; 32]>(),
                 any::<u32>(),
                 any::<u8>(),
-                proptest::option::of(1u8..=255),
+                proptest::option::of(1u8..=127),
             )
                 .prop_map(
                     |(channel_id, id, amount_msat, hash, cltv_expiry, fill, key)| {
                         let path_key = key.map(|k| {
                             PublicKey::from_secret_key(
                                 &Secp256k1::signing_only(),
-                                &SecretKey::from_slice(&[k; 32]).expect("1..=255 is a valid key"),
+                                &SecretKey::from_slice(&[k; 32])
+                                    .expect("[1..=127; 32] is below the curve order"),
                             )
                         });
                         Update::Add(UpdateAddHtlc {
