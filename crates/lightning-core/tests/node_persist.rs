@@ -43,6 +43,9 @@ fn start_payment(
         .core
         .send_payment(&route, hash, secret, id)
         .expect("send_payment");
+    // An API call returns once its state is durable (the engine commits before answering).
+    net.commit(path[0]);
+    net.commit(payee);
     Pending {
         id,
         preimage,
@@ -64,6 +67,7 @@ fn claim_ready(net: &mut Net, pending: &mut [Pending]) {
                 .core
                 .claim_funds(p.preimage)
                 .expect("claim");
+            net.commit(p.payee);
             p.claimed = true;
         }
     }
@@ -169,7 +173,18 @@ fn channel_record_of_a_live_channel_mid_payment_decodes_equal_and_the_payment_co
 /// store, reconnects, and both payments must complete with balances that reconcile.
 #[test]
 fn three_nodes_restart_the_middle_node_at_every_point_of_two_crossing_payments() {
-    let mut net = Net::new(3, 41);
+    crossing_payments_with_a_restart(1, 41);
+}
+
+/// As above, restarting the node at one end (payer of one payment, payee of the other).
+#[test]
+fn three_nodes_restart_an_end_node_at_every_point_of_two_crossing_payments() {
+    crossing_payments_with_a_restart(0, 45);
+    crossing_payments_with_a_restart(2, 46);
+}
+
+fn crossing_payments_with_a_restart(restarted: usize, seed: u8) {
+    let mut net = Net::new(3, seed);
     net.connect(0, 1);
     net.connect(1, 2);
     let (c01, s01) = net.open_channel(0, 1, SATS, SATS * 500);
@@ -193,8 +208,13 @@ fn three_nodes_restart_the_middle_node_at_every_point_of_two_crossing_payments()
             net.collect_outputs();
             net.deliver_one();
         }
-        let (node_record, channels) = net.restart(1);
-        assert_eq!(channels.len(), 2, "cut {cut}: node 1 stored both channels");
+        let (node_record, channels) = net.restart(restarted);
+        let expected_channels = if restarted == 1 { 2 } else { 1 };
+        assert_eq!(
+            channels.len(),
+            expected_channels,
+            "cut {cut}: all channels stored"
+        );
         assert_eq!(node_record.best_height, net.chain.height);
         run_and_claim(&mut net, &mut pending);
         assert_sent(&net, &pending, &format!("cut {cut}"));
@@ -215,7 +235,7 @@ fn three_nodes_restart_the_middle_node_at_every_point_of_two_crossing_payments()
             net.take_events(i);
         }
     }
-    let store = net.stores[1].as_ref().unwrap();
+    let store = net.stores[restarted].as_ref().unwrap();
     assert!(store.commits > 0 && store.writes >= store.commits);
 }
 

@@ -246,6 +246,16 @@ impl Net {
             self.nodes[i].core.peer_connected(idp);
             self.nodes[p].core.peer_connected(idi);
         }
+        // The `init`s open the new connections: they go first (nothing else is in flight on
+        // those connections, so no connection's order changes).
+        let before = self.inflight.len();
+        self.collect_node(i);
+        for &p in &peers {
+            self.collect_node(p);
+        }
+        let mut fresh: VecDeque<_> = self.inflight.drain(before..).collect();
+        fresh.append(&mut self.inflight);
+        self.inflight = fresh;
         self.run();
         (node_record, channels)
     }
