@@ -125,9 +125,6 @@ pub struct NodeRecord {
     pub best_height: u32,
     /// The best block hash.
     pub best_hash: BlockHash,
-    /// The configuration the node ran with (informational: a restart takes its config as
-    /// an argument, so it can change).
-    pub config: NodeConfig,
     /// How many random values were drawn for each peer (so keys are never drawn twice).
     pub peer_random_draws: BTreeMap<PublicKey, u64>,
     /// The payments to us we expect, by hash. Not owned by a peer: every shard keeps them.
@@ -142,6 +139,10 @@ pub struct NodeRecord {
     pub upstream: BTreeMap<(ChannelId, u64), UpstreamHtlcRecord>,
     /// HTLC-timeout transactions we wait for, by txid.
     pub pending_timeouts: BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
+    /// The configuration the node ran with (informational: a restart takes its config as
+    /// an argument, so it can change). Last in the record, so that fields appended to the
+    /// end of `NodeConfig` only append to the record (see the module documentation).
+    pub config: NodeConfig,
 }
 
 impl NodeRecord {
