@@ -250,6 +250,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stored_secrets_round_trip_and_a_doubled_bucket_is_refused() {
+        let seed = [0x5a; 32];
+        let mut secrets = CounterpartySecrets::new();
+        for i in 0..20 {
+            let index = FIRST_INDEX - i;
+            let secret = generate_from_seed(&seed, index).expect("48-bit index");
+            secrets.insert(index, secret).expect("in order");
+        }
+        let bytes = postcard::to_allocvec(&secrets).expect("serializes");
+        let read: CounterpartySecrets = postcard::from_bytes(&bytes).expect("deserializes");
+        assert_eq!(read, secrets);
+        assert_eq!(read.get(FIRST_INDEX - 3), secrets.get(FIRST_INDEX - 3));
+        // Two secrets whose indexes share a bucket (both odd: bucket 0).
+        let doubled = StoredSecrets {
+            last_index: Some(FIRST_INDEX - 2),
+            known: vec![(FIRST_INDEX, [1; 32]), (FIRST_INDEX - 2, [2; 32])],
+        };
+        let bytes = postcard::to_allocvec(&doubled).expect("serializes");
+        assert!(matches!(
+            postcard::from_bytes::<CounterpartySecrets>(&bytes),
+            Err(postcard::Error::SerdeDeCustom)
+        ));
+        let too_large = StoredSecrets {
+            last_index: Some(1 << 48),
+            known: vec![],
+        };
+        let bytes = postcard::to_allocvec(&too_large).expect("serializes");
+        assert!(matches!(
+            postcard::from_bytes::<CounterpartySecrets>(&bytes),
+            Err(postcard::Error::SerdeDeCustom)
+        ));
+    }
+
+    #[test]
     fn flip_matches_the_spec_examples() {
         // "flip(0) in e3b0..." is "e2b0...", and "flip(10) in e3b0..." is "e3b4...": the spec
         // example describes the flip alone, so check it on a one-step walk from the seed.
