@@ -11,6 +11,7 @@
 //! * [`transport`]: the BOLT 8 Noise_XK handshake and message encryption.
 //! * [`channel`]: the BOLT 2 channel state machine.
 //! * [`peer`] and [`node`]: a peer's channels (`PeerState`) and the per-shard `NodeCore`.
+//! * [`persist`]: the stored records of channels and nodes, in a versioned envelope.
 //!
 //! The crate has no threads, no IO, no clock and no global state. Randomness comes in as
 //! arguments (keys, nonces) or through [`entropy::EntropySource`]; time comes in as block
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod node;
 pub mod onion;
 pub mod peer;
+pub mod persist;
 pub mod secrets;
 pub mod ser;
 pub mod tlv;

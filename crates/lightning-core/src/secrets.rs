@@ -10,6 +10,7 @@
 use core::fmt;
 
 use bitcoin::hashes::{sha256, Hash};
+use serde::{Deserialize, Serialize};
 
 /// The largest shachain index (`2^48 - 1`): the index of the first commitment's secret.
 pub const FIRST_INDEX: u64 = (1 << 48) - 1;
@@ -119,7 +120,12 @@ fn bucket_of(index: u64) -> usize {
 
 /// The receiver's compact storage of the per-commitment secrets revealed by its peer
 /// (BOLT 3, "Efficient Per-commitment Secret Storage"): at most 49 `(index, secret)` pairs.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Serialized (serde) as the last index and the stored `(index, secret)` pairs in bucket
+/// order; deserializing puts each pair back in the bucket its index names and refuses an
+/// index above `2^48 - 1` or two pairs for one bucket.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StoredSecrets", try_from = "StoredSecrets")]
 pub struct CounterpartySecrets {
     known: [Option<(u64, [u8; 32])>; 49],
     /// The index of the last secret inserted, if any.
@@ -202,9 +208,80 @@ impl CounterpartySecrets {
     }
 }
 
+/// The stored form of [`CounterpartySecrets`]: only the buckets in use.
+#[derive(Serialize, Deserialize)]
+struct StoredSecrets {
+    last_index: Option<u64>,
+    known: Vec<(u64, [u8; 32])>,
+}
+
+impl From<CounterpartySecrets> for StoredSecrets {
+    fn from(s: CounterpartySecrets) -> Self {
+        StoredSecrets {
+            last_index: s.last_index,
+            known: s.known.iter().flatten().copied().collect(),
+        }
+    }
+}
+
+impl TryFrom<StoredSecrets> for CounterpartySecrets {
+    type Error = String;
+
+    fn try_from(stored: StoredSecrets) -> Result<Self, String> {
+        let mut out = CounterpartySecrets::new();
+        if let Some(last) = stored.last_index {
+            check_index(last).map_err(|e| format!("last_index: {e}"))?;
+        }
+        out.last_index = stored.last_index;
+        for (index, secret) in stored.known {
+            check_index(index).map_err(|e| format!("stored secret: {e}"))?;
+            let bucket = bucket_of(index);
+            match out.known.get_mut(bucket) {
+                Some(slot @ None) => *slot = Some((index, secret)),
+                _ => return Err(format!("two stored secrets for bucket {bucket}")),
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_secrets_round_trip_and_a_doubled_bucket_is_refused() {
+        let seed = [0x5a; 32];
+        let mut secrets = CounterpartySecrets::new();
+        for i in 0..20 {
+            let index = FIRST_INDEX - i;
+            let secret = generate_from_seed(&seed, index).expect("48-bit index");
+            secrets.insert(index, secret).expect("in order");
+        }
+        let bytes = postcard::to_allocvec(&secrets).expect("serializes");
+        let read: CounterpartySecrets = postcard::from_bytes(&bytes).expect("deserializes");
+        assert_eq!(read, secrets);
+        assert_eq!(read.get(FIRST_INDEX - 3), secrets.get(FIRST_INDEX - 3));
+        // Two secrets whose indexes share a bucket (both odd: bucket 0).
+        let doubled = StoredSecrets {
+            last_index: Some(FIRST_INDEX - 2),
+            known: vec![(FIRST_INDEX, [1; 32]), (FIRST_INDEX - 2, [2; 32])],
+        };
+        let bytes = postcard::to_allocvec(&doubled).expect("serializes");
+        assert!(matches!(
+            postcard::from_bytes::<CounterpartySecrets>(&bytes),
+            Err(postcard::Error::SerdeDeCustom)
+        ));
+        let too_large = StoredSecrets {
+            last_index: Some(1 << 48),
+            known: vec![],
+        };
+        let bytes = postcard::to_allocvec(&too_large).expect("serializes");
+        assert!(matches!(
+            postcard::from_bytes::<CounterpartySecrets>(&bytes),
+            Err(postcard::Error::SerdeDeCustom)
+        ));
+    }
 
     #[test]
     fn flip_matches_the_spec_examples() {

@@ -3,11 +3,12 @@
 use core::fmt;
 
 use bitcoin::hashes::{sha256, Hash};
+use serde::{Deserialize, Serialize};
 
 macro_rules! byte_array_type {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub struct $name(pub [u8; $len]);
 
         impl fmt::Debug for $name {
@@ -77,7 +78,7 @@ impl PaymentPreimage {
 
 /// A short channel id: block height (3 bytes), transaction index (3 bytes), output index
 /// (2 bytes) of the funding output, or an alias with the same shape.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct ShortChannelId(pub u64);
 
 impl ShortChannelId {

@@ -54,6 +54,7 @@ mod reestablish;
 pub mod spec;
 mod update;
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use bitcoin::constants::ChainHash;
@@ -78,7 +79,7 @@ use error::close;
 
 /// The parameters one side announced in `open_channel` / `accept_channel`: the constraints
 /// it imposes on the *other* side, and its own dust limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ChannelParams {
     /// Its `dust_limit_satoshis` (applies to its own commitment).
     pub dust_limit_satoshis: u64,
@@ -95,7 +96,7 @@ pub struct ChannelParams {
 }
 
 /// Where the channel is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChannelPhase {
     /// Funder: `open_channel` sent, waiting for `accept_channel`.
     AwaitingAcceptChannel,
@@ -114,7 +115,7 @@ pub enum ChannelPhase {
 }
 
 /// A commitment we hold: its number, content and the peer's signatures on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalCommit {
     /// The commitment number.
     pub index: u64,
@@ -129,7 +130,7 @@ pub struct LocalCommit {
 }
 
 /// A commitment of the peer that we signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteCommit {
     /// The commitment number.
     pub index: u64,
@@ -142,7 +143,7 @@ pub struct RemoteCommit {
 }
 
 /// A peer commitment we signed whose predecessor the peer has not revoked yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NextRemoteCommit {
     /// The commitment.
     pub commit: RemoteCommit,
@@ -156,7 +157,7 @@ pub struct NextRemoteCommit {
 /// Our updates: `proposed` (sent, not yet signed), `signed` (covered by our
 /// `commitment_signed`, awaiting the peer's `revoke_and_ack`), `acked` (in the peer's
 /// commitment, waiting to enter ours with the peer's next `commitment_signed`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LocalChanges {
     /// Sent, not yet signed.
     pub proposed: Vec<Update>,
@@ -169,7 +170,7 @@ pub struct LocalChanges {
 /// The peer's updates: `proposed` (received, not covered by its `commitment_signed`),
 /// `acked` (in our commitment and revoked our previous one; to be signed into the peer's),
 /// `signed` (in the peer's next commitment, awaiting its revocation: then irrevocable).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RemoteChanges {
     /// Received, not yet signed by the peer.
     pub proposed: Vec<Update>,
@@ -180,7 +181,7 @@ pub struct RemoteChanges {
 }
 
 /// The connection as the channel sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Connection {
     /// Connected and in sync.
     Connected,
@@ -191,7 +192,7 @@ pub enum Connection {
 }
 
 /// Shutdown progress.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ShutdownState {
     /// The caller asked to close (or the peer did and we answer); our `shutdown` goes out
     /// once our updates are all signed.
@@ -203,7 +204,7 @@ pub struct ShutdownState {
 }
 
 /// Legacy `closing_signed` negotiation progress.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ClosingState {
     /// The fee we last proposed and our signature for it.
     pub last_sent: Option<(u64, Signature)>,
@@ -303,7 +304,13 @@ pub struct Balances {
 }
 
 /// One single-funded channel: see the [module documentation](self) for the call order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes (serde) whole except its outbox and events, which are transient: store a
+/// channel together with what its node did with the events it drained (`NodeCore` commits
+/// both in one batch, see [`crate::node`]'s `take_dirty`). Messages still in the outbox
+/// are not lost by a restart: after one, `channel_reestablish` retransmits whatever the
+/// peer has not received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Channel {
     pub(crate) is_funder: bool,
     pub(crate) chain_hash: ChainHash,
@@ -347,7 +354,11 @@ pub struct Channel {
     pub(crate) shutdown: ShutdownState,
     pub(crate) closing: ClosingState,
     pub(crate) fulfilled_notified: BTreeSet<u64>,
+    /// Transient: drained after every call, so empty whenever the channel is persisted.
+    #[serde(skip)]
     pub(crate) outbox: Vec<Message>,
+    /// Transient: drained after every call, so empty whenever the channel is persisted.
+    #[serde(skip)]
     pub(crate) events: Vec<ChannelEvent>,
 }
 

@@ -32,6 +32,7 @@ impl NodeCore {
             }
             // One of our HTLC-timeout transactions: the HTLCs it times out fail back now.
             if let Some(pending) = self.pending_timeouts.remove(&txid) {
+                self.dirty.node = true;
                 for p in pending {
                     self.resolve_offered_failed_here(
                         p.offered,
@@ -50,6 +51,7 @@ impl NodeCore {
     pub fn best_block_updated(&mut self, height: u32, hash: BlockHash) {
         self.best_height = height;
         self.best_hash = hash;
+        self.dirty.node = true;
         let ids: Vec<(PublicKey, ChannelId)> = self
             .peers
             .values()
@@ -78,9 +80,20 @@ impl NodeCore {
                 );
                 continue;
             }
+            // Most channels do nothing on a block: keep them out of the next commit unless
+            // this call changed them.
+            let key = (node_id, channel_id);
+            let before = if self.dirty.channels.contains(&key) {
+                None
+            } else {
+                self.channel(&node_id, &channel_id).cloned()
+            };
             self.with_channel(node_id, channel_id, |entry| {
                 entry.channel.best_block_updated(height)
             });
+            if before.is_some() && self.channel(&node_id, &channel_id) == before.as_ref() {
+                self.dirty.channels.remove(&key);
+            }
         }
         let deadline = self.config.received_htlc_deadline_blocks;
         let overdue: Vec<PaymentHash> = self

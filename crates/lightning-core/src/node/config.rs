@@ -2,13 +2,14 @@
 
 use bitcoin::constants::ChainHash;
 use bitcoin::Network;
+use serde::{Deserialize, Serialize};
 
 use super::htlc_policy::ForwardingPolicy;
 use crate::channel::ChannelConfig;
 use crate::wire::{Feature, Features};
 
 /// Configuration of one node (shared by all its shards).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeConfig {
     /// The chain our channels live on; peers whose `init` names other chains only are
     /// disconnected, and `open_channel` for another chain is refused.

@@ -51,9 +51,11 @@ impl NodeCore {
             .collect();
         for id in &unfunded {
             peer.channel_by_id.remove(id);
+            self.dirty.channel_removed(node_id, *id);
         }
-        for entry in peer.channel_by_id.values_mut() {
+        for (id, entry) in peer.channel_by_id.iter_mut() {
             entry.channel.peer_disconnected();
+            self.dirty.channel_changed(node_id, *id);
         }
         for id in unfunded {
             self.push_event(Event::ChannelClosed {
@@ -64,6 +66,7 @@ impl NodeCore {
         }
         if self.peers.get(&node_id).is_some_and(PeerState::is_prunable) {
             self.peers.remove(&node_id);
+            self.dirty.node = true;
         }
     }
 
@@ -219,6 +222,10 @@ impl NodeCore {
         let events = entry.channel.drain_events();
         let current_id = entry.channel.channel_id();
         peer.rekey(channel_id, current_id);
+        if current_id != channel_id {
+            self.dirty.channel_removed(node_id, channel_id);
+        }
+        self.dirty.channel_changed(node_id, current_id);
         let connected = peer.connected;
         if connected {
             for msg in messages {

@@ -2,13 +2,14 @@
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, ScriptBuf, Transaction};
+use serde::{Deserialize, Serialize};
 
 use crate::onion::FailureMessage;
 use crate::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId};
 use crate::wire::Message;
 
 /// The application's handle for one outbound payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PaymentId(pub [u8; 32]);
 
 /// Why a channel closed.
@@ -160,7 +161,7 @@ pub enum Event {
 }
 
 /// Where an HTLC we offered came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum HtlcSource {
     /// Our own payment.
     Local(PaymentId),

@@ -53,6 +53,7 @@ impl NodeCore {
                 onion,
                 shared_secret,
             } => {
+                self.dirty.node = true;
                 self.upstream.insert(
                     (channel_id, htlc_id),
                     UpstreamHtlc {
@@ -103,6 +104,7 @@ impl NodeCore {
                 };
                 match check {
                     Ok(()) => {
+                        self.dirty.node = true;
                         self.claimable
                             .entry(payment_hash)
                             .or_default()
@@ -235,9 +237,11 @@ impl NodeCore {
         };
         match result {
             Some(Ok(htlc_id)) => {
+                self.dirty.node = true;
                 self.offered.insert(
                     (channel_id, htlc_id),
                     OfferedHtlc {
+                        node_id,
                         source: forward.source,
                         amount_msat: forward.amount_msat,
                         incoming_amount_msat: forward.incoming_amount_msat,
@@ -266,6 +270,7 @@ impl NodeCore {
                 let Some(up) = self.upstream.remove(&(channel_id, htlc_id)) else {
                     return;
                 };
+                self.dirty.node = true;
                 match resolution.outcome {
                     ForwardOutcome::Fulfilled(preimage) => {
                         self.with_channel(up.node_id, channel_id, |entry| {
@@ -320,6 +325,7 @@ impl NodeCore {
         let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else {
             return;
         };
+        self.dirty.node = true;
         if let HtlcSource::Forwarded {
             channel_id: prev_channel_id,
             ..
@@ -351,6 +357,7 @@ impl NodeCore {
         let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else {
             return;
         };
+        self.dirty.node = true;
         let outcome = match failure {
             HtlcFailure::Reason { reason, .. } => ForwardOutcome::FailedDownstream(reason),
             // Queued but never sent (the peer shut the channel down first): it failed here.
@@ -393,6 +400,7 @@ impl NodeCore {
         let Some(payment) = self.payments.remove(&payment_id) else {
             return;
         };
+        self.dirty.node = true;
         let failing_node = |i: usize| payment.route.hops.get(i).map(|h| h.node_id);
         let failure = match outcome {
             ForwardOutcome::Fulfilled(payment_preimage) => {

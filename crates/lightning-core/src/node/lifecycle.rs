@@ -70,6 +70,7 @@ impl NodeCore {
         ));
         let mut channel = channel;
         channel.set_local_alias(alias);
+        self.dirty.channel_changed(node_id, channel.channel_id());
         if let Some(peer) = self.peers.get_mut(&node_id) {
             peer.channel_by_id.insert(
                 channel.channel_id(),
@@ -317,6 +318,7 @@ impl NodeCore {
                 self.broadcast(commitment);
                 for (htlc_id, tx) in timeouts {
                     if let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) {
+                        self.dirty.node = true;
                         self.pending_timeouts
                             .entry(tx.compute_txid())
                             .or_default()
@@ -343,6 +345,8 @@ impl NodeCore {
         if let Some(peer) = self.peers.get_mut(&node_id) {
             peer.channel_by_id.remove(&channel_id);
         }
+        self.dirty.channel_removed(node_id, channel_id);
+        self.dirty.node = true;
         self.scid_to_channel.retain(|_, (_, id)| *id != channel_id);
         for htlcs in self.claimable.values_mut() {
             htlcs.retain(|h| h.channel_id != channel_id);

@@ -11,8 +11,30 @@
 //! ([`NodeCore::best_block_updated`], [`NodeCore::transactions_confirmed`]) and what other
 //! shards hand over ([`NodeCore::handle_forward`], [`NodeCore::handle_resolution`]).
 //! After each input, drain [`NodeCore::poll_output`] (or [`NodeCore::drain_outputs`]) and act
-//! on every output in order. A later issue adds persistence: outputs will then be released
-//! only after the state that produced them is durable.
+//! on every output in order.
+//!
+//! # Persistence (group commit)
+//! After a batch of inputs, before releasing any output of the batch:
+//! 1. [`NodeCore::take_dirty`] names the channels changed and removed since the last call,
+//!    and whether the node record changed;
+//! 2. write [`NodeCore::snapshot_channel`] of each changed channel, delete each removed one,
+//!    and write [`NodeCore::node_record`] if it changed, all with one sync (the records of a
+//!    batch belong together: a channel record and the node record that says what was done
+//!    with that channel's events);
+//! 3. then drain and act on the outputs.
+//!
+//! Records are taken between calls, when every channel's outbox and events are drained.
+//! An [`Output::Forward`] or [`Output::Resolve`] handed to another shard is not in this
+//! node's records once released: the engine must make the hand-over durable itself.
+//!
+//! # Restarting
+//! [`NodeCore::restore`] rebuilds a node from its records: the peers and the short channel
+//! id index come from the channels, never from disk. Every peer starts disconnected; a
+//! reconnecting peer gets `init` and then `channel_reestablish` for each of its channels
+//! ([`NodeCore::peer_connected`]). With another shard count, give each shard the channel
+//! records of its own peers and [`NodeRecord::merge`](crate::persist::NodeRecord::merge) of
+//! all old node records, filtered with
+//! [`NodeRecord::retain_peers`](crate::persist::NodeRecord::retain_peers) to the same peers.
 //!
 //! `NodeCore` is deterministic: given the same seed and the same inputs it produces the same
 //! outputs, byte for byte. Its maps are ordered (`BTreeMap`), its randomness comes from a
@@ -31,6 +53,7 @@ mod forwarding;
 pub mod htlc_policy;
 mod lifecycle;
 mod payments;
+mod persist;
 pub mod route;
 
 #[cfg(test)]
@@ -48,6 +71,7 @@ pub use event::{
     PaymentFailure, PaymentId,
 };
 pub use htlc_policy::ForwardingPolicy;
+pub use persist::Dirty;
 pub use route::{Route, RouteHop};
 
 use crate::channel::{derive_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
@@ -156,6 +180,8 @@ struct OutboundPayment {
 /// An HTLC we offered on one of our channels, and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OfferedHtlc {
+    /// The outgoing channel's peer.
+    node_id: PublicKey,
     source: HtlcSource,
     amount_msat: u64,
     incoming_amount_msat: u64,
@@ -196,6 +222,8 @@ pub struct NodeCore {
     upstream: BTreeMap<(ChannelId, u64), UpstreamHtlc>,
     pending_timeouts: BTreeMap<Txid, Vec<PendingTimeout>>,
     outputs: VecDeque<Output>,
+    /// What changed since the last [`NodeCore::take_dirty`] (group commit).
+    dirty: Dirty,
 }
 
 impl NodeCore {
@@ -231,6 +259,7 @@ impl NodeCore {
             upstream: BTreeMap::new(),
             pending_timeouts: BTreeMap::new(),
             outputs: VecDeque::new(),
+            dirty: Dirty::default(),
         }
     }
 
@@ -318,6 +347,7 @@ impl NodeCore {
         let counter = match self.peers.get_mut(node_id) {
             Some(peer) => {
                 peer.random_draws += 1;
+                self.dirty.node = true;
                 peer.random_draws
             }
             None => 0,

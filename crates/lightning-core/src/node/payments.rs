@@ -23,6 +23,7 @@ impl NodeCore {
     ) -> (PaymentHash, PaymentSecret) {
         let hash = payment_preimage.payment_hash();
         let secret = PaymentSecret(self.derive(b"payment-secret", &[&hash.0]));
+        self.dirty.node = true;
         self.inbound_payments.insert(
             hash,
             InboundPayment {
@@ -40,6 +41,7 @@ impl NodeCore {
         payment_secret: PaymentSecret,
         amount_msat: Option<u64>,
     ) {
+        self.dirty.node = true;
         self.inbound_payments.insert(
             payment_hash,
             InboundPayment {
@@ -90,6 +92,7 @@ impl NodeCore {
             self.best_height,
         )
         .map_err(|e| ApiError::InvalidRoute(e.to_string()))?;
+        self.dirty.node = true;
         self.payments.insert(
             payment_id,
             OutboundPayment {
@@ -118,6 +121,7 @@ impl NodeCore {
             .claimable
             .remove(&hash)
             .ok_or(ApiError::NotClaimable(hash))?;
+        self.dirty.node = true;
         self.inbound_payments.remove(&hash);
         let mut amount_msat = 0;
         for htlc in htlcs {
@@ -140,6 +144,7 @@ impl NodeCore {
             .claimable
             .remove(&payment_hash)
             .ok_or(ApiError::NotClaimable(payment_hash))?;
+        self.dirty.node = true;
         self.inbound_payments.remove(&payment_hash);
         for htlc in htlcs {
             let failure = FailureMessage::IncorrectOrUnknownPaymentDetails {

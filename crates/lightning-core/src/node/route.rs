@@ -5,13 +5,14 @@
 //! the BOLT 4 onion whose payloads tell each hop what to forward.
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey, Signing, Verification};
+use serde::{Deserialize, Serialize};
 
 use crate::onion::payload::PaymentData;
 use crate::onion::{construct_onion, ConstructError, HopPayload, HopSharedSecret, OnionHop};
 use crate::types::{PaymentHash, PaymentSecret, ShortChannelId};
 
 /// One hop of a route: the channel to a node, and what that node is paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteHop {
     /// The node at the far end of this hop's channel.
     pub node_id: PublicKey,
@@ -26,7 +27,7 @@ pub struct RouteHop {
 }
 
 /// A route: the hops from our first channel to the recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     /// The hops, first (our peer) to last (the recipient).
     pub hops: Vec<RouteHop>,

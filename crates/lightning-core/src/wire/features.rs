@@ -10,6 +10,7 @@
 //! Values built with [`Features::set_bit`] and friends are always minimal.
 
 use core::fmt;
+use serde::{Deserialize, Serialize};
 
 /// The features this project knows by name, each identified by its even ("required") bit.
 ///
@@ -228,7 +229,7 @@ impl std::error::Error for FeatureError {}
 ///
 /// Equality compares the wire bytes, length included: a bitfield padded with leading zero
 /// bytes differs from its minimal form. [`Features::same_bits`] compares set bits only.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Features {
     /// Byte `i` holds bits `8i..8i+8`.
     le_bytes: Vec<u8>,

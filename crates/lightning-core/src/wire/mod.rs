@@ -21,6 +21,7 @@ mod codec;
 pub mod features;
 mod open;
 mod reestablish;
+mod serde_impls;
 mod setup;
 mod update;
 

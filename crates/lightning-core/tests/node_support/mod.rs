@@ -16,6 +16,7 @@ use lightning_core::bitcoin::{
 use lightning_core::node::{
     ChannelDetails, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
 };
+use lightning_core::persist::{ChannelRecord, NodeRecord};
 use lightning_core::secp256k1::{
     ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1, SecretKey,
 };
@@ -57,6 +58,26 @@ pub struct Net {
     /// Drop every message instead of delivering it (to simulate a connection cut).
     pub chain: Chain,
     pub seed_base: u8,
+    /// Each node's store (from [`Net::enable_persistence`], called by the constructor).
+    pub stores: Vec<Option<MemStore>>,
+    /// After every commit, check that the store equals a full snapshot of the node (proves
+    /// the dirty tracking misses nothing).
+    pub check_dirty: bool,
+}
+
+/// A node's stored records, as bytes, the way a key/value store holds them.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore {
+    pub channels: BTreeMap<(PublicKey, ChannelId), Vec<u8>>,
+    pub node: Option<Vec<u8>>,
+    /// Group commits made (one per drain of the node's outputs that changed something).
+    pub commits: u64,
+    /// Records written.
+    pub writes: u64,
+}
+
+pub fn node_seed(seed_base: u8, i: usize) -> [u8; 32] {
+    sha256::Hash::hash(&[seed_base, i as u8, 2]).to_byte_array()
 }
 
 pub fn node_secret(seed_base: u8, i: usize) -> SecretKey {
@@ -71,11 +92,11 @@ impl Net {
 
     pub fn with_config(n: usize, seed_base: u8, config: NodeConfig) -> Net {
         let chain = Chain::new();
-        let nodes = (0..n)
+        let nodes: Vec<TestNode> = (0..n)
             .map(|i| TestNode {
                 core: NodeCore::new(
                     node_secret(seed_base, i),
-                    sha256::Hash::hash(&[seed_base, i as u8, 2]).to_byte_array(),
+                    node_seed(seed_base, i),
                     config.clone(),
                     chain.height,
                     chain.tip,
@@ -84,13 +105,159 @@ impl Net {
                 sent: Vec::new(),
             })
             .collect();
-        Net {
+        let mut net = Net {
+            stores: (0..nodes.len()).map(|_| None).collect(),
             nodes,
             connected: BTreeSet::new(),
             inflight: VecDeque::new(),
             chain,
             seed_base,
+            check_dirty: true,
+        };
+        // Every functional test also proves the dirty tracking: each node commits to a store
+        // before its outputs leave, and the store must equal a full snapshot after each commit.
+        net.enable_persistence();
+        net
+    }
+
+    /// Gives every node a store holding its current state; from now on each node's changes
+    /// are committed to it before its outputs leave (in [`Net::collect_outputs`]).
+    pub fn enable_persistence(&mut self) {
+        for i in 0..self.nodes.len() {
+            let core = &mut self.nodes[i].core;
+            core.take_dirty();
+            let mut store = MemStore::default();
+            for record in core.channel_records() {
+                store.channels.insert(
+                    (record.node_id, record.channel_id()),
+                    record.to_bytes().expect("encodes"),
+                );
+            }
+            store.node = Some(core.node_record().to_bytes().expect("encodes"));
+            self.stores[i] = Some(store);
         }
+    }
+
+    /// Commits node `i`'s changes since its last commit to its store (one group commit).
+    pub fn commit(&mut self, i: usize) {
+        let Some(store) = self.stores[i].as_mut() else {
+            return;
+        };
+        let core = &mut self.nodes[i].core;
+        let dirty = core.take_dirty();
+        if dirty.is_empty() {
+            return;
+        }
+        store.commits += 1;
+        for key in &dirty.removed {
+            store.channels.remove(key);
+        }
+        for (node_id, channel_id) in &dirty.channels {
+            match core.snapshot_channel(node_id, channel_id) {
+                Some(record) => {
+                    store.writes += 1;
+                    store
+                        .channels
+                        .insert((*node_id, *channel_id), record.to_bytes().expect("encodes"));
+                }
+                None => {
+                    store.channels.remove(&(*node_id, *channel_id));
+                }
+            }
+        }
+        if dirty.node {
+            store.writes += 1;
+            store.node = Some(core.node_record().to_bytes().expect("encodes"));
+        }
+        if self.check_dirty {
+            let full: BTreeMap<(PublicKey, ChannelId), Vec<u8>> = core
+                .channel_records()
+                .into_iter()
+                .map(|r| ((r.node_id, r.channel_id()), r.to_bytes().expect("encodes")))
+                .collect();
+            assert_eq!(
+                full.keys().collect::<Vec<_>>(),
+                store.channels.keys().collect::<Vec<_>>(),
+                "node {i}: stored channel set differs from the live one"
+            );
+            for (key, bytes) in &full {
+                assert!(
+                    store.channels.get(key) == Some(bytes),
+                    "node {i}: channel {} changed without being reported dirty",
+                    key.1
+                );
+            }
+            assert!(
+                store.node.as_deref() == Some(&core.node_record().to_bytes().expect("encodes")[..]),
+                "node {i}: node record changed without being reported dirty"
+            );
+        }
+    }
+
+    /// Node `i` crashes and restarts from its store: its connections drop (messages in
+    /// flight to and from it are lost), a new `NodeCore` is restored from the stored records
+    /// (whatever it did after its last commit is lost, and none of it left), then it
+    /// reconnects to the same peers. Returns the records it restarted from.
+    pub fn restart(&mut self, i: usize) -> (NodeRecord, Vec<ChannelRecord>) {
+        let store = self.stores[i].clone().expect("persistence enabled");
+        let peers: Vec<usize> = self
+            .connected
+            .iter()
+            .filter_map(|&(a, b)| {
+                if a == i {
+                    Some(b)
+                } else if b == i {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        // What the others queued before the crash goes out (and is lost with the connection);
+        // what node i did since its last commit is lost, and none of it left.
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.collect_node(j);
+            }
+        }
+        for &p in &peers {
+            self.disconnect(i, p);
+        }
+        let node_record =
+            NodeRecord::from_bytes(store.node.as_deref().expect("node record")).expect("reads");
+        let channels: Vec<ChannelRecord> = store
+            .channels
+            .values()
+            .map(|b| ChannelRecord::from_bytes(b).expect("reads"))
+            .collect();
+        let config = self.nodes[i].core.config().clone();
+        self.nodes[i].core = NodeCore::restore(
+            node_secret(self.seed_base, i),
+            node_seed(self.seed_base, i),
+            config,
+            node_record.clone(),
+            channels.clone(),
+        );
+        // Reconnect every peer before anything runs (a forward needs both of its peers).
+        let idi = self.id(i);
+        for &p in &peers {
+            self.connected.insert((i.min(p), i.max(p)));
+            let idp = self.id(p);
+            self.nodes[i].core.peer_connected(idp);
+            self.nodes[p].core.peer_connected(idi);
+        }
+        // The `init`s open the new connections: they go first (nothing else is in flight on
+        // those connections, so no connection's order changes).
+        let before = self.inflight.len();
+        self.collect_node(i);
+        for &p in &peers {
+            self.collect_node(p);
+        }
+        let mut fresh: VecDeque<_> = self.inflight.drain(before..).collect();
+        fresh.append(&mut self.inflight);
+        self.inflight = fresh;
+        self.run();
+        (node_record, channels)
     }
 
     pub fn id(&self, i: usize) -> PublicKey {
@@ -127,6 +294,17 @@ impl Net {
     pub fn collect_outputs(&mut self) -> bool {
         let mut any = false;
         for i in 0..self.nodes.len() {
+            any |= self.collect_node(i);
+        }
+        any
+    }
+
+    /// Moves node `i`'s outputs into the network, after committing its state.
+    pub fn collect_node(&mut self, i: usize) -> bool {
+        let mut any = false;
+        {
+            // Persist before anything leaves: the durability barrier.
+            self.commit(i);
             let outputs = self.nodes[i].core.drain_outputs();
             for output in outputs {
                 any = true;

@@ -1,0 +1,533 @@
+//! Durable state at the node: records of its channels and of itself, what changed since the
+//! last commit (for group commit), and a node rebuilt from records after a restart. The
+//! commit order and the restart procedure are in the [`crate::node`] documentation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+
+use super::{
+    ClaimableHtlc, ClosureReason, Event, InboundPayment, NodeConfig, NodeCore, OfferedHtlc,
+    OutboundPayment, PendingTimeout, UpstreamHtlc,
+};
+use crate::channel::ChannelPhase;
+use crate::onion::{FailureMessage, HopSharedSecret};
+use crate::peer::{PeerChannel, PeerState};
+use crate::persist::{
+    ChannelRecord, ClaimableHtlcRecord, InboundPaymentRecord, NodeRecord, OfferedHtlcRecord,
+    OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
+};
+use crate::types::ChannelId;
+
+/// What changed in a [`NodeCore`] since the last [`NodeCore::take_dirty`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dirty {
+    /// Channels whose record changed (or is new): write their snapshot.
+    pub channels: BTreeSet<(PublicKey, ChannelId)>,
+    /// Channels that no longer exist (closed, abandoned, or re-keyed from their temporary
+    /// id): delete their record.
+    pub removed: BTreeSet<(PublicKey, ChannelId)>,
+    /// Whether the node record changed.
+    pub node: bool,
+}
+
+impl Dirty {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.removed.is_empty() && !self.node
+    }
+
+    pub(super) fn channel_changed(&mut self, node_id: PublicKey, channel_id: ChannelId) {
+        self.removed.remove(&(node_id, channel_id));
+        self.channels.insert((node_id, channel_id));
+    }
+
+    pub(super) fn channel_removed(&mut self, node_id: PublicKey, channel_id: ChannelId) {
+        self.channels.remove(&(node_id, channel_id));
+        self.removed.insert((node_id, channel_id));
+    }
+}
+
+fn offered_record(o: &OfferedHtlc) -> OfferedHtlcRecord {
+    OfferedHtlcRecord {
+        node_id: o.node_id,
+        source: o.source,
+        amount_msat: o.amount_msat,
+        incoming_amount_msat: o.incoming_amount_msat,
+        cltv_expiry: o.cltv_expiry,
+    }
+}
+
+fn offered_from(o: &OfferedHtlcRecord) -> OfferedHtlc {
+    OfferedHtlc {
+        node_id: o.node_id,
+        source: o.source,
+        amount_msat: o.amount_msat,
+        incoming_amount_msat: o.incoming_amount_msat,
+        cltv_expiry: o.cltv_expiry,
+    }
+}
+
+impl NodeCore {
+    /// What changed since the last call (or since the node was created or restored), and
+    /// resets it. See [`crate::node`] for the commit order.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The record of one channel, `None` if this node has no such channel.
+    pub fn snapshot_channel(
+        &self,
+        node_id: &PublicKey,
+        channel_id: &ChannelId,
+    ) -> Option<ChannelRecord> {
+        let entry = self.peers.get(node_id)?.channel_by_id.get(channel_id)?;
+        Some(ChannelRecord {
+            node_id: *node_id,
+            user_channel_id: entry.user_channel_id,
+            funding_tx: entry.funding_tx.clone(),
+            channel: entry.channel.clone(),
+        })
+    }
+
+    /// The records of every channel (for a first full write).
+    pub fn channel_records(&self) -> Vec<ChannelRecord> {
+        self.peers
+            .values()
+            .flat_map(|p| {
+                p.channel_by_id
+                    .keys()
+                    .filter_map(|id| self.snapshot_channel(&p.node_id, id))
+            })
+            .collect()
+    }
+
+    /// The node's record: everything but its channels.
+    pub fn node_record(&self) -> NodeRecord {
+        NodeRecord {
+            best_height: self.best_height,
+            best_hash: self.best_hash,
+            config: self.config.clone(),
+            peer_random_draws: self
+                .peers
+                .values()
+                .filter(|p| p.random_draws > 0)
+                .map(|p| (p.node_id, p.random_draws))
+                .collect(),
+            inbound_payments: self
+                .inbound_payments
+                .iter()
+                .map(|(hash, p)| {
+                    (
+                        *hash,
+                        InboundPaymentRecord {
+                            payment_secret: p.secret,
+                            amount_msat: p.amount_msat,
+                        },
+                    )
+                })
+                .collect(),
+            claimable: self
+                .claimable
+                .iter()
+                .map(|(hash, htlcs)| {
+                    let htlcs = htlcs
+                        .iter()
+                        .map(|h| ClaimableHtlcRecord {
+                            node_id: h.node_id,
+                            channel_id: h.channel_id,
+                            htlc_id: h.htlc_id,
+                            amount_msat: h.amount_msat,
+                            cltv_expiry: h.cltv_expiry,
+                            shared_secret: h.shared_secret.0,
+                        })
+                        .collect();
+                    (*hash, htlcs)
+                })
+                .collect(),
+            payments: self
+                .payments
+                .iter()
+                .map(|(id, p)| {
+                    (
+                        *id,
+                        OutboundPaymentRecord {
+                            payment_hash: p.payment_hash,
+                            route: p.route.clone(),
+                            shared_secrets: p.shared_secrets.iter().map(|s| s.0).collect(),
+                        },
+                    )
+                })
+                .collect(),
+            offered: self
+                .offered
+                .iter()
+                .map(|(key, o)| (*key, offered_record(o)))
+                .collect(),
+            upstream: self
+                .upstream
+                .iter()
+                .map(|(key, u)| {
+                    (
+                        *key,
+                        UpstreamHtlcRecord {
+                            node_id: u.node_id,
+                            shared_secret: u.shared_secret.0,
+                        },
+                    )
+                })
+                .collect(),
+            pending_timeouts: self
+                .pending_timeouts
+                .iter()
+                .map(|(txid, pending)| {
+                    let pending = pending
+                        .iter()
+                        .map(|p| PendingTimeoutRecord {
+                            channel_id: p.channel_id,
+                            offered: offered_record(&p.offered),
+                        })
+                        .collect();
+                    (*txid, pending)
+                })
+                .collect(),
+        }
+    }
+
+    /// A node rebuilt from its records after a restart.
+    ///
+    /// `node_record` and `channel_records` may be a shard's part of a node that ran with
+    /// another shard count (see [`crate::node`], "Restarting"). Every peer starts
+    /// disconnected, so each channel drops the peer's unsigned updates as on a
+    /// disconnection, and resumes with `channel_reestablish` when its peer reconnects.
+    /// Indexes (peers, short channel ids) are rebuilt from the channels.
+    ///
+    /// A channel that was not yet funded cannot be reestablished: it is dropped, with a
+    /// [`Event::ChannelClosed`] and a removal in [`NodeCore::take_dirty`]. Node state that
+    /// names a channel not among `channel_records` is dropped as when the channel closed: an
+    /// HTLC we offered on it fails back to its source (outputs follow), a forward or
+    /// claimable HTLC that came in on it is forgotten. Everything restored is reported dirty,
+    /// so the first commit after a restart writes it all back.
+    pub fn restore(
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        config: NodeConfig,
+        node_record: NodeRecord,
+        channel_records: Vec<ChannelRecord>,
+    ) -> NodeCore {
+        let mut core = NodeCore::new(
+            node_secret,
+            seed,
+            config,
+            node_record.best_height,
+            node_record.best_hash,
+        );
+        for record in channel_records {
+            let ChannelRecord {
+                node_id,
+                user_channel_id,
+                funding_tx,
+                mut channel,
+            } = record;
+            let channel_id = channel.channel_id();
+            if !channel.is_funded() {
+                core.dirty.channel_removed(node_id, channel_id);
+                if channel.phase() != ChannelPhase::Closed {
+                    core.push_event(Event::ChannelClosed {
+                        channel_id,
+                        counterparty_node_id: node_id,
+                        reason: ClosureReason::DisconnectedPeer,
+                    });
+                }
+                continue;
+            }
+            channel.peer_disconnected();
+            // Drop anything the disconnection queued: nothing is sent while disconnected.
+            channel.drain_messages();
+            channel.drain_events();
+            if channel.phase() == ChannelPhase::Normal {
+                for scid in [channel.short_channel_id(), channel.our_alias()]
+                    .into_iter()
+                    .flatten()
+                {
+                    core.scid_to_channel.insert(scid, (node_id, channel_id));
+                }
+            }
+            let peer = core.peers.entry(node_id).or_insert_with(|| {
+                let mut peer = PeerState::new(node_id);
+                peer.connected = false;
+                peer
+            });
+            peer.channel_by_id.insert(
+                channel_id,
+                PeerChannel {
+                    channel,
+                    user_channel_id,
+                    funding_tx,
+                },
+            );
+            core.dirty.channel_changed(node_id, channel_id);
+        }
+        let has_channel = |core: &NodeCore, node_id: &PublicKey, channel_id: &ChannelId| {
+            core.peers
+                .get(node_id)
+                .is_some_and(|p| p.channel_by_id.contains_key(channel_id))
+        };
+        // Keep every peer's draw counter, channels or not: a peer met again in the same block
+        // must never get the keys or ids it got before the restart.
+        for (node_id, draws) in &node_record.peer_random_draws {
+            let peer = core.peers.entry(*node_id).or_insert_with(|| {
+                let mut peer = PeerState::new(*node_id);
+                peer.connected = false;
+                peer
+            });
+            peer.random_draws = *draws;
+        }
+        core.inbound_payments = node_record
+            .inbound_payments
+            .iter()
+            .map(|(hash, p)| {
+                (
+                    *hash,
+                    InboundPayment {
+                        secret: p.payment_secret,
+                        amount_msat: p.amount_msat,
+                    },
+                )
+            })
+            .collect();
+        let mut claimable: BTreeMap<_, Vec<ClaimableHtlc>> = BTreeMap::new();
+        for (hash, htlcs) in &node_record.claimable {
+            for h in htlcs {
+                if has_channel(&core, &h.node_id, &h.channel_id) {
+                    claimable.entry(*hash).or_default().push(ClaimableHtlc {
+                        node_id: h.node_id,
+                        channel_id: h.channel_id,
+                        htlc_id: h.htlc_id,
+                        amount_msat: h.amount_msat,
+                        cltv_expiry: h.cltv_expiry,
+                        shared_secret: HopSharedSecret(h.shared_secret),
+                    });
+                }
+            }
+        }
+        core.claimable = claimable;
+        core.payments = node_record
+            .payments
+            .iter()
+            .map(|(id, p)| {
+                (
+                    *id,
+                    OutboundPayment {
+                        payment_hash: p.payment_hash,
+                        route: p.route.clone(),
+                        shared_secrets: p
+                            .shared_secrets
+                            .iter()
+                            .copied()
+                            .map(HopSharedSecret)
+                            .collect(),
+                    },
+                )
+            })
+            .collect();
+        let mut orphans = Vec::new();
+        for ((channel_id, htlc_id), o) in &node_record.offered {
+            if has_channel(&core, &o.node_id, channel_id) {
+                core.offered
+                    .insert((*channel_id, *htlc_id), offered_from(o));
+            } else {
+                orphans.push((*channel_id, offered_from(o)));
+            }
+        }
+        for ((channel_id, htlc_id), u) in &node_record.upstream {
+            if has_channel(&core, &u.node_id, channel_id) {
+                core.upstream.insert(
+                    (*channel_id, *htlc_id),
+                    UpstreamHtlc {
+                        node_id: u.node_id,
+                        shared_secret: HopSharedSecret(u.shared_secret),
+                    },
+                );
+            }
+        }
+        core.pending_timeouts = node_record
+            .pending_timeouts
+            .iter()
+            .map(|(txid, pending)| {
+                let pending = pending
+                    .iter()
+                    .map(|p| PendingTimeout {
+                        channel_id: p.channel_id,
+                        offered: offered_from(&p.offered),
+                    })
+                    .collect();
+                (*txid, pending)
+            })
+            .collect();
+        core.dirty.node = true;
+        for (channel_id, offered) in orphans {
+            core.resolve_offered_failed_here(
+                offered,
+                Some(channel_id),
+                FailureMessage::PermanentChannelFailure,
+            );
+        }
+        core
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::constants::ChainHash;
+    use bitcoin::hashes::Hash;
+    use bitcoin::secp256k1::Secp256k1;
+    use bitcoin::BlockHash;
+
+    use super::*;
+    use crate::channel::test_utils::{features, ready_pair, script};
+    use crate::channel::{derive_channel_keys, Channel, ChannelConfig, OutboundParams};
+    use crate::node::{HtlcSource, Output, PaymentId, Route, RouteHop};
+    use crate::persist::OfferedHtlcRecord;
+    use crate::types::{PaymentHash, ShortChannelId};
+
+    fn secret(i: u8) -> SecretKey {
+        SecretKey::from_slice(&[i; 32]).expect("valid")
+    }
+
+    fn empty_record() -> NodeRecord {
+        NodeCore::new(
+            secret(1),
+            [7; 32],
+            NodeConfig::default(),
+            100,
+            BlockHash::all_zeros(),
+        )
+        .node_record()
+    }
+
+    #[test]
+    fn restore_drops_unfunded_channels_and_reports_them_removed() {
+        let peer = PublicKey::from_secret_key(&Secp256k1::new(), &secret(2));
+        let (channel, _) = Channel::new_outbound(
+            OutboundParams {
+                chain_hash: ChainHash::REGTEST,
+                temporary_channel_id: ChannelId([9; 32]),
+                funding_satoshis: 100_000,
+                push_msat: 0,
+                feerate_per_kw: 1000,
+                announce: false,
+                shutdown_script: script(1),
+            },
+            &features(),
+            &features(),
+            ChannelConfig::default(),
+            derive_channel_keys(&[3; 32], 0),
+        )
+        .expect("valid open");
+        let record = ChannelRecord {
+            node_id: peer,
+            user_channel_id: 5,
+            funding_tx: None,
+            channel,
+        };
+        let mut core = NodeCore::restore(
+            secret(1),
+            [7; 32],
+            NodeConfig::default(),
+            empty_record(),
+            vec![record],
+        );
+        assert!(core.peers.is_empty());
+        // A peer without channels keeps its draw counter across the restart.
+        let mut node = empty_record();
+        node.peer_random_draws.insert(peer, 3);
+        let again = NodeCore::restore(secret(1), [7; 32], NodeConfig::default(), node, vec![]);
+        assert_eq!(again.peers.get(&peer).map(|p| p.random_draws), Some(3));
+        assert_eq!(again.node_record().peer_random_draws.get(&peer), Some(&3));
+        let dirty = core.take_dirty();
+        assert!(dirty.removed.contains(&(peer, ChannelId([9; 32]))));
+        assert!(dirty.channels.is_empty());
+        assert_eq!(
+            core.drain_outputs(),
+            vec![Output::Event(Event::ChannelClosed {
+                channel_id: ChannelId([9; 32]),
+                counterparty_node_id: peer,
+                reason: ClosureReason::DisconnectedPeer,
+            })]
+        );
+    }
+
+    #[test]
+    fn restore_rebuilds_indexes_from_channels_and_fails_back_orphan_htlcs() {
+        let peer = PublicKey::from_secret_key(&Secp256k1::new(), &secret(2));
+        let (mut a, _) = ready_pair();
+        a.set_local_alias(ShortChannelId(777));
+        let scid = a.short_channel_id().expect("confirmed");
+        let channel_id = a.channel_id();
+        let mut node = empty_record();
+        node.peer_random_draws.insert(peer, 6);
+        let payment = PaymentId([4; 32]);
+        node.payments.insert(
+            payment,
+            OutboundPaymentRecord {
+                payment_hash: PaymentHash([5; 32]),
+                route: Route {
+                    hops: vec![RouteHop {
+                        node_id: peer,
+                        short_channel_id: ShortChannelId(1),
+                        fee_msat: 10,
+                        cltv_expiry_delta: 40,
+                    }],
+                },
+                shared_secrets: vec![[6; 32]],
+            },
+        );
+        // An HTLC of that payment on a channel that is gone.
+        node.offered.insert(
+            (ChannelId([8; 32]), 0),
+            OfferedHtlcRecord {
+                node_id: peer,
+                source: HtlcSource::Local(payment),
+                amount_msat: 10,
+                incoming_amount_msat: 10,
+                cltv_expiry: 200,
+            },
+        );
+        let record = ChannelRecord {
+            node_id: peer,
+            user_channel_id: 5,
+            funding_tx: None,
+            channel: a,
+        };
+        let mut core = NodeCore::restore(
+            secret(1),
+            [7; 32],
+            NodeConfig::default(),
+            node,
+            vec![record],
+        );
+        let expected: BTreeMap<_, _> = [
+            (scid, (peer, channel_id)),
+            (ShortChannelId(777), (peer, channel_id)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(core.scid_to_channel, expected);
+        let p = core.peers.get(&peer).expect("peer rebuilt");
+        assert!(!p.connected && p.their_features.is_none());
+        assert_eq!(p.random_draws, 6);
+        assert_eq!(
+            core.channel(&peer, &channel_id).map(Channel::connection),
+            Some(crate::channel::Connection::Disconnected)
+        );
+        assert!(core.offered.is_empty() && core.payments.is_empty());
+        let failed = core.drain_outputs().into_iter().any(|o| {
+            matches!(o, Output::Event(Event::PaymentFailed { payment_id, .. }) if payment_id == payment)
+        });
+        assert!(failed, "the orphan HTLC's payment failed");
+        let dirty = core.take_dirty();
+        assert!(dirty.node && dirty.channels.contains(&(peer, channel_id)));
+        assert!(core.take_dirty().is_empty());
+    }
+}

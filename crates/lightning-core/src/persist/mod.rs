@@ -1,0 +1,188 @@
+//! Durable state: what a node stores and how (pure functions, no IO; the shard engine owns
+//! the store).
+//!
+//! * [`envelope`]: magic, versions, length and checksum around every record; typed
+//!   [`PersistError`].
+//! * [`records`]: [`ChannelRecord`] (one per channel) and [`NodeRecord`] (one per shard),
+//!   their postcard payloads and the migration hook.
+//!
+//! `NodeCore` produces records with `NodeCore::snapshot_channel` and `NodeCore::node_record`,
+//! says what changed since the last commit with `NodeCore::take_dirty`, and is rebuilt from
+//! records with `NodeCore::restore` (see [`crate::node`]).
+//!
+//! # Compatibility policy
+//! * **Upgrade**: records written by any released format version are read by every later
+//!   version. An older record is migrated on read ([`records::MIGRATIONS`], kept forever),
+//!   and each format version commits fixtures (`tests/fixtures/vN/`) that a test must read
+//!   in every later version (`fixture_v1_records_still_read`).
+//! * **Downgrade**: a version reads a record whose `min_reader_version` is at most its own
+//!   format version. A change that only appends fields at the end of a record keeps
+//!   `min_reader_version`, so the previous version still reads it (ignoring the new
+//!   fields); any other change raises it, and an older version then refuses the record with
+//!   [`PersistError::TooNew`], naming both versions, instead of misreading it. Before a
+//!   downgrade across such a change, the channels must be closed (as LDK asks).
+//! * The stored form of a pending update and of the last `commitment_signed` is its BOLT
+//!   payload, fixed by the spec.
+
+pub mod envelope;
+pub mod records;
+
+pub use envelope::{PersistError, RecordKind, FORMAT_VERSION};
+pub use records::{
+    migrate, ChannelRecord, ClaimableHtlcRecord, InboundPaymentRecord, NodeRecord,
+    OfferedHtlcRecord, OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
+};
+
+#[cfg(test)]
+mod proptests {
+    //! Random commitment specs and updates survive postcard unchanged.
+    use proptest::prelude::*;
+
+    use crate::channel::{CommitmentSpec, SpecHtlc, Update};
+    use crate::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use crate::types::{ChannelId, PaymentHash, PaymentPreimage};
+    use crate::wire::{
+        AttributionData, UpdateAddHtlc, UpdateFailHtlc, UpdateFailMalformedHtlc, UpdateFee,
+        UpdateFulfillHtlc, ONION_PACKET_LEN,
+    };
+
+    fn spec_htlc() -> impl Strategy<Value = SpecHtlc> {
+        (
+            any::<bool>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u32>(),
+        )
+            .prop_map(|(offered, id, amount_msat, hash, cltv_expiry)| SpecHtlc {
+                offered,
+                id,
+                amount_msat,
+                payment_hash: PaymentHash(hash),
+                cltv_expiry,
+            })
+    }
+
+    fn spec() -> impl Strategy<Value = CommitmentSpec> {
+        (
+            proptest::collection::vec(spec_htlc(), 0..20),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+        )
+            .prop_map(|(htlcs, to_local_msat, to_remote_msat, feerate_per_kw)| {
+                CommitmentSpec {
+                    htlcs: htlcs.into_iter().map(|h| ((h.offered, h.id), h)).collect(),
+                    to_local_msat,
+                    to_remote_msat,
+                    feerate_per_kw,
+                }
+            })
+    }
+
+    fn attribution() -> impl Strategy<Value = Option<Box<AttributionData>>> {
+        proptest::option::of(any::<u32>().prop_map(|seed| {
+            let mut hold = [0u32; AttributionData::HOPS];
+            let mut hmacs = [[0u8; 4]; AttributionData::HMACS];
+            for (i, h) in hold.iter_mut().enumerate() {
+                *h = seed.wrapping_mul(i as u32 + 1);
+            }
+            for (i, m) in hmacs.iter_mut().enumerate() {
+                *m = (seed ^ i as u32).to_be_bytes();
+            }
+            Box::new(AttributionData {
+                htlc_hold_times: hold,
+                truncated_hmacs: hmacs,
+            })
+        }))
+    }
+
+    fn update() -> impl Strategy<Value = Update> {
+        let cid = any::<[u8; 32]>().prop_map(ChannelId);
+        prop_oneof![
+            (
+                cid.clone(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                any::<u32>(),
+                any::<u8>(),
+                proptest::option::of(1u8..=127),
+            )
+                .prop_map(
+                    |(channel_id, id, amount_msat, hash, cltv_expiry, fill, key)| {
+                        let path_key = key.map(|k| {
+                            PublicKey::from_secret_key(
+                                &Secp256k1::signing_only(),
+                                &SecretKey::from_slice(&[k; 32])
+                                    .expect("[1..=127; 32] is below the curve order"),
+                            )
+                        });
+                        Update::Add(UpdateAddHtlc {
+                            channel_id,
+                            id,
+                            amount_msat,
+                            payment_hash: PaymentHash(hash),
+                            cltv_expiry,
+                            onion_routing_packet: Box::new([fill; ONION_PACKET_LEN]),
+                            path_key,
+                        })
+                    }
+                ),
+            (cid.clone(), any::<u64>(), any::<[u8; 32]>(), attribution()).prop_map(
+                |(channel_id, id, preimage, attribution_data)| {
+                    Update::Fulfill(UpdateFulfillHtlc {
+                        channel_id,
+                        id,
+                        payment_preimage: PaymentPreimage(preimage),
+                        attribution_data,
+                    })
+                }
+            ),
+            (
+                cid.clone(),
+                any::<u64>(),
+                proptest::collection::vec(any::<u8>(), 0..600),
+                attribution()
+            )
+                .prop_map(|(channel_id, id, reason, attribution_data)| {
+                    Update::Fail(UpdateFailHtlc {
+                        channel_id,
+                        id,
+                        reason,
+                        attribution_data,
+                    })
+                }),
+            (cid.clone(), any::<u64>(), any::<[u8; 32]>(), any::<u16>()).prop_map(
+                |(channel_id, id, sha256_of_onion, code)| {
+                    Update::FailMalformed(UpdateFailMalformedHtlc {
+                        channel_id,
+                        id,
+                        sha256_of_onion,
+                        failure_code: code | UpdateFailMalformedHtlc::BADONION,
+                    })
+                }
+            ),
+            (cid, any::<u32>()).prop_map(|(channel_id, feerate_per_kw)| {
+                Update::Fee(UpdateFee {
+                    channel_id,
+                    feerate_per_kw,
+                })
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_commitment_specs_round_trip(s in spec()) {
+            let bytes = postcard::to_allocvec(&s).expect("serializes");
+            prop_assert_eq!(postcard::from_bytes::<CommitmentSpec>(&bytes), Ok(s));
+        }
+
+        #[test]
+        fn random_updates_round_trip(updates in proptest::collection::vec(update(), 0..8)) {
+            let bytes = postcard::to_allocvec(&updates).expect("serializes");
+            prop_assert_eq!(postcard::from_bytes::<Vec<Update>>(&bytes), Ok(updates));
+        }
+    }
+}
