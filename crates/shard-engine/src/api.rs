@@ -184,13 +184,13 @@ fn on_claimable(
     hash: PaymentHash,
     make: impl Fn() -> ApiCall,
 ) -> Result<(), EngineError> {
-    let shards = b.coordinator().take_claimable(&hash);
-    if shards.is_empty() {
-        return Err(EngineError::Api(ApiError::NotClaimable(hash)));
-    }
+    let shards = b.coordinator().claimable_shards(&hash);
     let mut result = Err(EngineError::Api(ApiError::NotClaimable(hash)));
     for shard in shards {
-        if done(b.call(shard, make())?).is_ok() {
+        // A shard that refused with `Full` keeps its entry: the caller may retry.
+        let answer = done(b.call(shard, make())?);
+        b.coordinator().claim_done(&hash, shard);
+        if answer.is_ok() {
             result = Ok(());
         }
     }

@@ -146,12 +146,24 @@ impl Coordinator {
         }
     }
 
-    /// Takes the shards holding claimable HTLCs of `hash` (for a claim or a fail-back).
-    pub fn take_claimable(&self, hash: &PaymentHash) -> Vec<usize> {
+    /// The shards holding claimable HTLCs of `hash`.
+    pub fn claimable_shards(&self, hash: &PaymentHash) -> Vec<usize> {
         self.state
-            .write()
+            .read()
             .claimable
-            .remove(hash)
+            .get(hash)
+            .cloned()
             .unwrap_or_default()
+    }
+
+    /// Shard `shard` no longer holds claimable HTLCs of `hash` (claimed or failed back).
+    pub fn claim_done(&self, hash: &PaymentHash, shard: usize) {
+        let mut s = self.state.write();
+        if let Some(shards) = s.claimable.get_mut(hash) {
+            shards.retain(|&x| x != shard);
+            if shards.is_empty() {
+                s.claimable.remove(hash);
+            }
+        }
     }
 }

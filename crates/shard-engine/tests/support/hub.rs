@@ -153,7 +153,7 @@ impl Hub for Threaded {
         self.engine.shard_of(peer)
     }
     fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
-        self.engine.peer_connected(peer)
+        retry(|| self.engine.peer_connected(peer))
     }
     fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
         self.engine.handle_message(peer, bytes)
@@ -186,14 +186,14 @@ impl Hub for Threaded {
         sats: u64,
         push: u64,
     ) -> Result<ChannelId, EngineError> {
-        self.engine.create_channel(peer, sats, push, 7, 2500)
+        retry(|| self.engine.create_channel(peer, sats, push, 7, 2500))
     }
     fn funding_transaction_generated(
         &mut self,
         temp: ChannelId,
         tx: Transaction,
     ) -> Result<(), EngineError> {
-        self.engine.funding_transaction_generated(temp, tx)
+        retry(|| self.engine.funding_transaction_generated(temp, tx.clone()))
     }
     fn send_payment(
         &mut self,
@@ -202,38 +202,48 @@ impl Hub for Threaded {
         secret: PaymentSecret,
         id: PaymentId,
     ) -> Result<(), EngineError> {
-        self.engine.send_payment(route, hash, secret, id)
+        retry(|| self.engine.send_payment(route, hash, secret, id))
     }
     fn create_inbound_payment(
         &mut self,
         preimage: PaymentPreimage,
         amount: Option<u64>,
     ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
-        self.engine.create_inbound_payment(preimage, amount)
+        retry(|| self.engine.create_inbound_payment(preimage, amount))
     }
     fn claim_funds(&mut self, preimage: PaymentPreimage) -> Result<(), EngineError> {
-        self.engine.claim_funds(preimage)
+        retry(|| self.engine.claim_funds(preimage))
     }
     fn fail_htlc_backwards(&mut self, hash: PaymentHash) -> Result<(), EngineError> {
-        self.engine.fail_htlc_backwards(hash)
+        retry(|| self.engine.fail_htlc_backwards(hash))
     }
     fn best_block_updated(&mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
-        self.engine.best_block_updated(height, hash)
+        retry(|| self.engine.best_block_updated(height, hash))
     }
     fn transactions_confirmed(
         &mut self,
         height: u32,
         txs: &[(u32, Transaction)],
     ) -> Result<(), EngineError> {
-        self.engine.transactions_confirmed(height, txs)
+        retry(|| self.engine.transactions_confirmed(height, txs))
     }
     fn list_channels(&mut self) -> Vec<ChannelDetails> {
-        self.engine.list_channels().expect("list_channels")
+        retry(|| self.engine.list_channels()).expect("list_channels")
     }
     fn channel(&mut self, peer: PublicKey, id: ChannelId) -> Option<Channel> {
-        self.engine.channel(peer, id).expect("channel")
+        retry(|| self.engine.channel(peer, id)).expect("channel")
     }
     fn choose(&mut self, _n: usize) -> Option<usize> {
         None
+    }
+}
+
+/// Retries a call refused with `Full` (the shards keep draining their inboxes meanwhile).
+fn retry<T>(mut f: impl FnMut() -> Result<T, EngineError>) -> Result<T, EngineError> {
+    loop {
+        match f() {
+            Err(EngineError::Full { .. }) => std::thread::sleep(Duration::from_micros(50)),
+            other => return other,
+        }
     }
 }
