@@ -38,7 +38,14 @@ fn many_peers_two_channels_each_eight_shards_concurrent_payments_conserve_funds(
             let cout = 2 * j + (round + 1) % 2;
             let amount = 1_000_000 + (i as u64) * 1000;
             let claim = (i + round) % 10 != 0;
-            net.start_payment(Who::Peer(i), Who::Peer(j), Some(cin), Some(cout), amount, claim);
+            net.start_payment(
+                Who::Peer(i),
+                Who::Peer(j),
+                Some(cin),
+                Some(cout),
+                amount,
+                claim,
+            );
             payments += 1;
         }
         net.run();
@@ -48,7 +55,11 @@ fn many_peers_two_channels_each_eight_shards_concurrent_payments_conserve_funds(
     assert!(errors.is_empty(), "{errors:#?}");
     let stats = net.hub.engine.shard_stats();
     let cross: u64 = stats.iter().map(|s| s.forwards_out).sum();
-    let succeeded = net.payments.values().filter(|p| p.outcomes == [true]).count();
+    let succeeded = net
+        .payments
+        .values()
+        .filter(|p| p.outcomes == [true])
+        .count();
     eprintln!(
         "{peers} peers, {} channels, 8 shards: opened in {opened:?}; {payments} payments \
          ({succeeded} claimed, {} forwarded, {cross} cross-shard forwards) in {paid:?}; \
@@ -59,7 +70,10 @@ fn many_peers_two_channels_each_eight_shards_concurrent_payments_conserve_funds(
         stats.iter().map(|s| s.queue_high_water).collect::<Vec<_>>(),
     );
     assert!(succeeded >= payments * 8 / 10, "most payments succeeded");
-    assert!(cross as usize >= payments / 2, "most forwards crossed shards");
+    assert!(
+        cross as usize >= payments / 2,
+        "most forwards crossed shards"
+    );
     let report = net.hub.engine.shutdown(std::time::Duration::from_secs(10));
     assert!(report.parked.is_empty());
 }

@@ -125,6 +125,23 @@ pub struct Net<H: Hub> {
     pub policy: ForwardingPolicy,
     /// Messages to the hub refused with `Full` (backpressure seen by the caller).
     pub full_refusals: u64,
+    /// Records the wire traffic (for the replaying benchmark).
+    pub recorder: Option<Recorder>,
+}
+
+/// The hub's wire traffic with its peers: what each peer sent and when, and what the hub
+/// sent each peer.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Each peer's partner (the other end of its lane), if any.
+    pub partner: Vec<Option<usize>>,
+    /// Hub messages each peer has processed so far.
+    pub delivered: Vec<usize>,
+    /// (peer, bytes, hub messages that peer had processed, hub messages its partner had
+    /// processed) for every peer message, in the order peers produced them.
+    pub to_hub: Vec<(usize, Vec<u8>, usize, usize)>,
+    /// Every hub message to each peer, in order.
+    pub from_hub: Vec<Vec<Vec<u8>>>,
 }
 
 impl<H: Hub> Net<H> {
@@ -177,6 +194,7 @@ impl<H: Hub> Net<H> {
             nonce: 0,
             policy: NodeConfig::default().forwarding,
             full_refusals: 0,
+            recorder: None,
         };
         let hub_id = net.hub.node_id();
         for i in 0..n {
@@ -207,7 +225,12 @@ impl<H: Hub> Net<H> {
                             self.downstream_fulfilled
                                 .insert(f.payment_preimage.payment_hash());
                         }
-                        self.to_hub[i].push_back(msg.encode());
+                        let bytes = msg.encode();
+                        if let Some(r) = &mut self.recorder {
+                            let partner = r.partner[i].map_or(0, |p| r.delivered[p]);
+                            r.to_hub.push((i, bytes.clone(), r.delivered[i], partner));
+                        }
+                        self.to_hub[i].push_back(bytes);
                     }
                     Output::Disconnect { .. } => self
                         .violations
@@ -448,7 +471,13 @@ impl<H: Hub> Net<H> {
 
     fn deliver_to_peer(&mut self, i: usize, hub_id: PublicKey) {
         match self.to_peer[i].pop_front() {
-            Some(PeerOutput::Message(bytes)) => self.peers[i].core.handle_message(hub_id, &bytes),
+            Some(PeerOutput::Message(bytes)) => {
+                if let Some(r) = &mut self.recorder {
+                    r.delivered[i] += 1;
+                    r.from_hub[i].push(bytes.clone());
+                }
+                self.peers[i].core.handle_message(hub_id, &bytes)
+            }
             Some(PeerOutput::Disconnect) => self.peers[i].core.peer_disconnected(hub_id),
             None => {}
         }
