@@ -1,7 +1,7 @@
 //! The threaded engine: N shards, each one thread with one bounded inbox and one NodeCore.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,10 +11,14 @@ use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::channel::Channel;
 use lightning_core::node::{ChannelDetails, Event, NodeConfig, PaymentId, Route};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lightning_core::transport::{InitiatorHandshake, ResponderHandshake};
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
 use parking_lot::RwLock;
 
 use crate::api::{self, Backend};
+use crate::connection::{
+    ephemeral_key, Connection, ConnectionId, ConnectionOutput, Connections, State,
+};
 use crate::coordinator::Coordinator;
 use crate::error::EngineError;
 use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
@@ -123,6 +127,10 @@ pub struct Engine {
     threads: Vec<JoinHandle<Vec<ShardMsg>>>,
     inbox_capacity: usize,
     reply_timeout: Duration,
+    node_secret: SecretKey,
+    seed: [u8; 32],
+    connections: Connections,
+    handshakes: AtomicU64,
 }
 
 impl Engine {
@@ -194,6 +202,10 @@ impl Engine {
             threads,
             inbox_capacity,
             reply_timeout: config.reply_timeout,
+            node_secret,
+            seed,
+            connections: Connections::default(),
+            handshakes: AtomicU64::new(0),
         }
     }
 
@@ -355,6 +367,218 @@ impl Engine {
         txdata: &[(u32, Transaction)],
     ) -> Result<(), EngineError> {
         api::transactions_confirmed(&mut self.backend(), height, txdata)
+    }
+
+    fn add_connection(&self, conn: ConnectionId, state: State) -> Result<(), EngineError> {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let mut map = self.connections.map.write();
+        if map.contains_key(&conn) {
+            return Err(EngineError::DuplicateConnection(conn));
+        }
+        map.insert(
+            conn,
+            Arc::new(parking_lot::Mutex::new(Connection::new(state))),
+        );
+        Ok(())
+    }
+
+    fn next_ephemeral(&self, conn: ConnectionId) -> SecretKey {
+        let counter = self.handshakes.fetch_add(1, Ordering::SeqCst);
+        ephemeral_key(&self.seed, conn, counter)
+    }
+
+    /// Opens a BOLT 8 connection to `their_node_id`: returns act one, to write to the socket.
+    /// Then feed every byte read to [`Engine::handle_bytes`].
+    pub fn new_outbound_connection(
+        &self,
+        conn: ConnectionId,
+        their_node_id: PublicKey,
+    ) -> Result<Vec<u8>, EngineError> {
+        let ephemeral = self.next_ephemeral(conn);
+        let handshake = InitiatorHandshake::new(&self.node_secret, &their_node_id, &ephemeral);
+        let act_one = handshake.act_one().to_vec();
+        self.add_connection(conn, State::AwaitingActTwo(handshake, their_node_id))?;
+        Ok(act_one)
+    }
+
+    /// Accepts a BOLT 8 connection: feed every byte read to [`Engine::handle_bytes`].
+    pub fn new_inbound_connection(&self, conn: ConnectionId) -> Result<(), EngineError> {
+        let ephemeral = self.next_ephemeral(conn);
+        let handshake = ResponderHandshake::new(&self.node_secret, &ephemeral);
+        self.add_connection(conn, State::AwaitingActOne(handshake))
+    }
+
+    /// Bytes read from connection `conn`'s socket: runs the handshake (returning the act to
+    /// write, if any) and hands each decrypted message to the peer's shard.
+    ///
+    /// On [`EngineError::Full`] every byte was taken (decrypted messages wait inside the
+    /// connection): stop reading the socket and call `handle_bytes(conn, &[])` until it
+    /// returns `Ok`. On a handshake or transport error the connection is forgotten: close
+    /// the socket.
+    pub fn handle_bytes(&self, conn: ConnectionId, bytes: &[u8]) -> Result<Vec<u8>, EngineError> {
+        let connection = self
+            .connections
+            .get(conn)
+            .ok_or(EngineError::UnknownConnection(conn))?;
+        let mut c = connection.lock();
+        let mut reply = Vec::new();
+        let mut input = bytes;
+        while let Some(len) = c.act_len() {
+            let want = len.saturating_sub(c.act_buf.len()).min(input.len());
+            let (head, rest) = input.split_at(want);
+            c.act_buf.extend_from_slice(head);
+            input = rest;
+            if c.act_buf.len() < len {
+                return Ok(reply);
+            }
+            let act = std::mem::take(&mut c.act_buf);
+            let state = std::mem::replace(&mut c.state, State::Failed);
+            let outcome = match state {
+                State::AwaitingActOne(handshake) => {
+                    handshake.process_act_one(&act).map(|(next, act_two)| {
+                        reply.extend_from_slice(&act_two);
+                        c.state = State::AwaitingActThree(next);
+                        None
+                    })
+                }
+                State::AwaitingActTwo(handshake, node_id) => {
+                    handshake
+                        .process_act_two(&act)
+                        .map(|(act_three, transport)| {
+                            reply.extend_from_slice(&act_three);
+                            Some((node_id, transport))
+                        })
+                }
+                State::AwaitingActThree(handshake) => handshake.process_act_three(&act).map(Some),
+                other => {
+                    c.state = other;
+                    Ok(None)
+                }
+            };
+            let established = match outcome {
+                Ok(established) => established,
+                Err(error) => {
+                    drop(c);
+                    return Err(self.connection_failed(conn, Some(error), None));
+                }
+            };
+            if let Some((node_id, transport)) = established {
+                c.state = State::Established { node_id, transport };
+                // The peer must be known to its shard before its first message: a control
+                // message, waiting for room.
+                let shard = self.placement.shard_of(&node_id);
+                self.backend()
+                    .enqueue(shard, ShardMsg::PeerConnected(node_id), true)?;
+                self.shared
+                    .outbox(&node_id)
+                    .overflowed
+                    .store(false, Ordering::SeqCst);
+            }
+        }
+        let node_id = match &mut c.state {
+            State::Established { node_id, transport } => {
+                let node_id = *node_id;
+                match transport.decrypt(input) {
+                    Ok(messages) => c.pending.extend(messages),
+                    Err(error) => {
+                        drop(c);
+                        return Err(self.connection_failed(conn, None, Some(error)));
+                    }
+                }
+                node_id
+            }
+            _ => return Ok(reply),
+        };
+        while let Some(message) = c.pending.pop_front() {
+            if let Err(e) = self.handle_message(node_id, &message) {
+                c.pending.push_front(message);
+                return Err(e);
+            }
+        }
+        Ok(reply)
+    }
+
+    fn connection_failed(
+        &self,
+        conn: ConnectionId,
+        handshake: Option<lightning_core::transport::HandshakeError>,
+        transport: Option<lightning_core::transport::TransportError>,
+    ) -> EngineError {
+        let removed = self.connections.map.write().remove(&conn);
+        if let Some(c) = removed {
+            if let State::Established { node_id, .. } = c.lock().state {
+                let _ = self.peer_disconnected(node_id);
+            }
+        }
+        match (handshake, transport) {
+            (Some(error), _) => EngineError::Handshake { conn, error },
+            (None, Some(error)) => EngineError::Transport { conn, error },
+            (None, None) => EngineError::UnknownConnection(conn),
+        }
+    }
+
+    /// What to write to connection `conn`'s socket now: every message its peer's shard
+    /// queued, encrypted, and whether to close it afterwards. Nothing before the handshake
+    /// completes.
+    pub fn connection_outputs(&self, conn: ConnectionId) -> Result<ConnectionOutput, EngineError> {
+        let connection = self
+            .connections
+            .get(conn)
+            .ok_or(EngineError::UnknownConnection(conn))?;
+        let mut c = connection.lock();
+        let State::Established { node_id, transport } = &mut c.state else {
+            return Ok(ConnectionOutput::default());
+        };
+        let node_id = *node_id;
+        let mut out = ConnectionOutput::default();
+        for o in self.peer_outputs(&node_id) {
+            match o {
+                PeerOutput::Message(m) => match transport.encrypt(&m) {
+                    Ok(bytes) => out.bytes.extend_from_slice(&bytes),
+                    Err(error) => {
+                        drop(c);
+                        return Err(self.connection_failed(conn, None, Some(error)));
+                    }
+                },
+                PeerOutput::Disconnect => {
+                    out.disconnect = true;
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The node id at the other end of `conn`, once its handshake is complete.
+    pub fn connection_node_id(&self, conn: ConnectionId) -> Option<PublicKey> {
+        let connection = self.connections.get(conn)?;
+        let c = connection.lock();
+        match &c.state {
+            State::Established { node_id, .. } => Some(*node_id),
+            _ => None,
+        }
+    }
+
+    /// The socket of `conn` closed: the engine forgets it (and tells the peer's shard).
+    pub fn connection_closed(&self, conn: ConnectionId) -> Result<(), EngineError> {
+        let removed = self
+            .connections
+            .map
+            .write()
+            .remove(&conn)
+            .ok_or(EngineError::UnknownConnection(conn))?;
+        let node_id = match &removed.lock().state {
+            State::Established { node_id, .. } => Some(*node_id),
+            _ => None,
+        };
+        if let Some(node_id) = node_id {
+            let shard = self.placement.shard_of(&node_id);
+            self.backend()
+                .enqueue(shard, ShardMsg::PeerDisconnected(node_id), true)?;
+        }
+        Ok(())
     }
 
     /// Everything queued for `node_id`, without blocking. A `Disconnect` comes last when the

@@ -1,6 +1,7 @@
 //! The engine's errors: routing, backpressure, shutdown.
 
 use lightning_core::node::ApiError;
+use lightning_core::transport::{HandshakeError, TransportError};
 use lightning_core::types::ChannelId;
 
 /// Why the engine refused or could not finish a call.
@@ -30,6 +31,24 @@ pub enum EngineError {
     UnknownChannel(ChannelId),
     /// The NodeCore refused the call.
     Api(ApiError),
+    /// No open connection has this id (or it exists already, for a new one).
+    UnknownConnection(u64),
+    /// A connection with this id is open already.
+    DuplicateConnection(u64),
+    /// The BOLT 8 handshake failed: close the connection without sending anything.
+    Handshake {
+        /// The connection.
+        conn: u64,
+        /// Why.
+        error: HandshakeError,
+    },
+    /// The encrypted stream failed: close the connection.
+    Transport {
+        /// The connection.
+        conn: u64,
+        /// Why.
+        error: TransportError,
+    },
 }
 
 impl core::fmt::Display for EngineError {
@@ -44,6 +63,14 @@ impl core::fmt::Display for EngineError {
             }
             EngineError::UnknownChannel(c) => write!(f, "no channel {c} known to the engine"),
             EngineError::Api(e) => write!(f, "node refused the call: {e}"),
+            EngineError::UnknownConnection(c) => write!(f, "no open connection {c}"),
+            EngineError::DuplicateConnection(c) => write!(f, "connection {c} is open already"),
+            EngineError::Handshake { conn, error } => {
+                write!(f, "handshake on connection {conn} failed: {error}")
+            }
+            EngineError::Transport { conn, error } => {
+                write!(f, "transport on connection {conn} failed: {error}")
+            }
         }
     }
 }

@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod connection;
 mod coordinator;
 mod engine;
 mod error;
@@ -38,6 +39,7 @@ mod placement;
 mod shard;
 pub mod sim;
 
+pub use connection::{ConnectionId, ConnectionOutput};
 pub use coordinator::{Coordinator, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};
 pub use error::EngineError;
