@@ -58,8 +58,13 @@ impl Default for EngineConfig {
 /// One peer's outbound queue, shared by its shard (writer) and the application (reader).
 #[derive(Debug)]
 struct PeerOutbox {
-    tx: Sender<PeerOutput>,
-    rx: Receiver<PeerOutput>,
+    /// Outputs tagged with the connection they belong to (the count of `PeerConnected`
+    /// its shard had handled when it produced them).
+    tx: Sender<(u64, PeerOutput)>,
+    rx: Receiver<(u64, PeerOutput)>,
+    /// Connections the application has opened for this peer: outputs of an older one are
+    /// stale and dropped when drained.
+    epoch: AtomicU64,
     /// Set when the peer is in the ready queue and not drained since.
     signalled: AtomicBool,
     /// Set when the queue overflowed: the peer was disconnected.
@@ -93,6 +98,7 @@ impl Shared {
                 Arc::new(PeerOutbox {
                     tx,
                     rx,
+                    epoch: AtomicU64::new(0),
                     signalled: AtomicBool::new(false),
                     overflowed: AtomicBool::new(false),
                 })
@@ -183,6 +189,7 @@ impl Engine {
                 senders: senders.clone(),
                 shared: shared.clone(),
                 outboxes: HashMap::new(),
+                epochs: HashMap::new(),
                 parked: (0..n).map(|_| VecDeque::new()).collect(),
                 dead: Vec::new(),
             };
@@ -238,7 +245,13 @@ impl Engine {
     pub fn peer_connected(&self, node_id: PublicKey) -> Result<(), EngineError> {
         let outbox = self.shared.outbox(&node_id);
         outbox.overflowed.store(false, Ordering::SeqCst);
-        api::peer_connected(&mut self.backend(), node_id)
+        // A new connection: whatever is still queued for an older one becomes stale.
+        outbox.epoch.fetch_add(1, Ordering::SeqCst);
+        let result = api::peer_connected(&mut self.backend(), node_id);
+        if result.is_err() {
+            outbox.epoch.fetch_sub(1, Ordering::SeqCst);
+        }
+        result
     }
 
     /// The connection to `node_id` went down.
@@ -469,12 +482,16 @@ impl Engine {
                 // The peer must be known to its shard before its first message: a control
                 // message, waiting for room.
                 let shard = self.placement.shard_of(&node_id);
-                self.backend()
-                    .enqueue(shard, ShardMsg::PeerConnected(node_id), true)?;
-                self.shared
-                    .outbox(&node_id)
-                    .overflowed
-                    .store(false, Ordering::SeqCst);
+                let outbox = self.shared.outbox(&node_id);
+                outbox.overflowed.store(false, Ordering::SeqCst);
+                outbox.epoch.fetch_add(1, Ordering::SeqCst);
+                if let Err(e) =
+                    self.backend()
+                        .enqueue(shard, ShardMsg::PeerConnected(node_id), true)
+                {
+                    outbox.epoch.fetch_sub(1, Ordering::SeqCst);
+                    return Err(e);
+                }
             }
         }
         let node_id = match &mut c.state {
@@ -588,7 +605,13 @@ impl Engine {
             return Vec::new();
         };
         outbox.signalled.store(false, Ordering::SeqCst);
-        let mut all: Vec<PeerOutput> = outbox.rx.try_iter().collect();
+        let epoch = outbox.epoch.load(Ordering::SeqCst);
+        let mut all: Vec<PeerOutput> = outbox
+            .rx
+            .try_iter()
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, o)| o)
+            .collect();
         if outbox.overflowed.swap(false, Ordering::SeqCst) {
             all.push(PeerOutput::Disconnect);
         }
@@ -598,7 +621,14 @@ impl Engine {
     /// The next output for `node_id`, waiting up to `timeout`.
     pub fn wait_peer_output(&self, node_id: &PublicKey, timeout: Duration) -> Option<PeerOutput> {
         let outbox = self.shared.outbox(node_id);
-        outbox.rx.recv_timeout(timeout).ok()
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (epoch, output) = outbox.rx.recv_timeout(left).ok()?;
+            if epoch == outbox.epoch.load(Ordering::SeqCst) {
+                return Some(output);
+            }
+        }
     }
 
     /// A peer with outputs queued, waiting up to `timeout`; then drain it with
@@ -763,6 +793,8 @@ struct Worker {
     senders: Vec<Sender<ShardMsg>>,
     shared: Arc<Shared>,
     outboxes: HashMap<PublicKey, Arc<PeerOutbox>>,
+    /// `PeerConnected` messages handled per peer: the tag of its outputs.
+    epochs: HashMap<PublicKey, u64>,
     /// Cross-shard messages waiting for room in their target's inbox, per target, in order.
     parked: Vec<VecDeque<ShardMsg>>,
     /// Cross-shard messages whose target had stopped.
@@ -808,6 +840,9 @@ impl Worker {
             if matches!(msg, ShardMsg::Shutdown) {
                 stopping = true;
                 continue;
+            }
+            if let ShardMsg::PeerConnected(node_id) = &msg {
+                *self.epochs.entry(*node_id).or_default() += 1;
             }
             let started = Instant::now();
             step(&mut self.shard, msg, &mut out);
@@ -863,7 +898,8 @@ impl Worker {
                     if outbox.overflowed.load(Ordering::SeqCst) {
                         continue;
                     }
-                    if outbox.tx.try_send(output).is_err() {
+                    let epoch = self.epochs.get(&node_id).copied().unwrap_or(0);
+                    if outbox.tx.try_send((epoch, output)).is_err() {
                         // Backpressure toward a slow peer: it is disconnected, not waited for.
                         tracing::warn!(%node_id, "peer outbox full: disconnecting");
                         outbox.overflowed.store(true, Ordering::SeqCst);

@@ -6,7 +6,7 @@
 //! that need an answer run random steps until the answer comes, as a caller blocked on a
 //! threaded engine would see other shards progress meanwhile.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crossbeam_channel::bounded;
@@ -76,7 +76,12 @@ pub struct Sim {
     inboxes: Vec<VecDeque<ShardMsg>>,
     inbox_capacity: usize,
     rng: SimRng,
-    peer_outputs: VecDeque<(PublicKey, PeerOutput)>,
+    /// Outputs for peers, tagged with the connection they belong to.
+    peer_outputs: VecDeque<(PublicKey, u64, PeerOutput)>,
+    /// Connections opened per peer (by the caller) and handled per peer (by its shard): as
+    /// in the threaded engine, outputs of an older connection are stale and dropped.
+    app_epochs: HashMap<PublicKey, u64>,
+    shard_epochs: HashMap<PublicKey, u64>,
     events: Vec<Event>,
     steps: u64,
     out: Vec<Out>,
@@ -111,6 +116,8 @@ impl Sim {
             inbox_capacity: config.inbox_capacity.max(1),
             rng: SimRng::new(sim_seed),
             peer_outputs: VecDeque::new(),
+            app_epochs: HashMap::new(),
+            shard_epochs: HashMap::new(),
             events: Vec::new(),
             steps: 0,
             out: Vec::new(),
@@ -187,11 +194,17 @@ impl Sim {
             return false;
         };
         self.steps += 1;
+        if let ShardMsg::PeerConnected(node_id) = &msg {
+            *self.shard_epochs.entry(*node_id).or_default() += 1;
+        }
         let mut out = std::mem::take(&mut self.out);
         step(s, msg, &mut out);
         for o in out.drain(..) {
             match o {
-                Out::Peer { node_id, output } => self.peer_outputs.push_back((node_id, output)),
+                Out::Peer { node_id, output } => {
+                    let epoch = self.shard_epochs.get(&node_id).copied().unwrap_or(0);
+                    self.peer_outputs.push_back((node_id, epoch, output))
+                }
                 Out::Event(e) => self.events.push(e),
                 Out::Shard { to, msg } => {
                     // Cross-shard traffic is never refused (the threaded engine parks it).
@@ -212,7 +225,12 @@ impl Sim {
 
     /// Everything queued for peers, in order (per peer: the order its shard produced).
     pub fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
-        self.peer_outputs.drain(..).collect()
+        let app = &self.app_epochs;
+        self.peer_outputs
+            .drain(..)
+            .filter(|(node_id, epoch, _)| app.get(node_id).copied().unwrap_or(0) == *epoch)
+            .map(|(node_id, _, o)| (node_id, o))
+            .collect()
     }
 
     /// Every event so far.
@@ -222,7 +240,12 @@ impl Sim {
 
     /// As [`Engine::peer_connected`](crate::Engine::peer_connected).
     pub fn peer_connected(&mut self, node_id: PublicKey) -> Result<(), EngineError> {
-        api::peer_connected(self, node_id)
+        *self.app_epochs.entry(node_id).or_default() += 1;
+        let result = api::peer_connected(self, node_id);
+        if result.is_err() {
+            *self.app_epochs.entry(node_id).or_default() -= 1;
+        }
+        result
     }
 
     /// As [`Engine::peer_disconnected`](crate::Engine::peer_disconnected).

@@ -183,3 +183,31 @@ fn shutdown_lets_queued_work_finish_and_joins_every_shard() {
         .iter()
         .all(|s| s.busy_nanos > 0 && s.queue_high_water >= 1));
 }
+
+#[test]
+fn outputs_of_an_old_connection_never_reach_a_new_one() {
+    let engine = Engine::new(engine_config(2), hub_secret(), hub_seed(), 100, genesis());
+    let peer = NodeCore::new(secret(b"re"), [3; 32], NodeConfig::default(), 100, genesis());
+    let id = peer.node_id();
+    engine.peer_connected(id).expect("first connection");
+    let ping = Message::Ping(Ping {
+        num_pong_bytes: 2,
+        ignored: vec![],
+    })
+    .encode();
+    // Queued for the first connection and never drained: init (and nothing else, the
+    // peer's init never came, so the ping is refused by disconnection).
+    engine.handle_message(id, &ping).expect("queued");
+    engine.peer_disconnected(id).expect("gone");
+    engine.peer_connected(id).expect("second connection");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !engine.is_idle() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outputs = engine.peer_outputs(&id);
+    assert_eq!(outputs.len(), 1, "only the second connection's init: {outputs:?}");
+    let PeerOutput::Message(bytes) = &outputs[0] else {
+        panic!("a message");
+    };
+    assert!(matches!(Message::decode(bytes), Ok(Message::Init(_))));
+}

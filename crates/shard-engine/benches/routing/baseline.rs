@@ -258,6 +258,9 @@ impl Hub for BaselineHub {
         self.locked.process(peer, Input::Connected, &mut self.sink);
         Ok(())
     }
+    fn peer_disconnected(&mut self, _peer: PublicKey) -> Result<(), EngineError> {
+        panic!("{SETUP_ONLY}")
+    }
     fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
         self.locked.handle_message(peer, bytes, &mut self.sink);
         Ok(())

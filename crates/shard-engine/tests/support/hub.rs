@@ -14,6 +14,7 @@ pub trait Hub {
     fn node_id(&self) -> PublicKey;
     fn shard_of(&self, peer: &PublicKey) -> usize;
     fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
+    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
     fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError>;
     /// Makes progress; false if there was nothing to do.
     fn pump(&mut self) -> bool;
@@ -66,6 +67,9 @@ impl Hub for Sim {
     }
     fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
         Sim::peer_connected(self, peer)
+    }
+    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
+        Sim::peer_disconnected(self, peer)
     }
     fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
         Sim::handle_message(self, peer, bytes)
@@ -154,6 +158,9 @@ impl Hub for Threaded {
     }
     fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
         retry(|| self.engine.peer_connected(peer))
+    }
+    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
+        retry(|| self.engine.peer_disconnected(peer))
     }
     fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
         self.engine.handle_message(peer, bytes)

@@ -127,6 +127,13 @@ pub struct Net<H: Hub> {
     pub full_refusals: u64,
     /// Records the wire traffic (for the replaying benchmark).
     pub recorder: Option<Recorder>,
+    /// With a simulated hub: the chance (per move, num/den) of cutting or restoring a random
+    /// peer's connection; messages in flight on a cut connection are lost.
+    pub disconnect_chance: Option<(u64, u64)>,
+    /// Whether each peer is connected.
+    pub connected: Vec<bool>,
+    /// Connections cut so far.
+    pub disconnects: u64,
 }
 
 /// The hub's wire traffic with its peers: what each peer sent and when, and what the hub
@@ -195,6 +202,9 @@ impl<H: Hub> Net<H> {
             policy: NodeConfig::default().forwarding,
             full_refusals: 0,
             recorder: None,
+            disconnect_chance: None,
+            connected: vec![true; n],
+            disconnects: 0,
         };
         let hub_id = net.hub.node_id();
         for i in 0..n {
@@ -221,9 +231,8 @@ impl<H: Hub> Net<H> {
                 match o {
                     Output::SendMessage { node_id, msg } => {
                         assert_eq!(node_id, hub_id, "peers talk only to the hub");
-                        if let Message::UpdateFulfillHtlc(f) = &msg {
-                            self.downstream_fulfilled
-                                .insert(f.payment_preimage.payment_hash());
+                        if !self.connected[i] {
+                            continue;
                         }
                         let bytes = msg.encode();
                         if let Some(r) = &mut self.recorder {
@@ -249,6 +258,10 @@ impl<H: Hub> Net<H> {
                     .push(format!("hub wrote to unknown peer {peer}"));
                 continue;
             };
+            if !self.connected[i] {
+                // Written to a connection that is gone: lost.
+                continue;
+            }
             if let PeerOutput::Message(bytes) = &o {
                 if let Ok(Message::UpdateFulfillHtlc(f)) = Message::decode(bytes) {
                     let hash = f.payment_preimage.payment_hash();
@@ -411,9 +424,34 @@ impl<H: Hub> Net<H> {
             let actions = usize::from(hub_busy) + to_hub.len() + to_peer.len();
             if actions == 0 {
                 if !moved {
-                    return;
+                    // Quiescent: restore every cut connection before calling it done.
+                    let cut: Vec<usize> = (0..self.peers.len())
+                        .filter(|&i| !self.connected[i])
+                        .collect();
+                    if cut.is_empty() {
+                        return;
+                    }
+                    for i in cut {
+                        self.reconnect(i);
+                    }
                 }
                 continue;
+            }
+            if let Some((num, den)) = self.disconnect_chance {
+                if self
+                    .hub
+                    .choose(den as usize)
+                    .is_some_and(|x| (x as u64) < num)
+                {
+                    if let Some(i) = self.hub.choose(self.peers.len()) {
+                        if self.connected[i] {
+                            self.disconnect(i);
+                        } else {
+                            self.reconnect(i);
+                        }
+                        continue;
+                    }
+                }
             }
             match self.hub.choose(actions) {
                 Some(mut a) => {
@@ -452,13 +490,39 @@ impl<H: Hub> Net<H> {
         panic!("network did not quiesce");
     }
 
+    /// Cuts peer `i`'s connection: what is in flight either way is lost.
+    pub fn disconnect(&mut self, i: usize) {
+        let (hub_id, id) = (self.hub.node_id(), self.peer_id(i));
+        self.connected[i] = false;
+        self.disconnects += 1;
+        self.to_hub[i].clear();
+        self.to_peer[i].clear();
+        self.peers[i].core.peer_disconnected(hub_id);
+        self.hub.peer_disconnected(id).expect("peer_disconnected");
+    }
+
+    /// Restores peer `i`'s connection (init, then channel_reestablish).
+    pub fn reconnect(&mut self, i: usize) {
+        let (hub_id, id) = (self.hub.node_id(), self.peer_id(i));
+        self.connected[i] = true;
+        self.peers[i].core.peer_connected(hub_id);
+        self.hub.peer_connected(id).expect("peer_connected");
+    }
+
     fn deliver_to_hub(&mut self, i: usize) -> bool {
         let Some(bytes) = self.to_hub[i].pop_front() else {
             return false;
         };
         let id = self.peer_id(i);
         match self.hub.handle_message(id, &bytes) {
-            Ok(()) => true,
+            Ok(()) => {
+                // The hub now holds this preimage from downstream.
+                if let Ok(Message::UpdateFulfillHtlc(f)) = Message::decode(&bytes) {
+                    self.downstream_fulfilled
+                        .insert(f.payment_preimage.payment_hash());
+                }
+                true
+            }
             Err(EngineError::Full { .. }) => {
                 self.full_refusals += 1;
                 self.to_hub[i].push_front(bytes);
