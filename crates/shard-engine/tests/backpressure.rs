@@ -187,7 +187,13 @@ fn shutdown_lets_queued_work_finish_and_joins_every_shard() {
 #[test]
 fn outputs_of_an_old_connection_never_reach_a_new_one() {
     let engine = Engine::new(engine_config(2), hub_secret(), hub_seed(), 100, genesis());
-    let peer = NodeCore::new(secret(b"re"), [3; 32], NodeConfig::default(), 100, genesis());
+    let peer = NodeCore::new(
+        secret(b"re"),
+        [3; 32],
+        NodeConfig::default(),
+        100,
+        genesis(),
+    );
     let id = peer.node_id();
     engine.peer_connected(id).expect("first connection");
     let ping = Message::Ping(Ping {
@@ -205,7 +211,11 @@ fn outputs_of_an_old_connection_never_reach_a_new_one() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let outputs = engine.peer_outputs(&id);
-    assert_eq!(outputs.len(), 1, "only the second connection's init: {outputs:?}");
+    assert_eq!(
+        outputs.len(),
+        1,
+        "only the second connection's init: {outputs:?}"
+    );
     let PeerOutput::Message(bytes) = &outputs[0] else {
         panic!("a message");
     };

@@ -96,3 +96,70 @@ fn writer_gets_parking_lot_rwlock_within_bounded_time_under_reader_flood() {
     );
     report("parking_lot::RwLock", &waits);
 }
+
+/// A reader-preferring lock (readers enter whenever no writer holds it): the control that
+/// shows the measurement can tell a fair lock from one that starves writers.
+struct ReaderPreferring(std::sync::atomic::AtomicI64);
+
+impl ReaderPreferring {
+    fn read(&self) {
+        loop {
+            let s = self.0.load(Ordering::Acquire);
+            if s >= 0
+                && self
+                    .0
+                    .compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    fn read_unlock(&self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Takes the write lock, giving up after `limit`; returns whether it got it.
+    fn write(&self, limit: Duration) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if self
+                .0
+                .compare_exchange(0, -1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.0.store(0, Ordering::Release);
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
+    }
+}
+
+#[test]
+fn a_reader_preferring_lock_starves_its_writer_under_the_same_flood() {
+    const LIMIT: Duration = Duration::from_millis(300);
+    let waits = measure(
+        Arc::new(ReaderPreferring(std::sync::atomic::AtomicI64::new(0))),
+        |l| {
+            l.read();
+            spin(HOLD);
+            l.read_unlock();
+        },
+        |l| {
+            let _ = l.write(LIMIT);
+        },
+    );
+    let max = waits[waits.len() - 1];
+    let median = waits[waits.len() / 2];
+    eprintln!(
+        "reader-preferring control: writer wait median {median:?}, max {max:?} (gives up at {LIMIT:?})"
+    );
+    assert!(
+        max >= Duration::from_millis(200),
+        "the flood starves a writer that readers may overtake: max wait {max:?}"
+    );
+}
