@@ -306,6 +306,16 @@ impl Sim {
         api::create_inbound_payment(self, payment_preimage, amount_msat)
     }
 
+    /// As [`Engine::register_inbound_payment`](crate::Engine::register_inbound_payment).
+    pub fn register_inbound_payment(
+        &mut self,
+        payment_hash: PaymentHash,
+        payment_secret: PaymentSecret,
+        amount_msat: Option<u64>,
+    ) -> Result<(), EngineError> {
+        api::register_inbound_payment(self, payment_hash, payment_secret, amount_msat)
+    }
+
     /// As [`Engine::claim_funds`](crate::Engine::claim_funds).
     pub fn claim_funds(&mut self, payment_preimage: PaymentPreimage) -> Result<(), EngineError> {
         api::claim_funds(self, payment_preimage)
@@ -319,6 +329,11 @@ impl Sim {
     /// As [`Engine::close_channel`](crate::Engine::close_channel).
     pub fn close_channel(&mut self, channel_id: ChannelId) -> Result<(), EngineError> {
         api::close_channel(self, channel_id, false)
+    }
+
+    /// As [`Engine::force_close_channel`](crate::Engine::force_close_channel).
+    pub fn force_close_channel(&mut self, channel_id: ChannelId) -> Result<(), EngineError> {
+        api::close_channel(self, channel_id, true)
     }
 
     /// As [`Engine::list_channels`](crate::Engine::list_channels).
