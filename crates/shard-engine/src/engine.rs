@@ -929,3 +929,17 @@ impl Worker {
         self.flush_parked();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        // The C ABI hands one engine to many threads.
+        assert_send_sync::<Engine>();
+        assert_send_sync::<EngineError>();
+    }
+}
