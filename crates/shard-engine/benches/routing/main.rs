@@ -40,13 +40,14 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Lane k: (peer index of A_k, peer index of B_k).
-fn choose_lanes(lanes: usize) -> (usize, Vec<(usize, usize)>) {
+/// Lane k: (peer index of A_k, peer index of B_k), on different shards of 2 when `cross`,
+/// else on the same shard (half the lanes on each).
+fn choose_lanes(lanes: usize, cross: bool) -> (usize, Vec<(usize, usize)>) {
     let placement = Placement::new(&hub_secret(), 2);
     let secp = Secp256k1::signing_only();
     let (mut s0, mut s1) = (Vec::new(), Vec::new());
     let mut i = 0;
-    while s0.len() < lanes || s1.len() < lanes {
+    while s0.len() < 2 * lanes || s1.len() < 2 * lanes {
         let id = PublicKey::from_secret_key(&secp, &secret(format!("peer-{i}").as_bytes()));
         if placement.shard_of(&id) == 0 {
             s0.push(i);
@@ -56,12 +57,11 @@ fn choose_lanes(lanes: usize) -> (usize, Vec<(usize, usize)>) {
         i += 1;
     }
     let pairs = (0..lanes)
-        .map(|k| {
-            if k % 2 == 0 {
-                (s0[k], s1[k])
-            } else {
-                (s1[k], s0[k])
-            }
+        .map(|k| match (cross, k % 2 == 0) {
+            (true, true) => (s0[k], s1[k]),
+            (true, false) => (s1[k], s0[k]),
+            (false, true) => (s0[k], s0[k + lanes]),
+            (false, false) => (s1[k], s1[k + lanes]),
         })
         .collect();
     (i, pairs)
@@ -242,6 +242,7 @@ fn replay_engine(
         .collect();
     let mut mismatches = 0;
     let mut done = 0;
+    let mut finished = vec![false; n];
     let mut todo: Vec<usize> = (0..n).collect();
     let (cpu0, proc0, t0) = (thread_cpu_ns(), process_cpu_ns(), Instant::now());
     let stats0: u64 = engine.shard_stats().iter().map(|s| s.forwards_out).sum();
@@ -259,6 +260,14 @@ fn replay_engine(
                     Err(e) => panic!("replay: {e}"),
                 }
             }
+            // A lane may end with a peer's message (its last revoke_and_ack).
+            if !finished[k] && lane_done(rec, k, st) {
+                finished[k] = true;
+                done += 1;
+            }
+        }
+        if done == n {
+            break;
         }
         let Some(peer) = engine.wait_ready_peer(Duration::from_millis(2)) else {
             // Nothing came: retry every lane (one may have met a full inbox).
@@ -266,7 +275,6 @@ fn replay_engine(
             continue;
         };
         let (k, side) = where_is[&peer];
-        let was_done = lane_done(rec, k, &state[k]);
         for o in engine.peer_outputs(&peer) {
             let st = &mut state[k];
             match (o, rec.expected[k][side].get(st.got[side])) {
@@ -276,9 +284,6 @@ fn replay_engine(
             st.got[side] += 1;
         }
         todo.push(k);
-        if !was_done && lane_done(rec, k, &state[k]) {
-            done += 1;
-        }
     }
     let wall = t0.elapsed();
     let (cpu1, proc1) = (thread_cpu_ns(), process_cpu_ns());
@@ -397,9 +402,11 @@ fn main() {
     let lanes_n = env("BENCH_LANES", 32);
     let payments = env("BENCH_PAYMENTS", 40);
     let runs = env("BENCH_RUNS", 3);
-    let (peers, lanes) = choose_lanes(lanes_n);
+    let (peers, lanes) = choose_lanes(lanes_n, true);
+    let (same_peers, same_lanes) = choose_lanes(lanes_n, false);
     let t = Instant::now();
     let rec = record(peers, &lanes, payments);
+    let same_rec = record(same_peers, &same_lanes, payments);
     println!(
         "recorded {lanes_n} lanes x {payments} payments ({} peer messages) in {:?}",
         rec.scripts.iter().map(Vec::len).sum::<usize>(),
@@ -410,8 +417,9 @@ fn main() {
         "engine, 2 shards",
         "global Mutex, 2 threads",
         "per-peer Mutex + RwLock map, 2 threads",
+        "engine, 2 shards, lanes within one shard",
     ];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut ratios = Vec::new();
     for run in 0..runs {
         let outcomes = [
@@ -419,6 +427,7 @@ fn main() {
             replay_engine(2, peers, &lanes, &rec),
             replay_locked(false, peers, &lanes, &rec),
             replay_locked(true, peers, &lanes, &rec),
+            replay_engine(2, same_peers, &same_lanes, &same_rec),
         ];
         for (i, o) in outcomes.iter().enumerate() {
             let rate = o.payments as f64 / o.wall.as_secs_f64();
