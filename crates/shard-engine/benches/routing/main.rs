@@ -196,6 +196,8 @@ struct Outcome {
     driver_cpu: Duration,
     mismatches: usize,
     cross_shard: u64,
+    /// Each shard's busy share of the wall time (engine only).
+    shard_busy: Vec<f64>,
 }
 
 /// Per lane: how far its script got and how many messages each side has received.
@@ -244,6 +246,7 @@ fn replay_engine(
     let mut done = 0;
     let mut finished = vec![false; n];
     let mut todo: Vec<usize> = (0..n).collect();
+    let busy0: Vec<u64> = engine.shard_stats().iter().map(|s| s.busy_nanos).collect();
     let (cpu0, proc0, t0) = (thread_cpu_ns(), process_cpu_ns(), Instant::now());
     let stats0: u64 = engine.shard_stats().iter().map(|s| s.forwards_out).sum();
     while done < n {
@@ -287,6 +290,12 @@ fn replay_engine(
     }
     let wall = t0.elapsed();
     let (cpu1, proc1) = (thread_cpu_ns(), process_cpu_ns());
+    let busy1: Vec<u64> = engine.shard_stats().iter().map(|s| s.busy_nanos).collect();
+    let shard_busy = busy1
+        .iter()
+        .zip(&busy0)
+        .map(|(b1, b0)| (b1 - b0) as f64 / wall.as_nanos() as f64)
+        .collect();
     let cross: u64 = engine
         .shard_stats()
         .iter()
@@ -301,6 +310,7 @@ fn replay_engine(
         driver_cpu: Duration::from_nanos(cpu1 - cpu0),
         mismatches,
         cross_shard: cross,
+        shard_busy,
     }
 }
 
@@ -389,6 +399,7 @@ fn replay_locked(
         driver_cpu: Duration::ZERO,
         mismatches,
         cross_shard: 0,
+        shard_busy: Vec::new(),
     }
 }
 
@@ -438,7 +449,7 @@ fn main() {
                 100.0 * o.driver_cpu.as_secs_f64() / o.process_cpu.as_secs_f64()
             };
             println!(
-                "run {run}: {:<40} {:>7.0} payments/s  wall {:>7.3}s  cpu {:>7.3}s ({:>5.0} us/payment)  driver cpu {:>4.1}%  cross-shard {:>5}  mismatches {}",
+                "run {run}: {:<40} {:>7.0} payments/s  wall {:>7.3}s  cpu {:>7.3}s ({:>5.0} us/payment)  driver cpu {:>4.1}%  cross-shard {:>5}  mismatches {}  shards busy {:.0?}",
                 names[i],
                 rate,
                 o.wall.as_secs_f64(),
@@ -447,6 +458,7 @@ fn main() {
                 driver_share,
                 o.cross_shard,
                 o.mismatches,
+                o.shard_busy.iter().map(|b| b * 100.0).collect::<Vec<_>>(),
             );
             assert_eq!(
                 o.mismatches, 0,
