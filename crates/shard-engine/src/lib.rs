@@ -1,10 +1,52 @@
-//! lnshard's threads: shards, the coordinator, routing and persistence driving.
+//! lnshard's threads: the shard engine over [`lightning_core`]'s `NodeCore`.
 //!
-//! This crate will run N [`lightning_core`] node cores on N worker threads. It is empty until
-//! the shard engine lands (issue 4); it exists now so the workspace has its final shape.
+//! An [`Engine`] runs N shards. A shard is one thread, one bounded crossbeam inbox and one
+//! `NodeCore` that owns the `PeerState` of every peer placed on it ([`Placement`]: a keyed
+//! hash of the peer's node id), with no lock around any peer or channel. The thin
+//! [`Coordinator`] (channel ids and short channel ids to peers, the best block, the config)
+//! is the only shared state. An HTLC whose next channel belongs to another shard travels
+//! there as a [`ShardMsg::Forward`]; its result comes back as a [`ShardMsg::Resolve`], and
+//! only then is the upstream HTLC settled.
+//!
+//! The body of a shard is the plain function [`step`]; the thread loop only receives, steps
+//! and delivers. [`Sim`] runs the same `step` for every shard on one thread, with a seeded
+//! scheduler choosing the interleaving (`SIM_SEED` replays one).
+//!
+//! # Backpressure
+//! * Caller to shard: [`EngineError::Full`] when the shard's inbox is full; nothing was
+//!   queued. Broadcasts that every shard must see (blocks, confirmations, inbound payment
+//!   registration) wait for room instead.
+//! * Shard to shard: never blocks. A message for a full inbox is parked in the sender's
+//!   per-target queue and retried while the sender keeps draining its own inbox, so two
+//!   shards with full inboxes forwarding to each other still progress. Parked traffic is
+//!   bounded by protocol state (each forward is an HTLC committed upstream, each result an
+//!   HTLC offered downstream; both capped by `max_accepted_htlcs` per channel).
+//! * Shard to peer: each peer's outbox holds `peer_outbox_capacity` messages; a peer that
+//!   lets it fill is disconnected rather than waited for.
+//! * Shard to application: the event queue holds `event_capacity` events; a shard waits for
+//!   room (events are never dropped), so an application that stops draining events stalls
+//!   the engine and its API calls end in [`EngineError::Timeout`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod api;
+mod connection;
+mod coordinator;
+mod engine;
+mod error;
+mod msg;
+mod placement;
+mod shard;
+pub mod sim;
+
+pub use connection::{ConnectionId, ConnectionOutput};
+pub use coordinator::{Coordinator, CoordinatorState};
+pub use engine::{Engine, EngineConfig, ShutdownReport};
+pub use error::EngineError;
 pub use lightning_core;
+pub use msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
+pub use placement::Placement;
+pub use shard::{step, Shard, ShardCounters, ShardStats};
+pub use sim::{Sim, SimRng};
 
 pub mod store;

@@ -1,0 +1,169 @@
+//! The coordinator: the little state every shard and the API need to route work. It never
+//! touches a peer's or a channel's state.
+
+use std::collections::HashMap;
+
+use lightning_core::bitcoin::BlockHash;
+use lightning_core::node::{NodeConfig, PaymentId};
+use lightning_core::secp256k1::PublicKey;
+use lightning_core::types::{ChannelId, PaymentHash, ShortChannelId};
+use parking_lot::RwLock;
+
+/// What the coordinator holds (read through [`Coordinator::read`]).
+#[derive(Debug)]
+pub struct CoordinatorState {
+    /// Channel id (temporary or final) to the peer's node id.
+    pub id_to_peer: HashMap<ChannelId, PublicKey>,
+    /// Short channel id or alias to the peer and channel: what forwarding needs.
+    pub scid_to_channel: HashMap<ShortChannelId, (PublicKey, ChannelId)>,
+    /// The short ids of each channel, to forget them when it closes.
+    channel_scids: HashMap<ChannelId, Vec<ShortChannelId>>,
+    /// The best block (height, hash).
+    pub best_block: (u32, BlockHash),
+    /// The node configuration every shard runs with.
+    pub config: NodeConfig,
+    /// The shard that accepted each of our payments still in flight.
+    pub payment_shard: HashMap<PaymentId, usize>,
+    /// The shards holding HTLCs of each claimable payment to us.
+    pub claimable: HashMap<PaymentHash, Vec<usize>>,
+}
+
+/// The shared, read-mostly routing state behind a `parking_lot::RwLock`.
+///
+/// Writers are rare (a channel opens, becomes ready or closes; a block arrives; a payment
+/// starts or ends); readers are every cross-shard forward and resolution. `docs/ENGINE.md`
+/// explains why parking_lot's lock (which is eventually fair: a waiting writer blocks new
+/// readers) suffices, with the measurement from `tests/rwlock_fairness.rs`.
+#[derive(Debug)]
+pub struct Coordinator {
+    state: RwLock<CoordinatorState>,
+}
+
+impl Coordinator {
+    /// An empty coordinator.
+    pub fn new(config: NodeConfig, best_height: u32, best_hash: BlockHash) -> Self {
+        Coordinator {
+            state: RwLock::new(CoordinatorState {
+                id_to_peer: HashMap::new(),
+                scid_to_channel: HashMap::new(),
+                channel_scids: HashMap::new(),
+                best_block: (best_height, best_hash),
+                config,
+                payment_shard: HashMap::new(),
+                claimable: HashMap::new(),
+            }),
+        }
+    }
+
+    /// A read guard over the whole state.
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, CoordinatorState> {
+        self.state.read()
+    }
+
+    /// The peer of a channel (temporary or final id).
+    pub fn peer_of_channel(&self, channel_id: &ChannelId) -> Option<PublicKey> {
+        self.state.read().id_to_peer.get(channel_id).copied()
+    }
+
+    /// The peer and channel of a short channel id or alias.
+    pub fn channel_of_scid(&self, scid: &ShortChannelId) -> Option<(PublicKey, ChannelId)> {
+        self.state.read().scid_to_channel.get(scid).copied()
+    }
+
+    /// The best block.
+    pub fn best_block(&self) -> (u32, BlockHash) {
+        self.state.read().best_block
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> NodeConfig {
+        self.state.read().config.clone()
+    }
+
+    /// Records that `channel_id` belongs to `node_id`.
+    pub fn insert_channel(&self, channel_id: ChannelId, node_id: PublicKey) {
+        let mut s = self.state.write();
+        s.id_to_peer.insert(channel_id, node_id);
+    }
+
+    /// Records a ready channel's short ids (real and alias).
+    pub fn insert_scids(
+        &self,
+        channel_id: ChannelId,
+        node_id: PublicKey,
+        scids: &[ShortChannelId],
+    ) {
+        let mut s = self.state.write();
+        s.id_to_peer.insert(channel_id, node_id);
+        for scid in scids {
+            s.scid_to_channel.insert(*scid, (node_id, channel_id));
+            let known = s.channel_scids.entry(channel_id).or_default();
+            if !known.contains(scid) {
+                known.push(*scid);
+            }
+        }
+    }
+
+    /// Forgets a closed channel's short ids: nothing more is forwarded to it. Its id stays
+    /// mapped so results for its HTLCs (on chain) still find their way.
+    pub fn channel_closed(&self, channel_id: &ChannelId) {
+        let mut s = self.state.write();
+        if let Some(scids) = s.channel_scids.remove(channel_id) {
+            for scid in scids {
+                if s.scid_to_channel.get(&scid).map(|(_, c)| c) == Some(channel_id) {
+                    s.scid_to_channel.remove(&scid);
+                }
+            }
+        }
+    }
+
+    /// Sets the best block.
+    pub fn set_best_block(&self, height: u32, hash: BlockHash) {
+        self.state.write().best_block = (height, hash);
+    }
+
+    /// Records the shard that accepted payment `id`.
+    pub fn payment_started(&self, id: PaymentId, shard: usize) {
+        self.state.write().payment_shard.insert(id, shard);
+    }
+
+    /// Forgets a finished payment.
+    pub fn payment_finished(&self, id: &PaymentId) {
+        self.state.write().payment_shard.remove(id);
+    }
+
+    /// The shard that accepted payment `id`.
+    pub fn payment_shard(&self, id: &PaymentId) -> Option<usize> {
+        self.state.read().payment_shard.get(id).copied()
+    }
+
+    /// Shard `shard` holds a claimable HTLC of `hash`.
+    pub fn claimable_at(&self, hash: PaymentHash, shard: usize) {
+        let mut s = self.state.write();
+        let shards = s.claimable.entry(hash).or_default();
+        if !shards.contains(&shard) {
+            shards.push(shard);
+        }
+    }
+
+    /// The shards holding claimable HTLCs of `hash`.
+    pub fn claimable_shards(&self, hash: &PaymentHash) -> Vec<usize> {
+        self.state
+            .read()
+            .claimable
+            .get(hash)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Shard `shard` no longer holds claimable HTLCs of `hash` (claimed or failed back).
+    pub fn claim_done(&self, hash: &PaymentHash, shard: usize) {
+        let mut s = self.state.write();
+        if let Some(shards) = s.claimable.get_mut(hash) {
+            shards.retain(|&x| x != shard);
+            if shards.is_empty() {
+                s.claimable.remove(hash);
+            }
+        }
+    }
+}

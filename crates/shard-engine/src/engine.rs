@@ -1,0 +1,945 @@
+//! The threaded engine: N shards, each one thread with one bounded inbox and one NodeCore.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use lightning_core::bitcoin::{BlockHash, Transaction};
+use lightning_core::channel::Channel;
+use lightning_core::node::{ChannelDetails, Event, NodeConfig, PaymentId, Route};
+use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lightning_core::transport::{InitiatorHandshake, ResponderHandshake};
+use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
+use parking_lot::RwLock;
+
+use crate::api::{self, Backend};
+use crate::connection::{
+    ephemeral_key, Connection, ConnectionId, ConnectionOutput, Connections, State,
+};
+use crate::coordinator::Coordinator;
+use crate::error::EngineError;
+use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
+use crate::placement::Placement;
+use crate::shard::{step, Shard, ShardCounters, ShardStats};
+
+/// How the engine is sized.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Worker threads (shards), at least one.
+    pub shards: usize,
+    /// Messages each shard's inbox holds before a caller gets [`EngineError::Full`].
+    pub inbox_capacity: usize,
+    /// Messages queued for one peer before the engine disconnects it as too slow.
+    pub peer_outbox_capacity: usize,
+    /// Events queued for the application before shards wait for it to drain them.
+    pub event_capacity: usize,
+    /// How long an API call waits for its shard's answer.
+    pub reply_timeout: Duration,
+    /// The node configuration every shard runs with.
+    pub node: NodeConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            shards: 2,
+            inbox_capacity: 4096,
+            peer_outbox_capacity: 4096,
+            event_capacity: 65_536,
+            reply_timeout: Duration::from_secs(10),
+            node: NodeConfig::default(),
+        }
+    }
+}
+
+/// One peer's outbound queue, shared by its shard (writer) and the application (reader).
+#[derive(Debug)]
+struct PeerOutbox {
+    /// Outputs tagged with the connection they belong to (the count of `PeerConnected`
+    /// its shard had handled when it produced them).
+    tx: Sender<(u64, PeerOutput)>,
+    rx: Receiver<(u64, PeerOutput)>,
+    /// Connections the application has opened for this peer: outputs of an older one are
+    /// stale and dropped when drained.
+    epoch: AtomicU64,
+    /// Set when the peer is in the ready queue and not drained since.
+    signalled: AtomicBool,
+    /// Set when the queue overflowed: the peer was disconnected.
+    overflowed: AtomicBool,
+}
+
+/// State shared by the application's handle and the shard threads.
+#[derive(Debug)]
+struct Shared {
+    coordinator: Arc<Coordinator>,
+    outboxes: RwLock<HashMap<PublicKey, Arc<PeerOutbox>>>,
+    peer_outbox_capacity: usize,
+    ready_tx: Sender<PublicKey>,
+    ready_rx: Receiver<PublicKey>,
+    events_tx: Sender<Event>,
+    events_rx: Receiver<Event>,
+    /// Messages queued to a shard (by anyone) and not yet fully handled.
+    pending: AtomicUsize,
+    closing: AtomicBool,
+}
+
+impl Shared {
+    fn outbox(&self, node_id: &PublicKey) -> Arc<PeerOutbox> {
+        if let Some(o) = self.outboxes.read().get(node_id) {
+            return o.clone();
+        }
+        let mut map = self.outboxes.write();
+        map.entry(*node_id)
+            .or_insert_with(|| {
+                let (tx, rx) = bounded(self.peer_outbox_capacity);
+                Arc::new(PeerOutbox {
+                    tx,
+                    rx,
+                    epoch: AtomicU64::new(0),
+                    signalled: AtomicBool::new(false),
+                    overflowed: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+}
+
+/// What [`Engine::shutdown`] hands back.
+#[derive(Debug, Default)]
+pub struct ShutdownReport {
+    /// Cross-shard messages (forwards, results) that could not be delivered because their
+    /// target shard had already stopped: work to replay after a restart.
+    pub parked: Vec<ShardMsg>,
+    /// Events the application had not drained.
+    pub events: Vec<Event>,
+    /// Each shard's final counters.
+    pub stats: Vec<ShardStats>,
+}
+
+/// The shard engine: see the [crate documentation](crate).
+///
+/// Thread-safety: every method takes `&self` and may be called from any thread; calls for
+/// one peer must come from one thread at a time to keep that peer's messages in order.
+#[derive(Debug)]
+pub struct Engine {
+    node_id: PublicKey,
+    placement: Placement,
+    shared: Arc<Shared>,
+    senders: Vec<Sender<ShardMsg>>,
+    counters: Vec<Arc<ShardCounters>>,
+    threads: Vec<JoinHandle<Vec<ShardMsg>>>,
+    inbox_capacity: usize,
+    reply_timeout: Duration,
+    node_secret: SecretKey,
+    seed: [u8; 32],
+    connections: Connections,
+    handshakes: AtomicU64,
+}
+
+impl Engine {
+    /// Starts `config.shards` shard threads for the node `node_secret`, deriving all keys and
+    /// randomness from `seed` (as `NodeCore::new`).
+    pub fn new(
+        config: EngineConfig,
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        best_height: u32,
+        best_hash: BlockHash,
+    ) -> Engine {
+        let placement = Placement::new(&node_secret, config.shards);
+        let n = placement.shards();
+        let coordinator = Arc::new(Coordinator::new(
+            config.node.clone(),
+            best_height,
+            best_hash,
+        ));
+        let (ready_tx, ready_rx) = unbounded();
+        let (events_tx, events_rx) = bounded(config.event_capacity.max(1));
+        let shared = Arc::new(Shared {
+            coordinator: coordinator.clone(),
+            outboxes: RwLock::new(HashMap::new()),
+            peer_outbox_capacity: config.peer_outbox_capacity.max(1),
+            ready_tx,
+            ready_rx,
+            events_tx,
+            events_rx,
+            pending: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+        });
+        let inbox_capacity = config.inbox_capacity.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| bounded::<ShardMsg>(inbox_capacity)).unzip();
+        let mut counters = Vec::new();
+        let mut threads = Vec::new();
+        for (index, rx) in receivers.into_iter().enumerate() {
+            let shard = Shard::new(
+                index,
+                node_secret,
+                seed,
+                coordinator.clone(),
+                placement.clone(),
+            );
+            counters.push(shard.counters().clone());
+            let worker = Worker {
+                shard,
+                rx,
+                senders: senders.clone(),
+                shared: shared.clone(),
+                outboxes: HashMap::new(),
+                epochs: HashMap::new(),
+                parked: (0..n).map(|_| VecDeque::new()).collect(),
+                dead: Vec::new(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("lnshard-shard-{index}"))
+                .spawn(move || worker.run())
+                .expect("spawning a shard thread (the OS refused a thread)");
+            threads.push(handle);
+        }
+        let secp = Secp256k1::signing_only();
+        Engine {
+            node_id: PublicKey::from_secret_key(&secp, &node_secret),
+            placement,
+            shared,
+            senders,
+            counters,
+            threads,
+            inbox_capacity,
+            reply_timeout: config.reply_timeout,
+            node_secret,
+            seed,
+            connections: Connections::default(),
+            handshakes: AtomicU64::new(0),
+        }
+    }
+
+    /// Our node id.
+    pub fn node_id(&self) -> PublicKey {
+        self.node_id
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.placement.shards()
+    }
+
+    /// The shard that owns `node_id`.
+    pub fn shard_of(&self, node_id: &PublicKey) -> usize {
+        self.placement.shard_of(node_id)
+    }
+
+    /// The coordinator (read-only routing state).
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.shared.coordinator
+    }
+
+    fn backend(&self) -> EngineBackend<'_> {
+        EngineBackend(self)
+    }
+
+    /// A connection to `node_id` is up: the engine queues our `init` (the peer's `init`, with
+    /// its features, arrives through [`Engine::handle_message`]).
+    pub fn peer_connected(&self, node_id: PublicKey) -> Result<(), EngineError> {
+        let outbox = self.shared.outbox(&node_id);
+        outbox.overflowed.store(false, Ordering::SeqCst);
+        // A new connection: whatever is still queued for an older one becomes stale.
+        outbox.epoch.fetch_add(1, Ordering::SeqCst);
+        let result = api::peer_connected(&mut self.backend(), node_id);
+        if result.is_err() {
+            outbox.epoch.fetch_sub(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// The connection to `node_id` went down.
+    pub fn peer_disconnected(&self, node_id: PublicKey) -> Result<(), EngineError> {
+        api::peer_disconnected(&mut self.backend(), node_id)
+    }
+
+    /// A decrypted message from `node_id` (2-byte type, then payload).
+    pub fn handle_message(&self, node_id: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
+        api::handle_message(&mut self.backend(), node_id, bytes)
+    }
+
+    /// Opens a channel: returns its temporary id once the peer's shard has queued
+    /// `open_channel`.
+    pub fn create_channel(
+        &self,
+        node_id: PublicKey,
+        funding_satoshis: u64,
+        push_msat: u64,
+        user_channel_id: u128,
+        feerate_per_kw: u32,
+    ) -> Result<ChannelId, EngineError> {
+        api::create_channel(
+            &mut self.backend(),
+            node_id,
+            funding_satoshis,
+            push_msat,
+            user_channel_id,
+            feerate_per_kw,
+        )
+    }
+
+    /// The funding transaction for the channel `temporary_channel_id`.
+    pub fn funding_transaction_generated(
+        &self,
+        temporary_channel_id: ChannelId,
+        funding_tx: Transaction,
+    ) -> Result<(), EngineError> {
+        api::funding_transaction_generated(&mut self.backend(), temporary_channel_id, funding_tx)
+    }
+
+    /// Pays along `route`, on the shard owning the first hop's channel.
+    pub fn send_payment(
+        &self,
+        route: &Route,
+        payment_hash: PaymentHash,
+        payment_secret: PaymentSecret,
+        payment_id: PaymentId,
+    ) -> Result<(), EngineError> {
+        api::send_payment(
+            &mut self.backend(),
+            route,
+            payment_hash,
+            payment_secret,
+            payment_id,
+        )
+    }
+
+    /// Registers a payment we expect (on every shard); returns its hash and secret.
+    pub fn create_inbound_payment(
+        &self,
+        payment_preimage: PaymentPreimage,
+        amount_msat: Option<u64>,
+    ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
+        api::create_inbound_payment(&mut self.backend(), payment_preimage, amount_msat)
+    }
+
+    /// Registers a payment we expect whose hash and secret the application chose.
+    pub fn register_inbound_payment(
+        &self,
+        payment_hash: PaymentHash,
+        payment_secret: PaymentSecret,
+        amount_msat: Option<u64>,
+    ) -> Result<(), EngineError> {
+        api::register_inbound_payment(
+            &mut self.backend(),
+            payment_hash,
+            payment_secret,
+            amount_msat,
+        )
+    }
+
+    /// Claims a claimable payment on the shard(s) holding its HTLCs.
+    pub fn claim_funds(&self, payment_preimage: PaymentPreimage) -> Result<(), EngineError> {
+        api::claim_funds(&mut self.backend(), payment_preimage)
+    }
+
+    /// Fails a claimable payment back.
+    pub fn fail_htlc_backwards(&self, payment_hash: PaymentHash) -> Result<(), EngineError> {
+        api::fail_htlc_backwards(&mut self.backend(), payment_hash)
+    }
+
+    /// Starts a cooperative close of `channel_id`.
+    pub fn close_channel(&self, channel_id: ChannelId) -> Result<(), EngineError> {
+        api::close_channel(&mut self.backend(), channel_id, false)
+    }
+
+    /// Force-closes `channel_id`.
+    pub fn force_close_channel(&self, channel_id: ChannelId) -> Result<(), EngineError> {
+        api::close_channel(&mut self.backend(), channel_id, true)
+    }
+
+    /// Every channel of every shard.
+    pub fn list_channels(&self) -> Result<Vec<ChannelDetails>, EngineError> {
+        api::list_channels(&mut self.backend())
+    }
+
+    /// A copy of one channel's state.
+    pub fn channel(
+        &self,
+        node_id: PublicKey,
+        channel_id: ChannelId,
+    ) -> Result<Option<Channel>, EngineError> {
+        api::channel(&mut self.backend(), node_id, channel_id)
+    }
+
+    /// A new best block, for every shard.
+    pub fn best_block_updated(&self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
+        api::best_block_updated(&mut self.backend(), height, hash)
+    }
+
+    /// Transactions confirmed at `height`, for every shard.
+    pub fn transactions_confirmed(
+        &self,
+        height: u32,
+        txdata: &[(u32, Transaction)],
+    ) -> Result<(), EngineError> {
+        api::transactions_confirmed(&mut self.backend(), height, txdata)
+    }
+
+    fn add_connection(&self, conn: ConnectionId, state: State) -> Result<(), EngineError> {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let mut map = self.connections.map.write();
+        if map.contains_key(&conn) {
+            return Err(EngineError::DuplicateConnection(conn));
+        }
+        map.insert(
+            conn,
+            Arc::new(parking_lot::Mutex::new(Connection::new(state))),
+        );
+        Ok(())
+    }
+
+    fn next_ephemeral(&self, conn: ConnectionId) -> SecretKey {
+        let counter = self.handshakes.fetch_add(1, Ordering::SeqCst);
+        ephemeral_key(&self.seed, conn, counter)
+    }
+
+    /// Opens a BOLT 8 connection to `their_node_id`: returns act one, to write to the socket.
+    /// Then feed every byte read to [`Engine::handle_bytes`].
+    pub fn new_outbound_connection(
+        &self,
+        conn: ConnectionId,
+        their_node_id: PublicKey,
+    ) -> Result<Vec<u8>, EngineError> {
+        let ephemeral = self.next_ephemeral(conn);
+        let handshake = InitiatorHandshake::new(&self.node_secret, &their_node_id, &ephemeral);
+        let act_one = handshake.act_one().to_vec();
+        self.add_connection(conn, State::AwaitingActTwo(handshake, their_node_id))?;
+        Ok(act_one)
+    }
+
+    /// Accepts a BOLT 8 connection: feed every byte read to [`Engine::handle_bytes`].
+    pub fn new_inbound_connection(&self, conn: ConnectionId) -> Result<(), EngineError> {
+        let ephemeral = self.next_ephemeral(conn);
+        let handshake = ResponderHandshake::new(&self.node_secret, &ephemeral);
+        self.add_connection(conn, State::AwaitingActOne(handshake))
+    }
+
+    /// Bytes read from connection `conn`'s socket: runs the handshake (returning the act to
+    /// write, if any) and hands each decrypted message to the peer's shard.
+    ///
+    /// On [`EngineError::Full`] every byte was taken (decrypted messages wait inside the
+    /// connection): stop reading the socket and call `handle_bytes(conn, &[])` until it
+    /// returns `Ok`. On a handshake or transport error the connection is forgotten: close
+    /// the socket.
+    pub fn handle_bytes(&self, conn: ConnectionId, bytes: &[u8]) -> Result<Vec<u8>, EngineError> {
+        let connection = self
+            .connections
+            .get(conn)
+            .ok_or(EngineError::UnknownConnection(conn))?;
+        let mut c = connection.lock();
+        let mut reply = Vec::new();
+        let mut input = bytes;
+        while let Some(len) = c.act_len() {
+            let want = len.saturating_sub(c.act_buf.len()).min(input.len());
+            let (head, rest) = input.split_at(want);
+            c.act_buf.extend_from_slice(head);
+            input = rest;
+            if c.act_buf.len() < len {
+                return Ok(reply);
+            }
+            let act = std::mem::take(&mut c.act_buf);
+            let state = std::mem::replace(&mut c.state, State::Failed);
+            let outcome = match state {
+                State::AwaitingActOne(handshake) => {
+                    handshake.process_act_one(&act).map(|(next, act_two)| {
+                        reply.extend_from_slice(&act_two);
+                        c.state = State::AwaitingActThree(next);
+                        None
+                    })
+                }
+                State::AwaitingActTwo(handshake, node_id) => {
+                    handshake
+                        .process_act_two(&act)
+                        .map(|(act_three, transport)| {
+                            reply.extend_from_slice(&act_three);
+                            Some((node_id, transport))
+                        })
+                }
+                State::AwaitingActThree(handshake) => handshake.process_act_three(&act).map(Some),
+                other => {
+                    c.state = other;
+                    Ok(None)
+                }
+            };
+            let established = match outcome {
+                Ok(established) => established,
+                Err(error) => {
+                    drop(c);
+                    return Err(self.connection_failed(conn, Some(error), None));
+                }
+            };
+            if let Some((node_id, transport)) = established {
+                c.state = State::Established { node_id, transport };
+                // The peer must be known to its shard before its first message: a control
+                // message, waiting for room.
+                let shard = self.placement.shard_of(&node_id);
+                let outbox = self.shared.outbox(&node_id);
+                outbox.overflowed.store(false, Ordering::SeqCst);
+                outbox.epoch.fetch_add(1, Ordering::SeqCst);
+                if let Err(e) =
+                    self.backend()
+                        .enqueue(shard, ShardMsg::PeerConnected(node_id), true)
+                {
+                    outbox.epoch.fetch_sub(1, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+        }
+        let node_id = match &mut c.state {
+            State::Established { node_id, transport } => {
+                let node_id = *node_id;
+                match transport.decrypt(input) {
+                    Ok(messages) => c.pending.extend(messages),
+                    Err(error) => {
+                        drop(c);
+                        return Err(self.connection_failed(conn, None, Some(error)));
+                    }
+                }
+                node_id
+            }
+            _ => return Ok(reply),
+        };
+        while let Some(message) = c.pending.pop_front() {
+            if let Err(e) = self.handle_message(node_id, &message) {
+                c.pending.push_front(message);
+                return Err(e);
+            }
+        }
+        Ok(reply)
+    }
+
+    fn connection_failed(
+        &self,
+        conn: ConnectionId,
+        handshake: Option<lightning_core::transport::HandshakeError>,
+        transport: Option<lightning_core::transport::TransportError>,
+    ) -> EngineError {
+        let removed = self.connections.map.write().remove(&conn);
+        if let Some(c) = removed {
+            if let State::Established { node_id, .. } = c.lock().state {
+                let _ = self.peer_disconnected(node_id);
+            }
+        }
+        match (handshake, transport) {
+            (Some(error), _) => EngineError::Handshake { conn, error },
+            (None, Some(error)) => EngineError::Transport { conn, error },
+            (None, None) => EngineError::UnknownConnection(conn),
+        }
+    }
+
+    /// What to write to connection `conn`'s socket now: every message its peer's shard
+    /// queued, encrypted, and whether to close it afterwards. Nothing before the handshake
+    /// completes.
+    pub fn connection_outputs(&self, conn: ConnectionId) -> Result<ConnectionOutput, EngineError> {
+        let connection = self
+            .connections
+            .get(conn)
+            .ok_or(EngineError::UnknownConnection(conn))?;
+        let mut c = connection.lock();
+        let State::Established { node_id, transport } = &mut c.state else {
+            return Ok(ConnectionOutput::default());
+        };
+        let node_id = *node_id;
+        let mut out = ConnectionOutput::default();
+        for o in self.peer_outputs(&node_id) {
+            match o {
+                PeerOutput::Message(m) => match transport.encrypt(&m) {
+                    Ok(bytes) => out.bytes.extend_from_slice(&bytes),
+                    Err(error) => {
+                        drop(c);
+                        return Err(self.connection_failed(conn, None, Some(error)));
+                    }
+                },
+                PeerOutput::Disconnect => {
+                    out.disconnect = true;
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The node id at the other end of `conn`, once its handshake is complete.
+    pub fn connection_node_id(&self, conn: ConnectionId) -> Option<PublicKey> {
+        let connection = self.connections.get(conn)?;
+        let c = connection.lock();
+        match &c.state {
+            State::Established { node_id, .. } => Some(*node_id),
+            _ => None,
+        }
+    }
+
+    /// The socket of `conn` closed: the engine forgets it (and tells the peer's shard).
+    pub fn connection_closed(&self, conn: ConnectionId) -> Result<(), EngineError> {
+        let removed = self
+            .connections
+            .map
+            .write()
+            .remove(&conn)
+            .ok_or(EngineError::UnknownConnection(conn))?;
+        let node_id = match &removed.lock().state {
+            State::Established { node_id, .. } => Some(*node_id),
+            _ => None,
+        };
+        if let Some(node_id) = node_id {
+            let shard = self.placement.shard_of(&node_id);
+            self.backend()
+                .enqueue(shard, ShardMsg::PeerDisconnected(node_id), true)?;
+        }
+        Ok(())
+    }
+
+    /// Everything queued for `node_id`, without blocking. A `Disconnect` comes last when the
+    /// peer's queue overflowed (the engine disconnected it as too slow).
+    pub fn peer_outputs(&self, node_id: &PublicKey) -> Vec<PeerOutput> {
+        let Some(outbox) = self.shared.outboxes.read().get(node_id).cloned() else {
+            return Vec::new();
+        };
+        outbox.signalled.store(false, Ordering::SeqCst);
+        let epoch = outbox.epoch.load(Ordering::SeqCst);
+        let mut all: Vec<PeerOutput> = outbox
+            .rx
+            .try_iter()
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, o)| o)
+            .collect();
+        if outbox.overflowed.swap(false, Ordering::SeqCst) {
+            all.push(PeerOutput::Disconnect);
+        }
+        all
+    }
+
+    /// The next output for `node_id`, waiting up to `timeout`.
+    pub fn wait_peer_output(&self, node_id: &PublicKey, timeout: Duration) -> Option<PeerOutput> {
+        let outbox = self.shared.outbox(node_id);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (epoch, output) = outbox.rx.recv_timeout(left).ok()?;
+            if epoch == outbox.epoch.load(Ordering::SeqCst) {
+                return Some(output);
+            }
+        }
+    }
+
+    /// A peer with outputs queued, waiting up to `timeout`; then drain it with
+    /// [`Engine::peer_outputs`]. Each peer appears at most once until drained.
+    pub fn wait_ready_peer(&self, timeout: Duration) -> Option<PublicKey> {
+        self.shared.ready_rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next event, without blocking.
+    pub fn next_event(&self) -> Option<Event> {
+        self.shared.events_rx.try_recv().ok()
+    }
+
+    /// The next event, waiting up to `timeout`.
+    pub fn wait_event(&self, timeout: Duration) -> Option<Event> {
+        self.shared.events_rx.recv_timeout(timeout).ok()
+    }
+
+    /// Every queued event, without blocking.
+    pub fn drain_events(&self) -> Vec<Event> {
+        self.shared.events_rx.try_iter().collect()
+    }
+
+    /// Whether every message queued to a shard has been handled (outputs may still wait for
+    /// the application).
+    pub fn is_idle(&self) -> bool {
+        self.shared.pending.load(Ordering::SeqCst) == 0
+    }
+
+    /// Messages queued to shards and not yet handled.
+    pub fn pending_work(&self) -> usize {
+        self.shared.pending.load(Ordering::SeqCst)
+    }
+
+    /// Each shard's counters.
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        self.counters.iter().map(|c| c.snapshot()).collect()
+    }
+
+    /// Stops the engine: refuses new calls, lets queued work finish (up to `grace`), then
+    /// tells every shard to stop and joins every thread. Events not drained and cross-shard
+    /// messages that found their target stopped come back in the report.
+    pub fn shutdown(mut self, grace: Duration) -> ShutdownReport {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        let mut report = ShutdownReport::default();
+        let deadline = Instant::now() + grace;
+        while !self.is_idle() && Instant::now() < deadline {
+            report.events.extend(self.drain_events());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for sender in &self.senders {
+            let mut msg = ShardMsg::Shutdown;
+            loop {
+                match sender.send_timeout(msg, Duration::from_millis(1)) {
+                    Ok(()) => break,
+                    Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => {
+                        msg = m;
+                        report.events.extend(self.drain_events());
+                    }
+                    Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => break,
+                }
+            }
+        }
+        self.senders.clear();
+        let threads: Vec<_> = self.threads.drain(..).collect();
+        for handle in threads {
+            while !handle.is_finished() {
+                report.events.extend(self.drain_events());
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            match handle.join() {
+                Ok(mut parked) => report.parked.append(&mut parked),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        report.events.extend(self.drain_events());
+        report.stats = self.shard_stats();
+        report
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // An engine dropped without `shutdown`: stop the threads all the same (no detached
+        // threads).
+        self.shared.closing.store(true, Ordering::SeqCst);
+        for sender in &self.senders {
+            let _ = sender.try_send(ShardMsg::Shutdown);
+        }
+        self.senders.clear();
+        for handle in self.threads.drain(..) {
+            while !handle.is_finished() {
+                let _ = self.shared.events_rx.try_iter().count();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The threaded engine as an API [`Backend`].
+struct EngineBackend<'a>(&'a Engine);
+
+impl Backend for EngineBackend<'_> {
+    fn placement(&self) -> &Placement {
+        &self.0.placement
+    }
+
+    fn coordinator(&self) -> &Coordinator {
+        &self.0.shared.coordinator
+    }
+
+    fn enqueue(&mut self, shard: usize, msg: ShardMsg, control: bool) -> Result<(), EngineError> {
+        let engine = self.0;
+        if engine.shared.closing.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let sender = engine.senders.get(shard).ok_or(EngineError::ShuttingDown)?;
+        engine.shared.pending.fetch_add(1, Ordering::SeqCst);
+        let result = if control {
+            sender.send(msg).map_err(|_| EngineError::ShuttingDown)
+        } else {
+            sender.try_send(msg).map_err(|e| match e {
+                TrySendError::Full(_) => EngineError::Full {
+                    shard,
+                    capacity: engine.inbox_capacity,
+                },
+                TrySendError::Disconnected(_) => EngineError::ShuttingDown,
+            })
+        };
+        if result.is_err() {
+            engine.shared.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn call(&mut self, shard: usize, call: ApiCall) -> Result<ApiReply, EngineError> {
+        let (tx, rx) = bounded(1);
+        self.enqueue(
+            shard,
+            ShardMsg::Api {
+                call,
+                reply: Some(tx),
+            },
+            false,
+        )?;
+        let timeout = self.0.reply_timeout;
+        rx.recv_timeout(timeout).map_err(|e| match e {
+            RecvTimeoutError::Timeout => EngineError::Timeout {
+                shard,
+                waited_ms: timeout.as_millis() as u64,
+            },
+            RecvTimeoutError::Disconnected => EngineError::ShuttingDown,
+        })
+    }
+}
+
+/// One shard's thread: receive, step, deliver.
+struct Worker {
+    shard: Shard,
+    rx: Receiver<ShardMsg>,
+    senders: Vec<Sender<ShardMsg>>,
+    shared: Arc<Shared>,
+    outboxes: HashMap<PublicKey, Arc<PeerOutbox>>,
+    /// `PeerConnected` messages handled per peer: the tag of its outputs.
+    epochs: HashMap<PublicKey, u64>,
+    /// Cross-shard messages waiting for room in their target's inbox, per target, in order.
+    parked: Vec<VecDeque<ShardMsg>>,
+    /// Cross-shard messages whose target had stopped.
+    dead: Vec<ShardMsg>,
+}
+
+impl Worker {
+    fn run(mut self) -> Vec<ShardMsg> {
+        let span = tracing::info_span!("shard", index = self.shard.index());
+        let _entered = span.enter();
+        let counters = self.shard.counters().clone();
+        let mut out = Vec::new();
+        let mut stopping = false;
+        loop {
+            let parked = self.flush_parked();
+            let next = if stopping {
+                match self.rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(_) if parked > 0 => {
+                        std::thread::sleep(Duration::from_micros(50));
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            } else if parked > 0 {
+                // Never block while holding undelivered work: keep draining our own inbox
+                // (which is what frees room in the other shard's) and retry soon.
+                match self.rx.recv_timeout(Duration::from_micros(50)) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                }
+            };
+            let Some(msg) = next else { continue };
+            counters
+                .queue_high_water
+                .fetch_max(self.rx.len() + 1, Ordering::Relaxed);
+            if matches!(msg, ShardMsg::Shutdown) {
+                stopping = true;
+                continue;
+            }
+            if let ShardMsg::PeerConnected(node_id) = &msg {
+                *self.epochs.entry(*node_id).or_default() += 1;
+            }
+            let started = Instant::now();
+            step(&mut self.shard, msg, &mut out);
+            self.deliver(&mut out);
+            counters
+                .busy_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        // Whatever found its target stopped goes back to the caller of `shutdown`.
+        let mut left = std::mem::take(&mut self.dead);
+        left.extend(self.parked.iter_mut().flat_map(|q| q.drain(..)));
+        self.shared.pending.fetch_sub(left.len(), Ordering::SeqCst);
+        left
+    }
+
+    /// Tries to deliver parked messages in order; returns how many remain.
+    fn flush_parked(&mut self) -> usize {
+        let mut remaining = 0;
+        for (to, queue) in self.parked.iter_mut().enumerate() {
+            let Some(sender) = self.senders.get(to) else {
+                continue;
+            };
+            while let Some(msg) = queue.pop_front() {
+                match sender.try_send(msg) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(m)) => {
+                        queue.push_front(m);
+                        break;
+                    }
+                    Err(TrySendError::Disconnected(m)) => self.dead.push(m),
+                }
+            }
+            remaining += queue.len();
+        }
+        self.shard
+            .counters()
+            .parked_high_water
+            .fetch_max(remaining, Ordering::Relaxed);
+        remaining
+    }
+
+    fn deliver(&mut self, out: &mut Vec<Out>) {
+        let mut overflowed = Vec::new();
+        for o in out.drain(..) {
+            match o {
+                Out::Peer { node_id, output } => {
+                    let shared = &self.shared;
+                    let outbox = self
+                        .outboxes
+                        .entry(node_id)
+                        .or_insert_with(|| shared.outbox(&node_id));
+                    if outbox.overflowed.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let epoch = self.epochs.get(&node_id).copied().unwrap_or(0);
+                    if outbox.tx.try_send((epoch, output)).is_err() {
+                        // Backpressure toward a slow peer: it is disconnected, not waited for.
+                        tracing::warn!(%node_id, "peer outbox full: disconnecting");
+                        outbox.overflowed.store(true, Ordering::SeqCst);
+                        overflowed.push(node_id);
+                    }
+                    if !outbox.signalled.swap(true, Ordering::SeqCst) {
+                        let _ = self.shared.ready_tx.send(node_id);
+                    }
+                }
+                Out::Event(event) => {
+                    // The application's event queue is bounded: the shard waits for room.
+                    let _ = self.shared.events_tx.send(event);
+                }
+                Out::Shard { to, msg } => {
+                    self.shared.pending.fetch_add(1, Ordering::SeqCst);
+                    if let Some(q) = self.parked.get_mut(to) {
+                        q.push_back(msg);
+                    }
+                }
+            }
+        }
+        for node_id in overflowed {
+            step(&mut self.shard, ShardMsg::PeerDisconnected(node_id), out);
+            // Outputs for the disconnected peer are dropped (its outbox is marked).
+            self.deliver(out);
+        }
+        self.flush_parked();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        // The C ABI hands one engine to many threads.
+        assert_send_sync::<Engine>();
+        assert_send_sync::<EngineError>();
+    }
+}

@@ -1,0 +1,330 @@
+//! One shard: a NodeCore over the peers placed on it, and [`step`], the plain function that
+//! handles one [`ShardMsg`]. The thread loop (`engine`) and the simulator (`sim`) both call
+//! `step`; neither adds logic of its own around a message.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use lightning_core::node::{Event, HtlcSource, NodeCore, Output};
+use lightning_core::secp256k1::SecretKey;
+
+use crate::coordinator::Coordinator;
+use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
+use crate::placement::Placement;
+
+/// A shard's counters, shared with the engine for reading.
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    /// Messages handled by `step`.
+    pub messages_handled: AtomicU64,
+    /// The deepest the inbox has been (messages waiting when one was taken, plus it).
+    pub queue_high_water: AtomicUsize,
+    /// Nanoseconds spent in `step` and delivering its outputs.
+    pub busy_nanos: AtomicU64,
+    /// HTLCs handed to another shard.
+    pub forwards_out: AtomicU64,
+    /// Results handed to another shard.
+    pub resolutions_out: AtomicU64,
+    /// The most cross-shard messages parked at once because a target inbox was full.
+    pub parked_high_water: AtomicUsize,
+}
+
+/// A snapshot of [`ShardCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShardStats {
+    /// Messages handled by `step`.
+    pub messages_handled: u64,
+    /// The inbox depth high-water mark.
+    pub queue_high_water: usize,
+    /// Nanoseconds busy.
+    pub busy_nanos: u64,
+    /// HTLCs handed to another shard.
+    pub forwards_out: u64,
+    /// Results handed to another shard.
+    pub resolutions_out: u64,
+    /// Cross-shard messages parked at once, at most.
+    pub parked_high_water: usize,
+}
+
+impl ShardCounters {
+    /// A snapshot.
+    pub fn snapshot(&self) -> ShardStats {
+        ShardStats {
+            messages_handled: self.messages_handled.load(Ordering::Relaxed),
+            queue_high_water: self.queue_high_water.load(Ordering::Relaxed),
+            busy_nanos: self.busy_nanos.load(Ordering::Relaxed),
+            forwards_out: self.forwards_out.load(Ordering::Relaxed),
+            resolutions_out: self.resolutions_out.load(Ordering::Relaxed),
+            parked_high_water: self.parked_high_water.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One shard's state: its index, its NodeCore (owning its peers' `PeerState`s outright, with
+/// no lock around them), and handles on the shared routing state.
+#[derive(Debug)]
+pub struct Shard {
+    index: usize,
+    core: NodeCore,
+    coordinator: Arc<Coordinator>,
+    placement: Placement,
+    counters: Arc<ShardCounters>,
+}
+
+impl Shard {
+    /// Shard `index` of `placement.shards()`, running a NodeCore with the node's identity.
+    pub fn new(
+        index: usize,
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        coordinator: Arc<Coordinator>,
+        placement: Placement,
+    ) -> Self {
+        let (height, hash) = coordinator.best_block();
+        let core = NodeCore::new(node_secret, seed, coordinator.config(), height, hash);
+        Shard {
+            index,
+            core,
+            coordinator,
+            placement,
+            counters: Arc::new(ShardCounters::default()),
+        }
+    }
+
+    /// This shard's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Read access to the NodeCore (tests, inspection).
+    pub fn core(&self) -> &NodeCore {
+        &self.core
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Arc<ShardCounters> {
+        &self.counters
+    }
+}
+
+/// Handles one message on `shard`, appending its effects to `out` in order.
+///
+/// Forwards and results whose target is this shard (or nobody) are handed straight back to
+/// the NodeCore; only work for another shard leaves as [`Out::Shard`].
+pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
+    shard
+        .counters
+        .messages_handled
+        .fetch_add(1, Ordering::Relaxed);
+    match msg {
+        ShardMsg::PeerConnected(node_id) => {
+            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
+            shard.core.peer_connected(node_id);
+        }
+        ShardMsg::PeerDisconnected(node_id) => {
+            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
+            shard.core.peer_disconnected(node_id);
+        }
+        ShardMsg::Message { node_id, bytes } => {
+            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
+            shard.core.handle_message(node_id, &bytes);
+        }
+        ShardMsg::Api { call, reply } => {
+            let answer = api(shard, call);
+            if let Some(reply) = reply {
+                // The caller may have given up waiting: nothing to do then.
+                let _ = reply.try_send(answer);
+            }
+        }
+        ShardMsg::Forward(forward) => shard.core.handle_forward(forward),
+        ShardMsg::Resolve(resolution) => shard.core.handle_resolution(resolution),
+        ShardMsg::BestBlock { height, hash } => shard.core.best_block_updated(height, hash),
+        ShardMsg::TransactionsConfirmed { height, txdata } => {
+            let refs: Vec<(u32, &lightning_core::bitcoin::Transaction)> =
+                txdata.iter().map(|(i, tx)| (*i, tx)).collect();
+            shard.core.transactions_confirmed(height, &refs);
+        }
+        ShardMsg::Shutdown => {}
+    }
+    drain(shard, out);
+}
+
+fn api(shard: &mut Shard, call: ApiCall) -> ApiReply {
+    let core = &mut shard.core;
+    match call {
+        ApiCall::CreateChannel {
+            node_id,
+            funding_satoshis,
+            push_msat,
+            user_channel_id,
+            feerate_per_kw,
+        } => {
+            let result = core.create_channel(
+                node_id,
+                funding_satoshis,
+                push_msat,
+                user_channel_id,
+                feerate_per_kw,
+            );
+            if let Ok(temp) = result {
+                shard.coordinator.insert_channel(temp, node_id);
+            }
+            ApiReply::ChannelCreated(result)
+        }
+        ApiCall::FundingTransactionGenerated {
+            temporary_channel_id,
+            node_id,
+            funding_tx,
+        } => ApiReply::Done(core.funding_transaction_generated(
+            temporary_channel_id,
+            node_id,
+            funding_tx,
+        )),
+        ApiCall::SendPayment {
+            route,
+            payment_hash,
+            payment_secret,
+            payment_id,
+        } => {
+            let result = core.send_payment(&route, payment_hash, payment_secret, payment_id);
+            if result.is_ok() {
+                shard.coordinator.payment_started(payment_id, shard.index);
+            }
+            ApiReply::Done(result)
+        }
+        ApiCall::CreateInboundPayment {
+            payment_preimage,
+            amount_msat,
+        } => {
+            let (hash, secret) = core.create_inbound_payment(&payment_preimage, amount_msat);
+            ApiReply::Inbound(hash, secret)
+        }
+        ApiCall::RegisterInboundPayment {
+            payment_hash,
+            payment_secret,
+            amount_msat,
+        } => {
+            core.register_inbound_payment(payment_hash, payment_secret, amount_msat);
+            ApiReply::Inbound(payment_hash, payment_secret)
+        }
+        ApiCall::ClaimFunds(preimage) => ApiReply::Done(core.claim_funds(preimage)),
+        ApiCall::FailHtlcBackwards(hash) => ApiReply::Done(core.fail_htlc_backwards(hash)),
+        ApiCall::CloseChannel {
+            channel_id,
+            node_id,
+        } => ApiReply::Done(core.close_channel(channel_id, node_id)),
+        ApiCall::ForceCloseChannel {
+            channel_id,
+            node_id,
+        } => ApiReply::Done(core.force_close_channel(channel_id, node_id)),
+        ApiCall::ListChannels => ApiReply::Channels(core.list_channels()),
+        ApiCall::Channel {
+            node_id,
+            channel_id,
+        } => ApiReply::Channel(core.channel(&node_id, &channel_id).cloned().map(Box::new)),
+    }
+}
+
+/// Moves the NodeCore's outputs to `out`, keeping the coordinator's maps current and
+/// handing back to the core whatever is its own.
+fn drain(shard: &mut Shard, out: &mut Vec<Out>) {
+    while let Some(output) = shard.core.poll_output() {
+        match output {
+            Output::SendMessage { node_id, msg } => out.push(Out::Peer {
+                node_id,
+                output: PeerOutput::Message(msg.encode()),
+            }),
+            Output::Disconnect { node_id } => out.push(Out::Peer {
+                node_id,
+                output: PeerOutput::Disconnect,
+            }),
+            Output::Event(event) => {
+                observe(shard, &event);
+                out.push(Out::Event(event));
+            }
+            Output::Forward(forward) => {
+                let owner = shard
+                    .coordinator
+                    .channel_of_scid(&forward.short_channel_id)
+                    .map(|(node_id, _)| shard.placement.shard_of(&node_id));
+                match owner {
+                    Some(to) if to != shard.index => {
+                        tracing::trace!(to, scid = %forward.short_channel_id, "forward to shard");
+                        shard.counters.forwards_out.fetch_add(1, Ordering::Relaxed);
+                        out.push(Out::Shard {
+                            to,
+                            msg: ShardMsg::Forward(forward),
+                        });
+                    }
+                    // Ours, or nobody's: the core adds it or fails it (unknown_next_peer).
+                    _ => shard.core.handle_forward(forward),
+                }
+            }
+            Output::Resolve(resolution) => {
+                let owner = match resolution.source {
+                    HtlcSource::Forwarded { channel_id, .. } => shard
+                        .coordinator
+                        .peer_of_channel(&channel_id)
+                        .map(|node_id| shard.placement.shard_of(&node_id)),
+                    HtlcSource::Local(payment_id) => shard.coordinator.payment_shard(&payment_id),
+                };
+                match owner {
+                    Some(to) if to != shard.index => {
+                        shard
+                            .counters
+                            .resolutions_out
+                            .fetch_add(1, Ordering::Relaxed);
+                        out.push(Out::Shard {
+                            to,
+                            msg: ShardMsg::Resolve(resolution),
+                        });
+                    }
+                    _ => {
+                        tracing::warn!(?resolution.source, "result for an htlc nobody owns");
+                        shard.core.handle_resolution(resolution);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Keeps the coordinator's maps current from the events that change them.
+fn observe(shard: &Shard, event: &Event) {
+    let coordinator = &shard.coordinator;
+    match event {
+        Event::FundingGenerationReady {
+            temporary_channel_id,
+            counterparty_node_id,
+            ..
+        } => coordinator.insert_channel(*temporary_channel_id, *counterparty_node_id),
+        Event::ChannelPending {
+            channel_id,
+            counterparty_node_id,
+            ..
+        } => coordinator.insert_channel(*channel_id, *counterparty_node_id),
+        Event::ChannelReady {
+            channel_id,
+            counterparty_node_id,
+            short_channel_id,
+            alias,
+            ..
+        } => {
+            let scids: Vec<_> = short_channel_id
+                .iter()
+                .chain(alias.iter())
+                .copied()
+                .collect();
+            coordinator.insert_scids(*channel_id, *counterparty_node_id, &scids);
+        }
+        Event::ChannelClosed { channel_id, .. } => coordinator.channel_closed(channel_id),
+        Event::PaymentClaimable { payment_hash, .. } => {
+            coordinator.claimable_at(*payment_hash, shard.index)
+        }
+        Event::PaymentSent { payment_id, .. } | Event::PaymentFailed { payment_id, .. } => {
+            coordinator.payment_finished(payment_id)
+        }
+        _ => {}
+    }
+}

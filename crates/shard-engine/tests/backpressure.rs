@@ -1,0 +1,223 @@
+//! Backpressure: the caller's typed `Full`, shards forwarding to each other with full
+//! inboxes (no deadlock), a slow peer disconnected rather than waited for, and shutdown.
+
+mod support;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use shard_engine::lightning_core::node::{NodeConfig, NodeCore, Output};
+use shard_engine::lightning_core::wire::{Message, Ping};
+use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput, Sim};
+use support::{engine_config, genesis, hub_secret, hub_seed, secret, Net, Threaded, Who};
+
+#[test]
+fn a_full_inbox_refuses_with_a_typed_error_and_control_messages_still_queue() {
+    let config = EngineConfig {
+        shards: 1,
+        inbox_capacity: 2,
+        ..EngineConfig::default()
+    };
+    let mut sim = Sim::new(config, hub_secret(), hub_seed(), 100, genesis(), 1);
+    let peer = NodeCore::new(secret(b"p"), [1; 32], NodeConfig::default(), 100, genesis());
+    let id = peer.node_id();
+    sim.peer_connected(id).expect("room for one");
+    sim.handle_message(id, &[0, 18, 0, 1, 0, 0])
+        .expect("room for two");
+    let err = sim.handle_message(id, &[0, 18, 0, 1, 0, 0]).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Full {
+            shard: 0,
+            capacity: 2
+        }
+    );
+    assert_eq!(err.to_string(), "inbox of shard 0 is full (2 messages)");
+    // Broadcasts every shard must see wait for room instead (never dropped).
+    sim.best_block_updated(101, genesis())
+        .expect("control message queued");
+    assert_eq!(sim.inbox_lens(), vec![3]);
+    sim.run_until_idle();
+    sim.handle_message(id, &[0, 18, 0, 1, 0, 0])
+        .expect("room again once drained");
+}
+
+/// Runs `f` on its own thread and fails if it does not finish within `limit`: a deadlock
+/// shows up as this timeout instead of a hung test.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .expect("finished in time (no deadlock between shards)")
+}
+
+#[test]
+fn two_shards_forwarding_to_each_other_with_full_inboxes_do_not_deadlock() {
+    let (parked, refusals, forwarded, errors) = within(Duration::from_secs(300), || {
+        let config = EngineConfig {
+            shards: 2,
+            inbox_capacity: 1,
+            ..engine_config(2)
+        };
+        let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
+        let mut net = Net::new(Threaded { engine }, 10);
+        net.eager_claims = true;
+        let specs: Vec<(usize, bool)> = (0..10).map(|i| (i, false)).collect();
+        net.open_channels(&specs);
+        let initial = net.balances();
+        let shard_of: Vec<usize> = net
+            .channels
+            .iter()
+            .map(|c| net.hub.engine.shard_of(&net.peer_id(c.peer)))
+            .collect();
+        let on0: Vec<usize> = (0..shard_of.len()).filter(|&k| shard_of[k] == 0).collect();
+        let on1: Vec<usize> = (0..shard_of.len()).filter(|&k| shard_of[k] == 1).collect();
+        assert!(!on0.is_empty() && !on1.is_empty(), "peers on both shards");
+        for round in 0..6u64 {
+            // Every channel of shard 0 pays one of shard 1 and the other way round, all
+            // at once: forwards and results cross both ways while both inboxes are full.
+            for (x, &a) in on0.iter().enumerate() {
+                let b = on1[(x + round as usize) % on1.len()];
+                for (cin, cout) in [(a, b), (b, a)] {
+                    let (p, q) = (net.channels[cin].peer, net.channels[cout].peer);
+                    let amount = 2_000_000 + round * 1000;
+                    net.start_payment(
+                        Who::Peer(p),
+                        Who::Peer(q),
+                        Some(cin),
+                        Some(cout),
+                        amount,
+                        true,
+                    );
+                }
+            }
+            net.run();
+        }
+        let errors = net.check(&initial);
+        let parked: usize = net
+            .hub
+            .engine
+            .shard_stats()
+            .iter()
+            .map(|s| s.parked_high_water)
+            .max()
+            .unwrap_or(0);
+        (parked, net.full_refusals, net.forwarded_count, errors)
+    });
+    assert!(errors.is_empty(), "{errors:#?}");
+    eprintln!("parked high-water {parked}, caller refusals {refusals}, forwarded {forwarded}");
+    assert!(
+        parked > 0,
+        "cross-shard messages met a full inbox and were parked"
+    );
+    assert!(refusals > 0, "callers met full inboxes");
+    assert!(forwarded >= 30);
+}
+
+#[test]
+fn a_peer_that_lets_its_outbox_fill_is_disconnected() {
+    let config = EngineConfig {
+        shards: 1,
+        peer_outbox_capacity: 3,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
+    let mut peer = NodeCore::new(
+        secret(b"slow"),
+        [2; 32],
+        NodeConfig::default(),
+        100,
+        genesis(),
+    );
+    let id = peer.node_id();
+    peer.peer_connected(engine.node_id());
+    let Some(Output::SendMessage { msg: init, .. }) = peer.poll_output() else {
+        panic!("peer queues init");
+    };
+    engine.peer_connected(id).expect("connected");
+    engine.handle_message(id, &init.encode()).expect("init");
+    let ping = Message::Ping(Ping {
+        num_pong_bytes: 4,
+        ignored: vec![],
+    })
+    .encode();
+    for _ in 0..10 {
+        engine.handle_message(id, &ping).expect("ping queued");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !engine.is_idle() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outputs = engine.peer_outputs(&id);
+    assert_eq!(
+        outputs.len(),
+        4,
+        "3 queued messages then the disconnect: {outputs:?}"
+    );
+    assert_eq!(outputs.last(), Some(&PeerOutput::Disconnect));
+    let report = engine.shutdown(Duration::from_secs(1));
+    assert_eq!(report.stats.len(), 1);
+    assert_eq!(
+        report.stats[0].messages_handled,
+        12 + 1,
+        "connect, init, 10 pings, disconnect"
+    );
+}
+
+#[test]
+fn shutdown_lets_queued_work_finish_and_joins_every_shard() {
+    let engine = Engine::new(engine_config(4), hub_secret(), hub_seed(), 100, genesis());
+    let mut net = Net::new(Threaded { engine }, 8);
+    net.open_channels(&[(0, false), (5, true)]);
+    let engine = net.hub.engine;
+    engine.best_block_updated(200, genesis()).expect("block");
+    let report = engine.shutdown(Duration::from_secs(5));
+    assert_eq!(report.stats.len(), 4);
+    assert!(report.parked.is_empty());
+    let handled: u64 = report.stats.iter().map(|s| s.messages_handled).sum();
+    assert!(handled > 50, "shards handled the work: {handled}");
+    assert!(report
+        .stats
+        .iter()
+        .all(|s| s.busy_nanos > 0 && s.queue_high_water >= 1));
+}
+
+#[test]
+fn outputs_of_an_old_connection_never_reach_a_new_one() {
+    let engine = Engine::new(engine_config(2), hub_secret(), hub_seed(), 100, genesis());
+    let peer = NodeCore::new(
+        secret(b"re"),
+        [3; 32],
+        NodeConfig::default(),
+        100,
+        genesis(),
+    );
+    let id = peer.node_id();
+    engine.peer_connected(id).expect("first connection");
+    let ping = Message::Ping(Ping {
+        num_pong_bytes: 2,
+        ignored: vec![],
+    })
+    .encode();
+    // Queued for the first connection and never drained: init (and nothing else, the
+    // peer's init never came, so the ping is refused by disconnection).
+    engine.handle_message(id, &ping).expect("queued");
+    engine.peer_disconnected(id).expect("gone");
+    engine.peer_connected(id).expect("second connection");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !engine.is_idle() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outputs = engine.peer_outputs(&id);
+    assert_eq!(
+        outputs.len(),
+        1,
+        "only the second connection's init: {outputs:?}"
+    );
+    let PeerOutput::Message(bytes) = &outputs[0] else {
+        panic!("a message");
+    };
+    assert!(matches!(Message::decode(bytes), Ok(Message::Init(_))));
+}

@@ -1,0 +1,256 @@
+//! The routing node under test, threaded or simulated, behind one trait.
+
+use std::time::Duration;
+
+use shard_engine::lightning_core::bitcoin::{BlockHash, Transaction};
+use shard_engine::lightning_core::channel::Channel;
+use shard_engine::lightning_core::node::{ChannelDetails, Event, PaymentId, Route};
+use shard_engine::lightning_core::secp256k1::PublicKey;
+use shard_engine::lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
+use shard_engine::{Engine, EngineError, PeerOutput, Sim};
+
+/// The engine as the test network drives it.
+pub trait Hub {
+    fn node_id(&self) -> PublicKey;
+    fn shard_of(&self, peer: &PublicKey) -> usize;
+    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
+    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
+    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError>;
+    /// Makes progress; false if there was nothing to do.
+    fn pump(&mut self) -> bool;
+    fn is_idle(&self) -> bool;
+    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)>;
+    fn take_events(&mut self) -> Vec<Event>;
+    fn create_channel(
+        &mut self,
+        peer: PublicKey,
+        sats: u64,
+        push: u64,
+    ) -> Result<ChannelId, EngineError>;
+    fn funding_transaction_generated(
+        &mut self,
+        temp: ChannelId,
+        tx: Transaction,
+    ) -> Result<(), EngineError>;
+    fn send_payment(
+        &mut self,
+        route: &Route,
+        hash: PaymentHash,
+        secret: PaymentSecret,
+        id: PaymentId,
+    ) -> Result<(), EngineError>;
+    fn create_inbound_payment(
+        &mut self,
+        preimage: PaymentPreimage,
+        amount: Option<u64>,
+    ) -> Result<(PaymentHash, PaymentSecret), EngineError>;
+    fn claim_funds(&mut self, preimage: PaymentPreimage) -> Result<(), EngineError>;
+    fn fail_htlc_backwards(&mut self, hash: PaymentHash) -> Result<(), EngineError>;
+    fn best_block_updated(&mut self, height: u32, hash: BlockHash) -> Result<(), EngineError>;
+    fn transactions_confirmed(
+        &mut self,
+        height: u32,
+        txs: &[(u32, Transaction)],
+    ) -> Result<(), EngineError>;
+    fn list_channels(&mut self) -> Vec<ChannelDetails>;
+    fn channel(&mut self, peer: PublicKey, id: ChannelId) -> Option<Channel>;
+    /// A random choice for the network's interleaving (None: deterministic order).
+    fn choose(&mut self, n: usize) -> Option<usize>;
+}
+
+impl Hub for Sim {
+    fn node_id(&self) -> PublicKey {
+        Sim::node_id(self)
+    }
+    fn shard_of(&self, peer: &PublicKey) -> usize {
+        Sim::shard_of(self, peer)
+    }
+    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
+        Sim::peer_connected(self, peer)
+    }
+    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
+        Sim::peer_disconnected(self, peer)
+    }
+    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
+        Sim::handle_message(self, peer, bytes)
+    }
+    fn pump(&mut self) -> bool {
+        self.step_random()
+    }
+    fn is_idle(&self) -> bool {
+        Sim::is_idle(self)
+    }
+    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
+        Sim::take_peer_outputs(self)
+    }
+    fn take_events(&mut self) -> Vec<Event> {
+        Sim::take_events(self)
+    }
+    fn create_channel(
+        &mut self,
+        peer: PublicKey,
+        sats: u64,
+        push: u64,
+    ) -> Result<ChannelId, EngineError> {
+        Sim::create_channel(self, peer, sats, push, 7, 2500)
+    }
+    fn funding_transaction_generated(
+        &mut self,
+        temp: ChannelId,
+        tx: Transaction,
+    ) -> Result<(), EngineError> {
+        Sim::funding_transaction_generated(self, temp, tx)
+    }
+    fn send_payment(
+        &mut self,
+        route: &Route,
+        hash: PaymentHash,
+        secret: PaymentSecret,
+        id: PaymentId,
+    ) -> Result<(), EngineError> {
+        Sim::send_payment(self, route, hash, secret, id)
+    }
+    fn create_inbound_payment(
+        &mut self,
+        preimage: PaymentPreimage,
+        amount: Option<u64>,
+    ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
+        Sim::create_inbound_payment(self, preimage, amount)
+    }
+    fn claim_funds(&mut self, preimage: PaymentPreimage) -> Result<(), EngineError> {
+        Sim::claim_funds(self, preimage)
+    }
+    fn fail_htlc_backwards(&mut self, hash: PaymentHash) -> Result<(), EngineError> {
+        Sim::fail_htlc_backwards(self, hash)
+    }
+    fn best_block_updated(&mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
+        Sim::best_block_updated(self, height, hash)
+    }
+    fn transactions_confirmed(
+        &mut self,
+        height: u32,
+        txs: &[(u32, Transaction)],
+    ) -> Result<(), EngineError> {
+        Sim::transactions_confirmed(self, height, txs)
+    }
+    fn list_channels(&mut self) -> Vec<ChannelDetails> {
+        Sim::list_channels(self).expect("list_channels")
+    }
+    fn channel(&mut self, peer: PublicKey, id: ChannelId) -> Option<Channel> {
+        Sim::channel(self, peer, id).expect("channel")
+    }
+    fn choose(&mut self, n: usize) -> Option<usize> {
+        Some(self.rng().below(n))
+    }
+}
+
+/// The threaded engine plus what the test has taken from it but not yet used.
+pub struct Threaded {
+    pub engine: Engine,
+}
+
+impl Hub for Threaded {
+    fn node_id(&self) -> PublicKey {
+        self.engine.node_id()
+    }
+    fn shard_of(&self, peer: &PublicKey) -> usize {
+        self.engine.shard_of(peer)
+    }
+    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
+        retry(|| self.engine.peer_connected(peer))
+    }
+    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
+        retry(|| self.engine.peer_disconnected(peer))
+    }
+    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
+        self.engine.handle_message(peer, bytes)
+    }
+    fn pump(&mut self) -> bool {
+        if self.engine.is_idle() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+        true
+    }
+    fn is_idle(&self) -> bool {
+        self.engine.is_idle()
+    }
+    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
+        let mut all = Vec::new();
+        while let Some(peer) = self.engine.wait_ready_peer(Duration::ZERO) {
+            for o in self.engine.peer_outputs(&peer) {
+                all.push((peer, o));
+            }
+        }
+        all
+    }
+    fn take_events(&mut self) -> Vec<Event> {
+        self.engine.drain_events()
+    }
+    fn create_channel(
+        &mut self,
+        peer: PublicKey,
+        sats: u64,
+        push: u64,
+    ) -> Result<ChannelId, EngineError> {
+        retry(|| self.engine.create_channel(peer, sats, push, 7, 2500))
+    }
+    fn funding_transaction_generated(
+        &mut self,
+        temp: ChannelId,
+        tx: Transaction,
+    ) -> Result<(), EngineError> {
+        retry(|| self.engine.funding_transaction_generated(temp, tx.clone()))
+    }
+    fn send_payment(
+        &mut self,
+        route: &Route,
+        hash: PaymentHash,
+        secret: PaymentSecret,
+        id: PaymentId,
+    ) -> Result<(), EngineError> {
+        retry(|| self.engine.send_payment(route, hash, secret, id))
+    }
+    fn create_inbound_payment(
+        &mut self,
+        preimage: PaymentPreimage,
+        amount: Option<u64>,
+    ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
+        retry(|| self.engine.create_inbound_payment(preimage, amount))
+    }
+    fn claim_funds(&mut self, preimage: PaymentPreimage) -> Result<(), EngineError> {
+        retry(|| self.engine.claim_funds(preimage))
+    }
+    fn fail_htlc_backwards(&mut self, hash: PaymentHash) -> Result<(), EngineError> {
+        retry(|| self.engine.fail_htlc_backwards(hash))
+    }
+    fn best_block_updated(&mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
+        retry(|| self.engine.best_block_updated(height, hash))
+    }
+    fn transactions_confirmed(
+        &mut self,
+        height: u32,
+        txs: &[(u32, Transaction)],
+    ) -> Result<(), EngineError> {
+        retry(|| self.engine.transactions_confirmed(height, txs))
+    }
+    fn list_channels(&mut self) -> Vec<ChannelDetails> {
+        retry(|| self.engine.list_channels()).expect("list_channels")
+    }
+    fn channel(&mut self, peer: PublicKey, id: ChannelId) -> Option<Channel> {
+        retry(|| self.engine.channel(peer, id)).expect("channel")
+    }
+    fn choose(&mut self, _n: usize) -> Option<usize> {
+        None
+    }
+}
+
+/// Retries a call refused with `Full` (the shards keep draining their inboxes meanwhile).
+fn retry<T>(mut f: impl FnMut() -> Result<T, EngineError>) -> Result<T, EngineError> {
+    loop {
+        match f() {
+            Err(EngineError::Full { .. }) => std::thread::sleep(Duration::from_micros(50)),
+            other => return other,
+        }
+    }
+}
