@@ -435,3 +435,87 @@ fn node_core_is_deterministic() {
     };
     assert_eq!(run(), run(), "same seeds and inputs give the same bytes");
 }
+
+/// A force close after we fulfilled an HTLC whose removal the peer never signed: our
+/// HTLC-success transaction (with the preimage and both HTLC signatures) goes out with the
+/// commitment, so the payment is not forfeited.
+#[test]
+fn force_close_after_claim_broadcasts_htlc_success_with_the_preimage() {
+    use lightning_core::bitcoin::blockdata::script::Instruction;
+    use lightning_core::bitcoin::sighash::SighashCache;
+    use lightning_core::bitcoin::{Amount, EcdsaSighashType, ScriptBuf};
+    use lightning_core::secp256k1::{
+        ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1,
+    };
+
+    let mut net = Net::new(2, 10);
+    net.connect(0, 1);
+    let (channel_id, scid) = net.open_channel(0, 1, SATS, 0);
+    let (_, preimage) = net.send(&[0, 1], &[scid], 9_000_000, 1);
+    assert!(net
+        .take_events(1)
+        .iter()
+        .any(|e| matches!(e, Event::PaymentClaimable { .. })));
+    net.disconnect(0, 1);
+    net.nodes[1].core.claim_funds(preimage).unwrap();
+    let id0 = net.id(0);
+    net.nodes[1]
+        .core
+        .force_close_channel(channel_id, id0)
+        .unwrap();
+    net.run();
+    let txs: Vec<_> = net
+        .take_events(1)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::BroadcastTransaction { tx } => Some(tx),
+            _ => None,
+        })
+        .collect();
+    // The commitment goes out first, then its second-stage transactions.
+    let commitment = txs[0].clone();
+    let success = txs
+        .iter()
+        .find(|t| t.input[0].previous_output.txid == commitment.compute_txid())
+        .expect("an HTLC-success transaction spending our commitment");
+    let witness: Vec<&[u8]> = success.input[0].witness.iter().collect();
+    assert_eq!(
+        witness.len(),
+        5,
+        "0 <remotesig> <localsig> <preimage> <script>"
+    );
+    assert_eq!(witness[3], &preimage.0[..], "the preimage is revealed");
+    let script = ScriptBuf::from_bytes(witness[4].to_vec());
+    let htlc_out = &commitment.output[success.input[0].previous_output.vout as usize];
+    assert_eq!(
+        htlc_out.script_pubkey,
+        ScriptBuf::new_p2wsh(&script.wscript_hash())
+    );
+    // The received-HTLC script names the remote then the local HTLC key.
+    let keys: Vec<PublicKey> = script
+        .instructions()
+        .filter_map(|i| match i {
+            Ok(Instruction::PushBytes(b)) if b.len() == 33 => {
+                PublicKey::from_slice(b.as_bytes()).ok()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 2);
+    let secp = Secp256k1::verification_only();
+    for (sig, key) in [(witness[1], keys[0]), (witness[2], keys[1])] {
+        let (flag, der) = sig.split_last().unwrap();
+        let sighash_type = EcdsaSighashType::from_standard(u32::from(*flag)).unwrap();
+        let sighash = SighashCache::new(success)
+            .p2wsh_signature_hash(
+                0,
+                &script,
+                Amount::from_sat(htlc_out.value.to_sat()),
+                sighash_type,
+            )
+            .unwrap();
+        let msg = SecpMessage::from_digest(sighash.to_byte_array());
+        secp.verify_ecdsa(&msg, &Signature::from_der(der).unwrap(), &key)
+            .expect("HTLC signature verifies");
+    }
+}

@@ -313,10 +313,13 @@ impl NodeCore {
         };
         let funded = entry.channel.funding_outpoint().is_some() && entry.channel.is_funded();
         if broadcast && funded {
-            let timeouts = entry.channel.holder_htlc_timeout_txs();
+            let second_stage = entry.channel.holder_htlc_txs();
             if let Ok(commitment) = entry.channel.force_close() {
                 self.broadcast(commitment);
-                for (htlc_id, tx) in timeouts {
+                for (_, tx) in second_stage.success {
+                    self.broadcast(tx);
+                }
+                for (htlc_id, tx) in second_stage.timeout {
                     if let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) {
                         self.dirty.node = true;
                         self.pending_timeouts
