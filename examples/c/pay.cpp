@@ -61,8 +61,9 @@ uint32_t height = 500;
 std::vector<std::vector<uint8_t>> mempool;
 uint8_t channel_id[32];
 uint64_t scid = 0;
-int ready = 0, sent = 0, claimed = 0;
+int ready = 0, sent = 0, claimed = 0, failed = 0, closed = 0;
 uint8_t preimage[32];
+bool refuse = false;  // Bob fails payments back instead of claiming them
 
 void tip_hash(uint32_t h, uint8_t out[32]) {
     std::memset(out, 0x77, 32);
@@ -92,7 +93,13 @@ void on_event(Node &self, lnshard_event *ev) {
         break;
     }
     case LNSHARD_EVENT_KIND_PAYMENT_CLAIMABLE:
-        CHECK(lnshard_engine_claim_funds(self.engine, preimage));
+        if (refuse) {
+            uint8_t hash[32];
+            CHECK(lnshard_event_payment_hash(ev, hash));
+            CHECK(lnshard_engine_fail_htlc_backwards(self.engine, hash));
+        } else {
+            CHECK(lnshard_engine_claim_funds(self.engine, preimage));
+        }
         break;
     case LNSHARD_EVENT_KIND_PAYMENT_CLAIMED:
         claimed++;
@@ -100,9 +107,27 @@ void on_event(Node &self, lnshard_event *ev) {
     case LNSHARD_EVENT_KIND_PAYMENT_SENT:
         sent++;
         break;
-    case LNSHARD_EVENT_KIND_PAYMENT_FAILED:
-        std::fprintf(stderr, "%s: payment failed\n", self.name);
-        std::exit(1);
+    case LNSHARD_EVENT_KIND_PAYMENT_FAILED: {
+        lnshard_payment_failure failure;
+        CHECK(lnshard_event_payment_failure(ev, &failure));
+        std::printf("%s: payment failed back (failure code 0x%04x)\n", self.name,
+                    unsigned(failure.failure_code));
+        failed++;
+        break;
+    }
+    case LNSHARD_EVENT_KIND_CHANNEL_CLOSED: {
+        lnshard_closure_reason reason = LNSHARD_CLOSURE_REASON_UNKNOWN;
+        CHECK(lnshard_event_closure_reason(ev, &reason));
+        std::printf("%s: channel closed (reason %u)\n", self.name, unsigned(reason));
+        closed++;
+        break;
+    }
+    case LNSHARD_EVENT_KIND_BROADCAST_TRANSACTION: {
+        Bytes tx;
+        CHECK(lnshard_event_transaction(ev, &tx.b));
+        std::printf("%s: broadcast a %zu-byte transaction\n", self.name, tx.size());
+        break;
+    }
     default:
         break;
     }
@@ -233,6 +258,26 @@ int main() {
         std::printf("balance %s: %llu msat\n", n->name,
                     static_cast<unsigned long long>(d.to_local_msat));
         lnshard_channel_list_free(list);
+    }
+
+    // A second payment that Bob fails back, then Alice force-closes.
+    refuse = true;
+    uint8_t hash2[32], secret2[32], preimage2[32];
+    std::memset(preimage2, 0x6f, sizeof preimage2);
+    CHECK(lnshard_engine_create_inbound_payment(bob.engine, preimage2, 1000000, true, hash2,
+                                                secret2));
+    hop.fee_msat = 1000000;
+    CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, hash2, secret2, hash2));
+    settle(alice, bob);
+    if (failed != 1) {
+        std::fprintf(stderr, "the refused payment did not fail back\n");
+        return 1;
+    }
+    CHECK(lnshard_engine_force_close_channel(alice.engine, channel_id));
+    settle(alice, bob);
+    if (closed < 1) {
+        std::fprintf(stderr, "force close did not close the channel\n");
+        return 1;
     }
     CHECK(lnshard_engine_connection_closed(alice.engine, alice.conn));
     std::printf("done\n");

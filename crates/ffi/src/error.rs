@@ -289,3 +289,51 @@ pub extern "C" fn lnshard_last_error_length() -> usize {
         LAST_ERROR.with(|e| e.borrow().len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        LAST_ERROR.with(|e| e.borrow().clone())
+    }
+
+    #[test]
+    fn a_panic_becomes_the_panic_code_with_its_message() {
+        fn boom() -> lnshard_result {
+            ffi_panic_boundary! {
+                if lnshard_result::Ok as u32 == 7100 {
+                    panic!("a bug");
+                }
+                lnshard_result::Ok
+            }
+        }
+        fn boom_ptr() -> *const u8 {
+            ffi_panic_boundary! {
+                panic!("another bug")
+            }
+        }
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        assert_eq!(boom(), lnshard_result::Panic);
+        assert_eq!(last_error(), "panic caught at the C boundary: a bug");
+        assert!(boom_ptr().is_null());
+        std::panic::set_hook(hook);
+    }
+
+    #[test]
+    fn every_code_round_trips_through_its_number_and_has_a_description() {
+        for code in lnshard_result::ALL {
+            assert_eq!(lnshard_result::from_code(code as c_uint), Some(code));
+            assert!(!code.description().is_empty());
+        }
+        assert_eq!(lnshard_result::from_code(0), None);
+        let mut buf = [0 as c_char; 64];
+        let mut n = 0usize;
+        assert_eq!(
+            lnshard_result_message(7110, buf.as_mut_ptr(), buf.len(), &mut n),
+            lnshard_result::Ok
+        );
+        assert_eq!(n, lnshard_result::Full.description().len());
+    }
+}

@@ -642,3 +642,290 @@ pub extern "C" fn lnshard_event_build_funding_transaction(
         lnshard_result::Ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lightning_core::bitcoin::hashes::Hash;
+    use lightning_core::bitcoin::{OutPoint, ScriptBuf, Txid};
+    use lightning_core::node::event::{ClosureReason, PaymentFailure};
+    use lightning_core::node::PaymentId;
+    use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use lightning_core::types::{
+        ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
+    };
+
+    use super::*;
+
+    fn key() -> PublicKey {
+        PublicKey::from_secret_key(
+            &Secp256k1::new(),
+            &SecretKey::from_slice(&[7; 32]).expect("valid"),
+        )
+    }
+
+    fn with_event<T>(e: CoreEvent, f: impl FnOnce(*const lnshard_event) -> T) -> T {
+        let ptr: *mut lnshard_event = Box::into_raw(Box::new(Event(e))).cast();
+        let out = f(ptr);
+        lnshard_event_free(ptr);
+        out
+    }
+
+    fn every_event() -> Vec<CoreEvent> {
+        let c = ChannelId([1; 32]);
+        vec![
+            CoreEvent::FundingGenerationReady {
+                temporary_channel_id: c,
+                counterparty_node_id: key(),
+                channel_value_satoshis: 5000,
+                output_script: ScriptBuf::from_bytes(vec![0, 32, 9, 9]),
+                user_channel_id: 42,
+            },
+            CoreEvent::ChannelPending {
+                channel_id: c,
+                counterparty_node_id: key(),
+                funding_txo: OutPoint {
+                    txid: Txid::from_byte_array([3; 32]),
+                    vout: 1,
+                },
+                user_channel_id: 42,
+            },
+            CoreEvent::ChannelReady {
+                channel_id: c,
+                counterparty_node_id: key(),
+                short_channel_id: Some(ShortChannelId(77)),
+                alias: None,
+                user_channel_id: 42,
+            },
+            CoreEvent::PaymentClaimable {
+                payment_hash: PaymentHash([4; 32]),
+                amount_msat: 1000,
+                payment_secret: Some(PaymentSecret([5; 32])),
+                via_channel_id: c,
+                claim_deadline: 900,
+            },
+            CoreEvent::PaymentClaimed {
+                payment_hash: PaymentHash([4; 32]),
+                amount_msat: 1000,
+            },
+            CoreEvent::PaymentSent {
+                payment_id: PaymentId([6; 32]),
+                payment_hash: PaymentHash([4; 32]),
+                payment_preimage: PaymentPreimage([8; 32]),
+                fee_paid_msat: 3,
+            },
+            CoreEvent::PaymentFailed {
+                payment_id: PaymentId([6; 32]),
+                payment_hash: PaymentHash([4; 32]),
+                failure: PaymentFailure {
+                    failing_hop: Some(1),
+                    failing_node: Some(key()),
+                    failure: None,
+                    local: false,
+                },
+            },
+            CoreEvent::PaymentForwarded {
+                prev_channel_id: c,
+                next_channel_id: ChannelId([2; 32]),
+                fee_earned_msat: 11,
+                outbound_amount_msat: 500,
+            },
+            CoreEvent::ChannelClosed {
+                channel_id: c,
+                counterparty_node_id: key(),
+                reason: ClosureReason::ProcessingError {
+                    err: "bad sig".into(),
+                },
+            },
+            CoreEvent::BroadcastTransaction {
+                tx: Transaction {
+                    version: Version::TWO,
+                    lock_time: LockTime::ZERO,
+                    input: vec![],
+                    output: vec![],
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_variant_has_its_kind() {
+        let kinds: Vec<u32> = every_event()
+            .into_iter()
+            .map(|e| with_event(e, |p| lnshard_event_get_kind(p) as u32))
+            .collect();
+        assert_eq!(kinds, (1..=10).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn accessors_read_their_fields_and_refuse_other_kinds() {
+        let events = every_event();
+        let mut buf32 = [0u8; 32];
+        let mut buf33 = [0u8; 33];
+        let mut n = 0u64;
+        let mut found = false;
+        // channel_id: present on pending, ready, claimable, closed only.
+        let has_channel_id: Vec<bool> = events
+            .iter()
+            .map(|e| {
+                with_event(e.clone(), |p| {
+                    lnshard_event_channel_id(p, buf32.as_mut_ptr()) == lnshard_result::Ok
+                })
+            })
+            .collect();
+        assert_eq!(
+            has_channel_id,
+            [false, true, true, true, false, false, false, false, true, false]
+        );
+        let [fgr, pending, ready, claimable, _, sent, failed, forwarded, closed, broadcast] =
+            <[CoreEvent; 10]>::try_from(events).expect("ten events");
+        with_event(fgr.clone(), |p| {
+            assert_eq!(
+                lnshard_event_channel_value_satoshis(p, &mut n),
+                lnshard_result::Ok
+            );
+            assert_eq!(n, 5000);
+            assert_eq!(lnshard_event_user_channel_id(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 42);
+            let (mut data, mut len) = (std::ptr::null(), 0usize);
+            assert_eq!(
+                lnshard_event_output_script(p, &mut data, &mut len),
+                lnshard_result::Ok
+            );
+            assert_eq!(len, 4);
+            assert_eq!(
+                lnshard_event_counterparty_node_id(p, buf33.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf33, key().serialize());
+            let mut tx = std::ptr::null_mut();
+            assert_eq!(
+                lnshard_event_build_funding_transaction(p, [9u8; 32].as_ptr(), 0, 4999, &mut tx),
+                lnshard_result::InvalidParameter
+            );
+            assert_eq!(
+                lnshard_event_build_funding_transaction(p, [9u8; 32].as_ptr(), 0, 6000, &mut tx),
+                lnshard_result::Ok
+            );
+            let bytes = crate::bytes::as_bytes(tx).expect("a buffer");
+            let decoded: Transaction = consensus::deserialize(&bytes.0).expect("decodes");
+            assert_eq!(decoded.output[0].value, Amount::from_sat(5000));
+            crate::bytes::lnshard_bytes_free(tx);
+        });
+        with_event(pending, |p| {
+            let mut vout = 0;
+            assert_eq!(
+                lnshard_event_funding_txo(p, buf32.as_mut_ptr(), &mut vout),
+                lnshard_result::Ok
+            );
+            assert_eq!((buf32, vout), ([3; 32], 1));
+        });
+        with_event(ready, |p| {
+            assert_eq!(
+                lnshard_event_short_channel_id(p, &mut n, &mut found),
+                lnshard_result::Ok
+            );
+            assert_eq!((n, found), (77, true));
+            assert_eq!(
+                lnshard_event_alias(p, &mut n, &mut found),
+                lnshard_result::Ok
+            );
+            assert!(!found);
+        });
+        with_event(claimable, |p| {
+            assert_eq!(
+                lnshard_event_payment_secret(p, buf32.as_mut_ptr(), &mut found),
+                lnshard_result::Ok
+            );
+            assert_eq!((buf32, found), ([5; 32], true));
+            let mut deadline = 0;
+            assert_eq!(
+                lnshard_event_claim_deadline(p, &mut deadline),
+                lnshard_result::Ok
+            );
+            assert_eq!(deadline, 900);
+            assert_eq!(lnshard_event_amount_msat(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 1000);
+        });
+        with_event(sent, |p| {
+            assert_eq!(
+                lnshard_event_payment_preimage(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf32, [8; 32]);
+            assert_eq!(
+                lnshard_event_payment_id(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf32, [6; 32]);
+            assert_eq!(lnshard_event_fee_msat(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 3);
+        });
+        with_event(failed, |p| {
+            let mut f = std::mem::MaybeUninit::<lnshard_payment_failure>::uninit();
+            assert_eq!(
+                lnshard_event_payment_failure(p, f.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            // SAFETY: written on Ok.
+            let f = unsafe { f.assume_init() };
+            assert!(f.has_failing_hop && f.failing_hop == 1 && !f.has_failure_code && !f.local);
+            assert_eq!(
+                lnshard_event_payment_hash(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+        });
+        with_event(forwarded, |p| {
+            let mut next = [0u8; 32];
+            assert_eq!(
+                lnshard_event_forwarded_channels(p, buf32.as_mut_ptr(), next.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!((buf32, next), ([1; 32], [2; 32]));
+            assert_eq!(lnshard_event_fee_msat(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 11);
+        });
+        with_event(closed, |p| {
+            let mut reason = lnshard_closure_reason::Unknown;
+            assert_eq!(
+                lnshard_event_closure_reason(p, &mut reason),
+                lnshard_result::Ok
+            );
+            assert_eq!(reason, lnshard_closure_reason::ProcessingError);
+            let mut text = [0 as c_char; 32];
+            let mut len = 0usize;
+            assert_eq!(
+                lnshard_event_closure_message(p, text.as_mut_ptr(), text.len(), &mut len),
+                lnshard_result::Ok
+            );
+            assert_eq!(len, "bad sig".len());
+        });
+        with_event(broadcast, |p| {
+            let mut tx = std::ptr::null_mut();
+            assert_eq!(lnshard_event_transaction(p, &mut tx), lnshard_result::Ok);
+            assert!(crate::bytes::lnshard_bytes_len(tx) > 0);
+            crate::bytes::lnshard_bytes_free(tx);
+            // A field this kind does not have: the message names the kind and the field.
+            assert_eq!(
+                lnshard_event_payment_hash(p, buf32.as_mut_ptr()),
+                lnshard_result::InvalidParameter
+            );
+            let mut msg = [0 as c_char; 128];
+            let mut len = 0usize;
+            crate::error::lnshard_last_error_message(msg.as_mut_ptr(), msg.len(), &mut len);
+            // SAFETY: NUL-terminated by the call.
+            let msg = unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) };
+            assert_eq!(
+                msg.to_str().expect("utf-8"),
+                "event of kind BroadcastTransaction has no payment_hash"
+            );
+        });
+        // The funding request's temporary channel id.
+        with_event(fgr, |p| {
+            assert_eq!(
+                lnshard_event_temporary_channel_id(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf32, [1; 32]);
+        });
+    }
+}

@@ -94,7 +94,12 @@ fn build_two_nodes(dir: &Path) -> PathBuf {
 #[test]
 fn c_example_two_nodes_builds_warning_free_and_pays_both_ways() {
     let exe = build_two_nodes(&out_dir("c-example"));
-    let (_, stdout) = run(&mut Command::new(&exe));
+    let (output, stdout) = run(&mut Command::new(&exe));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[log 3] lnshard_ffi: engine started node_id="),
+        "the log callback received tracing's events: {stderr}"
+    );
     for needle in [
         "alice: channel ready",
         "bob: channel ready",
@@ -120,12 +125,20 @@ fn cpp_example_pay_builds_warning_free_and_pays_over_bolt8() {
     let exe = dir.join("pay");
     compile("g++", CXX_FLAGS, &root().join("examples/c/pay.cpp"), &exe);
     let (_, stdout) = run(&mut Command::new(&exe));
-    assert!(
-        stdout.contains("balance alice: 475000000 msat")
-            && stdout.contains("balance bob: 25000000 msat")
-            && stdout.contains("done"),
-        "{stdout}"
-    );
+    for needle in [
+        "balance alice: 475000000 msat",
+        "balance bob: 25000000 msat",
+        // 0x400f: incorrect_or_unknown_payment_details, from fail_htlc_backwards.
+        "alice: payment failed back (failure code 0x400f)",
+        "alice: channel closed (reason 2)",
+        "bob: channel closed (reason 3)",
+        "done",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
 }
 
 #[test]
