@@ -419,6 +419,19 @@ typedef struct {
   uint32_t minimum_depth;
   // The most HTLCs we accept in flight per channel (1 to 483).
   uint32_t max_accepted_htlcs;
+  // The `to_self_delay` we impose on the peer's outputs (1 to 2016 blocks).
+  uint32_t to_self_delay;
+  // The smallest channel we accept as fundee.
+  uint64_t min_funding_satoshis;
+  // The largest channel we accept (at most 2^24 - 1).
+  uint64_t max_funding_satoshis;
+  // Our base fee per forwarded HTLC.
+  uint32_t forwarding_fee_base_msat;
+  // Our proportional fee for forwarding, in millionths of the amount.
+  uint32_t forwarding_fee_proportional_millionths;
+  // The blocks we require between a forwarded HTLC's incoming and outgoing expiry
+  // (1 to 2016).
+  uint32_t forwarding_cltv_expiry_delta;
 } lnshard_engine_config;
 
 // One hop of a route, first (our peer) to last (the recipient): see `lnshard_engine_send_payment`.

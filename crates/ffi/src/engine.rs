@@ -88,6 +88,19 @@ pub struct lnshard_engine_config {
     pub minimum_depth: u32,
     /// The most HTLCs we accept in flight per channel (1 to 483).
     pub max_accepted_htlcs: u32,
+    /// The `to_self_delay` we impose on the peer's outputs (1 to 2016 blocks).
+    pub to_self_delay: u32,
+    /// The smallest channel we accept as fundee.
+    pub min_funding_satoshis: u64,
+    /// The largest channel we accept (at most 2^24 - 1).
+    pub max_funding_satoshis: u64,
+    /// Our base fee per forwarded HTLC.
+    pub forwarding_fee_base_msat: u32,
+    /// Our proportional fee for forwarding, in millionths of the amount.
+    pub forwarding_fee_proportional_millionths: u32,
+    /// The blocks we require between a forwarded HTLC's incoming and outgoing expiry
+    /// (1 to 2016).
+    pub forwarding_cltv_expiry_delta: u32,
 }
 
 /// A running engine: N shard threads (see `docs/ENGINE.md`).
@@ -211,6 +224,12 @@ pub extern "C" fn lnshard_engine_config_default(out: *mut lnshard_engine_config)
             min_final_cltv_expiry_delta: n.min_final_cltv_expiry_delta,
             minimum_depth: n.channel.minimum_depth,
             max_accepted_htlcs: u32::from(n.channel.max_accepted_htlcs),
+            to_self_delay: u32::from(n.channel.to_self_delay),
+            min_funding_satoshis: n.channel.min_funding_satoshis,
+            max_funding_satoshis: n.channel.max_funding_satoshis,
+            forwarding_fee_base_msat: n.forwarding.fee_base_msat,
+            forwarding_fee_proportional_millionths: n.forwarding.fee_proportional_millionths,
+            forwarding_cltv_expiry_delta: u32::from(n.forwarding.cltv_expiry_delta),
         };
         lnshard_result::Ok
     }
@@ -241,6 +260,30 @@ fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, lnshard_resu
     node.channel.minimum_depth = in_range("minimum_depth", c.minimum_depth, 1, 144)?;
     node.channel.max_accepted_htlcs =
         in_range("max_accepted_htlcs", c.max_accepted_htlcs, 1, 483)? as u16;
+    node.channel.to_self_delay = in_range("to_self_delay", c.to_self_delay, 1, 2016)? as u16;
+    const MAX_FUNDING: u64 = (1 << 24) - 1;
+    if c.max_funding_satoshis > MAX_FUNDING {
+        return Err(invalid_parameter(format!(
+            "config.max_funding_satoshis {} above the limit {MAX_FUNDING}",
+            c.max_funding_satoshis
+        )));
+    }
+    if c.min_funding_satoshis > c.max_funding_satoshis {
+        return Err(invalid_parameter(format!(
+            "config.min_funding_satoshis {} above config.max_funding_satoshis {}",
+            c.min_funding_satoshis, c.max_funding_satoshis
+        )));
+    }
+    node.channel.min_funding_satoshis = c.min_funding_satoshis;
+    node.channel.max_funding_satoshis = c.max_funding_satoshis;
+    node.forwarding.fee_base_msat = c.forwarding_fee_base_msat;
+    node.forwarding.fee_proportional_millionths = c.forwarding_fee_proportional_millionths;
+    node.forwarding.cltv_expiry_delta = in_range(
+        "forwarding_cltv_expiry_delta",
+        c.forwarding_cltv_expiry_delta,
+        1,
+        2016,
+    )? as u16;
     Ok(EngineConfig {
         shards: in_range("shards", c.shards, 1, LNSHARD_MAX_SHARDS)? as usize,
         inbox_capacity: in_range("inbox_capacity", c.inbox_capacity, 1, 1 << 24)? as usize,

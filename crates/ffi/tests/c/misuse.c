@@ -87,6 +87,14 @@ int main(int argc, char **argv) {
     EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
            LNSHARD_RESULT_INVALID_PARAMETER, "config.shards 0");
     config.shards = 1;
+    config.max_funding_satoshis = (uint64_t)1 << 24;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_INVALID_PARAMETER, "config.max_funding_satoshis 16777216");
+    config.max_funding_satoshis = 1000000;
+    config.to_self_delay = 5000;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_INVALID_PARAMETER, "config.to_self_delay 5000 outside 1..=2016");
+    config.to_self_delay = 144;
     EXPECT(lnshard_result_message(12345, text, sizeof text, &n), LNSHARD_RESULT_INVALID_PARAMETER,
            "result 12345");
     EXPECT(lnshard_result_message(LNSHARD_RESULT_FULL, text, sizeof text, &n), LNSHARD_RESULT_OK,
