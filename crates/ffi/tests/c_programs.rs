@@ -162,6 +162,39 @@ fn c_example_runs_under_valgrind_without_leaks_or_errors() {
 }
 
 #[test]
+fn c_example_runs_clean_under_address_and_undefined_behaviour_sanitizers() {
+    let dir = out_dir("c-example-asan");
+    let flags: Vec<&str> = C_FLAGS
+        .iter()
+        .copied()
+        .chain(["-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
+        .collect();
+    // Only a toolchain without the sanitizer runtimes skips this test.
+    let probe = dir.join("probe.c");
+    std::fs::write(&probe, "int main(void) { return 0; }\n").expect("write probe");
+    let probed = Command::new("gcc")
+        .args(["-fsanitize=address,undefined", "-o"])
+        .arg(dir.join("probe"))
+        .arg(&probe)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !probed {
+        println!("NOTICE: gcc cannot build with -fsanitize=address,undefined: ASan run skipped");
+        return;
+    }
+    let exe = dir.join("two_nodes");
+    compile("gcc", &flags, &root().join("examples/c/two_nodes.c"), &exe);
+    let (output, stdout) = run(Command::new(&exe)
+        .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("ERROR: AddressSanitizer"), "{stderr}");
+    assert!(!stderr.contains("runtime error"), "{stderr}");
+    assert!(stdout.contains("done"), "{stdout}");
+}
+
+#[test]
 fn misuse_from_c_returns_the_right_codes_and_names_the_parameter() {
     let dir = out_dir("misuse");
     let exe = dir.join("misuse");

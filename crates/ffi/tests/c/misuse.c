@@ -52,6 +52,7 @@ int main(int argc, char **argv) {
     lnshard_bytes *bytes = NULL;
     lnshard_confirmed_tx tx;
     uint8_t garbage[5] = {1, 2, 3, 4, 5};
+    lnshard_store_callbacks store;
 
     if (argc < 2) {
         fprintf(stderr, "usage: misuse WRITABLE_DIR\n");
@@ -101,6 +102,16 @@ int main(int argc, char **argv) {
            NULL);
     EXPECT(lnshard_set_log_callback(log_cb, NULL, 42), LNSHARD_RESULT_INVALID_PARAMETER,
            "max_level 42");
+
+    /* A store vtable missing a callback. */
+    store.userdata = NULL;
+    store.read = NULL;
+    store.write_batch = NULL;
+    store.list = NULL;
+    config.store = &store;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_NULL_PARAMETER, "config.store.read");
+    config.store = NULL;
 
     /* Invalid UTF-8 in a string. */
     config.data_dir = "/tmp/\xff\xfe";
