@@ -113,6 +113,9 @@ pub struct lnshard_engine {
     _private: [u8; 0],
 }
 
+/// When engine persistence (`EngineConfig::store`, `Engine::open`) is merged, `open_store`'s
+/// result goes into `EngineConfig::store` and `lnshard_engine_new` calls `Engine::open`
+/// (restoring what the store holds) instead of `Engine::new`.
 pub(crate) struct EngineHandle {
     pub(crate) engine: Engine,
     /// The store chosen in the config, held until engine persistence takes it.
