@@ -1,0 +1,931 @@
+//! Events: an opaque handle with a kind and one accessor per field.
+
+use std::ffi::c_char;
+
+use lightning_core::bitcoin::absolute::LockTime;
+use lightning_core::bitcoin::hashes::Hash;
+use lightning_core::bitcoin::transaction::Version;
+use lightning_core::bitcoin::{
+    consensus, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+};
+use lightning_core::node::event::ClosureReason;
+use lightning_core::node::Event as CoreEvent;
+
+use crate::bytes::{lnshard_bytes, write_bytes};
+use crate::error::{invalid_parameter, lnshard_result, write_text};
+
+/// What an event is. The numbers are part of the ABI and never reused.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum lnshard_event_kind {
+    /// An event this library version does not know (or a NULL event).
+    Unknown = 0,
+    /// Build the funding transaction (`lnshard_event_build_funding_transaction`) and pass it
+    /// to `lnshard_engine_funding_transaction_generated`. Fields: temporary channel id,
+    /// counterparty node id, channel value, output script, user channel id.
+    FundingGenerationReady = 1,
+    /// The funding transaction is signed on both sides: wait for confirmations. Fields:
+    /// channel id, counterparty node id, funding txo, user channel id.
+    ChannelPending = 2,
+    /// Payments may flow. Fields: channel id, counterparty node id, short channel id,
+    /// alias, user channel id.
+    ChannelReady = 3,
+    /// A payment to us is committed: claim it or fail it back. Fields: payment hash,
+    /// amount, payment secret, channel id (the channel it arrived on), claim deadline.
+    PaymentClaimable = 4,
+    /// We released a payment's preimage. Fields: payment hash, amount.
+    PaymentClaimed = 5,
+    /// Our payment arrived. Fields: payment id, payment hash, payment preimage, fee.
+    PaymentSent = 6,
+    /// Our payment failed. Fields: payment id, payment hash, failure.
+    PaymentFailed = 7,
+    /// We forwarded a payment and earned a fee. Fields: prev and next channel ids, fee,
+    /// amount (the outbound amount).
+    PaymentForwarded = 8,
+    /// A channel closed. Fields: channel id, counterparty node id, closure reason and its
+    /// message.
+    ChannelClosed = 9,
+    /// Broadcast a transaction. Fields: transaction.
+    BroadcastTransaction = 10,
+}
+
+/// Why a channel closed. The numbers are part of the ABI and never reused.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum lnshard_closure_reason {
+    /// A reason this library version does not know.
+    Unknown = 0,
+    /// A cooperative close completed.
+    CooperativeClosure = 1,
+    /// We force-closed at the application's request.
+    HolderForceClosed = 2,
+    /// The peer sent an `error` (its text: `lnshard_event_closure_message`).
+    CounterpartyForceClosed = 3,
+    /// We closed because the peer broke the protocol (what: `lnshard_event_closure_message`).
+    ProcessingError = 4,
+    /// An outbound HTLC was about to expire: we went on chain.
+    HtlcsTimedOut = 5,
+    /// The peer disconnected before the channel was funded.
+    DisconnectedPeer = 6,
+}
+
+/// Why a payment failed, as `lnshard_event_payment_failure` reports it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct lnshard_payment_failure {
+    /// Whether it failed before the HTLC left this node.
+    pub local: bool,
+    /// Whether `failing_hop` is set.
+    pub has_failing_hop: bool,
+    /// The index in the route of the hop that reported it (0 is our peer).
+    pub failing_hop: u32,
+    /// Whether `failing_node` is set.
+    pub has_failing_node: bool,
+    /// That hop's node id (33 bytes).
+    pub failing_node: [u8; 33],
+    /// Whether `failure_code` is set.
+    pub has_failure_code: bool,
+    /// The BOLT 4 `failure_code` it reported.
+    pub failure_code: u16,
+}
+
+/// An event from `lnshard_engine_next_event` / `lnshard_engine_wait_event`.
+///
+/// Owner: the caller that received it; free it exactly once with `lnshard_event_free`.
+/// Borrowed data from its accessors lives until then. Thread-safety: immutable; may be read
+/// from any thread, freed from one.
+pub struct lnshard_event {
+    _private: [u8; 0],
+}
+
+pub(crate) struct Event(pub(crate) CoreEvent);
+
+fn event_ref<'a>(e: *const lnshard_event) -> Option<&'a CoreEvent> {
+    // SAFETY: NULL or a live event handed out by the engine (documented contract).
+    unsafe { e.cast::<Event>().as_ref() }.map(|e| &e.0)
+}
+
+macro_rules! try_event {
+    ($e:expr) => {
+        match event_ref($e) {
+            Some(e) => e,
+            None => return $crate::error::null_parameter("event"),
+        }
+    };
+}
+
+fn kind_of(e: &CoreEvent) -> lnshard_event_kind {
+    match e {
+        CoreEvent::FundingGenerationReady { .. } => lnshard_event_kind::FundingGenerationReady,
+        CoreEvent::ChannelPending { .. } => lnshard_event_kind::ChannelPending,
+        CoreEvent::ChannelReady { .. } => lnshard_event_kind::ChannelReady,
+        CoreEvent::PaymentClaimable { .. } => lnshard_event_kind::PaymentClaimable,
+        CoreEvent::PaymentClaimed { .. } => lnshard_event_kind::PaymentClaimed,
+        CoreEvent::PaymentSent { .. } => lnshard_event_kind::PaymentSent,
+        CoreEvent::PaymentFailed { .. } => lnshard_event_kind::PaymentFailed,
+        CoreEvent::PaymentForwarded { .. } => lnshard_event_kind::PaymentForwarded,
+        CoreEvent::ChannelClosed { .. } => lnshard_event_kind::ChannelClosed,
+        CoreEvent::BroadcastTransaction { .. } => lnshard_event_kind::BroadcastTransaction,
+        _ => lnshard_event_kind::Unknown,
+    }
+}
+
+fn no_field(e: &CoreEvent, field: &str) -> lnshard_result {
+    invalid_parameter(format!("event of kind {:?} has no {field}", kind_of(e)))
+}
+
+fn write<const N: usize>(out: *mut u8, v: &[u8; N]) {
+    // SAFETY: checked non-NULL by the caller; points to N writable bytes (contract).
+    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), out, N) };
+}
+
+impl crate::error::PanicValue for lnshard_event_kind {
+    fn panic_value() -> Self {
+        lnshard_event_kind::Unknown
+    }
+}
+
+/// The event's kind (`LNSHARD_EVENT_KIND_UNKNOWN` for NULL).
+#[no_mangle]
+pub extern "C" fn lnshard_event_get_kind(event: *const lnshard_event) -> lnshard_event_kind {
+    ffi_panic_boundary! {
+        event_ref(event).map_or(lnshard_event_kind::Unknown, kind_of)
+    }
+}
+
+/// Frees an event. NULL is a no-op; freeing twice is undefined behaviour.
+#[no_mangle]
+pub extern "C" fn lnshard_event_free(event: *mut lnshard_event) {
+    ffi_panic_boundary! {
+        if !event.is_null() {
+            // SAFETY: handed out by the engine, freed once (documented contract).
+            drop(unsafe { Box::from_raw(event.cast::<Event>()) });
+        }
+    }
+}
+
+/// The channel id (32 bytes) of a `CHANNEL_PENDING`, `CHANNEL_READY`, `CHANNEL_CLOSED` or
+/// `PAYMENT_CLAIMABLE` (the channel it arrived on) event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_channel_id(
+    event: *const lnshard_event,
+    out: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let id = match e {
+            CoreEvent::ChannelPending { channel_id, .. }
+            | CoreEvent::ChannelReady { channel_id, .. }
+            | CoreEvent::ChannelClosed { channel_id, .. }
+            | CoreEvent::PaymentClaimable { via_channel_id: channel_id, .. } => channel_id,
+            _ => return no_field(e, "channel_id"),
+        };
+        write(out, &id.0);
+        lnshard_result::Ok
+    }
+}
+
+/// The temporary channel id (32 bytes) of a `FUNDING_GENERATION_READY` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_temporary_channel_id(
+    event: *const lnshard_event,
+    out: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let CoreEvent::FundingGenerationReady { temporary_channel_id, .. } = e else {
+            return no_field(e, "temporary_channel_id");
+        };
+        write(out, &temporary_channel_id.0);
+        lnshard_result::Ok
+    }
+}
+
+/// The peer's node id (33 bytes) of a `FUNDING_GENERATION_READY`, `CHANNEL_PENDING`,
+/// `CHANNEL_READY` or `CHANNEL_CLOSED` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_counterparty_node_id(
+    event: *const lnshard_event,
+    out: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let id = match e {
+            CoreEvent::FundingGenerationReady { counterparty_node_id, .. }
+            | CoreEvent::ChannelPending { counterparty_node_id, .. }
+            | CoreEvent::ChannelReady { counterparty_node_id, .. }
+            | CoreEvent::ChannelClosed { counterparty_node_id, .. } => counterparty_node_id,
+            _ => return no_field(e, "counterparty_node_id"),
+        };
+        write(out, &id.serialize());
+        lnshard_result::Ok
+    }
+}
+
+/// The application's channel id (its low 64 bits) of a `FUNDING_GENERATION_READY`,
+/// `CHANNEL_PENDING` or `CHANNEL_READY` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_user_channel_id(
+    event: *const lnshard_event,
+    out: *mut u64,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        let id = match e {
+            CoreEvent::FundingGenerationReady { user_channel_id, .. }
+            | CoreEvent::ChannelPending { user_channel_id, .. }
+            | CoreEvent::ChannelReady { user_channel_id, .. } => *user_channel_id,
+            _ => return no_field(e, "user_channel_id"),
+        };
+        *out = id as u64;
+        lnshard_result::Ok
+    }
+}
+
+/// The funding amount of a `FUNDING_GENERATION_READY` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_channel_value_satoshis(
+    event: *const lnshard_event,
+    out: *mut u64,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        let CoreEvent::FundingGenerationReady { channel_value_satoshis, .. } = e else {
+            return no_field(e, "channel_value_satoshis");
+        };
+        *out = *channel_value_satoshis;
+        lnshard_result::Ok
+    }
+}
+
+/// The funding output's script of a `FUNDING_GENERATION_READY` event: `*out_data` and
+/// `*out_len`, borrowed from the event (valid until `lnshard_event_free`).
+#[no_mangle]
+pub extern "C" fn lnshard_event_output_script(
+    event: *const lnshard_event,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out_data = try_mut_from_ptr!(out_data, "out_data");
+        let out_len = try_mut_from_ptr!(out_len, "out_len");
+        let CoreEvent::FundingGenerationReady { output_script, .. } = e else {
+            return no_field(e, "output_script");
+        };
+        *out_data = output_script.as_bytes().as_ptr();
+        *out_len = output_script.len();
+        lnshard_result::Ok
+    }
+}
+
+/// The funding outpoint of a `CHANNEL_PENDING` event: its txid (32 bytes, internal byte
+/// order) in `out_txid`, its output index in `*out_vout`.
+#[no_mangle]
+pub extern "C" fn lnshard_event_funding_txo(
+    event: *const lnshard_event,
+    out_txid: *mut u8,
+    out_vout: *mut u32,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out_txid = try_out!(out_txid, "out_txid");
+        let out_vout = try_mut_from_ptr!(out_vout, "out_vout");
+        let CoreEvent::ChannelPending { funding_txo, .. } = e else {
+            return no_field(e, "funding_txo");
+        };
+        write(out_txid, &funding_txo.txid.to_byte_array());
+        *out_vout = funding_txo.vout;
+        lnshard_result::Ok
+    }
+}
+
+/// The real short channel id of a `CHANNEL_READY` event: `*out_found` says whether it has
+/// one, and then `*out` holds it.
+#[no_mangle]
+pub extern "C" fn lnshard_event_short_channel_id(
+    event: *const lnshard_event,
+    out: *mut u64,
+    out_found: *mut bool,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        let out_found = try_mut_from_ptr!(out_found, "out_found");
+        let CoreEvent::ChannelReady { short_channel_id, .. } = e else {
+            return no_field(e, "short_channel_id");
+        };
+        *out_found = short_channel_id.is_some();
+        *out = short_channel_id.map_or(0, |s| s.0);
+        lnshard_result::Ok
+    }
+}
+
+/// The alias we gave the peer, of a `CHANNEL_READY` event: `*out_found` says whether there
+/// is one, and then `*out` holds it.
+#[no_mangle]
+pub extern "C" fn lnshard_event_alias(
+    event: *const lnshard_event,
+    out: *mut u64,
+    out_found: *mut bool,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        let out_found = try_mut_from_ptr!(out_found, "out_found");
+        let CoreEvent::ChannelReady { alias, .. } = e else {
+            return no_field(e, "alias");
+        };
+        *out_found = alias.is_some();
+        *out = alias.map_or(0, |s| s.0);
+        lnshard_result::Ok
+    }
+}
+
+/// The payment hash (32 bytes) of a `PAYMENT_CLAIMABLE`, `PAYMENT_CLAIMED`, `PAYMENT_SENT`
+/// or `PAYMENT_FAILED` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_payment_hash(
+    event: *const lnshard_event,
+    out: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let hash = match e {
+            CoreEvent::PaymentClaimable { payment_hash, .. }
+            | CoreEvent::PaymentClaimed { payment_hash, .. }
+            | CoreEvent::PaymentSent { payment_hash, .. }
+            | CoreEvent::PaymentFailed { payment_hash, .. } => payment_hash,
+            _ => return no_field(e, "payment_hash"),
+        };
+        write(out, &hash.0);
+        lnshard_result::Ok
+    }
+}
+
+/// The amount of a `PAYMENT_CLAIMABLE` or `PAYMENT_CLAIMED` event, or the outbound amount
+/// of a `PAYMENT_FORWARDED` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_amount_msat(
+    event: *const lnshard_event,
+    out: *mut u64,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        *out = match e {
+            CoreEvent::PaymentClaimable { amount_msat, .. }
+            | CoreEvent::PaymentClaimed { amount_msat, .. }
+            | CoreEvent::PaymentForwarded { outbound_amount_msat: amount_msat, .. } => *amount_msat,
+            _ => return no_field(e, "amount_msat"),
+        };
+        lnshard_result::Ok
+    }
+}
+
+/// The payment secret of a `PAYMENT_CLAIMABLE` event: `*out_found` says whether it carried
+/// one, and then `out` (32 bytes) holds it.
+#[no_mangle]
+pub extern "C" fn lnshard_event_payment_secret(
+    event: *const lnshard_event,
+    out: *mut u8,
+    out_found: *mut bool,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let out_found = try_mut_from_ptr!(out_found, "out_found");
+        let CoreEvent::PaymentClaimable { payment_secret, .. } = e else {
+            return no_field(e, "payment_secret");
+        };
+        *out_found = payment_secret.is_some();
+        if let Some(s) = payment_secret {
+            write(out, &s.0);
+        }
+        lnshard_result::Ok
+    }
+}
+
+/// The height before which a `PAYMENT_CLAIMABLE` event's payment must be claimed.
+#[no_mangle]
+pub extern "C" fn lnshard_event_claim_deadline(
+    event: *const lnshard_event,
+    out: *mut u32,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        let CoreEvent::PaymentClaimable { claim_deadline, .. } = e else {
+            return no_field(e, "claim_deadline");
+        };
+        *out = *claim_deadline;
+        lnshard_result::Ok
+    }
+}
+
+/// The payment id (32 bytes) of a `PAYMENT_SENT` or `PAYMENT_FAILED` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_payment_id(
+    event: *const lnshard_event,
+    out: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let id = match e {
+            CoreEvent::PaymentSent { payment_id, .. } | CoreEvent::PaymentFailed { payment_id, .. } => payment_id,
+            _ => return no_field(e, "payment_id"),
+        };
+        write(out, &id.0);
+        lnshard_result::Ok
+    }
+}
+
+/// The preimage (32 bytes, the proof of payment) of a `PAYMENT_SENT` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_payment_preimage(
+    event: *const lnshard_event,
+    out: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let CoreEvent::PaymentSent { payment_preimage, .. } = e else {
+            return no_field(e, "payment_preimage");
+        };
+        write(out, &payment_preimage.0);
+        lnshard_result::Ok
+    }
+}
+
+/// The fee paid (`PAYMENT_SENT`) or earned (`PAYMENT_FORWARDED`).
+#[no_mangle]
+pub extern "C" fn lnshard_event_fee_msat(
+    event: *const lnshard_event,
+    out: *mut u64,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        *out = match e {
+            CoreEvent::PaymentSent { fee_paid_msat: fee, .. }
+            | CoreEvent::PaymentForwarded { fee_earned_msat: fee, .. } => *fee,
+            _ => return no_field(e, "fee_msat"),
+        };
+        lnshard_result::Ok
+    }
+}
+
+/// The incoming (`out_prev`) and outgoing (`out_next`) channel ids (32 bytes each) of a
+/// `PAYMENT_FORWARDED` event.
+#[no_mangle]
+pub extern "C" fn lnshard_event_forwarded_channels(
+    event: *const lnshard_event,
+    out_prev: *mut u8,
+    out_next: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out_prev = try_out!(out_prev, "out_prev");
+        let out_next = try_out!(out_next, "out_next");
+        let CoreEvent::PaymentForwarded { prev_channel_id, next_channel_id, .. } = e else {
+            return no_field(e, "forwarded_channels");
+        };
+        write(out_prev, &prev_channel_id.0);
+        write(out_next, &next_channel_id.0);
+        lnshard_result::Ok
+    }
+}
+
+/// Why a `PAYMENT_FAILED` event's payment failed.
+#[no_mangle]
+pub extern "C" fn lnshard_event_payment_failure(
+    event: *const lnshard_event,
+    out: *mut lnshard_payment_failure,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        let CoreEvent::PaymentFailed { failure, .. } = e else {
+            return no_field(e, "payment_failure");
+        };
+        *out = lnshard_payment_failure {
+            local: failure.local,
+            has_failing_hop: failure.failing_hop.is_some(),
+            failing_hop: failure.failing_hop.map_or(0, |h| u32::try_from(h).unwrap_or(u32::MAX)),
+            has_failing_node: failure.failing_node.is_some(),
+            failing_node: failure.failing_node.map_or([0; 33], |n| n.serialize()),
+            has_failure_code: failure.failure.is_some(),
+            failure_code: failure.failure.as_ref().map_or(0, |f| f.code().0),
+        };
+        lnshard_result::Ok
+    }
+}
+
+/// Why a `CHANNEL_CLOSED` event's channel closed.
+#[no_mangle]
+pub extern "C" fn lnshard_event_closure_reason(
+    event: *const lnshard_event,
+    out: *mut lnshard_closure_reason,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_mut_from_ptr!(out, "out");
+        let CoreEvent::ChannelClosed { reason, .. } = e else {
+            return no_field(e, "closure_reason");
+        };
+        *out = match reason {
+            ClosureReason::CooperativeClosure => lnshard_closure_reason::CooperativeClosure,
+            ClosureReason::HolderForceClosed => lnshard_closure_reason::HolderForceClosed,
+            ClosureReason::CounterpartyForceClosed { .. } => lnshard_closure_reason::CounterpartyForceClosed,
+            ClosureReason::ProcessingError { .. } => lnshard_closure_reason::ProcessingError,
+            ClosureReason::HtlcsTimedOut => lnshard_closure_reason::HtlcsTimedOut,
+            ClosureReason::DisconnectedPeer => lnshard_closure_reason::DisconnectedPeer,
+            _ => lnshard_closure_reason::Unknown,
+        };
+        lnshard_result::Ok
+    }
+}
+
+/// The text of a `CHANNEL_CLOSED` event's reason (the peer's error, or what the peer broke;
+/// empty for other reasons), copied into `buf` (`len` bytes, NUL-terminated); its length
+/// without the NUL goes to `*out_n`.
+#[no_mangle]
+pub extern "C" fn lnshard_event_closure_message(
+    event: *const lnshard_event,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let CoreEvent::ChannelClosed { reason, .. } = e else {
+            return no_field(e, "closure_message");
+        };
+        let text = match reason {
+            ClosureReason::CounterpartyForceClosed { peer_msg } => peer_msg.as_str(),
+            ClosureReason::ProcessingError { err } => err.as_str(),
+            _ => "",
+        };
+        write_text(text, buf, len, out_n, false)
+    }
+}
+
+/// The transaction of a `BROADCAST_TRANSACTION` event, serialized: `*out` is a new buffer
+/// to free with `lnshard_bytes_free`.
+#[no_mangle]
+pub extern "C" fn lnshard_event_transaction(
+    event: *const lnshard_event,
+    out: *mut *mut lnshard_bytes,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let out = try_out!(out, "out");
+        let CoreEvent::BroadcastTransaction { tx } = e else {
+            return no_field(e, "transaction");
+        };
+        write_bytes(out, consensus::serialize(tx));
+        lnshard_result::Ok
+    }
+}
+
+/// Builds the funding transaction a `FUNDING_GENERATION_READY` event asks for, spending the
+/// caller's UTXO `prev_txid` (32 bytes, internal byte order):`prev_vout`, worth
+/// `utxo_value_sat`, with one output paying the event's script the channel value (the rest
+/// is fee: `utxo_value_sat` below the channel value is `LNSHARD_RESULT_INVALID_PARAMETER`).
+///
+/// The input is NOT signed (its witness is empty): sign it with the wallet that owns the
+/// UTXO before broadcasting. The engine only checks that the transaction pays the funding
+/// script the right amount, so a simulated chain (as in `examples/c`) can confirm it as is.
+/// On success `*out` is a new serialized transaction to free with `lnshard_bytes_free`.
+#[no_mangle]
+pub extern "C" fn lnshard_event_build_funding_transaction(
+    event: *const lnshard_event,
+    prev_txid: *const u8,
+    prev_vout: u32,
+    utxo_value_sat: u64,
+    out: *mut *mut lnshard_bytes,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = try_event!(event);
+        let txid = Txid::from_byte_array(try_array!(prev_txid, 32, "prev_txid"));
+        let out = try_out!(out, "out");
+        let CoreEvent::FundingGenerationReady { output_script, channel_value_satoshis, .. } = e else {
+            return no_field(e, "funding request");
+        };
+        if utxo_value_sat < *channel_value_satoshis {
+            return invalid_parameter(format!(
+                "utxo_value_sat {utxo_value_sat} below the channel value {channel_value_satoshis}"
+            ));
+        }
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint { txid, vout: prev_vout },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(*channel_value_satoshis),
+                script_pubkey: output_script.clone(),
+            }],
+        };
+        write_bytes(out, consensus::serialize(&tx));
+        lnshard_result::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lightning_core::bitcoin::hashes::Hash;
+    use lightning_core::bitcoin::{OutPoint, ScriptBuf, Txid};
+    use lightning_core::node::event::{ClosureReason, PaymentFailure};
+    use lightning_core::node::PaymentId;
+    use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use lightning_core::types::{
+        ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
+    };
+
+    use super::*;
+
+    fn key() -> PublicKey {
+        PublicKey::from_secret_key(
+            &Secp256k1::new(),
+            &SecretKey::from_slice(&[7; 32]).expect("valid"),
+        )
+    }
+
+    fn with_event<T>(e: CoreEvent, f: impl FnOnce(*const lnshard_event) -> T) -> T {
+        let ptr: *mut lnshard_event = Box::into_raw(Box::new(Event(e))).cast();
+        let out = f(ptr);
+        lnshard_event_free(ptr);
+        out
+    }
+
+    fn every_event() -> Vec<CoreEvent> {
+        let c = ChannelId([1; 32]);
+        vec![
+            CoreEvent::FundingGenerationReady {
+                temporary_channel_id: c,
+                counterparty_node_id: key(),
+                channel_value_satoshis: 5000,
+                output_script: ScriptBuf::from_bytes(vec![0, 32, 9, 9]),
+                user_channel_id: 42,
+            },
+            CoreEvent::ChannelPending {
+                channel_id: c,
+                counterparty_node_id: key(),
+                funding_txo: OutPoint {
+                    txid: Txid::from_byte_array([3; 32]),
+                    vout: 1,
+                },
+                user_channel_id: 42,
+            },
+            CoreEvent::ChannelReady {
+                channel_id: c,
+                counterparty_node_id: key(),
+                short_channel_id: Some(ShortChannelId(77)),
+                alias: None,
+                user_channel_id: 42,
+            },
+            CoreEvent::PaymentClaimable {
+                payment_hash: PaymentHash([4; 32]),
+                amount_msat: 1000,
+                payment_secret: Some(PaymentSecret([5; 32])),
+                via_channel_id: c,
+                claim_deadline: 900,
+            },
+            CoreEvent::PaymentClaimed {
+                payment_hash: PaymentHash([4; 32]),
+                amount_msat: 1000,
+            },
+            CoreEvent::PaymentSent {
+                payment_id: PaymentId([6; 32]),
+                payment_hash: PaymentHash([4; 32]),
+                payment_preimage: PaymentPreimage([8; 32]),
+                fee_paid_msat: 3,
+            },
+            CoreEvent::PaymentFailed {
+                payment_id: PaymentId([6; 32]),
+                payment_hash: PaymentHash([4; 32]),
+                failure: PaymentFailure {
+                    failing_hop: Some(1),
+                    failing_node: Some(key()),
+                    failure: None,
+                    local: false,
+                },
+            },
+            CoreEvent::PaymentForwarded {
+                prev_channel_id: c,
+                next_channel_id: ChannelId([2; 32]),
+                fee_earned_msat: 11,
+                outbound_amount_msat: 500,
+            },
+            CoreEvent::ChannelClosed {
+                channel_id: c,
+                counterparty_node_id: key(),
+                reason: ClosureReason::ProcessingError {
+                    err: "bad sig".into(),
+                },
+            },
+            CoreEvent::BroadcastTransaction {
+                tx: Transaction {
+                    version: Version::TWO,
+                    lock_time: LockTime::ZERO,
+                    input: vec![],
+                    output: vec![],
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_variant_has_its_kind() {
+        let kinds: Vec<u32> = every_event()
+            .into_iter()
+            .map(|e| with_event(e, |p| lnshard_event_get_kind(p) as u32))
+            .collect();
+        assert_eq!(kinds, (1..=10).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn accessors_read_their_fields_and_refuse_other_kinds() {
+        let events = every_event();
+        let mut buf32 = [0u8; 32];
+        let mut buf33 = [0u8; 33];
+        let mut n = 0u64;
+        let mut found = false;
+        // channel_id: present on pending, ready, claimable, closed only.
+        let has_channel_id: Vec<bool> = events
+            .iter()
+            .map(|e| {
+                with_event(e.clone(), |p| {
+                    lnshard_event_channel_id(p, buf32.as_mut_ptr()) == lnshard_result::Ok
+                })
+            })
+            .collect();
+        assert_eq!(
+            has_channel_id,
+            [false, true, true, true, false, false, false, false, true, false]
+        );
+        let [fgr, pending, ready, claimable, _, sent, failed, forwarded, closed, broadcast] =
+            <[CoreEvent; 10]>::try_from(events).expect("ten events");
+        with_event(fgr.clone(), |p| {
+            assert_eq!(
+                lnshard_event_channel_value_satoshis(p, &mut n),
+                lnshard_result::Ok
+            );
+            assert_eq!(n, 5000);
+            assert_eq!(lnshard_event_user_channel_id(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 42);
+            let (mut data, mut len) = (std::ptr::null(), 0usize);
+            assert_eq!(
+                lnshard_event_output_script(p, &mut data, &mut len),
+                lnshard_result::Ok
+            );
+            assert_eq!(len, 4);
+            assert_eq!(
+                lnshard_event_counterparty_node_id(p, buf33.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf33, key().serialize());
+            let mut tx = std::ptr::null_mut();
+            assert_eq!(
+                lnshard_event_build_funding_transaction(p, [9u8; 32].as_ptr(), 0, 4999, &mut tx),
+                lnshard_result::InvalidParameter
+            );
+            assert_eq!(
+                lnshard_event_build_funding_transaction(p, [9u8; 32].as_ptr(), 0, 6000, &mut tx),
+                lnshard_result::Ok
+            );
+            let bytes = crate::bytes::as_bytes(tx).expect("a buffer");
+            let decoded: Transaction = consensus::deserialize(&bytes.0).expect("decodes");
+            assert_eq!(decoded.output[0].value, Amount::from_sat(5000));
+            crate::bytes::lnshard_bytes_free(tx);
+        });
+        with_event(pending, |p| {
+            let mut vout = 0;
+            assert_eq!(
+                lnshard_event_funding_txo(p, buf32.as_mut_ptr(), &mut vout),
+                lnshard_result::Ok
+            );
+            assert_eq!((buf32, vout), ([3; 32], 1));
+        });
+        with_event(ready, |p| {
+            assert_eq!(
+                lnshard_event_short_channel_id(p, &mut n, &mut found),
+                lnshard_result::Ok
+            );
+            assert_eq!((n, found), (77, true));
+            assert_eq!(
+                lnshard_event_alias(p, &mut n, &mut found),
+                lnshard_result::Ok
+            );
+            assert!(!found);
+        });
+        with_event(claimable, |p| {
+            assert_eq!(
+                lnshard_event_payment_secret(p, buf32.as_mut_ptr(), &mut found),
+                lnshard_result::Ok
+            );
+            assert_eq!((buf32, found), ([5; 32], true));
+            let mut deadline = 0;
+            assert_eq!(
+                lnshard_event_claim_deadline(p, &mut deadline),
+                lnshard_result::Ok
+            );
+            assert_eq!(deadline, 900);
+            assert_eq!(lnshard_event_amount_msat(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 1000);
+        });
+        with_event(sent, |p| {
+            assert_eq!(
+                lnshard_event_payment_preimage(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf32, [8; 32]);
+            assert_eq!(
+                lnshard_event_payment_id(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf32, [6; 32]);
+            assert_eq!(lnshard_event_fee_msat(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 3);
+        });
+        with_event(failed, |p| {
+            let mut f = std::mem::MaybeUninit::<lnshard_payment_failure>::uninit();
+            assert_eq!(
+                lnshard_event_payment_failure(p, f.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            // SAFETY: written on Ok.
+            let f = unsafe { f.assume_init() };
+            assert!(f.has_failing_hop && f.failing_hop == 1 && !f.has_failure_code && !f.local);
+            assert_eq!(
+                lnshard_event_payment_hash(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+        });
+        with_event(forwarded, |p| {
+            let mut next = [0u8; 32];
+            assert_eq!(
+                lnshard_event_forwarded_channels(p, buf32.as_mut_ptr(), next.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!((buf32, next), ([1; 32], [2; 32]));
+            assert_eq!(lnshard_event_fee_msat(p, &mut n), lnshard_result::Ok);
+            assert_eq!(n, 11);
+        });
+        with_event(closed, |p| {
+            let mut reason = lnshard_closure_reason::Unknown;
+            assert_eq!(
+                lnshard_event_closure_reason(p, &mut reason),
+                lnshard_result::Ok
+            );
+            assert_eq!(reason, lnshard_closure_reason::ProcessingError);
+            let mut text = [0 as c_char; 32];
+            let mut len = 0usize;
+            assert_eq!(
+                lnshard_event_closure_message(p, text.as_mut_ptr(), text.len(), &mut len),
+                lnshard_result::Ok
+            );
+            assert_eq!(len, "bad sig".len());
+        });
+        with_event(broadcast, |p| {
+            let mut tx = std::ptr::null_mut();
+            assert_eq!(lnshard_event_transaction(p, &mut tx), lnshard_result::Ok);
+            assert!(crate::bytes::lnshard_bytes_len(tx) > 0);
+            crate::bytes::lnshard_bytes_free(tx);
+            // A field this kind does not have: the message names the kind and the field.
+            assert_eq!(
+                lnshard_event_payment_hash(p, buf32.as_mut_ptr()),
+                lnshard_result::InvalidParameter
+            );
+            let mut msg = [0 as c_char; 128];
+            let mut len = 0usize;
+            crate::error::lnshard_last_error_message(msg.as_mut_ptr(), msg.len(), &mut len);
+            // SAFETY: NUL-terminated by the call.
+            let msg = unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) };
+            assert_eq!(
+                msg.to_str().expect("utf-8"),
+                "event of kind BroadcastTransaction has no payment_hash"
+            );
+        });
+        // The funding request's temporary channel id.
+        with_event(fgr, |p| {
+            assert_eq!(
+                lnshard_event_temporary_channel_id(p, buf32.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            assert_eq!(buf32, [1; 32]);
+        });
+    }
+}

@@ -1,0 +1,207 @@
+/*
+ * misuse.c: every misuse a C caller can make returns the right code, and the thread's last
+ * error names the parameter. Run by crates/ffi/tests/c_programs.rs with a writable
+ * directory as argv[1].
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lnshard.h"
+
+static int failures;
+
+static void expect(lnshard_result got, lnshard_result want, const char *needle, const char *what,
+                   int line) {
+    char msg[1024];
+    size_t n = 0;
+    msg[0] = 0;
+    lnshard_last_error_message(msg, sizeof msg, &n);
+    if (got != want) {
+        fprintf(stderr, "misuse.c:%d: %s returned %u, want %u (%s)\n", line, what, (unsigned)got,
+                (unsigned)want, msg);
+        failures++;
+    } else if (needle != NULL && strstr(msg, needle) == NULL) {
+        fprintf(stderr, "misuse.c:%d: %s: message \"%s\" does not name \"%s\"\n", line, what, msg,
+                needle);
+        failures++;
+    } else {
+        printf("ok %-60.60s -> %u \"%s\"\n", what, (unsigned)got, msg);
+    }
+}
+
+#define EXPECT(call, want, needle) expect((call), (want), (needle), #call, __LINE__)
+
+static void log_cb(void *userdata, uint32_t level, const char *target, const char *message) {
+    (void)userdata;
+    (void)level;
+    (void)target;
+    (void)message;
+}
+
+int main(int argc, char **argv) {
+    lnshard_engine_config config;
+    lnshard_engine *engine = NULL;
+    uint8_t secret[32], seed[32], tip[32], zero_key[33], id[33], big[70000], channel[32];
+    char small[4], text[256];
+    size_t n = 0;
+    lnshard_route_hop hops[21];
+    lnshard_peer_outputs *outs = NULL;
+    const uint8_t *data = NULL;
+    bool flag = false;
+    lnshard_bytes *bytes = NULL;
+    lnshard_confirmed_tx tx;
+    uint8_t garbage[5] = {1, 2, 3, 4, 5};
+    lnshard_store_callbacks store;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: misuse WRITABLE_DIR\n");
+        return 2;
+    }
+    memset(secret, 0x11, sizeof secret);
+    memset(seed, 0x22, sizeof seed);
+    memset(tip, 0, sizeof tip);
+    memset(zero_key, 0, sizeof zero_key);
+    memset(big, 0, sizeof big);
+    memset(channel, 0x33, sizeof channel);
+    memset(hops, 0, sizeof hops);
+
+    /* NULL pointers. */
+    EXPECT(lnshard_engine_config_default(NULL), LNSHARD_RESULT_NULL_PARAMETER, "out");
+    EXPECT(lnshard_engine_config_default(&config), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_new(NULL, secret, seed, 0, tip, &engine), LNSHARD_RESULT_NULL_PARAMETER,
+           "parameter config is NULL");
+    EXPECT(lnshard_engine_new(&config, NULL, seed, 0, tip, &engine), LNSHARD_RESULT_NULL_PARAMETER,
+           "node_secret");
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, NULL, &engine),
+           LNSHARD_RESULT_NULL_PARAMETER, "best_hash");
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, NULL), LNSHARD_RESULT_NULL_PARAMETER,
+           "parameter out is NULL");
+    EXPECT(lnshard_engine_node_id(NULL, id), LNSHARD_RESULT_NULL_PARAMETER, "engine");
+
+    /* Unknown enum values and out-of-range config fields. */
+    config.network = 99;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_INVALID_PARAMETER, "config.network 99");
+    config.network = LNSHARD_NETWORK_REGTEST;
+    config.shards = 0;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_INVALID_PARAMETER, "config.shards 0");
+    config.shards = 1;
+    config.max_funding_satoshis = (uint64_t)1 << 24;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_INVALID_PARAMETER, "config.max_funding_satoshis 16777216");
+    config.max_funding_satoshis = 1000000;
+    config.to_self_delay = 5000;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_INVALID_PARAMETER, "config.to_self_delay 5000 outside 1..=2016");
+    config.to_self_delay = 144;
+    EXPECT(lnshard_result_message(12345, text, sizeof text, &n), LNSHARD_RESULT_INVALID_PARAMETER,
+           "result 12345");
+    EXPECT(lnshard_result_message(LNSHARD_RESULT_FULL, text, sizeof text, &n), LNSHARD_RESULT_OK,
+           NULL);
+    EXPECT(lnshard_set_log_callback(log_cb, NULL, 42), LNSHARD_RESULT_INVALID_PARAMETER,
+           "max_level 42");
+
+    /* A store vtable missing a callback. */
+    store.userdata = NULL;
+    store.read = NULL;
+    store.write_batch = NULL;
+    store.list = NULL;
+    config.store = &store;
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+           LNSHARD_RESULT_NULL_PARAMETER, "config.store.read");
+    config.store = NULL;
+
+    /* Invalid UTF-8 in a string. */
+    config.data_dir = "/tmp/\xff\xfe";
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine), LNSHARD_RESULT_INVALID_UTF8,
+           "config.data_dir");
+    /* A bad secret key (zero). */
+    config.data_dir = argv[1]; /* the embedded store in a real directory */
+    memset(big, 0, 32);
+    EXPECT(lnshard_engine_new(&config, big, seed, 0, tip, &engine),
+           LNSHARD_RESULT_INVALID_PARAMETER, "node_secret");
+    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine), LNSHARD_RESULT_OK, NULL);
+    if (engine == NULL) {
+        fprintf(stderr, "no engine\n");
+        return 1;
+    }
+    EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_OK, NULL);
+
+    /* Bad keys, NULL buffers and oversized lengths. */
+    EXPECT(lnshard_engine_peer_connected(engine, zero_key), LNSHARD_RESULT_INVALID_PARAMETER,
+           "node_id");
+    EXPECT(lnshard_engine_peer_connected(engine, NULL), LNSHARD_RESULT_NULL_PARAMETER, "node_id");
+    EXPECT(lnshard_engine_handle_message(engine, id, NULL, 5), LNSHARD_RESULT_NULL_PARAMETER,
+           "parameter bytes is NULL");
+    EXPECT(lnshard_engine_handle_message(engine, id, big, LNSHARD_MAX_MESSAGE_LEN + 1),
+           LNSHARD_RESULT_INVALID_PARAMETER, "bytes_len 65536 above the limit 65535");
+    EXPECT(lnshard_engine_handle_bytes(engine, 1, big, (size_t)LNSHARD_MAX_READ_LEN + 1, &bytes),
+           LNSHARD_RESULT_INVALID_PARAMETER, "bytes_len");
+    EXPECT(lnshard_engine_send_payment(engine, hops, 21, channel, channel, channel),
+           LNSHARD_RESULT_INVALID_PARAMETER, "hops_len 21");
+    EXPECT(lnshard_engine_send_payment(engine, NULL, 1, channel, channel, channel),
+           LNSHARD_RESULT_NULL_PARAMETER, "hops");
+    EXPECT(lnshard_engine_send_payment(engine, hops, 1, channel, channel, channel),
+           LNSHARD_RESULT_INVALID_PARAMETER, "hops[0].node_id");
+    EXPECT(lnshard_engine_transactions_confirmed(engine, 1, NULL, 3), LNSHARD_RESULT_NULL_PARAMETER,
+           "txs");
+    EXPECT(lnshard_engine_transactions_confirmed(engine, 1, &tx, (size_t)1 << 40),
+           LNSHARD_RESULT_INVALID_PARAMETER, "txs_len");
+    tx.index = 1;
+    tx.tx = garbage;
+    tx.tx_len = sizeof garbage;
+    EXPECT(lnshard_engine_transactions_confirmed(engine, 1, &tx, 1),
+           LNSHARD_RESULT_INVALID_PARAMETER, "txs[0].tx (5 bytes) is not a serialized transaction");
+    tx.tx_len = LNSHARD_MAX_TRANSACTION_LEN + 1;
+    EXPECT(lnshard_engine_transactions_confirmed(engine, 1, &tx, 1),
+           LNSHARD_RESULT_INVALID_PARAMETER, "txs[0].tx_len");
+    EXPECT(lnshard_engine_funding_transaction_generated(engine, channel, garbage, sizeof garbage),
+           LNSHARD_RESULT_INVALID_PARAMETER, "tx (5 bytes)");
+
+    /* Engine errors map to their codes. */
+    EXPECT(lnshard_engine_close_channel(engine, channel), LNSHARD_RESULT_UNKNOWN_CHANNEL,
+           "close_channel");
+    EXPECT(lnshard_engine_handle_bytes(engine, 77, garbage, 1, &bytes),
+           LNSHARD_RESULT_UNKNOWN_CONNECTION, "77");
+    EXPECT(lnshard_engine_create_channel(engine, id, 100000, 0, 1, 2500, channel),
+           LNSHARD_RESULT_API_REFUSED, "not connected");
+
+    /* Lists: an index past the end. */
+    EXPECT(lnshard_engine_peer_outputs(engine, id, &outs), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_peer_outputs_get(outs, 0, &data, &n, &flag), LNSHARD_RESULT_INVALID_PARAMETER,
+           "index 0 not below the list length 0");
+    lnshard_peer_outputs_free(outs);
+
+    /* The last error survives a too-small buffer. */
+    EXPECT(lnshard_last_error_message(small, sizeof small, &n), LNSHARD_RESULT_BUFFER_TOO_SMALL,
+           "index 0 not below");
+    if (lnshard_last_error_length() != strlen("index 0 not below the list length 0")) {
+        fprintf(stderr, "misuse.c: last error length %zu\n", lnshard_last_error_length());
+        failures++;
+    }
+
+    /* _free(NULL) is a no-op for every free function. */
+    lnshard_engine_free(NULL);
+    lnshard_bytes_free(NULL);
+    lnshard_event_free(NULL);
+    lnshard_peer_outputs_free(NULL);
+    lnshard_channel_list_free(NULL);
+    if (lnshard_bytes_len(NULL) != 0 || lnshard_bytes_data(NULL) != NULL ||
+        lnshard_peer_outputs_len(NULL) != 0 || lnshard_channel_list_len(NULL) != 0 ||
+        lnshard_event_get_kind(NULL) != LNSHARD_EVENT_KIND_UNKNOWN ||
+        lnshard_engine_is_idle(NULL) || lnshard_engine_shard_count(NULL) != 0) {
+        fprintf(stderr, "misuse.c: an infallible getter mishandled NULL\n");
+        failures++;
+    }
+    printf("ok free(NULL) no-ops\n");
+
+    lnshard_engine_free(engine);
+    if (failures != 0) {
+        fprintf(stderr, "%d failures\n", failures);
+        return 1;
+    }
+    printf("all misuse checks passed\n");
+    return 0;
+}

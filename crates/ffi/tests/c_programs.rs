@@ -1,0 +1,211 @@
+//! The C and C++ programs, compiled warning-free against the library this `cargo test` just
+//! built (`liblnshard.a` next to this test binary) and run: the examples in `examples/c/`,
+//! the C example under valgrind, and the misuse checks in `tests/c/misuse.c`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const C_FLAGS: &[&str] = &[
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-g",
+];
+const CXX_FLAGS: &[&str] = &[
+    "-std=c++17",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-g",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The static library cargo built for this test run: it sits in the same `deps` directory
+/// as this test binary (cargo builds every crate type of the library before its tests).
+fn static_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("the test binary's directory");
+    for candidate in [deps.join("liblnshard.a"), deps.join("../liblnshard.a")] {
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!("liblnshard.a not found next to {}", exe.display());
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("lnshard-ffi")
+        .join(name);
+    std::fs::create_dir_all(&dir).expect("create the test's output directory");
+    dir
+}
+
+/// Compiles `source` with `compiler` and `flags` into `exe`, failing on any diagnostic.
+fn compile(compiler: &str, flags: &[&str], source: &Path, exe: &Path) {
+    let output = Command::new(compiler)
+        .args(flags)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-o")
+        .arg(exe)
+        .arg(source)
+        .arg(static_lib())
+        .args(["-lpthread", "-ldl", "-lm"])
+        .output()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "{compiler} {} failed:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{compiler} printed diagnostics:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn run(cmd: &mut Command) -> (Output, String) {
+    let output = cmd.output().expect("run the program");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, stdout)
+}
+
+fn build_two_nodes(dir: &Path) -> PathBuf {
+    let exe = dir.join("two_nodes");
+    compile("gcc", C_FLAGS, &root().join("examples/c/two_nodes.c"), &exe);
+    exe
+}
+
+#[test]
+fn c_example_two_nodes_builds_warning_free_and_pays_both_ways() {
+    let exe = build_two_nodes(&out_dir("c-example"));
+    let (output, stdout) = run(&mut Command::new(&exe));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[log 3] lnshard_ffi: engine started node_id="),
+        "the log callback received tracing's events: {stderr}"
+    );
+    for needle in [
+        "alice: channel ready",
+        "bob: channel ready",
+        "bob: received 30000000 msat",
+        "alice: received 7000000 msat",
+        // 1,000,000 sat funded by alice; 60,000 sat to bob, 18,000 sat back.
+        "balance alice: 958000000 msat",
+        "balance bob: 42000000 msat",
+        "alice: channel closed (cooperative)",
+        "bob: channel closed (cooperative)",
+        "done",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn cpp_example_pay_builds_warning_free_and_pays_over_bolt8() {
+    let dir = out_dir("cpp-example");
+    let exe = dir.join("pay");
+    compile("g++", CXX_FLAGS, &root().join("examples/c/pay.cpp"), &exe);
+    let (_, stdout) = run(&mut Command::new(&exe));
+    for needle in [
+        "balance alice: 475000000 msat",
+        "balance bob: 25000000 msat",
+        // 0x400f: incorrect_or_unknown_payment_details, from fail_htlc_backwards.
+        "alice: payment failed back (failure code 0x400f)",
+        "alice: channel closed (reason 2)",
+        "bob: channel closed (reason 3)",
+        "done",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn c_example_runs_under_valgrind_without_leaks_or_errors() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("NOTICE: valgrind is not installed: the valgrind run of examples/c is skipped");
+        return;
+    }
+    let exe = build_two_nodes(&out_dir("c-example-valgrind"));
+    let supp = root().join("examples/c/valgrind.supp");
+    let (output, _) = run(Command::new("valgrind")
+        .args(["--leak-check=full", "--error-exitcode=1"])
+        .arg(format!("--suppressions={}", supp.display()))
+        .arg(&exe));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ERROR SUMMARY: 0 errors") && stderr.contains("definitely lost: 0 bytes")
+            || stderr.contains("All heap blocks were freed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn c_example_runs_clean_under_address_and_undefined_behaviour_sanitizers() {
+    let dir = out_dir("c-example-asan");
+    let flags: Vec<&str> = C_FLAGS
+        .iter()
+        .copied()
+        .chain(["-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
+        .collect();
+    // Only a toolchain without the sanitizer runtimes skips this test.
+    let probe = dir.join("probe.c");
+    std::fs::write(&probe, "int main(void) { return 0; }\n").expect("write probe");
+    let probed = Command::new("gcc")
+        .args(["-fsanitize=address,undefined", "-o"])
+        .arg(dir.join("probe"))
+        .arg(&probe)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !probed {
+        println!("NOTICE: gcc cannot build with -fsanitize=address,undefined: ASan run skipped");
+        return;
+    }
+    let exe = dir.join("two_nodes");
+    compile("gcc", &flags, &root().join("examples/c/two_nodes.c"), &exe);
+    let (output, stdout) = run(Command::new(&exe)
+        .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("ERROR: AddressSanitizer"), "{stderr}");
+    assert!(!stderr.contains("runtime error"), "{stderr}");
+    assert!(stdout.contains("done"), "{stdout}");
+}
+
+#[test]
+fn misuse_from_c_returns_the_right_codes_and_names_the_parameter() {
+    let dir = out_dir("misuse");
+    let exe = dir.join("misuse");
+    compile(
+        "gcc",
+        C_FLAGS,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/misuse.c"),
+        &exe,
+    );
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).expect("store directory");
+    let (_, stdout) = run(Command::new(&exe).arg(&store));
+    assert!(stdout.contains("all misuse checks passed"), "{stdout}");
+}
