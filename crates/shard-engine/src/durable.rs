@@ -452,3 +452,72 @@ pub(crate) fn restore(
     }));
     Ok((Restored { cores, coordinator }, ops))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<ForwardResolution> {
+        let fwd = HtlcSource::Forwarded {
+            channel_id: ChannelId([3; 32]),
+            htlc_id: 9,
+        };
+        vec![
+            ForwardResolution {
+                source: fwd,
+                next_channel_id: Some(ChannelId([4; 32])),
+                outcome: ForwardOutcome::Fulfilled(PaymentPreimage([5; 32])),
+            },
+            ForwardResolution {
+                source: HtlcSource::Local(PaymentId([6; 32])),
+                next_channel_id: None,
+                outcome: ForwardOutcome::FailedDownstream(vec![1, 2, 3]),
+            },
+            ForwardResolution {
+                source: fwd,
+                next_channel_id: None,
+                outcome: ForwardOutcome::Malformed {
+                    failure_code: 0x8000 | 0x4000 | 5,
+                    sha256_of_onion: [7; 32],
+                },
+            },
+            ForwardResolution {
+                source: fwd,
+                next_channel_id: None,
+                outcome: ForwardOutcome::FailedHere(FailureMessage::TemporaryNodeFailure),
+            },
+        ]
+    }
+
+    #[test]
+    fn resolutions_round_trip() {
+        for r in all() {
+            assert_eq!(decode_resolution(&encode_resolution(&r)), Ok(r));
+        }
+    }
+
+    #[test]
+    fn truncated_extended_or_unknown_resolutions_are_errors() {
+        for r in all() {
+            let bytes = encode_resolution(&r);
+            for cut in 0..bytes.len() {
+                assert!(decode_resolution(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode_resolution(&longer).is_err());
+        }
+        let err = decode_resolution(&[2]).unwrap_err();
+        assert!(err.contains("version 2"), "{err}");
+        assert!(decode_resolution(&[1, 7]).is_err());
+    }
+
+    #[test]
+    fn keys_are_valid_store_names() {
+        for r in all() {
+            crate::store::check_name(&resolution_key(&r.source)).expect("valid key");
+        }
+        crate::store::check_name(&node_key(11, 12)).expect("valid key");
+        crate::store::check_name(&channel_key(&ChannelId([0xab; 32]))).expect("valid key");
+    }
+}
