@@ -134,6 +134,9 @@ pub struct Net<H: Hub> {
     pub connected: Vec<bool>,
     /// Connections cut so far.
     pub disconnects: u64,
+    /// The hub may die between releasing an event and our reading it (a killed process):
+    /// `check` does not compare forwarding events with the payments then.
+    pub hub_events_lossy: bool,
 }
 
 /// The hub's wire traffic with its peers: what each peer sent and when, and what the hub
@@ -205,6 +208,7 @@ impl<H: Hub> Net<H> {
             disconnect_chance: None,
             connected: vec![true; n],
             disconnects: 0,
+            hub_events_lossy: false,
         };
         let hub_id = net.hub.node_id();
         for i in 0..n {
@@ -946,7 +950,9 @@ impl<H: Hub> Net<H> {
                 other => errors.push(format!("payment {id:?} ended {other:?}")),
             }
         }
-        if fees != self.forwarded_fees || forwarded != self.forwarded_count {
+        if !self.hub_events_lossy
+            && (fees != self.forwarded_fees || forwarded != self.forwarded_count)
+        {
             errors.push(format!(
                 "hub forwarded {} payments for {} msat; payers paid {} forwards, {} msat",
                 self.forwarded_count, self.forwarded_fees, forwarded, fees
