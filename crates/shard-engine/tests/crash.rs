@@ -172,10 +172,18 @@ impl ChildHub {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
+            let mut reader = BufReader::new(stdout);
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    // A line cut short by the kill is a torn write: never delivered.
+                    Ok(n) if n > 0 && line.ends_with('\n') => {
+                        line.pop();
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
                 }
             }
         });
