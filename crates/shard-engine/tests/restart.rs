@@ -174,3 +174,67 @@ fn restart_4_to_1_shards_with_htlcs_in_flight() {
 fn restart_3_to_8_shards_with_htlcs_in_flight() {
     restart(3, 8);
 }
+
+/// A damaged record refuses the whole open with an error naming it (nothing is dropped or
+/// guessed, nothing panics); the intact store still opens.
+#[test]
+fn open_refuses_a_damaged_record_naming_it() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let mut net = Net::new(
+        Threaded {
+            engine: open(2, &store),
+        },
+        3,
+    );
+    net.open_channels(&[(0, false), (1, false)]);
+    net.hub.engine.drain_events();
+    let placeholder = Engine::new(
+        engine_config(1),
+        support::secret(b"placeholder"),
+        [0; 32],
+        100,
+        support::genesis(),
+    );
+    std::mem::replace(&mut net.hub.engine, placeholder).abort();
+    let key = store
+        .list(shard_engine::durable::CHANNELS)
+        .expect("list")
+        .into_iter()
+        .next()
+        .expect("a channel record");
+    let good = store
+        .read(shard_engine::durable::CHANNELS, &key)
+        .expect("read")
+        .expect("present");
+    let mut rng = SimRng::new(5);
+    for case in 0..20 {
+        let mut bad = good.clone();
+        match case % 3 {
+            0 => {
+                let i = rng.below(bad.len());
+                bad[i] ^= 1 << rng.below(8);
+            }
+            1 => bad.truncate(rng.below(bad.len())),
+            _ => bad.extend_from_slice(&[0xab; 3]),
+        }
+        store
+            .write(shard_engine::durable::CHANNELS, &key, &bad)
+            .expect("write");
+        let config = EngineConfig {
+            store: Some(store.clone()),
+            ..engine_config(2)
+        };
+        match Engine::open(config, hub_secret(), hub_seed(), 100, support::genesis()) {
+            Err(shard_engine::EngineError::Store(detail)) => {
+                assert!(detail.contains(&key), "case {case}: {detail}")
+            }
+            Err(other) => panic!("case {case}: {other}"),
+            Ok(_) => panic!("case {case}: a damaged record was accepted"),
+        }
+    }
+    store
+        .write(shard_engine::durable::CHANNELS, &key, &good)
+        .expect("write");
+    let engine = open(3, &store);
+    assert_eq!(engine.list_channels().expect("list").len(), 2);
+}
