@@ -164,6 +164,8 @@ impl ChildHub {
             .arg(shards.to_string())
             .arg(hex(&hub_secret().secret_bytes()))
             .arg(hex(&hub_seed()))
+            // Checkpoints every few batches, so that kills land in them too.
+            .arg((16 * 1024).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -496,8 +498,9 @@ fn sigkill_at_seeded_points_loses_no_htlc_pays_nothing_twice_and_balances_reconc
         .values()
         .filter(|p| p.outcomes == [false])
         .count();
+    let wal = std::fs::metadata(dir.path().join("wal.log")).map_or(0, |m| m.len());
     eprintln!(
-        "seed {seed}: {kills} kill points, {} landed mid-stream, {} payments: {sent} sent, {failed} failed",
+        "seed {seed}: {kills} kill points, {} landed mid-stream, {} payments: {sent} sent, {failed} failed; wal.log {wal} bytes now",
         killed_at.len(),
         net.payments.len()
     );

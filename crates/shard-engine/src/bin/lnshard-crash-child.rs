@@ -2,7 +2,8 @@
 //! (`tests/crash.rs`): the parent plays the peers and kills this process with SIGKILL at
 //! random points. Not a tool for anything else.
 //!
-//! `lnshard-crash-child <data dir> <shards> <node secret hex> <seed hex>`
+//! `lnshard-crash-child <data dir> <shards> <node secret hex> <seed hex> <checkpoint bytes>`
+//! (the last: `FsStoreOptions::checkpoint_bytes`, small to make kills land in checkpoints)
 //!
 //! Requests, one line each on stdin (hex for bytes, `<peer>` a compressed public key):
 //! `connect <peer>`, `disconnect <peer>`, `msg <peer> <bytes>`, `block <height> <hash>`,
@@ -24,7 +25,7 @@ use lightning_core::persist::ChannelRecord;
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::types::ChannelId;
 use parking_lot::Mutex;
-use shard_engine::store::{FsStore, Store};
+use shard_engine::store::{FsStore, FsStoreOptions, Store};
 use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput};
 
 fn hex(bytes: &[u8]) -> String {
@@ -199,13 +200,22 @@ fn handle(engine: &Engine, pump: &Pump, line: &str) -> Result<String, String> {
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, dir, shards, secret, seed] = args.as_slice() else {
-        return Err("usage: lnshard-crash-child <dir> <shards> <secret hex> <seed hex>".into());
+    let [_, dir, shards, secret, seed, checkpoint] = args.as_slice() else {
+        return Err(
+            "usage: lnshard-crash-child <dir> <shards> <secret hex> <seed hex> <checkpoint bytes>"
+                .into(),
+        );
     };
+    let checkpoint_bytes: u64 = checkpoint.parse().map_err(|_| "bad checkpoint size")?;
     let shards: usize = shards.parse().map_err(|_| "bad shard count")?;
     let secret = SecretKey::from_slice(&unhex(secret)?).map_err(|e| e.to_string())?;
     let seed = arr32(seed)?;
-    let store: Arc<dyn Store> = Arc::new(FsStore::open(dir).map_err(|e| e.to_string())?);
+    let options = FsStoreOptions {
+        checkpoint_bytes,
+        ..FsStoreOptions::default()
+    };
+    let store: Arc<dyn Store> =
+        Arc::new(FsStore::open_with(dir, options).map_err(|e| e.to_string())?);
     let config = EngineConfig {
         shards,
         store: Some(store),
