@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::channel::Channel;
-use lightning_core::node::{ChannelDetails, Event, NodeConfig, PaymentId, Route};
+use lightning_core::node::{ChannelDetails, Event, HtlcSource, NodeConfig, PaymentId, Route};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::transport::{InitiatorHandshake, ResponderHandshake};
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
@@ -20,13 +20,15 @@ use crate::connection::{
     ephemeral_key, Connection, ConnectionId, ConnectionOutput, Connections, State,
 };
 use crate::coordinator::Coordinator;
+use crate::durable::{self, Persister};
 use crate::error::EngineError;
 use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{step, Shard, ShardCounters, ShardStats};
+use crate::store::Store;
 
-/// How the engine is sized.
-#[derive(Debug, Clone)]
+/// How the engine is sized, and where it keeps its state.
+#[derive(Clone)]
 pub struct EngineConfig {
     /// Worker threads (shards), at least one.
     pub shards: usize,
@@ -40,6 +42,27 @@ pub struct EngineConfig {
     pub reply_timeout: Duration,
     /// The node configuration every shard runs with.
     pub node: NodeConfig,
+    /// Where state is made durable; `None`: nowhere (state lives as long as the process).
+    /// With a store, start with [`Engine::open`].
+    pub store: Option<Arc<dyn Store>>,
+    /// The most inbox messages a shard handles before one group commit (at least one; 1
+    /// turns group commit off: one `write_batch` per message).
+    pub commit_batch: usize,
+}
+
+impl core::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("shards", &self.shards)
+            .field("inbox_capacity", &self.inbox_capacity)
+            .field("peer_outbox_capacity", &self.peer_outbox_capacity)
+            .field("event_capacity", &self.event_capacity)
+            .field("reply_timeout", &self.reply_timeout)
+            .field("node", &self.node)
+            .field("store", &self.store.as_ref().map(|_| "dyn Store"))
+            .field("commit_batch", &self.commit_batch)
+            .finish()
+    }
 }
 
 impl Default for EngineConfig {
@@ -51,6 +74,8 @@ impl Default for EngineConfig {
             event_capacity: 65_536,
             reply_timeout: Duration::from_secs(10),
             node: NodeConfig::default(),
+            store: None,
+            commit_batch: 256,
         }
     }
 }
@@ -84,6 +109,8 @@ struct Shared {
     /// Messages queued to a shard (by anyone) and not yet fully handled.
     pending: AtomicUsize,
     closing: AtomicBool,
+    /// Set by [`Engine::abort`]: shards stop at once, as the process would in a crash.
+    aborted: AtomicBool,
 }
 
 impl Shared {
@@ -140,8 +167,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts `config.shards` shard threads for the node `node_secret`, deriving all keys and
-    /// randomness from `seed` (as `NodeCore::new`).
+    /// Starts `config.shards` shard threads for a new node `node_secret`, deriving all keys
+    /// and randomness from `seed` (as `NodeCore::new`).
+    ///
+    /// With a store in `config`, the new node's state is written to it from the first batch
+    /// on, whatever the store held (use [`Engine::open`] to resume from a store).
     pub fn new(
         config: EngineConfig,
         node_secret: SecretKey,
@@ -150,12 +180,107 @@ impl Engine {
         best_hash: BlockHash,
     ) -> Engine {
         let placement = Placement::new(&node_secret, config.shards);
-        let n = placement.shards();
         let coordinator = Arc::new(Coordinator::new(
             config.node.clone(),
             best_height,
             best_hash,
         ));
+        let shards = (0..placement.shards())
+            .map(|index| {
+                Shard::new(
+                    index,
+                    node_secret,
+                    seed,
+                    coordinator.clone(),
+                    placement.clone(),
+                )
+            })
+            .collect();
+        Engine::start(
+            config,
+            node_secret,
+            seed,
+            placement,
+            coordinator,
+            shards,
+            Vec::new(),
+        )
+    }
+
+    /// Starts an engine on `config.store` (required), resuming the node it holds: a store
+    /// written by an engine with any shard count, or an empty one (a new node at
+    /// `best_height`).
+    ///
+    /// Every record is read; node records are merged and split again by peer over
+    /// `config.shards` shards; each shard gets its peers' channels (`NodeCore::restore`:
+    /// peers start disconnected and resume with `channel_reestablish` when they reconnect);
+    /// the coordinator's maps are rebuilt from the channels. Results of forwards that
+    /// another shard had committed but this one had not yet applied are applied; a forward
+    /// (or payment) whose downstream HTLC was never committed fails back upstream (see
+    /// `docs/ENGINE.md`, "Durable state"). The whole rebuilt state is then written back in
+    /// one batch (old node records removed) before any output leaves.
+    ///
+    /// Errors: [`EngineError::Store`] when the store fails or a record cannot be read (a
+    /// corrupt record, a newer incompatible version): nothing is started or changed.
+    pub fn open(
+        config: EngineConfig,
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        best_height: u32,
+        best_hash: BlockHash,
+    ) -> Result<Engine, EngineError> {
+        let store = config
+            .store
+            .clone()
+            .ok_or_else(|| EngineError::Store("Engine::open needs config.store".into()))?;
+        let placement = Placement::new(&node_secret, config.shards);
+        let n = placement.shards();
+        let (restored, mut ops) = durable::restore(
+            store.as_ref(),
+            &placement,
+            node_secret,
+            seed,
+            &config.node,
+            (best_height, best_hash),
+        )?;
+        let coordinator = restored.coordinator;
+        let mut shards = Vec::new();
+        let mut initial = Vec::new();
+        for (index, core) in restored.cores.into_iter().enumerate() {
+            let mut shard = Shard::restored(index, core, coordinator.clone(), placement.clone());
+            let mut out = Vec::new();
+            crate::shard::settle(&mut shard, &mut out);
+            ops.extend(durable::commit_ops(
+                shard.core_mut(),
+                &durable::node_key(index, n),
+                &out,
+                &[],
+            )?);
+            shards.push(shard);
+            initial.push(out);
+        }
+        store.write_batch(&ops).map_err(durable::store_error)?;
+        Ok(Engine::start(
+            config,
+            node_secret,
+            seed,
+            placement,
+            coordinator,
+            shards,
+            initial,
+        ))
+    }
+
+    fn start(
+        config: EngineConfig,
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        placement: Placement,
+        coordinator: Arc<Coordinator>,
+        shards: Vec<Shard>,
+        mut initial: Vec<Vec<Out>>,
+    ) -> Engine {
+        let n = placement.shards();
         let (ready_tx, ready_rx) = unbounded();
         let (events_tx, events_rx) = bounded(config.event_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -168,20 +293,16 @@ impl Engine {
             events_rx,
             pending: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
         });
         let inbox_capacity = config.inbox_capacity.max(1);
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..n).map(|_| bounded::<ShardMsg>(inbox_capacity)).unzip();
+        initial.resize_with(n, Vec::new);
         let mut counters = Vec::new();
         let mut threads = Vec::new();
-        for (index, rx) in receivers.into_iter().enumerate() {
-            let shard = Shard::new(
-                index,
-                node_secret,
-                seed,
-                coordinator.clone(),
-                placement.clone(),
-            );
+        for ((shard, rx), first) in shards.into_iter().zip(receivers).zip(initial) {
+            let index = shard.index();
             counters.push(shard.counters().clone());
             let worker = Worker {
                 shard,
@@ -192,10 +313,16 @@ impl Engine {
                 epochs: HashMap::new(),
                 parked: (0..n).map(|_| VecDeque::new()).collect(),
                 dead: Vec::new(),
+                persister: config.store.clone().map(|store| Persister {
+                    store,
+                    node_key: durable::node_key(index, n),
+                }),
+                commit_batch: config.commit_batch.max(1),
+                held: None,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("lnshard-shard-{index}"))
-                .spawn(move || worker.run())
+                .spawn(move || worker.run(first))
                 .expect("spawning a shard thread (the OS refused a thread)");
             threads.push(handle);
         }
@@ -668,6 +795,15 @@ impl Engine {
         self.counters.iter().map(|c| c.snapshot()).collect()
     }
 
+    /// Stops the engine as a crash would, for tests of durability: every shard stops at its
+    /// next batch boundary, or between a batch's commit and the release of its outputs;
+    /// queued messages, parked cross-shard traffic and unreleased outputs are dropped.
+    /// What was committed stays in the store ([`Engine::open`] resumes from it).
+    pub fn abort(self) {
+        self.shared.aborted.store(true, Ordering::SeqCst);
+        // Drop joins the threads.
+    }
+
     /// Stops the engine: refuses new calls, lets queued work finish (up to `grace`), then
     /// tells every shard to stop and joins every thread. Events not drained and cross-shard
     /// messages that found their target stopped come back in the report.
@@ -786,7 +922,7 @@ impl Backend for EngineBackend<'_> {
     }
 }
 
-/// One shard's thread: receive, step, deliver.
+/// One shard's thread: receive a batch, step each message, commit, deliver.
 struct Worker {
     shard: Shard,
     rx: Receiver<ShardMsg>,
@@ -799,18 +935,34 @@ struct Worker {
     parked: Vec<VecDeque<ShardMsg>>,
     /// Cross-shard messages whose target had stopped.
     dead: Vec<ShardMsg>,
+    /// Where batches are made durable, if anywhere.
+    persister: Option<Persister>,
+    /// The most messages in one batch.
+    commit_batch: usize,
+    /// A message taken from the inbox that starts the next batch.
+    held: Option<ShardMsg>,
 }
 
 impl Worker {
-    fn run(mut self) -> Vec<ShardMsg> {
+    fn run(mut self, first: Vec<Out>) -> Vec<ShardMsg> {
         let span = tracing::info_span!("shard", index = self.shard.index());
         let _entered = span.enter();
         let counters = self.shard.counters().clone();
-        let mut out = Vec::new();
+        let mut out = first;
+        // Outputs of the restore: already durable (the opening batch).
+        if !self.deliver_all(&mut out, &[]) {
+            return self.leftovers();
+        }
         let mut stopping = false;
+        let mut consumed = Vec::new();
         loop {
+            if self.shared.aborted.load(Ordering::SeqCst) {
+                break;
+            }
             let parked = self.flush_parked();
-            let next = if stopping {
+            let next = if let Some(m) = self.held.take() {
+                Some(m)
+            } else if stopping {
                 match self.rx.try_recv() {
                     Ok(m) => Some(m),
                     Err(_) if parked > 0 => {
@@ -834,29 +986,89 @@ impl Worker {
                 }
             };
             let Some(msg) = next else { continue };
+            if self.shared.aborted.load(Ordering::SeqCst) {
+                break;
+            }
             counters
                 .queue_high_water
                 .fetch_max(self.rx.len() + 1, Ordering::Relaxed);
-            if matches!(msg, ShardMsg::Shutdown) {
-                stopping = true;
-                continue;
-            }
-            if let ShardMsg::PeerConnected(node_id) = &msg {
-                *self.epochs.entry(*node_id).or_default() += 1;
-            }
             let started = Instant::now();
-            step(&mut self.shard, msg, &mut out);
-            self.deliver(&mut out);
+            // A batch: this message and whatever else is waiting, up to `commit_batch`.
+            let mut handled = 0usize;
+            let mut msg = Some(msg);
+            while let Some(m) = msg.take() {
+                if matches!(m, ShardMsg::Shutdown) {
+                    stopping = true;
+                    break;
+                }
+                if let ShardMsg::PeerConnected(node_id) = &m {
+                    // Outputs are tagged with the connection at delivery: a new connection
+                    // starts a new batch, so no output of the old one is tagged with it.
+                    if handled > 0 {
+                        self.held = Some(m);
+                        break;
+                    }
+                    *self.epochs.entry(*node_id).or_default() += 1;
+                }
+                if let ShardMsg::Resolve(r) = &m {
+                    consumed.push(r.source);
+                }
+                step(&mut self.shard, m, &mut out);
+                handled += 1;
+                if handled < self.commit_batch {
+                    msg = self.rx.try_recv().ok();
+                }
+            }
+            let ok = self.deliver_all(&mut out, &consumed);
+            consumed.clear();
             counters
                 .busy_nanos
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            self.shared.pending.fetch_sub(handled, Ordering::SeqCst);
+            if !ok {
+                break;
+            }
         }
-        // Whatever found its target stopped goes back to the caller of `shutdown`.
+        self.leftovers()
+    }
+
+    /// Whatever found its target stopped goes back to the caller of `shutdown`.
+    fn leftovers(&mut self) -> Vec<ShardMsg> {
         let mut left = std::mem::take(&mut self.dead);
         left.extend(self.parked.iter_mut().flat_map(|q| q.drain(..)));
         self.shared.pending.fetch_sub(left.len(), Ordering::SeqCst);
         left
+    }
+
+    /// Commits the batch (one `write_batch`), then releases its outputs; repeats for the
+    /// disconnections of peers whose outbox overflowed. False when the store failed: the
+    /// outputs are dropped (nothing that depends on the lost state leaves) and the shard
+    /// stops.
+    fn deliver_all(&mut self, out: &mut Vec<Out>, consumed: &[HtlcSource]) -> bool {
+        let mut consumed = consumed;
+        loop {
+            if let Some(p) = &self.persister {
+                if let Err(error) = p.commit(self.shard.core_mut(), out, consumed) {
+                    tracing::error!(%error, "commit failed: shard stops, outputs withheld");
+                    out.clear();
+                    return false;
+                }
+            }
+            consumed = &[];
+            if self.shared.aborted.load(Ordering::SeqCst) {
+                // A crash between the commit and the release of the outputs.
+                out.clear();
+                return false;
+            }
+            let overflowed = self.deliver(out);
+            if overflowed.is_empty() {
+                return true;
+            }
+            for node_id in overflowed {
+                // Outputs for the disconnected peer are dropped (its outbox is marked).
+                step(&mut self.shard, ShardMsg::PeerDisconnected(node_id), out);
+            }
+        }
     }
 
     /// Tries to deliver parked messages in order; returns how many remain.
@@ -885,7 +1097,8 @@ impl Worker {
         remaining
     }
 
-    fn deliver(&mut self, out: &mut Vec<Out>) {
+    /// Releases `out`; returns the peers whose outbox overflowed.
+    fn deliver(&mut self, out: &mut Vec<Out>) -> Vec<PublicKey> {
         let mut overflowed = Vec::new();
         for o in out.drain(..) {
             match o {
@@ -913,6 +1126,10 @@ impl Worker {
                     // The application's event queue is bounded: the shard waits for room.
                     let _ = self.shared.events_tx.send(event);
                 }
+                Out::Reply { reply, answer } => {
+                    // The caller may have given up waiting: nothing to do then.
+                    let _ = reply.try_send(answer);
+                }
                 Out::Shard { to, msg } => {
                     self.shared.pending.fetch_add(1, Ordering::SeqCst);
                     if let Some(q) = self.parked.get_mut(to) {
@@ -921,12 +1138,8 @@ impl Worker {
                 }
             }
         }
-        for node_id in overflowed {
-            step(&mut self.shard, ShardMsg::PeerDisconnected(node_id), out);
-            // Outputs for the disconnected peer are dropped (its outbox is marked).
-            self.deliver(out);
-        }
         self.flush_parked();
+        overflowed
     }
 }
 

@@ -42,6 +42,9 @@ pub enum EngineError {
         /// Why.
         error: HandshakeError,
     },
+    /// The store failed or holds a record this version cannot read: the engine does not
+    /// start (on open) or the shard stops without releasing the batch's outputs.
+    Store(String),
     /// The encrypted stream failed: close the connection.
     Transport {
         /// The connection.
@@ -68,6 +71,7 @@ impl core::fmt::Display for EngineError {
             EngineError::Handshake { conn, error } => {
                 write!(f, "handshake on connection {conn} failed: {error}")
             }
+            EngineError::Store(detail) => write!(f, "store: {detail}"),
             EngineError::Transport { conn, error } => {
                 write!(f, "transport on connection {conn} failed: {error}")
             }

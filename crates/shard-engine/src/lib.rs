@@ -32,6 +32,7 @@
 mod api;
 mod connection;
 mod coordinator;
+pub mod durable;
 mod engine;
 mod error;
 mod msg;

@@ -182,4 +182,12 @@ pub enum Out {
         /// The message.
         msg: ShardMsg,
     },
+    /// An API call's answer, released (like every output) only once the state it reports
+    /// is durable.
+    Reply {
+        /// Where the answer goes.
+        reply: Sender<ApiReply>,
+        /// The answer.
+        answer: ApiReply,
+    },
 }

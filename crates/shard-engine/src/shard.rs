@@ -91,6 +91,27 @@ impl Shard {
         }
     }
 
+    /// Shard `index` of `placement.shards()` over a NodeCore restored from its records.
+    pub(crate) fn restored(
+        index: usize,
+        core: NodeCore,
+        coordinator: Arc<Coordinator>,
+        placement: Placement,
+    ) -> Self {
+        Shard {
+            index,
+            core,
+            coordinator,
+            placement,
+            counters: Arc::new(ShardCounters::default()),
+        }
+    }
+
+    /// Write access to the NodeCore (the engine's commits).
+    pub(crate) fn core_mut(&mut self) -> &mut NodeCore {
+        &mut self.core
+    }
+
     /// This shard's index.
     pub fn index(&self) -> usize {
         self.index
@@ -132,8 +153,7 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
         ShardMsg::Api { call, reply } => {
             let answer = api(shard, call);
             if let Some(reply) = reply {
-                // The caller may have given up waiting: nothing to do then.
-                let _ = reply.try_send(answer);
+                out.push(Out::Reply { reply, answer });
             }
         }
         ShardMsg::Forward(forward) => shard.core.handle_forward(forward),
@@ -146,6 +166,11 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
         }
         ShardMsg::Shutdown => {}
     }
+    drain(shard, out);
+}
+
+/// Moves what the NodeCore has produced outside a [`step`] (after a restore) to `out`.
+pub(crate) fn settle(shard: &mut Shard, out: &mut Vec<Out>) {
     drain(shard, out);
 }
 

@@ -206,6 +206,10 @@ impl Sim {
                     self.peer_outputs.push_back((node_id, epoch, output))
                 }
                 Out::Event(e) => self.events.push(e),
+                Out::Reply { reply, answer } => {
+                    // The caller may have given up waiting: nothing to do then.
+                    let _ = reply.try_send(answer);
+                }
                 Out::Shard { to, msg } => {
                     // Cross-shard traffic is never refused (the threaded engine parks it).
                     if let Some(q) = self.inboxes.get_mut(to) {

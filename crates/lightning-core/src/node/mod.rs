@@ -318,6 +318,16 @@ impl NodeCore {
             .collect()
     }
 
+    /// Every short channel id and alias this core routes by, with the channel's peer and id
+    /// (rebuilt from the channels on a restart: what a host's routing index is made from).
+    pub fn short_channel_ids(
+        &self,
+    ) -> impl Iterator<Item = (ShortChannelId, PublicKey, ChannelId)> + '_ {
+        self.scid_to_channel
+            .iter()
+            .map(|(scid, (node_id, channel_id))| (*scid, *node_id, *channel_id))
+    }
+
     /// Read access to one channel (for tests and inspection).
     pub fn channel(&self, node_id: &PublicKey, channel_id: &ChannelId) -> Option<&Channel> {
         self.peers

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use baseline::{BaselineHub, Locked, Sink};
 use shard_engine::lightning_core::secp256k1::{PublicKey, Secp256k1};
-use shard_engine::{Engine, EngineError, PeerOutput, Placement};
+use shard_engine::store::{FsStore, MemoryStore, Store};
+use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput, Placement};
 use support::{
     engine_config, genesis, hub_secret, hub_seed, secret, Hub, Net, Recorder, Threaded, Who,
 };
@@ -93,6 +94,8 @@ struct Recording {
     /// Per lane and side, what the routing node sent.
     expected: Vec<[Vec<Vec<u8>>; 2]>,
     ids: Vec<[PublicKey; 2]>,
+    /// Payments per lane.
+    payments: usize,
 }
 
 fn record(peers: usize, lanes: &[(usize, usize)], payments: usize) -> Recording {
@@ -168,6 +171,7 @@ fn record(peers: usize, lanes: &[(usize, usize)], payments: usize) -> Recording 
         scripts,
         expected,
         ids,
+        payments,
     }
 }
 
@@ -190,6 +194,8 @@ fn process_cpu_ns() -> u64 {
 }
 
 struct Outcome {
+    /// The store's syncs when the timed replay started (engine with a store only).
+    setup_syncs: u64,
     payments: usize,
     wall: Duration,
     process_cpu: Duration,
@@ -218,13 +224,29 @@ fn replay_engine(
     lanes: &[(usize, usize)],
     rec: &Recording,
 ) -> Outcome {
-    let engine = Engine::new(
-        engine_config(shards),
-        hub_secret(),
-        hub_seed(),
-        100,
-        genesis(),
-    );
+    replay_engine_with(shards, peers, lanes, rec, None, 256)
+}
+
+/// [`replay_engine`] on an engine persisting to `store` with `commit_batch`.
+fn replay_engine_with(
+    shards: usize,
+    peers: usize,
+    lanes: &[(usize, usize)],
+    rec: &Recording,
+    store: Option<Arc<dyn Store>>,
+    commit_batch: usize,
+) -> Outcome {
+    let config = EngineConfig {
+        store: store.clone(),
+        commit_batch,
+        ..engine_config(shards)
+    };
+    let store_probe = store.clone();
+    let engine = match store {
+        Some(_) => Engine::open(config, hub_secret(), hub_seed(), 100, genesis())
+            .expect("open on an empty store"),
+        None => Engine::new(config, hub_secret(), hub_seed(), 100, genesis()),
+    };
     let net = setup(Threaded { engine }, peers, lanes);
     let Net {
         hub: Threaded { engine },
@@ -247,6 +269,7 @@ fn replay_engine(
     let mut finished = vec![false; n];
     let mut todo: Vec<usize> = (0..n).collect();
     let busy0: Vec<u64> = engine.shard_stats().iter().map(|s| s.busy_nanos).collect();
+    let setup_syncs = store_probe.as_ref().map_or(0, |s| s.syncs());
     let (cpu0, proc0, t0) = (thread_cpu_ns(), process_cpu_ns(), Instant::now());
     let stats0: u64 = engine.shard_stats().iter().map(|s| s.forwards_out).sum();
     while done < n {
@@ -304,7 +327,8 @@ fn replay_engine(
         - stats0;
     engine.shutdown(Duration::from_secs(5));
     Outcome {
-        payments: rec.scripts.len() * env("BENCH_PAYMENTS", 40),
+        setup_syncs,
+        payments: rec.scripts.len() * rec.payments,
         wall,
         process_cpu: Duration::from_nanos(proc1 - proc0),
         driver_cpu: Duration::from_nanos(cpu1 - cpu0),
@@ -393,7 +417,8 @@ fn replay_locked(
     });
     let wall = t0.elapsed();
     Outcome {
-        payments: rec.scripts.len() * env("BENCH_PAYMENTS", 40),
+        setup_syncs: 0,
+        payments: rec.scripts.len() * rec.payments,
         wall,
         process_cpu: Duration::from_nanos(process_cpu_ns() - proc0),
         driver_cpu: Duration::ZERO,
@@ -408,8 +433,68 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// `BENCH_DURABLE=1`: the engine (2 shards) with no store, the in-memory store, and the
+/// filesystem store with group commit on (one `write_batch` per shard batch) and off (one per
+/// message), on the same recording; payments/s and fsyncs per payment.
+fn durable(lanes_n: usize, payments: usize, runs: usize) {
+    let (peers, lanes) = choose_lanes(lanes_n, true);
+    let rec = record(peers, &lanes, payments);
+    let names = [
+        "no store",
+        "MemoryStore",
+        "FsStore, group commit on",
+        "FsStore, group commit off",
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut syncs: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for run in 0..runs {
+        for (i, name) in names.iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let store: Option<Arc<dyn Store>> = match i {
+                0 => None,
+                1 => Some(Arc::new(MemoryStore::new())),
+                _ => Some(Arc::new(FsStore::open(dir.path()).expect("fs store"))),
+            };
+            let batch = if i == 3 { 1 } else { 256 };
+            let o = replay_engine_with(2, peers, &lanes, &rec, store.clone(), batch);
+            // Syncs during the replay only (not the channel opening before it).
+            let total_syncs = store.as_ref().map_or(0, |s| s.syncs());
+            let rate = o.payments as f64 / o.wall.as_secs_f64();
+            let per_payment =
+                (total_syncs.saturating_sub(o.setup_syncs)) as f64 / o.payments as f64;
+            rates[i].push(rate);
+            syncs[i].push(per_payment);
+            println!(
+                "run {run}: {name:<28} {rate:>7.0} payments/s  wall {:>7.3}s  fsyncs/payment {per_payment:>6.2}  mismatches {}",
+                o.wall.as_secs_f64(),
+                o.mismatches
+            );
+            assert_eq!(
+                o.mismatches, 0,
+                "{name}: replay diverged from the recording"
+            );
+        }
+    }
+    println!("median of {runs} runs, 2 shards, {lanes_n} lanes x {payments} payments:");
+    for (i, name) in names.iter().enumerate() {
+        println!(
+            "  {name:<28} {:>7.0} payments/s  {:>6.2} fsyncs/payment",
+            median(&mut rates[i]),
+            median(&mut syncs[i])
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need.
+    if env("BENCH_DURABLE", 0) == 1 {
+        durable(
+            env("BENCH_LANES", 32),
+            env("BENCH_PAYMENTS", 10),
+            env("BENCH_RUNS", 3),
+        );
+        return;
+    }
     let lanes_n = env("BENCH_LANES", 32);
     let payments = env("BENCH_PAYMENTS", 40);
     let runs = env("BENCH_RUNS", 3);

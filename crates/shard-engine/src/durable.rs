@@ -1,0 +1,523 @@
+//! Durable state in the engine: what a shard writes after each batch of messages (group
+//! commit), and how an engine is rebuilt from a store written with any shard count.
+//!
+//! Layout in the [`Store`]:
+//!
+//! ```text
+//! channels/<channel id hex>        ChannelRecord (lightning-core envelope)
+//! nodes/shard-<i>-of-<n>           NodeRecord of shard i of an engine of n shards
+//! resolutions/<source key>         a forward's result handed to another shard, not yet
+//!                                  applied there (see below)
+//! ```
+//!
+//! See `docs/ENGINE.md` ("Durable state") for the ordering argument.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use lightning_core::bitcoin::BlockHash;
+use lightning_core::node::{
+    ForwardOutcome, ForwardResolution, HtlcSource, NodeConfig, NodeCore, PaymentId,
+};
+use lightning_core::onion::{Failure, FailureMessage};
+use lightning_core::persist::{ChannelRecord, NodeRecord};
+use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::ser::Reader;
+use lightning_core::types::{ChannelId, PaymentPreimage};
+
+use crate::coordinator::Coordinator;
+use crate::error::EngineError;
+use crate::msg::{Out, ShardMsg};
+use crate::placement::Placement;
+use crate::store::{Store, WriteOp};
+
+/// Namespace of channel records.
+pub const CHANNELS: &str = "channels";
+/// Namespace of node records (one per shard).
+pub const NODES: &str = "nodes";
+/// Namespace of cross-shard resolutions not yet applied by their receiver.
+pub const RESOLUTIONS: &str = "resolutions";
+
+/// The key of shard `index`'s node record in an engine of `shards` shards.
+pub fn node_key(index: usize, shards: usize) -> String {
+    format!("shard-{index}-of-{shards}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key of a channel's record: its id in hex.
+pub fn channel_key(channel_id: &ChannelId) -> String {
+    hex(&channel_id.0)
+}
+
+/// The key of a resolution record: `f-<incoming channel>-<htlc id>` or `p-<payment id>`.
+pub fn resolution_key(source: &HtlcSource) -> String {
+    match source {
+        HtlcSource::Forwarded {
+            channel_id,
+            htlc_id,
+        } => format!("f-{}-{htlc_id}", hex(&channel_id.0)),
+        HtlcSource::Local(PaymentId(id)) => format!("p-{}", hex(id)),
+    }
+}
+
+const RESOLUTION_VERSION: u8 = 1;
+
+/// Serializes a [`ForwardResolution`] (the store checksums every value).
+pub fn encode_resolution(r: &ForwardResolution) -> Vec<u8> {
+    let mut out = vec![RESOLUTION_VERSION];
+    match r.source {
+        HtlcSource::Local(PaymentId(id)) => {
+            out.push(0);
+            out.extend_from_slice(&id);
+        }
+        HtlcSource::Forwarded {
+            channel_id,
+            htlc_id,
+        } => {
+            out.push(1);
+            out.extend_from_slice(&channel_id.0);
+            out.extend_from_slice(&htlc_id.to_be_bytes());
+        }
+    }
+    match r.next_channel_id {
+        None => out.push(0),
+        Some(c) => {
+            out.push(1);
+            out.extend_from_slice(&c.0);
+        }
+    }
+    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    match &r.outcome {
+        ForwardOutcome::Fulfilled(p) => {
+            out.push(0);
+            out.extend_from_slice(&p.0);
+        }
+        ForwardOutcome::FailedDownstream(reason) => {
+            out.push(1);
+            bytes(&mut out, reason);
+        }
+        ForwardOutcome::Malformed {
+            failure_code,
+            sha256_of_onion,
+        } => {
+            out.push(2);
+            out.extend_from_slice(&failure_code.to_be_bytes());
+            out.extend_from_slice(sha256_of_onion);
+        }
+        ForwardOutcome::FailedHere(message) => {
+            out.push(3);
+            // A failure this node built itself always encodes; if it ever did not, the
+            // upstream end still fails (with temporary_node_failure) rather than hang.
+            let encoded = Failure::from(message.clone()).encode().unwrap_or_default();
+            bytes(&mut out, &encoded);
+        }
+    }
+    out
+}
+
+/// Reads what [`encode_resolution`] wrote; a clear error for anything else.
+pub fn decode_resolution(value: &[u8]) -> Result<ForwardResolution, String> {
+    let e = |e: lightning_core::ser::DecodeError| format!("resolution record: {e}");
+    let mut r = Reader::new(value);
+    let version = r.read_u8("version").map_err(e)?;
+    if version != RESOLUTION_VERSION {
+        return Err(format!(
+            "resolution record: version {version}, this version reads {RESOLUTION_VERSION}"
+        ));
+    }
+    let source = match r.read_u8("source").map_err(e)? {
+        0 => HtlcSource::Local(PaymentId(r.read_array::<32>("payment_id").map_err(e)?)),
+        1 => HtlcSource::Forwarded {
+            channel_id: ChannelId(r.read_array::<32>("channel_id").map_err(e)?),
+            htlc_id: r.read_u64("htlc_id").map_err(e)?,
+        },
+        t => return Err(format!("resolution record: unknown source tag {t}")),
+    };
+    let next_channel_id = match r.read_u8("next_channel").map_err(e)? {
+        0 => None,
+        1 => Some(ChannelId(r.read_array::<32>("next_channel_id").map_err(e)?)),
+        t => return Err(format!("resolution record: unknown next channel tag {t}")),
+    };
+    let outcome = match r.read_u8("outcome").map_err(e)? {
+        0 => ForwardOutcome::Fulfilled(PaymentPreimage(r.read_array::<32>("preimage").map_err(e)?)),
+        1 => {
+            let len = r.read_u32("reason_len").map_err(e)?;
+            ForwardOutcome::FailedDownstream(
+                r.read_bytes(len.into(), "reason").map_err(e)?.to_vec(),
+            )
+        }
+        2 => ForwardOutcome::Malformed {
+            failure_code: r.read_u16("failure_code").map_err(e)?,
+            sha256_of_onion: r.read_array::<32>("sha256_of_onion").map_err(e)?,
+        },
+        3 => {
+            let len = r.read_u32("failure_len").map_err(e)?;
+            let bytes = r.read_bytes(len.into(), "failure").map_err(e)?;
+            let message = Failure::decode(bytes)
+                .map(|f| f.message)
+                .unwrap_or(FailureMessage::TemporaryNodeFailure);
+            ForwardOutcome::FailedHere(message)
+        }
+        t => return Err(format!("resolution record: unknown outcome tag {t}")),
+    };
+    r.finish("resolution").map_err(e)?;
+    Ok(ForwardResolution {
+        source,
+        next_channel_id,
+        outcome,
+    })
+}
+
+/// One shard's writer: builds the batch of a group commit and writes it.
+#[derive(Clone)]
+pub(crate) struct Persister {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) node_key: String,
+}
+
+impl core::fmt::Debug for Persister {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Persister")
+            .field("node_key", &self.node_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The write operations for what `core` changed since its last commit, the resolutions in
+/// `out` that leave for another shard, and the resolutions `consumed` (received from another
+/// shard and now applied here).
+pub(crate) fn commit_ops(
+    core: &mut NodeCore,
+    node_key: &str,
+    out: &[Out],
+    consumed: &[HtlcSource],
+) -> Result<Vec<WriteOp>, EngineError> {
+    let dirty = core.take_dirty();
+    let mut ops = Vec::new();
+    for source in consumed {
+        ops.push(WriteOp::Remove {
+            namespace: RESOLUTIONS.into(),
+            key: resolution_key(source),
+        });
+    }
+    for (_, channel_id) in &dirty.removed {
+        ops.push(WriteOp::Remove {
+            namespace: CHANNELS.into(),
+            key: channel_key(channel_id),
+        });
+    }
+    for (node_id, channel_id) in &dirty.channels {
+        if let Some(record) = core.snapshot_channel(node_id, channel_id) {
+            ops.push(WriteOp::Put {
+                namespace: CHANNELS.into(),
+                key: channel_key(channel_id),
+                value: record.to_bytes().map_err(persist_error)?,
+            });
+        }
+    }
+    if dirty.node {
+        ops.push(WriteOp::Put {
+            namespace: NODES.into(),
+            key: node_key.to_owned(),
+            value: core.node_record().to_bytes().map_err(persist_error)?,
+        });
+    }
+    for o in out {
+        if let Out::Shard {
+            msg: ShardMsg::Resolve(r),
+            ..
+        } = o
+        {
+            ops.push(WriteOp::Put {
+                namespace: RESOLUTIONS.into(),
+                key: resolution_key(&r.source),
+                value: encode_resolution(r),
+            });
+        }
+    }
+    Ok(ops)
+}
+
+impl Persister {
+    /// Group commit: everything of one batch in one durable `write_batch`.
+    pub(crate) fn commit(
+        &self,
+        core: &mut NodeCore,
+        out: &[Out],
+        consumed: &[HtlcSource],
+    ) -> Result<(), EngineError> {
+        let ops = commit_ops(core, &self.node_key, out, consumed)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.store.write_batch(&ops).map_err(store_error)
+    }
+}
+
+pub(crate) fn store_error(e: crate::store::StoreError) -> EngineError {
+    EngineError::Store(e.to_string())
+}
+
+fn persist_error(e: lightning_core::persist::PersistError) -> EngineError {
+    EngineError::Store(e.to_string())
+}
+
+/// What [`restore`] rebuilt: one core per shard and the coordinator rebuilt from their
+/// channels.
+pub(crate) struct Restored {
+    pub(crate) cores: Vec<NodeCore>,
+    pub(crate) coordinator: Arc<Coordinator>,
+}
+
+/// Why a forward's upstream end has no downstream end on restart: the shard that was to add
+/// it had not committed it (so it never sent `update_add_htlc`). It fails back.
+fn lost_forward_failure() -> ForwardOutcome {
+    ForwardOutcome::FailedHere(FailureMessage::TemporaryNodeFailure)
+}
+
+/// Reads every record of `store` (written with any shard count) and rebuilds `placement`'s
+/// shards from them. See [`crate::Engine::open`].
+pub(crate) fn restore(
+    store: &dyn Store,
+    placement: &Placement,
+    node_secret: SecretKey,
+    seed: [u8; 32],
+    config: &NodeConfig,
+    best_block: (u32, BlockHash),
+) -> Result<(Restored, Vec<WriteOp>), EngineError> {
+    let read = |ns: &str, key: &str| -> Result<Vec<u8>, EngineError> {
+        store
+            .read(ns, key)
+            .map_err(store_error)?
+            .ok_or_else(|| EngineError::Store(format!("{ns}/{key} listed but not readable")))
+    };
+    let node_keys = store.list(NODES).map_err(store_error)?;
+    let mut nodes = Vec::new();
+    for key in &node_keys {
+        let bytes = read(NODES, key)?;
+        nodes.push(
+            NodeRecord::from_bytes(&bytes)
+                .map_err(|e| EngineError::Store(format!("{NODES}/{key}: {e}")))?,
+        );
+    }
+    let mut channels = Vec::new();
+    for key in store.list(CHANNELS).map_err(store_error)? {
+        let bytes = read(CHANNELS, &key)?;
+        channels.push(
+            ChannelRecord::from_bytes(&bytes)
+                .map_err(|e| EngineError::Store(format!("{CHANNELS}/{key}: {e}")))?,
+        );
+    }
+    let resolution_keys = store.list(RESOLUTIONS).map_err(store_error)?;
+    let mut resolutions = Vec::new();
+    for key in &resolution_keys {
+        let bytes = read(RESOLUTIONS, key)?;
+        resolutions.push(
+            decode_resolution(&bytes)
+                .map_err(|e| EngineError::Store(format!("{RESOLUTIONS}/{key}: {e}")))?,
+        );
+    }
+    let merged = match NodeRecord::merge(nodes) {
+        Some(m) => m,
+        None => NodeCore::new(
+            node_secret,
+            seed,
+            config.clone(),
+            best_block.0,
+            best_block.1,
+        )
+        .node_record(),
+    };
+
+    // Every downstream end the store knows of: offered HTLCs, HTLCs waiting for their
+    // timeout transaction, results on their way back.
+    let mut downstream: BTreeSet<HtlcSource> = merged.offered.values().map(|o| o.source).collect();
+    downstream.extend(
+        merged
+            .pending_timeouts
+            .values()
+            .flatten()
+            .map(|p| p.offered.source),
+    );
+    downstream.extend(resolutions.iter().map(|r| r.source));
+    // Upstream ends (forwards, our payments) whose downstream end was never committed.
+    let lost: Vec<ForwardResolution> = merged
+        .upstream
+        .keys()
+        .map(|(channel_id, htlc_id)| HtlcSource::Forwarded {
+            channel_id: *channel_id,
+            htlc_id: *htlc_id,
+        })
+        .chain(merged.payments.keys().map(|id| HtlcSource::Local(*id)))
+        .filter(|source| !downstream.contains(source))
+        .map(|source| ForwardResolution {
+            source,
+            next_channel_id: None,
+            outcome: lost_forward_failure(),
+        })
+        .collect();
+    // The shard owning each source.
+    let upstream_peer: BTreeMap<(ChannelId, u64), PublicKey> = merged
+        .upstream
+        .iter()
+        .map(|(k, u)| (*k, u.node_id))
+        .collect();
+    let payment_peer: BTreeMap<PaymentId, PublicKey> = merged
+        .payments
+        .iter()
+        .filter_map(|(id, p)| p.route.hops.first().map(|h| (*id, h.node_id)))
+        .collect();
+    let owner = |source: &HtlcSource| -> Option<usize> {
+        let peer = match source {
+            HtlcSource::Forwarded {
+                channel_id,
+                htlc_id,
+            } => upstream_peer.get(&(*channel_id, *htlc_id)),
+            HtlcSource::Local(id) => payment_peer.get(id),
+        }?;
+        Some(placement.shard_of(peer))
+    };
+
+    let n = placement.shards();
+    let mut by_shard: Vec<Vec<ChannelRecord>> = (0..n).map(|_| Vec::new()).collect();
+    for record in channels {
+        if let Some(v) = by_shard.get_mut(placement.shard_of(&record.node_id)) {
+            v.push(record);
+        }
+    }
+    let mut cores: Vec<NodeCore> = by_shard
+        .into_iter()
+        .enumerate()
+        .map(|(index, records)| {
+            let mut record = merged.clone();
+            record.retain_peers(|peer| placement.shard_of(peer) == index);
+            NodeCore::restore(node_secret, seed, config.clone(), record, records)
+        })
+        .collect();
+    for r in resolutions.iter().chain(lost.iter()) {
+        if let Some(core) = owner(&r.source).and_then(|i| cores.get_mut(i)) {
+            core.handle_resolution(r.clone());
+        }
+    }
+
+    let coordinator = Arc::new(Coordinator::new(
+        config.clone(),
+        merged.best_height,
+        merged.best_hash,
+    ));
+    for (index, core) in cores.iter().enumerate() {
+        for c in core.list_channels() {
+            coordinator.insert_channel(c.channel_id, c.counterparty_node_id);
+        }
+        let mut scids: BTreeMap<ChannelId, (PublicKey, Vec<_>)> = BTreeMap::new();
+        for (scid, node_id, channel_id) in core.short_channel_ids() {
+            scids
+                .entry(channel_id)
+                .or_insert_with(|| (node_id, Vec::new()))
+                .1
+                .push(scid);
+        }
+        for (channel_id, (node_id, list)) in scids {
+            coordinator.insert_scids(channel_id, node_id, &list);
+        }
+        let record = core.node_record();
+        for id in record.payments.keys() {
+            coordinator.payment_started(*id, index);
+        }
+        for hash in record.claimable.keys() {
+            coordinator.claimable_at(*hash, index);
+        }
+    }
+
+    // Old node records not rewritten under the new shard count, and every resolution
+    // (applied above, or found already applied): removed in the opening batch.
+    let new_keys: BTreeSet<String> = (0..n).map(|i| node_key(i, n)).collect();
+    let mut ops: Vec<WriteOp> = node_keys
+        .iter()
+        .filter(|k| !new_keys.contains(*k))
+        .map(|k| WriteOp::Remove {
+            namespace: NODES.into(),
+            key: k.clone(),
+        })
+        .collect();
+    ops.extend(resolution_keys.iter().map(|k| WriteOp::Remove {
+        namespace: RESOLUTIONS.into(),
+        key: k.clone(),
+    }));
+    Ok((Restored { cores, coordinator }, ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<ForwardResolution> {
+        let fwd = HtlcSource::Forwarded {
+            channel_id: ChannelId([3; 32]),
+            htlc_id: 9,
+        };
+        vec![
+            ForwardResolution {
+                source: fwd,
+                next_channel_id: Some(ChannelId([4; 32])),
+                outcome: ForwardOutcome::Fulfilled(PaymentPreimage([5; 32])),
+            },
+            ForwardResolution {
+                source: HtlcSource::Local(PaymentId([6; 32])),
+                next_channel_id: None,
+                outcome: ForwardOutcome::FailedDownstream(vec![1, 2, 3]),
+            },
+            ForwardResolution {
+                source: fwd,
+                next_channel_id: None,
+                outcome: ForwardOutcome::Malformed {
+                    failure_code: 0x8000 | 0x4000 | 5,
+                    sha256_of_onion: [7; 32],
+                },
+            },
+            ForwardResolution {
+                source: fwd,
+                next_channel_id: None,
+                outcome: ForwardOutcome::FailedHere(FailureMessage::TemporaryNodeFailure),
+            },
+        ]
+    }
+
+    #[test]
+    fn resolutions_round_trip() {
+        for r in all() {
+            assert_eq!(decode_resolution(&encode_resolution(&r)), Ok(r));
+        }
+    }
+
+    #[test]
+    fn truncated_extended_or_unknown_resolutions_are_errors() {
+        for r in all() {
+            let bytes = encode_resolution(&r);
+            for cut in 0..bytes.len() {
+                assert!(decode_resolution(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode_resolution(&longer).is_err());
+        }
+        let err = decode_resolution(&[2]).unwrap_err();
+        assert!(err.contains("version 2"), "{err}");
+        assert!(decode_resolution(&[1, 7]).is_err());
+    }
+
+    #[test]
+    fn keys_are_valid_store_names() {
+        for r in all() {
+            crate::store::check_name(&resolution_key(&r.source)).expect("valid key");
+        }
+        crate::store::check_name(&node_key(11, 12)).expect("valid key");
+        crate::store::check_name(&channel_key(&ChannelId([0xab; 32]))).expect("valid key");
+    }
+}
