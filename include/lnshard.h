@@ -397,11 +397,9 @@ typedef struct {
   // The network: a `lnshard_network` value (any other number is refused).
   uint32_t network;
   // The directory of the embedded store (NUL-terminated UTF-8 path), or NULL for an
-  // in-memory store. Ignored when `store` is set.
-  //
-  // Persistence is not yet wired into the engine: the store is opened (so a bad directory
-  // is reported now) and held for the engine's life, and takes effect when engine
-  // persistence lands.
+  // in-memory store. Ignored when `store` is set. `lnshard_engine_new` restores whatever
+  // the store holds (channels resume when their peers reconnect) and then makes every
+  // state durable before any message that commits to it leaves the engine.
   const char *data_dir;
   // A store implemented by the application, or NULL: see `lnshard_store_callbacks`.
   // Copied by `lnshard_engine_new`; its callbacks must stay callable until

@@ -66,11 +66,9 @@ pub struct lnshard_engine_config {
     /// The network: a `lnshard_network` value (any other number is refused).
     pub network: u32,
     /// The directory of the embedded store (NUL-terminated UTF-8 path), or NULL for an
-    /// in-memory store. Ignored when `store` is set.
-    ///
-    /// Persistence is not yet wired into the engine: the store is opened (so a bad directory
-    /// is reported now) and held for the engine's life, and takes effect when engine
-    /// persistence lands.
+    /// in-memory store. Ignored when `store` is set. `lnshard_engine_new` restores whatever
+    /// the store holds (channels resume when their peers reconnect) and then makes every
+    /// state durable before any message that commits to it leaves the engine.
     pub data_dir: *const c_char,
     /// A store implemented by the application, or NULL: see `lnshard_store_callbacks`.
     /// Copied by `lnshard_engine_new`; its callbacks must stay callable until
@@ -113,13 +111,9 @@ pub struct lnshard_engine {
     _private: [u8; 0],
 }
 
-/// When engine persistence (`EngineConfig::store`, `Engine::open`) is merged, `open_store`'s
-/// result goes into `EngineConfig::store` and `lnshard_engine_new` calls `Engine::open`
-/// (restoring what the store holds) instead of `Engine::new`.
+/// The engine behind an `lnshard_engine` pointer.
 pub(crate) struct EngineHandle {
     pub(crate) engine: Engine,
-    /// The store chosen in the config, held until engine persistence takes it.
-    pub(crate) _store: Arc<dyn Store>,
 }
 
 /// One hop of a route, first (our peer) to last (the recipient): see `lnshard_engine_send_payment`.
@@ -300,6 +294,8 @@ fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, lnshard_resu
             u32::MAX,
         )?)),
         node,
+        store: None,
+        ..EngineConfig::default()
     })
 }
 
@@ -352,18 +348,21 @@ pub extern "C" fn lnshard_engine_new(
             Ok(s) => s,
             Err(e) => return invalid_parameter(format!("node_secret is not a valid secret key: {e}")),
         };
-        let engine_config = try_result!(engine_config(config));
-        let store = try_result!(open_store(config));
+        let mut engine_config = try_result!(engine_config(config));
+        engine_config.store = Some(try_result!(open_store(config)));
         let shards = engine_config.shards;
-        let engine = Engine::new(
+        let engine = match Engine::open(
             engine_config,
             secret,
             seed,
             best_height,
             BlockHash::from_byte_array(hash),
-        );
+        ) {
+            Ok(engine) => engine,
+            Err(e) => return engine_error("restoring the engine from its store", &e),
+        };
         tracing::info!(target: "lnshard_ffi", node_id = %engine.node_id(), shards, "engine started");
-        let handle = Box::new(EngineHandle { engine, _store: store });
+        let handle = Box::new(EngineHandle { engine });
         *out = Box::into_raw(handle).cast();
         lnshard_result::Ok
     }
@@ -378,7 +377,7 @@ pub extern "C" fn lnshard_engine_free(engine: *mut lnshard_engine) {
         if !engine.is_null() {
             // SAFETY: from `lnshard_engine_new`, freed once (documented contract).
             let handle = unsafe { Box::from_raw(engine.cast::<EngineHandle>()) };
-            let EngineHandle { engine, _store } = *handle;
+            let EngineHandle { engine } = *handle;
             let report = engine.shutdown(Duration::from_secs(1));
             tracing::info!(
                 target: "lnshard_ffi",

@@ -143,6 +143,7 @@ pub(crate) fn engine_error(context: &str, e: &EngineError) -> lnshard_result {
         EngineError::DuplicateConnection(_) => lnshard_result::DuplicateConnection,
         EngineError::Handshake { .. } => lnshard_result::HandshakeFailed,
         EngineError::Transport { .. } => lnshard_result::TransportFailed,
+        EngineError::Store(_) => lnshard_result::StoreFailed,
         _ => lnshard_result::EngineFailed,
     };
     fail(code, format!("{context}: {e}"))
