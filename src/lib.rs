@@ -5,5 +5,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod daemon;
+pub mod workload;
+
 pub use lightning_core as core;
 pub use shard_engine as engine;

@@ -1,0 +1,1 @@
+//! The TCP daemon `lnshard node` and its control interface (being built).

@@ -1,0 +1,1 @@
+//! Resident memory per idle channel (being built).

@@ -1,0 +1,5 @@
+//! Benchmark workloads, shared by `lnshard bench WORKLOAD` and the benches in `benches/`.
+
+pub mod memory;
+pub mod scaling;
+pub mod two_node;

@@ -1,0 +1,1 @@
+//! The routing-node scaling workload (being built).
