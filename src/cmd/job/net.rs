@@ -25,7 +25,7 @@ use lnshard::core::node::{
 use lnshard::core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lnshard::core::transport::{InitiatorHandshake, ResponderHandshake, Transport};
 use lnshard::core::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
-use lnshard::engine::{Engine, EngineConfig, PeerOutput, ShutdownReport};
+use lnshard::engine::{Engine, EngineConfig, EngineError, PeerOutput, ShutdownReport};
 
 use super::plan::{Kind, Payment, Plan};
 
@@ -437,13 +437,31 @@ impl Net {
                 }
                 let Peer { link, hub_link, .. } = peer;
                 for plaintext in self.carry(link, hub_link, &msg.encode()) {
-                    if let Err(e) = self.engine.handle_message(peer.id, &plaintext) {
-                        self.anomaly(format!("the routing node refused peer {i}'s message: {e}"));
-                    }
+                    self.deliver(i, peer.id, &plaintext);
                 }
             }
             Output::Event(event) => self.peer_event(i, peer, event),
             other => self.anomaly(format!("peer {i}, a leaf node, produced {other:?}")),
+        }
+    }
+
+    /// Hands a peer's message to the routing node. A full shard inbox is backpressure: the
+    /// host stops reading that peer (here: waits) until the shard has room.
+    fn deliver(&self, i: usize, id: PublicKey, plaintext: &[u8]) {
+        let mut wait = Duration::from_micros(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.engine.handle_message(id, plaintext) {
+                Ok(()) => return,
+                Err(EngineError::Full { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(2));
+                }
+                Err(e) => {
+                    return self
+                        .anomaly(format!("the routing node refused peer {i}'s message: {e}"))
+                }
+            }
         }
     }
 
