@@ -2,6 +2,7 @@
 //! touches a peer's or a channel's state.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lightning_core::bitcoin::BlockHash;
 use lightning_core::node::{NodeConfig, PaymentId};
@@ -37,6 +38,17 @@ pub struct CoordinatorState {
 #[derive(Debug)]
 pub struct Coordinator {
     state: RwLock<CoordinatorState>,
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// How often the coordinator's lock was taken, by kind (for the architecture figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoordinatorAccesses {
+    /// Read acquisitions.
+    pub reads: u64,
+    /// Write acquisitions.
+    pub writes: u64,
 }
 
 impl Coordinator {
@@ -52,37 +64,57 @@ impl Coordinator {
                 payment_shard: HashMap::new(),
                 claimable: HashMap::new(),
             }),
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn r(&self) -> parking_lot::RwLockReadGuard<'_, CoordinatorState> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.state.read()
+    }
+
+    fn w(&self) -> parking_lot::RwLockWriteGuard<'_, CoordinatorState> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.state.write()
+    }
+
+    /// How often the lock has been taken for reading and for writing.
+    pub fn accesses(&self) -> CoordinatorAccesses {
+        CoordinatorAccesses {
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
         }
     }
 
     /// A read guard over the whole state.
     pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, CoordinatorState> {
-        self.state.read()
+        self.r()
     }
 
     /// The peer of a channel (temporary or final id).
     pub fn peer_of_channel(&self, channel_id: &ChannelId) -> Option<PublicKey> {
-        self.state.read().id_to_peer.get(channel_id).copied()
+        self.r().id_to_peer.get(channel_id).copied()
     }
 
     /// The peer and channel of a short channel id or alias.
     pub fn channel_of_scid(&self, scid: &ShortChannelId) -> Option<(PublicKey, ChannelId)> {
-        self.state.read().scid_to_channel.get(scid).copied()
+        self.r().scid_to_channel.get(scid).copied()
     }
 
     /// The best block.
     pub fn best_block(&self) -> (u32, BlockHash) {
-        self.state.read().best_block
+        self.r().best_block
     }
 
     /// The configuration.
     pub fn config(&self) -> NodeConfig {
-        self.state.read().config.clone()
+        self.r().config.clone()
     }
 
     /// Records that `channel_id` belongs to `node_id`.
     pub fn insert_channel(&self, channel_id: ChannelId, node_id: PublicKey) {
-        let mut s = self.state.write();
+        let mut s = self.w();
         s.id_to_peer.insert(channel_id, node_id);
     }
 
@@ -93,7 +125,7 @@ impl Coordinator {
         node_id: PublicKey,
         scids: &[ShortChannelId],
     ) {
-        let mut s = self.state.write();
+        let mut s = self.w();
         s.id_to_peer.insert(channel_id, node_id);
         for scid in scids {
             s.scid_to_channel.insert(*scid, (node_id, channel_id));
@@ -107,7 +139,7 @@ impl Coordinator {
     /// Forgets a closed channel's short ids: nothing more is forwarded to it. Its id stays
     /// mapped so results for its HTLCs (on chain) still find their way.
     pub fn channel_closed(&self, channel_id: &ChannelId) {
-        let mut s = self.state.write();
+        let mut s = self.w();
         if let Some(scids) = s.channel_scids.remove(channel_id) {
             for scid in scids {
                 if s.scid_to_channel.get(&scid).map(|(_, c)| c) == Some(channel_id) {
@@ -119,27 +151,27 @@ impl Coordinator {
 
     /// Sets the best block.
     pub fn set_best_block(&self, height: u32, hash: BlockHash) {
-        self.state.write().best_block = (height, hash);
+        self.w().best_block = (height, hash);
     }
 
     /// Records the shard that accepted payment `id`.
     pub fn payment_started(&self, id: PaymentId, shard: usize) {
-        self.state.write().payment_shard.insert(id, shard);
+        self.w().payment_shard.insert(id, shard);
     }
 
     /// Forgets a finished payment.
     pub fn payment_finished(&self, id: &PaymentId) {
-        self.state.write().payment_shard.remove(id);
+        self.w().payment_shard.remove(id);
     }
 
     /// The shard that accepted payment `id`.
     pub fn payment_shard(&self, id: &PaymentId) -> Option<usize> {
-        self.state.read().payment_shard.get(id).copied()
+        self.r().payment_shard.get(id).copied()
     }
 
     /// Shard `shard` holds a claimable HTLC of `hash`.
     pub fn claimable_at(&self, hash: PaymentHash, shard: usize) {
-        let mut s = self.state.write();
+        let mut s = self.w();
         let shards = s.claimable.entry(hash).or_default();
         if !shards.contains(&shard) {
             shards.push(shard);
@@ -158,7 +190,7 @@ impl Coordinator {
 
     /// Shard `shard` no longer holds claimable HTLCs of `hash` (claimed or failed back).
     pub fn claim_done(&self, hash: &PaymentHash, shard: usize) {
-        let mut s = self.state.write();
+        let mut s = self.w();
         if let Some(shards) = s.claimable.get_mut(hash) {
             shards.retain(|&x| x != shard);
             if shards.is_empty() {

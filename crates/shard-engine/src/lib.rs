@@ -41,7 +41,7 @@ mod shard;
 pub mod sim;
 
 pub use connection::{ConnectionId, ConnectionOutput};
-pub use coordinator::{Coordinator, CoordinatorState};
+pub use coordinator::{Coordinator, CoordinatorAccesses, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};
 pub use error::EngineError;
 pub use lightning_core;

@@ -154,8 +154,14 @@ fn run_job(args: &JobArgs) -> Result<bool, String> {
 
     let syncs_before = store.syncs();
     let stats_before = net.engine().shard_stats();
+    let coordinator_before = net.engine().coordinator().accesses();
     let outcome = net.pay(&plan, args.in_flight, cores().max(2));
     let stats_after = net.engine().shard_stats();
+    let coordinator = net.engine().coordinator().accesses();
+    let coordinator = lnshard::engine::CoordinatorAccesses {
+        reads: coordinator.reads - coordinator_before.reads,
+        writes: coordinator.writes - coordinator_before.writes,
+    };
     let syncs = store.syncs() - syncs_before;
     net.settle().map_err(|e| format!("settling: {e}"))?;
     let reconciliation = net.reconcile();
@@ -167,6 +173,7 @@ fn run_job(args: &JobArgs) -> Result<bool, String> {
         &stats_before,
         &stats_after,
         syncs,
+        coordinator,
         &reconciliation,
         &plan,
     );

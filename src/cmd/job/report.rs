@@ -2,7 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lnshard::engine::ShardStats;
+use lnshard::engine::{CoordinatorAccesses, ShardStats};
 use serde::Serialize;
 
 use super::net::{Outcome, Reconciliation};
@@ -79,6 +79,10 @@ pub struct Summary {
     pub wire_bytes_per_payment: f64,
     /// Each shard.
     pub shard_stats: Vec<ShardSummary>,
+    /// Coordinator lock acquisitions for reading, per payment.
+    pub coordinator_reads_per_payment: f64,
+    /// Coordinator lock acquisitions for writing, per payment.
+    pub coordinator_writes_per_payment: f64,
     /// Fees the routing node earned (msat).
     pub fees_msat: u64,
     /// Channels whose balances matched on both sides and the ledger.
@@ -111,6 +115,7 @@ impl Summary {
         before: &[ShardStats],
         after: &[ShardStats],
         syncs: u64,
+        coordinator: CoordinatorAccesses,
         rec: &Reconciliation,
         plan: &Plan,
     ) -> Summary {
@@ -166,6 +171,8 @@ impl Summary {
             messages_per_payment: outcome.messages as f64 / payments.max(1) as f64,
             wire_bytes_per_payment: outcome.wire_bytes as f64 / payments.max(1) as f64,
             shard_stats,
+            coordinator_reads_per_payment: coordinator.reads as f64 / payments.max(1) as f64,
+            coordinator_writes_per_payment: coordinator.writes as f64 / payments.max(1) as f64,
             fees_msat: rec.fees_msat,
             channels_matched: rec.matched,
             reconciled: rec.mismatches.is_empty() && rec.matched == rec.channels && fees_ok,
@@ -206,6 +213,10 @@ impl Summary {
                 s.forwards_out
             );
         }
+        println!(
+            "coordinator (id_to_peer, scid map, payments in flight): {:.2} reads and {:.2} writes of its lock per payment",
+            self.coordinator_reads_per_payment, self.coordinator_writes_per_payment
+        );
         println!(
             "reconciliation: {} of {} channels match on both sides and the ledger; routing node earned {} msat",
             self.channels_matched, self.peers, self.fees_msat
