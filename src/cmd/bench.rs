@@ -320,3 +320,37 @@ fn criterion_estimates(dir: &Path) -> Result<serde_json::Value, String> {
     }
     Ok(serde_json::Value::Object(found))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criterion_estimates_are_gathered_by_benchmark_id() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let bench = dir.path().join("wire decode").join("update_add_htlc");
+        std::fs::create_dir_all(bench.join("new")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("report")).expect("mkdir");
+        let estimate = |x: f64| {
+            serde_json::json!({"confidence_interval": {"confidence_level": 0.95,
+                "lower_bound": x - 1.0, "upper_bound": x + 1.0}, "point_estimate": x,
+                "standard_error": 0.5})
+        };
+        let estimates = serde_json::json!({"mean": estimate(120.0), "median": estimate(118.0),
+            "median_abs_dev": estimate(2.0), "slope": null, "std_dev": estimate(3.0)});
+        std::fs::write(bench.join("new/estimates.json"), estimates.to_string()).expect("write");
+        std::fs::write(
+            bench.join("new/benchmark.json"),
+            r#"{"full_id": "wire decode/update_add_htlc"}"#,
+        )
+        .expect("write");
+        let found = criterion_estimates(dir.path()).expect("found");
+        let b = &found["wire decode/update_add_htlc"];
+        assert_eq!(b["mean_ns"], 120.0);
+        assert_eq!(b["mean_lower_ns"], 119.0);
+        assert_eq!(b["mean_upper_ns"], 121.0);
+        assert_eq!(b["median_ns"], 118.0);
+        assert_eq!(b["std_dev_ns"], 3.0);
+        assert!(criterion_estimates(&dir.path().join("report")).is_err());
+    }
+}

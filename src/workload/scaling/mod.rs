@@ -957,3 +957,111 @@ fn drive_locked(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny run: every configuration replays the recording byte for byte, and the JSON
+    /// report carries a field per configuration and the ratios.
+    #[test]
+    fn a_small_run_replays_every_configuration_exactly() {
+        let options = Options {
+            max_shards: 2,
+            lanes: 2,
+            payments_per_lane: 2,
+            runs: 1,
+            within_shard: true,
+        };
+        let report = run(&options).expect("the replays match the recording");
+        assert_eq!(report.payments, 4);
+        assert_eq!(report.measurements.len(), 7);
+        for m in &report.measurements {
+            assert_eq!(m.payments, 4, "{}", m.configuration);
+            assert!(m.payments_per_sec > 0.0, "{}", m.configuration);
+        }
+        // With 2 shards every lane crosses shards; with 1 none does.
+        let engine = |t| {
+            report
+                .measurements
+                .iter()
+                .find(|m| m.design == Design::Engine && m.threads == t)
+                .expect("measured")
+        };
+        assert_eq!(engine(1).cross_shard_forwards, 0);
+        assert_eq!(engine(2).cross_shard_forwards, 4);
+        let within = report
+            .measurements
+            .iter()
+            .find(|m| m.design == Design::EngineWithinShard)
+            .expect("measured");
+        assert_eq!(within.cross_shard_forwards, 0);
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&report).expect("serializes"))
+                .expect("parses");
+        for field in [
+            "engine_1",
+            "engine_2",
+            "global_mutex_1",
+            "global_mutex_2",
+            "per_peer_mutex_1",
+            "per_peer_mutex_2",
+            "engine_2_within_shard",
+            "ratio_2_vs_1",
+            "global_mutex_ratio_2_vs_1",
+            "per_peer_mutex_ratio_2_vs_1",
+            "cores",
+            "payments",
+        ] {
+            assert!(json[field].is_number(), "{field} in {json}");
+        }
+        let ratio = json["ratio_2_vs_1"].as_f64().expect("a number");
+        let expected = json["engine_2"].as_f64().expect("a number")
+            / json["engine_1"].as_f64().expect("a number");
+        assert!(
+            (ratio - expected).abs() < 1e-9,
+            "one run: the ratio of its two rates"
+        );
+        // The plot reads the same curves back from the JSON as from the report.
+        let from_json = plot::Curves::from_json(&json).expect("curves");
+        assert_eq!(from_json, plot::Curves::from_report(&report));
+        assert_eq!(from_json.engine.len(), 2);
+        let svg = plot::svg(&from_json).expect("drawn");
+        assert!(svg.starts_with("<svg") && svg.contains("lnshard shard engine"));
+    }
+
+    #[test]
+    fn out_of_range_options_are_errors() {
+        let bad = Options {
+            runs: 0,
+            ..Options::default()
+        };
+        assert!(matches!(run(&bad), Err(Error::Options(_))));
+        let bad = Options {
+            max_shards: 0,
+            ..Options::default()
+        };
+        assert!(matches!(run(&bad), Err(Error::Options(_))));
+    }
+
+    #[test]
+    fn the_durable_workload_counts_syncs_per_store_mode() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let options = durable::Options {
+            shards: 2,
+            lanes: 2,
+            payments_per_lane: 2,
+            runs: 1,
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let report = durable::run(&options).expect("the replays match the recording");
+        let field = |k: &str| report.fields[k];
+        assert_eq!(field("no_store_fsyncs_per_payment"), 0.0);
+        assert!(field("memory_store_fsyncs_per_payment") > 0.0);
+        // Group commit off: one sync per message the routing node handles.
+        let off = field("fs_group_commit_off_fsyncs_per_payment");
+        assert!(off >= field("fs_group_commit_on_fsyncs_per_payment"));
+        assert!(off >= 1.0);
+        assert_eq!(report.payments_per_sec, field("fs_group_commit_on"));
+    }
+}
