@@ -96,7 +96,8 @@ pub fn svg(curves: &Curves) -> Result<String, Error> {
             .chain(&curves.per_peer_mutex)
     };
     let max_x = all().map(|p| p.0).max().unwrap_or(1).max(2) as i32;
-    let max_y = all().map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.15;
+    // Headroom above the highest point for the legend (upper left).
+    let max_y = all().map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.3;
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (900, 540)).into_drawing_area();
@@ -128,7 +129,7 @@ pub fn svg(curves: &Curves) -> Result<String, Error> {
             (
                 "per-peer Mutex + RwLock'd map (LDK after)",
                 &curves.per_peer_mutex,
-                GREEN,
+                RGBColor(0, 150, 0),
             ),
             ("one global Mutex (LDK before)", &curves.global_mutex, RED),
         ];
