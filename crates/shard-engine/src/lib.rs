@@ -35,6 +35,7 @@ mod coordinator;
 pub mod durable;
 mod engine;
 mod error;
+pub mod harness;
 mod msg;
 mod placement;
 mod shard;

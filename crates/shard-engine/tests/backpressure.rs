@@ -1,7 +1,7 @@
 //! Backpressure: the caller's typed `Full`, shards forwarding to each other with full
 //! inboxes (no deadlock), a slow peer disconnected rather than waited for, and shutdown.
 
-mod support;
+use shard_engine::harness as support;
 
 use std::sync::mpsc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `handle_bytes`: BOLT 8 connections in front of the shards, both directions, fragmented
 //! reads, and a broken handshake.
 
-mod support;
+use shard_engine::harness as support;
 
 use std::time::{Duration, Instant};
 

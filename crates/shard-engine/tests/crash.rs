@@ -12,7 +12,7 @@
 //! `CRASH_KILLS=50 cargo test --release -p shard-engine --test crash -- --nocapture`),
 //! `CRASH_SEED` the seed.
 
-mod support;
+use shard_engine::harness as support;
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};

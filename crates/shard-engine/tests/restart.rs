@@ -2,7 +2,7 @@
 //! flight stops, the engine is reopened with M shards on what N shards wrote, peers
 //! reconnect (channel_reestablish), the payments finish and every balance reconciles.
 
-mod support;
+use shard_engine::harness as support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The two baselines, built from the same NodeCore: LDK's shapes before and after its
-//! per-peer refactor.
+//! per-peer refactor (not public: the workload drives them).
 //!
 //! * [`Locked::global`]: one NodeCore for every peer behind one `Mutex`.
 //! * [`Locked::per_peer`]: one NodeCore per peer, each behind its own `Mutex`, in a
@@ -21,7 +21,7 @@ use shard_engine::lightning_core::types::{
 };
 use shard_engine::{EngineError, PeerOutput};
 
-use crate::support::Hub;
+use shard_engine::harness::Hub;
 
 /// An input for one NodeCore.
 enum Input<'a> {
@@ -33,14 +33,14 @@ enum Input<'a> {
 
 /// What handling an input produced.
 #[derive(Default)]
-pub struct Sink {
-    pub messages: Vec<(PublicKey, PeerOutput)>,
-    pub events: Vec<Event>,
+pub(crate) struct Sink {
+    pub(crate) messages: Vec<(PublicKey, PeerOutput)>,
+    pub(crate) events: Vec<Event>,
 }
 
 // One instance per run: the size difference between the variants does not matter.
 #[allow(clippy::large_enum_variant)]
-pub enum Locked {
+pub(crate) enum Locked {
     Global(Mutex<NodeCore>),
     PerPeer {
         secret: SecretKey,
@@ -53,7 +53,7 @@ pub enum Locked {
 }
 
 impl Locked {
-    pub fn global(secret: SecretKey, seed: [u8; 32], height: u32, hash: BlockHash) -> Self {
+    pub(crate) fn global(secret: SecretKey, seed: [u8; 32], height: u32, hash: BlockHash) -> Self {
         Locked::Global(Mutex::new(NodeCore::new(
             secret,
             seed,
@@ -63,7 +63,12 @@ impl Locked {
         )))
     }
 
-    pub fn per_peer(secret: SecretKey, seed: [u8; 32], height: u32, hash: BlockHash) -> Self {
+    pub(crate) fn per_peer(
+        secret: SecretKey,
+        seed: [u8; 32],
+        height: u32,
+        hash: BlockHash,
+    ) -> Self {
         Locked::PerPeer {
             secret,
             seed,
@@ -209,7 +214,7 @@ impl Locked {
         }
     }
 
-    pub fn handle_message(&self, peer: PublicKey, bytes: &[u8], sink: &mut Sink) {
+    pub(crate) fn handle_message(&self, peer: PublicKey, bytes: &[u8], sink: &mut Sink) {
         self.process(peer, Input::Message(bytes), sink);
     }
 
@@ -227,10 +232,10 @@ impl Locked {
 }
 
 /// A baseline as the setup phase's hub (the benchmark's replay calls `Locked` directly).
-pub struct BaselineHub {
-    pub locked: Arc<Locked>,
-    pub node_id: PublicKey,
-    pub sink: Sink,
+pub(crate) struct BaselineHub {
+    pub(crate) locked: Arc<Locked>,
+    pub(crate) node_id: PublicKey,
+    pub(crate) sink: Sink,
 }
 
 fn drain_into(core: &mut NodeCore, sink: &mut Sink) {

@@ -1,43 +1,52 @@
-//! A routing node (the engine, threaded or simulated) with plain `NodeCore` peers around
-//! it: every message travels as encoded bytes, a fake chain mines what is broadcast, and a
-//! ledger checks conservation of funds and the fate of every HTLC.
-#![allow(dead_code)]
+//! Drivers for tests, benchmarks and demos: a routing node (the engine, threaded or
+//! simulated, or anything implementing [`Hub`]) with plain `NodeCore` peers around it. Every
+//! message travels as encoded bytes, a fake chain mines what is broadcast, and a ledger
+//! checks conservation of funds and the fate of every HTLC ([`Net::check`]).
+//!
+//! This is test tooling, not a production API: keys come from fixed tags
+//! ([`secret`], [`hub_secret`]), funding transactions spend made-up coins
+//! ([`fake_funding_tx`]), and a broken invariant of the scenario (an API call refused, a
+//! network that never quiesces) panics with a message rather than returning an error. The
+//! engine's own tests (`crates/shard-engine/tests/`) and the root package's benchmark
+//! workloads (`lnshard::workload`) drive the engine through it; [`Recorder`] keeps the wire
+//! traffic a replaying benchmark feeds back.
 
 pub mod hub;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use shard_engine::lightning_core::bitcoin::absolute::LockTime;
-use shard_engine::lightning_core::bitcoin::block::{Header, Version as BlockVersion};
-use shard_engine::lightning_core::bitcoin::hashes::{sha256, Hash};
-use shard_engine::lightning_core::bitcoin::transaction::Version;
-use shard_engine::lightning_core::bitcoin::{
+use crate::{EngineConfig, EngineError, PeerOutput};
+use lightning_core::bitcoin::absolute::LockTime;
+use lightning_core::bitcoin::block::{Header, Version as BlockVersion};
+use lightning_core::bitcoin::hashes::{sha256, Hash};
+use lightning_core::bitcoin::transaction::Version;
+use lightning_core::bitcoin::{
     Amount, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
     TxMerkleNode, TxOut, Txid, Witness,
 };
-use shard_engine::lightning_core::node::{
+use lightning_core::node::{
     Event, ForwardingPolicy, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
 };
-use shard_engine::lightning_core::secp256k1::{PublicKey, SecretKey};
-use shard_engine::lightning_core::types::{
-    ChannelId, PaymentHash, PaymentPreimage, ShortChannelId,
-};
-use shard_engine::lightning_core::wire::Message;
-use shard_engine::{EngineConfig, EngineError, PeerOutput};
+use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
+use lightning_core::wire::Message;
 
-#[allow(unused_imports)]
 pub use hub::{Hub, Threaded};
 
+/// One million satoshis: the capacity of every channel [`Net::open_channels`] opens.
 pub const SATS: u64 = 1_000_000;
 
+/// A secret key derived from `tag` (SHA256 of it): the same tag gives the same key.
 pub fn secret(tag: &[u8]) -> SecretKey {
     SecretKey::from_slice(&sha256::Hash::hash(tag).to_byte_array()).expect("valid key")
 }
 
+/// The routing node's (hub's) node secret.
 pub fn hub_secret() -> SecretKey {
     secret(b"hub-node-secret")
 }
 
+/// The routing node's (hub's) seed.
 pub fn hub_seed() -> [u8; 32] {
     sha256::Hash::hash(b"hub-seed").to_byte_array()
 }
@@ -47,6 +56,7 @@ pub fn genesis() -> BlockHash {
     BlockHash::all_zeros()
 }
 
+/// The engine configuration of every harness run: `shards` shards, default node settings.
 pub fn engine_config(shards: usize) -> EngineConfig {
     EngineConfig {
         shards,
@@ -58,30 +68,43 @@ pub fn engine_config(shards: usize) -> EngineConfig {
 /// Who a payment or balance belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Who {
+    /// The routing node.
     Hub,
+    /// Peer `i` of [`Net::peers`].
     Peer(usize),
 }
 
 /// A peer: a plain NodeCore.
 pub struct Peer {
+    /// The peer's node.
     pub core: NodeCore,
+    /// Every event the peer's node raised, in order.
     pub events: Vec<Event>,
 }
 
 /// A channel between the hub and a peer.
 #[derive(Debug, Clone, Copy)]
 pub struct Chan {
+    /// The peer's index in [`Net::peers`].
     pub peer: usize,
+    /// The channel's id.
     pub channel_id: ChannelId,
+    /// Its short channel id (confirmed).
     pub scid: ShortChannelId,
 }
 
+/// A payment [`Net::start_payment`] started, and what became of it.
 #[derive(Debug, Clone)]
 pub struct PaymentRecord {
+    /// Who pays.
     pub payer: Who,
+    /// Who is paid.
     pub payee: Who,
+    /// The amount the payee receives.
     pub amount_msat: u64,
+    /// The routing node's fee (0 when it is payer or payee).
     pub fee_msat: u64,
+    /// The payment hash.
     pub hash: PaymentHash,
     /// PaymentSent (true) / PaymentFailed (false) events seen.
     pub outcomes: Vec<bool>,
@@ -89,21 +112,30 @@ pub struct PaymentRecord {
 
 /// The fake chain.
 pub struct Chain {
+    /// The height of the tip.
     pub height: u32,
+    /// The tip's hash.
     pub tip: BlockHash,
+    /// Broadcast transactions waiting for the next block.
     pub mempool: Vec<Transaction>,
+    /// Every transaction mined so far.
     pub confirmed: HashSet<Txid>,
-    salt: u32,
 }
 
+/// The routing node `hub`, its peers, the wire between them, the fake chain and the ledger.
 pub struct Net<H: Hub> {
+    /// The routing node.
     pub hub: H,
+    /// The peers, each a plain `NodeCore` connected to the hub only.
     pub peers: Vec<Peer>,
     index: HashMap<PublicKey, usize>,
     to_hub: Vec<VecDeque<Vec<u8>>>,
     to_peer: Vec<VecDeque<PeerOutput>>,
+    /// Every event the hub raised, in order.
     pub hub_events: Vec<Event>,
+    /// The fake chain.
     pub chain: Chain,
+    /// The channels opened so far ([`Net::open_channels`]).
     pub channels: Vec<Chan>,
     /// Claim (true) or fail back (false) each expected payment, with its preimage.
     pub plan: HashMap<PaymentHash, (PaymentPreimage, bool)>,
@@ -111,17 +143,24 @@ pub struct Net<H: Hub> {
     pending_claims: Vec<(Who, PaymentHash)>,
     /// Claim as soon as a payment is claimable (inside `run`), not at `settle`.
     pub eager_claims: bool,
+    /// Every payment started, by id.
     pub payments: BTreeMap<PaymentId, PaymentRecord>,
+    /// `PaymentClaimed` events seen per payment hash.
     pub claimed: HashMap<PaymentHash, u32>,
+    /// Fees of the hub's `PaymentForwarded` events.
     pub forwarded_fees: u64,
+    /// The hub's `PaymentForwarded` events.
     pub forwarded_count: u64,
     /// Hashes whose preimage the hub learned from a downstream peer's update_fulfill_htlc.
     downstream_fulfilled: HashSet<PaymentHash>,
     /// Hashes of payments to the hub (it knows their preimage itself).
     hub_own: HashSet<PaymentHash>,
+    /// Rule breaks seen while running (reported by [`Net::check`]).
     pub violations: Vec<String>,
+    /// `update_fulfill_htlc` messages the hub sent.
     pub upstream_fulfills: u64,
     nonce: u64,
+    /// The hub's forwarding policy (fees and CLTV delta of the routes built).
     pub policy: ForwardingPolicy,
     /// Messages to the hub refused with `Full` (backpressure seen by the caller).
     pub full_refusals: u64,
@@ -162,7 +201,6 @@ impl<H: Hub> Net<H> {
             tip: BlockHash::all_zeros(),
             mempool: Vec::new(),
             confirmed: HashSet::new(),
-            salt: 0,
         };
         let peers: Vec<Peer> = (0..n)
             .map(|i| Peer {
@@ -220,6 +258,7 @@ impl<H: Hub> Net<H> {
         net
     }
 
+    /// Peer `i`'s node id.
     pub fn peer_id(&self, i: usize) -> PublicKey {
         self.peers[i].core.node_id()
     }
@@ -971,9 +1010,7 @@ impl<H: Hub> Net<H> {
     }
 
     /// The hub's state of every channel, for comparing runs.
-    pub fn hub_snapshot(
-        &mut self,
-    ) -> Vec<(ChannelId, shard_engine::lightning_core::channel::Channel)> {
+    pub fn hub_snapshot(&mut self) -> Vec<(ChannelId, lightning_core::channel::Channel)> {
         let mut out = Vec::new();
         for c in self.channels.clone() {
             let pid = self.peer_id(c.peer);

@@ -2,36 +2,47 @@
 
 use std::time::Duration;
 
-use shard_engine::lightning_core::bitcoin::{BlockHash, Transaction};
-use shard_engine::lightning_core::channel::Channel;
-use shard_engine::lightning_core::node::{ChannelDetails, Event, PaymentId, Route};
-use shard_engine::lightning_core::secp256k1::PublicKey;
-use shard_engine::lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
-use shard_engine::{Engine, EngineError, PeerOutput, Sim};
+use crate::{Engine, EngineError, PeerOutput, Sim};
+use lightning_core::bitcoin::{BlockHash, Transaction};
+use lightning_core::channel::Channel;
+use lightning_core::node::{ChannelDetails, Event, PaymentId, Route};
+use lightning_core::secp256k1::PublicKey;
+use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
 
 /// The engine as the test network drives it.
 pub trait Hub {
+    /// The routing node's node id.
     fn node_id(&self) -> PublicKey;
+    /// The shard `peer` lives on (0 for a hub without shards).
     fn shard_of(&self, peer: &PublicKey) -> usize;
+    /// `peer` connected.
     fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
+    /// `peer` disconnected.
     fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
+    /// A message from `peer` (`EngineError::Full`: not taken, retry later).
     fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError>;
     /// Makes progress; false if there was nothing to do.
     fn pump(&mut self) -> bool;
+    /// Whether the hub has no work queued.
     fn is_idle(&self) -> bool;
+    /// Everything the hub has written to its peers since the last call.
     fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)>;
+    /// Every event the hub raised since the last call.
     fn take_events(&mut self) -> Vec<Event>;
+    /// The hub opens a channel of `sats` to `peer`, pushing `push` msat.
     fn create_channel(
         &mut self,
         peer: PublicKey,
         sats: u64,
         push: u64,
     ) -> Result<ChannelId, EngineError>;
+    /// The funding transaction of the hub's channel `temp`.
     fn funding_transaction_generated(
         &mut self,
         temp: ChannelId,
         tx: Transaction,
     ) -> Result<(), EngineError>;
+    /// The hub pays along `route`.
     fn send_payment(
         &mut self,
         route: &Route,
@@ -39,20 +50,27 @@ pub trait Hub {
         secret: PaymentSecret,
         id: PaymentId,
     ) -> Result<(), EngineError>;
+    /// The hub expects a payment of `amount` for `preimage`'s hash.
     fn create_inbound_payment(
         &mut self,
         preimage: PaymentPreimage,
         amount: Option<u64>,
     ) -> Result<(PaymentHash, PaymentSecret), EngineError>;
+    /// The hub claims a payment made to it.
     fn claim_funds(&mut self, preimage: PaymentPreimage) -> Result<(), EngineError>;
+    /// The hub fails back a payment made to it.
     fn fail_htlc_backwards(&mut self, hash: PaymentHash) -> Result<(), EngineError>;
+    /// A new chain tip.
     fn best_block_updated(&mut self, height: u32, hash: BlockHash) -> Result<(), EngineError>;
+    /// Transactions confirmed at `height`, with their index in the block.
     fn transactions_confirmed(
         &mut self,
         height: u32,
         txs: &[(u32, Transaction)],
     ) -> Result<(), EngineError>;
+    /// Every channel of the hub.
     fn list_channels(&mut self) -> Vec<ChannelDetails>;
+    /// A copy of the hub's channel `id` with `peer`.
     fn channel(&mut self, peer: PublicKey, id: ChannelId) -> Option<Channel>;
     /// A random choice for the network's interleaving (None: deterministic order).
     fn choose(&mut self, n: usize) -> Option<usize>;
@@ -144,8 +162,9 @@ impl Hub for Sim {
     }
 }
 
-/// The threaded engine plus what the test has taken from it but not yet used.
+/// The threaded engine as a [`Hub`].
 pub struct Threaded {
+    /// The engine.
     pub engine: Engine,
 }
 

@@ -1,1 +1,0 @@
-//! The routing-node scaling workload (being built).
