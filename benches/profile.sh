@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 payments="${1:-3000}"
+export CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 cargo build --release --quiet
 data="$(mktemp -d)"
 trap 'rm -rf "$data"' EXIT
