@@ -221,3 +221,4 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+pub mod peer;
