@@ -405,3 +405,53 @@ fn accepter_flow_with_forced_keys() {
     });
     assert_eq!(channels.len(), 1);
 }
+
+#[test]
+fn liveness_pings_and_disconnects_a_peer_that_does_not_pong() {
+    let node = DaemonProcess::start(
+        "liveness",
+        &[
+            "--ping-interval-secs",
+            "1",
+            "--pong-timeout-secs",
+            "1",
+            "--tick-ms",
+            "100",
+        ],
+    );
+    // A peer that answers pings stays connected over several ping intervals.
+    let mut lively = connected(&node, 1, &init_with(&[], true));
+    let start = std::time::Instant::now();
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        match lively.recv(Duration::from_millis(200)) {
+            Recv::Message(m) if msg_type(&m) == Some(18) => {
+                pings += 1;
+                lively.send(&[0, 19, 0, 0]).expect("pong");
+            }
+            Recv::Closed => panic!("a peer answering pings was disconnected"),
+            _ => {}
+        }
+    }
+    assert!(
+        pings >= 2,
+        "the node pings every interval ({pings} pings in 4 s)"
+    );
+    // A peer that never answers is disconnected once its pong is late.
+    let mut silent = connected(&node, 2, &init_with(&[], true));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut saw_ping = false;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent peer was not disconnected"
+        );
+        match silent.recv(Duration::from_millis(200)) {
+            Recv::Message(m) if msg_type(&m) == Some(18) => saw_ping = true,
+            Recv::Closed => break,
+            _ => {}
+        }
+    }
+    assert!(saw_ping, "it was pinged before being disconnected");
+    assert!(served(&mut lively), "the lively peer is still served");
+}
