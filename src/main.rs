@@ -13,12 +13,18 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Logs go to stderr (stdout is the report), filtered by RUST_LOG (default: warnings).
+    let cli = cmd::Cli::parse();
+    // Logs go to stderr (stdout is the report), filtered by RUST_LOG (default: the daemon
+    // logs at info, everything else only warnings).
+    let default = match cli.command {
+        Some(cmd::Command::Node(_)) => "info",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    cmd::run(cmd::Cli::parse())
+    cmd::run(cli)
 }

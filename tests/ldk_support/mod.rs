@@ -64,6 +64,7 @@
 
 pub mod chain;
 pub mod infra;
+pub mod net;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};

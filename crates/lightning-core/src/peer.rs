@@ -37,6 +37,11 @@ pub struct PeerState {
     pub channel_by_id: BTreeMap<ChannelId, PeerChannel>,
     /// How many random values the node has drawn for this peer (see `NodeCore`).
     pub random_draws: u64,
+    /// Liveness on the current connection: when (host milliseconds) we last sent a `ping`,
+    /// and whether its `pong` is still due. Not persisted (a connection's state).
+    pub last_ping_ms: Option<u64>,
+    /// Set while a `ping` of ours waits for its `pong`.
+    pub awaiting_pong: bool,
 }
 
 impl PeerState {
@@ -48,6 +53,8 @@ impl PeerState {
             connected: true,
             channel_by_id: BTreeMap::new(),
             random_draws: 0,
+            last_ping_ms: None,
+            awaiting_pong: false,
         }
     }
 

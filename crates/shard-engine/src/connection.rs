@@ -1,16 +1,29 @@
-//! BOLT 8 connections: the Noise handshake and the encrypted message stream, on the caller's
-//! thread, in front of the shards.
+//! BOLT 8 connections: the Noise handshake in front of the shards, then the encrypted message
+//! stream on the peer's own shard.
 //!
-//! A host that hands the engine raw socket bytes names each connection with its own
-//! [`ConnectionId`]. The handshake runs in [`Engine::handle_bytes`](crate::Engine::handle_bytes)
-//! (an inbound connection's node id is only known after act three); once established, each
-//! decrypted message goes to the peer's shard exactly as [`Engine::handle_message`] would
-//! send it, and [`Engine::connection_outputs`] encrypts what the shard queued for the peer.
-//! A connection's state (handshake and cipher states) is IO state owned by whichever thread
-//! serves that socket; it sits behind its own mutex, never shared with a peer's channels.
+//! An inbound connection belongs to no shard until act three reveals the peer's node id, so
+//! the handshake runs on the thread that serves the socket. Once established, the connection's
+//! [`Transport`] (its cipher states) moves into the peer's shard with
+//! [`Engine::attach_connection`](crate::Engine::attach_connection), together with a
+//! [`ConnectionWriter`] for outgoing ciphertext: from then on the shard thread decrypts every
+//! byte the socket delivers ([`Engine::connection_ciphertext`](crate::Engine::connection_ciphertext))
+//! and encrypts every message it sends, after the state that message commits to is durable.
+//!
+//! Two hosts use this:
+//! * the daemon (`lnshard node`) runs the handshake on its own IO task and attaches the
+//!   transport with a writer that feeds the socket's write half;
+//! * a host that hands the engine raw socket bytes names each connection with its own
+//!   [`ConnectionId`] and calls [`Engine::handle_bytes`](crate::Engine::handle_bytes), which
+//!   runs the handshake on the caller's thread, attaches the transport with a queue writer
+//!   after act three, and forwards later bytes to the shard as ciphertext;
+//!   [`Engine::connection_outputs`](crate::Engine::connection_outputs) drains what the shard
+//!   encrypted.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use lightning_core::bitcoin::hashes::{sha256, Hash, HashEngine};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
@@ -41,12 +54,13 @@ pub(crate) enum State {
     AwaitingActOne(ResponderHandshake),
     /// We sent act two; waiting for act three.
     AwaitingActThree(ResponderAwaitingActThree),
-    /// Established with `node_id`.
+    /// Established with `node_id`: the cipher states live on the peer's shard; encrypted
+    /// bytes come back through `queue`.
     Established {
         /// The peer.
         node_id: PublicKey,
-        /// The cipher states.
-        transport: Transport,
+        /// Ciphertext the shard wrote, and whether it closed the connection.
+        queue: QueueReader,
     },
     /// Failed: the host must close it.
     Failed,
@@ -58,7 +72,7 @@ pub(crate) struct Connection {
     pub(crate) state: State,
     /// Handshake bytes received but not yet a whole act.
     pub(crate) act_buf: Vec<u8>,
-    /// Decrypted messages a full inbox refused: sent first on the next call.
+    /// Ciphertext a full inbox refused: sent first on the next call.
     pub(crate) pending: VecDeque<Vec<u8>>,
 }
 
@@ -91,6 +105,97 @@ pub(crate) struct Connections {
 impl Connections {
     pub(crate) fn get(&self, conn: ConnectionId) -> Option<Arc<Mutex<Connection>>> {
         self.map.read().get(&conn).cloned()
+    }
+}
+
+/// Where a shard writes one connection's encrypted bytes (the socket's write half, or a
+/// queue its host drains). Called on the shard thread, after the batch that produced the
+/// bytes is durable; it must not block.
+pub trait ConnectionWriter: Send {
+    /// Queues `bytes` (whole encrypted frames) for the socket. False when the connection
+    /// cannot take them (closed, or its queue is full): the shard then disconnects the peer
+    /// rather than wait for it.
+    fn write(&mut self, bytes: Vec<u8>) -> bool;
+    /// Closes the connection once what was written before has gone out.
+    fn close(&mut self);
+}
+
+/// An established connection moving into its peer's shard: the cipher states and where to
+/// write what they encrypt.
+pub struct AttachedConnection {
+    /// The host's name for the connection (a later [`ShardMsg`](crate::ShardMsg) for another
+    /// connection of the same peer is stale and ignored).
+    pub conn: ConnectionId,
+    /// The peer.
+    pub node_id: PublicKey,
+    /// The cipher states, right after the handshake.
+    pub transport: Transport,
+    /// Where encrypted bytes go.
+    pub writer: Box<dyn ConnectionWriter>,
+}
+
+impl core::fmt::Debug for AttachedConnection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AttachedConnection")
+            .field("conn", &self.conn)
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The writer [`Engine::handle_bytes`](crate::Engine::handle_bytes) attaches: a bounded queue
+/// that [`Engine::connection_outputs`](crate::Engine::connection_outputs) drains.
+#[derive(Debug)]
+pub(crate) struct QueueWriter {
+    tx: Sender<Vec<u8>>,
+    closed: Arc<AtomicBool>,
+}
+
+/// The host's end of a [`QueueWriter`].
+#[derive(Debug)]
+pub(crate) struct QueueReader {
+    rx: Receiver<Vec<u8>>,
+    closed: Arc<AtomicBool>,
+}
+
+/// A queue writer holding at most `capacity` writes, and its reader.
+pub(crate) fn queue(capacity: usize) -> (QueueWriter, QueueReader) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    let closed = Arc::new(AtomicBool::new(false));
+    (
+        QueueWriter {
+            tx,
+            closed: closed.clone(),
+        },
+        QueueReader { rx, closed },
+    )
+}
+
+impl ConnectionWriter for QueueWriter {
+    fn write(&mut self, bytes: Vec<u8>) -> bool {
+        !self.closed.load(Ordering::SeqCst) && self.tx.try_send(bytes).is_ok()
+    }
+
+    fn close(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl QueueReader {
+    /// Everything written so far, and whether the shard closed the connection after it.
+    pub(crate) fn drain(&self) -> (Vec<u8>, bool) {
+        let mut bytes = Vec::new();
+        for chunk in self.rx.try_iter() {
+            bytes.extend_from_slice(&chunk);
+        }
+        let closed = self.closed.load(Ordering::SeqCst);
+        if closed {
+            // Writes that raced with the close came before it.
+            for chunk in self.rx.try_iter() {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        (bytes, closed)
     }
 }
 

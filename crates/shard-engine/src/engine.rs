@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::channel::Channel;
-use lightning_core::node::{ChannelDetails, Event, HtlcSource, NodeConfig, PaymentId, Route};
+use lightning_core::keys::ChannelKeys;
+use lightning_core::node::{
+    ChannelDetails, Event, HtlcSource, Liveness, NodeConfig, PaymentId, Route,
+};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::transport::{InitiatorHandshake, ResponderHandshake};
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
@@ -17,7 +20,8 @@ use parking_lot::RwLock;
 
 use crate::api::{self, Backend};
 use crate::connection::{
-    ephemeral_key, Connection, ConnectionId, ConnectionOutput, Connections, State,
+    ephemeral_key, queue, AttachedConnection, Connection, ConnectionId, ConnectionOutput,
+    ConnectionWriter, Connections, State,
 };
 use crate::coordinator::Coordinator;
 use crate::durable::{self, Persister};
@@ -48,6 +52,11 @@ pub struct EngineConfig {
     /// The most inbox messages a shard handles before one group commit (at least one; 1
     /// turns group commit off: one `write_batch` per message).
     pub commit_batch: usize,
+    /// Ping/pong liveness for peers ([`Engine::timer_tick`] drives it).
+    pub liveness: Liveness,
+    /// Test mode only (regtest conformance harnesses): every new channel uses these keys
+    /// (see `NodeCore::set_forced_channel_keys`). `None` in every real node.
+    pub forced_channel_keys: Option<ChannelKeys>,
 }
 
 impl core::fmt::Debug for EngineConfig {
@@ -61,6 +70,8 @@ impl core::fmt::Debug for EngineConfig {
             .field("node", &self.node)
             .field("store", &self.store.as_ref().map(|_| "dyn Store"))
             .field("commit_batch", &self.commit_batch)
+            .field("liveness", &self.liveness)
+            .field("forced_channel_keys", &self.forced_channel_keys.is_some())
             .finish()
     }
 }
@@ -76,6 +87,8 @@ impl Default for EngineConfig {
             node: NodeConfig::default(),
             store: None,
             commit_batch: 256,
+            liveness: Liveness::default(),
+            forced_channel_keys: None,
         }
     }
 }
@@ -159,6 +172,7 @@ pub struct Engine {
     counters: Vec<Arc<ShardCounters>>,
     threads: Vec<JoinHandle<Vec<ShardMsg>>>,
     inbox_capacity: usize,
+    peer_outbox_capacity: usize,
     reply_timeout: Duration,
     node_secret: SecretKey,
     seed: [u8; 32],
@@ -277,10 +291,16 @@ impl Engine {
         seed: [u8; 32],
         placement: Placement,
         coordinator: Arc<Coordinator>,
-        shards: Vec<Shard>,
+        mut shards: Vec<Shard>,
         mut initial: Vec<Vec<Out>>,
     ) -> Engine {
         let n = placement.shards();
+        for shard in &mut shards {
+            shard.core_mut().set_liveness(config.liveness);
+            shard
+                .core_mut()
+                .set_forced_channel_keys(config.forced_channel_keys.clone());
+        }
         let (ready_tx, ready_rx) = unbounded();
         let (events_tx, events_rx) = bounded(config.event_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -335,6 +355,7 @@ impl Engine {
             counters,
             threads,
             inbox_capacity,
+            peer_outbox_capacity: config.peer_outbox_capacity.max(1),
             reply_timeout: config.reply_timeout,
             node_secret,
             seed,
@@ -550,13 +571,83 @@ impl Engine {
         self.add_connection(conn, State::AwaitingActOne(handshake))
     }
 
-    /// Bytes read from connection `conn`'s socket: runs the handshake (returning the act to
-    /// write, if any) and hands each decrypted message to the peer's shard.
+    /// An established BOLT 8 connection `conn` to `node_id` (the handshake done by the host):
+    /// its cipher states and writer move into the peer's shard, which from now on decrypts
+    /// what [`Engine::connection_ciphertext`] hands it and encrypts every message for the
+    /// peer into `writer`, after the state the message reports is durable. The shard treats
+    /// it as the peer connecting (our `init` is the first write); an older attached
+    /// connection of the same peer is closed and replaced.
     ///
-    /// On [`EngineError::Full`] every byte was taken (decrypted messages wait inside the
+    /// A control message: it waits for room in the shard's inbox.
+    pub fn attach_connection(
+        &self,
+        conn: ConnectionId,
+        node_id: PublicKey,
+        transport: lightning_core::transport::Transport,
+        writer: Box<dyn ConnectionWriter>,
+    ) -> Result<(), EngineError> {
+        let shard = self.placement.shard_of(&node_id);
+        let attached = AttachedConnection {
+            conn,
+            node_id,
+            transport,
+            writer,
+        };
+        self.backend()
+            .enqueue(shard, ShardMsg::Attach(attached), true)
+    }
+
+    /// Bytes read from attached connection `conn` of `node_id`, still encrypted (any framing:
+    /// the shard reassembles frames). [`EngineError::Full`] when the shard's inbox is full:
+    /// nothing was queued; stop reading the socket and retry later (backpressure).
+    pub fn connection_ciphertext(
+        &self,
+        conn: ConnectionId,
+        node_id: PublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let shard = self.placement.shard_of(&node_id);
+        let msg = ShardMsg::Ciphertext {
+            conn,
+            node_id,
+            bytes,
+        };
+        self.backend().enqueue(shard, msg, false)
+    }
+
+    /// Attached connection `conn` of `node_id` closed: its shard forgets it and the peer is
+    /// disconnected (nothing happens if the peer has attached another connection since).
+    pub fn detach_connection(
+        &self,
+        conn: ConnectionId,
+        node_id: PublicKey,
+    ) -> Result<(), EngineError> {
+        let shard = self.placement.shard_of(&node_id);
+        self.backend()
+            .enqueue(shard, ShardMsg::Detach { conn, node_id }, true)
+    }
+
+    /// The host's clock (`now_ms`, milliseconds on a monotonic clock), for every shard: peers
+    /// are pinged and those whose `pong` is late disconnected ([`EngineConfig::liveness`]).
+    /// Call it about once a second.
+    pub fn timer_tick(&self, now_ms: u64) -> Result<(), EngineError> {
+        for shard in 0..self.placement.shards() {
+            self.backend()
+                .enqueue(shard, ShardMsg::Timer { now_ms }, true)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes read from connection `conn`'s socket: runs the handshake on the caller's thread
+    /// (returning the act to write, if any); after act three the connection's cipher states
+    /// move into the peer's shard ([`Engine::attach_connection`]), and every later byte goes
+    /// there still encrypted, to be decrypted on the shard thread.
+    ///
+    /// On [`EngineError::Full`] every byte was taken (ciphertext waits inside the
     /// connection): stop reading the socket and call `handle_bytes(conn, &[])` until it
-    /// returns `Ok`. On a handshake or transport error the connection is forgotten: close
-    /// the socket.
+    /// returns `Ok`. On a handshake error the connection is forgotten: close the socket.
+    /// Bytes that fail to decrypt are found on the shard, which closes the connection:
+    /// [`Engine::connection_outputs`] then reports `disconnect`.
     pub fn handle_bytes(&self, conn: ConnectionId, bytes: &[u8]) -> Result<Vec<u8>, EngineError> {
         let connection = self
             .connections
@@ -601,98 +692,50 @@ impl Engine {
                 Ok(established) => established,
                 Err(error) => {
                     drop(c);
-                    return Err(self.connection_failed(conn, Some(error), None));
+                    self.connections.map.write().remove(&conn);
+                    return Err(EngineError::Handshake { conn, error });
                 }
             };
             if let Some((node_id, transport)) = established {
-                c.state = State::Established { node_id, transport };
                 // The peer must be known to its shard before its first message: a control
                 // message, waiting for room.
-                let shard = self.placement.shard_of(&node_id);
-                let outbox = self.shared.outbox(&node_id);
-                outbox.overflowed.store(false, Ordering::SeqCst);
-                outbox.epoch.fetch_add(1, Ordering::SeqCst);
-                if let Err(e) =
-                    self.backend()
-                        .enqueue(shard, ShardMsg::PeerConnected(node_id), true)
-                {
-                    outbox.epoch.fetch_sub(1, Ordering::SeqCst);
-                    return Err(e);
-                }
+                let (writer, reader) = queue(self.peer_outbox_capacity);
+                self.attach_connection(conn, node_id, transport, Box::new(writer))?;
+                c.state = State::Established {
+                    node_id,
+                    queue: reader,
+                };
             }
         }
-        let node_id = match &mut c.state {
-            State::Established { node_id, transport } => {
-                let node_id = *node_id;
-                match transport.decrypt(input) {
-                    Ok(messages) => c.pending.extend(messages),
-                    Err(error) => {
-                        drop(c);
-                        return Err(self.connection_failed(conn, None, Some(error)));
-                    }
-                }
-                node_id
-            }
-            _ => return Ok(reply),
+        let State::Established { node_id, .. } = &c.state else {
+            return Ok(reply);
         };
-        while let Some(message) = c.pending.pop_front() {
-            if let Err(e) = self.handle_message(node_id, &message) {
-                c.pending.push_front(message);
-                return Err(e);
-            }
+        let node_id = *node_id;
+        if !input.is_empty() {
+            c.pending.push_back(input.to_vec());
+        }
+        while let Some(bytes) = c.pending.front() {
+            // A copy: on a full inbox the bytes stay queued in the connection.
+            self.connection_ciphertext(conn, node_id, bytes.clone())?;
+            c.pending.pop_front();
         }
         Ok(reply)
     }
 
-    fn connection_failed(
-        &self,
-        conn: ConnectionId,
-        handshake: Option<lightning_core::transport::HandshakeError>,
-        transport: Option<lightning_core::transport::TransportError>,
-    ) -> EngineError {
-        let removed = self.connections.map.write().remove(&conn);
-        if let Some(c) = removed {
-            if let State::Established { node_id, .. } = c.lock().state {
-                let _ = self.peer_disconnected(node_id);
-            }
-        }
-        match (handshake, transport) {
-            (Some(error), _) => EngineError::Handshake { conn, error },
-            (None, Some(error)) => EngineError::Transport { conn, error },
-            (None, None) => EngineError::UnknownConnection(conn),
-        }
-    }
-
     /// What to write to connection `conn`'s socket now: every message its peer's shard
-    /// queued, encrypted, and whether to close it afterwards. Nothing before the handshake
-    /// completes.
+    /// encrypted for it, and whether to close it afterwards (the shard closed it: asked to by
+    /// the protocol, or the bytes did not decrypt). Nothing before the handshake completes.
     pub fn connection_outputs(&self, conn: ConnectionId) -> Result<ConnectionOutput, EngineError> {
         let connection = self
             .connections
             .get(conn)
             .ok_or(EngineError::UnknownConnection(conn))?;
-        let mut c = connection.lock();
-        let State::Established { node_id, transport } = &mut c.state else {
+        let c = connection.lock();
+        let State::Established { queue, .. } = &c.state else {
             return Ok(ConnectionOutput::default());
         };
-        let node_id = *node_id;
-        let mut out = ConnectionOutput::default();
-        for o in self.peer_outputs(&node_id) {
-            match o {
-                PeerOutput::Message(m) => match transport.encrypt(&m) {
-                    Ok(bytes) => out.bytes.extend_from_slice(&bytes),
-                    Err(error) => {
-                        drop(c);
-                        return Err(self.connection_failed(conn, None, Some(error)));
-                    }
-                },
-                PeerOutput::Disconnect => {
-                    out.disconnect = true;
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        let (bytes, disconnect) = queue.drain();
+        Ok(ConnectionOutput { bytes, disconnect })
     }
 
     /// The node id at the other end of `conn`, once its handshake is complete.
@@ -718,9 +761,7 @@ impl Engine {
             _ => None,
         };
         if let Some(node_id) = node_id {
-            let shard = self.placement.shard_of(&node_id);
-            self.backend()
-                .enqueue(shard, ShardMsg::PeerDisconnected(node_id), true)?;
+            self.detach_connection(conn, node_id)?;
         }
         Ok(())
     }
@@ -1001,14 +1042,20 @@ impl Worker {
                     stopping = true;
                     break;
                 }
-                if let ShardMsg::PeerConnected(node_id) = &m {
-                    // Outputs are tagged with the connection at delivery: a new connection
-                    // starts a new batch, so no output of the old one is tagged with it.
+                let connected = match &m {
+                    ShardMsg::PeerConnected(node_id) => Some(*node_id),
+                    ShardMsg::Attach(a) => Some(a.node_id),
+                    _ => None,
+                };
+                if let Some(node_id) = connected {
+                    // Outputs are tagged with (or, attached, encrypted for) the connection at
+                    // delivery: a new connection starts a new batch, so no output of the old
+                    // one goes to it.
                     if handled > 0 {
                         self.held = Some(m);
                         break;
                     }
-                    *self.epochs.entry(*node_id).or_default() += 1;
+                    *self.epochs.entry(node_id).or_default() += 1;
                 }
                 if let ShardMsg::Resolve(r) = &m {
                     consumed.push(r.source);
@@ -1060,13 +1107,17 @@ impl Worker {
                 out.clear();
                 return false;
             }
-            let overflowed = self.deliver(out);
-            if overflowed.is_empty() {
+            let (overflowed, closed) = self.deliver(out);
+            if overflowed.is_empty() && closed.is_empty() {
                 return true;
             }
             for node_id in overflowed {
                 // Outputs for the disconnected peer are dropped (its outbox is marked).
                 step(&mut self.shard, ShardMsg::PeerDisconnected(node_id), out);
+            }
+            for (conn, node_id) in closed {
+                // An attached connection the shard closed (asked to, or too slow).
+                step(&mut self.shard, ShardMsg::Detach { conn, node_id }, out);
             }
         }
     }
@@ -1097,17 +1148,47 @@ impl Worker {
         remaining
     }
 
-    /// Releases `out`; returns the peers whose outbox overflowed.
-    fn deliver(&mut self, out: &mut Vec<Out>) -> Vec<PublicKey> {
+    /// Releases `out`; returns the peers whose outbox overflowed and the attached
+    /// connections closed (at the core's request, or because they could not take more).
+    #[allow(clippy::type_complexity)]
+    fn deliver(&mut self, out: &mut Vec<Out>) -> (Vec<PublicKey>, Vec<(ConnectionId, PublicKey)>) {
         let mut overflowed = Vec::new();
+        let mut closed = Vec::new();
         for o in out.drain(..) {
             match o {
                 Out::Peer { node_id, output } => {
+                    if let Some(c) = self.shard.connection_mut(&node_id) {
+                        // Attached: encrypted here, on the peer's shard, now that the state
+                        // it reports is durable.
+                        let ok = match output {
+                            PeerOutput::Message(m) => match c.transport.encrypt(&m) {
+                                Ok(bytes) => c.writer.write(bytes),
+                                Err(error) => {
+                                    tracing::warn!(%node_id, %error, "cannot encrypt");
+                                    false
+                                }
+                            },
+                            PeerOutput::Disconnect => false,
+                        };
+                        if !ok {
+                            c.writer.close();
+                            closed.push((c.conn, node_id));
+                        }
+                        continue;
+                    }
                     let shared = &self.shared;
-                    let outbox = self
-                        .outboxes
-                        .entry(node_id)
-                        .or_insert_with(|| shared.outbox(&node_id));
+                    let outbox = match self.outboxes.entry(node_id) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            // Only peers the application connected have an outbox: output
+                            // for a peer whose attached connection is gone is dropped (a
+                            // reconnection starts afresh with init and reestablish).
+                            match shared.outboxes.read().get(&node_id) {
+                                Some(o) => v.insert(o.clone()),
+                                None => continue,
+                            }
+                        }
+                    };
                     if outbox.overflowed.load(Ordering::SeqCst) {
                         continue;
                     }
@@ -1139,7 +1220,7 @@ impl Worker {
             }
         }
         self.flush_parked();
-        overflowed
+        (overflowed, closed)
     }
 }
 

@@ -41,7 +41,7 @@ mod placement;
 mod shard;
 pub mod sim;
 
-pub use connection::{ConnectionId, ConnectionOutput};
+pub use connection::{AttachedConnection, ConnectionId, ConnectionOutput, ConnectionWriter};
 pub use coordinator::{Coordinator, CoordinatorAccesses, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};
 pub use error::EngineError;

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
+
+use crate::connection::{AttachedConnection, ConnectionId};
 use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::channel::Channel;
 use lightning_core::node::{
@@ -149,6 +151,32 @@ pub enum ShardMsg {
         height: u32,
         /// The transactions, shared by every shard.
         txdata: Arc<Vec<(u32, Transaction)>>,
+    },
+    /// An established BOLT 8 connection moves into this shard: from now on the shard
+    /// decrypts the peer's bytes and encrypts its messages. Acts as `PeerConnected` (after a
+    /// `PeerDisconnected` when it replaces an older connection of the peer, which is closed).
+    Attach(AttachedConnection),
+    /// Bytes read from an attached connection's socket, still encrypted.
+    Ciphertext {
+        /// The connection.
+        conn: ConnectionId,
+        /// Its peer.
+        node_id: PublicKey,
+        /// The bytes, as read (any framing).
+        bytes: Vec<u8>,
+    },
+    /// An attached connection's socket closed (ignored if the peer has since attached another).
+    Detach {
+        /// The connection.
+        conn: ConnectionId,
+        /// Its peer.
+        node_id: PublicKey,
+    },
+    /// The clock, for ping/pong liveness: `now_ms` is milliseconds on the host's monotonic
+    /// clock (the core never reads a clock).
+    Timer {
+        /// The host's time.
+        now_ms: u64,
     },
     /// Stop: finish what is queued, hand back what cannot be delivered, exit.
     Shutdown,

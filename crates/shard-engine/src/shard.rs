@@ -2,12 +2,15 @@
 //! handles one [`ShardMsg`]. The thread loop (`engine`) and the simulator (`sim`) both call
 //! `step`; neither adds logic of its own around a message.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use lightning_core::node::{Event, HtlcSource, NodeCore, Output};
-use lightning_core::secp256k1::SecretKey;
+use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::transport::Transport;
 
+use crate::connection::{AttachedConnection, ConnectionId, ConnectionWriter};
 use crate::coordinator::Coordinator;
 use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
@@ -69,6 +72,24 @@ pub struct Shard {
     coordinator: Arc<Coordinator>,
     placement: Placement,
     counters: Arc<ShardCounters>,
+    /// The BOLT 8 connections of this shard's peers that were attached to it: their cipher
+    /// states and writers. IO state, kept apart from the peers' channel state.
+    connections: HashMap<PublicKey, ShardConnection>,
+}
+
+/// One attached connection, on its peer's shard.
+pub(crate) struct ShardConnection {
+    pub(crate) conn: ConnectionId,
+    pub(crate) transport: Transport,
+    pub(crate) writer: Box<dyn ConnectionWriter>,
+}
+
+impl core::fmt::Debug for ShardConnection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ShardConnection")
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shard {
@@ -88,6 +109,7 @@ impl Shard {
             coordinator,
             placement,
             counters: Arc::new(ShardCounters::default()),
+            connections: HashMap::new(),
         }
     }
 
@@ -104,6 +126,7 @@ impl Shard {
             coordinator,
             placement,
             counters: Arc::new(ShardCounters::default()),
+            connections: HashMap::new(),
         }
     }
 
@@ -125,6 +148,42 @@ impl Shard {
     /// The counters.
     pub fn counters(&self) -> &Arc<ShardCounters> {
         &self.counters
+    }
+
+    /// Connections attached to this shard.
+    pub fn attached_connections(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// The attached connection of `node_id` (the engine's delivery encrypts with it).
+    pub(crate) fn connection_mut(&mut self, node_id: &PublicKey) -> Option<&mut ShardConnection> {
+        self.connections.get_mut(node_id)
+    }
+}
+
+/// Decrypts `bytes` read from `node_id`'s attached connection `conn` and hands each message
+/// to the core. A failed decryption closes the connection and disconnects the peer.
+fn handle_ciphertext(shard: &mut Shard, conn: ConnectionId, node_id: PublicKey, bytes: &[u8]) {
+    let Some(c) = shard.connections.get_mut(&node_id) else {
+        return;
+    };
+    if c.conn != conn {
+        // Bytes of a connection the peer has since replaced.
+        return;
+    }
+    let mut input = bytes;
+    loop {
+        match c.transport.next_message(&mut input) {
+            Ok(Some(message)) => shard.core.handle_message(node_id, &message),
+            Ok(None) => return,
+            Err(error) => {
+                tracing::info!(%node_id, %error, "undecryptable bytes: disconnecting");
+                c.writer.close();
+                shard.connections.remove(&node_id);
+                shard.core.peer_disconnected(node_id);
+                return;
+            }
+        }
     }
 }
 
@@ -164,6 +223,53 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
                 txdata.iter().map(|(i, tx)| (*i, tx)).collect();
             shard.core.transactions_confirmed(height, &refs);
         }
+        ShardMsg::Attach(AttachedConnection {
+            conn,
+            node_id,
+            transport,
+            writer,
+        }) => {
+            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
+            if let Some(mut old) = shard.connections.remove(&node_id) {
+                tracing::debug!(
+                    old = old.conn,
+                    new = conn,
+                    "a new connection replaces the old"
+                );
+                old.writer.close();
+                shard.core.peer_disconnected(node_id);
+            }
+            shard.connections.insert(
+                node_id,
+                ShardConnection {
+                    conn,
+                    transport,
+                    writer,
+                },
+            );
+            shard.core.peer_connected(node_id);
+        }
+        ShardMsg::Ciphertext {
+            conn,
+            node_id,
+            bytes,
+        } => {
+            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
+            handle_ciphertext(shard, conn, node_id, &bytes);
+        }
+        ShardMsg::Detach { conn, node_id } => {
+            if shard
+                .connections
+                .get(&node_id)
+                .is_some_and(|c| c.conn == conn)
+            {
+                if let Some(mut c) = shard.connections.remove(&node_id) {
+                    c.writer.close();
+                }
+                shard.core.peer_disconnected(node_id);
+            }
+        }
+        ShardMsg::Timer { now_ms } => shard.core.timer_tick(now_ms),
         ShardMsg::Shutdown => {}
     }
     drain(shard, out);

@@ -76,6 +76,27 @@ impl NodeConfig {
     }
 }
 
+/// Ping/pong liveness (BOLT 1): how often we ping a peer that has sent `init`, and how long
+/// its `pong` may take before we disconnect it. Host time, in milliseconds, comes in through
+/// [`NodeCore::timer_tick`](super::NodeCore::timer_tick); the core reads no clock. Not part of
+/// the persisted configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// Milliseconds between our pings to one peer.
+    pub ping_interval_ms: u64,
+    /// Milliseconds a peer has to answer a ping before it is disconnected.
+    pub pong_timeout_ms: u64,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            ping_interval_ms: 30_000,
+            pong_timeout_ms: 15_000,
+        }
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig::for_network(Network::Regtest)

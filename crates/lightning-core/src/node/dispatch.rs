@@ -19,6 +19,8 @@ impl NodeCore {
             .or_insert_with(|| PeerState::new(node_id));
         peer.connected = true;
         peer.their_features = None;
+        peer.last_ping_ms = None;
+        peer.awaiting_pong = false;
         let init = Init::new(
             self.config.init_features(),
             Some(vec![self.config.chain_hash]),
@@ -117,7 +119,12 @@ impl NodeCore {
                     self.send(node_id, Message::Pong(pong));
                 }
             }
-            Message::Pong(_) | Message::Warning(_) | Message::Gossip { .. } => {}
+            Message::Pong(_) => {
+                if let Some(peer) = self.peers.get_mut(&node_id) {
+                    peer.awaiting_pong = false;
+                }
+            }
+            Message::Warning(_) | Message::Gossip { .. } => {}
             Message::Unknown { .. } => {}
             Message::Error(err) => self.handle_error_message(node_id, err),
             Message::OpenChannel(open) => self.handle_open_channel(node_id, &open),
@@ -130,6 +137,16 @@ impl NodeCore {
         let ours = self.config.init_features();
         if let Some(bit) = features.first_unknown_required_bit(&ours) {
             let text = format!("init requires unknown feature bit {bit}");
+            self.send(
+                node_id,
+                Message::Warning(Warning::new(ChannelId::ALL, &text)),
+            );
+            self.outputs
+                .push_back(super::Output::Disconnect { node_id });
+            return;
+        }
+        if let Some(feature) = ours.first_required_missing_from(&features) {
+            let text = format!("init lacks feature {feature:?}, which we require");
             self.send(
                 node_id,
                 Message::Warning(Warning::new(ChannelId::ALL, &text)),
@@ -157,6 +174,50 @@ impl NodeCore {
             if let Some(Ok(msg)) = reestablish {
                 self.send(node_id, Message::ChannelReestablish(msg));
             }
+        }
+    }
+
+    /// The host's clock ticked (`now_ms`: milliseconds on its monotonic clock; call it every
+    /// second or so, extra calls are harmless). Every peer that has sent `init` is pinged
+    /// each [`Liveness::ping_interval_ms`](super::Liveness); a peer whose `pong` is still
+    /// due [`Liveness::pong_timeout_ms`](super::Liveness) after the ping is disconnected.
+    pub fn timer_tick(&mut self, now_ms: u64) {
+        let liveness = self.liveness;
+        let mut ping = Vec::new();
+        let mut dead = Vec::new();
+        for peer in self.peers.values_mut() {
+            if !peer.connected || peer.their_features.is_none() {
+                continue;
+            }
+            match peer.last_ping_ms {
+                Some(sent) if peer.awaiting_pong => {
+                    if now_ms.saturating_sub(sent) >= liveness.pong_timeout_ms {
+                        dead.push(peer.node_id);
+                    }
+                }
+                Some(sent) if now_ms.saturating_sub(sent) < liveness.ping_interval_ms => {}
+                _ => {
+                    peer.last_ping_ms = Some(now_ms);
+                    peer.awaiting_pong = true;
+                    ping.push(peer.node_id);
+                }
+            }
+        }
+        for node_id in ping {
+            let msg = crate::wire::Ping {
+                num_pong_bytes: 0,
+                ignored: Vec::new(),
+            };
+            self.send(node_id, Message::Ping(msg));
+        }
+        for node_id in dead {
+            let text = "no pong in time: disconnecting";
+            self.send(
+                node_id,
+                Message::Warning(Warning::new(ChannelId::ALL, text)),
+            );
+            self.outputs
+                .push_back(super::Output::Disconnect { node_id });
         }
     }
 

@@ -65,7 +65,7 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
 use bitcoin::{BlockHash, ScriptBuf, Transaction, Txid};
 
-pub use config::NodeConfig;
+pub use config::{Liveness, NodeConfig};
 pub use event::{
     ClosureReason, Event, ForwardHtlc, ForwardOutcome, ForwardResolution, HtlcSource, Output,
     PaymentFailure, PaymentId,
@@ -224,6 +224,10 @@ pub struct NodeCore {
     outputs: VecDeque<Output>,
     /// What changed since the last [`NodeCore::take_dirty`] (group commit).
     dirty: Dirty,
+    /// Ping/pong liveness settings (not persisted).
+    liveness: Liveness,
+    /// Test mode only: every new channel uses these keys instead of derived ones.
+    forced_channel_keys: Option<crate::keys::ChannelKeys>,
 }
 
 impl NodeCore {
@@ -260,7 +264,23 @@ impl NodeCore {
             pending_timeouts: BTreeMap::new(),
             outputs: VecDeque::new(),
             dirty: Dirty::default(),
+            liveness: Liveness::default(),
+            forced_channel_keys: None,
         }
+    }
+
+    /// Sets the ping/pong liveness parameters used by [`NodeCore::timer_tick`].
+    pub fn set_liveness(&mut self, liveness: Liveness) {
+        self.liveness = liveness;
+    }
+
+    /// Test mode (regtest conformance harnesses, as Core Lightning's
+    /// `--dev-force-channel-secrets`): every channel created or accepted from now on uses
+    /// `keys` (funding key, basepoint secrets and per-commitment seed) instead of keys derived
+    /// from the seed, so a harness can predict our keys and signatures. `None` returns to
+    /// derived keys. Never use it with real funds: every channel then shares one set of keys.
+    pub fn set_forced_channel_keys(&mut self, keys: Option<crate::keys::ChannelKeys>) {
+        self.forced_channel_keys = keys;
     }
 
     /// Our node id.
@@ -369,6 +389,9 @@ impl NodeCore {
     /// Keys for a new channel with `node_id`.
     fn next_keys(&mut self, node_id: &PublicKey) -> crate::keys::ChannelKeys {
         let r = self.peer_random(node_id, b"channel-keys");
+        if let Some(keys) = &self.forced_channel_keys {
+            return keys.clone();
+        }
         let index = u64::from_be_bytes(r[..8].try_into().expect("8 of 32 bytes")) >> 1;
         derive_channel_keys(&self.seed, index)
     }

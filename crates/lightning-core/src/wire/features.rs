@@ -388,6 +388,15 @@ impl Features {
             .find(|bit| !known.is_set(*bit) && !known.is_set(bit + 1))
     }
 
+    /// The first feature this vector (ours) requires that `theirs` does not support (neither
+    /// bit set): BOLT 1 lets a node refuse a peer lacking a feature it requires.
+    pub fn first_required_missing_from(&self, theirs: &Features) -> Option<Feature> {
+        Feature::ALL
+            .iter()
+            .copied()
+            .find(|f| self.requires(*f) && !theirs.supports(*f))
+    }
+
     /// Checks that no unknown even bit is set (see [`Features::first_unknown_required_bit`]).
     pub fn check_required_known(&self, known: &Features) -> Result<(), FeatureError> {
         match self.first_unknown_required_bit(known) {

@@ -1,0 +1,648 @@
+//! The control interface: JSON-RPC 2.0 over HTTP (axum), on loopback only, authenticated
+//! with HTTP basic auth against the cookie (`__cookie__:<secret>`, written at start to
+//! `<data-dir>/.cookie`, mode 0600). A request without the secret gets HTTP 401 and a
+//! warning in the log.
+//!
+//! Every method takes its parameters as a JSON object (named). Hex is lower-case; node ids
+//! are 33-byte compressed keys; channel ids, payment hashes, secrets and preimages 32 bytes;
+//! short channel ids a number or `BLOCKxTXxOUT`.
+//!
+//! | method | params | result |
+//! |---|---|---|
+//! | `getinfo` | | node id, addresses, network, best block, peers, channels |
+//! | `connect` | `node_id`, `address` (`host:port`) | after the handshake; redialled when lost |
+//! | `open_channel` | `node_id`, `amount_sat`, `push_msat`?, `feerate_per_kw`? | `temporary_channel_id` |
+//! | `fund` | `temporary_channel_id`, `outpoint` (`txid:vout`), `amount_sat`, `secret_key` (of the P2WPKH UTXO), `fee_sat`? | the funding transaction (now, or once the peer accepts) |
+//! | `new_invoice` | `amount_msat`? | `payment_hash`, `payment_secret` (the node keeps the preimage) |
+//! | `pay` | `route` (`[{node_id, short_channel_id, fee_msat, cltv_expiry_delta}]`, last hop's `fee_msat` = amount), `payment_hash`, `payment_secret` | `payment_id` |
+//! | `claim` | `payment_hash` (or `payment_preimage`) | |
+//! | `fail` | `payment_hash` | |
+//! | `close`, `force_close` | `channel_id` | |
+//! | `list_peers`, `list_channels` | | lists |
+//! | `block_connected` | `height`, `header` (80 bytes hex), `transactions` (hex, block order) | |
+//! | `broadcasts` | | transactions to broadcast since the last call (hex) |
+//! | `events` | | events since the last call |
+//! | `stop` | | the node stops |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use base64::Engine as _;
+use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
+use lightning_core::bitcoin::{OutPoint, Transaction};
+use lightning_core::node::{
+    ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
+};
+use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::types::{
+    ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
+};
+use serde_json::{json, Value};
+
+use super::files::{self, COOKIE_USER};
+use super::funding::Utxo;
+use super::{io_error, DaemonError, Node};
+
+/// The most bytes one request may carry (a block of transactions).
+const MAX_REQUEST: usize = 64 << 20;
+
+/// A bound control interface, not yet serving.
+pub struct Control {
+    /// The bound address.
+    pub addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+    secret: String,
+}
+
+impl core::fmt::Debug for Control {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Control").field("addr", &self.addr).finish()
+    }
+}
+
+/// Binds the control interface (loopback only), writes the cookie (mode 0600) and the bound
+/// address.
+pub async fn bind(node: &Arc<Node>) -> Result<Control, DaemonError> {
+    let want = node.config.control_listen;
+    if !want.ip().is_loopback() {
+        return Err(DaemonError::Config(format!(
+            "the control interface must bind a loopback address, not {want}"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(want)
+        .await
+        .map_err(io_error(format!("binding the control interface on {want}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io_error("reading the control address"))?;
+    let secret = files::random_hex()?;
+    let dir = &node.config.data_dir;
+    files::write_private(
+        &files::cookie_path(dir),
+        format!("{COOKIE_USER}:{secret}").as_bytes(),
+    )?;
+    files::write_private(&files::control_addr_path(dir), addr.to_string().as_bytes())?;
+    Ok(Control {
+        addr,
+        listener,
+        secret,
+    })
+}
+
+#[derive(Clone)]
+struct Ctx {
+    node: Arc<Node>,
+    expected: Arc<String>,
+}
+
+impl Control {
+    /// Serves requests until the node stops.
+    pub async fn serve(self, node: Arc<Node>) {
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{COOKIE_USER}:{}", self.secret))
+        );
+        let ctx = Ctx {
+            node: node.clone(),
+            expected: Arc::new(expected),
+        };
+        let app = Router::new()
+            .route("/", post(handle))
+            .layer(DefaultBodyLimit::max(MAX_REQUEST))
+            .with_state(ctx);
+        let stopping = node.clone();
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            while !stopping.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "control interface failed");
+        }
+    }
+}
+
+/// Constant-time comparison of the presented credentials with the expected ones.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn handle(
+    State(ctx): State<Ctx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !same(presented, ctx.expected.as_bytes()) {
+        tracing::warn!(%peer, "control request refused: missing or wrong credentials");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"lnshard\"")],
+            "authentication required: use the cookie in the data directory\n",
+        )
+            .into_response();
+    }
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return reply(
+                Value::Null,
+                Err(rpc_error(-32700, format!("parse error: {e}"))),
+            )
+        }
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        return reply(id, Err(rpc_error(-32600, "request has no method".into())));
+    };
+    let params = request.get("params").cloned().unwrap_or(json!({}));
+    tracing::debug!(method, "control request");
+    let result = dispatch(&ctx.node, method, params).await;
+    reply(id, result)
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug)]
+pub struct RpcError {
+    code: i64,
+    message: String,
+}
+
+fn rpc_error(code: i64, message: String) -> RpcError {
+    RpcError { code, message }
+}
+
+fn invalid(message: impl Into<String>) -> RpcError {
+    rpc_error(-32602, message.into())
+}
+
+fn failed(message: impl core::fmt::Display) -> RpcError {
+    rpc_error(-32000, message.to_string())
+}
+
+fn reply(id: Value, result: Result<Value, RpcError>) -> Response {
+    let body = match result {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => {
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+        }
+    };
+    axum::Json(body).into_response()
+}
+
+fn str_param<'a>(p: &'a Value, name: &str) -> Result<&'a str, RpcError> {
+    p.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("missing string parameter {name}")))
+}
+
+fn u64_param(p: &Value, name: &str) -> Result<u64, RpcError> {
+    p.get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| invalid(format!("missing integer parameter {name}")))
+}
+
+fn opt_u64(p: &Value, name: &str, default: u64) -> Result<u64, RpcError> {
+    match p.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| invalid(format!("parameter {name} must be a non-negative integer"))),
+    }
+}
+
+fn hex32(p: &Value, name: &str) -> Result<[u8; 32], RpcError> {
+    let s = str_param(p, name)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|e| invalid(format!("{name} {s:?} is not 32 bytes of hex: {e}")))?;
+    Ok(out)
+}
+
+fn pubkey(s: &str, name: &str) -> Result<PublicKey, RpcError> {
+    s.parse::<PublicKey>()
+        .map_err(|e| invalid(format!("{name} {s:?} is not a node id: {e}")))
+}
+
+fn scid(v: &Value) -> Result<ShortChannelId, RpcError> {
+    if let Some(n) = v.as_u64() {
+        return Ok(ShortChannelId(n));
+    }
+    let s = v
+        .as_str()
+        .ok_or_else(|| invalid("short_channel_id must be a number or BLOCKxTXxOUT"))?;
+    let parts: Vec<&str> = s.split('x').collect();
+    let bad = || invalid(format!("short_channel_id {s:?} is not BLOCKxTXxOUT"));
+    let [b, t, o] = parts.as_slice() else {
+        return Err(bad());
+    };
+    Ok(ShortChannelId::new(
+        b.parse().map_err(|_| bad())?,
+        t.parse().map_err(|_| bad())?,
+        o.parse().map_err(|_| bad())?,
+    ))
+}
+
+fn tx_from_hex(s: &str) -> Result<Transaction, RpcError> {
+    let bytes = hex::decode(s).map_err(|e| invalid(format!("transaction is not hex: {e}")))?;
+    deserialize(&bytes).map_err(|e| invalid(format!("transaction does not decode: {e}")))
+}
+
+/// Runs a blocking engine call off the IO threads.
+async fn blocking<T: Send + 'static>(
+    node: &Arc<Node>,
+    f: impl FnOnce(&Node) -> Result<T, RpcError> + Send + 'static,
+) -> Result<T, RpcError> {
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || f(&n))
+        .await
+        .map_err(|e| failed(format!("internal task failed: {e}")))?
+}
+
+async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, RpcError> {
+    match method {
+        "getinfo" => {
+            let listen = node.listen_addr.lock().map(|a| a.to_string());
+            blocking(node, move |n| {
+                let (height, hash) = n.engine.coordinator().best_block();
+                let channels = n.engine.list_channels().map_err(failed)?;
+                Ok(json!({
+                    "node_id": n.node_id.to_string(),
+                    "listen": listen,
+                    "network": n.config.network.to_string(),
+                    "block_height": height,
+                    "block_hash": hash.to_string(),
+                    "shards": n.engine.shard_count(),
+                    "peers": n.state.connections.established().len(),
+                    "open_connections": n.state.connections.open_count(),
+                    "channels": channels.len(),
+                    "test_mode": n.config.test_mode.is_some(),
+                }))
+            })
+            .await
+        }
+        "connect" => {
+            let node_id = pubkey(str_param(&p, "node_id")?, "node_id")?;
+            let address = str_param(&p, "address")?;
+            let addr = tokio::net::lookup_host(address)
+                .await
+                .map_err(|e| invalid(format!("address {address:?}: {e}")))?
+                .next()
+                .ok_or_else(|| invalid(format!("address {address:?} resolves to nothing")))?;
+            super::net::connect(node.clone(), node_id, addr)
+                .await
+                .map_err(failed)?;
+            Ok(
+                json!({"connected": true, "node_id": node_id.to_string(), "address": addr.to_string()}),
+            )
+        }
+        "open_channel" => {
+            let node_id = pubkey(str_param(&p, "node_id")?, "node_id")?;
+            let amount = u64_param(&p, "amount_sat")?;
+            let push = opt_u64(&p, "push_msat", 0)?;
+            let feerate = u32::try_from(opt_u64(&p, "feerate_per_kw", 1000)?)
+                .map_err(|_| invalid("feerate_per_kw too large"))?;
+            blocking(node, move |n| {
+                let user_channel_id = u128::from(n.now_ms());
+                let temp = n
+                    .engine
+                    .create_channel(node_id, amount, push, user_channel_id, feerate)
+                    .map_err(failed)?;
+                Ok(json!({"temporary_channel_id": temp.to_string()}))
+            })
+            .await
+        }
+        "fund" => {
+            let temp = ChannelId(hex32(&p, "temporary_channel_id")?);
+            let outpoint: OutPoint = str_param(&p, "outpoint")?
+                .parse()
+                .map_err(|e| invalid(format!("outpoint is not txid:vout: {e}")))?;
+            let secret_key = SecretKey::from_slice(&hex32(&p, "secret_key")?)
+                .map_err(|e| invalid(format!("secret_key: {e}")))?;
+            let utxo = Utxo {
+                outpoint,
+                amount_sat: u64_param(&p, "amount_sat")?,
+                secret_key,
+                fee_sat: opt_u64(&p, "fee_sat", 1000)?,
+            };
+            blocking(node, move |n| {
+                let needed = n.state.funding_needed.lock().remove(&temp);
+                match needed {
+                    Some(needed) => {
+                        let tx = super::funding::fund_with(n, temp, &needed, &utxo)
+                            .map_err(failed)?;
+                        Ok(json!({"status": "funded", "txid": tx.compute_txid().to_string(), "transaction": serialize_hex(&tx)}))
+                    }
+                    None => {
+                        // Validate early what can be validated without the peer's answer.
+                        n.state.funding_utxos.lock().insert(temp, utxo);
+                        Ok(json!({"status": "waiting_for_accept_channel"}))
+                    }
+                }
+            })
+            .await
+        }
+        "new_invoice" => {
+            let amount = match p.get("amount_msat") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(u64_param(&p, "amount_msat")?),
+            };
+            blocking(node, move |n| {
+                let preimage = PaymentPreimage(hex32(
+                    &json!({"r": files::random_hex().map_err(failed)?}),
+                    "r",
+                )?);
+                let (hash, secret) = n
+                    .engine
+                    .create_inbound_payment(preimage, amount)
+                    .map_err(failed)?;
+                n.state.preimages.lock().insert(hash, preimage);
+                Ok(json!({"payment_hash": hash.to_string(), "payment_secret": secret.to_string()}))
+            })
+            .await
+        }
+        "pay" => {
+            let hops = p
+                .get("route")
+                .and_then(Value::as_array)
+                .ok_or_else(|| invalid("missing array parameter route"))?;
+            let mut route = Route { hops: Vec::new() };
+            for h in hops {
+                route.hops.push(RouteHop {
+                    node_id: pubkey(str_param(h, "node_id")?, "route node_id")?,
+                    short_channel_id: scid(h.get("short_channel_id").unwrap_or(&Value::Null))?,
+                    fee_msat: u64_param(h, "fee_msat")?,
+                    cltv_expiry_delta: u32::try_from(u64_param(h, "cltv_expiry_delta")?)
+                        .map_err(|_| invalid("cltv_expiry_delta too large"))?,
+                });
+            }
+            let hash = PaymentHash(hex32(&p, "payment_hash")?);
+            let secret = PaymentSecret(hex32(&p, "payment_secret")?);
+            let id = match p.get("payment_id") {
+                Some(Value::String(_)) => PaymentId(hex32(&p, "payment_id")?),
+                _ => PaymentId(hash.0),
+            };
+            blocking(node, move |n| {
+                n.engine
+                    .send_payment(&route, hash, secret, id)
+                    .map_err(failed)?;
+                Ok(json!({"payment_id": hex::encode(id.0)}))
+            })
+            .await
+        }
+        "claim" => {
+            let preimage = match p.get("payment_preimage") {
+                Some(_) => PaymentPreimage(hex32(&p, "payment_preimage")?),
+                None => {
+                    let hash = PaymentHash(hex32(&p, "payment_hash")?);
+                    node.state
+                        .preimages
+                        .lock()
+                        .get(&hash)
+                        .copied()
+                        .ok_or_else(|| {
+                            failed(format!("no preimage known for payment_hash {hash}"))
+                        })?
+                }
+            };
+            blocking(node, move |n| {
+                n.engine.claim_funds(preimage).map_err(failed)?;
+                Ok(json!({}))
+            })
+            .await
+        }
+        "fail" => {
+            let hash = PaymentHash(hex32(&p, "payment_hash")?);
+            blocking(node, move |n| {
+                n.engine.fail_htlc_backwards(hash).map_err(failed)?;
+                Ok(json!({}))
+            })
+            .await
+        }
+        "close" | "force_close" => {
+            let id = ChannelId(hex32(&p, "channel_id")?);
+            let force = method == "force_close";
+            blocking(node, move |n| {
+                if force {
+                    n.engine.force_close_channel(id).map_err(failed)?;
+                } else {
+                    n.engine.close_channel(id).map_err(failed)?;
+                }
+                Ok(json!({}))
+            })
+            .await
+        }
+        "list_peers" => {
+            let peers: Vec<Value> = node
+                .state
+                .connections
+                .established()
+                .into_iter()
+                .map(|c| {
+                    json!({
+                        "node_id": c.node_id.map(|n| n.to_string()),
+                        "address": c.addr.to_string(),
+                        "inbound": c.inbound,
+                        "connection": c.conn,
+                    })
+                })
+                .collect();
+            Ok(Value::Array(peers))
+        }
+        "list_channels" => {
+            blocking(node, |n| {
+                let channels = n.engine.list_channels().map_err(failed)?;
+                Ok(Value::Array(channels.iter().map(channel_json).collect()))
+            })
+            .await
+        }
+        "block_connected" => {
+            let height =
+                u32::try_from(u64_param(&p, "height")?).map_err(|_| invalid("height too large"))?;
+            let header = hex::decode(str_param(&p, "header")?)
+                .map_err(|e| invalid(format!("header is not hex: {e}")))?;
+            let hash = super::header_hash(&header)
+                .ok_or_else(|| invalid(format!("header is {} bytes, not 80", header.len())))?;
+            let mut txdata = Vec::new();
+            if let Some(txs) = p.get("transactions").and_then(Value::as_array) {
+                for (i, t) in txs.iter().enumerate() {
+                    let s = t
+                        .as_str()
+                        .ok_or_else(|| invalid("transactions must be hex strings"))?;
+                    let index = u32::try_from(i).map_err(|_| invalid("too many transactions"))?;
+                    txdata.push((index, tx_from_hex(s)?));
+                }
+            }
+            blocking(node, move |n| {
+                if !txdata.is_empty() {
+                    n.engine
+                        .transactions_confirmed(height, &txdata)
+                        .map_err(failed)?;
+                }
+                n.engine.best_block_updated(height, hash).map_err(failed)?;
+                Ok(json!({"height": height, "hash": hash.to_string()}))
+            })
+            .await
+        }
+        "broadcasts" => {
+            let txs: Vec<Value> = std::mem::take(&mut *node.state.broadcasts.lock())
+                .iter()
+                .map(|tx| Value::String(serialize_hex(tx)))
+                .collect();
+            Ok(json!({"transactions": txs}))
+        }
+        "events" => {
+            let mut log = node.state.events.lock();
+            let events: Vec<Value> = log.0.drain(..).collect();
+            let dropped = std::mem::take(&mut log.1);
+            Ok(json!({"events": events, "dropped": dropped}))
+        }
+        "stop" => {
+            node.request_stop();
+            Ok(json!({"stopping": true}))
+        }
+        other => Err(rpc_error(-32601, format!("unknown method {other:?}"))),
+    }
+}
+
+fn channel_json(c: &ChannelDetails) -> Value {
+    json!({
+        "channel_id": c.channel_id.to_string(),
+        "node_id": c.counterparty_node_id.to_string(),
+        "value_sat": c.channel_value_satoshis,
+        "outbound": c.is_outbound,
+        "phase": format!("{:?}", c.phase),
+        "usable": c.is_usable,
+        "short_channel_id": c.short_channel_id.map(|s| s.0),
+        "short_channel_id_str": c.short_channel_id.map(|s| s.to_string()),
+        "to_local_msat": c.balances.to_local_msat,
+        "to_remote_msat": c.balances.to_remote_msat,
+    })
+}
+
+/// An event as JSON (what `events` returns).
+pub fn event_json(event: &Event) -> Value {
+    match event {
+        Event::FundingGenerationReady {
+            temporary_channel_id,
+            counterparty_node_id,
+            channel_value_satoshis,
+            output_script,
+            ..
+        } => json!({
+            "type": "funding_generation_ready",
+            "temporary_channel_id": temporary_channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "value_sat": channel_value_satoshis,
+            "output_script": hex::encode(output_script.as_bytes()),
+        }),
+        Event::ChannelPending {
+            channel_id,
+            counterparty_node_id,
+            funding_txo,
+            ..
+        } => json!({
+            "type": "channel_pending",
+            "channel_id": channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "funding_txo": funding_txo.to_string(),
+        }),
+        Event::ChannelReady {
+            channel_id,
+            counterparty_node_id,
+            short_channel_id,
+            alias,
+            ..
+        } => json!({
+            "type": "channel_ready",
+            "channel_id": channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "short_channel_id": short_channel_id.map(|s| s.0),
+            "alias": alias.map(|s| s.0),
+        }),
+        Event::PaymentClaimable {
+            payment_hash,
+            amount_msat,
+            via_channel_id,
+            ..
+        } => json!({
+            "type": "payment_claimable",
+            "payment_hash": payment_hash.to_string(),
+            "amount_msat": amount_msat,
+            "channel_id": via_channel_id.to_string(),
+        }),
+        Event::PaymentClaimed {
+            payment_hash,
+            amount_msat,
+            ..
+        } => json!({
+            "type": "payment_claimed",
+            "payment_hash": payment_hash.to_string(),
+            "amount_msat": amount_msat,
+        }),
+        Event::PaymentSent {
+            payment_id,
+            payment_hash,
+            payment_preimage,
+            fee_paid_msat,
+            ..
+        } => json!({
+            "type": "payment_sent",
+            "payment_id": hex::encode(payment_id.0),
+            "payment_hash": payment_hash.to_string(),
+            "payment_preimage": payment_preimage.to_string(),
+            "fee_paid_msat": fee_paid_msat,
+        }),
+        Event::PaymentFailed {
+            payment_id,
+            payment_hash,
+            failure,
+            ..
+        } => json!({
+            "type": "payment_failed",
+            "payment_id": hex::encode(payment_id.0),
+            "payment_hash": payment_hash.to_string(),
+            "failure": failure_text(failure),
+        }),
+        Event::ChannelClosed {
+            channel_id,
+            counterparty_node_id,
+            reason,
+            ..
+        } => json!({
+            "type": "channel_closed",
+            "channel_id": channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "reason": closure_text(reason),
+        }),
+        Event::BroadcastTransaction { tx } => json!({
+            "type": "broadcast_transaction",
+            "txid": tx.compute_txid().to_string(),
+        }),
+        other => json!({"type": "other", "debug": format!("{other:?}")}),
+    }
+}
+
+fn failure_text(f: &PaymentFailure) -> String {
+    format!("{f:?}")
+}
+
+fn closure_text(r: &ClosureReason) -> String {
+    format!("{r:?}")
+}
