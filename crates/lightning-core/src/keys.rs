@@ -298,18 +298,44 @@ pub struct CommitmentKeys {
     pub revocation_key: PublicKey,
     /// `local_delayedpubkey`: pays the owner's `to_local` and second-stage HTLC outputs.
     pub local_delayed_key: PublicKey,
+    /// `local_htlcpubkey` and `remote_htlcpubkey`; `None` when derived with
+    /// [`CommitmentKeys::derive_without_htlc_keys`], for a commitment without untrimmed HTLCs
+    /// (where no script uses them).
+    pub htlc_keys: Option<HtlcKeys>,
+    /// `remotepubkey`: the remote side's `payment_basepoint` (static remote key).
+    pub remote_payment_key: PublicKey,
+}
+
+/// The two HTLC keys of one commitment, named from its owner's ("local") point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtlcKeys {
     /// `local_htlcpubkey`.
     pub local_htlc_key: PublicKey,
     /// `remote_htlcpubkey`.
     pub remote_htlc_key: PublicKey,
-    /// `remotepubkey`: the remote side's `payment_basepoint` (static remote key).
-    pub remote_payment_key: PublicKey,
 }
 
 impl CommitmentKeys {
     /// Derives the keys of the commitment owned by `local`, at `per_commitment_point` (the
     /// owner's point for this commitment number).
     pub fn derive<C: Verification>(
+        secp: &Secp256k1<C>,
+        per_commitment_point: &PublicKey,
+        local: &ChannelPublicKeys,
+        remote: &ChannelPublicKeys,
+    ) -> Result<CommitmentKeys, KeyError> {
+        let mut keys = Self::derive_without_htlc_keys(secp, per_commitment_point, local, remote)?;
+        keys.htlc_keys = Some(HtlcKeys {
+            local_htlc_key: derive_public_key(secp, per_commitment_point, &local.htlc_basepoint)?,
+            remote_htlc_key: derive_public_key(secp, per_commitment_point, &remote.htlc_basepoint)?,
+        });
+        Ok(keys)
+    }
+
+    /// As [`CommitmentKeys::derive`] without the two HTLC keys (`htlc_keys` is `None`): what
+    /// a commitment whose HTLCs are all trimmed needs, two point tweaks cheaper. Building a
+    /// commitment with an untrimmed HTLC from these keys fails.
+    pub fn derive_without_htlc_keys<C: Verification>(
         secp: &Secp256k1<C>,
         per_commitment_point: &PublicKey,
         local: &ChannelPublicKeys,
@@ -327,8 +353,7 @@ impl CommitmentKeys {
                 per_commitment_point,
                 &local.delayed_payment_basepoint,
             )?,
-            local_htlc_key: derive_public_key(secp, per_commitment_point, &local.htlc_basepoint)?,
-            remote_htlc_key: derive_public_key(secp, per_commitment_point, &remote.htlc_basepoint)?,
+            htlc_keys: None,
             remote_payment_key: remote.payment_basepoint,
         })
     }
@@ -424,8 +449,22 @@ mod tests {
         assert_eq!(keys.remote_payment_key, rp.payment_basepoint);
         let htlc = local.htlc_key(&secp, &point).expect("valid");
         assert_eq!(
-            PublicKey::from_secret_key(&secp, &htlc),
-            keys.local_htlc_key
+            Some(PublicKey::from_secret_key(&secp, &htlc)),
+            keys.htlc_keys.map(|h| h.local_htlc_key)
+        );
+        let remote_htlc = remote.htlc_key(&secp, &point).expect("valid");
+        assert_eq!(
+            Some(PublicKey::from_secret_key(&secp, &remote_htlc)),
+            keys.htlc_keys.map(|h| h.remote_htlc_key)
+        );
+        let light =
+            CommitmentKeys::derive_without_htlc_keys(&secp, &point, &lp, &rp).expect("valid");
+        assert_eq!(
+            light,
+            CommitmentKeys {
+                htlc_keys: None,
+                ..keys
+            }
         );
         let delayed = local.delayed_payment_key(&secp, &point).expect("valid");
         assert_eq!(

@@ -33,8 +33,9 @@ pub struct PeerState {
     pub their_features: Option<Features>,
     /// Whether a connection to the peer is up.
     pub connected: bool,
-    /// The peer's channels with us, by channel id.
-    pub channel_by_id: BTreeMap<ChannelId, PeerChannel>,
+    /// The peer's channels with us, by channel id. Boxed: a channel is about 5 KB, and a
+    /// map node holds room for 11 values, mostly one per peer.
+    pub channel_by_id: BTreeMap<ChannelId, Box<PeerChannel>>,
     /// How many random values the node has drawn for this peer (see `NodeCore`).
     pub random_draws: u64,
     /// Liveness on the current connection: when (host milliseconds) we last sent a `ping`,

@@ -345,17 +345,18 @@ fn bolt03_appendix_c_keys_and_obscuring_factor() {
         local_delayed_privkey,
         privkey(str_field(internal, "local_delayed_privkey"))
     );
+    let htlc_keys = f.keys.htlc_keys.expect("the vectors give both htlc keys");
     assert_eq!(
         derive_public_key(secp, &point, &local_payment),
-        Ok(f.keys.local_htlc_key)
+        Ok(htlc_keys.local_htlc_key)
     );
     assert_eq!(
         derive_public_key(secp, &point, &remote_payment),
-        Ok(f.keys.remote_htlc_key)
+        Ok(htlc_keys.remote_htlc_key)
     );
     assert_eq!(
         PublicKey::from_secret_key(secp, &f.remote_htlc_key),
-        f.keys.remote_htlc_key
+        htlc_keys.remote_htlc_key
     );
     assert_eq!(
         derive_public_key(secp, &point, &local_delayed),
@@ -386,6 +387,13 @@ fn bolt03_appendix_c_keys_and_obscuring_factor() {
     assert_eq!(
         CommitmentKeys::derive(secp, &point, &local, &remote),
         Ok(f.keys)
+    );
+    assert_eq!(
+        CommitmentKeys::derive_without_htlc_keys(secp, &point, &local, &remote),
+        Ok(CommitmentKeys {
+            htlc_keys: None,
+            ..f.keys
+        })
     );
 
     // Funding script and obscuring factor ("obscured commitment number = 0x2bb038521914 ^ 42").

@@ -7,11 +7,12 @@ use super::error::close;
 use super::spec::{reduce, CommitmentSpec, Update};
 use super::{
     Channel, ChannelError, ChannelEvent, ChannelPhase, Connection, HtlcFailure, LocalCommit,
-    NextRemoteCommit, RemoteCommit,
+    NextRemoteCommit, PointMemo, RemoteCommit,
 };
 use crate::keys::{self as bolt3_keys, CommitmentKeys};
 use crate::secrets::FIRST_INDEX;
-use crate::transactions::{build_commitment_tx, CommitmentParams, CommitmentTx, Side};
+use crate::transactions::fees::is_htlc_trimmed;
+use crate::transactions::{build_commitment_tx, CommitmentParams, CommitmentTx, Htlc, Side};
 use crate::wire::{CommitmentSigned, Message, RevokeAndAck};
 
 impl Channel {
@@ -23,12 +24,20 @@ impl Channel {
     ) -> Result<CommitmentTx, ChannelError> {
         let point = self.local_point(index)?;
         let secp = Secp256k1::verification_only();
-        let keys = CommitmentKeys::derive(&secp, &point, &self.local_pubkeys, &self.remote_pubkeys)
+        let htlcs = spec.tx_htlcs();
+        let keys = self
+            .commitment_keys(
+                &secp,
+                &point,
+                true,
+                &htlcs,
+                spec.feerate_per_kw,
+                self.local_params.dust_limit_satoshis,
+            )
             .map_err(|e| close(format!("cannot derive keys of our commitment {index}: {e}")))?;
         let funding_outpoint = self
             .funding_outpoint
             .ok_or_else(|| close("no funding outpoint yet"))?;
-        let htlcs = spec.tx_htlcs();
         build_commitment_tx(&CommitmentParams {
             channel_type: self.channel_type,
             funding_outpoint,
@@ -62,7 +71,16 @@ impl Channel {
         point: &PublicKey,
     ) -> Result<CommitmentTx, ChannelError> {
         let secp = Secp256k1::verification_only();
-        let keys = CommitmentKeys::derive(&secp, point, &self.remote_pubkeys, &self.local_pubkeys)
+        let htlcs = spec.tx_htlcs();
+        let keys = self
+            .commitment_keys(
+                &secp,
+                point,
+                false,
+                &htlcs,
+                spec.feerate_per_kw,
+                self.remote_params.dust_limit_satoshis,
+            )
             .map_err(|e| {
                 close(format!(
                     "cannot derive keys of remote commitment {index}: {e}"
@@ -71,7 +89,6 @@ impl Channel {
         let funding_outpoint = self
             .funding_outpoint
             .ok_or_else(|| close("no funding outpoint yet"))?;
-        let htlcs = spec.tx_htlcs();
         build_commitment_tx(&CommitmentParams {
             channel_type: self.channel_type,
             funding_outpoint,
@@ -95,6 +112,33 @@ impl Channel {
             htlcs: &htlcs,
         })
         .map_err(|e| close(format!("cannot build remote commitment {index}: {e}")))
+    }
+
+    /// The keys of a commitment at `point`, ours (`ours`) or the peer's: the two HTLC keys
+    /// (two point tweaks) only if one of `htlcs` is untrimmed at `feerate_per_kw` and the
+    /// owner's `dust_limit_satoshis`, since no script of the commitment uses them otherwise.
+    fn commitment_keys<C: bitcoin::secp256k1::Verification>(
+        &self,
+        secp: &Secp256k1<C>,
+        point: &PublicKey,
+        ours: bool,
+        htlcs: &[Htlc],
+        feerate_per_kw: u32,
+        dust_limit_satoshis: u64,
+    ) -> Result<CommitmentKeys, bolt3_keys::KeyError> {
+        let (owner, other) = if ours {
+            (&self.local_pubkeys, &self.remote_pubkeys)
+        } else {
+            (&self.remote_pubkeys, &self.local_pubkeys)
+        };
+        let untrimmed = htlcs
+            .iter()
+            .any(|h| !is_htlc_trimmed(h, feerate_per_kw, dust_limit_satoshis, self.channel_type));
+        if untrimmed {
+            CommitmentKeys::derive(secp, point, owner, other)
+        } else {
+            CommitmentKeys::derive_without_htlc_keys(secp, point, owner, other)
+        }
     }
 
     /// Our latest local commitment transaction, built (unsigned), for inspection.
@@ -149,15 +193,21 @@ impl Channel {
         let tx = self.build_remote_tx(&spec, index, &point)?;
         let secp = Secp256k1::signing_only();
         let signature = tx.sign(&secp, &self.keys.funding_key);
-        let htlc_key = self
-            .keys
-            .htlc_key(&secp, &point)
-            .map_err(|e| close(format!("cannot derive our htlc key: {e}")))?;
-        let htlc_signatures = tx
-            .htlc_txs()
-            .iter()
-            .map(|h| h.sign_remote(&secp, &htlc_key))
-            .collect();
+        let htlc_txs = tx.htlc_txs();
+        // Our HTLC key for this commitment costs two point operations: only derive it when
+        // there is an HTLC transaction to sign.
+        let htlc_signatures = if htlc_txs.is_empty() {
+            Vec::new()
+        } else {
+            let htlc_key = self
+                .keys
+                .htlc_key(&secp, &point)
+                .map_err(|e| close(format!("cannot derive our htlc key: {e}")))?;
+            htlc_txs
+                .iter()
+                .map(|h| h.sign_remote(&secp, &htlc_key))
+                .collect()
+        };
         let msg = CommitmentSigned {
             channel_id: self.channel_id,
             signature,
@@ -223,11 +273,14 @@ impl Channel {
                 ))
             })?;
         }
+        let next_point = self.local_point(index.saturating_add(1))?;
         let raa = RevokeAndAck {
             channel_id: self.channel_id,
             per_commitment_secret: self.local_secret(index.saturating_sub(1))?,
-            next_per_commitment_point: self.local_point(index.saturating_add(1))?,
+            next_per_commitment_point: next_point,
         };
+        // The peer's next commitment_signed is for that point's commitment.
+        self.local_point_memo = PointMemo(Some((index.saturating_add(1), next_point)));
         self.local_commit = LocalCommit {
             index,
             spec,

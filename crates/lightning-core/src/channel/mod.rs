@@ -360,7 +360,25 @@ pub struct Channel {
     /// Transient: drained after every call, so empty whenever the channel is persisted.
     #[serde(skip)]
     pub(crate) events: Vec<ChannelEvent>,
+    /// Derived, not state: see [`PointMemo`].
+    #[serde(skip)]
+    pub(crate) local_point_memo: PointMemo,
 }
+
+/// A memo of one of our per-commitment points, each a point multiplication: the point of
+/// commitment `n + 1` goes out in the `revoke_and_ack` for `n`, and is needed again to check
+/// the peer's signature of commitment `n + 1`. It is derived from the channel's keys, so it
+/// is not state: it compares equal to any other memo and is never stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PointMemo(Option<(u64, PublicKey)>);
+
+impl PartialEq for PointMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PointMemo {}
 
 impl Channel {
     /// The channel id: the temporary one until funding, then the final one.
@@ -541,6 +559,11 @@ impl Channel {
 
     /// Our per-commitment point for commitment `index`.
     pub(crate) fn local_point(&self, index: u64) -> Result<PublicKey, ChannelError> {
+        if let PointMemo(Some((memo_index, point))) = self.local_point_memo {
+            if memo_index == index {
+                return Ok(point);
+            }
+        }
         let secp = Secp256k1::signing_only();
         let i = FIRST_INDEX
             .checked_sub(index)

@@ -11,7 +11,7 @@ use super::error::{close, ignore};
 use super::spec::CommitmentSpec;
 use super::{
     Channel, ChannelConfig, ChannelError, ChannelEvent, ChannelParams, ChannelPhase, ClosingState,
-    Connection, LocalChanges, LocalCommit, RemoteChanges, RemoteCommit, ShutdownState,
+    Connection, LocalChanges, LocalCommit, PointMemo, RemoteChanges, RemoteCommit, ShutdownState,
 };
 use crate::keys::{ChannelKeys, ChannelPublicKeys};
 use crate::secrets::CounterpartySecrets;
@@ -240,6 +240,7 @@ impl Channel {
             fulfilled_notified: BTreeSet::new(),
             outbox: Vec::new(),
             events: Vec::new(),
+            local_point_memo: PointMemo::default(),
         }
     }
 

@@ -74,11 +74,11 @@ impl NodeCore {
         if let Some(peer) = self.peers.get_mut(&node_id) {
             peer.channel_by_id.insert(
                 channel.channel_id(),
-                PeerChannel {
+                Box::new(PeerChannel {
                     channel,
                     user_channel_id,
                     funding_tx: None,
-                },
+                }),
             );
         }
     }

@@ -260,11 +260,11 @@ impl NodeCore {
             });
             peer.channel_by_id.insert(
                 channel_id,
-                PeerChannel {
+                Box::new(PeerChannel {
                     channel,
                     user_channel_id,
                     funding_tx,
-                },
+                }),
             );
             core.dirty.channel_changed(node_id, channel_id);
         }

@@ -18,6 +18,8 @@ use super::scripts::{
 use super::sign::{self, SignatureError};
 use super::{ChannelType, Htlc};
 use crate::keys::CommitmentKeys;
+#[cfg(test)]
+use crate::keys::HtlcKeys;
 use crate::secrets::FIRST_INDEX;
 
 /// The most HTLCs a commitment can hold: BOLT 2 caps `max_accepted_htlcs` at 483 per side.
@@ -65,6 +67,9 @@ pub enum CommitmentError {
         /// What the two anchors cost.
         anchors_satoshis: u64,
     },
+    /// The commitment has untrimmed HTLCs but its keys were derived without the HTLC keys
+    /// ([`CommitmentKeys::derive_without_htlc_keys`]).
+    MissingHtlcKeys,
 }
 
 impl fmt::Display for CommitmentError {
@@ -97,6 +102,10 @@ impl fmt::Display for CommitmentError {
                 f,
                 "the funder's balance {funder_satoshis} sat cannot pay the anchors \
                  ({anchors_satoshis} sat)"
+            ),
+            CommitmentError::MissingHtlcKeys => write!(
+                f,
+                "the commitment has untrimmed htlcs but was given no htlc keys"
             ),
         }
     }
@@ -241,6 +250,11 @@ pub fn build_commitment_tx(params: &CommitmentParams<'_>) -> Result<CommitmentTx
         })
         .collect();
     let untrimmed_count = untrimmed.iter().filter(|u| **u).count();
+    let htlc_keys = match (&keys.htlc_keys, untrimmed_count) {
+        (_, 0) => None,
+        (Some(htlc_keys), _) => Some(htlc_keys),
+        (None, _) => return Err(CommitmentError::MissingHtlcKeys),
+    };
     let base_fee = commitment_base_fee(params.feerate_per_kw, untrimmed_count, channel_type);
     let mut to_local = params.to_local_msat / 1000;
     let mut to_remote = params.to_remote_msat / 1000;
@@ -264,8 +278,8 @@ pub fn build_commitment_tx(params: &CommitmentParams<'_>) -> Result<CommitmentTx
 
     let mut outputs: Vec<PendingOutput> = Vec::with_capacity(untrimmed_count + 4);
     for (index, (htlc, keep)) in params.htlcs.iter().zip(&untrimmed).enumerate() {
-        if *keep {
-            let script = htlc_script(htlc, keys, channel_type);
+        if let (true, Some(htlc_keys)) = (*keep, htlc_keys) {
+            let script = htlc_script(htlc, &keys.revocation_key, htlc_keys, channel_type);
             outputs.push(PendingOutput {
                 txout: TxOut {
                     value: Amount::from_sat(htlc.amount_satoshis()),
@@ -490,6 +504,10 @@ impl CommitmentTx {
 
     /// The HTLC-timeout / HTLC-success transactions of the untrimmed HTLCs, in output order.
     pub fn htlc_txs(&self) -> Vec<HtlcTx> {
+        // Untrimmed HTLCs exist only if the commitment was built with HTLC keys.
+        let Some(htlc_keys) = &self.keys.htlc_keys else {
+            return Vec::new();
+        };
         let txid = self.txid();
         self.htlc_outputs
             .iter()
@@ -500,6 +518,7 @@ impl CommitmentTx {
                     self.feerate_per_kw,
                     self.to_self_delay,
                     &self.keys,
+                    htlc_keys,
                     self.channel_type,
                 )
             })
@@ -581,8 +600,10 @@ mod tests {
             per_commitment_point: pk(1),
             revocation_key: pk(2),
             local_delayed_key: pk(3),
-            local_htlc_key: pk(4),
-            remote_htlc_key: pk(5),
+            htlc_keys: Some(HtlcKeys {
+                local_htlc_key: pk(4),
+                remote_htlc_key: pk(5),
+            }),
             remote_payment_key: pk(6),
         }
     }

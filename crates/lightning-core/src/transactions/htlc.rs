@@ -22,7 +22,7 @@ use super::fees::htlc_tx_fee;
 use super::scripts::to_local_script;
 use super::sign::{self, SignatureError};
 use super::{ChannelType, Htlc, HtlcDirection};
-use crate::keys::CommitmentKeys;
+use crate::keys::{CommitmentKeys, HtlcKeys};
 use crate::types::PaymentPreimage;
 
 /// Why an HTLC transaction could not be built or completed.
@@ -42,6 +42,9 @@ pub enum HtlcTxError {
     PreimageMismatch,
     /// An HTLC-timeout transaction takes no preimage.
     UnexpectedPreimage,
+    /// The commitment keys given have no HTLC keys
+    /// ([`CommitmentKeys::derive_without_htlc_keys`]).
+    MissingHtlcKeys,
 }
 
 impl fmt::Display for HtlcTxError {
@@ -67,6 +70,9 @@ impl fmt::Display for HtlcTxError {
             HtlcTxError::UnexpectedPreimage => {
                 write!(f, "payment_preimage given for an htlc-timeout transaction")
             }
+            HtlcTxError::MissingHtlcKeys => {
+                write!(f, "the commitment keys given have no htlc keys")
+            }
         }
     }
 }
@@ -80,7 +86,7 @@ pub struct HtlcTx {
     output: HtlcOutput,
     input_satoshis: u64,
     channel_type: ChannelType,
-    keys: CommitmentKeys,
+    htlc_keys: HtlcKeys,
 }
 
 impl HtlcTx {
@@ -103,12 +109,14 @@ impl HtlcTx {
                 fee_satoshis: fee,
             });
         }
+        let htlc_keys = keys.htlc_keys.ok_or(HtlcTxError::MissingHtlcKeys)?;
         Ok(Self::for_untrimmed_output(
             commitment_txid,
             output,
             feerate_per_kw,
             to_self_delay,
             keys,
+            &htlc_keys,
             channel_type,
         ))
     }
@@ -121,6 +129,7 @@ impl HtlcTx {
         feerate_per_kw: u32,
         to_self_delay: u16,
         keys: &CommitmentKeys,
+        htlc_keys: &HtlcKeys,
         channel_type: ChannelType,
     ) -> HtlcTx {
         let htlc = &output.htlc;
@@ -157,7 +166,7 @@ impl HtlcTx {
             output: output.clone(),
             input_satoshis: htlc.amount_satoshis(),
             channel_type,
-            keys: *keys,
+            htlc_keys: *htlc_keys,
         }
     }
 
@@ -231,7 +240,7 @@ impl HtlcTx {
         secp.verify_ecdsa(
             &self.sighash(self.remote_sighash_type()),
             signature,
-            &self.keys.remote_htlc_key,
+            &self.htlc_keys.remote_htlc_key,
         )
         .map_err(|_| SignatureError::InvalidHtlcSignature {
             output_index: self.output.output_index,
@@ -247,7 +256,7 @@ impl HtlcTx {
         secp.verify_ecdsa(
             &self.sighash(EcdsaSighashType::All),
             signature,
-            &self.keys.local_htlc_key,
+            &self.htlc_keys.local_htlc_key,
         )
         .map_err(|_| SignatureError::InvalidHtlcSignature {
             output_index: self.output.output_index,
@@ -306,21 +315,28 @@ mod tests {
         SecretKey::from_slice(&[byte; 32]).expect("valid")
     }
 
+    /// Commitment keys with HTLC keys `sk(4)` (local) and `sk(5)` (remote).
+    fn test_keys() -> CommitmentKeys {
+        let secp = Secp256k1::new();
+        let pk = |k: &SecretKey| PublicKey::from_secret_key(&secp, k);
+        CommitmentKeys {
+            per_commitment_point: pk(&sk(1)),
+            revocation_key: pk(&sk(2)),
+            local_delayed_key: pk(&sk(3)),
+            htlc_keys: Some(HtlcKeys {
+                local_htlc_key: pk(&sk(4)),
+                remote_htlc_key: pk(&sk(5)),
+            }),
+            remote_payment_key: pk(&sk(6)),
+        }
+    }
+
     fn setup(
         direction: HtlcDirection,
         channel_type: ChannelType,
     ) -> (HtlcTx, SecretKey, SecretKey) {
-        let secp = Secp256k1::new();
         let (local_htlc, remote_htlc) = (sk(4), sk(5));
-        let pk = |k: &SecretKey| PublicKey::from_secret_key(&secp, k);
-        let keys = CommitmentKeys {
-            per_commitment_point: pk(&sk(1)),
-            revocation_key: pk(&sk(2)),
-            local_delayed_key: pk(&sk(3)),
-            local_htlc_key: pk(&local_htlc),
-            remote_htlc_key: pk(&remote_htlc),
-            remote_payment_key: pk(&sk(6)),
-        };
+        let keys = test_keys();
         let htlc = Htlc {
             direction,
             amount_msat: 5_000_000,
@@ -331,7 +347,12 @@ mod tests {
             htlc_index: 0,
             output_index: 3,
             htlc,
-            witness_script: htlc_script(&htlc, &keys, channel_type),
+            witness_script: htlc_script(
+                &htlc,
+                &keys.revocation_key,
+                &keys.htlc_keys.expect("set above"),
+                channel_type,
+            ),
         };
         let tx = HtlcTx::new(Txid::all_zeros(), &output, 1000, 144, &keys, channel_type)
             .expect("5000 sat covers the fee");
@@ -450,13 +471,33 @@ mod tests {
                 &output,
                 1000,
                 144,
-                &tx.keys,
+                &test_keys(),
                 ChannelType::StaticRemoteKey
             ),
             Err(HtlcTxError::AmountBelowFee {
                 amount_satoshis: 662,
                 fee_satoshis: 663
             })
+        );
+    }
+
+    #[test]
+    fn htlc_tx_needs_htlc_keys() {
+        let (tx, _, _) = setup(HtlcDirection::Offered, ChannelType::StaticRemoteKey);
+        let keys = CommitmentKeys {
+            htlc_keys: None,
+            ..test_keys()
+        };
+        assert_eq!(
+            HtlcTx::new(
+                Txid::all_zeros(),
+                tx.commitment_output(),
+                1000,
+                144,
+                &keys,
+                ChannelType::StaticRemoteKey
+            ),
+            Err(HtlcTxError::MissingHtlcKeys)
         );
     }
 }

@@ -14,7 +14,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, CompressedPublicKey, ScriptBuf, TxOut};
 
 use super::{ChannelType, Htlc, HtlcDirection};
-use crate::keys::CommitmentKeys;
+use crate::keys::HtlcKeys;
 use crate::types::PaymentHash;
 
 /// The 2-of-2 funding witness script `2 <pubkey1> <pubkey2> 2 OP_CHECKMULTISIG`, with
@@ -190,18 +190,25 @@ pub fn received_htlc_script(
     htlc_script_tail(builder, channel_type)
 }
 
-/// The witness script of `htlc`'s output in the commitment with `keys`.
-pub fn htlc_script(htlc: &Htlc, keys: &CommitmentKeys, channel_type: ChannelType) -> ScriptBuf {
+/// The witness script of `htlc`'s output in the commitment with `revocation_key` and
+/// `htlc_keys` (see [`CommitmentKeys`](crate::keys::CommitmentKeys)).
+pub fn htlc_script(
+    htlc: &Htlc,
+    revocation_key: &PublicKey,
+    htlc_keys: &HtlcKeys,
+    channel_type: ChannelType,
+) -> ScriptBuf {
+    let keys = htlc_keys;
     match htlc.direction {
         HtlcDirection::Offered => offered_htlc_script(
-            &keys.revocation_key,
+            revocation_key,
             &keys.local_htlc_key,
             &keys.remote_htlc_key,
             &htlc.payment_hash,
             channel_type,
         ),
         HtlcDirection::Received => received_htlc_script(
-            &keys.revocation_key,
+            revocation_key,
             &keys.local_htlc_key,
             &keys.remote_htlc_key,
             &htlc.payment_hash,

@@ -7,9 +7,10 @@
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1, SecretKey};
 use bitcoin::{OutPoint, Txid};
-use lightning_core::keys::{derive_private_key, per_commitment_point, CommitmentKeys};
+use lightning_core::keys::{derive_private_key, per_commitment_point, CommitmentKeys, HtlcKeys};
 use lightning_core::transactions::{
-    build_commitment_tx, ChannelType, CommitmentParams, CommitmentTx, Htlc, HtlcDirection, Side,
+    build_commitment_tx, ChannelType, CommitmentError, CommitmentParams, CommitmentTx, Htlc,
+    HtlcDirection, Side,
 };
 use lightning_core::types::PaymentPreimage;
 use serde_json::Value;
@@ -138,8 +139,10 @@ impl Fixture {
             per_commitment_point: point,
             revocation_key: pubkey(str_field(&common, "local_revocation_pubkey")),
             local_delayed_key: pubkey(str_field(&common, "local_delayedpubkey")),
-            local_htlc_key: pubkey(str_field(&common, "local_htlcpubkey")),
-            remote_htlc_key: pubkey(str_field(&common, "remote_htlcpubkey")),
+            htlc_keys: Some(HtlcKeys {
+                local_htlc_key: pubkey(str_field(&common, "local_htlcpubkey")),
+                remote_htlc_key: pubkey(str_field(&common, "remote_htlcpubkey")),
+            }),
             remote_payment_key: pubkey(str_field(&common, "remote_payment_basepoint")),
         };
         let htlcs = common["htlcs"]
@@ -227,6 +230,23 @@ impl Fixture {
             keys: self.keys,
             htlcs: &htlcs,
         };
-        build_commitment_tx(&params).expect("vector parameters are valid")
+        let built = build_commitment_tx(&params).expect("vector parameters are valid");
+        // Without the HTLC keys: the same transaction when every HTLC is trimmed, refused
+        // when one is not.
+        let light = build_commitment_tx(&CommitmentParams {
+            keys: CommitmentKeys {
+                htlc_keys: None,
+                ..self.keys
+            },
+            ..params
+        });
+        if built.htlc_outputs().is_empty() {
+            let light = light.expect("no untrimmed htlc needs no htlc keys");
+            assert_eq!(light.tx(), built.tx());
+            assert!(light.htlc_txs().is_empty());
+        } else {
+            assert_eq!(light, Err(CommitmentError::MissingHtlcKeys));
+        }
+        built
     }
 }
