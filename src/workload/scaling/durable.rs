@@ -1,7 +1,7 @@
 //! What persistence costs, and what group commit buys: the scaling workload's recording
 //! (lanes forwarded across shards, every routing-node message compared byte for byte with
 //! the recording) replayed on the engine with no store, the in-memory `MemoryStore`, and the
-//! filesystem `FsStore` with group commit on (`commit_batch` 256: one `write_batch`, one
+//! filesystem `FsStore` with group commit on (the default `commit_batch`: one `write_batch`, one
 //! fdatasync, per shard batch) and off (`commit_batch` 1: one per message).
 //!
 //! fsyncs/payment is `Store::syncs()` over the timed replay (channel opening excluded)
@@ -57,7 +57,7 @@ pub enum StoreMode {
     NoStore,
     /// `MemoryStore`, group commit on.
     MemoryStore,
-    /// `FsStore`, group commit on (`commit_batch` 256).
+    /// `FsStore`, group commit on (the engine's default `commit_batch`).
     FsGroupCommitOn,
     /// `FsStore`, group commit off (`commit_batch` 1).
     FsGroupCommitOff,
@@ -94,7 +94,7 @@ impl StoreMode {
     fn commit_batch(self) -> usize {
         match self {
             StoreMode::FsGroupCommitOff => 1,
-            _ => 256,
+            _ => shard_engine::EngineConfig::default().commit_batch,
         }
     }
 }
