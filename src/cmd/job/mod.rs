@@ -52,7 +52,7 @@ pub struct JobArgs {
     #[arg(long)]
     pub shards: Option<usize>,
     /// Payments to make.
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = 8000)]
     pub payments: u64,
     /// Payments in flight at once (closed loop).
     #[arg(long, default_value_t = 64)]
