@@ -8,6 +8,7 @@
 //!   output, and with three untrimmed HTLCs and their HTLC-transaction signatures);
 //! * `verify/*`: a commitment signature check (sighash and ECDSA verification);
 //! * `onion/*`: payment onion construction for 1 and 3 hops, and peeling one layer;
+//! * `transport/encrypt_decrypt_320_bytes`: one BOLT 8 message through both ends of a link;
 //! * `secrets/insert`: per-commitment secret storage insert (BOLT 3 `insert_secret`,
 //!   checking every stored secret it must derive), 64 consecutive indexes per iteration;
 //! * `two_node_sends/iteration`: one `lnshard bench two-node-sends` iteration (two
@@ -339,9 +340,36 @@ fn bench_two_node(c: &mut Criterion) {
     harness.check().expect("balances and records as expected");
 }
 
+/// BOLT 8: one message encrypted by its sender's transport and decrypted by its receiver's
+/// (a 320-byte message, about what a `commitment_signed` with one HTLC signature weighs).
+fn bench_transport(c: &mut Criterion) {
+    use lightning_core::transport::{InitiatorHandshake, ResponderHandshake};
+    let secp = Secp256k1::new();
+    let key = |t: u8| SecretKey::from_slice(&[t; 32]).expect("a valid key");
+    let responder_id = PublicKey::from_secret_key(&secp, &key(2));
+    let initiator = InitiatorHandshake::new(&key(1), &responder_id, &key(3));
+    let responder = ResponderHandshake::new(&key(2), &key(4));
+    let (awaiting, act_two) = responder
+        .process_act_one(&initiator.act_one())
+        .expect("act one");
+    let (act_three, mut a) = initiator.process_act_two(&act_two).expect("act two");
+    let (_, mut b) = awaiting.process_act_three(&act_three).expect("act three");
+    let message = vec![0x5au8; 320];
+    let mut group = c.benchmark_group("transport");
+    group.throughput(Throughput::Bytes(message.len() as u64));
+    group.bench_function("encrypt_decrypt_320_bytes", |bench| {
+        bench.iter(|| {
+            let ciphertext = a.encrypt(&message).expect("fits");
+            let plain = b.decrypt(&ciphertext).expect("authentic");
+            assert_eq!(plain.len(), 1);
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_commitment, bench_onion, bench_secrets, bench_two_node
+    targets = bench_decode, bench_commitment, bench_onion, bench_secrets, bench_transport, bench_two_node
 }
 criterion_main!(benches);
