@@ -262,11 +262,13 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     eprintln!(
         "abuse: {drops} dropped/garbage handshakes in {drops_took:.2?}; worst honest ping {worst:.2?}"
     );
-    // Memory: glibc keeps freed pages in its arenas, so RSS stays at the first round's high
-    // mark; a leak would grow it again in the second round. Allow 4 MiB of noise.
-    let (first_end, second_end) = (rounds[0].6, rounds[1].6);
+    // Memory: glibc keeps most freed pages in its arenas (the connection table is shrunk and
+    // given back, the tasks' small blocks mostly are not), so RSS after a round lies between
+    // the start and that round's high mark, and where exactly varies from run to run. A leak
+    // would grow memory past the first round's high mark in the second round: allow 4 MiB.
+    let (first_held, second_held, second_end) = (rounds[0].5, rounds[1].5, rounds[1].6);
     assert!(
-        second_end <= first_end + 4 * 1024,
-        "RSS grew again in the second round (a leak): start {rss_start} KiB, after round 1 {first_end} KiB, after round 2 {second_end} KiB"
+        second_held <= first_held + 4 * 1024 && second_end <= first_held + 4 * 1024,
+        "RSS grew past the first round's high mark in the second round (a leak): start {rss_start} KiB, round 1 held {first_held} KiB, round 2 held {second_held} KiB, after {second_end} KiB"
     );
 }

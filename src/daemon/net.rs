@@ -82,7 +82,15 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.node.state.connections.map.lock().remove(&self.conn);
+        {
+            let mut map = self.node.state.connections.map.lock();
+            map.remove(&self.conn);
+            // After a burst of connections, give the table's memory back (a HashMap never
+            // shrinks by itself).
+            if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+                map.shrink_to_fit();
+            }
+        }
         self.node
             .state
             .connections
