@@ -360,7 +360,7 @@ impl Hub {
                 .collect::<Vec<_>>()
         };
         for (temp, counterparty, script, user_id) in ready(&mut self.x_events) {
-            let tx = funding_tx(script, CHANNEL_SATOSHIS, &user_id.to_be_bytes());
+            let tx = funding_tx(script, CHANNEL_SATOSHIS, user_id as u32);
             let i = *self
                 .index
                 .get(&counterparty)
@@ -373,7 +373,7 @@ impl Hub {
         let peers = self.peers.iter_mut().zip(&mut self.peer_events);
         for ((peer, events), slot) in peers.zip(txs.iter_mut()) {
             for (temp, counterparty, script, user_id) in ready(events) {
-                let tx = funding_tx(script, CHANNEL_SATOSHIS, &user_id.to_be_bytes());
+                let tx = funding_tx(script, CHANNEL_SATOSHIS, user_id as u32);
                 peer.funding_transaction_generated(temp, counterparty, tx.clone())
                     .map_err(api("funding_transaction_generated"))?;
                 *slot = Some(tx);

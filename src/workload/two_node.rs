@@ -43,14 +43,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Instant;
 
-use lightning_core::bitcoin::absolute::LockTime;
 use lightning_core::bitcoin::block::{Header, Version as BlockVersion};
 use lightning_core::bitcoin::hashes::{sha256, Hash};
-use lightning_core::bitcoin::transaction::Version;
-use lightning_core::bitcoin::{
-    Amount, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
-    TxMerkleNode, TxOut, Txid, Witness,
-};
+use lightning_core::bitcoin::{BlockHash, CompactTarget, ScriptBuf, Transaction, TxMerkleNode};
 use lightning_core::node::{
     ApiError, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
 };
@@ -279,25 +274,9 @@ pub(crate) fn block_header(height: u32) -> Header {
 }
 
 /// A funding transaction spending a made-up coin (`salt` makes it unique) and paying
-/// `script` exactly `value` sat.
-pub(crate) fn funding_tx(script: ScriptBuf, value: u64, salt: &[u8]) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array(sha256::Hash::hash(salt).to_byte_array()),
-                vout: 0,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(value),
-            script_pubkey: script,
-        }],
-    }
+/// `script` exactly `value` sat: the harness's, shared with the engine's tests.
+pub(crate) fn funding_tx(script: ScriptBuf, value: u64, salt: u32) -> Transaction {
+    shard_engine::harness::fake_funding_tx(script, value, salt)
 }
 
 /// Two nodes with one ready channel, driven on the calling thread: the state one benchmark
@@ -396,7 +375,7 @@ impl Harness {
                 _ => None,
             })
             .ok_or_else(|| Error::Protocol("no FundingGenerationReady after open".into()))?;
-        let tx = funding_tx(script, CHANNEL_SATOSHIS, b"two-node funding");
+        let tx = funding_tx(script, CHANNEL_SATOSHIS, 0x7477_6f6e);
         self.nodes[0]
             .core
             .funding_transaction_generated(temp, b, tx.clone())

@@ -12,12 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lnshard::core::bitcoin::absolute::LockTime;
 use lnshard::core::bitcoin::hashes::{sha256, Hash};
-use lnshard::core::bitcoin::transaction::Version;
-use lnshard::core::bitcoin::{
-    Amount, BlockHash, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
-};
+use lnshard::core::bitcoin::{BlockHash, ScriptBuf, Transaction};
 use lnshard::core::channel::Balances;
 use lnshard::core::node::{
     Event, ForwardingPolicy, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
@@ -151,28 +147,10 @@ fn block_hash(height: u32) -> BlockHash {
     BlockHash::from_byte_array(sha256::Hash::hash(&height.to_be_bytes()).to_byte_array())
 }
 
-/// A funding transaction paying `value` to `script`, spending a coin of the peer's (the toy
-/// chain does not check inputs).
+/// A funding transaction paying `value` to `script`, spending a made-up coin of peer `peer`'s
+/// (the toy chain does not check inputs).
 fn funding_tx(script: ScriptBuf, value: u64, peer: usize) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array(
-                    sha256::Hash::hash(&(peer as u64).to_le_bytes()).to_byte_array(),
-                ),
-                vout: 0,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(value),
-            script_pubkey: script,
-        }],
-    }
+    lnshard::engine::harness::fake_funding_tx(script, value, peer as u32)
 }
 
 impl Net {
