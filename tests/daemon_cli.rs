@@ -77,3 +77,41 @@ fn cli_calls_the_node_with_its_cookie_and_reports_errors() {
 
     node.stop();
 }
+
+#[test]
+fn invoices_survive_a_restart_of_the_node() {
+    let node = DaemonProcess::start("invoices", &[]);
+    let invoice = node.call("new_invoice", serde_json::json!({"amount_msat": 1000}));
+    let hash = invoice["payment_hash"]
+        .as_str()
+        .expect("a hash")
+        .to_string();
+    // Before the restart: the preimage is known; nothing to claim yet.
+    let before = node
+        .try_call("claim", serde_json::json!({"payment_hash": hash}))
+        .expect_err("no payment arrived");
+    assert!(!before.contains("no preimage known"), "{before}");
+    // The invoices file is private to the node's user.
+    let meta = std::fs::metadata(node.dir.join("invoices")).expect("the invoices file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    let dir = node.stop();
+    let node = DaemonProcess::start_in(dir, &[]);
+    let after = node
+        .try_call("claim", serde_json::json!({"payment_hash": hash}))
+        .expect_err("still no payment arrived");
+    assert_eq!(
+        after, before,
+        "after a restart the node still knows the preimage"
+    );
+    // An unknown hash is still refused as such.
+    let unknown = node
+        .try_call(
+            "claim",
+            serde_json::json!({"payment_hash": "11".repeat(32)}),
+        )
+        .expect_err("unknown");
+    assert!(unknown.contains("no preimage known"), "{unknown}");
+    node.stop();
+}

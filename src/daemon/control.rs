@@ -372,6 +372,9 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
                     .engine
                     .create_inbound_payment(preimage, amount)
                     .map_err(failed)?;
+                // Durable before the invoice leaves: a restart can still claim it.
+                files::append_invoice(&files::invoices_path(&n.config.data_dir), &hash, &preimage)
+                    .map_err(failed)?;
                 n.state.preimages.lock().insert(hash, preimage);
                 Ok(json!({"payment_hash": hash.to_string(), "payment_secret": secret.to_string()}))
             })

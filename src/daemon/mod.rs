@@ -22,7 +22,9 @@
 //!
 //! # Files in the data directory
 //! `node_secret` and `seed` (hex, mode 0600: the node's identity and the seed of every
-//! channel key; protect them like a wallet), the engine's store (`data/`), `.cookie` and
+//! channel key; protect them like a wallet), `invoices` (mode 0600: the preimages of the
+//! payments `new_invoice` created, synced before it answers, so a restart can still claim
+//! them), the engine's store (`data/`), `.cookie` and
 //! `control.addr` (the bound control address), both removed at a clean stop.
 
 pub mod control;
@@ -241,6 +243,13 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         genesis_hash(config.network),
     )
     .map_err(|e| DaemonError::Engine(e.to_string()))?;
+    let state = NodeState::default();
+    let invoices = files::load_invoices(&files::invoices_path(&config.data_dir))?;
+    tracing::info!(
+        invoices = invoices.len(),
+        "preimages of our invoices loaded"
+    );
+    *state.preimages.lock() = invoices;
     let secp = Secp256k1::signing_only();
     let node = Arc::new(Node {
         node_id: PublicKey::from_secret_key(&secp, &node_secret),
@@ -248,7 +257,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         node_secret,
         config,
         listen_addr: parking_lot::Mutex::new(None),
-        state: NodeState::default(),
+        state,
         stopping: AtomicBool::new(false),
         stop: tokio::sync::Notify::new(),
         started: Instant::now(),
