@@ -71,7 +71,9 @@ fn honest(node: &DaemonProcess) -> WirePeer {
     peer
 }
 
-fn served(peer: &mut WirePeer, n: u16) -> Duration {
+/// The time a ping of `n` pong bytes takes to be answered on `peer`; panics, with the tail of
+/// the node's log, when it is not answered.
+fn served(node: &DaemonProcess, peer: &mut WirePeer, n: u16) -> Duration {
     let start = Instant::now();
     peer.send(
         &Message::Ping(Ping {
@@ -83,7 +85,15 @@ fn served(peer: &mut WirePeer, n: u16) -> Duration {
     .expect("the honest peer can write");
     match peer.recv_type(19, WAIT) {
         Recv::Message(m) => assert_eq!(m.len(), 4 + usize::from(n)),
-        other => panic!("the honest peer is not served: {other:?}"),
+        other => {
+            let log = node.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "ping {n}: the peer is not served: {other:?}\nthe node's log, last lines:\n{}",
+                tail.join("\n")
+            )
+        }
     }
     start.elapsed()
 }
@@ -177,7 +187,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     );
     let pid = node.pid();
     let mut peer = honest(&node);
-    served(&mut peer, 1);
+    served(&node, &mut peer, 1);
     // Warm up the node's allocator and runtime with a few full connections first.
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for i in 0..20 {
@@ -192,7 +202,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     for i in 0..drops {
         dropped_handshake(&node, &mut rng, i);
         if i % 50 == 0 {
-            worst = worst.max(served(&mut peer, 2));
+            worst = worst.max(served(&node, &mut peer, 2));
         }
     }
     let drops_took = start.elapsed();
@@ -204,8 +214,8 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     let _ = big_sender.recv(WAIT);
     big_sender.send(&init()).expect("init");
     big_sender.send(&big).expect("the maximum-size message");
-    served(&mut big_sender, 3);
-    worst = worst.max(served(&mut peer, 3));
+    served(&node, &mut big_sender, 3);
+    worst = worst.max(served(&node, &mut peer, 3));
     drop(big_sender);
 
     // 3. Idle connections held at once (no byte sent), twice: the second round shows whether
@@ -226,7 +236,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
         });
         let held_took = start.elapsed();
         let (fds_held, rss_held) = (open_fds(pid), rss_kib(pid));
-        let ping_while_held = served(&mut peer, 4);
+        let ping_while_held = served(&node, &mut peer, 4);
         worst = worst.max(ping_while_held);
         drop(held);
         // 4. Back to the start.
@@ -246,7 +256,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
             rss_end,
         ));
     }
-    served(&mut peer, 5);
+    served(&node, &mut peer, 5);
     for (i, (open, took, ping, fds_held, fds_end, rss_held, rss_end)) in rounds.iter().enumerate() {
         eprintln!(
             "abuse ({}), idle round {}: {idle} idle connections held in {took:.2?} (node reported {open} open); honest ping while held {ping:.2?}; fds start {fds_start}, held {fds_held}, end {fds_end}; RSS start {rss_start} KiB, held {rss_held} KiB, end {rss_end} KiB",

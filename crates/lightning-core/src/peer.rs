@@ -39,7 +39,8 @@ pub struct PeerState {
     /// How many random values the node has drawn for this peer (see `NodeCore`).
     pub random_draws: u64,
     /// Liveness on the current connection: when (host milliseconds) we last sent a `ping`,
-    /// and whether its `pong` is still due. Not persisted (a connection's state).
+    /// or, before the first, the first tick after the peer's `init`; `None` until that tick.
+    /// Not persisted (a connection's state).
     pub last_ping_ms: Option<u64>,
     /// Set while a `ping` of ours waits for its `pong`.
     pub awaiting_pong: bool,

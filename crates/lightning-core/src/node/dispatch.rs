@@ -179,8 +179,10 @@ impl NodeCore {
 
     /// The host's clock ticked (`now_ms`: milliseconds on its monotonic clock; call it every
     /// second or so, extra calls are harmless). Every peer that has sent `init` is pinged
-    /// each [`Liveness::ping_interval_ms`](super::Liveness); a peer whose `pong` is still
-    /// due [`Liveness::pong_timeout_ms`](super::Liveness) after the ping is disconnected.
+    /// each [`Liveness::ping_interval_ms`](super::Liveness), the first time one interval
+    /// after the first tick that finds its `init` (its `init` just showed it alive); a peer
+    /// whose `pong` is still due [`Liveness::pong_timeout_ms`](super::Liveness) after the
+    /// ping is disconnected.
     pub fn timer_tick(&mut self, now_ms: u64) {
         let liveness = self.liveness;
         let mut ping = Vec::new();
@@ -196,7 +198,9 @@ impl NodeCore {
                     }
                 }
                 Some(sent) if now_ms.saturating_sub(sent) < liveness.ping_interval_ms => {}
-                _ => {
+                // The first tick since its `init`: the interval starts now.
+                None => peer.last_ping_ms = Some(now_ms),
+                Some(_) => {
                     peer.last_ping_ms = Some(now_ms);
                     peer.awaiting_pong = true;
                     ping.push(peer.node_id);
