@@ -290,8 +290,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
 }
 
 async fn serve(node: Arc<Node>) -> Result<(), DaemonError> {
-    let listener = tokio::net::TcpListener::bind(node.config.listen)
-        .await
+    let listener = net::listen(node.config.listen)
         .map_err(io_error(format!("binding {}", node.config.listen)))?;
     let listen_addr = listener
         .local_addr()

@@ -14,7 +14,7 @@ use lightning_core::transport::{
 use shard_engine::{ConnectionId, ConnectionWriter, EngineError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use super::Node;
@@ -119,6 +119,25 @@ fn register(node: &Arc<Node>, addr: SocketAddr, inbound: bool) -> Option<Registr
         node: node.clone(),
         conn,
     })
+}
+
+/// Connections the kernel completes and queues for us before it drops new ones (`listen`'s
+/// backlog; the kernel caps it at `net.core.somaxconn`). std's default of 128 overflows in a
+/// burst of connections before the accept loop drains it, and each dropped SYN costs its
+/// peer a one-second retransmission.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds the peers' listening socket (with `SO_REUSEADDR`, as std does, and
+/// [`LISTEN_BACKLOG`]).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Accepts peers until the task is aborted.
