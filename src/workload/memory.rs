@@ -42,8 +42,8 @@ use std::time::Instant;
 use lightning_core::bitcoin::hashes::{sha256, Hash};
 use lightning_core::bitcoin::Transaction;
 use lightning_core::channel::ChannelPhase;
-use lightning_core::node::{ApiError, Event, NodeConfig, NodeCore, Output};
-use lightning_core::persist::{ChannelRecord, NodeRecord, PersistError};
+use lightning_core::node::{Event, NodeConfig, NodeCore, Output};
+use lightning_core::persist::{ChannelRecord, NodeRecord};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use serde::Serialize;
 
@@ -71,58 +71,8 @@ impl Default for Options {
     }
 }
 
-/// What went wrong.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// A node refused an API call while opening the channels.
-    Api {
-        /// The call.
-        call: &'static str,
-        /// Why.
-        source: ApiError,
-    },
-    /// A record could not be encoded or decoded.
-    Persist(PersistError),
-    /// The channels did not open as they must (a bug in lnshard).
-    Protocol(String),
-    /// Reading the process's memory figures failed (`/proc` is Linux-only).
-    Proc(String),
-    /// The options cannot be run.
-    BadOptions(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Api { call, source } => write!(f, "{call} was refused: {source}"),
-            Error::Persist(e) => write!(f, "persisting a record failed: {e}"),
-            Error::Protocol(what) => write!(f, "channel setup failed: {what}"),
-            Error::Proc(what) => write!(f, "cannot read the process's memory use: {what}"),
-            Error::BadOptions(what) => write!(f, "bad options: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Api { source, .. } => Some(source),
-            Error::Persist(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<PersistError> for Error {
-    fn from(e: PersistError) -> Self {
-        Error::Persist(e)
-    }
-}
-
-fn api(call: &'static str) -> impl FnOnce(ApiError) -> Error {
-    move |source| Error::Api { call, source }
-}
+use super::error::api;
+pub use super::error::Error;
 
 /// One measured channel count.
 #[derive(Debug, Clone, PartialEq, Serialize)]

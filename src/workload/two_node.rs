@@ -46,9 +46,7 @@ use std::time::Instant;
 use lightning_core::bitcoin::block::{Header, Version as BlockVersion};
 use lightning_core::bitcoin::hashes::{sha256, Hash};
 use lightning_core::bitcoin::{BlockHash, CompactTarget, ScriptBuf, Transaction, TxMerkleNode};
-use lightning_core::node::{
-    ApiError, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
-};
+use lightning_core::node::{Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop};
 use lightning_core::persist::{ChannelRecord, PersistError};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
@@ -87,56 +85,8 @@ impl Default for Options {
     }
 }
 
-/// What went wrong; a run that returns one measured nothing trustworthy.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// An API call of a node was refused.
-    Api {
-        /// The call.
-        call: &'static str,
-        /// Why it was refused.
-        source: ApiError,
-    },
-    /// A record could not be encoded or decoded.
-    Persist(PersistError),
-    /// The protocol did not do what the workload expects (a missing or unexpected event,
-    /// a disconnection, a wrong balance): a bug in lnshard.
-    Protocol(String),
-    /// The options cannot be run.
-    BadOptions(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Api { call, source } => write!(f, "{call} was refused: {source}"),
-            Error::Persist(e) => write!(f, "persisting a record failed: {e}"),
-            Error::Protocol(what) => write!(f, "protocol check failed: {what}"),
-            Error::BadOptions(what) => write!(f, "bad options: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Api { source, .. } => Some(source),
-            Error::Persist(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<PersistError> for Error {
-    fn from(e: PersistError) -> Self {
-        Error::Persist(e)
-    }
-}
-
-fn api(call: &'static str) -> impl FnOnce(ApiError) -> Error {
-    move |source| Error::Api { call, source }
-}
+use super::error::api;
+pub use super::error::Error;
 
 /// The result of a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
