@@ -12,17 +12,21 @@ dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 port=$((20000 + RANDOM % 20000))
 ulimit -n 65536 2>/dev/null || true
+launched=$(python3 -c 'import time; print(time.time())')
 valgrind --tool=massif --time-unit=ms --max-snapshots=400 --massif-out-file="$dir/massif.out" \
     target/release/lnshard node --data-dir "$dir/node" --listen "127.0.0.1:$port" \
     --control "127.0.0.1:$((port + 1))" > "$dir/node.log" 2>&1 &
 for _ in $(seq 120); do [ -f "$dir/node/control.addr" ] && break; sleep 1; done
-python3 - "$port" "$n" > "$dir/marks.txt" <<'PY'
+python3 - "$port" "$n" "$launched" > "$dir/marks.txt" <<'PY'
 import socket, sys, time
-port, n = int(sys.argv[1]), int(sys.argv[2])
-t0 = time.time()
+port, n, t0 = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 def mark(what):
+    # Milliseconds since valgrind was launched: massif's clock starts a little later, so
+    # each mark falls a little after the moment it names in massif's time; every mark sits
+    # in a quiet stretch of several seconds.
     print(f"{what} {int((time.time() - t0) * 1000)}", flush=True)
 time.sleep(5)
+mark("start")
 for r in (1, 2):
     socks = []
     for _ in range(n):
@@ -36,25 +40,23 @@ for r in (1, 2):
 PY
 target/release/lnshard cli --data-dir "$dir/node" stop > /dev/null
 wait
-# massif's snapshots (time ms, heap bytes): print the plateaus (a value held by 3 or more
-# consecutive snapshots: start-up done, connections held, after each round) and the peak.
-python3 - "$dir/massif.out" "$n" <<'PY'
+# massif's snapshots (time ms, heap bytes): the live heap at each mark is the last snapshot
+# before it; the peak is the largest of all.
+python3 - "$dir/massif.out" "$dir/marks.txt" "$n" <<'PY'
 import sys
 snaps, t = [], None
 for line in open(sys.argv[1]):
     if line.startswith("time="): t = int(line.split("=")[1])
     elif line.startswith("mem_heap_B="): snaps.append((t, int(line.split("=")[1])))
-plateaus, run = [], []
-for _, b in snaps:
-    if run and b != run[-1]:
-        if len(run) >= 3: plateaus.append(run[0])
-        run = []
-    run.append(b)
-if len(run) >= 3: plateaus.append(run[0])
-plateaus = [b for b in plateaus if b > 0]
-merged = [b for i, b in enumerate(plateaus) if i == 0 or b != plateaus[i - 1]]
+marks = [(w, int(ms)) for w, ms in (l.split() for l in open(sys.argv[2]) if l.strip())]
+n = int(sys.argv[3])
+def heap_at(ms):
+    before = [b for t, b in snaps if t <= ms]
+    return before[-1] if before else 0
+at = {w: heap_at(ms) for w, ms in marks}
 peak = max(b for _, b in snaps)
-print(f"{sys.argv[2]} idle connections, twice; live heap plateaus in order (B): {merged}; peak {peak} B")
-if merged:
-    print(f"peak - first plateau = {peak - merged[0]} B ({(peak - merged[0]) / int(sys.argv[2]):.0f} B per connection); last plateau - first = {merged[-1] - merged[0]} B")
+print(f"{n} idle connections, twice; live heap (B): " + ", ".join(f"{w} {b}" for w, b in at.items()) + f"; peak {peak}")
+start = at["start"]
+print(f"held - start: round 1 {at['round1_held'] - start} B ({(at['round1_held'] - start) / n:.0f} B per connection), round 2 {at['round2_held'] - start} B")
+print(f"after - start: round 1 {at['round1_after'] - start} B, round 2 {at['round2_after'] - start} B")
 PY

@@ -50,6 +50,11 @@ impl DaemonProcess {
 
     /// As [`DaemonProcess::start`], in `dir` (kept from an earlier run: a restart).
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> DaemonProcess {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// As [`DaemonProcess::start_in`], with `env` added to the node's environment.
+    pub fn start_with_env(dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> DaemonProcess {
         std::fs::create_dir_all(&dir).expect("creating the data directory");
         let _ = std::fs::remove_file(dir.join("control.addr"));
         let log = std::fs::File::create(dir.join("node.log")).expect("creating the log file");
@@ -63,6 +68,7 @@ impl DaemonProcess {
                 "RUST_LOG",
                 std::env::var("LNSHARD_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
