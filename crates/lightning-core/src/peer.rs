@@ -9,6 +9,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::Transaction;
 
 use crate::channel::{Channel, ChannelPhase};
+use crate::node::limits::PeerBudget;
 use crate::types::ChannelId;
 use crate::wire::Features;
 
@@ -44,6 +45,9 @@ pub struct PeerState {
     pub last_ping_ms: Option<u64>,
     /// Set while a `ping` of ours waits for its `pong`.
     pub awaiting_pong: bool,
+    /// What the peer drew from its [`PeerRateLimits`](crate::node::PeerRateLimits) in the
+    /// current window. Not persisted.
+    pub budget: PeerBudget,
 }
 
 impl PeerState {
@@ -57,6 +61,7 @@ impl PeerState {
             random_draws: 0,
             last_ping_ms: None,
             awaiting_pong: false,
+            budget: PeerBudget::default(),
         }
     }
 

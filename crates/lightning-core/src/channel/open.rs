@@ -399,8 +399,15 @@ impl Channel {
         let anchors_ok = our_features.supports(Feature::Anchors);
         let channel_type = match &open.channel_type {
             None => return Err(close("open_channel has no channel_type")),
-            Some(f) => parse_channel_type(f, anchors_ok)
-                .ok_or_else(|| close(format!("channel_type {f:?} is not supported")))?,
+            Some(f) => parse_channel_type(f, anchors_ok).ok_or_else(|| {
+                // The peer chose the bitmap's length: show it only when short.
+                let len = f.to_wire_bytes().len();
+                close(if len <= 16 {
+                    format!("channel_type {f:?} is not supported")
+                } else {
+                    format!("channel_type of {len} bytes is not supported")
+                })
+            })?,
         };
         let anysegwit = our_features.negotiated(their_features, Feature::ShutdownAnySegwit);
         let remote_upfront = match &open.upfront_shutdown_script {

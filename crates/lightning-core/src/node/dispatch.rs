@@ -3,6 +3,7 @@
 
 use bitcoin::secp256k1::PublicKey;
 
+use super::limits::{peer_text, peer_text_suppressed};
 use super::{ClosureReason, Event, NodeCore};
 use crate::channel::{ChannelError, ChannelEvent, ChannelPhase};
 use crate::peer::{PeerChannel, PeerState};
@@ -182,12 +183,15 @@ impl NodeCore {
     /// each [`Liveness::ping_interval_ms`](super::Liveness), the first time one interval
     /// after the first tick that finds its `init` (its `init` just showed it alive); a peer
     /// whose `pong` is still due [`Liveness::pong_timeout_ms`](super::Liveness) after the
-    /// ping is disconnected.
+    /// ping is disconnected. Each peer's [`PeerRateLimits`] budget is refilled when its
+    /// window is over.
     pub fn timer_tick(&mut self, now_ms: u64) {
         let liveness = self.liveness;
+        let limits = self.rate_limits;
         let mut ping = Vec::new();
         let mut dead = Vec::new();
         for peer in self.peers.values_mut() {
+            peer.budget.tick(now_ms, &limits);
             if !peer.connected || peer.their_features.is_none() {
                 continue;
             }
@@ -225,8 +229,12 @@ impl NodeCore {
         }
     }
 
+    /// A peer's `error`: fails the channel it names (or all of them). The peer's text is kept
+    /// in the [`ClosureReason`] cut to [`MAX_PEER_TEXT_BYTES`](super::MAX_PEER_TEXT_BYTES),
+    /// and only for the first
+    /// [`PeerRateLimits::max_peer_texts_per_window`](super::PeerRateLimits) errors of a window
+    /// (later ones keep its length only), so a peer cannot make us hold or show much text.
     fn handle_error_message(&mut self, node_id: PublicKey, err: crate::wire::ErrorMessage) {
-        let peer_msg = printable(&err.data);
         let ids: Vec<ChannelId> = match self.peers.get(&node_id) {
             Some(peer) if err.channel_id == ChannelId::ALL => {
                 peer.channel_by_id.keys().copied().collect()
@@ -234,6 +242,19 @@ impl NodeCore {
             Some(peer) if peer.channel_by_id.contains_key(&err.channel_id) => vec![err.channel_id],
             // BOLT 1: an error for an unknown channel is ignored.
             _ => Vec::new(),
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let limits = self.rate_limits;
+        let shown = self
+            .peers
+            .get_mut(&node_id)
+            .is_some_and(|p| p.budget.take_text(&limits));
+        let peer_msg = if shown {
+            peer_text(&err.data)
+        } else {
+            peer_text_suppressed(&err.data)
         };
         for id in ids {
             self.close_channel_internal(
@@ -438,12 +459,4 @@ impl NodeCore {
             }
         }
     }
-}
-
-/// A peer's error text, made safe to print: printable ASCII kept, anything else escaped.
-fn printable(data: &[u8]) -> String {
-    data.iter()
-        .flat_map(|b| core::ascii::escape_default(*b))
-        .map(char::from)
-        .collect()
 }

@@ -22,7 +22,10 @@ pub enum ClosureReason {
     HolderForceClosed,
     /// The peer sent an `error` for the channel.
     CounterpartyForceClosed {
-        /// The peer's error text (sanitized for printing).
+        /// The peer's error text, escaped for printing and cut to
+        /// [`MAX_PEER_TEXT_BYTES`](super::MAX_PEER_TEXT_BYTES) of the peer's bytes (at most
+        /// [`MAX_PEER_TEXT_LEN`](super::MAX_PEER_TEXT_LEN) long); only its length when the
+        /// peer sent too many texts in the current window ([`super::PeerRateLimits`]).
         peer_msg: String,
     },
     /// We closed because the peer broke the protocol.

@@ -423,7 +423,9 @@ impl NodeCore {
                 PaymentFailure {
                     failing_hop: hop.as_ref().map(|h| h.index),
                     failing_node: hop.as_ref().and_then(|h| failing_node(h.index)),
-                    failure: hop.and_then(|h| h.failure.ok()).map(|f| f.message),
+                    failure: hop
+                        .and_then(|h| h.failure.ok())
+                        .map(|f| super::limits::bounded_failure(f.message)),
                     local: false,
                 }
             }

@@ -43,6 +43,7 @@
 //! * [`route`]: caller-given routes and the payment onion built along them.
 //! * [`htlc_policy`]: what to do with an HTLC a peer committed to us (forward, receive, fail).
 //! * [`config`], [`event`]: configuration, events and outputs.
+//! * [`limits`]: what a peer can make us hold, say or show (peer text bounds, pong budget).
 
 mod chain;
 mod channel_ext;
@@ -52,6 +53,7 @@ pub mod event;
 mod forwarding;
 pub mod htlc_policy;
 mod lifecycle;
+pub mod limits;
 mod payments;
 mod persist;
 pub mod route;
@@ -71,6 +73,7 @@ pub use event::{
     PaymentFailure, PaymentId,
 };
 pub use htlc_policy::ForwardingPolicy;
+pub use limits::{PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN};
 pub use persist::Dirty;
 pub use route::{Route, RouteHop};
 
@@ -226,6 +229,8 @@ pub struct NodeCore {
     dirty: Dirty,
     /// Ping/pong liveness settings (not persisted).
     liveness: Liveness,
+    /// Per-peer budgets for pongs and peer texts (not persisted).
+    rate_limits: PeerRateLimits,
     /// Test mode only: every new channel uses these keys instead of derived ones.
     forced_channel_keys: Option<crate::keys::ChannelKeys>,
 }
@@ -265,6 +270,7 @@ impl NodeCore {
             outputs: VecDeque::new(),
             dirty: Dirty::default(),
             liveness: Liveness::default(),
+            rate_limits: PeerRateLimits::default(),
             forced_channel_keys: None,
         }
     }
@@ -272,6 +278,12 @@ impl NodeCore {
     /// Sets the ping/pong liveness parameters used by [`NodeCore::timer_tick`].
     pub fn set_liveness(&mut self, liveness: Liveness) {
         self.liveness = liveness;
+    }
+
+    /// Sets the per-peer budgets for pongs and peer texts ([`limits`]); the defaults suit
+    /// every node, so only tests and unusual hosts call this.
+    pub fn set_rate_limits(&mut self, limits: PeerRateLimits) {
+        self.rate_limits = limits;
     }
 
     /// Test mode (regtest conformance harnesses, as Core Lightning's

@@ -1,0 +1,122 @@
+//! A hostile peer against one node (issue 12): what it can make the node hold, say and show
+//! is bounded, whatever it sends.
+
+mod node_support;
+
+use lightning_core::node::{
+    ClosureReason, Event, Output, PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN,
+};
+use lightning_core::types::ChannelId;
+use lightning_core::wire::{ErrorMessage, Message};
+use node_support::Net;
+
+/// Node `a` asks node `b` for a channel and `b` accepts; returns the temporary channel id
+/// (`a` then waits for a funding transaction, `b` for `funding_created`).
+fn open_unfunded(net: &mut Net, a: usize, b: usize) -> ChannelId {
+    let idb = net.id(b);
+    let temp = net.nodes[a]
+        .core
+        .create_channel(idb, 100_000, 0, 7, 2500)
+        .expect("create_channel");
+    net.run();
+    temp
+}
+
+/// Delivers `msg` from `from` to `to` and returns what `to` produced.
+fn inject(net: &mut Net, from: usize, to: usize, msg: Message) -> Vec<Output> {
+    let from_id = net.id(from);
+    net.nodes[to].core.handle_message(from_id, &msg.encode());
+    net.nodes[to].core.drain_outputs()
+}
+
+/// The peer texts of the `ChannelClosed` events among `outputs`.
+fn peer_texts(outputs: &[Output]) -> Vec<String> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::ChannelClosed {
+                reason: ClosureReason::CounterpartyForceClosed { peer_msg },
+                ..
+            }) => Some(peer_msg.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn huge_error(channel_id: ChannelId) -> Message {
+    Message::Error(ErrorMessage {
+        channel_id,
+        data: vec![0xff; 65_000],
+    })
+}
+
+#[test]
+fn one_huge_error_becomes_a_short_text() {
+    let mut net = Net::new(2, 70);
+    net.connect(0, 1);
+    let temp = open_unfunded(&mut net, 0, 1);
+    let out = inject(&mut net, 0, 1, huge_error(temp));
+    let texts = peer_texts(&out);
+    assert_eq!(texts.len(), 1, "{out:?}");
+    let text = &texts[0];
+    assert!(text.len() <= MAX_PEER_TEXT_LEN, "{} bytes", text.len());
+    assert!(
+        text.starts_with(&"\\xff".repeat(MAX_PEER_TEXT_BYTES)),
+        "{text}"
+    );
+    assert!(text.ends_with("…(65000 bytes)"), "{text}");
+    // Printed the way a host logs events (Debug escapes once more), still small.
+    let printed = format!("{out:?}");
+    assert!(
+        printed.len() < 3 * MAX_PEER_TEXT_LEN,
+        "{} bytes",
+        printed.len()
+    );
+}
+
+/// The issue's flood: open_channel, then an `error` with 65,000 bytes of 0xff, 1,500 times.
+#[test]
+fn a_flood_of_errors_from_one_peer_yields_bounded_event_text() {
+    const CYCLES: usize = 1_500;
+    let limits = PeerRateLimits::default();
+    let mut net = Net::new(2, 71);
+    // The flood only ever touches unfunded channels: no need to snapshot on every commit.
+    net.check_dirty = false;
+    net.connect(0, 1);
+    let id1 = net.id(1);
+    let mut texts = Vec::new();
+    let mut printed = 0;
+    for _ in 0..CYCLES {
+        let temp = open_unfunded(&mut net, 0, 1);
+        let out = inject(&mut net, 0, 1, huge_error(temp));
+        printed += format!("{out:?}").len();
+        texts.extend(peer_texts(&out));
+        // The attacker drops its own side to open again.
+        net.nodes[0]
+            .core
+            .force_close_channel(temp, id1)
+            .expect("its own channel");
+        net.run();
+        net.take_events(0);
+    }
+    assert_eq!(texts.len(), CYCLES, "every channel closed with a reason");
+    let shown = limits.max_peer_texts_per_window as usize;
+    assert!(texts[..shown].iter().all(|t| t.ends_with("…(65000 bytes)")));
+    assert!(texts[shown..]
+        .iter()
+        .all(|t| t.starts_with("…(65000 bytes, not shown")));
+    let total: usize = texts.iter().map(String::len).sum();
+    let bound = shown * MAX_PEER_TEXT_LEN + (CYCLES - shown) * 64;
+    assert!(total <= bound, "{total} bytes of peer text, bound {bound}");
+    // What a host would log for the whole flood: a few hundred bytes per closed channel.
+    assert!(printed < CYCLES * 600, "{printed} bytes printed");
+
+    // A new window shows the peer's text again.
+    net.nodes[1].core.timer_tick(1_000);
+    net.nodes[1].core.timer_tick(1_000 + limits.window_ms);
+    let temp = open_unfunded(&mut net, 0, 1);
+    let out = inject(&mut net, 0, 1, huge_error(temp));
+    let again = peer_texts(&out);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].ends_with("…(65000 bytes)"), "{}", again[0]);
+}
