@@ -6,8 +6,9 @@ mod node_support;
 use lightning_core::node::{
     ClosureReason, Event, Output, PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN,
 };
+use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::ChannelId;
-use lightning_core::wire::{ErrorMessage, Message};
+use lightning_core::wire::{ErrorMessage, Message, Ping};
 use node_support::Net;
 
 /// Node `a` asks node `b` for a channel and `b` accepts; returns the temporary channel id
@@ -119,4 +120,75 @@ fn a_flood_of_errors_from_one_peer_yields_bounded_event_text() {
     let again = peer_texts(&out);
     assert_eq!(again.len(), 1);
     assert!(again[0].ends_with("…(65000 bytes)"), "{}", again[0]);
+}
+
+/// Pongs node 0 sent to `peer` among `outputs`, with their padding lengths.
+fn pongs_to(outputs: &[Output], peer: PublicKey) -> Vec<usize> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::SendMessage {
+                node_id,
+                msg: Message::Pong(p),
+            } if *node_id == peer => Some(p.ignored.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ping(num_pong_bytes: u16) -> Message {
+    Message::Ping(Ping {
+        num_pong_bytes,
+        ignored: vec![],
+    })
+}
+
+/// The ping flood: a peer asking for 65,531-byte pongs as fast as it can gets a
+/// bounded number of pong bytes per window; another peer's ping is still answered at once,
+/// and the flooder is answered again once the window refills.
+#[test]
+fn a_ping_flood_gets_bounded_pongs_and_others_are_still_answered() {
+    let limits = PeerRateLimits::default();
+    let mut net = Net::new(3, 72);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    let (flooder, honest) = (net.id(1), net.id(2));
+    let start = 50_000;
+    net.nodes[0].core.timer_tick(start);
+    net.nodes[0].core.drain_outputs();
+    let mut pong_bytes = 0;
+    let mut pongs = 0;
+    for i in 0..2_000 {
+        // Mostly huge pongs, some empty ones: both are limited.
+        let asked = if i % 3 == 0 { 0 } else { 65_531 };
+        let out = inject(&mut net, 1, 0, ping(asked));
+        let sent = pongs_to(&out, flooder);
+        pongs += sent.len();
+        pong_bytes += sent.iter().sum::<usize>();
+        // Mid-flood, the honest peer's ping is answered at once.
+        if i == 1_000 {
+            let out = inject(&mut net, 2, 0, ping(64));
+            assert_eq!(pongs_to(&out, honest), vec![64], "{out:?}");
+        }
+    }
+    assert!(pongs >= 1, "the flooder's first ping is answered");
+    assert!(
+        pongs <= limits.max_pongs_per_window as usize,
+        "{pongs} pongs in one window"
+    );
+    assert!(
+        pong_bytes <= limits.max_pong_bytes_per_window as usize,
+        "{pong_bytes} pong bytes in one window"
+    );
+    // Within the window: still nothing; at its end the budget refills.
+    net.nodes[0].core.timer_tick(start + limits.window_ms - 1);
+    assert_eq!(pongs_to(&inject(&mut net, 1, 0, ping(8)), flooder), vec![]);
+    net.nodes[0].core.timer_tick(start + limits.window_ms);
+    net.nodes[0].core.drain_outputs();
+    assert_eq!(pongs_to(&inject(&mut net, 1, 0, ping(8)), flooder), vec![8]);
+    // A ping asking for no reply is still not answered, and costs nothing.
+    assert_eq!(
+        pongs_to(&inject(&mut net, 1, 0, ping(65_532)), flooder),
+        vec![]
+    );
 }

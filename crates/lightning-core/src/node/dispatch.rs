@@ -8,7 +8,7 @@ use super::{ClosureReason, Event, NodeCore};
 use crate::channel::{ChannelError, ChannelEvent, ChannelPhase};
 use crate::peer::{PeerChannel, PeerState};
 use crate::types::ChannelId;
-use crate::wire::{Init, Message, Warning};
+use crate::wire::{Init, Message, Ping, Warning};
 
 impl NodeCore {
     /// A connection to `node_id` is up: queues our `init`. The peer's `init` must be its first
@@ -75,6 +75,9 @@ impl NodeCore {
 
     /// A message from `node_id` (its decrypted bytes: 2-byte type, then payload).
     ///
+    /// A `ping` is answered while the peer's pong budget for the window lasts
+    /// ([`PeerRateLimits`](super::PeerRateLimits)), and ignored beyond it.
+    ///
     /// Undecodable input gets a `warning` and a disconnection, an unknown even type a
     /// disconnection (BOLT 1); a message naming a channel that is not this peer's is refused
     /// with an `error` for that channel id and changes nothing.
@@ -116,7 +119,16 @@ impl NodeCore {
                     .push_back(super::Output::Disconnect { node_id });
             }
             Message::Ping(ping) => {
-                if let Some(pong) = ping.pong() {
+                // BOLT 1 lets us ignore pings that come faster than we want: beyond the
+                // peer's pong budget for this window, no pong (a flood must not make us send
+                // 65 KB for every 4 bytes received).
+                let limits = self.rate_limits;
+                let answer = ping.num_pong_bytes < Ping::NO_REPLY_THRESHOLD
+                    && self
+                        .peers
+                        .get_mut(&node_id)
+                        .is_some_and(|p| p.budget.take_pong(ping.num_pong_bytes, &limits));
+                if let Some(pong) = ping.pong().filter(|_| answer) {
                     self.send(node_id, Message::Pong(pong));
                 }
             }
@@ -212,7 +224,7 @@ impl NodeCore {
             }
         }
         for node_id in ping {
-            let msg = crate::wire::Ping {
+            let msg = Ping {
                 num_pong_bytes: 0,
                 ignored: Vec::new(),
             };
