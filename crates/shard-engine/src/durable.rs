@@ -8,6 +8,8 @@
 //! nodes/shard-<i>-of-<n>           NodeRecord of shard i of an engine of n shards
 //! resolutions/<source key>         a forward's result handed to another shard, not yet
 //!                                  applied there (see below)
+//! node/id                          the node id the store belongs to (33 bytes): an engine
+//!                                  with another node key refuses the store
 //! ```
 //!
 //! See `docs/ENGINE.md` ("Durable state") for the ordering argument.
@@ -20,8 +22,8 @@ use lightning_core::node::{
     ForwardOutcome, ForwardResolution, HtlcSource, NodeConfig, NodeCore, PaymentId,
 };
 use lightning_core::onion::{Failure, FailureMessage};
-use lightning_core::persist::{ChannelRecord, NodeRecord};
-use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::persist::{ChannelRecord, NodeRecord, PersistError};
+use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::ser::Reader;
 use lightning_core::types::{ChannelId, PaymentPreimage};
 
@@ -29,7 +31,7 @@ use crate::coordinator::Coordinator;
 use crate::error::EngineError;
 use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
-use crate::store::{Store, WriteOp};
+use crate::store::{Store, StoreError, WriteOp};
 
 /// Namespace of channel records.
 pub const CHANNELS: &str = "channels";
@@ -37,6 +39,11 @@ pub const CHANNELS: &str = "channels";
 pub const NODES: &str = "nodes";
 /// Namespace of cross-shard resolutions not yet applied by their receiver.
 pub const RESOLUTIONS: &str = "resolutions";
+/// Namespace of the record naming the node the store belongs to.
+pub const NODE: &str = "node";
+/// Key of the record naming the node the store belongs to: its node id, 33 bytes
+/// (compressed public key).
+pub const NODE_ID: &str = "id";
 
 /// The key of shard `index`'s node record in an engine of `shards` shards.
 pub fn node_key(index: usize, shards: usize) -> String {
@@ -121,15 +128,19 @@ pub fn encode_resolution(r: &ForwardResolution) -> Vec<u8> {
     out
 }
 
-/// Reads what [`encode_resolution`] wrote; a clear error for anything else.
-pub fn decode_resolution(value: &[u8]) -> Result<ForwardResolution, String> {
-    let e = |e: lightning_core::ser::DecodeError| format!("resolution record: {e}");
+/// Reads what [`encode_resolution`] wrote; a clear error ([`PersistError::Corrupt`] naming
+/// what is wrong) for anything else.
+pub fn decode_resolution(value: &[u8]) -> Result<ForwardResolution, PersistError> {
+    let e = |e: lightning_core::ser::DecodeError| {
+        PersistError::Corrupt(format!("resolution record: {e}"))
+    };
+    let corrupt = |what: String| PersistError::Corrupt(format!("resolution record: {what}"));
     let mut r = Reader::new(value);
     let version = r.read_u8("version").map_err(e)?;
     if version != RESOLUTION_VERSION {
-        return Err(format!(
-            "resolution record: version {version}, this version reads {RESOLUTION_VERSION}"
-        ));
+        return Err(corrupt(format!(
+            "version {version}, this version reads {RESOLUTION_VERSION}"
+        )));
     }
     let source = match r.read_u8("source").map_err(e)? {
         0 => HtlcSource::Local(PaymentId(r.read_array::<32>("payment_id").map_err(e)?)),
@@ -137,12 +148,12 @@ pub fn decode_resolution(value: &[u8]) -> Result<ForwardResolution, String> {
             channel_id: ChannelId(r.read_array::<32>("channel_id").map_err(e)?),
             htlc_id: r.read_u64("htlc_id").map_err(e)?,
         },
-        t => return Err(format!("resolution record: unknown source tag {t}")),
+        t => return Err(corrupt(format!("unknown source tag {t}"))),
     };
     let next_channel_id = match r.read_u8("next_channel").map_err(e)? {
         0 => None,
         1 => Some(ChannelId(r.read_array::<32>("next_channel_id").map_err(e)?)),
-        t => return Err(format!("resolution record: unknown next channel tag {t}")),
+        t => return Err(corrupt(format!("unknown next channel tag {t}"))),
     };
     let outcome = match r.read_u8("outcome").map_err(e)? {
         0 => ForwardOutcome::Fulfilled(PaymentPreimage(r.read_array::<32>("preimage").map_err(e)?)),
@@ -164,7 +175,7 @@ pub fn decode_resolution(value: &[u8]) -> Result<ForwardResolution, String> {
                 .unwrap_or(FailureMessage::TemporaryNodeFailure);
             ForwardOutcome::FailedHere(message)
         }
-        t => return Err(format!("resolution record: unknown outcome tag {t}")),
+        t => return Err(corrupt(format!("unknown outcome tag {t}"))),
     };
     r.finish("resolution").map_err(e)?;
     Ok(ForwardResolution {
@@ -214,18 +225,26 @@ pub(crate) fn commit_ops(
     }
     for (node_id, channel_id) in &dirty.channels {
         if let Some(record) = core.snapshot_channel(node_id, channel_id) {
+            let key = channel_key(channel_id);
+            let value = record
+                .to_bytes()
+                .map_err(|error| record_error(CHANNELS, &key, error))?;
             ops.push(WriteOp::Put {
                 namespace: CHANNELS.into(),
-                key: channel_key(channel_id),
-                value: record.to_bytes().map_err(persist_error)?,
+                key,
+                value,
             });
         }
     }
     if dirty.node {
+        let value = core
+            .node_record()
+            .to_bytes()
+            .map_err(|error| record_error(NODES, node_key, error))?;
         ops.push(WriteOp::Put {
             namespace: NODES.into(),
             key: node_key.to_owned(),
-            value: core.node_record().to_bytes().map_err(persist_error)?,
+            value,
         });
     }
     for o in out {
@@ -260,12 +279,52 @@ impl Persister {
     }
 }
 
-pub(crate) fn store_error(e: crate::store::StoreError) -> EngineError {
-    EngineError::Store(e.to_string())
+pub(crate) fn store_error(e: StoreError) -> EngineError {
+    EngineError::Store(Arc::new(e))
 }
 
-fn persist_error(e: lightning_core::persist::PersistError) -> EngineError {
-    EngineError::Store(e.to_string())
+fn record_error(namespace: &str, key: &str, error: PersistError) -> EngineError {
+    EngineError::Record {
+        namespace: namespace.to_owned(),
+        key: key.to_owned(),
+        error,
+    }
+}
+
+/// Checks that `store` belongs to `ours`: `Ok(None)` when it records our node id,
+/// `Ok(Some(op))` when it records none (a new store, or one written before the id was
+/// recorded): `op` records it, to be written before anything else of ours.
+///
+/// Errors: [`EngineError::WrongNode`] naming both ids when it records another node;
+/// [`EngineError::Record`] when the record is not a node id; [`EngineError::Store`].
+pub fn check_owner(store: &dyn Store, ours: &PublicKey) -> Result<Option<WriteOp>, EngineError> {
+    match store.read(NODE, NODE_ID).map_err(store_error)? {
+        None => Ok(Some(WriteOp::Put {
+            namespace: NODE.into(),
+            key: NODE_ID.into(),
+            value: ours.serialize().to_vec(),
+        })),
+        Some(bytes) => {
+            let stored = PublicKey::from_slice(&bytes).map_err(|e| {
+                record_error(
+                    NODE,
+                    NODE_ID,
+                    PersistError::Corrupt(format!(
+                        "{} bytes that are not a node id: {e}",
+                        bytes.len()
+                    )),
+                )
+            })?;
+            if stored == *ours {
+                Ok(None)
+            } else {
+                Err(EngineError::WrongNode {
+                    stored: Box::new(stored),
+                    ours: Box::new(*ours),
+                })
+            }
+        }
+    }
 }
 
 /// What [`restore`] rebuilt: one core per shard and the coordinator rebuilt from their
@@ -282,7 +341,8 @@ fn lost_forward_failure() -> ForwardOutcome {
 }
 
 /// Reads every record of `store` (written with any shard count) and rebuilds `placement`'s
-/// shards from them. See [`crate::Engine::open`].
+/// shards from them. See [`crate::Engine::open`]. The store must belong to this node
+/// ([`check_owner`]); the returned operations record our node id first if it has none.
 pub(crate) fn restore(
     store: &dyn Store,
     placement: &Placement,
@@ -291,37 +351,33 @@ pub(crate) fn restore(
     config: &NodeConfig,
     best_block: (u32, BlockHash),
 ) -> Result<(Restored, Vec<WriteOp>), EngineError> {
+    // Whose store this is, before anything is read from it.
+    let ours = PublicKey::from_secret_key(&Secp256k1::signing_only(), &node_secret);
+    let owner_op = check_owner(store, &ours)?;
     let read = |ns: &str, key: &str| -> Result<Vec<u8>, EngineError> {
-        store
-            .read(ns, key)
-            .map_err(store_error)?
-            .ok_or_else(|| EngineError::Store(format!("{ns}/{key} listed but not readable")))
+        store.read(ns, key).map_err(store_error)?.ok_or_else(|| {
+            store_error(StoreError::Corrupt {
+                detail: format!("{ns}/{key} is listed but not readable"),
+            })
+        })
     };
     let node_keys = store.list(NODES).map_err(store_error)?;
     let mut nodes = Vec::new();
     for key in &node_keys {
         let bytes = read(NODES, key)?;
-        nodes.push(
-            NodeRecord::from_bytes(&bytes)
-                .map_err(|e| EngineError::Store(format!("{NODES}/{key}: {e}")))?,
-        );
+        nodes.push(NodeRecord::from_bytes(&bytes).map_err(|e| record_error(NODES, key, e))?);
     }
     let mut channels = Vec::new();
     for key in store.list(CHANNELS).map_err(store_error)? {
         let bytes = read(CHANNELS, &key)?;
-        channels.push(
-            ChannelRecord::from_bytes(&bytes)
-                .map_err(|e| EngineError::Store(format!("{CHANNELS}/{key}: {e}")))?,
-        );
+        channels
+            .push(ChannelRecord::from_bytes(&bytes).map_err(|e| record_error(CHANNELS, &key, e))?);
     }
     let resolution_keys = store.list(RESOLUTIONS).map_err(store_error)?;
     let mut resolutions = Vec::new();
     for key in &resolution_keys {
         let bytes = read(RESOLUTIONS, key)?;
-        resolutions.push(
-            decode_resolution(&bytes)
-                .map_err(|e| EngineError::Store(format!("{RESOLUTIONS}/{key}: {e}")))?,
-        );
+        resolutions.push(decode_resolution(&bytes).map_err(|e| record_error(RESOLUTIONS, key, e))?);
     }
     let merged = match NodeRecord::merge(nodes) {
         Some(m) => m,
@@ -438,14 +494,16 @@ pub(crate) fn restore(
     // Old node records not rewritten under the new shard count, and every resolution
     // (applied above, or found already applied): removed in the opening batch.
     let new_keys: BTreeSet<String> = (0..n).map(|i| node_key(i, n)).collect();
-    let mut ops: Vec<WriteOp> = node_keys
-        .iter()
-        .filter(|k| !new_keys.contains(*k))
-        .map(|k| WriteOp::Remove {
-            namespace: NODES.into(),
-            key: k.clone(),
-        })
-        .collect();
+    let mut ops: Vec<WriteOp> = owner_op.into_iter().collect();
+    ops.extend(
+        node_keys
+            .iter()
+            .filter(|k| !new_keys.contains(*k))
+            .map(|k| WriteOp::Remove {
+                namespace: NODES.into(),
+                key: k.clone(),
+            }),
+    );
     ops.extend(resolution_keys.iter().map(|k| WriteOp::Remove {
         namespace: RESOLUTIONS.into(),
         key: k.clone(),
@@ -508,7 +566,7 @@ mod tests {
             assert!(decode_resolution(&longer).is_err());
         }
         let err = decode_resolution(&[2]).unwrap_err();
-        assert!(err.contains("version 2"), "{err}");
+        assert!(err.to_string().contains("version 2"), "{err}");
         assert!(decode_resolution(&[1, 7]).is_err());
     }
 

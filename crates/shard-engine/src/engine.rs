@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use crate::connection::{
 };
 use crate::coordinator::Coordinator;
 use crate::durable::{self, Persister};
-use crate::error::EngineError;
+use crate::error::{EngineError, StopReason};
 use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{step, Shard, ShardCounters, ShardStats};
@@ -128,9 +128,35 @@ struct Shared {
     closing: AtomicBool,
     /// Set by [`Engine::abort`]: shards stop at once, as the process would in a crash.
     aborted: AtomicBool,
+    /// Set once, when the engine stops on a failure (a shard's commit failed, a shard
+    /// panicked): the [`EngineError::Stopped`] every later call returns. Every shard checks
+    /// it before taking a message.
+    stopped: OnceLock<EngineError>,
 }
 
 impl Shared {
+    /// The error of a stopped engine, if it stopped.
+    fn stopped(&self) -> Option<EngineError> {
+        self.stopped.get().cloned()
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.get().is_some()
+    }
+
+    /// Stops the whole engine for `reason` (the first reason wins; it is logged once), and
+    /// wakes every shard waiting on its inbox so that it sees the stop and exits.
+    fn halt(&self, reason: StopReason, senders: &[Sender<ShardMsg>]) {
+        let error = EngineError::Stopped { reason };
+        if self.stopped.set(error.clone()).is_ok() {
+            tracing::error!(%error, "engine stopped: every shard stops taking messages");
+        }
+        for sender in senders {
+            // A shard with a full inbox is not waiting: it sees the stop at its next message.
+            let _ = sender.try_send(ShardMsg::Shutdown);
+        }
+    }
+
     fn outbox(&self, node_id: &PublicKey) -> Arc<PeerOutbox> {
         if let Some(o) = self.outboxes.read().get(node_id) {
             return o.clone();
@@ -189,7 +215,10 @@ impl Engine {
     /// and randomness from `seed` (as `NodeCore::new`).
     ///
     /// With a store in `config`, the new node's state is written to it from the first batch
-    /// on, whatever the store held (use [`Engine::open`] to resume from a store).
+    /// on, whatever the store held (use [`Engine::open`] to resume from a store), once our
+    /// node id is recorded in it. A store that records another node id, or one that fails
+    /// to record ours, is not written: the engine starts stopped, with
+    /// [`StopReason::Start`] ([`Engine::health`] and every call report it).
     pub fn new(
         config: EngineConfig,
         node_secret: SecretKey,
@@ -197,6 +226,16 @@ impl Engine {
         best_height: u32,
         best_hash: BlockHash,
     ) -> Engine {
+        let claim = match &config.store {
+            Some(store) => {
+                let ours = PublicKey::from_secret_key(&Secp256k1::signing_only(), &node_secret);
+                durable::check_owner(store.as_ref(), &ours).and_then(|op| match op {
+                    Some(op) => store.write_batch(&[op]).map_err(durable::store_error),
+                    None => Ok(()),
+                })
+            }
+            None => Ok(()),
+        };
         let placement = Placement::new(&node_secret, config.shards);
         let coordinator = Arc::new(Coordinator::new(
             config.node.clone(),
@@ -214,7 +253,12 @@ impl Engine {
                 )
             })
             .collect();
-        Engine::start(
+        let mut config = config;
+        if claim.is_err() {
+            // Not our store (or it cannot be written): nothing of ours goes into it.
+            config.store = None;
+        }
+        let engine = Engine::start(
             config,
             node_secret,
             seed,
@@ -222,7 +266,16 @@ impl Engine {
             coordinator,
             shards,
             Vec::new(),
-        )
+        );
+        if let Err(error) = claim {
+            engine.shared.halt(
+                StopReason::Start {
+                    error: Box::new(error),
+                },
+                &engine.senders,
+            );
+        }
+        engine
     }
 
     /// Starts an engine on `config.store` (required), resuming the node it holds: a store
@@ -238,8 +291,13 @@ impl Engine {
     /// `docs/ENGINE.md`, "Durable state"). The whole rebuilt state is then written back in
     /// one batch (old node records removed) before any output leaves.
     ///
-    /// Errors: [`EngineError::Store`] when the store fails or a record cannot be read (a
-    /// corrupt record, a newer incompatible version): nothing is started or changed.
+    /// The store records the node id it belongs to (written in the opening batch if it has
+    /// none, as in a store written before it was recorded).
+    ///
+    /// Errors, with nothing started or changed: [`EngineError::NoStore`] without
+    /// `config.store`; [`EngineError::WrongNode`] when the store belongs to another node;
+    /// [`EngineError::Store`] when the store fails; [`EngineError::Record`] when a record
+    /// cannot be read (a corrupt record, a newer incompatible version).
     pub fn open(
         config: EngineConfig,
         node_secret: SecretKey,
@@ -247,10 +305,7 @@ impl Engine {
         best_height: u32,
         best_hash: BlockHash,
     ) -> Result<Engine, EngineError> {
-        let store = config
-            .store
-            .clone()
-            .ok_or_else(|| EngineError::Store("Engine::open needs config.store".into()))?;
+        let store = config.store.clone().ok_or(EngineError::NoStore)?;
         let placement = Placement::new(&node_secret, config.shards);
         let n = placement.shards();
         let (restored, mut ops) = durable::restore(
@@ -318,6 +373,7 @@ impl Engine {
             pending: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
+            stopped: OnceLock::new(),
         });
         let inbox_capacity = config.inbox_capacity.max(1);
         let (senders, receivers): (Vec<_>, Vec<_>) =
@@ -377,6 +433,19 @@ impl Engine {
     /// Our node id.
     pub fn node_id(&self) -> PublicKey {
         self.node_id
+    }
+
+    /// Whether the engine is running: `Ok` while it is (shutting down included), else the
+    /// [`EngineError::Stopped`] naming why it stopped (a shard's commit failed, with the
+    /// store's error; a shard panicked; [`Engine::new`] could not claim its store). A
+    /// stopped engine takes no more work and every call returns that error: shut it down,
+    /// fix the cause and start again on the store ([`Engine::open`]), which returns every
+    /// state that was acknowledged.
+    pub fn health(&self) -> Result<(), EngineError> {
+        match self.shared.stopped() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// The number of shards.
@@ -541,6 +610,7 @@ impl Engine {
     }
 
     fn add_connection(&self, conn: ConnectionId, state: State) -> Result<(), EngineError> {
+        self.health()?;
         if self.shared.closing.load(Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
         }
@@ -659,6 +729,7 @@ impl Engine {
     /// Bytes that fail to decrypt are found on the shard, which closes the connection:
     /// [`Engine::connection_outputs`] then reports `disconnect`.
     pub fn handle_bytes(&self, conn: ConnectionId, bytes: &[u8]) -> Result<Vec<u8>, EngineError> {
+        self.health()?;
         let connection = self
             .connections
             .get(conn)
@@ -831,9 +902,10 @@ impl Engine {
     }
 
     /// Whether every message queued to a shard has been handled (outputs may still wait for
-    /// the application).
+    /// the application), or the engine has stopped (nothing queued will be handled:
+    /// [`Engine::health`]).
     pub fn is_idle(&self) -> bool {
-        self.shared.pending.load(Ordering::SeqCst) == 0
+        self.shared.pending.load(Ordering::SeqCst) == 0 || self.shared.is_stopped()
     }
 
     /// Messages queued to shards and not yet handled.
@@ -930,20 +1002,34 @@ impl Backend for EngineBackend<'_> {
 
     fn enqueue(&mut self, shard: usize, msg: ShardMsg, control: bool) -> Result<(), EngineError> {
         let engine = self.0;
+        engine.health()?;
         if engine.shared.closing.load(Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
         }
         let sender = engine.senders.get(shard).ok_or(EngineError::ShuttingDown)?;
         engine.shared.pending.fetch_add(1, Ordering::SeqCst);
         let result = if control {
-            sender.send(msg).map_err(|_| EngineError::ShuttingDown)
+            // Waits for room, but not on a shard that stopped (its inbox never drains).
+            let mut msg = msg;
+            loop {
+                match sender.send_timeout(msg, STOP_POLL) {
+                    Ok(()) => break Ok(()),
+                    Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => {
+                        engine.health()?;
+                        msg = m;
+                    }
+                    Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                        break Err(engine.gone())
+                    }
+                }
+            }
         } else {
             sender.try_send(msg).map_err(|e| match e {
                 TrySendError::Full(_) => EngineError::Full {
                     shard,
                     capacity: engine.inbox_capacity,
                 },
-                TrySendError::Disconnected(_) => EngineError::ShuttingDown,
+                TrySendError::Disconnected(_) => engine.gone(),
             })
         };
         if result.is_err() {
@@ -962,14 +1048,38 @@ impl Backend for EngineBackend<'_> {
             },
             false,
         )?;
-        let timeout = self.0.reply_timeout;
-        rx.recv_timeout(timeout).map_err(|e| match e {
-            RecvTimeoutError::Timeout => EngineError::Timeout {
-                shard,
-                waited_ms: timeout.as_millis() as u64,
-            },
-            RecvTimeoutError::Disconnected => EngineError::ShuttingDown,
-        })
+        let engine = self.0;
+        let timeout = engine.reply_timeout;
+        let deadline = Instant::now() + timeout;
+        loop {
+            // In slices: a caller waiting on a shard wakes as soon as the engine stops, with
+            // its reason.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(STOP_POLL)) {
+                Ok(reply) => return Ok(reply),
+                Err(RecvTimeoutError::Disconnected) => return Err(engine.gone()),
+                Err(RecvTimeoutError::Timeout) => {
+                    engine.health()?;
+                    if left <= STOP_POLL {
+                        return Err(EngineError::Timeout {
+                            shard,
+                            waited_ms: timeout.as_millis() as u64,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How often a caller waiting on a shard (for an answer, for room in its inbox) checks
+/// whether the engine stopped.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+impl Engine {
+    /// The error for a shard that is gone: the engine's stop reason, else shutting down.
+    fn gone(&self) -> EngineError {
+        self.shared.stopped().unwrap_or(EngineError::ShuttingDown)
     }
 }
 
@@ -995,19 +1105,48 @@ struct Worker {
 }
 
 impl Worker {
+    /// The thread's body: [`Worker::work`], with a panic contained. A panic stops the whole
+    /// engine (the reason names this shard and the panic's message) rather than leave the
+    /// other shards serving peers beside a dead one.
     fn run(mut self, first: Vec<Out>) -> Vec<ShardMsg> {
-        let span = tracing::info_span!("shard", index = self.shard.index());
+        let index = self.shard.index();
+        let span = tracing::info_span!("shard", index);
         let _entered = span.enter();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(first)));
+        if let Err(payload) = outcome {
+            let message = panic_message(payload.as_ref());
+            self.shared.halt(
+                StopReason::Panicked {
+                    shard: index,
+                    message,
+                },
+                &self.senders,
+            );
+        }
+        if self.shared.is_stopped() {
+            // Whatever is queued will never be handled: drop it now, so callers waiting on
+            // an answer wake (their reply channel closes) instead of waiting out a timeout.
+            while self.rx.try_recv().is_ok() {}
+        }
+        self.leftovers()
+    }
+
+    /// Whether the shard must take no more messages: aborted, or the engine stopped.
+    fn must_stop(&self) -> bool {
+        self.shared.aborted.load(Ordering::SeqCst) || self.shared.is_stopped()
+    }
+
+    fn work(&mut self, first: Vec<Out>) {
         let counters = self.shard.counters().clone();
         let mut out = first;
         // Outputs of the restore: already durable (the opening batch).
         if !self.deliver_all(&mut out, &[]) {
-            return self.leftovers();
+            return;
         }
         let mut stopping = false;
         let mut consumed = Vec::new();
         loop {
-            if self.shared.aborted.load(Ordering::SeqCst) {
+            if self.must_stop() {
                 break;
             }
             let parked = self.flush_parked();
@@ -1037,7 +1176,7 @@ impl Worker {
                 }
             };
             let Some(msg) = next else { continue };
-            if self.shared.aborted.load(Ordering::SeqCst) {
+            if self.must_stop() {
                 break;
             }
             counters
@@ -1072,7 +1211,7 @@ impl Worker {
                 }
                 step(&mut self.shard, m, &mut out);
                 handled += 1;
-                if handled < self.commit_batch {
+                if handled < self.commit_batch && !self.shared.is_stopped() {
                     msg = self.rx.try_recv().ok();
                 }
             }
@@ -1086,7 +1225,6 @@ impl Worker {
                 break;
             }
         }
-        self.leftovers()
     }
 
     /// Whatever found its target stopped goes back to the caller of `shutdown`.
@@ -1098,16 +1236,24 @@ impl Worker {
     }
 
     /// Commits the batch (one `write_batch`), then releases its outputs; repeats for the
-    /// disconnections of peers whose outbox overflowed. False when the store failed: the
-    /// outputs are dropped (nothing that depends on the lost state leaves) and the shard
-    /// stops.
+    /// disconnections of peers whose outbox overflowed. False when the commit failed: the
+    /// outputs are dropped (nothing that depends on the lost state leaves) and the whole
+    /// engine stops (every shard: [`EngineError::Stopped`]). The outputs of a batch that
+    /// committed are released even when another shard stopped the engine meanwhile (its
+    /// state is durable); false then too.
     fn deliver_all(&mut self, out: &mut Vec<Out>, consumed: &[HtlcSource]) -> bool {
         let mut consumed = consumed;
         loop {
             if let Some(p) = &self.persister {
                 if let Err(error) = p.commit(self.shard.core_mut(), out, consumed) {
-                    tracing::error!(%error, "commit failed: shard stops, outputs withheld");
                     out.clear();
+                    self.shared.halt(
+                        StopReason::CommitFailed {
+                            shard: self.shard.index(),
+                            error: Box::new(error),
+                        },
+                        &self.senders,
+                    );
                     return false;
                 }
             }
@@ -1118,6 +1264,9 @@ impl Worker {
                 return false;
             }
             let (overflowed, closed) = self.deliver(out);
+            if self.shared.is_stopped() {
+                return false;
+            }
             if overflowed.is_empty() && closed.is_empty() {
                 return true;
             }
@@ -1214,8 +1363,19 @@ impl Worker {
                     }
                 }
                 Out::Event(event) => {
-                    // The application's event queue is bounded: the shard waits for room.
-                    let _ = self.shared.events_tx.send(event);
+                    // The application's event queue is bounded: the shard waits for room,
+                    // unless the engine stops meanwhile.
+                    let mut event = event;
+                    loop {
+                        match self.shared.events_tx.send_timeout(event, STOP_POLL) {
+                            Err(crossbeam_channel::SendTimeoutError::Timeout(e))
+                                if !self.must_stop() =>
+                            {
+                                event = e
+                            }
+                            _ => break,
+                        }
+                    }
                 }
                 Out::Reply { reply, answer } => {
                     // The caller may have given up waiting: nothing to do then.
@@ -1231,6 +1391,17 @@ impl Worker {
         }
         self.flush_parked();
         (overflowed, closed)
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a payload that is not text".to_owned()
     }
 }
 

@@ -26,6 +26,15 @@
 //! * Shard to application: the event queue holds `event_capacity` events; a shard waits for
 //!   room (events are never dropped), so an application that stops draining events stalls
 //!   the engine and its API calls end in [`EngineError::Timeout`].
+//!
+//! # Failures
+//! A shard whose group commit fails (the store's error) or that panics stops the whole
+//! engine, never one shard alone: every shard stops taking messages, the failed batch's
+//! outputs are never released, and every later call (including callers already waiting on
+//! an answer) returns [`EngineError::Stopped`] naming the cause ([`StopReason`]), as does
+//! [`Engine::health`]. Start again on the store ([`Engine::open`]) once the cause is fixed:
+//! every acknowledged state comes back. The store records the node it belongs to, and an
+//! engine with another node key refuses it ([`EngineError::WrongNode`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -44,7 +53,7 @@ pub mod sim;
 pub use connection::{AttachedConnection, ConnectionId, ConnectionOutput, ConnectionWriter};
 pub use coordinator::{Coordinator, CoordinatorAccesses, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};
-pub use error::EngineError;
+pub use error::{EngineError, StopReason};
 pub use lightning_core;
 pub use msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
 pub use placement::Placement;

@@ -225,8 +225,13 @@ fn open_refuses_a_damaged_record_naming_it() {
             ..engine_config(2)
         };
         match Engine::open(config, hub_secret(), hub_seed(), 100, support::genesis()) {
-            Err(shard_engine::EngineError::Store(detail)) => {
-                assert!(detail.contains(&key), "case {case}: {detail}")
+            Err(shard_engine::EngineError::Record {
+                namespace,
+                key: k,
+                error,
+            }) => {
+                assert_eq!(namespace, shard_engine::durable::CHANNELS, "case {case}");
+                assert_eq!(k, key, "case {case}: {error}");
             }
             Err(other) => panic!("case {case}: {other}"),
             Ok(_) => panic!("case {case}: a damaged record was accepted"),

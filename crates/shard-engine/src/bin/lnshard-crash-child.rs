@@ -33,7 +33,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if s.len() % 2 == 1 {
         return Err(format!("odd hex length {}", s.len()));
     }
     (0..s.len())

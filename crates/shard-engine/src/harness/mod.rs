@@ -176,6 +176,10 @@ pub struct Net<H: Hub> {
     /// The hub may die between releasing an event and our reading it (a killed process):
     /// `check` does not compare forwarding events with the payments then.
     pub hub_events_lossy: bool,
+    /// The error of a hub that stopped ([`EngineError::Stopped`]: a failed commit, a
+    /// panicked shard), as its first refused message reported it. Messages to a stopped hub
+    /// are lost, as they would be on a connection to a dead node.
+    pub hub_stopped: Option<EngineError>,
 }
 
 /// The hub's wire traffic with its peers: what each peer sent and when, and what the hub
@@ -247,6 +251,7 @@ impl<H: Hub> Net<H> {
             connected: vec![true; n],
             disconnects: 0,
             hub_events_lossy: false,
+            hub_stopped: None,
         };
         let hub_id = net.hub.node_id();
         for i in 0..n {
@@ -662,6 +667,11 @@ impl<H: Hub> Net<H> {
                 self.full_refusals += 1;
                 self.to_hub[i].push_front(bytes);
                 self.hub.pump();
+                false
+            }
+            Err(e @ EngineError::Stopped { .. }) => {
+                // The node is down: the message is lost with its connection.
+                self.hub_stopped.get_or_insert(e);
                 false
             }
             Err(e) => panic!("handle_message: {e}"),
