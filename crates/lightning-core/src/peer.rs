@@ -50,6 +50,13 @@ pub struct PeerState {
     pub budget: PeerBudget,
 }
 
+/// An inbound channel (the peer is the funder) whose funding has not confirmed.
+pub fn is_pending_inbound(channel: &Channel) -> bool {
+    !channel.is_funder()
+        && channel.short_channel_id().is_none()
+        && !matches!(channel.phase(), ChannelPhase::Normal | ChannelPhase::Closed)
+}
+
 impl PeerState {
     /// A peer that has just connected and not yet sent `init`.
     pub fn new(node_id: PublicKey) -> Self {
@@ -65,8 +72,10 @@ impl PeerState {
         }
     }
 
-    /// Channels not yet funded (no `funding_signed` exchanged): what a peer can make us hold
-    /// for free, so it is limited per peer.
+    /// Channels not yet funded: no `funding_signed` exchanged, or (as LDK counts them)
+    /// inbound ones whose funding has not confirmed. What a peer can make us hold for free
+    /// (a `funding_created` naming a transaction that never appears costs it nothing), so it
+    /// is limited per peer.
     pub fn unfunded_channels(&self) -> usize {
         self.channel_by_id
             .values()
@@ -77,9 +86,26 @@ impl PeerState {
                         | ChannelPhase::AwaitingFundingTransaction
                         | ChannelPhase::AwaitingFundingCreated
                         | ChannelPhase::AwaitingFundingSigned
-                )
+                ) || is_pending_inbound(&c.channel)
             })
             .count()
+    }
+
+    /// Inbound channels (the peer funds them) whose funding has not confirmed.
+    pub fn pending_inbound_channels(&self) -> usize {
+        self.channel_by_id
+            .values()
+            .filter(|c| is_pending_inbound(&c.channel))
+            .count()
+    }
+
+    /// Whether the peer has a channel that cost something: one we fund, or one whose funding
+    /// confirmed. A peer without one is limited by
+    /// [`NodeConfig::max_pending_inbound_channels`](crate::node::NodeConfig::max_pending_inbound_channels).
+    pub fn has_funded_channel(&self) -> bool {
+        self.channel_by_id
+            .values()
+            .any(|c| c.channel.is_funder() || c.channel.short_channel_id().is_some())
     }
 
     /// Whether the peer has nothing worth keeping: disconnected and no channel.

@@ -4,7 +4,8 @@
 mod node_support;
 
 use lightning_core::node::{
-    ClosureReason, Event, Output, PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN,
+    ClosureReason, Event, NodeConfig, Output, PeerRateLimits, DEFAULT_MAX_PENDING_INBOUND_CHANNELS,
+    FUNDING_CONF_DEADLINE_BLOCKS, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN,
 };
 use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::ChannelId;
@@ -191,4 +192,164 @@ fn a_ping_flood_gets_bounded_pongs_and_others_are_still_answered() {
         pongs_to(&inject(&mut net, 1, 0, ping(65_532)), flooder),
         vec![]
     );
+}
+
+/// Node `a` funds a channel to `b` with a transaction that never confirms: both sides sign,
+/// then the transaction vanishes from the mempool. Returns the final channel id.
+fn fund_but_never_confirm(net: &mut Net, a: usize, b: usize) -> ChannelId {
+    let temp = open_unfunded(net, a, b);
+    let (script, value) = net
+        .take_events(a)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::FundingGenerationReady {
+                temporary_channel_id,
+                output_script,
+                channel_value_satoshis,
+                ..
+            } if temporary_channel_id == temp => Some((output_script, channel_value_satoshis)),
+            _ => None,
+        })
+        .expect("FundingGenerationReady");
+    let tx = node_support::fake_funding_tx(script, value, 9_000 + b as u32);
+    let idb = net.id(b);
+    net.nodes[a]
+        .core
+        .funding_transaction_generated(temp, idb, tx.clone())
+        .expect("funding");
+    net.run();
+    net.chain.mempool.clear();
+    ChannelId::from_funding_outpoint(&tx.compute_txid(), 0)
+}
+
+fn has_channel(net: &Net, i: usize, channel_id: ChannelId) -> bool {
+    net.details(i, channel_id).is_some()
+}
+
+fn stored(net: &Net, i: usize, channel_id: ChannelId) -> bool {
+    let store = net.stores[i].as_ref().expect("persistence");
+    store.channels.keys().any(|(_, c)| *c == channel_id)
+}
+
+/// BOLT 2: the fundee forgets a channel whose funding has not confirmed 2016 blocks after it
+/// accepted it, record and all (through a restart in between: the count is stored), and
+/// tells the funder with an `error`; the funder, whose money it is, never forgets it by
+/// itself.
+#[test]
+fn the_fundee_forgets_a_channel_never_funded_after_2016_blocks() {
+    let mut net = Net::new(2, 73);
+    net.connect(0, 1);
+    let accepted_at = net.chain.height;
+    let channel_id = fund_but_never_confirm(&mut net, 0, 1);
+    assert!(has_channel(&net, 1, channel_id) && stored(&net, 1, channel_id));
+    net.take_events(1);
+    net.mine(1_000);
+    net.restart(1);
+    net.mine(FUNDING_CONF_DEADLINE_BLOCKS - 1_000 - 1);
+    assert_eq!(
+        net.chain.height,
+        accepted_at + FUNDING_CONF_DEADLINE_BLOCKS - 1
+    );
+    assert!(has_channel(&net, 1, channel_id), "kept until the deadline");
+    assert!(net
+        .take_events(1)
+        .iter()
+        .all(|e| !matches!(e, Event::ChannelClosed { .. })));
+    // Apart, so that the funder's fate is its own rule's: the fundee's `error` would fail
+    // the channel at the funder too.
+    net.disconnect(0, 1);
+    net.mine(1);
+    assert!(
+        !has_channel(&net, 1, channel_id),
+        "forgotten at the deadline"
+    );
+    assert!(!stored(&net, 1, channel_id), "its record is removed");
+    let closed: Vec<Event> = net
+        .take_events(1)
+        .into_iter()
+        .filter(|e| matches!(e, Event::ChannelClosed { .. }))
+        .collect();
+    assert_eq!(
+        closed,
+        vec![Event::ChannelClosed {
+            channel_id,
+            counterparty_node_id: net.id(0),
+            reason: ClosureReason::FundingTimedOut,
+        }]
+    );
+    let id0 = net.id(0);
+    assert_eq!(errors_sent(&net, 1, id0).last(), Some(&channel_id));
+    // The funder keeps its channel: its funds are in that transaction.
+    assert!(has_channel(&net, 0, channel_id) && stored(&net, 0, channel_id));
+    net.mine(100);
+    assert!(has_channel(&net, 0, channel_id));
+}
+
+/// The `error`s node `i` sent to `peer`, by channel id.
+fn errors_sent(net: &Net, i: usize, peer: PublicKey) -> Vec<ChannelId> {
+    net.nodes[i]
+        .sent
+        .iter()
+        .filter(|(to, _)| *to == peer)
+        .filter_map(|(_, bytes)| match Message::decode(bytes) {
+            Ok(Message::Error(e)) => Some(e.channel_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Node ids cost nothing: once 64 peers without a funded channel each have a channel pending
+/// with node 0, the 65th such peer is refused; a peer with a funded channel still opens.
+#[test]
+fn pending_inbound_channels_from_unfunded_peers_are_capped_in_total() {
+    let cap = DEFAULT_MAX_PENDING_INBOUND_CHANNELS;
+    assert_eq!(NodeConfig::default().max_pending_inbound_channels, cap);
+    let funded_peer = cap + 2;
+    let mut net = Net::new(cap + 3, 74);
+    net.check_dirty = false;
+    net.connect(0, funded_peer);
+    net.open_channel(funded_peer, 0, 1_000_000, 0);
+    for i in 1..=cap {
+        net.connect(0, i);
+        open_unfunded(&mut net, i, 0);
+        assert!(
+            errors_sent(&net, 0, net.id(i)).is_empty(),
+            "peer {i} accepted"
+        );
+    }
+    let pending = net.nodes[0]
+        .core
+        .list_channels()
+        .iter()
+        .filter(|c| !c.is_outbound && c.short_channel_id.is_none())
+        .count();
+    assert_eq!(pending, cap);
+    // The 65th distinct peer without a funded channel is refused, with an `error` for its
+    // temporary channel id.
+    let last = cap + 1;
+    net.connect(0, last);
+    let temp = open_unfunded(&mut net, last, 0);
+    assert_eq!(errors_sent(&net, 0, net.id(last)), vec![temp]);
+    assert!(!has_channel(&net, 0, temp));
+    // A peer with a funded channel is not held to the cap.
+    let temp = open_unfunded(&mut net, funded_peer, 0);
+    assert!(errors_sent(&net, 0, net.id(funded_peer)).is_empty());
+    assert!(has_channel(&net, 0, temp));
+}
+
+/// A `funding_created` naming a transaction that never appears costs the peer nothing: such
+/// channels count against the peer's unfunded limit until their funding confirms.
+#[test]
+fn channels_whose_funding_never_confirms_count_as_unfunded_per_peer() {
+    let mut net = Net::new(2, 75);
+    net.connect(0, 1);
+    let limit = net.nodes[1].core.config().max_unfunded_channels_per_peer;
+    for _ in 0..limit {
+        fund_but_never_confirm(&mut net, 0, 1);
+    }
+    let id0 = net.id(0);
+    assert!(errors_sent(&net, 1, id0).is_empty());
+    let temp = open_unfunded(&mut net, 0, 1);
+    assert_eq!(errors_sent(&net, 1, id0), vec![temp], "one more is refused");
+    assert_eq!(net.nodes[1].core.list_channels().len(), limit);
 }

@@ -354,6 +354,10 @@ pub struct Channel {
     pub(crate) shutdown: ShutdownState,
     pub(crate) closing: ClosingState,
     pub(crate) fulfilled_notified: BTreeSet<u64>,
+    /// The best block height when the node created the channel (opened or accepted it);
+    /// `None` in a record of format version 1, which did not store it. Appended by format
+    /// version 2: it must stay the last stored field of the record.
+    pub(crate) created_height: Option<u32>,
     /// Transient: drained after every call, so empty whenever the channel is persisted.
     #[serde(skip)]
     pub(crate) outbox: Vec<Message>,

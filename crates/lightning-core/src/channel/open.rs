@@ -238,6 +238,7 @@ impl Channel {
             shutdown: ShutdownState::default(),
             closing: ClosingState::default(),
             fulfilled_notified: BTreeSet::new(),
+            created_height: None,
             outbox: Vec::new(),
             events: Vec::new(),
             local_point_memo: PointMemo::default(),
@@ -674,6 +675,30 @@ impl Channel {
             channel_id: self.channel_id,
             signature,
         })
+    }
+
+    /// Records the best block height at which the channel was created (the node does, when
+    /// it opens or accepts the channel).
+    pub fn set_created_height(&mut self, height: u32) {
+        self.created_height = Some(height);
+    }
+
+    /// The best block height at which the channel was created, if recorded.
+    pub fn created_height(&self) -> Option<u32> {
+        self.created_height
+    }
+
+    /// BOLT 2: as fundee, whether the funding has not confirmed `deadline_blocks` after the
+    /// channel was created, at best block `height` (a fundee "SHOULD forget the channel").
+    /// Never true for the funder (its money is in the funding transaction) or once the
+    /// funding confirmed.
+    pub fn funding_timed_out(&self, height: u32, deadline_blocks: u32) -> bool {
+        !self.is_funder
+            && self.funding_height.is_none()
+            && !matches!(self.phase, ChannelPhase::Normal | ChannelPhase::Closed)
+            && self
+                .created_height
+                .is_some_and(|created| height >= created.saturating_add(deadline_blocks))
     }
 
     /// Sets the alias we send in `channel_ready` (TLV `short_channel_id`), chosen by the

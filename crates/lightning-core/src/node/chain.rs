@@ -44,7 +44,10 @@ impl NodeCore {
         }
     }
 
-    /// A new best block: channels reaching their funding depth send `channel_ready`; a channel
+    /// A new best block: channels reaching their funding depth send `channel_ready`; an
+    /// inbound channel whose funding has not confirmed
+    /// [`FUNDING_CONF_DEADLINE_BLOCKS`](super::FUNDING_CONF_DEADLINE_BLOCKS) after we accepted
+    /// it is forgotten ([`ClosureReason::FundingTimedOut`], its record removed); a channel
     /// holding an HTLC we offered past its deadline (expiry plus the grace period) is failed
     /// and the HTLC timed out on chain; payments to us nobody claimed before their deadline
     /// are failed back.
@@ -59,6 +62,20 @@ impl NodeCore {
             .collect();
         let grace = self.config.offered_htlc_grace_blocks;
         for (node_id, channel_id) in ids {
+            // BOLT 2: as fundee, forget a channel whose funding never confirmed (it cost the
+            // peer nothing, and we would keep it forever).
+            let timed_out = self
+                .channel(&node_id, &channel_id)
+                .is_some_and(|c| c.funding_timed_out(height, super::FUNDING_CONF_DEADLINE_BLOCKS));
+            if timed_out {
+                self.send_error(
+                    node_id,
+                    channel_id,
+                    "funding transaction not confirmed within 2016 blocks: channel forgotten",
+                );
+                self.forget_channel(node_id, channel_id, ClosureReason::FundingTimedOut);
+                continue;
+            }
             // BOLT 2 deadlines: an HTLC we offered, in either commitment, past its expiry
             // plus the grace period; or one we fulfilled still not removed near its expiry.
             let expired = self.channel(&node_id, &channel_id).is_some_and(|c| {

@@ -8,6 +8,14 @@ use super::htlc_policy::ForwardingPolicy;
 use crate::channel::ChannelConfig;
 use crate::wire::{Feature, Features};
 
+/// The default of [`NodeConfig::max_pending_inbound_channels`].
+pub const DEFAULT_MAX_PENDING_INBOUND_CHANNELS: usize = 64;
+
+/// BOLT 2: a fundee "SHOULD forget the channel if it does not see the correct funding
+/// transaction after a timeout of 2016 blocks" (counted from the block at which we accepted
+/// the channel).
+pub const FUNDING_CONF_DEADLINE_BLOCKS: u32 = 2016;
+
 /// Configuration of one node (shared by all its shards).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeConfig {
@@ -34,6 +42,17 @@ pub struct NodeConfig {
     pub received_htlc_deadline_blocks: u32,
     /// Outbound payments in flight at once (bounds the state the application can make us hold).
     pub max_pending_payments: usize,
+    /// Inbound channels whose funding has not confirmed, in total over the peers that have no
+    /// funded channel with us (none we fund, none confirmed): an `open_channel` from such a
+    /// peer beyond it is refused with an `error` for its `temporary_channel_id`. Node ids cost
+    /// nothing, so the per-peer limit alone bounds nothing. A peer with a funded channel is
+    /// not held to it (only to the per-peer limits).
+    ///
+    /// Each `NodeCore` applies it to the peers it owns: under the sharded engine every shard
+    /// holds its share, so a node of `n` shards holds up to `n` times this many.
+    /// Last in the struct: the node record stores the config last, so this field was appended
+    /// by format version 2.
+    pub max_pending_inbound_channels: usize,
 }
 
 impl NodeConfig {
@@ -54,6 +73,7 @@ impl NodeConfig {
             offered_htlc_grace_blocks: 2,
             received_htlc_deadline_blocks: 18,
             max_pending_payments: 100_000,
+            max_pending_inbound_channels: DEFAULT_MAX_PENDING_INBOUND_CHANNELS,
         }
     }
 

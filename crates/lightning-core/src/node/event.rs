@@ -37,6 +37,10 @@ pub enum ClosureReason {
     HtlcsTimedOut,
     /// The peer disconnected before the channel was funded.
     DisconnectedPeer,
+    /// As fundee, the funding transaction did not confirm within
+    /// [`FUNDING_CONF_DEADLINE_BLOCKS`](super::FUNDING_CONF_DEADLINE_BLOCKS) of our accepting
+    /// the channel: forgotten (BOLT 2). Nothing of ours was at stake.
+    FundingTimedOut,
 }
 
 /// Why an outbound payment failed.

@@ -6,7 +6,7 @@ use bitcoin::{OutPoint, Transaction};
 
 use super::{ApiError, ClosureReason, Event, NodeCore, PendingTimeout};
 use crate::channel::{Channel, OutboundParams};
-use crate::peer::PeerChannel;
+use crate::peer::{PeerChannel, PeerState};
 use crate::types::ChannelId;
 use crate::wire::{AcceptChannel, FundingCreated, FundingSigned, Message, OpenChannel};
 
@@ -70,6 +70,7 @@ impl NodeCore {
         ));
         let mut channel = channel;
         channel.set_local_alias(alias);
+        channel.set_created_height(self.best_height);
         self.dirty.channel_changed(node_id, channel.channel_id());
         if let Some(peer) = self.peers.get_mut(&node_id) {
             peer.channel_by_id.insert(
@@ -113,6 +114,24 @@ impl NodeCore {
                     self.config.max_channels_per_peer
                 ),
             );
+        }
+        if !peer.has_funded_channel() {
+            let pending: usize = self
+                .peers
+                .values()
+                .filter(|p| !p.has_funded_channel())
+                .map(PeerState::pending_inbound_channels)
+                .sum();
+            if pending >= self.config.max_pending_inbound_channels {
+                return refuse(
+                    self,
+                    format!(
+                        "too many unfunded channels from peers without a funded channel: \
+                         limit {}",
+                        self.config.max_pending_inbound_channels
+                    ),
+                );
+            }
         }
         let their_features = peer.their_features.clone().unwrap_or_default();
         let keys = self.next_keys(&node_id);

@@ -67,7 +67,9 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
 use bitcoin::{BlockHash, ScriptBuf, Transaction, Txid};
 
-pub use config::{Liveness, NodeConfig};
+pub use config::{
+    Liveness, NodeConfig, DEFAULT_MAX_PENDING_INBOUND_CHANNELS, FUNDING_CONF_DEADLINE_BLOCKS,
+};
 pub use event::{
     ClosureReason, Event, ForwardHtlc, ForwardOutcome, ForwardResolution, HtlcSource, Output,
     PaymentFailure, PaymentId,

@@ -241,6 +241,10 @@ impl NodeCore {
                 }
                 continue;
             }
+            // A record of format version 1 has no creation height: count from now.
+            if channel.created_height().is_none() {
+                channel.set_created_height(node_record.best_height);
+            }
             channel.peer_disconnected();
             // Drop anything the disconnection queued: nothing is sent while disconnected.
             channel.drain_messages();

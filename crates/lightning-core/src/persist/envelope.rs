@@ -29,7 +29,7 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 /// The magic bytes that open every record.
 pub const MAGIC: [u8; 4] = *b"LNSD";
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The oldest format version this build can read (older ones would be migrated).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// The envelope's size before the payload.

@@ -12,8 +12,14 @@
 //!   payload starts with our layout (it only appended fields), so we decode the prefix;
 //! * `version` equal to ours: decoded exactly; bytes after the value are corruption.
 //!
-//! Version 1 is the only version so far, so [`MIGRATIONS`] is empty; a unit test proves the
-//! hook with a made-up version 0.
+//! Versions:
+//! * 1: the first.
+//! * 2: appends the channel's creation height (`Channel::created_height`, the last stored
+//!   field of a channel record) and `NodeConfig::max_pending_inbound_channels` (the last
+//!   field of the config, itself last in a node record). [`MIGRATIONS`] converts version 1
+//!   by appending `None` and the default limit.
+//!
+//! A unit test proves the hook with a made-up version 0.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -216,8 +222,22 @@ impl NodeRecord {
 pub type MigrationStep = fn(RecordKind, &[u8]) -> Result<Vec<u8>, PersistError>;
 
 /// The migration steps of this build: `MIGRATIONS[i]` converts a payload of format version
-/// `OLDEST_READABLE_VERSION + i` to the next version. Empty: version 1 is the first.
-pub const MIGRATIONS: &[MigrationStep] = &[];
+/// `OLDEST_READABLE_VERSION + i` to the next version.
+pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2];
+
+/// Version 1 to 2: both kinds gained one field at the very end of their payload (see the
+/// module documentation), so the step appends its value: no creation height for a channel
+/// (counted from the restart), the default limit for the node's config.
+fn v1_to_v2(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
+    let appended = match kind {
+        RecordKind::Channel => postcard::to_allocvec(&Option::<u32>::None),
+        RecordKind::Node => {
+            postcard::to_allocvec(&crate::node::DEFAULT_MAX_PENDING_INBOUND_CHANNELS)
+        }
+    }
+    .map_err(|e| PersistError::Encode(e.to_string()))?;
+    Ok([payload, &appended].concat())
+}
 
 /// Converts a `kind` payload written by format `version` to [`FORMAT_VERSION`] with
 /// [`MIGRATIONS`]. A payload of this version or newer is returned as it is.
@@ -544,7 +564,12 @@ mod tests {
             upstream: old.upstream,
             pending_timeouts: old.pending_timeouts,
         };
-        postcard::to_allocvec(&new).map_err(|e| PersistError::Corrupt(e.to_string()))
+        // Version 1's layout: today's without the field version 2 appended.
+        let today =
+            postcard::to_allocvec(&new).map_err(|e| PersistError::Corrupt(e.to_string()))?;
+        let appended = postcard::to_allocvec(&new.config.max_pending_inbound_channels)
+            .map_err(|e| PersistError::Corrupt(e.to_string()))?;
+        Ok(today[..today.len() - appended.len()].to_vec())
     }
 
     #[test]
@@ -564,7 +589,7 @@ mod tests {
         let payload = postcard::to_allocvec(&old).expect("encodes");
         let bytes =
             envelope::encode_with_versions(RecordKind::Node, 0, 0, &payload).expect("small");
-        let steps: &[MigrationStep] = &[v0_to_v1];
+        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2];
         let read: NodeRecord = from_record(&bytes, RecordKind::Node, steps, 0).expect("migrated");
         assert_eq!(
             read,
