@@ -6,9 +6,19 @@
  *
  * Conventions: every fallible function returns an lnshard_result and writes its outputs
  * only on LNSHARD_RESULT_OK; lnshard_last_error_message() then explains any failure (per
- * thread). Every buffer or handle handed out has a _free function that accepts NULL. Using
- * a handle after freeing it is undefined behaviour. Keys are 33-byte compressed public
- * keys; ids, hashes and secrets are 32 bytes; hashes and txids in internal byte order.
+ * thread). Every buffer or handle handed out has a _free function that accepts NULL. Keys
+ * are 33-byte compressed public keys; ids, hashes and secrets are 32 bytes; hashes and
+ * txids in internal byte order.
+ *
+ * Handles: a handle (lnshard_engine *, lnshard_bytes *, lnshard_event *,
+ * lnshard_peer_outputs *, lnshard_channel_list *, lnshard_store_sink *) is an opaque token,
+ * not necessarily an address: never dereference it or pass it to free(). Every call checks
+ * the handles it is given against the library's registry of live handles (type and
+ * generation) before touching anything behind them, so a handle used after its _free, a
+ * handle of another type, or a pointer the library never handed out returns
+ * LNSHARD_RESULT_INVALID_HANDLE (NULL, 0, false or UNKNOWN from the functions returning
+ * those), and lnshard_last_error_message() names the type wanted. Freeing a handle twice,
+ * or while another thread is inside a call on it, is undefined behaviour.
  */
 
 #ifndef LNSHARD_H
@@ -59,6 +69,11 @@ enum lnshard_result
   LNSHARD_RESULT_BUFFER_TOO_SMALL = 7104,
   // A Rust panic was caught at the boundary (a bug in lnshard: please report it).
   LNSHARD_RESULT_PANIC = 7105,
+  // A handle parameter is not a live handle of the type the function takes: it was
+  // freed, it is a handle of another type, or lnshard never handed it out. The last error
+  // names the parameter and the type wanted (and the type given, when it is a live
+  // handle of another type). Freeing a handle twice stays undefined behaviour.
+  LNSHARD_RESULT_INVALID_HANDLE = 7106,
   // The shard's inbox is full: drain peer outputs and events, then retry.
   LNSHARD_RESULT_FULL = 7110,
   // The engine is shutting down.
@@ -84,6 +99,10 @@ enum lnshard_result
   LNSHARD_RESULT_LOGGER_UNAVAILABLE = 7120,
   // An engine error this library version does not name more precisely.
   LNSHARD_RESULT_ENGINE_FAILED = 7121,
+  // The engine has stopped (a shard's commit failed, a shard panicked) and takes no more
+  // work: the last error names why. Free the engine, fix the cause and open it again on
+  // its data directory: every acknowledged state comes back.
+  LNSHARD_RESULT_ENGINE_STOPPED = 7122,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -300,8 +319,9 @@ typedef struct lnshard_peer_outputs lnshard_peer_outputs;
 
 // Where a store callback hands bytes back to lnshard: see `lnshard_store_sink_push`.
 //
-// Owner: lnshard; valid only during the callback that received it. Thread-safety: use it
-// only on the callback's thread.
+// Owner: lnshard; valid only during the callback that received it (afterwards
+// `lnshard_store_sink_push` refuses it with `LNSHARD_RESULT_INVALID_HANDLE`).
+// Thread-safety: use it only on the callback's thread.
 typedef struct lnshard_store_sink lnshard_store_sink;
 
 // One channel as `lnshard_engine_list_channels` shows it (plain data, copied out).
@@ -488,17 +508,21 @@ extern "C" {
 // Safe to call from any thread.
 const char *lnshard_version(void);
 
-// The address of the buffer's first byte (valid until `lnshard_bytes_free`; NULL for a
-// NULL buffer). Not NUL-terminated: use `lnshard_bytes_len`.
+// The address of the buffer's first byte (valid until `lnshard_bytes_free`). Not
+// NUL-terminated: use `lnshard_bytes_len`. NULL for a NULL buffer, and for anything but a
+// live `lnshard_bytes` (the last error then says why).
 const uint8_t *lnshard_bytes_data(const lnshard_bytes *bytes);
 
-// The buffer's length in bytes (0 for NULL).
+// The buffer's length in bytes: 0 for NULL, and for anything but a live `lnshard_bytes`
+// (the last error then says why).
 size_t lnshard_bytes_len(const lnshard_bytes *bytes);
 
-// Frees a buffer. NULL is a no-op; freeing twice is undefined behaviour.
+// Frees a buffer. NULL is a no-op, and so is a handle of another type (the last error
+// names it); freeing twice is undefined behaviour.
 void lnshard_bytes_free(lnshard_bytes *bytes);
 
-// The number of outputs in the list (0 for NULL).
+// The number of outputs in the list: 0 for NULL, and for anything but a live
+// `lnshard_peer_outputs` (the last error then says why).
 size_t lnshard_peer_outputs_len(const lnshard_peer_outputs *outputs);
 
 // Output `index` of the list: either a message (`*out_disconnect` false, `*out_data` /
@@ -508,21 +532,24 @@ size_t lnshard_peer_outputs_len(const lnshard_peer_outputs *outputs);
 // `index` at or past the length is `LNSHARD_RESULT_INVALID_PARAMETER`.
 lnshard_result lnshard_peer_outputs_get(const lnshard_peer_outputs *outputs, size_t index, const uint8_t **out_data, size_t *out_len, bool *out_disconnect);
 
-// Frees a list of peer outputs. NULL is a no-op; freeing twice is undefined behaviour.
+// Frees a list of peer outputs. NULL is a no-op, and so is a handle of another type (the
+// last error names it); freeing twice is undefined behaviour.
 void lnshard_peer_outputs_free(lnshard_peer_outputs *outputs);
 
 // Every channel of every shard: `*out` is a new list to free with
 // `lnshard_channel_list_free`.
 lnshard_result lnshard_engine_list_channels(const lnshard_engine *engine, lnshard_channel_list **out);
 
-// The number of channels in the list (0 for NULL).
+// The number of channels in the list: 0 for NULL, and for anything but a live
+// `lnshard_channel_list` (the last error then says why).
 size_t lnshard_channel_list_len(const lnshard_channel_list *list);
 
 // Copies channel `index` of the list into `*out`; `index` at or past the length is
 // `LNSHARD_RESULT_INVALID_PARAMETER`.
 lnshard_result lnshard_channel_list_get(const lnshard_channel_list *list, size_t index, lnshard_channel_details *out);
 
-// Frees a channel list. NULL is a no-op; freeing twice is undefined behaviour.
+// Frees a channel list. NULL is a no-op, and so is a handle of another type (the last
+// error names it); freeing twice is undefined behaviour.
 void lnshard_channel_list_free(lnshard_channel_list *list);
 
 // Writes the defaults into `*out`: 2 shards, regtest, in-memory store, the engine's limits.
@@ -535,18 +562,21 @@ lnshard_result lnshard_engine_config_default(lnshard_engine_config *out);
 lnshard_result lnshard_engine_new(const lnshard_engine_config *config, const uint8_t *node_secret, const uint8_t *seed, uint32_t best_height, const uint8_t *best_hash, lnshard_engine **out);
 
 // Stops the engine (queued work finishes, up to one second), joins its threads and frees
-// it. NULL is a no-op. Using the engine afterwards, or freeing it twice, is undefined
-// behaviour; no other thread may be using it during this call.
+// it. NULL is a no-op, and so is a handle of another type (the last error names it).
+// Every later call given this engine returns `LNSHARD_RESULT_INVALID_HANDLE`; freeing it
+// twice is undefined behaviour, and no other thread may be using it during this call.
 void lnshard_engine_free(lnshard_engine *engine);
 
 // Writes the engine's node id (33-byte compressed public key) to `out`.
 lnshard_result lnshard_engine_node_id(const lnshard_engine *engine, uint8_t *out);
 
-// The number of shards the engine runs (0 for NULL).
+// The number of shards the engine runs: 0 for NULL, and for anything but a live engine
+// (the last error then says why).
 size_t lnshard_engine_shard_count(const lnshard_engine *engine);
 
-// Whether no message is queued to or being handled by any shard (false for NULL). With
-// every output drained, an idle engine has nothing more to say until new input arrives.
+// Whether no message is queued to or being handled by any shard: false for NULL, and for
+// anything but a live engine (the last error then says why). With every output drained,
+// an idle engine has nothing more to say until new input arrives.
 bool lnshard_engine_is_idle(const lnshard_engine *engine);
 
 // A connection to the peer `node_id` (33 bytes) is up, its messages carried by the
@@ -670,10 +700,12 @@ lnshard_result lnshard_last_error_message(char *buf, size_t len, size_t *out_n);
 // The length in bytes of this thread's last error message, without its NUL.
 size_t lnshard_last_error_length(void);
 
-// The event's kind (`LNSHARD_EVENT_KIND_UNKNOWN` for NULL).
+// The event's kind: `LNSHARD_EVENT_KIND_UNKNOWN` for NULL, and for anything but a live
+// event (the last error then says why).
 lnshard_event_kind lnshard_event_get_kind(const lnshard_event *event);
 
-// Frees an event. NULL is a no-op; freeing twice is undefined behaviour.
+// Frees an event. NULL is a no-op, and so is a handle of another type (the last error
+// names it); freeing twice is undefined behaviour.
 void lnshard_event_free(lnshard_event *event);
 
 // The channel id (32 bytes) of a `CHANNEL_PENDING`, `CHANNEL_READY`, `CHANNEL_CLOSED` or

@@ -3,6 +3,7 @@
 use shard_engine::PeerOutput;
 
 use crate::error::{invalid_parameter, lnshard_result};
+use crate::handle::{into_handle, Castable, HandleKind};
 
 /// A byte buffer owned by the library (a serialized transaction, BOLT 8 bytes to write).
 ///
@@ -15,14 +16,14 @@ pub struct lnshard_bytes {
 /// The Rust side of `lnshard_bytes`.
 pub(crate) struct Bytes(pub(crate) Vec<u8>);
 
-/// Hands `v` to C as a new `lnshard_bytes`.
-pub(crate) fn into_c(v: Vec<u8>) -> *mut lnshard_bytes {
-    Box::into_raw(Box::new(Bytes(v))).cast()
+impl Castable for lnshard_bytes {
+    const KIND: HandleKind = HandleKind::Bytes;
+    type Rust = Bytes;
 }
 
-pub(crate) fn as_bytes<'a>(b: *const lnshard_bytes) -> Option<&'a Bytes> {
-    // SAFETY: `b` is NULL or came from `into_c` and was not freed (documented contract).
-    unsafe { b.cast::<Bytes>().as_ref() }
+/// Hands `v` to C as a new `lnshard_bytes`.
+pub(crate) fn into_c(v: Vec<u8>) -> *mut lnshard_bytes {
+    into_handle::<lnshard_bytes>(Bytes(v))
 }
 
 /// Writes `v` as a new `lnshard_bytes` through `out`.
@@ -31,34 +32,31 @@ pub(crate) fn write_bytes(out: *mut *mut lnshard_bytes, v: Vec<u8>) {
     unsafe { *out = into_c(v) };
 }
 
-/// The address of the buffer's first byte (valid until `lnshard_bytes_free`; NULL for a
-/// NULL buffer). Not NUL-terminated: use `lnshard_bytes_len`.
+/// The address of the buffer's first byte (valid until `lnshard_bytes_free`). Not
+/// NUL-terminated: use `lnshard_bytes_len`. NULL for a NULL buffer, and for anything but a
+/// live `lnshard_bytes` (the last error then says why).
 #[no_mangle]
 pub extern "C" fn lnshard_bytes_data(bytes: *const lnshard_bytes) -> *const u8 {
     ffi_panic_boundary! {
-        match as_bytes(bytes) {
-            Some(b) => b.0.as_ptr(),
-            None => std::ptr::null(),
-        }
+        try_handle!(bytes, "bytes").0.as_ptr()
     }
 }
 
-/// The buffer's length in bytes (0 for NULL).
+/// The buffer's length in bytes: 0 for NULL, and for anything but a live `lnshard_bytes`
+/// (the last error then says why).
 #[no_mangle]
 pub extern "C" fn lnshard_bytes_len(bytes: *const lnshard_bytes) -> usize {
     ffi_panic_boundary! {
-        as_bytes(bytes).map_or(0, |b| b.0.len())
+        try_handle!(bytes, "bytes").0.len()
     }
 }
 
-/// Frees a buffer. NULL is a no-op; freeing twice is undefined behaviour.
+/// Frees a buffer. NULL is a no-op, and so is a handle of another type (the last error
+/// names it); freeing twice is undefined behaviour.
 #[no_mangle]
 pub extern "C" fn lnshard_bytes_free(bytes: *mut lnshard_bytes) {
     ffi_panic_boundary! {
-        if !bytes.is_null() {
-            // SAFETY: `bytes` came from `into_c` and is freed once (documented contract).
-            drop(unsafe { Box::from_raw(bytes.cast::<Bytes>()) });
-        }
+        drop(try_take_handle!(bytes, "bytes"));
     }
 }
 
@@ -73,12 +71,17 @@ pub struct lnshard_peer_outputs {
 
 pub(crate) struct PeerOutputs(pub(crate) Vec<PeerOutput>);
 
-/// The number of outputs in the list (0 for NULL).
+impl Castable for lnshard_peer_outputs {
+    const KIND: HandleKind = HandleKind::PeerOutputs;
+    type Rust = PeerOutputs;
+}
+
+/// The number of outputs in the list: 0 for NULL, and for anything but a live
+/// `lnshard_peer_outputs` (the last error then says why).
 #[no_mangle]
 pub extern "C" fn lnshard_peer_outputs_len(outputs: *const lnshard_peer_outputs) -> usize {
     ffi_panic_boundary! {
-        // SAFETY: NULL or a live list from `lnshard_engine_peer_outputs`.
-        unsafe { outputs.cast::<PeerOutputs>().as_ref() }.map_or(0, |o| o.0.len())
+        try_handle!(outputs, "outputs").0.len()
     }
 }
 
@@ -96,7 +99,7 @@ pub extern "C" fn lnshard_peer_outputs_get(
     out_disconnect: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let list = try_ref_from_ptr!(outputs.cast::<PeerOutputs>(), "outputs");
+        let list = try_handle!(outputs, "outputs");
         let out_data = try_mut_from_ptr!(out_data, "out_data");
         let out_len = try_mut_from_ptr!(out_len, "out_len");
         let out_disconnect = try_mut_from_ptr!(out_disconnect, "out_disconnect");
@@ -122,13 +125,11 @@ pub extern "C" fn lnshard_peer_outputs_get(
     }
 }
 
-/// Frees a list of peer outputs. NULL is a no-op; freeing twice is undefined behaviour.
+/// Frees a list of peer outputs. NULL is a no-op, and so is a handle of another type (the
+/// last error names it); freeing twice is undefined behaviour.
 #[no_mangle]
 pub extern "C" fn lnshard_peer_outputs_free(outputs: *mut lnshard_peer_outputs) {
     ffi_panic_boundary! {
-        if !outputs.is_null() {
-            // SAFETY: came from `lnshard_engine_peer_outputs`, freed once (contract).
-            drop(unsafe { Box::from_raw(outputs.cast::<PeerOutputs>()) });
-        }
+        drop(try_take_handle!(outputs, "outputs"));
     }
 }

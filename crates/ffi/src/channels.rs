@@ -3,8 +3,9 @@
 use lightning_core::channel::ChannelPhase;
 use lightning_core::node::ChannelDetails;
 
-use crate::engine::{engine_ref, lnshard_engine};
+use crate::engine::lnshard_engine;
 use crate::error::{engine_error, invalid_parameter, lnshard_result};
+use crate::handle::{into_handle, Castable, HandleKind};
 
 /// Where a channel is in its life. The numbers are part of the ABI and never reused.
 #[repr(u32)]
@@ -68,7 +69,12 @@ pub struct lnshard_channel_list {
     _private: [u8; 0],
 }
 
-struct ChannelList(Vec<lnshard_channel_details>);
+pub(crate) struct ChannelList(Vec<lnshard_channel_details>);
+
+impl Castable for lnshard_channel_list {
+    const KIND: HandleKind = HandleKind::ChannelList;
+    type Rust = ChannelList;
+}
 
 fn details(c: &ChannelDetails) -> lnshard_channel_details {
     lnshard_channel_details {
@@ -108,14 +114,12 @@ pub extern "C" fn lnshard_engine_list_channels(
     out: *mut *mut lnshard_channel_list,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let Some(engine) = engine_ref(engine) else {
-            return crate::error::null_parameter("engine");
-        };
+        let engine = &try_handle!(engine, "engine").engine;
         let out = try_mut_from_ptr!(out, "out");
         match engine.list_channels() {
             Ok(list) => {
                 let list = ChannelList(list.iter().map(details).collect());
-                *out = Box::into_raw(Box::new(list)).cast();
+                *out = into_handle::<lnshard_channel_list>(list);
                 lnshard_result::Ok
             }
             Err(e) => engine_error("list_channels", &e),
@@ -123,12 +127,12 @@ pub extern "C" fn lnshard_engine_list_channels(
     }
 }
 
-/// The number of channels in the list (0 for NULL).
+/// The number of channels in the list: 0 for NULL, and for anything but a live
+/// `lnshard_channel_list` (the last error then says why).
 #[no_mangle]
 pub extern "C" fn lnshard_channel_list_len(list: *const lnshard_channel_list) -> usize {
     ffi_panic_boundary! {
-        // SAFETY: NULL or a live list (documented contract).
-        unsafe { list.cast::<ChannelList>().as_ref() }.map_or(0, |l| l.0.len())
+        try_handle!(list, "list").0.len()
     }
 }
 
@@ -141,7 +145,7 @@ pub extern "C" fn lnshard_channel_list_get(
     out: *mut lnshard_channel_details,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let list = try_ref_from_ptr!(list.cast::<ChannelList>(), "list");
+        let list = try_handle!(list, "list");
         let out = try_mut_from_ptr!(out, "out");
         let Some(c) = list.0.get(index) else {
             return invalid_parameter(format!(
@@ -154,13 +158,11 @@ pub extern "C" fn lnshard_channel_list_get(
     }
 }
 
-/// Frees a channel list. NULL is a no-op; freeing twice is undefined behaviour.
+/// Frees a channel list. NULL is a no-op, and so is a handle of another type (the last
+/// error names it); freeing twice is undefined behaviour.
 #[no_mangle]
 pub extern "C" fn lnshard_channel_list_free(list: *mut lnshard_channel_list) {
     ffi_panic_boundary! {
-        if !list.is_null() {
-            // SAFETY: from `lnshard_engine_list_channels`, freed once (contract).
-            drop(unsafe { Box::from_raw(list.cast::<ChannelList>()) });
-        }
+        drop(try_take_handle!(list, "list"));
     }
 }

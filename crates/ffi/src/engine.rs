@@ -17,6 +17,7 @@ use shard_engine::{Engine, EngineConfig};
 use crate::bytes::{lnshard_bytes, lnshard_peer_outputs, write_bytes, PeerOutputs};
 use crate::error::{engine_error, fail, invalid_parameter, lnshard_result, store_error};
 use crate::event::{lnshard_event, Event};
+use crate::handle::{into_handle, Castable, HandleKind};
 use crate::store::{lnshard_store_callbacks, CallbackStore};
 
 /// The largest Lightning message (type and payload): BOLT 1 caps messages at 65535 bytes.
@@ -142,18 +143,9 @@ pub struct lnshard_confirmed_tx {
     pub tx_len: usize,
 }
 
-pub(crate) fn engine_ref<'a>(e: *const lnshard_engine) -> Option<&'a Engine> {
-    // SAFETY: NULL or a live engine from `lnshard_engine_new` (documented contract).
-    unsafe { e.cast::<EngineHandle>().as_ref() }.map(|h| &h.engine)
-}
-
-macro_rules! try_engine {
-    ($e:expr) => {
-        match engine_ref($e) {
-            Some(e) => e,
-            None => return $crate::error::null_parameter("engine"),
-        }
-    };
+impl Castable for lnshard_engine {
+    const KIND: HandleKind = HandleKind::Engine;
+    type Rust = EngineHandle;
 }
 
 fn pubkey(bytes: [u8; 33], name: &str) -> Result<PublicKey, lnshard_result> {
@@ -362,30 +354,26 @@ pub extern "C" fn lnshard_engine_new(
             Err(e) => return engine_error("restoring the engine from its store", &e),
         };
         tracing::info!(target: "lnshard_ffi", node_id = %engine.node_id(), shards, "engine started");
-        let handle = Box::new(EngineHandle { engine });
-        *out = Box::into_raw(handle).cast();
+        *out = into_handle::<lnshard_engine>(EngineHandle { engine });
         lnshard_result::Ok
     }
 }
 
 /// Stops the engine (queued work finishes, up to one second), joins its threads and frees
-/// it. NULL is a no-op. Using the engine afterwards, or freeing it twice, is undefined
-/// behaviour; no other thread may be using it during this call.
+/// it. NULL is a no-op, and so is a handle of another type (the last error names it).
+/// Every later call given this engine returns `LNSHARD_RESULT_INVALID_HANDLE`; freeing it
+/// twice is undefined behaviour, and no other thread may be using it during this call.
 #[no_mangle]
 pub extern "C" fn lnshard_engine_free(engine: *mut lnshard_engine) {
     ffi_panic_boundary! {
-        if !engine.is_null() {
-            // SAFETY: from `lnshard_engine_new`, freed once (documented contract).
-            let handle = unsafe { Box::from_raw(engine.cast::<EngineHandle>()) };
-            let EngineHandle { engine } = *handle;
-            let report = engine.shutdown(Duration::from_secs(1));
-            tracing::info!(
-                target: "lnshard_ffi",
-                undrained_events = report.events.len(),
-                parked = report.parked.len(),
-                "engine stopped"
-            );
-        }
+        let EngineHandle { engine } = *try_take_handle!(engine, "engine");
+        let report = engine.shutdown(Duration::from_secs(1));
+        tracing::info!(
+            target: "lnshard_ffi",
+            undrained_events = report.events.len(),
+            parked = report.parked.len(),
+            "engine stopped"
+        );
     }
 }
 
@@ -396,27 +384,29 @@ pub extern "C" fn lnshard_engine_node_id(
     out: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let out = try_out!(out, "out");
         write_array(out, &engine.node_id().serialize());
         lnshard_result::Ok
     }
 }
 
-/// The number of shards the engine runs (0 for NULL).
+/// The number of shards the engine runs: 0 for NULL, and for anything but a live engine
+/// (the last error then says why).
 #[no_mangle]
 pub extern "C" fn lnshard_engine_shard_count(engine: *const lnshard_engine) -> usize {
     ffi_panic_boundary! {
-        engine_ref(engine).map_or(0, |e| e.shard_count())
+        try_handle!(engine, "engine").engine.shard_count()
     }
 }
 
-/// Whether no message is queued to or being handled by any shard (false for NULL). With
-/// every output drained, an idle engine has nothing more to say until new input arrives.
+/// Whether no message is queued to or being handled by any shard: false for NULL, and for
+/// anything but a live engine (the last error then says why). With every output drained,
+/// an idle engine has nothing more to say until new input arrives.
 #[no_mangle]
 pub extern "C" fn lnshard_engine_is_idle(engine: *const lnshard_engine) -> bool {
     ffi_panic_boundary! {
-        engine_ref(engine).is_some_and(|e| e.is_idle())
+        try_handle!(engine, "engine").engine.is_idle()
     }
 }
 
@@ -428,7 +418,7 @@ pub extern "C" fn lnshard_engine_peer_connected(
     node_id: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
         match engine.peer_connected(node_id) {
             Ok(()) => lnshard_result::Ok,
@@ -444,7 +434,7 @@ pub extern "C" fn lnshard_engine_peer_disconnected(
     node_id: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
         match engine.peer_disconnected(node_id) {
             Ok(()) => lnshard_result::Ok,
@@ -464,7 +454,7 @@ pub extern "C" fn lnshard_engine_handle_message(
     len: usize,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
         let bytes = try_slice!(bytes, len, LNSHARD_MAX_MESSAGE_LEN, "bytes");
         match engine.handle_message(node_id, bytes) {
@@ -483,11 +473,10 @@ pub extern "C" fn lnshard_engine_peer_outputs(
     out: *mut *mut lnshard_peer_outputs,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
         let out = try_mut_from_ptr!(out, "out");
-        let list = Box::new(PeerOutputs(engine.peer_outputs(&node_id)));
-        *out = Box::into_raw(list).cast();
+        *out = into_handle::<lnshard_peer_outputs>(PeerOutputs(engine.peer_outputs(&node_id)));
         lnshard_result::Ok
     }
 }
@@ -503,7 +492,7 @@ pub extern "C" fn lnshard_engine_wait_ready_peer(
     out_found: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let out_node_id = try_out!(out_node_id, "out_node_id");
         let out_found = try_mut_from_ptr!(out_found, "out_found");
         match engine.wait_ready_peer(Duration::from_millis(u64::from(timeout_ms))) {
@@ -528,7 +517,7 @@ pub extern "C" fn lnshard_engine_new_outbound_connection(
     out_act_one: *mut *mut lnshard_bytes,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let id = try_result!(pubkey(try_array!(their_node_id, 33, "their_node_id"), "their_node_id"));
         let out = try_out!(out_act_one, "out_act_one");
         match engine.new_outbound_connection(conn, id) {
@@ -549,7 +538,7 @@ pub extern "C" fn lnshard_engine_new_inbound_connection(
     conn: u64,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         match engine.new_inbound_connection(conn) {
             Ok(()) => lnshard_result::Ok,
             Err(e) => engine_error("new_inbound_connection", &e),
@@ -572,7 +561,7 @@ pub extern "C" fn lnshard_engine_handle_bytes(
     out_reply: *mut *mut lnshard_bytes,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let bytes = try_slice!(bytes, len, LNSHARD_MAX_READ_LEN, "bytes");
         let out = try_out!(out_reply, "out_reply");
         match engine.handle_bytes(conn, bytes) {
@@ -596,7 +585,7 @@ pub extern "C" fn lnshard_engine_connection_outputs(
     out_disconnect: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let out = try_out!(out_bytes, "out_bytes");
         let out_disconnect = try_mut_from_ptr!(out_disconnect, "out_disconnect");
         match engine.connection_outputs(conn) {
@@ -620,7 +609,7 @@ pub extern "C" fn lnshard_engine_connection_node_id(
     out_found: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let out_node_id = try_out!(out_node_id, "out_node_id");
         let out_found = try_mut_from_ptr!(out_found, "out_found");
         match engine.connection_node_id(conn) {
@@ -641,7 +630,7 @@ pub extern "C" fn lnshard_engine_connection_closed(
     conn: u64,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         match engine.connection_closed(conn) {
             Ok(()) => lnshard_result::Ok,
             Err(e) => engine_error("connection_closed", &e),
@@ -651,7 +640,7 @@ pub extern "C" fn lnshard_engine_connection_closed(
 
 fn write_event(out: &mut *mut lnshard_event, event: Option<lightning_core::node::Event>) {
     *out = match event {
-        Some(e) => Box::into_raw(Box::new(Event(e))).cast(),
+        Some(e) => into_handle::<lnshard_event>(Event(e)),
         None => std::ptr::null_mut(),
     };
 }
@@ -664,7 +653,7 @@ pub extern "C" fn lnshard_engine_next_event(
     out: *mut *mut lnshard_event,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let out = try_mut_from_ptr!(out, "out");
         write_event(out, engine.next_event());
         lnshard_result::Ok
@@ -680,7 +669,7 @@ pub extern "C" fn lnshard_engine_wait_event(
     out: *mut *mut lnshard_event,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let out = try_mut_from_ptr!(out, "out");
         write_event(out, engine.wait_event(Duration::from_millis(u64::from(timeout_ms))));
         lnshard_result::Ok
@@ -702,7 +691,7 @@ pub extern "C" fn lnshard_engine_create_channel(
     out_temporary_channel_id: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
         let out = try_out!(out_temporary_channel_id, "out_temporary_channel_id");
         match engine.create_channel(node_id, funding_satoshis, push_msat, u128::from(user_channel_id), feerate_per_kw) {
@@ -726,7 +715,7 @@ pub extern "C" fn lnshard_engine_funding_transaction_generated(
     tx_len: usize,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let id = ChannelId(try_array!(temporary_channel_id, 32, "temporary_channel_id"));
         let tx = try_result!(transaction(try_slice!(tx, tx_len, LNSHARD_MAX_TRANSACTION_LEN, "tx"), "tx"));
         match engine.funding_transaction_generated(id, tx) {
@@ -749,7 +738,7 @@ pub extern "C" fn lnshard_engine_send_payment(
     payment_id: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         if hops_len == 0 {
             return invalid_parameter("hops_len 0: a route needs at least one hop");
         }
@@ -799,7 +788,7 @@ pub extern "C" fn lnshard_engine_create_inbound_payment(
     out_payment_secret: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let preimage = PaymentPreimage(try_array!(payment_preimage, 32, "payment_preimage"));
         let out_hash = try_out!(out_payment_hash, "out_payment_hash");
         let out_secret = try_out!(out_payment_secret, "out_payment_secret");
@@ -825,7 +814,7 @@ pub extern "C" fn lnshard_engine_register_inbound_payment(
     has_amount: bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let hash = PaymentHash(try_array!(payment_hash, 32, "payment_hash"));
         let secret = PaymentSecret(try_array!(payment_secret, 32, "payment_secret"));
         match engine.register_inbound_payment(hash, secret, amount(amount_msat, has_amount)) {
@@ -842,7 +831,7 @@ pub extern "C" fn lnshard_engine_claim_funds(
     payment_preimage: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let preimage = PaymentPreimage(try_array!(payment_preimage, 32, "payment_preimage"));
         match engine.claim_funds(preimage) {
             Ok(()) => lnshard_result::Ok,
@@ -858,7 +847,7 @@ pub extern "C" fn lnshard_engine_fail_htlc_backwards(
     payment_hash: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let hash = PaymentHash(try_array!(payment_hash, 32, "payment_hash"));
         match engine.fail_htlc_backwards(hash) {
             Ok(()) => lnshard_result::Ok,
@@ -874,7 +863,7 @@ pub extern "C" fn lnshard_engine_close_channel(
     channel_id: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let id = ChannelId(try_array!(channel_id, 32, "channel_id"));
         match engine.close_channel(id) {
             Ok(()) => lnshard_result::Ok,
@@ -891,7 +880,7 @@ pub extern "C" fn lnshard_engine_force_close_channel(
     channel_id: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let id = ChannelId(try_array!(channel_id, 32, "channel_id"));
         match engine.force_close_channel(id) {
             Ok(()) => lnshard_result::Ok,
@@ -908,7 +897,7 @@ pub extern "C" fn lnshard_engine_best_block_updated(
     hash: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         let hash = BlockHash::from_byte_array(try_array!(hash, 32, "hash"));
         match engine.best_block_updated(height, hash) {
             Ok(()) => lnshard_result::Ok,
@@ -928,7 +917,7 @@ pub extern "C" fn lnshard_engine_transactions_confirmed(
     txs_len: usize,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let engine = try_engine!(engine);
+        let engine = &try_handle!(engine, "engine").engine;
         if txs_len > LNSHARD_MAX_CONFIRMED_TRANSACTIONS {
             return invalid_parameter(format!(
                 "txs_len {txs_len} above the limit {LNSHARD_MAX_CONFIRMED_TRANSACTIONS}"

@@ -27,6 +27,11 @@ pub enum lnshard_result {
     BufferTooSmall = 7104,
     /// A Rust panic was caught at the boundary (a bug in lnshard: please report it).
     Panic = 7105,
+    /// A handle parameter is not a live handle of the type the function takes: it was
+    /// freed, it is a handle of another type, or lnshard never handed it out. The last error
+    /// names the parameter and the type wanted (and the type given, when it is a live
+    /// handle of another type). Freeing a handle twice stays undefined behaviour.
+    InvalidHandle = 7106,
     /// The shard's inbox is full: drain peer outputs and events, then retry.
     Full = 7110,
     /// The engine is shutting down.
@@ -52,16 +57,21 @@ pub enum lnshard_result {
     LoggerUnavailable = 7120,
     /// An engine error this library version does not name more precisely.
     EngineFailed = 7121,
+    /// The engine has stopped (a shard's commit failed, a shard panicked) and takes no more
+    /// work: the last error names why. Free the engine, fix the cause and open it again on
+    /// its data directory: every acknowledged state comes back.
+    EngineStopped = 7122,
 }
 
 impl lnshard_result {
-    const ALL: [lnshard_result; 18] = [
+    const ALL: [lnshard_result; 20] = [
         lnshard_result::Ok,
         lnshard_result::NullParameter,
         lnshard_result::InvalidParameter,
         lnshard_result::InvalidUtf8,
         lnshard_result::BufferTooSmall,
         lnshard_result::Panic,
+        lnshard_result::InvalidHandle,
         lnshard_result::Full,
         lnshard_result::ShuttingDown,
         lnshard_result::Timeout,
@@ -74,6 +84,7 @@ impl lnshard_result {
         lnshard_result::StoreFailed,
         lnshard_result::LoggerUnavailable,
         lnshard_result::EngineFailed,
+        lnshard_result::EngineStopped,
     ];
 
     /// The code for a number received from C, if it names one.
@@ -90,6 +101,9 @@ impl lnshard_result {
             lnshard_result::InvalidUtf8 => "a string parameter is not valid UTF-8",
             lnshard_result::BufferTooSmall => "the output buffer is too small",
             lnshard_result::Panic => "a panic was caught at the C boundary",
+            lnshard_result::InvalidHandle => {
+                "a handle is not a live handle of the type the function takes"
+            }
             lnshard_result::Full => "the shard's inbox is full: drain outputs and retry",
             lnshard_result::ShuttingDown => "the engine is shutting down",
             lnshard_result::Timeout => "a shard did not answer in time",
@@ -102,6 +116,7 @@ impl lnshard_result {
             lnshard_result::StoreFailed => "the store refused an operation",
             lnshard_result::LoggerUnavailable => "another tracing subscriber is installed",
             lnshard_result::EngineFailed => "the engine failed",
+            lnshard_result::EngineStopped => "the engine has stopped and takes no more work",
         }
     }
 }
@@ -143,7 +158,11 @@ pub(crate) fn engine_error(context: &str, e: &EngineError) -> lnshard_result {
         EngineError::DuplicateConnection(_) => lnshard_result::DuplicateConnection,
         EngineError::Handshake { .. } => lnshard_result::HandshakeFailed,
         EngineError::Transport { .. } => lnshard_result::TransportFailed,
-        EngineError::Store(_) => lnshard_result::StoreFailed,
+        EngineError::Store(_)
+        | EngineError::Record { .. }
+        | EngineError::WrongNode { .. }
+        | EngineError::NoStore => lnshard_result::StoreFailed,
+        EngineError::Stopped { .. } => lnshard_result::EngineStopped,
         _ => lnshard_result::EngineFailed,
     };
     fail(code, format!("{context}: {e}"))
@@ -164,15 +183,38 @@ pub(crate) fn record_panic(payload: Box<dyn std::any::Any + Send>) {
     LAST_ERROR.with(|e| *e.borrow_mut() = format!("panic caught at the C boundary: {what}"));
 }
 
-/// What an entry point returns when it caught a panic.
-pub trait PanicValue {
-    /// The value.
+/// What an entry point returns when it caught a panic, or when a handle parameter is NULL
+/// or invalid (`try_handle!`).
+pub trait PanicValue: Sized {
+    /// The value for a caught panic.
     fn panic_value() -> Self;
+
+    /// The value for a NULL handle parameter `name`: functions returning a pointer, a size,
+    /// a flag or a kind document NULL as giving NULL/0/false/unknown, so only
+    /// `lnshard_result` records an error.
+    fn null_handle(_name: &str) -> Self {
+        Self::panic_value()
+    }
+
+    /// The value for a handle parameter that is not a live handle of the wanted type: the
+    /// message is recorded as the last error either way.
+    fn invalid_handle(message: String) -> Self {
+        fail(lnshard_result::InvalidHandle, message);
+        Self::panic_value()
+    }
 }
 
 impl PanicValue for lnshard_result {
     fn panic_value() -> Self {
         lnshard_result::Panic
+    }
+
+    fn null_handle(name: &str) -> Self {
+        null_parameter(name)
+    }
+
+    fn invalid_handle(message: String) -> Self {
+        fail(lnshard_result::InvalidHandle, message)
     }
 }
 

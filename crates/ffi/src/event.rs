@@ -13,6 +13,7 @@ use lightning_core::node::Event as CoreEvent;
 
 use crate::bytes::{lnshard_bytes, write_bytes};
 use crate::error::{invalid_parameter, lnshard_result, write_text};
+use crate::handle::{Castable, HandleKind};
 
 /// What an event is. The numbers are part of the ABI and never reused.
 #[repr(u32)]
@@ -100,18 +101,9 @@ pub struct lnshard_event {
 
 pub(crate) struct Event(pub(crate) CoreEvent);
 
-fn event_ref<'a>(e: *const lnshard_event) -> Option<&'a CoreEvent> {
-    // SAFETY: NULL or a live event handed out by the engine (documented contract).
-    unsafe { e.cast::<Event>().as_ref() }.map(|e| &e.0)
-}
-
-macro_rules! try_event {
-    ($e:expr) => {
-        match event_ref($e) {
-            Some(e) => e,
-            None => return $crate::error::null_parameter("event"),
-        }
-    };
+impl Castable for lnshard_event {
+    const KIND: HandleKind = HandleKind::Event;
+    type Rust = Event;
 }
 
 fn kind_of(e: &CoreEvent) -> lnshard_event_kind {
@@ -145,22 +137,21 @@ impl crate::error::PanicValue for lnshard_event_kind {
     }
 }
 
-/// The event's kind (`LNSHARD_EVENT_KIND_UNKNOWN` for NULL).
+/// The event's kind: `LNSHARD_EVENT_KIND_UNKNOWN` for NULL, and for anything but a live
+/// event (the last error then says why).
 #[no_mangle]
 pub extern "C" fn lnshard_event_get_kind(event: *const lnshard_event) -> lnshard_event_kind {
     ffi_panic_boundary! {
-        event_ref(event).map_or(lnshard_event_kind::Unknown, kind_of)
+        kind_of(&try_handle!(event, "event").0)
     }
 }
 
-/// Frees an event. NULL is a no-op; freeing twice is undefined behaviour.
+/// Frees an event. NULL is a no-op, and so is a handle of another type (the last error
+/// names it); freeing twice is undefined behaviour.
 #[no_mangle]
 pub extern "C" fn lnshard_event_free(event: *mut lnshard_event) {
     ffi_panic_boundary! {
-        if !event.is_null() {
-            // SAFETY: handed out by the engine, freed once (documented contract).
-            drop(unsafe { Box::from_raw(event.cast::<Event>()) });
-        }
+        drop(try_take_handle!(event, "event"));
     }
 }
 
@@ -172,7 +163,7 @@ pub extern "C" fn lnshard_event_channel_id(
     out: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let id = match e {
             CoreEvent::ChannelPending { channel_id, .. }
@@ -193,7 +184,7 @@ pub extern "C" fn lnshard_event_temporary_channel_id(
     out: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let CoreEvent::FundingGenerationReady { temporary_channel_id, .. } = e else {
             return no_field(e, "temporary_channel_id");
@@ -211,7 +202,7 @@ pub extern "C" fn lnshard_event_counterparty_node_id(
     out: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let id = match e {
             CoreEvent::FundingGenerationReady { counterparty_node_id, .. }
@@ -233,7 +224,7 @@ pub extern "C" fn lnshard_event_user_channel_id(
     out: *mut u64,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         let id = match e {
             CoreEvent::FundingGenerationReady { user_channel_id, .. }
@@ -253,7 +244,7 @@ pub extern "C" fn lnshard_event_channel_value_satoshis(
     out: *mut u64,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         let CoreEvent::FundingGenerationReady { channel_value_satoshis, .. } = e else {
             return no_field(e, "channel_value_satoshis");
@@ -272,7 +263,7 @@ pub extern "C" fn lnshard_event_output_script(
     out_len: *mut usize,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out_data = try_mut_from_ptr!(out_data, "out_data");
         let out_len = try_mut_from_ptr!(out_len, "out_len");
         let CoreEvent::FundingGenerationReady { output_script, .. } = e else {
@@ -293,7 +284,7 @@ pub extern "C" fn lnshard_event_funding_txo(
     out_vout: *mut u32,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out_txid = try_out!(out_txid, "out_txid");
         let out_vout = try_mut_from_ptr!(out_vout, "out_vout");
         let CoreEvent::ChannelPending { funding_txo, .. } = e else {
@@ -314,7 +305,7 @@ pub extern "C" fn lnshard_event_short_channel_id(
     out_found: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         let out_found = try_mut_from_ptr!(out_found, "out_found");
         let CoreEvent::ChannelReady { short_channel_id, .. } = e else {
@@ -335,7 +326,7 @@ pub extern "C" fn lnshard_event_alias(
     out_found: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         let out_found = try_mut_from_ptr!(out_found, "out_found");
         let CoreEvent::ChannelReady { alias, .. } = e else {
@@ -355,7 +346,7 @@ pub extern "C" fn lnshard_event_payment_hash(
     out: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let hash = match e {
             CoreEvent::PaymentClaimable { payment_hash, .. }
@@ -377,7 +368,7 @@ pub extern "C" fn lnshard_event_amount_msat(
     out: *mut u64,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         *out = match e {
             CoreEvent::PaymentClaimable { amount_msat, .. }
@@ -398,7 +389,7 @@ pub extern "C" fn lnshard_event_payment_secret(
     out_found: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let out_found = try_mut_from_ptr!(out_found, "out_found");
         let CoreEvent::PaymentClaimable { payment_secret, .. } = e else {
@@ -419,7 +410,7 @@ pub extern "C" fn lnshard_event_claim_deadline(
     out: *mut u32,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         let CoreEvent::PaymentClaimable { claim_deadline, .. } = e else {
             return no_field(e, "claim_deadline");
@@ -436,7 +427,7 @@ pub extern "C" fn lnshard_event_payment_id(
     out: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let id = match e {
             CoreEvent::PaymentSent { payment_id, .. } | CoreEvent::PaymentFailed { payment_id, .. } => payment_id,
@@ -454,7 +445,7 @@ pub extern "C" fn lnshard_event_payment_preimage(
     out: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let CoreEvent::PaymentSent { payment_preimage, .. } = e else {
             return no_field(e, "payment_preimage");
@@ -471,7 +462,7 @@ pub extern "C" fn lnshard_event_fee_msat(
     out: *mut u64,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         *out = match e {
             CoreEvent::PaymentSent { fee_paid_msat: fee, .. }
@@ -491,7 +482,7 @@ pub extern "C" fn lnshard_event_forwarded_channels(
     out_next: *mut u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out_prev = try_out!(out_prev, "out_prev");
         let out_next = try_out!(out_next, "out_next");
         let CoreEvent::PaymentForwarded { prev_channel_id, next_channel_id, .. } = e else {
@@ -510,7 +501,7 @@ pub extern "C" fn lnshard_event_payment_failure(
     out: *mut lnshard_payment_failure,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         let CoreEvent::PaymentFailed { failure, .. } = e else {
             return no_field(e, "payment_failure");
@@ -535,7 +526,7 @@ pub extern "C" fn lnshard_event_closure_reason(
     out: *mut lnshard_closure_reason,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_mut_from_ptr!(out, "out");
         let CoreEvent::ChannelClosed { reason, .. } = e else {
             return no_field(e, "closure_reason");
@@ -564,7 +555,7 @@ pub extern "C" fn lnshard_event_closure_message(
     out_n: *mut usize,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let CoreEvent::ChannelClosed { reason, .. } = e else {
             return no_field(e, "closure_message");
         };
@@ -585,7 +576,7 @@ pub extern "C" fn lnshard_event_transaction(
     out: *mut *mut lnshard_bytes,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
         let CoreEvent::BroadcastTransaction { tx } = e else {
             return no_field(e, "transaction");
@@ -613,7 +604,7 @@ pub extern "C" fn lnshard_event_build_funding_transaction(
     out: *mut *mut lnshard_bytes,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let e = try_event!(event);
+        let e = &try_handle!(event, "event").0;
         let txid = Txid::from_byte_array(try_array!(prev_txid, 32, "prev_txid"));
         let out = try_out!(out, "out");
         let CoreEvent::FundingGenerationReady { output_script, channel_value_satoshis, .. } = e else {
@@ -664,7 +655,7 @@ mod tests {
     }
 
     fn with_event<T>(e: CoreEvent, f: impl FnOnce(*const lnshard_event) -> T) -> T {
-        let ptr: *mut lnshard_event = Box::into_raw(Box::new(Event(e))).cast();
+        let ptr = crate::handle::into_handle::<lnshard_event>(Event(e));
         let out = f(ptr);
         lnshard_event_free(ptr);
         out
@@ -806,7 +797,9 @@ mod tests {
                 lnshard_event_build_funding_transaction(p, [9u8; 32].as_ptr(), 0, 6000, &mut tx),
                 lnshard_result::Ok
             );
-            let bytes = crate::bytes::as_bytes(tx).expect("a buffer");
+            let bytes = crate::handle::get(tx.cast_const(), "tx")
+                .expect("a live buffer")
+                .expect("not NULL");
             let decoded: Transaction = consensus::deserialize(&bytes.0).expect("decodes");
             assert_eq!(decoded.output[0].value, Amount::from_sat(5000));
             crate::bytes::lnshard_bytes_free(tx);

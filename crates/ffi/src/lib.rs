@@ -9,7 +9,15 @@
 //! * no panic crosses the boundary: every entry point catches it (`LNSHARD_RESULT_PANIC`);
 //! * every pointer and length is checked; every buffer handed to C has a documented owner
 //!   and a `_free` function that accepts NULL;
-//! * using a handle after its `_free` is undefined behaviour, as in any C library.
+//! * every handle (`lnshard_engine`, `lnshard_bytes`, `lnshard_event`,
+//!   `lnshard_peer_outputs`, `lnshard_channel_list`, `lnshard_store_sink`) is checked by
+//!   every call against a registry of live handles, by type and generation, before anything
+//!   behind it is touched (see [`handle`]): a handle used after its `_free`, a handle of
+//!   another type, or a pointer lnshard never handed out gives
+//!   `LNSHARD_RESULT_INVALID_HANDLE` (NULL, 0 or false from the calls that return those),
+//!   the last error naming the type wanted;
+//! * freeing a handle twice, or while another thread is inside a call on it, stays undefined
+//!   behaviour, as in rustls-ffi.
 //!
 //! This crate is the only place in lnshard with `unsafe` code.
 #![deny(missing_docs)]
@@ -27,6 +35,7 @@ pub mod channels;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod handle;
 pub mod log;
 pub mod store;
 

@@ -18,7 +18,49 @@ macro_rules! ffi_panic_boundary {
     }};
 }
 
-/// `&T` from a `*const T`, or return `LNSHARD_RESULT_NULL_PARAMETER` naming the parameter.
+/// The Rust value behind a handle parameter (`&C::Rust` for a `*const C`, see
+/// [`crate::handle`]), or return: NULL is `LNSHARD_RESULT_NULL_PARAMETER`, anything but a live
+/// handle of the parameter's type is `LNSHARD_RESULT_INVALID_HANDLE`, the last error naming
+/// the parameter and the type wanted. A function returning a pointer, a size, a flag or a
+/// kind returns NULL/0/false/unknown instead (`PanicValue::{null_handle, invalid_handle}`).
+/// Every entry point taking a handle goes through this macro (or its `_mut`/`take` forms).
+macro_rules! try_handle {
+    ($ptr:expr, $name:expr) => {{
+        match $crate::handle::get($ptr, $name) {
+            Ok(Some(r)) => r,
+            Ok(None) => return $crate::error::PanicValue::null_handle($name),
+            Err(message) => return $crate::error::PanicValue::invalid_handle(message),
+        }
+    }};
+}
+
+/// `&mut C::Rust` behind a `*mut C` handle parameter, checked as [`try_handle!`] checks.
+macro_rules! try_handle_mut {
+    ($ptr:expr, $name:expr) => {{
+        match $crate::handle::get_mut($ptr, $name) {
+            Ok(Some(r)) => r,
+            Ok(None) => return $crate::error::PanicValue::null_handle($name),
+            Err(message) => return $crate::error::PanicValue::invalid_handle(message),
+        }
+    }};
+}
+
+/// For a `_free(ptr)`: the boxed value behind the handle, unregistered so that no later call
+/// resolves it. NULL returns (a no-op); anything but a live handle of the parameter's type
+/// returns too, freeing nothing, with the last error naming it (freeing twice is still
+/// undefined behaviour by contract: the check is a courtesy).
+macro_rules! try_take_handle {
+    ($ptr:expr, $name:expr) => {{
+        match $crate::handle::take($ptr, $name) {
+            Ok(Some(boxed)) => boxed,
+            Ok(None) => return $crate::error::PanicValue::null_handle($name),
+            Err(message) => return $crate::error::PanicValue::invalid_handle(message),
+        }
+    }};
+}
+
+/// `&T` from a `*const T` to plain data C owns (a config struct, not a handle), or return
+/// `LNSHARD_RESULT_NULL_PARAMETER` naming the parameter.
 macro_rules! try_ref_from_ptr {
     ($ptr:expr, $name:expr) => {{
         // SAFETY: the caller passes NULL or a pointer to a live value (documented contract).
@@ -29,7 +71,7 @@ macro_rules! try_ref_from_ptr {
     }};
 }
 
-/// `&mut T` from a `*mut T`, or return `LNSHARD_RESULT_NULL_PARAMETER` naming the parameter.
+/// `&mut T` from a `*mut T` to plain data C owns (an output), or return `LNSHARD_RESULT_NULL_PARAMETER` naming the parameter.
 macro_rules! try_mut_from_ptr {
     ($ptr:expr, $name:expr) => {{
         // SAFETY: the caller passes NULL or a pointer to a live, writable value.

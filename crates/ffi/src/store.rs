@@ -5,6 +5,7 @@ use std::ffi::{c_char, c_void, CString};
 use shard_engine::store::{check_name, Store, StoreError, WriteOp};
 
 use crate::error::{fail, lnshard_result};
+use crate::handle::{lend, Castable, HandleKind};
 
 /// What a `lnshard_store_op` does. The numbers are part of the ABI and never reused.
 #[repr(u32)]
@@ -35,13 +36,14 @@ pub struct lnshard_store_op {
 
 /// Where a store callback hands bytes back to lnshard: see `lnshard_store_sink_push`.
 ///
-/// Owner: lnshard; valid only during the callback that received it. Thread-safety: use it
-/// only on the callback's thread.
+/// Owner: lnshard; valid only during the callback that received it (afterwards
+/// `lnshard_store_sink_push` refuses it with `LNSHARD_RESULT_INVALID_HANDLE`).
+/// Thread-safety: use it only on the callback's thread.
 pub struct lnshard_store_sink {
     _private: [u8; 0],
 }
 
-enum Sink {
+pub(crate) enum Sink {
     /// `read`: the value (a later push replaces an earlier one).
     Value(Option<Vec<u8>>),
     /// `list`: the keys.
@@ -91,6 +93,11 @@ pub struct lnshard_store_callbacks {
     pub list: lnshard_store_list_callback,
 }
 
+impl Castable for lnshard_store_sink {
+    const KIND: HandleKind = HandleKind::StoreSink;
+    type Rust = Sink;
+}
+
 /// Hands bytes back from a store callback: for `read`, the value; for `list`, one key
 /// (which must be UTF-8). `len` bytes at `data` are copied (NULL allowed when `len` is 0).
 #[no_mangle]
@@ -100,7 +107,7 @@ pub extern "C" fn lnshard_store_sink_push(
     len: usize,
 ) -> lnshard_result {
     ffi_panic_boundary! {
-        let sink = try_mut_from_ptr!(sink.cast::<Sink>(), "sink");
+        let sink = try_handle_mut!(sink, "sink");
         let data = try_slice!(data, len, usize::MAX, "data");
         match sink {
             Sink::Value(v) => *v = Some(data.to_vec()),
@@ -169,12 +176,9 @@ impl Store for CallbackStore {
     fn read(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (ns, k) = (c_name(namespace)?, c_name(key)?);
         let mut sink = Sink::Value(None);
-        let code = (self.read)(
-            self.userdata,
-            ns.as_ptr(),
-            k.as_ptr(),
-            (&mut sink as *mut Sink).cast(),
-        );
+        let lent = lend::<lnshard_store_sink>(&mut sink);
+        let code = (self.read)(self.userdata, ns.as_ptr(), k.as_ptr(), lent.as_ptr());
+        drop(lent);
         if code != 0 {
             return Err(failed("read", code));
         }
@@ -224,7 +228,9 @@ impl Store for CallbackStore {
     fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
         let ns = c_name(namespace)?;
         let mut sink = Sink::Keys(Ok(Vec::new()));
-        let code = (self.list)(self.userdata, ns.as_ptr(), (&mut sink as *mut Sink).cast());
+        let lent = lend::<lnshard_store_sink>(&mut sink);
+        let code = (self.list)(self.userdata, ns.as_ptr(), lent.as_ptr());
+        drop(lent);
         if code != 0 {
             return Err(failed("list", code));
         }

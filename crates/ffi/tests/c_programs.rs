@@ -1,6 +1,7 @@
 //! The C and C++ programs, compiled warning-free against the library this `cargo test` just
 //! built (`liblnshard.a` next to this test binary) and run: the examples in `examples/c/`,
-//! the C example under valgrind, and the misuse checks in `tests/c/misuse.c`.
+//! the C example under valgrind, the handle checks of `examples/c/handles.c` (also under
+//! valgrind: no call reads freed memory), and the misuse checks in `tests/c/misuse.c`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -192,6 +193,45 @@ fn c_example_runs_clean_under_address_and_undefined_behaviour_sanitizers() {
     assert!(!stderr.contains("ERROR: AddressSanitizer"), "{stderr}");
     assert!(!stderr.contains("runtime error"), "{stderr}");
     assert!(stdout.contains("done"), "{stdout}");
+}
+
+fn build_handles(dir: &Path) -> PathBuf {
+    let exe = dir.join("handles");
+    compile("gcc", C_FLAGS, &root().join("examples/c/handles.c"), &exe);
+    exe
+}
+
+#[test]
+fn c_handles_used_after_free_or_as_another_type_are_invalid_handles() {
+    let exe = build_handles(&out_dir("c-handles"));
+    let (_, stdout) = run(&mut Command::new(&exe));
+    for needle in [
+        "parameter engine is a lnshard_bytes, not a lnshard_engine",
+        "parameter engine is not a live lnshard_engine",
+        "all handle checks passed",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn c_handle_misuse_reads_no_freed_memory_under_valgrind() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("NOTICE: valgrind is not installed: the valgrind run of handles.c is skipped");
+        return;
+    }
+    let exe = build_handles(&out_dir("c-handles-valgrind"));
+    let supp = root().join("examples/c/valgrind.supp");
+    let (output, stdout) = run(Command::new("valgrind")
+        .args(["--leak-check=full", "--error-exitcode=1"])
+        .arg(format!("--suppressions={}", supp.display()))
+        .arg(&exe));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
+    assert!(stdout.contains("all handle checks passed"), "{stdout}");
 }
 
 #[test]
