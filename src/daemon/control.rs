@@ -1,7 +1,22 @@
 //! The control interface: JSON-RPC 2.0 over HTTP (axum), on loopback only, authenticated
 //! with HTTP basic auth against the cookie (`__cookie__:<secret>`, written at start to
 //! `<data-dir>/.cookie`, mode 0600). A request without the secret gets HTTP 401 and a
-//! warning in the log.
+//! warning in the log (at most one line per second; the rest are counted).
+//!
+//! # Limits
+//! * The credentials are checked from the headers before any of the body is read: a refused
+//!   request costs no more than its headers.
+//! * A request's body is at most [`MAX_REQUEST`] bytes: a larger one (by its
+//!   `Content-Length`, or as it arrives) gets HTTP 413.
+//! * At most [`MAX_CONNECTIONS`] control connections are served at once; more wait in the
+//!   listen backlog until one closes.
+//! * A connection must send its whole request (headers and body) within
+//!   [`REQUEST_TIMEOUT`] of its first byte, and is closed when idle for [`IDLE_TIMEOUT`] (no
+//!   request after connecting or after its last answer), so slow or silent connections cannot
+//!   hold the slots.
+//! * Once the engine has stopped (a store failure or a shard's panic), `getinfo` answers
+//!   `"state": "stopped"` with `"stopped_reason"`, and every other method a JSON-RPC error
+//!   (code -32001) naming the reason.
 //!
 //! Every method takes its parameters as a JSON object (named). Hex is lower-case; node ids
 //! are 33-byte compressed keys; channel ids, payment hashes, secrets and preimages 32 bytes;
@@ -24,14 +39,21 @@
 //! | `events` | | events since the last call |
 //! | `stop` | | the node stops |
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::body::{Body, HttpBody};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use base64::Engine as _;
 use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
@@ -44,19 +66,30 @@ use lightning_core::types::{
     ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
 };
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::files::{self, COOKIE_USER};
 use super::funding::Utxo;
+use super::state::{log_suppressed, truncate_text, LogLimiter};
 use super::{io_error, DaemonError, Node};
 
-/// The most bytes one request may carry (a block of transactions).
-const MAX_REQUEST: usize = 64 << 20;
+/// The most bytes one request's body may carry. `block_connected` needs only the
+/// transactions that matter to the node, each with its index in the block.
+pub const MAX_REQUEST: usize = 256 << 10;
+/// The most control connections served at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a connection may take to send a whole request, from its first byte.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay idle (before its first request, or after an answer).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound control interface, not yet serving.
 pub struct Control {
     /// The bound address.
     pub addr: SocketAddr,
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     secret: String,
 }
 
@@ -99,6 +132,163 @@ pub async fn bind(node: &Arc<Node>) -> Result<Control, DaemonError> {
 struct Ctx {
     node: Arc<Node>,
     expected: Arc<String>,
+    /// Refusals logged: one line per second, the rest counted.
+    refusals: Arc<LogLimiter<()>>,
+}
+
+/// The control listener: a connection is accepted only with one of [`MAX_CONNECTIONS`]
+/// permits, held until it closes.
+struct ControlListener {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+/// What a connection's handler shares with its socket.
+#[derive(Debug, Default)]
+struct ConnShared {
+    /// A request is being executed: the socket's request deadline is suspended.
+    busy: AtomicBool,
+}
+
+/// An accepted control connection: its permit, and the deadlines of [`REQUEST_TIMEOUT`] and
+/// [`IDLE_TIMEOUT`], enforced when a read waits.
+struct ControlIo {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    shared: Arc<ConnShared>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    in_request: bool,
+}
+
+/// The connection's peer address and what its handler shares with its socket.
+#[derive(Debug, Clone)]
+struct ControlPeer {
+    addr: SocketAddr,
+    shared: Arc<ConnShared>,
+}
+
+impl Listener for ControlListener {
+    type Io = ControlIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (ControlIo, SocketAddr) {
+        loop {
+            // Wait for a free slot before taking a connection from the backlog.
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    let io = ControlIo {
+                        stream,
+                        _slot: slot,
+                        shared: Arc::default(),
+                        deadline: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
+                        in_request: false,
+                    };
+                    return (io, addr);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "control interface: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, ControlListener>> for ControlPeer {
+    fn connect_info(stream: IncomingStream<'_, ControlListener>) -> Self {
+        ControlPeer {
+            addr: *stream.remote_addr(),
+            shared: stream.io().shared.clone(),
+        }
+    }
+}
+
+impl AsyncRead for ControlIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before && !this.in_request {
+                    this.in_request = true;
+                    let at = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+                    this.deadline.as_mut().reset(at);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if this.shared.busy.load(Ordering::SeqCst) {
+                    return Poll::Pending;
+                }
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        if this.in_request {
+                            "control request not received in time"
+                        } else {
+                            "control connection idle"
+                        },
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ControlIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            // An answer: the next request starts from idle.
+            this.in_request = false;
+            let at = tokio::time::Instant::now() + IDLE_TIMEOUT;
+            this.deadline.as_mut().reset(at);
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Marks a connection busy (its request deadline suspended) while a request executes.
+struct Busy(Arc<ConnShared>);
+
+impl Busy {
+    fn new(shared: &Arc<ConnShared>) -> Busy {
+        shared.busy.store(true, Ordering::SeqCst);
+        Busy(shared.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Control {
@@ -112,15 +302,20 @@ impl Control {
         let ctx = Ctx {
             node: node.clone(),
             expected: Arc::new(expected),
+            refusals: Arc::new(LogLimiter::new(1, 1)),
         };
         let app = Router::new()
             .route("/", post(handle))
             .layer(DefaultBodyLimit::max(MAX_REQUEST))
             .with_state(ctx);
         let stopping = node.clone();
+        let listener = ControlListener {
+            listener: self.listener,
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        };
         let served = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            listener,
+            app.into_make_service_with_connect_info::<ControlPeer>(),
         )
         .with_graceful_shutdown(async move {
             while !stopping.stopping.load(std::sync::atomic::Ordering::SeqCst) {
@@ -139,25 +334,93 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Why a body was not read.
+enum BodyRefused {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads `body`, refusing it as soon as it passes `limit` bytes.
+async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyRefused> {
+    let mut out = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(out),
+            Some(Err(e)) => return Err(BodyRefused::Broken(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(BodyRefused::TooLarge);
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("a control request's body is at most {MAX_REQUEST} bytes\n"),
+    )
+        .into_response()
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 async fn handle(
     State(ctx): State<Ctx>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    ConnectInfo(peer): ConnectInfo<ControlPeer>,
+    request: Request,
 ) -> Response {
-    let presented = headers
+    let (parts, body) = request.into_parts();
+    // The credentials come from the headers: nothing of the body is read before they pass.
+    let presented = parts
+        .headers
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if !same(presented, ctx.expected.as_bytes()) {
-        tracing::warn!(%peer, "control request refused: missing or wrong credentials");
+        let decision = ctx.refusals.check((), Instant::now());
+        log_suppressed(decision.suppressed, "control requests refused");
+        if decision.log {
+            tracing::warn!(peer = %peer.addr, "control request refused: missing or wrong credentials");
+        }
         return (
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"lnshard\"")],
+            [
+                (header::WWW_AUTHENTICATE, "Basic realm=\"lnshard\""),
+                (header::CONNECTION, "close"),
+            ],
             "authentication required: use the cookie in the data directory\n",
         )
             .into_response();
     }
+    if content_length(&parts.headers).is_some_and(|n| n > MAX_REQUEST as u64) {
+        return too_large();
+    }
+    let body = match read_limited(body, MAX_REQUEST).await {
+        Ok(b) => b,
+        Err(BodyRefused::TooLarge) => return too_large(),
+        Err(BodyRefused::Broken(e)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("reading the request: {e}\n"),
+            )
+                .into_response()
+        }
+    };
+    let _busy = Busy::new(&peer.shared);
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -173,6 +436,18 @@ async fn handle(
     };
     let params = request.get("params").cloned().unwrap_or(json!({}));
     tracing::debug!(method, "control request");
+    // A stopped engine answers nothing but what it is and why.
+    if let Err(reason) = ctx.node.engine.health() {
+        if method != "getinfo" {
+            return reply(
+                id,
+                Err(rpc_error(
+                    NODE_STOPPED,
+                    format!("the node is stopped: {reason}"),
+                )),
+            );
+        }
+    }
     let result = dispatch(&ctx.node, method, params).await;
     reply(id, result)
 }
@@ -183,6 +458,9 @@ pub struct RpcError {
     code: i64,
     message: String,
 }
+
+/// The JSON-RPC error code of every method but `getinfo` once the engine has stopped.
+pub const NODE_STOPPED: i64 = -32001;
 
 fn rpc_error(code: i64, message: String) -> RpcError {
     RpcError { code, message }
@@ -281,8 +559,17 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             let listen = node.listen_addr.lock().map(|a| a.to_string());
             blocking(node, move |n| {
                 let (height, hash) = n.engine.coordinator().best_block();
-                let channels = n.engine.list_channels().map_err(failed)?;
+                let (state, stopped_reason, channels) = match n.engine.health() {
+                    Ok(()) => (
+                        "running",
+                        None,
+                        Some(n.engine.list_channels().map_err(failed)?.len()),
+                    ),
+                    Err(reason) => ("stopped", Some(reason.to_string()), None),
+                };
                 Ok(json!({
+                    "state": state,
+                    "stopped_reason": stopped_reason,
                     "node_id": n.node_id.to_string(),
                     "listen": listen,
                     "network": n.config.network.to_string(),
@@ -291,7 +578,7 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
                     "shards": n.engine.shard_count(),
                     "peers": n.state.connections.established().len(),
                     "open_connections": n.state.connections.open_count(),
-                    "channels": channels.len(),
+                    "channels": channels,
                     "test_mode": n.config.test_mode.is_some(),
                 }))
             })
@@ -305,11 +592,12 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
                 .map_err(|e| invalid(format!("address {address:?}: {e}")))?
                 .next()
                 .ok_or_else(|| invalid(format!("address {address:?} resolves to nothing")))?;
-            super::net::connect(node.clone(), node_id, addr)
+            // The address of the connection in use (an existing one's, if connected already).
+            let in_use = super::net::connect(node.clone(), node_id, addr)
                 .await
                 .map_err(failed)?;
             Ok(
-                json!({"connected": true, "node_id": node_id.to_string(), "address": addr.to_string()}),
+                json!({"connected": true, "node_id": node_id.to_string(), "address": in_use.to_string()}),
             )
         }
         "open_channel" => {
@@ -511,9 +799,7 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             Ok(json!({"transactions": txs}))
         }
         "events" => {
-            let mut log = node.state.events.lock();
-            let events: Vec<Value> = log.0.drain(..).collect();
-            let dropped = std::mem::take(&mut log.1);
+            let (events, dropped) = node.state.events.lock().drain();
             Ok(json!({"events": events, "dropped": dropped}))
         }
         "stop" => {
@@ -638,14 +924,29 @@ pub fn event_json(event: &Event) -> Value {
             "type": "broadcast_transaction",
             "txid": tx.compute_txid().to_string(),
         }),
-        other => json!({"type": "other", "debug": format!("{other:?}")}),
+        other => {
+            json!({"type": "other", "debug": truncate_text(&format!("{other:?}"), EVENT_TEXT)})
+        }
     }
 }
 
+/// The most bytes of a text field of an event (a peer's error text among them).
+const EVENT_TEXT: usize = 256;
+
 fn failure_text(f: &PaymentFailure) -> String {
-    format!("{f:?}")
+    truncate_text(&format!("{f:?}"), EVENT_TEXT)
 }
 
 fn closure_text(r: &ClosureReason) -> String {
-    format!("{r:?}")
+    match r {
+        // The peer's text as it is (already made printable by the core), not escaped again.
+        ClosureReason::CounterpartyForceClosed { peer_msg } => format!(
+            "counterparty force-closed: {}",
+            truncate_text(peer_msg, EVENT_TEXT)
+        ),
+        ClosureReason::ProcessingError { err } => {
+            format!("processing error: {}", truncate_text(err, EVENT_TEXT))
+        }
+        other => truncate_text(&format!("{other:?}"), EVENT_TEXT),
+    }
 }

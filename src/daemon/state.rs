@@ -1,24 +1,223 @@
 //! The daemon's own bookkeeping beside the engine: connections, channels waiting for their
 //! funding transaction, preimages of the payments we created, transactions to broadcast and
 //! the recent events.
+//!
+//! # What a peer can make the daemon keep or log
+//! * The `events` log is bounded in bytes ([`EVENT_LOG_BYTES`]) and in count ([`EVENT_LOG`]);
+//!   each event's JSON is at most [`EVENT_BYTES`] (longer text fields are cut). The oldest
+//!   events are dropped first and counted (`dropped` in the `events` answer).
+//! * Routine events (payments, broadcasts) are logged at debug; channel lifecycle events at
+//!   info, at most [`LOG_PER_PEER`] lines per peer and [`LOG_TOTAL`] in all per second. The
+//!   rest are counted and summarized in one line per second.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lightning_core::bitcoin::{ScriptBuf, Transaction};
 use lightning_core::node::Event;
 use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage};
 use parking_lot::Mutex;
+use serde_json::Value;
 
 use super::funding::Utxo;
 use super::net::Connections;
 use super::Node;
 
 /// The most events kept for `events`; older ones are dropped (and counted).
-const EVENT_LOG: usize = 10_000;
+pub const EVENT_LOG: usize = 10_000;
+/// The most bytes (of JSON) the `events` log keeps; older events are dropped (and counted).
+pub const EVENT_LOG_BYTES: usize = 4 << 20;
+/// The most bytes of one event's JSON, in the `events` log and in a log line: longer text
+/// fields are cut to fit.
+pub const EVENT_BYTES: usize = 2048;
+/// The most info lines about one peer's events per second.
+pub const LOG_PER_PEER: u32 = 5;
+/// The most info lines about events per second in all.
+pub const LOG_TOTAL: u32 = 50;
+
+/// The recent events for `events`: JSON text, oldest first, bounded in count and in bytes.
+#[derive(Debug, Default)]
+pub(crate) struct EventLog {
+    events: VecDeque<Box<str>>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl EventLog {
+    /// Appends `json` (already bounded by [`bounded_json`]), dropping the oldest events past
+    /// the bounds.
+    pub(crate) fn push(&mut self, json: String) {
+        self.bytes += json.len();
+        self.events.push_back(json.into_boxed_str());
+        while self.events.len() > EVENT_LOG || self.bytes > EVENT_LOG_BYTES {
+            let Some(old) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+            self.dropped += 1;
+        }
+    }
+
+    /// Takes every event and the count dropped since the last call.
+    pub(crate) fn drain(&mut self) -> (Vec<Value>, u64) {
+        let events = self
+            .events
+            .drain(..)
+            .map(|e| serde_json::from_str(&e).unwrap_or(Value::Null))
+            .collect();
+        self.bytes = 0;
+        (events, std::mem::take(&mut self.dropped))
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Cuts `s` to at most `max` bytes (at a character boundary), marking the cut.
+pub(crate) fn truncate_text(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes cut)", &s[..end], s.len() - end)
+}
+
+/// `value` as JSON text of at most [`EVENT_BYTES`]: string fields are cut until it fits, and
+/// if it still does not, only its `type` is kept with `"truncated": true`.
+pub(crate) fn bounded_json(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() <= EVENT_BYTES {
+        return text;
+    }
+    if let Value::Object(map) = value {
+        let cut: serde_json::Map<String, Value> = map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k.clone(), Value::String(truncate_text(s, 256))),
+                other => (k.clone(), other.clone()),
+            })
+            .collect();
+        let text = Value::Object(cut).to_string();
+        if text.len() <= EVENT_BYTES {
+            return text;
+        }
+    }
+    serde_json::json!({
+        "type": value.get("type").cloned().unwrap_or(Value::Null),
+        "truncated": true,
+    })
+    .to_string()
+}
+
+/// A log rate limit: at most `per_key` lines per key and `total` lines in all per one-second
+/// window; the rest are counted, and the count of a finished window is handed back once so
+/// the caller can log one summary line.
+#[derive(Debug)]
+pub(crate) struct LogLimiter<K> {
+    per_key: u32,
+    total: u32,
+    inner: Mutex<LimiterWindow<K>>,
+}
+
+#[derive(Debug)]
+struct LimiterWindow<K> {
+    start: Option<Instant>,
+    /// Lines allowed per key in this window (at most `total` keys: only allowed lines add one).
+    counts: HashMap<K, u32>,
+    allowed: u32,
+    suppressed: u64,
+}
+
+/// What [`LogLimiter::check`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogDecision {
+    /// Log this line.
+    pub(crate) log: bool,
+    /// Lines suppressed in the window that just ended (log a summary when non-zero).
+    pub(crate) suppressed: u64,
+}
+
+const LOG_WINDOW: Duration = Duration::from_secs(1);
+
+impl<K: Hash + Eq> LogLimiter<K> {
+    pub(crate) fn new(per_key: u32, total: u32) -> Self {
+        LogLimiter {
+            per_key,
+            total,
+            inner: Mutex::new(LimiterWindow {
+                start: None,
+                counts: HashMap::new(),
+                allowed: 0,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    /// Ends the window if it is over; the count it suppressed.
+    fn roll(w: &mut LimiterWindow<K>, now: Instant) -> u64 {
+        match w.start {
+            Some(start) if now.saturating_duration_since(start) < LOG_WINDOW => 0,
+            _ => {
+                w.start = Some(now);
+                w.counts.clear();
+                w.allowed = 0;
+                std::mem::take(&mut w.suppressed)
+            }
+        }
+    }
+
+    /// Whether a line about `key` may be logged now.
+    pub(crate) fn check(&self, key: K, now: Instant) -> LogDecision {
+        let mut w = self.inner.lock();
+        let suppressed = Self::roll(&mut w, now);
+        let log = if w.allowed >= self.total {
+            false
+        } else {
+            let count = w.counts.entry(key).or_insert(0);
+            if *count >= self.per_key {
+                false
+            } else {
+                *count += 1;
+                true
+            }
+        };
+        if log {
+            w.allowed += 1;
+        } else {
+            w.suppressed += 1;
+        }
+        LogDecision { log, suppressed }
+    }
+
+    /// Ends a finished window with no new line: the count it suppressed.
+    pub(crate) fn flush(&self, now: Instant) -> u64 {
+        let mut w = self.inner.lock();
+        if w.suppressed == 0 {
+            return 0;
+        }
+        Self::roll(&mut w, now)
+    }
+}
+
+/// Logs `decision`'s summary, if any.
+pub(crate) fn log_suppressed(suppressed: u64, what: &str) {
+    if suppressed > 0 {
+        tracing::info!(
+            suppressed,
+            "{what}: {suppressed} log lines suppressed in the last second (rate limit)"
+        );
+    }
+}
 
 /// A channel whose peer accepted it: what its funding output must be.
 #[derive(Debug, Clone)]
@@ -45,7 +244,21 @@ pub struct NodeState {
     /// Transactions to broadcast, since the last `broadcasts`.
     pub(crate) broadcasts: Mutex<Vec<Transaction>>,
     /// Recent events, oldest first, and how many were dropped.
-    pub(crate) events: Mutex<(VecDeque<serde_json::Value>, u64)>,
+    pub(crate) events: Mutex<EventLog>,
+    /// The rate limit of info lines about events, per peer.
+    pub(crate) event_log_limit: EventLimiter,
+    /// The engine's stop has been logged.
+    pub(crate) stopped_logged: AtomicBool,
+}
+
+/// The rate limit of the info lines about events (per peer, or `None` for events of no peer).
+#[derive(Debug)]
+pub(crate) struct EventLimiter(pub(crate) LogLimiter<Option<PublicKey>>);
+
+impl Default for EventLimiter {
+    fn default() -> Self {
+        EventLimiter(LogLimiter::new(LOG_PER_PEER, LOG_TOTAL))
+    }
 }
 
 /// Runs the event pump on its own thread until the node stops: events become the daemon's
@@ -57,16 +270,73 @@ pub(crate) fn spawn_event_pump(node: Arc<Node>) -> std::thread::JoinHandle<()> {
             if node.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            if let Some(event) = node.engine.wait_event(Duration::from_millis(100)) {
-                on_event(&node, event);
+            let stopped = node.engine.health().err();
+            if let Some(reason) = &stopped {
+                if !node.state.stopped_logged.swap(true, Ordering::SeqCst) {
+                    tracing::error!(
+                        %reason,
+                        "the node has stopped: it serves no peer and refuses every control \
+                         method but getinfo; fix the cause and restart it"
+                    );
+                }
+            }
+            match node.engine.wait_event(Duration::from_millis(100)) {
+                Some(event) => on_event(&node, event),
+                None => {
+                    log_suppressed(node.state.event_log_limit.0.flush(Instant::now()), "events");
+                    if stopped.is_some() {
+                        // The shards are gone: their event queue may answer at once.
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
             }
         })
         .expect("spawning the event thread (the OS refused a thread)")
 }
 
+/// The peer an event is about, and whether it is worth an info line (channel lifecycle and
+/// funding the operator must act on); the rest are routine and logged at debug.
+fn event_peer_and_importance(event: &Event) -> (Option<PublicKey>, bool) {
+    match event {
+        Event::FundingGenerationReady {
+            counterparty_node_id,
+            ..
+        }
+        | Event::ChannelPending {
+            counterparty_node_id,
+            ..
+        }
+        | Event::ChannelReady {
+            counterparty_node_id,
+            ..
+        }
+        | Event::ChannelClosed {
+            counterparty_node_id,
+            ..
+        } => (Some(*counterparty_node_id), true),
+        _ => (None, false),
+    }
+}
+
+fn log_event(node: &Node, event: &Event, json: &str) {
+    let (peer, important) = event_peer_and_importance(event);
+    if !important {
+        tracing::debug!(event = %json, "event");
+        return;
+    }
+    let decision = node.state.event_log_limit.0.check(peer, Instant::now());
+    log_suppressed(decision.suppressed, "events");
+    if decision.log {
+        tracing::info!(event = %json, "event");
+    } else {
+        tracing::debug!(event = %json, "event");
+    }
+}
+
 fn on_event(node: &Node, event: Event) {
-    let json = super::control::event_json(&event);
-    tracing::info!(event = %json, "event");
+    super::net::on_event(node, &event);
+    let json = bounded_json(&super::control::event_json(&event));
+    log_event(node, &event, &json);
     match event {
         Event::FundingGenerationReady {
             temporary_channel_id,
@@ -106,10 +376,69 @@ fn on_event(node: &Node, event: Event) {
         }
         _ => {}
     }
-    let mut log = node.state.events.lock();
-    log.0.push_back(json);
-    if log.0.len() > EVENT_LOG {
-        log.0.pop_front();
-        log.1 += 1;
+    node.state.events.lock().push(json);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_log_is_bounded_in_bytes_and_counts_what_it_drops() {
+        let mut log = EventLog::default();
+        let big = serde_json::json!({"type": "x", "text": "\u{ff}".repeat(100_000)});
+        let one = bounded_json(&big);
+        assert!(one.len() <= EVENT_BYTES, "{}", one.len());
+        let n = 3 * EVENT_LOG_BYTES / one.len();
+        for _ in 0..n {
+            log.push(one.clone());
+        }
+        assert!(log.bytes() <= EVENT_LOG_BYTES);
+        let (events, dropped) = log.drain();
+        assert_eq!(events.len() as u64 + dropped, n as u64);
+        assert!(dropped > 0);
+        assert_eq!(events[0]["type"], "x");
+        let (events, dropped) = log.drain();
+        assert!(events.is_empty());
+        assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn bounded_json_cuts_text_fields_and_keeps_short_events_whole() {
+        let short = serde_json::json!({"type": "channel_closed", "reason": "bye"});
+        assert_eq!(bounded_json(&short), short.to_string());
+        let long = serde_json::json!({"type": "channel_closed", "reason": "e".repeat(65_000)});
+        let cut: Value = serde_json::from_str(&bounded_json(&long)).expect("JSON");
+        assert_eq!(cut["type"], "channel_closed");
+        assert!(cut["reason"].as_str().is_some_and(|r| r.len() < 400));
+        assert_eq!(truncate_text("\u{e9}\u{e9}", 3), "\u{e9}... (2 bytes cut)");
+    }
+
+    #[test]
+    fn the_log_limiter_allows_a_few_lines_per_peer_and_summarizes_the_rest() {
+        let limiter = LogLimiter::new(2, 3);
+        let t0 = Instant::now();
+        let logged = |k: u8, t: Instant| limiter.check(k, t).log;
+        assert!(logged(1, t0));
+        assert!(logged(1, t0));
+        assert!(
+            !logged(1, t0),
+            "a third line for one key in a second is suppressed"
+        );
+        assert!(logged(2, t0));
+        assert!(!logged(3, t0), "past the total");
+        let later = t0 + Duration::from_millis(1001);
+        let d = limiter.check(1, later);
+        assert!(d.log, "a new window");
+        assert_eq!(d.suppressed, 2);
+        assert!(logged(1, later));
+        assert!(!logged(1, later));
+        assert_eq!(limiter.flush(later), 0, "the window is not over");
+        assert_eq!(limiter.flush(later + Duration::from_secs(2)), 1);
+        assert_eq!(
+            limiter.flush(later + Duration::from_secs(4)),
+            0,
+            "summarized once"
+        );
     }
 }
