@@ -217,46 +217,6 @@ fn every_call_is_refused(net: &Net<Threaded>, stopped: &EngineError) {
     );
 }
 
-/// Nothing a peer received reports a state the store does not hold: every commitment the
-/// hub signed for the peer is known to the restored hub, and the hub holds a commitment at
-/// least as new as the newest one whose predecessors it revoked to the peer.
-fn peers_saw_only_durable_state(net: &mut Net<Threaded>, restored: &Engine) -> Vec<String> {
-    let hub_id = net.hub.engine.node_id();
-    let mut errors = Vec::new();
-    for c in net.channels.clone() {
-        let pid = net.peer_id(c.peer);
-        let peer_side = net.peers[c.peer]
-            .core
-            .channel(&hub_id, &c.channel_id)
-            .expect("peer channel");
-        let hub_side = restored
-            .channel(pid, c.channel_id)
-            .expect("restored engine answers")
-            .expect("restored hub has the channel");
-        let signed_by_hub = peer_side.local_commit().index;
-        let hub_signed = hub_side
-            .next_remote_commit()
-            .map_or(hub_side.remote_commit().index, |n| n.commit.index);
-        if signed_by_hub > hub_signed {
-            errors.push(format!(
-                "channel {}: the peer holds hub-signed commitment {signed_by_hub}, the store \
-                 only {hub_signed}",
-                c.channel_id
-            ));
-        }
-        let revoked_below = peer_side.remote_commit().index;
-        if hub_side.local_commit().index < revoked_below {
-            errors.push(format!(
-                "channel {}: the hub revoked its commitments below {revoked_below} to the \
-                 peer, the store holds commitment {}",
-                c.channel_id,
-                hub_side.local_commit().index
-            ));
-        }
-    }
-    errors
-}
-
 /// The stopped hub is shut down, the peers' connections drop, and the hub starts again on
 /// `store`; the network then finishes everything and reconciles.
 fn restart_and_reconcile(
@@ -267,11 +227,13 @@ fn restart_and_reconcile(
     // Whatever the stopped hub released reaches its peers; what they send it is lost.
     net.rounds(2);
     net.cut_all_for_crash();
-    let restored = open(store);
-    let errors = peers_saw_only_durable_state(net, &restored);
+    let mut restored = Threaded {
+        engine: open(store),
+    };
+    let errors = net.peers_ahead_of(&mut restored);
     assert!(errors.is_empty(), "{errors:#?}");
-    let old = std::mem::replace(&mut net.hub.engine, restored);
-    let report = old.shutdown(Duration::from_secs(1));
+    let old = std::mem::replace(&mut net.hub, restored);
+    let report = old.engine.shutdown(Duration::from_secs(1));
     net.absorb_hub_events(report.events);
     net.hub_stopped = None;
     net.reconnect_all();

@@ -1019,6 +1019,49 @@ impl<H: Hub> Net<H> {
         errors
     }
 
+    /// What the peers hold against what a hub `restored` from the store holds, with nothing
+    /// delivered since: every commitment the hub signed for a peer must be known to the
+    /// restored hub, and the restored hub must hold a commitment at least as new as the
+    /// newest one whose predecessors it revoked to the peer (else it could broadcast a
+    /// revoked commitment). A peer that received anything for a state the store does not hold
+    /// breaks one of the two. Returns a description of each break.
+    pub fn peers_ahead_of<R: Hub>(&self, restored: &mut R) -> Vec<String> {
+        let hub_id = restored.node_id();
+        let mut errors = Vec::new();
+        for c in &self.channels {
+            let pid = self.peer_id(c.peer);
+            let Some(peer_side) = self.peers[c.peer].core.channel(&hub_id, &c.channel_id) else {
+                errors.push(format!("peer lost channel {}", c.channel_id));
+                continue;
+            };
+            let Some(hub_side) = restored.channel(pid, c.channel_id) else {
+                errors.push(format!("the store lost channel {}", c.channel_id));
+                continue;
+            };
+            let signed_by_hub = peer_side.local_commit().index;
+            let hub_signed = hub_side
+                .next_remote_commit()
+                .map_or(hub_side.remote_commit().index, |n| n.commit.index);
+            if signed_by_hub > hub_signed {
+                errors.push(format!(
+                    "channel {}: the peer holds hub-signed commitment {signed_by_hub}, the \
+                     store only {hub_signed}",
+                    c.channel_id
+                ));
+            }
+            let revoked_below = peer_side.remote_commit().index;
+            if hub_side.local_commit().index < revoked_below {
+                errors.push(format!(
+                    "channel {}: the hub revoked its commitments below {revoked_below} to the \
+                     peer, the store holds its commitment {}",
+                    c.channel_id,
+                    hub_side.local_commit().index
+                ));
+            }
+        }
+        errors
+    }
+
     /// The hub's state of every channel, for comparing runs.
     pub fn hub_snapshot(&mut self) -> Vec<(ChannelId, lightning_core::channel::Channel)> {
         let mut out = Vec::new();
