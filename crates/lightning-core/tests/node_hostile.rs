@@ -7,6 +7,7 @@ use lightning_core::node::{
     ClosureReason, Event, NodeConfig, Output, PeerRateLimits, DEFAULT_MAX_PENDING_INBOUND_CHANNELS,
     FUNDING_CONF_DEADLINE_BLOCKS, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN,
 };
+use lightning_core::onion::FailureMessage;
 use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::ChannelId;
 use lightning_core::wire::{ErrorMessage, Message, Ping};
@@ -352,4 +353,78 @@ fn channels_whose_funding_never_confirms_count_as_unfunded_per_peer() {
     let temp = open_unfunded(&mut net, 0, 1);
     assert_eq!(errors_sent(&net, 1, id0), vec![temp], "one more is refused");
     assert_eq!(net.nodes[1].core.list_channels().len(), limit);
+}
+
+/// The case: with `max_dust_htlc_exposure_msat` at 5,000,000, a peer offers twenty
+/// 300-sat HTLCs (dust: below the 354-sat dust limit), 6,000,000 msat in all. Each is
+/// committed (a receiver cannot refuse an add without failing the channel), then those
+/// beyond the limit are failed back with temporary_channel_failure instead of received.
+#[test]
+fn inbound_dust_beyond_the_exposure_limit_is_failed_back() {
+    const LIMIT: u64 = 5_000_000;
+    const HTLC: u64 = 300_000;
+    let mut victim = NodeConfig::default();
+    victim.channel.max_dust_htlc_exposure_msat = LIMIT;
+    // The sender applies no limit of its own (an attacker would not).
+    let mut sender = NodeConfig::default();
+    sender.channel.max_dust_htlc_exposure_msat = u64::MAX;
+    let mut net = Net::with_configs(vec![sender, victim], 76);
+    net.connect(0, 1);
+    let (_, scid) = net.open_channel(0, 1, 1_000_000, 0);
+    let mut payments = Vec::new();
+    for nonce in 0..20 {
+        payments.push(net.send(&[0, 1], &[scid], HTLC, nonce).0);
+    }
+    let claimable = net
+        .take_events(1)
+        .iter()
+        .filter(
+            |e| matches!(e, Event::PaymentClaimable { amount_msat, .. } if *amount_msat == HTLC),
+        )
+        .count() as u64;
+    let within = LIMIT / HTLC;
+    assert_eq!(claimable, within, "the HTLCs within the limit are received");
+    let failed: Vec<_> = net
+        .take_events(0)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::PaymentFailed {
+                payment_id,
+                failure,
+                ..
+            } => Some((payment_id, failure)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len() as u64, 20 - within);
+    for (payment_id, failure) in &failed {
+        assert!(payments[within as usize..].contains(payment_id));
+        assert_eq!(failure.failing_hop, Some(0));
+        assert_eq!(
+            failure.failure,
+            Some(FailureMessage::TemporaryChannelFailure {
+                channel_update: vec![]
+            })
+        );
+    }
+    // What stays committed to the victim is within its limit.
+    let id0 = net.id(0);
+    let channel = net.nodes[1]
+        .core
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty_node_id == id0)
+        .expect("channel");
+    let held: u64 = net.nodes[1]
+        .core
+        .channel(&id0, &channel.channel_id)
+        .expect("channel")
+        .local_commit()
+        .spec
+        .htlcs
+        .values()
+        .map(|h| h.amount_msat)
+        .sum();
+    assert_eq!(held, within * HTLC);
+    assert!(held <= LIMIT);
 }

@@ -212,6 +212,55 @@ impl Channel {
         l.max(r)
     }
 
+    /// Receiver-side dust exposure (BOLT 2's `max_dust_htlc_exposure_msat`, as LDK applies
+    /// it): whether the peer's irrevocably committed HTLC `id` must be failed back because it
+    /// is trimmed (BOLT 3) in our commitment or the peer's, and the trimmed HTLCs of that
+    /// commitment, each at its own dust limit and feerate, total more than
+    /// [`ChannelConfig::max_dust_htlc_exposure_msat`](super::ChannelConfig::max_dust_htlc_exposure_msat).
+    /// A receiver cannot refuse
+    /// `update_add_htlc` without failing the channel, so the HTLC is committed and then failed
+    /// back (`temporary_channel_failure`) instead of forwarded or claimed: dust is lost to fees
+    /// if the channel goes on chain.
+    ///
+    /// Counted: our HTLCs, and the peer's up to `id` that we are not already removing, so
+    /// HTLCs committed together are taken in id order: those within the limit are kept.
+    /// Returns the exposure that exceeds the limit.
+    pub fn inbound_dust_exposure_exceeded(&self, id: u64) -> Option<u64> {
+        let ct = self.channel_type;
+        let remote = self
+            .next_remote_commit
+            .as_ref()
+            .map_or(&self.remote_commit.spec, |n| &n.commit.spec);
+        let mut is_dust = false;
+        let mut worst: u64 = 0;
+        // In each spec an HTLC is keyed by (offered by the spec's owner, id): the peer's HTLCs
+        // are (false, id) in ours and (true, id) in the peer's.
+        for (spec, dust_limit, peer_offers) in [
+            (
+                &self.local_commit.spec,
+                self.local_params.dust_limit_satoshis,
+                false,
+            ),
+            (remote, self.remote_params.dust_limit_satoshis, true),
+        ] {
+            let mut total: u64 = 0;
+            for (&(offered_by_owner, htlc_id), htlc) in &spec.htlcs {
+                if !spec.is_trimmed(htlc, dust_limit, ct) {
+                    continue;
+                }
+                let theirs = offered_by_owner == peer_offers;
+                if theirs && htlc_id == id {
+                    is_dust = true;
+                }
+                if !theirs || (htlc_id <= id && self.our_removal_of(htlc_id).is_none()) {
+                    total = total.saturating_add(htlc.amount_msat);
+                }
+            }
+            worst = worst.max(total);
+        }
+        (is_dust && worst > self.config.max_dust_htlc_exposure_msat).then_some(worst)
+    }
+
     /// Our removal already queued or sent for the peer's HTLC `id`, if any.
     fn our_removal_of(&self, id: u64) -> Option<&Update> {
         self.holding_cell

@@ -20,7 +20,9 @@ use crate::types::{ChannelId, PaymentHash, PaymentPreimage};
 
 impl NodeCore {
     /// An HTLC a peer irrevocably committed to us: peel its onion and forward, receive or
-    /// fail it.
+    /// fail it. A dust HTLC that takes the channel's dust exposure over its limit
+    /// ([`Channel::inbound_dust_exposure_exceeded`](crate::channel::Channel::inbound_dust_exposure_exceeded))
+    /// is failed back with `temporary_channel_failure` whatever its onion says.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_committed_htlc(
         &mut self,
@@ -45,6 +47,24 @@ impl NodeCore {
             &self.config.forwarding,
             self.best_height,
         );
+        let over_dust_limit = self
+            .channel(&node_id, &channel_id)
+            .and_then(|c| c.inbound_dust_exposure_exceeded(htlc_id))
+            .is_some();
+        let decision = match decision {
+            HtlcDecision::Forward { shared_secret, .. }
+            | HtlcDecision::Receive { shared_secret, .. }
+                if over_dust_limit =>
+            {
+                HtlcDecision::Fail {
+                    shared_secret,
+                    failure: FailureMessage::TemporaryChannelFailure {
+                        channel_update: Vec::new(),
+                    },
+                }
+            }
+            other => other,
+        };
         match decision {
             HtlcDecision::Forward {
                 short_channel_id,

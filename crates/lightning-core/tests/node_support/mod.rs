@@ -91,13 +91,20 @@ impl Net {
     }
 
     pub fn with_config(n: usize, seed_base: u8, config: NodeConfig) -> Net {
+        Self::with_configs(vec![config; n], seed_base)
+    }
+
+    /// One node per config, node `i` with `configs[i]`.
+    pub fn with_configs(configs: Vec<NodeConfig>, seed_base: u8) -> Net {
         let chain = Chain::new();
-        let nodes: Vec<TestNode> = (0..n)
-            .map(|i| TestNode {
+        let nodes: Vec<TestNode> = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| TestNode {
                 core: NodeCore::new(
                     node_secret(seed_base, i),
                     node_seed(seed_base, i),
-                    config.clone(),
+                    config,
                     chain.height,
                     chain.tip,
                 ),
