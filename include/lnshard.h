@@ -570,6 +570,13 @@ void lnshard_engine_free(lnshard_engine *engine);
 // Writes the engine's node id (33-byte compressed public key) to `out`.
 lnshard_result lnshard_engine_node_id(const lnshard_engine *engine, uint8_t *out);
 
+// Whether the engine is running: `LNSHARD_RESULT_OK` while it is, else
+// `LNSHARD_RESULT_ENGINE_STOPPED` with the last error saying why it stopped (a shard's
+// commit failed, with the store's error; a shard panicked). A stopped engine takes no more
+// work and every call returns that code: free it, fix the cause and start it again on its
+// store, which returns every acknowledged state.
+lnshard_result lnshard_engine_health(const lnshard_engine *engine);
+
 // The number of shards the engine runs: 0 for NULL, and for anything but a live engine
 // (the last error then says why).
 size_t lnshard_engine_shard_count(const lnshard_engine *engine);

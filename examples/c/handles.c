@@ -102,6 +102,7 @@ int main(void) {
         return 1;
     }
     EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_health(engine), LNSHARD_RESULT_OK, NULL);
     EXPECT(lnshard_engine_new_outbound_connection(engine, 1, G, &act_one), LNSHARD_RESULT_OK,
            NULL);
     EXPECT(lnshard_engine_peer_outputs(engine, G, &outputs), LNSHARD_RESULT_OK, NULL);
@@ -153,6 +154,7 @@ int main(void) {
            "lnshard_engine");
     EXPECT(lnshard_engine_close_channel(engine, id), LNSHARD_RESULT_INVALID_HANDLE,
            "lnshard_engine");
+    EXPECT(lnshard_engine_health(engine), LNSHARD_RESULT_INVALID_HANDLE, "lnshard_engine");
     EXPECT_EMPTY(lnshard_engine_shard_count(engine) == 0, "lnshard_engine");
     EXPECT_EMPTY(!lnshard_engine_is_idle(engine), "lnshard_engine");
 

@@ -391,6 +391,22 @@ pub extern "C" fn lnshard_engine_node_id(
     }
 }
 
+/// Whether the engine is running: `LNSHARD_RESULT_OK` while it is, else
+/// `LNSHARD_RESULT_ENGINE_STOPPED` with the last error saying why it stopped (a shard's
+/// commit failed, with the store's error; a shard panicked). A stopped engine takes no more
+/// work and every call returns that code: free it, fix the cause and start it again on its
+/// store, which returns every acknowledged state.
+#[no_mangle]
+pub extern "C" fn lnshard_engine_health(engine: *const lnshard_engine) -> lnshard_result {
+    ffi_panic_boundary! {
+        let engine = &try_handle!(engine, "engine").engine;
+        match engine.health() {
+            Ok(()) => lnshard_result::Ok,
+            Err(e) => engine_error("engine health", &e),
+        }
+    }
+}
+
 /// The number of shards the engine runs: 0 for NULL, and for anything but a live engine
 /// (the last error then says why).
 #[no_mangle]
