@@ -1,8 +1,9 @@
 //! [`FsStore`]: the default embedded store, on the local filesystem.
 //!
-//! Layout under the root directory:
+//! Layout under the root directory (mode 0700; every file 0600):
 //!
 //! ```text
+//! LOCK                    the exclusive lock (see DirLock), with the holder's pid
 //! wal.log                 batches written since the last checkpoint, one frame each
 //! data/<namespace>/<key>  checkpointed values, one file each
 //! ```
@@ -18,23 +19,51 @@
 //! `count u32` then per operation `op u8 (1 put, 2 remove) | namespace (u8 length, bytes) |
 //! key (u8 length, bytes) | value (u32 length, bytes; put only)`. On open, the WAL is
 //! replayed: a torn final frame (cut short, zero-filled, or its body failing its checksum
-//! with nothing after it) is a write that was never acknowledged and is dropped; any other
-//! damage (a header failing its own checksum, a body failing its checksum with frames after
-//! it) is corruption, and opening fails with [`StoreError::Corrupt`] rather than guess.
+//! with nothing after it) is a write that was never acknowledged and is dropped (and cut off
+//! the file before anything is appended); any other damage (a header failing its own
+//! checksum, a body failing its checksum with frames after it) is corruption, and opening
+//! fails with [`StoreError::Corrupt`] rather than guess.
+//!
+//! # Failures
+//! The store never acknowledges a write that a reopen would not return:
+//! * An append that fails (ENOSPC, EIO) may leave part of its frame in the file: the WAL is
+//!   cut back to its last good length and synced, and the store goes on (the batch returned
+//!   an error and is not applied). If that cut or its sync fails, the store is *poisoned*.
+//! * A failed `fdatasync`, of the WAL or of any file or directory a checkpoint writes,
+//!   poisons the store: after a failed fsync Linux may have dropped the dirty pages and
+//!   marked them clean, so a retry can report success for data that is not on disk.
+//! * A poisoned store refuses every later write, from every thread, with
+//!   [`StoreError::Poisoned`] naming the first failure, until it is reopened (reads go on).
+//!   Reopening replays the WAL: every write that returned `Ok` is there. (The batch whose
+//!   own sync failed was never acknowledged, and may or may not be there: its frame may
+//!   have reached the disk.)
+//! * A checkpoint runs after its batch's frame is durable, so it never turns that batch into
+//!   an error. A checkpoint step that fails cleanly (creating a directory or temporary file,
+//!   writing a value, a rename, a removal: ENOSPC and the like) leaves the WAL and overlay as
+//!   they were, removes its temporary file, logs a warning and is retried after the next
+//!   batch. A failure that leaves the disk's state unknown (a sync, the WAL's truncation)
+//!   poisons the store.
+//! * Every directory entry the store creates (the root, `data/`, a namespace directory,
+//!   `wal.log`, a value's rename) is made durable by syncing the directory that gained it
+//!   before the WAL that covers it is emptied.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lightning_core::bitcoin::hashes::{sha256, Hash};
 use parking_lot::Mutex;
 
+use super::dir::{check_private, io, sync_dir, DirLock, DIR_MODE, FILE_MODE, LOCK_FILE};
 use super::{check_name, check_op, Store, StoreError, WriteOp};
 
 const MAGIC: &[u8; 4] = b"LNSW";
 const HEADER_LEN: usize = 4 + 4 + 8 + 4;
+const WAL_FILE: &str = "wal.log";
+const TMP_SUFFIX: &str = ".tmp";
 
 /// Tuning of an [`FsStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +90,21 @@ type Overlay = BTreeMap<(String, String), Option<Vec<u8>>>;
 #[derive(Debug)]
 struct Inner {
     wal: File,
+    /// The WAL's length up to the end of its last acknowledged frame.
     wal_len: u64,
     overlay: Overlay,
+    /// The first failure that left the disk's state unknown: every write is refused.
+    poisoned: Option<String>,
+    /// Checkpoints failed in a row (cleanly: retried after each batch).
+    failed_checkpoints: u64,
+}
+
+/// Why a checkpoint stopped.
+enum Stop {
+    /// Nothing on disk is in doubt: the WAL still covers everything; retry later.
+    Retry(StoreError),
+    /// The disk's state is unknown: poison the store.
+    Poison(StoreError),
 }
 
 /// The default embedded [`Store`]: see the [module documentation](self).
@@ -72,11 +114,10 @@ pub struct FsStore {
     options: FsStoreOptions,
     inner: Mutex<Inner>,
     syncs: AtomicU64,
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
-    let context = context.into();
-    move |source| StoreError::Io { context, source }
+    #[cfg(test)]
+    faults: faults::Faults,
+    // Declared last: released after the WAL is closed.
+    _lock: DirLock,
 }
 
 impl FsStore {
@@ -86,39 +127,92 @@ impl FsStore {
     }
 
     /// Opens (creating if needed) a store in `root`, replaying and checkpointing its WAL.
+    ///
+    /// First locks `root` ([`DirLock::acquire`]: [`StoreError::Locked`] if another store or
+    /// process holds it), then checks that `root`, `data/`, every namespace directory and
+    /// every store file grant nothing to group or others ([`StoreError::Permissions`]).
     pub fn open_with(
         root: impl AsRef<Path>,
         options: FsStoreOptions,
     ) -> Result<FsStore, StoreError> {
-        let root = root.as_ref().to_path_buf();
-        fs::create_dir_all(root.join("data")).map_err(io(format!("create {}", root.display())))?;
-        let wal_path = root.join("wal.log");
-        let mut bytes = Vec::new();
-        match File::open(&wal_path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes).map_err(io("read wal.log"))?;
+        FsStore::open_locked(DirLock::acquire(root)?, options)
+    }
+
+    /// Opens (creating if needed) a store in the directory `lock` holds, which the store
+    /// keeps locked until it is dropped. As [`FsStore::open_with`] otherwise.
+    pub fn open_locked(lock: DirLock, options: FsStoreOptions) -> Result<FsStore, StoreError> {
+        let root = lock.dir().to_path_buf();
+        check_private(&root, DIR_MODE)?;
+        check_private(&root.join(LOCK_FILE), FILE_MODE)?;
+        let data = root.join("data");
+        match DirBuilder::new().mode(DIR_MODE).create(&data) {
+            Ok(()) => {
+                if options.sync {
+                    sync_dir(&root)?;
+                }
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io("open wal.log")(e)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(format!("create {}", data.display()))(e)),
         }
-        let overlay = replay(&bytes)?;
+        check_tree(&data)?;
+        let wal_path = root.join(WAL_FILE);
+        let mut bytes = Vec::new();
+        let existed = match File::open(&wal_path) {
+            Ok(mut f) => {
+                check_private(&wal_path, FILE_MODE)?;
+                f.read_to_end(&mut bytes).map_err(io("read wal.log"))?;
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            Err(e) => return Err(io("open wal.log")(e)),
+        };
+        let (overlay, good_len) = replay(&bytes)?;
         let wal = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(FILE_MODE)
             .open(&wal_path)
             .map_err(io("open wal.log for append"))?;
+        if !existed && options.sync {
+            sync_dir(&root)?;
+        }
+        if good_len < bytes.len() as u64 {
+            // Cut a torn tail off now, before anything is appended after it.
+            tracing::warn!(
+                path = %wal_path.display(),
+                dropped = bytes.len() as u64 - good_len,
+                "dropping a torn final write from wal.log"
+            );
+            wal.set_len(good_len).map_err(io("truncate wal.log"))?;
+            if options.sync {
+                wal.sync_all().map_err(io("sync wal.log"))?;
+            }
+        }
         let store = FsStore {
             root,
             options,
             inner: Mutex::new(Inner {
                 wal,
-                wal_len: bytes.len() as u64,
+                wal_len: good_len,
                 overlay,
+                poisoned: None,
+                failed_checkpoints: 0,
             }),
             syncs: AtomicU64::new(0),
+            #[cfg(test)]
+            faults: faults::Faults::default(),
+            _lock: lock,
         };
-        // Move whatever the WAL held into files, and drop a torn tail.
-        store.checkpoint(&mut store.inner.lock())?;
+        // Move whatever the WAL held into files. A clean failure leaves the WAL in charge.
+        {
+            let mut inner = store.inner.lock();
+            if let Err(error) = store.checkpoint(&mut inner) {
+                if inner.poisoned.is_some() {
+                    return Err(error);
+                }
+                tracing::warn!(%error, "checkpoint at open failed; the WAL keeps the values");
+            }
+        }
         Ok(store)
     }
 
@@ -126,9 +220,17 @@ impl FsStore {
         self.root.join("data").join(namespace).join(key)
     }
 
-    fn sync_file(&self, file: &File, what: &str) -> Result<(), StoreError> {
+    fn fault(&self, _at: faults::Point) -> std::io::Result<()> {
+        #[cfg(test)]
+        self.faults.hit(_at)?;
+        Ok(())
+    }
+
+    fn sync_file(&self, file: &File, what: &str, at: faults::Point) -> Result<(), StoreError> {
         if self.options.sync {
-            file.sync_data().map_err(io(format!("sync {what}")))?;
+            self.fault(at)
+                .and_then(|()| file.sync_data())
+                .map_err(io(format!("sync {what}")))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -136,58 +238,263 @@ impl FsStore {
 
     fn sync_dir(&self, dir: &Path) -> Result<(), StoreError> {
         if self.options.sync {
-            let d = File::open(dir).map_err(io(format!("open {}", dir.display())))?;
-            d.sync_all()
+            self.fault(faults::Point::SyncDir)
                 .map_err(io(format!("sync {}", dir.display())))?;
+            sync_dir(dir)?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Writes every overlaid value to its file (temporary file, sync, rename, sync the
-    /// directory), then empties the WAL.
+    /// Records the first failure that left the disk's state unknown, and returns `error`.
+    fn poison(&self, inner: &mut Inner, error: StoreError) -> StoreError {
+        self.poison_with(inner, error.to_string());
+        error
+    }
+
+    fn poison_with(&self, inner: &mut Inner, first_failure: String) {
+        if inner.poisoned.is_none() {
+            tracing::error!(
+                root = %self.root.display(),
+                %first_failure,
+                "store poisoned: every write is refused until it is reopened"
+            );
+            inner.poisoned = Some(first_failure);
+        }
+    }
+
+    /// Cuts the WAL back to `len` (its last good length) after a failed append, and syncs.
+    fn restore_wal(&self, wal: &File, len: u64) -> Result<(), StoreError> {
+        self.fault(faults::Point::Truncate)
+            .and_then(|()| wal.set_len(len))
+            .map_err(io(format!("truncate wal.log back to {len} bytes")))?;
+        if self.options.sync {
+            self.fault(faults::Point::SyncWal)
+                .and_then(|()| wal.sync_all())
+                .map_err(io("sync wal.log after truncating it"))?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Writes every overlaid value to its file, then empties the WAL. Poisons the store on a
+    /// failure that leaves the disk's state unknown; on any other failure everything is as
+    /// before (the WAL covers the overlay) and a later checkpoint retries.
     fn checkpoint(&self, inner: &mut Inner) -> Result<(), StoreError> {
-        let mut dirs = std::collections::BTreeSet::new();
+        match self.checkpoint_steps(inner) {
+            Ok(()) => Ok(()),
+            Err(Stop::Retry(error)) => Err(error),
+            Err(Stop::Poison(error)) => Err(self.poison(inner, error)),
+        }
+    }
+
+    fn checkpoint_steps(&self, inner: &mut Inner) -> Result<(), Stop> {
+        let data = self.root.join("data");
+        let mut dirs = BTreeSet::new();
         for ((namespace, key), value) in &inner.overlay {
-            let dir = self.root.join("data").join(namespace);
+            let dir = data.join(namespace);
             let path = dir.join(key);
             match value {
                 Some(value) => {
-                    fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
-                    let tmp = dir.join(format!("{key}.tmp"));
-                    let mut f =
-                        File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
-                    f.write_all(value)
-                        .map_err(io(format!("write {}", tmp.display())))?;
-                    self.sync_file(&f, &tmp.display().to_string())?;
-                    fs::rename(&tmp, &path).map_err(io(format!("rename to {}", path.display())))?;
+                    match DirBuilder::new().mode(DIR_MODE).create(&dir) {
+                        // data/ gained an entry: synced with the namespace directories.
+                        Ok(()) => {
+                            dirs.insert(data.clone());
+                        }
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                        Err(e) => {
+                            return Err(Stop::Retry(io(format!("create {}", dir.display()))(e)))
+                        }
+                    }
+                    self.write_value(&dir, key, value)?;
                 }
-                None => match fs::remove_file(&path) {
+                None => match self
+                    .fault(faults::Point::Remove)
+                    .and_then(|()| fs::remove_file(&path))
+                {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(format!("remove {}", path.display()))(e)),
+                    Err(e) => return Err(Stop::Retry(io(format!("remove {}", path.display()))(e))),
                 },
             }
             dirs.insert(dir);
         }
         for dir in dirs {
             if dir.exists() {
-                self.sync_dir(&dir)?;
+                self.sync_dir(&dir).map_err(Stop::Poison)?;
             }
         }
-        inner.wal.set_len(0).map_err(io("truncate wal.log"))?;
+        // Every value is in its file, durably: the WAL may go. A failure from here on leaves
+        // its length on disk unknown.
+        self.fault(faults::Point::Truncate)
+            .and_then(|()| inner.wal.set_len(0))
+            .map_err(|e| Stop::Poison(io("truncate wal.log")(e)))?;
         if self.options.sync {
-            inner.wal.sync_all().map_err(io("sync wal.log"))?;
+            self.fault(faults::Point::SyncWal)
+                .and_then(|()| inner.wal.sync_all())
+                .map_err(|e| Stop::Poison(io("sync wal.log")(e)))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         inner.wal_len = 0;
         inner.overlay.clear();
         Ok(())
     }
+
+    /// Writes `dir/key` by a temporary file, its sync and a rename over the old file. The
+    /// directory's sync is the caller's.
+    fn write_value(&self, dir: &Path, key: &str, value: &[u8]) -> Result<(), Stop> {
+        let tmp = dir.join(format!("{key}{TMP_SUFFIX}"));
+        let path = dir.join(key);
+        let remove_tmp = || match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(
+                path = %tmp.display(),
+                %error,
+                "cannot remove a temporary file (it is removed at the next open)"
+            ),
+        };
+        // A stray from an earlier failed attempt.
+        remove_tmp();
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&tmp)
+            .map_err(|e| Stop::Retry(io(format!("create {}", tmp.display()))(e)))?;
+        if let Err(e) = self
+            .fault(faults::Point::WriteValue)
+            .and_then(|()| f.write_all(value))
+        {
+            drop(f);
+            remove_tmp();
+            return Err(Stop::Retry(io(format!("write {}", tmp.display()))(e)));
+        }
+        if let Err(e) = self.sync_file(&f, &tmp.display().to_string(), faults::Point::SyncValue) {
+            drop(f);
+            remove_tmp();
+            return Err(Stop::Poison(e));
+        }
+        drop(f);
+        if let Err(e) = self
+            .fault(faults::Point::Rename)
+            .and_then(|()| fs::rename(&tmp, &path))
+        {
+            remove_tmp();
+            return Err(Stop::Retry(io(format!("rename to {}", path.display()))(e)));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `data/`, its namespace directories and their files grant nothing to group or
+/// others, and removes the temporary files an interrupted checkpoint left.
+fn check_tree(data: &Path) -> Result<(), StoreError> {
+    check_private(data, DIR_MODE)?;
+    let list = |dir: &Path| -> Result<Vec<PathBuf>, StoreError> {
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io(format!("list {}", dir.display())))? {
+            let entry = entry.map_err(io(format!("list {}", dir.display())))?;
+            paths.push(entry.path());
+        }
+        paths.sort();
+        Ok(paths)
+    };
+    for entry in list(data)? {
+        let is_dir = fs::metadata(&entry)
+            .map_err(io(format!("inspect {}", entry.display())))?
+            .is_dir();
+        if !is_dir {
+            check_private(&entry, FILE_MODE)?;
+            continue;
+        }
+        check_private(&entry, DIR_MODE)?;
+        for file in list(&entry)? {
+            let is_tmp = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(TMP_SUFFIX));
+            if is_tmp {
+                match fs::remove_file(&file) {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io(format!("remove {}", file.display()))(e)),
+                }
+            }
+            let required = if file.is_dir() { DIR_MODE } else { FILE_MODE };
+            check_private(&file, required)?;
+        }
+    }
+    Ok(())
+}
+
+/// Fault injection for the unit tests: the named step fails, as the disk would.
+mod faults {
+    /// A step that can be made to fail.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) enum Point {
+        /// Appending a frame to the WAL (half the frame is written, then ENOSPC).
+        Append,
+        /// Syncing the WAL (after an append or a truncation).
+        SyncWal,
+        /// Truncating the WAL (after a failed append, or at a checkpoint's end).
+        Truncate,
+        /// Writing a value's temporary file.
+        WriteValue,
+        /// Syncing a value's temporary file.
+        SyncValue,
+        /// Renaming a value's temporary file over the value.
+        Rename,
+        /// Removing a value's file.
+        Remove,
+        /// Syncing a directory.
+        SyncDir,
+    }
+
+    /// Planned failures: each fails the point's `skip + 1`th next hit, once.
+    #[cfg(test)]
+    #[derive(Debug, Default)]
+    pub(super) struct Faults {
+        plan: parking_lot::Mutex<Vec<(Point, u32)>>,
+    }
+
+    #[cfg(test)]
+    impl Faults {
+        /// Fails the `skip + 1`th next hit of `at`.
+        pub(super) fn inject(&self, at: Point, skip: u32) {
+            self.plan.lock().push((at, skip));
+        }
+
+        pub(super) fn hit(&self, at: Point) -> std::io::Result<()> {
+            let mut plan = self.plan.lock();
+            let mut fail = false;
+            plan.retain_mut(|(point, skip)| {
+                if *point != at || fail {
+                    return true;
+                }
+                if *skip == 0 {
+                    fail = true;
+                    return false;
+                }
+                *skip -= 1;
+                true
+            });
+            if fail {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("injected failure at {at:?}"),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Replays WAL bytes into an overlay; see the module documentation for the torn-tail rule.
-fn replay(bytes: &[u8]) -> Result<Overlay, StoreError> {
+/// Also returns the length of the good frames (the bytes after them are a torn tail).
+fn replay(bytes: &[u8]) -> Result<(Overlay, u64), StoreError> {
     let mut overlay = Overlay::new();
     let mut rest = bytes;
     let mut offset = 0usize;
@@ -222,7 +529,7 @@ fn replay(bytes: &[u8]) -> Result<Overlay, StoreError> {
         offset += HEADER_LEN + len;
         rest = next;
     }
-    Ok(overlay)
+    Ok((overlay, offset as u64))
 }
 
 fn take<'a>(body: &mut &'a [u8], n: usize) -> Result<&'a [u8], &'static str> {
@@ -336,11 +643,39 @@ impl Store for FsStore {
         }
         let frame = encode_frame(batch);
         let mut inner = self.inner.lock();
-        inner
-            .wal
-            .write_all(&frame)
-            .map_err(io("append to wal.log"))?;
-        self.sync_file(&inner.wal, "wal.log")?;
+        if let Some(first_failure) = &inner.poisoned {
+            return Err(StoreError::Poisoned {
+                first_failure: first_failure.clone(),
+            });
+        }
+        let good_len = inner.wal_len;
+        let appended = match self.fault(faults::Point::Append) {
+            Ok(()) => inner.wal.write_all(&frame),
+            Err(e) => {
+                // As a full disk does: part of the frame, then the error.
+                let _ = inner.wal.write_all(&frame[..frame.len() / 2]);
+                Err(e)
+            }
+        };
+        if let Err(e) = appended {
+            let error = io("append to wal.log")(e);
+            // Part of the frame may be in the file: cut it off, or no later frame would be
+            // read back.
+            return Err(match self.restore_wal(&inner.wal, good_len) {
+                Ok(()) => {
+                    tracing::warn!(%error, "a batch was refused; wal.log is cut back to its last good frame");
+                    error
+                }
+                Err(cut) => {
+                    self.poison_with(&mut inner, format!("{error}; then {cut}"));
+                    error
+                }
+            });
+        }
+        if let Err(error) = self.sync_file(&inner.wal, WAL_FILE, faults::Point::SyncWal) {
+            // The frame may or may not be on disk, and a retried sync could lie.
+            return Err(self.poison(&mut inner, error));
+        }
         inner.wal_len += frame.len() as u64;
         for op in batch {
             match op {
@@ -358,8 +693,32 @@ impl Store for FsStore {
                 }
             }
         }
+        // The batch is durable: whatever happens to the checkpoint, it is acknowledged.
         if inner.wal_len > self.options.checkpoint_bytes {
-            self.checkpoint(&mut inner)?;
+            match self.checkpoint(&mut inner) {
+                Ok(()) => {
+                    if inner.failed_checkpoints > 0 {
+                        tracing::info!(
+                            failed = inner.failed_checkpoints,
+                            "checkpoint succeeded after failing"
+                        );
+                        inner.failed_checkpoints = 0;
+                    }
+                }
+                Err(error) => {
+                    inner.failed_checkpoints += 1;
+                    // One warning per run of failures: a full disk fails every batch's retry.
+                    if inner.poisoned.is_none() && inner.failed_checkpoints == 1 {
+                        tracing::warn!(
+                            %error,
+                            "checkpoint failed; the WAL keeps the values and it is retried \
+                             after each batch"
+                        );
+                    } else {
+                        tracing::debug!(%error, "checkpoint failed again");
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -460,6 +819,23 @@ mod tests {
         assert_eq!(store.list("chan").unwrap().len(), 19);
     }
 
+    /// A store directory holding `wal` as its WAL, made the way the store makes its own.
+    fn plant_wal(dir: &Path, wal: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).unwrap();
+        DirBuilder::new()
+            .mode(DIR_MODE)
+            .create(dir.join("data"))
+            .unwrap();
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(dir.join(WAL_FILE))
+            .unwrap();
+        f.write_all(wal).unwrap();
+    }
+
     fn wal_with_two_batches(dir: &Path) -> Vec<u8> {
         let options = FsStoreOptions {
             checkpoint_bytes: u64::MAX,
@@ -480,8 +856,7 @@ mod tests {
         let wal = wal_with_two_batches(dir.path());
         for cut in 1..30 {
             let d2 = tempfile::tempdir().unwrap();
-            fs::create_dir_all(d2.path().join("data")).unwrap();
-            fs::write(d2.path().join("wal.log"), &wal[..wal.len() - cut]).unwrap();
+            plant_wal(d2.path(), &wal[..wal.len() - cut]);
             let store = FsStore::open(d2.path()).unwrap();
             assert_eq!(
                 store.read("chan", "a").unwrap(),
@@ -505,8 +880,7 @@ mod tests {
             let mut bad = wal.clone();
             bad[i] ^= 0x40;
             let d2 = tempfile::tempdir().unwrap();
-            fs::create_dir_all(d2.path().join("data")).unwrap();
-            fs::write(d2.path().join("wal.log"), &bad).unwrap();
+            plant_wal(d2.path(), &bad);
             match FsStore::open(d2.path()) {
                 Err(StoreError::Corrupt { detail }) => {
                     assert!(detail.contains("wal.log frame"), "{detail}")
@@ -544,8 +918,7 @@ mod tests {
                 }
             }
             let d2 = tempfile::tempdir().unwrap();
-            fs::create_dir_all(d2.path().join("data")).unwrap();
-            fs::write(d2.path().join("wal.log"), &bad).unwrap();
+            plant_wal(d2.path(), &bad);
             match FsStore::open(d2.path()) {
                 Err(StoreError::Corrupt { detail }) => {
                     assert!(detail.contains("wal.log"), "case {case}: {detail}")
@@ -563,6 +936,239 @@ mod tests {
                     assert!(ok, "case {case}: read a={a:?} b={b:?}");
                 }
             }
+        }
+    }
+
+    use faults::Point;
+
+    fn no_checkpoint() -> FsStoreOptions {
+        FsStoreOptions {
+            checkpoint_bytes: u64::MAX,
+            sync: true,
+        }
+    }
+
+    fn small_checkpoint() -> FsStoreOptions {
+        FsStoreOptions {
+            checkpoint_bytes: 1_000,
+            sync: true,
+        }
+    }
+
+    fn wal_len(dir: &Path) -> u64 {
+        fs::metadata(dir.join(WAL_FILE)).unwrap().len()
+    }
+
+    fn temporary_files(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for ns in fs::read_dir(dir.join("data")).unwrap() {
+            for f in fs::read_dir(ns.unwrap().path()).unwrap() {
+                let p = f.unwrap().path();
+                if p.to_string_lossy().ends_with(TMP_SUFFIX) {
+                    found.push(p);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_failed_append_is_cut_off_and_later_writes_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        store.write("chan", "a", b"one").unwrap();
+        let good = wal_len(dir.path());
+        store.faults.inject(Point::Append, 0);
+        let err = store.write("chan", "b", &[7; 5_000]).unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        assert_eq!(wal_len(dir.path()), good, "the partial frame is cut off");
+        assert_eq!(store.read("chan", "b").unwrap(), None);
+        store.write("chan", "c", b"three").unwrap();
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(store.read("chan", "b").unwrap(), None);
+        assert_eq!(store.read("chan", "c").unwrap(), Some(b"three".to_vec()));
+    }
+
+    /// Writes from four threads at once: each must be refused as poisoned.
+    fn every_thread_is_refused(store: &FsStore, first: &str) {
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for i in 0..10 {
+                        match store.write("chan", &format!("t{t}-{i}"), b"late") {
+                            Err(StoreError::Poisoned { first_failure }) => {
+                                assert!(first_failure.contains(first), "{first_failure}")
+                            }
+                            other => panic!("thread {t}: {other:?}"),
+                        }
+                    }
+                });
+            }
+        });
+        let err = store.remove("chan", "a").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("refuses writes until it is reopened"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_poisons_every_later_write_until_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        store.write("chan", "a", b"one").unwrap();
+        store.faults.inject(Point::SyncWal, 0);
+        let err = store.write("chan", "b", b"two").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io { context, .. } if context == "sync wal.log"),
+            "{err}"
+        );
+        // The injected failure is spent: a retried sync would now succeed, and must not be
+        // tried.
+        every_thread_is_refused(&store, "injected failure at SyncWal");
+        assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(store.read("chan", "t0-0").unwrap(), None);
+        store.write("chan", "d", b"four").unwrap();
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "d").unwrap(), Some(b"four".to_vec()));
+    }
+
+    #[test]
+    fn a_failed_cut_after_a_failed_append_poisons() {
+        // The cut itself, then the cut's sync.
+        for (point, first) in [
+            (Point::Truncate, "truncate wal.log back to"),
+            (Point::SyncWal, "sync wal.log after truncating it"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+            store.write("chan", "a", b"one").unwrap();
+            store.faults.inject(Point::Append, 0);
+            store.faults.inject(point, 0);
+            let err = store.write("chan", "b", &[7; 5_000]).unwrap_err();
+            assert!(matches!(err, StoreError::Io { .. }), "{point:?}: {err}");
+            every_thread_is_refused(&store, first);
+            drop(store);
+            // Whatever is left of the torn frame is dropped; the acknowledged write is there.
+            let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+            assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+            assert_eq!(store.read("chan", "b").unwrap(), None);
+            store.write("chan", "c", b"three").unwrap();
+            drop(store);
+            let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+            assert_eq!(store.read("chan", "c").unwrap(), Some(b"three".to_vec()));
+        }
+    }
+
+    /// Three small values, then a batch that crosses the checkpoint size and removes one.
+    fn fill_to_a_checkpoint(store: &FsStore) -> Result<(), StoreError> {
+        for i in 0..3u8 {
+            store.write("chan", &format!("k{i}"), &[i; 100])?;
+        }
+        store.write_batch(&[
+            WriteOp::Put {
+                namespace: "chan".into(),
+                key: "big".into(),
+                value: vec![9; 1_200],
+            },
+            WriteOp::Remove {
+                namespace: "chan".into(),
+                key: "k1".into(),
+            },
+        ])
+    }
+
+    fn assert_filled(store: &FsStore, case: &str) {
+        assert_eq!(
+            store.read("chan", "big").unwrap(),
+            Some(vec![9; 1_200]),
+            "{case}"
+        );
+        assert_eq!(
+            store.read("chan", "k0").unwrap(),
+            Some(vec![0; 100]),
+            "{case}"
+        );
+        assert_eq!(store.read("chan", "k1").unwrap(), None, "{case}");
+        assert_eq!(
+            store.read("chan", "k2").unwrap(),
+            Some(vec![2; 100]),
+            "{case}"
+        );
+    }
+
+    #[test]
+    fn a_clean_checkpoint_failure_acknowledges_its_batch_and_retries() {
+        for point in [Point::WriteValue, Point::Rename, Point::Remove] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsStore::open_with(dir.path(), small_checkpoint()).unwrap();
+            store.write("chan", "k1", b"to be removed").unwrap();
+            // Put a file in place for the removal to act on.
+            drop(store);
+            let store = FsStore::open_with(dir.path(), small_checkpoint()).unwrap();
+            store.faults.inject(point, 0);
+            fill_to_a_checkpoint(&store).expect("the batch is durable in the WAL");
+            assert!(wal_len(dir.path()) > 1_000, "{point:?}: the WAL is kept");
+            assert!(
+                temporary_files(dir.path()).is_empty(),
+                "{point:?}: {:?}",
+                temporary_files(dir.path())
+            );
+            assert_filled(&store, &format!("{point:?}, same process"));
+            // Not poisoned; the next batch retries the checkpoint, which now succeeds.
+            store.write("chan", "after", b"x").unwrap();
+            assert_eq!(wal_len(dir.path()), 0, "{point:?}: checkpointed on retry");
+            assert!(dir.path().join("data/chan/big").exists());
+            assert!(!dir.path().join("data/chan/k1").exists());
+            drop(store);
+            let store = FsStore::open_with(dir.path(), small_checkpoint()).unwrap();
+            assert_filled(&store, &format!("{point:?}, reopened"));
+            assert_eq!(store.read("chan", "after").unwrap(), Some(b"x".to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_failure_that_leaves_the_disk_unknown_poisons_after_acknowledging() {
+        // SyncWal skips one hit: the batch's own frame sync, then the truncation's sync.
+        for (point, skip) in [
+            (Point::SyncValue, 0),
+            (Point::SyncDir, 0),
+            (Point::Truncate, 0),
+            (Point::SyncWal, 1),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsStore::open_with(dir.path(), small_checkpoint()).unwrap();
+            for i in 0..3u8 {
+                store.write("chan", &format!("k{i}"), &[i; 100]).unwrap();
+            }
+            store.faults.inject(point, skip);
+            // The frame and its sync succeeded: the batch is acknowledged.
+            store
+                .write_batch(&[
+                    WriteOp::Put {
+                        namespace: "chan".into(),
+                        key: "big".into(),
+                        value: vec![9; 1_200],
+                    },
+                    WriteOp::Remove {
+                        namespace: "chan".into(),
+                        key: "k1".into(),
+                    },
+                ])
+                .unwrap_or_else(|e| panic!("{point:?}: {e}"));
+            every_thread_is_refused(&store, &format!("injected failure at {point:?}"));
+            assert_filled(&store, &format!("{point:?}, same process"));
+            drop(store);
+            let store = FsStore::open_with(dir.path(), small_checkpoint()).unwrap();
+            assert_filled(&store, &format!("{point:?}, reopened"));
+            store.write("chan", "after", b"x").unwrap();
         }
     }
 }

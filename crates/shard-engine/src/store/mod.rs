@@ -5,12 +5,17 @@
 //! every channel a batch of messages changed with a single sync (group commit). Two
 //! implementations ship: [`FsStore`], the default, on the local filesystem with a write-ahead
 //! log, and [`MemoryStore`] for tests and benchmarks. Applications may plug their own.
+//! [`DirLock`] is [`FsStore`]'s lock on its directory, for programs that write there before
+//! opening the store.
 
+mod dir;
 mod fs;
 mod memory;
 
 use core::fmt;
+use std::path::PathBuf;
 
+pub use dir::DirLock;
 pub use fs::{FsStore, FsStoreOptions};
 pub use memory::MemoryStore;
 
@@ -58,6 +63,32 @@ pub enum StoreError {
         /// Where and what.
         detail: String,
     },
+    /// An earlier write or sync failed in a way that left the disk's state unknown (a failed
+    /// `fsync` may have dropped the data it was flushing, so a retry could falsely succeed;
+    /// a failed append could not be cut back): the store refuses every write, from every
+    /// thread, until it is reopened, which recovers every acknowledged write. The call that
+    /// failed first returned its own error; later writes return this.
+    Poisoned {
+        /// The first failure, as text.
+        first_failure: String,
+    },
+    /// A directory or file of the store grants access to group or others. The store holds
+    /// channel secrets: its directories must be 0700 and its files 0600 (or stricter).
+    Permissions {
+        /// The offending directory or file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The mode the store gives such an entry.
+        required: u32,
+    },
+    /// Another process, or another open store in this one, holds the data directory's lock.
+    Locked {
+        /// The locked directory.
+        path: PathBuf,
+        /// The holder's pid, as its lock file records it (`None` if unreadable).
+        holder_pid: Option<u32>,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -69,6 +100,29 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Io { context, source } => write!(f, "{context}: {source}"),
             StoreError::Corrupt { detail } => write!(f, "corrupt store: {detail}"),
+            StoreError::Poisoned { first_failure } => write!(
+                f,
+                "the store refuses writes until it is reopened: an earlier failure left the \
+                 disk's state unknown ({first_failure})"
+            ),
+            StoreError::Permissions {
+                path,
+                mode,
+                required,
+            } => write!(
+                f,
+                "{} has mode {mode:04o}, which gives access to group or others: it must be \
+                 {required:04o} (the store holds channel secrets; chmod {required:o} it)",
+                path.display()
+            ),
+            StoreError::Locked { path, holder_pid } => {
+                write!(f, "data directory {} is locked by ", path.display())?;
+                match holder_pid {
+                    Some(pid) => write!(f, "pid {pid}")?,
+                    None => write!(f, "another process (pid unknown)")?,
+                }
+                write!(f, ": another node is using it")
+            }
         }
     }
 }
