@@ -64,11 +64,37 @@ fn init() -> Vec<u8> {
     .encode()
 }
 
-fn honest(node: &DaemonProcess) -> WirePeer {
-    let mut peer = WirePeer::connect(node.listen, node.node_id, &key(3, 1));
+fn honest_peer(node: &DaemonProcess, n: u32) -> WirePeer {
+    let mut peer = WirePeer::connect(node.listen, node.node_id, &key(3, n));
     assert!(matches!(peer.recv(WAIT), Recv::Message(m) if msg_type(&m) == Some(16)));
     peer.send(&init()).expect("send init");
     peer
+}
+
+/// Honest peers taking turns: the node answers only a few pings per peer in each window of
+/// its clock (BOLT 1 lets it ignore faster ones), and the test pings more often than that.
+struct Honest {
+    peers: Vec<WirePeer>,
+    turn: usize,
+}
+
+fn honest(node: &DaemonProcess) -> Honest {
+    Honest {
+        peers: (1..=HONEST_PEERS).map(|n| honest_peer(node, n)).collect(),
+        turn: 0,
+    }
+}
+
+/// Honest peers: each pings at most every 8th check, within the node's pong budget.
+const HONEST_PEERS: u32 = 8;
+
+impl Honest {
+    /// The next peer in turn.
+    fn next(&mut self) -> &mut WirePeer {
+        let at = self.turn % self.peers.len();
+        self.turn += 1;
+        &mut self.peers[at]
+    }
 }
 
 /// The time a ping of `n` pong bytes takes to be answered on `peer`; panics, with the tail of
@@ -183,17 +209,23 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     // valgrind's massif with the defaults).
     let node = DaemonProcess::start_with_env(
         daemon_support::temp_dir("abuse"),
+        // Every idle connection comes from 127.0.0.1 and stays in its handshake: lift the
+        // per-address and handshaking caps above them (the slot limits have their own test).
         &[
             "--handshake-timeout-secs",
             "120",
             "--ping-interval-secs",
             "3600",
+            "--max-handshaking",
+            "20000",
+            "--max-inbound-per-ip",
+            "20000",
         ],
         &[("MALLOC_ARENA_MAX", "1")],
     );
     let pid = node.pid();
     let mut peer = honest(&node);
-    served(&node, &mut peer, 1);
+    served(&node, peer.next(), 1);
     // Warm up the node's allocator and runtime with a few full connections first.
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for i in 0..20 {
@@ -208,7 +240,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     for i in 0..drops {
         dropped_handshake(&node, &mut rng, i);
         if i % 50 == 0 {
-            worst = worst.max(served(&node, &mut peer, 2));
+            worst = worst.max(served(&node, peer.next(), 2));
         }
     }
     let drops_took = start.elapsed();
@@ -221,7 +253,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     big_sender.send(&init()).expect("init");
     big_sender.send(&big).expect("the maximum-size message");
     served(&node, &mut big_sender, 3);
-    worst = worst.max(served(&node, &mut peer, 3));
+    worst = worst.max(served(&node, peer.next(), 3));
     drop(big_sender);
 
     // 3. Idle connections held at once (no byte sent), twice: the second round shows whether
@@ -242,7 +274,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
         });
         let held_took = start.elapsed();
         let (fds_held, rss_held) = (open_fds(pid), rss_kib(pid));
-        let ping_while_held = served(&node, &mut peer, 4);
+        let ping_while_held = served(&node, peer.next(), 4);
         worst = worst.max(ping_while_held);
         drop(held);
         // 4. Back to the start.
@@ -262,7 +294,7 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
             rss_end,
         ));
     }
-    served(&node, &mut peer, 5);
+    served(&node, peer.next(), 5);
     for (i, (open, took, ping, fds_held, fds_end, rss_held, rss_end)) in rounds.iter().enumerate() {
         eprintln!(
             "abuse ({}), idle round {}: {idle} idle connections held in {took:.2?} (node reported {open} open); honest ping while held {ping:.2?}; fds start {fds_start}, held {fds_held}, end {fds_end}; RSS start {rss_start} KiB, held {rss_held} KiB, end {rss_end} KiB",
@@ -287,4 +319,101 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
         second_held <= first_held + 4 * 1024 && second_end <= first_held + 4 * 1024,
         "RSS grew past the first round's high mark in the second round (a leak): start {rss_start} KiB, round 1 held {first_held} KiB, round 2 held {second_held} KiB, after {second_end} KiB"
     );
+}
+
+/// Opens `n` TCP connections to `to` from the loopback address `from` (sending nothing);
+/// those the node resets are closed on our side later, when written or read.
+fn idle_from(to: std::net::SocketAddr, from: [u8; 4], n: usize) -> Vec<TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+            socket
+                .bind(std::net::SocketAddr::from((from, 0)))
+                .expect("bind a loopback address");
+            if let Ok(s) = socket.connect(to).await {
+                held.push(s.into_std().expect("a std stream"));
+            }
+        }
+        held
+    })
+}
+
+fn open_connections(node: &DaemonProcess) -> u64 {
+    node.call("getinfo", json!({}))["open_connections"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Issue 12, case 5: idle connections from one address, or from many, cannot take the room
+/// of other peers or of the node's own dials.
+#[test]
+fn idle_connections_leave_room_for_peers_and_our_own_dials() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let other = DaemonProcess::start("slots-other", &[]);
+    let node = DaemonProcess::start(
+        "slots",
+        &[
+            "--max-handshaking",
+            "64",
+            "--max-inbound-peers",
+            "3",
+            "--handshake-timeout-secs",
+            "120",
+            "--ping-interval-secs",
+            "3600",
+        ],
+    );
+    // 1. 300 idle connections from one address: the node keeps 16 (the default cap).
+    let one_address = idle_from(node.listen, [127, 0, 0, 2], 300);
+    // (A connection the node resets at once may fail already in `connect`.)
+    assert!(one_address.len() > 200, "{} connected", one_address.len());
+    wait_for(20, "16 connections from 127.0.0.2 held", || {
+        (open_connections(&node) == 16).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(open_connections(&node), 16, "one address holds 16 at most");
+
+    // 2. 16 idle connections from each of 8 more addresses: 144 in all for 64 handshaking
+    // slots; the oldest handshakes are closed to make room.
+    let mut many = Vec::new();
+    for i in 1..=8 {
+        many.extend(idle_from(node.listen, [127, 0, 1, i], 16));
+    }
+    wait_for(20, "64 handshaking connections held", || {
+        (open_connections(&node) == 64).then_some(())
+    });
+
+    // 3. An honest peer still gets in and is served.
+    let mut peer = honest_peer(&node, 1);
+    served(&node, &mut peer, 1);
+
+    // 4. The node's own dial: outbound slots are apart from every inbound one.
+    let r = node.call(
+        "connect",
+        json!({"node_id": other.node_id.to_string(), "address": other.listen.to_string()}),
+    );
+    assert_eq!(r["connected"], true);
+
+    // 5. Peers without a channel take general slots (3 here): the honest one and two more;
+    // a fourth is let through the handshake, then dropped.
+    let mut second = honest_peer(&node, 2);
+    let _third = honest_peer(&node, 3);
+    served(&node, &mut second, 2);
+    let mut fourth = WirePeer::connect(node.listen, node.node_id, &key(3, 4));
+    assert_eq!(
+        fourth.recv(WAIT),
+        Recv::Closed,
+        "no general slot for a fourth"
+    );
+    served(&node, &mut peer, 3);
+    eprintln!(
+        "slots: open connections at the end {}",
+        open_connections(&node)
+    );
+    drop((one_address, many));
 }

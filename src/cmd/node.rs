@@ -39,11 +39,30 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 1000)]
     pub tick_ms: u64,
     /// Seconds a connection has to complete the BOLT 8 handshake.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 10)]
     pub handshake_timeout_secs: u64,
-    /// The most connections open at once.
-    #[arg(long, default_value_t = 16_384)]
-    pub max_connections: usize,
+    /// The most inbound connections in the handshake at once (a new one closes the oldest).
+    #[arg(long, default_value_t = 256)]
+    pub max_handshaking: usize,
+    /// The most inbound connections from one IP address (peers with channels not counted).
+    #[arg(long, default_value_t = 16)]
+    pub max_inbound_per_ip: usize,
+    /// The most established inbound peers without a channel with us.
+    #[arg(long, default_value_t = 1024)]
+    pub max_inbound_peers: usize,
+    /// The most of our own dials open at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_outbound: usize,
+    /// The most bytes queued for one connection's socket (at least 131072).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub write_queue_bytes: usize,
+    /// Seconds a peer may leave its queue over half full (not reading) before it is
+    /// disconnected.
+    #[arg(long, default_value_t = 30)]
+    pub write_stall_timeout_secs: u64,
+    /// Messages each shard's inbox holds (each at most 16 KiB read from a connection).
+    #[arg(long, default_value_t = 64)]
+    pub shard_inbox: usize,
     /// Regtest test mode: the node key (64 hex digits).
     #[arg(long, value_name = "HEX")]
     pub dev_force_node_key: Option<String>,
@@ -94,7 +113,13 @@ fn config(args: NodeArgs) -> Result<DaemonConfig, String> {
     };
     config.tick = Duration::from_millis(args.tick_ms.max(1));
     config.handshake_timeout = Duration::from_secs(args.handshake_timeout_secs.max(1));
-    config.max_connections = args.max_connections;
+    config.max_handshaking = args.max_handshaking;
+    config.max_inbound_per_ip = args.max_inbound_per_ip;
+    config.max_inbound_peers = args.max_inbound_peers;
+    config.max_outbound = args.max_outbound;
+    config.write_queue_bytes = args.write_queue_bytes;
+    config.write_stall_timeout = Duration::from_secs(args.write_stall_timeout_secs.max(1));
+    config.shard_inbox = args.shard_inbox.max(1);
     if args.dev_force_node_key.is_some() || args.dev_force_channel_secrets.is_some() {
         config.test_mode = Some(TestMode {
             node_secret: args

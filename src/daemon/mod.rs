@@ -8,12 +8,17 @@
 //!   id. Then the connection's cipher states move into the peer's shard
 //!   ([`Engine::attach_connection`](crate::engine::Engine::attach_connection)); the IO task
 //!   only moves ciphertext: bytes read go to the shard still encrypted, and the shard writes
-//!   encrypted frames into the connection's bounded write queue after the state they commit
-//!   to is durable. A peer whose write queue fills is disconnected, not waited for.
+//!   encrypted frames into the connection's write queue, bounded in bytes, after the state
+//!   they commit to is durable. A peer that does not read is not read from (backpressure)
+//!   and is disconnected when its queue overflows or stays full; connection slots bound the
+//!   handshaking, per-address, general inbound and outbound connections apart (see [`net`]
+//!   and the limits in [`DaemonConfig`]).
 //! * **Liveness**: a ticker hands the monotonic time to the shards every `tick`; the core
 //!   pings each peer every `ping_interval` and disconnects one whose `pong` is late.
 //! * **Reconnection**: a peer added with `connect` is redialled with backoff whenever no
 //!   connection to it is up; reconnecting resumes its channels with `channel_reestablish`.
+//!   The peers we have channels with and their last good addresses are kept in `peers` and
+//!   redialled after a restart ([`net`], [`peers`]).
 //! * **Chain**: no chain backend. Blocks arrive through the control method `block_connected`
 //!   and transactions the node wants broadcast are collected by `broadcasts`.
 //! * **Control** ([`control`]): JSON-RPC 2.0 over HTTP (axum), bound to loopback only,
@@ -24,13 +29,15 @@
 //! `node_secret` and `seed` (hex, mode 0600: the node's identity and the seed of every
 //! channel key; protect them like a wallet), `invoices` (mode 0600: the preimages of the
 //! payments `new_invoice` created, synced before it answers, so a restart can still claim
-//! them), the engine's store (`data/`), `.cookie` and
+//! them), `peers` (mode 0600, written atomically: the peers we have channels with and the
+//! address of our last successful dial of each), the engine's store (`data/`), `.cookie` and
 //! `control.addr` (the bound control address), both removed at a clean stop.
 
 pub mod control;
 pub mod files;
 pub mod funding;
 pub mod net;
+pub mod peers;
 mod state;
 
 use std::net::SocketAddr;
@@ -64,13 +71,38 @@ pub struct DaemonConfig {
     pub shards: usize,
     /// Ping/pong liveness.
     pub liveness: Liveness,
-    /// How long a connection may take to complete its handshake.
+    /// How long a connection may take to complete its handshake (inbound: it holds a
+    /// handshaking slot meanwhile). Default 10 s.
     pub handshake_timeout: Duration,
     /// How often the shards are given the time.
     pub tick: Duration,
-    /// The most connections open at once (handshaking or established); more are closed at
+    /// The most inbound connections still in the BOLT 8 handshake. Default 256. When all are
+    /// taken, a new connection closes the oldest one still handshaking.
+    pub max_handshaking: usize,
+    /// The most inbound connections from one IP address, handshaking or established without
+    /// a channel (peers we have channels with do not count). Default 16. One more is reset at
     /// accept.
-    pub max_connections: usize,
+    pub max_inbound_per_ip: usize,
+    /// The most established inbound peers we have no channel with (general slots). Default
+    /// 1,024. Peers we have a channel with are admitted beyond it; any other peer is
+    /// disconnected after its handshake when all are taken.
+    pub max_inbound_peers: usize,
+    /// The most of our own dials open at once (`connect` and redials), apart from every
+    /// inbound limit. Default 1,024. One more dial fails with an error.
+    pub max_outbound: usize,
+    /// The most bytes queued for one connection's socket. Default 1 MiB (at least 128 KiB).
+    /// A write that would exceed it (onto a non-empty queue) disconnects the peer. Above half
+    /// of it we stop reading the peer until the queue drains below a quarter.
+    pub write_queue_bytes: usize,
+    /// How long a connection's queue may stay above half of `write_queue_bytes` (its peer not
+    /// reading) before we disconnect it. Default 30 s.
+    pub write_stall_timeout: Duration,
+    /// Messages each shard's inbox holds (a message from a connection is one read of at
+    /// most 16 KiB of ciphertext, so this bounds the inbox's bytes too). Default 64 (1 MiB per
+    /// shard): when it is full, connections are not read until the shard catches up, and
+    /// what a flooding peer has sent cannot delay an honest peer's message by more than the
+    /// time the shard takes to handle the inbox.
+    pub shard_inbox: usize,
     /// Regtest test mode: forced keys (refused on any other network).
     pub test_mode: Option<TestMode>,
 }
@@ -85,9 +117,15 @@ impl DaemonConfig {
             network: Network::Regtest,
             shards: 2,
             liveness: Liveness::default(),
-            handshake_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
             tick: Duration::from_secs(1),
-            max_connections: 16_384,
+            max_handshaking: 256,
+            max_inbound_per_ip: 16,
+            max_inbound_peers: 1024,
+            max_outbound: 1024,
+            write_queue_bytes: 1 << 20,
+            write_stall_timeout: Duration::from_secs(30),
+            shard_inbox: 64,
             test_mode: None,
         }
     }
@@ -187,6 +225,9 @@ fn genesis_hash(network: Network) -> BlockHash {
     lightning_core::bitcoin::constants::genesis_block(network).block_hash()
 }
 
+/// The least `write_queue_bytes`: room for two of the largest encrypted messages.
+pub const MIN_WRITE_QUEUE_BYTES: usize = 128 * 1024;
+
 /// Checks the configuration before anything is opened.
 pub fn check_config(config: &DaemonConfig) -> Result<(), DaemonError> {
     if !config.control_listen.ip().is_loopback() {
@@ -203,6 +244,17 @@ pub fn check_config(config: &DaemonConfig) -> Result<(), DaemonError> {
     }
     if config.shards == 0 {
         return Err(DaemonError::Config("--shards must be at least 1".into()));
+    }
+    if config.max_handshaking == 0 || config.max_inbound_per_ip == 0 {
+        return Err(DaemonError::Config(
+            "--max-handshaking and --max-inbound-per-ip must be at least 1".into(),
+        ));
+    }
+    if config.write_queue_bytes < MIN_WRITE_QUEUE_BYTES {
+        return Err(DaemonError::Config(format!(
+            "--write-queue-bytes must be at least {MIN_WRITE_QUEUE_BYTES} (two of the largest messages), not {}",
+            config.write_queue_bytes
+        )));
     }
     Ok(())
 }
@@ -229,6 +281,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         store: Some(Arc::new(store)),
         node: NodeConfig::for_network(config.network),
         liveness: config.liveness,
+        inbox_capacity: config.shard_inbox,
         forced_channel_keys: config
             .test_mode
             .as_ref()
@@ -305,6 +358,7 @@ async fn serve(node: Arc<Node>) -> Result<(), DaemonError> {
         "lnshard node running"
     );
     let accept = tokio::spawn(net::accept_loop(node.clone(), listener));
+    net::start_redialling(&node).await;
     let ticker = tokio::spawn(ticker(node.clone()));
     let control_task = tokio::spawn(control.serve(node.clone()));
     tokio::select! {

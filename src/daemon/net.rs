@@ -1,12 +1,50 @@
 //! Peers over TCP: accept and dial, the BOLT 8 handshake on the connection's IO task, then
 //! the cipher states handed to the peer's shard and ciphertext moved both ways.
+//!
+//! # Connection slots
+//! Every limit is a [`DaemonConfig`](super::DaemonConfig) field:
+//! * An inbound connection first takes a **handshaking** slot (`max_handshaking`) and has
+//!   `handshake_timeout` to complete the handshake. When every handshaking slot is taken, the
+//!   oldest connection still in its handshake is closed to make room (an idle connection
+//!   cannot hold a slot against a peer that handshakes promptly).
+//! * Inbound connections from one IP address, handshaking or established without a channel,
+//!   are capped at `max_inbound_per_ip`; one more is reset at accept.
+//! * After act three the peer's node id is known. A peer we have a channel with (funded, or
+//!   one we opened) moves to a **reserved** slot: no cap beyond its handshaking slot, and it
+//!   no longer counts against its address. Any other peer takes a **general** slot
+//!   (`max_inbound_peers`) or is dropped when none is free.
+//! * Our own dials (`connect` and redials) take **outbound** slots (`max_outbound`), which no
+//!   inbound connection can use up.
+//!
+//! Refused connections are reset (`SO_LINGER` 0), so a dialling lnshard tells a full node from
+//! one with another identity, which reads act one and closes.
+//!
+//! # Write queue and backpressure
+//! The shard writes encrypted frames into the connection's queue, bounded in bytes
+//! (`write_queue_bytes`): a write that does not fit (the queue is not empty and would exceed
+//! the bound) is refused and the shard disconnects the peer. While more than half of the
+//! bound is queued, the connection's bytes are not read (so the peer cannot make us produce
+//! more); reading resumes once the writer has drained it below a quarter. A peer that keeps
+//! it above half for `write_stall_timeout` is disconnected.
+//!
+//! # Redialling
+//! Peers `connect`ed to are redialled with backoff (0.5 s doubling to 30 s) while they are
+//! not connected. Peers we have channels with and the address of our last successful
+//! outbound handshake with each are kept in `<data-dir>/peers` ([`super::peers`]) and
+//! redialled after a restart. A peer that only ever dialled us has no known address: it is
+//! not redialled (it is expected to dial us). A dial whose remote closes the connection after
+//! act one, or answers an act two that does not decrypt, is taken as an identity mismatch
+//! (the remote's static key is not the node id dialled): that address is dropped from the
+//! redial set and from the peers file, and is not retried.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lightning_core::channel::ChannelPhase;
+use lightning_core::node::{ChannelDetails, Event};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::transport::{
     InitiatorHandshake, ResponderHandshake, Transport, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN,
@@ -15,14 +53,18 @@ use shard_engine::{ConnectionId, ConnectionWriter, EngineError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::Node;
 
-/// Encrypted writes queued for one connection before the peer counts as too slow.
-const WRITE_QUEUE: usize = 4096;
 /// Bytes read from an established connection at once.
 const READ_CHUNK: usize = 16 * 1024;
+/// The first redial delay, and the delay between checks while the peer is connected.
+const REDIAL_MIN: Duration = Duration::from_millis(500);
+/// The longest delay between redials.
+const REDIAL_MAX: Duration = Duration::from_secs(30);
+/// The least time between two warnings about refused connections.
+const REFUSAL_WARNING_MS: u64 = 10_000;
 
 /// One open connection, as `list_peers` shows it.
 #[derive(Debug, Clone)]
@@ -37,14 +79,92 @@ pub struct PeerConnection {
     pub inbound: bool,
 }
 
-/// Connections and peers to keep connected.
+/// The slot a connection holds (see the [module documentation](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Inbound, in the handshake.
+    Handshaking(IpAddr),
+    /// Inbound, established, no channel with us.
+    General(IpAddr),
+    /// Inbound, established, a peer we have a channel with.
+    Reserved,
+    /// Our dial.
+    Outbound,
+    /// None (refused after the handshake, winding down).
+    Released,
+}
+
+/// Slot counts.
+#[derive(Debug, Default)]
+struct Slots {
+    /// Inbound connections in their handshake, oldest first, and how to close each.
+    handshaking: BTreeMap<ConnectionId, Arc<Notify>>,
+    general: usize,
+    reserved: usize,
+    outbound: usize,
+    /// Inbound connections per address (handshaking or in a general slot).
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Slots {
+    fn release(&mut self, conn: ConnectionId, slot: Slot) {
+        match slot {
+            Slot::Handshaking(ip) => {
+                self.handshaking.remove(&conn);
+                self.leave_ip(ip);
+            }
+            Slot::General(ip) => {
+                self.general = self.general.saturating_sub(1);
+                self.leave_ip(ip);
+            }
+            Slot::Reserved => self.reserved = self.reserved.saturating_sub(1),
+            Slot::Outbound => self.outbound = self.outbound.saturating_sub(1),
+            Slot::Released => {}
+        }
+    }
+
+    fn leave_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+                if self.per_ip.capacity() > 64 && self.per_ip.len() * 4 < self.per_ip.capacity() {
+                    self.per_ip.shrink_to_fit();
+                }
+            }
+        }
+    }
+}
+
+/// What the node knows about its peers beyond the open connections.
+#[derive(Debug, Default)]
+struct PeerBook {
+    /// Peers we have a channel with (funded, or opened by us): they get reserved slots and
+    /// their addresses are persisted.
+    channel_peers: HashSet<PublicKey>,
+    /// The address of the last successful outbound handshake with each peer.
+    good_addr: HashMap<PublicKey, SocketAddr>,
+    /// Peers to redial when not connected, at these addresses.
+    targets: HashMap<PublicKey, SocketAddr>,
+    /// Peers with a redial task running.
+    redialing: HashSet<PublicKey>,
+}
+
+/// Connections, slots and the peers to keep connected.
 #[derive(Debug, Default)]
 pub struct Connections {
     next: AtomicU64,
     open: AtomicUsize,
     map: parking_lot::Mutex<HashMap<ConnectionId, PeerConnection>>,
-    /// Peers to redial when no connection to them is up, and their addresses.
-    persistent: parking_lot::Mutex<HashMap<PublicKey, SocketAddr>>,
+    /// Established connections per peer.
+    per_peer: parking_lot::Mutex<HashMap<PublicKey, usize>>,
+    slots: parking_lot::Mutex<Slots>,
+    book: parking_lot::Mutex<PeerBook>,
+    /// Serializes rewrites of the peers file.
+    save: parking_lot::Mutex<()>,
+    /// Connections refused for want of a slot, and when that was last logged (ms).
+    refused: AtomicU64,
+    refusal_logged_ms: AtomicU64,
 }
 
 impl Connections {
@@ -66,45 +186,64 @@ impl Connections {
         self.open.load(Ordering::SeqCst)
     }
 
+    /// Connections refused for want of a slot since the start.
+    pub fn refused_count(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     fn is_connected(&self, node_id: &PublicKey) -> bool {
+        self.per_peer.lock().get(node_id).is_some_and(|n| *n > 0)
+    }
+
+    /// The remote address of an established connection to `node_id` (the newest).
+    fn address_of(&self, node_id: &PublicKey) -> Option<SocketAddr> {
         self.map
             .lock()
             .values()
-            .any(|c| c.node_id.as_ref() == Some(node_id))
+            .filter(|c| c.node_id.as_ref() == Some(node_id))
+            .max_by_key(|c| c.conn)
+            .map(|c| c.addr)
     }
 }
 
-/// Removes a connection from the table when its task ends, however it ends.
+/// A connection's place in the table and its slot, both given back when its task ends,
+/// however it ends.
 struct Registration {
     node: Arc<Node>,
     conn: ConnectionId,
+    slot: Slot,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        {
-            let mut map = self.node.state.connections.map.lock();
-            map.remove(&self.conn);
+        let c = &self.node.state.connections;
+        let removed = {
+            let mut map = c.map.lock();
+            let removed = map.remove(&self.conn);
             // After a burst of connections, give the table's memory back (a HashMap never
             // shrinks by itself).
             if map.capacity() > 64 && map.len() * 4 < map.capacity() {
                 map.shrink_to_fit();
             }
+            removed
+        };
+        if let Some(node_id) = removed.and_then(|r| r.node_id) {
+            let mut per_peer = c.per_peer.lock();
+            if let Some(n) = per_peer.get_mut(&node_id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_peer.remove(&node_id);
+                }
+            }
         }
-        self.node
-            .state
-            .connections
-            .open
-            .fetch_sub(1, Ordering::SeqCst);
+        c.slots.lock().release(self.conn, self.slot);
+        c.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn register(node: &Arc<Node>, addr: SocketAddr, inbound: bool) -> Option<Registration> {
+fn register(node: &Arc<Node>, addr: SocketAddr, inbound: bool, slot: Slot) -> Registration {
     let c = &node.state.connections;
-    if c.open.fetch_add(1, Ordering::SeqCst) >= node.config.max_connections {
-        c.open.fetch_sub(1, Ordering::SeqCst);
-        return None;
-    }
+    c.open.fetch_add(1, Ordering::SeqCst);
     let conn = c.next.fetch_add(1, Ordering::SeqCst) + 1;
     c.map.lock().insert(
         conn,
@@ -115,10 +254,102 @@ fn register(node: &Arc<Node>, addr: SocketAddr, inbound: bool) -> Option<Registr
             inbound,
         },
     );
-    Some(Registration {
+    Registration {
         node: node.clone(),
         conn,
-    })
+        slot,
+    }
+}
+
+/// Counts (and now and then logs) a connection refused for want of a slot.
+fn refused(node: &Node, addr: SocketAddr, why: &str) {
+    let c = &node.state.connections;
+    let total = c.refused.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = node.now_ms();
+    let last = c.refusal_logged_ms.load(Ordering::Relaxed);
+    if (last == 0 || now.saturating_sub(last) >= REFUSAL_WARNING_MS)
+        && c.refusal_logged_ms
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(%addr, why, total, "connection refused (one warning per 10 s)");
+    } else {
+        tracing::debug!(%addr, why, "connection refused");
+    }
+}
+
+/// The address as one host: an IPv4-mapped IPv6 address is its IPv4 address.
+fn host(addr: SocketAddr) -> IpAddr {
+    addr.ip().to_canonical()
+}
+
+/// Takes a handshaking slot for an inbound connection from `addr`, closing the oldest
+/// handshake when all are taken; the reason when the address is over its cap.
+fn admit_inbound(
+    node: &Arc<Node>,
+    addr: SocketAddr,
+) -> Result<(Registration, Arc<Notify>), &'static str> {
+    let ip = host(addr);
+    let config = &node.config;
+    let evict = Arc::new(Notify::new());
+    let mut slots = node.state.connections.slots.lock();
+    if slots.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_inbound_per_ip {
+        return Err("too many connections from this address");
+    }
+    while slots.handshaking.len() >= config.max_handshaking {
+        match slots.handshaking.pop_first() {
+            Some((oldest, close)) => {
+                tracing::debug!(
+                    conn = oldest,
+                    "every handshaking slot taken: closing the oldest"
+                );
+                close.notify_one();
+            }
+            None => return Err("no handshaking slot"),
+        }
+    }
+    *slots.per_ip.entry(ip).or_insert(0) += 1;
+    // The id is taken under the slots' lock, so the map's order is the connections' age.
+    let reg = register(node, addr, true, Slot::Handshaking(ip));
+    slots.handshaking.insert(reg.conn, evict.clone());
+    Ok((reg, evict))
+}
+
+/// After act three: moves an inbound connection from its handshaking slot to a reserved slot
+/// (a peer we have a channel with) or a general one; false when there is no room for it.
+fn admit_peer(node: &Node, reg: &mut Registration, node_id: &PublicKey) -> bool {
+    let Slot::Handshaking(ip) = reg.slot else {
+        return true;
+    };
+    let c = &node.state.connections;
+    let channel = c.book.lock().channel_peers.contains(node_id);
+    let mut slots = c.slots.lock();
+    slots.handshaking.remove(&reg.conn);
+    if channel {
+        slots.leave_ip(ip);
+        slots.reserved += 1;
+        reg.slot = Slot::Reserved;
+        true
+    } else if slots.general < node.config.max_inbound_peers {
+        slots.general += 1;
+        reg.slot = Slot::General(ip);
+        true
+    } else {
+        slots.leave_ip(ip);
+        reg.slot = Slot::Released;
+        false
+    }
+}
+
+/// Takes an outbound slot.
+fn admit_outbound(node: &Arc<Node>, addr: SocketAddr) -> Option<Registration> {
+    let mut slots = node.state.connections.slots.lock();
+    if slots.outbound >= node.config.max_outbound {
+        return None;
+    }
+    slots.outbound += 1;
+    drop(slots);
+    Some(register(node, addr, false, Slot::Outbound))
 }
 
 /// Connections the kernel completes and queues for us before it drops new ones (`listen`'s
@@ -140,6 +371,12 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Closes `stream` with a reset (`SO_LINGER` 0), telling its peer it was refused.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
 /// Accepts peers until the task is aborted.
 pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
     loop {
@@ -152,20 +389,37 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 continue;
             }
         };
+        let (mut reg, evict) = match admit_inbound(&node, addr) {
+            Ok(x) => x,
+            Err(why) => {
+                refused(&node, addr, why);
+                reset(stream);
+                continue;
+            }
+        };
         let node = node.clone();
         tokio::spawn(async move {
-            let Some(reg) = register(&node, addr, true) else {
-                tracing::warn!(%addr, "too many connections: refusing");
-                return;
-            };
             let conn = reg.conn;
             let _ = stream.set_nodelay(true);
-            let handshake =
-                tokio::time::timeout(node.config.handshake_timeout, respond(&node, conn, stream))
-                    .await;
+            let handshake = tokio::select! {
+                r = tokio::time::timeout(node.config.handshake_timeout, respond(&node, conn, stream)) => r,
+                _ = evict.notified() => {
+                    tracing::debug!(%addr, conn, "inbound handshake closed to make room");
+                    return;
+                }
+            };
             match handshake {
                 Ok(Ok((node_id, transport, stream))) => {
-                    run_established(&node, conn, node_id, transport, stream).await
+                    if admit_peer(&node, &mut reg, &node_id) {
+                        run_established(&node, conn, node_id, transport, stream).await
+                    } else {
+                        refused(
+                            &node,
+                            addr,
+                            "every slot for peers without a channel is taken",
+                        );
+                        reset(stream);
+                    }
                 }
                 Ok(Err(why)) => tracing::debug!(%addr, conn, why, "inbound handshake failed"),
                 Err(_) => tracing::debug!(%addr, conn, "inbound handshake timed out"),
@@ -215,43 +469,76 @@ async fn respond(
     Ok((node_id, transport, stream))
 }
 
+/// Why a dial failed.
+#[derive(Debug)]
+enum DialError {
+    /// The remote is not the node id dialled (it closed after act one, or its act two did
+    /// not decrypt): not retried at that address.
+    Identity(String),
+    /// Anything else (refused, reset, timed out, no outbound slot): retried.
+    Failed(String),
+}
+
+impl core::fmt::Display for DialError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DialError::Identity(m) | DialError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 async fn initiate(
     node: &Node,
     their_node_id: PublicKey,
+    addr: SocketAddr,
     mut stream: TcpStream,
-) -> Result<(Transport, TcpStream), String> {
-    let handshake = InitiatorHandshake::new(&node.node_secret, &their_node_id, &ephemeral()?);
+) -> Result<(Transport, TcpStream), DialError> {
+    let handshake = InitiatorHandshake::new(
+        &node.node_secret,
+        &their_node_id,
+        &ephemeral().map_err(DialError::Failed)?,
+    );
     stream
         .write_all(&handshake.act_one())
         .await
-        .map_err(|e| format!("writing act one: {e}"))?;
+        .map_err(|e| DialError::Failed(format!("writing act one to {addr}: {e}")))?;
     let mut act_two = [0u8; ACT_TWO_LEN];
-    stream
-        .read_exact(&mut act_two)
-        .await
-        .map_err(|e| format!("reading act two: {e}"))?;
-    let (act_three, transport) = handshake
-        .process_act_two(&act_two)
-        .map_err(|e| format!("act two: {e}"))?;
+    if let Err(e) = stream.read_exact(&mut act_two).await {
+        // A responder with another static key cannot decrypt act one: it reads it and closes
+        // (an orderly close). A node refusing us for want of room resets the connection.
+        return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            DialError::Identity(format!(
+                "{addr} closed the connection after act one: the node there is not {their_node_id}"
+            ))
+        } else {
+            DialError::Failed(format!("reading act two from {addr}: {e}"))
+        });
+    }
+    let (act_three, transport) = handshake.process_act_two(&act_two).map_err(|e| {
+        DialError::Identity(format!(
+            "act two from {addr} (expected node {their_node_id}): {e}"
+        ))
+    })?;
     stream
         .write_all(&act_three)
         .await
-        .map_err(|e| format!("writing act three: {e}"))?;
+        .map_err(|e| DialError::Failed(format!("writing act three to {addr}: {e}")))?;
     Ok((transport, stream))
 }
 
-/// Dials `node_id` at `addr` and runs the connection until it closes. `up` hears whether the
-/// handshake succeeded.
+/// Dials `node_id` at `addr` and runs the connection until it closes. `up` hears how the
+/// handshake went; the peer book learns a good address or forgets a wrong one.
 async fn dial_and_run(
     node: Arc<Node>,
     node_id: PublicKey,
     addr: SocketAddr,
-    up: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    up: tokio::sync::oneshot::Sender<Result<(), DialError>>,
 ) {
-    let Some(reg) = register(&node, addr, false) else {
-        if let Some(up) = up {
-            let _ = up.send(Err("too many connections".into()));
-        }
+    let Some(reg) = admit_outbound(&node, addr) else {
+        let _ = up.send(Err(DialError::Failed(format!(
+            "every outbound slot ({}) is taken",
+            node.config.max_outbound
+        ))));
         return;
     };
     let conn = reg.conn;
@@ -259,95 +546,291 @@ async fn dial_and_run(
     let attempt = tokio::time::timeout(timeout, async {
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            .map_err(|e| DialError::Failed(format!("connecting to {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        initiate(&node, node_id, stream).await
+        initiate(&node, node_id, addr, stream).await
     })
     .await
-    .unwrap_or_else(|_| Err(format!("handshake with {addr} timed out")));
+    .unwrap_or_else(|_| {
+        Err(DialError::Failed(format!(
+            "handshake with {addr} timed out"
+        )))
+    });
     match attempt {
         Ok((transport, stream)) => {
-            if let Some(up) = up {
-                let _ = up.send(Ok(()));
-            }
+            dial_succeeded(&node, node_id, addr);
+            let _ = up.send(Ok(()));
             run_established(&node, conn, node_id, transport, stream).await;
         }
         Err(why) => {
-            tracing::info!(%node_id, %addr, why, "dial failed");
-            if let Some(up) = up {
-                let _ = up.send(Err(why));
+            tracing::info!(%node_id, %addr, %why, "dial failed");
+            if let DialError::Identity(_) = why {
+                forget_address(&node, node_id, addr);
             }
+            let _ = up.send(Err(why));
         }
     }
     drop(reg);
 }
 
-/// `connect`: dials `node_id` at `addr` (waiting for the handshake), and keeps redialling it
-/// with backoff whenever no connection to it is up.
-pub async fn connect(node: Arc<Node>, node_id: PublicKey, addr: SocketAddr) -> Result<(), String> {
+/// Dials once and waits for the handshake.
+async fn dial(node: &Arc<Node>, node_id: PublicKey, addr: SocketAddr) -> Result<(), DialError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(dial_and_run(node.clone(), node_id, addr, tx));
+    rx.await
+        .unwrap_or_else(|_| Err(DialError::Failed("the connection task ended".into())))
+}
+
+/// `connect`: the address of the connection in use if `node_id` is connected already;
+/// otherwise dials it at `addr`, waits for the handshake, answers `addr`, and keeps
+/// redialling it with backoff whenever no connection to it is up. A failed dial is not
+/// retried unless the peer was being redialled already (at its earlier address); one that
+/// fails the identity check removes `addr` from the redial set.
+pub async fn connect(
+    node: Arc<Node>,
+    node_id: PublicKey,
+    addr: SocketAddr,
+) -> Result<SocketAddr, String> {
     if node_id == node.node_id {
         return Err("cannot connect to ourselves".into());
     }
-    let first = node
-        .state
-        .connections
-        .persistent
-        .lock()
-        .insert(node_id, addr)
-        .is_none();
-    if node.state.connections.is_connected(&node_id) {
-        return Ok(());
+    if let Some(in_use) = node.state.connections.address_of(&node_id) {
+        return Ok(in_use);
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(dial_and_run(node.clone(), node_id, addr, Some(tx)));
-    if first {
-        tokio::spawn(keep_connected(node.clone(), node_id));
-    }
-    rx.await
-        .unwrap_or_else(|_| Err("the connection task ended".into()))
+    dial(&node, node_id, addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    keep_connected(&node, node_id, REDIAL_MIN);
+    Ok(addr)
 }
 
-/// Redials a persistent peer whenever it is not connected.
-async fn keep_connected(node: Arc<Node>, node_id: PublicKey) {
-    let mut backoff = Duration::from_millis(500);
+/// A successful outbound handshake: `addr` is the peer's good address and its redial target.
+fn dial_succeeded(node: &Arc<Node>, node_id: PublicKey, addr: SocketAddr) {
+    let save = {
+        let mut book = node.state.connections.book.lock();
+        book.targets.insert(node_id, addr);
+        let changed = book.good_addr.insert(node_id, addr) != Some(addr);
+        changed && book.channel_peers.contains(&node_id)
+    };
+    if save {
+        persist_in_background(node);
+    }
+}
+
+/// A failed identity check at `addr`: neither redialled nor persisted there any more.
+fn forget_address(node: &Arc<Node>, node_id: PublicKey, addr: SocketAddr) {
+    let save = {
+        let mut book = node.state.connections.book.lock();
+        if book.targets.get(&node_id) == Some(&addr) {
+            book.targets.remove(&node_id);
+        }
+        let known = book.good_addr.get(&node_id) == Some(&addr);
+        if known {
+            book.good_addr.remove(&node_id);
+        }
+        known && book.channel_peers.contains(&node_id)
+    };
+    if save {
+        persist_in_background(node);
+    }
+}
+
+/// Starts redialling `node_id` (first after `delay`) unless a task does already.
+fn keep_connected(node: &Arc<Node>, node_id: PublicKey, delay: Duration) {
+    if node.state.connections.book.lock().redialing.insert(node_id) {
+        tokio::spawn(redial(node.clone(), node_id, delay));
+    }
+}
+
+/// Redials a peer whenever it is not connected, while it is a redial target.
+async fn redial(node: Arc<Node>, node_id: PublicKey, mut delay: Duration) {
+    let mut backoff = REDIAL_MIN;
     loop {
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(delay).await;
         if node.stopping.load(Ordering::SeqCst) {
-            return;
+            break;
         }
         let Some(addr) = node
             .state
             .connections
-            .persistent
+            .book
             .lock()
+            .targets
             .get(&node_id)
             .copied()
         else {
-            return;
+            break;
         };
         if node.state.connections.is_connected(&node_id) {
-            backoff = Duration::from_millis(500);
+            backoff = REDIAL_MIN;
+            delay = REDIAL_MIN;
             continue;
         }
         tracing::info!(%node_id, %addr, "reconnecting");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(dial_and_run(node.clone(), node_id, addr, Some(tx)));
-        match rx.await {
-            Ok(Ok(())) => backoff = Duration::from_millis(500),
-            _ => backoff = (backoff * 2).min(Duration::from_secs(30)),
+        match dial(&node, node_id, addr).await {
+            Ok(()) => {
+                backoff = REDIAL_MIN;
+                delay = REDIAL_MIN;
+            }
+            // The target is gone from the book; another address may have been given since.
+            Err(DialError::Identity(_)) => delay = REDIAL_MIN,
+            Err(DialError::Failed(_)) => {
+                delay = backoff;
+                backoff = (backoff * 2).min(REDIAL_MAX);
+            }
         }
     }
+    node.state
+        .connections
+        .book
+        .lock()
+        .redialing
+        .remove(&node_id);
+}
+
+/// Whether `channel` makes its peer one "we have a channel with": funded, or opened by us
+/// (an unfunded channel a peer opened costs it nothing, so it earns no reserved slot).
+fn is_channel_peer(channel: &ChannelDetails) -> bool {
+    match channel.phase {
+        ChannelPhase::Closed => false,
+        ChannelPhase::AwaitingChannelReady | ChannelPhase::Normal => true,
+        _ => channel.is_outbound,
+    }
+}
+
+/// At start: learns the peers we have channels with (from the engine) and redials those the
+/// peers file has an address for. Entries of peers without a channel any more are dropped.
+pub(crate) async fn start_redialling(node: &Arc<Node>) {
+    let channels = match control(node, |n| n.engine.list_channels()).await {
+        Ok(c) => c,
+        Err(error) => {
+            tracing::error!(%error, "listing channels at start: peers are not redialled");
+            return;
+        }
+    };
+    let path = super::peers::peers_path(&node.config.data_dir);
+    let saved = match super::peers::load(&path) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::error!(%error, "peers file unreadable: peers are not redialled");
+            Vec::new()
+        }
+    };
+    let (targets, dropped) = {
+        let mut book = node.state.connections.book.lock();
+        book.channel_peers.extend(
+            channels
+                .iter()
+                .filter(|c| is_channel_peer(c))
+                .map(|c| c.counterparty_node_id),
+        );
+        let mut targets = Vec::new();
+        let mut dropped = 0;
+        for (id, addr) in saved {
+            if book.channel_peers.contains(&id) {
+                book.good_addr.insert(id, addr);
+                book.targets.insert(id, addr);
+                targets.push((id, addr));
+            } else {
+                dropped += 1;
+            }
+        }
+        (targets, dropped)
+    };
+    tracing::info!(
+        peers = targets.len(),
+        dropped,
+        "redialling the peers we have channels with"
+    );
+    if dropped > 0 {
+        persist_in_background(node);
+    }
+    for (id, _) in targets {
+        keep_connected(node, id, Duration::ZERO);
+    }
+}
+
+/// The event pump's hook: a peer we now have a channel with is persisted (if we know its
+/// address) and gets reserved slots.
+pub(crate) fn on_event(node: &Node, event: &Event) {
+    let peer = match event {
+        Event::ChannelPending {
+            counterparty_node_id,
+            ..
+        }
+        | Event::FundingGenerationReady {
+            counterparty_node_id,
+            ..
+        } => counterparty_node_id,
+        _ => return,
+    };
+    let save = {
+        let mut book = node.state.connections.book.lock();
+        book.channel_peers.insert(*peer) && book.good_addr.contains_key(peer)
+    };
+    if save {
+        persist(node);
+    }
+}
+
+/// Rewrites the peers file from the book (the latest state wins).
+fn persist(node: &Node) {
+    let c = &node.state.connections;
+    let _one_at_a_time = c.save.lock();
+    let mut peers: Vec<(PublicKey, SocketAddr)> = {
+        let book = c.book.lock();
+        book.good_addr
+            .iter()
+            .filter(|(id, _)| book.channel_peers.contains(id))
+            .map(|(id, addr)| (*id, *addr))
+            .collect()
+    };
+    peers.sort();
+    let path = super::peers::peers_path(&node.config.data_dir);
+    match super::peers::save(&path, &peers) {
+        Ok(()) => tracing::debug!(peers = peers.len(), "peers file written"),
+        Err(error) => tracing::error!(%error, "writing the peers file"),
+    }
+}
+
+fn persist_in_background(node: &Arc<Node>) {
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || persist(&node));
+}
+
+/// A connection's outbound queue: the bytes in it, and a wake-up when it drains.
+#[derive(Debug, Default)]
+struct WriteQueue {
+    bytes: AtomicUsize,
+    drained: Notify,
 }
 
 /// The write half of an attached connection, as the shard sees it.
 struct SocketWriter {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    queue: Arc<WriteQueue>,
+    limit: usize,
     closing: Arc<watch::Sender<bool>>,
 }
 
 impl ConnectionWriter for SocketWriter {
     fn write(&mut self, bytes: Vec<u8>) -> bool {
-        !*self.closing.borrow() && self.tx.try_send(bytes).is_ok()
+        if *self.closing.borrow() {
+            return false;
+        }
+        let len = bytes.len();
+        let before = self.queue.bytes.fetch_add(len, Ordering::SeqCst);
+        // An empty queue takes any one write; otherwise the bound holds.
+        if before > 0 && before + len > self.limit {
+            self.queue.bytes.fetch_sub(len, Ordering::SeqCst);
+            tracing::debug!(queued = before, len, "write queue full");
+            return false;
+        }
+        if self.tx.send(bytes).is_err() {
+            self.queue.bytes.fetch_sub(len, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     fn close(&mut self) {
@@ -362,9 +845,20 @@ async fn closed(closing: &watch::Sender<bool>) {
 
 async fn write_loop(
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queue: Arc<WriteQueue>,
+    low_water: usize,
     closing: Arc<watch::Sender<bool>>,
 ) {
+    let sent = |len: usize| {
+        let left = queue
+            .bytes
+            .fetch_sub(len, Ordering::SeqCst)
+            .saturating_sub(len);
+        if left <= low_water {
+            queue.drained.notify_waiters();
+        }
+    };
     loop {
         tokio::select! {
             biased;
@@ -373,6 +867,7 @@ async fn write_loop(
                     if wr.write_all(&bytes).await.is_err() {
                         break;
                     }
+                    sent(bytes.len());
                 }
                 None => break,
             },
@@ -381,6 +876,7 @@ async fn write_loop(
                     if wr.write_all(&bytes).await.is_err() {
                         break;
                     }
+                    sent(bytes.len());
                 }
                 break;
             }
@@ -388,6 +884,38 @@ async fn write_loop(
     }
     let _ = wr.shutdown().await;
     closing.send_replace(true);
+    queue.drained.notify_waiters();
+}
+
+/// Waits while more than `high_water` bytes are queued, until the writer drains them to
+/// `low_water`; false when that takes longer than `stall` or the connection closes.
+async fn drained(
+    queue: &WriteQueue,
+    high_water: usize,
+    low_water: usize,
+    stall: Duration,
+    closing: &watch::Sender<bool>,
+) -> bool {
+    if queue.bytes.load(Ordering::SeqCst) <= high_water {
+        return true;
+    }
+    let deadline = tokio::time::Instant::now() + stall;
+    loop {
+        let wake = queue.drained.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        if queue.bytes.load(Ordering::SeqCst) <= low_water {
+            return true;
+        }
+        if *closing.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = &mut wake => {}
+            _ = tokio::time::sleep_until(deadline) => return false,
+            _ = closed(closing) => return false,
+        }
+    }
 }
 
 /// Hands a control message to the engine from async code (it may wait for inbox room).
@@ -408,14 +936,24 @@ async fn run_established(
     transport: Transport,
     stream: TcpStream,
 ) {
-    if let Some(c) = node.state.connections.map.lock().get_mut(&conn) {
-        c.node_id = Some(node_id);
+    {
+        let c = &node.state.connections;
+        let mut map = c.map.lock();
+        if let Some(entry) = map.get_mut(&conn) {
+            entry.node_id = Some(node_id);
+            *c.per_peer.lock().entry(node_id).or_insert(0) += 1;
+        }
     }
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let limit = node.config.write_queue_bytes;
+    let (high_water, low_water) = (limit / 2, limit / 4);
+    let queue = Arc::new(WriteQueue::default());
     let closing = Arc::new(watch::Sender::new(false));
     let writer = SocketWriter {
         tx,
+        queue: queue.clone(),
+        limit,
         closing: closing.clone(),
     };
     if control(node, move |n| {
@@ -428,9 +966,36 @@ async fn run_established(
         return;
     }
     tracing::info!(conn, %node_id, "peer connected");
-    let write_task = tokio::spawn(write_loop(wr, rx, closing.clone()));
+    let write_task = tokio::spawn(write_loop(
+        wr,
+        rx,
+        queue.clone(),
+        low_water,
+        closing.clone(),
+    ));
     let mut buf = vec![0u8; READ_CHUNK];
     'read: loop {
+        // Backpressure: what the peer sends makes us write; while it does not read what we
+        // wrote, we do not read what it sends.
+        if !drained(
+            &queue,
+            high_water,
+            low_water,
+            node.config.write_stall_timeout,
+            &closing,
+        )
+        .await
+        {
+            if !*closing.borrow() {
+                tracing::info!(
+                    conn,
+                    %node_id,
+                    queued = queue.bytes.load(Ordering::SeqCst),
+                    "the peer does not read what we write: disconnecting"
+                );
+            }
+            break;
+        }
         let n = tokio::select! {
             r = rd.read(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
@@ -458,7 +1023,7 @@ async fn run_established(
     tracing::info!(conn, %node_id, "peer disconnected");
 }
 
-/// At stop: forget persistent peers (no more redialling).
+/// At stop: no more redialling.
 pub fn close_all(node: &Node) {
-    node.state.connections.persistent.lock().clear();
+    node.state.connections.book.lock().targets.clear();
 }

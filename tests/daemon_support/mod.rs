@@ -62,7 +62,12 @@ impl DaemonProcess {
             .arg("node")
             .arg("--data-dir")
             .arg(&dir)
-            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            // A free port, unless the test names one (a restart on the same address).
+            .args(if extra.contains(&"--listen") {
+                &["--control", "127.0.0.1:0"][..]
+            } else {
+                &["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env(
                 "RUST_LOG",
