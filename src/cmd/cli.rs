@@ -56,6 +56,13 @@ fn call(args: &CliArgs) -> Result<Value, String> {
     };
     let body =
         json!({"jsonrpc": "2.0", "id": 1, "method": args.method, "params": params(&args.params)?});
+    let size = body.to_string().len();
+    let limit = lnshard::daemon::control::MAX_REQUEST;
+    if size > limit {
+        return Err(format!(
+            "the request is {size} bytes: the control interface takes at most {limit} bytes"
+        ));
+    }
     let auth = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(cookie)

@@ -34,7 +34,7 @@
 //! | `fail` | `payment_hash` | |
 //! | `close`, `force_close` | `channel_id` | |
 //! | `list_peers`, `list_channels` | | lists |
-//! | `block_connected` | `height`, `header` (80 bytes hex), `transactions` (hex, block order) | |
+//! | `block_connected` | `height`, `header` (80 bytes hex), `transactions` (hex, block order; or `{index, tx}` objects naming only the block's transactions that matter) | |
 //! | `broadcasts` | | transactions to broadcast since the last call (hex) |
 //! | `events` | | events since the last call |
 //! | `stop` | | the node stops |
@@ -773,10 +773,23 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             let mut txdata = Vec::new();
             if let Some(txs) = p.get("transactions").and_then(Value::as_array) {
                 for (i, t) in txs.iter().enumerate() {
-                    let s = t
-                        .as_str()
-                        .ok_or_else(|| invalid("transactions must be hex strings"))?;
-                    let index = u32::try_from(i).map_err(|_| invalid("too many transactions"))?;
+                    // A hex string (its index in the block is its position in the list), or
+                    // {"index", "tx"} to pass only the block's transactions that matter.
+                    let (index, s) =
+                        match t {
+                            Value::String(s) => (
+                                u32::try_from(i).map_err(|_| invalid("too many transactions"))?,
+                                s.as_str(),
+                            ),
+                            Value::Object(_) => (
+                                u32::try_from(u64_param(t, "index")?)
+                                    .map_err(|_| invalid("transaction index too large"))?,
+                                str_param(t, "tx")?,
+                            ),
+                            _ => return Err(invalid(
+                                "transactions must be hex strings or {\"index\", \"tx\"} objects",
+                            )),
+                        };
                     txdata.push((index, tx_from_hex(s)?));
                 }
             }

@@ -1,16 +1,24 @@
 //! The daemon's files: the node's identity and seed, the control cookie and address, and the
 //! preimages of the payments it created (`invoices`, mode 0600, one `hash preimage` line each,
 //! synced before `new_invoice` answers).
+//!
+//! The data directory is private: it is created mode 0700 and every file in it 0600 from
+//! creation; a node refuses to start on a directory, or with one of its files, that gives
+//! group or others any access, naming the path and the `chmod` that fixes it. It is locked
+//! (`<data-dir>/LOCK`, an exclusive `flock` holding the node's pid) before anything is written
+//! there, for as long as the node runs: a second node on it is refused, naming the first's
+//! pid.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 
 use lightning_core::secp256k1::SecretKey;
 use lightning_core::types::{PaymentHash, PaymentPreimage};
+use shard_engine::store::DirLock;
 
 use super::{io_error, DaemonError};
 
@@ -27,8 +35,43 @@ pub fn control_addr_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.addr")
 }
 
-pub(crate) fn create_dir(dir: &Path) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))
+/// The files the daemon itself keeps in the data directory (the store checks its own).
+const OWN_FILES: [&str; 6] = [
+    "node_secret",
+    "seed",
+    "invoices",
+    "peers",
+    ".cookie",
+    "control.addr",
+];
+
+/// Locks `dir` (creating it mode 0700 if missing) for the life of the returned lock: refused,
+/// naming the holder's pid, while another node runs on it, and refused if `dir` gives group or
+/// others any access.
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<DirLock, DaemonError> {
+    DirLock::acquire(dir).map_err(|e| DaemonError::Config(e.to_string()))
+}
+
+/// Refuses the data directory's own files (the node's key and seed, the invoices' preimages,
+/// the cookie) if one gives group or others any access.
+pub(crate) fn check_private_files(dir: &Path) -> Result<(), DaemonError> {
+    for name in OWN_FILES {
+        let path = dir.join(name);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(format!("inspecting {}", path.display()))(e)),
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(DaemonError::Config(format!(
+                "{} has mode {mode:04o}, which gives access to group or others: it must be 0600 \
+                 (it holds the node's secrets; chmod 600 it)",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `contents` to `path` readable and writable by the owner only (mode 0600),

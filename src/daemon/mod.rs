@@ -31,7 +31,10 @@
 //! payments `new_invoice` created, synced before it answers, so a restart can still claim
 //! them), `peers` (mode 0600, written atomically: the peers we have channels with and the
 //! address of our last successful dial of each), the engine's store (`data/`), `.cookie` and
-//! `control.addr` (the bound control address), both removed at a clean stop.
+//! `control.addr` (the bound control address), both removed at a clean stop, and `LOCK` (the
+//! running node's exclusive lock, with its pid: a second node on the directory is refused,
+//! naming it). The directory is 0700 and every file 0600 from creation; a node refuses to
+//! start on a directory or file that gives group or others any access ([`files`]).
 
 pub mod control;
 pub mod files;
@@ -51,7 +54,7 @@ use lightning_core::bitcoin::{BlockHash, Network};
 use lightning_core::keys::ChannelKeys;
 use lightning_core::node::{Liveness, NodeConfig};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
-use shard_engine::store::FsStore;
+use shard_engine::store::{FsStore, FsStoreOptions};
 use shard_engine::{Engine, EngineConfig};
 
 pub use state::NodeState;
@@ -262,7 +265,10 @@ pub fn check_config(config: &DaemonConfig) -> Result<(), DaemonError> {
 /// Runs a node until `stop` (control method) or Ctrl-C. Blocks the calling thread.
 pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     check_config(&config)?;
-    files::create_dir(&config.data_dir)?;
+    // The data directory's lock before anything is written there: a second node on it stops
+    // here, naming the holder, and leaves the first node's files alone.
+    let lock = files::lock_data_dir(&config.data_dir)?;
+    files::check_private_files(&config.data_dir)?;
     let stored_secret = files::load_or_create_secret(&config.data_dir.join("node_secret"))?;
     let seed = files::load_or_create_seed(&config.data_dir.join("seed"))?;
     let node_secret = config
@@ -274,7 +280,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         Ok(limit) => tracing::info!(limit, "open file limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
     }
-    let store = FsStore::open(&config.data_dir)
+    let store = FsStore::open_locked(lock, FsStoreOptions::default())
         .map_err(|e| DaemonError::Engine(format!("store in {}: {e}", config.data_dir.display())))?;
     let engine_config = EngineConfig {
         shards: config.shards,

@@ -55,9 +55,22 @@ impl DaemonProcess {
 
     /// As [`DaemonProcess::start_in`], with `env` added to the node's environment.
     pub fn start_with_env(dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> DaemonProcess {
-        std::fs::create_dir_all(&dir).expect("creating the data directory");
+        // The node refuses a data directory others can read (mode 0700) and its files are
+        // private (0600): the log too, as it may name peers and channels.
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .expect("creating the data directory");
         let _ = std::fs::remove_file(dir.join("control.addr"));
-        let log = std::fs::File::create(dir.join("node.log")).expect("creating the log file");
+        let log = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join("node.log"))
+            .expect("creating the log file");
         let child = Command::new(env!("CARGO_BIN_EXE_lnshard"))
             .arg("node")
             .arg("--data-dir")
