@@ -93,7 +93,10 @@ enum lnshard_result
   LNSHARD_RESULT_HANDSHAKE_FAILED = 7117,
   // The BOLT 8 encrypted stream failed: close the socket.
   LNSHARD_RESULT_TRANSPORT_FAILED = 7118,
-  // The store refused an operation (IO, corruption, bad name).
+  // The store refused an operation (IO, corruption, bad name), or refuses this engine: its
+  // files are readable by group or others, a record cannot be read, it belongs to another
+  // node, or it refuses writes after a failed one until reopened. The last error says
+  // which, naming the path, the mode or the node ids.
   LNSHARD_RESULT_STORE_FAILED = 7119,
   // The log callback could not be installed (another tracing subscriber is global).
   LNSHARD_RESULT_LOGGER_UNAVAILABLE = 7120,
@@ -103,6 +106,10 @@ enum lnshard_result
   // work: the last error names why. Free the engine, fix the cause and open it again on
   // its data directory: every acknowledged state comes back.
   LNSHARD_RESULT_ENGINE_STOPPED = 7122,
+  // The data directory is in use: another engine, in this process or another, holds its
+  // lock. The last error names the holder's pid. Stop that one first (or use another
+  // directory); two engines writing one store would destroy it.
+  LNSHARD_RESULT_STORE_LOCKED = 7123,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -51,7 +51,10 @@ pub enum lnshard_result {
     HandshakeFailed = 7117,
     /// The BOLT 8 encrypted stream failed: close the socket.
     TransportFailed = 7118,
-    /// The store refused an operation (IO, corruption, bad name).
+    /// The store refused an operation (IO, corruption, bad name), or refuses this engine: its
+    /// files are readable by group or others, a record cannot be read, it belongs to another
+    /// node, or it refuses writes after a failed one until reopened. The last error says
+    /// which, naming the path, the mode or the node ids.
     StoreFailed = 7119,
     /// The log callback could not be installed (another tracing subscriber is global).
     LoggerUnavailable = 7120,
@@ -61,10 +64,14 @@ pub enum lnshard_result {
     /// work: the last error names why. Free the engine, fix the cause and open it again on
     /// its data directory: every acknowledged state comes back.
     EngineStopped = 7122,
+    /// The data directory is in use: another engine, in this process or another, holds its
+    /// lock. The last error names the holder's pid. Stop that one first (or use another
+    /// directory); two engines writing one store would destroy it.
+    StoreLocked = 7123,
 }
 
 impl lnshard_result {
-    const ALL: [lnshard_result; 20] = [
+    const ALL: [lnshard_result; 21] = [
         lnshard_result::Ok,
         lnshard_result::NullParameter,
         lnshard_result::InvalidParameter,
@@ -85,6 +92,7 @@ impl lnshard_result {
         lnshard_result::LoggerUnavailable,
         lnshard_result::EngineFailed,
         lnshard_result::EngineStopped,
+        lnshard_result::StoreLocked,
     ];
 
     /// The code for a number received from C, if it names one.
@@ -117,6 +125,7 @@ impl lnshard_result {
             lnshard_result::LoggerUnavailable => "another tracing subscriber is installed",
             lnshard_result::EngineFailed => "the engine failed",
             lnshard_result::EngineStopped => "the engine has stopped and takes no more work",
+            lnshard_result::StoreLocked => "the data directory is locked by another engine",
         }
     }
 }
@@ -158,19 +167,29 @@ pub(crate) fn engine_error(context: &str, e: &EngineError) -> lnshard_result {
         EngineError::DuplicateConnection(_) => lnshard_result::DuplicateConnection,
         EngineError::Handshake { .. } => lnshard_result::HandshakeFailed,
         EngineError::Transport { .. } => lnshard_result::TransportFailed,
-        EngineError::Store(_)
-        | EngineError::Record { .. }
-        | EngineError::WrongNode { .. }
-        | EngineError::NoStore => lnshard_result::StoreFailed,
+        EngineError::Store(e) => store_error_code(e),
+        EngineError::Record { .. } | EngineError::WrongNode { .. } | EngineError::NoStore => {
+            lnshard_result::StoreFailed
+        }
         EngineError::Stopped { .. } => lnshard_result::EngineStopped,
         _ => lnshard_result::EngineFailed,
     };
     fail(code, format!("{context}: {e}"))
 }
 
+/// The code for a store error: its lock held elsewhere is `StoreLocked`, anything else
+/// (input/output, damage, loose permissions, a bad name, a store refusing writes after a
+/// failure) `StoreFailed`, the message saying which.
+fn store_error_code(e: &StoreError) -> lnshard_result {
+    match e {
+        StoreError::Locked { .. } => lnshard_result::StoreLocked,
+        _ => lnshard_result::StoreFailed,
+    }
+}
+
 /// The code and message for a store error.
 pub(crate) fn store_error(context: &str, e: &StoreError) -> lnshard_result {
-    fail(lnshard_result::StoreFailed, format!("{context}: {e}"))
+    fail(store_error_code(e), format!("{context}: {e}"))
 }
 
 /// Records a caught panic as the last error.

@@ -40,12 +40,34 @@ fn static_lib() -> PathBuf {
     panic!("liblnshard.a not found next to {}", exe.display());
 }
 
-fn out_dir(name: &str) -> PathBuf {
+/// A directory of this test process's own, removed when the test passes (kept for a look
+/// when it fails): two `cargo test` runs sharing a target directory must not rebuild a
+/// program while the other runs it (ETXTBSY).
+struct OutDir(PathBuf);
+
+impl std::ops::Deref for OutDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn out_dir(name: &str) -> OutDir {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("lnshard-ffi")
-        .join(name);
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the test's output directory");
-    dir
+    OutDir(dir)
 }
 
 /// Compiles `source` with `compiler` and `flags` into `exe`, failing on any diagnostic.
@@ -94,7 +116,8 @@ fn build_two_nodes(dir: &Path) -> PathBuf {
 
 #[test]
 fn c_example_two_nodes_builds_warning_free_and_pays_both_ways() {
-    let exe = build_two_nodes(&out_dir("c-example"));
+    let dir = out_dir("c-example");
+    let exe = build_two_nodes(&dir);
     let (output, stdout) = run(&mut Command::new(&exe));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -148,7 +171,8 @@ fn c_example_runs_under_valgrind_without_leaks_or_errors() {
         println!("NOTICE: valgrind is not installed: the valgrind run of examples/c is skipped");
         return;
     }
-    let exe = build_two_nodes(&out_dir("c-example-valgrind"));
+    let dir = out_dir("c-example-valgrind");
+    let exe = build_two_nodes(&dir);
     let supp = root().join("examples/c/valgrind.supp");
     let (output, _) = run(Command::new("valgrind")
         .args(["--leak-check=full", "--error-exitcode=1"])
@@ -203,7 +227,8 @@ fn build_handles(dir: &Path) -> PathBuf {
 
 #[test]
 fn c_handles_used_after_free_or_as_another_type_are_invalid_handles() {
-    let exe = build_handles(&out_dir("c-handles"));
+    let dir = out_dir("c-handles");
+    let exe = build_handles(&dir);
     let (_, stdout) = run(&mut Command::new(&exe));
     for needle in [
         "parameter engine is a lnshard_bytes, not a lnshard_engine",
@@ -223,7 +248,8 @@ fn c_handle_misuse_reads_no_freed_memory_under_valgrind() {
         println!("NOTICE: valgrind is not installed: the valgrind run of handles.c is skipped");
         return;
     }
-    let exe = build_handles(&out_dir("c-handles-valgrind"));
+    let dir = out_dir("c-handles-valgrind");
+    let exe = build_handles(&dir);
     let supp = root().join("examples/c/valgrind.supp");
     let (output, stdout) = run(Command::new("valgrind")
         .args(["--leak-check=full", "--error-exitcode=1"])

@@ -3,9 +3,11 @@
  * error names the parameter. Run by crates/ffi/tests/c_programs.rs with a writable
  * directory as argv[1].
  */
+#define _POSIX_C_SOURCE 200809L /* getpid */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lnshard.h"
 
@@ -128,6 +130,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_OK, NULL);
+
+    /* The data directory is this engine's while it lives: a second one is refused, naming
+     * the holder's pid. */
+    {
+        lnshard_engine *second = NULL;
+        char pid[64];
+        snprintf(pid, sizeof pid, "locked by pid %ld", (long)getpid());
+        EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &second),
+               LNSHARD_RESULT_STORE_LOCKED, pid);
+        if (second != NULL) {
+            fprintf(stderr, "misuse.c: a second engine opened the locked data directory\n");
+            failures++;
+            lnshard_engine_free(second);
+        }
+    }
 
     /* Bad keys, NULL buffers and oversized lengths. */
     EXPECT(lnshard_engine_peer_connected(engine, zero_key), LNSHARD_RESULT_INVALID_PARAMETER,
