@@ -673,7 +673,17 @@ fn a_node_whose_engine_stopped_says_so_and_why() {
             "{method}: {e}"
         );
     }
+    // What does not touch the engine still works: broadcasts, events, and stop.
+    node.call("broadcasts", json!({}))
+        .expect("broadcasts while stopped");
+    node.call("events", json!({}))
+        .expect("events while stopped");
     std::thread::sleep(Duration::from_millis(500));
+    node.call("stop", json!({})).expect("stop while stopped");
+    let mut node = node;
+    wait_for(20, "the stopped node to exit", || {
+        node.child.try_wait().ok().flatten().map(|_| ())
+    });
     let text = node.log();
     assert_eq!(
         text.matches("the node has stopped").count(),

@@ -15,8 +15,10 @@
 //!   request after connecting or after its last answer), so slow or silent connections cannot
 //!   hold the slots.
 //! * Once the engine has stopped (a store failure or a shard's panic), `getinfo` answers
-//!   `"state": "stopped"` with `"stopped_reason"`, and every other method a JSON-RPC error
-//!   (code -32001) naming the reason.
+//!   `"state": "stopped"` with `"stopped_reason"`; `stop`, `broadcasts` and `events` still
+//!   work (they do not touch the engine, and a transaction waiting to be broadcast may protect
+//!   funds); every other method answers a JSON-RPC error (code [`NODE_STOPPED`]) naming the
+//!   reason.
 //!
 //! Every method takes its parameters as a JSON object (named). Hex is lower-case; node ids
 //! are 33-byte compressed keys; channel ids, payment hashes, secrets and preimages 32 bytes;
@@ -436,9 +438,10 @@ async fn handle(
     };
     let params = request.get("params").cloned().unwrap_or(json!({}));
     tracing::debug!(method, "control request");
-    // A stopped engine answers nothing but what it is and why.
+    // A stopped engine answers nothing but what it is and why, what it still has to
+    // broadcast (a closing transaction may protect funds) and its events, and stops.
     if let Err(reason) = ctx.node.engine.health() {
-        if method != "getinfo" {
+        if !matches!(method, "getinfo" | "stop" | "broadcasts" | "events") {
             return reply(
                 id,
                 Err(rpc_error(
@@ -448,7 +451,16 @@ async fn handle(
             );
         }
     }
-    let result = dispatch(&ctx.node, method, params).await;
+    let mut result = dispatch(&ctx.node, method, params).await;
+    if result.is_err() {
+        // The engine stopped during the call: say so, as for the calls after it.
+        if let Err(reason) = ctx.node.engine.health() {
+            result = Err(rpc_error(
+                NODE_STOPPED,
+                format!("the node is stopped: {reason}"),
+            ));
+        }
+    }
     reply(id, result)
 }
 
@@ -559,13 +571,12 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             let listen = node.listen_addr.lock().map(|a| a.to_string());
             blocking(node, move |n| {
                 let (height, hash) = n.engine.coordinator().best_block();
-                let (state, stopped_reason, channels) = match n.engine.health() {
-                    Ok(()) => (
-                        "running",
-                        None,
-                        Some(n.engine.list_channels().map_err(failed)?.len()),
-                    ),
-                    Err(reason) => ("stopped", Some(reason.to_string()), None),
+                // The engine may stop between two calls: its health after the listing decides.
+                let listed = n.engine.list_channels();
+                let (state, stopped_reason, channels) = match (n.engine.health(), listed) {
+                    (Ok(()), Ok(channels)) => ("running", None, Some(channels.len())),
+                    (Ok(()), Err(e)) => return Err(failed(e)),
+                    (Err(reason), _) => ("stopped", Some(reason.to_string()), None),
                 };
                 Ok(json!({
                     "state": state,
