@@ -277,7 +277,7 @@ impl Hub {
         self.pump()?;
         for (i, peer) in self.peers.iter_mut().enumerate() {
             let global = (first + i) as u128;
-            if (first + i) % 2 == 0 {
+            if (first + i).is_multiple_of(2) {
                 self.x
                     .create_channel(peer.node_id(), CHANNEL_SATOSHIS, 0, global, 253)
                     .map_err(api("create_channel"))?;
