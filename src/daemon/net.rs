@@ -58,7 +58,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::Node;
 
 /// Bytes read from an established connection at once.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 4 * 1024;
 /// The first redial delay, and the delay between checks while the peer is connected.
 const REDIAL_MIN: Duration = Duration::from_millis(500);
 /// The longest delay between redials.
@@ -811,6 +811,8 @@ struct SocketWriter {
     queue: Arc<WriteQueue>,
     limit: usize,
     closing: Arc<watch::Sender<bool>>,
+    /// Signalled when the shard has handled the last read (see [`read_turn`]).
+    consumed: Arc<Notify>,
 }
 
 impl ConnectionWriter for SocketWriter {
@@ -835,6 +837,32 @@ impl ConnectionWriter for SocketWriter {
 
     fn close(&mut self) {
         self.closing.send_replace(true);
+    }
+
+    fn read_consumed(&mut self) {
+        self.consumed.notify_one();
+    }
+}
+
+/// How long a read waits for the shard to handle the one before it before the connection
+/// reads again anyway (and checks that the engine still runs).
+const READ_TURN_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until the shard has handled this connection's last read: each connection has at
+/// most one read in its shard's inbox, so the shard serves connections in turn and a peer
+/// that floods it (pings it will not answer, say) delays an honest peer by one read at most.
+/// False when the connection is closing or the engine has stopped.
+async fn read_turn(node: &Node, consumed: &Notify, closing: &watch::Sender<bool>) -> bool {
+    loop {
+        tokio::select! {
+            _ = consumed.notified() => return true,
+            _ = closed(closing) => return false,
+            _ = tokio::time::sleep(READ_TURN_WAIT) => {
+                if node.engine.health().is_err() {
+                    return false;
+                }
+            }
+        }
     }
 }
 
@@ -950,11 +978,13 @@ async fn run_established(
     let (high_water, low_water) = (limit / 2, limit / 4);
     let queue = Arc::new(WriteQueue::default());
     let closing = Arc::new(watch::Sender::new(false));
+    let consumed = Arc::new(Notify::new());
     let writer = SocketWriter {
         tx,
         queue: queue.clone(),
         limit,
         closing: closing.clone(),
+        consumed: consumed.clone(),
     };
     if control(node, move |n| {
         n.engine
@@ -1014,6 +1044,9 @@ async fn run_established(
                 }
                 Err(_) => break 'read,
             }
+        }
+        if !read_turn(node, &consumed, &closing).await {
+            break;
         }
     }
     let _ = control(node, move |n| n.engine.detach_connection(conn, node_id)).await;

@@ -146,7 +146,10 @@ impl DaemonProcess {
     /// Calls `method`; the whole JSON-RPC answer, or the HTTP status on refusal.
     pub fn raw_call(&self, method: &str, params: Value, auth: Option<&str>) -> Result<Value, u16> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        // One connection per call, closed after it: a pooled connection would stay open on
+        // the node until its idle timeout, and tests count the node's descriptors.
         let mut request = ureq::post(&format!("http://{}/", self.control))
+            .header("Connection", "close")
             .config()
             .http_status_as_error(false)
             .build();

@@ -118,6 +118,12 @@ pub trait ConnectionWriter: Send {
     fn write(&mut self, bytes: Vec<u8>) -> bool;
     /// Closes the connection once what was written before has gone out.
     fn close(&mut self);
+    /// Called on the shard after it has handled one batch of bytes read from this connection
+    /// (one [`Engine::connection_ciphertext`](crate::Engine::connection_ciphertext) call). A
+    /// host that waits for it before reading the socket again keeps at most one read per
+    /// connection in the shard's inbox, so a peer that floods cannot crowd the others out:
+    /// the shard serves its connections in turn. The default does nothing.
+    fn read_consumed(&mut self) {}
 }
 
 /// An established connection moving into its peer's shard: the cipher states and where to

@@ -31,6 +31,11 @@ use crate::placement::Placement;
 use crate::shard::{step, Shard, ShardCounters, ShardStats};
 use crate::store::Store;
 
+/// The most bytes of peers' ciphertext one batch handles before its commit and the release of
+/// its outputs: a batch of reads full of messages that cost work but change no state (a
+/// flood of pings, say) would otherwise hold every other peer's answers back for all of them.
+const BATCH_CIPHERTEXT_BYTES: usize = 64 * 1024;
+
 /// How the engine is sized, and where it keeps its state.
 #[derive(Clone)]
 pub struct EngineConfig {
@@ -1185,6 +1190,7 @@ impl Worker {
             let started = Instant::now();
             // A batch: this message and whatever else is waiting, up to `commit_batch`.
             let mut handled = 0usize;
+            let mut ciphertext = 0usize;
             let mut msg = Some(msg);
             while let Some(m) = msg.take() {
                 if matches!(m, ShardMsg::Shutdown) {
@@ -1206,12 +1212,17 @@ impl Worker {
                     }
                     *self.epochs.entry(node_id).or_default() += 1;
                 }
-                if let ShardMsg::Resolve(r) = &m {
-                    consumed.push(r.source);
+                match &m {
+                    ShardMsg::Resolve(r) => consumed.push(r.source),
+                    ShardMsg::Ciphertext { bytes, .. } => ciphertext += bytes.len(),
+                    _ => {}
                 }
                 step(&mut self.shard, m, &mut out);
                 handled += 1;
-                if handled < self.commit_batch && !self.shared.is_stopped() {
+                if handled < self.commit_batch
+                    && ciphertext < BATCH_CIPHERTEXT_BYTES
+                    && !self.shared.is_stopped()
+                {
                     msg = self.rx.try_recv().ok();
                 }
             }

@@ -256,6 +256,11 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
         } => {
             let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
             handle_ciphertext(shard, conn, node_id, &bytes);
+            if let Some(c) = shard.connections.get_mut(&node_id) {
+                if c.conn == conn {
+                    c.writer.read_consumed();
+                }
+            }
         }
         ShardMsg::Detach { conn, node_id } => {
             if shard
