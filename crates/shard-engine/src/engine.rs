@@ -243,7 +243,7 @@ impl Engine {
         };
         let placement = Placement::new(&node_secret, config.shards);
         let coordinator = Arc::new(Coordinator::new(
-            config.node.clone(),
+            config.node.shard_share(placement.shards()),
             best_height,
             best_hash,
         ));
@@ -318,7 +318,7 @@ impl Engine {
             &placement,
             node_secret,
             seed,
-            &config.node,
+            &config.node.shard_share(n),
             (best_height, best_hash),
         )?;
         let coordinator = restored.coordinator;

@@ -99,7 +99,7 @@ impl Sim {
     ) -> Sim {
         let placement = Placement::new(&node_secret, config.shards);
         let coordinator = Arc::new(Coordinator::new(
-            config.node.clone(),
+            config.node.shard_share(placement.shards()),
             best_height,
             best_hash,
         ));

@@ -48,14 +48,26 @@ pub struct NodeConfig {
     /// nothing, so the per-peer limit alone bounds nothing. A peer with a funded channel is
     /// not held to it (only to the per-peer limits).
     ///
-    /// Each `NodeCore` applies it to the peers it owns: under the sharded engine every shard
-    /// holds its share, so a node of `n` shards holds up to `n` times this many.
+    /// Each `NodeCore` applies it to the peers it owns: a node split into shards gives each
+    /// its share ([`NodeConfig::shard_share`]), so the node as a whole holds at most this many
+    /// (rounded up to a multiple of the shard count).
     /// Last in the struct: the node record stores the config last, so this field was appended
     /// by format version 2.
     pub max_pending_inbound_channels: usize,
 }
 
 impl NodeConfig {
+    /// The configuration of one of `shards` `NodeCore`s that together are one node: the
+    /// node-wide caps are divided among them (rounded up, at least one each), since each core
+    /// applies them only to the peers it owns.
+    pub fn shard_share(&self, shards: usize) -> NodeConfig {
+        let shards = shards.max(1);
+        NodeConfig {
+            max_pending_inbound_channels: self.max_pending_inbound_channels.div_ceil(shards).max(1),
+            ..self.clone()
+        }
+    }
+
     /// The defaults for `network`.
     pub fn for_network(network: Network) -> Self {
         NodeConfig {
@@ -120,5 +132,29 @@ impl Default for Liveness {
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig::for_network(Network::Regtest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_share_the_node_wide_cap_on_pending_inbound_channels() {
+        let node = NodeConfig {
+            max_pending_inbound_channels: 64,
+            ..NodeConfig::default()
+        };
+        for shards in [1usize, 2, 3, 7, 16] {
+            let share = node.shard_share(shards).max_pending_inbound_channels;
+            assert!(share * shards >= 64, "{shards} shards hold the whole cap");
+            assert!(
+                share * shards < 64 + shards,
+                "{shards} shards: {share} each"
+            );
+        }
+        assert_eq!(node.shard_share(1), node, "one shard is the whole node");
+        assert_eq!(node.shard_share(0).max_pending_inbound_channels, 64);
+        assert_eq!(node.shard_share(100).max_pending_inbound_channels, 1);
     }
 }
