@@ -248,7 +248,9 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
     // 2. A maximum-size message (65535 bytes: an unknown odd type and its payload).
     let mut big = vec![0x80, 0x03];
     big.extend(rng.bytes(65_535 - 2));
-    let mut big_sender = WirePeer::connect(node.listen, node.node_id, &key(3, 2));
+    // An identity of its own: with an honest peer's key, its connection would replace that
+    // peer's (as a reconnection does), and dropping it would leave the peer disconnected.
+    let mut big_sender = WirePeer::connect(node.listen, node.node_id, &key(4, 1));
     let _ = big_sender.recv(WAIT);
     big_sender.send(&init()).expect("init");
     big_sender.send(&big).expect("the maximum-size message");
@@ -294,7 +296,10 @@ fn abuse_leaves_the_honest_peer_served_and_resources_back_at_start() {
             rss_end,
         ));
     }
-    served(&node, peer.next(), 5);
+    // Every honest peer is still connected and served (the node closed none of them).
+    for honest in &mut peer.peers {
+        served(&node, honest, 5);
+    }
     for (i, (open, took, ping, fds_held, fds_end, rss_held, rss_end)) in rounds.iter().enumerate() {
         eprintln!(
             "abuse ({}), idle round {}: {idle} idle connections held in {took:.2?} (node reported {open} open); honest ping while held {ping:.2?}; fds start {fds_start}, held {fds_held}, end {fds_end}; RSS start {rss_start} KiB, held {rss_held} KiB, end {rss_end} KiB",
