@@ -49,7 +49,7 @@ use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::transport::{
     InitiatorHandshake, ResponderHandshake, Transport, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN,
 };
-use shard_engine::{ConnectionId, ConnectionWriter, EngineError};
+use shard_engine::{ByteBudget, ConnectionId, ConnectionWriter, EngineError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -798,10 +798,11 @@ fn persist_in_background(node: &Arc<Node>) {
     tokio::task::spawn_blocking(move || persist(&node));
 }
 
-/// A connection's outbound queue: the bytes in it, and a wake-up when it drains.
-#[derive(Debug, Default)]
+/// A connection's outbound queue: the bytes in it against `write_queue_bytes`, and a
+/// wake-up when it drains.
+#[derive(Debug)]
 struct WriteQueue {
-    bytes: AtomicUsize,
+    bytes: ByteBudget,
     drained: Notify,
 }
 
@@ -809,7 +810,6 @@ struct WriteQueue {
 struct SocketWriter {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     queue: Arc<WriteQueue>,
-    limit: usize,
     closing: Arc<watch::Sender<bool>>,
     /// Signalled when the shard has handled the last read (see [`read_turn`]).
     consumed: Arc<Notify>,
@@ -821,15 +821,12 @@ impl ConnectionWriter for SocketWriter {
             return false;
         }
         let len = bytes.len();
-        let before = self.queue.bytes.fetch_add(len, Ordering::SeqCst);
-        // An empty queue takes any one write; otherwise the bound holds.
-        if before > 0 && before + len > self.limit {
-            self.queue.bytes.fetch_sub(len, Ordering::SeqCst);
-            tracing::debug!(queued = before, len, "write queue full");
+        if !self.queue.bytes.try_take(len) {
+            tracing::debug!(queued = self.queue.bytes.used(), len, "write queue full");
             return false;
         }
         if self.tx.send(bytes).is_err() {
-            self.queue.bytes.fetch_sub(len, Ordering::SeqCst);
+            self.queue.bytes.give_back(len);
             return false;
         }
         true
@@ -879,11 +876,8 @@ async fn write_loop(
     closing: Arc<watch::Sender<bool>>,
 ) {
     let sent = |len: usize| {
-        let left = queue
-            .bytes
-            .fetch_sub(len, Ordering::SeqCst)
-            .saturating_sub(len);
-        if left <= low_water {
+        queue.bytes.give_back(len);
+        if queue.bytes.used() <= low_water {
             queue.drained.notify_waiters();
         }
     };
@@ -924,7 +918,7 @@ async fn drained(
     stall: Duration,
     closing: &watch::Sender<bool>,
 ) -> bool {
-    if queue.bytes.load(Ordering::SeqCst) <= high_water {
+    if queue.bytes.used() <= high_water {
         return true;
     }
     let deadline = tokio::time::Instant::now() + stall;
@@ -932,7 +926,7 @@ async fn drained(
         let wake = queue.drained.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        if queue.bytes.load(Ordering::SeqCst) <= low_water {
+        if queue.bytes.used() <= low_water {
             return true;
         }
         if *closing.borrow() {
@@ -976,13 +970,15 @@ async fn run_established(
     let (tx, rx) = mpsc::unbounded_channel();
     let limit = node.config.write_queue_bytes;
     let (high_water, low_water) = (limit / 2, limit / 4);
-    let queue = Arc::new(WriteQueue::default());
+    let queue = Arc::new(WriteQueue {
+        bytes: ByteBudget::new(limit),
+        drained: Notify::new(),
+    });
     let closing = Arc::new(watch::Sender::new(false));
     let consumed = Arc::new(Notify::new());
     let writer = SocketWriter {
         tx,
         queue: queue.clone(),
-        limit,
         closing: closing.clone(),
         consumed: consumed.clone(),
     };
@@ -1020,7 +1016,7 @@ async fn run_established(
                 tracing::info!(
                     conn,
                     %node_id,
-                    queued = queue.bytes.load(Ordering::SeqCst),
+                    queued = queue.bytes.used(),
                     "the peer does not read what we write: disconnecting"
                 );
             }

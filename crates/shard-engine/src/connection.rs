@@ -33,6 +33,8 @@ use lightning_core::transport::{
 };
 use parking_lot::{Mutex, RwLock};
 
+use crate::budget::ByteBudget;
+
 /// The host's name for one connection (unique among its open connections).
 pub type ConnectionId = u64;
 
@@ -155,6 +157,7 @@ impl core::fmt::Debug for AttachedConnection {
 pub(crate) struct QueueWriter {
     tx: Sender<Vec<u8>>,
     closed: Arc<AtomicBool>,
+    bytes: Arc<ByteBudget>,
 }
 
 /// The host's end of a [`QueueWriter`].
@@ -162,24 +165,39 @@ pub(crate) struct QueueWriter {
 pub(crate) struct QueueReader {
     rx: Receiver<Vec<u8>>,
     closed: Arc<AtomicBool>,
+    bytes: Arc<ByteBudget>,
 }
 
-/// A queue writer holding at most `capacity` writes, and its reader.
-pub(crate) fn queue(capacity: usize) -> (QueueWriter, QueueReader) {
+/// A queue writer holding at most `capacity` writes and `max_bytes` bytes (see
+/// [`ByteBudget`]), and its reader.
+pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueWriter, QueueReader) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let closed = Arc::new(AtomicBool::new(false));
+    let bytes = Arc::new(ByteBudget::new(max_bytes));
     (
         QueueWriter {
             tx,
             closed: closed.clone(),
+            bytes: bytes.clone(),
         },
-        QueueReader { rx, closed },
+        QueueReader { rx, closed, bytes },
     )
 }
 
 impl ConnectionWriter for QueueWriter {
     fn write(&mut self, bytes: Vec<u8>) -> bool {
-        !self.closed.load(Ordering::SeqCst) && self.tx.try_send(bytes).is_ok()
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let len = bytes.len();
+        if !self.bytes.try_take(len) {
+            return false;
+        }
+        if self.tx.try_send(bytes).is_err() {
+            self.bytes.give_back(len);
+            return false;
+        }
+        true
     }
 
     fn close(&mut self) {
@@ -201,6 +219,7 @@ impl QueueReader {
                 bytes.extend_from_slice(&chunk);
             }
         }
+        self.bytes.give_back(bytes.len());
         (bytes, closed)
     }
 }

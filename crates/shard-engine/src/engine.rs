@@ -19,6 +19,7 @@ use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecr
 use parking_lot::RwLock;
 
 use crate::api::{self, Backend};
+use crate::budget::ByteBudget;
 use crate::connection::{
     ephemeral_key, queue, AttachedConnection, Connection, ConnectionId, ConnectionOutput,
     ConnectionWriter, Connections, State,
@@ -45,6 +46,10 @@ pub struct EngineConfig {
     pub inbox_capacity: usize,
     /// Messages queued for one peer before the engine disconnects it as too slow.
     pub peer_outbox_capacity: usize,
+    /// Bytes queued for one peer (its outbox, or the encrypted queue of a connection served
+    /// through [`Engine::handle_bytes`]) before the engine disconnects it as too slow: a
+    /// write that would take a non-empty queue past it is refused. Default 1 MiB.
+    pub peer_outbox_bytes: usize,
     /// Events queued for the application before shards wait for it to drain them.
     pub event_capacity: usize,
     /// How long an API call waits for its shard's answer.
@@ -74,6 +79,7 @@ impl core::fmt::Debug for EngineConfig {
             .field("shards", &self.shards)
             .field("inbox_capacity", &self.inbox_capacity)
             .field("peer_outbox_capacity", &self.peer_outbox_capacity)
+            .field("peer_outbox_bytes", &self.peer_outbox_bytes)
             .field("event_capacity", &self.event_capacity)
             .field("reply_timeout", &self.reply_timeout)
             .field("node", &self.node)
@@ -91,6 +97,7 @@ impl Default for EngineConfig {
             shards: 2,
             inbox_capacity: 4096,
             peer_outbox_capacity: 4096,
+            peer_outbox_bytes: 1 << 20,
             event_capacity: 65_536,
             reply_timeout: Duration::from_secs(10),
             node: NodeConfig::default(),
@@ -116,6 +123,17 @@ struct PeerOutbox {
     signalled: AtomicBool,
     /// Set when the queue overflowed: the peer was disconnected.
     overflowed: AtomicBool,
+    /// The bytes of the messages queued, against [`EngineConfig::peer_outbox_bytes`].
+    bytes: ByteBudget,
+}
+
+impl PeerOutbox {
+    /// Gives back the bytes of an output taken off the queue.
+    fn drained(&self, output: &PeerOutput) {
+        if let PeerOutput::Message(m) = output {
+            self.bytes.give_back(m.len());
+        }
+    }
 }
 
 /// State shared by the application's handle and the shard threads.
@@ -124,6 +142,7 @@ struct Shared {
     coordinator: Arc<Coordinator>,
     outboxes: RwLock<HashMap<PublicKey, Arc<PeerOutbox>>>,
     peer_outbox_capacity: usize,
+    peer_outbox_bytes: usize,
     ready_tx: Sender<PublicKey>,
     ready_rx: Receiver<PublicKey>,
     events_tx: Sender<Event>,
@@ -176,6 +195,7 @@ impl Shared {
                     epoch: AtomicU64::new(0),
                     signalled: AtomicBool::new(false),
                     overflowed: AtomicBool::new(false),
+                    bytes: ByteBudget::new(self.peer_outbox_bytes),
                 })
             })
             .clone()
@@ -208,6 +228,7 @@ pub struct Engine {
     threads: Vec<JoinHandle<Vec<ShardMsg>>>,
     inbox_capacity: usize,
     peer_outbox_capacity: usize,
+    peer_outbox_bytes: usize,
     reply_timeout: Duration,
     node_secret: SecretKey,
     seed: [u8; 32],
@@ -371,6 +392,7 @@ impl Engine {
             coordinator: coordinator.clone(),
             outboxes: RwLock::new(HashMap::new()),
             peer_outbox_capacity: config.peer_outbox_capacity.max(1),
+            peer_outbox_bytes: config.peer_outbox_bytes,
             ready_tx,
             ready_rx,
             events_tx,
@@ -427,6 +449,7 @@ impl Engine {
             threads,
             inbox_capacity,
             peer_outbox_capacity: config.peer_outbox_capacity.max(1),
+            peer_outbox_bytes: config.peer_outbox_bytes,
             reply_timeout: config.reply_timeout,
             node_secret,
             seed,
@@ -785,7 +808,7 @@ impl Engine {
             if let Some((node_id, transport)) = established {
                 // The peer must be known to its shard before its first message: a control
                 // message, waiting for room.
-                let (writer, reader) = queue(self.peer_outbox_capacity);
+                let (writer, reader) = queue(self.peer_outbox_capacity, self.peer_outbox_bytes);
                 self.attach_connection(conn, node_id, transport, Box::new(writer))?;
                 c.state = State::Established {
                     node_id,
@@ -863,6 +886,7 @@ impl Engine {
         let mut all: Vec<PeerOutput> = outbox
             .rx
             .try_iter()
+            .inspect(|(_, o)| outbox.drained(o))
             .filter(|(e, _)| *e == epoch)
             .map(|(_, o)| o)
             .collect();
@@ -879,6 +903,7 @@ impl Engine {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let (epoch, output) = outbox.rx.recv_timeout(left).ok()?;
+            outbox.drained(&output);
             if epoch == outbox.epoch.load(Ordering::SeqCst) {
                 return Some(output);
             }
@@ -1363,7 +1388,16 @@ impl Worker {
                         continue;
                     }
                     let epoch = self.epochs.get(&node_id).copied().unwrap_or(0);
-                    if outbox.tx.try_send((epoch, output)).is_err() {
+                    let len = match &output {
+                        PeerOutput::Message(m) => m.len(),
+                        PeerOutput::Disconnect => 0,
+                    };
+                    let queued = outbox.bytes.try_take(len)
+                        && (outbox.tx.try_send((epoch, output)).is_ok() || {
+                            outbox.bytes.give_back(len);
+                            false
+                        });
+                    if !queued {
                         // Backpressure toward a slow peer: it is disconnected, not waited for.
                         tracing::warn!(%node_id, "peer outbox full: disconnecting");
                         outbox.overflowed.store(true, Ordering::SeqCst);

@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod budget;
 mod connection;
 mod coordinator;
 pub mod durable;
@@ -50,6 +51,7 @@ mod placement;
 mod shard;
 pub mod sim;
 
+pub use budget::ByteBudget;
 pub use connection::{AttachedConnection, ConnectionId, ConnectionOutput, ConnectionWriter};
 pub use coordinator::{Coordinator, CoordinatorAccesses, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};

@@ -167,6 +167,60 @@ fn a_peer_that_lets_its_outbox_fill_is_disconnected() {
 }
 
 #[test]
+fn a_peer_outbox_is_bounded_in_bytes_not_only_in_messages() {
+    let config = EngineConfig {
+        shards: 1,
+        peer_outbox_bytes: 2_000,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
+    let mut peer = NodeCore::new(
+        secret(b"slow"),
+        [2; 32],
+        NodeConfig::default(),
+        100,
+        genesis(),
+    );
+    let id = peer.node_id();
+    peer.peer_connected(engine.node_id());
+    let Some(Output::SendMessage { msg: init, .. }) = peer.poll_output() else {
+        panic!("peer queues init");
+    };
+    engine.peer_connected(id).expect("connected");
+    engine.handle_message(id, &init.encode()).expect("init");
+    // Three pings of 900-byte pongs (within the core's pong budget): our init and two pongs
+    // fit in 2,000 bytes, the third pong does not.
+    let ping = Message::Ping(Ping {
+        num_pong_bytes: 900,
+        ignored: vec![],
+    })
+    .encode();
+    for _ in 0..3 {
+        engine.handle_message(id, &ping).expect("ping queued");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !engine.is_idle() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outputs = engine.peer_outputs(&id);
+    let queued: usize = outputs
+        .iter()
+        .map(|o| match o {
+            PeerOutput::Message(m) => m.len(),
+            PeerOutput::Disconnect => 0,
+        })
+        .sum();
+    assert_eq!(
+        outputs.len(),
+        4,
+        "init, two pongs, then the disconnect: {outputs:?}"
+    );
+    assert_eq!(outputs.last(), Some(&PeerOutput::Disconnect));
+    assert!(queued <= 2_000, "{queued} bytes queued");
+    engine.shutdown(Duration::from_secs(1));
+}
+
+#[test]
 fn shutdown_lets_queued_work_finish_and_joins_every_shard() {
     let engine = Engine::new(engine_config(4), hub_secret(), hub_seed(), 100, genesis());
     let mut net = Net::new(Threaded { engine }, 8);
