@@ -20,6 +20,13 @@
 //!   funds); every other method answers a JSON-RPC error (code [`NODE_STOPPED`]) naming the
 //!   reason.
 //!
+//! A request's parameters are parsed and checked first, by [`parse_request`] (a pure function,
+//! fuzzed by `fuzz/fuzz_targets/control_params.rs`), into a typed [`Request`] that
+//! [`execute`] then carries out. Besides the sizes below: a `connect` address is at most
+//! [`MAX_ADDRESS_LEN`] bytes, a `pay` route 1 to [`MAX_ROUTE_HOPS`] hops, a `block_connected`
+//! height at most [`MAX_BLOCK_HEIGHT`] with at most [`MAX_BLOCK_TRANSACTIONS`] transactions
+//! (every index below it), and a `BLOCKxTXxOUT` short channel id's parts within their 24 bits.
+//!
 //! Every method takes its parameters as a JSON object (named). Hex is lower-case; node ids
 //! are 33-byte compressed keys; channel ids, payment hashes, secrets and preimages 32 bytes;
 //! short channel ids a number or `BLOCKxTXxOUT`.
@@ -51,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, HttpBody};
 use axum::extract::connect_info::Connected;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -59,7 +66,7 @@ use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use base64::Engine as _;
 use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
-use lightning_core::bitcoin::{OutPoint, Transaction};
+use lightning_core::bitcoin::{BlockHash, OutPoint, Transaction};
 use lightning_core::node::{
     ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
 };
@@ -383,7 +390,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 async fn handle(
     State(ctx): State<Ctx>,
     ConnectInfo(peer): ConnectInfo<ControlPeer>,
-    request: Request,
+    request: HttpRequest,
 ) -> Response {
     let (parts, body) = request.into_parts();
     // The credentials come from the headers: nothing of the body is read before they pass.
@@ -436,12 +443,14 @@ async fn handle(
     let Some(method) = request.get("method").and_then(Value::as_str) else {
         return reply(id, Err(rpc_error(-32600, "request has no method".into())));
     };
-    let params = request.get("params").cloned().unwrap_or(json!({}));
+    // Absent parameters read as an object without keys.
+    let params = request.get("params").unwrap_or(&Value::Null);
     tracing::debug!(method, "control request");
+    let parsed = parse_request(method, params);
     // A stopped engine answers nothing but what it is and why, what it still has to
     // broadcast (a closing transaction may protect funds) and its events, and stops.
     if let Err(reason) = ctx.node.engine.health() {
-        if !matches!(method, "getinfo" | "stop" | "broadcasts" | "events") {
+        if !parsed.as_ref().is_ok_and(Request::served_when_stopped) {
             return reply(
                 id,
                 Err(rpc_error(
@@ -451,7 +460,10 @@ async fn handle(
             );
         }
     }
-    let mut result = dispatch(&ctx.node, method, params).await;
+    let mut result = match parsed {
+        Ok(request) => execute(&ctx.node, request).await,
+        Err(e) => Err(e),
+    };
     if result.is_err() {
         // The engine stopped during the call: say so, as for the calls after it.
         if let Err(reason) = ctx.node.engine.health() {
@@ -465,10 +477,23 @@ async fn handle(
 }
 
 /// A JSON-RPC error object.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcError {
     code: i64,
     message: String,
+}
+
+impl RpcError {
+    /// The JSON-RPC error code: -32601 unknown method, -32602 bad parameters, -32000 the
+    /// node refused, [`NODE_STOPPED`].
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+
+    /// The message, naming the parameter and its value.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// The JSON-RPC error code of every method but `getinfo` once the engine has stopped.
@@ -494,6 +519,335 @@ fn reply(id: Value, result: Result<Value, RpcError>) -> Response {
         }
     };
     axum::Json(body).into_response()
+}
+
+/// Every method of the control interface, as [`parse_request`] knows them.
+pub const METHODS: [&str; 16] = [
+    "getinfo",
+    "connect",
+    "open_channel",
+    "fund",
+    "new_invoice",
+    "pay",
+    "claim",
+    "fail",
+    "close",
+    "force_close",
+    "list_peers",
+    "list_channels",
+    "block_connected",
+    "broadcasts",
+    "events",
+    "stop",
+];
+
+/// The longest `address` `connect` takes: a DNS name (at most 253 bytes), `:` and a port.
+pub const MAX_ADDRESS_LEN: usize = 259;
+/// The most hops of a `pay` route (what a 1,300-byte onion can carry).
+pub const MAX_ROUTE_HOPS: usize = 20;
+/// The most transactions of a block (4,000,000 weight units over the 240 of the smallest
+/// transaction): `block_connected` takes at most this many, and every index below it.
+pub const MAX_BLOCK_TRANSACTIONS: u32 = 16_666;
+/// The highest block a short channel id can name (24 bits): `block_connected`'s bound on
+/// `height`, and the bound on the block part of a `BLOCKxTXxOUT` short channel id.
+pub const MAX_BLOCK_HEIGHT: u32 = 0xff_ffff;
+/// The highest transaction index a short channel id can name (24 bits).
+pub const MAX_SCID_TX_INDEX: u32 = 0xff_ffff;
+
+/// How `claim` names the payment to claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimBy {
+    /// By its preimage.
+    Preimage(PaymentPreimage),
+    /// By its hash: the node claims with the preimage it keeps for it.
+    Hash(PaymentHash),
+}
+
+/// A control request, parsed and validated by [`parse_request`] (a pure function of the
+/// method and its parameters), executed by [`execute`]. Every field is within its documented
+/// bound: a variant's fields need no further checking before they reach the engine.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// `getinfo` (parameters ignored).
+    GetInfo,
+    /// `connect`.
+    Connect {
+        /// The peer's node id.
+        node_id: PublicKey,
+        /// `host:port`, at most [`MAX_ADDRESS_LEN`] bytes; resolved when executed.
+        address: String,
+    },
+    /// `open_channel`.
+    OpenChannel {
+        /// The peer's node id.
+        node_id: PublicKey,
+        /// The channel's value.
+        amount_sat: u64,
+        /// Given to the peer at opening (default 0).
+        push_msat: u64,
+        /// The commitment feerate (default 1000).
+        feerate_per_kw: u32,
+    },
+    /// `fund`.
+    Fund {
+        /// The channel to fund.
+        temporary_channel_id: ChannelId,
+        /// The output that funds it, its key and the fee (default 1000 sat).
+        utxo: Utxo,
+    },
+    /// `new_invoice`.
+    NewInvoice {
+        /// The amount expected, if any.
+        amount_msat: Option<u64>,
+    },
+    /// `pay`.
+    Pay {
+        /// 1 to [`MAX_ROUTE_HOPS`] hops.
+        route: Route,
+        /// The payment's hash.
+        payment_hash: PaymentHash,
+        /// The recipient's secret.
+        payment_secret: PaymentSecret,
+        /// The payment's id (by default its hash).
+        payment_id: PaymentId,
+    },
+    /// `claim`.
+    Claim(ClaimBy),
+    /// `fail`.
+    Fail {
+        /// The payment to fail back.
+        payment_hash: PaymentHash,
+    },
+    /// `close`.
+    Close {
+        /// The channel to close cooperatively.
+        channel_id: ChannelId,
+    },
+    /// `force_close`.
+    ForceClose {
+        /// The channel to force-close.
+        channel_id: ChannelId,
+    },
+    /// `list_peers` (parameters ignored).
+    ListPeers,
+    /// `list_channels` (parameters ignored).
+    ListChannels,
+    /// `block_connected`.
+    BlockConnected {
+        /// At most [`MAX_BLOCK_HEIGHT`].
+        height: u32,
+        /// The hash of the block's 80-byte header.
+        hash: BlockHash,
+        /// At most [`MAX_BLOCK_TRANSACTIONS`] transactions, each with its index in the block
+        /// (below [`MAX_BLOCK_TRANSACTIONS`]).
+        transactions: Vec<(u32, Transaction)>,
+    },
+    /// `broadcasts` (parameters ignored).
+    Broadcasts,
+    /// `events` (parameters ignored).
+    Events,
+    /// `stop` (parameters ignored).
+    Stop,
+}
+
+impl Request {
+    /// The method's name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::GetInfo => "getinfo",
+            Request::Connect { .. } => "connect",
+            Request::OpenChannel { .. } => "open_channel",
+            Request::Fund { .. } => "fund",
+            Request::NewInvoice { .. } => "new_invoice",
+            Request::Pay { .. } => "pay",
+            Request::Claim(_) => "claim",
+            Request::Fail { .. } => "fail",
+            Request::Close { .. } => "close",
+            Request::ForceClose { .. } => "force_close",
+            Request::ListPeers => "list_peers",
+            Request::ListChannels => "list_channels",
+            Request::BlockConnected { .. } => "block_connected",
+            Request::Broadcasts => "broadcasts",
+            Request::Events => "events",
+            Request::Stop => "stop",
+        }
+    }
+
+    /// Whether a stopped engine still serves it: `getinfo` (it reports the stop), and
+    /// `stop`, `broadcasts` and `events`, which do not touch the engine (a transaction
+    /// waiting to be broadcast may protect funds).
+    pub fn served_when_stopped(&self) -> bool {
+        matches!(
+            self,
+            Request::GetInfo | Request::Stop | Request::Broadcasts | Request::Events
+        )
+    }
+}
+
+/// Parses and validates a method's parameters (a JSON object; `null` reads as one without
+/// keys) into a [`Request`], checking every bound the engine relies on: hex sizes (node ids
+/// 33 bytes, ids, hashes, secrets and keys 32, headers 80), integer ranges, the lengths and
+/// counts of the `MAX_*` constants of this module. Pure: no I/O, no node. An unknown method
+/// is JSON-RPC error -32601, bad parameters -32602, with a message naming the parameter.
+pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
+    Ok(match method {
+        "getinfo" => Request::GetInfo,
+        "connect" => {
+            let node_id = pubkey(str_param(p, "node_id")?, "node_id")?;
+            let address = str_param(p, "address")?;
+            if address.len() > MAX_ADDRESS_LEN {
+                return Err(invalid(format!(
+                    "address of {} bytes is longer than {MAX_ADDRESS_LEN}",
+                    address.len()
+                )));
+            }
+            Request::Connect {
+                node_id,
+                address: address.to_owned(),
+            }
+        }
+        "open_channel" => Request::OpenChannel {
+            node_id: pubkey(str_param(p, "node_id")?, "node_id")?,
+            amount_sat: u64_param(p, "amount_sat")?,
+            push_msat: opt_u64(p, "push_msat", 0)?,
+            feerate_per_kw: u32::try_from(opt_u64(p, "feerate_per_kw", 1000)?)
+                .map_err(|_| invalid("feerate_per_kw too large"))?,
+        },
+        "fund" => {
+            let temporary_channel_id = ChannelId(hex32(p, "temporary_channel_id")?);
+            let outpoint: OutPoint = str_param(p, "outpoint")?
+                .parse()
+                .map_err(|e| invalid(format!("outpoint is not txid:vout: {e}")))?;
+            let secret_key = SecretKey::from_slice(&hex32(p, "secret_key")?)
+                .map_err(|e| invalid(format!("secret_key: {e}")))?;
+            Request::Fund {
+                temporary_channel_id,
+                utxo: Utxo {
+                    outpoint,
+                    amount_sat: u64_param(p, "amount_sat")?,
+                    secret_key,
+                    fee_sat: opt_u64(p, "fee_sat", 1000)?,
+                },
+            }
+        }
+        "new_invoice" => Request::NewInvoice {
+            amount_msat: match p.get("amount_msat") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(u64_param(p, "amount_msat")?),
+            },
+        },
+        "pay" => {
+            let hops = p
+                .get("route")
+                .and_then(Value::as_array)
+                .ok_or_else(|| invalid("missing array parameter route"))?;
+            if hops.is_empty() || hops.len() > MAX_ROUTE_HOPS {
+                return Err(invalid(format!(
+                    "route has {} hops, not 1 to {MAX_ROUTE_HOPS}",
+                    hops.len()
+                )));
+            }
+            let mut route = Route {
+                hops: Vec::with_capacity(hops.len()),
+            };
+            for h in hops {
+                route.hops.push(RouteHop {
+                    node_id: pubkey(str_param(h, "node_id")?, "route node_id")?,
+                    short_channel_id: scid(h.get("short_channel_id").unwrap_or(&Value::Null))?,
+                    fee_msat: u64_param(h, "fee_msat")?,
+                    cltv_expiry_delta: u32::try_from(u64_param(h, "cltv_expiry_delta")?)
+                        .map_err(|_| invalid("cltv_expiry_delta too large"))?,
+                });
+            }
+            let payment_hash = PaymentHash(hex32(p, "payment_hash")?);
+            let payment_secret = PaymentSecret(hex32(p, "payment_secret")?);
+            let payment_id = match p.get("payment_id") {
+                Some(Value::String(_)) => PaymentId(hex32(p, "payment_id")?),
+                _ => PaymentId(payment_hash.0),
+            };
+            Request::Pay {
+                route,
+                payment_hash,
+                payment_secret,
+                payment_id,
+            }
+        }
+        "claim" => Request::Claim(match p.get("payment_preimage") {
+            Some(_) => ClaimBy::Preimage(PaymentPreimage(hex32(p, "payment_preimage")?)),
+            None => ClaimBy::Hash(PaymentHash(hex32(p, "payment_hash")?)),
+        }),
+        "fail" => Request::Fail {
+            payment_hash: PaymentHash(hex32(p, "payment_hash")?),
+        },
+        "close" => Request::Close {
+            channel_id: ChannelId(hex32(p, "channel_id")?),
+        },
+        "force_close" => Request::ForceClose {
+            channel_id: ChannelId(hex32(p, "channel_id")?),
+        },
+        "list_peers" => Request::ListPeers,
+        "list_channels" => Request::ListChannels,
+        "block_connected" => {
+            let height = u64_param(p, "height")?;
+            let height = u32::try_from(height)
+                .ok()
+                .filter(|h| *h <= MAX_BLOCK_HEIGHT)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "height {height} too large (a short channel id holds at most {MAX_BLOCK_HEIGHT})"
+                    ))
+                })?;
+            let header = hex::decode(str_param(p, "header")?)
+                .map_err(|e| invalid(format!("header is not hex: {e}")))?;
+            let hash = super::header_hash(&header)
+                .ok_or_else(|| invalid(format!("header is {} bytes, not 80", header.len())))?;
+            let txs = match p.get("transactions").and_then(Value::as_array) {
+                Some(txs) => txs.as_slice(),
+                None => &[],
+            };
+            if txs.len() > MAX_BLOCK_TRANSACTIONS as usize {
+                return Err(invalid(format!(
+                    "{} transactions, more than a block holds ({MAX_BLOCK_TRANSACTIONS})",
+                    txs.len()
+                )));
+            }
+            let mut transactions = Vec::with_capacity(txs.len());
+            for (i, t) in (0u32..).zip(txs) {
+                // A hex string (its index in the block is its position in the list), or
+                // {"index", "tx"} to pass only the block's transactions that matter.
+                let (index, s) = match t {
+                    Value::String(s) => (i, s.as_str()),
+                    Value::Object(_) => {
+                        let index = u64_param(t, "index")?;
+                        let index = u32::try_from(index)
+                            .ok()
+                            .filter(|i| *i < MAX_BLOCK_TRANSACTIONS)
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "transaction index {index} too large (a block holds at most {MAX_BLOCK_TRANSACTIONS})"
+                                ))
+                            })?;
+                        (index, str_param(t, "tx")?)
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "transactions must be hex strings or {\"index\", \"tx\"} objects",
+                        ))
+                    }
+                };
+                transactions.push((index, tx_from_hex(s)?));
+            }
+            Request::BlockConnected {
+                height,
+                hash,
+                transactions,
+            }
+        }
+        "broadcasts" => Request::Broadcasts,
+        "events" => Request::Events,
+        "stop" => Request::Stop,
+        other => return Err(rpc_error(-32601, format!("unknown method {other:?}"))),
+    })
 }
 
 fn str_param<'a>(p: &'a Value, name: &str) -> Result<&'a str, RpcError> {
@@ -530,6 +884,8 @@ fn pubkey(s: &str, name: &str) -> Result<PublicKey, RpcError> {
         .map_err(|e| invalid(format!("{name} {s:?} is not a node id: {e}")))
 }
 
+/// A short channel id: a number (any 64 bits encode one), or `BLOCKxTXxOUT` with the block
+/// and transaction index within their 24 bits (never silently masked to another channel).
 fn scid(v: &Value) -> Result<ShortChannelId, RpcError> {
     if let Some(n) = v.as_u64() {
         return Ok(ShortChannelId(n));
@@ -537,14 +893,21 @@ fn scid(v: &Value) -> Result<ShortChannelId, RpcError> {
     let s = v
         .as_str()
         .ok_or_else(|| invalid("short_channel_id must be a number or BLOCKxTXxOUT"))?;
-    let parts: Vec<&str> = s.split('x').collect();
     let bad = || invalid(format!("short_channel_id {s:?} is not BLOCKxTXxOUT"));
-    let [b, t, o] = parts.as_slice() else {
+    let mut parts = s.split('x');
+    let (Some(b), Some(t), Some(o), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad());
     };
+    let block: u32 = b.parse().map_err(|_| bad())?;
+    let tx_index: u32 = t.parse().map_err(|_| bad())?;
+    if block > MAX_BLOCK_HEIGHT || tx_index > MAX_SCID_TX_INDEX {
+        return Err(bad());
+    }
     Ok(ShortChannelId::new(
-        b.parse().map_err(|_| bad())?,
-        t.parse().map_err(|_| bad())?,
+        block,
+        tx_index,
         o.parse().map_err(|_| bad())?,
     ))
 }
@@ -565,9 +928,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| failed(format!("internal task failed: {e}")))?
 }
 
-async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, RpcError> {
-    match method {
-        "getinfo" => {
+/// Executes a parsed request against the node: only acts, every parameter was checked by
+/// [`parse_request`]. The caller refuses what a stopped engine does not serve
+/// ([`Request::served_when_stopped`]).
+pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcError> {
+    match request {
+        Request::GetInfo => {
             let listen = node.listen_addr.lock().map(|a| a.to_string());
             blocking(node, move |n| {
                 let (height, hash) = n.engine.coordinator().best_block();
@@ -595,10 +961,8 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             })
             .await
         }
-        "connect" => {
-            let node_id = pubkey(str_param(&p, "node_id")?, "node_id")?;
-            let address = str_param(&p, "address")?;
-            let addr = tokio::net::lookup_host(address)
+        Request::Connect { node_id, address } => {
+            let addr = tokio::net::lookup_host(address.as_str())
                 .await
                 .map_err(|e| invalid(format!("address {address:?}: {e}")))?
                 .next()
@@ -611,35 +975,32 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
                 json!({"connected": true, "node_id": node_id.to_string(), "address": in_use.to_string()}),
             )
         }
-        "open_channel" => {
-            let node_id = pubkey(str_param(&p, "node_id")?, "node_id")?;
-            let amount = u64_param(&p, "amount_sat")?;
-            let push = opt_u64(&p, "push_msat", 0)?;
-            let feerate = u32::try_from(opt_u64(&p, "feerate_per_kw", 1000)?)
-                .map_err(|_| invalid("feerate_per_kw too large"))?;
+        Request::OpenChannel {
+            node_id,
+            amount_sat,
+            push_msat,
+            feerate_per_kw,
+        } => {
             blocking(node, move |n| {
                 let user_channel_id = u128::from(n.now_ms());
                 let temp = n
                     .engine
-                    .create_channel(node_id, amount, push, user_channel_id, feerate)
+                    .create_channel(
+                        node_id,
+                        amount_sat,
+                        push_msat,
+                        user_channel_id,
+                        feerate_per_kw,
+                    )
                     .map_err(failed)?;
                 Ok(json!({"temporary_channel_id": temp.to_string()}))
             })
             .await
         }
-        "fund" => {
-            let temp = ChannelId(hex32(&p, "temporary_channel_id")?);
-            let outpoint: OutPoint = str_param(&p, "outpoint")?
-                .parse()
-                .map_err(|e| invalid(format!("outpoint is not txid:vout: {e}")))?;
-            let secret_key = SecretKey::from_slice(&hex32(&p, "secret_key")?)
-                .map_err(|e| invalid(format!("secret_key: {e}")))?;
-            let utxo = Utxo {
-                outpoint,
-                amount_sat: u64_param(&p, "amount_sat")?,
-                secret_key,
-                fee_sat: opt_u64(&p, "fee_sat", 1000)?,
-            };
+        Request::Fund {
+            temporary_channel_id: temp,
+            utxo,
+        } => {
             blocking(node, move |n| {
                 let needed = n.state.funding_needed.lock().remove(&temp);
                 match needed {
@@ -657,19 +1018,14 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             })
             .await
         }
-        "new_invoice" => {
-            let amount = match p.get("amount_msat") {
-                None | Some(Value::Null) => None,
-                Some(_) => Some(u64_param(&p, "amount_msat")?),
-            };
+        Request::NewInvoice { amount_msat } => {
             blocking(node, move |n| {
-                let preimage = PaymentPreimage(hex32(
-                    &json!({"r": files::random_hex().map_err(failed)?}),
-                    "r",
-                )?);
+                let mut preimage = PaymentPreimage([0; 32]);
+                hex::decode_to_slice(files::random_hex().map_err(failed)?, &mut preimage.0)
+                    .map_err(failed)?;
                 let (hash, secret) = n
                     .engine
-                    .create_inbound_payment(preimage, amount)
+                    .create_inbound_payment(preimage, amount_msat)
                     .map_err(failed)?;
                 // Durable before the invoice leaves: a restart can still claim it.
                 files::append_invoice(&files::invoices_path(&n.config.data_dir), &hash, &preimage)
@@ -679,49 +1035,30 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             })
             .await
         }
-        "pay" => {
-            let hops = p
-                .get("route")
-                .and_then(Value::as_array)
-                .ok_or_else(|| invalid("missing array parameter route"))?;
-            let mut route = Route { hops: Vec::new() };
-            for h in hops {
-                route.hops.push(RouteHop {
-                    node_id: pubkey(str_param(h, "node_id")?, "route node_id")?,
-                    short_channel_id: scid(h.get("short_channel_id").unwrap_or(&Value::Null))?,
-                    fee_msat: u64_param(h, "fee_msat")?,
-                    cltv_expiry_delta: u32::try_from(u64_param(h, "cltv_expiry_delta")?)
-                        .map_err(|_| invalid("cltv_expiry_delta too large"))?,
-                });
-            }
-            let hash = PaymentHash(hex32(&p, "payment_hash")?);
-            let secret = PaymentSecret(hex32(&p, "payment_secret")?);
-            let id = match p.get("payment_id") {
-                Some(Value::String(_)) => PaymentId(hex32(&p, "payment_id")?),
-                _ => PaymentId(hash.0),
-            };
+        Request::Pay {
+            route,
+            payment_hash,
+            payment_secret,
+            payment_id,
+        } => {
             blocking(node, move |n| {
                 n.engine
-                    .send_payment(&route, hash, secret, id)
+                    .send_payment(&route, payment_hash, payment_secret, payment_id)
                     .map_err(failed)?;
-                Ok(json!({"payment_id": hex::encode(id.0)}))
+                Ok(json!({"payment_id": hex::encode(payment_id.0)}))
             })
             .await
         }
-        "claim" => {
-            let preimage = match p.get("payment_preimage") {
-                Some(_) => PaymentPreimage(hex32(&p, "payment_preimage")?),
-                None => {
-                    let hash = PaymentHash(hex32(&p, "payment_hash")?);
-                    node.state
-                        .preimages
-                        .lock()
-                        .get(&hash)
-                        .copied()
-                        .ok_or_else(|| {
-                            failed(format!("no preimage known for payment_hash {hash}"))
-                        })?
-                }
+        Request::Claim(by) => {
+            let preimage = match by {
+                ClaimBy::Preimage(preimage) => preimage,
+                ClaimBy::Hash(hash) => node
+                    .state
+                    .preimages
+                    .lock()
+                    .get(&hash)
+                    .copied()
+                    .ok_or_else(|| failed(format!("no preimage known for payment_hash {hash}")))?,
             };
             blocking(node, move |n| {
                 n.engine.claim_funds(preimage).map_err(failed)?;
@@ -729,28 +1066,28 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             })
             .await
         }
-        "fail" => {
-            let hash = PaymentHash(hex32(&p, "payment_hash")?);
+        Request::Fail { payment_hash } => {
             blocking(node, move |n| {
-                n.engine.fail_htlc_backwards(hash).map_err(failed)?;
+                n.engine.fail_htlc_backwards(payment_hash).map_err(failed)?;
                 Ok(json!({}))
             })
             .await
         }
-        "close" | "force_close" => {
-            let id = ChannelId(hex32(&p, "channel_id")?);
-            let force = method == "force_close";
+        Request::Close { channel_id } => {
             blocking(node, move |n| {
-                if force {
-                    n.engine.force_close_channel(id).map_err(failed)?;
-                } else {
-                    n.engine.close_channel(id).map_err(failed)?;
-                }
+                n.engine.close_channel(channel_id).map_err(failed)?;
                 Ok(json!({}))
             })
             .await
         }
-        "list_peers" => {
+        Request::ForceClose { channel_id } => {
+            blocking(node, move |n| {
+                n.engine.force_close_channel(channel_id).map_err(failed)?;
+                Ok(json!({}))
+            })
+            .await
+        }
+        Request::ListPeers => {
             let peers: Vec<Value> = node
                 .state
                 .connections
@@ -767,47 +1104,22 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
                 .collect();
             Ok(Value::Array(peers))
         }
-        "list_channels" => {
+        Request::ListChannels => {
             blocking(node, |n| {
                 let channels = n.engine.list_channels().map_err(failed)?;
                 Ok(Value::Array(channels.iter().map(channel_json).collect()))
             })
             .await
         }
-        "block_connected" => {
-            let height =
-                u32::try_from(u64_param(&p, "height")?).map_err(|_| invalid("height too large"))?;
-            let header = hex::decode(str_param(&p, "header")?)
-                .map_err(|e| invalid(format!("header is not hex: {e}")))?;
-            let hash = super::header_hash(&header)
-                .ok_or_else(|| invalid(format!("header is {} bytes, not 80", header.len())))?;
-            let mut txdata = Vec::new();
-            if let Some(txs) = p.get("transactions").and_then(Value::as_array) {
-                for (i, t) in txs.iter().enumerate() {
-                    // A hex string (its index in the block is its position in the list), or
-                    // {"index", "tx"} to pass only the block's transactions that matter.
-                    let (index, s) =
-                        match t {
-                            Value::String(s) => (
-                                u32::try_from(i).map_err(|_| invalid("too many transactions"))?,
-                                s.as_str(),
-                            ),
-                            Value::Object(_) => (
-                                u32::try_from(u64_param(t, "index")?)
-                                    .map_err(|_| invalid("transaction index too large"))?,
-                                str_param(t, "tx")?,
-                            ),
-                            _ => return Err(invalid(
-                                "transactions must be hex strings or {\"index\", \"tx\"} objects",
-                            )),
-                        };
-                    txdata.push((index, tx_from_hex(s)?));
-                }
-            }
+        Request::BlockConnected {
+            height,
+            hash,
+            transactions,
+        } => {
             blocking(node, move |n| {
-                if !txdata.is_empty() {
+                if !transactions.is_empty() {
                     n.engine
-                        .transactions_confirmed(height, &txdata)
+                        .transactions_confirmed(height, &transactions)
                         .map_err(failed)?;
                 }
                 n.engine.best_block_updated(height, hash).map_err(failed)?;
@@ -815,22 +1127,21 @@ async fn dispatch(node: &Arc<Node>, method: &str, p: Value) -> Result<Value, Rpc
             })
             .await
         }
-        "broadcasts" => {
+        Request::Broadcasts => {
             let txs: Vec<Value> = std::mem::take(&mut *node.state.broadcasts.lock())
                 .iter()
                 .map(|tx| Value::String(serialize_hex(tx)))
                 .collect();
             Ok(json!({"transactions": txs}))
         }
-        "events" => {
+        Request::Events => {
             let (events, dropped) = node.state.events.lock().drain();
             Ok(json!({"events": events, "dropped": dropped}))
         }
-        "stop" => {
+        Request::Stop => {
             node.request_stop();
             Ok(json!({"stopping": true}))
         }
-        other => Err(rpc_error(-32601, format!("unknown method {other:?}"))),
     }
 }
 
@@ -972,5 +1283,220 @@ fn closure_text(r: &ClosureReason) -> String {
             format!("processing error: {}", truncate_text(err, EVENT_TEXT))
         }
         other => truncate_text(&format!("{other:?}"), EVENT_TEXT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    /// Version 2, one input (null outpoint, empty script), one output of 0 (empty script).
+    const TX: &str = concat!(
+        "0200000001",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000ffffffff01",
+        "0000000000000000",
+        "0000000000",
+    );
+
+    fn hex32s(byte: u8) -> String {
+        hex::encode([byte; 32])
+    }
+
+    fn err(method: &str, params: Value) -> RpcError {
+        parse_request(method, &params).expect_err("refused")
+    }
+
+    fn hop(scid: Value) -> Value {
+        json!({"node_id": NODE, "short_channel_id": scid, "fee_msat": 1000, "cltv_expiry_delta": 40})
+    }
+
+    fn pay(hops: usize, scid: Value) -> Value {
+        json!({"route": vec![hop(scid); hops], "payment_hash": hex32s(1), "payment_secret": hex32s(2)})
+    }
+
+    fn block(height: Value, transactions: Value) -> Value {
+        json!({"height": height, "header": "00".repeat(80), "transactions": transactions})
+    }
+
+    #[test]
+    fn every_method_parses_to_its_own_variant() {
+        let valid = |method: &str| -> Value {
+            match method {
+                "connect" => json!({"node_id": NODE, "address": "127.0.0.1:9735"}),
+                "open_channel" => json!({"node_id": NODE, "amount_sat": 100_000}),
+                "fund" => json!({"temporary_channel_id": hex32s(3),
+                    "outpoint": format!("{}:1", hex32s(4)), "amount_sat": 200_000,
+                    "secret_key": hex32s(5)}),
+                "pay" => pay(1, json!("1x2x3")),
+                "claim" | "fail" => json!({"payment_hash": hex32s(6)}),
+                "close" | "force_close" => json!({"channel_id": hex32s(7)}),
+                "block_connected" => block(json!(100), json!([TX])),
+                _ => Value::Null,
+            }
+        };
+        for method in METHODS {
+            let request = parse_request(method, &valid(method)).expect(method);
+            assert_eq!(request.method(), method);
+            assert_eq!(
+                request.served_when_stopped(),
+                matches!(method, "getinfo" | "stop" | "broadcasts" | "events"),
+                "{method}"
+            );
+        }
+        // Defaults.
+        let Ok(Request::OpenChannel {
+            push_msat: 0,
+            feerate_per_kw: 1000,
+            ..
+        }) = parse_request("open_channel", &valid("open_channel"))
+        else {
+            panic!("open_channel defaults")
+        };
+        let Ok(Request::Pay {
+            payment_id,
+            payment_hash,
+            ..
+        }) = parse_request("pay", &pay(1, json!(5)))
+        else {
+            panic!("pay")
+        };
+        assert_eq!(payment_id.0, payment_hash.0);
+    }
+
+    #[test]
+    fn refusals_keep_their_codes_and_messages() {
+        assert_eq!(
+            err("nope", json!({})),
+            rpc_error(-32601, "unknown method \"nope\"".into())
+        );
+        assert_eq!(
+            err("connect", json!({})).message(),
+            "missing string parameter node_id"
+        );
+        assert_eq!(
+            err("connect", json!({"node_id": "02"})).message(),
+            "node_id \"02\" is not a node id: malformed public key"
+        );
+        assert_eq!(
+            err("open_channel", json!({"node_id": NODE, "amount_sat": -1})).message(),
+            "missing integer parameter amount_sat"
+        );
+        assert_eq!(
+            err(
+                "open_channel",
+                json!({"node_id": NODE, "amount_sat": 1, "push_msat": 1.5})
+            )
+            .message(),
+            "parameter push_msat must be a non-negative integer"
+        );
+        assert_eq!(
+            err(
+                "open_channel",
+                json!({"node_id": NODE, "amount_sat": 1, "feerate_per_kw": 1u64 << 32})
+            )
+            .message(),
+            "feerate_per_kw too large"
+        );
+        assert_eq!(
+            err("close", json!({"channel_id": "ab"})).message(),
+            "channel_id \"ab\" is not 32 bytes of hex: Invalid string length"
+        );
+        assert_eq!(
+            err("pay", json!({})).message(),
+            "missing array parameter route"
+        );
+        assert_eq!(
+            err("pay", pay(1, json!("1x2"))).message(),
+            "short_channel_id \"1x2\" is not BLOCKxTXxOUT"
+        );
+        assert_eq!(
+            err("block_connected", json!({"height": 1, "header": "00"})).message(),
+            "header is 1 bytes, not 80"
+        );
+        assert_eq!(
+            err("block_connected", block(json!(1), json!([7]))).message(),
+            "transactions must be hex strings or {\"index\", \"tx\"} objects"
+        );
+        assert!(err("block_connected", block(json!(1), json!(["00"])))
+            .message()
+            .starts_with("transaction does not decode"));
+        for e in [err("connect", json!([])), err("fund", Value::Null)] {
+            assert_eq!(e.code(), -32602);
+        }
+    }
+
+    /// A `BLOCKxTXxOUT` part past 24 bits used to be masked by `ShortChannelId::new` into
+    /// another channel's id ("16777217x0x0" paid through block 1's channel).
+    #[test]
+    fn scid_parts_past_24_bits_are_refused_not_masked() {
+        assert_eq!(
+            ShortChannelId::new(16_777_217, 0, 0),
+            ShortChannelId::new(1, 0, 0)
+        );
+        for s in [
+            "16777216x0x0",
+            "0x16777216x0",
+            "1x1x65536",
+            "1x1x1x1",
+            "x1x1",
+        ] {
+            assert_eq!(
+                err("pay", pay(1, json!(s))).message(),
+                format!("short_channel_id {s:?} is not BLOCKxTXxOUT")
+            );
+        }
+        let Ok(Request::Pay { route, .. }) =
+            parse_request("pay", &pay(1, json!("16777215x16777215x65535")))
+        else {
+            panic!("largest scid")
+        };
+        assert_eq!(route.hops[0].short_channel_id, ShortChannelId(u64::MAX));
+    }
+
+    #[test]
+    fn counts_lengths_and_ranges_are_bounded() {
+        // Route hops.
+        assert!(parse_request("pay", &pay(MAX_ROUTE_HOPS, json!(1))).is_ok());
+        for n in [0, MAX_ROUTE_HOPS + 1] {
+            assert_eq!(
+                err("pay", pay(n, json!(1))).message(),
+                format!("route has {n} hops, not 1 to {MAX_ROUTE_HOPS}")
+            );
+        }
+        // Address length.
+        let address = |len: usize| json!({"node_id": NODE, "address": "a".repeat(len)});
+        assert!(parse_request("connect", &address(MAX_ADDRESS_LEN)).is_ok());
+        assert_eq!(err("connect", address(MAX_ADDRESS_LEN + 1)).code(), -32602);
+        // Block height: what a short channel id can carry.
+        assert!(parse_request(
+            "block_connected",
+            &block(json!(MAX_BLOCK_HEIGHT), json!([]))
+        )
+        .is_ok());
+        for h in [u64::from(MAX_BLOCK_HEIGHT) + 1, 1 << 32] {
+            assert!(err("block_connected", block(json!(h), json!([])))
+                .message()
+                .starts_with(&format!("height {h} too large")));
+        }
+        // Transaction indexes and counts: within a block.
+        let at = |index: u64| block(json!(1), json!([{"index": index, "tx": TX}]));
+        let Ok(Request::BlockConnected { transactions, .. }) = parse_request(
+            "block_connected",
+            &at(u64::from(MAX_BLOCK_TRANSACTIONS) - 1),
+        ) else {
+            panic!("last index")
+        };
+        assert_eq!(transactions[0].0, MAX_BLOCK_TRANSACTIONS - 1);
+        for index in [u64::from(MAX_BLOCK_TRANSACTIONS), 1 << 32] {
+            assert!(err("block_connected", at(index))
+                .message()
+                .starts_with(&format!("transaction index {index} too large")));
+        }
+        let many = vec![Value::Null; MAX_BLOCK_TRANSACTIONS as usize + 1];
+        assert!(err("block_connected", block(json!(1), json!(many)))
+            .message()
+            .contains("more than a block holds"));
     }
 }
