@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use shard_engine::lightning_core::node::{NodeConfig, NodeCore, Output};
+use shard_engine::lightning_core::secp256k1::PublicKey;
 use shard_engine::lightning_core::wire::{Message, Ping};
 use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput, Sim};
 use support::{engine_config, genesis, hub_secret, hub_seed, secret, Net, Threaded, Who};
@@ -116,14 +117,8 @@ fn two_shards_forwarding_to_each_other_with_full_inboxes_do_not_deadlock() {
     assert!(forwarded >= 30);
 }
 
-#[test]
-fn a_peer_that_lets_its_outbox_fill_is_disconnected() {
-    let config = EngineConfig {
-        shards: 1,
-        peer_outbox_capacity: 3,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
+/// Connects a peer that never drains its outbox and hands the engine its `init`.
+fn connect_slow_peer(engine: &Engine) -> PublicKey {
     let mut peer = NodeCore::new(
         secret(b"slow"),
         [2; 32],
@@ -138,6 +133,26 @@ fn a_peer_that_lets_its_outbox_fill_is_disconnected() {
     };
     engine.peer_connected(id).expect("connected");
     engine.handle_message(id, &init.encode()).expect("init");
+    id
+}
+
+/// Waits (up to 10 s) until the engine has handled everything queued.
+fn wait_idle(engine: &Engine) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !engine.is_idle() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_peer_that_lets_its_outbox_fill_is_disconnected() {
+    let config = EngineConfig {
+        shards: 1,
+        peer_outbox_capacity: 3,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
+    let id = connect_slow_peer(&engine);
     let ping = Message::Ping(Ping {
         num_pong_bytes: 4,
         ignored: vec![],
@@ -146,10 +161,7 @@ fn a_peer_that_lets_its_outbox_fill_is_disconnected() {
     for _ in 0..10 {
         engine.handle_message(id, &ping).expect("ping queued");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !engine.is_idle() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_idle(&engine);
     let outputs = engine.peer_outputs(&id);
     assert_eq!(
         outputs.len(),
@@ -174,20 +186,7 @@ fn a_peer_outbox_is_bounded_in_bytes_not_only_in_messages() {
         ..EngineConfig::default()
     };
     let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
-    let mut peer = NodeCore::new(
-        secret(b"slow"),
-        [2; 32],
-        NodeConfig::default(),
-        100,
-        genesis(),
-    );
-    let id = peer.node_id();
-    peer.peer_connected(engine.node_id());
-    let Some(Output::SendMessage { msg: init, .. }) = peer.poll_output() else {
-        panic!("peer queues init");
-    };
-    engine.peer_connected(id).expect("connected");
-    engine.handle_message(id, &init.encode()).expect("init");
+    let id = connect_slow_peer(&engine);
     // Three pings of 900-byte pongs (within the core's pong budget): our init and two pongs
     // fit in 2,000 bytes, the third pong does not.
     let ping = Message::Ping(Ping {
@@ -198,10 +197,7 @@ fn a_peer_outbox_is_bounded_in_bytes_not_only_in_messages() {
     for _ in 0..3 {
         engine.handle_message(id, &ping).expect("ping queued");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !engine.is_idle() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_idle(&engine);
     let outputs = engine.peer_outputs(&id);
     let queued: usize = outputs
         .iter()
@@ -260,10 +256,7 @@ fn outputs_of_an_old_connection_never_reach_a_new_one() {
     engine.handle_message(id, &ping).expect("queued");
     engine.peer_disconnected(id).expect("gone");
     engine.peer_connected(id).expect("second connection");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !engine.is_idle() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_idle(&engine);
     let outputs = engine.peer_outputs(&id);
     assert_eq!(
         outputs.len(),
