@@ -1109,7 +1109,19 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 impl Engine {
     /// The error for a shard that is gone: the engine's stop reason, else shutting down.
     fn gone(&self) -> EngineError {
-        self.shared.stopped().unwrap_or(EngineError::ShuttingDown)
+        // A shard drops what it was handling (a caller's reply channel, say) at shutdown, or
+        // while a panic unwinds it, just before it records why the engine stopped: unless the
+        // engine is shutting down, wait a moment for that reason.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            if let Some(stopped) = self.shared.stopped() {
+                return stopped;
+            }
+            if self.shared.closing.load(Ordering::SeqCst) || Instant::now() >= deadline {
+                return EngineError::ShuttingDown;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use shard_engine::sim::SimRng;
 use shard_engine::store::{FsStore, Store};
 use shard_engine::{Engine, EngineConfig, EngineError, StopReason};
-use support::{engine_config, hub_secret, hub_seed, Net, Threaded, Who};
+use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded};
 
 const PEERS: usize = 8;
 
@@ -85,32 +85,12 @@ fn open(root: &Path) -> Engine {
     .expect("Engine::open on the store after the disk filled")
 }
 
-/// Payments between peers through the hub: no call of the hub's API (it may stop at any
-/// moment), only peers' messages.
-fn start_payments(net: &mut Net<Threaded>, rng: &mut SimRng, count: usize) {
-    let n = net.channels.len();
-    let mut free: Vec<usize> = (0..n).collect();
-    for _ in 0..count {
-        if free.len() < 2 {
-            break;
-        }
-        let cin = free.swap_remove(rng.below(free.len()));
-        let cout = free.swap_remove(rng.below(free.len()));
-        let (a, b) = (net.channels[cin].peer, net.channels[cout].peer);
-        if a == b {
-            continue;
-        }
-        let amount = 1_000_000 + rng.below(5_000_000) as u64;
-        net.start_payment(
-            Who::Peer(a),
-            Who::Peer(b),
-            Some(cin),
-            Some(cout),
-            amount,
-            true,
-        );
-    }
-}
+/// The payments these tests start.
+const MIX: PaymentMix = PaymentMix {
+    extra_msat: 5_000_000,
+    from_hub_every: None,
+    fail_one_in: None,
+};
 
 /// Fills the filesystem of `path` with a file until it is full, then frees `slack` bytes.
 fn fill(path: &Path, slack: u64) -> File {
@@ -162,7 +142,7 @@ fn enospc_in_one_shard_stops_the_engine_and_a_restart_returns_every_acknowledged
     net.open_channels(&specs);
     let initial = net.balances();
     let mut rng = SimRng::new(21);
-    start_payments(&mut net, &mut rng, 8);
+    net.start_random_payments(&mut rng, 8, MIX);
     net.run();
 
     // The disk fills up with payments in flight; a few more commits fit.
@@ -171,7 +151,7 @@ fn enospc_in_one_shard_stops_the_engine_and_a_restart_returns_every_acknowledged
     let mut rounds = 0;
     while net.hub.engine.health().is_ok() {
         if net.htlcs_in_flight() == 0 {
-            start_payments(&mut net, &mut rng, 8);
+            net.start_random_payments(&mut rng, 8, MIX);
         }
         net.rounds(1);
         rounds += 1;
@@ -234,7 +214,7 @@ fn enospc_in_one_shard_stops_the_engine_and_a_restart_returns_every_acknowledged
     net.hub_stopped = None;
     net.reconnect_all();
     net.run();
-    start_payments(&mut net, &mut rng, 8);
+    net.start_random_payments(&mut rng, 8, MIX);
     net.run();
     let errors = net.check(&initial);
     assert!(errors.is_empty(), "{errors:#?}");

@@ -16,7 +16,7 @@ use shard_engine::lightning_core::types::PaymentPreimage;
 use shard_engine::sim::SimRng;
 use shard_engine::store::{MemoryStore, Store, StoreError, WriteOp};
 use shard_engine::{Engine, EngineConfig, EngineError, StopReason};
-use support::{engine_config, hub_secret, hub_seed, Net, Threaded, Who};
+use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded, Who};
 
 const PEERS: usize = 8;
 
@@ -108,35 +108,12 @@ fn open(store: Arc<dyn Store>) -> Engine {
     .expect("open")
 }
 
-/// Starts payments between peers through the hub, some from the hub.
-fn start_payments(net: &mut Net<Threaded>, rng: &mut SimRng, count: usize) {
-    let n = net.channels.len();
-    let mut free: Vec<usize> = (0..n).collect();
-    for k in 0..count {
-        if free.len() < 2 {
-            break;
-        }
-        let cin = free.swap_remove(rng.below(free.len()));
-        let cout = free.swap_remove(rng.below(free.len()));
-        let (a, b) = (net.channels[cin].peer, net.channels[cout].peer);
-        if a == b {
-            continue;
-        }
-        let amount = 1_000_000 + rng.below(20_000_000) as u64;
-        if k % 4 == 3 {
-            net.start_payment(Who::Hub, Who::Peer(b), None, Some(cout), amount, true);
-        } else {
-            net.start_payment(
-                Who::Peer(a),
-                Who::Peer(b),
-                Some(cin),
-                Some(cout),
-                amount,
-                true,
-            );
-        }
-    }
-}
+/// The payments these tests start.
+const MIX: PaymentMix = PaymentMix {
+    extra_msat: 20_000_000,
+    from_hub_every: Some(4),
+    fail_one_in: None,
+};
 
 /// A network of `PEERS` peers around a 2-shard hub on `store`, with channels open and
 /// payments having run once.
@@ -147,7 +124,7 @@ fn network(store: Arc<dyn Store>) -> (Net<Threaded>, std::collections::BTreeMap<
     net.open_channels(&specs);
     let initial = net.balances();
     let mut rng = SimRng::new(12);
-    start_payments(&mut net, &mut rng, 8);
+    net.start_random_payments(&mut rng, 8, MIX);
     net.run();
     net.settle();
     (net, initial)
@@ -240,7 +217,7 @@ fn restart_and_reconcile(
     net.run();
     net.settle();
     let mut rng = SimRng::new(99);
-    start_payments(net, &mut rng, 8);
+    net.start_random_payments(&mut rng, 8, MIX);
     net.run();
     net.settle();
     let errors = net.check(initial);
@@ -258,7 +235,7 @@ fn a_failed_commit_stops_every_shard_with_the_store_error_and_a_restart_recovers
     // Payments in flight; the next commit, whichever shard makes it, fails with ENOSPC and
     // the disk has room again right after.
     let mut rng = SimRng::new(7);
-    start_payments(&mut net, &mut rng, 8);
+    net.start_random_payments(&mut rng, 8, MIX);
     net.rounds(1);
     faulty.inject(Fault::NoSpaceOnce);
     let mut rounds = 0;
@@ -313,7 +290,7 @@ fn a_panicking_shard_stops_the_engine_and_wakes_its_waiting_caller() {
     let faulty = Arc::new(FaultyStore::new(inner.clone()));
     let (mut net, initial) = network(faulty.clone());
     let mut rng = SimRng::new(3);
-    start_payments(&mut net, &mut rng, 8);
+    net.start_random_payments(&mut rng, 8, MIX);
     net.rounds(1);
 
     // The call's own commit panics on shard 0: its caller, waiting for the answer, wakes

@@ -10,7 +10,7 @@ use std::time::Duration;
 use shard_engine::sim::SimRng;
 use shard_engine::store::{MemoryStore, Store};
 use shard_engine::{Engine, EngineConfig};
-use support::{engine_config, hub_secret, hub_seed, Net, Threaded, Who};
+use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded};
 
 const PEERS: usize = 10;
 
@@ -32,36 +32,12 @@ fn open(shards: usize, store: &Arc<dyn Store>) -> Engine {
     .expect("open")
 }
 
-/// Starts up to `count` payments between peers through the hub (and some from the hub).
-fn start_payments(net: &mut Net<Threaded>, rng: &mut SimRng, count: usize) {
-    let n = net.channels.len();
-    let mut free: Vec<usize> = (0..n).collect();
-    for k in 0..count {
-        if free.len() < 2 {
-            break;
-        }
-        let cin = free.swap_remove(rng.below(free.len()));
-        let cout = free.swap_remove(rng.below(free.len()));
-        let (a, b) = (net.channels[cin].peer, net.channels[cout].peer);
-        if a == b {
-            continue;
-        }
-        let amount = 1_000_000 + rng.below(20_000_000) as u64;
-        let claim = !rng.chance(1, 5);
-        if k % 4 == 3 {
-            net.start_payment(Who::Hub, Who::Peer(b), None, Some(cout), amount, claim);
-        } else {
-            net.start_payment(
-                Who::Peer(a),
-                Who::Peer(b),
-                Some(cin),
-                Some(cout),
-                amount,
-                claim,
-            );
-        }
-    }
-}
+/// The payments these tests start.
+const MIX: PaymentMix = PaymentMix {
+    extra_msat: 20_000_000,
+    from_hub_every: Some(4),
+    fail_one_in: Some(5),
+};
 
 /// Stops the hub (`crash`: [`Engine::abort`], else a shutdown with no grace) after `rounds`
 /// delivery rounds of a batch of payments and with one more round being handled (its
@@ -75,7 +51,7 @@ fn stop_and_reopen(
     rounds: usize,
     crash: bool,
 ) -> usize {
-    start_payments(net, rng, 6);
+    net.start_random_payments(rng, 6, MIX);
     net.rounds(rounds);
     // The hub is busy with this when it stops.
     net.deliver_once();
@@ -127,7 +103,7 @@ fn restart(from: usize, to: usize) {
     net.open_channels(&specs);
     let initial = net.balances();
     let mut rng = SimRng::new(from as u64 * 31 + to as u64);
-    start_payments(&mut net, &mut rng, 6);
+    net.start_random_payments(&mut rng, 6, MIX);
     net.run();
     net.settle();
     let mut in_flight = 0;
@@ -137,7 +113,7 @@ fn restart(from: usize, to: usize) {
         let crash = k % 2 == 0;
         in_flight += stop_and_reopen(&mut net, &store, shards, &mut rng, rounds, crash);
     }
-    start_payments(&mut net, &mut rng, 6);
+    net.start_random_payments(&mut rng, 6, MIX);
     net.run();
     net.settle();
     let errors = net.check(&initial);

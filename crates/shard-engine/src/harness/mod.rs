@@ -122,6 +122,17 @@ pub struct Chain {
     pub confirmed: HashSet<Txid>,
 }
 
+/// The payments [`Net::start_random_payments`] starts.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentMix {
+    /// Each amount is 1,000,000 msat plus up to this much more.
+    pub extra_msat: usize,
+    /// Every n-th payment comes from the hub itself (none when `None`).
+    pub from_hub_every: Option<usize>,
+    /// One payment in n is failed back by its payee (none when `None`).
+    pub fail_one_in: Option<u64>,
+}
+
 /// The routing node `hub`, its peers, the wire between them, the fake chain and the ledger.
 pub struct Net<H: Hub> {
     /// The routing node.
@@ -814,6 +825,43 @@ impl<H: Hub> Net<H> {
     fn next_preimage(&mut self) -> PaymentPreimage {
         self.nonce += 1;
         PaymentPreimage(sha256::Hash::hash(&self.nonce.to_be_bytes()).to_byte_array())
+    }
+
+    /// Starts up to `count` payments between peers through the hub over channels no other
+    /// of these payments uses, drawn from `rng` (`mix` says which amounts, how many come
+    /// from the hub and how many the payee fails back).
+    pub fn start_random_payments(
+        &mut self,
+        rng: &mut crate::SimRng,
+        count: usize,
+        mix: PaymentMix,
+    ) {
+        let mut free: Vec<usize> = (0..self.channels.len()).collect();
+        for k in 0..count {
+            if free.len() < 2 {
+                break;
+            }
+            let cin = free.swap_remove(rng.below(free.len()));
+            let cout = free.swap_remove(rng.below(free.len()));
+            let (a, b) = (self.channels[cin].peer, self.channels[cout].peer);
+            if a == b {
+                continue;
+            }
+            let amount = 1_000_000 + rng.below(mix.extra_msat) as u64;
+            let claim = mix.fail_one_in.is_none_or(|n| !rng.chance(1, n));
+            if mix.from_hub_every.is_some_and(|n| k % n == n - 1) {
+                self.start_payment(Who::Hub, Who::Peer(b), None, Some(cout), amount, claim);
+            } else {
+                self.start_payment(
+                    Who::Peer(a),
+                    Who::Peer(b),
+                    Some(cin),
+                    Some(cout),
+                    amount,
+                    claim,
+                );
+            }
+        }
     }
 
     /// Starts a payment from `from` to `to` over the given channels (`via_in` is the payer's
