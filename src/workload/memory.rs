@@ -168,6 +168,8 @@ fn x_seed() -> [u8; 32] {
 fn config() -> NodeConfig {
     let mut config = NodeConfig::default();
     config.channel.minimum_depth = 1;
+    // A chunk's peers open their channels to X all at once, before any is funded.
+    config.max_pending_inbound_channels = CHUNK;
     config
 }
 

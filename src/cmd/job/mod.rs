@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lnshard::core::node::NodeConfig;
 use lnshard::engine::store::{FsStore, MemoryStore, Store};
 use lnshard::engine::EngineConfig;
 
@@ -125,9 +126,16 @@ fn run_job(args: &JobArgs) -> Result<bool, String> {
             (Arc::new(store), Some((dir, temporary)))
         }
     };
+    // Every peer opens its channel to the routing node at once, before any is funded: leave
+    // room for all of them, whichever shard they land on (the default cap is for strangers).
+    let mut node = NodeConfig::default();
+    node.max_pending_inbound_channels = node
+        .max_pending_inbound_channels
+        .max(args.peers.saturating_mul(shards));
     let config = EngineConfig {
         shards,
         store: Some(store.clone()),
+        node,
         ..EngineConfig::default()
     };
     let where_ = match &dir {
