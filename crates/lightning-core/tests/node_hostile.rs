@@ -4,8 +4,9 @@
 mod node_support;
 
 use lightning_core::node::{
-    ClosureReason, Event, NodeConfig, Output, PeerRateLimits, DEFAULT_MAX_PENDING_INBOUND_CHANNELS,
-    FUNDING_CONF_DEADLINE_BLOCKS, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN,
+    ClosureReason, Event, NodeConfig, Output, PaymentFailure, PaymentId, PeerRateLimits,
+    DEFAULT_MAX_PENDING_INBOUND_CHANNELS, FUNDING_CONF_DEADLINE_BLOCKS, MAX_PEER_TEXT_BYTES,
+    MAX_PEER_TEXT_LEN,
 };
 use lightning_core::onion::FailureMessage;
 use lightning_core::secp256k1::PublicKey;
@@ -375,27 +376,10 @@ fn inbound_dust_beyond_the_exposure_limit_is_failed_back() {
     for nonce in 0..20 {
         payments.push(net.send(&[0, 1], &[scid], HTLC, nonce).0);
     }
-    let claimable = net
-        .take_events(1)
-        .iter()
-        .filter(
-            |e| matches!(e, Event::PaymentClaimable { amount_msat, .. } if *amount_msat == HTLC),
-        )
-        .count() as u64;
+    let claimable = claimable_of(&mut net, 1, HTLC);
     let within = LIMIT / HTLC;
     assert_eq!(claimable, within, "the HTLCs within the limit are received");
-    let failed: Vec<_> = net
-        .take_events(0)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::PaymentFailed {
-                payment_id,
-                failure,
-                ..
-            } => Some((payment_id, failure)),
-            _ => None,
-        })
-        .collect();
+    let failed = payments_failed(&mut net, 0);
     assert_eq!(failed.len() as u64, 20 - within);
     for (payment_id, failure) in &failed {
         assert!(payments[within as usize..].contains(payment_id));
@@ -427,4 +411,124 @@ fn inbound_dust_beyond_the_exposure_limit_is_failed_back() {
         .sum();
     assert_eq!(held, within * HTLC);
     assert!(held <= LIMIT);
+}
+
+/// How many `PaymentClaimable` events of `amount_msat` node `i` has seen (taken).
+fn claimable_of(net: &mut Net, i: usize, amount_msat: u64) -> u64 {
+    net.take_events(i)
+        .iter()
+        .filter(
+            |e| matches!(e, Event::PaymentClaimable { amount_msat: a, .. } if *a == amount_msat),
+        )
+        .count() as u64
+}
+
+/// The `PaymentFailed` events node `i` has seen (taken): payment id and failure.
+fn payments_failed(net: &mut Net, i: usize) -> Vec<(PaymentId, PaymentFailure)> {
+    net.take_events(i)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::PaymentFailed {
+                payment_id,
+                failure,
+                ..
+            } => Some((payment_id, failure)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The HTLCs the peer offered node 1 on `channel_id` (by their id), each with whether it is
+/// trimmed in node 1's commitment and in the peer's, at each commitment's own dust limit and
+/// feerate.
+fn inbound_trimming(net: &Net, channel_id: ChannelId) -> Vec<(u64, bool, bool)> {
+    let id0 = net.id(0);
+    let channel = net.nodes[1]
+        .core
+        .channel(&id0, &channel_id)
+        .expect("channel");
+    let ct = channel.channel_type();
+    let ours = &channel.local_commit().spec;
+    let theirs = &channel.remote_commit().spec;
+    ours.htlcs
+        .iter()
+        .filter(|((offered_by_us, _), _)| !offered_by_us)
+        .map(|(&(_, id), htlc)| {
+            let in_theirs = theirs.htlcs.get(&(true, id)).expect("in both commitments");
+            (
+                htlc.amount_msat,
+                ours.is_trimmed(htlc, channel.local_params().dust_limit_satoshis, ct),
+                theirs.is_trimmed(in_theirs, channel.remote_params().dust_limit_satoshis, ct),
+            )
+        })
+        .collect()
+}
+
+/// Dust in the peer's commitment only: the peer's `dust_limit_satoshis` (5,000) is far above
+/// ours (354), so a 3,000-sat HTLC has an output in our commitment but is trimmed from the
+/// peer's, where it would be lost to fees if that commitment went on chain. The exposure
+/// counted on the peer's commitment fails back (temporary_channel_failure) the HTLCs beyond
+/// the limit; HTLCs untrimmed in both commitments, committed first and already more than the
+/// limit in total, are not counted and take nothing from the dust HTLCs' room.
+#[test]
+fn inbound_dust_only_in_the_peers_commitment_is_counted() {
+    const LIMIT: u64 = 12_000_000;
+    const DUST: u64 = 3_000_000;
+    const CLEAN: u64 = 8_000_000;
+    let mut victim = NodeConfig::default();
+    victim.channel.max_dust_htlc_exposure_msat = LIMIT;
+    let mut sender = NodeConfig::default();
+    sender.channel.max_dust_htlc_exposure_msat = u64::MAX;
+    // Within what the victim accepts: at most the reserve the sender asks of it (1%).
+    sender.channel.dust_limit_satoshis = 5_000;
+    let mut net = Net::with_configs(vec![sender, victim], 77);
+    net.connect(0, 1);
+    let (channel_id, scid) = net.open_channel(0, 1, 1_000_000, 0);
+
+    // Control: four HTLCs untrimmed in both commitments, 32,000,000 msat in all (well above
+    // the limit), are all received.
+    for nonce in 0..4 {
+        net.send(&[0, 1], &[scid], CLEAN, nonce);
+    }
+    assert_eq!(claimable_of(&mut net, 1, CLEAN), 4);
+    assert!(payments_failed(&mut net, 0).is_empty());
+    let trimming = inbound_trimming(&net, channel_id);
+    assert_eq!(
+        trimming,
+        vec![(CLEAN, false, false); 4],
+        "untrimmed in both"
+    );
+
+    // Six 3,000-sat HTLCs, dust only in the peer's commitment: those within the limit are
+    // received, the rest failed back.
+    let mut payments = Vec::new();
+    for nonce in 4..10 {
+        payments.push(net.send(&[0, 1], &[scid], DUST, nonce).0);
+    }
+    let within = LIMIT / DUST;
+    assert_eq!(claimable_of(&mut net, 1, DUST), within);
+    let failed = payments_failed(&mut net, 0);
+    assert_eq!(failed.len() as u64, 6 - within);
+    for (payment_id, failure) in &failed {
+        assert!(payments[within as usize..].contains(payment_id));
+        assert_eq!(failure.failing_hop, Some(0));
+        assert_eq!(
+            failure.failure,
+            Some(FailureMessage::TemporaryChannelFailure {
+                channel_update: vec![]
+            })
+        );
+    }
+    // What stays committed: the four clean HTLCs and the dust ones within the limit, each
+    // untrimmed in the victim's commitment and the dust ones trimmed in the peer's.
+    let trimming = inbound_trimming(&net, channel_id);
+    let mut expected = vec![(CLEAN, false, false); 4];
+    expected.extend(vec![(DUST, false, true); within as usize]);
+    assert_eq!(trimming, expected);
+    let dust_held: u64 = trimming
+        .iter()
+        .filter(|(_, _, trimmed)| *trimmed)
+        .map(|(amount, _, _)| amount)
+        .sum();
+    assert!(dust_held <= LIMIT, "{dust_held} msat of dust held");
 }
