@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub shards: usize,
     /// Messages each shard's inbox holds before a caller gets [`EngineError::Full`].
     pub inbox_capacity: usize,
+    /// Bytes of peers' messages (ciphertext or plaintext) each shard's inbox holds before a
+    /// caller gets [`EngineError::Full`] (an empty inbox takes any one). Default 16 MiB.
+    pub inbox_bytes: usize,
     /// Messages queued for one peer before the engine disconnects it as too slow.
     pub peer_outbox_capacity: usize,
     /// Bytes queued for one peer (its outbox, or the encrypted queue of a connection served
@@ -78,6 +81,7 @@ impl core::fmt::Debug for EngineConfig {
         f.debug_struct("EngineConfig")
             .field("shards", &self.shards)
             .field("inbox_capacity", &self.inbox_capacity)
+            .field("inbox_bytes", &self.inbox_bytes)
             .field("peer_outbox_capacity", &self.peer_outbox_capacity)
             .field("peer_outbox_bytes", &self.peer_outbox_bytes)
             .field("event_capacity", &self.event_capacity)
@@ -96,6 +100,7 @@ impl Default for EngineConfig {
         EngineConfig {
             shards: 2,
             inbox_capacity: 4096,
+            inbox_bytes: 16 << 20,
             peer_outbox_capacity: 4096,
             peer_outbox_bytes: 1 << 20,
             event_capacity: 65_536,
@@ -143,6 +148,9 @@ struct Shared {
     outboxes: RwLock<HashMap<PublicKey, Arc<PeerOutbox>>>,
     peer_outbox_capacity: usize,
     peer_outbox_bytes: usize,
+    /// Per shard: the bytes of peers' messages in its inbox, against
+    /// [`EngineConfig::inbox_bytes`].
+    inbox_bytes: Vec<ByteBudget>,
     ready_tx: Sender<PublicKey>,
     ready_rx: Receiver<PublicKey>,
     events_tx: Sender<Event>,
@@ -393,6 +401,9 @@ impl Engine {
             outboxes: RwLock::new(HashMap::new()),
             peer_outbox_capacity: config.peer_outbox_capacity.max(1),
             peer_outbox_bytes: config.peer_outbox_bytes,
+            inbox_bytes: (0..n)
+                .map(|_| ByteBudget::new(config.inbox_bytes))
+                .collect(),
             ready_tx,
             ready_rx,
             events_tx,
@@ -1037,6 +1048,16 @@ impl Backend for EngineBackend<'_> {
             return Err(EngineError::ShuttingDown);
         }
         let sender = engine.senders.get(shard).ok_or(EngineError::ShuttingDown)?;
+        let len = msg.peer_bytes();
+        let budget = engine.shared.inbox_bytes.get(shard).filter(|_| len > 0);
+        if let Some(budget) = budget {
+            if !budget.try_take(len) {
+                return Err(EngineError::Full {
+                    shard,
+                    capacity: engine.inbox_capacity,
+                });
+            }
+        }
         engine.shared.pending.fetch_add(1, Ordering::SeqCst);
         let result = if control {
             // Waits for room, but not on a shard that stopped (its inbox never drains).
@@ -1064,6 +1085,9 @@ impl Backend for EngineBackend<'_> {
         };
         if result.is_err() {
             engine.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            if let Some(budget) = budget {
+                budget.give_back(len);
+            }
         }
         result
     }
@@ -1249,10 +1273,15 @@ impl Worker {
                     }
                     *self.epochs.entry(node_id).or_default() += 1;
                 }
-                match &m {
-                    ShardMsg::Resolve(r) => consumed.push(r.source),
-                    ShardMsg::Ciphertext { bytes, .. } => ciphertext += bytes.len(),
-                    _ => {}
+                if let ShardMsg::Resolve(r) = &m {
+                    consumed.push(r.source);
+                }
+                let len = m.peer_bytes();
+                if let ShardMsg::Ciphertext { .. } = &m {
+                    ciphertext += len;
+                }
+                if let Some(budget) = self.shared.inbox_bytes.get(self.shard.index()) {
+                    budget.give_back(len);
                 }
                 step(&mut self.shard, m, &mut out);
                 handled += 1;

@@ -17,13 +17,13 @@ use crate::store::StoreError;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// The shard's inbox is full (`inbox_capacity` messages): nothing was queued. Drain the
-    /// engine's outputs (peer messages, events) and retry; for a peer's bytes, stop reading
-    /// its socket until the retry succeeds.
+    /// The shard's inbox is full (`inbox_capacity` messages, or `inbox_bytes` bytes of peers'
+    /// messages): nothing was queued. Drain the engine's outputs (peer messages, events) and
+    /// retry; for a peer's bytes, stop reading its socket until the retry succeeds.
     Full {
         /// The shard whose inbox is full.
         shard: usize,
-        /// Its capacity.
+        /// Its capacity in messages.
         capacity: usize,
     },
     /// The engine is shutting down ([`crate::Engine::shutdown`] or a drop).
@@ -147,7 +147,10 @@ impl core::fmt::Display for EngineError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             EngineError::Full { shard, capacity } => {
-                write!(f, "inbox of shard {shard} is full ({capacity} messages)")
+                write!(
+                    f,
+                    "inbox of shard {shard} is full ({capacity} messages or its byte bound)"
+                )
             }
             EngineError::ShuttingDown => write!(f, "engine is shutting down"),
             EngineError::Timeout { shard, waited_ms } => {

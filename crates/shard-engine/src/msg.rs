@@ -182,6 +182,16 @@ pub enum ShardMsg {
     Shutdown,
 }
 
+impl ShardMsg {
+    /// The bytes of a peer's message this carries (counted against the inbox's byte bound).
+    pub(crate) fn peer_bytes(&self) -> usize {
+        match self {
+            ShardMsg::Ciphertext { bytes, .. } | ShardMsg::Message { bytes, .. } => bytes.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// What a peer's connection should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerOutput {

@@ -75,6 +75,8 @@ pub struct Sim {
     shards: Vec<Shard>,
     inboxes: Vec<VecDeque<ShardMsg>>,
     inbox_capacity: usize,
+    /// [`EngineConfig::inbox_bytes`](crate::EngineConfig::inbox_bytes), as the threads apply it.
+    inbox_bytes: usize,
     rng: SimRng,
     /// Outputs for peers, tagged with the connection they belong to.
     peer_outputs: VecDeque<(PublicKey, u64, PeerOutput)>,
@@ -114,6 +116,7 @@ impl Sim {
             coordinator,
             shards,
             inbox_capacity: config.inbox_capacity.max(1),
+            inbox_bytes: config.inbox_bytes,
             rng: SimRng::new(sim_seed),
             peer_outputs: VecDeque::new(),
             app_epochs: HashMap::new(),
@@ -384,7 +387,10 @@ impl Backend for Sim {
             .inboxes
             .get_mut(shard)
             .ok_or(EngineError::ShuttingDown)?;
-        if !control && q.len() >= capacity {
+        let len = msg.peer_bytes();
+        let queued: usize = q.iter().map(ShardMsg::peer_bytes).sum();
+        let over_bytes = len > 0 && queued > 0 && queued + len > self.inbox_bytes;
+        if !control && (q.len() >= capacity || over_bytes) {
             return Err(EngineError::Full { shard, capacity });
         }
         q.push_back(msg);

@@ -33,7 +33,10 @@ fn a_full_inbox_refuses_with_a_typed_error_and_control_messages_still_queue() {
             capacity: 2
         }
     );
-    assert_eq!(err.to_string(), "inbox of shard 0 is full (2 messages)");
+    assert_eq!(
+        err.to_string(),
+        "inbox of shard 0 is full (2 messages or its byte bound)"
+    );
     // Broadcasts every shard must see wait for room instead (never dropped).
     sim.best_block_updated(101, genesis())
         .expect("control message queued");
@@ -267,4 +270,40 @@ fn outputs_of_an_old_connection_never_reach_a_new_one() {
         panic!("a message");
     };
     assert!(matches!(Message::decode(bytes), Ok(Message::Init(_))));
+}
+
+#[test]
+fn a_shard_inbox_is_bounded_in_bytes_of_peer_messages() {
+    // A byte bound of 10,000: two 4,000-byte messages fit, a third does not, whatever the
+    // message count allows; control messages (blocks) still queue; once the shard drains,
+    // messages are taken again.
+    let config = EngineConfig {
+        shards: 1,
+        inbox_bytes: 10_000,
+        ..EngineConfig::default()
+    };
+    let mut sim = Sim::new(config, hub_secret(), hub_seed(), 100, genesis(), 1);
+    let peer = NodeCore::new(secret(b"p"), [1; 32], NodeConfig::default(), 100, genesis());
+    let id = peer.node_id();
+    sim.peer_connected(id).expect("connected");
+    let big = Message::Ping(Ping {
+        num_pong_bytes: 0,
+        ignored: vec![0; 3_994],
+    })
+    .encode();
+    assert_eq!(big.len(), 4_000);
+    sim.handle_message(id, &big).expect("4,000 bytes");
+    sim.handle_message(id, &big).expect("8,000 bytes");
+    assert_eq!(
+        sim.handle_message(id, &big).unwrap_err(),
+        EngineError::Full {
+            shard: 0,
+            capacity: EngineConfig::default().inbox_capacity
+        }
+    );
+    sim.best_block_updated(101, genesis())
+        .expect("control message queued");
+    sim.run_until_idle();
+    sim.handle_message(id, &big)
+        .expect("room again once drained");
 }
