@@ -217,13 +217,21 @@ impl ChildHub {
     }
 }
 
-impl Drop for ChildHub {
-    fn drop(&mut self) {
+impl ChildHub {
+    /// Kills the child if it still runs, and reaps it: its directory lock is free after.
+    fn stop(&mut self) {
         let inner = self.inner.get_mut();
         if !inner.dead {
             let _ = inner.child.kill();
             let _ = inner.child.wait();
+            inner.dead = true;
         }
+    }
+}
+
+impl Drop for ChildHub {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -434,6 +442,9 @@ fn sigkill_at_seeded_points_loses_no_htlc_pays_nothing_twice_and_balances_reconc
         // shard count on the same directory; the peers reconnect.
         net.cut_all_for_crash();
         shards = 1 + rng.below(4);
+        // The old engine must be gone before the new one opens the directory: it holds the
+        // directory's lock (before the lock, the two wrote the same store for a moment).
+        net.hub.stop();
         net.hub = ChildHub::spawn(dir.path(), shards, None, 0);
         net.reconnect_all();
         net.run();
@@ -476,6 +487,8 @@ fn sigkill_at_seeded_points_loses_no_htlc_pays_nothing_twice_and_balances_reconc
                 }
             }
         }
+        // The child holds the directory's lock while it runs.
+        net.hub.stop();
         let store = shard_engine::store::FsStore::open(dir.path());
         if let Ok(store) = store {
             use shard_engine::store::Store;
