@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use daemon_support::peer::{key, msg_type, Recv, WirePeer};
-use daemon_support::{wait_for, DaemonProcess};
+use daemon_support::{rss_kib, wait_for, DaemonProcess};
 use lnshard::core::node::NodeConfig;
 use lnshard::core::transport::{InitiatorHandshake, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN};
 use lnshard::core::wire::{Init, Message, Ping};
@@ -39,15 +39,6 @@ impl Rng {
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn open_fds(pid: u32) -> usize {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daemon_support::peer::{key, msg_type, Recv, WirePeer};
-use daemon_support::DaemonProcess;
+use daemon_support::{rss_kib, DaemonProcess};
 use lnshard::core::node::NodeConfig;
 use lnshard::core::secp256k1::PublicKey;
 use lnshard::core::transport::{InitiatorHandshake, Transport, ACT_TWO_LEN};
@@ -42,15 +42,6 @@ const HONEST_LIMIT: Duration = Duration::from_millis(100);
 /// The bound in the default run: CI's debug build on a small machine that the flooders share
 /// with the node measures the machine more than the node.
 const HONEST_LIMIT_DEFAULT: Duration = Duration::from_secs(2);
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// The CPU time `pid` has used (user and system), from `/proc/<pid>/stat`.
 fn cpu_time(pid: u32) -> Duration {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use daemon_support::peer::{key, msg_type, Recv, WirePeer};
-use daemon_support::{temp_dir, wait_for, DaemonProcess};
+use daemon_support::{rss_kib, temp_dir, wait_for, DaemonProcess};
 use lnshard::core::node::{NodeConfig, NodeCore, Output};
 use lnshard::core::wire::{Init, Message};
 use serde_json::{json, Value};
@@ -27,15 +27,6 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(10);
 /// The control interface's body limit (`lnshard::daemon::control::MAX_REQUEST`).
 const MAX_REQUEST: usize = lnshard::daemon::control::MAX_REQUEST;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn auth_header(dir: &Path) -> String {
     let cookie = std::fs::read_to_string(dir.join(".cookie")).expect("the cookie");
