@@ -4,7 +4,7 @@ use shard_engine::harness as support;
 
 use shard_engine::sim::SimRng;
 use shard_engine::Engine;
-use support::{engine_config, hub_secret, hub_seed, Hub, Net, Threaded, Who};
+use support::{engine_config, hub_secret, hub_seed, Hub, Net, PaymentMix, Threaded};
 
 const PEERS: usize = 12;
 
@@ -18,31 +18,17 @@ fn workload<H: Hub>(net: &mut Net<H>) {
         .collect();
     net.open_channels(&specs);
     let mut rng = SimRng::new(7);
-    let n = net.channels.len();
     for _round in 0..8 {
         // Disjoint channels in one round: each channel's message order is fixed.
-        let mut free: Vec<usize> = (0..n).collect();
-        for _ in 0..4 {
-            if free.len() < 2 {
-                break;
-            }
-            let cin = free.swap_remove(rng.below(free.len()));
-            let cout = free.swap_remove(rng.below(free.len()));
-            let (a, b) = (net.channels[cin].peer, net.channels[cout].peer);
-            if a == b {
-                continue;
-            }
-            let amount = 1_000_000 + rng.below(20_000_000) as u64;
-            let claim = !rng.chance(1, 5);
-            net.start_payment(
-                Who::Peer(a),
-                Who::Peer(b),
-                Some(cin),
-                Some(cout),
-                amount,
-                claim,
-            );
-        }
+        net.start_random_payments(
+            &mut rng,
+            4,
+            PaymentMix {
+                extra_msat: 20_000_000,
+                from_hub_every: None,
+                fail_one_in: Some(5),
+            },
+        );
         net.run();
         net.settle();
     }
