@@ -448,8 +448,8 @@ fn node_record_split_by_peer_and_merged_back_is_the_same() {
     assert_eq!(NodeRecord::merge(parts).unwrap(), *middle);
 }
 
-fn fixture_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+fn fixture_dir(version: u16) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/v{version}"))
 }
 
 /// Key fields of a channel record, one line each, to compare a fixture with what it must
@@ -503,17 +503,17 @@ fn node_summary(r: &NodeRecord) -> String {
     )
 }
 
-/// Writes the v1 fixtures: run once with
+/// Writes the fixtures of this format version: run once per version with
 /// `LNSHARD_WRITE_FIXTURES=1 cargo test --test node_persist -- --ignored write_fixture`.
-/// The files are committed and must never change; a later format version writes its own
+/// The files are committed and must never change; each format version writes its own
 /// directory.
 #[test]
-#[ignore = "writes tests/fixtures/v1: only when creating the fixtures"]
-fn write_fixture_v1_records_when_asked() {
+#[ignore = "writes tests/fixtures/v<FORMAT_VERSION>: only when creating the fixtures"]
+fn write_fixture_records_when_asked() {
     if std::env::var("LNSHARD_WRITE_FIXTURES").as_deref() != Ok("1") {
         return;
     }
-    let dir = fixture_dir();
+    let dir = fixture_dir(FORMAT_VERSION);
     std::fs::create_dir_all(&dir).unwrap();
     let (channels, nodes) = network_records();
     let mut manifest = String::new();
@@ -534,7 +534,20 @@ fn write_fixture_v1_records_when_asked() {
 /// every later version, to the same key fields.
 #[test]
 fn fixture_v1_records_still_read() {
-    let dir = fixture_dir();
+    fixture_records_still_read(1);
+}
+
+/// Records written by format version 2 (the channel's creation height appended) are read
+/// by this and every later version.
+#[test]
+fn fixture_v2_records_still_read() {
+    fixture_records_still_read(2);
+}
+
+/// Reads the fixtures of format `version`: every record decodes to the key fields its
+/// manifest names, and the forwarding node restarts from them.
+fn fixture_records_still_read(version: u16) {
+    let dir = fixture_dir(version);
     let manifest = std::fs::read_to_string(dir.join("manifest.txt")).expect("manifest.txt");
     let mut read = 0;
     let mut with_htlcs = 0;
