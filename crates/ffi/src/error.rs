@@ -6,6 +6,8 @@ use std::ffi::{c_char, c_uint};
 use shard_engine::store::StoreError;
 use shard_engine::EngineError;
 
+use crate::handle::HandleError;
+
 /// What a call did: `LNSHARD_RESULT_OK`, or why it failed.
 ///
 /// The numbers are part of the ABI: they are never reused or renumbered; new codes take new
@@ -204,7 +206,7 @@ pub(crate) fn record_panic(payload: Box<dyn std::any::Any + Send>) {
 
 /// What an entry point returns when it caught a panic, or when a handle parameter is NULL
 /// or invalid (`try_handle!`).
-pub trait PanicValue: Sized {
+pub(crate) trait PanicValue: Sized {
     /// The value for a caught panic.
     fn panic_value() -> Self;
 
@@ -217,8 +219,8 @@ pub trait PanicValue: Sized {
 
     /// The value for a handle parameter that is not a live handle of the wanted type: the
     /// message is recorded as the last error either way.
-    fn invalid_handle(message: String) -> Self {
-        fail(lnshard_result::InvalidHandle, message);
+    fn invalid_handle(error: HandleError) -> Self {
+        fail(lnshard_result::InvalidHandle, error.to_string());
         Self::panic_value()
     }
 }
@@ -232,8 +234,8 @@ impl PanicValue for lnshard_result {
         null_parameter(name)
     }
 
-    fn invalid_handle(message: String) -> Self {
-        fail(lnshard_result::InvalidHandle, message)
+    fn invalid_handle(error: HandleError) -> Self {
+        fail(lnshard_result::InvalidHandle, error.to_string())
     }
 }
 

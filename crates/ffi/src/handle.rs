@@ -142,30 +142,88 @@ fn register(kind: HandleKind, address: usize) -> usize {
     token(index, 1)
 }
 
-/// Why a token does not name a live handle of the wanted type: the message names the
-/// parameter, the wanted type and, for a live handle of another type, that type.
-fn invalid(registry: &Registry, token: usize, want: HandleKind, name: &str) -> String {
+/// Why a handle parameter does not name a live handle of the wanted type
+/// (`LNSHARD_RESULT_INVALID_HANDLE`): its text names the parameter, the wanted type and,
+/// for a live handle of another type, that type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub(crate) enum HandleError {
+    /// A live handle of another type.
+    WrongType {
+        /// The parameter.
+        param: &'static str,
+        /// The type the function takes.
+        want: HandleKind,
+        /// The type of the handle given.
+        given: HandleKind,
+    },
+    /// A handle of the wanted type that was freed (its slot is not reused yet).
+    Freed {
+        /// The parameter.
+        param: &'static str,
+        /// The type the function takes.
+        want: HandleKind,
+    },
+    /// Freed already (its slot perhaps reused), or never handed out by lnshard.
+    NotLive {
+        /// The parameter.
+        param: &'static str,
+        /// The type the function takes.
+        want: HandleKind,
+    },
+}
+
+impl std::fmt::Display for HandleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandleError::WrongType { param, want, given } => write!(
+                f,
+                "parameter {param} is a {}, not a {}",
+                given.c_name(),
+                want.c_name()
+            ),
+            HandleError::Freed { param, want } => write!(
+                f,
+                "parameter {param} is not a live {}: it was freed",
+                want.c_name()
+            ),
+            HandleError::NotLive { param, want } => write!(
+                f,
+                "parameter {param} is not a live {}: freed already, or never handed out by \
+                 lnshard",
+                want.c_name()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HandleError {}
+
+/// Why a token does not name a live handle of the wanted type.
+fn invalid(
+    registry: &Registry,
+    token: usize,
+    want: HandleKind,
+    param: &'static str,
+) -> HandleError {
     let slot = untoken(token).and_then(|(index, generation)| {
         let slot = registry.slots.get(index)?;
         (slot.generation == generation || (slot.masked == 0 && slot.generation == generation + 1))
             .then_some((slot, slot.generation == generation))
     });
-    let want = want.c_name();
     match slot {
-        Some((slot, true)) if slot.masked != 0 => {
-            format!("parameter {name} is a {}, not a {want}", slot.kind.c_name())
-        }
-        Some((slot, false)) if slot.kind.c_name() == want => {
-            format!("parameter {name} is not a live {want}: it was freed")
-        }
-        _ => format!(
-            "parameter {name} is not a live {want}: freed already, or never handed out by lnshard"
-        ),
+        Some((slot, true)) if slot.masked != 0 => HandleError::WrongType {
+            param,
+            want,
+            given: slot.kind,
+        },
+        Some((slot, false)) if slot.kind == want => HandleError::Freed { param, want },
+        _ => HandleError::NotLive { param, want },
     }
 }
 
 /// The address of the live value of type `want` that `token` names, or why there is none.
-fn resolve(token: usize, want: HandleKind, name: &str) -> Result<usize, String> {
+fn resolve(token: usize, want: HandleKind, name: &'static str) -> Result<usize, HandleError> {
     let registry = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
     if let Some((index, generation)) = untoken(token) {
         if let Some(slot) = registry.slots.get(index) {
@@ -178,7 +236,7 @@ fn resolve(token: usize, want: HandleKind, name: &str) -> Result<usize, String> 
 }
 
 /// Unregisters the live handle of type `want` that `token` names; returns its address.
-fn unregister(token: usize, want: HandleKind, name: &str) -> Result<usize, String> {
+fn unregister(token: usize, want: HandleKind, name: &'static str) -> Result<usize, HandleError> {
     let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
     if let Some((index, generation)) = untoken(token) {
         if let Some(slot) = registry.slots.get_mut(index) {
@@ -208,8 +266,8 @@ pub(crate) fn into_handle<C: Castable>(value: C::Rust) -> *mut C {
 /// other thread frees it during the call.
 pub(crate) fn get<'a, C: Castable>(
     ptr: *const C,
-    name: &str,
-) -> Result<Option<&'a C::Rust>, String> {
+    name: &'static str,
+) -> Result<Option<&'a C::Rust>, HandleError> {
     if ptr.is_null() {
         return Ok(None);
     }
@@ -222,8 +280,8 @@ pub(crate) fn get<'a, C: Castable>(
 /// As [`get`], mutably: for handles only one thread uses at a time (a store sink).
 pub(crate) fn get_mut<'a, C: Castable>(
     ptr: *mut C,
-    name: &str,
-) -> Result<Option<&'a mut C::Rust>, String> {
+    name: &'static str,
+) -> Result<Option<&'a mut C::Rust>, HandleError> {
     if ptr.is_null() {
         return Ok(None);
     }
@@ -234,7 +292,10 @@ pub(crate) fn get_mut<'a, C: Castable>(
 
 /// Takes back the value behind `ptr` for a `_free`: `Ok(None)` for NULL, `Err` for
 /// anything but a live handle of type `C` (which is left alone).
-pub(crate) fn take<C: Castable>(ptr: *mut C, name: &str) -> Result<Option<Box<C::Rust>>, String> {
+pub(crate) fn take<C: Castable>(
+    ptr: *mut C,
+    name: &'static str,
+) -> Result<Option<Box<C::Rust>>, HandleError> {
     if ptr.is_null() {
         return Ok(None);
     }
@@ -305,8 +366,16 @@ mod tests {
         let b = into_handle::<Other>("x".to_owned());
         let wrong = get::<Thing>(b.cast::<Thing>(), "engine").unwrap_err();
         assert_eq!(
-            wrong,
+            wrong.to_string(),
             "parameter engine is a lnshard_bytes, not a lnshard_engine"
+        );
+        assert_eq!(
+            wrong,
+            HandleError::WrongType {
+                param: "engine",
+                want: HandleKind::Engine,
+                given: HandleKind::Bytes
+            }
         );
         // Freeing through the wrong type frees nothing.
         assert!(take::<Thing>(b.cast::<Thing>(), "engine").is_err());
@@ -316,7 +385,7 @@ mod tests {
         );
 
         assert_eq!(take(a, "a").map(|b| b.map(|b| *b)), Ok(Some(42)));
-        let freed = get(a.cast_const(), "engine").unwrap_err();
+        let freed = get(a.cast_const(), "engine").unwrap_err().to_string();
         assert!(freed.contains("not a live lnshard_engine"), "{freed}");
         // Whatever takes the freed slot next, the old token stays dead.
         let c = into_handle::<Thing>(7);
@@ -346,7 +415,7 @@ mod tests {
     fn stray_pointers_are_refused_without_being_read() {
         let local = 0u64;
         let stray = (&local as *const u64).cast::<Thing>();
-        let e = get(stray, "engine").unwrap_err();
+        let e = get(stray, "engine").unwrap_err().to_string();
         assert!(e.contains("never handed out by lnshard"), "{e}");
         assert!(get::<Thing>(usize::MAX as *const Thing, "engine").is_err());
     }

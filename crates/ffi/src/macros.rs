@@ -29,7 +29,7 @@ macro_rules! try_handle {
         match $crate::handle::get($ptr, $name) {
             Ok(Some(r)) => r,
             Ok(None) => return $crate::error::PanicValue::null_handle($name),
-            Err(message) => return $crate::error::PanicValue::invalid_handle(message),
+            Err(error) => return $crate::error::PanicValue::invalid_handle(error),
         }
     }};
 }
@@ -40,7 +40,7 @@ macro_rules! try_handle_mut {
         match $crate::handle::get_mut($ptr, $name) {
             Ok(Some(r)) => r,
             Ok(None) => return $crate::error::PanicValue::null_handle($name),
-            Err(message) => return $crate::error::PanicValue::invalid_handle(message),
+            Err(error) => return $crate::error::PanicValue::invalid_handle(error),
         }
     }};
 }
@@ -54,7 +54,7 @@ macro_rules! try_take_handle {
         match $crate::handle::take($ptr, $name) {
             Ok(Some(boxed)) => boxed,
             Ok(None) => return $crate::error::PanicValue::null_handle($name),
-            Err(message) => return $crate::error::PanicValue::invalid_handle(message),
+            Err(error) => return $crate::error::PanicValue::invalid_handle(error),
         }
     }};
 }

@@ -46,8 +46,8 @@ pub struct lnshard_store_sink {
 pub(crate) enum Sink {
     /// `read`: the value (a later push replaces an earlier one).
     Value(Option<Vec<u8>>),
-    /// `list`: the keys.
-    Keys(Result<Vec<String>, String>),
+    /// `list`: the keys, or the first pushed key that was not UTF-8.
+    Keys(Result<Vec<String>, std::str::Utf8Error>),
 }
 
 /// Reads `ns/key` (namespace and key, NUL-terminated): push the value with `lnshard_store_sink_push(sink, ...)` if it
@@ -118,7 +118,7 @@ pub extern "C" fn lnshard_store_sink_push(
                     }
                 }
                 Err(e) => {
-                    *keys = Err(format!("store key is not UTF-8: {e}"));
+                    *keys = Err(e);
                     return fail(lnshard_result::InvalidUtf8, format!("data is not valid UTF-8: {e}"));
                 }
             },
@@ -239,7 +239,9 @@ impl Store for CallbackStore {
                 keys.sort();
                 Ok(keys)
             }
-            Sink::Keys(Err(detail)) => Err(StoreError::Corrupt { detail }),
+            Sink::Keys(Err(e)) => Err(StoreError::Corrupt {
+                detail: format!("store key is not UTF-8: {e}"),
+            }),
             Sink::Value(_) => unreachable!("the list sink stays a key sink"),
         }
     }

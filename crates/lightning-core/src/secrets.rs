@@ -224,21 +224,57 @@ impl From<CounterpartySecrets> for StoredSecrets {
     }
 }
 
-impl TryFrom<StoredSecrets> for CounterpartySecrets {
-    type Error = String;
+/// Why stored [`CounterpartySecrets`] cannot be read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+enum StoredSecretsError {
+    /// `last_index` is out of range.
+    LastIndex(SecretError),
+    /// A stored secret's index is out of range.
+    SecretIndex(SecretError),
+    /// Two stored secrets fall in the same bucket.
+    DoubledBucket {
+        /// The bucket.
+        bucket: usize,
+    },
+}
 
-    fn try_from(stored: StoredSecrets) -> Result<Self, String> {
+impl fmt::Display for StoredSecretsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoredSecretsError::LastIndex(e) => write!(f, "last_index: {e}"),
+            StoredSecretsError::SecretIndex(e) => write!(f, "stored secret: {e}"),
+            StoredSecretsError::DoubledBucket { bucket } => {
+                write!(f, "two stored secrets for bucket {bucket}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoredSecretsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoredSecretsError::LastIndex(e) | StoredSecretsError::SecretIndex(e) => Some(e),
+            StoredSecretsError::DoubledBucket { .. } => None,
+        }
+    }
+}
+
+impl TryFrom<StoredSecrets> for CounterpartySecrets {
+    type Error = StoredSecretsError;
+
+    fn try_from(stored: StoredSecrets) -> Result<Self, StoredSecretsError> {
         let mut out = CounterpartySecrets::new();
         if let Some(last) = stored.last_index {
-            check_index(last).map_err(|e| format!("last_index: {e}"))?;
+            check_index(last).map_err(StoredSecretsError::LastIndex)?;
         }
         out.last_index = stored.last_index;
         for (index, secret) in stored.known {
-            check_index(index).map_err(|e| format!("stored secret: {e}"))?;
+            check_index(index).map_err(StoredSecretsError::SecretIndex)?;
             let bucket = bucket_of(index);
             match out.known.get_mut(bucket) {
                 Some(slot @ None) => *slot = Some((index, secret)),
-                _ => return Err(format!("two stored secrets for bucket {bucket}")),
+                _ => return Err(StoredSecretsError::DoubledBucket { bucket }),
             }
         }
         Ok(out)
@@ -281,6 +317,21 @@ mod tests {
             postcard::from_bytes::<CounterpartySecrets>(&bytes),
             Err(postcard::Error::SerdeDeCustom)
         ));
+        // The reasons, typed, with the texts a self-describing format would carry.
+        let doubled = StoredSecrets {
+            last_index: Some(FIRST_INDEX - 2),
+            known: vec![(FIRST_INDEX, [1; 32]), (FIRST_INDEX - 2, [2; 32])],
+        };
+        let err = CounterpartySecrets::try_from(doubled).expect_err("doubled bucket");
+        assert_eq!(err, StoredSecretsError::DoubledBucket { bucket: 0 });
+        assert_eq!(err.to_string(), "two stored secrets for bucket 0");
+        let too_large = StoredSecrets {
+            last_index: Some(1 << 48),
+            known: vec![],
+        };
+        let err = CounterpartySecrets::try_from(too_large).expect_err("index too large");
+        assert!(err.to_string().starts_with("last_index: "), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

@@ -121,7 +121,7 @@ fn shutdown_script_must_match_upfront_script() {
     });
     let err = pair.a.handle_message(&bad).unwrap_err();
     assert!(
-        matches!(err, ChannelError::Close(ref t) if t.contains("upfront")),
+        matches!(err, ChannelError::Close(ref t) if t.to_string().contains("upfront")),
         "{err}"
     );
     assert_eq!(pair.a, before);
@@ -173,7 +173,7 @@ fn closing_signed_with_bad_signature_is_refused() {
         .b
         .handle_message(&Message::ClosingSigned(cs.clone()))
         .unwrap_err();
-    assert!(matches!(err, ChannelError::Close(ref t) if t.contains("does not verify")));
+    assert!(matches!(err, ChannelError::Close(ref t) if t.to_string().contains("does not verify")));
     assert_eq!(pair.b, before);
 }
 
@@ -279,7 +279,7 @@ fn htlc_deadlines_require_going_on_chain() {
     assert_eq!(pair.a.check_htlc_deadlines(1_002), Ok(()));
     assert!(matches!(
         pair.a.check_htlc_deadlines(1_003),
-        Err(ChannelError::Close(t)) if t.contains("timed out")
+        Err(ChannelError::Close(t)) if t.to_string().contains("timed out")
     ));
     // B claimed it but A does not sign the removal: B must go on-chain in time.
     pair.b.fulfill_htlc(id, preimage(1)).unwrap();

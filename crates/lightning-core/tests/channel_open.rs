@@ -92,7 +92,9 @@ fn open_channel_receiver_rules() {
             other => panic!("{other:?}"),
         };
         match inbound(&bad, false) {
-            Err(ChannelError::Close(t)) => assert!(t.contains(needle), "{t:?} lacks {needle:?}"),
+            Err(ChannelError::Close(t)) => {
+                assert!(t.to_string().contains(needle), "{t:?} lacks {needle:?}")
+            }
             Err(other) => panic!("{needle}: expected Close, got {other:?}"),
             Ok(_) => panic!("{needle}: accepted"),
         }
@@ -111,7 +113,7 @@ fn open_channel_funder_cannot_pay_fee_or_reserve() {
     )
     .unwrap();
     assert!(
-        matches!(inbound(&open, false), Err(ChannelError::Close(t)) if t.contains("cannot pay"))
+        matches!(inbound(&open, false), Err(ChannelError::Close(t)) if t.to_string().contains("cannot pay"))
     );
     // Enough for the fee, but neither side above the reserve.
     let (_, open) = Channel::new_outbound(
@@ -138,7 +140,7 @@ fn open_channel_funder_cannot_pay_fee_or_reserve() {
         derive_channel_keys(&[2; 32], 0),
         shutdown_script(0xbb),
     );
-    assert!(matches!(res, Err(ChannelError::Close(t)) if t.contains("reserve")));
+    assert!(matches!(res, Err(ChannelError::Close(t)) if t.to_string().contains("reserve")));
 }
 
 #[test]
@@ -172,7 +174,9 @@ fn accept_checked(mutate: fn(&mut AcceptChannel), needle: &str) {
     mutate(&mut accept);
     let before = a.clone();
     match a.handle_message(&wire(&Message::AcceptChannel(accept))) {
-        Err(ChannelError::Close(t)) => assert!(t.contains(needle), "{t:?} lacks {needle:?}"),
+        Err(ChannelError::Close(t)) => {
+            assert!(t.to_string().contains(needle), "{t:?} lacks {needle:?}")
+        }
         other => panic!("{needle}: expected Close, got {other:?}"),
     }
     assert_eq!(a, before);
@@ -225,7 +229,7 @@ fn funding_signatures_are_verified_before_anything() {
     fc.signature = bogus;
     let before_b = b.clone();
     assert!(
-        matches!(b.handle_funding_created(&fc), Err(ChannelError::Close(t)) if t.contains("does not verify"))
+        matches!(b.handle_funding_created(&fc), Err(ChannelError::Close(t)) if t.to_string().contains("does not verify"))
     );
     assert_eq!(b, before_b);
     fc.signature = good_sig;

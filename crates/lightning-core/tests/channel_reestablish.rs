@@ -321,7 +321,7 @@ fn reestablish_with_a_lying_secret_closes() {
         .handle_message(&wire(&Message::ChannelReestablish(lie)))
         .unwrap_err();
     assert!(
-        matches!(err, ChannelError::Close(ref t) if t.contains("your_last_per_commitment_secret"))
+        matches!(err, ChannelError::Close(ref t) if t.to_string().contains("your_last_per_commitment_secret"))
     );
     assert_eq!(pair.a, before);
     // Row B5: claims we are behind without proof.
@@ -341,7 +341,7 @@ fn reestablish_with_a_lying_secret_closes() {
         .handle_message(&wire(&Message::ChannelReestablish(lie)))
         .unwrap_err();
     assert!(
-        matches!(err, ChannelError::Close(ref t) if t.contains("ahead")),
+        matches!(err, ChannelError::Close(ref t) if t.to_string().contains("ahead")),
         "{err}"
     );
     assert_eq!(pair.a, before);
@@ -361,7 +361,7 @@ fn reestablish_with_a_lying_secret_closes() {
         .a
         .handle_message(&wire(&Message::ChannelReestablish(honest)))
         .unwrap_err();
-    assert!(matches!(err, ChannelError::Close(ref t) if t.contains("unexpected")));
+    assert!(matches!(err, ChannelError::Close(ref t) if t.to_string().contains("unexpected")));
 }
 
 #[test]

@@ -309,4 +309,37 @@ mod tests {
         assert!(panicked.to_string().contains("shard 0 panicked: boom"));
         assert!(panicked.source().is_none());
     }
+
+    #[test]
+    fn a_record_error_chains_to_the_typed_persist_error() {
+        let persist = PersistError::ChecksumMismatch {
+            stored: 1,
+            computed: 2,
+        };
+        let record = EngineError::Record {
+            namespace: "channels".into(),
+            key: "c-00".into(),
+            error: persist.clone(),
+        };
+        let text = record.to_string();
+        assert!(text.contains("channels/c-00"), "{text}");
+        let source = record.source().expect("a source");
+        assert_eq!(
+            source.downcast_ref::<PersistError>(),
+            Some(&persist),
+            "the persist error itself, not its text"
+        );
+        // Through a stop too.
+        let stopped = EngineError::Stopped {
+            reason: StopReason::CommitFailed {
+                shard: 0,
+                error: Box::new(record),
+            },
+        };
+        let inner = stopped
+            .source()
+            .and_then(|e| e.source())
+            .and_then(|e| e.downcast_ref::<PersistError>());
+        assert_eq!(inner, Some(&persist));
+    }
 }

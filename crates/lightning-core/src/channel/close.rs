@@ -6,7 +6,7 @@ use bitcoin::secp256k1::{ecdsa::Signature, Secp256k1};
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, EcdsaSighashType, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 
-use super::error::{close, ignore, warn};
+use super::error::{close, ignore, warn, ChannelErrorReason as R};
 use super::open::is_valid_shutdown_script;
 use super::spec::Update;
 use super::{Channel, ChannelError, ChannelEvent, ChannelPhase, Connection, HtlcFailure};
@@ -32,7 +32,7 @@ impl Channel {
     /// soon as all our updates are signed; no new HTLCs may be added from now on.
     pub fn shutdown(&mut self) -> Result<(), ChannelError> {
         if !self.is_funded() {
-            return Err(ignore("the channel is not funded or already closed"));
+            return Err(ignore(R::NotFundedOrClosed));
         }
         if self.shutdown.local_requested {
             return Ok(());
@@ -45,36 +45,40 @@ impl Channel {
     /// and that the peer has no unsigned updates; we answer with our own `shutdown`.
     pub fn handle_shutdown(&mut self, msg: &Shutdown) -> Result<(), ChannelError> {
         if msg.channel_id != self.channel_id {
-            return Err(close("shutdown for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "shutdown",
+            }));
         }
         if !matches!(
             self.phase,
             ChannelPhase::Normal | ChannelPhase::AwaitingChannelReady
         ) {
-            return Err(close("unexpected shutdown"));
+            return Err(close(R::UnexpectedMessage {
+                message: "shutdown",
+            }));
         }
         if self.connection != Connection::Connected {
-            return Err(close("unexpected shutdown before channel_reestablish"));
+            return Err(close(R::BeforeReestablish {
+                message: "shutdown",
+            }));
         }
         if !is_valid_shutdown_script(&msg.scriptpubkey, self.anysegwit) {
-            return Err(warn("shutdown scriptpubkey is not a standard form"));
+            return Err(warn(R::NonStandardShutdownScript));
         }
         if let Some(upfront) = &self.remote_upfront_shutdown_script {
             if *upfront != msg.scriptpubkey {
-                return Err(close(
-                    "shutdown scriptpubkey differs from upfront_shutdown_script",
-                ));
+                return Err(close(R::ShutdownScriptNotUpfront));
             }
         }
         if let Some(previous) = &self.shutdown.remote_script {
             if *previous != msg.scriptpubkey {
-                return Err(close("shutdown scriptpubkey changed"));
+                return Err(close(R::ShutdownScriptChanged));
             }
             // A retransmission after reconnection.
             return self.after_state_change();
         }
         if !self.remote_changes.proposed.is_empty() {
-            return Err(close("shutdown while the peer has unsigned updates"));
+            return Err(close(R::ShutdownWithUnsignedUpdates));
         }
         self.shutdown.remote_script = Some(msg.scriptpubkey.clone());
         self.shutdown.local_requested = true;
@@ -123,12 +127,12 @@ impl Channel {
     fn closing_tx(&self, fee_satoshis: u64, variant: Variant) -> Result<Transaction, ChannelError> {
         let outpoint = self
             .funding_outpoint
-            .ok_or_else(|| close("no funding outpoint"))?;
+            .ok_or_else(|| close(R::NoFundingOutpoint))?;
         let remote_script = self
             .shutdown
             .remote_script
             .clone()
-            .ok_or_else(|| close("no shutdown script from the peer"))?;
+            .ok_or_else(|| close(R::NoRemoteShutdownScript))?;
         let spec = &self.local_commit.spec;
         let mut ours = spec.to_local_msat / 1000;
         let mut theirs = spec.to_remote_msat / 1000;
@@ -138,9 +142,10 @@ impl Channel {
             &mut theirs
         };
         *funder = funder.checked_sub(fee_satoshis).ok_or_else(|| {
-            close(format!(
-                "closing fee_satoshis {fee_satoshis} is above the funder's balance {funder}"
-            ))
+            close(R::ClosingFeeAboveFunderBalance {
+                fee_satoshis,
+                balance_satoshis: *funder,
+            })
         })?;
         let (dust, drop_remote) = match variant {
             Variant::DustLimit(d) => (d, false),
@@ -160,7 +165,7 @@ impl Channel {
             });
         }
         if outputs.is_empty() {
-            return Err(close("closing transaction would have no output"));
+            return Err(close(R::ClosingTxWithoutOutput));
         }
         outputs.sort_by(|a, b| {
             a.value
@@ -191,7 +196,7 @@ impl Channel {
             self.funding_satoshis,
             EcdsaSighashType::All,
         )
-        .map_err(|e| close(format!("closing sighash: {e}")))
+        .map_err(|error| close(R::ClosingSighash { error }))
     }
 
     fn closing_fee_for_feerate(&self, feerate_per_kw: u32) -> Result<u64, ChannelError> {
@@ -274,9 +279,7 @@ impl Channel {
                 return Ok(signed);
             }
         }
-        Err(close(format!(
-            "closing_signed signature does not verify for fee_satoshis {fee}"
-        )))
+        Err(close(R::BadClosingSignature { fee_satoshis: fee }))
     }
 
     fn finish_close(&mut self, tx: Transaction) {
@@ -290,13 +293,17 @@ impl Channel {
     /// fully signed closing transaction and the channel is closed.
     pub fn handle_closing_signed(&mut self, msg: &ClosingSigned) -> Result<(), ChannelError> {
         if msg.channel_id != self.channel_id {
-            return Err(close("closing_signed for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "closing_signed",
+            }));
         }
         if !self.is_funded() || self.connection != Connection::Connected {
-            return Err(close("unexpected closing_signed"));
+            return Err(close(R::UnexpectedMessage {
+                message: "closing_signed",
+            }));
         }
         if !self.is_clean_for_closing() {
-            return Err(close("closing_signed before the channel is clean"));
+            return Err(close(R::ClosingSignedBeforeClean));
         }
         let fee = msg.fee_satoshis;
         let signed = self.verify_closing(fee, &msg.signature)?;
@@ -314,21 +321,23 @@ impl Channel {
                 let lo = range.min_fee_satoshis.max(our_min);
                 let hi = range.max_fee_satoshis.min(our_max);
                 if lo > hi {
-                    return Err(warn(format!(
-                        "closing fee_range {}..={} does not overlap ours {our_min}..={our_max}",
-                        range.min_fee_satoshis, range.max_fee_satoshis
-                    )));
+                    return Err(warn(R::ClosingFeeRangeNoOverlap {
+                        their_min: range.min_fee_satoshis,
+                        their_max: range.max_fee_satoshis,
+                        our_min,
+                        our_max,
+                    }));
                 }
                 if next.is_funder || next.closing.last_sent.is_some() {
                     if next.closing.last_sent.is_some() && !next.is_funder {
-                        return Err(close(format!(
-                            "closing fee_satoshis {fee} differs from the value we sent"
-                        )));
+                        return Err(close(R::ClosingFeeChanged { fee_satoshis: fee }));
                     }
                     if fee < lo || fee > hi {
-                        return Err(close(format!(
-                            "closing fee_satoshis {fee} is outside the overlap {lo}..={hi}"
-                        )));
+                        return Err(close(R::ClosingFeeOutsideOverlap {
+                            fee_satoshis: fee,
+                            min: lo,
+                            max: hi,
+                        }));
                     }
                     next.send_closing_signed(fee, None)?;
                     next.finish_close(signed);
@@ -349,9 +358,11 @@ impl Channel {
                     {
                         let (a, b) = (sent.min(prev), sent.max(prev));
                         if fee <= a || fee >= b {
-                            return Err(close(format!(
-                                "closing fee_satoshis {fee} is not strictly between {a} and {b}"
-                            )));
+                            return Err(close(R::ClosingFeeNotBetween {
+                                fee_satoshis: fee,
+                                low: a,
+                                high: b,
+                            }));
                         }
                     }
                     next.send_closing_signed(fee.clamp(our_min, our_max), None)?;
@@ -369,7 +380,7 @@ impl Channel {
         let remote_sig = self
             .local_commit
             .remote_signature
-            .ok_or_else(|| ignore("no signed commitment to broadcast"))?;
+            .ok_or_else(|| ignore(R::NoSignedCommitment))?;
         let tx = self.local_commitment_tx()?;
         let secp = Secp256k1::signing_only();
         let our_sig = tx.sign(&secp, &self.keys.funding_key);

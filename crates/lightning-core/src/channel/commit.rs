@@ -3,7 +3,7 @@
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
 
-use super::error::close;
+use super::error::{close, ChannelErrorReason as R};
 use super::spec::{reduce, CommitmentSpec, Update};
 use super::{
     Channel, ChannelError, ChannelEvent, ChannelPhase, Connection, HtlcFailure, LocalCommit,
@@ -34,10 +34,16 @@ impl Channel {
                 spec.feerate_per_kw,
                 self.local_params.dust_limit_satoshis,
             )
-            .map_err(|e| close(format!("cannot derive keys of our commitment {index}: {e}")))?;
+            .map_err(|error| {
+                close(R::CommitmentKeys {
+                    side: Side::Local,
+                    index,
+                    error,
+                })
+            })?;
         let funding_outpoint = self
             .funding_outpoint
-            .ok_or_else(|| close("no funding outpoint yet"))?;
+            .ok_or_else(|| close(R::NoFundingOutpoint))?;
         build_commitment_tx(&CommitmentParams {
             channel_type: self.channel_type,
             funding_outpoint,
@@ -60,7 +66,13 @@ impl Channel {
             keys,
             htlcs: &htlcs,
         })
-        .map_err(|e| close(format!("cannot build our commitment {index}: {e}")))
+        .map_err(|error| {
+            close(R::BuildCommitment {
+                side: Side::Local,
+                index,
+                error,
+            })
+        })
     }
 
     /// Builds the peer's commitment number `index` with content `spec` (its point of view).
@@ -81,14 +93,16 @@ impl Channel {
                 spec.feerate_per_kw,
                 self.remote_params.dust_limit_satoshis,
             )
-            .map_err(|e| {
-                close(format!(
-                    "cannot derive keys of remote commitment {index}: {e}"
-                ))
+            .map_err(|error| {
+                close(R::CommitmentKeys {
+                    side: Side::Remote,
+                    index,
+                    error,
+                })
             })?;
         let funding_outpoint = self
             .funding_outpoint
-            .ok_or_else(|| close("no funding outpoint yet"))?;
+            .ok_or_else(|| close(R::NoFundingOutpoint))?;
         build_commitment_tx(&CommitmentParams {
             channel_type: self.channel_type,
             funding_outpoint,
@@ -111,7 +125,13 @@ impl Channel {
             keys,
             htlcs: &htlcs,
         })
-        .map_err(|e| close(format!("cannot build remote commitment {index}: {e}")))
+        .map_err(|error| {
+            close(R::BuildCommitment {
+                side: Side::Remote,
+                index,
+                error,
+            })
+        })
     }
 
     /// The keys of a commitment at `point`, ours (`ours`) or the peer's: the two HTLC keys
@@ -177,7 +197,7 @@ impl Channel {
     fn sign_next_remote(&mut self) -> Result<(), ChannelError> {
         let point = self
             .remote_next_point
-            .ok_or_else(|| close("no next per-commitment point from the peer"))?;
+            .ok_or_else(|| close(R::NoNextRemotePoint))?;
         let released = std::mem::take(&mut self.holding_cell);
         for u in &released {
             self.outbox.push(u.to_message());
@@ -188,7 +208,12 @@ impl Channel {
             &self.remote_changes.acked,
             &self.local_changes.proposed,
         )
-        .map_err(|e| close(format!("cannot build the next remote commitment: {e}")))?;
+        .map_err(|error| {
+            close(R::NextCommitment {
+                side: Side::Remote,
+                error,
+            })
+        })?;
         let index = self.remote_commit.index.saturating_add(1);
         let tx = self.build_remote_tx(&spec, index, &point)?;
         let secp = Secp256k1::signing_only();
@@ -202,7 +227,7 @@ impl Channel {
             let htlc_key = self
                 .keys
                 .htlc_key(&secp, &point)
-                .map_err(|e| close(format!("cannot derive our htlc key: {e}")))?;
+                .map_err(|error| close(R::HtlcKey { error }))?;
             htlc_txs
                 .iter()
                 .map(|h| h.sign_remote(&secp, &htlc_key))
@@ -238,39 +263,43 @@ impl Channel {
     pub fn handle_commitment_signed(&mut self, msg: &CommitmentSigned) -> Result<(), ChannelError> {
         self.check_can_receive_update("commitment_signed")?;
         if msg.channel_id != self.channel_id {
-            return Err(close("commitment_signed for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "commitment_signed",
+            }));
         }
         if self.remote_changes.proposed.is_empty() && self.local_changes.acked.is_empty() {
-            return Err(close("commitment_signed without changes"));
+            return Err(close(R::CommitmentSignedWithoutChanges));
         }
         let spec = reduce(
             &self.local_commit.spec,
             &self.local_changes.acked,
             &self.remote_changes.proposed,
         )
-        .map_err(|e| close(format!("cannot build our next commitment: {e}")))?;
+        .map_err(|error| {
+            close(R::NextCommitment {
+                side: Side::Local,
+                error,
+            })
+        })?;
         let index = self.local_commit.index.saturating_add(1);
         let tx = self.build_local_tx(&spec, index)?;
         let secp = Secp256k1::verification_only();
-        tx.verify_remote(&secp, &msg.signature).map_err(|_| {
-            close(format!(
-                "commitment_signed signature does not verify for commitment {index}"
-            ))
-        })?;
+        tx.verify_remote(&secp, &msg.signature)
+            .map_err(|_| close(R::BadCommitmentSignature { index }))?;
         let htlc_txs = tx.htlc_txs();
         if htlc_txs.len() != msg.htlc_signatures.len() {
-            return Err(close(format!(
-                "commitment_signed has {} htlc signatures, commitment {index} has {} htlc outputs",
-                msg.htlc_signatures.len(),
-                htlc_txs.len()
-            )));
+            return Err(close(R::HtlcSignatureCount {
+                index,
+                received: msg.htlc_signatures.len(),
+                expected: htlc_txs.len(),
+            }));
         }
         for (htlc_tx, sig) in htlc_txs.iter().zip(&msg.htlc_signatures) {
             htlc_tx.verify_remote(&secp, sig).map_err(|_| {
-                close(format!(
-                    "htlc signature for output {} of commitment {index} does not verify",
-                    htlc_tx.commitment_output().output_index
-                ))
+                close(R::BadHtlcSignature {
+                    index,
+                    output: htlc_tx.commitment_output().output_index,
+                })
             })?;
         }
         let next_point = self.local_point(index.saturating_add(1))?;
@@ -311,21 +340,19 @@ impl Channel {
     pub fn handle_revoke_and_ack(&mut self, msg: &RevokeAndAck) -> Result<(), ChannelError> {
         self.check_can_receive_update("revoke_and_ack")?;
         if msg.channel_id != self.channel_id {
-            return Err(close("revoke_and_ack for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "revoke_and_ack",
+            }));
         }
         let Some(next) = self.next_remote_commit.clone() else {
-            return Err(close(
-                "unexpected revoke_and_ack: no commitment awaits revocation",
-            ));
+            return Err(close(R::NoCommitmentAwaitsRevocation));
         };
         let revoked = self.remote_commit.index;
         let secp = Secp256k1::signing_only();
         let point = bolt3_keys::per_commitment_point(&secp, &msg.per_commitment_secret)
-            .map_err(|_| close("per_commitment_secret is not a valid secret key"))?;
+            .map_err(|_| close(R::InvalidPerCommitmentSecret))?;
         if point != self.remote_commit.per_commitment_point {
-            return Err(close(format!(
-                "per_commitment_secret does not match the point of commitment {revoked}"
-            )));
+            return Err(close(R::SecretMismatchesPoint { index: revoked }));
         }
         let mut secrets = self.remote_secrets.clone();
         secrets
@@ -333,7 +360,7 @@ impl Channel {
                 FIRST_INDEX.saturating_sub(revoked),
                 msg.per_commitment_secret,
             )
-            .map_err(|e| close(format!("per_commitment_secret rejected: {e}")))?;
+            .map_err(|error| close(R::SecretRejected { error }))?;
         self.remote_secrets = secrets;
         self.remote_commit = next.commit;
         self.next_remote_commit = None;

@@ -62,7 +62,7 @@ use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1};
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 
 pub use config::ChannelConfig;
-pub use error::ChannelError;
+pub use error::{ChannelError, ChannelErrorReason};
 pub use keys::derive_channel_keys;
 pub use open::{
     is_valid_shutdown_script, OutboundParams, MAX_ACCEPTED_HTLCS, MIN_DUST_LIMIT_SATOSHIS,
@@ -75,7 +75,7 @@ use crate::secrets::{CounterpartySecrets, FIRST_INDEX};
 use crate::transactions::ChannelType;
 use crate::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
 use crate::wire::{AttributionData, CommitmentSigned, Features, Message, ONION_PACKET_LEN};
-use error::close;
+use error::{close, ChannelErrorReason as R};
 
 /// The parameters one side announced in `open_channel` / `accept_channel`: the constraints
 /// it imposes on the *other* side, and its own dust limit.
@@ -571,20 +571,20 @@ impl Channel {
         let secp = Secp256k1::signing_only();
         let i = FIRST_INDEX
             .checked_sub(index)
-            .ok_or_else(|| close(format!("commitment number {index} is above 2^48-1")))?;
+            .ok_or_else(|| close(R::CommitmentNumberTooLarge { index }))?;
         self.keys
             .per_commitment_point(&secp, i)
-            .map_err(|e| close(format!("per-commitment point {index}: {e}")))
+            .map_err(|error| close(R::PerCommitmentPoint { index, error }))
     }
 
     /// Our per-commitment secret for commitment `index`.
     pub(crate) fn local_secret(&self, index: u64) -> Result<[u8; 32], ChannelError> {
         let i = FIRST_INDEX
             .checked_sub(index)
-            .ok_or_else(|| close(format!("commitment number {index} is above 2^48-1")))?;
+            .ok_or_else(|| close(R::CommitmentNumberTooLarge { index }))?;
         self.keys
             .per_commitment_secret(i)
-            .map_err(|e| close(format!("per-commitment secret {index}: {e}")))
+            .map_err(|error| close(R::PerCommitmentSecret { index, error }))
     }
 
     /// Whether both first commitments are signed (`funding_signed` exchanged) and the channel
@@ -626,10 +626,9 @@ impl Channel {
     pub fn handle_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
         if self.phase == ChannelPhase::Closed {
             // Late messages (say a repeated closing_signed) must not trigger a force close.
-            return Err(error::ignore(format!(
-                "message type {} for a closed channel",
-                msg.message_type()
-            )));
+            return Err(error::ignore(R::MessageForClosedChannel {
+                message_type: msg.message_type(),
+            }));
         }
         match msg {
             Message::AcceptChannel(m) => self.handle_accept_channel(m),
@@ -650,10 +649,9 @@ impl Channel {
             Message::Shutdown(m) => self.handle_shutdown(m),
             Message::ClosingSigned(m) => self.handle_closing_signed(m),
             Message::ChannelReestablish(m) => self.handle_channel_reestablish(m),
-            other => Err(error::ignore(format!(
-                "message type {} is not for the channel state machine",
-                other.message_type()
-            ))),
+            other => Err(error::ignore(R::NotAChannelMessage {
+                message_type: other.message_type(),
+            })),
         }
     }
 }
@@ -678,10 +676,11 @@ impl Channel {
         for h in self.local_commit.spec.htlcs.values() {
             if h.offered {
                 if h.cltv_expiry.saturating_add(LATENCY_GRACE_PERIOD_BLOCKS) <= height {
-                    return Err(close(format!(
-                        "outbound htlc {} with cltv_expiry {} timed out at height {height}",
-                        h.id, h.cltv_expiry
-                    )));
+                    return Err(close(R::OutboundHtlcTimedOut {
+                        id: h.id,
+                        cltv_expiry: h.cltv_expiry,
+                        height,
+                    }));
                 }
             } else {
                 let claimed = self
@@ -692,11 +691,11 @@ impl Channel {
                     .chain(&self.local_changes.acked)
                     .any(|u| matches!(u, Update::Fulfill(f) if f.id == h.id));
                 if claimed && h.cltv_expiry <= height.saturating_add(CLTV_CLAIM_BUFFER) {
-                    return Err(close(format!(
-                        "claimed inbound htlc {} with cltv_expiry {} is not removed by height \
-                         {height}",
-                        h.id, h.cltv_expiry
-                    )));
+                    return Err(close(R::ClaimedHtlcNotRemoved {
+                        id: h.id,
+                        cltv_expiry: h.cltv_expiry,
+                        height,
+                    }));
                 }
             }
         }

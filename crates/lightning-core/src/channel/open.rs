@@ -7,7 +7,7 @@ use bitcoin::constants::ChainHash;
 use bitcoin::secp256k1::Secp256k1;
 use bitcoin::{OutPoint, ScriptBuf};
 
-use super::error::{close, ignore};
+use super::error::{close, ignore, ChannelErrorReason as R};
 use super::spec::CommitmentSpec;
 use super::{
     Channel, ChannelConfig, ChannelError, ChannelEvent, ChannelParams, ChannelPhase, ClosingState,
@@ -110,45 +110,51 @@ fn check_peer_params(
     config: &ChannelConfig,
 ) -> Result<(), ChannelError> {
     if p.dust_limit_satoshis < MIN_DUST_LIMIT_SATOSHIS {
-        return Err(close(format!(
-            "dust_limit_satoshis {} is below the minimum {MIN_DUST_LIMIT_SATOSHIS}",
-            p.dust_limit_satoshis
-        )));
+        return Err(close(R::BelowMinimum {
+            field: "dust_limit_satoshis",
+            value: p.dust_limit_satoshis,
+            min: MIN_DUST_LIMIT_SATOSHIS,
+        }));
     }
     if p.channel_reserve_satoshis < our_dust_limit {
-        return Err(close(format!(
-            "channel_reserve_satoshis {} is below our dust_limit_satoshis {our_dust_limit}",
-            p.channel_reserve_satoshis
-        )));
+        return Err(close(R::ReserveBelowOurDustLimit {
+            channel_reserve_satoshis: p.channel_reserve_satoshis,
+            dust_limit_satoshis: our_dust_limit,
+        }));
     }
     let max_reserve =
         funding_satoshis.saturating_mul(config.max_reserve_proportional_millionths) / 1_000_000;
     if p.channel_reserve_satoshis > max_reserve.max(our_dust_limit) {
-        return Err(close(format!(
-            "channel_reserve_satoshis {} is above our maximum {max_reserve}",
-            p.channel_reserve_satoshis
-        )));
+        return Err(close(R::AboveOurMaximum {
+            field: "channel_reserve_satoshis",
+            value: p.channel_reserve_satoshis,
+            max: max_reserve,
+        }));
     }
     if p.to_self_delay > config.max_to_self_delay {
-        return Err(close(format!(
-            "to_self_delay {} is above our maximum {}",
-            p.to_self_delay, config.max_to_self_delay
-        )));
+        return Err(close(R::AboveOurMaximum {
+            field: "to_self_delay",
+            value: u64::from(p.to_self_delay),
+            max: u64::from(config.max_to_self_delay),
+        }));
     }
     if p.max_accepted_htlcs > MAX_ACCEPTED_HTLCS || p.max_accepted_htlcs == 0 {
-        return Err(close(format!(
-            "max_accepted_htlcs {} is outside 1..={MAX_ACCEPTED_HTLCS}",
-            p.max_accepted_htlcs
-        )));
+        return Err(close(R::OutsideRange {
+            field: "max_accepted_htlcs",
+            value: u64::from(p.max_accepted_htlcs),
+            min: 1,
+            max: u64::from(MAX_ACCEPTED_HTLCS),
+        }));
     }
     if p.htlc_minimum_msat > config.max_htlc_minimum_msat {
-        return Err(close(format!(
-            "htlc_minimum_msat {} is above our maximum {}",
-            p.htlc_minimum_msat, config.max_htlc_minimum_msat
-        )));
+        return Err(close(R::AboveOurMaximum {
+            field: "htlc_minimum_msat",
+            value: p.htlc_minimum_msat,
+            max: config.max_htlc_minimum_msat,
+        }));
     }
     if p.max_htlc_value_in_flight_msat == 0 {
-        return Err(close("max_htlc_value_in_flight_msat 0 is too small"));
+        return Err(close(R::ZeroMaxHtlcValueInFlight));
     }
     Ok(())
 }
@@ -257,20 +263,21 @@ impl Channel {
         keys: ChannelKeys,
     ) -> Result<(Channel, OpenChannel), ChannelError> {
         if params.push_msat > params.funding_satoshis.saturating_mul(1000) {
-            return Err(ignore(format!(
-                "push_msat {} is above funding_satoshis {} * 1000",
-                params.push_msat, params.funding_satoshis
-            )));
+            return Err(ignore(R::PushAboveFunding {
+                push_msat: params.push_msat,
+                funding_satoshis: params.funding_satoshis,
+            }));
         }
         if params.funding_satoshis > config.max_funding_satoshis {
-            return Err(ignore(format!(
-                "funding_satoshis {} is above the maximum {}",
-                params.funding_satoshis, config.max_funding_satoshis
-            )));
+            return Err(ignore(R::AboveMaximum {
+                field: "funding_satoshis",
+                value: params.funding_satoshis,
+                max: config.max_funding_satoshis,
+            }));
         }
         let anysegwit = our_features.negotiated(their_features, Feature::ShutdownAnySegwit);
         if !is_valid_shutdown_script(&params.shutdown_script, anysegwit) {
-            return Err(ignore("our shutdown script is not a standard form"));
+            return Err(ignore(R::OurShutdownScriptNonStandard));
         }
         let anchors = config.negotiate_anchors
             && our_features.supports(Feature::Anchors)
@@ -354,39 +361,44 @@ impl Channel {
         shutdown_script: ScriptBuf,
     ) -> Result<(Channel, AcceptChannel), ChannelError> {
         if open.chain_hash != chain_hash {
-            return Err(close("open_channel chain_hash is not our chain"));
+            return Err(close(R::WrongChain));
         }
         let funding = open.funding_satoshis;
         if funding < config.min_funding_satoshis || funding > config.max_funding_satoshis {
-            return Err(close(format!(
-                "funding_satoshis {funding} is outside {}..={}",
-                config.min_funding_satoshis, config.max_funding_satoshis
-            )));
+            return Err(close(R::OutsideRange {
+                field: "funding_satoshis",
+                value: funding,
+                min: config.min_funding_satoshis,
+                max: config.max_funding_satoshis,
+            }));
         }
         if funding >= 1 << 24 && !our_features.negotiated(their_features, Feature::LargeChannel) {
-            return Err(close(format!(
-                "funding_satoshis {funding} needs option_support_large_channel"
-            )));
+            return Err(close(R::LargeChannelNotNegotiated {
+                funding_satoshis: funding,
+            }));
         }
         if open.push_msat > funding.saturating_mul(1000) {
-            return Err(close(format!(
-                "push_msat {} is above funding_satoshis {funding} * 1000",
-                open.push_msat
-            )));
+            return Err(close(R::PushAboveFunding {
+                push_msat: open.push_msat,
+                funding_satoshis: funding,
+            }));
         }
         if open.feerate_per_kw < config.min_feerate_per_kw
             || open.feerate_per_kw > config.max_feerate_per_kw
         {
-            return Err(close(format!(
-                "feerate_per_kw {} is outside {}..={}",
-                open.feerate_per_kw, config.min_feerate_per_kw, config.max_feerate_per_kw
-            )));
+            return Err(close(R::OutsideRange {
+                field: "feerate_per_kw",
+                value: u64::from(open.feerate_per_kw),
+                min: u64::from(config.min_feerate_per_kw),
+                max: u64::from(config.max_feerate_per_kw),
+            }));
         }
         if open.dust_limit_satoshis > open.channel_reserve_satoshis {
-            return Err(close(format!(
-                "dust_limit_satoshis {} is above channel_reserve_satoshis {}",
-                open.dust_limit_satoshis, open.channel_reserve_satoshis
-            )));
+            return Err(close(R::DustLimitAboveReserve {
+                dust_limit_satoshis: open.dust_limit_satoshis,
+                channel_reserve_satoshis: open.channel_reserve_satoshis,
+                ours: false,
+            }));
         }
         let their_params = ChannelParams {
             dust_limit_satoshis: open.dust_limit_satoshis,
@@ -399,14 +411,14 @@ impl Channel {
         check_peer_params(&their_params, funding, config.dust_limit_satoshis, &config)?;
         let anchors_ok = our_features.supports(Feature::Anchors);
         let channel_type = match &open.channel_type {
-            None => return Err(close("open_channel has no channel_type")),
+            None => {
+                return Err(close(R::NoChannelType {
+                    message: "open_channel",
+                }))
+            }
             Some(f) => parse_channel_type(f, anchors_ok).ok_or_else(|| {
-                // The peer chose the bitmap's length: show it only when short.
-                let len = f.to_wire_bytes().len();
-                close(if len <= 16 {
-                    format!("channel_type {f:?} is not supported")
-                } else {
-                    format!("channel_type of {len} bytes is not supported")
+                close(R::UnsupportedChannelType {
+                    channel_type: f.clone(),
                 })
             })?,
         };
@@ -414,14 +426,14 @@ impl Channel {
         let remote_upfront = match &open.upfront_shutdown_script {
             Some(s) if !s.is_empty() => {
                 if !is_valid_shutdown_script(s, anysegwit) {
-                    return Err(close("upfront_shutdown_script is not a standard form"));
+                    return Err(close(R::NonStandardUpfrontShutdownScript));
                 }
                 Some(s.clone())
             }
             _ => None,
         };
         if !is_valid_shutdown_script(&shutdown_script, anysegwit) {
-            return Err(ignore("our shutdown script is not a standard form"));
+            return Err(ignore(R::OurShutdownScriptNonStandard));
         }
         let our_reserve = config.reserve_for(funding, open.dust_limit_satoshis);
         let local_params = ChannelParams {
@@ -442,17 +454,15 @@ impl Channel {
         };
         let fee = spec.funder_cost_msat(config.dust_limit_satoshis, channel_type);
         let funder_after_fee = spec.to_remote_msat.checked_sub(fee).ok_or_else(|| {
-            close(format!(
-                "funder balance {} msat cannot pay the first commitment fee {fee} msat",
-                spec.to_remote_msat
-            ))
+            close(R::FunderCannotPayFirstFee {
+                balance_msat: spec.to_remote_msat,
+                fee_msat: fee,
+            })
         })?;
         if funder_after_fee <= our_reserve.saturating_mul(1000)
             && open.push_msat <= open.channel_reserve_satoshis.saturating_mul(1000)
         {
-            return Err(close(
-                "both initial balances are at or below the channel reserve",
-            ));
+            return Err(close(R::BothBalancesAtReserve));
         }
         let upfront = our_features.supports(Feature::UpfrontShutdownScript)
             && their_features.supports(Feature::UpfrontShutdownScript);
@@ -511,16 +521,21 @@ impl Channel {
     /// [`Self::funding_transaction_built`].
     pub fn handle_accept_channel(&mut self, accept: &AcceptChannel) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::AwaitingAcceptChannel {
-            return Err(close("unexpected accept_channel"));
+            return Err(close(R::UnexpectedMessage {
+                message: "accept_channel",
+            }));
         }
         if accept.temporary_channel_id != self.temporary_channel_id {
-            return Err(ignore("accept_channel for another temporary_channel_id"));
+            return Err(ignore(R::WrongTemporaryChannelId {
+                message: "accept_channel",
+            }));
         }
         if accept.minimum_depth > self.config.max_minimum_depth {
-            return Err(close(format!(
-                "minimum_depth {} is above our maximum {}",
-                accept.minimum_depth, self.config.max_minimum_depth
-            )));
+            return Err(close(R::AboveOurMaximum {
+                field: "minimum_depth",
+                value: u64::from(accept.minimum_depth),
+                max: u64::from(self.config.max_minimum_depth),
+            }));
         }
         let their_params = ChannelParams {
             dust_limit_satoshis: accept.dust_limit_satoshis,
@@ -537,24 +552,29 @@ impl Channel {
             &self.config,
         )?;
         if accept.dust_limit_satoshis > self.local_params.channel_reserve_satoshis {
-            return Err(close(format!(
-                "dust_limit_satoshis {} is above our channel_reserve_satoshis {}",
-                accept.dust_limit_satoshis, self.local_params.channel_reserve_satoshis
-            )));
+            return Err(close(R::DustLimitAboveReserve {
+                dust_limit_satoshis: accept.dust_limit_satoshis,
+                channel_reserve_satoshis: self.local_params.channel_reserve_satoshis,
+                ours: true,
+            }));
         }
         match &accept.channel_type {
-            None => return Err(close("accept_channel has no channel_type")),
+            None => {
+                return Err(close(R::NoChannelType {
+                    message: "accept_channel",
+                }))
+            }
             Some(f) if !f.same_bits(&self.channel_type_features) => {
-                return Err(close(format!(
-                    "accept_channel channel_type {f:?} differs from ours"
-                )))
+                return Err(close(R::ChannelTypeMismatch {
+                    channel_type: f.clone(),
+                }))
             }
             Some(_) => {}
         }
         let remote_upfront = match &accept.upfront_shutdown_script {
             Some(s) if !s.is_empty() => {
                 if !is_valid_shutdown_script(s, self.anysegwit) {
-                    return Err(close("upfront_shutdown_script is not a standard form"));
+                    return Err(close(R::NonStandardUpfrontShutdownScript));
                 }
                 Some(s.clone())
             }
@@ -589,13 +609,12 @@ impl Channel {
         outpoint: OutPoint,
     ) -> Result<FundingCreated, ChannelError> {
         if self.phase != ChannelPhase::AwaitingFundingTransaction {
-            return Err(ignore("not waiting for a funding transaction"));
+            return Err(ignore(R::NotAwaitingFundingTransaction));
         }
         let vout = u16::try_from(outpoint.vout).map_err(|_| {
-            ignore(format!(
-                "funding output index {} is above 65535",
-                outpoint.vout
-            ))
+            ignore(R::FundingOutputIndexTooLarge {
+                vout: outpoint.vout,
+            })
         })?;
         let mut next = self.clone();
         next.funding_outpoint = Some(outpoint);
@@ -622,15 +641,22 @@ impl Channel {
     /// succeeds may the funding transaction be broadcast.
     pub fn handle_funding_signed(&mut self, msg: &FundingSigned) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::AwaitingFundingSigned {
-            return Err(close("unexpected funding_signed"));
+            return Err(close(R::UnexpectedMessage {
+                message: "funding_signed",
+            }));
         }
         if msg.channel_id != self.channel_id {
-            return Err(close("funding_signed for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "funding_signed",
+            }));
         }
         let tx = self.build_local_tx(&self.local_commit.spec, 0)?;
         let secp = Secp256k1::verification_only();
-        tx.verify_remote(&secp, &msg.signature)
-            .map_err(|_| close("funding_signed signature does not verify"))?;
+        tx.verify_remote(&secp, &msg.signature).map_err(|_| {
+            close(R::BadFundingSignature {
+                message: "funding_signed",
+            })
+        })?;
         self.local_commit.remote_signature = Some(msg.signature);
         self.local_commit.txid = tx.txid();
         self.phase = ChannelPhase::AwaitingChannelReady;
@@ -644,10 +670,14 @@ impl Channel {
         msg: &FundingCreated,
     ) -> Result<FundingSigned, ChannelError> {
         if self.phase != ChannelPhase::AwaitingFundingCreated {
-            return Err(close("unexpected funding_created"));
+            return Err(close(R::UnexpectedMessage {
+                message: "funding_created",
+            }));
         }
         if msg.temporary_channel_id != self.temporary_channel_id {
-            return Err(ignore("funding_created for another temporary_channel_id"));
+            return Err(ignore(R::WrongTemporaryChannelId {
+                message: "funding_created",
+            }));
         }
         let mut next = self.clone();
         next.funding_outpoint = Some(OutPoint {
@@ -656,9 +686,11 @@ impl Channel {
         });
         let local = next.build_local_tx(&next.local_commit.spec, 0)?;
         let secp = Secp256k1::new();
-        local
-            .verify_remote(&secp, &msg.signature)
-            .map_err(|_| close("funding_created signature does not verify"))?;
+        local.verify_remote(&secp, &msg.signature).map_err(|_| {
+            close(R::BadFundingSignature {
+                message: "funding_created",
+            })
+        })?;
         let remote = next.build_remote_tx(
             &next.remote_commit.spec,
             0,
@@ -715,7 +747,7 @@ impl Channel {
         output: u16,
     ) -> Result<(), ChannelError> {
         if !self.is_funded() {
-            return Err(ignore("funding is not signed yet"));
+            return Err(ignore(R::FundingNotSigned));
         }
         self.funding_height = Some(height);
         self.short_channel_id = Some(ShortChannelId::new(height, tx_index, output));
@@ -754,7 +786,9 @@ impl Channel {
     /// The peer's `channel_ready`: remembers its next per-commitment point and alias.
     pub fn handle_channel_ready(&mut self, msg: &ChannelReady) -> Result<(), ChannelError> {
         if msg.channel_id != self.channel_id {
-            return Err(close("channel_ready for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "channel_ready",
+            }));
         }
         match self.phase {
             ChannelPhase::AwaitingChannelReady => {}
@@ -764,14 +798,18 @@ impl Channel {
                     && self.next_remote_commit.is_none()
                     && self.remote_next_point != Some(msg.second_per_commitment_point)
                 {
-                    return Err(close("retransmitted channel_ready changed its point"));
+                    return Err(close(R::ChannelReadyPointChanged));
                 }
                 if msg.short_channel_id_alias.is_some() {
                     self.remote_alias = msg.short_channel_id_alias;
                 }
                 return Ok(());
             }
-            _ => return Err(close("unexpected channel_ready")),
+            _ => {
+                return Err(close(R::UnexpectedMessage {
+                    message: "channel_ready",
+                }))
+            }
         }
         self.channel_ready_received = true;
         self.remote_next_point = Some(msg.second_per_commitment_point);

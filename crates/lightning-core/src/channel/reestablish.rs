@@ -1,6 +1,6 @@
 //! Disconnection and `channel_reestablish` (BOLT 2 "Message Retransmission").
 
-use super::error::{close, warn};
+use super::error::{close, warn, ChannelErrorReason as R};
 use super::spec::Update;
 use super::{Channel, ChannelError, ChannelPhase, ClosingState, Connection};
 use crate::wire::{ChannelReestablish, Message, Shutdown};
@@ -71,59 +71,58 @@ impl Channel {
         msg: &ChannelReestablish,
     ) -> Result<(), ChannelError> {
         if msg.channel_id != self.channel_id {
-            return Err(close("channel_reestablish for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "channel_reestablish",
+            }));
         }
         match self.connection {
             Connection::AwaitingReestablish => {}
-            Connection::Connected => return Err(close("unexpected channel_reestablish")),
-            Connection::Disconnected => {
-                return Err(close("channel_reestablish before ours was sent"))
+            Connection::Connected => {
+                return Err(close(R::UnexpectedMessage {
+                    message: "channel_reestablish",
+                }))
             }
+            Connection::Disconnected => return Err(close(R::ReestablishBeforeOurs)),
         }
         if !self.is_funded() {
-            return Err(close("channel_reestablish before funding"));
+            return Err(close(R::ReestablishBeforeFunding));
         }
         let nc = msg.next_commitment_number;
         let nr = msg.next_revocation_number;
         if nc == 0 {
-            return Err(close(
-                "peer sent next_commitment_number 0: it asks us to close",
-            ));
+            return Err(close(R::PeerAsksToClose));
         }
         let l = self.local_commit.index;
         // Row B: their view of our revocations.
         let resend_raa = if nr == l {
             if l > 0 && msg.your_last_per_commitment_secret != self.local_secret(l - 1)? {
-                return Err(close(format!(
-                    "your_last_per_commitment_secret is not our secret {}",
-                    l - 1
-                )));
+                return Err(close(R::WrongLastSecret { index: l - 1 }));
             }
             false
         } else if nr.saturating_add(1) == l {
             if nr > 0 && msg.your_last_per_commitment_secret != self.local_secret(nr - 1)? {
-                return Err(close(format!(
-                    "your_last_per_commitment_secret is not our secret {}",
-                    nr - 1
-                )));
+                return Err(close(R::WrongLastSecret { index: nr - 1 }));
             }
             true
         } else if nr < l {
-            return Err(warn(format!(
-                "next_revocation_number {nr} is behind our commitment {l}: peer has old state"
-            )));
+            return Err(warn(R::PeerRevocationBehind {
+                next_revocation_number: nr,
+                local_commitment: l,
+            }));
         } else {
             // nr > l: the peer says we are behind; check its proof.
             let proof = self.local_secret(nr.saturating_sub(1));
             if matches!(proof, Ok(s) if s == msg.your_last_per_commitment_secret) {
                 self.set_closed();
-                return Err(ChannelError::CloseNoBroadcast(format!(
-                    "next_revocation_number {nr} proves our commitment {l} is outdated"
-                )));
+                return Err(ChannelError::CloseNoBroadcast(R::OurStateOutdated {
+                    next_revocation_number: nr,
+                    local_commitment: l,
+                }));
             }
-            return Err(close(format!(
-                "next_revocation_number {nr} is ahead of our commitment {l} without proof"
-            )));
+            return Err(close(R::PeerRevocationAheadWithoutProof {
+                next_revocation_number: nr,
+                local_commitment: l,
+            }));
         };
         // Row C: their view of our signatures.
         let (r, awaiting) = match &self.next_remote_commit {
@@ -135,13 +134,15 @@ impl Channel {
         } else if awaiting && nc == r {
             true
         } else if nc <= r {
-            return Err(warn(format!(
-                "next_commitment_number {nc} is behind our remote commitment {r}"
-            )));
+            return Err(warn(R::PeerCommitmentBehind {
+                next_commitment_number: nc,
+                remote_commitment: r,
+            }));
         } else {
-            return Err(close(format!(
-                "next_commitment_number {nc} is ahead of our remote commitment {r}"
-            )));
+            return Err(close(R::PeerCommitmentAhead {
+                next_commitment_number: nc,
+                remote_commitment: r,
+            }));
         };
         // All checks passed: queue the retransmissions.
         let mut out = Vec::new();

@@ -1,9 +1,10 @@
 //! HTLC and fee updates, both directions: `update_add_htlc`, `update_fulfill_htlc`,
 //! `update_fail_htlc`, `update_fail_malformed_htlc`, `update_fee`, and the holding cell.
 
-use super::error::{close, ignore};
+use super::error::{close, ignore, ChannelErrorReason as R, Removal};
 use super::spec::{reduce, CommitmentSpec, ReduceError, Update};
 use super::{Channel, ChannelError, ChannelEvent, ChannelPhase, Connection};
+use crate::transactions::Side;
 use crate::types::{PaymentHash, PaymentPreimage};
 use crate::wire::{
     UpdateAddHtlc, UpdateFailHtlc, UpdateFailMalformedHtlc, UpdateFee, UpdateFulfillHtlc,
@@ -63,10 +64,10 @@ impl Channel {
 
     fn check_open_for_updates(&self) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
-            return Err(ignore("the channel is not open"));
+            return Err(ignore(R::NotOpen));
         }
         if self.closing.last_sent.is_some() || self.closing.last_received.is_some() {
-            return Err(ignore("closing negotiation has started"));
+            return Err(ignore(R::ClosingNegotiationStarted));
         }
         Ok(())
     }
@@ -85,18 +86,20 @@ impl Channel {
     ) -> Result<u64, ChannelError> {
         self.check_open_for_updates()?;
         if self.is_shutting_down() {
-            return Err(ignore("the channel is shutting down"));
+            return Err(ignore(R::ShuttingDown));
         }
         if amount_msat == 0 || amount_msat < self.remote_params.htlc_minimum_msat {
-            return Err(ignore(format!(
-                "amount_msat {amount_msat} is below the peer's htlc_minimum_msat {}",
-                self.remote_params.htlc_minimum_msat.max(1)
-            )));
+            return Err(ignore(R::HtlcBelowMinimum {
+                side: Side::Remote,
+                amount_msat,
+                htlc_minimum_msat: self.remote_params.htlc_minimum_msat.max(1),
+            }));
         }
         if cltv_expiry >= MAX_CLTV_EXPIRY {
-            return Err(ignore(format!(
-                "cltv_expiry {cltv_expiry} is not below {MAX_CLTV_EXPIRY}"
-            )));
+            return Err(ignore(R::CltvExpiryTooLarge {
+                cltv_expiry,
+                limit: MAX_CLTV_EXPIRY,
+            }));
         }
         let id = self.local_next_htlc_id;
         let add = Update::Add(UpdateAddHtlc {
@@ -109,24 +112,26 @@ impl Channel {
             path_key: None,
         });
         let ct = self.channel_type;
-        let remote = self
-            .projected_remote_spec(Some(&add))
-            .map_err(|e| ignore(format!("cannot add htlc: {e}")))?;
+        let remote = self.projected_remote_spec(Some(&add)).map_err(|error| {
+            ignore(R::Spec {
+                during: "cannot add htlc",
+                error,
+            })
+        })?;
         // In the peer's commitment our HTLCs are the ones it received.
         let count = remote.htlc_count(false);
         if count > usize::from(self.remote_params.max_accepted_htlcs) {
-            return Err(ignore(format!(
-                "{count} htlcs would be above the peer's max_accepted_htlcs {}",
-                self.remote_params.max_accepted_htlcs
-            )));
+            return Err(ignore(R::WouldExceedMaxAcceptedHtlcs {
+                count,
+                max: self.remote_params.max_accepted_htlcs,
+            }));
         }
         let in_flight = remote.htlc_total_msat(false);
         if in_flight > self.remote_params.max_htlc_value_in_flight_msat {
-            return Err(ignore(format!(
-                "{in_flight} msat in flight would be above the peer's \
-                 max_htlc_value_in_flight_msat {}",
-                self.remote_params.max_htlc_value_in_flight_msat
-            )));
+            return Err(ignore(R::WouldExceedMaxInFlight {
+                in_flight_msat: in_flight,
+                max_msat: self.remote_params.max_htlc_value_in_flight_msat,
+            }));
         }
         let reserve = self
             .remote_params
@@ -148,21 +153,26 @@ impl Channel {
         };
         let needed = reserve.saturating_add(our_fee);
         if remote.to_remote_msat < needed {
-            return Err(ignore(format!(
-                "our balance {} msat after the htlc is below the reserve plus fees {needed} msat",
-                remote.to_remote_msat
-            )));
+            return Err(ignore(R::BalanceBelowReserve {
+                balance_msat: remote.to_remote_msat,
+                needed_msat: needed,
+            }));
         }
         let local = self
             .projected_local_spec(Some(&add), None, true)
-            .map_err(|e| ignore(format!("cannot add htlc: {e}")))?;
+            .map_err(|error| {
+                ignore(R::Spec {
+                    during: "cannot add htlc",
+                    error,
+                })
+            })?;
         if self.is_funder {
             let fee = local.funder_cost_msat(local_dust, ct);
             if local.to_local_msat < reserve.saturating_add(fee) {
-                return Err(ignore(format!(
-                    "our balance {} msat cannot pay our commitment fee {fee} msat above reserve",
-                    local.to_local_msat
-                )));
+                return Err(ignore(R::CannotPayCommitmentFee {
+                    balance_msat: local.to_local_msat,
+                    fee_msat: fee,
+                }));
             }
         } else {
             // The peer pays the fee: it must still afford both updated commitments while
@@ -175,19 +185,18 @@ impl Channel {
             let fee_local = local.funder_cost_msat(local_dust, ct);
             let needed = their_reserve.saturating_add(fee_remote.max(fee_local));
             if remote.to_local_msat.min(local.to_remote_msat) < needed {
-                return Err(ignore(format!(
-                    "the funder's balance {} msat could not pay the commitment fee above its \
-                     reserve ({needed} msat) with this htlc",
-                    remote.to_local_msat.min(local.to_remote_msat)
-                )));
+                return Err(ignore(R::FunderCannotPayWithHtlc {
+                    balance_msat: remote.to_local_msat.min(local.to_remote_msat),
+                    needed_msat: needed,
+                }));
             }
         }
         let dust = self.dust_exposure_msat(&local, &remote);
         if dust > self.config.max_dust_htlc_exposure_msat {
-            return Err(ignore(format!(
-                "dust htlc exposure {dust} msat would be above our maximum {}",
-                self.config.max_dust_htlc_exposure_msat
-            )));
+            return Err(ignore(R::DustExposure {
+                exposure_msat: dust,
+                max_msat: self.config.max_dust_htlc_exposure_msat,
+            }));
         }
         self.holding_cell.push(add);
         self.local_next_htlc_id = id.saturating_add(1);
@@ -276,7 +285,7 @@ impl Channel {
         let in_remote = self.remote_commit.spec.htlcs.contains_key(&(true, id));
         match self.local_commit.spec.htlcs.get(&(false, id)) {
             Some(h) if in_remote => Ok(*h),
-            _ => Err(ignore(format!("no committed inbound htlc with id {id}"))),
+            _ => Err(ignore(R::NoCommittedInboundHtlc { id })),
         }
     }
 
@@ -286,19 +295,20 @@ impl Channel {
     /// [`ChannelError::Ignore`] (nothing to do).
     pub fn fulfill_htlc(&mut self, id: u64, preimage: PaymentPreimage) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
-            return Err(ignore("the channel is not open"));
+            return Err(ignore(R::NotOpen));
         }
         if let Some(existing) = self.our_removal_of(id) {
             return match existing {
                 Update::Fulfill(f) if f.payment_preimage == preimage => Ok(()),
-                _ => Err(ignore(format!("htlc {id} is already being removed"))),
+                _ => Err(ignore(R::HtlcAlreadyRemoved {
+                    id,
+                    removal: Removal::Removed,
+                })),
             };
         }
         let htlc = self.committed_inbound(id)?;
         if preimage.payment_hash() != htlc.payment_hash {
-            return Err(ignore(format!(
-                "preimage does not match the hash of htlc {id}"
-            )));
+            return Err(ignore(R::PreimageMismatch { id }));
         }
         self.holding_cell.push(Update::Fulfill(UpdateFulfillHtlc {
             channel_id: self.channel_id,
@@ -313,20 +323,23 @@ impl Channel {
     /// Failing an HTLC already failed succeeds without queuing anything.
     pub fn fail_htlc(&mut self, id: u64, reason: Vec<u8>) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
-            return Err(ignore("the channel is not open"));
+            return Err(ignore(R::NotOpen));
         }
         if let Some(existing) = self.our_removal_of(id) {
             return match existing {
                 Update::Fail(_) | Update::FailMalformed(_) => Ok(()),
-                _ => Err(ignore(format!("htlc {id} is already being fulfilled"))),
+                _ => Err(ignore(R::HtlcAlreadyRemoved {
+                    id,
+                    removal: Removal::Fulfilled,
+                })),
             };
         }
         self.committed_inbound(id)?;
         if reason.len() > usize::from(u16::MAX) {
-            return Err(ignore(format!(
-                "failure reason of {} bytes is above 65535",
-                reason.len()
-            )));
+            return Err(ignore(R::FailureReasonTooLong {
+                len: reason.len(),
+                max: usize::from(u16::MAX),
+            }));
         }
         self.holding_cell.push(Update::Fail(UpdateFailHtlc {
             channel_id: self.channel_id,
@@ -345,17 +358,18 @@ impl Channel {
         failure_code: u16,
     ) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
-            return Err(ignore("the channel is not open"));
+            return Err(ignore(R::NotOpen));
         }
         if failure_code & UpdateFailMalformedHtlc::BADONION == 0 {
-            return Err(ignore(format!(
-                "failure_code {failure_code:#06x} lacks the BADONION bit"
-            )));
+            return Err(ignore(R::FailureCodeLacksBadonion { failure_code }));
         }
         if let Some(existing) = self.our_removal_of(id) {
             return match existing {
                 Update::Fail(_) | Update::FailMalformed(_) => Ok(()),
-                _ => Err(ignore(format!("htlc {id} is already being fulfilled"))),
+                _ => Err(ignore(R::HtlcAlreadyRemoved {
+                    id,
+                    removal: Removal::Fulfilled,
+                })),
             };
         }
         self.committed_inbound(id)?;
@@ -374,7 +388,7 @@ impl Channel {
     pub fn update_fee(&mut self, feerate_per_kw: u32) -> Result<(), ChannelError> {
         self.check_open_for_updates()?;
         if !self.is_funder {
-            return Err(ignore("only the funder sends update_fee"));
+            return Err(ignore(R::NotFunder));
         }
         let shutting_down = self.shutdown.local_sent || self.shutdown.remote_script.is_some();
         let latest_remote = match &self.next_remote_commit {
@@ -385,15 +399,17 @@ impl Channel {
             && self.local_commit.spec.htlcs.is_empty()
             && latest_remote.htlcs.is_empty()
         {
-            return Err(ignore("no update_fee once shutting down without htlcs"));
+            return Err(ignore(R::UpdateFeeWhileShuttingDown));
         }
         if feerate_per_kw < self.config.min_feerate_per_kw
             || feerate_per_kw > self.config.max_feerate_per_kw
         {
-            return Err(ignore(format!(
-                "feerate_per_kw {feerate_per_kw} is outside {}..={}",
-                self.config.min_feerate_per_kw, self.config.max_feerate_per_kw
-            )));
+            return Err(ignore(R::OutsideRange {
+                field: "feerate_per_kw",
+                value: u64::from(feerate_per_kw),
+                min: u64::from(self.config.min_feerate_per_kw),
+                max: u64::from(self.config.max_feerate_per_kw),
+            }));
         }
         let fee = Update::Fee(UpdateFee {
             channel_id: self.channel_id,
@@ -406,20 +422,26 @@ impl Channel {
             .remote_params
             .channel_reserve_satoshis
             .saturating_mul(1000);
-        let remote = next
-            .projected_remote_spec(Some(&fee))
-            .map_err(|e| ignore(format!("cannot update fee: {e}")))?;
+        let remote = next.projected_remote_spec(Some(&fee)).map_err(|error| {
+            ignore(R::Spec {
+                during: "cannot update fee",
+                error,
+            })
+        })?;
         let remote_fee = remote.funder_cost_msat(self.remote_params.dust_limit_satoshis, ct);
         let local = next
             .projected_local_spec(Some(&fee), None, true)
-            .map_err(|e| ignore(format!("cannot update fee: {e}")))?;
+            .map_err(|error| {
+                ignore(R::Spec {
+                    during: "cannot update fee",
+                    error,
+                })
+            })?;
         let local_fee = local.funder_cost_msat(self.local_params.dust_limit_satoshis, ct);
         if remote.to_remote_msat < reserve.saturating_add(remote_fee)
             || local.to_local_msat < reserve.saturating_add(local_fee)
         {
-            return Err(ignore(format!(
-                "we cannot afford feerate_per_kw {feerate_per_kw} above the reserve"
-            )));
+            return Err(ignore(R::CannotAffordFeerate { feerate_per_kw }));
         }
         next.holding_cell.push(fee);
         *self = next;
@@ -428,21 +450,18 @@ impl Channel {
 
     /// Whether a peer update, `commitment_signed` or `revoke_and_ack` may arrive now: only
     /// on an open, reestablished channel outside closing negotiation.
-    pub(crate) fn check_can_receive_update(&self, what: &str) -> Result<(), ChannelError> {
+    pub(crate) fn check_can_receive_update(
+        &self,
+        message: &'static str,
+    ) -> Result<(), ChannelError> {
         if self.phase != ChannelPhase::Normal {
-            return Err(close(format!(
-                "unexpected {what} before the channel is open"
-            )));
+            return Err(close(R::BeforeOpen { message }));
         }
         if self.connection != Connection::Connected {
-            return Err(close(format!(
-                "unexpected {what} before channel_reestablish"
-            )));
+            return Err(close(R::BeforeReestablish { message }));
         }
         if self.closing.last_sent.is_some() || self.closing.last_received.is_some() {
-            return Err(close(format!(
-                "unexpected {what} during closing negotiation"
-            )));
+            return Err(close(R::DuringClosingNegotiation { message }));
         }
         Ok(())
     }
@@ -451,48 +470,54 @@ impl Channel {
     pub fn handle_update_add_htlc(&mut self, msg: &UpdateAddHtlc) -> Result<(), ChannelError> {
         self.check_can_receive_update("update_add_htlc")?;
         if msg.channel_id != self.channel_id {
-            return Err(close("update_add_htlc for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "update_add_htlc",
+            }));
         }
         if self.shutdown.remote_script.is_some() {
-            return Err(close("update_add_htlc after the peer's shutdown"));
+            return Err(close(R::AddAfterShutdown));
         }
         if msg.id != self.remote_next_htlc_id {
-            return Err(close(format!(
-                "update_add_htlc id {} is not the expected {}",
-                msg.id, self.remote_next_htlc_id
-            )));
+            return Err(close(R::UnexpectedHtlcId {
+                id: msg.id,
+                expected: self.remote_next_htlc_id,
+            }));
         }
         if msg.amount_msat == 0 || msg.amount_msat < self.local_params.htlc_minimum_msat {
-            return Err(close(format!(
-                "amount_msat {} is below our htlc_minimum_msat {}",
-                msg.amount_msat,
-                self.local_params.htlc_minimum_msat.max(1)
-            )));
+            return Err(close(R::HtlcBelowMinimum {
+                side: Side::Local,
+                amount_msat: msg.amount_msat,
+                htlc_minimum_msat: self.local_params.htlc_minimum_msat.max(1),
+            }));
         }
         if msg.cltv_expiry >= MAX_CLTV_EXPIRY {
-            return Err(close(format!(
-                "cltv_expiry {} is not below {MAX_CLTV_EXPIRY}",
-                msg.cltv_expiry
-            )));
+            return Err(close(R::CltvExpiryTooLarge {
+                cltv_expiry: msg.cltv_expiry,
+                limit: MAX_CLTV_EXPIRY,
+            }));
         }
         let add = Update::Add(msg.clone());
         let spec = self
             .projected_local_spec(None, Some(&add), false)
-            .map_err(|e| close(format!("update_add_htlc: {e}")))?;
+            .map_err(|error| {
+                close(R::Spec {
+                    during: "update_add_htlc",
+                    error,
+                })
+            })?;
         let count = spec.htlc_count(false);
         if count > usize::from(self.local_params.max_accepted_htlcs) {
-            return Err(close(format!(
-                "{count} htlcs from the peer are above our max_accepted_htlcs {}",
-                self.local_params.max_accepted_htlcs
-            )));
+            return Err(close(R::PeerExceedsMaxAcceptedHtlcs {
+                count,
+                max: self.local_params.max_accepted_htlcs,
+            }));
         }
         let in_flight = spec.htlc_total_msat(false);
         if in_flight > self.local_params.max_htlc_value_in_flight_msat {
-            return Err(close(format!(
-                "{in_flight} msat in flight from the peer is above our \
-                 max_htlc_value_in_flight_msat {}",
-                self.local_params.max_htlc_value_in_flight_msat
-            )));
+            return Err(close(R::PeerExceedsMaxInFlight {
+                in_flight_msat: in_flight,
+                max_msat: self.local_params.max_htlc_value_in_flight_msat,
+            }));
         }
         let fee = if self.is_funder {
             0
@@ -505,11 +530,11 @@ impl Channel {
             .saturating_mul(1000)
             .saturating_add(fee);
         if spec.to_remote_msat < needed {
-            return Err(close(format!(
-                "the peer's balance {} msat after amount_msat {} is below our reserve plus \
-                 fees {needed} msat",
-                spec.to_remote_msat, msg.amount_msat
-            )));
+            return Err(close(R::PeerBalanceBelowReserve {
+                balance_msat: spec.to_remote_msat,
+                amount_msat: msg.amount_msat,
+                needed_msat: needed,
+            }));
         }
         self.remote_changes.proposed.push(add);
         self.remote_next_htlc_id = msg.id.saturating_add(1);
@@ -518,9 +543,13 @@ impl Channel {
 
     /// Our HTLC `id` as the peer may remove it: in our current commitment and not already
     /// being removed.
-    fn removable_outbound(&self, id: u64, what: &str) -> Result<super::SpecHtlc, ChannelError> {
+    fn removable_outbound(
+        &self,
+        id: u64,
+        message: &'static str,
+    ) -> Result<super::SpecHtlc, ChannelError> {
         let Some(htlc) = self.local_commit.spec.htlcs.get(&(true, id)) else {
-            return Err(close(format!("{what} for unknown htlc id {id}")));
+            return Err(close(R::UnknownHtlc { message, id }));
         };
         Ok(*htlc)
     }
@@ -540,22 +569,21 @@ impl Channel {
     ) -> Result<(), ChannelError> {
         self.check_can_receive_update("update_fulfill_htlc")?;
         if msg.channel_id != self.channel_id {
-            return Err(close("update_fulfill_htlc for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "update_fulfill_htlc",
+            }));
         }
         let htlc = self.removable_outbound(msg.id, "update_fulfill_htlc")?;
         if msg.payment_preimage.payment_hash() != htlc.payment_hash {
-            return Err(close(format!(
-                "update_fulfill_htlc preimage does not hash to the payment_hash of htlc {}",
-                msg.id
-            )));
+            return Err(close(R::PeerPreimageMismatch { id: msg.id }));
         }
         if let Some(existing) = self.peer_removal_of(msg.id) {
             return match existing {
-                Update::Fulfill(_) => Err(ChannelError::Ignore(format!(
-                    "duplicate update_fulfill_htlc for htlc {}",
-                    msg.id
-                ))),
-                _ => Err(close(format!("htlc {} is already being failed", msg.id))),
+                Update::Fulfill(_) => Err(ignore(R::DuplicateFulfill { id: msg.id })),
+                _ => Err(close(R::HtlcAlreadyRemoved {
+                    id: msg.id,
+                    removal: Removal::Failed,
+                })),
             };
         }
         self.remote_changes
@@ -574,11 +602,16 @@ impl Channel {
     pub fn handle_update_fail_htlc(&mut self, msg: &UpdateFailHtlc) -> Result<(), ChannelError> {
         self.check_can_receive_update("update_fail_htlc")?;
         if msg.channel_id != self.channel_id {
-            return Err(close("update_fail_htlc for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "update_fail_htlc",
+            }));
         }
         self.removable_outbound(msg.id, "update_fail_htlc")?;
         if self.peer_removal_of(msg.id).is_some() {
-            return Err(close(format!("htlc {} is already being removed", msg.id)));
+            return Err(close(R::HtlcAlreadyRemoved {
+                id: msg.id,
+                removal: Removal::Removed,
+            }));
         }
         self.remote_changes.proposed.push(Update::Fail(msg.clone()));
         Ok(())
@@ -591,17 +624,21 @@ impl Channel {
     ) -> Result<(), ChannelError> {
         self.check_can_receive_update("update_fail_malformed_htlc")?;
         if msg.channel_id != self.channel_id {
-            return Err(close("update_fail_malformed_htlc for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "update_fail_malformed_htlc",
+            }));
         }
         if !msg.has_badonion_bit() {
-            return Err(close(format!(
-                "update_fail_malformed_htlc failure_code {:#06x} lacks the BADONION bit",
-                msg.failure_code
-            )));
+            return Err(close(R::PeerFailureCodeLacksBadonion {
+                failure_code: msg.failure_code,
+            }));
         }
         self.removable_outbound(msg.id, "update_fail_malformed_htlc")?;
         if self.peer_removal_of(msg.id).is_some() {
-            return Err(close(format!("htlc {} is already being removed", msg.id)));
+            return Err(close(R::HtlcAlreadyRemoved {
+                id: msg.id,
+                removal: Removal::Removed,
+            }));
         }
         self.remote_changes
             .proposed
@@ -614,18 +651,22 @@ impl Channel {
     pub fn handle_update_fee(&mut self, msg: &UpdateFee) -> Result<(), ChannelError> {
         self.check_can_receive_update("update_fee")?;
         if msg.channel_id != self.channel_id {
-            return Err(close("update_fee for another channel_id"));
+            return Err(close(R::WrongChannelId {
+                message: "update_fee",
+            }));
         }
         if self.is_funder {
-            return Err(close("update_fee from the non-funder"));
+            return Err(close(R::UpdateFeeFromNonFunder));
         }
         if msg.feerate_per_kw < self.config.min_feerate_per_kw
             || msg.feerate_per_kw > self.config.max_feerate_per_kw
         {
-            return Err(close(format!(
-                "update_fee feerate_per_kw {} is outside {}..={}",
-                msg.feerate_per_kw, self.config.min_feerate_per_kw, self.config.max_feerate_per_kw
-            )));
+            return Err(close(R::OutsideRange {
+                field: "update_fee feerate_per_kw",
+                value: u64::from(msg.feerate_per_kw),
+                min: u64::from(self.config.min_feerate_per_kw),
+                max: u64::from(self.config.max_feerate_per_kw),
+            }));
         }
         let fee = Update::Fee(msg.clone());
         let mut next = self.clone();
@@ -634,7 +675,12 @@ impl Channel {
             .retain(|u| !matches!(u, Update::Fee(_)));
         let spec = next
             .projected_local_spec(None, Some(&fee), false)
-            .map_err(|e| close(format!("update_fee: {e}")))?;
+            .map_err(|error| {
+                close(R::Spec {
+                    during: "update_fee",
+                    error,
+                })
+            })?;
         let cost = spec.funder_cost_msat(self.local_params.dust_limit_satoshis, self.channel_type);
         let needed = self
             .local_params
@@ -642,10 +688,11 @@ impl Channel {
             .saturating_mul(1000)
             .saturating_add(cost);
         if spec.to_remote_msat < needed {
-            return Err(close(format!(
-                "the funder cannot afford feerate_per_kw {}: balance {} msat, needs {needed} msat",
-                msg.feerate_per_kw, spec.to_remote_msat
-            )));
+            return Err(close(R::FunderCannotAffordFeerate {
+                feerate_per_kw: msg.feerate_per_kw,
+                balance_msat: spec.to_remote_msat,
+                needed_msat: needed,
+            }));
         }
         next.remote_changes.proposed.push(fee);
         *self = next;

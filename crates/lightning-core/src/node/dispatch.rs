@@ -416,22 +416,14 @@ impl NodeCore {
                     self.send(node_id, msg);
                 }
             }
-            ChannelError::Close(text) => {
-                self.send_error(node_id, channel_id, text);
+            ChannelError::Close(reason) | ChannelError::CloseNoBroadcast(reason) => {
+                let text = reason.to_string();
+                self.send_error(node_id, channel_id, &text);
                 self.close_channel_internal(
                     node_id,
                     channel_id,
-                    ClosureReason::ProcessingError { err: text.clone() },
-                    true,
-                );
-            }
-            ChannelError::CloseNoBroadcast(text) => {
-                self.send_error(node_id, channel_id, text);
-                self.close_channel_internal(
-                    node_id,
-                    channel_id,
-                    ClosureReason::ProcessingError { err: text.clone() },
-                    false,
+                    ClosureReason::ProcessingError { err: text },
+                    matches!(e, ChannelError::Close(_)),
                 );
             }
         }

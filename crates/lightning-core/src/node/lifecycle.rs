@@ -4,7 +4,9 @@
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, Transaction};
 
-use super::{ApiError, ClosureReason, Event, NodeCore, PendingTimeout};
+use super::{
+    ApiError, ApiLimit, ClosureReason, Event, FundingTransactionError, NodeCore, PendingTimeout,
+};
 use crate::channel::{Channel, OutboundParams};
 use crate::peer::{PeerChannel, PeerState};
 use crate::types::ChannelId;
@@ -33,10 +35,10 @@ impl NodeCore {
             return Err(ApiError::PeerNotConnected(node_id));
         }
         if peer.channel_by_id.len() >= self.config.max_channels_per_peer {
-            return Err(ApiError::LimitReached(format!(
-                "{} channels with peer {node_id}",
-                self.config.max_channels_per_peer
-            )));
+            return Err(ApiError::LimitReached(ApiLimit::ChannelsPerPeer {
+                node_id,
+                max: self.config.max_channels_per_peer,
+            }));
         }
         let temporary_channel_id = ChannelId(self.peer_random(&node_id, b"temporary-channel-id"));
         let keys = self.next_keys(&node_id);
@@ -203,15 +205,18 @@ impl NodeCore {
             .output
             .iter()
             .position(|o| o.script_pubkey == script && o.value.to_sat() == value)
-            .ok_or_else(|| {
-                ApiError::BadFundingTransaction(format!(
-                    "no output pays {value} sat to the funding script"
-                ))
-            })?;
+            .ok_or(ApiError::BadFundingTransaction(
+                FundingTransactionError::NoFundingOutput {
+                    value_satoshis: value,
+                },
+            ))?;
         let outpoint = OutPoint {
             txid: funding_tx.compute_txid(),
-            vout: u32::try_from(vout)
-                .map_err(|_| ApiError::BadFundingTransaction("too many outputs".into()))?,
+            vout: u32::try_from(vout).map_err(|_| {
+                ApiError::BadFundingTransaction(FundingTransactionError::TooManyOutputs {
+                    outputs: funding_tx.output.len(),
+                })
+            })?,
         };
         let result = self.with_channel(node_id, temporary_channel_id, |entry| {
             let created = entry.channel.funding_transaction_built(outpoint)?;

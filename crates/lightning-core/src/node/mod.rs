@@ -77,7 +77,7 @@ pub use event::{
 pub use htlc_policy::ForwardingPolicy;
 pub use limits::{PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN};
 pub use persist::Dirty;
-pub use route::{Route, RouteHop};
+pub use route::{Route, RouteError, RouteHop};
 
 use crate::channel::{derive_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
 use crate::onion::HopSharedSecret;
@@ -96,18 +96,82 @@ pub enum ApiError {
     /// No channel with this short channel id is ours.
     UnknownShortChannelId(ShortChannelId),
     /// A configured limit was reached.
-    LimitReached(String),
-    /// The channel refused the request.
-    Channel(String),
+    LimitReached(ApiLimit),
+    /// The channel refused the request. The error says what was done with the channel
+    /// (nothing for [`ChannelError::Ignore`]; it was failed for the closing variants) and
+    /// why.
+    Channel(ChannelError),
     /// The route or payment is invalid.
-    InvalidRoute(String),
+    InvalidRoute(RouteError),
     /// A payment with this id exists already.
     DuplicatePayment(PaymentId),
     /// No payment to us with this hash is claimable.
     NotClaimable(PaymentHash),
     /// The funding transaction does not pay the channel's funding script the right amount.
-    BadFundingTransaction(String),
+    BadFundingTransaction(FundingTransactionError),
 }
+
+/// A configured limit an API call ran into ([`ApiError::LimitReached`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiLimit {
+    /// [`NodeConfig::max_pending_payments`] payments are in flight already.
+    PendingPayments {
+        /// The limit.
+        max: usize,
+    },
+    /// [`NodeConfig::max_channels_per_peer`] channels with this peer exist already.
+    ChannelsPerPeer {
+        /// The peer.
+        node_id: PublicKey,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl core::fmt::Display for ApiLimit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ApiLimit::PendingPayments { max } => write!(f, "{max} payments in flight"),
+            ApiLimit::ChannelsPerPeer { node_id, max } => {
+                write!(f, "{max} channels with peer {node_id}")
+            }
+        }
+    }
+}
+
+/// Why a funding transaction does not fund the channel
+/// ([`ApiError::BadFundingTransaction`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FundingTransactionError {
+    /// No output pays the funding amount to the channel's funding script.
+    NoFundingOutput {
+        /// The funding amount.
+        value_satoshis: u64,
+    },
+    /// The funding output's index does not fit in 32 bits.
+    TooManyOutputs {
+        /// The transaction's outputs.
+        outputs: usize,
+    },
+}
+
+impl core::fmt::Display for FundingTransactionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FundingTransactionError::NoFundingOutput { value_satoshis } => write!(
+                f,
+                "no output pays {value_satoshis} sat to the funding script"
+            ),
+            FundingTransactionError::TooManyOutputs { outputs } => {
+                write!(f, "too many outputs ({outputs})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FundingTransactionError {}
 
 impl core::fmt::Display for ApiError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -116,7 +180,7 @@ impl core::fmt::Display for ApiError {
             ApiError::UnknownChannel(c) => write!(f, "no channel {c} with this peer"),
             ApiError::UnknownShortChannelId(s) => write!(f, "no channel with short id {s}"),
             ApiError::LimitReached(what) => write!(f, "limit reached: {what}"),
-            ApiError::Channel(why) => write!(f, "channel refused: {why}"),
+            ApiError::Channel(e) => write!(f, "channel refused: {}", e.reason()),
             ApiError::InvalidRoute(why) => write!(f, "invalid route: {why}"),
             ApiError::DuplicatePayment(id) => write!(f, "payment {:?} already exists", id.0),
             ApiError::NotClaimable(h) => write!(f, "no claimable payment with hash {h}"),
@@ -125,11 +189,20 @@ impl core::fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApiError::Channel(e) => Some(e),
+            ApiError::InvalidRoute(e) => Some(e),
+            ApiError::BadFundingTransaction(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<ChannelError> for ApiError {
     fn from(e: ChannelError) -> Self {
-        ApiError::Channel(e.text().to_owned())
+        ApiError::Channel(e)
     }
 }
 

@@ -4,10 +4,10 @@
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::SecretKey;
 
-use super::route::build_payment_onion;
+use super::route::{build_payment_onion, RouteError};
 use super::{
-    ApiError, Event, ForwardHtlc, HtlcSource, InboundPayment, NodeCore, OutboundPayment, PaymentId,
-    Route,
+    ApiError, ApiLimit, Event, ForwardHtlc, HtlcSource, InboundPayment, NodeCore, OutboundPayment,
+    PaymentId, Route,
 };
 use crate::onion::FailureMessage;
 use crate::types::{PaymentHash, PaymentPreimage, PaymentSecret};
@@ -65,15 +65,14 @@ impl NodeCore {
             return Err(ApiError::DuplicatePayment(payment_id));
         }
         if self.payments.len() >= self.config.max_pending_payments {
-            return Err(ApiError::LimitReached(format!(
-                "{} payments in flight",
-                self.config.max_pending_payments
-            )));
+            return Err(ApiError::LimitReached(ApiLimit::PendingPayments {
+                max: self.config.max_pending_payments,
+            }));
         }
         let first = route
             .hops
             .first()
-            .ok_or_else(|| ApiError::InvalidRoute("no hops".into()))?;
+            .ok_or(ApiError::InvalidRoute(RouteError::EmptyRoute))?;
         // The session key must be fresh per payment: derive it from the payment id, which
         // the application must never reuse (a duplicate id is refused above).
         let mut bytes = self.derive(b"onion-session-key", &[&payment_id.0, &payment_hash.0]);
@@ -91,7 +90,7 @@ impl NodeCore {
             &payment_secret,
             self.best_height,
         )
-        .map_err(|e| ApiError::InvalidRoute(e.to_string()))?;
+        .map_err(ApiError::InvalidRoute)?;
         self.dirty.node = true;
         self.payments.insert(
             payment_id,
