@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void, CString};
 
-use shard_engine::store::{check_name, Store, StoreError, WriteOp};
+use shard_engine::store::{check_name, Corruption, Store, StoreError, WriteOp};
 
 use crate::error::{fail, lnshard_result};
 use crate::handle::{lend, Castable, HandleKind};
@@ -239,8 +239,8 @@ impl Store for CallbackStore {
                 keys.sort();
                 Ok(keys)
             }
-            Sink::Keys(Err(e)) => Err(StoreError::Corrupt {
-                detail: format!("store key is not UTF-8: {e}"),
+            Sink::Keys(Err(error)) => Err(StoreError::Corrupt {
+                corruption: Corruption::KeyNotUtf8 { error },
             }),
             Sink::Value(_) => unreachable!("the list sink stays a key sink"),
         }

@@ -31,7 +31,7 @@ use crate::coordinator::Coordinator;
 use crate::error::EngineError;
 use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
-use crate::store::{Store, StoreError, WriteOp};
+use crate::store::{Corruption, Store, StoreError, WriteOp};
 
 /// Namespace of channel records.
 pub const CHANNELS: &str = "channels";
@@ -357,7 +357,10 @@ pub(crate) fn restore(
     let read = |ns: &str, key: &str| -> Result<Vec<u8>, EngineError> {
         store.read(ns, key).map_err(store_error)?.ok_or_else(|| {
             store_error(StoreError::Corrupt {
-                detail: format!("{ns}/{key} is listed but not readable"),
+                corruption: Corruption::ListedButUnreadable {
+                    namespace: ns.to_owned(),
+                    key: key.to_owned(),
+                },
             })
         })
     };

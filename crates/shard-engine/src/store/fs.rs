@@ -53,12 +53,13 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use lightning_core::bitcoin::hashes::{sha256, Hash};
 use parking_lot::Mutex;
 
 use super::dir::{check_private, io, sync_dir, DirLock, DIR_MODE, FILE_MODE, LOCK_FILE};
-use super::{check_name, check_op, Store, StoreError, WriteOp};
+use super::{check_name, check_op, Corruption, Store, StoreError, WriteOp};
 
 const MAGIC: &[u8; 4] = b"LNSW";
 const HEADER_LEN: usize = 4 + 4 + 8 + 4;
@@ -94,7 +95,7 @@ struct Inner {
     wal_len: u64,
     overlay: Overlay,
     /// The first failure that left the disk's state unknown: every write is refused.
-    poisoned: Option<String>,
+    poisoned: Option<Arc<StoreError>>,
     /// Checkpoints failed in a row (cleanly: retried after each batch).
     failed_checkpoints: u64,
 }
@@ -248,18 +249,18 @@ impl FsStore {
 
     /// Records the first failure that left the disk's state unknown, and returns `error`.
     fn poison(&self, inner: &mut Inner, error: StoreError) -> StoreError {
-        self.poison_with(inner, error.to_string());
+        self.poison_with(inner, error.duplicate());
         error
     }
 
-    fn poison_with(&self, inner: &mut Inner, first_failure: String) {
+    fn poison_with(&self, inner: &mut Inner, first_failure: StoreError) {
         if inner.poisoned.is_none() {
             tracing::error!(
                 root = %self.root.display(),
                 %first_failure,
                 "store poisoned: every write is refused until it is reopened"
             );
-            inner.poisoned = Some(first_failure);
+            inner.poisoned = Some(Arc::new(first_failure));
         }
     }
 
@@ -498,8 +499,11 @@ fn replay(bytes: &[u8]) -> Result<(Overlay, u64), StoreError> {
     let mut overlay = Overlay::new();
     let mut rest = bytes;
     let mut offset = 0usize;
-    let corrupt = |offset: usize, why: &str| StoreError::Corrupt {
-        detail: format!("wal.log frame at byte {offset}: {why}"),
+    let corrupt = |offset: usize, why: &'static str| StoreError::Corrupt {
+        corruption: Corruption::WalFrame {
+            offset: offset as u64,
+            why,
+        },
     };
     while !rest.is_empty() {
         // A crash may leave the file extended with zeros past the last complete write.
@@ -632,8 +636,9 @@ impl Store for FsStore {
             check_op(op)?;
             if let WriteOp::Put { value, .. } = op {
                 if value.len() > u32::MAX as usize {
-                    return Err(StoreError::Corrupt {
-                        detail: "value above 4 GiB".into(),
+                    return Err(StoreError::ValueTooLarge {
+                        len: value.len(),
+                        max: u64::from(u32::MAX),
                     });
                 }
             }
@@ -645,7 +650,7 @@ impl Store for FsStore {
         let mut inner = self.inner.lock();
         if let Some(first_failure) = &inner.poisoned {
             return Err(StoreError::Poisoned {
-                first_failure: first_failure.clone(),
+                first_failure: Arc::clone(first_failure),
             });
         }
         let good_len = inner.wal_len;
@@ -667,7 +672,13 @@ impl Store for FsStore {
                     error
                 }
                 Err(cut) => {
-                    self.poison_with(&mut inner, format!("{error}; then {cut}"));
+                    self.poison_with(
+                        &mut inner,
+                        StoreError::CutFailed {
+                            write: Box::new(error.duplicate()),
+                            cut: Box::new(cut),
+                        },
+                    );
                     error
                 }
             });
@@ -882,8 +893,8 @@ mod tests {
             let d2 = tempfile::tempdir().unwrap();
             plant_wal(d2.path(), &bad);
             match FsStore::open(d2.path()) {
-                Err(StoreError::Corrupt { detail }) => {
-                    assert!(detail.contains("wal.log frame"), "{detail}")
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    assert!(e.to_string().contains("wal.log frame"), "{e}")
                 }
                 Ok(store) => panic!("byte {i}: damage accepted, a={:?}", store.read("chan", "a")),
                 Err(other) => panic!("byte {i}: {other}"),
@@ -920,8 +931,8 @@ mod tests {
             let d2 = tempfile::tempdir().unwrap();
             plant_wal(d2.path(), &bad);
             match FsStore::open(d2.path()) {
-                Err(StoreError::Corrupt { detail }) => {
-                    assert!(detail.contains("wal.log"), "case {case}: {detail}")
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    assert!(e.to_string().contains("wal.log"), "case {case}: {e}")
                 }
                 Err(other) => panic!("case {case}: {other}"),
                 Ok(store) => {
@@ -999,7 +1010,8 @@ mod tests {
                     for i in 0..10 {
                         match store.write("chan", &format!("t{t}-{i}"), b"late") {
                             Err(StoreError::Poisoned { first_failure }) => {
-                                assert!(first_failure.contains(first), "{first_failure}")
+                                let text = first_failure.to_string();
+                                assert!(text.contains(first), "{text}")
                             }
                             other => panic!("thread {t}: {other:?}"),
                         }

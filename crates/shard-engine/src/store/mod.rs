@@ -14,6 +14,7 @@ mod memory;
 
 use core::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use dir::DirLock;
 pub use fs::{FsStore, FsStoreOptions};
@@ -61,7 +62,22 @@ pub enum StoreError {
     /// acknowledged): the store refuses to guess.
     Corrupt {
         /// Where and what.
-        detail: String,
+        corruption: Corruption,
+    },
+    /// A value is larger than the store can hold.
+    ValueTooLarge {
+        /// The value's length in bytes.
+        len: usize,
+        /// The largest value the store holds.
+        max: u64,
+    },
+    /// A write failed, and cutting the write-ahead log back to its last good frame failed
+    /// too: the log's end is unknown.
+    CutFailed {
+        /// The write's failure.
+        write: Box<StoreError>,
+        /// The cut's failure.
+        cut: Box<StoreError>,
     },
     /// An earlier write or sync failed in a way that left the disk's state unknown (a failed
     /// `fsync` may have dropped the data it was flushing, so a retry could falsely succeed;
@@ -69,8 +85,8 @@ pub enum StoreError {
     /// thread, until it is reopened, which recovers every acknowledged write. The call that
     /// failed first returned its own error; later writes return this.
     Poisoned {
-        /// The first failure, as text.
-        first_failure: String,
+        /// The first failure (a copy: its input/output error keeps its kind and message).
+        first_failure: Arc<StoreError>,
     },
     /// A directory or file of the store grants access to group or others. The store holds
     /// channel secrets: its directories must be 0700 and its files 0600 (or stricter).
@@ -99,7 +115,11 @@ impl fmt::Display for StoreError {
                 "invalid store name {name:?}: use 1 to 120 ASCII letters, digits, '-' or '_'"
             ),
             StoreError::Io { context, source } => write!(f, "{context}: {source}"),
-            StoreError::Corrupt { detail } => write!(f, "corrupt store: {detail}"),
+            StoreError::Corrupt { corruption } => write!(f, "corrupt store: {corruption}"),
+            StoreError::ValueTooLarge { len, max } => {
+                write!(f, "value of {len} bytes is above the maximum {max}")
+            }
+            StoreError::CutFailed { write, cut } => write!(f, "{write}; then {cut}"),
             StoreError::Poisoned { first_failure } => write!(
                 f,
                 "the store refuses writes until it is reopened: an earlier failure left the \
@@ -131,7 +151,99 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Io { source, .. } => Some(source),
+            StoreError::Corrupt { corruption } => corruption.source(),
+            StoreError::CutFailed { cut, .. } => Some(cut.as_ref()),
+            StoreError::Poisoned { first_failure } => Some(first_failure.as_ref()),
             _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// A copy of this error, to keep as the cause of later ones (an input/output error is
+    /// copied as its kind and message; `io::Error` is not `Clone`).
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::InvalidName { name } => StoreError::InvalidName { name: name.clone() },
+            StoreError::Io { context, source } => StoreError::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::Corrupt { corruption } => StoreError::Corrupt {
+                corruption: corruption.clone(),
+            },
+            StoreError::ValueTooLarge { len, max } => StoreError::ValueTooLarge {
+                len: *len,
+                max: *max,
+            },
+            StoreError::CutFailed { write, cut } => StoreError::CutFailed {
+                write: Box::new(write.duplicate()),
+                cut: Box::new(cut.duplicate()),
+            },
+            StoreError::Poisoned { first_failure } => StoreError::Poisoned {
+                first_failure: Arc::clone(first_failure),
+            },
+            StoreError::Permissions {
+                path,
+                mode,
+                required,
+            } => StoreError::Permissions {
+                path: path.clone(),
+                mode: *mode,
+                required: *required,
+            },
+            StoreError::Locked { path, holder_pid } => StoreError::Locked {
+                path: path.clone(),
+                holder_pid: *holder_pid,
+            },
+        }
+    }
+}
+
+/// What is damaged in a store ([`StoreError::Corrupt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A frame of the write-ahead log, before its end, is damaged.
+    WalFrame {
+        /// The frame's offset in `wal.log`.
+        offset: u64,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A key the store lists cannot be read.
+    ListedButUnreadable {
+        /// Its namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+    },
+    /// The store listed a key that is not UTF-8 (a store the application implements).
+    KeyNotUtf8 {
+        /// The decoding error.
+        error: std::str::Utf8Error,
+    },
+}
+
+impl Corruption {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Corruption::KeyNotUtf8 { error } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::WalFrame { offset, why } => {
+                write!(f, "wal.log frame at byte {offset}: {why}")
+            }
+            Corruption::ListedButUnreadable { namespace, key } => {
+                write!(f, "{namespace}/{key} is listed but not readable")
+            }
+            Corruption::KeyNotUtf8 { error } => write!(f, "store key is not UTF-8: {error}"),
         }
     }
 }
