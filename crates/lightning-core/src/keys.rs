@@ -16,7 +16,6 @@
 //! Every function takes the secp256k1 context as an argument: the crate holds no global state.
 
 use core::fmt;
-use serde::{Deserialize, Serialize};
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{PublicKey, Scalar, Secp256k1, SecretKey, Signing, Verification};
@@ -190,7 +189,7 @@ pub fn derive_revocation_private_key<C: Signing>(
 }
 
 /// One side's public channel keys, as sent in `open_channel` / `accept_channel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelPublicKeys {
     /// `funding_pubkey`: this side's key in the 2-of-2 funding output.
     pub funding_pubkey: PublicKey,
@@ -207,7 +206,7 @@ pub struct ChannelPublicKeys {
 /// One side's channel secrets: the basepoint secrets and the per-commitment seed.
 ///
 /// `Debug` does not print the secrets.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChannelKeys {
     /// Secret of `funding_pubkey`.
     pub funding_key: SecretKey,

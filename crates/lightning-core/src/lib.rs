@@ -30,6 +30,7 @@ pub mod entropy;
 pub mod keys;
 pub mod node;
 pub mod onion;
+pub mod payment;
 pub mod peer;
 pub mod persist;
 pub mod secrets;

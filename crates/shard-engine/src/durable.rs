@@ -21,11 +21,10 @@ use lightning_core::bitcoin::BlockHash;
 use lightning_core::node::{
     ForwardOutcome, ForwardResolution, HtlcSource, NodeConfig, NodeCore, PaymentId,
 };
-use lightning_core::onion::{Failure, FailureMessage};
-use lightning_core::persist::{ChannelRecord, NodeRecord, PersistError};
+use lightning_core::onion::FailureMessage;
+use lightning_core::persist::{ChannelRecord, ForwardResolutionRecord, NodeRecord, PersistError};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
-use lightning_core::ser::Reader;
-use lightning_core::types::{ChannelId, PaymentPreimage};
+use lightning_core::types::ChannelId;
 
 use crate::coordinator::Coordinator;
 use crate::error::EngineError;
@@ -70,119 +69,18 @@ pub fn resolution_key(source: &HtlcSource) -> String {
     }
 }
 
-const RESOLUTION_VERSION: u8 = 1;
-
-/// Serializes a [`ForwardResolution`] (the store checksums every value).
-pub fn encode_resolution(r: &ForwardResolution) -> Vec<u8> {
-    let mut out = vec![RESOLUTION_VERSION];
-    match r.source {
-        HtlcSource::Local(PaymentId(id)) => {
-            out.push(0);
-            out.extend_from_slice(&id);
-        }
-        HtlcSource::Forwarded {
-            channel_id,
-            htlc_id,
-        } => {
-            out.push(1);
-            out.extend_from_slice(&channel_id.0);
-            out.extend_from_slice(&htlc_id.to_be_bytes());
-        }
-    }
-    match r.next_channel_id {
-        None => out.push(0),
-        Some(c) => {
-            out.push(1);
-            out.extend_from_slice(&c.0);
-        }
-    }
-    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
-        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-        out.extend_from_slice(b);
-    };
-    match &r.outcome {
-        ForwardOutcome::Fulfilled(p) => {
-            out.push(0);
-            out.extend_from_slice(&p.0);
-        }
-        ForwardOutcome::FailedDownstream(reason) => {
-            out.push(1);
-            bytes(&mut out, reason);
-        }
-        ForwardOutcome::Malformed {
-            failure_code,
-            sha256_of_onion,
-        } => {
-            out.push(2);
-            out.extend_from_slice(&failure_code.to_be_bytes());
-            out.extend_from_slice(sha256_of_onion);
-        }
-        ForwardOutcome::FailedHere(message) => {
-            out.push(3);
-            // A failure this node built itself always encodes; if it ever did not, the
-            // upstream end still fails (with temporary_node_failure) rather than hang.
-            let encoded = Failure::from(message.clone()).encode().unwrap_or_default();
-            bytes(&mut out, &encoded);
-        }
-    }
-    out
+/// Serializes a [`ForwardResolution`]: a [`ForwardResolutionRecord`] in core's envelope
+/// (kind `Resolution`, format version 3 on).
+pub fn encode_resolution(r: &ForwardResolution) -> Result<Vec<u8>, PersistError> {
+    r.to_record().to_bytes()
 }
 
-/// Reads what [`encode_resolution`] wrote; a clear error ([`PersistError::Corrupt`] naming
-/// what is wrong) for anything else.
+/// Reads a stored resolution: what [`encode_resolution`] writes, or the hand-written layout
+/// of engines before format version 3 (its first byte is 1, never an envelope's magic; see
+/// `ForwardResolutionRecord::from_legacy_bytes`), so stores written by the old code still
+/// read. Anything else is a clear [`PersistError`].
 pub fn decode_resolution(value: &[u8]) -> Result<ForwardResolution, PersistError> {
-    let e = |e: lightning_core::ser::DecodeError| {
-        PersistError::Corrupt(format!("resolution record: {e}"))
-    };
-    let corrupt = |what: String| PersistError::Corrupt(format!("resolution record: {what}"));
-    let mut r = Reader::new(value);
-    let version = r.read_u8("version").map_err(e)?;
-    if version != RESOLUTION_VERSION {
-        return Err(corrupt(format!(
-            "version {version}, this version reads {RESOLUTION_VERSION}"
-        )));
-    }
-    let source = match r.read_u8("source").map_err(e)? {
-        0 => HtlcSource::Local(PaymentId(r.read_array::<32>("payment_id").map_err(e)?)),
-        1 => HtlcSource::Forwarded {
-            channel_id: ChannelId(r.read_array::<32>("channel_id").map_err(e)?),
-            htlc_id: r.read_u64("htlc_id").map_err(e)?,
-        },
-        t => return Err(corrupt(format!("unknown source tag {t}"))),
-    };
-    let next_channel_id = match r.read_u8("next_channel").map_err(e)? {
-        0 => None,
-        1 => Some(ChannelId(r.read_array::<32>("next_channel_id").map_err(e)?)),
-        t => return Err(corrupt(format!("unknown next channel tag {t}"))),
-    };
-    let outcome = match r.read_u8("outcome").map_err(e)? {
-        0 => ForwardOutcome::Fulfilled(PaymentPreimage(r.read_array::<32>("preimage").map_err(e)?)),
-        1 => {
-            let len = r.read_u32("reason_len").map_err(e)?;
-            ForwardOutcome::FailedDownstream(
-                r.read_bytes(len.into(), "reason").map_err(e)?.to_vec(),
-            )
-        }
-        2 => ForwardOutcome::Malformed {
-            failure_code: r.read_u16("failure_code").map_err(e)?,
-            sha256_of_onion: r.read_array::<32>("sha256_of_onion").map_err(e)?,
-        },
-        3 => {
-            let len = r.read_u32("failure_len").map_err(e)?;
-            let bytes = r.read_bytes(len.into(), "failure").map_err(e)?;
-            let message = Failure::decode(bytes)
-                .map(|f| f.message)
-                .unwrap_or(FailureMessage::TemporaryNodeFailure);
-            ForwardOutcome::FailedHere(message)
-        }
-        t => return Err(corrupt(format!("unknown outcome tag {t}"))),
-    };
-    r.finish("resolution").map_err(e)?;
-    Ok(ForwardResolution {
-        source,
-        next_channel_id,
-        outcome,
-    })
+    ForwardResolutionRecord::from_stored_bytes(value).map(ForwardResolution::from_record)
 }
 
 /// One shard's writer: builds the batch of a group commit and writes it.
@@ -202,8 +100,11 @@ impl core::fmt::Debug for Persister {
 
 /// The write operations for what `core` changed since its last commit, the resolutions in
 /// `out` that leave for another shard, and the resolutions `consumed` (received from another
-/// shard and now applied here).
-pub(crate) fn commit_ops(
+/// shard and now applied here). A host driving a [`NodeCore`] of its own (the two-node
+/// benchmark) writes them with one [`Store::write_batch`] before any of its messages leave.
+///
+/// Errors: [`EngineError::Record`] when a record cannot be encoded.
+pub fn commit_ops(
     core: &mut NodeCore,
     node_key: &str,
     out: &[Out],
@@ -256,7 +157,9 @@ pub(crate) fn commit_ops(
             ops.push(WriteOp::Put {
                 namespace: RESOLUTIONS.into(),
                 key: resolution_key(&r.source),
-                value: encode_resolution(r),
+                value: encode_resolution(r).map_err(|error| {
+                    record_error(RESOLUTIONS, &resolution_key(&r.source), error)
+                })?,
             });
         }
     }
@@ -305,15 +208,8 @@ pub fn check_owner(store: &dyn Store, ours: &PublicKey) -> Result<Option<WriteOp
             value: ours.serialize().to_vec(),
         })),
         Some(bytes) => {
-            let stored = PublicKey::from_slice(&bytes).map_err(|e| {
-                record_error(
-                    NODE,
-                    NODE_ID,
-                    PersistError::Corrupt(format!(
-                        "{} bytes that are not a node id: {e}",
-                        bytes.len()
-                    )),
-                )
+            let stored = PublicKey::from_slice(&bytes).map_err(|_| {
+                record_error(NODE, NODE_ID, PersistError::BadNodeId { len: bytes.len() })
             })?;
             if stored == *ours {
                 Ok(None)
@@ -517,6 +413,67 @@ pub(crate) fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lightning_core::onion::Failure;
+    use lightning_core::types::PaymentPreimage;
+
+    const RESOLUTION_VERSION: u8 = 1;
+
+    /// The engine's hand-written encoder of before format version 3, kept to prove that
+    /// stores it wrote still read.
+    fn legacy_encode_resolution(r: &ForwardResolution) -> Vec<u8> {
+        let mut out = vec![RESOLUTION_VERSION];
+        match r.source {
+            HtlcSource::Local(PaymentId(id)) => {
+                out.push(0);
+                out.extend_from_slice(&id);
+            }
+            HtlcSource::Forwarded {
+                channel_id,
+                htlc_id,
+            } => {
+                out.push(1);
+                out.extend_from_slice(&channel_id.0);
+                out.extend_from_slice(&htlc_id.to_be_bytes());
+            }
+        }
+        match r.next_channel_id {
+            None => out.push(0),
+            Some(c) => {
+                out.push(1);
+                out.extend_from_slice(&c.0);
+            }
+        }
+        let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            out.extend_from_slice(b);
+        };
+        match &r.outcome {
+            ForwardOutcome::Fulfilled(p) => {
+                out.push(0);
+                out.extend_from_slice(&p.0);
+            }
+            ForwardOutcome::FailedDownstream(reason) => {
+                out.push(1);
+                bytes(&mut out, reason);
+            }
+            ForwardOutcome::Malformed {
+                failure_code,
+                sha256_of_onion,
+            } => {
+                out.push(2);
+                out.extend_from_slice(&failure_code.to_be_bytes());
+                out.extend_from_slice(sha256_of_onion);
+            }
+            ForwardOutcome::FailedHere(message) => {
+                out.push(3);
+                // A failure this node built itself always encodes; if it ever did not, the
+                // upstream end still fails (with temporary_node_failure) rather than hang.
+                let encoded = Failure::from(message.clone()).encode().unwrap_or_default();
+                bytes(&mut out, &encoded);
+            }
+        }
+        out
+    }
 
     fn all() -> Vec<ForwardResolution> {
         let fwd = HtlcSource::Forwarded {
@@ -553,14 +510,33 @@ mod tests {
     #[test]
     fn resolutions_round_trip() {
         for r in all() {
-            assert_eq!(decode_resolution(&encode_resolution(&r)), Ok(r));
+            let bytes = encode_resolution(&r).expect("encodes");
+            assert_eq!(&bytes[..4], b"LNSD", "inside core's envelope");
+            assert_eq!(decode_resolution(&bytes), Ok(r));
+        }
+    }
+
+    /// Stores written by engines before format version 3 hold resolutions in the old
+    /// hand-written layout: they still read, to the same values.
+    #[test]
+    fn resolutions_of_the_old_layout_still_read() {
+        for r in all() {
+            let old = legacy_encode_resolution(&r);
+            assert_eq!(old[0], RESOLUTION_VERSION);
+            assert_eq!(decode_resolution(&old), Ok(r));
+            for cut in 0..old.len() {
+                assert!(decode_resolution(&old[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut longer = old.clone();
+            longer.push(0);
+            assert!(decode_resolution(&longer).is_err());
         }
     }
 
     #[test]
     fn truncated_extended_or_unknown_resolutions_are_errors() {
         for r in all() {
-            let bytes = encode_resolution(&r);
+            let bytes = encode_resolution(&r).expect("encodes");
             for cut in 0..bytes.len() {
                 assert!(decode_resolution(&bytes[..cut]).is_err(), "cut at {cut}");
             }
@@ -569,8 +545,9 @@ mod tests {
             assert!(decode_resolution(&longer).is_err());
         }
         let err = decode_resolution(&[2]).unwrap_err();
-        assert!(err.to_string().contains("version 2"), "{err}");
-        assert!(decode_resolution(&[1, 7]).is_err());
+        assert!(matches!(err, PersistError::BadMagic { .. }), "{err}");
+        let err = decode_resolution(&[1, 7]).unwrap_err();
+        assert!(err.to_string().contains("unknown source tag 7"), "{err}");
     }
 
     #[test]

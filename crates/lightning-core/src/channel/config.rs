@@ -1,10 +1,8 @@
 //! [`ChannelConfig`]: the limits we impose on the peer and the ones we accept from it.
 
-use serde::{Deserialize, Serialize};
-
 /// Our channel parameters and the bounds we accept for the peer's. The defaults are safe
 /// for mainnet-like use and compatible with LDK's defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// Our `dust_limit_satoshis` (at least 354, BOLT 3 "Dust Limits").
     pub dust_limit_satoshis: u64,

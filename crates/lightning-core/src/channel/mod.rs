@@ -50,11 +50,11 @@ pub mod config;
 pub mod error;
 pub mod keys;
 mod open;
+mod record;
 mod reestablish;
 pub mod spec;
 mod update;
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use bitcoin::constants::ChainHash;
@@ -63,7 +63,7 @@ use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 
 pub use config::ChannelConfig;
 pub use error::{ChannelError, ChannelErrorReason};
-pub use keys::derive_channel_keys;
+pub use keys::{derive_channel_keys, derive_peer_channel_keys};
 pub use open::{
     is_valid_shutdown_script, OutboundParams, MAX_ACCEPTED_HTLCS, MIN_DUST_LIMIT_SATOSHIS,
 };
@@ -79,7 +79,7 @@ use error::{close, ChannelErrorReason as R};
 
 /// The parameters one side announced in `open_channel` / `accept_channel`: the constraints
 /// it imposes on the *other* side, and its own dust limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChannelParams {
     /// Its `dust_limit_satoshis` (applies to its own commitment).
     pub dust_limit_satoshis: u64,
@@ -96,7 +96,7 @@ pub struct ChannelParams {
 }
 
 /// Where the channel is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelPhase {
     /// Funder: `open_channel` sent, waiting for `accept_channel`.
     AwaitingAcceptChannel,
@@ -115,7 +115,7 @@ pub enum ChannelPhase {
 }
 
 /// A commitment we hold: its number, content and the peer's signatures on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalCommit {
     /// The commitment number.
     pub index: u64,
@@ -130,7 +130,7 @@ pub struct LocalCommit {
 }
 
 /// A commitment of the peer that we signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteCommit {
     /// The commitment number.
     pub index: u64,
@@ -143,7 +143,7 @@ pub struct RemoteCommit {
 }
 
 /// A peer commitment we signed whose predecessor the peer has not revoked yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextRemoteCommit {
     /// The commitment.
     pub commit: RemoteCommit,
@@ -157,7 +157,7 @@ pub struct NextRemoteCommit {
 /// Our updates: `proposed` (sent, not yet signed), `signed` (covered by our
 /// `commitment_signed`, awaiting the peer's `revoke_and_ack`), `acked` (in the peer's
 /// commitment, waiting to enter ours with the peer's next `commitment_signed`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LocalChanges {
     /// Sent, not yet signed.
     pub proposed: Vec<Update>,
@@ -170,7 +170,7 @@ pub struct LocalChanges {
 /// The peer's updates: `proposed` (received, not covered by its `commitment_signed`),
 /// `acked` (in our commitment and revoked our previous one; to be signed into the peer's),
 /// `signed` (in the peer's next commitment, awaiting its revocation: then irrevocable).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteChanges {
     /// Received, not yet signed by the peer.
     pub proposed: Vec<Update>,
@@ -181,7 +181,7 @@ pub struct RemoteChanges {
 }
 
 /// The connection as the channel sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connection {
     /// Connected and in sync.
     Connected,
@@ -192,7 +192,7 @@ pub enum Connection {
 }
 
 /// Shutdown progress.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShutdownState {
     /// The caller asked to close (or the peer did and we answer); our `shutdown` goes out
     /// once our updates are all signed.
@@ -204,7 +204,7 @@ pub struct ShutdownState {
 }
 
 /// Legacy `closing_signed` negotiation progress.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClosingState {
     /// The fee we last proposed and our signature for it.
     pub last_sent: Option<(u64, Signature)>,
@@ -305,12 +305,13 @@ pub struct Balances {
 
 /// One single-funded channel: see the [module documentation](self) for the call order.
 ///
-/// It serializes (serde) whole except its outbox and events, which are transient: store a
-/// channel together with what its node did with the events it drained (`NodeCore` commits
-/// both in one batch, see [`crate::node`]'s `take_dirty`). Messages still in the outbox
+/// Its stored form is [`crate::persist::ChannelStateRecord`] ([`Channel::to_record`],
+/// [`Channel::from_record`]): everything except its outbox and events, which are transient.
+/// Store a channel together with what its node did with the events it drained (`NodeCore`
+/// commits both in one batch, see [`crate::node`]'s `take_dirty`). Messages still in the outbox
 /// are not lost by a restart: after one, `channel_reestablish` retransmits whatever the
 /// peer has not received.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
     pub(crate) is_funder: bool,
     pub(crate) chain_hash: ChainHash,
@@ -322,6 +323,11 @@ pub struct Channel {
     pub(crate) push_msat: u64,
     pub(crate) config: ChannelConfig,
     pub(crate) keys: ChannelKeys,
+    /// The index `keys` were derived with from the node's seed and the peer's id
+    /// ([`derive_peer_channel_keys`]), so that the stored record holds the index instead of
+    /// the secrets; `None` for keys given otherwise (tests, the forced-keys test mode, a
+    /// channel read from a record of format version 1 or 2), which records store.
+    pub(crate) key_index: Option<u64>,
     pub(crate) local_pubkeys: ChannelPublicKeys,
     /// The peer's keys; equal to ours as a placeholder until `accept_channel` arrives.
     pub(crate) remote_pubkeys: ChannelPublicKeys,
@@ -355,17 +361,13 @@ pub struct Channel {
     pub(crate) closing: ClosingState,
     pub(crate) fulfilled_notified: BTreeSet<u64>,
     /// The best block height when the node created the channel (opened or accepted it);
-    /// `None` in a record of format version 1, which did not store it. Appended by format
-    /// version 2: it must stay the last stored field of the record.
+    /// `None` in a record of format version 1, which did not store it.
     pub(crate) created_height: Option<u32>,
     /// Transient: drained after every call, so empty whenever the channel is persisted.
-    #[serde(skip)]
     pub(crate) outbox: Vec<Message>,
     /// Transient: drained after every call, so empty whenever the channel is persisted.
-    #[serde(skip)]
     pub(crate) events: Vec<ChannelEvent>,
     /// Derived, not state: see [`PointMemo`].
-    #[serde(skip)]
     pub(crate) local_point_memo: PointMemo,
 }
 
@@ -473,6 +475,19 @@ impl Channel {
     /// The peer's parameters (constraints on us).
     pub fn remote_params(&self) -> &ChannelParams {
         &self.remote_params
+    }
+
+    /// The index this channel's keys were derived with from the node's seed and the peer's
+    /// id, `None` when its keys were given (see [`derive_peer_channel_keys`]).
+    pub fn key_index(&self) -> Option<u64> {
+        self.key_index
+    }
+
+    /// Marks the channel's keys as derived with `index` (by `NodeCore`, right after it made
+    /// the channel with `derive_peer_channel_keys(seed, peer, index)`): its record then holds
+    /// the index, never the secrets.
+    pub(crate) fn set_key_index(&mut self, index: u64) {
+        self.key_index = Some(index);
     }
 
     /// The peer's revealed per-commitment secrets.

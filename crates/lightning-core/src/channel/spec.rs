@@ -2,7 +2,6 @@
 //! commitment (HTLCs, balances, feerate) from its owner's point of view, and the pure
 //! [`reduce`] applies two lists of [`Update`]s to it.
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::transactions::{fees, ChannelType, Htlc, HtlcDirection};
@@ -12,7 +11,7 @@ use crate::wire::{
 };
 
 /// One HTLC of a commitment, keyed by who offered it (from the owner's view) and its id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecHtlc {
     /// Whether the commitment's owner offered it (`true`) or received it (`false`).
     pub offered: bool,
@@ -43,7 +42,7 @@ impl SpecHtlc {
 }
 
 /// The content of one commitment transaction from its owner's point of view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitmentSpec {
     /// The HTLCs, keyed by `(offered by the owner, id)`.
     pub htlcs: BTreeMap<(bool, u64), SpecHtlc>,
@@ -147,7 +146,7 @@ impl CommitmentSpec {
 }
 
 /// An update message as stored in the change lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     /// `update_add_htlc`.
     Add(UpdateAddHtlc),

@@ -2,7 +2,6 @@
 
 use bitcoin::constants::ChainHash;
 use bitcoin::Network;
-use serde::{Deserialize, Serialize};
 
 use super::htlc_policy::ForwardingPolicy;
 use crate::channel::ChannelConfig;
@@ -17,7 +16,7 @@ pub const DEFAULT_MAX_PENDING_INBOUND_CHANNELS: usize = 64;
 pub const FUNDING_CONF_DEADLINE_BLOCKS: u32 = 2016;
 
 /// Configuration of one node (shared by all its shards).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     /// The chain our channels live on; peers whose `init` names other chains only are
     /// disconnected, and `open_channel` for another chain is refused.

@@ -2,15 +2,12 @@
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, ScriptBuf, Transaction};
-use serde::{Deserialize, Serialize};
 
 use crate::onion::FailureMessage;
 use crate::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId};
 use crate::wire::Message;
 
-/// The application's handle for one outbound payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PaymentId(pub [u8; 32]);
+pub use crate::payment::{HtlcSource, PaymentId};
 
 /// Why a channel closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,20 +161,6 @@ pub enum Event {
     BroadcastTransaction {
         /// The transaction.
         tx: Transaction,
-    },
-}
-
-/// Where an HTLC we offered came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum HtlcSource {
-    /// Our own payment.
-    Local(PaymentId),
-    /// An HTLC a peer offered us on `channel_id`, which we forward.
-    Forwarded {
-        /// The incoming channel.
-        channel_id: ChannelId,
-        /// The incoming HTLC's id.
-        htlc_id: u64,
     },
 }
 

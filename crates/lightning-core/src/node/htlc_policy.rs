@@ -6,7 +6,6 @@
 //! the shard that owns the incoming channel can decide without touching any other state.
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey, Verification};
-use serde::{Deserialize, Serialize};
 
 use crate::onion::payload::ReceivePayload;
 use crate::onion::{
@@ -16,7 +15,7 @@ use crate::onion::{
 use crate::types::{PaymentHash, PaymentSecret, ShortChannelId};
 
 /// Our forwarding policy, the same on every outgoing channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForwardingPolicy {
     /// Base fee per forwarded HTLC, in millisatoshi.
     pub fee_base_msat: u32,

@@ -41,7 +41,7 @@ impl NodeCore {
             }));
         }
         let temporary_channel_id = ChannelId(self.peer_random(&node_id, b"temporary-channel-id"));
-        let keys = self.next_keys(&node_id);
+        let (keys, key_index) = self.next_keys(&node_id);
         let shutdown_script = self.fresh_shutdown_script(&node_id);
         let params = OutboundParams {
             chain_hash: self.config.chain_hash,
@@ -59,18 +59,27 @@ impl NodeCore {
             self.config.channel.clone(),
             keys,
         )?;
-        self.insert_channel(node_id, channel, user_channel_id);
+        self.insert_channel(node_id, channel, key_index, user_channel_id);
         self.send(node_id, Message::OpenChannel(open));
         Ok(temporary_channel_id)
     }
 
-    fn insert_channel(&mut self, node_id: PublicKey, channel: Channel, user_channel_id: u128) {
+    fn insert_channel(
+        &mut self,
+        node_id: PublicKey,
+        channel: Channel,
+        key_index: Option<u64>,
+        user_channel_id: u128,
+    ) {
         let alias = crate::types::ShortChannelId(u64::from_be_bytes(
             self.peer_random(&node_id, b"scid-alias")[..8]
                 .try_into()
                 .expect("8 of 32 bytes"),
         ));
         let mut channel = channel;
+        if let Some(index) = key_index {
+            channel.set_key_index(index);
+        }
         channel.set_local_alias(alias);
         channel.set_created_height(self.best_height);
         self.dirty.channel_changed(node_id, channel.channel_id());
@@ -136,7 +145,7 @@ impl NodeCore {
             }
         }
         let their_features = peer.their_features.clone().unwrap_or_default();
-        let keys = self.next_keys(&node_id);
+        let (keys, key_index) = self.next_keys(&node_id);
         let shutdown_script = self.fresh_shutdown_script(&node_id);
         match Channel::new_inbound(
             open,
@@ -148,7 +157,7 @@ impl NodeCore {
             shutdown_script,
         ) {
             Ok((channel, accept)) => {
-                self.insert_channel(node_id, channel, 0);
+                self.insert_channel(node_id, channel, key_index, 0);
                 self.send(node_id, Message::AcceptChannel(accept));
             }
             Err(e) => {

@@ -79,7 +79,7 @@ pub use limits::{PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN};
 pub use persist::Dirty;
 pub use route::{Route, RouteError, RouteHop};
 
-use crate::channel::{derive_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
+use crate::channel::{derive_peer_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
 use crate::onion::HopSharedSecret;
 use crate::peer::PeerState;
 use crate::types::{ChannelId, PaymentHash, PaymentSecret, ShortChannelId};
@@ -308,6 +308,8 @@ pub struct NodeCore {
     rate_limits: PeerRateLimits,
     /// Test mode only: every new channel uses these keys instead of derived ones.
     forced_channel_keys: Option<crate::keys::ChannelKeys>,
+    /// The key index the next channel gets (see [`NodeCore::next_keys`]).
+    next_channel_key_index: u64,
 }
 
 impl NodeCore {
@@ -347,6 +349,7 @@ impl NodeCore {
             liveness: Liveness::default(),
             rate_limits: PeerRateLimits::default(),
             forced_channel_keys: None,
+            next_channel_key_index: 0,
         }
     }
 
@@ -473,14 +476,32 @@ impl NodeCore {
         self.derive(tag, &[&node_id.serialize(), &counter.to_be_bytes(), &hash])
     }
 
-    /// Keys for a new channel with `node_id`.
-    fn next_keys(&mut self, node_id: &PublicKey) -> crate::keys::ChannelKeys {
-        let r = self.peer_random(node_id, b"channel-keys");
+    /// Keys for a new channel with `node_id`, and the key index they were derived with
+    /// (`None` for the forced keys of the test mode, which records then store).
+    ///
+    /// Keys are `derive_peer_channel_keys(seed, node_id, index)` with `index` from a
+    /// counter of this core ([`NodeRecord::next_channel_key_index`](crate::persist::NodeRecord),
+    /// persisted with the node record in the same commit as the channel). Why a
+    /// (peer, index) pair never repeats for one node: the counter only grows; a peer is
+    /// owned by one shard at a time; shards share the seed but each derives with its own
+    /// peers' ids, so two shards handing out the same index derive unrelated keys; a restart
+    /// into another shard count gives every shard the largest counter of all (records are
+    /// merged with the maximum), so no index goes back for any peer; and a peer forgotten
+    /// and met again does not reset it (the counter is the node's, not the peer's). A
+    /// channel whose commit never happened never sent its `open_channel` or
+    /// `accept_channel`, so its index being handed out again after a crash is harmless.
+    ///
+    /// The per-peer draw is kept (and unused) so that the peer's other draws (shutdown
+    /// script, alias) are the ones earlier versions made.
+    fn next_keys(&mut self, node_id: &PublicKey) -> (crate::keys::ChannelKeys, Option<u64>) {
+        let _ = self.peer_random(node_id, b"channel-keys");
         if let Some(keys) = &self.forced_channel_keys {
-            return keys.clone();
+            return (keys.clone(), None);
         }
-        let index = u64::from_be_bytes(r[..8].try_into().expect("8 of 32 bytes")) >> 1;
-        derive_channel_keys(&self.seed, index)
+        let index = self.next_channel_key_index;
+        self.next_channel_key_index = index.saturating_add(1);
+        self.dirty.node = true;
+        (derive_peer_channel_keys(&self.seed, node_id, index), Some(index))
     }
 
     /// A fresh P2WPKH script of ours for the closing output of a channel with `node_id`.

@@ -7,15 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 
 use super::{
-    ClaimableHtlc, ClosureReason, Event, InboundPayment, NodeConfig, NodeCore, OfferedHtlc,
-    OutboundPayment, PendingTimeout, UpstreamHtlc,
+    ClaimableHtlc, ClosureReason, Event, ForwardOutcome, ForwardResolution, InboundPayment,
+    NodeConfig, NodeCore, OfferedHtlc, OutboundPayment, PendingTimeout, UpstreamHtlc,
 };
-use crate::channel::ChannelPhase;
-use crate::onion::{FailureMessage, HopSharedSecret};
+use crate::channel::{Channel, ChannelPhase};
+use crate::onion::{Failure, FailureMessage, HopSharedSecret};
 use crate::peer::{PeerChannel, PeerState};
 use crate::persist::{
-    ChannelRecord, ClaimableHtlcRecord, InboundPaymentRecord, NodeRecord, OfferedHtlcRecord,
-    OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
+    ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,
+    InboundPaymentRecord, NodeRecord, OfferedHtlcRecord, OutboundPaymentRecord,
+    PendingTimeoutRecord, UpstreamHtlcRecord,
 };
 use crate::types::ChannelId;
 
@@ -86,7 +87,7 @@ impl NodeCore {
             node_id: *node_id,
             user_channel_id: entry.user_channel_id,
             funding_tx: entry.funding_tx.clone(),
-            channel: entry.channel.clone(),
+            channel: entry.channel.to_record(),
         })
     }
 
@@ -107,7 +108,7 @@ impl NodeCore {
         NodeRecord {
             best_height: self.best_height,
             best_hash: self.best_hash,
-            config: self.config.clone(),
+            next_channel_key_index: self.next_channel_key_index,
             peer_random_draws: self
                 .peers
                 .values()
@@ -200,7 +201,8 @@ impl NodeCore {
     /// another shard count (see [`crate::node`], "Restarting"). Every peer starts
     /// disconnected, so each channel drops the peer's unsigned updates as on a
     /// disconnection, and resumes with `channel_reestablish` when its peer reconnects.
-    /// Indexes (peers, short channel ids) are rebuilt from the channels.
+    /// Indexes (peers, short channel ids) are rebuilt from the channels. A channel whose
+    /// record holds a key index gets its keys derived again from `seed` and its peer's id.
     ///
     /// A channel that was not yet funded cannot be reestablished: it is dropped, with a
     /// [`Event::ChannelClosed`] and a removal in [`NodeCore::take_dirty`]. Node state that
@@ -227,8 +229,9 @@ impl NodeCore {
                 node_id,
                 user_channel_id,
                 funding_tx,
-                mut channel,
+                channel,
             } = record;
+            let mut channel = Channel::from_record(channel, &seed, &node_id);
             let channel_id = channel.channel_id();
             if !channel.is_funded() {
                 core.dirty.channel_removed(node_id, channel_id);
@@ -287,6 +290,7 @@ impl NodeCore {
             });
             peer.random_draws = *draws;
         }
+        core.next_channel_key_index = node_record.next_channel_key_index;
         core.inbound_payments = node_record
             .inbound_payments
             .iter()
@@ -381,6 +385,62 @@ impl NodeCore {
     }
 }
 
+impl ForwardResolution {
+    /// The resolution's stored form (a [`ForwardResolutionRecord`], inside core's envelope:
+    /// `ForwardResolutionRecord::to_bytes`).
+    pub fn to_record(&self) -> ForwardResolutionRecord {
+        ForwardResolutionRecord {
+            source: self.source,
+            next_channel_id: self.next_channel_id,
+            outcome: match &self.outcome {
+                ForwardOutcome::Fulfilled(p) => ForwardOutcomeRecord::Fulfilled(*p),
+                ForwardOutcome::FailedDownstream(reason) => {
+                    ForwardOutcomeRecord::FailedDownstream(reason.clone())
+                }
+                ForwardOutcome::Malformed {
+                    failure_code,
+                    sha256_of_onion,
+                } => ForwardOutcomeRecord::Malformed {
+                    failure_code: *failure_code,
+                    sha256_of_onion: *sha256_of_onion,
+                },
+                // A failure this node built itself always encodes; if it ever did not, the
+                // upstream end still fails (with temporary_node_failure) rather than hang.
+                ForwardOutcome::FailedHere(message) => ForwardOutcomeRecord::FailedHere(
+                    Failure::from(message.clone()).encode().unwrap_or_default(),
+                ),
+            },
+        }
+    }
+
+    /// The resolution stored as `record`. A failure of this node that does not decode
+    /// (only an empty one can be stored) reads as `temporary_node_failure`.
+    pub fn from_record(record: ForwardResolutionRecord) -> Self {
+        ForwardResolution {
+            source: record.source,
+            next_channel_id: record.next_channel_id,
+            outcome: match record.outcome {
+                ForwardOutcomeRecord::Fulfilled(p) => ForwardOutcome::Fulfilled(p),
+                ForwardOutcomeRecord::FailedDownstream(reason) => {
+                    ForwardOutcome::FailedDownstream(reason)
+                }
+                ForwardOutcomeRecord::Malformed {
+                    failure_code,
+                    sha256_of_onion,
+                } => ForwardOutcome::Malformed {
+                    failure_code,
+                    sha256_of_onion,
+                },
+                ForwardOutcomeRecord::FailedHere(bytes) => ForwardOutcome::FailedHere(
+                    Failure::decode(&bytes)
+                        .map(|f| f.message)
+                        .unwrap_or(FailureMessage::TemporaryNodeFailure),
+                ),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bitcoin::constants::ChainHash;
@@ -433,7 +493,7 @@ mod tests {
             node_id: peer,
             user_channel_id: 5,
             funding_tx: None,
-            channel,
+            channel: channel.to_record(),
         };
         let mut core = NodeCore::restore(
             secret(1),
@@ -502,7 +562,7 @@ mod tests {
             node_id: peer,
             user_channel_id: 5,
             funding_tx: None,
-            channel: a,
+            channel: a.to_record(),
         };
         let mut core = NodeCore::restore(
             secret(1),

@@ -4,51 +4,12 @@
 //! LDK's shape. [`build_payment_onion`] turns it into the first HTLC's amount and expiry and
 //! the BOLT 4 onion whose payloads tell each hop what to forward.
 
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey, Signing, Verification};
-use serde::{Deserialize, Serialize};
+use bitcoin::secp256k1::{Secp256k1, SecretKey, Signing, Verification};
 
 use crate::onion::payload::PaymentData;
 use crate::onion::{construct_onion, ConstructError, HopPayload, HopSharedSecret, OnionHop};
-use crate::types::{PaymentHash, PaymentSecret, ShortChannelId};
-
-/// One hop of a route: the channel to a node, and what that node is paid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteHop {
-    /// The node at the far end of this hop's channel.
-    pub node_id: PublicKey,
-    /// The channel (real short channel id or alias) that reaches `node_id`.
-    pub short_channel_id: ShortChannelId,
-    /// For a forwarding hop, the fee `node_id` charges to forward over the next hop's
-    /// channel; for the last hop, the amount delivered to the recipient.
-    pub fee_msat: u64,
-    /// For a forwarding hop, the CLTV delta `node_id` requires on the next hop's channel; for
-    /// the last hop, the recipient's minimum final CLTV delta.
-    pub cltv_expiry_delta: u32,
-}
-
-/// A route: the hops from our first channel to the recipient.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Route {
-    /// The hops, first (our peer) to last (the recipient).
-    pub hops: Vec<RouteHop>,
-}
-
-impl Route {
-    /// The amount delivered to the recipient.
-    pub fn final_amount_msat(&self) -> u64 {
-        self.hops.last().map_or(0, |h| h.fee_msat)
-    }
-
-    /// The fees paid to forwarding hops.
-    pub fn total_fees_msat(&self) -> u64 {
-        let n = self.hops.len();
-        self.hops
-            .iter()
-            .take(n.saturating_sub(1))
-            .map(|h| h.fee_msat)
-            .sum()
-    }
-}
+pub use crate::payment::{Route, RouteHop};
+use crate::types::{PaymentHash, PaymentSecret};
 
 /// Why a payment onion could not be built for a route.
 #[derive(Debug, Clone, PartialEq, Eq)]

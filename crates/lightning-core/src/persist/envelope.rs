@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "LNSD"
-//!      4     2  kind (big-endian): 1 channel record, 2 node record
+//!      4     2  kind (big-endian): 1 channel record, 2 node record, 3 forward resolution
 //!      6     2  version: the format version the writer used
 //!      8     2  min_reader_version: the oldest format version that can read the payload
 //!     10     4  payload length (big-endian)
@@ -29,7 +29,7 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 /// The magic bytes that open every record.
 pub const MAGIC: [u8; 4] = *b"LNSD";
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this build can read (older ones would be migrated).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// The envelope's size before the payload.
@@ -37,7 +37,7 @@ pub const HEADER_LEN: usize = 22;
 /// The largest payload an envelope holds (its length field is 32 bits).
 pub const MAX_PAYLOAD_LEN: usize = u32::MAX as usize;
 
-/// What a record holds.
+/// What a record holds. Adding a kind: see "Adding a record kind" in [`super`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum RecordKind {
@@ -45,6 +45,8 @@ pub enum RecordKind {
     Channel,
     /// A [`super::NodeRecord`].
     Node,
+    /// A [`super::ForwardResolutionRecord`] (from format version 3).
+    Resolution,
 }
 
 impl RecordKind {
@@ -53,6 +55,7 @@ impl RecordKind {
         match self {
             RecordKind::Channel => 1,
             RecordKind::Node => 2,
+            RecordKind::Resolution => 3,
         }
     }
 
@@ -61,7 +64,18 @@ impl RecordKind {
         match code {
             1 => Some(RecordKind::Channel),
             2 => Some(RecordKind::Node),
+            3 => Some(RecordKind::Resolution),
             _ => None,
+        }
+    }
+
+    /// The format version that introduced the kind: no record of the kind is older, so a
+    /// migration step never sees a kind younger than its version (a record claiming to be
+    /// one is refused with [`PersistError::KindNotInVersion`]).
+    pub fn introduced_in(self) -> u16 {
+        match self {
+            RecordKind::Channel | RecordKind::Node => 1,
+            RecordKind::Resolution => 3,
         }
     }
 }
@@ -71,6 +85,34 @@ impl fmt::Display for RecordKind {
         match self {
             RecordKind::Channel => write!(f, "channel record"),
             RecordKind::Node => write!(f, "node record"),
+            RecordKind::Resolution => write!(f, "forward resolution record"),
+        }
+    }
+}
+
+/// Why an engine resolution record in its format-1 hand-written layout (written before
+/// resolutions moved into the envelope) does not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LegacyResolutionError {
+    /// A field is cut short or malformed.
+    Field(crate::ser::DecodeError),
+    /// A tag byte names no known variant.
+    UnknownTag {
+        /// The field whose tag it is.
+        field: &'static str,
+        /// The tag.
+        tag: u8,
+    },
+}
+
+impl fmt::Display for LegacyResolutionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LegacyResolutionError::Field(e) => write!(f, "{e}"),
+            LegacyResolutionError::UnknownTag { field, tag } => {
+                write!(f, "unknown {field} tag {tag}")
+            }
         }
     }
 }
@@ -133,11 +175,54 @@ pub enum PersistError {
         /// The kind found.
         found: RecordKind,
     },
-    /// The payload passed the checksum but does not decode (postcard's error text), or
-    /// decodes to an inconsistent value.
-    Corrupt(String),
-    /// Writing: the value could not be serialized (postcard's error text).
-    Encode(String),
+    /// The payload passed the checksum but does not decode as a record of its kind and
+    /// version.
+    Decode {
+        /// The record's kind.
+        kind: RecordKind,
+        /// The format version whose layout was decoded (after any migration).
+        version: u16,
+        /// postcard's error.
+        error: postcard::Error,
+    },
+    /// The payload decoded but bytes are left after the value, in a record of a version
+    /// that does not allow appended fields (ours or older).
+    PayloadTrailing {
+        /// The record's kind.
+        kind: RecordKind,
+        /// The format version that wrote it.
+        version: u16,
+        /// Bytes left.
+        left: usize,
+    },
+    /// The record's kind did not exist at the format version it claims.
+    KindNotInVersion {
+        /// The record's kind.
+        kind: RecordKind,
+        /// The format version it claims.
+        version: u16,
+        /// The format version that introduced the kind.
+        introduced_in: u16,
+    },
+    /// A resolution in the engine's format-1 layout (outside the envelope) does not decode.
+    LegacyResolution {
+        /// Its version byte.
+        version: u8,
+        /// What is wrong.
+        error: LegacyResolutionError,
+    },
+    /// A stored node id is not a valid compressed public key.
+    BadNodeId {
+        /// The stored value's length.
+        len: usize,
+    },
+    /// Writing: the value could not be serialized.
+    Encode {
+        /// The record's kind.
+        kind: RecordKind,
+        /// postcard's error.
+        error: postcard::Error,
+    },
     /// Writing: the payload is longer than the 32-bit length field allows.
     TooLarge {
         /// The payload's length.
@@ -187,8 +272,42 @@ impl fmt::Display for PersistError {
             PersistError::WrongKind { expected, found } => {
                 write!(f, "expected a {expected}, found a {found}")
             }
-            PersistError::Corrupt(why) => write!(f, "record payload does not decode: {why}"),
-            PersistError::Encode(why) => write!(f, "record cannot be encoded: {why}"),
+            PersistError::Decode {
+                kind,
+                version,
+                error,
+            } => write!(
+                f,
+                "{kind} payload does not decode as format version {version}: {error}"
+            ),
+            PersistError::PayloadTrailing {
+                kind,
+                version,
+                left,
+            } => write!(
+                f,
+                "{kind} of format version {version} has {left} bytes left after its value"
+            ),
+            PersistError::KindNotInVersion {
+                kind,
+                version,
+                introduced_in,
+            } => write!(
+                f,
+                "{kind} claims format version {version}, but the kind exists from format \
+                 version {introduced_in} on"
+            ),
+            PersistError::LegacyResolution { version, error } => write!(
+                f,
+                "forward resolution record of the engine's layout version {version} does not \
+                 decode: {error}"
+            ),
+            PersistError::BadNodeId { len } => {
+                write!(f, "stored node id of {len} bytes is not a public key")
+            }
+            PersistError::Encode { kind, error } => {
+                write!(f, "{kind} cannot be encoded: {error}")
+            }
             PersistError::TooLarge { len } => write!(
                 f,
                 "record payload of {len} bytes exceeds the {MAX_PAYLOAD_LEN}-byte limit"
@@ -197,7 +316,18 @@ impl fmt::Display for PersistError {
     }
 }
 
-impl std::error::Error for PersistError {}
+impl std::error::Error for PersistError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PersistError::Decode { error, .. } | PersistError::Encode { error, .. } => Some(error),
+            PersistError::LegacyResolution {
+                error: LegacyResolutionError::Field(e),
+                ..
+            } => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// A decoded envelope: the header's fields and the payload, checksum verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

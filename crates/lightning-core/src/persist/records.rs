@@ -1,11 +1,15 @@
-//! The two kinds of stored record: one [`ChannelRecord`] per channel and one [`NodeRecord`]
-//! per node (or per shard), each a postcard payload inside an envelope ([`super::envelope`]).
+//! The kinds of stored record: one [`ChannelRecord`] per channel, one [`NodeRecord`] per
+//! node (or per shard), and one [`ForwardResolutionRecord`] per forward result in flight
+//! between shards, each a postcard payload inside an envelope ([`super::envelope`]).
 //!
 //! # Versions and migrations
 //! A record carries the format version that wrote it and the oldest one able to read it.
-//! Reading ([`ChannelRecord::from_bytes`], [`NodeRecord::from_bytes`]):
+//! Reading ([`ChannelRecord::from_bytes`], [`NodeRecord::from_bytes`],
+//! [`ForwardResolutionRecord::from_bytes`]):
 //! * `min_reader_version` above [`FORMAT_VERSION`]: refused with [`PersistError::TooNew`],
 //!   naming both versions;
+//! * `version` below the kind's [`RecordKind::introduced_in`]: refused with
+//!   [`PersistError::KindNotInVersion`];
 //! * `version` below [`FORMAT_VERSION`]: converted by [`migrate`], one version at a time,
 //!   then decoded (or refused with [`PersistError::TooOld`] below the oldest we migrate);
 //! * `version` above ours with a `min_reader_version` we meet: the writer promises that its
@@ -13,11 +17,21 @@
 //! * `version` equal to ours: decoded exactly; bytes after the value are corruption.
 //!
 //! Versions:
-//! * 1: the first.
-//! * 2: appends the channel's creation height (`Channel::created_height`, the last stored
-//!   field of a channel record) and `NodeConfig::max_pending_inbound_channels` (the last
-//!   field of the config, itself last in a node record). [`MIGRATIONS`] converts version 1
-//!   by appending `None` and the default limit.
+//! * 1: the first. A channel record was the serde derive of `Channel`.
+//! * 2: appends the channel's creation height (the last field of a channel record) and
+//!   `NodeConfig::max_pending_inbound_channels` (the last field of the config, itself last
+//!   in a node record). [`MIGRATIONS`] converts version 1 by appending `None` and the
+//!   default limit.
+//! * 3 (issue 13's "format version 2": our 2 was taken by the step above): explicit
+//!   records. A channel record holds a [`ChannelStateRecord`] whose `keys` field is a
+//!   [`ChannelKeysRecord`]: a new channel's holds its key index, never a secret (its keys
+//!   are derived again from the node's seed on restore); a channel migrated from version 1
+//!   or 2 holds its stored secrets ([`ChannelKeysRecord::Stored`]) until it closes. The
+//!   node record drops the node's configuration (a restart takes it as an argument; the
+//!   stored copy was informational and tied `persist` to `node`) and appends
+//!   [`NodeRecord::next_channel_key_index`] (0 after a migration). The forward resolution
+//!   becomes a record kind ([`RecordKind::Resolution`]); the engine's older hand-written
+//!   layout is still read ([`ForwardResolutionRecord::from_stored_bytes`]).
 //!
 //! A unit test proves the hook with a made-up version 0.
 
@@ -29,14 +43,17 @@ use bitcoin::{BlockHash, Transaction, Txid};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::envelope::{self, PersistError, RecordKind, FORMAT_VERSION, OLDEST_READABLE_VERSION};
-use crate::channel::Channel;
-use crate::node::{HtlcSource, NodeConfig, PaymentId, Route};
-use crate::types::{ChannelId, PaymentHash, PaymentSecret};
+use super::channel::{ChannelKeysRecord, ChannelStateRecord, StoredChannelKeys};
+use super::envelope::{
+    self, LegacyResolutionError, PersistError, RecordKind, FORMAT_VERSION, OLDEST_READABLE_VERSION,
+};
+use crate::payment::{HtlcSource, PaymentId, Route};
+use crate::ser::Reader;
+use crate::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
 
-/// Everything needed to resume one channel: the state machine and what its node keeps
-/// beside it. Its `channel` is persisted after its outputs were drained (the channel's
-/// outbox and events are transient and never stored).
+/// Everything needed to resume one channel: the state machine's record and what its node
+/// keeps beside it. Made by `NodeCore::snapshot_channel` after the channel's outputs were
+/// drained (the outbox and events are transient and never stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelRecord {
     /// The peer.
@@ -47,8 +64,18 @@ pub struct ChannelRecord {
     /// encoding).
     #[serde(with = "consensus_tx")]
     pub funding_tx: Option<Transaction>,
-    /// The BOLT 2 state machine.
-    pub channel: Channel,
+    /// The BOLT 2 state machine (`Channel::to_record`, `Channel::from_record`).
+    pub channel: ChannelStateRecord,
+}
+
+/// A channel record of format versions 1 and 2: the same layout with the secrets stored.
+#[derive(Deserialize)]
+struct ChannelRecordV2 {
+    node_id: PublicKey,
+    user_channel_id: u128,
+    #[serde(with = "consensus_tx")]
+    funding_tx: Option<Transaction>,
+    channel: ChannelStateRecord<StoredChannelKeys>,
 }
 
 /// A payment to us we are ready to receive.
@@ -131,7 +158,7 @@ pub struct NodeRecord {
     pub best_height: u32,
     /// The best block hash.
     pub best_hash: BlockHash,
-    /// How many random values were drawn for each peer (so keys are never drawn twice).
+    /// How many random values were drawn for each peer (so draws never repeat).
     pub peer_random_draws: BTreeMap<PublicKey, u64>,
     /// The payments to us we expect, by hash. Not owned by a peer: every shard keeps them.
     pub inbound_payments: BTreeMap<PaymentHash, InboundPaymentRecord>,
@@ -145,10 +172,60 @@ pub struct NodeRecord {
     pub upstream: BTreeMap<(ChannelId, u64), UpstreamHtlcRecord>,
     /// HTLC-timeout transactions we wait for, by txid.
     pub pending_timeouts: BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
-    /// The configuration the node ran with (informational: a restart takes its config as
-    /// an argument, so it can change). Last in the record, so that fields appended to the
-    /// end of `NodeConfig` only append to the record (see the module documentation).
-    pub config: NodeConfig,
+    /// The key index the next channel gets (format version 3). Above every index this
+    /// node (or shard) handed out: a channel's keys are derived from the node's seed, the
+    /// peer's id and its index, and a peer belongs to one shard at a time, so (peer, index)
+    /// never repeats. Shards split from one record keep the whole counter and shards merged
+    /// take the largest ([`NodeRecord::retain_peers`], [`NodeRecord::merge`]), so an index
+    /// never goes back for any peer, even one forgotten and met again.
+    pub next_channel_key_index: u64,
+}
+
+/// A node record of format versions 1 and 2 up to (not including) its configuration, the
+/// last field, which version 3 no longer stores.
+#[derive(Deserialize)]
+struct NodeRecordV2Head {
+    best_height: u32,
+    best_hash: BlockHash,
+    peer_random_draws: BTreeMap<PublicKey, u64>,
+    inbound_payments: BTreeMap<PaymentHash, InboundPaymentRecord>,
+    claimable: BTreeMap<PaymentHash, Vec<ClaimableHtlcRecord>>,
+    payments: BTreeMap<PaymentId, OutboundPaymentRecord>,
+    offered: BTreeMap<(ChannelId, u64), OfferedHtlcRecord>,
+    upstream: BTreeMap<(ChannelId, u64), UpstreamHtlcRecord>,
+    pending_timeouts: BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
+}
+
+/// How a forwarded HTLC ended downstream (`ForwardOutcome`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardOutcomeRecord {
+    /// Fulfilled: the preimage.
+    Fulfilled(PaymentPreimage),
+    /// Failed downstream: the encrypted reason to wrap and pass on.
+    FailedDownstream(Vec<u8>),
+    /// The next peer could not parse the onion.
+    Malformed {
+        /// The BADONION code.
+        failure_code: u16,
+        /// SHA256 of the onion the next peer received.
+        sha256_of_onion: [u8; 32],
+    },
+    /// Failed at this node before leaving: the BOLT 4 failure message, encoded
+    /// (`onion::Failure::encode`; empty if it could not be, read as
+    /// `temporary_node_failure`).
+    FailedHere(Vec<u8>),
+}
+
+/// A forward's result handed to the shard that owns its source, stored until that shard
+/// applied it (`ForwardResolution`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardResolutionRecord {
+    /// The HTLC it resolves.
+    pub source: HtlcSource,
+    /// The outgoing channel, when the HTLC got that far.
+    pub next_channel_id: Option<ChannelId>,
+    /// How it ended.
+    pub outcome: ForwardOutcomeRecord,
 }
 
 impl NodeRecord {
@@ -156,8 +233,8 @@ impl NodeRecord {
     /// restarted with another shard count. A payment belongs to the peer of its first hop,
     /// a forward's upstream end to the incoming channel's peer and its downstream end to the
     /// outgoing channel's peer, a claimable HTLC to the peer that offered it. The inbound
-    /// payment registry, the best block and the config are kept whole (every shard needs
-    /// them).
+    /// payment registry, the best block and the key index counter are kept whole (every
+    /// shard needs them).
     pub fn retain_peers(&mut self, mut owns: impl FnMut(&PublicKey) -> bool) {
         self.peer_random_draws.retain(|node_id, _| owns(node_id));
         for htlcs in self.claimable.values_mut() {
@@ -176,8 +253,8 @@ impl NodeRecord {
     }
 
     /// Combines the node records of several shards into one (to redistribute them with
-    /// [`NodeRecord::retain_peers`]): the highest best block, the first record's config, the
-    /// union of everything else. `None` when `records` is empty.
+    /// [`NodeRecord::retain_peers`]): the highest best block, the largest key index counter,
+    /// the union of everything else. `None` when `records` is empty.
     pub fn merge(records: impl IntoIterator<Item = NodeRecord>) -> Option<NodeRecord> {
         let mut records = records.into_iter();
         let mut out = records.next()?;
@@ -186,6 +263,7 @@ impl NodeRecord {
                 out.best_height = r.best_height;
                 out.best_hash = r.best_hash;
             }
+            out.next_channel_key_index = out.next_channel_key_index.max(r.next_channel_key_index);
             for (k, v) in r.peer_random_draws {
                 let e = out.peer_random_draws.entry(k).or_insert(0);
                 *e = (*e).max(v);
@@ -222,8 +300,35 @@ impl NodeRecord {
 pub type MigrationStep = fn(RecordKind, &[u8]) -> Result<Vec<u8>, PersistError>;
 
 /// The migration steps of this build: `MIGRATIONS[i]` converts a payload of format version
-/// `OLDEST_READABLE_VERSION + i` to the next version.
-pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2];
+/// `OLDEST_READABLE_VERSION + i` to the next version. A step only sees kinds that existed at
+/// its version (see [`RecordKind::introduced_in`]).
+pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2, v2_to_v3];
+
+/// `NodeConfig::max_pending_inbound_channels`'s default when format version 2 appended it
+/// (`node::DEFAULT_MAX_PENDING_INBOUND_CHANNELS`), frozen here: version 3 drops the config.
+const V2_DEFAULT_MAX_PENDING_INBOUND_CHANNELS: usize = 64;
+
+fn encode_err(kind: RecordKind) -> impl Fn(postcard::Error) -> PersistError {
+    move |error| PersistError::Encode { kind, error }
+}
+
+fn decode_err(kind: RecordKind, version: u16) -> impl Fn(postcard::Error) -> PersistError {
+    move |error| PersistError::Decode {
+        kind,
+        version,
+        error,
+    }
+}
+
+/// The step's answer for a kind that did not exist at version `version`: unreachable
+/// through [`migrate`], which refuses such records first.
+fn not_in_version(kind: RecordKind, version: u16) -> PersistError {
+    PersistError::KindNotInVersion {
+        kind,
+        version,
+        introduced_in: kind.introduced_in(),
+    }
+}
 
 /// Version 1 to 2: both kinds gained one field at the very end of their payload (see the
 /// module documentation), so the step appends its value: no creation height for a channel
@@ -231,12 +336,48 @@ pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2];
 fn v1_to_v2(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
     let appended = match kind {
         RecordKind::Channel => postcard::to_allocvec(&Option::<u32>::None),
-        RecordKind::Node => {
-            postcard::to_allocvec(&crate::node::DEFAULT_MAX_PENDING_INBOUND_CHANNELS)
-        }
+        RecordKind::Node => postcard::to_allocvec(&V2_DEFAULT_MAX_PENDING_INBOUND_CHANNELS),
+        RecordKind::Resolution => return Err(not_in_version(kind, 1)),
     }
-    .map_err(|e| PersistError::Encode(e.to_string()))?;
+    .map_err(encode_err(kind))?;
     Ok([payload, &appended].concat())
+}
+
+/// Version 2 to 3: a channel's stored secrets move into [`ChannelKeysRecord::Stored`]; a
+/// node record loses its configuration (its last field) and gains a key index counter of 0.
+fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
+    match kind {
+        RecordKind::Channel => {
+            let old: ChannelRecordV2 =
+                postcard::from_bytes(payload).map_err(decode_err(kind, 2))?;
+            let new = ChannelRecord {
+                node_id: old.node_id,
+                user_channel_id: old.user_channel_id,
+                funding_tx: old.funding_tx,
+                channel: old.channel.into_v3(),
+            };
+            postcard::to_allocvec(&new).map_err(encode_err(kind))
+        }
+        RecordKind::Node => {
+            // The configuration after the head is dropped unread.
+            let (old, _config) = postcard::take_from_bytes::<NodeRecordV2Head>(payload)
+                .map_err(decode_err(kind, 2))?;
+            let new = NodeRecord {
+                best_height: old.best_height,
+                best_hash: old.best_hash,
+                peer_random_draws: old.peer_random_draws,
+                inbound_payments: old.inbound_payments,
+                claimable: old.claimable,
+                payments: old.payments,
+                offered: old.offered,
+                upstream: old.upstream,
+                pending_timeouts: old.pending_timeouts,
+                next_channel_key_index: 0,
+            };
+            postcard::to_allocvec(&new).map_err(encode_err(kind))
+        }
+        RecordKind::Resolution => Err(not_in_version(kind, 2)),
+    }
 }
 
 /// Converts a `kind` payload written by format `version` to [`FORMAT_VERSION`] with
@@ -267,6 +408,10 @@ fn migrate_with<'a>(
     if version < oldest {
         return Err(too_old);
     }
+    // A kind of the first readable format has no lower bound of its own.
+    if version < kind.introduced_in() && kind.introduced_in() > OLDEST_READABLE_VERSION {
+        return Err(not_in_version(kind, version));
+    }
     let mut current = payload.to_vec();
     for v in version..FORMAT_VERSION {
         let step = steps
@@ -279,7 +424,7 @@ fn migrate_with<'a>(
 
 /// Encodes `value` as a `kind` record of this format version.
 fn to_record<T: Serialize>(kind: RecordKind, value: &T) -> Result<Vec<u8>, PersistError> {
-    let payload = postcard::to_allocvec(value).map_err(|e| PersistError::Encode(e.to_string()))?;
+    let payload = postcard::to_allocvec(value).map_err(encode_err(kind))?;
     envelope::encode(kind, &payload)
 }
 
@@ -298,13 +443,15 @@ fn from_record<T: DeserializeOwned>(
         });
     }
     let payload = migrate_with(steps, oldest, kind, env.version, env.payload)?;
-    let (value, rest) = postcard::take_from_bytes::<T>(&payload)
-        .map_err(|e| PersistError::Corrupt(format!("{kind}: {e}")))?;
+    // After migration the payload starts with this version's layout.
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(&payload).map_err(decode_err(kind, FORMAT_VERSION))?;
     if !rest.is_empty() && env.version <= FORMAT_VERSION {
-        return Err(PersistError::Corrupt(format!(
-            "{kind}: {} bytes left after the value",
-            rest.len()
-        )));
+        return Err(PersistError::PayloadTrailing {
+            kind,
+            version: env.version,
+            left: rest.len(),
+        });
     }
     Ok(value)
 }
@@ -312,7 +459,13 @@ fn from_record<T: DeserializeOwned>(
 impl ChannelRecord {
     /// The channel id.
     pub fn channel_id(&self) -> ChannelId {
-        self.channel.channel_id()
+        self.channel.channel_id
+    }
+
+    /// Whether the record holds secret keys ([`ChannelKeysRecord::Stored`]): a channel from
+    /// a record of format version 1 or 2, or of the forced-keys test mode.
+    pub fn holds_secrets(&self) -> bool {
+        matches!(self.channel.keys, ChannelKeysRecord::Stored(_))
     }
 
     /// The record's stored bytes (envelope and payload).
@@ -342,6 +495,101 @@ impl NodeRecord {
     /// Never panics: anything else is a [`PersistError`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
         from_record(bytes, RecordKind::Node, MIGRATIONS, OLDEST_READABLE_VERSION)
+    }
+}
+
+/// The version byte that opens a resolution in the engine's hand-written layout (before
+/// format version 3 moved resolutions into the envelope). It can never open an envelope,
+/// which starts with [`MAGIC`](super::envelope::MAGIC).
+pub const LEGACY_RESOLUTION_VERSION: u8 = 1;
+
+impl ForwardResolutionRecord {
+    /// The record's stored bytes (envelope and payload).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {
+        to_record(RecordKind::Resolution, self)
+    }
+
+    /// Reads a record written by [`ForwardResolutionRecord::to_bytes`]. Never panics.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
+        from_record(
+            bytes,
+            RecordKind::Resolution,
+            MIGRATIONS,
+            OLDEST_READABLE_VERSION,
+        )
+    }
+
+    /// Reads a stored resolution in either layout: an envelope (it opens with
+    /// [`MAGIC`](super::envelope::MAGIC)),
+    /// or the engine's hand-written layout of before format version 3 (it opens with
+    /// [`LEGACY_RESOLUTION_VERSION`]; see [`ForwardResolutionRecord::from_legacy_bytes`]).
+    pub fn from_stored_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
+        match bytes.first() {
+            Some(&LEGACY_RESOLUTION_VERSION) => Self::from_legacy_bytes(bytes),
+            _ => Self::from_bytes(bytes),
+        }
+    }
+
+    /// Reads the engine's hand-written layout of before format version 3: version byte 1;
+    /// source tag (0: payment id (32); 1: channel id (32), htlc id (u64)); next channel tag
+    /// (0, or 1 and a channel id); outcome tag (0: preimage; 1: u32 length and reason;
+    /// 2: u16 code and 32-byte onion hash; 3: u32 length and encoded failure), big-endian.
+    /// Its integrity was the store's checksum. Never panics.
+    pub fn from_legacy_bytes(value: &[u8]) -> Result<Self, PersistError> {
+        let mut r = Reader::new(value);
+        let version = r
+            .read_u8("version")
+            .map_err(|e| PersistError::LegacyResolution {
+                version: 0,
+                error: LegacyResolutionError::Field(e),
+            })?;
+        let fail = |error| PersistError::LegacyResolution { version, error };
+        let e = |e| fail(LegacyResolutionError::Field(e));
+        let tag = |field, tag| fail(LegacyResolutionError::UnknownTag { field, tag });
+        if version != LEGACY_RESOLUTION_VERSION {
+            return Err(tag("version", version));
+        }
+        let source = match r.read_u8("source").map_err(e)? {
+            0 => HtlcSource::Local(PaymentId(r.read_array::<32>("payment_id").map_err(e)?)),
+            1 => HtlcSource::Forwarded {
+                channel_id: ChannelId(r.read_array::<32>("channel_id").map_err(e)?),
+                htlc_id: r.read_u64("htlc_id").map_err(e)?,
+            },
+            t => return Err(tag("source", t)),
+        };
+        let next_channel_id = match r.read_u8("next_channel").map_err(e)? {
+            0 => None,
+            1 => Some(ChannelId(r.read_array::<32>("next_channel_id").map_err(e)?)),
+            t => return Err(tag("next channel", t)),
+        };
+        let outcome = match r.read_u8("outcome").map_err(e)? {
+            0 => ForwardOutcomeRecord::Fulfilled(PaymentPreimage(
+                r.read_array::<32>("preimage").map_err(e)?,
+            )),
+            1 => {
+                let len = r.read_u32("reason_len").map_err(e)?;
+                ForwardOutcomeRecord::FailedDownstream(
+                    r.read_bytes(len.into(), "reason").map_err(e)?.to_vec(),
+                )
+            }
+            2 => ForwardOutcomeRecord::Malformed {
+                failure_code: r.read_u16("failure_code").map_err(e)?,
+                sha256_of_onion: r.read_array::<32>("sha256_of_onion").map_err(e)?,
+            },
+            3 => {
+                let len = r.read_u32("failure_len").map_err(e)?;
+                ForwardOutcomeRecord::FailedHere(
+                    r.read_bytes(len.into(), "failure").map_err(e)?.to_vec(),
+                )
+            }
+            t => return Err(tag("outcome", t)),
+        };
+        r.finish("resolution").map_err(e)?;
+        Ok(ForwardResolutionRecord {
+            source,
+            next_channel_id,
+            outcome,
+        })
     }
 }
 
@@ -382,7 +630,7 @@ mod consensus_tx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::RouteHop;
+    use crate::payment::RouteHop;
     use crate::types::ShortChannelId;
     use bitcoin::hashes::Hash;
     use bitcoin::secp256k1::{Secp256k1, SecretKey};
@@ -405,7 +653,7 @@ mod tests {
         NodeRecord {
             best_height: 100,
             best_hash: BlockHash::from_byte_array([1; 32]),
-            config: NodeConfig::default(),
+            next_channel_key_index: 17,
             peer_random_draws: [(pk(1), 3), (pk(2), 5)].into_iter().collect(),
             inbound_payments: [(
                 PaymentHash([4; 32]),
@@ -539,7 +787,6 @@ mod tests {
     struct NodeRecordV0 {
         best_hash: BlockHash,
         best_height: u32,
-        config: NodeConfig,
         inbound_payments: BTreeMap<PaymentHash, InboundPaymentRecord>,
         claimable: BTreeMap<PaymentHash, Vec<ClaimableHtlcRecord>>,
         payments: BTreeMap<PaymentId, OutboundPaymentRecord>,
@@ -548,28 +795,38 @@ mod tests {
         pending_timeouts: BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
     }
 
+    /// Version 1's node layout: the head of version 2, then a configuration (which version
+    /// 3 drops unread, so any bytes do here).
+    #[derive(Serialize)]
+    struct NodeRecordV1<'a> {
+        best_height: u32,
+        best_hash: BlockHash,
+        peer_random_draws: BTreeMap<PublicKey, u64>,
+        inbound_payments: &'a BTreeMap<PaymentHash, InboundPaymentRecord>,
+        claimable: &'a BTreeMap<PaymentHash, Vec<ClaimableHtlcRecord>>,
+        payments: &'a BTreeMap<PaymentId, OutboundPaymentRecord>,
+        offered: &'a BTreeMap<(ChannelId, u64), OfferedHtlcRecord>,
+        upstream: &'a BTreeMap<(ChannelId, u64), UpstreamHtlcRecord>,
+        pending_timeouts: &'a BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
+        config: [u8; 3],
+    }
+
     fn v0_to_v1(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         assert_eq!(kind, RecordKind::Node);
-        let old: NodeRecordV0 =
-            postcard::from_bytes(payload).map_err(|e| PersistError::Corrupt(e.to_string()))?;
-        let new = NodeRecord {
+        let old: NodeRecordV0 = postcard::from_bytes(payload).map_err(decode_err(kind, 0))?;
+        postcard::to_allocvec(&NodeRecordV1 {
             best_height: old.best_height,
             best_hash: old.best_hash,
-            config: old.config,
             peer_random_draws: BTreeMap::new(),
-            inbound_payments: old.inbound_payments,
-            claimable: old.claimable,
-            payments: old.payments,
-            offered: old.offered,
-            upstream: old.upstream,
-            pending_timeouts: old.pending_timeouts,
-        };
-        // Version 1's layout: today's without the field version 2 appended.
-        let today =
-            postcard::to_allocvec(&new).map_err(|e| PersistError::Corrupt(e.to_string()))?;
-        let appended = postcard::to_allocvec(&new.config.max_pending_inbound_channels)
-            .map_err(|e| PersistError::Corrupt(e.to_string()))?;
-        Ok(today[..today.len() - appended.len()].to_vec())
+            inbound_payments: &old.inbound_payments,
+            claimable: &old.claimable,
+            payments: &old.payments,
+            offered: &old.offered,
+            upstream: &old.upstream,
+            pending_timeouts: &old.pending_timeouts,
+            config: [1, 2, 3],
+        })
+        .map_err(encode_err(kind))
     }
 
     #[test]
@@ -578,7 +835,6 @@ mod tests {
         let old = NodeRecordV0 {
             best_hash: r.best_hash,
             best_height: r.best_height,
-            config: r.config.clone(),
             inbound_payments: r.inbound_payments.clone(),
             claimable: r.claimable.clone(),
             payments: r.payments.clone(),
@@ -589,12 +845,13 @@ mod tests {
         let payload = postcard::to_allocvec(&old).expect("encodes");
         let bytes =
             envelope::encode_with_versions(RecordKind::Node, 0, 0, &payload).expect("small");
-        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2];
+        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2, v2_to_v3];
         let read: NodeRecord = from_record(&bytes, RecordKind::Node, steps, 0).expect("migrated");
         assert_eq!(
             read,
             NodeRecord {
                 peer_random_draws: BTreeMap::new(),
+                next_channel_key_index: 0,
                 ..r
             }
         );
@@ -608,6 +865,123 @@ mod tests {
         );
     }
 
+    fn sample_resolutions() -> Vec<ForwardResolutionRecord> {
+        let forwarded = HtlcSource::Forwarded {
+            channel_id: ChannelId([3; 32]),
+            htlc_id: 7,
+        };
+        vec![
+            ForwardResolutionRecord {
+                source: HtlcSource::Local(PaymentId([1; 32])),
+                next_channel_id: None,
+                outcome: ForwardOutcomeRecord::Fulfilled(PaymentPreimage([2; 32])),
+            },
+            ForwardResolutionRecord {
+                source: forwarded,
+                next_channel_id: Some(ChannelId([4; 32])),
+                outcome: ForwardOutcomeRecord::FailedDownstream(vec![5; 300]),
+            },
+            ForwardResolutionRecord {
+                source: forwarded,
+                next_channel_id: Some(ChannelId([4; 32])),
+                outcome: ForwardOutcomeRecord::Malformed {
+                    failure_code: 0x8000 | 0x4000 | 5,
+                    sha256_of_onion: [6; 32],
+                },
+            },
+            ForwardResolutionRecord {
+                source: forwarded,
+                next_channel_id: None,
+                outcome: ForwardOutcomeRecord::FailedHere(vec![0x20, 0x02]),
+            },
+        ]
+    }
+
+    #[test]
+    fn resolution_records_round_trip_in_the_envelope() {
+        for r in sample_resolutions() {
+            let bytes = r.to_bytes().expect("encodes");
+            assert_eq!(&bytes[..4], b"LNSD");
+            assert_eq!(ForwardResolutionRecord::from_bytes(&bytes), Ok(r.clone()));
+            assert_eq!(ForwardResolutionRecord::from_stored_bytes(&bytes), Ok(r));
+        }
+        // A resolution envelope claiming a version before the kind existed is refused.
+        let payload = postcard::to_allocvec(&sample_resolutions()[0]).expect("encodes");
+        let old =
+            envelope::encode_with_versions(RecordKind::Resolution, 2, 2, &payload).expect("small");
+        assert_eq!(
+            ForwardResolutionRecord::from_bytes(&old),
+            Err(PersistError::KindNotInVersion {
+                kind: RecordKind::Resolution,
+                version: 2,
+                introduced_in: 3
+            })
+        );
+    }
+
+    /// The engine's hand-written layout of before format version 3, byte by byte: stores
+    /// written by the old engine still read.
+    #[test]
+    fn legacy_hand_written_resolutions_still_read() {
+        let mut fulfilled = vec![1, 0];
+        fulfilled.extend_from_slice(&[1; 32]);
+        fulfilled.push(0);
+        fulfilled.push(0);
+        fulfilled.extend_from_slice(&[2; 32]);
+        let mut failed = vec![1, 1];
+        failed.extend_from_slice(&[3; 32]);
+        failed.extend_from_slice(&7u64.to_be_bytes());
+        failed.push(1);
+        failed.extend_from_slice(&[4; 32]);
+        failed.push(1);
+        failed.extend_from_slice(&300u32.to_be_bytes());
+        failed.extend_from_slice(&[5; 300]);
+        let mut malformed = vec![1, 1];
+        malformed.extend_from_slice(&[3; 32]);
+        malformed.extend_from_slice(&7u64.to_be_bytes());
+        malformed.push(1);
+        malformed.extend_from_slice(&[4; 32]);
+        malformed.push(2);
+        malformed.extend_from_slice(&(0x8000u16 | 0x4000 | 5).to_be_bytes());
+        malformed.extend_from_slice(&[6; 32]);
+        let mut here = vec![1, 1];
+        here.extend_from_slice(&[3; 32]);
+        here.extend_from_slice(&7u64.to_be_bytes());
+        here.push(0);
+        here.push(3);
+        here.extend_from_slice(&2u32.to_be_bytes());
+        here.extend_from_slice(&[0x20, 0x02]);
+        let read: Vec<_> = [&fulfilled, &failed, &malformed, &here]
+            .iter()
+            .map(|b| ForwardResolutionRecord::from_stored_bytes(b).expect("legacy layout"))
+            .collect();
+        assert_eq!(read, sample_resolutions());
+        // Damaged: a clear error naming the field or tag, never a panic.
+        assert!(matches!(
+            ForwardResolutionRecord::from_stored_bytes(&fulfilled[..20]),
+            Err(PersistError::LegacyResolution {
+                version: 1,
+                error: LegacyResolutionError::Field(_)
+            })
+        ));
+        let mut bad = fulfilled.clone();
+        bad[1] = 9;
+        assert_eq!(
+            ForwardResolutionRecord::from_stored_bytes(&bad),
+            Err(PersistError::LegacyResolution {
+                version: 1,
+                error: LegacyResolutionError::UnknownTag {
+                    field: "source",
+                    tag: 9
+                }
+            })
+        );
+        assert!(ForwardResolutionRecord::from_stored_bytes(&[]).is_err());
+        for cut in 0..failed.len() {
+            assert!(ForwardResolutionRecord::from_stored_bytes(&failed[..cut]).is_err());
+        }
+    }
+
     #[test]
     fn a_compatible_newer_record_with_appended_fields_is_read() {
         let r = sample_node_record();
@@ -619,9 +993,13 @@ mod tests {
         assert_eq!(NodeRecord::from_bytes(&newer), Ok(r.clone()));
         // The same bytes claimed by our own version are corrupt.
         let same = envelope::encode(RecordKind::Node, &payload).expect("small");
-        assert!(matches!(
+        assert_eq!(
             NodeRecord::from_bytes(&same),
-            Err(PersistError::Corrupt(_))
-        ));
+            Err(PersistError::PayloadTrailing {
+                kind: RecordKind::Node,
+                version: FORMAT_VERSION,
+                left: 3
+            })
+        );
     }
 }

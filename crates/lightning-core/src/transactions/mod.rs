@@ -26,10 +26,9 @@ pub use htlc::{HtlcTx, HtlcTxError};
 pub use sign::SignatureError;
 
 use crate::types::PaymentHash;
-use serde::{Deserialize, Serialize};
 
 /// The commitment format negotiated for a channel (its `channel_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChannelType {
     /// `option_static_remotekey`: `to_remote` is a P2WPKH to the remote `payment_basepoint`;
     /// HTLC transactions pay their own fee; no anchors.

@@ -1,0 +1,253 @@
+//! The engine as a child process on a filesystem store, for the crash test
+//! (`tests/crash.rs`): the parent plays the peers and kills this process with SIGKILL at
+//! random points. Not a tool for anything else.
+//!
+//! `lnshard-crash-child <data dir> <shards> <node secret hex> <seed hex> <checkpoint bytes>`
+//! (the last: `FsStoreOptions::checkpoint_bytes`, small to make kills land in checkpoints)
+//!
+//! Requests, one line each on stdin (hex for bytes, `<peer>` a compressed public key):
+//! `connect <peer>`, `disconnect <peer>`, `msg <peer> <bytes>`, `block <height> <hash>`,
+//! `txs <height> <index>:<tx>,...`, `idle`, `channels`, `channel <peer> <channel id>`.
+//! Each gets one `R ...` line. Asynchronously, in the order the engine releases them:
+//! `P <peer> <bytes>` (a message for a peer), `X <peer>` (disconnect it), and events:
+//! `E ready <channel id> <peer> <scid|->`, `E forwarded <fee msat>`, `E closed <channel id>`,
+//! `E broadcast <tx>`, `E other <debug>`.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lightning_core::bitcoin::consensus::{deserialize, serialize};
+use lightning_core::bitcoin::hashes::Hash;
+use lightning_core::bitcoin::{BlockHash, Transaction};
+use lightning_core::node::Event;
+use lightning_core::persist::ChannelRecord;
+use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::types::ChannelId;
+use parking_lot::Mutex;
+use shard_engine::store::{FsStore, FsStoreOptions, Store};
+use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() % 2 == 1 {
+        return Err(format!("odd hex length {}", s.len()));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or_else(|| format!("bad hex at {i}"))
+        })
+        .collect()
+}
+
+fn arr32(s: &str) -> Result<[u8; 32], String> {
+    unhex(s)?
+        .try_into()
+        .map_err(|_| "expected 32 bytes".to_owned())
+}
+
+fn pubkey(s: &str) -> Result<PublicKey, String> {
+    PublicKey::from_slice(&unhex(s)?).map_err(|e| e.to_string())
+}
+
+/// Writes released outputs and events to stdout, one line each; `lock` keeps a flush from
+/// the request thread and one from the pump thread from interleaving.
+struct Pump {
+    engine: Arc<Engine>,
+    lock: Mutex<()>,
+}
+
+impl Pump {
+    fn flush(&self) -> std::io::Result<bool> {
+        let _guard = self.lock.lock();
+        let mut out = std::io::stdout().lock();
+        let mut any = false;
+        while let Some(peer) = self.engine.wait_ready_peer(Duration::ZERO) {
+            for o in self.engine.peer_outputs(&peer) {
+                any = true;
+                match o {
+                    PeerOutput::Message(m) => {
+                        writeln!(out, "P {} {}", hex(&peer.serialize()), hex(&m))?
+                    }
+                    PeerOutput::Disconnect => writeln!(out, "X {}", hex(&peer.serialize()))?,
+                }
+            }
+        }
+        for e in self.engine.drain_events() {
+            any = true;
+            let line = match e {
+                Event::ChannelReady {
+                    channel_id,
+                    counterparty_node_id,
+                    short_channel_id,
+                    ..
+                } => format!(
+                    "E ready {} {} {}",
+                    hex(&channel_id.0),
+                    hex(&counterparty_node_id.serialize()),
+                    short_channel_id.map_or("-".to_owned(), |s| s.0.to_string())
+                ),
+                Event::PaymentForwarded {
+                    fee_earned_msat, ..
+                } => format!("E forwarded {fee_earned_msat}"),
+                Event::ChannelClosed { channel_id, .. } => {
+                    format!("E closed {}", hex(&channel_id.0))
+                }
+                Event::BroadcastTransaction { tx } => {
+                    format!("E broadcast {}", hex(&serialize(&tx)))
+                }
+                other => format!("E other {:?}", std::mem::discriminant(&other)),
+            };
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        Ok(any)
+    }
+}
+
+fn handle(engine: &Engine, pump: &Pump, line: &str) -> Result<String, String> {
+    let mut words = line.split_whitespace();
+    let cmd = words.next().unwrap_or("");
+    let mut arg = || {
+        words
+            .next()
+            .ok_or_else(|| format!("{cmd}: missing argument"))
+    };
+    let api = |r: Result<(), EngineError>| r.map(|()| "ok".to_owned()).map_err(|e| e.to_string());
+    match cmd {
+        "connect" => api(engine.peer_connected(pubkey(arg()?)?)),
+        "disconnect" => api(engine.peer_disconnected(pubkey(arg()?)?)),
+        "msg" => {
+            let peer = pubkey(arg()?)?;
+            let bytes = unhex(arg()?)?;
+            loop {
+                match engine.handle_message(peer, &bytes) {
+                    Err(EngineError::Full { .. }) => {
+                        pump.flush().map_err(|e| e.to_string())?;
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                    other => return api(other),
+                }
+            }
+        }
+        "block" => {
+            let height: u32 = arg()?.parse().map_err(|_| "bad height")?;
+            let hash = BlockHash::from_byte_array(arr32(arg()?)?);
+            api(engine.best_block_updated(height, hash))
+        }
+        "txs" => {
+            let height: u32 = arg()?.parse().map_err(|_| "bad height")?;
+            let mut txs = Vec::new();
+            for item in words
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+            {
+                let (index, tx) = item.split_once(':').ok_or("bad tx item")?;
+                let index: u32 = index.parse().map_err(|_| "bad tx index")?;
+                let tx: Transaction = deserialize(&unhex(tx)?).map_err(|e| e.to_string())?;
+                txs.push((index, tx));
+            }
+            api(engine.transactions_confirmed(height, &txs))
+        }
+        "idle" => {
+            // Idle only once every output of the work done is on stdout (before this reply).
+            let idle = engine.is_idle();
+            let moved = pump.flush().map_err(|e| e.to_string())?;
+            Ok(if idle && !moved { "idle 1" } else { "idle 0" }.to_owned())
+        }
+        "channels" => {
+            let list = engine.list_channels().map_err(|e| e.to_string())?;
+            let items: Vec<String> = list
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}:{}",
+                        hex(&c.counterparty_node_id.serialize()),
+                        hex(&c.channel_id.0)
+                    )
+                })
+                .collect();
+            Ok(format!("channels {}", items.join(",")))
+        }
+        "channel" => {
+            let peer = pubkey(arg()?)?;
+            let id = ChannelId(arr32(arg()?)?);
+            match engine.channel(peer, id).map_err(|e| e.to_string())? {
+                None => Ok("channel -".to_owned()),
+                Some(channel) => {
+                    let record = ChannelRecord {
+                        node_id: peer,
+                        user_channel_id: 0,
+                        funding_tx: None,
+                        channel: channel.to_record(),
+                    };
+                    let bytes = record.to_bytes().map_err(|e| e.to_string())?;
+                    Ok(format!("channel {}", hex(&bytes)))
+                }
+            }
+        }
+        other => Err(format!("unknown request {other:?}")),
+    }
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, dir, shards, secret, seed, checkpoint] = args.as_slice() else {
+        return Err(
+            "usage: lnshard-crash-child <dir> <shards> <secret hex> <seed hex> <checkpoint bytes>"
+                .into(),
+        );
+    };
+    let checkpoint_bytes: u64 = checkpoint.parse().map_err(|_| "bad checkpoint size")?;
+    let shards: usize = shards.parse().map_err(|_| "bad shard count")?;
+    let secret = SecretKey::from_slice(&unhex(secret)?).map_err(|e| e.to_string())?;
+    let seed = arr32(seed)?;
+    let options = FsStoreOptions {
+        checkpoint_bytes,
+        ..FsStoreOptions::default()
+    };
+    let store: Arc<dyn Store> =
+        Arc::new(FsStore::open_with(dir, options).map_err(|e| e.to_string())?);
+    let config = EngineConfig {
+        shards,
+        store: Some(store),
+        ..EngineConfig::default()
+    };
+    let engine = Arc::new(
+        Engine::open(config, secret, seed, 100, BlockHash::all_zeros())
+            .map_err(|e| e.to_string())?,
+    );
+    let pump = Arc::new(Pump {
+        engine: engine.clone(),
+        lock: Mutex::new(()),
+    });
+    {
+        let pump = pump.clone();
+        std::thread::spawn(move || loop {
+            match pump.flush() {
+                Ok(true) => {}
+                Ok(false) => std::thread::sleep(Duration::from_micros(200)),
+                Err(_) => return,
+            }
+        });
+    }
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let reply = match handle(&engine, &pump, &line) {
+            Ok(r) => format!("R {r}"),
+            Err(e) => format!("R err {e}"),
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{reply}").map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
