@@ -1,11 +1,11 @@
 //! `cargo bench --bench durable`: the scaling replay on the engine with no store, the
 //! MemoryStore, and the FsStore with group commit on and off (payments/s, fsyncs/payment);
-//! the same code as `lnshard bench durable` ([`lnshard::workload::scaling::durable`]).
+//! the same code as `lnshard bench durable` ([`lnshard_bench::scaling::durable`]).
 //! Sized by `BENCH_SHARDS` (2), `BENCH_LANES` (32), `BENCH_PAYMENTS` (per lane, 10) and
 //! `BENCH_RUNS` (3). Prints the table, then the JSON report on the last line.
 #![allow(clippy::print_stdout)]
 
-use lnshard::workload::scaling::durable;
+use lnshard_bench::scaling::durable;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -12,7 +12,7 @@
 //! * `secrets/insert`: per-commitment secret storage insert (BOLT 3 `insert_secret`,
 //!   checking every stored secret it must derive), 64 consecutive indexes per iteration;
 //! * `two_node_sends/iteration`: one `lnshard bench two-node-sends` iteration (two
-//!   payments, see `lnshard::workload::two_node`).
+//!   payments, see `lnshard_bench::two_node`).
 //!
 //! `cargo bench --bench micro` takes about two minutes (short warm-up and measurement
 //! times); pass a filter (`cargo bench --bench micro -- decode`) to run a group.
@@ -40,7 +40,7 @@ use lightning_core::types::{
 use lightning_core::wire::{
     ErrorMessage, Message, Ping, Pong, UpdateFailMalformedHtlc, UpdateFee, Warning,
 };
-use lnshard::workload::two_node;
+use lnshard_bench::two_node;
 
 fn config() -> Criterion {
     Criterion::default()

@@ -1,12 +1,12 @@
 //! `cargo bench --bench scaling`: the routing node's payments/s on 1..=cores shards against
 //! LDK's two lock designs, the same code as `lnshard bench scaling`
-//! ([`lnshard::workload::scaling`]). Sized by `BENCH_MAX_SHARDS` (default: the cores),
+//! ([`lnshard_bench::scaling`]). Sized by `BENCH_MAX_SHARDS` (default: the cores),
 //! `BENCH_LANES` (default 32, or 8 per shard when more), `BENCH_PAYMENTS` (per lane, 40),
 //! `BENCH_RUNS` (3) and `BENCH_WITHIN_SHARD=1`. Prints the table, then the JSON report on
 //! the last line.
 #![allow(clippy::print_stdout)]
 
-use lnshard::workload::scaling;
+use lnshard_bench::scaling;
 
 fn env(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())

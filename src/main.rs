@@ -1,10 +1,10 @@
 //! The `lnshard` command.
 //!
 //! * `lnshard` (no subcommand): the main job, a routing node on the shard engine with many
-//!   peers, paying through it and reporting throughput ([`cmd::job`]).
-//! * `lnshard bench WORKLOAD`: the benchmark workloads ([`cmd::bench`]).
-//! * `lnshard node`: the TCP daemon ([`cmd::node`]).
-//! * `lnshard cli METHOD ...`: a client for a running daemon's control interface ([`cmd::cli`]).
+//!   peers, paying through it and reporting throughput (`lnshard_bench::job`).
+//! * `lnshard bench WORKLOAD`: the benchmark workloads (`lnshard_bench::cmd`).
+//! * `lnshard node`: the TCP daemon (`lnshard_node::cmd`).
+//! * `lnshard cli METHOD ...`: a client for a running daemon's control interface (`lnshard_node::cli`).
 
 mod cmd;
 

@@ -25,8 +25,8 @@ use lnshard::core::wire::{Init, Message};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
-/// The control interface's body limit (`lnshard::daemon::control::MAX_REQUEST`).
-const MAX_REQUEST: usize = lnshard::daemon::control::MAX_REQUEST;
+/// The control interface's body limit (`lnshard_node::control::MAX_REQUEST`).
+const MAX_REQUEST: usize = lnshard_node::control::MAX_REQUEST;
 
 fn auth_header(dir: &Path) -> String {
     let cookie = std::fs::read_to_string(dir.join(".cookie")).expect("the cookie");

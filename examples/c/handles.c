@@ -86,12 +86,11 @@ int main(void) {
     lnshard_engine_config config;
     lnshard_engine *engine, *other;
     lnshard_bytes *act_one = NULL;
-    lnshard_peer_outputs *outputs = NULL;
+    lnshard_channel_list *list = NULL;
+    lnshard_bytes *out = NULL;
     lnshard_channel_details details;
     lnshard_event *event = NULL;
     uint8_t id[33];
-    const uint8_t *data = NULL;
-    size_t n = 0;
     bool flag = false;
     uint64_t not_a_handle[4] = {0, 0, 0, 0};
 
@@ -105,25 +104,25 @@ int main(void) {
     EXPECT(lnshard_engine_health(engine), LNSHARD_RESULT_OK, NULL);
     EXPECT(lnshard_engine_new_outbound_connection(engine, 1, G, &act_one), LNSHARD_RESULT_OK,
            NULL);
-    EXPECT(lnshard_engine_peer_outputs(engine, G, &outputs), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_list_channels(engine, &list), LNSHARD_RESULT_OK, NULL);
 
     /* A handle of another type where an engine is expected, and the other way round. */
     EXPECT(lnshard_engine_node_id((lnshard_engine *)act_one, id), LNSHARD_RESULT_INVALID_HANDLE,
            "parameter engine is a lnshard_bytes, not a lnshard_engine");
-    EXPECT(lnshard_engine_peer_connected((lnshard_engine *)act_one, G),
+    EXPECT(lnshard_engine_new_inbound_connection((lnshard_engine *)act_one, 2),
            LNSHARD_RESULT_INVALID_HANDLE, "not a lnshard_engine");
-    EXPECT(lnshard_engine_next_event((lnshard_engine *)outputs, &event),
-           LNSHARD_RESULT_INVALID_HANDLE, "is a lnshard_peer_outputs, not a lnshard_engine");
+    EXPECT(lnshard_engine_next_event((lnshard_engine *)list, &event),
+           LNSHARD_RESULT_INVALID_HANDLE, "is a lnshard_channel_list, not a lnshard_engine");
     EXPECT_EMPTY(lnshard_engine_shard_count((lnshard_engine *)act_one) == 0, "lnshard_engine");
     EXPECT_EMPTY(lnshard_bytes_len((const lnshard_bytes *)engine) == 0,
                  "parameter bytes is a lnshard_engine, not a lnshard_bytes");
-    EXPECT_EMPTY(lnshard_bytes_data((const lnshard_bytes *)outputs) == NULL, "lnshard_bytes");
+    EXPECT_EMPTY(lnshard_bytes_data((const lnshard_bytes *)list) == NULL, "lnshard_bytes");
     EXPECT_EMPTY(lnshard_event_get_kind((const lnshard_event *)act_one) ==
                      LNSHARD_EVENT_KIND_UNKNOWN,
                  "is a lnshard_bytes, not a lnshard_event");
-    EXPECT(lnshard_peer_outputs_get((const lnshard_peer_outputs *)act_one, 0, &data, &n, &flag),
-           LNSHARD_RESULT_INVALID_HANDLE, "not a lnshard_peer_outputs");
-    EXPECT(lnshard_channel_list_get((const lnshard_channel_list *)outputs, 0, &details),
+    EXPECT(lnshard_engine_connection_outputs((lnshard_engine *)list, 1, &out, &flag),
+           LNSHARD_RESULT_INVALID_HANDLE, "not a lnshard_engine");
+    EXPECT(lnshard_channel_list_get((const lnshard_channel_list *)act_one, 0, &details),
            LNSHARD_RESULT_INVALID_HANDLE, "not a lnshard_channel_list");
 
     /* A pointer lnshard never handed out. */
@@ -142,15 +141,15 @@ int main(void) {
     lnshard_bytes_free(act_one);
     EXPECT_EMPTY(lnshard_bytes_len(act_one) == 0, "not a live lnshard_bytes");
     EXPECT_EMPTY(lnshard_bytes_data(act_one) == NULL, "lnshard_bytes");
-    lnshard_peer_outputs_free(outputs);
-    EXPECT(lnshard_peer_outputs_get(outputs, 0, &data, &n, &flag), LNSHARD_RESULT_INVALID_HANDLE,
-           "lnshard_peer_outputs");
+    lnshard_channel_list_free(list);
+    EXPECT(lnshard_channel_list_get(list, 0, &details), LNSHARD_RESULT_INVALID_HANDLE,
+           "not a live lnshard_channel_list");
 
     /* The engine used after lnshard_engine_free. */
     lnshard_engine_free(engine);
     EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_INVALID_HANDLE,
            "parameter engine is not a live lnshard_engine");
-    EXPECT(lnshard_engine_peer_connected(engine, G), LNSHARD_RESULT_INVALID_HANDLE,
+    EXPECT(lnshard_engine_new_inbound_connection(engine, 3), LNSHARD_RESULT_INVALID_HANDLE,
            "lnshard_engine");
     EXPECT(lnshard_engine_close_channel(engine, id), LNSHARD_RESULT_INVALID_HANDLE,
            "lnshard_engine");

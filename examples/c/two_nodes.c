@@ -1,5 +1,8 @@
 /*
- * two_nodes.c: two lnshard engines in one process, talking by passing message bytes.
+ * two_nodes.c: two lnshard engines in one process, talking BOLT 8: the program carries the
+ * encrypted bytes a socket would (lnshard_engine_connection_outputs from one engine,
+ * lnshard_engine_handle_bytes into the other); each engine runs the handshake and its
+ * shards encrypt and decrypt.
  *
  * Alice opens a channel to Bob, funding it from a (simulated) UTXO through the API; the
  * program mines fabricated blocks to confirm it, sends payments each way, prints both
@@ -35,6 +38,7 @@ typedef struct {
     const char *name;
     lnshard_engine *engine;
     uint8_t id[33];
+    uint64_t conn; /* this program's name for the node's one connection */
 } node;
 
 /* ---- The simulated chain: a mempool and a tip. ---- */
@@ -177,32 +181,34 @@ static void handle_event(node *self, lnshard_event *ev) {
     }
 }
 
-/* Moves what `from` queued for `to` into `to`. */
-static int move_messages(node *from, node *to) {
-    lnshard_peer_outputs *outs = NULL;
-    size_t i, n;
-    CHECK(lnshard_engine_peer_outputs(from->engine, to->id, &outs));
-    n = lnshard_peer_outputs_len(outs);
-    for (i = 0; i < n; i++) {
-        const uint8_t *data = NULL;
-        size_t len = 0;
-        bool disconnect = false;
-        lnshard_result r;
-        CHECK(lnshard_peer_outputs_get(outs, i, &data, &len, &disconnect));
-        if (disconnect) {
-            fprintf(stderr, "%s asks to disconnect %s\n", from->name, to->name);
-            exit(1);
-        }
-        while ((r = lnshard_engine_handle_message(to->engine, from->id, data, len)) ==
-               LNSHARD_RESULT_FULL) {
+/* Carries the encrypted bytes `from` wrote to its connection into `to`'s connection;
+ * returns how many moved. */
+static int move_bytes(node *from, node *to) {
+    lnshard_bytes *out = NULL;
+    bool disconnect = false;
+    size_t n;
+    CHECK(lnshard_engine_connection_outputs(from->engine, from->conn, &out, &disconnect));
+    if (disconnect) {
+        fprintf(stderr, "%s closed the connection to %s\n", from->name, to->name);
+        exit(1);
+    }
+    n = lnshard_bytes_len(out);
+    if (n > 0) {
+        lnshard_bytes *reply = NULL;
+        lnshard_result r =
+            lnshard_engine_handle_bytes(to->engine, to->conn, lnshard_bytes_data(out), n, &reply);
+        /* Full: every byte was taken; the socket would not be read until this succeeds. */
+        while (r == LNSHARD_RESULT_FULL) {
+            uint64_t conn;
             bool found;
-            uint8_t who[33];
-            CHECK(lnshard_engine_wait_ready_peer(to->engine, 1, who, &found));
+            CHECK(lnshard_engine_wait_ready_connection(to->engine, 1, &conn, &found));
+            r = lnshard_engine_handle_bytes(to->engine, to->conn, NULL, 0, &reply);
         }
         CHECK(r);
+        lnshard_bytes_free(reply); /* no handshake bytes once established */
     }
-    lnshard_peer_outputs_free(outs);
-    return (int)n;
+    lnshard_bytes_free(out);
+    return n > 0;
 }
 
 static int drain_events(node *self) {
@@ -223,17 +229,17 @@ static int drain_events(node *self) {
 static void settle(node *a, node *b) {
     int quiet = 0;
     while (quiet < 3) {
-        int moved = move_messages(a, b) + move_messages(b, a) + drain_events(a) + drain_events(b);
+        int moved = move_bytes(a, b) + move_bytes(b, a) + drain_events(a) + drain_events(b);
         if (moved == 0 && lnshard_engine_is_idle(a->engine) && lnshard_engine_is_idle(b->engine)) {
             quiet++;
         } else {
             quiet = 0;
         }
         if (moved == 0) {
+            uint64_t conn;
             bool found;
-            uint8_t who[33];
-            /* Wait up to 1 ms for a shard to produce output. */
-            CHECK(lnshard_engine_wait_ready_peer(a->engine, 1, who, &found));
+            /* Wait up to 1 ms for a shard to write to a connection. */
+            CHECK(lnshard_engine_wait_ready_connection(a->engine, 1, &conn, &found));
         }
     }
 }
@@ -325,9 +331,25 @@ int main(void) {
     start(&alice, "alice", 0x11);
     start(&bob, "bob", 0x22);
 
-    /* Connect: each side learns the other is up; their init messages cross. */
-    CHECK(lnshard_engine_peer_connected(alice.engine, bob.id));
-    CHECK(lnshard_engine_peer_connected(bob.engine, alice.id));
+    /* Connect: Alice dials Bob; the three handshake acts cross as bytes, then the engines'
+     * encrypted init messages. */
+    {
+        lnshard_bytes *act_one = NULL, *act_two = NULL, *act_three = NULL, *nothing = NULL;
+        alice.conn = 1;
+        bob.conn = 7;
+        CHECK(lnshard_engine_new_outbound_connection(alice.engine, alice.conn, bob.id, &act_one));
+        CHECK(lnshard_engine_new_inbound_connection(bob.engine, bob.conn));
+        CHECK(lnshard_engine_handle_bytes(bob.engine, bob.conn, lnshard_bytes_data(act_one),
+                                          lnshard_bytes_len(act_one), &act_two));
+        CHECK(lnshard_engine_handle_bytes(alice.engine, alice.conn, lnshard_bytes_data(act_two),
+                                          lnshard_bytes_len(act_two), &act_three));
+        CHECK(lnshard_engine_handle_bytes(bob.engine, bob.conn, lnshard_bytes_data(act_three),
+                                          lnshard_bytes_len(act_three), &nothing));
+        lnshard_bytes_free(act_one);
+        lnshard_bytes_free(act_two);
+        lnshard_bytes_free(act_three);
+        lnshard_bytes_free(nothing);
+    }
     settle(&alice, &bob);
 
     /* Open a 1,000,000 sat channel; funding happens in handle_event. */

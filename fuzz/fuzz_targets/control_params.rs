@@ -1,4 +1,4 @@
-//! Fuzzes the control interface's parameter parsing: `lnshard::daemon::control::parse_request`,
+//! Fuzzes the control interface's parameter parsing: `lnshard_node::control::parse_request`,
 //! the pure step between a JSON-RPC request and the node.
 //!
 //! The first byte chooses how the parameters are made (its low bit) and the method: the
@@ -26,7 +26,7 @@ use libfuzzer_sys::fuzz_target;
 use lightning_core::bitcoin::consensus::encode::serialize;
 use lightning_core::bitcoin::hashes::{sha256d, Hash};
 use lightning_core::secp256k1::PublicKey;
-use lnshard::daemon::control::{
+use lnshard_node::control::{
     parse_request, ClaimBy, Request, MAX_ADDRESS_LEN, MAX_BLOCK_HEIGHT, MAX_BLOCK_TRANSACTIONS,
     MAX_ROUTE_HOPS, METHODS,
 };

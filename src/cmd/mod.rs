@@ -1,9 +1,7 @@
 //! Subcommands of the `lnshard` binary.
 
-pub mod bench;
-pub mod cli;
-pub mod job;
-pub mod node;
+use lnshard_bench::{cmd as bench, job};
+use lnshard_node::{cli, cmd as node};
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! `list_channels` as a list of plain structs.
 
+use shard_engine::NodeApi;
 use lightning_core::channel::ChannelPhase;
 use lightning_core::node::ChannelDetails;
 

@@ -1,5 +1,5 @@
-//! The engine handle: creation from a config struct, peers, BOLT 8 connections, events, the
-//! API calls and the chain.
+//! The engine handle: creation from a config struct, BOLT 8 connections (the one way peers'
+//! bytes reach the engine), events, the API calls and the chain.
 
 use std::ffi::{c_char, CStr};
 use std::sync::Arc;
@@ -12,16 +12,14 @@ use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::types::ShortChannelId;
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
 use shard_engine::store::{FsStore, MemoryStore, Store};
-use shard_engine::{Engine, EngineConfig};
+use shard_engine::{NodeApi, Engine, EngineConfig};
 
-use crate::bytes::{lnshard_bytes, lnshard_peer_outputs, write_bytes, PeerOutputs};
+use crate::bytes::{lnshard_bytes, write_bytes};
 use crate::error::{engine_error, fail, invalid_parameter, lnshard_result, store_error};
 use crate::event::{lnshard_event, Event};
 use crate::handle::{into_handle, Castable, HandleKind};
 use crate::store::{lnshard_store_callbacks, CallbackStore};
 
-/// The largest Lightning message (type and payload): BOLT 1 caps messages at 65535 bytes.
-pub const LNSHARD_MAX_MESSAGE_LEN: usize = 65535;
 /// The most bytes one `lnshard_engine_handle_bytes` call takes.
 pub const LNSHARD_MAX_READ_LEN: usize = 1 << 24;
 /// The largest serialized transaction accepted (the block weight limit in bytes).
@@ -426,102 +424,6 @@ pub extern "C" fn lnshard_engine_is_idle(engine: *const lnshard_engine) -> bool 
     }
 }
 
-/// A connection to the peer `node_id` (33 bytes) is up, its messages carried by the
-/// application: the engine queues our `init` (drain it with `lnshard_engine_peer_outputs`).
-#[no_mangle]
-pub extern "C" fn lnshard_engine_peer_connected(
-    engine: *const lnshard_engine,
-    node_id: *const u8,
-) -> lnshard_result {
-    ffi_panic_boundary! {
-        let engine = &try_handle!(engine, "engine").engine;
-        let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
-        match engine.peer_connected(node_id) {
-            Ok(()) => lnshard_result::Ok,
-            Err(e) => engine_error("peer_connected", &e),
-        }
-    }
-}
-
-/// The connection to the peer `node_id` (33 bytes) went down.
-#[no_mangle]
-pub extern "C" fn lnshard_engine_peer_disconnected(
-    engine: *const lnshard_engine,
-    node_id: *const u8,
-) -> lnshard_result {
-    ffi_panic_boundary! {
-        let engine = &try_handle!(engine, "engine").engine;
-        let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
-        match engine.peer_disconnected(node_id) {
-            Ok(()) => lnshard_result::Ok,
-            Err(e) => engine_error("peer_disconnected", &e),
-        }
-    }
-}
-
-/// A decrypted message from the peer `node_id` (33 bytes): `len` bytes at `bytes`, 2-byte
-/// type then payload, at most `LNSHARD_MAX_MESSAGE_LEN`. On `LNSHARD_RESULT_FULL` nothing
-/// was queued: drain outputs and retry.
-#[no_mangle]
-pub extern "C" fn lnshard_engine_handle_message(
-    engine: *const lnshard_engine,
-    node_id: *const u8,
-    bytes: *const u8,
-    len: usize,
-) -> lnshard_result {
-    ffi_panic_boundary! {
-        let engine = &try_handle!(engine, "engine").engine;
-        let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
-        let bytes = try_slice!(bytes, len, LNSHARD_MAX_MESSAGE_LEN, "bytes");
-        match engine.handle_message(node_id, bytes) {
-            Ok(()) => lnshard_result::Ok,
-            Err(e) => engine_error("handle_message", &e),
-        }
-    }
-}
-
-/// Drains what the engine queued for the peer `node_id` (33 bytes) without blocking: on
-/// success `*out` is a new list (possibly empty) to free with `lnshard_peer_outputs_free`.
-#[no_mangle]
-pub extern "C" fn lnshard_engine_peer_outputs(
-    engine: *const lnshard_engine,
-    node_id: *const u8,
-    out: *mut *mut lnshard_peer_outputs,
-) -> lnshard_result {
-    ffi_panic_boundary! {
-        let engine = &try_handle!(engine, "engine").engine;
-        let node_id = try_result!(pubkey(try_array!(node_id, 33, "node_id"), "node_id"));
-        let out = try_mut_from_ptr!(out, "out");
-        *out = into_handle::<lnshard_peer_outputs>(PeerOutputs(engine.peer_outputs(&node_id)));
-        lnshard_result::Ok
-    }
-}
-
-/// Waits up to `timeout_ms` for a peer with queued output: `*out_found` says whether one
-/// came, and then its id is in `out_node_id` (33 bytes). Drain it with
-/// `lnshard_engine_peer_outputs`.
-#[no_mangle]
-pub extern "C" fn lnshard_engine_wait_ready_peer(
-    engine: *const lnshard_engine,
-    timeout_ms: u32,
-    out_node_id: *mut u8,
-    out_found: *mut bool,
-) -> lnshard_result {
-    ffi_panic_boundary! {
-        let engine = &try_handle!(engine, "engine").engine;
-        let out_node_id = try_out!(out_node_id, "out_node_id");
-        let out_found = try_mut_from_ptr!(out_found, "out_found");
-        match engine.wait_ready_peer(Duration::from_millis(u64::from(timeout_ms))) {
-            Some(id) => {
-                write_array(out_node_id, &id.serialize());
-                *out_found = true;
-            }
-            None => *out_found = false,
-        }
-        lnshard_result::Ok
-    }
-}
-
 /// Opens a BOLT 8 connection (named `conn` by the application) to `their_node_id` (33
 /// bytes): `*out_act_one` receives act one, to write to the socket; free it with
 /// `lnshard_bytes_free`. Then feed every byte read to `lnshard_engine_handle_bytes`.
@@ -612,6 +514,33 @@ pub extern "C" fn lnshard_engine_connection_outputs(
             }
             Err(e) => engine_error("connection_outputs", &e),
         }
+    }
+}
+
+/// Waits up to `timeout_ms` for a connection whose peer's shard wrote to it (or closed it)
+/// since `lnshard_engine_connection_outputs` last drained it: `*out_found` says whether one
+/// came, and then `*out_conn` names it. Drain it with `lnshard_engine_connection_outputs`.
+/// Each connection is named at most once until drained; it may have been closed since (its
+/// `connection_outputs` then fails with `LNSHARD_RESULT_UNKNOWN_CONNECTION`).
+#[no_mangle]
+pub extern "C" fn lnshard_engine_wait_ready_connection(
+    engine: *const lnshard_engine,
+    timeout_ms: u32,
+    out_conn: *mut u64,
+    out_found: *mut bool,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let engine = &try_handle!(engine, "engine").engine;
+        let out_conn = try_mut_from_ptr!(out_conn, "out_conn");
+        let out_found = try_mut_from_ptr!(out_found, "out_found");
+        match engine.wait_ready_connection(Duration::from_millis(u64::from(timeout_ms))) {
+            Some(conn) => {
+                *out_conn = conn;
+                *out_found = true;
+            }
+            None => *out_found = false,
+        }
+        lnshard_result::Ok
     }
 }
 

@@ -50,8 +50,8 @@ pub(crate) enum HandleKind {
     Engine = 0x4c4e_5348_454e_4731,
     /// `lnshard_bytes`.
     Bytes = 0x4c4e_5348_4259_5432,
-    /// `lnshard_peer_outputs`.
-    PeerOutputs = 0x4c4e_5348_504f_5533,
+    // 0x4c4e_5348_504f_5533 was `lnshard_peer_outputs` (the plaintext path, removed): never
+    // reused.
     /// `lnshard_event`.
     Event = 0x4c4e_5348_4556_5434,
     /// `lnshard_channel_list`.
@@ -66,7 +66,6 @@ impl HandleKind {
         match self {
             HandleKind::Engine => "lnshard_engine",
             HandleKind::Bytes => "lnshard_bytes",
-            HandleKind::PeerOutputs => "lnshard_peer_outputs",
             HandleKind::Event => "lnshard_event",
             HandleKind::ChannelList => "lnshard_channel_list",
             HandleKind::StoreSink => "lnshard_store_sink",

@@ -8,8 +8,9 @@
 
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::transport::{
-    Act, Decryptor, Encryptor, HandshakeError, InitiatorHandshake, ResponderHandshake, Transport,
-    ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN, MAX_MESSAGE_LEN,
+    Act, Decryptor, Encryptor, Established, Handshake, HandshakeError, HandshakeStep,
+    InitiatorHandshake, ResponderHandshake, Transport, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN,
+    MAX_MESSAGE_LEN,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -211,6 +212,213 @@ fn run_responder_vector(name: &str) {
             assert_eq!(transport.encryptor().chaining_key().to_vec(), ck);
             assert_eq!(transport.decryptor().chaining_key().to_vec(), ck);
         }
+    }
+}
+
+/// What a stream [`Handshake`] made of one act fed in chunks of `chunk` bytes: still reading
+/// (with what it wrote and how many bytes it still needs), established, or failed.
+enum Fed {
+    Reading(Handshake, Vec<u8>),
+    Established(Established),
+    Failed(HandshakeError),
+}
+
+fn feed(mut handshake: Handshake, bytes: &[u8], chunk: usize) -> Fed {
+    let mut written = Vec::new();
+    let mut chunks = bytes.chunks(chunk);
+    loop {
+        let Some(piece) = chunks.next() else {
+            return Fed::Reading(handshake, written);
+        };
+        match handshake.read(piece) {
+            Ok(HandshakeStep::Reading {
+                handshake: next,
+                write,
+            }) => {
+                written.extend_from_slice(&write);
+                handshake = next;
+            }
+            Ok(HandshakeStep::Established(mut e)) => {
+                written.append(&mut e.write);
+                e.write = written;
+                assert!(chunks.next().is_none(), "bytes left after the last act");
+                return Fed::Established(e);
+            }
+            Err(error) => return Fed::Failed(error),
+        }
+    }
+}
+
+/// A "short read" vector gives fewer bytes than the act: over a stream that is no error, the
+/// handshake waits for the rest.
+fn assert_waits_for_the_rest(fed: Fed, input: &[u8], len: usize) {
+    match fed {
+        Fed::Reading(handshake, written) => {
+            assert!(written.is_empty());
+            assert_eq!(handshake.bytes_needed(), len - input.len());
+        }
+        _ => panic!("a short act must leave the handshake reading"),
+    }
+}
+
+/// One "Initiator Tests" vector through the stream [`Handshake`], act two fed in chunks of
+/// `chunk` bytes.
+fn run_initiator_vector_stream(name: &str, chunk: usize) {
+    let case = case("initiator_tests", name);
+    let (handshake, act_one) = Handshake::outbound(
+        &secret(&case, "ls.priv"),
+        &public(&case, "rs.pub"),
+        &secret(&case, "e.priv"),
+    );
+    assert_eq!(act_one.to_vec(), hex(field(act(&case, "One"), "output")));
+    assert!(handshake.is_outbound());
+    assert_eq!(handshake.awaiting(), Act::Two);
+    let act_two = hex(field(act(&case, "Two"), "input"));
+    let fed = feed(handshake, &act_two, chunk);
+    match case.get("expected_error").and_then(Value::as_str) {
+        Some(spec) if spec.contains("READ_FAILED") => {
+            assert_waits_for_the_rest(fed, &act_two, ACT_TWO_LEN)
+        }
+        Some(spec) => match fed {
+            Fed::Failed(error) => assert_eq!(error, expected_error(spec, &act_two), "{name}"),
+            _ => panic!("{name}: act two must be rejected"),
+        },
+        None => {
+            let Fed::Established(e) = fed else {
+                panic!("{name}: act two must complete the handshake");
+            };
+            assert_eq!(e.write, hex(field(act(&case, "Three"), "output")));
+            assert_eq!(e.node_id, public(&case, "rs.pub"));
+            assert!(e.leftover.is_empty());
+            let keys = &case["expected_keys"];
+            assert_eq!(
+                e.transport.encryptor().key().to_vec(),
+                hex(field(keys, "sk"))
+            );
+            assert_eq!(
+                e.transport.decryptor().key().to_vec(),
+                hex(field(keys, "rk"))
+            );
+        }
+    }
+}
+
+/// One "Responder Tests" vector through the stream [`Handshake`], acts one and three fed in
+/// chunks of `chunk` bytes.
+fn run_responder_vector_stream(name: &str, chunk: usize) {
+    let case = case("responder_tests", name);
+    let handshake = Handshake::inbound(&secret(&case, "ls.priv"), &secret(&case, "e.priv"));
+    assert!(!handshake.is_outbound());
+    let expected = case.get("expected_error").and_then(Value::as_str);
+    let act_one_vector = act(&case, "One");
+    let act_one = hex(field(act_one_vector, "input"));
+    let fed = feed(handshake, &act_one, chunk);
+    if let Some(spec) = act_one_vector.get("error").and_then(Value::as_str) {
+        if spec.contains("READ_FAILED") {
+            return assert_waits_for_the_rest(fed, &act_one, ACT_ONE_LEN);
+        }
+        match fed {
+            Fed::Failed(error) => assert_eq!(error, expected_error(spec, &act_one), "{name}"),
+            _ => panic!("{name}: act one must be rejected"),
+        }
+        return;
+    }
+    let Fed::Reading(handshake, act_two) = fed else {
+        panic!("{name}: act one must be accepted");
+    };
+    assert_eq!(act_two, hex(field(act(&case, "Two"), "output")));
+    assert_eq!(handshake.awaiting(), Act::Three);
+    let act_three_vector = act(&case, "Three");
+    let act_three = hex(field(act_three_vector, "input"));
+    let fed = feed(handshake, &act_three, chunk);
+    match expected {
+        Some(spec) if spec.contains("READ_FAILED") => {
+            assert_waits_for_the_rest(fed, &act_three, ACT_THREE_LEN)
+        }
+        Some(spec) => match fed {
+            Fed::Failed(error) => assert_eq!(error, expected_error(spec, &act_three), "{name}"),
+            _ => panic!("{name}: act three must be rejected"),
+        },
+        None => {
+            let Fed::Established(e) = fed else {
+                panic!("{name}: act three must complete the handshake");
+            };
+            assert!(e.write.is_empty());
+            assert!(e.leftover.is_empty());
+            let rs = hex(field(&act_three_vector["intermediate"], "rs"));
+            assert_eq!(e.node_id.serialize().to_vec(), rs);
+            let keys = &case["expected_keys"];
+            assert_eq!(
+                e.transport.decryptor().key().to_vec(),
+                hex(field(keys, "rk"))
+            );
+            assert_eq!(
+                e.transport.encryptor().key().to_vec(),
+                hex(field(keys, "sk"))
+            );
+        }
+    }
+}
+
+#[test]
+fn bolt08_every_vector_through_the_stream_handshake_in_one_piece() {
+    for name in INITIATOR_VECTORS {
+        run_initiator_vector_stream(name, usize::MAX);
+    }
+    for name in RESPONDER_VECTORS {
+        run_responder_vector_stream(name, usize::MAX);
+    }
+}
+
+#[test]
+fn bolt08_every_vector_through_the_stream_handshake_byte_by_byte() {
+    for name in INITIATOR_VECTORS {
+        run_initiator_vector_stream(name, 1);
+    }
+    for name in RESPONDER_VECTORS {
+        run_responder_vector_stream(name, 1);
+    }
+}
+
+/// The successful vectors' acts in one stream, followed by the first message of the
+/// "transport-message test" (its keys are the successful handshake's): the responder gets
+/// the message back as leftover, in every chunking.
+#[test]
+fn bolt08_stream_handshake_hands_over_bytes_past_act_three() {
+    let case = case("responder_tests", RESPONDER_VECTORS[0]);
+    let v = vectors();
+    let message = &v["message_encryption_tests"]["test_vectors"][0];
+    let first = hex(field(&message["outputs"][0], "output"));
+    let mut stream = hex(field(act(&case, "Three"), "input"));
+    stream.extend_from_slice(&first);
+    for chunk in [1, 17, ACT_THREE_LEN, ACT_THREE_LEN + 1, usize::MAX] {
+        let handshake = Handshake::inbound(&secret(&case, "ls.priv"), &secret(&case, "e.priv"));
+        let act_one = hex(field(act(&case, "One"), "input"));
+        let Ok(HandshakeStep::Reading { handshake, .. }) = handshake.read(&act_one) else {
+            panic!("act one is accepted");
+        };
+        let mut handshake = handshake;
+        let mut pieces = stream.chunks(chunk.min(stream.len()));
+        let mut established = loop {
+            let piece = pieces.next().expect("the stream completes the handshake");
+            match handshake.read(piece).expect("act three is accepted") {
+                HandshakeStep::Reading {
+                    handshake: next, ..
+                } => handshake = next,
+                HandshakeStep::Established(e) => break e,
+            }
+        };
+        for rest in pieces {
+            established.leftover.extend_from_slice(rest);
+        }
+        assert_eq!(
+            established
+                .transport
+                .decrypt(&established.leftover)
+                .unwrap(),
+            vec![b"hello".to_vec()],
+            "chunk {chunk}"
+        );
     }
 }
 

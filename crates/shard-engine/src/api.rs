@@ -1,8 +1,18 @@
-//! The API calls, routed to shards: written once over [`Backend`], which the threaded
-//! [`Engine`](crate::Engine) and the simulator [`Sim`](crate::Sim) both implement.
+//! The node's API, written once: [`NodeApi`] is a trait whose every method is provided over
+//! any [`Backend`] (the threaded [`Engine`](crate::Engine), and with the `sim` feature the
+//! simulator). A call is routed to the shard that owns its peer or channel, runs there as an
+//! [`ApiTask`] (a closure over that shard's `NodeCore`), and its answer is released only once
+//! the batch that ran it is durable.
+//!
+//! # Adding a call
+//! One `NodeCore` method, then one provided method here that picks the shard and runs the
+//! core method in a task; the threaded engine, the simulator and the test network get it
+//! from this trait. Then one C function (crates/ffi) and one RPC method (crates/node). There
+//! is no per-call message enum and no per-backend wrapper to extend.
 
 use std::sync::Arc;
 
+use crossbeam_channel::{bounded, Receiver};
 use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::channel::Channel;
 use lightning_core::node::{ApiError, ChannelDetails, PaymentId, Route};
@@ -11,25 +21,92 @@ use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecr
 
 use crate::coordinator::Coordinator;
 use crate::error::EngineError;
-use crate::msg::{ApiCall, ApiReply, ShardMsg};
+use crate::msg::ShardMsg;
 use crate::placement::Placement;
+use crate::shard::Shard;
 
-/// How API calls reach shards.
-pub(crate) trait Backend {
-    fn placement(&self) -> &Placement;
-    fn coordinator(&self) -> &Coordinator;
-    /// Queues `msg` for `shard`. A `control` message (chain updates, registrations that
-    /// every shard must see) waits for room; any other gets `Full`.
-    fn enqueue(&mut self, shard: usize, msg: ShardMsg, control: bool) -> Result<(), EngineError>;
-    /// Runs `call` on `shard` and waits for its answer.
-    fn call(&mut self, shard: usize, call: ApiCall) -> Result<ApiReply, EngineError>;
+/// The work of one API call on the shard that must run it: a closure over the shard's state.
+/// What it returns is a [`Reply`], released (handed to the caller) only after the batch that
+/// ran the task committed.
+pub struct ApiTask(Box<dyn FnOnce(&mut Shard) -> Option<Reply> + Send>);
+
+impl ApiTask {
+    /// A task whose answer nobody waits for.
+    pub(crate) fn detached(f: impl FnOnce(&mut Shard) + Send + 'static) -> Self {
+        ApiTask(Box::new(move |shard| {
+            f(shard);
+            None
+        }))
+    }
+
+    /// A task that answers into a one-slot channel (the caller waits on its receiver).
+    fn answering<R: Send + 'static>(
+        f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+    ) -> (Self, Receiver<R>) {
+        let (tx, rx) = bounded(1);
+        let task = ApiTask(Box::new(move |shard| {
+            let answer = f(shard);
+            Some(Reply(Box::new(move || {
+                // The caller may have given up waiting: nothing to do then.
+                let _ = tx.try_send(answer);
+            })))
+        }));
+        (task, rx)
+    }
+
+    /// Runs the task on `shard`.
+    pub(crate) fn run(self, shard: &mut Shard) -> Option<Reply> {
+        (self.0)(shard)
+    }
 }
 
-fn done(reply: ApiReply) -> Result<(), EngineError> {
-    match reply {
-        ApiReply::Done(r) => r.map_err(EngineError::Api),
-        _ => Ok(()),
+impl core::fmt::Debug for ApiTask {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ApiTask")
     }
+}
+
+/// An API call's answer, held back until the state it reports is durable.
+pub struct Reply(Box<dyn FnOnce() + Send>);
+
+impl Reply {
+    /// Hands the answer to the caller.
+    pub fn send(self) {
+        (self.0)()
+    }
+}
+
+impl core::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Reply")
+    }
+}
+
+/// How API calls reach shards: what a front end (threads, simulator) provides so that every
+/// [`NodeApi`] method works on it.
+pub trait Backend {
+    /// Which shard owns which peer.
+    fn placement(&self) -> &Placement;
+    /// The shared maps (channel ids and short channel ids to peers, the best block).
+    fn coordinator(&self) -> &Coordinator;
+    /// Queues `msg` for `shard`. A `control` message (chain updates, registrations that every
+    /// shard must see) waits for room; any other gets [`EngineError::Full`].
+    fn enqueue(&mut self, shard: usize, msg: ShardMsg, control: bool) -> Result<(), EngineError>;
+    /// Queues the task of a call whose caller waits for the answer.
+    fn submit(&mut self, shard: usize, task: ApiTask) -> Result<(), EngineError>;
+    /// Waits for the answer of a task submitted to `shard`.
+    fn wait<R>(&mut self, shard: usize, answer: &Receiver<R>) -> Result<R, EngineError>;
+}
+
+/// Runs `f` on `shard` and waits for its answer (released after its batch committed).
+fn call<B: Backend, R: Send + 'static>(
+    b: &mut B,
+    shard: usize,
+    f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+) -> Result<R, EngineError> {
+    let (task, answer) = ApiTask::answering(f);
+    b.submit(shard, task)?;
+    b.wait(shard, &answer)
 }
 
 fn peer_of(b: &impl Backend, channel_id: &ChannelId) -> Result<PublicKey, EngineError> {
@@ -38,125 +115,194 @@ fn peer_of(b: &impl Backend, channel_id: &ChannelId) -> Result<PublicKey, Engine
         .ok_or(EngineError::UnknownChannel(*channel_id))
 }
 
-pub(crate) fn peer_connected(b: &mut impl Backend, node_id: PublicKey) -> Result<(), EngineError> {
-    let shard = b.placement().shard_of(&node_id);
-    b.enqueue(shard, ShardMsg::PeerConnected(node_id), false)
-}
+/// The node's calls, the same on every [`Backend`]: implemented for `&Engine` (so
+/// `engine.send_payment(..)` works on an `Engine`, a `&Engine` or an `Arc<Engine>`) and, with
+/// the `sim` feature, for `&mut Sim`. Bring the trait into scope to call them.
+pub trait NodeApi: Backend + Sized {
+    /// Opens a channel: returns its temporary id once the peer's shard has queued
+    /// `open_channel`.
+    fn create_channel(
+        mut self,
+        node_id: PublicKey,
+        funding_satoshis: u64,
+        push_msat: u64,
+        user_channel_id: u128,
+        feerate_per_kw: u32,
+    ) -> Result<ChannelId, EngineError> {
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            let result = s.core_mut().create_channel(
+                node_id,
+                funding_satoshis,
+                push_msat,
+                user_channel_id,
+                feerate_per_kw,
+            );
+            if let Ok(temp) = result {
+                s.coordinator().insert_channel(temp, node_id);
+            }
+            result
+        })?
+        .map_err(EngineError::Api)
+    }
 
-pub(crate) fn peer_disconnected(
-    b: &mut impl Backend,
-    node_id: PublicKey,
-) -> Result<(), EngineError> {
-    let shard = b.placement().shard_of(&node_id);
-    b.enqueue(shard, ShardMsg::PeerDisconnected(node_id), false)
-}
+    /// The funding transaction for the channel `temporary_channel_id`.
+    fn funding_transaction_generated(
+        mut self,
+        temporary_channel_id: ChannelId,
+        funding_tx: Transaction,
+    ) -> Result<(), EngineError> {
+        let node_id = peer_of(&self, &temporary_channel_id)?;
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core_mut()
+                .funding_transaction_generated(temporary_channel_id, node_id, funding_tx)
+        })?
+        .map_err(EngineError::Api)
+    }
 
-pub(crate) fn handle_message(
-    b: &mut impl Backend,
-    node_id: PublicKey,
-    bytes: &[u8],
-) -> Result<(), EngineError> {
-    let shard = b.placement().shard_of(&node_id);
-    let msg = ShardMsg::Message {
-        node_id,
-        bytes: bytes.to_vec(),
-    };
-    b.enqueue(shard, msg, false)
-}
+    /// Pays along `route`, on the shard owning the first hop's channel.
+    fn send_payment(
+        mut self,
+        route: &Route,
+        payment_hash: PaymentHash,
+        payment_secret: PaymentSecret,
+        payment_id: PaymentId,
+    ) -> Result<(), EngineError> {
+        // The shard owning the first hop's channel; with no such channel, any shard (shard 0)
+        // refuses or fails it exactly as a lone NodeCore would.
+        let shard = route
+            .hops
+            .first()
+            .and_then(|hop| self.coordinator().channel_of_scid(&hop.short_channel_id))
+            .map_or(0, |(node_id, _)| self.placement().shard_of(&node_id));
+        let route = route.clone();
+        call(&mut self, shard, move |s| {
+            let result =
+                s.core_mut()
+                    .send_payment(&route, payment_hash, payment_secret, payment_id);
+            if result.is_ok() {
+                let index = s.index();
+                s.coordinator().payment_started(payment_id, index);
+            }
+            result
+        })?
+        .map_err(EngineError::Api)
+    }
 
-pub(crate) fn create_channel(
-    b: &mut impl Backend,
-    node_id: PublicKey,
-    funding_satoshis: u64,
-    push_msat: u64,
-    user_channel_id: u128,
-    feerate_per_kw: u32,
-) -> Result<ChannelId, EngineError> {
-    let shard = b.placement().shard_of(&node_id);
-    let call = ApiCall::CreateChannel {
-        node_id,
-        funding_satoshis,
-        push_msat,
-        user_channel_id,
-        feerate_per_kw,
-    };
-    match b.call(shard, call)? {
-        ApiReply::ChannelCreated(r) => r.map_err(EngineError::Api),
-        _ => Err(EngineError::Api(ApiError::PeerNotConnected(node_id))),
+    /// Registers a payment we expect (on every shard); returns its hash and secret.
+    fn create_inbound_payment(
+        mut self,
+        payment_preimage: PaymentPreimage,
+        amount_msat: Option<u64>,
+    ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
+        // Shard 0 derives the secret (from the node seed: the same on every shard); every
+        // other shard registers it before this returns, so an HTLC for it finds it on any
+        // shard (a peer's later messages queue behind the registration in its shard's FIFO
+        // inbox).
+        let (hash, secret) = call(&mut self, 0, move |s| {
+            s.core_mut()
+                .create_inbound_payment(&payment_preimage, amount_msat)
+        })?;
+        register_on(&mut self, 1, hash, secret, amount_msat)?;
+        Ok((hash, secret))
+    }
+
+    /// Registers a payment we expect whose hash and secret the application chose.
+    fn register_inbound_payment(
+        mut self,
+        payment_hash: PaymentHash,
+        payment_secret: PaymentSecret,
+        amount_msat: Option<u64>,
+    ) -> Result<(), EngineError> {
+        register_on(&mut self, 0, payment_hash, payment_secret, amount_msat)
+    }
+
+    /// Claims a claimable payment on the shard(s) holding its HTLCs.
+    fn claim_funds(mut self, payment_preimage: PaymentPreimage) -> Result<(), EngineError> {
+        on_claimable(&mut self, payment_preimage.payment_hash(), move |core| {
+            core.claim_funds(payment_preimage)
+        })
+    }
+
+    /// Fails a claimable payment back.
+    fn fail_htlc_backwards(mut self, payment_hash: PaymentHash) -> Result<(), EngineError> {
+        on_claimable(&mut self, payment_hash, move |core| {
+            core.fail_htlc_backwards(payment_hash)
+        })
+    }
+
+    /// Starts a cooperative close of `channel_id`.
+    fn close_channel(mut self, channel_id: ChannelId) -> Result<(), EngineError> {
+        let node_id = peer_of(&self, &channel_id)?;
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core_mut().close_channel(channel_id, node_id)
+        })?
+        .map_err(EngineError::Api)
+    }
+
+    /// Force-closes `channel_id`: broadcasts our latest commitment.
+    fn force_close_channel(mut self, channel_id: ChannelId) -> Result<(), EngineError> {
+        let node_id = peer_of(&self, &channel_id)?;
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core_mut().force_close_channel(channel_id, node_id)
+        })?
+        .map_err(EngineError::Api)
+    }
+
+    /// Every channel of every shard.
+    fn list_channels(mut self) -> Result<Vec<ChannelDetails>, EngineError> {
+        let mut all = Vec::new();
+        for shard in 0..self.placement().shards() {
+            all.append(&mut call(&mut self, shard, |s| s.core().list_channels())?);
+        }
+        Ok(all)
+    }
+
+    /// A copy of one channel's state (inspection and tests).
+    fn channel(
+        mut self,
+        node_id: PublicKey,
+        channel_id: ChannelId,
+    ) -> Result<Option<Channel>, EngineError> {
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core().channel(&node_id, &channel_id).cloned()
+        })
+    }
+
+    /// A new best block, for every shard.
+    fn best_block_updated(mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
+        self.coordinator().set_best_block(height, hash);
+        for shard in 0..self.placement().shards() {
+            self.enqueue(shard, ShardMsg::BestBlock { height, hash }, true)?;
+        }
+        Ok(())
+    }
+
+    /// Transactions confirmed at `height` (with their index in the block), for every shard.
+    fn transactions_confirmed(
+        mut self,
+        height: u32,
+        txdata: &[(u32, Transaction)],
+    ) -> Result<(), EngineError> {
+        let shared = Arc::new(txdata.to_vec());
+        for shard in 0..self.placement().shards() {
+            let msg = ShardMsg::TransactionsConfirmed {
+                height,
+                txdata: shared.clone(),
+            };
+            self.enqueue(shard, msg, true)?;
+        }
+        Ok(())
     }
 }
 
-pub(crate) fn funding_transaction_generated(
-    b: &mut impl Backend,
-    temporary_channel_id: ChannelId,
-    funding_tx: Transaction,
-) -> Result<(), EngineError> {
-    let node_id = peer_of(b, &temporary_channel_id)?;
-    let shard = b.placement().shard_of(&node_id);
-    let call = ApiCall::FundingTransactionGenerated {
-        temporary_channel_id,
-        node_id,
-        funding_tx,
-    };
-    done(b.call(shard, call)?)
-}
+impl<B: Backend> NodeApi for B {}
 
-pub(crate) fn send_payment(
-    b: &mut impl Backend,
-    route: &Route,
-    payment_hash: PaymentHash,
-    payment_secret: PaymentSecret,
-    payment_id: PaymentId,
-) -> Result<(), EngineError> {
-    // The shard owning the first hop's channel; with no such channel, any shard (shard 0)
-    // refuses or fails it exactly as a lone NodeCore would.
-    let shard = route
-        .hops
-        .first()
-        .and_then(|hop| b.coordinator().channel_of_scid(&hop.short_channel_id))
-        .map_or(0, |(node_id, _)| b.placement().shard_of(&node_id));
-    let call = ApiCall::SendPayment {
-        route: route.clone(),
-        payment_hash,
-        payment_secret,
-        payment_id,
-    };
-    done(b.call(shard, call)?)
-}
-
-pub(crate) fn create_inbound_payment(
-    b: &mut impl Backend,
-    payment_preimage: PaymentPreimage,
-    amount_msat: Option<u64>,
-) -> Result<(PaymentHash, PaymentSecret), EngineError> {
-    // Shard 0 derives the secret (from the node seed: the same on every shard); every other
-    // shard registers it before this returns, so an HTLC for it finds it on any shard (a
-    // peer's later messages queue behind the registration in its shard's FIFO inbox).
-    let call = ApiCall::CreateInboundPayment {
-        payment_preimage,
-        amount_msat,
-    };
-    let (hash, secret) = match b.call(0, call)? {
-        ApiReply::Inbound(h, s) => (h, s),
-        _ => {
-            return Err(EngineError::Api(ApiError::NotClaimable(
-                payment_preimage.payment_hash(),
-            )))
-        }
-    };
-    register_on(b, 1, hash, secret, amount_msat)?;
-    Ok((hash, secret))
-}
-
-pub(crate) fn register_inbound_payment(
-    b: &mut impl Backend,
-    payment_hash: PaymentHash,
-    payment_secret: PaymentSecret,
-    amount_msat: Option<u64>,
-) -> Result<(), EngineError> {
-    register_on(b, 0, payment_hash, payment_secret, amount_msat)
-}
-
+/// Registers an inbound payment on shards `from..`, without waiting for an answer.
 fn register_on(
     b: &mut impl Backend,
     from: usize,
@@ -165,127 +311,31 @@ fn register_on(
     amount_msat: Option<u64>,
 ) -> Result<(), EngineError> {
     for shard in from..b.placement().shards() {
-        let msg = ShardMsg::Api {
-            call: ApiCall::RegisterInboundPayment {
-                payment_hash,
-                payment_secret,
-                amount_msat,
-            },
-            reply: None,
-        };
-        b.enqueue(shard, msg, true)?;
+        let task = ApiTask::detached(move |s| {
+            s.core_mut()
+                .register_inbound_payment(payment_hash, payment_secret, amount_msat)
+        });
+        b.enqueue(shard, ShardMsg::Api(task), true)?;
     }
     Ok(())
 }
 
-/// Runs `make()` on every shard holding claimable HTLCs of `hash`.
-fn on_claimable(
-    b: &mut impl Backend,
+/// Runs `f` on every shard holding claimable HTLCs of `hash`.
+fn on_claimable<B: Backend>(
+    b: &mut B,
     hash: PaymentHash,
-    make: impl Fn() -> ApiCall,
+    f: impl Fn(&mut lightning_core::node::NodeCore) -> Result<(), ApiError> + Clone + Send + 'static,
 ) -> Result<(), EngineError> {
     let shards = b.coordinator().claimable_shards(&hash);
     let mut result = Err(EngineError::Api(ApiError::NotClaimable(hash)));
     for shard in shards {
+        let f = f.clone();
         // A shard that refused with `Full` keeps its entry: the caller may retry.
-        let answer = done(b.call(shard, make())?);
+        let answer = call(b, shard, move |s| f(s.core_mut()))?;
         b.coordinator().claim_done(&hash, shard);
         if answer.is_ok() {
             result = Ok(());
         }
     }
     result
-}
-
-pub(crate) fn claim_funds(
-    b: &mut impl Backend,
-    payment_preimage: PaymentPreimage,
-) -> Result<(), EngineError> {
-    on_claimable(b, payment_preimage.payment_hash(), || {
-        ApiCall::ClaimFunds(payment_preimage)
-    })
-}
-
-pub(crate) fn fail_htlc_backwards(
-    b: &mut impl Backend,
-    payment_hash: PaymentHash,
-) -> Result<(), EngineError> {
-    on_claimable(b, payment_hash, || ApiCall::FailHtlcBackwards(payment_hash))
-}
-
-pub(crate) fn close_channel(
-    b: &mut impl Backend,
-    channel_id: ChannelId,
-    force: bool,
-) -> Result<(), EngineError> {
-    let node_id = peer_of(b, &channel_id)?;
-    let shard = b.placement().shard_of(&node_id);
-    let call = if force {
-        ApiCall::ForceCloseChannel {
-            channel_id,
-            node_id,
-        }
-    } else {
-        ApiCall::CloseChannel {
-            channel_id,
-            node_id,
-        }
-    };
-    done(b.call(shard, call)?)
-}
-
-pub(crate) fn list_channels(b: &mut impl Backend) -> Result<Vec<ChannelDetails>, EngineError> {
-    let mut all = Vec::new();
-    for shard in 0..b.placement().shards() {
-        if let ApiReply::Channels(mut c) = b.call(shard, ApiCall::ListChannels)? {
-            all.append(&mut c);
-        }
-    }
-    Ok(all)
-}
-
-pub(crate) fn channel(
-    b: &mut impl Backend,
-    node_id: PublicKey,
-    channel_id: ChannelId,
-) -> Result<Option<Channel>, EngineError> {
-    let shard = b.placement().shard_of(&node_id);
-    match b.call(
-        shard,
-        ApiCall::Channel {
-            node_id,
-            channel_id,
-        },
-    )? {
-        ApiReply::Channel(c) => Ok(c.map(|c| *c)),
-        _ => Ok(None),
-    }
-}
-
-pub(crate) fn best_block_updated(
-    b: &mut impl Backend,
-    height: u32,
-    hash: BlockHash,
-) -> Result<(), EngineError> {
-    b.coordinator().set_best_block(height, hash);
-    for shard in 0..b.placement().shards() {
-        b.enqueue(shard, ShardMsg::BestBlock { height, hash }, true)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn transactions_confirmed(
-    b: &mut impl Backend,
-    height: u32,
-    txdata: &[(u32, Transaction)],
-) -> Result<(), EngineError> {
-    let shared = Arc::new(txdata.to_vec());
-    for shard in 0..b.placement().shards() {
-        let msg = ShardMsg::TransactionsConfirmed {
-            height,
-            txdata: shared.clone(),
-        };
-        b.enqueue(shard, msg, true)?;
-    }
-    Ok(())
 }

@@ -16,8 +16,13 @@
 //!   [`ConnectionId`] and calls [`Engine::handle_bytes`](crate::Engine::handle_bytes), which
 //!   runs the handshake on the caller's thread, attaches the transport with a queue writer
 //!   after act three, and forwards later bytes to the shard as ciphertext;
-//!   [`Engine::connection_outputs`](crate::Engine::connection_outputs) drains what the shard
+//!   [`Engine::wait_ready_connection`](crate::Engine::wait_ready_connection) names a
+//!   connection the shard wrote to and
+//!   [`Engine::connection_outputs`](crate::Engine::connection_outputs) drains what it
 //!   encrypted.
+//!
+//! Both drive the handshake with lightning-core's [`Handshake`], the one sans-IO state
+//! machine for a BOLT 8 connection between its first byte and its [`Transport`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,10 +32,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use lightning_core::bitcoin::hashes::{sha256, Hash, HashEngine};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
-use lightning_core::transport::{
-    InitiatorHandshake, ResponderAwaitingActThree, ResponderHandshake, Transport, ACT_ONE_LEN,
-    ACT_THREE_LEN, ACT_TWO_LEN,
-};
+use lightning_core::transport::{Handshake, Transport};
 use parking_lot::{Mutex, RwLock};
 
 use crate::budget::ByteBudget;
@@ -50,12 +52,8 @@ pub struct ConnectionOutput {
 /// Where a connection's handshake stands.
 #[derive(Debug)]
 pub(crate) enum State {
-    /// We sent act one to this node; waiting for act two.
-    AwaitingActTwo(InitiatorHandshake, PublicKey),
-    /// Waiting for act one.
-    AwaitingActOne(ResponderHandshake),
-    /// We sent act two; waiting for act three.
-    AwaitingActThree(ResponderAwaitingActThree),
+    /// In the handshake (it buffers the act being read).
+    Handshaking(Handshake),
     /// Established with `node_id`: the cipher states live on the peer's shard; encrypted
     /// bytes come back through `queue`.
     Established {
@@ -72,8 +70,6 @@ pub(crate) enum State {
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) state: State,
-    /// Handshake bytes received but not yet a whole act.
-    pub(crate) act_buf: Vec<u8>,
     /// Ciphertext a full inbox refused: sent first on the next call.
     pub(crate) pending: VecDeque<Vec<u8>>,
 }
@@ -82,31 +78,77 @@ impl Connection {
     pub(crate) fn new(state: State) -> Self {
         Connection {
             state,
-            act_buf: Vec::new(),
             pending: VecDeque::new(),
-        }
-    }
-
-    /// The length of the act this connection waits for, if it waits for one.
-    pub(crate) fn act_len(&self) -> Option<usize> {
-        match self.state {
-            State::AwaitingActOne(_) => Some(ACT_ONE_LEN),
-            State::AwaitingActTwo(..) => Some(ACT_TWO_LEN),
-            State::AwaitingActThree(_) => Some(ACT_THREE_LEN),
-            _ => None,
         }
     }
 }
 
-/// Every open connection.
-#[derive(Debug, Default)]
+/// Every open connection, and the connections with output waiting (each named once until
+/// [`QueueReader::drain`] runs).
+#[derive(Debug)]
 pub(crate) struct Connections {
     pub(crate) map: RwLock<HashMap<ConnectionId, Arc<Mutex<Connection>>>>,
+    ready_tx: Sender<ConnectionId>,
+    ready_rx: Receiver<ConnectionId>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        // Unbounded, yet never longer than the number of connections: each is queued at most
+        // once until its host drains it.
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+        Connections {
+            map: RwLock::default(),
+            ready_tx,
+            ready_rx,
+        }
+    }
 }
 
 impl Connections {
     pub(crate) fn get(&self, conn: ConnectionId) -> Option<Arc<Mutex<Connection>>> {
         self.map.read().get(&conn).cloned()
+    }
+
+    /// A connection the shards wrote to (or closed) since its host last drained it, waiting
+    /// up to `timeout`.
+    pub(crate) fn wait_ready(&self, timeout: std::time::Duration) -> Option<ConnectionId> {
+        self.ready_rx.recv_timeout(timeout).ok()
+    }
+
+    /// A queue writer for connection `conn` (see [`queue`]) that signals its readiness here.
+    pub(crate) fn queue(
+        &self,
+        conn: ConnectionId,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (QueueWriter, QueueReader) {
+        queue(
+            capacity,
+            max_bytes,
+            Ready {
+                conn,
+                tx: self.ready_tx.clone(),
+                signalled: Arc::new(AtomicBool::new(false)),
+            },
+        )
+    }
+}
+
+/// How a [`QueueWriter`] tells its host that connection `conn` has output: it queues `conn`
+/// once, until the reader drains it.
+#[derive(Debug, Clone)]
+struct Ready {
+    conn: ConnectionId,
+    tx: Sender<ConnectionId>,
+    signalled: Arc<AtomicBool>,
+}
+
+impl Ready {
+    fn signal(&self) {
+        if !self.signalled.swap(true, Ordering::SeqCst) {
+            let _ = self.tx.send(self.conn);
+        }
     }
 }
 
@@ -158,6 +200,7 @@ pub(crate) struct QueueWriter {
     tx: Sender<Vec<u8>>,
     closed: Arc<AtomicBool>,
     bytes: Arc<ByteBudget>,
+    ready: Ready,
 }
 
 /// The host's end of a [`QueueWriter`].
@@ -166,11 +209,12 @@ pub(crate) struct QueueReader {
     rx: Receiver<Vec<u8>>,
     closed: Arc<AtomicBool>,
     bytes: Arc<ByteBudget>,
+    ready: Ready,
 }
 
 /// A queue writer holding at most `capacity` writes and `max_bytes` bytes (see
-/// [`ByteBudget`]), and its reader.
-pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueWriter, QueueReader) {
+/// [`ByteBudget`]), and its reader; each write and the close signal `ready`.
+fn queue(capacity: usize, max_bytes: usize, ready: Ready) -> (QueueWriter, QueueReader) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let closed = Arc::new(AtomicBool::new(false));
     let bytes = Arc::new(ByteBudget::new(max_bytes));
@@ -179,8 +223,14 @@ pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueWriter, QueueRea
             tx,
             closed: closed.clone(),
             bytes: bytes.clone(),
+            ready: ready.clone(),
         },
-        QueueReader { rx, closed, bytes },
+        QueueReader {
+            rx,
+            closed,
+            bytes,
+            ready,
+        },
     )
 }
 
@@ -197,17 +247,21 @@ impl ConnectionWriter for QueueWriter {
             self.bytes.give_back(len);
             return false;
         }
+        self.ready.signal();
         true
     }
 
     fn close(&mut self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.ready.signal();
     }
 }
 
 impl QueueReader {
     /// Everything written so far, and whether the shard closed the connection after it.
     pub(crate) fn drain(&self) -> (Vec<u8>, bool) {
+        // First: a write from now on queues the connection again.
+        self.ready.signalled.store(false, Ordering::SeqCst);
         let mut bytes = Vec::new();
         for chunk in self.rx.try_iter() {
             bytes.extend_from_slice(&chunk);

@@ -1,41 +1,33 @@
 //! The threaded engine: N shards, each one thread with one bounded inbox and one NodeCore.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
-use lightning_core::bitcoin::{BlockHash, Transaction};
-use lightning_core::channel::Channel;
+use lightning_core::bitcoin::BlockHash;
 use lightning_core::keys::ChannelKeys;
-use lightning_core::node::{
-    ChannelDetails, Event, HtlcSource, Liveness, NodeConfig, PaymentId, Route,
-};
+use lightning_core::node::{Event, Liveness, NodeConfig};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
-use lightning_core::transport::{InitiatorHandshake, ResponderHandshake};
-use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
+use lightning_core::transport::{Handshake, HandshakeStep};
 use parking_lot::RwLock;
 
-use crate::api::{self, Backend};
+use crate::api::{ApiTask, Backend};
 use crate::budget::ByteBudget;
 use crate::connection::{
-    ephemeral_key, queue, AttachedConnection, Connection, ConnectionId, ConnectionOutput,
+    ephemeral_key, AttachedConnection, Connection, ConnectionId, ConnectionOutput,
     ConnectionWriter, Connections, State,
 };
 use crate::coordinator::Coordinator;
-use crate::durable::{self, Persister};
+use crate::driver::{open_shards, Handled, Refused, ShardDriver, Sink};
+use crate::durable;
 use crate::error::{EngineError, StopReason};
-use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
+use crate::msg::{Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
-use crate::shard::{step, Shard, ShardCounters, ShardStats};
+use crate::shard::{Shard, ShardCounters, ShardStats};
 use crate::store::Store;
-
-/// The most bytes of peers' ciphertext one batch handles before its commit and the release of
-/// its outputs: a batch of reads full of messages that cost work but change no state (a
-/// flood of pings, say) would otherwise hold every other peer's answers back for all of them.
-const BATCH_CIPHERTEXT_BYTES: usize = 64 * 1024;
 
 /// How the engine is sized, and where it keeps its state.
 #[derive(Clone)]
@@ -339,42 +331,15 @@ impl Engine {
         best_height: u32,
         best_hash: BlockHash,
     ) -> Result<Engine, EngineError> {
-        let store = config.store.clone().ok_or(EngineError::NoStore)?;
-        let placement = Placement::new(&node_secret, config.shards);
-        let n = placement.shards();
-        let (restored, mut ops) = durable::restore(
-            store.as_ref(),
-            &placement,
-            node_secret,
-            seed,
-            &config.node.shard_share(n),
-            (best_height, best_hash),
-        )?;
-        let coordinator = restored.coordinator;
-        let mut shards = Vec::new();
-        let mut initial = Vec::new();
-        for (index, core) in restored.cores.into_iter().enumerate() {
-            let mut shard = Shard::restored(index, core, coordinator.clone(), placement.clone());
-            let mut out = Vec::new();
-            crate::shard::settle(&mut shard, &mut out);
-            ops.extend(durable::commit_ops(
-                shard.core_mut(),
-                &durable::node_key(index, n),
-                &out,
-                &[],
-            )?);
-            shards.push(shard);
-            initial.push(out);
-        }
-        store.write_batch(&ops).map_err(durable::store_error)?;
+        let opened = open_shards(&config, node_secret, seed, best_height, best_hash)?;
         Ok(Engine::start(
             config,
             node_secret,
             seed,
-            placement,
-            coordinator,
-            shards,
-            initial,
+            opened.placement,
+            opened.coordinator,
+            opened.shards,
+            opened.initial,
         ))
     }
 
@@ -384,16 +349,10 @@ impl Engine {
         seed: [u8; 32],
         placement: Placement,
         coordinator: Arc<Coordinator>,
-        mut shards: Vec<Shard>,
+        shards: Vec<Shard>,
         mut initial: Vec<Vec<Out>>,
     ) -> Engine {
         let n = placement.shards();
-        for shard in &mut shards {
-            shard.core_mut().set_liveness(config.liveness);
-            shard
-                .core_mut()
-                .set_forced_channel_keys(config.forced_channel_keys.clone());
-        }
         let (ready_tx, ready_rx) = unbounded();
         let (events_tx, events_rx) = bounded(config.event_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -423,24 +382,12 @@ impl Engine {
             let index = shard.index();
             counters.push(shard.counters().clone());
             let worker = Worker {
-                shard,
+                driver: ShardDriver::new(shard, &config, n),
                 rx,
-                senders: senders.clone(),
-                shared: shared.clone(),
-                outboxes: HashMap::new(),
-                epochs: HashMap::new(),
-                parked: (0..n).map(|_| VecDeque::new()).collect(),
-                dead: Vec::new(),
-                persister: config.store.clone().map(|store| Persister {
-                    store,
-                    node_key: durable::node_key(index, n),
-                }),
-                // Batches exist to amortize commits: without a store, release each message's
-                // outputs at once (cross-shard work then never waits on another batch).
-                commit_batch: if config.store.is_some() {
-                    config.commit_batch.max(1)
-                } else {
-                    1
+                sink: ThreadSink {
+                    senders: senders.clone(),
+                    shared: shared.clone(),
+                    outboxes: HashMap::new(),
                 },
                 held: None,
             };
@@ -502,8 +449,9 @@ impl Engine {
         &self.shared.coordinator
     }
 
-    fn backend(&self) -> EngineBackend<'_> {
-        EngineBackend(self)
+    /// The engine as a [`Backend`] (the API calls of [`NodeApi`](crate::NodeApi) run on it).
+    fn backend(&self) -> &Engine {
+        self
     }
 
     /// A connection to `node_id` is up: the engine queues our `init` (the peer's `init`, with
@@ -513,7 +461,10 @@ impl Engine {
         outbox.overflowed.store(false, Ordering::SeqCst);
         // A new connection: whatever is still queued for an older one becomes stale.
         outbox.epoch.fetch_add(1, Ordering::SeqCst);
-        let result = api::peer_connected(&mut self.backend(), node_id);
+        let shard = self.placement.shard_of(&node_id);
+        let result = self
+            .backend()
+            .enqueue(shard, ShardMsg::PeerConnected(node_id), false);
         if result.is_err() {
             outbox.epoch.fetch_sub(1, Ordering::SeqCst);
         }
@@ -522,130 +473,19 @@ impl Engine {
 
     /// The connection to `node_id` went down.
     pub fn peer_disconnected(&self, node_id: PublicKey) -> Result<(), EngineError> {
-        api::peer_disconnected(&mut self.backend(), node_id)
+        let shard = self.placement.shard_of(&node_id);
+        self.backend()
+            .enqueue(shard, ShardMsg::PeerDisconnected(node_id), false)
     }
 
     /// A decrypted message from `node_id` (2-byte type, then payload).
     pub fn handle_message(&self, node_id: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
-        api::handle_message(&mut self.backend(), node_id, bytes)
-    }
-
-    /// Opens a channel: returns its temporary id once the peer's shard has queued
-    /// `open_channel`.
-    pub fn create_channel(
-        &self,
-        node_id: PublicKey,
-        funding_satoshis: u64,
-        push_msat: u64,
-        user_channel_id: u128,
-        feerate_per_kw: u32,
-    ) -> Result<ChannelId, EngineError> {
-        api::create_channel(
-            &mut self.backend(),
+        let shard = self.placement.shard_of(&node_id);
+        let msg = ShardMsg::Message {
             node_id,
-            funding_satoshis,
-            push_msat,
-            user_channel_id,
-            feerate_per_kw,
-        )
-    }
-
-    /// The funding transaction for the channel `temporary_channel_id`.
-    pub fn funding_transaction_generated(
-        &self,
-        temporary_channel_id: ChannelId,
-        funding_tx: Transaction,
-    ) -> Result<(), EngineError> {
-        api::funding_transaction_generated(&mut self.backend(), temporary_channel_id, funding_tx)
-    }
-
-    /// Pays along `route`, on the shard owning the first hop's channel.
-    pub fn send_payment(
-        &self,
-        route: &Route,
-        payment_hash: PaymentHash,
-        payment_secret: PaymentSecret,
-        payment_id: PaymentId,
-    ) -> Result<(), EngineError> {
-        api::send_payment(
-            &mut self.backend(),
-            route,
-            payment_hash,
-            payment_secret,
-            payment_id,
-        )
-    }
-
-    /// Registers a payment we expect (on every shard); returns its hash and secret.
-    pub fn create_inbound_payment(
-        &self,
-        payment_preimage: PaymentPreimage,
-        amount_msat: Option<u64>,
-    ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
-        api::create_inbound_payment(&mut self.backend(), payment_preimage, amount_msat)
-    }
-
-    /// Registers a payment we expect whose hash and secret the application chose.
-    pub fn register_inbound_payment(
-        &self,
-        payment_hash: PaymentHash,
-        payment_secret: PaymentSecret,
-        amount_msat: Option<u64>,
-    ) -> Result<(), EngineError> {
-        api::register_inbound_payment(
-            &mut self.backend(),
-            payment_hash,
-            payment_secret,
-            amount_msat,
-        )
-    }
-
-    /// Claims a claimable payment on the shard(s) holding its HTLCs.
-    pub fn claim_funds(&self, payment_preimage: PaymentPreimage) -> Result<(), EngineError> {
-        api::claim_funds(&mut self.backend(), payment_preimage)
-    }
-
-    /// Fails a claimable payment back.
-    pub fn fail_htlc_backwards(&self, payment_hash: PaymentHash) -> Result<(), EngineError> {
-        api::fail_htlc_backwards(&mut self.backend(), payment_hash)
-    }
-
-    /// Starts a cooperative close of `channel_id`.
-    pub fn close_channel(&self, channel_id: ChannelId) -> Result<(), EngineError> {
-        api::close_channel(&mut self.backend(), channel_id, false)
-    }
-
-    /// Force-closes `channel_id`.
-    pub fn force_close_channel(&self, channel_id: ChannelId) -> Result<(), EngineError> {
-        api::close_channel(&mut self.backend(), channel_id, true)
-    }
-
-    /// Every channel of every shard.
-    pub fn list_channels(&self) -> Result<Vec<ChannelDetails>, EngineError> {
-        api::list_channels(&mut self.backend())
-    }
-
-    /// A copy of one channel's state.
-    pub fn channel(
-        &self,
-        node_id: PublicKey,
-        channel_id: ChannelId,
-    ) -> Result<Option<Channel>, EngineError> {
-        api::channel(&mut self.backend(), node_id, channel_id)
-    }
-
-    /// A new best block, for every shard.
-    pub fn best_block_updated(&self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
-        api::best_block_updated(&mut self.backend(), height, hash)
-    }
-
-    /// Transactions confirmed at `height`, for every shard.
-    pub fn transactions_confirmed(
-        &self,
-        height: u32,
-        txdata: &[(u32, Transaction)],
-    ) -> Result<(), EngineError> {
-        api::transactions_confirmed(&mut self.backend(), height, txdata)
+            bytes: bytes.to_vec(),
+        };
+        self.backend().enqueue(shard, msg, false)
     }
 
     fn add_connection(&self, conn: ConnectionId, state: State) -> Result<(), EngineError> {
@@ -677,17 +517,17 @@ impl Engine {
         their_node_id: PublicKey,
     ) -> Result<Vec<u8>, EngineError> {
         let ephemeral = self.next_ephemeral(conn);
-        let handshake = InitiatorHandshake::new(&self.node_secret, &their_node_id, &ephemeral);
-        let act_one = handshake.act_one().to_vec();
-        self.add_connection(conn, State::AwaitingActTwo(handshake, their_node_id))?;
-        Ok(act_one)
+        let (handshake, act_one) =
+            Handshake::outbound(&self.node_secret, &their_node_id, &ephemeral);
+        self.add_connection(conn, State::Handshaking(handshake))?;
+        Ok(act_one.to_vec())
     }
 
     /// Accepts a BOLT 8 connection: feed every byte read to [`Engine::handle_bytes`].
     pub fn new_inbound_connection(&self, conn: ConnectionId) -> Result<(), EngineError> {
         let ephemeral = self.next_ephemeral(conn);
-        let handshake = ResponderHandshake::new(&self.node_secret, &ephemeral);
-        self.add_connection(conn, State::AwaitingActOne(handshake))
+        let handshake = Handshake::inbound(&self.node_secret, &ephemeral);
+        self.add_connection(conn, State::Handshaking(handshake))
     }
 
     /// An established BOLT 8 connection `conn` to `node_id` (the handshake done by the host):
@@ -776,55 +616,40 @@ impl Engine {
         let mut c = connection.lock();
         let mut reply = Vec::new();
         let mut input = bytes;
-        while let Some(len) = c.act_len() {
-            let want = len.saturating_sub(c.act_buf.len()).min(input.len());
-            let (head, rest) = input.split_at(want);
-            c.act_buf.extend_from_slice(head);
-            input = rest;
-            if c.act_buf.len() < len {
+        let leftover: Vec<u8>;
+        if matches!(c.state, State::Handshaking(_)) {
+            let State::Handshaking(handshake) = std::mem::replace(&mut c.state, State::Failed)
+            else {
                 return Ok(reply);
-            }
-            let act = std::mem::take(&mut c.act_buf);
-            let state = std::mem::replace(&mut c.state, State::Failed);
-            let outcome = match state {
-                State::AwaitingActOne(handshake) => {
-                    handshake.process_act_one(&act).map(|(next, act_two)| {
-                        reply.extend_from_slice(&act_two);
-                        c.state = State::AwaitingActThree(next);
-                        None
-                    })
-                }
-                State::AwaitingActTwo(handshake, node_id) => {
-                    handshake
-                        .process_act_two(&act)
-                        .map(|(act_three, transport)| {
-                            reply.extend_from_slice(&act_three);
-                            Some((node_id, transport))
-                        })
-                }
-                State::AwaitingActThree(handshake) => handshake.process_act_three(&act).map(Some),
-                other => {
-                    c.state = other;
-                    Ok(None)
-                }
             };
-            let established = match outcome {
-                Ok(established) => established,
+            match handshake.read(input) {
+                Ok(HandshakeStep::Reading { handshake, write }) => {
+                    c.state = State::Handshaking(handshake);
+                    return Ok(write);
+                }
+                Ok(HandshakeStep::Established(established)) => {
+                    // The peer must be known to its shard before its first message: a
+                    // control message, waiting for room.
+                    let node_id = established.node_id;
+                    let (writer, reader) = self.connections.queue(
+                        conn,
+                        self.peer_outbox_capacity,
+                        self.peer_outbox_bytes,
+                    );
+                    self.attach_connection(conn, node_id, established.transport, Box::new(writer))?;
+                    c.state = State::Established {
+                        node_id,
+                        queue: reader,
+                    };
+                    reply = established.write;
+                    leftover = established.leftover;
+                    input = &leftover;
+                }
                 Err(error) => {
                     drop(c);
                     self.connections.map.write().remove(&conn);
                     return Err(EngineError::Handshake { conn, error });
                 }
-            };
-            if let Some((node_id, transport)) = established {
-                // The peer must be known to its shard before its first message: a control
-                // message, waiting for room.
-                let (writer, reader) = queue(self.peer_outbox_capacity, self.peer_outbox_bytes);
-                self.attach_connection(conn, node_id, transport, Box::new(writer))?;
-                c.state = State::Established {
-                    node_id,
-                    queue: reader,
-                };
             }
         }
         let State::Established { node_id, .. } = &c.state else {
@@ -856,6 +681,15 @@ impl Engine {
         };
         let (bytes, disconnect) = queue.drain();
         Ok(ConnectionOutput { bytes, disconnect })
+    }
+
+    /// A connection served through [`Engine::handle_bytes`] whose shard wrote to it or closed
+    /// it since [`Engine::connection_outputs`] last drained it, waiting up to `timeout`; then
+    /// drain it with [`Engine::connection_outputs`]. Each connection appears at most once
+    /// until drained (it may have been closed since: `connection_outputs` then answers
+    /// [`EngineError::UnknownConnection`]).
+    pub fn wait_ready_connection(&self, timeout: Duration) -> Option<ConnectionId> {
+        self.connections.wait_ready(timeout)
     }
 
     /// The node id at the other end of `conn`, once its handshake is complete.
@@ -1030,19 +864,17 @@ impl Drop for Engine {
 }
 
 /// The threaded engine as an API [`Backend`].
-struct EngineBackend<'a>(&'a Engine);
-
-impl Backend for EngineBackend<'_> {
+impl Backend for &Engine {
     fn placement(&self) -> &Placement {
-        &self.0.placement
+        &self.placement
     }
 
     fn coordinator(&self) -> &Coordinator {
-        &self.0.shared.coordinator
+        &self.shared.coordinator
     }
 
     fn enqueue(&mut self, shard: usize, msg: ShardMsg, control: bool) -> Result<(), EngineError> {
-        let engine = self.0;
+        let engine: &Engine = self;
         engine.health()?;
         if engine.shared.closing.load(Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
@@ -1092,24 +924,19 @@ impl Backend for EngineBackend<'_> {
         result
     }
 
-    fn call(&mut self, shard: usize, call: ApiCall) -> Result<ApiReply, EngineError> {
-        let (tx, rx) = bounded(1);
-        self.enqueue(
-            shard,
-            ShardMsg::Api {
-                call,
-                reply: Some(tx),
-            },
-            false,
-        )?;
-        let engine = self.0;
+    fn submit(&mut self, shard: usize, task: ApiTask) -> Result<(), EngineError> {
+        self.enqueue(shard, ShardMsg::Api(task), false)
+    }
+
+    fn wait<R>(&mut self, shard: usize, answer: &Receiver<R>) -> Result<R, EngineError> {
+        let engine: &Engine = self;
         let timeout = engine.reply_timeout;
         let deadline = Instant::now() + timeout;
         loop {
             // In slices: a caller waiting on a shard wakes as soon as the engine stops, with
             // its reason.
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left.min(STOP_POLL)) {
+            match answer.recv_timeout(left.min(STOP_POLL)) {
                 Ok(reply) => return Ok(reply),
                 Err(RecvTimeoutError::Disconnected) => return Err(engine.gone()),
                 Err(RecvTimeoutError::Timeout) => {
@@ -1149,23 +976,112 @@ impl Engine {
     }
 }
 
-/// One shard's thread: receive a batch, step each message, commit, deliver.
-struct Worker {
-    shard: Shard,
-    rx: Receiver<ShardMsg>,
+/// The threads' [`Sink`]: the shared queues, the other shards' inboxes and the peers'
+/// outboxes.
+struct ThreadSink {
     senders: Vec<Sender<ShardMsg>>,
     shared: Arc<Shared>,
+    /// The outboxes this shard has written to (a cache of `shared.outboxes`).
     outboxes: HashMap<PublicKey, Arc<PeerOutbox>>,
-    /// `PeerConnected` messages handled per peer: the tag of its outputs.
-    epochs: HashMap<PublicKey, u64>,
-    /// Cross-shard messages waiting for room in their target's inbox, per target, in order.
-    parked: Vec<VecDeque<ShardMsg>>,
-    /// Cross-shard messages whose target had stopped.
-    dead: Vec<ShardMsg>,
-    /// Where batches are made durable, if anywhere.
-    persister: Option<Persister>,
-    /// The most messages in one batch.
-    commit_batch: usize,
+}
+
+impl Sink for ThreadSink {
+    #[inline]
+    fn taken(&mut self, shard: usize, bytes: usize) {
+        if let Some(budget) = self.shared.inbox_bytes.get(shard) {
+            budget.give_back(bytes);
+        }
+    }
+
+    #[inline]
+    fn stopped(&self) -> bool {
+        self.shared.is_stopped()
+    }
+
+    #[inline]
+    fn aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::SeqCst)
+    }
+
+    fn halt(&mut self, reason: StopReason) {
+        self.shared.halt(reason, &self.senders);
+    }
+
+    fn peer_output(&mut self, node_id: PublicKey, epoch: u64, output: PeerOutput) -> bool {
+        let shared = &self.shared;
+        let outbox = match self.outboxes.entry(node_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // Only peers the application connected have an outbox: output for a peer
+                // whose attached connection is gone is dropped (a reconnection starts afresh
+                // with init and reestablish).
+                match shared.outboxes.read().get(&node_id) {
+                    Some(o) => v.insert(o.clone()),
+                    None => return true,
+                }
+            }
+        };
+        if outbox.overflowed.load(Ordering::SeqCst) {
+            return true;
+        }
+        let len = match &output {
+            PeerOutput::Message(m) => m.len(),
+            PeerOutput::Disconnect => 0,
+        };
+        let queued = outbox.bytes.try_take(len)
+            && (outbox.tx.try_send((epoch, output)).is_ok() || {
+                outbox.bytes.give_back(len);
+                false
+            });
+        if !queued {
+            // Backpressure toward a slow peer: it is disconnected, not waited for.
+            tracing::warn!(%node_id, "peer outbox full: disconnecting");
+            outbox.overflowed.store(true, Ordering::SeqCst);
+        }
+        if !outbox.signalled.swap(true, Ordering::SeqCst) {
+            let _ = shared.ready_tx.send(node_id);
+        }
+        queued
+    }
+
+    fn event(&mut self, event: Event) {
+        // The application's event queue is bounded: the shard waits for room, unless the
+        // engine stops meanwhile.
+        let mut event = event;
+        loop {
+            match self.shared.events_tx.send_timeout(event, STOP_POLL) {
+                Err(crossbeam_channel::SendTimeoutError::Timeout(e))
+                    if !(self.aborted() || self.stopped()) =>
+                {
+                    event = e
+                }
+                _ => break,
+            }
+        }
+    }
+
+    #[inline]
+    fn cross_shard(&mut self) {
+        self.shared.pending.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[inline]
+    fn to_shard(&mut self, to: usize, msg: ShardMsg) -> Result<(), Refused> {
+        let Some(sender) = self.senders.get(to) else {
+            return Err(Refused::Gone(msg));
+        };
+        sender.try_send(msg).map_err(|e| match e {
+            TrySendError::Full(m) => Refused::Full(m),
+            TrySendError::Disconnected(m) => Refused::Gone(m),
+        })
+    }
+}
+
+/// One shard's thread: receives and blocks; the batch protocol is the [`ShardDriver`]'s.
+struct Worker {
+    driver: ShardDriver,
+    rx: Receiver<ShardMsg>,
+    sink: ThreadSink,
     /// A message taken from the inbox that starts the next batch.
     held: Option<ShardMsg>,
 }
@@ -1175,47 +1091,47 @@ impl Worker {
     /// engine (the reason names this shard and the panic's message) rather than leave the
     /// other shards serving peers beside a dead one.
     fn run(mut self, first: Vec<Out>) -> Vec<ShardMsg> {
-        let index = self.shard.index();
+        let index = self.driver.shard().index();
         let span = tracing::info_span!("shard", index);
         let _entered = span.enter();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(first)));
         if let Err(payload) = outcome {
             let message = panic_message(payload.as_ref());
-            self.shared.halt(
-                StopReason::Panicked {
-                    shard: index,
-                    message,
-                },
-                &self.senders,
-            );
+            self.sink.halt(StopReason::Panicked {
+                shard: index,
+                message,
+            });
         }
-        if self.shared.is_stopped() {
+        if self.sink.stopped() {
             // Whatever is queued will never be handled: drop it now, so callers waiting on
             // an answer wake (their reply channel closes) instead of waiting out a timeout.
             while self.rx.try_recv().is_ok() {}
         }
-        self.leftovers()
+        let left = self.driver.leftovers();
+        self.sink
+            .shared
+            .pending
+            .fetch_sub(left.len(), Ordering::SeqCst);
+        left
     }
 
     /// Whether the shard must take no more messages: aborted, or the engine stopped.
     fn must_stop(&self) -> bool {
-        self.shared.aborted.load(Ordering::SeqCst) || self.shared.is_stopped()
+        self.sink.aborted() || self.sink.stopped()
     }
 
     fn work(&mut self, first: Vec<Out>) {
-        let counters = self.shard.counters().clone();
-        let mut out = first;
+        let counters = self.driver.shard().counters().clone();
         // Outputs of the restore: already durable (the opening batch).
-        if !self.deliver_all(&mut out, &[]) {
+        if !self.driver.release_initial(first, &mut self.sink) {
             return;
         }
         let mut stopping = false;
-        let mut consumed = Vec::new();
         loop {
             if self.must_stop() {
                 break;
             }
-            let parked = self.flush_parked();
+            let parked = self.driver.flush_parked(&mut self.sink);
             let next = if let Some(m) = self.held.take() {
                 Some(m)
             } else if stopping {
@@ -1250,233 +1166,29 @@ impl Worker {
                 .fetch_max(self.rx.len() + 1, Ordering::Relaxed);
             let started = Instant::now();
             // A batch: this message and whatever else is waiting, up to `commit_batch`.
-            let mut handled = 0usize;
-            let mut ciphertext = 0usize;
+            self.driver.begin();
             let mut msg = Some(msg);
             while let Some(m) = msg.take() {
-                if matches!(m, ShardMsg::Shutdown) {
-                    stopping = true;
-                    break;
-                }
-                let connected = match &m {
-                    ShardMsg::PeerConnected(node_id) => Some(*node_id),
-                    ShardMsg::Attach(a) => Some(a.node_id),
-                    _ => None,
-                };
-                if let Some(node_id) = connected {
-                    // Outputs are tagged with (or, attached, encrypted for) the connection at
-                    // delivery: a new connection starts a new batch, so no output of the old
-                    // one goes to it.
-                    if handled > 0 {
-                        self.held = Some(m);
-                        break;
-                    }
-                    *self.epochs.entry(node_id).or_default() += 1;
-                }
-                if let ShardMsg::Resolve(r) = &m {
-                    consumed.push(r.source);
-                }
-                let len = m.peer_bytes();
-                if let ShardMsg::Ciphertext { .. } = &m {
-                    ciphertext += len;
-                }
-                if let Some(budget) = self.shared.inbox_bytes.get(self.shard.index()) {
-                    budget.give_back(len);
-                }
-                step(&mut self.shard, m, &mut out);
-                handled += 1;
-                if handled < self.commit_batch
-                    && ciphertext < BATCH_CIPHERTEXT_BYTES
-                    && !self.shared.is_stopped()
-                {
-                    msg = self.rx.try_recv().ok();
+                match self.driver.handle(m, &mut self.sink) {
+                    Handled::More => msg = self.rx.try_recv().ok(),
+                    Handled::Full => {}
+                    Handled::Held(m) => self.held = Some(m),
+                    Handled::Shutdown => stopping = true,
                 }
             }
-            let ok = self.deliver_all(&mut out, &consumed);
-            consumed.clear();
+            let handled = self.driver.handled();
+            let ok = self.driver.end(&mut self.sink);
             counters
                 .busy_nanos
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            self.shared.pending.fetch_sub(handled, Ordering::SeqCst);
+            self.sink
+                .shared
+                .pending
+                .fetch_sub(handled, Ordering::SeqCst);
             if !ok {
                 break;
             }
         }
-    }
-
-    /// Whatever found its target stopped goes back to the caller of `shutdown`.
-    fn leftovers(&mut self) -> Vec<ShardMsg> {
-        let mut left = std::mem::take(&mut self.dead);
-        left.extend(self.parked.iter_mut().flat_map(|q| q.drain(..)));
-        self.shared.pending.fetch_sub(left.len(), Ordering::SeqCst);
-        left
-    }
-
-    /// Commits the batch (one `write_batch`), then releases its outputs; repeats for the
-    /// disconnections of peers whose outbox overflowed. False when the commit failed: the
-    /// outputs are dropped (nothing that depends on the lost state leaves) and the whole
-    /// engine stops (every shard: [`EngineError::Stopped`]). The outputs of a batch that
-    /// committed are released even when another shard stopped the engine meanwhile (its
-    /// state is durable); false then too.
-    fn deliver_all(&mut self, out: &mut Vec<Out>, consumed: &[HtlcSource]) -> bool {
-        let mut consumed = consumed;
-        loop {
-            if let Some(p) = &self.persister {
-                if let Err(error) = p.commit(self.shard.core_mut(), out, consumed) {
-                    out.clear();
-                    self.shared.halt(
-                        StopReason::CommitFailed {
-                            shard: self.shard.index(),
-                            error: Box::new(error),
-                        },
-                        &self.senders,
-                    );
-                    return false;
-                }
-            }
-            consumed = &[];
-            if self.shared.aborted.load(Ordering::SeqCst) {
-                // A crash between the commit and the release of the outputs.
-                out.clear();
-                return false;
-            }
-            let (overflowed, closed) = self.deliver(out);
-            if self.shared.is_stopped() {
-                return false;
-            }
-            if overflowed.is_empty() && closed.is_empty() {
-                return true;
-            }
-            for node_id in overflowed {
-                // Outputs for the disconnected peer are dropped (its outbox is marked).
-                step(&mut self.shard, ShardMsg::PeerDisconnected(node_id), out);
-            }
-            for (conn, node_id) in closed {
-                // An attached connection the shard closed (asked to, or too slow).
-                step(&mut self.shard, ShardMsg::Detach { conn, node_id }, out);
-            }
-        }
-    }
-
-    /// Tries to deliver parked messages in order; returns how many remain.
-    fn flush_parked(&mut self) -> usize {
-        let mut remaining = 0;
-        for (to, queue) in self.parked.iter_mut().enumerate() {
-            let Some(sender) = self.senders.get(to) else {
-                continue;
-            };
-            while let Some(msg) = queue.pop_front() {
-                match sender.try_send(msg) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(m)) => {
-                        queue.push_front(m);
-                        break;
-                    }
-                    Err(TrySendError::Disconnected(m)) => self.dead.push(m),
-                }
-            }
-            remaining += queue.len();
-        }
-        self.shard
-            .counters()
-            .parked_high_water
-            .fetch_max(remaining, Ordering::Relaxed);
-        remaining
-    }
-
-    /// Releases `out`; returns the peers whose outbox overflowed and the attached
-    /// connections closed (at the core's request, or because they could not take more).
-    #[allow(clippy::type_complexity)]
-    fn deliver(&mut self, out: &mut Vec<Out>) -> (Vec<PublicKey>, Vec<(ConnectionId, PublicKey)>) {
-        let mut overflowed = Vec::new();
-        let mut closed = Vec::new();
-        for o in out.drain(..) {
-            match o {
-                Out::Peer { node_id, output } => {
-                    if let Some(c) = self.shard.connection_mut(&node_id) {
-                        // Attached: encrypted here, on the peer's shard, now that the state
-                        // it reports is durable.
-                        let ok = match output {
-                            PeerOutput::Message(m) => match c.transport.encrypt(&m) {
-                                Ok(bytes) => c.writer.write(bytes),
-                                Err(error) => {
-                                    tracing::warn!(%node_id, %error, "cannot encrypt");
-                                    false
-                                }
-                            },
-                            PeerOutput::Disconnect => false,
-                        };
-                        if !ok {
-                            c.writer.close();
-                            closed.push((c.conn, node_id));
-                        }
-                        continue;
-                    }
-                    let shared = &self.shared;
-                    let outbox = match self.outboxes.entry(node_id) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            // Only peers the application connected have an outbox: output
-                            // for a peer whose attached connection is gone is dropped (a
-                            // reconnection starts afresh with init and reestablish).
-                            match shared.outboxes.read().get(&node_id) {
-                                Some(o) => v.insert(o.clone()),
-                                None => continue,
-                            }
-                        }
-                    };
-                    if outbox.overflowed.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let epoch = self.epochs.get(&node_id).copied().unwrap_or(0);
-                    let len = match &output {
-                        PeerOutput::Message(m) => m.len(),
-                        PeerOutput::Disconnect => 0,
-                    };
-                    let queued = outbox.bytes.try_take(len)
-                        && (outbox.tx.try_send((epoch, output)).is_ok() || {
-                            outbox.bytes.give_back(len);
-                            false
-                        });
-                    if !queued {
-                        // Backpressure toward a slow peer: it is disconnected, not waited for.
-                        tracing::warn!(%node_id, "peer outbox full: disconnecting");
-                        outbox.overflowed.store(true, Ordering::SeqCst);
-                        overflowed.push(node_id);
-                    }
-                    if !outbox.signalled.swap(true, Ordering::SeqCst) {
-                        let _ = self.shared.ready_tx.send(node_id);
-                    }
-                }
-                Out::Event(event) => {
-                    // The application's event queue is bounded: the shard waits for room,
-                    // unless the engine stops meanwhile.
-                    let mut event = event;
-                    loop {
-                        match self.shared.events_tx.send_timeout(event, STOP_POLL) {
-                            Err(crossbeam_channel::SendTimeoutError::Timeout(e))
-                                if !self.must_stop() =>
-                            {
-                                event = e
-                            }
-                            _ => break,
-                        }
-                    }
-                }
-                Out::Reply { reply, answer } => {
-                    // The caller may have given up waiting: nothing to do then.
-                    let _ = reply.try_send(answer);
-                }
-                Out::Shard { to, msg } => {
-                    self.shared.pending.fetch_add(1, Ordering::SeqCst);
-                    if let Some(q) = self.parked.get_mut(to) {
-                        q.push_back(msg);
-                    }
-                }
-            }
-        }
-        self.flush_parked();
-        (overflowed, closed)
     }
 }
 

@@ -9,7 +9,7 @@
 //! only then is the upstream HTLC settled.
 //!
 //! The body of a shard is the plain function [`step`]; the thread loop only receives, steps
-//! and delivers. [`Sim`] runs the same `step` for every shard on one thread, with a seeded
+//! and delivers. With the `sim` feature, `Sim` runs the same `step` for every shard on one thread, with a seeded
 //! scheduler choosing the interleaving (`SIM_SEED` replays one).
 //!
 //! # Backpressure
@@ -42,24 +42,27 @@ mod api;
 mod budget;
 mod connection;
 mod coordinator;
+mod driver;
 pub mod durable;
 mod engine;
 mod error;
-pub mod harness;
 mod msg;
 mod placement;
 mod shard;
+#[cfg(feature = "sim")]
 pub mod sim;
 
+pub use api::{ApiTask, Backend, NodeApi, Reply};
 pub use budget::ByteBudget;
 pub use connection::{AttachedConnection, ConnectionId, ConnectionOutput, ConnectionWriter};
 pub use coordinator::{Coordinator, CoordinatorAccesses, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};
 pub use error::{EngineError, StopReason};
 pub use lightning_core;
-pub use msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
+pub use msg::{Out, PeerOutput, ShardMsg};
 pub use placement::Placement;
 pub use shard::{step, Shard, ShardCounters, ShardStats};
+#[cfg(feature = "sim")]
 pub use sim::{Sim, SimRng};
 
 pub mod store;

@@ -2,114 +2,11 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
+use crate::api::{ApiTask, Reply};
 use crate::connection::{AttachedConnection, ConnectionId};
 use lightning_core::bitcoin::{BlockHash, Transaction};
-use lightning_core::channel::Channel;
-use lightning_core::node::{
-    ApiError, ChannelDetails, Event, ForwardHtlc, ForwardResolution, PaymentId, Route,
-};
+use lightning_core::node::{Event, ForwardHtlc, ForwardResolution};
 use lightning_core::secp256k1::PublicKey;
-use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
-
-/// A NodeCore API call carried to the shard that must run it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ApiCall {
-    /// `NodeCore::create_channel`.
-    CreateChannel {
-        /// The peer.
-        node_id: PublicKey,
-        /// The funding amount.
-        funding_satoshis: u64,
-        /// The amount pushed to the peer.
-        push_msat: u64,
-        /// The application's id for the channel.
-        user_channel_id: u128,
-        /// The initial commitment feerate.
-        feerate_per_kw: u32,
-    },
-    /// `NodeCore::funding_transaction_generated`.
-    FundingTransactionGenerated {
-        /// The channel's temporary id.
-        temporary_channel_id: ChannelId,
-        /// The peer.
-        node_id: PublicKey,
-        /// The funding transaction.
-        funding_tx: Transaction,
-    },
-    /// `NodeCore::send_payment`.
-    SendPayment {
-        /// The route.
-        route: Route,
-        /// The payment hash.
-        payment_hash: PaymentHash,
-        /// The payment secret.
-        payment_secret: PaymentSecret,
-        /// The payment id.
-        payment_id: PaymentId,
-    },
-    /// `NodeCore::create_inbound_payment`.
-    CreateInboundPayment {
-        /// The preimage.
-        payment_preimage: PaymentPreimage,
-        /// The amount expected.
-        amount_msat: Option<u64>,
-    },
-    /// `NodeCore::register_inbound_payment`.
-    RegisterInboundPayment {
-        /// The payment hash.
-        payment_hash: PaymentHash,
-        /// The payment secret.
-        payment_secret: PaymentSecret,
-        /// The amount expected.
-        amount_msat: Option<u64>,
-    },
-    /// `NodeCore::claim_funds`.
-    ClaimFunds(PaymentPreimage),
-    /// `NodeCore::fail_htlc_backwards`.
-    FailHtlcBackwards(PaymentHash),
-    /// `NodeCore::close_channel`.
-    CloseChannel {
-        /// The channel.
-        channel_id: ChannelId,
-        /// The peer.
-        node_id: PublicKey,
-    },
-    /// `NodeCore::force_close_channel`.
-    ForceCloseChannel {
-        /// The channel.
-        channel_id: ChannelId,
-        /// The peer.
-        node_id: PublicKey,
-    },
-    /// `NodeCore::list_channels`.
-    ListChannels,
-    /// A copy of one channel's state (inspection and tests).
-    Channel {
-        /// The peer.
-        node_id: PublicKey,
-        /// The channel.
-        channel_id: ChannelId,
-    },
-}
-
-/// A shard's answer to an [`ApiCall`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ApiReply {
-    /// The temporary channel id of a new channel.
-    ChannelCreated(Result<ChannelId, ApiError>),
-    /// The result of a call that returns nothing.
-    Done(Result<(), ApiError>),
-    /// An inbound payment's hash and secret.
-    Inbound(PaymentHash, PaymentSecret),
-    /// The shard's channels.
-    Channels(Vec<ChannelDetails>),
-    /// One channel's state.
-    Channel(Option<Box<Channel>>),
-}
 
 /// An input for one shard. Peer messages of one peer reach its shard in arrival order
 /// because they travel through this shard's one FIFO inbox.
@@ -127,13 +24,9 @@ pub enum ShardMsg {
         /// Type and payload.
         bytes: Vec<u8>,
     },
-    /// An API call; the answer goes to `reply` (if any).
-    Api {
-        /// The call.
-        call: ApiCall,
-        /// Where the answer goes.
-        reply: Option<Sender<ApiReply>>,
-    },
+    /// An API call's work ([`crate::NodeApi`]); its answer, if anyone waits for it, is
+    /// released after the batch commits.
+    Api(ApiTask),
     /// An HTLC another shard hands to this one (the outgoing channel is ours).
     Forward(ForwardHtlc),
     /// A result for an HTLC whose source this shard owns.
@@ -222,10 +115,5 @@ pub enum Out {
     },
     /// An API call's answer, released (like every output) only once the state it reports
     /// is durable.
-    Reply {
-        /// Where the answer goes.
-        reply: Sender<ApiReply>,
-        /// The answer.
-        answer: ApiReply,
-    },
+    Reply(Reply),
 }

@@ -12,7 +12,7 @@ use lightning_core::transport::Transport;
 
 use crate::connection::{AttachedConnection, ConnectionId, ConnectionWriter};
 use crate::coordinator::Coordinator;
-use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
+use crate::msg::{Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
 
 /// A shard's counters, shared with the engine for reading.
@@ -131,6 +131,11 @@ impl Shard {
     }
 
     /// Write access to the NodeCore (the engine's commits).
+    /// The coordinator this shard shares with the others.
+    pub(crate) fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
+    }
+
     pub(crate) fn core_mut(&mut self) -> &mut NodeCore {
         &mut self.core
     }
@@ -209,10 +214,9 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
             let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
             shard.core.handle_message(node_id, &bytes);
         }
-        ShardMsg::Api { call, reply } => {
-            let answer = api(shard, call);
-            if let Some(reply) = reply {
-                out.push(Out::Reply { reply, answer });
+        ShardMsg::Api(task) => {
+            if let Some(reply) = task.run(shard) {
+                out.push(Out::Reply(reply));
             }
         }
         ShardMsg::Forward(forward) => shard.core.handle_forward(forward),
@@ -283,82 +287,6 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
 /// Moves what the NodeCore has produced outside a [`step`] (after a restore) to `out`.
 pub(crate) fn settle(shard: &mut Shard, out: &mut Vec<Out>) {
     drain(shard, out);
-}
-
-fn api(shard: &mut Shard, call: ApiCall) -> ApiReply {
-    let core = &mut shard.core;
-    match call {
-        ApiCall::CreateChannel {
-            node_id,
-            funding_satoshis,
-            push_msat,
-            user_channel_id,
-            feerate_per_kw,
-        } => {
-            let result = core.create_channel(
-                node_id,
-                funding_satoshis,
-                push_msat,
-                user_channel_id,
-                feerate_per_kw,
-            );
-            if let Ok(temp) = result {
-                shard.coordinator.insert_channel(temp, node_id);
-            }
-            ApiReply::ChannelCreated(result)
-        }
-        ApiCall::FundingTransactionGenerated {
-            temporary_channel_id,
-            node_id,
-            funding_tx,
-        } => ApiReply::Done(core.funding_transaction_generated(
-            temporary_channel_id,
-            node_id,
-            funding_tx,
-        )),
-        ApiCall::SendPayment {
-            route,
-            payment_hash,
-            payment_secret,
-            payment_id,
-        } => {
-            let result = core.send_payment(&route, payment_hash, payment_secret, payment_id);
-            if result.is_ok() {
-                shard.coordinator.payment_started(payment_id, shard.index);
-            }
-            ApiReply::Done(result)
-        }
-        ApiCall::CreateInboundPayment {
-            payment_preimage,
-            amount_msat,
-        } => {
-            let (hash, secret) = core.create_inbound_payment(&payment_preimage, amount_msat);
-            ApiReply::Inbound(hash, secret)
-        }
-        ApiCall::RegisterInboundPayment {
-            payment_hash,
-            payment_secret,
-            amount_msat,
-        } => {
-            core.register_inbound_payment(payment_hash, payment_secret, amount_msat);
-            ApiReply::Inbound(payment_hash, payment_secret)
-        }
-        ApiCall::ClaimFunds(preimage) => ApiReply::Done(core.claim_funds(preimage)),
-        ApiCall::FailHtlcBackwards(hash) => ApiReply::Done(core.fail_htlc_backwards(hash)),
-        ApiCall::CloseChannel {
-            channel_id,
-            node_id,
-        } => ApiReply::Done(core.close_channel(channel_id, node_id)),
-        ApiCall::ForceCloseChannel {
-            channel_id,
-            node_id,
-        } => ApiReply::Done(core.force_close_channel(channel_id, node_id)),
-        ApiCall::ListChannels => ApiReply::Channels(core.list_channels()),
-        ApiCall::Channel {
-            node_id,
-            channel_id,
-        } => ApiReply::Channel(core.channel(&node_id, &channel_id).cloned().map(Box::new)),
-    }
 }
 
 /// Moves the NodeCore's outputs to `out`, keeping the coordinator's maps current and

@@ -1,28 +1,35 @@
-//! The deterministic mode: every shard's [`step`] driven on one thread by a seeded scheduler.
+//! The deterministic mode: every shard driven on one thread by a seeded scheduler.
 //!
-//! [`Sim`] holds the same shards, coordinator and placement as the threaded engine, but its
-//! inboxes are plain queues and [`Sim::step_random`] picks which shard handles its next
-//! message with a seeded generator: one seed, one interleaving, replayed exactly. API calls
-//! that need an answer run random steps until the answer comes, as a caller blocked on a
-//! threaded engine would see other shards progress meanwhile.
+//! [`Sim`] holds the same shards, coordinator and placement as the threaded engine and runs
+//! each shard through the same driver as a shard thread (`driver::ShardDriver`: a batch of
+//! [`step`](crate::step)s, its group commit, then the release of its outputs), but its
+//! inboxes are plain queues and [`Sim::step_random`] picks which shard runs its next batch
+//! with a seeded generator: one seed, one interleaving, replayed exactly. API calls that need
+//! an answer run random batches until the answer comes, as a caller blocked on a threaded
+//! engine would see other shards progress meanwhile.
+//!
+//! On a store ([`Sim::open`], a `MemoryStore` in the tests) every batch is committed before
+//! its outputs leave, and [`Sim::set_crashes`] makes the whole engine die at seeded points of
+//! its batches and restart from the store, through the restore path of
+//! [`Engine::open`](crate::Engine::open), with a seeded shard count. A crash is of the whole
+//! engine: a shard that fails (a failed commit, a panic) stops every shard, as in the threads.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crossbeam_channel::bounded;
-use lightning_core::bitcoin::{BlockHash, Transaction};
-use lightning_core::channel::Channel;
-use lightning_core::node::{ChannelDetails, Event, NodeCore, PaymentId, Route};
+use crossbeam_channel::Receiver;
+use lightning_core::bitcoin::BlockHash;
+use lightning_core::node::{Event, NodeCore};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
-use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
 
-use crate::api::{self, Backend};
+use crate::api::{ApiTask, Backend};
 use crate::coordinator::Coordinator;
+use crate::driver::{open_shards, Handled, Refused, ShardDriver, Sink};
 use crate::engine::EngineConfig;
-use crate::error::EngineError;
-use crate::msg::{ApiCall, ApiReply, Out, PeerOutput, ShardMsg};
+use crate::error::{EngineError, StopReason};
+use crate::msg::{Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
-use crate::shard::{step, Shard, ShardStats};
+use crate::shard::{Shard, ShardStats};
 
 /// A small seeded generator (SplitMix64): the simulator's only source of choice.
 #[derive(Debug, Clone)]
@@ -66,13 +73,56 @@ pub fn sim_seed_from_env(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Seeded crashes of the whole simulated engine (see [`Sim::set_crashes`]).
+#[derive(Debug, Clone)]
+pub struct Crashes {
+    /// The chance, `(num, den)`, that a batch ends in a crash of the engine.
+    pub chance: (u64, u64),
+    /// The shard counts a restart picks from (a seeded choice each time).
+    pub shard_counts: Vec<usize>,
+}
+
+/// Where in a batch the engine dies.
+#[derive(Debug, Clone, Copy)]
+enum CrashPoint {
+    /// After the batch's messages were stepped, before its commit: the batch is lost.
+    BeforeCommit,
+    /// After the commit, before any output is released.
+    AfterCommit,
+    /// After the release: the other shards' queued work is lost.
+    AfterRelease,
+}
+
+/// What a crash-restart did, for tests that report it.
+#[derive(Debug, Clone, Default)]
+pub struct CrashStats {
+    /// Crash-restarts so far.
+    pub crashes: u64,
+    /// Of those, crashes before the batch's commit, between its commit and its release,
+    /// and after its release.
+    pub before_commit: u64,
+    /// See `before_commit`.
+    pub after_commit: u64,
+    /// See `before_commit`.
+    pub after_release: u64,
+    /// Restarts into a shard count other than the one that crashed.
+    pub resharded: u64,
+    /// Inbox messages lost in crashes (handled in a lost batch, or still queued).
+    pub messages_lost: u64,
+}
+
 /// The engine on one thread: see the [module documentation](self).
 #[derive(Debug)]
 pub struct Sim {
     node_id: PublicKey,
+    node_secret: SecretKey,
+    seed: [u8; 32],
+    /// The configuration (its store, if any, is where restarts read from).
+    config: EngineConfig,
     placement: Placement,
     coordinator: Arc<Coordinator>,
-    shards: Vec<Shard>,
+    /// Each shard with its batch protocol: the same driver as the threads'.
+    drivers: Vec<ShardDriver>,
     inboxes: Vec<VecDeque<ShardMsg>>,
     inbox_capacity: usize,
     /// [`EngineConfig::inbox_bytes`](crate::EngineConfig::inbox_bytes), as the threads apply it.
@@ -80,17 +130,77 @@ pub struct Sim {
     rng: SimRng,
     /// Outputs for peers, tagged with the connection they belong to.
     peer_outputs: VecDeque<(PublicKey, u64, PeerOutput)>,
-    /// Connections opened per peer (by the caller) and handled per peer (by its shard): as
-    /// in the threaded engine, outputs of an older connection are stale and dropped.
+    /// Connections opened per peer (by the caller): as in the threaded engine, outputs of an
+    /// older connection (the shard's tag, [`ShardDriver`]) are stale and dropped.
     app_epochs: HashMap<PublicKey, u64>,
-    shard_epochs: HashMap<PublicKey, u64>,
     events: Vec<Event>,
     steps: u64,
-    out: Vec<Out>,
+    /// Why the engine stopped (a failed commit), if it did.
+    stopped: Option<EngineError>,
+    crashes: Option<Crashes>,
+    crash_stats: CrashStats,
+    /// Restarts the caller has not yet been told of ([`Sim::take_restarts`]).
+    untold_restarts: u64,
+    /// Set while an API call waits for its answer: no crash then (the caller is inside the
+    /// engine; a crash is injected between the caller's moves).
+    in_call: bool,
+}
+
+/// The simulator's [`Sink`]: its queues.
+struct SimSink<'a> {
+    inboxes: &'a mut Vec<VecDeque<ShardMsg>>,
+    peer_outputs: &'a mut VecDeque<(PublicKey, u64, PeerOutput)>,
+    events: &'a mut Vec<Event>,
+    stopped: &'a mut Option<EngineError>,
+    /// The engine dies between this batch's commit and its release.
+    abort: bool,
+}
+
+impl Sink for SimSink<'_> {
+    fn taken(&mut self, _shard: usize, _bytes: usize) {
+        // The simulator counts an inbox's bytes from its queue.
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.is_some()
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort
+    }
+
+    fn halt(&mut self, reason: StopReason) {
+        self.stopped.get_or_insert(EngineError::Stopped { reason });
+    }
+
+    fn peer_output(&mut self, node_id: PublicKey, epoch: u64, output: PeerOutput) -> bool {
+        self.peer_outputs.push_back((node_id, epoch, output));
+        true
+    }
+
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    fn cross_shard(&mut self) {}
+
+    fn to_shard(&mut self, to: usize, msg: ShardMsg) -> Result<(), Refused> {
+        // Cross-shard traffic is never refused here (the threads park it while the target's
+        // inbox is full).
+        match self.inboxes.get_mut(to) {
+            Some(q) => {
+                q.push_back(msg);
+                Ok(())
+            }
+            None => Err(Refused::Gone(msg)),
+        }
+    }
 }
 
 impl Sim {
-    /// A simulated engine with `config.shards` shards; `sim_seed` drives the scheduler.
+    /// A simulated engine with `config.shards` shards for a new node, with no store
+    /// (`config.store` is not used: [`Sim::open`] runs on one); `sim_seed` drives the
+    /// scheduler.
     pub fn new(
         config: EngineConfig,
         node_secret: SecretKey,
@@ -99,31 +209,144 @@ impl Sim {
         best_hash: BlockHash,
         sim_seed: u64,
     ) -> Sim {
+        let config = EngineConfig {
+            store: None,
+            ..config
+        };
         let placement = Placement::new(&node_secret, config.shards);
         let coordinator = Arc::new(Coordinator::new(
             config.node.shard_share(placement.shards()),
             best_height,
             best_hash,
         ));
-        let shards = (0..placement.shards())
-            .map(|i| Shard::new(i, node_secret, seed, coordinator.clone(), placement.clone()))
+        let n = placement.shards();
+        let drivers = (0..n)
+            .map(|i| {
+                let shard =
+                    Shard::new(i, node_secret, seed, coordinator.clone(), placement.clone());
+                ShardDriver::new(shard, &config, n)
+            })
             .collect();
+        Sim::assemble(
+            config,
+            node_secret,
+            seed,
+            placement,
+            coordinator,
+            drivers,
+            SimRng::new(sim_seed),
+        )
+    }
+
+    /// A simulated engine on `config.store` (required), resuming the node it holds (or a new
+    /// node on an empty store), through the restore path of [`Engine::open`](crate::Engine::open).
+    /// Every batch is committed to the store before its outputs are released, as in the
+    /// threads; [`Sim::set_crashes`] makes the engine die and restart from it.
+    pub fn open(
+        config: EngineConfig,
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        best_height: u32,
+        best_hash: BlockHash,
+        sim_seed: u64,
+    ) -> Result<Sim, EngineError> {
+        let opened = open_shards(&config, node_secret, seed, best_height, best_hash)?;
+        let n = opened.placement.shards();
+        let drivers = opened
+            .shards
+            .into_iter()
+            .map(|shard| ShardDriver::new(shard, &config, n))
+            .collect();
+        let mut sim = Sim::assemble(
+            config,
+            node_secret,
+            seed,
+            opened.placement,
+            opened.coordinator,
+            drivers,
+            SimRng::new(sim_seed),
+        );
+        sim.release_initial(opened.initial);
+        Ok(sim)
+    }
+
+    fn assemble(
+        config: EngineConfig,
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        placement: Placement,
+        coordinator: Arc<Coordinator>,
+        drivers: Vec<ShardDriver>,
+        rng: SimRng,
+    ) -> Sim {
         let secp = Secp256k1::signing_only();
         Sim {
             node_id: PublicKey::from_secret_key(&secp, &node_secret),
+            node_secret,
+            seed,
             inboxes: (0..placement.shards()).map(|_| VecDeque::new()).collect(),
-            placement,
-            coordinator,
-            shards,
             inbox_capacity: config.inbox_capacity.max(1),
             inbox_bytes: config.inbox_bytes,
-            rng: SimRng::new(sim_seed),
+            config,
+            placement,
+            coordinator,
+            drivers,
+            rng,
             peer_outputs: VecDeque::new(),
             app_epochs: HashMap::new(),
-            shard_epochs: HashMap::new(),
             events: Vec::new(),
             steps: 0,
-            out: Vec::new(),
+            stopped: None,
+            crashes: None,
+            crash_stats: CrashStats::default(),
+            untold_restarts: 0,
+            in_call: false,
+        }
+    }
+
+    /// Releases the outputs of a restore (already durable).
+    fn release_initial(&mut self, initial: Vec<Vec<Out>>) {
+        for (driver, first) in self.drivers.iter_mut().zip(initial) {
+            let mut sink = SimSink {
+                inboxes: &mut self.inboxes,
+                peer_outputs: &mut self.peer_outputs,
+                events: &mut self.events,
+                stopped: &mut self.stopped,
+                abort: false,
+            };
+            driver.release_initial(first, &mut sink);
+        }
+    }
+
+    /// Seeded crashes (`None`: none): after each batch's messages are stepped, with
+    /// `chance`, the whole engine dies at a seeded point of the batch (before its commit,
+    /// between its commit and its release, or after its release): the uncommitted batch,
+    /// every queued inbox message and every output not yet released are lost (outputs
+    /// released before stay out: events the application has seen, messages on the wire). It
+    /// restarts at once from its store, through the restore path of
+    /// [`Engine::open`](crate::Engine::open), with a shard count drawn from
+    /// `shard_counts`; every peer connection is gone (the caller learns of the restart from
+    /// [`Sim::take_restarts`] and reconnects its peers). No crash happens while an API call
+    /// waits for its answer. Requires a store ([`Sim::open`]); ignored without one.
+    pub fn set_crashes(&mut self, crashes: Option<Crashes>) {
+        self.crashes = crashes.filter(|c| !c.shard_counts.is_empty());
+    }
+
+    /// The crash-restarts so far.
+    pub fn crash_stats(&self) -> &CrashStats {
+        &self.crash_stats
+    }
+
+    /// Restarts since the last call: each dropped every peer connection.
+    pub fn take_restarts(&mut self) -> u64 {
+        std::mem::take(&mut self.untold_restarts)
+    }
+
+    /// Why the engine stopped (a failed commit), if it did.
+    pub fn health(&self) -> Result<(), EngineError> {
+        match &self.stopped {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
         }
     }
 
@@ -148,21 +371,21 @@ impl Sim {
         &mut self.rng
     }
 
-    /// Steps taken so far.
+    /// Messages stepped so far.
     pub fn steps(&self) -> u64 {
         self.steps
     }
 
     /// Read access to one shard's NodeCore.
     pub fn core(&self, shard: usize) -> Option<&NodeCore> {
-        self.shards.get(shard).map(Shard::core)
+        self.drivers.get(shard).map(|d| d.shard().core())
     }
 
-    /// Each shard's counters.
+    /// Each shard's counters (since the last restart).
     pub fn shard_stats(&self) -> Vec<ShardStats> {
-        self.shards
+        self.drivers
             .iter()
-            .map(|s| s.counters().snapshot())
+            .map(|d| d.shard().counters().snapshot())
             .collect()
     }
 
@@ -176,7 +399,7 @@ impl Sim {
         self.inboxes.iter().map(VecDeque::len).collect()
     }
 
-    /// Steps one message of one shard chosen at random among those with work; false if none.
+    /// Runs one batch of one shard chosen at random among those with work; false if none.
     pub fn step_random(&mut self) -> bool {
         let ready: Vec<usize> = (0..self.inboxes.len())
             .filter(|&i| self.inboxes.get(i).is_some_and(|q| !q.is_empty()))
@@ -188,41 +411,131 @@ impl Sim {
         self.step_shard(pick)
     }
 
-    /// Steps the next message of shard `shard`; false if its inbox is empty.
+    /// Runs one batch of shard `shard` (begin, step each message, commit, release): without
+    /// a store one message; with one, a seeded number of its queued messages up to
+    /// [`EngineConfig::commit_batch`]. False if its inbox is empty or the engine stopped.
     pub fn step_shard(&mut self, shard: usize) -> bool {
-        let Some(msg) = self.inboxes.get_mut(shard).and_then(VecDeque::pop_front) else {
+        if self.stopped.is_some() || self.inboxes.get(shard).is_none_or(VecDeque::is_empty) {
             return false;
-        };
-        let Some(s) = self.shards.get_mut(shard) else {
-            return false;
-        };
-        self.steps += 1;
-        if let ShardMsg::PeerConnected(node_id) = &msg {
-            *self.shard_epochs.entry(*node_id).or_default() += 1;
         }
-        let mut out = std::mem::take(&mut self.out);
-        step(s, msg, &mut out);
-        for o in out.drain(..) {
-            match o {
-                Out::Peer { node_id, output } => {
-                    let epoch = self.shard_epochs.get(&node_id).copied().unwrap_or(0);
-                    self.peer_outputs.push_back((node_id, epoch, output))
+        let Some(driver) = self.drivers.get_mut(shard) else {
+            return false;
+        };
+        let batch = driver.commit_batch();
+        let limit = if batch > 1 {
+            1 + self.rng.below(batch)
+        } else {
+            1
+        };
+        let crash = match &self.crashes {
+            Some(c) if !self.in_call && self.rng.chance(c.chance.0, c.chance.1) => {
+                Some(match self.rng.below(3) {
+                    0 => CrashPoint::BeforeCommit,
+                    1 => CrashPoint::AfterCommit,
+                    _ => CrashPoint::AfterRelease,
+                })
+            }
+            _ => None,
+        };
+        let mut sink = SimSink {
+            inboxes: &mut self.inboxes,
+            peer_outputs: &mut self.peer_outputs,
+            events: &mut self.events,
+            stopped: &mut self.stopped,
+            abort: matches!(crash, Some(CrashPoint::AfterCommit)),
+        };
+        driver.begin();
+        let mut taken = 0;
+        while let Some(msg) = sink.inboxes.get_mut(shard).and_then(VecDeque::pop_front) {
+            match driver.handle(msg, &mut sink) {
+                Handled::More if taken + 1 < limit => taken += 1,
+                Handled::More | Handled::Full => {
+                    taken += 1;
+                    break;
                 }
-                Out::Event(e) => self.events.push(e),
-                Out::Reply { reply, answer } => {
-                    // The caller may have given up waiting: nothing to do then.
-                    let _ = reply.try_send(answer);
-                }
-                Out::Shard { to, msg } => {
-                    // Cross-shard traffic is never refused (the threaded engine parks it).
-                    if let Some(q) = self.inboxes.get_mut(to) {
-                        q.push_back(msg);
+                Handled::Held(msg) => {
+                    if let Some(q) = sink.inboxes.get_mut(shard) {
+                        q.push_front(msg);
                     }
+                    break;
                 }
+                Handled::Shutdown => break,
             }
         }
-        self.out = out;
+        self.steps += taken as u64;
+        if let Some(CrashPoint::BeforeCommit) = crash {
+            self.crash_stats.before_commit += 1;
+            self.crash_stats.messages_lost += taken as u64;
+            self.crash_restart();
+            return true;
+        }
+        let released = driver.end(&mut sink);
+        match crash {
+            Some(CrashPoint::AfterCommit) => {
+                self.crash_stats.after_commit += 1;
+                self.crash_restart();
+            }
+            Some(CrashPoint::AfterRelease) if released => {
+                self.crash_stats.after_release += 1;
+                self.crash_restart();
+            }
+            _ => {}
+        }
         true
+    }
+
+    /// The whole engine dies and restarts from its store with a seeded shard count.
+    fn crash_restart(&mut self) {
+        let Some(crashes) = &self.crashes else {
+            return;
+        };
+        let shards = crashes
+            .shard_counts
+            .get(self.rng.below(crashes.shard_counts.len()))
+            .copied()
+            .unwrap_or(1);
+        self.crash_stats.crashes += 1;
+        if shards != self.placement.shards() {
+            self.crash_stats.resharded += 1;
+        }
+        let lost: usize = self.inboxes.iter().map(VecDeque::len).sum();
+        self.crash_stats.messages_lost += lost as u64;
+        tracing::debug!(
+            from = self.placement.shards(),
+            to = shards,
+            lost,
+            "simulated crash: restarting from the store"
+        );
+        let config = EngineConfig {
+            shards,
+            ..self.config.clone()
+        };
+        // The process is gone: its inboxes, unreleased outputs, connections and their queues.
+        self.drivers.clear();
+        self.inboxes.clear();
+        self.peer_outputs.clear();
+        self.app_epochs.clear();
+        self.untold_restarts += 1;
+        let (height, hash) = self.coordinator.best_block();
+        match open_shards(&config, self.node_secret, self.seed, height, hash) {
+            Ok(opened) => {
+                let n = opened.placement.shards();
+                self.drivers = opened
+                    .shards
+                    .into_iter()
+                    .map(|shard| ShardDriver::new(shard, &config, n))
+                    .collect();
+                self.inboxes = (0..n).map(|_| VecDeque::new()).collect();
+                self.placement = opened.placement;
+                self.coordinator = opened.coordinator;
+                self.config = config;
+                self.release_initial(opened.initial);
+            }
+            Err(error) => {
+                tracing::error!(%error, "simulated restart failed");
+                self.stopped = Some(error);
+            }
+        }
     }
 
     /// Steps until every inbox is empty.
@@ -248,7 +561,8 @@ impl Sim {
     /// As [`Engine::peer_connected`](crate::Engine::peer_connected).
     pub fn peer_connected(&mut self, node_id: PublicKey) -> Result<(), EngineError> {
         *self.app_epochs.entry(node_id).or_default() += 1;
-        let result = api::peer_connected(self, node_id);
+        let shard = self.placement.shard_of(&node_id);
+        let result = (&mut *self).enqueue(shard, ShardMsg::PeerConnected(node_id), false);
         if result.is_err() {
             *self.app_epochs.entry(node_id).or_default() -= 1;
         }
@@ -257,122 +571,22 @@ impl Sim {
 
     /// As [`Engine::peer_disconnected`](crate::Engine::peer_disconnected).
     pub fn peer_disconnected(&mut self, node_id: PublicKey) -> Result<(), EngineError> {
-        api::peer_disconnected(self, node_id)
+        let shard = self.placement.shard_of(&node_id);
+        (&mut *self).enqueue(shard, ShardMsg::PeerDisconnected(node_id), false)
     }
 
     /// As [`Engine::handle_message`](crate::Engine::handle_message).
     pub fn handle_message(&mut self, node_id: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
-        api::handle_message(self, node_id, bytes)
-    }
-
-    /// As [`Engine::create_channel`](crate::Engine::create_channel).
-    pub fn create_channel(
-        &mut self,
-        node_id: PublicKey,
-        funding_satoshis: u64,
-        push_msat: u64,
-        user_channel_id: u128,
-        feerate_per_kw: u32,
-    ) -> Result<ChannelId, EngineError> {
-        api::create_channel(
-            self,
+        let shard = self.placement.shard_of(&node_id);
+        let msg = ShardMsg::Message {
             node_id,
-            funding_satoshis,
-            push_msat,
-            user_channel_id,
-            feerate_per_kw,
-        )
-    }
-
-    /// As [`Engine::funding_transaction_generated`](crate::Engine::funding_transaction_generated).
-    pub fn funding_transaction_generated(
-        &mut self,
-        temporary_channel_id: ChannelId,
-        funding_tx: Transaction,
-    ) -> Result<(), EngineError> {
-        api::funding_transaction_generated(self, temporary_channel_id, funding_tx)
-    }
-
-    /// As [`Engine::send_payment`](crate::Engine::send_payment).
-    pub fn send_payment(
-        &mut self,
-        route: &Route,
-        payment_hash: PaymentHash,
-        payment_secret: PaymentSecret,
-        payment_id: PaymentId,
-    ) -> Result<(), EngineError> {
-        api::send_payment(self, route, payment_hash, payment_secret, payment_id)
-    }
-
-    /// As [`Engine::create_inbound_payment`](crate::Engine::create_inbound_payment).
-    pub fn create_inbound_payment(
-        &mut self,
-        payment_preimage: PaymentPreimage,
-        amount_msat: Option<u64>,
-    ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
-        api::create_inbound_payment(self, payment_preimage, amount_msat)
-    }
-
-    /// As [`Engine::register_inbound_payment`](crate::Engine::register_inbound_payment).
-    pub fn register_inbound_payment(
-        &mut self,
-        payment_hash: PaymentHash,
-        payment_secret: PaymentSecret,
-        amount_msat: Option<u64>,
-    ) -> Result<(), EngineError> {
-        api::register_inbound_payment(self, payment_hash, payment_secret, amount_msat)
-    }
-
-    /// As [`Engine::claim_funds`](crate::Engine::claim_funds).
-    pub fn claim_funds(&mut self, payment_preimage: PaymentPreimage) -> Result<(), EngineError> {
-        api::claim_funds(self, payment_preimage)
-    }
-
-    /// As [`Engine::fail_htlc_backwards`](crate::Engine::fail_htlc_backwards).
-    pub fn fail_htlc_backwards(&mut self, payment_hash: PaymentHash) -> Result<(), EngineError> {
-        api::fail_htlc_backwards(self, payment_hash)
-    }
-
-    /// As [`Engine::close_channel`](crate::Engine::close_channel).
-    pub fn close_channel(&mut self, channel_id: ChannelId) -> Result<(), EngineError> {
-        api::close_channel(self, channel_id, false)
-    }
-
-    /// As [`Engine::force_close_channel`](crate::Engine::force_close_channel).
-    pub fn force_close_channel(&mut self, channel_id: ChannelId) -> Result<(), EngineError> {
-        api::close_channel(self, channel_id, true)
-    }
-
-    /// As [`Engine::list_channels`](crate::Engine::list_channels).
-    pub fn list_channels(&mut self) -> Result<Vec<ChannelDetails>, EngineError> {
-        api::list_channels(self)
-    }
-
-    /// As [`Engine::channel`](crate::Engine::channel).
-    pub fn channel(
-        &mut self,
-        node_id: PublicKey,
-        channel_id: ChannelId,
-    ) -> Result<Option<Channel>, EngineError> {
-        api::channel(self, node_id, channel_id)
-    }
-
-    /// As [`Engine::best_block_updated`](crate::Engine::best_block_updated).
-    pub fn best_block_updated(&mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
-        api::best_block_updated(self, height, hash)
-    }
-
-    /// As [`Engine::transactions_confirmed`](crate::Engine::transactions_confirmed).
-    pub fn transactions_confirmed(
-        &mut self,
-        height: u32,
-        txdata: &[(u32, Transaction)],
-    ) -> Result<(), EngineError> {
-        api::transactions_confirmed(self, height, txdata)
+            bytes: bytes.to_vec(),
+        };
+        (&mut *self).enqueue(shard, msg, false)
     }
 }
 
-impl Backend for Sim {
+impl Backend for &mut Sim {
     fn placement(&self) -> &Placement {
         &self.placement
     }
@@ -382,6 +596,7 @@ impl Backend for Sim {
     }
 
     fn enqueue(&mut self, shard: usize, msg: ShardMsg, control: bool) -> Result<(), EngineError> {
+        self.health()?;
         let capacity = self.inbox_capacity;
         let q = self
             .inboxes
@@ -397,24 +612,26 @@ impl Backend for Sim {
         Ok(())
     }
 
-    fn call(&mut self, shard: usize, call: ApiCall) -> Result<ApiReply, EngineError> {
-        let (tx, rx) = bounded(1);
-        let msg = ShardMsg::Api {
-            call,
-            reply: Some(tx),
-        };
+    fn submit(&mut self, shard: usize, task: ApiTask) -> Result<(), EngineError> {
         // An answer is needed now: the call waits for room like a control message.
-        self.enqueue(shard, msg, true)?;
-        loop {
-            if let Ok(reply) = rx.try_recv() {
-                return Ok(reply);
+        self.enqueue(shard, ShardMsg::Api(task), true)
+    }
+
+    fn wait<R>(&mut self, shard: usize, answer: &Receiver<R>) -> Result<R, EngineError> {
+        // No crash while a caller waits inside the engine (see `Sim::set_crashes`).
+        let in_call = std::mem::replace(&mut self.in_call, true);
+        let result = loop {
+            if let Ok(reply) = answer.try_recv() {
+                break Ok(reply);
             }
             if !self.step_random() {
-                return Err(EngineError::Timeout {
+                break Err(self.health().err().unwrap_or(EngineError::Timeout {
                     shard,
                     waited_ms: 0,
-                });
+                }));
             }
-        }
+        };
+        self.in_call = in_call;
+        result
     }
 }

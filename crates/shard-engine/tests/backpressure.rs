@@ -1,7 +1,7 @@
 //! Backpressure: the caller's typed `Full`, shards forwarding to each other with full
 //! inboxes (no deadlock), a slow peer disconnected rather than waited for, and shutdown.
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use shard_engine::lightning_core::node::{NodeConfig, NodeCore, Output};
 use shard_engine::lightning_core::secp256k1::PublicKey;
 use shard_engine::lightning_core::wire::{Message, Ping};
-use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput, Sim};
+use shard_engine::{Engine, EngineConfig, EngineError, NodeApi, PeerOutput, Sim};
 use support::{engine_config, genesis, hub_secret, hub_seed, secret, Net, Threaded, Who};
 
 #[test]

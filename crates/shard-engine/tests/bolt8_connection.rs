@@ -1,7 +1,7 @@
 //! `handle_bytes`: BOLT 8 connections in front of the shards, both directions, fragmented
 //! reads, and a broken handshake.
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use std::time::{Duration, Instant};
 
@@ -219,4 +219,61 @@ fn a_bad_act_one_fails_the_handshake_and_forgets_the_connection() {
         engine.handle_bytes(1, &[0]),
         Err(EngineError::UnknownConnection(1))
     );
+}
+
+#[test]
+fn wait_ready_connection_names_a_connection_once_until_it_is_drained() {
+    let engine = Engine::new(engine_config(2), hub_secret(), hub_seed(), 100, genesis());
+    assert_eq!(engine.wait_ready_connection(Duration::from_millis(5)), None);
+    let (mut core, key) = far_core(b"far-ready");
+    let far_id = core.node_id();
+    let act_one = engine.new_outbound_connection(5, far_id).expect("act one");
+    let responder = ResponderHandshake::new(&key, &secret(b"far-eph-ready"));
+    let (waiting, act_two) = responder.process_act_one(&act_one).expect("act one valid");
+    let act_three = engine.handle_bytes(5, &act_two).expect("act two");
+    let (_, mut transport) = waiting.process_act_three(&act_three).expect("act three");
+    // The shard writes our init: the connection is named once, however often it is written
+    // to, until it is drained.
+    assert_eq!(
+        engine.wait_ready_connection(Duration::from_secs(5)),
+        Some(5)
+    );
+    let ping = Message::Ping(Ping {
+        num_pong_bytes: 8,
+        ignored: vec![],
+    });
+    core.peer_connected(engine.node_id());
+    let Some(Output::SendMessage { msg: init, .. }) = core.poll_output() else {
+        panic!("init queued");
+    };
+    let mut bytes = transport.encrypt(&init.encode()).expect("encrypt");
+    bytes.extend(transport.encrypt(&ping.encode()).expect("encrypt"));
+    engine.handle_bytes(5, &bytes).expect("init and ping");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !engine.is_idle() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        engine.wait_ready_connection(Duration::from_millis(20)),
+        None
+    );
+    let out = engine.connection_outputs(5).expect("outputs");
+    let names: Vec<&str> = transport
+        .decrypt(&out.bytes)
+        .expect("decrypt")
+        .iter()
+        .map(|m| message_name(&Message::decode(m).expect("decodes")))
+        .collect();
+    assert_eq!(names, ["init", "pong"]);
+    // Drained: the next write names it again.
+    engine
+        .handle_bytes(5, &transport.encrypt(&ping.encode()).expect("encrypt"))
+        .expect("ping");
+    assert_eq!(
+        engine.wait_ready_connection(Duration::from_secs(5)),
+        Some(5)
+    );
+    let out = engine.connection_outputs(5).expect("outputs");
+    assert_eq!(transport.decrypt(&out.bytes).expect("decrypt").len(), 1);
+    engine.connection_closed(5).expect("closed");
 }

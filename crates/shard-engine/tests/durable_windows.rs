@@ -8,7 +8,7 @@
 //!   shard (A) never applied: the restart applies it from its resolution record, so the
 //!   preimage is not lost.
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! The tmpfs is mounted by the test, which needs root (CI runs as root); elsewhere the test
 //! says so and passes without running.
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use shard_engine::sim::SimRng;
 use shard_engine::store::{FsStore, Store};
-use shard_engine::{Engine, EngineConfig, EngineError, StopReason};
+use shard_engine::{Engine, EngineConfig, EngineError, NodeApi, StopReason};
 use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded};
 
 const PEERS: usize = 8;

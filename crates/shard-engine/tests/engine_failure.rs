@@ -5,7 +5,7 @@
 //! the same store returns every acknowledged state: the payments in flight finish and every
 //! balance reconciles.
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use shard_engine::lightning_core::types::PaymentPreimage;
 use shard_engine::sim::SimRng;
 use shard_engine::store::{MemoryStore, Store, StoreError, WriteOp};
-use shard_engine::{Engine, EngineConfig, EngineError, StopReason};
+use shard_engine::{Engine, EngineConfig, EngineError, NodeApi, StopReason};
 use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded, Who};
 
 const PEERS: usize = 8;

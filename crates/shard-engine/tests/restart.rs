@@ -2,14 +2,14 @@
 //! flight stops, the engine is reopened with M shards on what N shards wrote, peers
 //! reconnect (channel_reestablish), the payments finish and every balance reconciles.
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use shard_engine::sim::SimRng;
 use shard_engine::store::{MemoryStore, Store};
-use shard_engine::{Engine, EngineConfig};
+use shard_engine::{Engine, EngineConfig, NodeApi};
 use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded};
 
 const PEERS: usize = 10;

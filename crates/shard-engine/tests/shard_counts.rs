@@ -1,6 +1,6 @@
 //! The same workload on 1, 2, 4 and 8 shards ends in identical channel states.
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use shard_engine::sim::SimRng;
 use shard_engine::Engine;

@@ -6,7 +6,7 @@
 //! `SIM_SEEDS=<n>` sets how many seeds run (1000 by default: about 30 s in release, 75 s in
 //! a debug build on one core).
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use shard_engine::lightning_core::bitcoin::hashes::{sha256, Hash};
 use shard_engine::sim::sim_seed_from_env;

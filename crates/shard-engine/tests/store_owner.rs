@@ -11,7 +11,7 @@ use shard_engine::durable::{CHANNELS, NODE, NODES, NODE_ID, RESOLUTIONS};
 use shard_engine::lightning_core::persist::PersistError;
 use shard_engine::lightning_core::secp256k1::{PublicKey, Secp256k1};
 use shard_engine::store::{MemoryStore, Store};
-use shard_engine::{NodeApi, Engine, EngineConfig, EngineError, StopReason};
+use shard_engine::{Engine, EngineConfig, EngineError, NodeApi, StopReason};
 use support::{engine_config, hub_secret, hub_seed, Net, Threaded};
 
 fn config(store: &Arc<dyn Store>) -> EngineConfig {

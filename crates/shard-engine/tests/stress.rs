@@ -2,7 +2,7 @@
 //! all in flight at once, conservation checked at the end.
 //! `STRESS_PEERS=1000` for the full run (40 peers by default, to keep CI quick).
 
-use shard_engine::harness as support;
+use lnshard_testkit as support;
 
 use std::time::Instant;
 

@@ -48,8 +48,9 @@ int main(int argc, char **argv) {
     char small[4], text[256];
     size_t n = 0;
     lnshard_route_hop hops[21];
-    lnshard_peer_outputs *outs = NULL;
-    const uint8_t *data = NULL;
+    lnshard_channel_list *list = NULL;
+    lnshard_channel_details details;
+    uint64_t conn = 0;
     bool flag = false;
     lnshard_bytes *bytes = NULL;
     lnshard_confirmed_tx tx;
@@ -147,13 +148,16 @@ int main(int argc, char **argv) {
     }
 
     /* Bad keys, NULL buffers and oversized lengths. */
-    EXPECT(lnshard_engine_peer_connected(engine, zero_key), LNSHARD_RESULT_INVALID_PARAMETER,
-           "node_id");
-    EXPECT(lnshard_engine_peer_connected(engine, NULL), LNSHARD_RESULT_NULL_PARAMETER, "node_id");
-    EXPECT(lnshard_engine_handle_message(engine, id, NULL, 5), LNSHARD_RESULT_NULL_PARAMETER,
+    EXPECT(lnshard_engine_new_outbound_connection(engine, 5, zero_key, &bytes),
+           LNSHARD_RESULT_INVALID_PARAMETER, "their_node_id");
+    EXPECT(lnshard_engine_new_outbound_connection(engine, 5, NULL, &bytes),
+           LNSHARD_RESULT_NULL_PARAMETER, "their_node_id");
+    EXPECT(lnshard_engine_handle_bytes(engine, 1, NULL, 5, &bytes), LNSHARD_RESULT_NULL_PARAMETER,
            "parameter bytes is NULL");
-    EXPECT(lnshard_engine_handle_message(engine, id, big, LNSHARD_MAX_MESSAGE_LEN + 1),
-           LNSHARD_RESULT_INVALID_PARAMETER, "bytes_len 65536 above the limit 65535");
+    EXPECT(lnshard_engine_wait_ready_connection(engine, 0, NULL, &flag),
+           LNSHARD_RESULT_NULL_PARAMETER, "out_conn");
+    EXPECT(lnshard_engine_wait_ready_connection(engine, 0, &conn, NULL),
+           LNSHARD_RESULT_NULL_PARAMETER, "out_found");
     EXPECT(lnshard_engine_handle_bytes(engine, 1, big, (size_t)LNSHARD_MAX_READ_LEN + 1, &bytes),
            LNSHARD_RESULT_INVALID_PARAMETER, "bytes_len");
     EXPECT(lnshard_engine_send_payment(engine, hops, 21, channel, channel, channel),
@@ -186,10 +190,10 @@ int main(int argc, char **argv) {
            LNSHARD_RESULT_API_REFUSED, "not connected");
 
     /* Lists: an index past the end. */
-    EXPECT(lnshard_engine_peer_outputs(engine, id, &outs), LNSHARD_RESULT_OK, NULL);
-    EXPECT(lnshard_peer_outputs_get(outs, 0, &data, &n, &flag), LNSHARD_RESULT_INVALID_PARAMETER,
+    EXPECT(lnshard_engine_list_channels(engine, &list), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_channel_list_get(list, 0, &details), LNSHARD_RESULT_INVALID_PARAMETER,
            "index 0 not below the list length 0");
-    lnshard_peer_outputs_free(outs);
+    lnshard_channel_list_free(list);
 
     /* The last error survives a too-small buffer. */
     EXPECT(lnshard_last_error_message(small, sizeof small, &n), LNSHARD_RESULT_BUFFER_TOO_SMALL,
@@ -203,10 +207,9 @@ int main(int argc, char **argv) {
     lnshard_engine_free(NULL);
     lnshard_bytes_free(NULL);
     lnshard_event_free(NULL);
-    lnshard_peer_outputs_free(NULL);
     lnshard_channel_list_free(NULL);
     if (lnshard_bytes_len(NULL) != 0 || lnshard_bytes_data(NULL) != NULL ||
-        lnshard_peer_outputs_len(NULL) != 0 || lnshard_channel_list_len(NULL) != 0 ||
+        lnshard_channel_list_len(NULL) != 0 ||
         lnshard_event_get_kind(NULL) != LNSHARD_EVENT_KIND_UNKNOWN ||
         lnshard_engine_is_idle(NULL) || lnshard_engine_shard_count(NULL) != 0) {
         fprintf(stderr, "misuse.c: an infallible getter mishandled NULL\n");

@@ -3,9 +3,9 @@
 //! A node derives every channel's keys with [`derive_peer_channel_keys`] from its seed, the
 //! peer's node id and a key index, as LDK's `KeysManager` derives them from its seed and
 //! per-channel parameters: the channel's stored record then holds the index, never a
-//! secret, and a restart derives the keys again. How `NodeCore` allocates indices so that
-//! no two channels of one node ever share keys (across shards too) is documented on its
-//! key-index counter (`NodeRecord::next_channel_key_index`).
+//! secret, and a restart derives the keys again. How `NodeCore` draws indices so that no
+//! two channels of one node share keys (across shards too) is documented on its
+//! `next_keys`.
 //!
 //! [`derive_channel_keys`] (seed and index only) is the derivation of format versions 1
 //! and 2, whose records stored the secrets; tests use it to make keys.

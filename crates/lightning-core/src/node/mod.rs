@@ -308,8 +308,6 @@ pub struct NodeCore {
     rate_limits: PeerRateLimits,
     /// Test mode only: every new channel uses these keys instead of derived ones.
     forced_channel_keys: Option<crate::keys::ChannelKeys>,
-    /// The key index the next channel gets (see [`NodeCore::next_keys`]).
-    next_channel_key_index: u64,
 }
 
 impl NodeCore {
@@ -349,7 +347,6 @@ impl NodeCore {
             liveness: Liveness::default(),
             rate_limits: PeerRateLimits::default(),
             forced_channel_keys: None,
-            next_channel_key_index: 0,
         }
     }
 
@@ -479,28 +476,23 @@ impl NodeCore {
     /// Keys for a new channel with `node_id`, and the key index they were derived with
     /// (`None` for the forced keys of the test mode, which records then store).
     ///
-    /// Keys are `derive_peer_channel_keys(seed, node_id, index)` with `index` from a
-    /// counter of this core ([`NodeRecord::next_channel_key_index`](crate::persist::NodeRecord),
-    /// persisted with the node record in the same commit as the channel). Why a
-    /// (peer, index) pair never repeats for one node: the counter only grows; a peer is
-    /// owned by one shard at a time; shards share the seed but each derives with its own
-    /// peers' ids, so two shards handing out the same index derive unrelated keys; a restart
-    /// into another shard count gives every shard the largest counter of all (records are
-    /// merged with the maximum), so no index goes back for any peer; and a peer forgotten
-    /// and met again does not reset it (the counter is the node's, not the peer's). A
-    /// channel whose commit never happened never sent its `open_channel` or
-    /// `accept_channel`, so its index being handed out again after a crash is harmless.
-    ///
-    /// The per-peer draw is kept (and unused) so that the peer's other draws (shutdown
-    /// script, alias) are the ones earlier versions made.
+    /// Keys are `derive_peer_channel_keys(seed, node_id, index)`; the index is 64 bits of
+    /// the peer's draw ([`NodeCore::peer_random`]: seed, peer, the peer's persisted draw
+    /// counter, best block hash), as earlier versions drew it. Why not a node counter: a
+    /// peer's draws must not depend on which shard owns it or on other peers (the same
+    /// peers and inputs give the same channels on any shard count), and shards share the
+    /// seed. Why it does not repeat: the peer's id is an input of the derivation, so only
+    /// one peer's indices could collide; for that peer the draw counter only grows while it
+    /// is known (it is stored in the node record, merged with the maximum across shards),
+    /// and the best block hash separates a peer forgotten and met again in a later block.
+    /// The one case left is a peer pruned (no channel, disconnected) and met again within
+    /// the same block, whose counter restarts: the same as before format version 3.
     fn next_keys(&mut self, node_id: &PublicKey) -> (crate::keys::ChannelKeys, Option<u64>) {
-        let _ = self.peer_random(node_id, b"channel-keys");
+        let r = self.peer_random(node_id, b"channel-keys");
         if let Some(keys) = &self.forced_channel_keys {
             return (keys.clone(), None);
         }
-        let index = self.next_channel_key_index;
-        self.next_channel_key_index = index.saturating_add(1);
-        self.dirty.node = true;
+        let index = u64::from_be_bytes(r[..8].try_into().expect("8 of 32 bytes"));
         (derive_peer_channel_keys(&self.seed, node_id, index), Some(index))
     }
 

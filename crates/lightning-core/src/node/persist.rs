@@ -108,7 +108,6 @@ impl NodeCore {
         NodeRecord {
             best_height: self.best_height,
             best_hash: self.best_hash,
-            next_channel_key_index: self.next_channel_key_index,
             peer_random_draws: self
                 .peers
                 .values()
@@ -290,7 +289,6 @@ impl NodeCore {
             });
             peer.random_draws = *draws;
         }
-        core.next_channel_key_index = node_record.next_channel_key_index;
         core.inbound_payments = node_record
             .inbound_payments
             .iter()

@@ -28,8 +28,7 @@
 //!   are derived again from the node's seed on restore); a channel migrated from version 1
 //!   or 2 holds its stored secrets ([`ChannelKeysRecord::Stored`]) until it closes. The
 //!   node record drops the node's configuration (a restart takes it as an argument; the
-//!   stored copy was informational and tied `persist` to `node`) and appends
-//!   [`NodeRecord::next_channel_key_index`] (0 after a migration). The forward resolution
+//!   stored copy was informational and tied `persist` to `node`). The forward resolution
 //!   becomes a record kind ([`RecordKind::Resolution`]); the engine's older hand-written
 //!   layout is still read ([`ForwardResolutionRecord::from_stored_bytes`]).
 //!
@@ -172,13 +171,6 @@ pub struct NodeRecord {
     pub upstream: BTreeMap<(ChannelId, u64), UpstreamHtlcRecord>,
     /// HTLC-timeout transactions we wait for, by txid.
     pub pending_timeouts: BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
-    /// The key index the next channel gets (format version 3). Above every index this
-    /// node (or shard) handed out: a channel's keys are derived from the node's seed, the
-    /// peer's id and its index, and a peer belongs to one shard at a time, so (peer, index)
-    /// never repeats. Shards split from one record keep the whole counter and shards merged
-    /// take the largest ([`NodeRecord::retain_peers`], [`NodeRecord::merge`]), so an index
-    /// never goes back for any peer, even one forgotten and met again.
-    pub next_channel_key_index: u64,
 }
 
 /// A node record of format versions 1 and 2 up to (not including) its configuration, the
@@ -233,8 +225,7 @@ impl NodeRecord {
     /// restarted with another shard count. A payment belongs to the peer of its first hop,
     /// a forward's upstream end to the incoming channel's peer and its downstream end to the
     /// outgoing channel's peer, a claimable HTLC to the peer that offered it. The inbound
-    /// payment registry, the best block and the key index counter are kept whole (every
-    /// shard needs them).
+    /// payment registry and the best block are kept whole (every shard needs them).
     pub fn retain_peers(&mut self, mut owns: impl FnMut(&PublicKey) -> bool) {
         self.peer_random_draws.retain(|node_id, _| owns(node_id));
         for htlcs in self.claimable.values_mut() {
@@ -253,8 +244,7 @@ impl NodeRecord {
     }
 
     /// Combines the node records of several shards into one (to redistribute them with
-    /// [`NodeRecord::retain_peers`]): the highest best block, the largest key index counter,
-    /// the union of everything else. `None` when `records` is empty.
+    /// [`NodeRecord::retain_peers`]): the highest best block, the union of everything else. `None` when `records` is empty.
     pub fn merge(records: impl IntoIterator<Item = NodeRecord>) -> Option<NodeRecord> {
         let mut records = records.into_iter();
         let mut out = records.next()?;
@@ -263,7 +253,6 @@ impl NodeRecord {
                 out.best_height = r.best_height;
                 out.best_hash = r.best_hash;
             }
-            out.next_channel_key_index = out.next_channel_key_index.max(r.next_channel_key_index);
             for (k, v) in r.peer_random_draws {
                 let e = out.peer_random_draws.entry(k).or_insert(0);
                 *e = (*e).max(v);
@@ -344,7 +333,7 @@ fn v1_to_v2(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
 }
 
 /// Version 2 to 3: a channel's stored secrets move into [`ChannelKeysRecord::Stored`]; a
-/// node record loses its configuration (its last field) and gains a key index counter of 0.
+/// node record loses its configuration (its last field).
 fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
     match kind {
         RecordKind::Channel => {
@@ -372,7 +361,6 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
                 offered: old.offered,
                 upstream: old.upstream,
                 pending_timeouts: old.pending_timeouts,
-                next_channel_key_index: 0,
             };
             postcard::to_allocvec(&new).map_err(encode_err(kind))
         }
@@ -653,7 +641,6 @@ mod tests {
         NodeRecord {
             best_height: 100,
             best_hash: BlockHash::from_byte_array([1; 32]),
-            next_channel_key_index: 17,
             peer_random_draws: [(pk(1), 3), (pk(2), 5)].into_iter().collect(),
             inbound_payments: [(
                 PaymentHash([4; 32]),
@@ -851,7 +838,6 @@ mod tests {
             read,
             NodeRecord {
                 peer_random_draws: BTreeMap::new(),
-                next_channel_key_index: 0,
                 ..r
             }
         );

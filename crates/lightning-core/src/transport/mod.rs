@@ -20,6 +20,11 @@
 //! Any [`HandshakeError`] means the connection must be closed without sending anything more
 //! (BOLT 8); each step consumes its state, so a failed handshake cannot be continued.
 //!
+//! A host reading a socket does not see acts, only chunks of bytes: [`Handshake`] runs the
+//! same steps over a byte stream for either side (it buffers the act being read, returns
+//! what to write, and hands over the [`Transport`], the peer's node id and any bytes read
+//! past act three). Every host in lnshard drives the handshake through it.
+//!
 //! A [`Transport`] (or its halves [`Encryptor`] and [`Decryptor`]) then encrypts messages of
 //! at most [`MAX_MESSAGE_LEN`] bytes into frames and decrypts frames from arbitrary chunks of
 //! the byte stream, buffering at most one frame. Each direction rotates its key every 1000
@@ -33,6 +38,7 @@ use core::fmt;
 mod cipher;
 mod framing;
 mod handshake;
+mod stream;
 
 pub use framing::{
     Decryptor, Encryptor, Transport, LENGTH_FRAME_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_MESSAGE_LEN,
@@ -41,6 +47,7 @@ pub use handshake::{
     ephemeral_key, InitiatorHandshake, ResponderAwaitingActThree, ResponderHandshake, ACT_ONE_LEN,
     ACT_THREE_LEN, ACT_TWO_LEN, HANDSHAKE_VERSION,
 };
+pub use stream::{Established, Handshake, HandshakeStep};
 
 /// One of the three handshake acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

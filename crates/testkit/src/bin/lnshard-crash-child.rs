@@ -26,7 +26,7 @@ use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::types::ChannelId;
 use parking_lot::Mutex;
 use shard_engine::store::{FsStore, FsStoreOptions, Store};
-use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput};
+use shard_engine::{Engine, EngineConfig, EngineError, NodeApi, PeerOutput};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -1,0 +1,1082 @@
+//! The routing-node scaling workload: how many payments per second one routing node forwards
+//! when it, and not its peers, is the bottleneck, on 1..=N shards, and the same payments on
+//! LDK's two lock designs built from the same `NodeCore`.
+//!
+//! **Lanes.** Lane k is peer A_k → the routing node → peer B_k; A_k and B_k sit on different
+//! shards of a 2-shard engine, half the lanes each way, so with 2 shards every forward crosses
+//! shards (with more shards, placement decides; the cross-shard forwards are counted).
+//!
+//! **Record once, replay cheaply.** The payments are made once with real peer `NodeCore`s
+//! around a 1-shard engine, lane by lane in lockstep (a lane's next payment starts when its
+//! previous one completed), keeping every message each peer sent with the routing node's
+//! message counts on both lane connections when it was produced, and every message the
+//! routing node sent. Each replay starts a fresh routing node set up identically (same keys,
+//! same channels), and one driver thread feeds each lane's recorded peer messages as soon as
+//! the routing node has sent what they answer, comparing every message the routing node sends
+//! with the recording byte for byte ([`Error::Diverged`] otherwise). The peers now cost a
+//! memcpy; the routing node still verifies every signature it receives and signs everything
+//! it sends. The driver's own CPU time over the process's is reported (`driver_cpu_share`).
+//!
+//! **Configurations** (each replays the same recording; `N` = threads doing the routing work):
+//! * `engine_N`: the shard engine with N shards (plus the one driver thread);
+//! * `global_mutex_N`: one `NodeCore` for every peer behind one `Mutex`, driven by N threads
+//!   (LDK's shape before per-peer storage);
+//! * `per_peer_mutex_N`: one `NodeCore` per peer, each behind its own `Mutex`, in a `RwLock`'d
+//!   map, driven by N threads; a forward locks the next peer's mutex (LDK's shape after it).
+//!
+//! Lane k of a baseline is driven by thread k mod N. Each figure is the median of
+//! [`Options::runs`] runs; `ratio_2_vs_1` is the median of the per-run ratios (the two replays
+//! of a run are measured back to back).
+//!
+//! [`durable`] replays the same kind of recording on the engine with its stores (no store,
+//! in-memory, filesystem with group commit on and off).
+
+mod baseline;
+pub mod durable;
+pub mod plot;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lnshard_testkit::{
+    engine_config, genesis, hub_secret, hub_seed, secret, Hub, Net, Recorder, Threaded, Who,
+};
+use serde::Serialize;
+use shard_engine::lightning_core::secp256k1::{PublicKey, Secp256k1};
+use shard_engine::store::Store;
+use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput, Placement};
+
+use baseline::{BaselineHub, Locked, Sink};
+
+/// The cores this process may use (`std::thread::available_parallelism`, 1 if unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The default lane count for a run up to `max_shards` shards: 32, or 8 per shard when more,
+/// so that hashing peers to shards leaves every shard with several lanes.
+pub fn default_lanes(max_shards: usize) -> usize {
+    (8 * max_shards).max(32)
+}
+
+/// What [`run`] measures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The largest shard count (and baseline thread count): configurations run 1..=this.
+    pub max_shards: usize,
+    /// Lanes: pairs of peers paying each other through the routing node.
+    pub lanes: usize,
+    /// Payments per lane (every lane pays the same count).
+    pub payments_per_lane: usize,
+    /// Runs of every configuration; each figure is the median.
+    pub runs: usize,
+    /// Also replay, on 2 shards, lanes whose two ends sit on the same shard (no cross-shard
+    /// traffic at all), as `engine_2_within_shard`.
+    pub within_shard: bool,
+}
+
+impl Default for Options {
+    /// Up to [`cores`] shards, [`default_lanes`] lanes of 40 payments, 3 runs.
+    fn default() -> Self {
+        let max_shards = cores();
+        Options {
+            max_shards,
+            lanes: default_lanes(max_shards),
+            payments_per_lane: 40,
+            runs: 3,
+            within_shard: false,
+        }
+    }
+}
+
+/// Why a workload could not be measured.
+#[derive(Debug)]
+pub enum Error {
+    /// An option is out of range.
+    Options(String),
+    /// The recording run broke a rule of the ledger (funds, HTLC fates): an engine bug.
+    Recording(String),
+    /// A replay diverged from the recording: the routing node sent other bytes, or fewer
+    /// messages, than when recorded (its output is not a function of each lane's inputs).
+    Diverged {
+        /// The configuration that diverged.
+        configuration: String,
+        /// Messages that differed from the recording.
+        mismatches: usize,
+    },
+    /// The engine refused to start or to take a replayed message.
+    Engine {
+        /// The configuration being replayed.
+        configuration: String,
+        /// The engine's error.
+        error: EngineError,
+    },
+    /// A store could not be created, or reported a failure.
+    Store(String),
+    /// The plot could not be drawn or written.
+    Plot(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Options(why) => write!(f, "bad option: {why}"),
+            Error::Recording(why) => write!(f, "the recording run is unsound: {why}"),
+            Error::Diverged {
+                configuration,
+                mismatches,
+            } => write!(
+                f,
+                "{configuration}: the replay diverged from the recording ({mismatches} messages differ)"
+            ),
+            Error::Engine {
+                configuration,
+                error,
+            } => write!(f, "{configuration}: engine error: {error}"),
+            Error::Store(why) => write!(f, "store: {why}"),
+            Error::Plot(why) => write!(f, "plot: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The design a configuration measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Design {
+    /// The shard engine.
+    Engine,
+    /// The shard engine, both ends of every lane on one shard.
+    EngineWithinShard,
+    /// One global `Mutex<NodeCore>`.
+    GlobalMutex,
+    /// Per-peer `Mutex<NodeCore>` under a `RwLock`'d map.
+    PerPeerMutex,
+}
+
+impl Design {
+    /// The configuration's name for `threads` threads, as in the JSON report.
+    pub fn configuration(self, threads: usize) -> String {
+        match self {
+            Design::Engine => format!("engine_{threads}"),
+            Design::EngineWithinShard => format!("engine_{threads}_within_shard"),
+            Design::GlobalMutex => format!("global_mutex_{threads}"),
+            Design::PerPeerMutex => format!("per_peer_mutex_{threads}"),
+        }
+    }
+
+    fn describe(self, threads: usize) -> String {
+        let s = if threads == 1 { "" } else { "s" };
+        match self {
+            Design::Engine => format!("engine, {threads} shard{s}"),
+            Design::EngineWithinShard => {
+                format!("engine, {threads} shard{s}, lanes within a shard")
+            }
+            Design::GlobalMutex => format!("global Mutex, {threads} thread{s}"),
+            Design::PerPeerMutex => format!("per-peer Mutex + RwLock map, {threads} thread{s}"),
+        }
+    }
+}
+
+/// One replay of the recording on one configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// The configuration's name (`engine_2`, `global_mutex_1`, ...).
+    pub configuration: String,
+    /// Its design.
+    pub design: Design,
+    /// Shards (engine) or driving threads (baselines).
+    pub threads: usize,
+    /// Which run (0-based).
+    pub run: usize,
+    /// Payments replayed.
+    pub payments: usize,
+    /// Wall time of the replay, seconds.
+    pub wall_secs: f64,
+    /// Payments per second.
+    pub payments_per_sec: f64,
+    /// CPU time of the whole process during the replay, seconds (None where `/proc` is not
+    /// readable).
+    pub cpu_secs: Option<f64>,
+    /// The engine driver thread's CPU time over the process's (engine only).
+    pub driver_cpu_share: Option<f64>,
+    /// Forwards handed from one shard to another (engine only).
+    pub cross_shard_forwards: u64,
+    /// Each shard's busy time over the wall time (engine only).
+    pub shard_busy: Vec<f64>,
+}
+
+impl Measurement {
+    /// Process CPU per payment, microseconds.
+    pub fn cpu_us_per_payment(&self) -> Option<f64> {
+        self.cpu_secs.map(|c| c * 1e6 / self.payments as f64)
+    }
+}
+
+/// What [`run`] measured. Serialized as one flat JSON object: a field per configuration
+/// (its median payments/s), the ratios, and the details.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Median payments/s of every configuration, by name (`engine_1`, `engine_2`, ...,
+    /// `global_mutex_1`, ..., `per_peer_mutex_1`, ...).
+    #[serde(flatten)]
+    pub medians: BTreeMap<String, f64>,
+    /// Engine with 2 shards over engine with 1 shard: the median of the per-run ratios
+    /// (None when fewer than 2 shards were measured).
+    pub ratio_2_vs_1: Option<f64>,
+    /// The same ratio for the global-Mutex baseline (2 threads over 1).
+    pub global_mutex_ratio_2_vs_1: Option<f64>,
+    /// The same ratio for the per-peer-Mutex baseline (2 threads over 1).
+    pub per_peer_mutex_ratio_2_vs_1: Option<f64>,
+    /// The engine driver thread's share of the process CPU: the largest of the engine
+    /// configurations' medians (None where `/proc` is not readable).
+    pub driver_cpu_share: Option<f64>,
+    /// [`cores`] on the machine that ran it.
+    pub cores: usize,
+    /// The largest shard count measured.
+    pub max_shards: usize,
+    /// Lanes.
+    pub lanes: usize,
+    /// Payments per lane.
+    pub payments_per_lane: usize,
+    /// Payments per replay (lanes × payments per lane), every one forwarded.
+    pub payments: usize,
+    /// Runs per configuration.
+    pub runs: usize,
+    /// Peer messages in the recording (what the driver feeds per replay).
+    pub recorded_messages: usize,
+    /// Seconds the recording with real peers took.
+    pub record_secs: f64,
+    /// Every replay, in the order run.
+    pub measurements: Vec<Measurement>,
+}
+
+impl Report {
+    /// The median payments/s of a configuration, if measured.
+    pub fn median(&self, design: Design, threads: usize) -> Option<f64> {
+        self.medians.get(&design.configuration(threads)).copied()
+    }
+
+    fn runs_of(&self, design: Design, threads: usize) -> impl Iterator<Item = &Measurement> {
+        self.measurements
+            .iter()
+            .filter(move |m| m.design == design && m.threads == threads)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "scaling: {} lanes x {} payments = {} forwarded payments per replay; {} cores; median of {} runs",
+            self.lanes, self.payments_per_lane, self.payments, self.cores, self.runs
+        )?;
+        writeln!(
+            f,
+            "{:<46} {:>10}  {:<24} {:>12} {:>10} {:>12}",
+            "configuration", "payments/s", "runs", "CPU/payment", "driver CPU", "cross-shard"
+        )?;
+        let mut designs = vec![Design::Engine, Design::GlobalMutex, Design::PerPeerMutex];
+        if self
+            .measurements
+            .iter()
+            .any(|m| m.design == Design::EngineWithinShard)
+        {
+            designs.push(Design::EngineWithinShard);
+        }
+        for design in designs {
+            for threads in 1..=self.max_shards {
+                let Some(median) = self.median(design, threads) else {
+                    continue;
+                };
+                let runs: Vec<&Measurement> = self.runs_of(design, threads).collect();
+                let rates = runs
+                    .iter()
+                    .map(|m| format!("{:.0}", m.payments_per_sec))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let cpu = median_of(runs.iter().filter_map(|m| m.cpu_us_per_payment()))
+                    .map_or("-".to_string(), |us| format!("{:.2} ms", us / 1000.0));
+                let driver = median_of(runs.iter().filter_map(|m| m.driver_cpu_share))
+                    .map_or("-".to_string(), |s| format!("{:.1}%", s * 100.0));
+                let cross = match design {
+                    Design::Engine | Design::EngineWithinShard => runs
+                        .first()
+                        .map_or("-".to_string(), |m| m.cross_shard_forwards.to_string()),
+                    _ => "-".to_string(),
+                };
+                writeln!(
+                    f,
+                    "{:<46} {:>10.0}  {:<24} {:>12} {:>10} {:>12}",
+                    design.describe(threads),
+                    median,
+                    rates,
+                    cpu,
+                    driver,
+                    cross
+                )?;
+            }
+        }
+        let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
+        writeln!(
+            f,
+            "2 vs 1 (median of per-run ratios): engine {}, global Mutex {}, per-peer Mutex {}",
+            ratio(self.ratio_2_vs_1),
+            ratio(self.global_mutex_ratio_2_vs_1),
+            ratio(self.per_peer_mutex_ratio_2_vs_1)
+        )?;
+        write!(
+            f,
+            "driver CPU share (largest engine median): {}; recording: {} peer messages in {:.1} s",
+            self.driver_cpu_share
+                .map_or("-".to_string(), |s| format!("{:.1}%", s * 100.0)),
+            self.recorded_messages,
+            self.record_secs
+        )
+    }
+}
+
+/// The median of some values (the upper middle for an even count); None if empty.
+pub fn median_of(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}
+
+/// Runs the scaling workload.
+pub fn run(options: &Options) -> Result<Report, Error> {
+    run_with_progress(options, |_| {})
+}
+
+/// [`run`], calling `progress` after each replay (for a progress display).
+pub fn run_with_progress(
+    options: &Options,
+    mut progress: impl FnMut(&Measurement),
+) -> Result<Report, Error> {
+    let Options {
+        max_shards,
+        lanes: lanes_n,
+        payments_per_lane,
+        runs,
+        within_shard,
+    } = *options;
+    check_options(lanes_n, payments_per_lane, runs)?;
+    if max_shards == 0 {
+        return Err(Error::Options("max shards must be at least 1".into()));
+    }
+    let t = Instant::now();
+    let (peers, lanes) = choose_lanes(lanes_n, true);
+    let rec = record(peers, &lanes, payments_per_lane)?;
+    let within = if within_shard {
+        let (p, l) = choose_lanes(lanes_n, false);
+        let r = record(p, &l, payments_per_lane)?;
+        Some((p, l, r))
+    } else {
+        None
+    };
+    let record_secs = t.elapsed().as_secs_f64();
+    tracing::info!(
+        lanes = lanes_n,
+        payments_per_lane,
+        record_secs,
+        "recorded the scaling workload"
+    );
+
+    let mut measurements = Vec::new();
+    let mut ratios: [Vec<f64>; 3] = Default::default();
+    for run in 0..runs {
+        let mut this_run: Vec<Measurement> = Vec::new();
+        for threads in 1..=max_shards {
+            let name = Design::Engine.configuration(threads);
+            let o = replay_engine(engine_config(threads), None, peers, &lanes, &rec, &name)?;
+            this_run.push(o.measurement(Design::Engine, threads, run));
+            progress(this_run.last().expect("just pushed"));
+        }
+        for design in [Design::GlobalMutex, Design::PerPeerMutex] {
+            for threads in 1..=max_shards {
+                let o = replay_locked(design, threads, peers, &lanes, &rec)?;
+                this_run.push(o.measurement(design, threads, run));
+                progress(this_run.last().expect("just pushed"));
+            }
+        }
+        if let Some((p, l, r)) = &within {
+            let name = Design::EngineWithinShard.configuration(2);
+            let o = replay_engine(engine_config(2), None, *p, l, r, &name)?;
+            this_run.push(o.measurement(Design::EngineWithinShard, 2, run));
+            progress(this_run.last().expect("just pushed"));
+        }
+        for (i, design) in [Design::Engine, Design::GlobalMutex, Design::PerPeerMutex]
+            .into_iter()
+            .enumerate()
+        {
+            let rate = |threads: usize| {
+                this_run
+                    .iter()
+                    .find(|m| m.design == design && m.threads == threads)
+                    .map(|m| m.payments_per_sec)
+            };
+            if let (Some(two), Some(one)) = (rate(2), rate(1)) {
+                ratios[i].push(two / one);
+            }
+        }
+        measurements.extend(this_run);
+    }
+
+    let mut medians = BTreeMap::new();
+    let mut driver_shares = Vec::new();
+    for m in &measurements {
+        if medians.contains_key(&m.configuration) {
+            continue;
+        }
+        let same = || {
+            measurements
+                .iter()
+                .filter(|x| x.configuration == m.configuration)
+        };
+        if let Some(rate) = median_of(same().map(|x| x.payments_per_sec)) {
+            medians.insert(m.configuration.clone(), rate);
+        }
+        if let Some(share) = median_of(same().filter_map(|x| x.driver_cpu_share)) {
+            driver_shares.push(share);
+        }
+    }
+    let [engine, global, per_peer] = ratios;
+    Ok(Report {
+        medians,
+        ratio_2_vs_1: median_of(engine),
+        global_mutex_ratio_2_vs_1: median_of(global),
+        per_peer_mutex_ratio_2_vs_1: median_of(per_peer),
+        driver_cpu_share: driver_shares.into_iter().reduce(f64::max),
+        cores: cores(),
+        max_shards,
+        lanes: lanes_n,
+        payments_per_lane,
+        payments: lanes_n * payments_per_lane,
+        runs,
+        recorded_messages: rec.scripts.iter().map(Vec::len).sum(),
+        record_secs,
+        measurements,
+    })
+}
+
+fn check_options(lanes: usize, payments_per_lane: usize, runs: usize) -> Result<(), Error> {
+    if lanes == 0 || payments_per_lane == 0 || runs == 0 {
+        return Err(Error::Options(
+            "lanes, payments per lane and runs must each be at least 1".into(),
+        ));
+    }
+    // Each lane needs two peers; the recording holds every message in memory.
+    if lanes > 100_000 || payments_per_lane > 1_000_000 {
+        return Err(Error::Options(
+            "at most 100,000 lanes and 1,000,000 payments per lane".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Lane k: (peer index of A_k, peer index of B_k), on different shards of 2 when `cross`,
+/// else on the same shard (half the lanes on each). Returns the peer count too.
+fn choose_lanes(lanes: usize, cross: bool) -> (usize, Vec<(usize, usize)>) {
+    let placement = Placement::new(&hub_secret(), 2);
+    let secp = Secp256k1::signing_only();
+    let (mut s0, mut s1) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while s0.len() < 2 * lanes || s1.len() < 2 * lanes {
+        let id = PublicKey::from_secret_key(&secp, &secret(format!("peer-{i}").as_bytes()));
+        if placement.shard_of(&id) == 0 {
+            s0.push(i);
+        } else {
+            s1.push(i);
+        }
+        i += 1;
+    }
+    let pairs = (0..lanes)
+        .map(|k| match (cross, k % 2 == 0) {
+            (true, true) => (s0[k], s1[k]),
+            (true, false) => (s1[k], s0[k]),
+            (false, true) => (s0[k], s0[k + lanes]),
+            (false, false) => (s1[k], s1[k + lanes]),
+        })
+        .collect();
+    (i, pairs)
+}
+
+/// Connects the peers and opens each lane's two channels (funded by the peers, half pushed
+/// to the routing node so it can forward). Deterministic: the same for every configuration.
+fn setup<H: Hub>(hub: H, peers: usize, lanes: &[(usize, usize)]) -> Net<H> {
+    let mut net = Net::new(hub, peers);
+    let specs: Vec<(usize, bool)> = lanes
+        .iter()
+        .flat_map(|&(a, b)| [(a, false), (b, false)])
+        .collect();
+    net.open_channels(&specs);
+    net
+}
+
+/// One peer message of a lane: send it once the routing node has sent `need[0]` messages
+/// to A and `need[1]` to B.
+struct Step {
+    side: usize,
+    bytes: Vec<u8>,
+    need: [usize; 2],
+}
+
+/// The recorded traffic of every lane.
+struct Recording {
+    /// Per lane, the peers' messages in order.
+    scripts: Vec<Vec<Step>>,
+    /// Per lane and side, what the routing node sent.
+    expected: Vec<[Vec<Vec<u8>>; 2]>,
+    /// Per lane, the node ids of A and B.
+    ids: Vec<[PublicKey; 2]>,
+    /// Payments per lane.
+    payments: usize,
+}
+
+impl Recording {
+    fn where_is(&self) -> HashMap<PublicKey, (usize, usize)> {
+        let mut where_is = HashMap::new();
+        for (k, ids) in self.ids.iter().enumerate() {
+            where_is.insert(ids[0], (k, 0));
+            where_is.insert(ids[1], (k, 1));
+        }
+        where_is
+    }
+
+    fn payments(&self) -> usize {
+        self.scripts.len() * self.payments
+    }
+}
+
+/// Makes the payments with real peers around a 1-shard engine and keeps the wire traffic.
+fn record(peers: usize, lanes: &[(usize, usize)], payments: usize) -> Result<Recording, Error> {
+    let engine = Engine::new(engine_config(1), hub_secret(), hub_seed(), 100, genesis());
+    let mut net = setup(Threaded { engine }, peers, lanes);
+    net.eager_claims = true;
+    let chan_of: HashMap<usize, usize> = net
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (c.peer, k))
+        .collect();
+    let mut partner = vec![None; peers];
+    for &(a, b) in lanes {
+        partner[a] = Some(b);
+        partner[b] = Some(a);
+    }
+    net.recorder = Some(Recorder {
+        partner,
+        delivered: vec![0; peers],
+        to_hub: Vec::new(),
+        from_hub: vec![Vec::new(); peers],
+    });
+    let initial = net.balances();
+    for p in 0..payments {
+        for &(a, b) in lanes {
+            let amount = 10_000_000 + p as u64 * 1000;
+            net.start_payment(
+                Who::Peer(a),
+                Who::Peer(b),
+                Some(chan_of[&a]),
+                Some(chan_of[&b]),
+                amount,
+                true,
+            );
+        }
+        net.run();
+    }
+    let errors = net.check(&initial);
+    if !errors.is_empty() {
+        return Err(Error::Recording(errors.join("; ")));
+    }
+    if net.forwarded_count as usize != payments * lanes.len() {
+        return Err(Error::Recording(format!(
+            "{} payments forwarded, {} made",
+            net.forwarded_count,
+            payments * lanes.len()
+        )));
+    }
+    let ids = lanes
+        .iter()
+        .map(|&(a, b)| [net.peer_id(a), net.peer_id(b)])
+        .collect();
+    let Some(rec) = net.recorder.take() else {
+        return Err(Error::Recording("the recorder is gone".into()));
+    };
+    let Net {
+        hub: Threaded { engine },
+        ..
+    } = net;
+    engine.shutdown(Duration::from_secs(5));
+    let mut lane_of = HashMap::new();
+    for (k, &(a, b)) in lanes.iter().enumerate() {
+        lane_of.insert(a, (k, 0));
+        lane_of.insert(b, (k, 1));
+    }
+    let mut scripts: Vec<Vec<Step>> = lanes.iter().map(|_| Vec::new()).collect();
+    for (peer, bytes, mine, theirs) in rec.to_hub {
+        let Some(&(k, side)) = lane_of.get(&peer) else {
+            return Err(Error::Recording(format!("peer {peer} is in no lane")));
+        };
+        let need = if side == 0 {
+            [mine, theirs]
+        } else {
+            [theirs, mine]
+        };
+        scripts[k].push(Step { side, bytes, need });
+    }
+    let mut from_hub = rec.from_hub;
+    let expected = lanes
+        .iter()
+        .map(|&(a, b)| {
+            [
+                std::mem::take(&mut from_hub[a]),
+                std::mem::take(&mut from_hub[b]),
+            ]
+        })
+        .collect();
+    Ok(Recording {
+        scripts,
+        expected,
+        ids,
+        payments,
+    })
+}
+
+/// CPU time of the calling thread (ns), from the kernel's schedstat (Linux).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+}
+
+/// CPU time of the whole process (ns), from /proc/self/stat (utime + stime in clock ticks of
+/// 10 ms, Linux's USER_HZ).
+fn process_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit(')').next()?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10_000_000)
+}
+
+fn elapsed_ns(before: Option<u64>, after: Option<u64>) -> Option<Duration> {
+    Some(Duration::from_nanos(after?.checked_sub(before?)?))
+}
+
+/// What one replay measured.
+struct Outcome {
+    /// The store's syncs when the timed replay started (engine with a store only).
+    setup_syncs: u64,
+    payments: usize,
+    wall: Duration,
+    process_cpu: Option<Duration>,
+    driver_cpu: Option<Duration>,
+    cross_shard: u64,
+    /// Each shard's busy share of the wall time (engine only).
+    shard_busy: Vec<f64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.payments as f64 / self.wall.as_secs_f64()
+    }
+
+    fn measurement(&self, design: Design, threads: usize, run: usize) -> Measurement {
+        let driver_cpu_share = match (self.driver_cpu, self.process_cpu) {
+            (Some(d), Some(p)) if !p.is_zero() => Some(d.as_secs_f64() / p.as_secs_f64()),
+            _ => None,
+        };
+        Measurement {
+            configuration: design.configuration(threads),
+            design,
+            threads,
+            run,
+            payments: self.payments,
+            wall_secs: self.wall.as_secs_f64(),
+            payments_per_sec: self.rate(),
+            cpu_secs: self.process_cpu.map(|c| c.as_secs_f64()),
+            driver_cpu_share,
+            cross_shard_forwards: self.cross_shard,
+            shard_busy: self.shard_busy.clone(),
+        }
+    }
+}
+
+/// Per lane: how far its script got and how many messages each side has received.
+#[derive(Default)]
+struct LaneState {
+    pos: usize,
+    got: [usize; 2],
+}
+
+fn lane_done(rec: &Recording, k: usize, st: &LaneState) -> bool {
+    st.pos == rec.scripts[k].len()
+        && st.got[0] == rec.expected[k][0].len()
+        && st.got[1] == rec.expected[k][1].len()
+}
+
+/// Replays `rec` on a fresh engine with `config` (persisting to `store` when given) from one
+/// driver thread: the calling one.
+fn replay_engine(
+    mut config: EngineConfig,
+    store: Option<Arc<dyn Store>>,
+    peers: usize,
+    lanes: &[(usize, usize)],
+    rec: &Recording,
+    name: &str,
+) -> Result<Outcome, Error> {
+    let engine_error = |error| Error::Engine {
+        configuration: name.to_string(),
+        error,
+    };
+    config.store = store.clone();
+    let probe = store.clone();
+    let engine = match store {
+        Some(_) => {
+            Engine::open(config, hub_secret(), hub_seed(), 100, genesis()).map_err(engine_error)?
+        }
+        None => Engine::new(config, hub_secret(), hub_seed(), 100, genesis()),
+    };
+    let Net {
+        hub: Threaded { engine },
+        ..
+    } = setup(Threaded { engine }, peers, lanes);
+    let where_is = rec.where_is();
+    let n = rec.scripts.len();
+    let mut state: Vec<LaneState> = (0..n).map(|_| LaneState::default()).collect();
+    let mut mismatches = 0;
+    let mut done = 0;
+    let mut finished = vec![false; n];
+    let mut todo: Vec<usize> = (0..n).collect();
+    let mut idle_waits = 0u32;
+    let busy0: Vec<u64> = engine.shard_stats().iter().map(|s| s.busy_nanos).collect();
+    let forwards0: u64 = engine.shard_stats().iter().map(|s| s.forwards_out).sum();
+    // Syncs of the setup (channel opening) are not the replay's.
+    let setup_syncs = probe.as_ref().map_or(0, |s| s.syncs());
+    let (cpu0, proc0, t0) = (thread_cpu_ns(), process_cpu_ns(), Instant::now());
+    while done < n {
+        for k in todo.drain(..) {
+            let st = &mut state[k];
+            let script = &rec.scripts[k];
+            while let Some(step) = script.get(st.pos) {
+                if st.got[0] < step.need[0] || st.got[1] < step.need[1] {
+                    break;
+                }
+                match engine.handle_message(rec.ids[k][step.side], &step.bytes) {
+                    Ok(()) => st.pos += 1,
+                    Err(EngineError::Full { .. }) => break,
+                    Err(e) => return Err(engine_error(e)),
+                }
+            }
+            // A lane may end with a peer's message (its last revoke_and_ack).
+            if !finished[k] && lane_done(rec, k, st) {
+                finished[k] = true;
+                done += 1;
+            }
+        }
+        if done == n {
+            break;
+        }
+        let Some(peer) = engine.wait_ready_peer(Duration::from_millis(2)) else {
+            // Nothing came: retry every lane (one may have met a full inbox). An engine
+            // that stays quiet for long with lanes unfinished never sent what they wait for.
+            idle_waits += 1;
+            if idle_waits > 5_000 && engine.is_idle() {
+                let missing: usize = (0..n)
+                    .filter(|&k| !finished[k])
+                    .map(|k| rec.scripts[k].len() - state[k].pos)
+                    .sum();
+                return Err(Error::Diverged {
+                    configuration: name.to_string(),
+                    mismatches: mismatches + missing.max(1),
+                });
+            }
+            todo.extend(0..n);
+            continue;
+        };
+        idle_waits = 0;
+        let Some(&(k, side)) = where_is.get(&peer) else {
+            mismatches += engine.peer_outputs(&peer).len();
+            continue;
+        };
+        for o in engine.peer_outputs(&peer) {
+            let st = &mut state[k];
+            match (o, rec.expected[k][side].get(st.got[side])) {
+                (PeerOutput::Message(bytes), Some(expected)) if &bytes == expected => {}
+                _ => mismatches += 1,
+            }
+            st.got[side] += 1;
+        }
+        todo.push(k);
+    }
+    let wall = t0.elapsed();
+    let (cpu1, proc1) = (thread_cpu_ns(), process_cpu_ns());
+    let stats = engine.shard_stats();
+    let shard_busy = stats
+        .iter()
+        .zip(&busy0)
+        .map(|(s, b0)| s.busy_nanos.saturating_sub(*b0) as f64 / wall.as_nanos() as f64)
+        .collect();
+    let cross_shard = stats.iter().map(|s| s.forwards_out).sum::<u64>() - forwards0;
+    engine.shutdown(Duration::from_secs(5));
+    if mismatches > 0 {
+        return Err(Error::Diverged {
+            configuration: name.to_string(),
+            mismatches,
+        });
+    }
+    Ok(Outcome {
+        setup_syncs,
+        payments: rec.payments(),
+        wall,
+        process_cpu: elapsed_ns(proc0, proc1),
+        driver_cpu: elapsed_ns(cpu0, cpu1),
+        cross_shard,
+        shard_busy,
+    })
+}
+
+/// Replays `rec` on a lock-based baseline driven by `threads` threads (lane k on thread
+/// k mod `threads`), each handling its lanes' messages on the calling thread under the locks.
+fn replay_locked(
+    design: Design,
+    threads: usize,
+    peers: usize,
+    lanes: &[(usize, usize)],
+    rec: &Recording,
+) -> Result<Outcome, Error> {
+    let name = design.configuration(threads);
+    let locked = Arc::new(match design {
+        Design::PerPeerMutex => Locked::per_peer(hub_secret(), hub_seed(), 100, genesis()),
+        _ => Locked::global(hub_secret(), hub_seed(), 100, genesis()),
+    });
+    let secp = Secp256k1::signing_only();
+    let hub = BaselineHub {
+        locked: locked.clone(),
+        node_id: PublicKey::from_secret_key(&secp, &hub_secret()),
+        sink: Sink::default(),
+    };
+    drop(setup(hub, peers, lanes));
+    let where_is = rec.where_is();
+    let (proc0, t0) = (process_cpu_ns(), Instant::now());
+    let mismatches: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let locked = locked.clone();
+                let where_is = &where_is;
+                scope.spawn(move || drive_locked(&locked, rec, where_is, t, threads))
+            })
+            .collect();
+        handles
+            .into_iter()
+            // A driver thread that panicked counts as a divergence of its lanes.
+            .map(|h| h.join().unwrap_or(1))
+            .sum()
+    });
+    let wall = t0.elapsed();
+    let proc1 = process_cpu_ns();
+    if mismatches > 0 {
+        return Err(Error::Diverged {
+            configuration: name,
+            mismatches,
+        });
+    }
+    Ok(Outcome {
+        setup_syncs: 0,
+        payments: rec.payments(),
+        wall,
+        process_cpu: elapsed_ns(proc0, proc1),
+        driver_cpu: None,
+        cross_shard: 0,
+        shard_busy: Vec::new(),
+    })
+}
+
+/// One baseline driver thread: lanes `t`, `t + threads`, ... in turn, one step each; returns
+/// the messages that differed from the recording (or were missing).
+fn drive_locked(
+    locked: &Locked,
+    rec: &Recording,
+    where_is: &HashMap<PublicKey, (usize, usize)>,
+    t: usize,
+    threads: usize,
+) -> usize {
+    let mine: Vec<usize> = (0..rec.scripts.len())
+        .filter(|k| k % threads == t)
+        .collect();
+    let mut state: Vec<LaneState> = mine.iter().map(|_| LaneState::default()).collect();
+    let mut mismatches = 0;
+    let mut sink = Sink::default();
+    loop {
+        let mut progressed = false;
+        for (x, &k) in mine.iter().enumerate() {
+            let st = &mut state[x];
+            let Some(step) = rec.scripts[k].get(st.pos) else {
+                continue;
+            };
+            if st.got[0] < step.need[0] || st.got[1] < step.need[1] {
+                // The baseline handles each message synchronously: what the step answers
+                // should have been sent already. It was not: the lane cannot go on.
+                mismatches += rec.scripts[k].len() - st.pos;
+                st.pos = rec.scripts[k].len();
+                continue;
+            }
+            locked.handle_message(rec.ids[k][step.side], &step.bytes, &mut sink);
+            st.pos += 1;
+            progressed = true;
+            for (peer, o) in sink.messages.drain(..) {
+                let Some(&(k2, side)) = where_is.get(&peer).filter(|(k2, _)| *k2 == k) else {
+                    // An output outside this lane.
+                    mismatches += 1;
+                    continue;
+                };
+                debug_assert_eq!(k2, k);
+                match (o, rec.expected[k][side].get(st.got[side])) {
+                    (PeerOutput::Message(b), Some(e)) if &b == e => {}
+                    _ => mismatches += 1,
+                }
+                st.got[side] += 1;
+            }
+            sink.events.clear();
+        }
+        if !progressed {
+            for (x, &k) in mine.iter().enumerate() {
+                if !lane_done(rec, k, &state[x]) {
+                    mismatches += 1;
+                }
+            }
+            return mismatches;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny run: every configuration replays the recording byte for byte, and the JSON
+    /// report carries a field per configuration and the ratios.
+    #[test]
+    fn a_small_run_replays_every_configuration_exactly() {
+        let options = Options {
+            max_shards: 2,
+            lanes: 2,
+            payments_per_lane: 2,
+            runs: 1,
+            within_shard: true,
+        };
+        let report = run(&options).expect("the replays match the recording");
+        assert_eq!(report.payments, 4);
+        assert_eq!(report.measurements.len(), 7);
+        for m in &report.measurements {
+            assert_eq!(m.payments, 4, "{}", m.configuration);
+            assert!(m.payments_per_sec > 0.0, "{}", m.configuration);
+        }
+        // With 2 shards every lane crosses shards; with 1 none does.
+        let engine = |t| {
+            report
+                .measurements
+                .iter()
+                .find(|m| m.design == Design::Engine && m.threads == t)
+                .expect("measured")
+        };
+        assert_eq!(engine(1).cross_shard_forwards, 0);
+        assert_eq!(engine(2).cross_shard_forwards, 4);
+        let within = report
+            .measurements
+            .iter()
+            .find(|m| m.design == Design::EngineWithinShard)
+            .expect("measured");
+        assert_eq!(within.cross_shard_forwards, 0);
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&report).expect("serializes"))
+                .expect("parses");
+        for field in [
+            "engine_1",
+            "engine_2",
+            "global_mutex_1",
+            "global_mutex_2",
+            "per_peer_mutex_1",
+            "per_peer_mutex_2",
+            "engine_2_within_shard",
+            "ratio_2_vs_1",
+            "global_mutex_ratio_2_vs_1",
+            "per_peer_mutex_ratio_2_vs_1",
+            "cores",
+            "payments",
+        ] {
+            assert!(json[field].is_number(), "{field} in {json}");
+        }
+        let ratio = json["ratio_2_vs_1"].as_f64().expect("a number");
+        let expected = json["engine_2"].as_f64().expect("a number")
+            / json["engine_1"].as_f64().expect("a number");
+        assert!(
+            (ratio - expected).abs() < 1e-9 * expected,
+            "one run: the ratio of its two rates"
+        );
+        // The plot reads the same curves back from the JSON as from the report.
+        // (serde_json's float parsing may differ from the printed value in the last bit.)
+        let from_json = plot::Curves::from_json(&json).expect("curves");
+        let from_report = plot::Curves::from_report(&report);
+        assert_eq!(from_json.title, from_report.title);
+        for (a, b) in [
+            (&from_json.engine, &from_report.engine),
+            (&from_json.global_mutex, &from_report.global_mutex),
+            (&from_json.per_peer_mutex, &from_report.per_peer_mutex),
+        ] {
+            assert_eq!(a.len(), b.len());
+            for (p, q) in a.iter().zip(b) {
+                assert!(
+                    p.0 == q.0 && (p.1 - q.1).abs() <= 1e-9 * q.1,
+                    "{p:?} vs {q:?}"
+                );
+            }
+        }
+        assert_eq!(from_json.engine.len(), 2);
+        let svg = plot::svg(&from_json).expect("drawn");
+        assert!(svg.starts_with("<svg") && svg.contains("lnshard shard engine"));
+    }
+
+    #[test]
+    fn out_of_range_options_are_errors() {
+        let bad = Options {
+            runs: 0,
+            ..Options::default()
+        };
+        assert!(matches!(run(&bad), Err(Error::Options(_))));
+        let bad = Options {
+            max_shards: 0,
+            ..Options::default()
+        };
+        assert!(matches!(run(&bad), Err(Error::Options(_))));
+    }
+
+    #[test]
+    fn the_durable_workload_counts_syncs_per_store_mode() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let options = durable::Options {
+            shards: 2,
+            lanes: 2,
+            payments_per_lane: 2,
+            runs: 1,
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let report = durable::run(&options).expect("the replays match the recording");
+        let field = |k: &str| report.fields[k];
+        assert_eq!(field("no_store_fsyncs_per_payment"), 0.0);
+        assert!(field("memory_store_fsyncs_per_payment") > 0.0);
+        // Group commit off: one sync per message the routing node handles.
+        let off = field("fs_group_commit_off_fsyncs_per_payment");
+        assert!(off >= field("fs_group_commit_on_fsyncs_per_payment"));
+        assert!(off >= 1.0);
+        assert_eq!(report.payments_per_sec, field("fs_group_commit_on"));
+    }
+}

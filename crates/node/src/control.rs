@@ -1,0 +1,1503 @@
+//! The control interface: JSON-RPC 2.0 over HTTP (axum), on loopback only, authenticated
+//! with HTTP basic auth against the cookie (`__cookie__:<secret>`, written at start to
+//! `<data-dir>/.cookie`, mode 0600). A request without the secret gets HTTP 401 and a
+//! warning in the log (at most one line per second; the rest are counted).
+//!
+//! # Limits
+//! * The credentials are checked from the headers before any of the body is read: a refused
+//!   request costs no more than its headers.
+//! * A request's body is at most [`MAX_REQUEST`] bytes: a larger one (by its
+//!   `Content-Length`, or as it arrives) gets HTTP 413.
+//! * At most [`MAX_CONNECTIONS`] control connections are served at once; more wait in the
+//!   listen backlog until one closes.
+//! * A connection must send its whole request (headers and body) within
+//!   [`REQUEST_TIMEOUT`] of its first byte, and is closed when idle for [`IDLE_TIMEOUT`] (no
+//!   request after connecting or after its last answer), so slow or silent connections cannot
+//!   hold the slots.
+//! * Once the engine has stopped (a store failure or a shard's panic), `getinfo` answers
+//!   `"state": "stopped"` with `"stopped_reason"`; `stop`, `broadcasts` and `events` still
+//!   work (they do not touch the engine, and a transaction waiting to be broadcast may protect
+//!   funds); every other method answers a JSON-RPC error (code [`NODE_STOPPED`]) naming the
+//!   reason.
+//!
+//! A request's parameters are parsed and checked first, by [`parse_request`] (a pure function,
+//! fuzzed by `fuzz/fuzz_targets/control_params.rs`), into a typed [`Request`] that
+//! [`execute`] then carries out. Besides the sizes below: a `connect` address is at most
+//! [`MAX_ADDRESS_LEN`] bytes, a `pay` route 1 to [`MAX_ROUTE_HOPS`] hops, a `block_connected`
+//! height at most [`MAX_BLOCK_HEIGHT`] with at most [`MAX_BLOCK_TRANSACTIONS`] transactions
+//! (every index below it), and a `BLOCKxTXxOUT` short channel id's parts within their 24 bits.
+//!
+//! Every method takes its parameters as a JSON object (named). Hex is lower-case; node ids
+//! are 33-byte compressed keys; channel ids, payment hashes, secrets and preimages 32 bytes;
+//! short channel ids a number or `BLOCKxTXxOUT`.
+//!
+//! | method | params | result |
+//! |---|---|---|
+//! | `getinfo` | | node id, addresses, network, best block, peers, channels |
+//! | `connect` | `node_id`, `address` (`host:port`) | after the handshake; redialled when lost |
+//! | `open_channel` | `node_id`, `amount_sat`, `push_msat`?, `feerate_per_kw`? | `temporary_channel_id` |
+//! | `fund` | `temporary_channel_id`, `outpoint` (`txid:vout`), `amount_sat`, `secret_key` (of the P2WPKH UTXO), `fee_sat`? | the funding transaction (now, or once the peer accepts) |
+//! | `new_invoice` | `amount_msat`? | `payment_hash`, `payment_secret` (the node keeps the preimage) |
+//! | `pay` | `route` (`[{node_id, short_channel_id, fee_msat, cltv_expiry_delta}]`, last hop's `fee_msat` = amount), `payment_hash`, `payment_secret` | `payment_id` |
+//! | `claim` | `payment_hash` (or `payment_preimage`) | |
+//! | `fail` | `payment_hash` | |
+//! | `close`, `force_close` | `channel_id` | |
+//! | `list_peers`, `list_channels` | | lists |
+//! | `block_connected` | `height`, `header` (80 bytes hex), `transactions` (hex, block order; or `{index, tx}` objects naming only the block's transactions that matter) | |
+//! | `broadcasts` | | transactions to broadcast since the last call (hex) |
+//! | `events` | | events since the last call |
+//! | `stop` | | the node stops |
+
+use shard_engine::NodeApi;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, HttpBody};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request as HttpRequest, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::{IncomingStream, Listener};
+use axum::Router;
+use base64::Engine as _;
+use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
+use lightning_core::bitcoin::{BlockHash, OutPoint, Transaction};
+use lightning_core::node::{
+    ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
+};
+use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::types::{
+    ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
+};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::files::{self, COOKIE_USER};
+use super::funding::Utxo;
+use super::state::{log_suppressed, truncate_text, LogLimiter};
+use super::{io_error, DaemonError, Node};
+
+/// The most bytes one request's body may carry. `block_connected` needs only the
+/// transactions that matter to the node, each with its index in the block.
+pub const MAX_REQUEST: usize = 256 << 10;
+/// The most control connections served at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a connection may take to send a whole request, from its first byte.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay idle (before its first request, or after an answer).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bound control interface, not yet serving.
+pub struct Control {
+    /// The bound address.
+    pub addr: SocketAddr,
+    listener: TcpListener,
+    secret: String,
+}
+
+impl core::fmt::Debug for Control {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Control").field("addr", &self.addr).finish()
+    }
+}
+
+/// Binds the control interface (loopback only), writes the cookie (mode 0600) and the bound
+/// address.
+pub async fn bind(node: &Arc<Node>) -> Result<Control, DaemonError> {
+    let want = node.config.control_listen;
+    if !want.ip().is_loopback() {
+        return Err(DaemonError::Config(format!(
+            "the control interface must bind a loopback address, not {want}"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(want)
+        .await
+        .map_err(io_error(format!("binding the control interface on {want}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io_error("reading the control address"))?;
+    let secret = files::random_hex()?;
+    let dir = &node.config.data_dir;
+    files::write_private(
+        &files::cookie_path(dir),
+        format!("{COOKIE_USER}:{secret}").as_bytes(),
+    )?;
+    files::write_private(&files::control_addr_path(dir), addr.to_string().as_bytes())?;
+    Ok(Control {
+        addr,
+        listener,
+        secret,
+    })
+}
+
+#[derive(Clone)]
+struct Ctx {
+    node: Arc<Node>,
+    expected: Arc<String>,
+    /// Refusals logged: one line per second, the rest counted.
+    refusals: Arc<LogLimiter<()>>,
+}
+
+/// The control listener: a connection is accepted only with one of [`MAX_CONNECTIONS`]
+/// permits, held until it closes.
+struct ControlListener {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+/// What a connection's handler shares with its socket.
+#[derive(Debug, Default)]
+struct ConnShared {
+    /// A request is being executed: the socket's request deadline is suspended.
+    busy: AtomicBool,
+}
+
+/// An accepted control connection: its permit, and the deadlines of [`REQUEST_TIMEOUT`] and
+/// [`IDLE_TIMEOUT`], enforced when a read waits.
+struct ControlIo {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    shared: Arc<ConnShared>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    in_request: bool,
+}
+
+/// The connection's peer address and what its handler shares with its socket.
+#[derive(Debug, Clone)]
+struct ControlPeer {
+    addr: SocketAddr,
+    shared: Arc<ConnShared>,
+}
+
+impl Listener for ControlListener {
+    type Io = ControlIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (ControlIo, SocketAddr) {
+        loop {
+            // Wait for a free slot before taking a connection from the backlog.
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    let io = ControlIo {
+                        stream,
+                        _slot: slot,
+                        shared: Arc::default(),
+                        deadline: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
+                        in_request: false,
+                    };
+                    return (io, addr);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "control interface: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, ControlListener>> for ControlPeer {
+    fn connect_info(stream: IncomingStream<'_, ControlListener>) -> Self {
+        ControlPeer {
+            addr: *stream.remote_addr(),
+            shared: stream.io().shared.clone(),
+        }
+    }
+}
+
+impl AsyncRead for ControlIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before && !this.in_request {
+                    this.in_request = true;
+                    let at = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+                    this.deadline.as_mut().reset(at);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if this.shared.busy.load(Ordering::SeqCst) {
+                    return Poll::Pending;
+                }
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        if this.in_request {
+                            "control request not received in time"
+                        } else {
+                            "control connection idle"
+                        },
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ControlIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            // An answer: the next request starts from idle.
+            this.in_request = false;
+            let at = tokio::time::Instant::now() + IDLE_TIMEOUT;
+            this.deadline.as_mut().reset(at);
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Marks a connection busy (its request deadline suspended) while a request executes.
+struct Busy(Arc<ConnShared>);
+
+impl Busy {
+    fn new(shared: &Arc<ConnShared>) -> Busy {
+        shared.busy.store(true, Ordering::SeqCst);
+        Busy(shared.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Control {
+    /// Serves requests until the node stops.
+    pub async fn serve(self, node: Arc<Node>) {
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{COOKIE_USER}:{}", self.secret))
+        );
+        let ctx = Ctx {
+            node: node.clone(),
+            expected: Arc::new(expected),
+            refusals: Arc::new(LogLimiter::new(1, 1)),
+        };
+        let app = Router::new()
+            .route("/", post(handle))
+            .layer(DefaultBodyLimit::max(MAX_REQUEST))
+            .with_state(ctx);
+        let stopping = node.clone();
+        let listener = ControlListener {
+            listener: self.listener,
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        };
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<ControlPeer>(),
+        )
+        .with_graceful_shutdown(async move {
+            while !stopping.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "control interface failed");
+        }
+    }
+}
+
+/// Constant-time comparison of the presented credentials with the expected ones.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why a body was not read.
+enum BodyRefused {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads `body`, refusing it as soon as it passes `limit` bytes.
+async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyRefused> {
+    let mut out = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(out),
+            Some(Err(e)) => return Err(BodyRefused::Broken(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(BodyRefused::TooLarge);
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("a control request's body is at most {MAX_REQUEST} bytes\n"),
+    )
+        .into_response()
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+async fn handle(
+    State(ctx): State<Ctx>,
+    ConnectInfo(peer): ConnectInfo<ControlPeer>,
+    request: HttpRequest,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    // The credentials come from the headers: nothing of the body is read before they pass.
+    let presented = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !same(presented, ctx.expected.as_bytes()) {
+        let decision = ctx.refusals.check((), Instant::now());
+        log_suppressed(decision.suppressed, "control requests refused");
+        if decision.log {
+            tracing::warn!(peer = %peer.addr, "control request refused: missing or wrong credentials");
+        }
+        return (
+            StatusCode::UNAUTHORIZED,
+            [
+                (header::WWW_AUTHENTICATE, "Basic realm=\"lnshard\""),
+                (header::CONNECTION, "close"),
+            ],
+            "authentication required: use the cookie in the data directory\n",
+        )
+            .into_response();
+    }
+    if content_length(&parts.headers).is_some_and(|n| n > MAX_REQUEST as u64) {
+        return too_large();
+    }
+    let body = match read_limited(body, MAX_REQUEST).await {
+        Ok(b) => b,
+        Err(BodyRefused::TooLarge) => return too_large(),
+        Err(BodyRefused::Broken(e)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("reading the request: {e}\n"),
+            )
+                .into_response()
+        }
+    };
+    let _busy = Busy::new(&peer.shared);
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return reply(
+                Value::Null,
+                Err(rpc_error(-32700, format!("parse error: {e}"))),
+            )
+        }
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        return reply(id, Err(rpc_error(-32600, "request has no method".into())));
+    };
+    // Absent parameters read as an object without keys.
+    let params = request.get("params").unwrap_or(&Value::Null);
+    tracing::debug!(method, "control request");
+    let parsed = parse_request(method, params);
+    // A stopped engine answers nothing but what it is and why, what it still has to
+    // broadcast (a closing transaction may protect funds) and its events, and stops.
+    if let Err(reason) = ctx.node.engine.health() {
+        if !parsed.as_ref().is_ok_and(Request::served_when_stopped) {
+            return reply(
+                id,
+                Err(rpc_error(
+                    NODE_STOPPED,
+                    format!("the node is stopped: {reason}"),
+                )),
+            );
+        }
+    }
+    let mut result = match parsed {
+        Ok(request) => execute(&ctx.node, request).await,
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        // The engine stopped during the call: say so, as for the calls after it.
+        if let Err(reason) = ctx.node.engine.health() {
+            result = Err(rpc_error(
+                NODE_STOPPED,
+                format!("the node is stopped: {reason}"),
+            ));
+        }
+    }
+    reply(id, result)
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    code: i64,
+    message: String,
+}
+
+impl RpcError {
+    /// The JSON-RPC error code: -32601 unknown method, -32602 bad parameters, -32000 the
+    /// node refused, [`NODE_STOPPED`].
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+
+    /// The message, naming the parameter and its value.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// The JSON-RPC error code of every method but `getinfo` once the engine has stopped.
+pub const NODE_STOPPED: i64 = -32001;
+
+fn rpc_error(code: i64, message: String) -> RpcError {
+    RpcError { code, message }
+}
+
+fn invalid(message: impl Into<String>) -> RpcError {
+    rpc_error(-32602, message.into())
+}
+
+fn failed(message: impl core::fmt::Display) -> RpcError {
+    rpc_error(-32000, message.to_string())
+}
+
+fn reply(id: Value, result: Result<Value, RpcError>) -> Response {
+    let body = match result {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => {
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+        }
+    };
+    axum::Json(body).into_response()
+}
+
+/// Every method of the control interface, as [`parse_request`] knows them.
+pub const METHODS: [&str; 16] = [
+    "getinfo",
+    "connect",
+    "open_channel",
+    "fund",
+    "new_invoice",
+    "pay",
+    "claim",
+    "fail",
+    "close",
+    "force_close",
+    "list_peers",
+    "list_channels",
+    "block_connected",
+    "broadcasts",
+    "events",
+    "stop",
+];
+
+/// The longest `address` `connect` takes: a DNS name (at most 253 bytes), `:` and a port.
+pub const MAX_ADDRESS_LEN: usize = 259;
+/// The most hops of a `pay` route (what a 1,300-byte onion can carry).
+pub const MAX_ROUTE_HOPS: usize = 20;
+/// The most transactions of a block (4,000,000 weight units over the 240 of the smallest
+/// transaction): `block_connected` takes at most this many, and every index below it.
+pub const MAX_BLOCK_TRANSACTIONS: u32 = 16_666;
+/// The highest block a short channel id can name (24 bits): `block_connected`'s bound on
+/// `height`, and the bound on the block part of a `BLOCKxTXxOUT` short channel id.
+pub const MAX_BLOCK_HEIGHT: u32 = 0xff_ffff;
+/// The highest transaction index a short channel id can name (24 bits).
+pub const MAX_SCID_TX_INDEX: u32 = 0xff_ffff;
+
+/// How `claim` names the payment to claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimBy {
+    /// By its preimage.
+    Preimage(PaymentPreimage),
+    /// By its hash: the node claims with the preimage it keeps for it.
+    Hash(PaymentHash),
+}
+
+/// A control request, parsed and validated by [`parse_request`] (a pure function of the
+/// method and its parameters), executed by [`execute`]. Every field is within its documented
+/// bound: a variant's fields need no further checking before they reach the engine.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// `getinfo` (parameters ignored).
+    GetInfo,
+    /// `connect`.
+    Connect {
+        /// The peer's node id.
+        node_id: PublicKey,
+        /// `host:port`, at most [`MAX_ADDRESS_LEN`] bytes; resolved when executed.
+        address: String,
+    },
+    /// `open_channel`.
+    OpenChannel {
+        /// The peer's node id.
+        node_id: PublicKey,
+        /// The channel's value.
+        amount_sat: u64,
+        /// Given to the peer at opening (default 0).
+        push_msat: u64,
+        /// The commitment feerate (default 1000).
+        feerate_per_kw: u32,
+    },
+    /// `fund`.
+    Fund {
+        /// The channel to fund.
+        temporary_channel_id: ChannelId,
+        /// The output that funds it, its key and the fee (default 1000 sat).
+        utxo: Utxo,
+    },
+    /// `new_invoice`.
+    NewInvoice {
+        /// The amount expected, if any.
+        amount_msat: Option<u64>,
+    },
+    /// `pay`.
+    Pay {
+        /// 1 to [`MAX_ROUTE_HOPS`] hops.
+        route: Route,
+        /// The payment's hash.
+        payment_hash: PaymentHash,
+        /// The recipient's secret.
+        payment_secret: PaymentSecret,
+        /// The payment's id (by default its hash).
+        payment_id: PaymentId,
+    },
+    /// `claim`.
+    Claim(ClaimBy),
+    /// `fail`.
+    Fail {
+        /// The payment to fail back.
+        payment_hash: PaymentHash,
+    },
+    /// `close`.
+    Close {
+        /// The channel to close cooperatively.
+        channel_id: ChannelId,
+    },
+    /// `force_close`.
+    ForceClose {
+        /// The channel to force-close.
+        channel_id: ChannelId,
+    },
+    /// `list_peers` (parameters ignored).
+    ListPeers,
+    /// `list_channels` (parameters ignored).
+    ListChannels,
+    /// `block_connected`.
+    BlockConnected {
+        /// At most [`MAX_BLOCK_HEIGHT`].
+        height: u32,
+        /// The hash of the block's 80-byte header.
+        hash: BlockHash,
+        /// At most [`MAX_BLOCK_TRANSACTIONS`] transactions, each with its index in the block
+        /// (below [`MAX_BLOCK_TRANSACTIONS`]).
+        transactions: Vec<(u32, Transaction)>,
+    },
+    /// `broadcasts` (parameters ignored).
+    Broadcasts,
+    /// `events` (parameters ignored).
+    Events,
+    /// `stop` (parameters ignored).
+    Stop,
+}
+
+impl Request {
+    /// The method's name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::GetInfo => "getinfo",
+            Request::Connect { .. } => "connect",
+            Request::OpenChannel { .. } => "open_channel",
+            Request::Fund { .. } => "fund",
+            Request::NewInvoice { .. } => "new_invoice",
+            Request::Pay { .. } => "pay",
+            Request::Claim(_) => "claim",
+            Request::Fail { .. } => "fail",
+            Request::Close { .. } => "close",
+            Request::ForceClose { .. } => "force_close",
+            Request::ListPeers => "list_peers",
+            Request::ListChannels => "list_channels",
+            Request::BlockConnected { .. } => "block_connected",
+            Request::Broadcasts => "broadcasts",
+            Request::Events => "events",
+            Request::Stop => "stop",
+        }
+    }
+
+    /// Whether a stopped engine still serves it: `getinfo` (it reports the stop), and
+    /// `stop`, `broadcasts` and `events`, which do not touch the engine (a transaction
+    /// waiting to be broadcast may protect funds).
+    pub fn served_when_stopped(&self) -> bool {
+        matches!(
+            self,
+            Request::GetInfo | Request::Stop | Request::Broadcasts | Request::Events
+        )
+    }
+}
+
+/// Parses and validates a method's parameters (a JSON object; `null` reads as one without
+/// keys) into a [`Request`], checking every bound the engine relies on: hex sizes (node ids
+/// 33 bytes, ids, hashes, secrets and keys 32, headers 80), integer ranges, the lengths and
+/// counts of the `MAX_*` constants of this module. Pure: no I/O, no node. An unknown method
+/// is JSON-RPC error -32601, bad parameters -32602, with a message naming the parameter.
+pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
+    Ok(match method {
+        "getinfo" => Request::GetInfo,
+        "connect" => {
+            let node_id = pubkey(str_param(p, "node_id")?, "node_id")?;
+            let address = str_param(p, "address")?;
+            if address.len() > MAX_ADDRESS_LEN {
+                return Err(invalid(format!(
+                    "address of {} bytes is longer than {MAX_ADDRESS_LEN}",
+                    address.len()
+                )));
+            }
+            Request::Connect {
+                node_id,
+                address: address.to_owned(),
+            }
+        }
+        "open_channel" => Request::OpenChannel {
+            node_id: pubkey(str_param(p, "node_id")?, "node_id")?,
+            amount_sat: u64_param(p, "amount_sat")?,
+            push_msat: opt_u64(p, "push_msat", 0)?,
+            feerate_per_kw: u32::try_from(opt_u64(p, "feerate_per_kw", 1000)?)
+                .map_err(|_| invalid("feerate_per_kw too large"))?,
+        },
+        "fund" => {
+            let temporary_channel_id = ChannelId(hex32(p, "temporary_channel_id")?);
+            let outpoint: OutPoint = str_param(p, "outpoint")?
+                .parse()
+                .map_err(|e| invalid(format!("outpoint is not txid:vout: {e}")))?;
+            let secret_key = SecretKey::from_slice(&hex32(p, "secret_key")?)
+                .map_err(|e| invalid(format!("secret_key: {e}")))?;
+            Request::Fund {
+                temporary_channel_id,
+                utxo: Utxo {
+                    outpoint,
+                    amount_sat: u64_param(p, "amount_sat")?,
+                    secret_key,
+                    fee_sat: opt_u64(p, "fee_sat", 1000)?,
+                },
+            }
+        }
+        "new_invoice" => Request::NewInvoice {
+            amount_msat: match p.get("amount_msat") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(u64_param(p, "amount_msat")?),
+            },
+        },
+        "pay" => {
+            let hops = p
+                .get("route")
+                .and_then(Value::as_array)
+                .ok_or_else(|| invalid("missing array parameter route"))?;
+            if hops.is_empty() || hops.len() > MAX_ROUTE_HOPS {
+                return Err(invalid(format!(
+                    "route has {} hops, not 1 to {MAX_ROUTE_HOPS}",
+                    hops.len()
+                )));
+            }
+            let mut route = Route {
+                hops: Vec::with_capacity(hops.len()),
+            };
+            for h in hops {
+                route.hops.push(RouteHop {
+                    node_id: pubkey(str_param(h, "node_id")?, "route node_id")?,
+                    short_channel_id: scid(h.get("short_channel_id").unwrap_or(&Value::Null))?,
+                    fee_msat: u64_param(h, "fee_msat")?,
+                    cltv_expiry_delta: u32::try_from(u64_param(h, "cltv_expiry_delta")?)
+                        .map_err(|_| invalid("cltv_expiry_delta too large"))?,
+                });
+            }
+            let payment_hash = PaymentHash(hex32(p, "payment_hash")?);
+            let payment_secret = PaymentSecret(hex32(p, "payment_secret")?);
+            let payment_id = match p.get("payment_id") {
+                Some(Value::String(_)) => PaymentId(hex32(p, "payment_id")?),
+                _ => PaymentId(payment_hash.0),
+            };
+            Request::Pay {
+                route,
+                payment_hash,
+                payment_secret,
+                payment_id,
+            }
+        }
+        "claim" => Request::Claim(match p.get("payment_preimage") {
+            Some(_) => ClaimBy::Preimage(PaymentPreimage(hex32(p, "payment_preimage")?)),
+            None => ClaimBy::Hash(PaymentHash(hex32(p, "payment_hash")?)),
+        }),
+        "fail" => Request::Fail {
+            payment_hash: PaymentHash(hex32(p, "payment_hash")?),
+        },
+        "close" => Request::Close {
+            channel_id: ChannelId(hex32(p, "channel_id")?),
+        },
+        "force_close" => Request::ForceClose {
+            channel_id: ChannelId(hex32(p, "channel_id")?),
+        },
+        "list_peers" => Request::ListPeers,
+        "list_channels" => Request::ListChannels,
+        "block_connected" => {
+            let height = u64_param(p, "height")?;
+            let height = u32::try_from(height)
+                .ok()
+                .filter(|h| *h <= MAX_BLOCK_HEIGHT)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "height {height} too large (a short channel id holds at most {MAX_BLOCK_HEIGHT})"
+                    ))
+                })?;
+            let header = hex::decode(str_param(p, "header")?)
+                .map_err(|e| invalid(format!("header is not hex: {e}")))?;
+            let hash = super::header_hash(&header)
+                .ok_or_else(|| invalid(format!("header is {} bytes, not 80", header.len())))?;
+            let txs = match p.get("transactions").and_then(Value::as_array) {
+                Some(txs) => txs.as_slice(),
+                None => &[],
+            };
+            if txs.len() > MAX_BLOCK_TRANSACTIONS as usize {
+                return Err(invalid(format!(
+                    "{} transactions, more than a block holds ({MAX_BLOCK_TRANSACTIONS})",
+                    txs.len()
+                )));
+            }
+            let mut transactions = Vec::with_capacity(txs.len());
+            for (i, t) in (0u32..).zip(txs) {
+                // A hex string (its index in the block is its position in the list), or
+                // {"index", "tx"} to pass only the block's transactions that matter.
+                let (index, s) = match t {
+                    Value::String(s) => (i, s.as_str()),
+                    Value::Object(_) => {
+                        let index = u64_param(t, "index")?;
+                        let index = u32::try_from(index)
+                            .ok()
+                            .filter(|i| *i < MAX_BLOCK_TRANSACTIONS)
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "transaction index {index} too large (a block holds at most {MAX_BLOCK_TRANSACTIONS})"
+                                ))
+                            })?;
+                        (index, str_param(t, "tx")?)
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "transactions must be hex strings or {\"index\", \"tx\"} objects",
+                        ))
+                    }
+                };
+                transactions.push((index, tx_from_hex(s)?));
+            }
+            Request::BlockConnected {
+                height,
+                hash,
+                transactions,
+            }
+        }
+        "broadcasts" => Request::Broadcasts,
+        "events" => Request::Events,
+        "stop" => Request::Stop,
+        other => return Err(rpc_error(-32601, format!("unknown method {other:?}"))),
+    })
+}
+
+fn str_param<'a>(p: &'a Value, name: &str) -> Result<&'a str, RpcError> {
+    p.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("missing string parameter {name}")))
+}
+
+fn u64_param(p: &Value, name: &str) -> Result<u64, RpcError> {
+    p.get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| invalid(format!("missing integer parameter {name}")))
+}
+
+fn opt_u64(p: &Value, name: &str, default: u64) -> Result<u64, RpcError> {
+    match p.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| invalid(format!("parameter {name} must be a non-negative integer"))),
+    }
+}
+
+fn hex32(p: &Value, name: &str) -> Result<[u8; 32], RpcError> {
+    let s = str_param(p, name)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|e| invalid(format!("{name} {s:?} is not 32 bytes of hex: {e}")))?;
+    Ok(out)
+}
+
+fn pubkey(s: &str, name: &str) -> Result<PublicKey, RpcError> {
+    s.parse::<PublicKey>()
+        .map_err(|e| invalid(format!("{name} {s:?} is not a node id: {e}")))
+}
+
+/// A short channel id: a number (any 64 bits encode one), or `BLOCKxTXxOUT` with the block
+/// and transaction index within their 24 bits (never silently masked to another channel).
+fn scid(v: &Value) -> Result<ShortChannelId, RpcError> {
+    if let Some(n) = v.as_u64() {
+        return Ok(ShortChannelId(n));
+    }
+    let s = v
+        .as_str()
+        .ok_or_else(|| invalid("short_channel_id must be a number or BLOCKxTXxOUT"))?;
+    let bad = || invalid(format!("short_channel_id {s:?} is not BLOCKxTXxOUT"));
+    let mut parts = s.split('x');
+    let (Some(b), Some(t), Some(o), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let block: u32 = b.parse().map_err(|_| bad())?;
+    let tx_index: u32 = t.parse().map_err(|_| bad())?;
+    if block > MAX_BLOCK_HEIGHT || tx_index > MAX_SCID_TX_INDEX {
+        return Err(bad());
+    }
+    Ok(ShortChannelId::new(
+        block,
+        tx_index,
+        o.parse().map_err(|_| bad())?,
+    ))
+}
+
+fn tx_from_hex(s: &str) -> Result<Transaction, RpcError> {
+    let bytes = hex::decode(s).map_err(|e| invalid(format!("transaction is not hex: {e}")))?;
+    deserialize(&bytes).map_err(|e| invalid(format!("transaction does not decode: {e}")))
+}
+
+/// Runs a blocking engine call off the IO threads.
+async fn blocking<T: Send + 'static>(
+    node: &Arc<Node>,
+    f: impl FnOnce(&Node) -> Result<T, RpcError> + Send + 'static,
+) -> Result<T, RpcError> {
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || f(&n))
+        .await
+        .map_err(|e| failed(format!("internal task failed: {e}")))?
+}
+
+/// Executes a parsed request against the node: only acts, every parameter was checked by
+/// [`parse_request`]. The caller refuses what a stopped engine does not serve
+/// ([`Request::served_when_stopped`]).
+pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcError> {
+    match request {
+        Request::GetInfo => {
+            let listen = node.listen_addr.lock().map(|a| a.to_string());
+            blocking(node, move |n| {
+                let (height, hash) = n.engine.coordinator().best_block();
+                // The engine may stop between two calls: its health after the listing decides.
+                let listed = n.engine.list_channels();
+                let (state, stopped_reason, channels) = match (n.engine.health(), listed) {
+                    (Ok(()), Ok(channels)) => ("running", None, Some(channels.len())),
+                    (Ok(()), Err(e)) => return Err(failed(e)),
+                    (Err(reason), _) => ("stopped", Some(reason.to_string()), None),
+                };
+                Ok(json!({
+                    "state": state,
+                    "stopped_reason": stopped_reason,
+                    "node_id": n.node_id.to_string(),
+                    "listen": listen,
+                    "network": n.config.network.to_string(),
+                    "block_height": height,
+                    "block_hash": hash.to_string(),
+                    "shards": n.engine.shard_count(),
+                    "peers": n.state.connections.established().len(),
+                    "open_connections": n.state.connections.open_count(),
+                    "channels": channels,
+                    "test_mode": n.config.test_mode.is_some(),
+                }))
+            })
+            .await
+        }
+        Request::Connect { node_id, address } => {
+            let addr = tokio::net::lookup_host(address.as_str())
+                .await
+                .map_err(|e| invalid(format!("address {address:?}: {e}")))?
+                .next()
+                .ok_or_else(|| invalid(format!("address {address:?} resolves to nothing")))?;
+            // The address of the connection in use (an existing one's, if connected already).
+            let in_use = super::net::connect(node.clone(), node_id, addr)
+                .await
+                .map_err(failed)?;
+            Ok(
+                json!({"connected": true, "node_id": node_id.to_string(), "address": in_use.to_string()}),
+            )
+        }
+        Request::OpenChannel {
+            node_id,
+            amount_sat,
+            push_msat,
+            feerate_per_kw,
+        } => {
+            blocking(node, move |n| {
+                let user_channel_id = u128::from(n.now_ms());
+                let temp = n
+                    .engine
+                    .create_channel(
+                        node_id,
+                        amount_sat,
+                        push_msat,
+                        user_channel_id,
+                        feerate_per_kw,
+                    )
+                    .map_err(failed)?;
+                Ok(json!({"temporary_channel_id": temp.to_string()}))
+            })
+            .await
+        }
+        Request::Fund {
+            temporary_channel_id: temp,
+            utxo,
+        } => {
+            blocking(node, move |n| {
+                let needed = n.state.funding_needed.lock().remove(&temp);
+                match needed {
+                    Some(needed) => {
+                        let tx = super::funding::fund_with(n, temp, &needed, &utxo)
+                            .map_err(failed)?;
+                        Ok(json!({"status": "funded", "txid": tx.compute_txid().to_string(), "transaction": serialize_hex(&tx)}))
+                    }
+                    None => {
+                        // Validate early what can be validated without the peer's answer.
+                        n.state.funding_utxos.lock().insert(temp, utxo);
+                        Ok(json!({"status": "waiting_for_accept_channel"}))
+                    }
+                }
+            })
+            .await
+        }
+        Request::NewInvoice { amount_msat } => {
+            blocking(node, move |n| {
+                let mut preimage = PaymentPreimage([0; 32]);
+                hex::decode_to_slice(files::random_hex().map_err(failed)?, &mut preimage.0)
+                    .map_err(failed)?;
+                let (hash, secret) = n
+                    .engine
+                    .create_inbound_payment(preimage, amount_msat)
+                    .map_err(failed)?;
+                // Durable before the invoice leaves: a restart can still claim it.
+                files::append_invoice(&files::invoices_path(&n.config.data_dir), &hash, &preimage)
+                    .map_err(failed)?;
+                n.state.preimages.lock().insert(hash, preimage);
+                Ok(json!({"payment_hash": hash.to_string(), "payment_secret": secret.to_string()}))
+            })
+            .await
+        }
+        Request::Pay {
+            route,
+            payment_hash,
+            payment_secret,
+            payment_id,
+        } => {
+            blocking(node, move |n| {
+                n.engine
+                    .send_payment(&route, payment_hash, payment_secret, payment_id)
+                    .map_err(failed)?;
+                Ok(json!({"payment_id": hex::encode(payment_id.0)}))
+            })
+            .await
+        }
+        Request::Claim(by) => {
+            let preimage = match by {
+                ClaimBy::Preimage(preimage) => preimage,
+                ClaimBy::Hash(hash) => node
+                    .state
+                    .preimages
+                    .lock()
+                    .get(&hash)
+                    .copied()
+                    .ok_or_else(|| failed(format!("no preimage known for payment_hash {hash}")))?,
+            };
+            blocking(node, move |n| {
+                n.engine.claim_funds(preimage).map_err(failed)?;
+                Ok(json!({}))
+            })
+            .await
+        }
+        Request::Fail { payment_hash } => {
+            blocking(node, move |n| {
+                n.engine.fail_htlc_backwards(payment_hash).map_err(failed)?;
+                Ok(json!({}))
+            })
+            .await
+        }
+        Request::Close { channel_id } => {
+            blocking(node, move |n| {
+                n.engine.close_channel(channel_id).map_err(failed)?;
+                Ok(json!({}))
+            })
+            .await
+        }
+        Request::ForceClose { channel_id } => {
+            blocking(node, move |n| {
+                n.engine.force_close_channel(channel_id).map_err(failed)?;
+                Ok(json!({}))
+            })
+            .await
+        }
+        Request::ListPeers => {
+            let peers: Vec<Value> = node
+                .state
+                .connections
+                .established()
+                .into_iter()
+                .map(|c| {
+                    json!({
+                        "node_id": c.node_id.map(|n| n.to_string()),
+                        "address": c.addr.to_string(),
+                        "inbound": c.inbound,
+                        "connection": c.conn,
+                    })
+                })
+                .collect();
+            Ok(Value::Array(peers))
+        }
+        Request::ListChannels => {
+            blocking(node, |n| {
+                let channels = n.engine.list_channels().map_err(failed)?;
+                Ok(Value::Array(channels.iter().map(channel_json).collect()))
+            })
+            .await
+        }
+        Request::BlockConnected {
+            height,
+            hash,
+            transactions,
+        } => {
+            blocking(node, move |n| {
+                if !transactions.is_empty() {
+                    n.engine
+                        .transactions_confirmed(height, &transactions)
+                        .map_err(failed)?;
+                }
+                n.engine.best_block_updated(height, hash).map_err(failed)?;
+                Ok(json!({"height": height, "hash": hash.to_string()}))
+            })
+            .await
+        }
+        Request::Broadcasts => {
+            let txs: Vec<Value> = std::mem::take(&mut *node.state.broadcasts.lock())
+                .iter()
+                .map(|tx| Value::String(serialize_hex(tx)))
+                .collect();
+            Ok(json!({"transactions": txs}))
+        }
+        Request::Events => {
+            let (events, dropped) = node.state.events.lock().drain();
+            Ok(json!({"events": events, "dropped": dropped}))
+        }
+        Request::Stop => {
+            node.request_stop();
+            Ok(json!({"stopping": true}))
+        }
+    }
+}
+
+fn channel_json(c: &ChannelDetails) -> Value {
+    json!({
+        "channel_id": c.channel_id.to_string(),
+        "node_id": c.counterparty_node_id.to_string(),
+        "value_sat": c.channel_value_satoshis,
+        "outbound": c.is_outbound,
+        "phase": format!("{:?}", c.phase),
+        "usable": c.is_usable,
+        "short_channel_id": c.short_channel_id.map(|s| s.0),
+        "short_channel_id_str": c.short_channel_id.map(|s| s.to_string()),
+        "to_local_msat": c.balances.to_local_msat,
+        "to_remote_msat": c.balances.to_remote_msat,
+    })
+}
+
+/// An event as JSON (what `events` returns).
+pub fn event_json(event: &Event) -> Value {
+    match event {
+        Event::FundingGenerationReady {
+            temporary_channel_id,
+            counterparty_node_id,
+            channel_value_satoshis,
+            output_script,
+            ..
+        } => json!({
+            "type": "funding_generation_ready",
+            "temporary_channel_id": temporary_channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "value_sat": channel_value_satoshis,
+            "output_script": hex::encode(output_script.as_bytes()),
+        }),
+        Event::ChannelPending {
+            channel_id,
+            counterparty_node_id,
+            funding_txo,
+            ..
+        } => json!({
+            "type": "channel_pending",
+            "channel_id": channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "funding_txo": funding_txo.to_string(),
+        }),
+        Event::ChannelReady {
+            channel_id,
+            counterparty_node_id,
+            short_channel_id,
+            alias,
+            ..
+        } => json!({
+            "type": "channel_ready",
+            "channel_id": channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "short_channel_id": short_channel_id.map(|s| s.0),
+            "alias": alias.map(|s| s.0),
+        }),
+        Event::PaymentClaimable {
+            payment_hash,
+            amount_msat,
+            via_channel_id,
+            ..
+        } => json!({
+            "type": "payment_claimable",
+            "payment_hash": payment_hash.to_string(),
+            "amount_msat": amount_msat,
+            "channel_id": via_channel_id.to_string(),
+        }),
+        Event::PaymentClaimed {
+            payment_hash,
+            amount_msat,
+            ..
+        } => json!({
+            "type": "payment_claimed",
+            "payment_hash": payment_hash.to_string(),
+            "amount_msat": amount_msat,
+        }),
+        Event::PaymentSent {
+            payment_id,
+            payment_hash,
+            payment_preimage,
+            fee_paid_msat,
+            ..
+        } => json!({
+            "type": "payment_sent",
+            "payment_id": hex::encode(payment_id.0),
+            "payment_hash": payment_hash.to_string(),
+            "payment_preimage": payment_preimage.to_string(),
+            "fee_paid_msat": fee_paid_msat,
+        }),
+        Event::PaymentFailed {
+            payment_id,
+            payment_hash,
+            failure,
+            ..
+        } => json!({
+            "type": "payment_failed",
+            "payment_id": hex::encode(payment_id.0),
+            "payment_hash": payment_hash.to_string(),
+            "failure": failure_text(failure),
+        }),
+        Event::ChannelClosed {
+            channel_id,
+            counterparty_node_id,
+            reason,
+            ..
+        } => json!({
+            "type": "channel_closed",
+            "channel_id": channel_id.to_string(),
+            "node_id": counterparty_node_id.to_string(),
+            "reason": closure_text(reason),
+        }),
+        Event::BroadcastTransaction { tx } => json!({
+            "type": "broadcast_transaction",
+            "txid": tx.compute_txid().to_string(),
+        }),
+        other => {
+            json!({"type": "other", "debug": truncate_text(&format!("{other:?}"), EVENT_TEXT)})
+        }
+    }
+}
+
+/// The most bytes of a text field of an event (a peer's error text among them).
+const EVENT_TEXT: usize = 256;
+
+fn failure_text(f: &PaymentFailure) -> String {
+    truncate_text(&format!("{f:?}"), EVENT_TEXT)
+}
+
+fn closure_text(r: &ClosureReason) -> String {
+    match r {
+        // The peer's text as it is (already made printable by the core), not escaped again.
+        ClosureReason::CounterpartyForceClosed { peer_msg } => format!(
+            "counterparty force-closed: {}",
+            truncate_text(peer_msg, EVENT_TEXT)
+        ),
+        ClosureReason::ProcessingError { err } => {
+            format!("processing error: {}", truncate_text(err, EVENT_TEXT))
+        }
+        other => truncate_text(&format!("{other:?}"), EVENT_TEXT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    /// Version 2, one input (null outpoint, empty script), one output of 0 (empty script).
+    const TX: &str = concat!(
+        "0200000001",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000ffffffff01",
+        "0000000000000000",
+        "0000000000",
+    );
+
+    fn hex32s(byte: u8) -> String {
+        hex::encode([byte; 32])
+    }
+
+    fn err(method: &str, params: Value) -> RpcError {
+        parse_request(method, &params).expect_err("refused")
+    }
+
+    fn hop(scid: Value) -> Value {
+        json!({"node_id": NODE, "short_channel_id": scid, "fee_msat": 1000, "cltv_expiry_delta": 40})
+    }
+
+    fn pay(hops: usize, scid: Value) -> Value {
+        json!({"route": vec![hop(scid); hops], "payment_hash": hex32s(1), "payment_secret": hex32s(2)})
+    }
+
+    fn block(height: Value, transactions: Value) -> Value {
+        json!({"height": height, "header": "00".repeat(80), "transactions": transactions})
+    }
+
+    #[test]
+    fn every_method_parses_to_its_own_variant() {
+        let valid = |method: &str| -> Value {
+            match method {
+                "connect" => json!({"node_id": NODE, "address": "127.0.0.1:9735"}),
+                "open_channel" => json!({"node_id": NODE, "amount_sat": 100_000}),
+                "fund" => json!({"temporary_channel_id": hex32s(3),
+                    "outpoint": format!("{}:1", hex32s(4)), "amount_sat": 200_000,
+                    "secret_key": hex32s(5)}),
+                "pay" => pay(1, json!("1x2x3")),
+                "claim" | "fail" => json!({"payment_hash": hex32s(6)}),
+                "close" | "force_close" => json!({"channel_id": hex32s(7)}),
+                "block_connected" => block(json!(100), json!([TX])),
+                _ => Value::Null,
+            }
+        };
+        for method in METHODS {
+            let request = parse_request(method, &valid(method)).expect(method);
+            assert_eq!(request.method(), method);
+            assert_eq!(
+                request.served_when_stopped(),
+                matches!(method, "getinfo" | "stop" | "broadcasts" | "events"),
+                "{method}"
+            );
+        }
+        // Defaults.
+        let Ok(Request::OpenChannel {
+            push_msat: 0,
+            feerate_per_kw: 1000,
+            ..
+        }) = parse_request("open_channel", &valid("open_channel"))
+        else {
+            panic!("open_channel defaults")
+        };
+        let Ok(Request::Pay {
+            payment_id,
+            payment_hash,
+            ..
+        }) = parse_request("pay", &pay(1, json!(5)))
+        else {
+            panic!("pay")
+        };
+        assert_eq!(payment_id.0, payment_hash.0);
+    }
+
+    #[test]
+    fn refusals_keep_their_codes_and_messages() {
+        assert_eq!(
+            err("nope", json!({})),
+            rpc_error(-32601, "unknown method \"nope\"".into())
+        );
+        assert_eq!(
+            err("connect", json!({})).message(),
+            "missing string parameter node_id"
+        );
+        assert_eq!(
+            err("connect", json!({"node_id": "02"})).message(),
+            "node_id \"02\" is not a node id: malformed public key"
+        );
+        assert_eq!(
+            err("open_channel", json!({"node_id": NODE, "amount_sat": -1})).message(),
+            "missing integer parameter amount_sat"
+        );
+        assert_eq!(
+            err(
+                "open_channel",
+                json!({"node_id": NODE, "amount_sat": 1, "push_msat": 1.5})
+            )
+            .message(),
+            "parameter push_msat must be a non-negative integer"
+        );
+        assert_eq!(
+            err(
+                "open_channel",
+                json!({"node_id": NODE, "amount_sat": 1, "feerate_per_kw": 1u64 << 32})
+            )
+            .message(),
+            "feerate_per_kw too large"
+        );
+        assert_eq!(
+            err("close", json!({"channel_id": "ab"})).message(),
+            "channel_id \"ab\" is not 32 bytes of hex: Invalid string length"
+        );
+        assert_eq!(
+            err("pay", json!({})).message(),
+            "missing array parameter route"
+        );
+        assert_eq!(
+            err("pay", pay(1, json!("1x2"))).message(),
+            "short_channel_id \"1x2\" is not BLOCKxTXxOUT"
+        );
+        assert_eq!(
+            err("block_connected", json!({"height": 1, "header": "00"})).message(),
+            "header is 1 bytes, not 80"
+        );
+        assert_eq!(
+            err("block_connected", block(json!(1), json!([7]))).message(),
+            "transactions must be hex strings or {\"index\", \"tx\"} objects"
+        );
+        assert!(err("block_connected", block(json!(1), json!(["00"])))
+            .message()
+            .starts_with("transaction does not decode"));
+        for e in [err("connect", json!([])), err("fund", Value::Null)] {
+            assert_eq!(e.code(), -32602);
+        }
+    }
+
+    /// A `BLOCKxTXxOUT` part past 24 bits used to be masked by `ShortChannelId::new` into
+    /// another channel's id ("16777217x0x0" paid through block 1's channel).
+    #[test]
+    fn scid_parts_past_24_bits_are_refused_not_masked() {
+        assert_eq!(
+            ShortChannelId::new(16_777_217, 0, 0),
+            ShortChannelId::new(1, 0, 0)
+        );
+        for s in [
+            "16777216x0x0",
+            "0x16777216x0",
+            "1x1x65536",
+            "1x1x1x1",
+            "x1x1",
+        ] {
+            assert_eq!(
+                err("pay", pay(1, json!(s))).message(),
+                format!("short_channel_id {s:?} is not BLOCKxTXxOUT")
+            );
+        }
+        let Ok(Request::Pay { route, .. }) =
+            parse_request("pay", &pay(1, json!("16777215x16777215x65535")))
+        else {
+            panic!("largest scid")
+        };
+        assert_eq!(route.hops[0].short_channel_id, ShortChannelId(u64::MAX));
+    }
+
+    #[test]
+    fn counts_lengths_and_ranges_are_bounded() {
+        // Route hops.
+        assert!(parse_request("pay", &pay(MAX_ROUTE_HOPS, json!(1))).is_ok());
+        for n in [0, MAX_ROUTE_HOPS + 1] {
+            assert_eq!(
+                err("pay", pay(n, json!(1))).message(),
+                format!("route has {n} hops, not 1 to {MAX_ROUTE_HOPS}")
+            );
+        }
+        // Address length.
+        let address = |len: usize| json!({"node_id": NODE, "address": "a".repeat(len)});
+        assert!(parse_request("connect", &address(MAX_ADDRESS_LEN)).is_ok());
+        assert_eq!(err("connect", address(MAX_ADDRESS_LEN + 1)).code(), -32602);
+        // Block height: what a short channel id can carry.
+        assert!(parse_request(
+            "block_connected",
+            &block(json!(MAX_BLOCK_HEIGHT), json!([]))
+        )
+        .is_ok());
+        for h in [u64::from(MAX_BLOCK_HEIGHT) + 1, 1 << 32] {
+            assert!(err("block_connected", block(json!(h), json!([])))
+                .message()
+                .starts_with(&format!("height {h} too large")));
+        }
+        // Transaction indexes and counts: within a block.
+        let at = |index: u64| block(json!(1), json!([{"index": index, "tx": TX}]));
+        let Ok(Request::BlockConnected { transactions, .. }) = parse_request(
+            "block_connected",
+            &at(u64::from(MAX_BLOCK_TRANSACTIONS) - 1),
+        ) else {
+            panic!("last index")
+        };
+        assert_eq!(transactions[0].0, MAX_BLOCK_TRANSACTIONS - 1);
+        for index in [u64::from(MAX_BLOCK_TRANSACTIONS), 1 << 32] {
+            assert!(err("block_connected", at(index))
+                .message()
+                .starts_with(&format!("transaction index {index} too large")));
+        }
+        let many = vec![Value::Null; MAX_BLOCK_TRANSACTIONS as usize + 1];
+        assert!(err("block_connected", block(json!(1), json!(many)))
+            .message()
+            .contains("more than a block holds"));
+    }
+}

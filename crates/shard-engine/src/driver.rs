@@ -1,0 +1,410 @@
+//! One shard's batch protocol, written once for the thread loop and the simulator.
+//!
+//! Modelled on TiKV's batch-system `PollHandler`: a batch [`begins`](ShardDriver::begin),
+//! each inbox message is [`handled`](ShardDriver::handle) (one [`step`] of the shard), and the
+//! batch [`ends`](ShardDriver::end) with the group commit (one `write_batch` of everything the
+//! batch changed), after which, and only after which, its outputs are released. The driver
+//! owns what is per shard: the [`Shard`], its [`Persister`], the cross-shard messages parked
+//! until their target's inbox has room, the resolutions consumed in the batch (removed from
+//! the store in its commit) and the connection tags (epochs) of its peers.
+//!
+//! What differs between the threads and the simulator (how outputs reach peers, the
+//! application and other shards' inboxes; whether the engine stopped) goes through a
+//! [`Sink`], called with static dispatch: the thread loop's hot path has no dyn call. The
+//! thread loop ([`crate::engine`]) keeps only receiving and blocking; the simulator keeps
+//! only its seeded choice of which shard runs next, its queues and its crashes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use lightning_core::bitcoin::BlockHash;
+use lightning_core::node::{Event, HtlcSource};
+use lightning_core::secp256k1::{PublicKey, SecretKey};
+
+use crate::connection::ConnectionId;
+use crate::coordinator::Coordinator;
+use crate::durable::{self, Persister};
+use crate::engine::EngineConfig;
+use crate::error::{EngineError, StopReason};
+use crate::msg::{Out, PeerOutput, ShardMsg};
+use crate::placement::Placement;
+use crate::shard::{step, Shard};
+
+/// The most bytes of peers' ciphertext one batch handles before its commit and the release of
+/// its outputs: a batch of reads full of messages that cost work but change no state (a
+/// flood of pings, say) would otherwise hold every other peer's answers back for all of them.
+pub(crate) const BATCH_CIPHERTEXT_BYTES: usize = 64 * 1024;
+
+/// Why another shard's inbox did not take a message (it comes back by value, as in
+/// crossbeam's `TrySendError`: nothing is allocated to refuse it).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Refused {
+    /// No room now: the message stays parked and is retried.
+    Full(ShardMsg),
+    /// The shard has stopped: the message goes back to the caller of `shutdown`.
+    Gone(ShardMsg),
+}
+
+/// Where a shard's released outputs go, and what the driver asks of the engine around it:
+/// the threads' shared queues, or the simulator's.
+pub(crate) trait Sink {
+    /// A message carrying `bytes` bytes of a peer's message left shard `shard`'s inbox (its
+    /// byte bound gets them back).
+    fn taken(&mut self, shard: usize, bytes: usize);
+    /// Whether the engine has stopped on a failure.
+    fn stopped(&self) -> bool;
+    /// Whether the process is dying now (a crash between a commit and its release): the
+    /// committed batch's outputs are never released.
+    fn aborted(&self) -> bool;
+    /// Stops the whole engine for `reason`.
+    fn halt(&mut self, reason: StopReason);
+    /// The plaintext path (peers connected with `ShardMsg::PeerConnected`): queues `output`
+    /// for `node_id`, tagged with its connection `epoch`. False when the peer's queue just
+    /// overflowed: the driver disconnects the peer.
+    fn peer_output(&mut self, node_id: PublicKey, epoch: u64, output: PeerOutput) -> bool;
+    /// An event for the application.
+    fn event(&mut self, event: Event);
+    /// A cross-shard message left this shard (queued or parked): work now pending.
+    fn cross_shard(&mut self);
+    /// Hands `msg` to shard `to`'s inbox without waiting.
+    #[allow(clippy::result_large_err)]
+    fn to_shard(&mut self, to: usize, msg: ShardMsg) -> Result<(), Refused>;
+}
+
+/// What [`ShardDriver::handle`] did with a message. A held message comes back by value:
+/// the thread loop's hot path allocates nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Handled {
+    /// Stepped; the batch has room for another message.
+    More,
+    /// Stepped; the batch is full: end it.
+    Full,
+    /// Not handled: this message (a new connection) starts the next batch, so that no output
+    /// of the batch is tagged with (or encrypted for) the new connection.
+    Held(ShardMsg),
+    /// A shutdown request: end the batch, then stop once the inbox is drained.
+    Shutdown,
+}
+
+/// One shard and its batch protocol: see the [module documentation](self).
+#[derive(Debug)]
+pub(crate) struct ShardDriver {
+    shard: Shard,
+    /// Where batches are made durable, if anywhere.
+    persister: Option<Persister>,
+    /// The most messages in one batch.
+    commit_batch: usize,
+    /// `PeerConnected`s (and attachments) handled per peer: the tag of its plaintext outputs.
+    epochs: HashMap<PublicKey, u64>,
+    /// Cross-shard messages waiting for room in their target's inbox, per target, in order.
+    parked: Vec<VecDeque<ShardMsg>>,
+    /// Cross-shard messages whose target had stopped.
+    dead: Vec<ShardMsg>,
+    /// Resolutions applied in this batch: their records go in its commit.
+    consumed: Vec<HtlcSource>,
+    /// The batch's outputs, released after its commit.
+    out: Vec<Out>,
+    /// Messages handled in this batch.
+    handled: usize,
+    /// Ciphertext bytes handled in this batch.
+    ciphertext: usize,
+}
+
+impl ShardDriver {
+    /// The driver of `shard`, shard `shard.index()` of `shards`, as `config` says (its store,
+    /// batch size, liveness and forced keys).
+    pub(crate) fn new(mut shard: Shard, config: &EngineConfig, shards: usize) -> ShardDriver {
+        shard.core_mut().set_liveness(config.liveness);
+        shard
+            .core_mut()
+            .set_forced_channel_keys(config.forced_channel_keys.clone());
+        let index = shard.index();
+        ShardDriver {
+            shard,
+            persister: config.store.clone().map(|store| Persister {
+                store,
+                node_key: durable::node_key(index, shards),
+            }),
+            // Batches exist to amortize commits: without a store, release each message's
+            // outputs at once (cross-shard work then never waits on another batch).
+            commit_batch: if config.store.is_some() {
+                config.commit_batch.max(1)
+            } else {
+                1
+            },
+            epochs: HashMap::new(),
+            parked: (0..shards).map(|_| VecDeque::new()).collect(),
+            dead: Vec::new(),
+            consumed: Vec::new(),
+            out: Vec::new(),
+            handled: 0,
+            ciphertext: 0,
+        }
+    }
+
+    /// The shard.
+    pub(crate) fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    /// The most messages one batch takes.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
+    pub(crate) fn commit_batch(&self) -> usize {
+        self.commit_batch
+    }
+
+    /// Messages handled in the current batch.
+    pub(crate) fn handled(&self) -> usize {
+        self.handled
+    }
+
+    /// Releases the outputs of the restore (already durable: the opening batch); false as
+    /// [`ShardDriver::end`].
+    pub(crate) fn release_initial<S: Sink>(&mut self, first: Vec<Out>, sink: &mut S) -> bool {
+        self.out = first;
+        self.handled = 0;
+        self.ciphertext = 0;
+        self.end(sink)
+    }
+
+    /// Starts a batch.
+    #[inline]
+    pub(crate) fn begin(&mut self) {
+        self.handled = 0;
+        self.ciphertext = 0;
+    }
+
+    /// Handles one inbox message of the batch (see [`Handled`]).
+    #[inline]
+    pub(crate) fn handle<S: Sink>(&mut self, msg: ShardMsg, sink: &mut S) -> Handled {
+        let connected = match &msg {
+            ShardMsg::Shutdown => return Handled::Shutdown,
+            ShardMsg::PeerConnected(node_id) => Some(*node_id),
+            ShardMsg::Attach(a) => Some(a.node_id),
+            ShardMsg::Resolve(r) => {
+                self.consumed.push(r.source);
+                None
+            }
+            _ => None,
+        };
+        if let Some(node_id) = connected {
+            // Outputs are tagged with (or, attached, encrypted for) the connection at
+            // delivery: a new connection starts a new batch, so no output of the old one
+            // goes to it.
+            if self.handled > 0 {
+                return Handled::Held(msg);
+            }
+            *self.epochs.entry(node_id).or_default() += 1;
+        }
+        let len = msg.peer_bytes();
+        if let ShardMsg::Ciphertext { .. } = &msg {
+            self.ciphertext += len;
+        }
+        sink.taken(self.shard.index(), len);
+        step(&mut self.shard, msg, &mut self.out);
+        self.handled += 1;
+        if self.handled < self.commit_batch
+            && self.ciphertext < BATCH_CIPHERTEXT_BYTES
+            && !sink.stopped()
+        {
+            Handled::More
+        } else {
+            Handled::Full
+        }
+    }
+
+    /// Ends the batch: commits it (one `write_batch`), then releases its outputs; repeats for
+    /// the disconnections of peers whose queue overflowed and of connections closed. False
+    /// when the commit failed: the outputs are dropped (nothing that depends on the lost
+    /// state leaves) and the whole engine stops. The outputs of a batch that committed are
+    /// released even when another shard stopped the engine meanwhile (its state is durable);
+    /// false then too. False, with nothing released, when the process is dying between the
+    /// commit and the release ([`Sink::aborted`]).
+    pub(crate) fn end<S: Sink>(&mut self, sink: &mut S) -> bool {
+        let mut first = true;
+        loop {
+            if let Some(p) = &self.persister {
+                let consumed: &[HtlcSource] = if first { &self.consumed } else { &[] };
+                if let Err(error) = p.commit(self.shard.core_mut(), &self.out, consumed) {
+                    self.out.clear();
+                    self.consumed.clear();
+                    sink.halt(StopReason::CommitFailed {
+                        shard: self.shard.index(),
+                        error: Box::new(error),
+                    });
+                    return false;
+                }
+            }
+            if first {
+                self.consumed.clear();
+                first = false;
+            }
+            if sink.aborted() {
+                // A crash between the commit and the release of the outputs.
+                self.out.clear();
+                return false;
+            }
+            let (overflowed, closed) = self.release(sink);
+            if sink.stopped() {
+                return false;
+            }
+            if overflowed.is_empty() && closed.is_empty() {
+                return true;
+            }
+            for node_id in overflowed {
+                // Outputs for the disconnected peer are dropped (its queue is marked).
+                step(
+                    &mut self.shard,
+                    ShardMsg::PeerDisconnected(node_id),
+                    &mut self.out,
+                );
+            }
+            for (conn, node_id) in closed {
+                // An attached connection the shard closed (asked to, or too slow).
+                step(
+                    &mut self.shard,
+                    ShardMsg::Detach { conn, node_id },
+                    &mut self.out,
+                );
+            }
+        }
+    }
+
+    /// Tries to hand parked messages to their targets in order; returns how many remain.
+    pub(crate) fn flush_parked<S: Sink>(&mut self, sink: &mut S) -> usize {
+        let mut remaining = 0;
+        for (to, queue) in self.parked.iter_mut().enumerate() {
+            while let Some(msg) = queue.pop_front() {
+                match sink.to_shard(to, msg) {
+                    Ok(()) => {}
+                    Err(Refused::Full(m)) => {
+                        queue.push_front(m);
+                        break;
+                    }
+                    Err(Refused::Gone(m)) => self.dead.push(m),
+                }
+            }
+            remaining += queue.len();
+        }
+        self.shard
+            .counters()
+            .parked_high_water
+            .fetch_max(remaining, Ordering::Relaxed);
+        remaining
+    }
+
+    /// Whatever found its target stopped, and whatever is still parked: work to replay
+    /// after a restart (the caller of `shutdown` gets it).
+    pub(crate) fn leftovers(&mut self) -> Vec<ShardMsg> {
+        let mut left = std::mem::take(&mut self.dead);
+        left.extend(self.parked.iter_mut().flat_map(|q| q.drain(..)));
+        left
+    }
+
+    /// Releases the batch's outputs; returns the peers whose queue overflowed and the
+    /// attached connections closed (at the core's request, or because they could not take
+    /// more).
+    #[allow(clippy::type_complexity)]
+    fn release<S: Sink>(
+        &mut self,
+        sink: &mut S,
+    ) -> (Vec<PublicKey>, Vec<(ConnectionId, PublicKey)>) {
+        let mut overflowed = Vec::new();
+        let mut closed = Vec::new();
+        for o in self.out.drain(..) {
+            match o {
+                Out::Peer { node_id, output } => {
+                    if let Some(c) = self.shard.connection_mut(&node_id) {
+                        // Attached: encrypted here, on the peer's shard, now that the state
+                        // it reports is durable.
+                        let ok = match output {
+                            PeerOutput::Message(m) => match c.transport.encrypt(&m) {
+                                Ok(bytes) => c.writer.write(bytes),
+                                Err(error) => {
+                                    tracing::warn!(%node_id, %error, "cannot encrypt");
+                                    false
+                                }
+                            },
+                            PeerOutput::Disconnect => false,
+                        };
+                        if !ok {
+                            c.writer.close();
+                            closed.push((c.conn, node_id));
+                        }
+                        continue;
+                    }
+                    let epoch = self.epochs.get(&node_id).copied().unwrap_or(0);
+                    if !sink.peer_output(node_id, epoch, output) {
+                        overflowed.push(node_id);
+                    }
+                }
+                Out::Event(event) => sink.event(event),
+                Out::Reply(reply) => reply.send(),
+                Out::Shard { to, msg } => {
+                    sink.cross_shard();
+                    if let Some(q) = self.parked.get_mut(to) {
+                        q.push_back(msg);
+                    }
+                }
+            }
+        }
+        self.flush_parked(sink);
+        (overflowed, closed)
+    }
+}
+
+/// What [`open_shards`] rebuilt from a store.
+pub(crate) struct Opened {
+    pub(crate) placement: Placement,
+    pub(crate) coordinator: Arc<Coordinator>,
+    pub(crate) shards: Vec<Shard>,
+    /// Each shard's outputs of the restore, to release first (already durable).
+    pub(crate) initial: Vec<Vec<Out>>,
+}
+
+/// Rebuilds `config.shards` shards from `config.store` (required) and writes the rebuilt
+/// state back in one batch: the restore path of [`Engine::open`](crate::Engine::open), which
+/// the simulator's restarts take too. Errors as `Engine::open`.
+pub(crate) fn open_shards(
+    config: &EngineConfig,
+    node_secret: SecretKey,
+    seed: [u8; 32],
+    best_height: u32,
+    best_hash: BlockHash,
+) -> Result<Opened, EngineError> {
+    let store = config.store.clone().ok_or(EngineError::NoStore)?;
+    let placement = Placement::new(&node_secret, config.shards);
+    let n = placement.shards();
+    let (restored, mut ops) = durable::restore(
+        store.as_ref(),
+        &placement,
+        node_secret,
+        seed,
+        &config.node.shard_share(n),
+        (best_height, best_hash),
+    )?;
+    let coordinator = restored.coordinator;
+    let mut shards = Vec::new();
+    let mut initial = Vec::new();
+    for (index, core) in restored.cores.into_iter().enumerate() {
+        let mut shard = Shard::restored(index, core, coordinator.clone(), placement.clone());
+        let mut out = Vec::new();
+        crate::shard::settle(&mut shard, &mut out);
+        ops.extend(durable::commit_ops(
+            shard.core_mut(),
+            &durable::node_key(index, n),
+            &out,
+            &[],
+        )?);
+        shards.push(shard);
+        initial.push(out);
+    }
+    store.write_batch(&ops).map_err(durable::store_error)?;
+    Ok(Opened {
+        placement,
+        coordinator,
+        shards,
+        initial,
+    })
+}
