@@ -493,7 +493,8 @@ impl NodeCore {
             return (keys.clone(), None);
         }
         let index = u64::from_be_bytes(r[..8].try_into().expect("8 of 32 bytes"));
-        (derive_peer_channel_keys(&self.seed, node_id, index), Some(index))
+        let keys = derive_peer_channel_keys(&self.seed, node_id, index);
+        (keys, Some(index))
     }
 
     /// A fresh P2WPKH script of ours for the closing output of a channel with `node_id`.
