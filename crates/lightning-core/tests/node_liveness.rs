@@ -116,3 +116,39 @@ fn a_reconnection_starts_the_interval_again() {
         peer
     ));
 }
+
+/// The node says when it next needs a tick (`poll_timeout`), and ticking only then gives the
+/// same pings and disconnections as ticking every second: the engine relies on it to leave
+/// idle shards asleep.
+#[test]
+fn poll_timeout_names_the_next_deadline_and_ticks_at_it_suffice() {
+    let mut net = Net::new(2, 61);
+    net.nodes[0].core.set_liveness(LIVENESS);
+    assert_eq!(net.nodes[0].core.poll_timeout(), None, "no peer: no timer");
+    net.connect(0, 1);
+    let peer = net.id(1);
+    // `init` arrived: the interval starts at the next tick, whatever the time.
+    assert_eq!(net.nodes[0].core.poll_timeout(), Some(0));
+    let start = 2_000_000;
+    assert_eq!(tick(&mut net, start), vec![]);
+    let ping_at = start + LIVENESS.ping_interval_ms;
+    assert_eq!(net.nodes[0].core.poll_timeout(), Some(ping_at));
+    // Ticking at the deadline pings; the pong's deadline comes next.
+    assert!(is_ping_to(&tick(&mut net, ping_at), peer));
+    let pong_due = ping_at + LIVENESS.pong_timeout_ms;
+    assert_eq!(net.nodes[0].core.poll_timeout(), Some(pong_due));
+    // No pong: the tick at that deadline disconnects the peer.
+    let out = tick(&mut net, pong_due);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect { node_id } if *node_id == peer)),
+        "{out:?}"
+    );
+    net.nodes[0].core.peer_disconnected(peer);
+    tick(&mut net, pong_due + 1);
+    assert_eq!(
+        net.nodes[0].core.poll_timeout(),
+        None,
+        "no live peer: no timer"
+    );
+}

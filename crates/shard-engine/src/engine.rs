@@ -586,11 +586,20 @@ impl Engine {
             .enqueue(shard, ShardMsg::Detach { conn, node_id }, true)
     }
 
-    /// The host's clock (`now_ms`, milliseconds on a monotonic clock), for every shard: peers
-    /// are pinged and those whose `pong` is late disconnected ([`EngineConfig::liveness`]).
-    /// Call it about once a second.
+    /// The host's clock (`now_ms`, milliseconds on a monotonic clock): peers are pinged and
+    /// those whose `pong` is late disconnected ([`EngineConfig::liveness`]). Call it about
+    /// once a second. Only shards whose core asked for a tick by `now_ms`
+    /// ([`NodeCore::poll_timeout`](lightning_core::node::NodeCore::poll_timeout)) are woken:
+    /// an idle node's shards sleep through the ticks.
     pub fn timer_tick(&self, now_ms: u64) -> Result<(), EngineError> {
         for shard in 0..self.placement.shards() {
+            let due = self
+                .counters
+                .get(shard)
+                .is_none_or(|c| c.next_tick_ms.load(Ordering::Relaxed) <= now_ms);
+            if !due {
+                continue;
+            }
             self.backend()
                 .enqueue(shard, ShardMsg::Timer { now_ms }, true)?;
         }

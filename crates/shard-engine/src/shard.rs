@@ -30,6 +30,10 @@ pub struct ShardCounters {
     pub resolutions_out: AtomicU64,
     /// The most cross-shard messages parked at once because a target inbox was full.
     pub parked_high_water: AtomicUsize,
+    /// When (host ms) the shard's core next needs a timer tick
+    /// ([`NodeCore::poll_timeout`]): `u64::MAX` when none is due. The engine ticks only
+    /// shards whose time has come. Starts at 0 (tick at once).
+    pub next_tick_ms: AtomicU64,
 }
 
 /// A snapshot of [`ShardCounters`].
@@ -282,6 +286,8 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
         ShardMsg::Shutdown => {}
     }
     drain(shard, out);
+    let next = shard.core.poll_timeout().unwrap_or(u64::MAX);
+    shard.counters.next_tick_ms.store(next, Ordering::Relaxed);
 }
 
 /// Moves what the NodeCore has produced outside a [`step`] (after a restore) to `out`.

@@ -128,6 +128,9 @@ impl NodeCore {
                         .peers
                         .get_mut(&node_id)
                         .is_some_and(|p| p.budget.take_pong(ping.num_pong_bytes, &limits));
+                if answer {
+                    self.want_budget_refill(node_id);
+                }
                 if let Some(pong) = ping.pong().filter(|_| answer) {
                     self.send(node_id, Message::Pong(pong));
                 }
@@ -181,6 +184,8 @@ impl NodeCore {
         peer.their_features = Some(features);
         // Resume every funded channel (BOLT 2 message retransmission).
         let ids: Vec<ChannelId> = peer.channel_by_id.keys().copied().collect();
+        // The ping interval starts at the next tick.
+        self.want_tick(0);
         for id in ids {
             let reestablish =
                 self.with_channel(node_id, id, |entry| entry.channel.get_reestablish());
@@ -239,6 +244,60 @@ impl NodeCore {
             self.outputs
                 .push_back(super::Output::Disconnect { node_id });
         }
+        self.next_tick_ms = self.next_deadline();
+    }
+
+    /// When the node next needs [`NodeCore::timer_tick`] (host milliseconds, in the clock of
+    /// the `now_ms` it was given; 0: at the next tick, whatever the time), or `None` when no
+    /// timer is due: a host (or the engine) need not tick a node before then. Extra ticks are
+    /// harmless. O(1): kept current as peers send `init`, draw from their budgets and are
+    /// pinged.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.next_tick_ms
+    }
+
+    /// Asks for a tick by `at_ms` (keeps an earlier request).
+    fn want_tick(&mut self, at_ms: u64) {
+        self.next_tick_ms = Some(self.next_tick_ms.map_or(at_ms, |t| t.min(at_ms)));
+    }
+
+    /// A peer drew from its budget: a tick must refill it when its window ends (or start its
+    /// first window).
+    fn want_budget_refill(&mut self, node_id: PublicKey) {
+        let window = self.rate_limits.window_ms;
+        let at = self.peers.get(&node_id).map(|p| {
+            p.budget
+                .window_start_ms
+                .map_or(0, |s| s.saturating_add(window))
+        });
+        if let Some(at) = at {
+            self.want_tick(at);
+        }
+    }
+
+    /// The earliest deadline over every peer: its ping, its pong, its budget's window.
+    fn next_deadline(&self) -> Option<u64> {
+        let liveness = self.liveness;
+        let window = self.rate_limits.window_ms;
+        let mut next: Option<u64> = None;
+        let mut want = |at: u64| next = Some(next.map_or(at, |t: u64| t.min(at)));
+        for peer in self.peers.values() {
+            let b = &peer.budget;
+            if b.pongs > 0 || b.texts > 0 {
+                want(b.window_start_ms.map_or(0, |s| s.saturating_add(window)));
+            }
+            if !peer.connected || peer.their_features.is_none() {
+                continue;
+            }
+            match peer.last_ping_ms {
+                None => want(0),
+                Some(sent) if peer.awaiting_pong => {
+                    want(sent.saturating_add(liveness.pong_timeout_ms))
+                }
+                Some(sent) => want(sent.saturating_add(liveness.ping_interval_ms)),
+            }
+        }
+        next
     }
 
     /// A peer's `error`: fails the channel it names (or all of them). The peer's text is kept
@@ -263,6 +322,9 @@ impl NodeCore {
             .peers
             .get_mut(&node_id)
             .is_some_and(|p| p.budget.take_text(&limits));
+        if shown {
+            self.want_budget_refill(node_id);
+        }
         let peer_msg = if shown {
             peer_text(&err.data)
         } else {

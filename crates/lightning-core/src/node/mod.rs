@@ -306,6 +306,9 @@ pub struct NodeCore {
     liveness: Liveness,
     /// Per-peer budgets for pongs and peer texts (not persisted).
     rate_limits: PeerRateLimits,
+    /// The host time (ms) by which the node wants its next [`NodeCore::timer_tick`]
+    /// ([`NodeCore::poll_timeout`]); `None`: no timer is due. Not persisted.
+    next_tick_ms: Option<u64>,
     /// Test mode only: every new channel uses these keys instead of derived ones.
     forced_channel_keys: Option<crate::keys::ChannelKeys>,
 }
@@ -346,6 +349,7 @@ impl NodeCore {
             dirty: Dirty::default(),
             liveness: Liveness::default(),
             rate_limits: PeerRateLimits::default(),
+            next_tick_ms: None,
             forced_channel_keys: None,
         }
     }
