@@ -28,7 +28,10 @@ use crate::shard::Shard;
 /// The work of one API call on the shard that must run it: a closure over the shard's state.
 /// What it returns is a [`Reply`], released (handed to the caller) only after the batch that
 /// ran the task committed.
-pub struct ApiTask(Box<dyn FnOnce(&mut Shard) -> Option<Reply> + Send>);
+pub struct ApiTask(Box<TaskFn>);
+
+/// The closure inside an [`ApiTask`].
+type TaskFn = dyn FnOnce(&mut Shard) -> Option<Reply> + Send;
 
 impl ApiTask {
     /// A task whose answer nobody waits for.
