@@ -653,12 +653,11 @@ impl Channel {
         }
         let tx = self.build_local_tx(&self.local_commit.spec, 0)?;
         let secp = Secp256k1::verification_only();
-        tx.verify_remote(&secp, &msg.signature)
-            .map_err(|_| {
-                close(R::BadFundingSignature {
-                    message: "funding_signed",
-                })
-            })?;
+        tx.verify_remote(&secp, &msg.signature).map_err(|_| {
+            close(R::BadFundingSignature {
+                message: "funding_signed",
+            })
+        })?;
         self.local_commit.remote_signature = Some(msg.signature);
         self.local_commit.txid = tx.txid();
         self.phase = ChannelPhase::AwaitingChannelReady;
@@ -688,13 +687,11 @@ impl Channel {
         });
         let local = next.build_local_tx(&next.local_commit.spec, 0)?;
         let secp = Secp256k1::new();
-        local
-            .verify_remote(&secp, &msg.signature)
-            .map_err(|_| {
-                close(R::BadFundingSignature {
-                    message: "funding_created",
-                })
-            })?;
+        local.verify_remote(&secp, &msg.signature).map_err(|_| {
+            close(R::BadFundingSignature {
+                message: "funding_created",
+            })
+        })?;
         let remote = next.build_remote_tx(
             &next.remote_commit.spec,
             0,
