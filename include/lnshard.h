@@ -28,9 +28,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The largest Lightning message (type and payload): BOLT 1 caps messages at 65535 bytes.
-#define LNSHARD_MAX_MESSAGE_LEN 65535
-
 // The most bytes one `lnshard_engine_handle_bytes` call takes.
 #define LNSHARD_MAX_READ_LEN (1 << 24)
 
@@ -317,13 +314,6 @@ typedef struct lnshard_engine lnshard_engine;
 // from any thread, freed from one.
 typedef struct lnshard_event lnshard_event;
 
-// What one peer's connection should do next, in order: messages to send (2-byte type then
-// payload, before BOLT 8 encryption) and possibly a disconnect.
-//
-// Owner: the caller of `lnshard_engine_peer_outputs`; free with `lnshard_peer_outputs_free`.
-// Thread-safety: immutable; may be read from any thread, freed from one.
-typedef struct lnshard_peer_outputs lnshard_peer_outputs;
-
 // Where a store callback hands bytes back to lnshard: see `lnshard_store_sink_push`.
 //
 // Owner: lnshard; valid only during the callback that received it (afterwards
@@ -528,21 +518,6 @@ size_t lnshard_bytes_len(const lnshard_bytes *bytes);
 // names it); freeing twice is undefined behaviour.
 void lnshard_bytes_free(lnshard_bytes *bytes);
 
-// The number of outputs in the list: 0 for NULL, and for anything but a live
-// `lnshard_peer_outputs` (the last error then says why).
-size_t lnshard_peer_outputs_len(const lnshard_peer_outputs *outputs);
-
-// Output `index` of the list: either a message (`*out_disconnect` false, `*out_data` /
-// `*out_len` the bytes, valid until the list is freed) or a disconnect request
-// (`*out_disconnect` true, `*out_data` NULL, `*out_len` 0).
-//
-// `index` at or past the length is `LNSHARD_RESULT_INVALID_PARAMETER`.
-lnshard_result lnshard_peer_outputs_get(const lnshard_peer_outputs *outputs, size_t index, const uint8_t **out_data, size_t *out_len, bool *out_disconnect);
-
-// Frees a list of peer outputs. NULL is a no-op, and so is a handle of another type (the
-// last error names it); freeing twice is undefined behaviour.
-void lnshard_peer_outputs_free(lnshard_peer_outputs *outputs);
-
 // Every channel of every shard: `*out` is a new list to free with
 // `lnshard_channel_list_free`.
 lnshard_result lnshard_engine_list_channels(const lnshard_engine *engine, lnshard_channel_list **out);
@@ -593,27 +568,6 @@ size_t lnshard_engine_shard_count(const lnshard_engine *engine);
 // an idle engine has nothing more to say until new input arrives.
 bool lnshard_engine_is_idle(const lnshard_engine *engine);
 
-// A connection to the peer `node_id` (33 bytes) is up, its messages carried by the
-// application: the engine queues our `init` (drain it with `lnshard_engine_peer_outputs`).
-lnshard_result lnshard_engine_peer_connected(const lnshard_engine *engine, const uint8_t *node_id);
-
-// The connection to the peer `node_id` (33 bytes) went down.
-lnshard_result lnshard_engine_peer_disconnected(const lnshard_engine *engine, const uint8_t *node_id);
-
-// A decrypted message from the peer `node_id` (33 bytes): `len` bytes at `bytes`, 2-byte
-// type then payload, at most `LNSHARD_MAX_MESSAGE_LEN`. On `LNSHARD_RESULT_FULL` nothing
-// was queued: drain outputs and retry.
-lnshard_result lnshard_engine_handle_message(const lnshard_engine *engine, const uint8_t *node_id, const uint8_t *bytes, size_t len);
-
-// Drains what the engine queued for the peer `node_id` (33 bytes) without blocking: on
-// success `*out` is a new list (possibly empty) to free with `lnshard_peer_outputs_free`.
-lnshard_result lnshard_engine_peer_outputs(const lnshard_engine *engine, const uint8_t *node_id, lnshard_peer_outputs **out);
-
-// Waits up to `timeout_ms` for a peer with queued output: `*out_found` says whether one
-// came, and then its id is in `out_node_id` (33 bytes). Drain it with
-// `lnshard_engine_peer_outputs`.
-lnshard_result lnshard_engine_wait_ready_peer(const lnshard_engine *engine, uint32_t timeout_ms, uint8_t *out_node_id, bool *out_found);
-
 // Opens a BOLT 8 connection (named `conn` by the application) to `their_node_id` (33
 // bytes): `*out_act_one` receives act one, to write to the socket; free it with
 // `lnshard_bytes_free`. Then feed every byte read to `lnshard_engine_handle_bytes`.
@@ -635,6 +589,13 @@ lnshard_result lnshard_engine_handle_bytes(const lnshard_engine *engine, uint64_
 // free with `lnshard_bytes_free`), and whether to close it after writing them
 // (`*out_disconnect`).
 lnshard_result lnshard_engine_connection_outputs(const lnshard_engine *engine, uint64_t conn, lnshard_bytes **out_bytes, bool *out_disconnect);
+
+// Waits up to `timeout_ms` for a connection whose peer's shard wrote to it (or closed it)
+// since `lnshard_engine_connection_outputs` last drained it: `*out_found` says whether one
+// came, and then `*out_conn` names it. Drain it with `lnshard_engine_connection_outputs`.
+// Each connection is named at most once until drained; it may have been closed since (its
+// `connection_outputs` then fails with `LNSHARD_RESULT_UNKNOWN_CONNECTION`).
+lnshard_result lnshard_engine_wait_ready_connection(const lnshard_engine *engine, uint32_t timeout_ms, uint64_t *out_conn, bool *out_found);
 
 // The node id behind connection `conn` once its handshake completed: `*out_found` says
 // whether it is known, and then `out_node_id` (33 bytes) holds it.
