@@ -78,6 +78,11 @@ pub trait Hub {
     fn channel(&mut self, peer: PublicKey, id: ChannelId) -> Option<Channel>;
     /// A random choice for the network's interleaving (None: deterministic order).
     fn choose(&mut self, n: usize) -> Option<usize>;
+    /// Times the hub crashed and restarted from its store since the last call (every
+    /// connection dropped with it): 0 for a hub that never restarts on its own.
+    fn take_restarts(&mut self) -> u64 {
+        0
+    }
 }
 
 impl Hub for Sim {
@@ -163,6 +168,9 @@ impl Hub for Sim {
     }
     fn choose(&mut self, n: usize) -> Option<usize> {
         Some(self.rng().below(n))
+    }
+    fn take_restarts(&mut self) -> u64 {
+        Sim::take_restarts(self)
     }
 }
 

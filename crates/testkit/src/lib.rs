@@ -191,6 +191,10 @@ pub struct Net<H: Hub> {
     /// panicked shard), as its first refused message reported it. Messages to a stopped hub
     /// are lost, as they would be on a connection to a dead node.
     pub hub_stopped: Option<EngineError>,
+    /// Times the hub crashed and restarted on its own ([`Hub::take_restarts`]): each time,
+    /// every connection dropped with what was in flight, the peers were checked against the
+    /// restarted hub ([`Net::peers_ahead_of`]) and reconnected.
+    pub hub_restarts: u64,
 }
 
 /// The hub's wire traffic with its peers: what each peer sent and when, and what the hub
@@ -263,6 +267,7 @@ impl<H: Hub> Net<H> {
             disconnects: 0,
             hub_events_lossy: false,
             hub_stopped: None,
+            hub_restarts: 0,
         };
         let hub_id = net.hub.node_id();
         for i in 0..n {
@@ -281,7 +286,7 @@ impl<H: Hub> Net<H> {
 
     /// Moves peers' and the hub's outputs into the network; true if anything moved.
     fn collect(&mut self) -> bool {
-        let mut any = false;
+        let mut any = self.notice_restarts();
         let hub_id = self.hub.node_id();
         for i in 0..self.peers.len() {
             let outputs = self.peers[i].core.drain_outputs();
@@ -607,6 +612,24 @@ impl<H: Hub> Net<H> {
                 }
             }
         }
+    }
+
+    /// A hub that crashed and restarted on its own ([`Hub::take_restarts`]): its
+    /// connections dropped with everything in flight; no peer may hold a state the restarted
+    /// hub does not (it released nothing before it was durable); the peers reconnect. True
+    /// if it restarted.
+    fn notice_restarts(&mut self) -> bool {
+        let restarts = self.hub.take_restarts();
+        if restarts == 0 {
+            return false;
+        }
+        self.hub_restarts += restarts;
+        self.cut_all_for_crash();
+        let ahead = peers_ahead(&self.peers, &self.channels, &mut self.hub);
+        self.violations
+            .extend(ahead.into_iter().map(|e| format!("after a restart: {e}")));
+        self.reconnect_all();
+        true
     }
 
     /// Events the hub produced before it stopped (from its shutdown report).
@@ -1074,40 +1097,7 @@ impl<H: Hub> Net<H> {
     /// revoked commitment). A peer that received anything for a state the store does not hold
     /// breaks one of the two. Returns a description of each break.
     pub fn peers_ahead_of<R: Hub>(&self, restored: &mut R) -> Vec<String> {
-        let hub_id = restored.node_id();
-        let mut errors = Vec::new();
-        for c in &self.channels {
-            let pid = self.peer_id(c.peer);
-            let Some(peer_side) = self.peers[c.peer].core.channel(&hub_id, &c.channel_id) else {
-                errors.push(format!("peer lost channel {}", c.channel_id));
-                continue;
-            };
-            let Some(hub_side) = restored.channel(pid, c.channel_id) else {
-                errors.push(format!("the store lost channel {}", c.channel_id));
-                continue;
-            };
-            let signed_by_hub = peer_side.local_commit().index;
-            let hub_signed = hub_side
-                .next_remote_commit()
-                .map_or(hub_side.remote_commit().index, |n| n.commit.index);
-            if signed_by_hub > hub_signed {
-                errors.push(format!(
-                    "channel {}: the peer holds hub-signed commitment {signed_by_hub}, the \
-                     store only {hub_signed}",
-                    c.channel_id
-                ));
-            }
-            let revoked_below = peer_side.remote_commit().index;
-            if hub_side.local_commit().index < revoked_below {
-                errors.push(format!(
-                    "channel {}: the hub revoked its commitments below {revoked_below} to the \
-                     peer, the store holds its commitment {}",
-                    c.channel_id,
-                    hub_side.local_commit().index
-                ));
-            }
-        }
-        errors
+        peers_ahead(&self.peers, &self.channels, restored)
     }
 
     /// The hub's state of every channel, for comparing runs.
@@ -1121,6 +1111,45 @@ impl<H: Hub> Net<H> {
         out.sort_by_key(|(id, _)| *id);
         out
     }
+}
+
+/// See [`Net::peers_ahead_of`].
+fn peers_ahead<R: Hub>(peers: &[Peer], channels: &[Chan], restored: &mut R) -> Vec<String> {
+    let hub_id = restored.node_id();
+    let mut errors = Vec::new();
+    for c in channels {
+        let peer = &peers[c.peer].core;
+        let pid = peer.node_id();
+        let Some(peer_side) = peer.channel(&hub_id, &c.channel_id) else {
+            errors.push(format!("peer lost channel {}", c.channel_id));
+            continue;
+        };
+        let Some(hub_side) = restored.channel(pid, c.channel_id) else {
+            errors.push(format!("the store lost channel {}", c.channel_id));
+            continue;
+        };
+        let signed_by_hub = peer_side.local_commit().index;
+        let hub_signed = hub_side
+            .next_remote_commit()
+            .map_or(hub_side.remote_commit().index, |n| n.commit.index);
+        if signed_by_hub > hub_signed {
+            errors.push(format!(
+                "channel {}: the peer holds hub-signed commitment {signed_by_hub}, the \
+                 store only {hub_signed}",
+                c.channel_id
+            ));
+        }
+        let revoked_below = peer_side.remote_commit().index;
+        if hub_side.local_commit().index < revoked_below {
+            errors.push(format!(
+                "channel {}: the hub revoked its commitments below {revoked_below} to the \
+                 peer, the store holds its commitment {}",
+                c.channel_id,
+                hub_side.local_commit().index
+            ));
+        }
+    }
+    errors
 }
 
 /// The funding transaction of a channel: its made-up input depends only on the channel's
