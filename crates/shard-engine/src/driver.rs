@@ -148,6 +148,12 @@ impl ShardDriver {
         &self.shard
     }
 
+    /// The process dies: every attached connection closes (the simulator's crashes).
+    #[cfg(feature = "sim")]
+    pub(crate) fn crash(&mut self) {
+        self.shard.close_connections();
+    }
+
     /// The most messages one batch takes.
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn commit_batch(&self) -> usize {

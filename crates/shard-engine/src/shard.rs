@@ -168,6 +168,15 @@ impl Shard {
     pub(crate) fn connection_mut(&mut self, node_id: &PublicKey) -> Option<&mut ShardConnection> {
         self.connections.get_mut(node_id)
     }
+
+    /// Closes every attached connection, as a dying process's sockets close (the simulator's
+    /// crashes).
+    #[cfg(feature = "sim")]
+    pub(crate) fn close_connections(&mut self) {
+        for (_, mut c) in self.connections.drain() {
+            c.writer.close();
+        }
+    }
 }
 
 /// Decrypts `bytes` read from `node_id`'s attached connection `conn` and hands each message

@@ -511,6 +511,9 @@ impl Sim {
             ..self.config.clone()
         };
         // The process is gone: its inboxes, unreleased outputs, connections and their queues.
+        for driver in &mut self.drivers {
+            driver.crash();
+        }
         self.drivers.clear();
         self.inboxes.clear();
         self.peer_outputs.clear();
