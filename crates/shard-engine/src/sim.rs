@@ -21,8 +21,10 @@ use crossbeam_channel::Receiver;
 use lightning_core::bitcoin::BlockHash;
 use lightning_core::node::{Event, NodeCore};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lightning_core::transport::Transport;
 
 use crate::api::{ApiTask, Backend};
+use crate::connection::{AttachedConnection, ConnectionId, ConnectionWriter};
 use crate::coordinator::Coordinator;
 use crate::driver::{open_shards, Handled, Refused, ShardDriver, Sink};
 use crate::engine::EngineConfig;
@@ -586,6 +588,53 @@ impl Sim {
             bytes: bytes.to_vec(),
         };
         (&mut *self).enqueue(shard, msg, false)
+    }
+}
+
+impl Sim {
+    /// As [`Engine::attach_connection`](crate::Engine::attach_connection): an established
+    /// BOLT 8 connection moves into its peer's shard (a control message: it always queues).
+    pub fn attach_connection(
+        &mut self,
+        conn: ConnectionId,
+        node_id: PublicKey,
+        transport: Transport,
+        writer: Box<dyn ConnectionWriter>,
+    ) -> Result<(), EngineError> {
+        let shard = self.placement.shard_of(&node_id);
+        let attached = AttachedConnection {
+            conn,
+            node_id,
+            transport,
+            writer,
+        };
+        (&mut *self).enqueue(shard, ShardMsg::Attach(attached), true)
+    }
+
+    /// As [`Engine::connection_ciphertext`](crate::Engine::connection_ciphertext).
+    pub fn connection_ciphertext(
+        &mut self,
+        conn: ConnectionId,
+        node_id: PublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let shard = self.placement.shard_of(&node_id);
+        let msg = ShardMsg::Ciphertext {
+            conn,
+            node_id,
+            bytes,
+        };
+        (&mut *self).enqueue(shard, msg, false)
+    }
+
+    /// As [`Engine::detach_connection`](crate::Engine::detach_connection).
+    pub fn detach_connection(
+        &mut self,
+        conn: ConnectionId,
+        node_id: PublicKey,
+    ) -> Result<(), EngineError> {
+        let shard = self.placement.shard_of(&node_id);
+        (&mut *self).enqueue(shard, ShardMsg::Detach { conn, node_id }, true)
     }
 }
 

@@ -3,6 +3,9 @@
 //! The API calls of both engine front ends come from one place, [`NodeApi`]; [`Hub`] repeats
 //! their signatures only because the lock-based baselines of the scaling benchmark (plain
 //! `NodeCore`s behind mutexes, with no shards to route to) implement it too.
+//!
+//! Peers reach a hub as the engine's hosts reach it: BOLT 8 connections, attached once the
+//! handshake is done, then ciphertext ([`crate::link`] runs the peers' end).
 
 use std::time::Duration;
 
@@ -10,8 +13,9 @@ use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::channel::Channel;
 use lightning_core::node::{ChannelDetails, Event, PaymentId, Route};
 use lightning_core::secp256k1::PublicKey;
+use lightning_core::transport::Transport;
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
-use shard_engine::{Engine, EngineError, NodeApi, PeerOutput, Sim};
+use shard_engine::{ConnectionId, ConnectionWriter, Engine, EngineError, NodeApi, Sim};
 
 /// The engine as the test network drives it.
 pub trait Hub {
@@ -19,18 +23,29 @@ pub trait Hub {
     fn node_id(&self) -> PublicKey;
     /// The shard `peer` lives on (0 for a hub without shards).
     fn shard_of(&self, peer: &PublicKey) -> usize;
-    /// `peer` connected.
-    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
-    /// `peer` disconnected.
-    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError>;
-    /// A message from `peer` (`EngineError::Full`: not taken, retry later).
-    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError>;
+    /// An established BOLT 8 connection `conn` to `peer` moves into the hub (as
+    /// [`Engine::attach_connection`]): the hub encrypts with `transport` into `writer`.
+    fn attach_connection(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        transport: Transport,
+        writer: Box<dyn ConnectionWriter>,
+    ) -> Result<(), EngineError>;
+    /// Ciphertext `peer` sent on `conn` (`EngineError::Full`: not taken, retry later).
+    fn connection_ciphertext(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), EngineError>;
+    /// Connection `conn` to `peer` closed.
+    fn detach_connection(&mut self, conn: ConnectionId, peer: PublicKey)
+        -> Result<(), EngineError>;
     /// Makes progress; false if there was nothing to do.
     fn pump(&mut self) -> bool;
     /// Whether the hub has no work queued.
     fn is_idle(&self) -> bool;
-    /// Everything the hub has written to its peers since the last call.
-    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)>;
     /// Every event the hub raised since the last call.
     fn take_events(&mut self) -> Vec<Event>;
     /// The hub opens a channel of `sats` to `peer`, pushing `push` msat.
@@ -92,23 +107,35 @@ impl Hub for Sim {
     fn shard_of(&self, peer: &PublicKey) -> usize {
         Sim::shard_of(self, peer)
     }
-    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
-        Sim::peer_connected(self, peer)
+    fn attach_connection(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        transport: Transport,
+        writer: Box<dyn ConnectionWriter>,
+    ) -> Result<(), EngineError> {
+        Sim::attach_connection(self, conn, peer, transport, writer)
     }
-    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
-        Sim::peer_disconnected(self, peer)
+    fn connection_ciphertext(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        Sim::connection_ciphertext(self, conn, peer, bytes)
     }
-    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
-        Sim::handle_message(self, peer, bytes)
+    fn detach_connection(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+    ) -> Result<(), EngineError> {
+        Sim::detach_connection(self, conn, peer)
     }
     fn pump(&mut self) -> bool {
         self.step_random()
     }
     fn is_idle(&self) -> bool {
         Sim::is_idle(self)
-    }
-    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
-        Sim::take_peer_outputs(self)
     }
     fn take_events(&mut self) -> Vec<Event> {
         Sim::take_events(self)
@@ -187,14 +214,30 @@ impl Hub for Threaded {
     fn shard_of(&self, peer: &PublicKey) -> usize {
         self.engine.shard_of(peer)
     }
-    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
-        retry(|| self.engine.peer_connected(peer))
+    fn attach_connection(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        transport: Transport,
+        writer: Box<dyn ConnectionWriter>,
+    ) -> Result<(), EngineError> {
+        // A control message: it waits for room.
+        self.engine.attach_connection(conn, peer, transport, writer)
     }
-    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
-        retry(|| self.engine.peer_disconnected(peer))
+    fn connection_ciphertext(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        self.engine.connection_ciphertext(conn, peer, bytes)
     }
-    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
-        self.engine.handle_message(peer, bytes)
+    fn detach_connection(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+    ) -> Result<(), EngineError> {
+        self.engine.detach_connection(conn, peer)
     }
     fn pump(&mut self) -> bool {
         if self.engine.is_idle() {
@@ -205,15 +248,6 @@ impl Hub for Threaded {
     }
     fn is_idle(&self) -> bool {
         self.engine.is_idle()
-    }
-    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
-        let mut all = Vec::new();
-        while let Some(peer) = self.engine.wait_ready_peer(Duration::ZERO) {
-            for o in self.engine.peer_outputs(&peer) {
-                all.push((peer, o));
-            }
-        }
-        all
     }
     fn take_events(&mut self) -> Vec<Event> {
         self.engine.drain_events()

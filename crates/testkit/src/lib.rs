@@ -1,6 +1,7 @@
 //! Drivers for tests, benchmarks and demos: a routing node (the engine, threaded or
 //! simulated, or anything implementing [`Hub`]) with plain `NodeCore` peers around it. Every
-//! message travels as encoded bytes, a fake chain mines what is broadcast, and a ledger
+//! message travels as encoded bytes, encrypted with BOLT 8 on each peer's connection to the
+//! hub ([`link`]: the hub takes peers only as ciphertext, as from any host), a fake chain mines what is broadcast, and a ledger
 //! checks conservation of funds and the fate of every HTLC ([`Net::check`]).
 //!
 //! This is test tooling, not a production API: keys come from fixed tags
@@ -12,6 +13,7 @@
 //! traffic a replaying benchmark feeds back.
 
 pub mod hub;
+pub mod link;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -32,6 +34,7 @@ use lightning_core::wire::Message;
 use shard_engine::{EngineConfig, EngineError, PeerOutput};
 
 pub use hub::{Hub, Threaded};
+pub use link::Link;
 
 /// One million satoshis: the capacity of every channel [`Net::open_channels`] opens.
 pub const SATS: u64 = 1_000_000;
@@ -39,6 +42,11 @@ pub const SATS: u64 = 1_000_000;
 /// A secret key derived from `tag` (SHA256 of it): the same tag gives the same key.
 pub fn secret(tag: &[u8]) -> SecretKey {
     SecretKey::from_slice(&sha256::Hash::hash(tag).to_byte_array()).expect("valid key")
+}
+
+/// The node secret of peer `i` of a [`Net`].
+pub fn peer_secret(i: usize) -> SecretKey {
+    secret(format!("peer-{i}").as_bytes())
 }
 
 /// The routing node's (hub's) node secret.
@@ -142,6 +150,10 @@ pub struct Net<H: Hub> {
     index: HashMap<PublicKey, usize>,
     to_hub: Vec<VecDeque<Vec<u8>>>,
     to_peer: Vec<VecDeque<PeerOutput>>,
+    /// Each peer's BOLT 8 connection to the hub (its end), while it has one.
+    links: Vec<Option<Link>>,
+    /// The last connection id used.
+    last_conn: u64,
     /// Every event the hub raised, in order.
     pub hub_events: Vec<Event>,
     /// The fake chain.
@@ -224,7 +236,7 @@ impl<H: Hub> Net<H> {
         let peers: Vec<Peer> = (0..n)
             .map(|i| Peer {
                 core: NodeCore::new(
-                    secret(format!("peer-{i}").as_bytes()),
+                    peer_secret(i),
                     sha256::Hash::hash(format!("peer-seed-{i}").as_bytes()).to_byte_array(),
                     NodeConfig::default(),
                     chain.height,
@@ -243,6 +255,8 @@ impl<H: Hub> Net<H> {
             index,
             to_hub: (0..n).map(|_| VecDeque::new()).collect(),
             to_peer: (0..n).map(|_| VecDeque::new()).collect(),
+            links: (0..n).map(|_| None).collect(),
+            last_conn: 0,
             peers,
             hub_events: Vec::new(),
             chain,
@@ -272,8 +286,7 @@ impl<H: Hub> Net<H> {
         let hub_id = net.hub.node_id();
         for i in 0..n {
             net.peers[i].core.peer_connected(hub_id);
-            let id = net.peer_id(i);
-            net.hub.peer_connected(id).expect("peer_connected");
+            net.connect_link(i);
         }
         net.run();
         net
@@ -315,7 +328,7 @@ impl<H: Hub> Net<H> {
                 }
             }
         }
-        for (peer, o) in self.hub.take_peer_outputs() {
+        for (peer, o) in self.take_link_outputs() {
             any = true;
             let Some(&i) = self.index.get(&peer) else {
                 self.violations
@@ -346,6 +359,52 @@ impl<H: Hub> Net<H> {
             self.hub_event(e);
         }
         any
+    }
+
+    /// Peer `i` dials the hub: a BOLT 8 handshake in memory ([`Link::open`]), then the hub's
+    /// end is attached to the hub. The hub must run with [`hub_secret`].
+    fn connect_link(&mut self, i: usize) {
+        self.last_conn += 1;
+        let conn = self.last_conn;
+        let id = self.peer_id(i);
+        let hub = hub_secret();
+        assert_eq!(
+            self.hub.node_id(),
+            PublicKey::from_secret_key(&lightning_core::secp256k1::Secp256k1::signing_only(), &hub),
+            "the test network's hub runs with hub_secret()"
+        );
+        let (link, end) = Link::open(conn, &peer_secret(i), &hub);
+        assert_eq!(end.node_id, id, "act three names the peer");
+        self.links[i] = Some(link);
+        self.hub
+            .attach_connection(conn, id, end.transport, Box::new(end.writer))
+            .expect("attach_connection");
+    }
+
+    /// Takes every peer's end of its connection to the hub (`None` for a peer without one),
+    /// for a driver that talks to the hub directly from now on, as the replaying benchmark
+    /// does. The network no longer reaches the hub after this.
+    pub fn take_links(&mut self) -> Vec<Option<Link>> {
+        self.links.iter_mut().map(Option::take).collect()
+    }
+
+    /// Everything the hub wrote to its peers' connections since the last call, decrypted; a
+    /// connection the hub closed ends with `Disconnect` and is gone.
+    fn take_link_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
+        let mut all = Vec::new();
+        for i in 0..self.peers.len() {
+            let Some(link) = self.links[i].as_mut() else {
+                continue;
+            };
+            let (messages, closed) = link.take();
+            let id = self.peers[i].core.node_id();
+            all.extend(messages.into_iter().map(|m| (id, PeerOutput::Message(m))));
+            if closed {
+                self.links[i] = None;
+                all.push((id, PeerOutput::Disconnect));
+            }
+        }
+        all
     }
 
     fn record_outcome(&mut self, payment_id: PaymentId, sent: bool, fee: Option<u64>) {
@@ -599,6 +658,7 @@ impl<H: Hub> Net<H> {
             self.connected[i] = false;
             self.to_hub[i].clear();
             self.to_peer[i].clear();
+            self.links[i] = None;
             self.peers[i].core.peer_disconnected(hub_id);
         }
         self.collect_peers_only();
@@ -672,15 +732,19 @@ impl<H: Hub> Net<H> {
         self.to_hub[i].clear();
         self.to_peer[i].clear();
         self.peers[i].core.peer_disconnected(hub_id);
-        self.hub.peer_disconnected(id).expect("peer_disconnected");
+        if let Some(link) = self.links[i].take() {
+            self.hub
+                .detach_connection(link.conn, id)
+                .expect("detach_connection");
+        }
     }
 
     /// Restores peer `i`'s connection (init, then channel_reestablish).
     pub fn reconnect(&mut self, i: usize) {
-        let (hub_id, id) = (self.hub.node_id(), self.peer_id(i));
+        let hub_id = self.hub.node_id();
         self.connected[i] = true;
         self.peers[i].core.peer_connected(hub_id);
-        self.hub.peer_connected(id).expect("peer_connected");
+        self.connect_link(i);
     }
 
     fn deliver_to_hub(&mut self, i: usize) -> bool {
@@ -688,7 +752,13 @@ impl<H: Hub> Net<H> {
             return false;
         };
         let id = self.peer_id(i);
-        match self.hub.handle_message(id, &bytes) {
+        let Some(link) = self.links[i].as_mut() else {
+            // No connection (the hub closed it): lost.
+            return true;
+        };
+        let conn = link.conn;
+        let frame = link.seal(&bytes);
+        match self.hub.connection_ciphertext(conn, id, frame.clone()) {
             Ok(()) => {
                 // The hub now holds this preimage from downstream.
                 if let Ok(Message::UpdateFulfillHtlc(f)) = Message::decode(&bytes) {
@@ -699,6 +769,9 @@ impl<H: Hub> Net<H> {
             }
             Err(EngineError::Full { .. }) => {
                 self.full_refusals += 1;
+                if let Some(link) = self.links[i].as_mut() {
+                    link.refused(frame);
+                }
                 self.to_hub[i].push_front(bytes);
                 self.hub.pump();
                 false
@@ -708,7 +781,7 @@ impl<H: Hub> Net<H> {
                 self.hub_stopped.get_or_insert(e);
                 false
             }
-            Err(e) => panic!("handle_message: {e}"),
+            Err(e) => panic!("connection_ciphertext: {e}"),
         }
     }
 

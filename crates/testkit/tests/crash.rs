@@ -1,6 +1,8 @@
 //! The crash test: the engine runs as a child process (`lnshard-crash-child`) on the
 //! filesystem store; this process plays its peers (plain NodeCores) over hex lines on the
-//! child's stdin and stdout. A stream of payments between peers, forwarded by the engine
+//! child's stdin and stdout, each peer on a BOLT 8 connection (the test network's links: the
+//! handshake runs here, the hub's end of it is handed to the child, and every byte between
+//! them is ciphertext, decrypted and encrypted on the child's shards). A stream of payments between peers, forwarded by the engine
 //! (within a shard and across shards), is cut by SIGKILL at a seeded random point; the engine
 //! restarts on the same data directory (with a seeded shard count), the peers reconnect
 //! (channel_reestablish), and the stream goes on. At the end: every payment ended exactly
@@ -15,6 +17,7 @@
 use lnshard_testkit as support;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
@@ -27,11 +30,12 @@ use shard_engine::lightning_core::channel::Channel;
 use shard_engine::lightning_core::node::{ChannelDetails, Event, PaymentId, Route};
 use shard_engine::lightning_core::persist::ChannelRecord;
 use shard_engine::lightning_core::secp256k1::{PublicKey, Secp256k1};
+use shard_engine::lightning_core::transport::Transport;
 use shard_engine::lightning_core::types::{
     ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
 };
 use shard_engine::sim::SimRng;
-use shard_engine::{EngineError, PeerOutput, Placement};
+use shard_engine::{ConnectionId, ConnectionWriter, EngineError, Placement};
 use support::{hub_secret, hub_seed, Hub, Net, Who};
 
 fn hex(bytes: &[u8]) -> String {
@@ -53,7 +57,12 @@ struct Inner {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
-    outputs: Vec<(PublicKey, PeerOutput)>,
+    /// Each attached connection's peer and writer (the peer's link).
+    writers: HashMap<ConnectionId, (PublicKey, Box<dyn ConnectionWriter>)>,
+    /// `P`, `X` and `E` lines absorbed so far.
+    received: u64,
+    /// `received` when `is_idle` last asked.
+    idle_mark: u64,
     events: Vec<Event>,
     closed: Vec<String>,
     dead: bool,
@@ -73,19 +82,30 @@ impl Inner {
         match kind {
             "R" => return Some(rest.to_owned()),
             "P" => {
-                let (peer, bytes) = rest.split_once(' ').expect("P line");
-                let peer = PublicKey::from_slice(&unhex(peer)).expect("peer");
+                self.received += 1;
+                let (conn, bytes) = rest.split_once(' ').expect("P line");
+                let conn: ConnectionId = conn.parse().expect("connection id");
                 let b = unhex(bytes);
-                let t = u16::from_be_bytes([b[0], b[1]]);
-                self.log
-                    .push(format!("{} -> {t}", &hex(&peer.serialize())[..8]));
-                self.outputs.push((peer, PeerOutput::Message(b)));
+                if let Some((peer, writer)) = self.writers.get_mut(&conn) {
+                    self.log.push(format!(
+                        "{} -> {} bytes on {conn}",
+                        &hex(&peer.serialize())[..8],
+                        b.len()
+                    ));
+                    if !writer.write(b) {
+                        writer.close();
+                    }
+                }
             }
             "X" => {
-                let peer = PublicKey::from_slice(&unhex(rest)).expect("peer");
-                self.outputs.push((peer, PeerOutput::Disconnect));
+                self.received += 1;
+                let conn: ConnectionId = rest.parse().expect("connection id");
+                if let Some((_, mut writer)) = self.writers.remove(&conn) {
+                    writer.close();
+                }
             }
             "E" => {
+                self.received += 1;
                 let words: Vec<&str> = rest.split(' ').collect();
                 match words.as_slice() {
                     ["ready", id, peer, scid] => self.events.push(Event::ChannelReady {
@@ -194,7 +214,9 @@ impl ChildHub {
                 child,
                 stdin,
                 lines,
-                outputs: Vec::new(),
+                writers: HashMap::new(),
+                received: 0,
+                idle_mark: 0,
                 events: Vec::new(),
                 closed: Vec::new(),
                 dead: false,
@@ -242,26 +264,60 @@ impl Hub for ChildHub {
     fn shard_of(&self, peer: &PublicKey) -> usize {
         self.placement.shard_of(peer)
     }
-    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
-        let l = format!("{} connect", &hex(&peer.serialize())[..8]);
-        self.inner.get_mut().log.push(l);
-        self.request(&format!("connect {}", hex(&peer.serialize())));
+    fn attach_connection(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        transport: Transport,
+        writer: Box<dyn ConnectionWriter>,
+    ) -> Result<(), EngineError> {
+        let inner = self.inner.get_mut();
+        let l = format!("{} connect {conn}", &hex(&peer.serialize())[..8]);
+        inner.log.push(l);
+        if inner.dead {
+            return Ok(());
+        }
+        // The hub's end, right after the handshake: both nonces at 0, one chaining key.
+        let (e, d) = (transport.encryptor(), transport.decryptor());
+        assert_eq!((e.nonce(), d.nonce()), (0, 0), "a fresh session");
+        inner.writers.insert(conn, (peer, writer));
+        inner.request(&format!(
+            "attach {conn} {} {} {} {}",
+            hex(&peer.serialize()),
+            hex(e.chaining_key()),
+            hex(e.key()),
+            hex(d.key())
+        ));
         Ok(())
     }
-    fn peer_disconnected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
-        self.request(&format!("disconnect {}", hex(&peer.serialize())));
+    fn detach_connection(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+    ) -> Result<(), EngineError> {
+        self.request(&format!("detach {conn} {}", hex(&peer.serialize())));
         Ok(())
     }
-    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
+    fn connection_ciphertext(
+        &mut self,
+        conn: ConnectionId,
+        peer: PublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), EngineError> {
         let inner = self.inner.get_mut();
         if inner.dead {
             return Ok(());
         }
-        let t = u16::from_be_bytes([bytes[0], bytes[1]]);
-        inner
-            .log
-            .push(format!("{} <- {t}", &hex(&peer.serialize())[..8]));
-        inner.request(&format!("msg {} {}", hex(&peer.serialize()), hex(bytes)));
+        inner.log.push(format!(
+            "{} <- {} bytes on {conn}",
+            &hex(&peer.serialize())[..8],
+            bytes.len()
+        ));
+        inner.request(&format!(
+            "ct {conn} {} {}",
+            hex(&peer.serialize()),
+            hex(&bytes)
+        ));
         inner.messages += 1;
         if inner.kill_after == Some(inner.messages) {
             inner.kill();
@@ -277,17 +333,15 @@ impl Hub for ChildHub {
     }
     fn is_idle(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
-        let before = inner.outputs.len() + inner.events.len();
-        match inner.request("idle") {
-            None => true,
-            // Outputs that were on their way when we asked are work still to do.
-            Some(r) => r == "idle 1" && inner.outputs.len() + inner.events.len() == before,
+        let reply = inner.request("idle");
+        // Outputs that arrived since the last ask (written to the peers' links, maybe after
+        // the network last read them) are work still to do.
+        let quiet = inner.received == inner.idle_mark;
+        inner.idle_mark = inner.received;
+        match reply {
+            None => quiet,
+            Some(r) => r == "idle 1" && quiet,
         }
-    }
-    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
-        let inner = self.inner.get_mut();
-        inner.poll();
-        std::mem::take(&mut inner.outputs)
     }
     fn take_events(&mut self) -> Vec<Event> {
         let inner = self.inner.get_mut();

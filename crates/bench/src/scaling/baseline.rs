@@ -4,6 +4,11 @@
 //! * [`Locked::global`]: one NodeCore for every peer behind one `Mutex`.
 //! * [`Locked::per_peer`]: one NodeCore per peer, each behind its own `Mutex`, in a
 //!   `RwLock`'d map; a forward locks the next peer's mutex (never two at once).
+//!
+//! Both take their peers' bytes as BOLT 8 ciphertext, as the engine does: [`Crypto`] holds
+//! each peer's cipher states behind its own `Mutex` (LDK's `PeerManager` keeps each peer's
+//! encryptor in its per-peer `Mutex<Peer>`), and the thread that handles a message decrypts
+//! it, and encrypts what it sends, outside the node's locks.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,10 +21,11 @@ use shard_engine::lightning_core::node::{
     Output, PaymentId, Route,
 };
 use shard_engine::lightning_core::secp256k1::{PublicKey, SecretKey};
+use shard_engine::lightning_core::transport::Transport;
 use shard_engine::lightning_core::types::{
     ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
 };
-use shard_engine::{EngineError, PeerOutput};
+use shard_engine::{ConnectionId, ConnectionWriter, EngineError, PeerOutput};
 
 use lnshard_testkit::Hub;
 
@@ -236,6 +242,37 @@ pub(crate) struct BaselineHub {
     pub(crate) locked: Arc<Locked>,
     pub(crate) node_id: PublicKey,
     pub(crate) sink: Sink,
+    /// Each peer's attached connection: the hub's cipher states and the peer's writer.
+    pub(crate) links: HashMap<PublicKey, (Transport, Box<dyn ConnectionWriter>)>,
+}
+
+/// Each peer's cipher states (the hub's end of its connection), each behind its own lock,
+/// shared by the replay's threads.
+pub(crate) struct Crypto {
+    peers: HashMap<PublicKey, Mutex<Transport>>,
+}
+
+impl Crypto {
+    /// The cipher states the setup phase left in `hub`'s connections.
+    pub(crate) fn from_hub(hub: BaselineHub) -> Crypto {
+        Crypto {
+            peers: hub
+                .links
+                .into_iter()
+                .map(|(peer, (transport, _))| (peer, Mutex::new(transport)))
+                .collect(),
+        }
+    }
+
+    /// Decrypts `frame` read from `peer` (`None`: unknown peer, or bytes that do not decrypt).
+    pub(crate) fn open(&self, peer: &PublicKey, frame: &[u8]) -> Option<Vec<Vec<u8>>> {
+        self.peers.get(peer)?.lock().decrypt(frame).ok()
+    }
+
+    /// Encrypts `message` for `peer`.
+    pub(crate) fn seal(&self, peer: &PublicKey, message: &[u8]) -> Option<Vec<u8>> {
+        self.peers.get(peer)?.lock().encrypt(message).ok()
+    }
 }
 
 fn drain_into(core: &mut NodeCore, sink: &mut Sink) {
@@ -259,25 +296,48 @@ impl Hub for BaselineHub {
     fn shard_of(&self, _peer: &PublicKey) -> usize {
         0
     }
-    fn peer_connected(&mut self, peer: PublicKey) -> Result<(), EngineError> {
+    fn attach_connection(
+        &mut self,
+        _conn: ConnectionId,
+        peer: PublicKey,
+        transport: Transport,
+        writer: Box<dyn ConnectionWriter>,
+    ) -> Result<(), EngineError> {
+        self.links.insert(peer, (transport, writer));
         self.locked.process(peer, Input::Connected, &mut self.sink);
+        self.flush();
         Ok(())
     }
-    fn peer_disconnected(&mut self, _peer: PublicKey) -> Result<(), EngineError> {
+    fn connection_ciphertext(
+        &mut self,
+        _conn: ConnectionId,
+        peer: PublicKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let Some((transport, _)) = self.links.get_mut(&peer) else {
+            panic!("{SETUP_ONLY}")
+        };
+        let messages = transport
+            .decrypt(&bytes)
+            .expect("a test peer's frames decrypt");
+        for m in messages {
+            self.locked.handle_message(peer, &m, &mut self.sink);
+        }
+        self.flush();
+        Ok(())
+    }
+    fn detach_connection(
+        &mut self,
+        _conn: ConnectionId,
+        _peer: PublicKey,
+    ) -> Result<(), EngineError> {
         panic!("{SETUP_ONLY}")
-    }
-    fn handle_message(&mut self, peer: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
-        self.locked.handle_message(peer, bytes, &mut self.sink);
-        Ok(())
     }
     fn pump(&mut self) -> bool {
         false
     }
     fn is_idle(&self) -> bool {
         true
-    }
-    fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
-        std::mem::take(&mut self.sink.messages)
     }
     fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.sink.events)
@@ -328,6 +388,7 @@ impl Hub for BaselineHub {
         );
         // Events may carry ChannelReady: let the per-peer maps learn from them.
         self.refresh_maps();
+        self.flush();
         Ok(())
     }
     fn transactions_confirmed(
@@ -345,6 +406,7 @@ impl Hub for BaselineHub {
             &mut self.sink,
         );
         self.refresh_maps();
+        self.flush();
         Ok(())
     }
     fn list_channels(&mut self) -> Vec<ChannelDetails> {
@@ -369,6 +431,24 @@ impl Hub for BaselineHub {
 }
 
 impl BaselineHub {
+    /// Encrypts what the node sent into each peer's connection.
+    fn flush(&mut self) {
+        for (peer, o) in self.sink.messages.drain(..) {
+            let Some((transport, writer)) = self.links.get_mut(&peer) else {
+                continue;
+            };
+            match o {
+                PeerOutput::Message(m) => {
+                    let frame = transport.encrypt(&m).expect("a message fits one frame");
+                    if !writer.write(frame) {
+                        writer.close();
+                    }
+                }
+                PeerOutput::Disconnect => writer.close(),
+            }
+        }
+    }
+
     fn refresh_maps(&mut self) {
         if let Locked::PerPeer {
             scids, channels, ..

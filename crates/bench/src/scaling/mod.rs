@@ -40,15 +40,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use lnshard_testkit::{
-    engine_config, genesis, hub_secret, hub_seed, secret, Hub, Net, Recorder, Threaded, Who,
+    engine_config, genesis, hub_secret, hub_seed, secret, Hub, Link, Net, Recorder, Threaded, Who,
 };
 use serde::Serialize;
 use shard_engine::lightning_core::secp256k1::{PublicKey, Secp256k1};
 use shard_engine::store::Store;
 use shard_engine::{Engine, EngineConfig, EngineError, PeerOutput, Placement};
 
-use baseline::{BaselineHub, Locked, Sink};
+use baseline::{BaselineHub, Crypto, Locked, Sink};
 
 /// The cores this process may use (`std::thread::available_parallelism`, 1 if unknown).
 pub fn cores() -> usize {
@@ -745,21 +747,41 @@ fn replay_engine(
         }
         None => Engine::new(config, hub_secret(), hub_seed(), 100, genesis()),
     };
+    let mut net = setup(Threaded { engine }, peers, lanes);
+    let mut links = lane_links(&mut net, lanes)?;
     let Net {
         hub: Threaded { engine },
         ..
-    } = setup(Threaded { engine }, peers, lanes);
-    let where_is = rec.where_is();
+    } = net;
     let n = rec.scripts.len();
+    // Every peer message, encrypted before the clock starts, in the order it will be fed
+    // (BOLT 8 nonces run in order on each connection): the shards decrypt and encrypt in
+    // the timed section, the driver only copies.
+    let frames = seal_scripts(rec, &mut links);
+    // Each write the shards make to a lane's connection names that lane (once until drained).
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
+    let signalled: Arc<Vec<AtomicBool>> =
+        Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
+    for (k, pair) in links.iter().enumerate() {
+        for link in pair {
+            let (tx, signalled) = (ready_tx.clone(), signalled.clone());
+            link.on_write(move || {
+                if !signalled[k].swap(true, Ordering::SeqCst) {
+                    let _ = tx.send(k);
+                }
+            });
+        }
+    }
     let mut state: Vec<LaneState> = (0..n).map(|_| LaneState::default()).collect();
-    let mut mismatches = 0;
+    // What the shards wrote to each lane's two connections, still encrypted.
+    let mut written: Vec<[Vec<Vec<u8>>; 2]> = (0..n).map(|_| Default::default()).collect();
+    let mut closed = 0;
     let mut done = 0;
     let mut finished = vec![false; n];
     let mut todo: Vec<usize> = (0..n).collect();
     let mut idle_waits = 0u32;
     let busy0: Vec<u64> = engine.shard_stats().iter().map(|s| s.busy_nanos).collect();
     let forwards0: u64 = engine.shard_stats().iter().map(|s| s.forwards_out).sum();
-    // Syncs of the setup (channel opening) are not the replay's.
     let setup_syncs = probe.as_ref().map_or(0, |s| s.syncs());
     let (cpu0, proc0, t0) = (thread_cpu_ns(), process_cpu_ns(), Instant::now());
     while done < n {
@@ -770,13 +792,14 @@ fn replay_engine(
                 if st.got[0] < step.need[0] || st.got[1] < step.need[1] {
                     break;
                 }
-                match engine.handle_message(rec.ids[k][step.side], &step.bytes) {
+                let link = &links[k][step.side];
+                let frame = frames[k][st.pos].clone();
+                match engine.connection_ciphertext(link.conn, rec.ids[k][step.side], frame) {
                     Ok(()) => st.pos += 1,
                     Err(EngineError::Full { .. }) => break,
                     Err(e) => return Err(engine_error(e)),
                 }
             }
-            // A lane may end with a peer's message (its last revoke_and_ack).
             if !finished[k] && lane_done(rec, k, st) {
                 finished[k] = true;
                 done += 1;
@@ -785,9 +808,7 @@ fn replay_engine(
         if done == n {
             break;
         }
-        let Some(peer) = engine.wait_ready_peer(Duration::from_millis(2)) else {
-            // Nothing came: retry every lane (one may have met a full inbox). An engine
-            // that stays quiet for long with lanes unfinished never sent what they wait for.
+        let Ok(k) = ready_rx.recv_timeout(Duration::from_millis(2)) else {
             idle_waits += 1;
             if idle_waits > 5_000 && engine.is_idle() {
                 let missing: usize = (0..n)
@@ -796,24 +817,20 @@ fn replay_engine(
                     .sum();
                 return Err(Error::Diverged {
                     configuration: name.to_string(),
-                    mismatches: mismatches + missing.max(1),
+                    mismatches: closed + missing.max(1),
                 });
             }
             todo.extend(0..n);
             continue;
         };
         idle_waits = 0;
-        let Some(&(k, side)) = where_is.get(&peer) else {
-            mismatches += engine.peer_outputs(&peer).len();
-            continue;
-        };
-        for o in engine.peer_outputs(&peer) {
-            let st = &mut state[k];
-            match (o, rec.expected[k][side].get(st.got[side])) {
-                (PeerOutput::Message(bytes), Some(expected)) if &bytes == expected => {}
-                _ => mismatches += 1,
-            }
-            st.got[side] += 1;
+        signalled[k].store(false, Ordering::SeqCst);
+        for side in 0..2 {
+            // One write per message: counted now, decrypted and compared after the clock.
+            let (chunks, shut) = links[k][side].take_ciphertext();
+            state[k].got[side] += chunks.len();
+            written[k][side].extend(chunks);
+            closed += usize::from(shut);
         }
         todo.push(k);
     }
@@ -827,6 +844,7 @@ fn replay_engine(
         .collect();
     let cross_shard = stats.iter().map(|s| s.forwards_out).sum::<u64>() - forwards0;
     engine.shutdown(Duration::from_secs(5));
+    let mismatches = closed + compare(rec, &mut links, &written);
     if mismatches > 0 {
         return Err(Error::Diverged {
             configuration: name.to_string(),
@@ -842,6 +860,55 @@ fn replay_engine(
         cross_shard,
         shard_busy,
     })
+}
+
+/// The peers' ends of each lane's two connections, taken from the set-up network.
+fn lane_links<H: Hub>(net: &mut Net<H>, lanes: &[(usize, usize)]) -> Result<Vec<[Link; 2]>, Error> {
+    let mut links = net.take_links();
+    lanes
+        .iter()
+        .map(|&(a, b)| {
+            let mut take = |i: usize| {
+                links
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .ok_or_else(|| Error::Recording(format!("peer {i} has no connection")))
+            };
+            Ok([take(a)?, take(b)?])
+        })
+        .collect()
+}
+
+/// Each lane's recorded peer messages, encrypted on their connections in script order.
+fn seal_scripts(rec: &Recording, links: &mut [[Link; 2]]) -> Vec<Vec<Vec<u8>>> {
+    rec.scripts
+        .iter()
+        .zip(links.iter_mut())
+        .map(|(script, pair)| {
+            script
+                .iter()
+                .map(|step| pair[step.side].seal(&step.bytes))
+                .collect()
+        })
+        .collect()
+}
+
+/// Decrypts what the routing node wrote to each lane's connections and compares it with the
+/// recording byte for byte: the messages that differ or are missing (or extra).
+fn compare(rec: &Recording, links: &mut [[Link; 2]], written: &[[Vec<Vec<u8>>; 2]]) -> usize {
+    let mut mismatches = 0;
+    for (k, pair) in links.iter_mut().enumerate() {
+        for (side, link) in pair.iter_mut().enumerate() {
+            let expected = &rec.expected[k][side];
+            let Some(got) = link.open_frames(&written[k][side]) else {
+                mismatches += expected.len().max(1);
+                continue;
+            };
+            mismatches += got.iter().zip(expected).filter(|(g, e)| g != e).count();
+            mismatches += got.len().abs_diff(expected.len());
+        }
+    }
+    mismatches
 }
 
 /// Replays `rec` on a lock-based baseline driven by `threads` threads (lane k on thread
@@ -863,26 +930,43 @@ fn replay_locked(
         locked: locked.clone(),
         node_id: PublicKey::from_secret_key(&secp, &hub_secret()),
         sink: Sink::default(),
+        links: HashMap::new(),
     };
-    drop(setup(hub, peers, lanes));
+    let mut net = setup(hub, peers, lanes);
+    let mut links = lane_links(&mut net, lanes)?;
+    let crypto = Crypto::from_hub(net.hub);
+    // Encrypted before the clock starts, as for the engine; the threads decrypt each message
+    // and encrypt each answer (outside the node's locks) in the timed section.
+    let frames = seal_scripts(rec, &mut links);
     let where_is = rec.where_is();
     let (proc0, t0) = (process_cpu_ns(), Instant::now());
-    let mismatches: usize = std::thread::scope(|scope| {
+    let drivers: Vec<(usize, Vec<(usize, [Vec<Vec<u8>>; 2])>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let locked = locked.clone();
-                let where_is = &where_is;
-                scope.spawn(move || drive_locked(&locked, rec, where_is, t, threads))
+                let (where_is, crypto, frames) = (&where_is, &crypto, &frames);
+                scope
+                    .spawn(move || drive_locked(&locked, crypto, rec, frames, where_is, t, threads))
             })
             .collect();
         handles
             .into_iter()
             // A driver thread that panicked counts as a divergence of its lanes.
-            .map(|h| h.join().unwrap_or(1))
-            .sum()
+            .map(|h| h.join().unwrap_or((1, Vec::new())))
+            .collect()
     });
     let wall = t0.elapsed();
     let proc1 = process_cpu_ns();
+    let mut written: Vec<[Vec<Vec<u8>>; 2]> =
+        (0..rec.scripts.len()).map(|_| Default::default()).collect();
+    let mut mismatches = 0;
+    for (m, lanes_written) in drivers {
+        mismatches += m;
+        for (k, w) in lanes_written {
+            written[k] = w;
+        }
+    }
+    mismatches += compare(rec, &mut links, &written);
     if mismatches > 0 {
         return Err(Error::Diverged {
             configuration: name,
@@ -900,19 +984,25 @@ fn replay_locked(
     })
 }
 
-/// One baseline driver thread: lanes `t`, `t + threads`, ... in turn, one step each; returns
-/// the messages that differed from the recording (or were missing).
+/// One baseline driver thread: lanes `t`, `t + threads`, ... in turn, one step each: it
+/// decrypts the step's frame, handles its messages and encrypts the answers. Returns the
+/// messages that were missing or out of place, and what it wrote to each of its lanes'
+/// connections (to compare with the recording after the clock stops).
+#[allow(clippy::type_complexity)]
 fn drive_locked(
     locked: &Locked,
+    crypto: &Crypto,
     rec: &Recording,
+    frames: &[Vec<Vec<u8>>],
     where_is: &HashMap<PublicKey, (usize, usize)>,
     t: usize,
     threads: usize,
-) -> usize {
+) -> (usize, Vec<(usize, [Vec<Vec<u8>>; 2])>) {
     let mine: Vec<usize> = (0..rec.scripts.len())
         .filter(|k| k % threads == t)
         .collect();
     let mut state: Vec<LaneState> = mine.iter().map(|_| LaneState::default()).collect();
+    let mut written: Vec<[Vec<Vec<u8>>; 2]> = mine.iter().map(|_| Default::default()).collect();
     let mut mismatches = 0;
     let mut sink = Sink::default();
     loop {
@@ -929,7 +1019,15 @@ fn drive_locked(
                 st.pos = rec.scripts[k].len();
                 continue;
             }
-            locked.handle_message(rec.ids[k][step.side], &step.bytes, &mut sink);
+            let from = rec.ids[k][step.side];
+            let Some(messages) = crypto.open(&from, &frames[k][st.pos]) else {
+                mismatches += 1;
+                st.pos += 1;
+                continue;
+            };
+            for m in messages {
+                locked.handle_message(from, &m, &mut sink);
+            }
             st.pos += 1;
             progressed = true;
             for (peer, o) in sink.messages.drain(..) {
@@ -939,9 +1037,12 @@ fn drive_locked(
                     continue;
                 };
                 debug_assert_eq!(k2, k);
-                match (o, rec.expected[k][side].get(st.got[side])) {
-                    (PeerOutput::Message(b), Some(e)) if &b == e => {}
-                    _ => mismatches += 1,
+                match o {
+                    PeerOutput::Message(b) => match crypto.seal(&peer, &b) {
+                        Some(frame) => written[x][side].push(frame),
+                        None => mismatches += 1,
+                    },
+                    PeerOutput::Disconnect => mismatches += 1,
                 }
                 st.got[side] += 1;
             }
@@ -953,7 +1054,7 @@ fn drive_locked(
                     mismatches += 1;
                 }
             }
-            return mismatches;
+            return (mismatches, mine.into_iter().zip(written).collect());
         }
     }
 }

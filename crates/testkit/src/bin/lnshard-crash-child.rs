@@ -5,14 +5,22 @@
 //! `lnshard-crash-child <data dir> <shards> <node secret hex> <seed hex> <checkpoint bytes>`
 //! (the last: `FsStoreOptions::checkpoint_bytes`, small to make kills land in checkpoints)
 //!
-//! Requests, one line each on stdin (hex for bytes, `<peer>` a compressed public key):
-//! `connect <peer>`, `disconnect <peer>`, `msg <peer> <bytes>`, `block <height> <hash>`,
+//! Peers reach the engine as from any host: BOLT 8 connections, whose handshake the parent
+//! runs (it knows both ends' keys) and whose hub end it hands over as the session's keys,
+//! right after the handshake; from then on every byte between them is ciphertext, decrypted
+//! and encrypted on the engine's shards.
+//!
+//! Requests, one line each on stdin (hex for bytes, `<peer>` a compressed public key,
+//! `<conn>` a connection id in decimal): `attach <conn> <peer> <ck> <sk> <rk>` (the hub's end
+//! of a new connection: chaining key, sending and receiving keys, nonces at 0),
+//! `ct <conn> <peer> <ciphertext>`, `detach <conn> <peer>`, `block <height> <hash>`,
 //! `txs <height> <index>:<tx>,...`, `idle`, `channels`, `channel <peer> <channel id>`.
 //! Each gets one `R ...` line. Asynchronously, in the order the engine releases them:
-//! `P <peer> <bytes>` (a message for a peer), `X <peer>` (disconnect it), and events:
+//! `P <conn> <ciphertext>` (bytes for a connection), `X <conn>` (close it), and events:
 //! `E ready <channel id> <peer> <scid|->`, `E forwarded <fee msat>`, `E closed <channel id>`,
 //! `E broadcast <tx>`, `E other <debug>`.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +31,11 @@ use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::node::Event;
 use lightning_core::persist::ChannelRecord;
 use lightning_core::secp256k1::{PublicKey, SecretKey};
+use lightning_core::transport::Transport;
 use lightning_core::types::ChannelId;
 use parking_lot::Mutex;
 use shard_engine::store::{FsStore, FsStoreOptions, Store};
-use shard_engine::{Engine, EngineConfig, EngineError, NodeApi, PeerOutput};
+use shard_engine::{ConnectionId, ConnectionWriter, Engine, EngineConfig, EngineError, NodeApi};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -56,10 +65,39 @@ fn pubkey(s: &str) -> Result<PublicKey, String> {
     PublicKey::from_slice(&unhex(s)?).map_err(|e| e.to_string())
 }
 
+/// The most `P`/`X` lines waiting for the pump: a write past it is refused (the shard then
+/// closes the connection, as for any slow socket).
+const WIRE_LINES: usize = 65_536;
+
+/// What the shards wrote to connections, as output lines, in order.
+type Wire = Arc<Mutex<VecDeque<String>>>;
+
+/// One attached connection's writer: its bytes become `P` lines, its close an `X` line.
+struct LineWriter {
+    conn: ConnectionId,
+    wire: Wire,
+}
+
+impl ConnectionWriter for LineWriter {
+    fn write(&mut self, bytes: Vec<u8>) -> bool {
+        let mut wire = self.wire.lock();
+        if wire.len() >= WIRE_LINES {
+            return false;
+        }
+        wire.push_back(format!("P {} {}", self.conn, hex(&bytes)));
+        true
+    }
+
+    fn close(&mut self) {
+        self.wire.lock().push_back(format!("X {}", self.conn));
+    }
+}
+
 /// Writes released outputs and events to stdout, one line each; `lock` keeps a flush from
 /// the request thread and one from the pump thread from interleaving.
 struct Pump {
     engine: Arc<Engine>,
+    wire: Wire,
     lock: Mutex<()>,
 }
 
@@ -68,16 +106,10 @@ impl Pump {
         let _guard = self.lock.lock();
         let mut out = std::io::stdout().lock();
         let mut any = false;
-        while let Some(peer) = self.engine.wait_ready_peer(Duration::ZERO) {
-            for o in self.engine.peer_outputs(&peer) {
-                any = true;
-                match o {
-                    PeerOutput::Message(m) => {
-                        writeln!(out, "P {} {}", hex(&peer.serialize()), hex(&m))?
-                    }
-                    PeerOutput::Disconnect => writeln!(out, "X {}", hex(&peer.serialize()))?,
-                }
-            }
+        let lines = std::mem::take(&mut *self.wire.lock());
+        for line in lines {
+            any = true;
+            writeln!(out, "{line}")?;
         }
         for e in self.engine.drain_events() {
             any = true;
@@ -121,13 +153,27 @@ fn handle(engine: &Engine, pump: &Pump, line: &str) -> Result<String, String> {
     };
     let api = |r: Result<(), EngineError>| r.map(|()| "ok".to_owned()).map_err(|e| e.to_string());
     match cmd {
-        "connect" => api(engine.peer_connected(pubkey(arg()?)?)),
-        "disconnect" => api(engine.peer_disconnected(pubkey(arg()?)?)),
-        "msg" => {
+        "attach" => {
+            let conn: ConnectionId = arg()?.parse().map_err(|_| "bad connection id")?;
+            let peer = pubkey(arg()?)?;
+            let (ck, sk, rk) = (arr32(arg()?)?, arr32(arg()?)?, arr32(arg()?)?);
+            let writer = LineWriter {
+                conn,
+                wire: pump.wire.clone(),
+            };
+            let transport = Transport::from_keys(ck, sk, rk);
+            api(engine.attach_connection(conn, peer, transport, Box::new(writer)))
+        }
+        "detach" => {
+            let conn: ConnectionId = arg()?.parse().map_err(|_| "bad connection id")?;
+            api(engine.detach_connection(conn, pubkey(arg()?)?))
+        }
+        "ct" => {
+            let conn: ConnectionId = arg()?.parse().map_err(|_| "bad connection id")?;
             let peer = pubkey(arg()?)?;
             let bytes = unhex(arg()?)?;
             loop {
-                match engine.handle_message(peer, &bytes) {
+                match engine.connection_ciphertext(conn, peer, bytes.clone()) {
                     Err(EngineError::Full { .. }) => {
                         pump.flush().map_err(|e| e.to_string())?;
                         std::thread::sleep(Duration::from_micros(100));
@@ -227,6 +273,7 @@ fn main() -> Result<(), String> {
     );
     let pump = Arc::new(Pump {
         engine: engine.clone(),
+        wire: Wire::default(),
         lock: Mutex::new(()),
     });
     {
