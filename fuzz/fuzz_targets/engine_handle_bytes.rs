@@ -235,7 +235,6 @@ fuzz_target!(|data: &[u8]| {
         if open {
             check_outputs(engine, conn, &mut transport);
         }
-        engine.peer_outputs(&our_id);
     }
     if open {
         engine

@@ -7,10 +7,28 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use shard_engine::lightning_core::node::{NodeConfig, NodeCore, Output};
-use shard_engine::lightning_core::secp256k1::PublicKey;
+use shard_engine::lightning_core::secp256k1::{PublicKey, SecretKey};
+use shard_engine::lightning_core::transport::{Handshake, HandshakeStep, Transport};
 use shard_engine::lightning_core::wire::{Message, Ping};
-use shard_engine::{Engine, EngineConfig, EngineError, NodeApi, PeerOutput, Sim};
-use support::{engine_config, genesis, hub_secret, hub_seed, secret, Net, Threaded, Who};
+use shard_engine::{ConnectionId, Engine, EngineConfig, EngineError, NodeApi, Sim};
+use support::{engine_config, genesis, hub_secret, hub_seed, secret, Link, Net, Threaded, Who};
+
+/// A BOLT 8 connection of the peer `tag` to `sim`, attached (a control message: it always
+/// queues); the peer's end.
+fn attach(sim: &mut Sim, conn: ConnectionId, tag: &[u8]) -> (Link, PublicKey) {
+    let (link, end) = Link::open(conn, &secret(tag), &hub_secret());
+    let id = end.node_id;
+    sim.attach_connection(conn, id, end.transport, Box::new(end.writer))
+        .expect("attached");
+    (link, id)
+}
+
+/// Hands `message` to `sim` on `link`, encrypted; a refused frame is kept for the next try.
+fn send(sim: &mut Sim, link: &mut Link, id: PublicKey, message: &[u8]) -> Result<(), EngineError> {
+    let frame = link.seal(message);
+    sim.connection_ciphertext(link.conn, id, frame.clone())
+        .inspect_err(|_| link.refused(frame))
+}
 
 #[test]
 fn a_full_inbox_refuses_with_a_typed_error_and_control_messages_still_queue() {
@@ -20,12 +38,10 @@ fn a_full_inbox_refuses_with_a_typed_error_and_control_messages_still_queue() {
         ..EngineConfig::default()
     };
     let mut sim = Sim::new(config, hub_secret(), hub_seed(), 100, genesis(), 1);
-    let peer = NodeCore::new(secret(b"p"), [1; 32], NodeConfig::default(), 100, genesis());
-    let id = peer.node_id();
-    sim.peer_connected(id).expect("room for one");
-    sim.handle_message(id, &[0, 18, 0, 1, 0, 0])
-        .expect("room for two");
-    let err = sim.handle_message(id, &[0, 18, 0, 1, 0, 0]).unwrap_err();
+    let (mut link, id) = attach(&mut sim, 1, b"p");
+    let ping = [0, 18, 0, 1, 0, 0];
+    send(&mut sim, &mut link, id, &ping).expect("room for two");
+    let err = send(&mut sim, &mut link, id, &ping).unwrap_err();
     assert_eq!(
         err,
         EngineError::Full {
@@ -42,8 +58,7 @@ fn a_full_inbox_refuses_with_a_typed_error_and_control_messages_still_queue() {
         .expect("control message queued");
     assert_eq!(sim.inbox_lens(), vec![3]);
     sim.run_until_idle();
-    sim.handle_message(id, &[0, 18, 0, 1, 0, 0])
-        .expect("room again once drained");
+    send(&mut sim, &mut link, id, &ping).expect("room again once drained");
 }
 
 /// Runs `f` on its own thread and fails if it does not finish within `limit`: a deadlock
@@ -120,23 +135,51 @@ fn two_shards_forwarding_to_each_other_with_full_inboxes_do_not_deadlock() {
     assert!(forwarded >= 30);
 }
 
-/// Connects a peer that never drains its outbox and hands the engine its `init`.
-fn connect_slow_peer(engine: &Engine) -> PublicKey {
-    let mut peer = NodeCore::new(
-        secret(b"slow"),
-        [2; 32],
-        NodeConfig::default(),
-        100,
-        genesis(),
-    );
-    let id = peer.node_id();
+/// Connects a peer that never drains its connection, as a host that hands the engine raw
+/// socket bytes ([`Engine::handle_bytes`]: the engine's own bounded queue per connection),
+/// and hands the engine its `init`. Returns the connection and the peer's cipher states.
+fn connect_slow_peer(engine: &Engine) -> (ConnectionId, Transport) {
+    let conn = 1;
+    let slow = secret(b"slow");
+    let mut peer = NodeCore::new(slow, [2; 32], NodeConfig::default(), 100, genesis());
     peer.peer_connected(engine.node_id());
     let Some(Output::SendMessage { msg: init, .. }) = peer.poll_output() else {
         panic!("peer queues init");
     };
-    engine.peer_connected(id).expect("connected");
-    engine.handle_message(id, &init.encode()).expect("init");
-    id
+    let mut transport = dial(engine, conn, &slow);
+    let frame = transport.encrypt(&init.encode()).expect("init fits");
+    engine.handle_bytes(conn, &frame).expect("init");
+    (conn, transport)
+}
+
+/// The peer `secret` dials `engine` on connection `conn`: the handshake through
+/// [`Engine::handle_bytes`]; the peer's cipher states.
+fn dial(engine: &Engine, conn: ConnectionId, secret: &SecretKey) -> Transport {
+    engine.new_inbound_connection(conn).expect("accepted");
+    let ephemeral = SecretKey::from_slice(&[0x42; 32]).expect("a key");
+    let (handshake, act_one) = Handshake::outbound(secret, &engine.node_id(), &ephemeral);
+    let act_two = engine.handle_bytes(conn, &act_one).expect("act one");
+    let Ok(HandshakeStep::Established(established)) = handshake.read(&act_two) else {
+        panic!("act two");
+    };
+    let rest = engine
+        .handle_bytes(conn, &established.write)
+        .expect("act three");
+    assert!(rest.is_empty());
+    established.transport
+}
+
+/// Pings `engine` on `conn`, encrypted, each in its own read.
+fn ping(engine: &Engine, conn: ConnectionId, transport: &mut Transport, pong: u16, n: usize) {
+    let ping = Message::Ping(Ping {
+        num_pong_bytes: pong,
+        ignored: vec![],
+    })
+    .encode();
+    for _ in 0..n {
+        let frame = transport.encrypt(&ping).expect("a ping fits");
+        engine.handle_bytes(conn, &frame).expect("ping queued");
+    }
 }
 
 /// Waits (up to 10 s) until the engine has handled everything queued.
@@ -155,29 +198,23 @@ fn a_peer_that_lets_its_outbox_fill_is_disconnected() {
         ..EngineConfig::default()
     };
     let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
-    let id = connect_slow_peer(&engine);
-    let ping = Message::Ping(Ping {
-        num_pong_bytes: 4,
-        ignored: vec![],
-    })
-    .encode();
-    for _ in 0..10 {
-        engine.handle_message(id, &ping).expect("ping queued");
-    }
+    let (conn, mut transport) = connect_slow_peer(&engine);
+    ping(&engine, conn, &mut transport, 4, 10);
     wait_idle(&engine);
-    let outputs = engine.peer_outputs(&id);
+    let output = engine.connection_outputs(conn).expect("the connection");
+    let messages = transport.decrypt(&output.bytes).expect("our ciphertext");
     assert_eq!(
-        outputs.len(),
-        4,
-        "3 queued messages then the disconnect: {outputs:?}"
+        messages.len(),
+        3,
+        "3 queued messages (init, two pongs) then the disconnect: {messages:?}"
     );
-    assert_eq!(outputs.last(), Some(&PeerOutput::Disconnect));
+    assert!(output.disconnect, "the shard closed the connection");
     let report = engine.shutdown(Duration::from_secs(1));
     assert_eq!(report.stats.len(), 1);
     assert_eq!(
         report.stats[0].messages_handled,
         12 + 1,
-        "connect, init, 10 pings, disconnect"
+        "attach, init, 10 pings, detach"
     );
 }
 
@@ -189,32 +226,20 @@ fn a_peer_outbox_is_bounded_in_bytes_not_only_in_messages() {
         ..EngineConfig::default()
     };
     let engine = Engine::new(config, hub_secret(), hub_seed(), 100, genesis());
-    let id = connect_slow_peer(&engine);
+    let (conn, mut transport) = connect_slow_peer(&engine);
     // Three pings of 900-byte pongs (within the core's pong budget): our init and two pongs
-    // fit in 2,000 bytes, the third pong does not.
-    let ping = Message::Ping(Ping {
-        num_pong_bytes: 900,
-        ignored: vec![],
-    })
-    .encode();
-    for _ in 0..3 {
-        engine.handle_message(id, &ping).expect("ping queued");
-    }
+    // fit in 2,000 bytes of ciphertext, the third pong does not.
+    ping(&engine, conn, &mut transport, 900, 3);
     wait_idle(&engine);
-    let outputs = engine.peer_outputs(&id);
-    let queued: usize = outputs
-        .iter()
-        .map(|o| match o {
-            PeerOutput::Message(m) => m.len(),
-            PeerOutput::Disconnect => 0,
-        })
-        .sum();
+    let output = engine.connection_outputs(conn).expect("the connection");
+    let queued = output.bytes.len();
+    let messages = transport.decrypt(&output.bytes).expect("our ciphertext");
     assert_eq!(
-        outputs.len(),
-        4,
-        "init, two pongs, then the disconnect: {outputs:?}"
+        messages.len(),
+        3,
+        "init, two pongs, then the disconnect: {messages:?}"
     );
-    assert_eq!(outputs.last(), Some(&PeerOutput::Disconnect));
+    assert!(output.disconnect, "the shard closed the connection");
     assert!(queued <= 2_000, "{queued} bytes queued");
     engine.shutdown(Duration::from_secs(1));
 }
@@ -240,62 +265,68 @@ fn shutdown_lets_queued_work_finish_and_joins_every_shard() {
 #[test]
 fn outputs_of_an_old_connection_never_reach_a_new_one() {
     let engine = Engine::new(engine_config(2), hub_secret(), hub_seed(), 100, genesis());
-    let peer = NodeCore::new(
-        secret(b"re"),
-        [3; 32],
-        NodeConfig::default(),
-        100,
-        genesis(),
-    );
-    let id = peer.node_id();
-    engine.peer_connected(id).expect("first connection");
+    let (mut first, end) = Link::open(1, &secret(b"re"), &hub_secret());
+    let id = end.node_id;
+    engine
+        .attach_connection(end.conn, id, end.transport, Box::new(end.writer))
+        .expect("first connection");
     let ping = Message::Ping(Ping {
         num_pong_bytes: 2,
         ignored: vec![],
     })
     .encode();
-    // Queued for the first connection and never drained: init (and nothing else, the
+    // Written to the first connection and never drained: init (and nothing else, the
     // peer's init never came, so the ping is refused by disconnection).
-    engine.handle_message(id, &ping).expect("queued");
-    engine.peer_disconnected(id).expect("gone");
-    engine.peer_connected(id).expect("second connection");
+    engine
+        .connection_ciphertext(first.conn, id, first.seal(&ping))
+        .expect("queued");
+    engine.detach_connection(first.conn, id).expect("gone");
+    let (mut second, end) = Link::open(2, &secret(b"re"), &hub_secret());
+    engine
+        .attach_connection(end.conn, id, end.transport, Box::new(end.writer))
+        .expect("second connection");
     wait_idle(&engine);
-    let outputs = engine.peer_outputs(&id);
+    let (messages, closed) = second.take();
     assert_eq!(
-        outputs.len(),
+        messages.len(),
         1,
-        "only the second connection's init: {outputs:?}"
+        "only the second connection's init: {messages:?}"
     );
-    let PeerOutput::Message(bytes) = &outputs[0] else {
-        panic!("a message");
-    };
-    assert!(matches!(Message::decode(bytes), Ok(Message::Init(_))));
+    assert!(!closed);
+    assert!(matches!(
+        Message::decode(&messages[0]),
+        Ok(Message::Init(_))
+    ));
+    // The first connection got only what was its own, and was closed.
+    let (old, closed) = first.take();
+    assert!(closed, "the first connection was closed");
+    assert!(old
+        .iter()
+        .all(|m| matches!(Message::decode(m), Ok(Message::Init(_)))));
 }
 
 #[test]
 fn a_shard_inbox_is_bounded_in_bytes_of_peer_messages() {
-    // A byte bound of 10,000: two 4,000-byte messages fit, a third does not, whatever the
-    // message count allows; control messages (blocks) still queue; once the shard drains,
-    // messages are taken again.
+    // A byte bound of 10,000: two 4,034-byte frames (4,000-byte messages) fit, a third does
+    // not, whatever the message count allows; control messages (blocks) still queue; once the
+    // shard drains, messages are taken again.
     let config = EngineConfig {
         shards: 1,
         inbox_bytes: 10_000,
         ..EngineConfig::default()
     };
     let mut sim = Sim::new(config, hub_secret(), hub_seed(), 100, genesis(), 1);
-    let peer = NodeCore::new(secret(b"p"), [1; 32], NodeConfig::default(), 100, genesis());
-    let id = peer.node_id();
-    sim.peer_connected(id).expect("connected");
+    let (mut link, id) = attach(&mut sim, 1, b"p");
     let big = Message::Ping(Ping {
         num_pong_bytes: 0,
         ignored: vec![0; 3_994],
     })
     .encode();
     assert_eq!(big.len(), 4_000);
-    sim.handle_message(id, &big).expect("4,000 bytes");
-    sim.handle_message(id, &big).expect("8,000 bytes");
+    send(&mut sim, &mut link, id, &big).expect("4,034 bytes");
+    send(&mut sim, &mut link, id, &big).expect("8,068 bytes");
     assert_eq!(
-        sim.handle_message(id, &big).unwrap_err(),
+        send(&mut sim, &mut link, id, &big).unwrap_err(),
         EngineError::Full {
             shard: 0,
             capacity: EngineConfig::default().inbox_capacity
@@ -304,6 +335,5 @@ fn a_shard_inbox_is_bounded_in_bytes_of_peer_messages() {
     sim.best_block_updated(101, genesis())
         .expect("control message queued");
     sim.run_until_idle();
-    sim.handle_message(id, &big)
-        .expect("room again once drained");
+    send(&mut sim, &mut link, id, &big).expect("room again once drained");
 }

@@ -181,9 +181,17 @@ fn enospc_in_one_shard_stops_the_engine_and_a_restart_returns_every_acknowledged
         Err(stopped.clone())
     );
     for i in 0..PEERS {
-        let ping = [0u8, 18, 0, 4, 0, 0];
+        // A peer's bytes on a connection of its own: refused.
+        let (mut link, end) = support::Link::open(
+            1_000 + i as u64,
+            &support::peer_secret(i),
+            &support::hub_secret(),
+        );
+        let ping = link.seal(&[0u8, 18, 0, 4, 0, 0]);
         assert_eq!(
-            net.hub.engine.handle_message(net.peer_id(i), &ping),
+            net.hub
+                .engine
+                .connection_ciphertext(end.conn, net.peer_id(i), ping),
             Err(stopped.clone())
         );
     }

@@ -162,14 +162,23 @@ fn every_call_is_refused(net: &Net<Threaded>, stopped: &EngineError) {
     assert_eq!(engine.list_channels().as_ref(), Err(stopped));
     for i in peer_per_shard(net) {
         let id = net.peer_id(i);
-        // A ping, as a peer's message: no shard takes it.
-        let ping = [0u8, 18, 0, 4, 0, 0];
+        // A new connection of the peer, and bytes on it: no shard takes them.
+        let (mut link, end) = support::Link::open(
+            1_000 + i as u64,
+            &support::peer_secret(i),
+            &support::hub_secret(),
+        );
+        let ping = link.seal(&[0u8, 18, 0, 4, 0, 0]);
         assert_eq!(
-            engine.handle_message(id, &ping),
+            engine.connection_ciphertext(end.conn, id, ping),
             Err(stopped.clone()),
             "peer {i}"
         );
-        assert_eq!(engine.peer_connected(id), Err(stopped.clone()), "peer {i}");
+        assert_eq!(
+            engine.attach_connection(end.conn, id, end.transport, Box::new(end.writer)),
+            Err(stopped.clone()),
+            "peer {i}"
+        );
         let channel = net.channels.iter().find(|c| c.peer == i).expect("channel");
         assert_eq!(
             engine.channel(id, channel.channel_id).map(|_| ()),
