@@ -6,7 +6,7 @@
 //! batch changed), after which, and only after which, its outputs are released. The driver
 //! owns what is per shard: the [`Shard`], its [`Persister`], the cross-shard messages parked
 //! until their target's inbox has room, the resolutions consumed in the batch (removed from
-//! the store in its commit) and the connection tags (epochs) of its peers.
+//! the store in its commit).
 //!
 //! What differs between the threads and the simulator (how outputs reach peers, the
 //! application and other shards' inboxes; whether the engine stopped) goes through a
@@ -14,7 +14,7 @@
 //! thread loop ([`crate::engine`]) keeps only receiving and blocking; the simulator keeps
 //! only its seeded choice of which shard runs next, its queues and its crashes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -59,10 +59,6 @@ pub(crate) trait Sink {
     fn aborted(&self) -> bool;
     /// Stops the whole engine for `reason`.
     fn halt(&mut self, reason: StopReason);
-    /// The plaintext path (peers connected with `ShardMsg::PeerConnected`): queues `output`
-    /// for `node_id`, tagged with its connection `epoch`. False when the peer's queue just
-    /// overflowed: the driver disconnects the peer.
-    fn peer_output(&mut self, node_id: PublicKey, epoch: u64, output: PeerOutput) -> bool;
     /// An event for the application.
     fn event(&mut self, event: Event);
     /// A cross-shard message left this shard (queued or parked): work now pending.
@@ -81,7 +77,7 @@ pub(crate) enum Handled {
     /// Stepped; the batch is full: end it.
     Full,
     /// Not handled: this message (a new connection) starts the next batch, so that no output
-    /// of the batch is tagged with (or encrypted for) the new connection.
+    /// of the batch is encrypted for the new connection.
     Held(ShardMsg),
     /// A shutdown request: end the batch, then stop once the inbox is drained.
     Shutdown,
@@ -95,8 +91,6 @@ pub(crate) struct ShardDriver {
     persister: Option<Persister>,
     /// The most messages in one batch.
     commit_batch: usize,
-    /// `PeerConnected`s (and attachments) handled per peer: the tag of its plaintext outputs.
-    epochs: HashMap<PublicKey, u64>,
     /// Cross-shard messages waiting for room in their target's inbox, per target, in order.
     parked: Vec<VecDeque<ShardMsg>>,
     /// Cross-shard messages whose target had stopped.
@@ -133,7 +127,6 @@ impl ShardDriver {
             } else {
                 1
             },
-            epochs: HashMap::new(),
             parked: (0..shards).map(|_| VecDeque::new()).collect(),
             dead: Vec::new(),
             consumed: Vec::new(),
@@ -186,7 +179,6 @@ impl ShardDriver {
     pub(crate) fn handle<S: Sink>(&mut self, msg: ShardMsg, sink: &mut S) -> Handled {
         let connected = match &msg {
             ShardMsg::Shutdown => return Handled::Shutdown,
-            ShardMsg::PeerConnected(node_id) => Some(*node_id),
             ShardMsg::Attach(a) => Some(a.node_id),
             ShardMsg::Resolve(r) => {
                 self.consumed.push(r.source);
@@ -194,14 +186,12 @@ impl ShardDriver {
             }
             _ => None,
         };
-        if let Some(node_id) = connected {
-            // Outputs are tagged with (or, attached, encrypted for) the connection at
-            // delivery: a new connection starts a new batch, so no output of the old one
-            // goes to it.
+        if connected.is_some() {
+            // Outputs are encrypted for the connection attached at delivery: a new
+            // connection starts a new batch, so no output of the old one goes to it.
             if self.handled > 0 {
                 return Handled::Held(msg);
             }
-            *self.epochs.entry(node_id).or_default() += 1;
         }
         let len = msg.peer_bytes();
         if let ShardMsg::Ciphertext { .. } = &msg {
@@ -221,7 +211,7 @@ impl ShardDriver {
     }
 
     /// Ends the batch: commits it (one `write_batch`), then releases its outputs; repeats for
-    /// the disconnections of peers whose queue overflowed and of connections closed. False
+    /// the disconnections of connections closed. False
     /// when the commit failed: the outputs are dropped (nothing that depends on the lost
     /// state leaves) and the whole engine stops. The outputs of a batch that committed are
     /// released even when another shard stopped the engine meanwhile (its state is durable);
@@ -251,20 +241,12 @@ impl ShardDriver {
                 self.out.clear();
                 return false;
             }
-            let (overflowed, closed) = self.release(sink);
+            let closed = self.release(sink);
             if sink.stopped() {
                 return false;
             }
-            if overflowed.is_empty() && closed.is_empty() {
+            if closed.is_empty() {
                 return true;
-            }
-            for node_id in overflowed {
-                // Outputs for the disconnected peer are dropped (its queue is marked).
-                step(
-                    &mut self.shard,
-                    ShardMsg::PeerDisconnected(node_id),
-                    &mut self.out,
-                );
             }
             for (conn, node_id) in closed {
                 // An attached connection the shard closed (asked to, or too slow).
@@ -308,15 +290,9 @@ impl ShardDriver {
         left
     }
 
-    /// Releases the batch's outputs; returns the peers whose queue overflowed and the
-    /// attached connections closed (at the core's request, or because they could not take
-    /// more).
-    #[allow(clippy::type_complexity)]
-    fn release<S: Sink>(
-        &mut self,
-        sink: &mut S,
-    ) -> (Vec<PublicKey>, Vec<(ConnectionId, PublicKey)>) {
-        let mut overflowed = Vec::new();
+    /// Releases the batch's outputs; returns the attached connections closed (at the core's
+    /// request, or because they could not take more).
+    fn release<S: Sink>(&mut self, sink: &mut S) -> Vec<(ConnectionId, PublicKey)> {
         let mut closed = Vec::new();
         for o in self.out.drain(..) {
             match o {
@@ -338,11 +314,10 @@ impl ShardDriver {
                             c.writer.close();
                             closed.push((c.conn, node_id));
                         }
-                        continue;
-                    }
-                    let epoch = self.epochs.get(&node_id).copied().unwrap_or(0);
-                    if !sink.peer_output(node_id, epoch, output) {
-                        overflowed.push(node_id);
+                    } else {
+                        // No connection (the peer is gone): what it would have been sent is
+                        // dropped; a reconnection starts afresh with init and reestablish.
+                        tracing::trace!(%node_id, "output for a peer without a connection");
                     }
                 }
                 Out::Event(event) => sink.event(event),
@@ -356,7 +331,7 @@ impl ShardDriver {
             }
         }
         self.flush_parked(sink);
-        (overflowed, closed)
+        closed
     }
 }
 

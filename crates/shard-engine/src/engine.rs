@@ -1,18 +1,16 @@
 //! The threaded engine: N shards, each one thread with one bounded inbox and one NodeCore.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use lightning_core::bitcoin::BlockHash;
 use lightning_core::keys::ChannelKeys;
 use lightning_core::node::{Event, Liveness, NodeConfig};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::transport::{Handshake, HandshakeStep};
-use parking_lot::RwLock;
 
 use crate::api::{ApiTask, Backend};
 use crate::budget::ByteBudget;
@@ -24,7 +22,7 @@ use crate::coordinator::Coordinator;
 use crate::driver::{open_shards, Handled, Refused, ShardDriver, Sink};
 use crate::durable;
 use crate::error::{EngineError, StopReason};
-use crate::msg::{Out, PeerOutput, ShardMsg};
+use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{Shard, ShardCounters, ShardStats};
 use crate::store::Store;
@@ -36,14 +34,16 @@ pub struct EngineConfig {
     pub shards: usize,
     /// Messages each shard's inbox holds before a caller gets [`EngineError::Full`].
     pub inbox_capacity: usize,
-    /// Bytes of peers' messages (ciphertext or plaintext) each shard's inbox holds before a
+    /// Bytes of peers' ciphertext each shard's inbox holds before a
     /// caller gets [`EngineError::Full`] (an empty inbox takes any one). Default 16 MiB.
     pub inbox_bytes: usize,
-    /// Messages queued for one peer before the engine disconnects it as too slow.
+    /// Messages queued for one connection served through [`Engine::handle_bytes`] (its
+    /// encrypted queue) before the engine disconnects the peer as too slow.
     pub peer_outbox_capacity: usize,
-    /// Bytes queued for one peer (its outbox, or the encrypted queue of a connection served
-    /// through [`Engine::handle_bytes`]) before the engine disconnects it as too slow: a
-    /// write that would take a non-empty queue past it is refused. Default 1 MiB.
+    /// Bytes queued for one connection served through [`Engine::handle_bytes`] (its
+    /// encrypted queue) before the engine disconnects the peer as too slow: a write that
+    /// would take a non-empty queue past it is refused. Default 1 MiB. (A host that attaches
+    /// its own [`ConnectionWriter`] bounds its own queue.)
     pub peer_outbox_bytes: usize,
     /// Events queued for the application before shards wait for it to drain them.
     pub event_capacity: usize,
@@ -106,45 +106,13 @@ impl Default for EngineConfig {
     }
 }
 
-/// One peer's outbound queue, shared by its shard (writer) and the application (reader).
-#[derive(Debug)]
-struct PeerOutbox {
-    /// Outputs tagged with the connection they belong to (the count of `PeerConnected`
-    /// its shard had handled when it produced them).
-    tx: Sender<(u64, PeerOutput)>,
-    rx: Receiver<(u64, PeerOutput)>,
-    /// Connections the application has opened for this peer: outputs of an older one are
-    /// stale and dropped when drained.
-    epoch: AtomicU64,
-    /// Set when the peer is in the ready queue and not drained since.
-    signalled: AtomicBool,
-    /// Set when the queue overflowed: the peer was disconnected.
-    overflowed: AtomicBool,
-    /// The bytes of the messages queued, against [`EngineConfig::peer_outbox_bytes`].
-    bytes: ByteBudget,
-}
-
-impl PeerOutbox {
-    /// Gives back the bytes of an output taken off the queue.
-    fn drained(&self, output: &PeerOutput) {
-        if let PeerOutput::Message(m) = output {
-            self.bytes.give_back(m.len());
-        }
-    }
-}
-
 /// State shared by the application's handle and the shard threads.
 #[derive(Debug)]
 struct Shared {
     coordinator: Arc<Coordinator>,
-    outboxes: RwLock<HashMap<PublicKey, Arc<PeerOutbox>>>,
-    peer_outbox_capacity: usize,
-    peer_outbox_bytes: usize,
     /// Per shard: the bytes of peers' messages in its inbox, against
     /// [`EngineConfig::inbox_bytes`].
     inbox_bytes: Vec<ByteBudget>,
-    ready_tx: Sender<PublicKey>,
-    ready_rx: Receiver<PublicKey>,
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
     /// Messages queued to a shard (by anyone) and not yet fully handled.
@@ -179,26 +147,6 @@ impl Shared {
             // A shard with a full inbox is not waiting: it sees the stop at its next message.
             let _ = sender.try_send(ShardMsg::Shutdown);
         }
-    }
-
-    fn outbox(&self, node_id: &PublicKey) -> Arc<PeerOutbox> {
-        if let Some(o) = self.outboxes.read().get(node_id) {
-            return o.clone();
-        }
-        let mut map = self.outboxes.write();
-        map.entry(*node_id)
-            .or_insert_with(|| {
-                let (tx, rx) = bounded(self.peer_outbox_capacity);
-                Arc::new(PeerOutbox {
-                    tx,
-                    rx,
-                    epoch: AtomicU64::new(0),
-                    signalled: AtomicBool::new(false),
-                    overflowed: AtomicBool::new(false),
-                    bytes: ByteBudget::new(self.peer_outbox_bytes),
-                })
-            })
-            .clone()
     }
 }
 
@@ -353,18 +301,12 @@ impl Engine {
         mut initial: Vec<Vec<Out>>,
     ) -> Engine {
         let n = placement.shards();
-        let (ready_tx, ready_rx) = unbounded();
         let (events_tx, events_rx) = bounded(config.event_capacity.max(1));
         let shared = Arc::new(Shared {
             coordinator: coordinator.clone(),
-            outboxes: RwLock::new(HashMap::new()),
-            peer_outbox_capacity: config.peer_outbox_capacity.max(1),
-            peer_outbox_bytes: config.peer_outbox_bytes,
             inbox_bytes: (0..n)
                 .map(|_| ByteBudget::new(config.inbox_bytes))
                 .collect(),
-            ready_tx,
-            ready_rx,
             events_tx,
             events_rx,
             pending: AtomicUsize::new(0),
@@ -387,7 +329,6 @@ impl Engine {
                 sink: ThreadSink {
                     senders: senders.clone(),
                     shared: shared.clone(),
-                    outboxes: HashMap::new(),
                 },
                 held: None,
             };
@@ -452,40 +393,6 @@ impl Engine {
     /// The engine as a [`Backend`] (the API calls of [`NodeApi`](crate::NodeApi) run on it).
     fn backend(&self) -> &Engine {
         self
-    }
-
-    /// A connection to `node_id` is up: the engine queues our `init` (the peer's `init`, with
-    /// its features, arrives through [`Engine::handle_message`]).
-    pub fn peer_connected(&self, node_id: PublicKey) -> Result<(), EngineError> {
-        let outbox = self.shared.outbox(&node_id);
-        outbox.overflowed.store(false, Ordering::SeqCst);
-        // A new connection: whatever is still queued for an older one becomes stale.
-        outbox.epoch.fetch_add(1, Ordering::SeqCst);
-        let shard = self.placement.shard_of(&node_id);
-        let result = self
-            .backend()
-            .enqueue(shard, ShardMsg::PeerConnected(node_id), false);
-        if result.is_err() {
-            outbox.epoch.fetch_sub(1, Ordering::SeqCst);
-        }
-        result
-    }
-
-    /// The connection to `node_id` went down.
-    pub fn peer_disconnected(&self, node_id: PublicKey) -> Result<(), EngineError> {
-        let shard = self.placement.shard_of(&node_id);
-        self.backend()
-            .enqueue(shard, ShardMsg::PeerDisconnected(node_id), false)
-    }
-
-    /// A decrypted message from `node_id` (2-byte type, then payload).
-    pub fn handle_message(&self, node_id: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
-        let shard = self.placement.shard_of(&node_id);
-        let msg = ShardMsg::Message {
-            node_id,
-            bytes: bytes.to_vec(),
-        };
-        self.backend().enqueue(shard, msg, false)
     }
 
     fn add_connection(&self, conn: ConnectionId, state: State) -> Result<(), EngineError> {
@@ -729,47 +636,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Everything queued for `node_id`, without blocking. A `Disconnect` comes last when the
-    /// peer's queue overflowed (the engine disconnected it as too slow).
-    pub fn peer_outputs(&self, node_id: &PublicKey) -> Vec<PeerOutput> {
-        let Some(outbox) = self.shared.outboxes.read().get(node_id).cloned() else {
-            return Vec::new();
-        };
-        outbox.signalled.store(false, Ordering::SeqCst);
-        let epoch = outbox.epoch.load(Ordering::SeqCst);
-        let mut all: Vec<PeerOutput> = outbox
-            .rx
-            .try_iter()
-            .inspect(|(_, o)| outbox.drained(o))
-            .filter(|(e, _)| *e == epoch)
-            .map(|(_, o)| o)
-            .collect();
-        if outbox.overflowed.swap(false, Ordering::SeqCst) {
-            all.push(PeerOutput::Disconnect);
-        }
-        all
-    }
-
-    /// The next output for `node_id`, waiting up to `timeout`.
-    pub fn wait_peer_output(&self, node_id: &PublicKey, timeout: Duration) -> Option<PeerOutput> {
-        let outbox = self.shared.outbox(node_id);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (epoch, output) = outbox.rx.recv_timeout(left).ok()?;
-            outbox.drained(&output);
-            if epoch == outbox.epoch.load(Ordering::SeqCst) {
-                return Some(output);
-            }
-        }
-    }
-
-    /// A peer with outputs queued, waiting up to `timeout`; then drain it with
-    /// [`Engine::peer_outputs`]. Each peer appears at most once until drained.
-    pub fn wait_ready_peer(&self, timeout: Duration) -> Option<PublicKey> {
-        self.shared.ready_rx.recv_timeout(timeout).ok()
-    }
-
     /// The next event, without blocking.
     pub fn next_event(&self) -> Option<Event> {
         self.shared.events_rx.try_recv().ok()
@@ -985,13 +851,10 @@ impl Engine {
     }
 }
 
-/// The threads' [`Sink`]: the shared queues, the other shards' inboxes and the peers'
-/// outboxes.
+/// The threads' [`Sink`]: the shared queues and the other shards' inboxes.
 struct ThreadSink {
     senders: Vec<Sender<ShardMsg>>,
     shared: Arc<Shared>,
-    /// The outboxes this shard has written to (a cache of `shared.outboxes`).
-    outboxes: HashMap<PublicKey, Arc<PeerOutbox>>,
 }
 
 impl Sink for ThreadSink {
@@ -1014,43 +877,6 @@ impl Sink for ThreadSink {
 
     fn halt(&mut self, reason: StopReason) {
         self.shared.halt(reason, &self.senders);
-    }
-
-    fn peer_output(&mut self, node_id: PublicKey, epoch: u64, output: PeerOutput) -> bool {
-        let shared = &self.shared;
-        let outbox = match self.outboxes.entry(node_id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                // Only peers the application connected have an outbox: output for a peer
-                // whose attached connection is gone is dropped (a reconnection starts afresh
-                // with init and reestablish).
-                match shared.outboxes.read().get(&node_id) {
-                    Some(o) => v.insert(o.clone()),
-                    None => return true,
-                }
-            }
-        };
-        if outbox.overflowed.load(Ordering::SeqCst) {
-            return true;
-        }
-        let len = match &output {
-            PeerOutput::Message(m) => m.len(),
-            PeerOutput::Disconnect => 0,
-        };
-        let queued = outbox.bytes.try_take(len)
-            && (outbox.tx.try_send((epoch, output)).is_ok() || {
-                outbox.bytes.give_back(len);
-                false
-            });
-        if !queued {
-            // Backpressure toward a slow peer: it is disconnected, not waited for.
-            tracing::warn!(%node_id, "peer outbox full: disconnecting");
-            outbox.overflowed.store(true, Ordering::SeqCst);
-        }
-        if !outbox.signalled.swap(true, Ordering::SeqCst) {
-            let _ = shared.ready_tx.send(node_id);
-        }
-        queued
     }
 
     fn event(&mut self, event: Event) {

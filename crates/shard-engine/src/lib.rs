@@ -21,8 +21,10 @@
 //!   shards with full inboxes forwarding to each other still progress. Parked traffic is
 //!   bounded by protocol state (each forward is an HTLC committed upstream, each result an
 //!   HTLC offered downstream; both capped by `max_accepted_htlcs` per channel).
-//! * Shard to peer: each peer's outbox holds `peer_outbox_capacity` messages; a peer that
-//!   lets it fill is disconnected rather than waited for.
+//! * Shard to peer: peers come in only as BOLT 8 connections (attach, ciphertext, detach:
+//!   the peer's shard decrypts and encrypts); each connection's writer is bounded (through
+//!   [`Engine::handle_bytes`], `peer_outbox_capacity` messages and `peer_outbox_bytes`
+//!   bytes), and a peer that lets it fill is disconnected rather than waited for.
 //! * Shard to application: the event queue holds `event_capacity` events; a shard waits for
 //!   room (events are never dropped), so an application that stops draining events stalls
 //!   the engine and its API calls end in [`EngineError::Timeout`].

@@ -8,22 +8,12 @@ use lightning_core::bitcoin::{BlockHash, Transaction};
 use lightning_core::node::{Event, ForwardHtlc, ForwardResolution};
 use lightning_core::secp256k1::PublicKey;
 
-/// An input for one shard. Peer messages of one peer reach its shard in arrival order
-/// because they travel through this shard's one FIFO inbox.
+/// An input for one shard. A peer's bytes reach its shard in arrival order because they
+/// travel through this shard's one FIFO inbox. Peers come in only as BOLT 8: an attached
+/// connection ([`ShardMsg::Attach`]), then its ciphertext.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ShardMsg {
-    /// A connection to a peer of this shard is up.
-    PeerConnected(PublicKey),
-    /// The connection went down.
-    PeerDisconnected(PublicKey),
-    /// A peer's decrypted message bytes.
-    Message {
-        /// The peer.
-        node_id: PublicKey,
-        /// Type and payload.
-        bytes: Vec<u8>,
-    },
     /// An API call's work ([`crate::NodeApi`]); its answer, if anyone waits for it, is
     /// released after the batch commits.
     Api(ApiTask),
@@ -46,8 +36,8 @@ pub enum ShardMsg {
         txdata: Arc<Vec<(u32, Transaction)>>,
     },
     /// An established BOLT 8 connection moves into this shard: from now on the shard
-    /// decrypts the peer's bytes and encrypts its messages. Acts as `PeerConnected` (after a
-    /// `PeerDisconnected` when it replaces an older connection of the peer, which is closed).
+    /// decrypts the peer's bytes and encrypts its messages. The peer connects (after
+    /// disconnecting when this replaces an older connection of the peer, which is closed).
     Attach(AttachedConnection),
     /// Bytes read from an attached connection's socket, still encrypted.
     Ciphertext {
@@ -79,13 +69,14 @@ impl ShardMsg {
     /// The bytes of a peer's message this carries (counted against the inbox's byte bound).
     pub(crate) fn peer_bytes(&self) -> usize {
         match self {
-            ShardMsg::Ciphertext { bytes, .. } | ShardMsg::Message { bytes, .. } => bytes.len(),
+            ShardMsg::Ciphertext { bytes, .. } => bytes.len(),
             _ => 0,
         }
     }
 }
 
-/// What a peer's connection should do next.
+/// What a peer's connection should do next (the shard encrypts it on the peer's attached
+/// connection once the batch that produced it is durable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerOutput {
     /// Send these message bytes (type and payload, before BOLT 8 encryption).

@@ -215,18 +215,6 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
         .messages_handled
         .fetch_add(1, Ordering::Relaxed);
     match msg {
-        ShardMsg::PeerConnected(node_id) => {
-            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
-            shard.core.peer_connected(node_id);
-        }
-        ShardMsg::PeerDisconnected(node_id) => {
-            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
-            shard.core.peer_disconnected(node_id);
-        }
-        ShardMsg::Message { node_id, bytes } => {
-            let _span = tracing::debug_span!("peer", node_id = %node_id).entered();
-            shard.core.handle_message(node_id, &bytes);
-        }
         ShardMsg::Api(task) => {
             if let Some(reply) = task.run(shard) {
                 out.push(Out::Reply(reply));

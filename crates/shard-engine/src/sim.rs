@@ -14,7 +14,7 @@
 //! [`Engine::open`](crate::Engine::open), with a seeded shard count. A crash is of the whole
 //! engine: a shard that fails (a failed commit, a panic) stops every shard, as in the threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
@@ -29,7 +29,7 @@ use crate::coordinator::Coordinator;
 use crate::driver::{open_shards, Handled, Refused, ShardDriver, Sink};
 use crate::engine::EngineConfig;
 use crate::error::{EngineError, StopReason};
-use crate::msg::{Out, PeerOutput, ShardMsg};
+use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{Shard, ShardStats};
 
@@ -130,11 +130,6 @@ pub struct Sim {
     /// [`EngineConfig::inbox_bytes`](crate::EngineConfig::inbox_bytes), as the threads apply it.
     inbox_bytes: usize,
     rng: SimRng,
-    /// Outputs for peers, tagged with the connection they belong to.
-    peer_outputs: VecDeque<(PublicKey, u64, PeerOutput)>,
-    /// Connections opened per peer (by the caller): as in the threaded engine, outputs of an
-    /// older connection (the shard's tag, [`ShardDriver`]) are stale and dropped.
-    app_epochs: HashMap<PublicKey, u64>,
     events: Vec<Event>,
     steps: u64,
     /// Why the engine stopped (a failed commit), if it did.
@@ -151,7 +146,6 @@ pub struct Sim {
 /// The simulator's [`Sink`]: its queues.
 struct SimSink<'a> {
     inboxes: &'a mut Vec<VecDeque<ShardMsg>>,
-    peer_outputs: &'a mut VecDeque<(PublicKey, u64, PeerOutput)>,
     events: &'a mut Vec<Event>,
     stopped: &'a mut Option<EngineError>,
     /// The engine dies between this batch's commit and its release.
@@ -173,11 +167,6 @@ impl Sink for SimSink<'_> {
 
     fn halt(&mut self, reason: StopReason) {
         self.stopped.get_or_insert(EngineError::Stopped { reason });
-    }
-
-    fn peer_output(&mut self, node_id: PublicKey, epoch: u64, output: PeerOutput) -> bool {
-        self.peer_outputs.push_back((node_id, epoch, output));
-        true
     }
 
     fn event(&mut self, event: Event) {
@@ -294,8 +283,6 @@ impl Sim {
             coordinator,
             drivers,
             rng,
-            peer_outputs: VecDeque::new(),
-            app_epochs: HashMap::new(),
             events: Vec::new(),
             steps: 0,
             stopped: None,
@@ -311,7 +298,6 @@ impl Sim {
         for (driver, first) in self.drivers.iter_mut().zip(initial) {
             let mut sink = SimSink {
                 inboxes: &mut self.inboxes,
-                peer_outputs: &mut self.peer_outputs,
                 events: &mut self.events,
                 stopped: &mut self.stopped,
                 abort: false,
@@ -441,7 +427,6 @@ impl Sim {
         };
         let mut sink = SimSink {
             inboxes: &mut self.inboxes,
-            peer_outputs: &mut self.peer_outputs,
             events: &mut self.events,
             stopped: &mut self.stopped,
             abort: matches!(crash, Some(CrashPoint::AfterCommit)),
@@ -518,8 +503,6 @@ impl Sim {
         }
         self.drivers.clear();
         self.inboxes.clear();
-        self.peer_outputs.clear();
-        self.app_epochs.clear();
         self.untold_restarts += 1;
         let (height, hash) = self.coordinator.best_block();
         match open_shards(&config, self.node_secret, self.seed, height, hash) {
@@ -548,50 +531,11 @@ impl Sim {
         while self.step_random() {}
     }
 
-    /// Everything queued for peers, in order (per peer: the order its shard produced).
-    pub fn take_peer_outputs(&mut self) -> Vec<(PublicKey, PeerOutput)> {
-        let app = &self.app_epochs;
-        self.peer_outputs
-            .drain(..)
-            .filter(|(node_id, epoch, _)| app.get(node_id).copied().unwrap_or(0) == *epoch)
-            .map(|(node_id, _, o)| (node_id, o))
-            .collect()
-    }
-
     /// Every event so far.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
     }
 
-    /// As [`Engine::peer_connected`](crate::Engine::peer_connected).
-    pub fn peer_connected(&mut self, node_id: PublicKey) -> Result<(), EngineError> {
-        *self.app_epochs.entry(node_id).or_default() += 1;
-        let shard = self.placement.shard_of(&node_id);
-        let result = (&mut *self).enqueue(shard, ShardMsg::PeerConnected(node_id), false);
-        if result.is_err() {
-            *self.app_epochs.entry(node_id).or_default() -= 1;
-        }
-        result
-    }
-
-    /// As [`Engine::peer_disconnected`](crate::Engine::peer_disconnected).
-    pub fn peer_disconnected(&mut self, node_id: PublicKey) -> Result<(), EngineError> {
-        let shard = self.placement.shard_of(&node_id);
-        (&mut *self).enqueue(shard, ShardMsg::PeerDisconnected(node_id), false)
-    }
-
-    /// As [`Engine::handle_message`](crate::Engine::handle_message).
-    pub fn handle_message(&mut self, node_id: PublicKey, bytes: &[u8]) -> Result<(), EngineError> {
-        let shard = self.placement.shard_of(&node_id);
-        let msg = ShardMsg::Message {
-            node_id,
-            bytes: bytes.to_vec(),
-        };
-        (&mut *self).enqueue(shard, msg, false)
-    }
-}
-
-impl Sim {
     /// As [`Engine::attach_connection`](crate::Engine::attach_connection): an established
     /// BOLT 8 connection moves into its peer's shard (a control message: it always queues).
     pub fn attach_connection(

@@ -220,7 +220,7 @@ impl Locked {
         }
     }
 
-    pub(crate) fn handle_message(&self, peer: PublicKey, bytes: &[u8], sink: &mut Sink) {
+    pub(crate) fn handle_decrypted(&self, peer: PublicKey, bytes: &[u8], sink: &mut Sink) {
         self.process(peer, Input::Message(bytes), sink);
     }
 
@@ -321,7 +321,7 @@ impl Hub for BaselineHub {
             .decrypt(&bytes)
             .expect("a test peer's frames decrypt");
         for m in messages {
-            self.locked.handle_message(peer, &m, &mut self.sink);
+            self.locked.handle_decrypted(peer, &m, &mut self.sink);
         }
         self.flush();
         Ok(())

@@ -652,6 +652,10 @@ fn record(peers: usize, lanes: &[(usize, usize)], payments: usize) -> Result<Rec
 }
 
 /// CPU time of the calling thread (ns), from the kernel's schedstat (Linux).
+/// What the routing node wrote to a lane's two connections, still encrypted (one frame per
+/// message).
+type LaneFrames = [Vec<Vec<u8>>; 2];
+
 fn thread_cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
@@ -774,7 +778,7 @@ fn replay_engine(
     }
     let mut state: Vec<LaneState> = (0..n).map(|_| LaneState::default()).collect();
     // What the shards wrote to each lane's two connections, still encrypted.
-    let mut written: Vec<[Vec<Vec<u8>>; 2]> = (0..n).map(|_| Default::default()).collect();
+    let mut written: Vec<LaneFrames> = (0..n).map(|_| Default::default()).collect();
     let mut closed = 0;
     let mut done = 0;
     let mut finished = vec![false; n];
@@ -895,7 +899,7 @@ fn seal_scripts(rec: &Recording, links: &mut [[Link; 2]]) -> Vec<Vec<Vec<u8>>> {
 
 /// Decrypts what the routing node wrote to each lane's connections and compares it with the
 /// recording byte for byte: the messages that differ or are missing (or extra).
-fn compare(rec: &Recording, links: &mut [[Link; 2]], written: &[[Vec<Vec<u8>>; 2]]) -> usize {
+fn compare(rec: &Recording, links: &mut [[Link; 2]], written: &[LaneFrames]) -> usize {
     let mut mismatches = 0;
     for (k, pair) in links.iter_mut().enumerate() {
         for (side, link) in pair.iter_mut().enumerate() {
@@ -940,7 +944,7 @@ fn replay_locked(
     let frames = seal_scripts(rec, &mut links);
     let where_is = rec.where_is();
     let (proc0, t0) = (process_cpu_ns(), Instant::now());
-    let drivers: Vec<(usize, Vec<(usize, [Vec<Vec<u8>>; 2])>)> = std::thread::scope(|scope| {
+    let drivers: Vec<(usize, Vec<(usize, LaneFrames)>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let locked = locked.clone();
@@ -957,8 +961,7 @@ fn replay_locked(
     });
     let wall = t0.elapsed();
     let proc1 = process_cpu_ns();
-    let mut written: Vec<[Vec<Vec<u8>>; 2]> =
-        (0..rec.scripts.len()).map(|_| Default::default()).collect();
+    let mut written: Vec<LaneFrames> = (0..rec.scripts.len()).map(|_| Default::default()).collect();
     let mut mismatches = 0;
     for (m, lanes_written) in drivers {
         mismatches += m;
@@ -988,7 +991,6 @@ fn replay_locked(
 /// decrypts the step's frame, handles its messages and encrypts the answers. Returns the
 /// messages that were missing or out of place, and what it wrote to each of its lanes'
 /// connections (to compare with the recording after the clock stops).
-#[allow(clippy::type_complexity)]
 fn drive_locked(
     locked: &Locked,
     crypto: &Crypto,
@@ -997,12 +999,12 @@ fn drive_locked(
     where_is: &HashMap<PublicKey, (usize, usize)>,
     t: usize,
     threads: usize,
-) -> (usize, Vec<(usize, [Vec<Vec<u8>>; 2])>) {
+) -> (usize, Vec<(usize, LaneFrames)>) {
     let mine: Vec<usize> = (0..rec.scripts.len())
         .filter(|k| k % threads == t)
         .collect();
     let mut state: Vec<LaneState> = mine.iter().map(|_| LaneState::default()).collect();
-    let mut written: Vec<[Vec<Vec<u8>>; 2]> = mine.iter().map(|_| Default::default()).collect();
+    let mut written: Vec<LaneFrames> = mine.iter().map(|_| Default::default()).collect();
     let mut mismatches = 0;
     let mut sink = Sink::default();
     loop {
@@ -1026,7 +1028,7 @@ fn drive_locked(
                 continue;
             };
             for m in messages {
-                locked.handle_message(from, &m, &mut sink);
+                locked.handle_decrypted(from, &m, &mut sink);
             }
             st.pos += 1;
             progressed = true;
