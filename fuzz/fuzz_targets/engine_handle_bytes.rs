@@ -23,7 +23,7 @@ use lightning_core::node::{NodeConfig, NodeCore, Output};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::transport::{InitiatorHandshake, Transport};
 use lightning_core::wire::{Init, Message};
-use shard_engine::{Engine, EngineConfig, EngineError};
+use shard_engine::{Engine, EngineConfig, EngineError, NodeApi};
 
 struct Setup {
     engine: Engine,
