@@ -628,26 +628,48 @@ fn a_node_whose_engine_stopped_says_so_and_why() {
         node.call("getinfo", json!({})).expect("getinfo")["state"],
         "running"
     );
-    // Fill the disk, then make the node write: a peer opens a channel and blocks arrive.
+    // Fill the disk, then make the node write until it finds no room: peers open channels
+    // (each accepted one is a channel record). A tmpfs page a file already holds takes
+    // appends on a "full" disk, so a few small records may still fit: keep opening (from
+    // fresh peers, within the node's limits on pending inbound channels) until the node
+    // reports the stop.
     let filler = std::fs::File::create(mount.join("filler")).expect("filler");
     let mut filler = std::io::BufWriter::new(filler);
     let block = vec![0u8; 64 << 10];
     while filler.write_all(&block).is_ok() {}
     let _ = filler.flush();
-    let mut peer = WirePeer::connect(node.listen, node.node_id, &key(0x52, 1));
-    assert!(matches!(peer.recv(WAIT), Recv::Message(m) if msg_type(&m) == Some(16)));
-    peer.send(&init()).expect("init");
-    let mut open = open_channel_bytes_for(node.node_id);
-    for i in 0..4u8 {
-        open[34] = i;
-        let _ = peer.send(&open);
-    }
-    let info = wait_for(20, "getinfo to report the stop", || {
+    let stopped = |node: &LoggedNode| {
         let info = node
             .call("getinfo", json!({}))
             .expect("getinfo answers while stopped");
         (info["state"] == "stopped").then_some(info)
-    });
+    };
+    let mut peers = Vec::new();
+    let mut info = None;
+    for round in 1..=32u32 {
+        let mut peer = WirePeer::connect(node.listen, node.node_id, &key(0x52, round));
+        if !matches!(peer.recv(WAIT), Recv::Message(m) if msg_type(&m) == Some(16)) {
+            // The node stopped meanwhile and no longer answers new peers.
+            break;
+        }
+        peer.send(&init()).expect("init");
+        let mut open = open_channel_bytes_for(node.node_id);
+        for i in 0..4u8 {
+            open[34] = i;
+            open[35] = round as u8;
+            let _ = peer.send(&open);
+        }
+        peers.push(peer);
+        std::thread::sleep(Duration::from_millis(200));
+        info = stopped(&node);
+        if info.is_some() {
+            break;
+        }
+    }
+    let info = match info {
+        Some(info) => info,
+        None => wait_for(20, "getinfo to report the stop", || stopped(&node)),
+    };
     let reason = info["stopped_reason"]
         .as_str()
         .unwrap_or_default()
