@@ -1,8 +1,8 @@
 //! `list_channels` as a list of plain structs.
 
-use shard_engine::NodeApi;
 use lightning_core::channel::ChannelPhase;
 use lightning_core::node::ChannelDetails;
+use shard_engine::NodeApi;
 
 use crate::engine::lnshard_engine;
 use crate::error::{engine_error, invalid_parameter, lnshard_result};

@@ -12,7 +12,7 @@ use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::types::ShortChannelId;
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret};
 use shard_engine::store::{FsStore, MemoryStore, Store};
-use shard_engine::{NodeApi, Engine, EngineConfig};
+use shard_engine::{Engine, EngineConfig, NodeApi};
 
 use crate::bytes::{lnshard_bytes, write_bytes};
 use crate::error::{engine_error, fail, invalid_parameter, lnshard_result, store_error};
