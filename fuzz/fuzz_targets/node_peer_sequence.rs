@@ -20,13 +20,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use lightning_core::bitcoin::absolute::LockTime;
 use lightning_core::bitcoin::block::{Header, Version as BlockVersion};
 use lightning_core::bitcoin::hashes::{sha256, Hash};
-use lightning_core::bitcoin::transaction::Version;
 use lightning_core::bitcoin::{
-    Amount, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
-    TxMerkleNode, TxOut, Txid, Witness,
+    BlockHash, CompactTarget, OutPoint, ScriptBuf, Transaction, TxMerkleNode, Txid,
 };
 use lightning_core::node::{Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop};
 use lightning_core::persist::{ChannelRecord, NodeRecord};
@@ -37,6 +34,7 @@ use lightning_core::wire::{
     FundingTxidFlags, Message, Ping, RevokeAndAck, Shutdown, UpdateAddHtlc, UpdateFailHtlc,
     UpdateFailMalformedHtlc, UpdateFee, UpdateFulfillHtlc, Warning, ONION_PACKET_LEN,
 };
+use lnshard_testkit::fake_funding_tx;
 
 /// Steps per input (each may cost a few signatures).
 const MAX_STEPS: usize = 48;
@@ -428,29 +426,6 @@ impl Pair {
                 let _ = self.cores[i].claim_funds(*p);
             }
         }
-    }
-}
-
-/// A funding transaction spending a made-up coin, paying `script` exactly `value`.
-fn fake_funding_tx(script: ScriptBuf, value: u64, salt: u32) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array(
-                    sha256::Hash::hash(&salt.to_be_bytes()).to_byte_array(),
-                ),
-                vout: 0,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(value),
-            script_pubkey: script,
-        }],
     }
 }
 

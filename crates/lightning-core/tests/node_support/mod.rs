@@ -5,13 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use lightning_core::bitcoin::absolute::LockTime;
 use lightning_core::bitcoin::block::{Header, Version as BlockVersion};
 use lightning_core::bitcoin::hashes::{sha256, Hash};
-use lightning_core::bitcoin::transaction::Version;
 use lightning_core::bitcoin::{
-    Amount, BlockHash, CompactTarget, EcdsaSighashType, OutPoint, ScriptBuf, Sequence, Transaction,
-    TxIn, TxMerkleNode, TxOut, Txid, Witness,
+    Amount, BlockHash, CompactTarget, EcdsaSighashType, ScriptBuf, Transaction, TxMerkleNode, Txid,
 };
 use lightning_core::node::{
     ChannelDetails, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
@@ -574,28 +571,8 @@ impl Net {
     }
 }
 
-/// A funding transaction spending a made-up coin, paying `script` exactly `value`.
-pub fn fake_funding_tx(script: ScriptBuf, value: u64, salt: u32) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array(
-                    sha256::Hash::hash(&salt.to_be_bytes()).to_byte_array(),
-                ),
-                vout: 0,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(value),
-            script_pubkey: script,
-        }],
-    }
-}
+/// A funding transaction spending a made-up coin (the test kit's, one for every test).
+pub use lnshard_testkit::fake_funding_tx;
 
 /// Verifies that input `index` of `tx` spends a P2WSH 2-of-2 output of `value` sat: the
 /// witness is `[<>, sig1, sig2, script]`, the script hashes to `prev_script_pubkey`, and both
