@@ -27,17 +27,34 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The static library cargo built for this test run: it sits in the same `deps` directory
-/// as this test binary (cargo builds every crate type of the library before its tests).
+/// The static library, built for this test run. The crate builds no Rust library (its name
+/// would collide with the `lnshard` package's), so cargo does not build the C library
+/// before its tests: the first caller builds it (`cargo build -p lnshard-ffi`, same profile
+/// and target directory), once per test process. It sits one directory above this test
+/// binary's `deps`.
 fn static_lib() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("the test binary's directory");
-    for candidate in [deps.join("liblnshard.a"), deps.join("../liblnshard.a")] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!("liblnshard.a not found next to {}", exe.display());
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            let deps = exe.parent().expect("the test binary's directory");
+            let profile_dir = deps.parent().expect("the profile directory");
+            let target_dir = profile_dir.parent().expect("the target directory");
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args(["build", "--quiet", "-p", "lnshard-ffi"])
+                .env("CARGO_TARGET_DIR", target_dir)
+                .current_dir(root());
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "cargo build -p lnshard-ffi: {status}");
+            let lib = profile_dir.join("liblnshard.a");
+            assert!(lib.exists(), "{} after the build", lib.display());
+            lib
+        })
+        .clone()
 }
 
 /// A directory of this test process's own, removed when the test passes (kept for a look
