@@ -138,12 +138,19 @@ pub struct DirLock {
     _file: File,
 }
 
+/// How long [`DirLock::acquire`] waits for a lock held by someone else before it reports
+/// [`StoreError::Locked`].
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often it tries again meanwhile.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl DirLock {
     /// Locks `dir`, creating it (mode 0700) if missing. An existing `dir` that holds no
     /// store yet (no `LOCK`, `wal.log` or `data`) loses any group and other permission bits
     /// first; one that holds a store must already be private.
     ///
-    /// Fails with [`StoreError::Locked`] if another [`DirLock`] (in any process) holds it,
+    /// Fails with [`StoreError::Locked`] if another [`DirLock`] (in any process) holds it for
+    /// longer than a quarter of a second,
     /// naming that holder's pid where the lock file records it, and with
     /// [`StoreError::Permissions`] if `dir` or its lock file grants access to group or
     /// others.
@@ -171,7 +178,17 @@ impl DirLock {
             ),
             Err(e) => return Err(io(format!("create {}", path.display()))(e)),
         };
-        match file.try_lock() {
+        // A lock held only for a moment is waited for (up to LOCK_PATIENCE): a store being
+        // closed on another thread, or a child process between its fork and its exec, which
+        // holds every descriptor of the parent (and so its lock) until the exec closes it.
+        let mut waited = std::time::Duration::ZERO;
+        let mut attempt = file.try_lock();
+        while matches!(attempt, Err(TryLockError::WouldBlock)) && waited < LOCK_PATIENCE {
+            std::thread::sleep(LOCK_RETRY);
+            waited += LOCK_RETRY;
+            attempt = file.try_lock();
+        }
+        match attempt {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
