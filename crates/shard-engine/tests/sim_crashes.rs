@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use lnshard_testkit as support;
 
-use shard_engine::lightning_core::bitcoin::hashes::{sha256, Hash, HashEngine};
 use shard_engine::sim::{sim_seed_from_env, CrashStats, Crashes};
 use shard_engine::store::{MemoryStore, Store};
 use shard_engine::{EngineConfig, Sim};
@@ -126,12 +125,7 @@ fn run_seed(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut digest = sha256::Hash::engine();
-    for (id, c) in net.hub_snapshot() {
-        digest.input(&id.0);
-        digest.input(format!("{:?}", c.local_commit().spec).as_bytes());
-    }
-    digest.input(&net.hub.steps().to_be_bytes());
+    let digest = net.run_digest();
     let CrashStats {
         crashes,
         before_commit,
@@ -167,7 +161,7 @@ fn run_seed(
         steps: net.hub.steps(),
         commits: store.syncs(),
     };
-    Ok((sha256::Hash::from_engine(digest).to_byte_array(), tally))
+    Ok((digest, tally))
 }
 
 /// One long seeded run: at least 20 crash-restarts, into other shard counts, at every point

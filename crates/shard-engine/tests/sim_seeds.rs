@@ -8,7 +8,6 @@
 
 use lnshard_testkit as support;
 
-use shard_engine::lightning_core::bitcoin::hashes::{sha256, Hash};
 use shard_engine::sim::sim_seed_from_env;
 use shard_engine::Sim;
 use support::{engine_config, hub_secret, hub_seed, Net, Who};
@@ -91,13 +90,7 @@ fn run_seed_with(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut digest = sha256::Hash::engine();
-    use shard_engine::lightning_core::bitcoin::hashes::HashEngine;
-    for (id, c) in net.hub_snapshot() {
-        digest.input(&id.0);
-        digest.input(format!("{:?}", c.local_commit().spec).as_bytes());
-    }
-    digest.input(&net.hub.steps().to_be_bytes());
+    let digest = net.run_digest();
     let tally = Tally {
         sent: net
             .payments
@@ -114,7 +107,7 @@ fn run_seed_with(
         steps: net.hub.steps(),
         disconnects: net.disconnects,
     };
-    Ok((sha256::Hash::from_engine(digest).to_byte_array(), tally))
+    Ok((digest, tally))
 }
 
 #[test]

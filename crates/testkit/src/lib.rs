@@ -1186,6 +1186,21 @@ impl<H: Hub> Net<H> {
     }
 }
 
+impl Net<shard_engine::Sim> {
+    /// A digest of a simulated run's outcome, for replay checks: every hub channel's local
+    /// commitment and the simulator's step count.
+    pub fn run_digest(&mut self) -> [u8; 32] {
+        use lightning_core::bitcoin::hashes::HashEngine;
+        let mut digest = sha256::Hash::engine();
+        for (id, c) in self.hub_snapshot() {
+            digest.input(&id.0);
+            digest.input(format!("{:?}", c.local_commit().spec).as_bytes());
+        }
+        digest.input(&self.hub.steps().to_be_bytes());
+        sha256::Hash::from_engine(digest).to_byte_array()
+    }
+}
+
 /// See [`Net::peers_ahead_of`].
 fn peers_ahead<R: Hub>(peers: &[Peer], channels: &[Chan], restored: &mut R) -> Vec<String> {
     let hub_id = restored.node_id();
