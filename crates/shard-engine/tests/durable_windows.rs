@@ -64,10 +64,20 @@ fn open(store: &Arc<Gate>) -> Engine {
     Engine::open(config, hub_secret(), hub_seed(), 100, support::genesis()).expect("open")
 }
 
-/// Lets the engine and the peers exchange messages for a while (a stopped shard never
-/// becomes idle, so this does not wait for quiescence).
-fn exchange(net: &mut Net<Threaded>) {
-    for _ in 0..40 {
+/// Lets the engine and the peers exchange messages until `reached` holds, then a while
+/// longer (a stopped shard never becomes idle, so this cannot wait for quiescence). Waits on
+/// the condition, not on a fixed time: a loaded machine may take long to get there.
+fn exchange_until(net: &mut Net<Threaded>, reached: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused commit never came"
+        );
+        net.deliver_once();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for _ in 0..20 {
         net.deliver_once();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -124,11 +134,7 @@ fn forward_never_committed_downstream_fails_back_upstream_after_restart() {
         5_000_000,
         true,
     );
-    exchange(&mut net);
-    assert!(
-        store.refused.load(Ordering::SeqCst) > 0,
-        "the downstream shard's commit was refused"
-    );
+    exchange_until(&mut net, || store.refused.load(Ordering::SeqCst) > 0);
     crash_and_reopen(&mut net, &store);
     assert_eq!(
         net.payments[&id].outcomes,
@@ -157,8 +163,10 @@ fn result_committed_downstream_but_not_upstream_is_applied_after_restart() {
     // The payee claims; the upstream shard cannot commit what follows.
     *store.refuse.lock() = Some(node_key(0, SHARDS));
     net.claim_pending();
-    exchange(&mut net);
-    assert!(store.refused.load(Ordering::SeqCst) > 0);
+    exchange_until(&mut net, || {
+        store.refused.load(Ordering::SeqCst) > 0
+            && store.list(RESOLUTIONS).map_or(0, |r| r.len()) == 1
+    });
     assert_eq!(
         store.list(RESOLUTIONS).expect("list").len(),
         1,

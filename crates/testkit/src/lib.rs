@@ -536,8 +536,12 @@ impl<H: Hub> Net<H> {
     pub fn run(&mut self) {
         let hub_id = self.hub.node_id();
         for _ in 0..50_000_000u64 {
-            let moved = self.collect();
+            // Idle first, then collect: a shard releases a batch's outputs before it stops
+            // counting the batch as pending, so outputs released before an idle reading are
+            // in the collection. The other order misses a batch released between the two
+            // (its last message would sit uncollected at "quiescence").
             let hub_busy = !self.hub.is_idle();
+            let moved = self.collect();
             let to_hub: Vec<usize> = (0..self.peers.len())
                 .filter(|&i| !self.to_hub[i].is_empty())
                 .collect();
@@ -1095,7 +1099,13 @@ impl<H: Hub> Net<H> {
                 &hub_side.remote_commit().spec,
             );
             if *hl != peer_side.remote_commit().spec || *hr != peer_side.local_commit().spec {
-                errors.push(format!("channel {}: the two sides disagree", c.channel_id));
+                errors.push(format!(
+                    "channel {}: the two sides disagree: hub local {hl:?} vs peer's view {:?}; \
+                     hub's view {hr:?} vs peer local {:?}",
+                    c.channel_id,
+                    peer_side.remote_commit().spec,
+                    peer_side.local_commit().spec
+                ));
             }
             if !hl.htlcs.is_empty() || !hr.htlcs.is_empty() {
                 errors.push(format!(
