@@ -12,6 +12,8 @@
 //! workloads (`lnshard_bench`) drive the engine through it; [`Recorder`] keeps the wire
 //! traffic a replaying benchmark feeds back.
 
+#[cfg(feature = "consensus")]
+pub mod chain;
 pub mod hub;
 pub mod link;
 
