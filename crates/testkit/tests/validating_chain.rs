@@ -751,3 +751,35 @@ fn a_reorged_out_locktime_spend_waits_again() {
     ));
     assert!(chain.utxo(&coin).is_some());
 }
+
+#[test]
+fn time_based_relative_locktime_uses_median_time_past() {
+    let mut chain = ValidatingChain::new();
+    let alice = wallet(b"alice");
+    chain.mine(20);
+    let coin = chain.fund(alice.script.clone(), VALUE);
+    let c = chain.height();
+    // 2 * 512 s: more than one 600 s block interval of median time past, less than two.
+    let sequence = Sequence::from_512_second_intervals(2);
+    let mut tx = unsigned(
+        &[coin],
+        sequence,
+        LockTime::ZERO,
+        vec![out(&alice.script, VALUE - 1_000)],
+    );
+    sign_p2wpkh(&mut tx, 0, VALUE, &alice);
+    assert!(matches!(
+        chain.submit(tx.clone()),
+        Err(Reject::RelativeLockTime { height, .. }) if height == c + 1
+    ));
+    chain.mine(1);
+    let txid = chain
+        .submit(tx)
+        .expect("1024 s of median time past have passed");
+    chain.mine(1);
+    assert_eq!(chain.confirmed_at(&txid).map(|c| c.0), Some(c + 2));
+    assert_eq!(
+        chain.median_time_past(c + 1) - chain.median_time_past(c - 1),
+        1_200
+    );
+}
