@@ -11,7 +11,9 @@
 //! * [`commitment`]: building a commitment transaction ([`build_commitment_tx`]).
 //! * [`htlc`]: the second-stage HTLC transactions spending its HTLC outputs.
 //! * [`sign`]: sighashes, signing and verification, and witness assembly.
+//! * [`claims`]: claim transactions spending commitment and second-stage outputs (BOLT 5).
 
+pub mod claims;
 pub mod commitment;
 pub mod fees;
 pub mod htlc;
