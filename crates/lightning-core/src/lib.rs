@@ -25,6 +25,7 @@
 pub use bitcoin;
 pub use bitcoin::secp256k1;
 
+pub mod chain;
 pub mod channel;
 pub mod entropy;
 pub mod keys;

@@ -2,57 +2,85 @@
 //! commitment and HTLC transactions, and moving the change lists.
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::OutPoint;
 
 use super::error::{close, ChannelErrorReason as R};
 use super::spec::{reduce, CommitmentSpec, Update};
 use super::{
-    Channel, ChannelError, ChannelEvent, ChannelPhase, Connection, HtlcFailure, LocalCommit,
-    NextRemoteCommit, PointMemo, RemoteCommit,
+    Channel, ChannelError, ChannelEvent, ChannelParams, ChannelPhase, Connection, HtlcFailure,
+    LocalCommit, NextRemoteCommit, PointMemo, RemoteCommit,
 };
-use crate::keys::{self as bolt3_keys, CommitmentKeys};
+use crate::keys::{self as bolt3_keys, ChannelPublicKeys, CommitmentKeys};
 use crate::secrets::FIRST_INDEX;
 use crate::transactions::fees::is_htlc_trimmed;
-use crate::transactions::{build_commitment_tx, CommitmentParams, CommitmentTx, Htlc, Side};
+use crate::transactions::{
+    build_commitment_tx, ChannelType, CommitmentParams, CommitmentTx, Htlc, Side,
+};
 use crate::wire::{CommitmentSigned, Message, RevokeAndAck};
 
-impl Channel {
-    /// Builds our commitment number `index` with content `spec` (unsigned).
-    pub(crate) fn build_local_tx(
+/// A channel's fixed terms: what building either side's commitment needs besides its
+/// content, its number and its per-commitment point. The channel and its on-chain monitor
+/// ([`crate::chain::ChannelMonitor`]) build commitments through the same code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommitmentTerms {
+    pub(crate) channel_type: ChannelType,
+    pub(crate) funding_outpoint: OutPoint,
+    pub(crate) funding_satoshis: u64,
+    pub(crate) is_funder: bool,
+    pub(crate) local_pubkeys: ChannelPublicKeys,
+    pub(crate) remote_pubkeys: ChannelPublicKeys,
+    pub(crate) local_params: ChannelParams,
+    pub(crate) remote_params: ChannelParams,
+}
+
+impl CommitmentTerms {
+    /// Builds `side`'s commitment number `index` with content `spec` (from that side's point
+    /// of view) at that side's per-commitment `point` (unsigned).
+    pub(crate) fn build(
         &self,
+        side: Side,
         spec: &CommitmentSpec,
         index: u64,
+        point: &PublicKey,
     ) -> Result<CommitmentTx, ChannelError> {
-        let point = self.local_point(index)?;
         let secp = Secp256k1::verification_only();
         let htlcs = spec.tx_htlcs();
-        let keys = self
-            .commitment_keys(
-                &secp,
-                &point,
-                true,
-                &htlcs,
-                spec.feerate_per_kw,
-                self.local_params.dust_limit_satoshis,
+        let ours = side == Side::Local;
+        let (owner, other, owner_params, other_params) = if ours {
+            (
+                &self.local_pubkeys,
+                &self.remote_pubkeys,
+                &self.local_params,
+                &self.remote_params,
             )
-            .map_err(|error| {
-                close(R::CommitmentKeys {
-                    side: Side::Local,
-                    index,
-                    error,
-                })
-            })?;
-        let funding_outpoint = self
-            .funding_outpoint
-            .ok_or_else(|| close(R::NoFundingOutpoint))?;
+        } else {
+            (
+                &self.remote_pubkeys,
+                &self.local_pubkeys,
+                &self.remote_params,
+                &self.local_params,
+            )
+        };
+        let keys = commitment_keys(
+            &secp,
+            self.channel_type,
+            point,
+            owner,
+            other,
+            &htlcs,
+            spec.feerate_per_kw,
+            owner_params.dust_limit_satoshis,
+        )
+        .map_err(|error| close(R::CommitmentKeys { side, index, error }))?;
         build_commitment_tx(&CommitmentParams {
             channel_type: self.channel_type,
-            funding_outpoint,
+            funding_outpoint: self.funding_outpoint,
             funding_satoshis: self.funding_satoshis,
-            local_funding_pubkey: self.local_pubkeys.funding_pubkey,
-            remote_funding_pubkey: self.remote_pubkeys.funding_pubkey,
-            local_payment_basepoint: self.local_pubkeys.payment_basepoint,
-            remote_payment_basepoint: self.remote_pubkeys.payment_basepoint,
-            funder: if self.is_funder {
+            local_funding_pubkey: owner.funding_pubkey,
+            remote_funding_pubkey: other.funding_pubkey,
+            local_payment_basepoint: owner.payment_basepoint,
+            remote_payment_basepoint: other.payment_basepoint,
+            funder: if self.is_funder == ours {
                 Side::Local
             } else {
                 Side::Remote
@@ -61,18 +89,64 @@ impl Channel {
             to_local_msat: spec.to_local_msat,
             to_remote_msat: spec.to_remote_msat,
             feerate_per_kw: spec.feerate_per_kw,
-            dust_limit_satoshis: self.local_params.dust_limit_satoshis,
-            to_self_delay: self.remote_params.to_self_delay,
+            dust_limit_satoshis: owner_params.dust_limit_satoshis,
+            to_self_delay: other_params.to_self_delay,
             keys,
             htlcs: &htlcs,
         })
-        .map_err(|error| {
-            close(R::BuildCommitment {
-                side: Side::Local,
-                index,
-                error,
-            })
+        .map_err(|error| close(R::BuildCommitment { side, index, error }))
+    }
+}
+
+/// The keys of a commitment at `point` owned by `owner`: the two HTLC keys (two point
+/// tweaks) only if one of `htlcs` is untrimmed at `feerate_per_kw` and the owner's
+/// `dust_limit_satoshis`, since no script of the commitment uses them otherwise.
+#[allow(clippy::too_many_arguments)]
+fn commitment_keys<C: bitcoin::secp256k1::Verification>(
+    secp: &Secp256k1<C>,
+    channel_type: ChannelType,
+    point: &PublicKey,
+    owner: &ChannelPublicKeys,
+    other: &ChannelPublicKeys,
+    htlcs: &[Htlc],
+    feerate_per_kw: u32,
+    dust_limit_satoshis: u64,
+) -> Result<CommitmentKeys, bolt3_keys::KeyError> {
+    let untrimmed = htlcs
+        .iter()
+        .any(|h| !is_htlc_trimmed(h, feerate_per_kw, dust_limit_satoshis, channel_type));
+    if untrimmed {
+        CommitmentKeys::derive(secp, point, owner, other)
+    } else {
+        CommitmentKeys::derive_without_htlc_keys(secp, point, owner, other)
+    }
+}
+
+impl Channel {
+    /// The channel's fixed terms; refused before the funding outpoint is known.
+    pub(crate) fn terms(&self) -> Result<CommitmentTerms, ChannelError> {
+        Ok(CommitmentTerms {
+            channel_type: self.channel_type,
+            funding_outpoint: self
+                .funding_outpoint
+                .ok_or_else(|| close(R::NoFundingOutpoint))?,
+            funding_satoshis: self.funding_satoshis,
+            is_funder: self.is_funder,
+            local_pubkeys: self.local_pubkeys,
+            remote_pubkeys: self.remote_pubkeys,
+            local_params: self.local_params,
+            remote_params: self.remote_params,
         })
+    }
+
+    /// Builds our commitment number `index` with content `spec` (unsigned).
+    pub(crate) fn build_local_tx(
+        &self,
+        spec: &CommitmentSpec,
+        index: u64,
+    ) -> Result<CommitmentTx, ChannelError> {
+        let point = self.local_point(index)?;
+        self.terms()?.build(Side::Local, spec, index, &point)
     }
 
     /// Builds the peer's commitment number `index` with content `spec` (its point of view).
@@ -82,83 +156,7 @@ impl Channel {
         index: u64,
         point: &PublicKey,
     ) -> Result<CommitmentTx, ChannelError> {
-        let secp = Secp256k1::verification_only();
-        let htlcs = spec.tx_htlcs();
-        let keys = self
-            .commitment_keys(
-                &secp,
-                point,
-                false,
-                &htlcs,
-                spec.feerate_per_kw,
-                self.remote_params.dust_limit_satoshis,
-            )
-            .map_err(|error| {
-                close(R::CommitmentKeys {
-                    side: Side::Remote,
-                    index,
-                    error,
-                })
-            })?;
-        let funding_outpoint = self
-            .funding_outpoint
-            .ok_or_else(|| close(R::NoFundingOutpoint))?;
-        build_commitment_tx(&CommitmentParams {
-            channel_type: self.channel_type,
-            funding_outpoint,
-            funding_satoshis: self.funding_satoshis,
-            local_funding_pubkey: self.remote_pubkeys.funding_pubkey,
-            remote_funding_pubkey: self.local_pubkeys.funding_pubkey,
-            local_payment_basepoint: self.remote_pubkeys.payment_basepoint,
-            remote_payment_basepoint: self.local_pubkeys.payment_basepoint,
-            funder: if self.is_funder {
-                Side::Remote
-            } else {
-                Side::Local
-            },
-            commitment_number: index,
-            to_local_msat: spec.to_local_msat,
-            to_remote_msat: spec.to_remote_msat,
-            feerate_per_kw: spec.feerate_per_kw,
-            dust_limit_satoshis: self.remote_params.dust_limit_satoshis,
-            to_self_delay: self.local_params.to_self_delay,
-            keys,
-            htlcs: &htlcs,
-        })
-        .map_err(|error| {
-            close(R::BuildCommitment {
-                side: Side::Remote,
-                index,
-                error,
-            })
-        })
-    }
-
-    /// The keys of a commitment at `point`, ours (`ours`) or the peer's: the two HTLC keys
-    /// (two point tweaks) only if one of `htlcs` is untrimmed at `feerate_per_kw` and the
-    /// owner's `dust_limit_satoshis`, since no script of the commitment uses them otherwise.
-    fn commitment_keys<C: bitcoin::secp256k1::Verification>(
-        &self,
-        secp: &Secp256k1<C>,
-        point: &PublicKey,
-        ours: bool,
-        htlcs: &[Htlc],
-        feerate_per_kw: u32,
-        dust_limit_satoshis: u64,
-    ) -> Result<CommitmentKeys, bolt3_keys::KeyError> {
-        let (owner, other) = if ours {
-            (&self.local_pubkeys, &self.remote_pubkeys)
-        } else {
-            (&self.remote_pubkeys, &self.local_pubkeys)
-        };
-        let untrimmed = htlcs
-            .iter()
-            .any(|h| !is_htlc_trimmed(h, feerate_per_kw, dust_limit_satoshis, self.channel_type));
-        if untrimmed {
-            CommitmentKeys::derive(secp, point, owner, other)
-        } else {
-            CommitmentKeys::derive_without_htlc_keys(secp, point, owner, other)
-        }
+        self.terms()?.build(Side::Remote, spec, index, point)
     }
 
     /// Our latest local commitment transaction, built (unsigned), for inspection.

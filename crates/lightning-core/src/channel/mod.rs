@@ -45,7 +45,7 @@
 //!    [`ChannelError::Close`] call [`Channel::force_close`] and broadcast its transaction.
 
 mod close;
-mod commit;
+pub(crate) mod commit;
 pub mod config;
 pub mod error;
 pub mod keys;
@@ -738,6 +738,17 @@ pub(crate) mod test_utils {
 
     /// Funder `a` and fundee `b`, funded and ready, messages exchanged directly.
     pub(crate) fn ready_pair() -> (Channel, Channel) {
+        ready_pair_of(false)
+    }
+
+    /// As [`ready_pair`], `option_anchors_zero_fee_htlc_tx` if `anchors`.
+    pub(crate) fn ready_pair_of(anchors: bool) -> (Channel, Channel) {
+        let mut features = features();
+        let mut config = ChannelConfig::default();
+        if anchors {
+            features.set_optional(Feature::Anchors);
+            config.negotiate_anchors = true;
+        }
         let (mut a, open) = Channel::new_outbound(
             OutboundParams {
                 chain_hash: ChainHash::REGTEST,
@@ -748,18 +759,18 @@ pub(crate) mod test_utils {
                 announce: false,
                 shutdown_script: script(0xaa),
             },
-            &features(),
-            &features(),
-            ChannelConfig::default(),
+            &features,
+            &features,
+            config.clone(),
             derive_channel_keys(&[1; 32], 0),
         )
         .expect("valid open");
         let (mut b, accept) = Channel::new_inbound(
             &open,
             ChainHash::REGTEST,
-            &features(),
-            &features(),
-            ChannelConfig::default(),
+            &features,
+            &features,
+            config,
             derive_channel_keys(&[2; 32], 0),
             script(0xbb),
         )

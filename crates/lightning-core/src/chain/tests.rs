@@ -1,0 +1,581 @@
+//! The monitor against real channels: every transaction it produces is checked by
+//! libbitcoinconsensus against the outputs it spends.
+
+use std::collections::HashMap;
+
+use bitcoin::{OutPoint, Transaction, TxOut};
+
+use super::*;
+use crate::channel::test_utils::{ready_pair_of, script};
+use crate::channel::Channel;
+use crate::transactions::scripts::funding_output;
+use crate::types::{PaymentHash, PaymentPreimage};
+use crate::wire::ONION_PACKET_LEN;
+
+const VERIFY_P2SH: u32 = 1 << 0;
+const VERIFY_DERSIG: u32 = 1 << 2;
+const VERIFY_NULLDUMMY: u32 = 1 << 4;
+const VERIFY_CHECKLOCKTIMEVERIFY: u32 = 1 << 9;
+const VERIFY_CHECKSEQUENCEVERIFY: u32 = 1 << 10;
+const VERIFY_WITNESS: u32 = 1 << 11;
+const FLAGS: u32 = VERIFY_P2SH
+    | VERIFY_DERSIG
+    | VERIFY_NULLDUMMY
+    | VERIFY_CHECKLOCKTIMEVERIFY
+    | VERIFY_CHECKSEQUENCEVERIFY
+    | VERIFY_WITNESS;
+
+fn preimage(tag: u8) -> PaymentPreimage {
+    PaymentPreimage([tag; 32])
+}
+
+/// `a` (whose monitor we test) and `b`, the monitor kept in step after every call, and the
+/// outputs every transaction seen so far created (for consensus checks).
+struct World {
+    a: Channel,
+    b: Channel,
+    monitor: ChannelMonitor,
+    prevouts: HashMap<OutPoint, TxOut>,
+    height: u32,
+    events: Vec<MonitorEvent>,
+    broadcasts: Vec<Transaction>,
+    bumps: Vec<Transaction>,
+}
+
+impl World {
+    fn new() -> World {
+        World::of(false)
+    }
+
+    fn of(anchors: bool) -> World {
+        let (a, b) = ready_pair_of(anchors);
+        let monitor = ChannelMonitor::from_channel(&a, script(0xdd), 20, 1000).expect("funded");
+        let funding = a.funding_outpoint().expect("funded");
+        let mut prevouts = HashMap::new();
+        prevouts.insert(
+            funding,
+            funding_output(
+                &a.local_pubkeys.funding_pubkey,
+                &a.remote_pubkeys.funding_pubkey,
+                a.funding_satoshis(),
+            ),
+        );
+        World {
+            a,
+            b,
+            monitor,
+            prevouts,
+            height: 20,
+            events: Vec::new(),
+            broadcasts: Vec::new(),
+            bumps: Vec::new(),
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Some(update) = self.monitor.update_for(&self.a) {
+            self.monitor.apply(&update).expect("update applies");
+        }
+        assert_eq!(self.monitor.update_for(&self.a), None, "in step");
+    }
+
+    /// Delivers everything both ways, syncing the monitor after each of `a`'s calls (as the
+    /// node does before `a`'s messages leave).
+    fn settle(&mut self) {
+        for _ in 0..50 {
+            self.a.maybe_sign().expect("sign");
+            self.sync();
+            self.b.maybe_sign().expect("sign");
+            let (ma, mb) = (self.a.drain_messages(), self.b.drain_messages());
+            if ma.is_empty() && mb.is_empty() {
+                return;
+            }
+            for m in &ma {
+                self.b.handle_message(m).expect("honest");
+            }
+            for m in &mb {
+                self.a.handle_message(m).expect("honest");
+                self.sync();
+            }
+        }
+        panic!("did not settle");
+    }
+
+    fn add(&mut self, from_a: bool, sat: u64, hash: PaymentHash, cltv: u32) -> u64 {
+        let onion = Box::new([0u8; ONION_PACKET_LEN]);
+        let id = if from_a {
+            self.a.send_htlc(sat * 1000, hash, cltv, onion)
+        } else {
+            self.b.send_htlc(sat * 1000, hash, cltv, onion)
+        }
+        .expect("add");
+        self.settle();
+        id
+    }
+
+    fn verify(&self, tx: &Transaction) {
+        tx.verify_with_flags(|op| self.prevouts.get(op).cloned(), FLAGS)
+            .unwrap_or_else(|e| panic!("consensus refuses {}: {e:?}", tx.compute_txid()));
+        let fee: i64 = tx
+            .input
+            .iter()
+            .map(|i| self.prevouts[&i.previous_output].value.to_sat() as i64)
+            .sum::<i64>()
+            - tx.output
+                .iter()
+                .map(|o| o.value.to_sat() as i64)
+                .sum::<i64>();
+        assert!(fee >= 0, "outputs exceed inputs");
+        assert!(tx.weight().to_wu() <= 400_000);
+        for o in &tx.output {
+            assert!(o.value.to_sat() >= 294, "dust output");
+        }
+    }
+
+    /// Mines a block with `txs` (each checked by consensus first) at the next height.
+    fn confirm(&mut self, txs: &[Transaction]) {
+        for tx in txs {
+            self.verify(tx);
+        }
+        for tx in txs {
+            let txid = tx.compute_txid();
+            for (vout, o) in tx.output.iter().enumerate() {
+                self.prevouts.insert(
+                    OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    },
+                    o.clone(),
+                );
+            }
+        }
+        self.height += 1;
+        let refs: Vec<&Transaction> = txs.iter().collect();
+        let out = self.monitor.block_connected(self.height, &refs);
+        self.take(out);
+    }
+
+    fn mine_to(&mut self, height: u32) {
+        while self.height < height {
+            self.confirm(&[]);
+        }
+    }
+
+    fn take(&mut self, out: Vec<MonitorOutput>) {
+        self.broadcasts.clear();
+        self.bumps.clear();
+        for o in out {
+            match o {
+                MonitorOutput::Broadcast(tx) => {
+                    self.verify(&tx);
+                    self.broadcasts.push(tx);
+                }
+                MonitorOutput::Event(MonitorEvent::BumpNeeded { tx, .. }) => {
+                    // Valid as it is (its signatures let fee inputs be added).
+                    if tx
+                        .input
+                        .iter()
+                        .all(|i| self.prevouts.contains_key(&i.previous_output))
+                    {
+                        self.verify(&tx);
+                    }
+                    self.bumps.push(tx);
+                }
+                MonitorOutput::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    fn spends(&self, outpoint: OutPoint) -> Option<Transaction> {
+        self.broadcasts
+            .iter()
+            .find(|t| t.input.iter().any(|i| i.previous_output == outpoint))
+            .cloned()
+    }
+
+    fn paid_to_destination(&self, tx: &Transaction) -> u64 {
+        tx.output
+            .iter()
+            .filter(|o| o.script_pubkey == script(0xdd))
+            .map(|o| o.value.to_sat())
+            .sum()
+    }
+}
+
+/// The output of `tx` paying `sat` satoshis.
+fn output_of(tx: &Transaction, sat: u64) -> OutPoint {
+    let vout = tx
+        .output
+        .iter()
+        .position(|o| o.value.to_sat() == sat)
+        .expect("output present");
+    OutPoint {
+        txid: tx.compute_txid(),
+        vout: vout as u32,
+    }
+}
+
+#[test]
+fn their_commitment_with_htlcs_both_ways_is_claimed_and_resolved_upstream() {
+    let mut w = World::new();
+    let ours = w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    let theirs = w.add(false, 40_000, preimage(2).payment_hash(), 210);
+    // We learn the preimage of the HTLC offered to us only now (claim_funds after close).
+    let step = MonitorUpdate {
+        update_id: w.monitor.update_id() + 1,
+        steps: vec![MonitorStep::Preimage(preimage(2))],
+    };
+    w.monitor.apply(&step).expect("applies");
+    let commitment = w.b.force_close().expect("b closes");
+    w.confirm(std::slice::from_ref(&commitment));
+    assert!(w.events.contains(&MonitorEvent::FundingSpent {
+        txid: commitment.compute_txid(),
+        kind: FundingSpendKind::Counterparty {
+            index: w.a.remote_commit.index
+        },
+    }));
+    // At once: our to_remote and the HTLC offered to us, with its preimage, separately.
+    let their_htlc = output_of(&commitment, 40_000);
+    let our_htlc = output_of(&commitment, 50_000);
+    let claim_theirs = w.spends(their_htlc).expect("preimage claim");
+    assert_eq!(claim_theirs.input.len(), 1, "an HTLC claim goes alone");
+    assert!(w.spends(our_htlc).is_none(), "not before its expiry");
+    let to_remote_spk = crate::transactions::scripts::to_remote_script_pubkey(
+        &w.a.local_pubkeys.payment_basepoint,
+        w.a.channel_type(),
+    );
+    let (vout, to_remote_value) = commitment
+        .output
+        .iter()
+        .enumerate()
+        .find(|(_, o)| o.script_pubkey == to_remote_spk)
+        .map(|(v, o)| (v as u32, o.value.to_sat()))
+        .expect("our to_remote");
+    let sweep = w
+        .spends(OutPoint {
+            txid: commitment.compute_txid(),
+            vout,
+        })
+        .expect("to_remote swept");
+    w.confirm(&[claim_theirs.clone(), sweep.clone()]);
+    w.mine_to(w.height + ANTI_REORG_DELAY);
+    assert!(w.events.contains(&MonitorEvent::InboundHtlcClaimed {
+        htlc_id: theirs,
+        amount_msat: 40_000_000,
+        payment_hash: preimage(2).payment_hash(),
+    }));
+    // Our HTLC: claimed back at its expiry, failed upstream 6 blocks after.
+    w.mine_to(199);
+    let timeout = w.spends(our_htlc).expect("timeout claim at expiry");
+    assert_eq!(timeout.lock_time.to_consensus_u32(), 200);
+    assert!(!w
+        .events
+        .iter()
+        .any(|e| matches!(e, MonitorEvent::OutboundHtlcFailed { .. })));
+    w.confirm(std::slice::from_ref(&timeout));
+    w.mine_to(w.height + ANTI_REORG_DELAY);
+    assert!(w.events.contains(&MonitorEvent::OutboundHtlcFailed {
+        htlc_id: ours,
+        payment_hash: preimage(1).payment_hash(),
+    }));
+    assert!(w.monitor.is_fully_resolved());
+    let swept = w.paid_to_destination(&claim_theirs)
+        + w.paid_to_destination(&sweep)
+        + w.paid_to_destination(&timeout);
+    let owed = to_remote_value + 40_000 + 50_000;
+    assert!(swept < owed && swept > owed - 2_000, "{swept} of {owed}");
+    // Nothing is broadcast twice once resolved, and no event repeats.
+    w.mine_to(w.height + 3);
+    assert!(w.broadcasts.is_empty(), "{:?}", w.broadcasts);
+    let before = w.events.len();
+    let out = w.monitor.outputs();
+    w.take(out);
+    assert_eq!(w.events.len(), before);
+}
+
+#[test]
+fn a_preimage_revealed_on_chain_goes_upstream_at_once() {
+    let mut w = World::new();
+    let ours = w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    // B learns the preimage and fulfils; before A receives it, B goes to chain with its
+    // commitment and claims our HTLC with its HTLC-success transaction.
+    w.b.fulfill_htlc(ours, preimage(1)).expect("b fulfils");
+    let _ = w.b.drain_messages();
+    let commitment = w.b.clone().force_close().expect("b closes");
+    let success =
+        w.b.holder_htlc_txs()
+            .success
+            .into_iter()
+            .map(|(_, tx)| tx)
+            .next()
+            .expect("b's HTLC-success");
+    w.confirm(std::slice::from_ref(&commitment));
+    w.confirm(&[success]);
+    assert!(w.events.contains(&MonitorEvent::OutboundHtlcFulfilled {
+        htlc_id: ours,
+        preimage: preimage(1),
+    }));
+}
+
+#[test]
+fn a_revoked_commitment_and_the_cheaters_htlc_transaction_are_punished() {
+    let mut w = World::new();
+    w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    w.add(false, 40_000, preimage(2).payment_hash(), 210);
+    let stale_b = w.b.clone();
+    let revoked = stale_b.clone().force_close().expect("b's state now");
+    let cheat_timeout = stale_b
+        .holder_htlc_txs()
+        .timeout
+        .into_iter()
+        .map(|(_, tx)| tx)
+        .next()
+        .expect("b's HTLC-timeout of its own HTLC");
+    // The channel moves on: that state is revoked.
+    w.add(true, 30_000, preimage(3).payment_hash(), 220);
+    assert!(w.a.remote_commit.index > 2);
+    w.confirm(std::slice::from_ref(&revoked));
+    let txid = revoked.compute_txid();
+    assert!(w
+        .events
+        .iter()
+        .any(|e| matches!(e, MonitorEvent::RevokedCommitmentSeen { txid: t, .. } if *t == txid)));
+    // Justice: every output of the revoked commitment but the anchors is claimed.
+    let claimed: Vec<OutPoint> = w
+        .broadcasts
+        .iter()
+        .flat_map(|t| t.input.iter().map(|i| i.previous_output))
+        .collect();
+    assert_eq!(claimed.len(), revoked.output.len(), "{claimed:?}");
+    // The cheater gets its HTLC-timeout in first (its HTLC output is not ours yet).
+    w.verify(&cheat_timeout);
+    w.confirm(std::slice::from_ref(&cheat_timeout));
+    let second = OutPoint {
+        txid: cheat_timeout.compute_txid(),
+        vout: 0,
+    };
+    let punish = w.spends(second).expect("the second stage is punished");
+    let all: Vec<Transaction> = w.broadcasts.clone();
+    w.confirm(&all);
+    w.mine_to(w.height + ANTI_REORG_DELAY);
+    let _ = punish;
+    assert!(w.monitor.is_fully_resolved(), "{:?}", w.monitor.balances());
+    // Everything in the channel (less fees) ended with us.
+    let capacity = w.a.funding_satoshis();
+    let total: u64 = w
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            MonitorEvent::ClaimConfirmed { value_sat, .. } => Some(*value_sat),
+            _ => None,
+        })
+        .sum();
+    assert!(total > capacity - 20_000 && total < capacity, "{total}");
+}
+
+#[test]
+fn our_force_close_sweeps_to_local_and_times_out_through_second_stage() {
+    let mut w = World::new();
+    let ours = w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    let commitment = w.monitor.broadcast_holder_commitment().expect("ours");
+    w.confirm(std::slice::from_ref(&commitment));
+    assert!(
+        w.monitor.broadcast_holder_commitment().is_none(),
+        "never after a spend"
+    );
+    let csv = u32::from(w.a.remote_params.to_self_delay);
+    let to_local_sat =
+        w.a.local_commitment_tx()
+            .expect("built")
+            .to_local_satoshis()
+            .expect("a to_local");
+    let to_local = output_of(&commitment, to_local_sat);
+    assert!(w.spends(to_local).is_none());
+    w.mine_to(w.height + csv - 1);
+    let sweep = w.spends(to_local).expect("to_local after its delay");
+    w.confirm(&[sweep]);
+    w.mine_to(199);
+    let htlc = output_of(&commitment, 50_000);
+    let timeout = w.spends(htlc).expect("HTLC-timeout at expiry");
+    w.confirm(std::slice::from_ref(&timeout));
+    w.mine_to(w.height + ANTI_REORG_DELAY);
+    assert!(w.events.contains(&MonitorEvent::OutboundHtlcFailed {
+        htlc_id: ours,
+        payment_hash: preimage(1).payment_hash(),
+    }));
+    let second = OutPoint {
+        txid: timeout.compute_txid(),
+        vout: 0,
+    };
+    w.mine_to(w.height + csv);
+    let sweep2 = w
+        .spends(second)
+        .expect("second stage swept after its delay");
+    w.confirm(&[sweep2]);
+    w.mine_to(w.height + ANTI_REORG_DELAY);
+    assert!(w.monitor.is_fully_resolved());
+}
+
+#[test]
+fn a_reorged_commitment_is_forgotten_and_its_replacement_handled() {
+    let mut w = World::new();
+    w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    let theirs = w.b.clone().force_close().expect("b");
+    w.confirm(std::slice::from_ref(&theirs));
+    let at = w.height;
+    assert!(w.monitor.funding_spend().is_some());
+    w.monitor.blocks_disconnected(at);
+    w.height = at - 1;
+    assert!(w.monitor.funding_spend().is_none());
+    assert!(w.monitor.planned_claims().is_empty());
+    let ours = w
+        .monitor
+        .broadcast_holder_commitment()
+        .expect("ours may go now");
+    w.confirm(std::slice::from_ref(&ours));
+    assert!(w.events.iter().any(|e| matches!(
+        e,
+        MonitorEvent::FundingSpent {
+            kind: FundingSpendKind::Holder { .. },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn updates_apply_in_order_and_never_go_back() {
+    let mut w = World::new();
+    w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    let id = w.monitor.update_id();
+    let wrong = MonitorUpdate {
+        update_id: id + 2,
+        steps: vec![],
+    };
+    assert!(matches!(
+        w.monitor.apply(&wrong),
+        Err(MonitorError::UpdateOutOfOrder { .. })
+    ));
+    let stale = MonitorUpdate {
+        update_id: id + 1,
+        steps: vec![MonitorStep::HolderCommitment(w.monitor.holder.clone())],
+    };
+    assert!(matches!(
+        w.monitor.apply(&stale),
+        Err(MonitorError::StaleHolderCommitment { .. })
+    ));
+    assert_eq!(
+        w.monitor.update_id(),
+        id,
+        "a refused update changes nothing"
+    );
+}
+
+#[test]
+fn deadlines_force_the_channel_to_chain_in_time() {
+    let mut w = World::new();
+    let ours = w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    let theirs = w.add(false, 40_000, preimage(2).payment_hash(), 300);
+    assert_eq!(w.monitor.force_close_deadline(202), None);
+    assert_eq!(
+        w.monitor.force_close_deadline(203),
+        Some(DeadlineReason::OfferedExpired {
+            htlc_id: ours,
+            cltv_expiry: 200
+        })
+    );
+    // The preimage of the HTLC offered to us: claim it on chain 36 blocks before expiry.
+    let step = MonitorUpdate {
+        update_id: w.monitor.update_id() + 1,
+        steps: vec![MonitorStep::Preimage(preimage(2))],
+    };
+    w.monitor.apply(&step).expect("applies");
+    let mut later = w.monitor.clone();
+    // Without our own expired HTLC in the way.
+    later.holder.spec.htlcs.retain(|_, h| !h.offered);
+    later
+        .counterparty
+        .values_mut()
+        .for_each(|c| c.spec.htlcs.retain(|_, h| h.offered));
+    assert_eq!(later.force_close_deadline(263), None);
+    assert_eq!(
+        later.force_close_deadline(264),
+        Some(DeadlineReason::FulfilledNearExpiry {
+            htlc_id: theirs,
+            cltv_expiry: 300
+        })
+    );
+    let closed = MonitorUpdate {
+        update_id: later.update_id() + 1,
+        steps: vec![MonitorStep::ForceClosed],
+    };
+    later.apply(&closed).expect("applies");
+    assert_eq!(later.force_close_deadline(299), None, "once only");
+}
+
+#[test]
+fn anchors_claims_carry_the_csv_of_one_and_zero_fee_transactions_ask_for_fees() {
+    let mut w = World::of(true);
+    assert!(w.a.channel_type().has_anchors());
+    w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    w.add(false, 40_000, preimage(2).payment_hash(), 210);
+    let step = MonitorUpdate {
+        update_id: w.monitor.update_id() + 1,
+        steps: vec![MonitorStep::Preimage(preimage(2))],
+    };
+    w.monitor.apply(&step).expect("applies");
+    let mut ours = w_clone(&w);
+    // Their commitment: the CSV of 1 on to_remote and HTLC outputs.
+    let commitment = w.b.force_close().expect("b closes");
+    w.confirm(std::slice::from_ref(&commitment));
+    let their_htlc = output_of(&commitment, 40_000);
+    // Claimable in the next block (BIP 68: one confirmation of the commitment by then).
+    let claim = w.spends(their_htlc).expect("preimage claim");
+    assert_eq!(claim.input[0].sequence.0, 1, "the CSV of 1");
+    assert!(w.broadcasts.len() >= 2, "to_remote too: {:?}", w.broadcasts);
+    let all = w.broadcasts.clone();
+    w.confirm(&all);
+    // Our commitment instead: bumped through our anchor; zero-fee HTLC transactions are
+    // never broadcast as final, they ask for fee inputs.
+    let tx = ours.monitor.broadcast_holder_commitment().expect("ours");
+    let out = ours.monitor.outputs();
+    ours.take(out);
+    assert!(ours.broadcasts.is_empty());
+    assert_eq!(
+        ours.bumps,
+        vec![tx.clone()],
+        "CPFP asked for the commitment"
+    );
+    ours.confirm(std::slice::from_ref(&tx));
+    ours.mine_to(199);
+    // The HTLC-success (we hold the preimage) and, at its expiry, the HTLC-timeout: both
+    // zero-fee, both handed over for fee inputs.
+    assert_eq!(ours.bumps.len(), 2, "{:?}", ours.bumps);
+    let timeout = ours
+        .bumps
+        .iter()
+        .find(|t| t.lock_time.to_consensus_u32() == 200)
+        .expect("the HTLC-timeout");
+    assert_eq!(
+        timeout.output.iter().map(|o| o.value.to_sat()).sum::<u64>(),
+        50_000
+    );
+    assert!(ours
+        .bumps
+        .iter()
+        .any(|t| t.output.iter().map(|o| o.value.to_sat()).sum::<u64>() == 40_000));
+    assert!(ours.spends(output_of(&tx, 50_000)).is_none());
+}
+
+/// A second world on the same channels and monitor (a different chain future).
+fn w_clone(w: &World) -> World {
+    World {
+        a: w.a.clone(),
+        b: w.b.clone(),
+        monitor: w.monitor.clone(),
+        prevouts: w.prevouts.clone(),
+        height: w.height,
+        events: Vec::new(),
+        broadcasts: Vec::new(),
+        bumps: Vec::new(),
+    }
+}
