@@ -206,8 +206,9 @@ fn candidate(
                     deadline: htlc.cltv_expiry,
                 })
             } else {
-                // We offered it: ours after its expiry, unless the peer claims it first.
-                if htlc.cltv_expiry > next {
+                // We offered it: ours after its expiry, unless the peer claims it first. A
+                // transaction locked to `cltv_expiry` is final in the block after it.
+                if htlc.cltv_expiry >= next {
                     return None;
                 }
                 Some(Candidate {
@@ -259,7 +260,8 @@ fn holder_htlc_claim(
     next: u32,
 ) -> Option<PlannedClaim> {
     let preimage = if htlc.offered {
-        if htlc.cltv_expiry > next {
+        // The HTLC-timeout's nLockTime is `cltv_expiry`: final in the block after it.
+        if htlc.cltv_expiry >= next {
             return None;
         }
         None

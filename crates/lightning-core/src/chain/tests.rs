@@ -1,16 +1,18 @@
 //! The monitor against real channels: every transaction it produces is checked by
-//! libbitcoinconsensus against the outputs it spends.
+//! libbitcoinconsensus against the outputs it spends, and every transaction confirmed goes
+//! through the testkit's validating chain (a mempool with locktimes, BIP 68, relay policy).
 
 use std::collections::HashMap;
 
 use bitcoin::{OutPoint, Transaction, TxOut};
 
 use super::*;
-use crate::channel::test_utils::{ready_pair_of, script};
+use crate::channel::test_utils::{ready_pair_funded, script};
 use crate::channel::Channel;
 use crate::transactions::scripts::funding_output;
 use crate::types::{PaymentHash, PaymentPreimage};
 use crate::wire::ONION_PACKET_LEN;
+use lnshard_testkit::chain::ValidatingChain;
 
 const VERIFY_P2SH: u32 = 1 << 0;
 const VERIFY_DERSIG: u32 = 1 << 2;
@@ -40,6 +42,7 @@ struct World {
     events: Vec<MonitorEvent>,
     broadcasts: Vec<Transaction>,
     bumps: Vec<Transaction>,
+    chain: ValidatingChain,
 }
 
 impl World {
@@ -48,8 +51,12 @@ impl World {
     }
 
     fn of(anchors: bool) -> World {
-        let (a, b) = ready_pair_of(anchors);
-        let monitor = ChannelMonitor::from_channel(&a, script(0xdd), 20, 1000).expect("funded");
+        let mut chain = ValidatingChain::new();
+        let (a, b) = ready_pair_funded(anchors, |out| {
+            chain.fund(out.script_pubkey, out.value.to_sat())
+        });
+        let height = chain.height();
+        let monitor = ChannelMonitor::from_channel(&a, script(0xdd), height, 1000).expect("funded");
         let funding = a.funding_outpoint().expect("funded");
         let mut prevouts = HashMap::new();
         prevouts.insert(
@@ -65,10 +72,11 @@ impl World {
             b,
             monitor,
             prevouts,
-            height: 20,
+            height,
             events: Vec::new(),
             broadcasts: Vec::new(),
             bumps: Vec::new(),
+            chain,
         }
     }
 
@@ -132,10 +140,14 @@ impl World {
         }
     }
 
-    /// Mines a block with `txs` (each checked by consensus first) at the next height.
+    /// Mines a block with `txs` (each checked by consensus first, then accepted by the
+    /// validating chain's mempool at the next height: locktimes, BIP 68, relay policy).
     fn confirm(&mut self, txs: &[Transaction]) {
         for tx in txs {
             self.verify(tx);
+            if let Err(reject) = self.chain.submit(tx.clone()) {
+                panic!("the chain refuses {}: {reject:?}", tx.compute_txid());
+            }
         }
         for tx in txs {
             let txid = tx.compute_txid();
@@ -149,8 +161,10 @@ impl World {
                 );
             }
         }
-        self.height += 1;
-        let refs: Vec<&Transaction> = txs.iter().collect();
+        let block = self.chain.mine(1).pop().expect("a block");
+        self.height = self.chain.height();
+        assert_eq!(block.txdata.len(), txs.len() + 1, "all mined");
+        let refs: Vec<&Transaction> = block.txdata.iter().skip(1).collect();
         let out = self.monitor.block_connected(self.height, &refs);
         self.take(out);
     }
@@ -264,8 +278,10 @@ fn their_commitment_with_htlcs_both_ways_is_claimed_and_resolved_upstream() {
         amount_msat: 40_000_000,
         payment_hash: preimage(2).payment_hash(),
     }));
-    // Our HTLC: claimed back at its expiry, failed upstream 6 blocks after.
+    // Our HTLC: claimed back after its expiry, failed upstream 6 blocks after.
     w.mine_to(199);
+    assert!(w.spends(our_htlc).is_none(), "final only in block 201");
+    w.mine_to(200);
     let timeout = w.spends(our_htlc).expect("timeout claim at expiry");
     assert_eq!(timeout.lock_time.to_consensus_u32(), 200);
     assert!(!w
@@ -347,7 +363,9 @@ fn a_revoked_commitment_and_the_cheaters_htlc_transaction_are_punished() {
         .flat_map(|t| t.input.iter().map(|i| i.previous_output))
         .collect();
     assert_eq!(claimed.len(), revoked.output.len(), "{claimed:?}");
-    // The cheater gets its HTLC-timeout in first (its HTLC output is not ours yet).
+    // The cheater gets its HTLC-timeout in first, once final (our justice for that output
+    // was out all along but, in this test, never mined).
+    w.mine_to(210);
     w.verify(&cheat_timeout);
     w.confirm(std::slice::from_ref(&cheat_timeout));
     let second = OutPoint {
@@ -394,7 +412,7 @@ fn our_force_close_sweeps_to_local_and_times_out_through_second_stage() {
     w.mine_to(w.height + csv - 1);
     let sweep = w.spends(to_local).expect("to_local after its delay");
     w.confirm(&[sweep]);
-    w.mine_to(199);
+    w.mine_to(200);
     let htlc = output_of(&commitment, 50_000);
     let timeout = w.spends(htlc).expect("HTLC-timeout at expiry");
     w.confirm(std::slice::from_ref(&timeout));
@@ -424,15 +442,28 @@ fn a_reorged_commitment_is_forgotten_and_its_replacement_handled() {
     w.confirm(std::slice::from_ref(&theirs));
     let at = w.height;
     assert!(w.monitor.funding_spend().is_some());
-    w.monitor.blocks_disconnected(at);
-    w.height = at - 1;
-    assert!(w.monitor.funding_spend().is_none());
-    assert!(w.monitor.planned_claims().is_empty());
-    let ours = w
-        .monitor
+    // Our commitment replaces theirs on a longer branch.
+    let mut offline = w.monitor.clone();
+    offline.blocks_disconnected(at);
+    assert!(offline.funding_spend().is_none());
+    assert!(offline.planned_claims().is_empty());
+    let ours = offline
         .broadcast_holder_commitment()
         .expect("ours may go now");
-    w.confirm(std::slice::from_ref(&ours));
+    let blocks = w
+        .chain
+        .reorg_replacing(theirs.compute_txid(), Some(ours.clone()))
+        .expect("reorg");
+    w.monitor.blocks_disconnected(at);
+    for (i, block) in blocks.iter().enumerate() {
+        let refs: Vec<&Transaction> = block.txdata.iter().skip(1).collect();
+        let out = w.monitor.block_connected(at + i as u32, &refs);
+        w.take(out);
+    }
+    assert_eq!(
+        w.monitor.funding_spend().map(|(t, _)| t),
+        Some(ours.compute_txid())
+    );
     assert!(w.events.iter().any(|e| matches!(
         e,
         MonitorEvent::FundingSpent {
@@ -546,7 +577,7 @@ fn anchors_claims_carry_the_csv_of_one_and_zero_fee_transactions_ask_for_fees() 
         "CPFP asked for the commitment"
     );
     ours.confirm(std::slice::from_ref(&tx));
-    ours.mine_to(199);
+    ours.mine_to(200);
     // The HTLC-success (we hold the preimage) and, at its expiry, the HTLC-timeout: both
     // zero-fee, both handed over for fee inputs.
     assert_eq!(ours.bumps.len(), 2, "{:?}", ours.bumps);
@@ -577,5 +608,6 @@ fn w_clone(w: &World) -> World {
         events: Vec::new(),
         broadcasts: Vec::new(),
         bumps: Vec::new(),
+        chain: w.chain.clone(),
     }
 }

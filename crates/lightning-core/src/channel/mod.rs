@@ -743,6 +743,17 @@ pub(crate) mod test_utils {
 
     /// As [`ready_pair`], `option_anchors_zero_fee_htlc_tx` if `anchors`.
     pub(crate) fn ready_pair_of(anchors: bool) -> (Channel, Channel) {
+        ready_pair_funded(anchors, |_| OutPoint {
+            txid: bitcoin::Txid::from_byte_array([3; 32]),
+            vout: 0,
+        })
+    }
+
+    /// As [`ready_pair_of`], funded at the outpoint `fund` returns for the funding output.
+    pub(crate) fn ready_pair_funded(
+        anchors: bool,
+        fund: impl FnOnce(bitcoin::TxOut) -> OutPoint,
+    ) -> (Channel, Channel) {
         let mut features = features();
         let mut config = ChannelConfig::default();
         if anchors {
@@ -776,10 +787,10 @@ pub(crate) mod test_utils {
         )
         .expect("valid accept");
         a.handle_accept_channel(&accept).expect("accept");
-        let outpoint = OutPoint {
-            txid: bitcoin::Txid::from_byte_array([3; 32]),
-            vout: 0,
-        };
+        let outpoint = fund(bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(a.funding_satoshis()),
+            script_pubkey: a.funding_script_pubkey(),
+        });
         let fc = a.funding_transaction_built(outpoint).expect("funding");
         let fs = b.handle_funding_created(&fc).expect("funding_created");
         a.handle_funding_signed(&fs).expect("funding_signed");
