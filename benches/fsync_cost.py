@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # The cost of one durable 2 KiB write on the disk under the system temporary directory
-# (TMPDIR), three ways, median microseconds over N writes each:
-#   append + fdatasync               (FsStore's WAL frame)
-#   overwrite + fdatasync            (a WAL written into preallocated, already-written blocks)
+# (TMPDIR), four ways, median microseconds over N writes each:
+#   append + fdatasync               (FsStore's WAL frame before preallocation)
+#   overwrite + fdatasync            (FsStore's WAL frame once preallocated: written zeros)
+#   fallocate'd + write + fdatasync  (preallocated by fallocate: unwritten extents, whose first
+#                                     write is a metadata change; FsStore writes zeros instead)
 #   tmp file + fsync + rename + fsync of the directory   (LDK's FilesystemStore write)
 # Usage: python3 benches/fsync_cost.py [N]    (default 500)
 import os, shutil, statistics, sys, tempfile, time
@@ -29,6 +31,11 @@ try:
     os.write(fd, b"\0" * (2048 * N))
     os.fsync(fd)
     print("overwrite+fdatasync          %.0f us" % timed(lambda i: (os.pwrite(fd, buf, 2048 * i), os.fdatasync(fd))))
+    os.close(fd)
+    fd = os.open(os.path.join(d, "falloc"), os.O_RDWR | os.O_CREAT, 0o600)
+    os.posix_fallocate(fd, 0, 2048 * N)
+    os.fsync(fd)
+    print("fallocated+write+fdatasync   %.0f us" % timed(lambda i: (os.pwrite(fd, buf, 2048 * i), os.fdatasync(fd))))
     os.close(fd)
     dfd = os.open(d, os.O_RDONLY)
 

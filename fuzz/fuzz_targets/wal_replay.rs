@@ -149,7 +149,8 @@ fn model(wal: &[u8]) -> Option<State> {
         }
         let (header, after) = rest.split_at(HEADER_LEN);
         if &header[..4] != b"LNSW" || sum(&header[..16], 4) != header[16..] {
-            return None;
+            // A header written only in part over zeros (preallocated) is a torn final write.
+            return after.iter().all(|b| *b == 0).then_some(state);
         }
         let len = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
         if len > after.len() {

@@ -8,27 +8,57 @@
 //! data/<namespace>/<key>  checkpointed values, one file each
 //! ```
 //!
-//! A batch is one frame appended to `wal.log` and made durable with a single `fdatasync`:
-//! that is the group commit, whatever the number of records in the batch. Reads see the WAL's
-//! newer values through an in-memory overlay. When the WAL grows past
+//! A batch is one frame written to `wal.log` at the log's end and made durable with a single
+//! `fdatasync`: that is the group commit, whatever the number of records in the batch. Reads
+//! see the WAL's newer values through an in-memory overlay. When the WAL grows past
 //! [`FsStoreOptions::checkpoint_bytes`], every overlaid value is written to its own file the
-//! classic way (temporary file, fsync, rename, fsync the directory) and the WAL is emptied.
+//! classic way (temporary file, fsync, rename, fsync the directory) and the WAL is emptied
+//! (cut to zero length).
 //!
 //! Frame: `magic "LNSW" | body length u32 | first 8 bytes of SHA256(body) | first 4 bytes of
 //! SHA256(the 16 header bytes before) | body`, body =
 //! `count u32` then per operation `op u8 (1 put, 2 remove) | namespace (u8 length, bytes) |
-//! key (u8 length, bytes) | value (u32 length, bytes; put only)`. On open, the WAL is
-//! replayed: a torn final frame (cut short, zero-filled, or its body failing its checksum
-//! with nothing after it) is a write that was never acknowledged and is dropped (and cut off
-//! the file before anything is appended); any other damage (a header failing its own
-//! checksum, a body failing its checksum with frames after it) is corruption, and opening
-//! fails with [`StoreError::Corrupt`] rather than guess.
+//! key (u8 length, bytes) | value (u32 length, bytes; put only)`.
+//!
+//! # Preallocation
+//! A frame appended past the file's end changes the file's size, so its `fdatasync` must
+//! also commit that size (a journal commit on ext4 and xfs); a frame written over blocks that
+//! are already allocated and written needs no metadata at all, and its sync is markedly
+//! cheaper. So once the WAL holds 64 KiB since its last checkpoint (a store that writes
+//! rarely is not worth the zeros), `wal.log` is extended ahead of its end with *written*
+//! zeros (not `fallocate`'s unwritten extents, whose first write is a metadata change
+//! again), 4 MiB at a time and never much past the checkpoint size, and that extension is
+//! synced once; frames are then written at the log's logical end, inside the zeros. The
+//! logical end is therefore no longer the file's length: the log ends where the zeros begin.
+//! The frame format is unchanged: a WAL written before preallocation existed opens as it
+//! always did, and a preallocated one is a valid WAL of that format followed by zeros.
+//! A checkpoint still cuts the file to zero length, so no frame older than the checkpoint
+//! can ever be read back; the zeros are written again as the new log grows. A preallocation
+//! that fails to write (ENOSPC) gives its space back and the store goes on appending, as
+//! before preallocation existed, until the next checkpoint; a failed sync of the extension
+//! poisons the store like any failed sync.
+//!
+//! # Replay
+//! On open, the WAL is replayed frame by frame. It ends cleanly at the file's end or where
+//! everything left is zeros (the preallocated tail, or a crash that extended the file). A
+//! torn final frame is a write that was never acknowledged and is dropped (and cut off the
+//! file before anything is written after it): a frame cut short by the file's end, a header
+//! damaged with nothing but zeros after it (a header written only in part over the zeros),
+//! or a body failing its checksum with nothing but zeros after the length its header
+//! claims (a body written only in part). Any other damage (a header failing its checksum
+//! with non-zero bytes after it, a body failing its checksum with frames or other bytes
+//! after it) is corruption, and opening fails with [`StoreError::Corrupt`] rather than
+//! guess. Only one frame is ever in flight (the next is written after the previous one's
+//! sync) and whatever lies past the log's end is zeros, so a crash can only leave such a
+//! torn final frame; and no damage to an acknowledged frame can pass for one, since every
+//! frame's body starts with a non-zero operation count.
 //!
 //! # Failures
 //! The store never acknowledges a write that a reopen would not return:
-//! * An append that fails (ENOSPC, EIO) may leave part of its frame in the file: the WAL is
-//!   cut back to its last good length and synced, and the store goes on (the batch returned
-//!   an error and is not applied). If that cut or its sync fails, the store is *poisoned*.
+//! * A frame write that fails (ENOSPC, EIO) may leave part of its frame in the file: the WAL
+//!   is cut back to its last good length (dropping any preallocated zeros too) and synced,
+//!   and the store goes on (the batch returned an error and is not applied). If that cut or
+//!   its sync fails, the store is *poisoned*.
 //! * A failed `fdatasync`, of the WAL or of any file or directory a checkpoint writes,
 //!   poisons the store: after a failed fsync Linux may have dropped the dirty pages and
 //!   marked them clean, so a retry can report success for data that is not on disk.
@@ -50,7 +80,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,6 +95,15 @@ const MAGIC: &[u8; 4] = b"LNSW";
 const HEADER_LEN: usize = 4 + 4 + 8 + 4;
 const WAL_FILE: &str = "wal.log";
 const TMP_SUFFIX: &str = ".tmp";
+/// The WAL's logical length (since its last checkpoint) from which it is preallocated.
+const PREALLOCATE_FROM: u64 = 64 << 10;
+/// The WAL's file is extended with written zeros up to the next multiple of this.
+const PREALLOCATE_CHUNK: u64 = 4 << 20;
+/// Preallocation reaches at most this far past [`FsStoreOptions::checkpoint_bytes`] (the
+/// frame that crosses the checkpoint size usually fits; a larger one is appended).
+const PREALLOCATE_PAST_CHECKPOINT: u64 = 64 << 10;
+/// What a preallocation writes, a piece at a time.
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
 
 /// Tuning of an [`FsStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +130,14 @@ type Overlay = BTreeMap<(String, String), Option<Vec<u8>>>;
 #[derive(Debug)]
 struct Inner {
     wal: File,
-    /// The WAL's length up to the end of its last acknowledged frame.
+    /// The WAL's logical length: the end of its last acknowledged frame.
     wal_len: u64,
+    /// The file's length as the store last set it, never below `wal_len`; the bytes from
+    /// `wal_len` to here are zeros. Only a hint for when to preallocate: correctness never
+    /// depends on it (frames are written at `wal_len`, whatever lies past it).
+    file_len: u64,
+    /// Whether to preallocate: false after a preallocation failed, until the next checkpoint.
+    preallocating: bool,
     overlay: Overlay,
     /// The first failure that left the disk's state unknown: every write is refused.
     poisoned: Option<Arc<StoreError>>,
@@ -168,16 +213,21 @@ impl FsStore {
             Err(e) => return Err(io("open wal.log")(e)),
         };
         let (overlay, good_len) = replay(&bytes)?;
+        // Not O_APPEND: frames are written at the logical end, inside preallocated zeros.
         let wal = OpenOptions::new()
             .create(true)
-            .append(true)
+            .read(true)
+            .write(true)
             .mode(FILE_MODE)
             .open(&wal_path)
-            .map_err(io("open wal.log for append"))?;
+            .map_err(io("open wal.log for writing"))?;
         if !existed && options.sync {
             sync_dir(&root)?;
         }
-        if good_len < bytes.len() as u64 {
+        let mut file_len = bytes.len() as u64;
+        let tail = &bytes[usize::try_from(good_len).expect("within the bytes read")..];
+        // A zero tail (preallocated, or a crash's extension) is left: frames overwrite it.
+        if !tail.iter().all(|b| *b == 0) {
             // Cut a torn tail off now, before anything is appended after it.
             tracing::warn!(
                 path = %wal_path.display(),
@@ -188,6 +238,7 @@ impl FsStore {
             if options.sync {
                 wal.sync_all().map_err(io("sync wal.log"))?;
             }
+            file_len = good_len;
         }
         let store = FsStore {
             root,
@@ -195,6 +246,8 @@ impl FsStore {
             inner: Mutex::new(Inner {
                 wal,
                 wal_len: good_len,
+                file_len,
+                preallocating: true,
                 overlay,
                 poisoned: None,
                 failed_checkpoints: 0,
@@ -262,6 +315,70 @@ impl FsStore {
             );
             inner.poisoned = Some(Arc::new(first_failure));
         }
+    }
+
+    /// Extends the WAL's file with written zeros, synced, so that the frame ending at `need`
+    /// (and the frames after it, up to the next [`PREALLOCATE_CHUNK`] boundary) overwrite
+    /// blocks already allocated and written: their syncs then commit no file size. Does
+    /// nothing when the file already reaches `need`, while the WAL is below
+    /// [`PREALLOCATE_FROM`], or after a failed preallocation until the next checkpoint (the
+    /// frame is then appended, extending the file, as without preallocation).
+    ///
+    /// A failure to write the zeros (ENOSPC) is clean: the space is given back and the store
+    /// goes on appending. Only a failed sync is returned, for the caller to poison the store.
+    fn preallocate(&self, inner: &mut Inner, need: u64) -> Result<(), StoreError> {
+        if need <= inner.file_len || !inner.preallocating || inner.wal_len < PREALLOCATE_FROM {
+            return Ok(());
+        }
+        let limit = self
+            .options
+            .checkpoint_bytes
+            .saturating_add(PREALLOCATE_PAST_CHECKPOINT)
+            .checked_next_multiple_of(4096)
+            .unwrap_or(u64::MAX);
+        let target = (need / PREALLOCATE_CHUNK + 1)
+            .saturating_mul(PREALLOCATE_CHUNK)
+            .min(limit);
+        if target < need {
+            return Ok(()); // the frame that crosses the checkpoint size, appended
+        }
+        // Never below the logical end: cutting back to `from` must keep every frame.
+        let from = inner.file_len.max(inner.wal_len);
+        if let Err(e) = self.write_zeros(&inner.wal, from, target) {
+            inner.preallocating = false;
+            tracing::warn!(
+                error = %e,
+                from,
+                to = target,
+                "cannot preallocate wal.log; frames are appended until the next checkpoint"
+            );
+            // Give the space back. Either length is a valid WAL (zeros end the log), so this
+            // needs no sync, and a failure only leaves some zeros in place.
+            if let Err(cut) = inner.wal.set_len(from) {
+                tracing::warn!(error = %cut, "cannot cut the failed preallocation off wal.log");
+            }
+            inner.file_len = from;
+            return Ok(());
+        }
+        self.sync_file(
+            &inner.wal,
+            "wal.log after preallocating it",
+            faults::Point::SyncPreallocation,
+        )?;
+        inner.file_len = target;
+        Ok(())
+    }
+
+    /// Writes zeros over `from..to` of `wal`.
+    fn write_zeros(&self, wal: &File, from: u64, to: u64) -> std::io::Result<()> {
+        let mut at = from;
+        while at < to {
+            let n = usize::try_from(to - at).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+            wal.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+            self.fault(faults::Point::Preallocate)?;
+        }
+        Ok(())
     }
 
     /// Cuts the WAL back to `len` (its last good length) after a failed append, and syncs.
@@ -337,6 +454,8 @@ impl FsStore {
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         inner.wal_len = 0;
+        inner.file_len = 0;
+        inner.preallocating = true;
         inner.overlay.clear();
         Ok(())
     }
@@ -439,6 +558,10 @@ mod faults {
         Append,
         /// Syncing the WAL (after an append or a truncation).
         SyncWal,
+        /// Writing the zeros of a preallocation (after a piece of them is written: ENOSPC).
+        Preallocate,
+        /// Syncing the WAL after preallocating it.
+        SyncPreallocation,
         /// Truncating the WAL (after a failed append, or at a checkpoint's end).
         Truncate,
         /// Writing a value's temporary file.
@@ -515,6 +638,9 @@ fn replay(bytes: &[u8]) -> Result<(Overlay, u64), StoreError> {
         };
         let (signed, head_sum) = header.split_at(16);
         if sha256::Hash::hash(signed).as_byte_array()[..4] != *head_sum || &signed[..4] != MAGIC {
+            if after.iter().all(|b| *b == 0) {
+                break; // a header written only in part over zeros: never acknowledged
+            }
             return Err(corrupt(offset, "damaged frame header"));
         }
         let len = u32::from_be_bytes(signed[4..8].try_into().expect("4 bytes")) as usize;
@@ -654,11 +780,16 @@ impl Store for FsStore {
             });
         }
         let good_len = inner.wal_len;
+        let end = good_len + frame.len() as u64;
+        if let Err(error) = self.preallocate(&mut inner, end) {
+            // A failed sync: the disk's state is unknown. Nothing of the batch was written.
+            return Err(self.poison(&mut inner, error));
+        }
         let appended = match self.fault(faults::Point::Append) {
-            Ok(()) => inner.wal.write_all(&frame),
+            Ok(()) => inner.wal.write_all_at(&frame, good_len),
             Err(e) => {
                 // As a full disk does: part of the frame, then the error.
-                let _ = inner.wal.write_all(&frame[..frame.len() / 2]);
+                let _ = inner.wal.write_all_at(&frame[..frame.len() / 2], good_len);
                 Err(e)
             }
         };
@@ -668,6 +799,7 @@ impl Store for FsStore {
             // read back.
             return Err(match self.restore_wal(&inner.wal, good_len) {
                 Ok(()) => {
+                    inner.file_len = good_len;
                     tracing::warn!(%error, "a batch was refused; wal.log is cut back to its last good frame");
                     error
                 }
@@ -687,7 +819,8 @@ impl Store for FsStore {
             // The frame may or may not be on disk, and a retried sync could lie.
             return Err(self.poison(&mut inner, error));
         }
-        inner.wal_len += frame.len() as u64;
+        inner.wal_len = end;
+        inner.file_len = inner.file_len.max(end);
         for op in batch {
             match op {
                 WriteOp::Put {
@@ -1077,6 +1210,189 @@ mod tests {
             let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
             assert_eq!(store.read("chan", "c").unwrap(), Some(b"three".to_vec()));
         }
+    }
+
+    /// Batches of about 1 KB until the WAL's logical end passes the preallocation threshold.
+    fn past_the_threshold(store: &FsStore) -> usize {
+        let mut n = 0;
+        while store.inner.lock().wal_len < PREALLOCATE_FROM {
+            store
+                .write("chan", &format!("k{}", n % 10), &[n as u8; 1_000])
+                .unwrap();
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn frames_are_written_over_preallocated_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        past_the_threshold(&store);
+        assert_eq!(wal_len(dir.path()), store.inner.lock().wal_len, "not yet");
+        let syncs = store.syncs();
+        store.write("chan", "grow", &[1; 100]).unwrap();
+        assert_eq!(
+            store.syncs() - syncs,
+            2,
+            "the preallocation's sync and the frame's"
+        );
+        let logical = store.inner.lock().wal_len;
+        assert_eq!(wal_len(dir.path()), PREALLOCATE_CHUNK);
+        for i in 0..20u8 {
+            let syncs = store.syncs();
+            store.write("chan", "more", &[i; 2_000]).unwrap();
+            assert_eq!(store.syncs() - syncs, 1);
+        }
+        assert_eq!(
+            wal_len(dir.path()),
+            PREALLOCATE_CHUNK,
+            "written inside the zeros"
+        );
+        let bytes = fs::read(dir.path().join(WAL_FILE)).unwrap();
+        let end = store.inner.lock().wal_len;
+        assert!(end > logical);
+        assert!(bytes[end as usize..].iter().all(|b| *b == 0));
+        let (overlay, good) = replay(&bytes).unwrap();
+        assert_eq!(good, end);
+        assert_eq!(
+            overlay[&("chan".into(), "more".into())],
+            Some(vec![19; 2_000])
+        );
+    }
+
+    #[test]
+    fn preallocation_stops_short_of_far_past_the_checkpoint_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = FsStoreOptions {
+            checkpoint_bytes: 100_000,
+            sync: true,
+        };
+        let store = FsStore::open_with(dir.path(), options).unwrap();
+        past_the_threshold(&store);
+        store.write("chan", "grow", &[1; 100]).unwrap();
+        let limit = (100_000 + PREALLOCATE_PAST_CHECKPOINT).next_multiple_of(4096);
+        assert_eq!(wal_len(dir.path()), limit);
+        // Up to the checkpoint, which cuts the file, zeros included.
+        let mut n = 0;
+        while wal_len(dir.path()) != 0 {
+            store.write("chan", &format!("f{n}"), &[2; 1_000]).unwrap();
+            n += 1;
+            assert!(n < 100);
+        }
+        assert_eq!(store.inner.lock().file_len, 0);
+        assert!(store.inner.lock().preallocating);
+    }
+
+    #[test]
+    fn a_failed_preallocation_gives_its_space_back_and_appends_until_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = FsStoreOptions {
+            checkpoint_bytes: 200_000,
+            sync: true,
+        };
+        let store = FsStore::open_with(dir.path(), options).unwrap();
+        let n = past_the_threshold(&store);
+        store.faults.inject(Point::Preallocate, 0);
+        store
+            .write("chan", "after", b"acknowledged")
+            .expect("a failed preallocation does not fail the batch");
+        assert_eq!(
+            wal_len(dir.path()),
+            store.inner.lock().wal_len,
+            "no zeros left: appended"
+        );
+        assert!(!store.inner.lock().preallocating);
+        store.write("chan", "again", b"appended").unwrap();
+        assert_eq!(wal_len(dir.path()), store.inner.lock().wal_len);
+        // A crash now: everything acknowledged is there.
+        let wal = fs::read(dir.path().join(WAL_FILE)).unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        plant_wal(d2.path(), &wal);
+        let copy = FsStore::open_with(d2.path(), no_checkpoint()).unwrap();
+        assert_eq!(
+            copy.read("chan", "after").unwrap(),
+            Some(b"acknowledged".to_vec())
+        );
+        assert_eq!(
+            copy.read("chan", "again").unwrap(),
+            Some(b"appended".to_vec())
+        );
+        assert_eq!(
+            copy.read("chan", &format!("k{}", (n - 1) % 10)).unwrap(),
+            Some(vec![(n - 1) as u8; 1_000])
+        );
+        // After the next checkpoint, preallocation is tried again, and succeeds.
+        let mut i = 0;
+        while wal_len(dir.path()) != 0 {
+            store.write("chan", &format!("f{i}"), &[3; 1_000]).unwrap();
+            i += 1;
+        }
+        assert!(store.inner.lock().preallocating);
+        past_the_threshold(&store);
+        store.write("chan", "grown", b"x").unwrap();
+        assert!(wal_len(dir.path()) > store.inner.lock().wal_len + 4_096);
+        drop(store);
+        let store = FsStore::open_with(dir.path(), options).unwrap();
+        assert_eq!(store.read("chan", "grown").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(
+            store.read("chan", "after").unwrap(),
+            Some(b"acknowledged".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_failed_preallocation_sync_poisons_before_the_frame_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        let n = past_the_threshold(&store);
+        let good = store.inner.lock().wal_len;
+        store.faults.inject(Point::SyncPreallocation, 0);
+        let err = store.write("chan", "refused", b"never").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io { context, .. } if context == "sync wal.log after preallocating it"),
+            "{err}"
+        );
+        every_thread_is_refused(&store, "injected failure at SyncPreallocation");
+        let bytes = fs::read(dir.path().join(WAL_FILE)).unwrap();
+        assert!(
+            bytes[good as usize..].iter().all(|b| *b == 0),
+            "no frame written"
+        );
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "refused").unwrap(), None);
+        assert_eq!(
+            store.read("chan", &format!("k{}", (n - 1) % 10)).unwrap(),
+            Some(vec![(n - 1) as u8; 1_000])
+        );
+        store.write("chan", "d", b"four").unwrap();
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "d").unwrap(), Some(b"four".to_vec()));
+    }
+
+    #[test]
+    fn a_failed_frame_write_inside_the_zeros_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        past_the_threshold(&store);
+        store.write("chan", "grow", &[1; 100]).unwrap();
+        let good = store.inner.lock().wal_len;
+        assert_eq!(wal_len(dir.path()), PREALLOCATE_CHUNK);
+        store.faults.inject(Point::Append, 0);
+        store.write("chan", "b", &[7; 5_000]).unwrap_err();
+        assert_eq!(
+            wal_len(dir.path()),
+            good,
+            "the half frame is cut off, zeros too"
+        );
+        store.write("chan", "c", b"three").unwrap();
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "b").unwrap(), None);
+        assert_eq!(store.read("chan", "c").unwrap(), Some(b"three".to_vec()));
+        assert_eq!(store.read("chan", "grow").unwrap(), Some(vec![1; 100]));
     }
 
     /// Three small values, then a batch that crosses the checkpoint size and removes one.
