@@ -292,7 +292,14 @@ pub enum Balance {
 pub struct ChannelMonitor {
     pub(crate) channel_id: ChannelId,
     pub(crate) terms: CommitmentTerms,
+    /// The channel's keys: derived again from the node's seed on restore when `key_index`
+    /// is known (never stored then), as for the channel.
     pub(crate) keys: ChannelKeys,
+    /// The index `keys` were derived with ([`crate::channel::derive_peer_channel_keys`]), as
+    /// the channel's.
+    pub(crate) key_index: Option<u64>,
+    /// The peer's node id (the other input of the key derivation).
+    pub(crate) counterparty_node_id: PublicKey,
     /// `commitment_number_obscure_factor` of the channel.
     pub(crate) obscure_factor: u64,
     pub(crate) update_id: u64,
@@ -345,10 +352,11 @@ pub(crate) enum EmittedKey {
 }
 
 impl ChannelMonitor {
-    /// A monitor for `channel` (funded: the peer signed our first commitment), paying claims
-    /// to `destination`, at the chain's `best_height`.
+    /// A monitor for `channel` with the peer `counterparty_node_id` (funded: the peer signed
+    /// our first commitment), paying claims to `destination`, at the chain's `best_height`.
     pub fn from_channel(
         channel: &Channel,
+        counterparty_node_id: PublicKey,
         destination: ScriptBuf,
         best_height: u32,
         feerate_per_kw: u32,
@@ -367,6 +375,8 @@ impl ChannelMonitor {
         let mut monitor = ChannelMonitor {
             channel_id: channel.channel_id(),
             keys: channel.keys.clone(),
+            key_index: channel.key_index,
+            counterparty_node_id,
             terms,
             obscure_factor,
             update_id: 0,
@@ -391,6 +401,11 @@ impl ChannelMonitor {
     /// The channel this monitor watches.
     pub fn channel_id(&self) -> ChannelId {
         self.channel_id
+    }
+
+    /// The peer's node id.
+    pub fn counterparty_node_id(&self) -> PublicKey {
+        self.counterparty_node_id
     }
 
     /// The funding outpoint it watches.

@@ -56,7 +56,9 @@ impl World {
             chain.fund(out.script_pubkey, out.value.to_sat())
         });
         let height = chain.height();
-        let monitor = ChannelMonitor::from_channel(&a, script(0xdd), height, 1000).expect("funded");
+        let peer = b.local_pubkeys.funding_pubkey;
+        let monitor =
+            ChannelMonitor::from_channel(&a, peer, script(0xdd), height, 1000).expect("funded");
         let funding = a.funding_outpoint().expect("funded");
         let mut prevouts = HashMap::new();
         prevouts.insert(
