@@ -941,3 +941,39 @@ fn channel_preimages(channel: &Channel) -> impl Iterator<Item = PaymentPreimage>
             _ => None,
         })
 }
+
+/// The emitted-event keys in their stored form (the rest of the monitor's stored form is in
+/// `persist::monitor`, which cannot name the private `EmittedKey`).
+impl ChannelMonitor {
+    /// The keys of the events already emitted, stored form, in order.
+    pub(crate) fn emitted_records(&self) -> Vec<crate::persist::EmittedEventRecord> {
+        use crate::persist::EmittedEventRecord as R;
+        self.emitted
+            .iter()
+            .map(|k| match *k {
+                EmittedKey::FundingSpent(t) => R::FundingSpent(t),
+                EmittedKey::OutboundResolved(id) => R::OutboundResolved(id),
+                EmittedKey::InboundResolved(id) => R::InboundResolved(id),
+                EmittedKey::ClaimConfirmed(t) => R::ClaimConfirmed(t),
+                EmittedKey::Revoked(t) => R::Revoked(t),
+                EmittedKey::Future(t) => R::Future(t),
+            })
+            .collect()
+    }
+
+    /// Replaces the keys of the events already emitted with `records`.
+    pub(crate) fn set_emitted_records(&mut self, records: &[crate::persist::EmittedEventRecord]) {
+        use crate::persist::EmittedEventRecord as R;
+        self.emitted = records
+            .iter()
+            .map(|r| match *r {
+                R::FundingSpent(t) => EmittedKey::FundingSpent(t),
+                R::OutboundResolved(id) => EmittedKey::OutboundResolved(id),
+                R::InboundResolved(id) => EmittedKey::InboundResolved(id),
+                R::ClaimConfirmed(t) => EmittedKey::ClaimConfirmed(t),
+                R::Revoked(t) => EmittedKey::Revoked(t),
+                R::Future(t) => EmittedKey::Future(t),
+            })
+            .collect();
+    }
+}

@@ -5,7 +5,8 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "LNSD"
-//!      4     2  kind (big-endian): 1 channel record, 2 node record, 3 forward resolution
+//!      4     2  kind (big-endian): 1 channel record, 2 node record, 3 forward resolution,
+//!                 4 monitor snapshot, 5 monitor update
 //!      6     2  version: the format version the writer used
 //!      8     2  min_reader_version: the oldest format version that can read the payload
 //!     10     4  payload length (big-endian)
@@ -26,10 +27,13 @@ use core::fmt;
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 
+use crate::chain::MonitorError;
+use crate::types::ChannelId;
+
 /// The magic bytes that open every record.
 pub const MAGIC: [u8; 4] = *b"LNSD";
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build can read (older ones would be migrated).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// The envelope's size before the payload.
@@ -47,6 +51,12 @@ pub enum RecordKind {
     Node,
     /// A [`super::ForwardResolutionRecord`] (from format version 3).
     Resolution,
+    /// A [`super::MonitorRecord`]: a snapshot of a channel's on-chain monitor (from format
+    /// version 4).
+    Monitor,
+    /// A [`super::MonitorUpdateRecord`]: one update of a channel's on-chain monitor (from
+    /// format version 4).
+    MonitorUpdate,
 }
 
 impl RecordKind {
@@ -56,6 +66,8 @@ impl RecordKind {
             RecordKind::Channel => 1,
             RecordKind::Node => 2,
             RecordKind::Resolution => 3,
+            RecordKind::Monitor => 4,
+            RecordKind::MonitorUpdate => 5,
         }
     }
 
@@ -65,6 +77,8 @@ impl RecordKind {
             1 => Some(RecordKind::Channel),
             2 => Some(RecordKind::Node),
             3 => Some(RecordKind::Resolution),
+            4 => Some(RecordKind::Monitor),
+            5 => Some(RecordKind::MonitorUpdate),
             _ => None,
         }
     }
@@ -76,6 +90,19 @@ impl RecordKind {
         match self {
             RecordKind::Channel | RecordKind::Node => 1,
             RecordKind::Resolution => 3,
+            RecordKind::Monitor | RecordKind::MonitorUpdate => 4,
+        }
+    }
+
+    /// The oldest format version that reads the kind's payload as this build writes it: the
+    /// `min_reader_version` [`encode`] puts in the envelope. Format version 4 only added
+    /// kinds, so the kinds of version 3 keep 3 (a version-3 build still reads them, see
+    /// "Compatibility policy" in [`super`]); a kind reads from the version that introduced
+    /// it on.
+    pub fn min_reader_version(self) -> u16 {
+        match self {
+            RecordKind::Channel | RecordKind::Node | RecordKind::Resolution => 3,
+            RecordKind::Monitor | RecordKind::MonitorUpdate => 4,
         }
     }
 }
@@ -86,6 +113,8 @@ impl fmt::Display for RecordKind {
             RecordKind::Channel => write!(f, "channel record"),
             RecordKind::Node => write!(f, "node record"),
             RecordKind::Resolution => write!(f, "forward resolution record"),
+            RecordKind::Monitor => write!(f, "channel monitor record"),
+            RecordKind::MonitorUpdate => write!(f, "channel monitor update record"),
         }
     }
 }
@@ -216,6 +245,48 @@ pub enum PersistError {
         /// The stored value's length.
         len: usize,
     },
+    /// A monitor record's keys are not the channel's: the public keys of the keys derived
+    /// again from the node's seed (or of the stored secrets) differ from the record's. The
+    /// wrong seed, or a corrupt record; never restored with keys that cannot sign.
+    MonitorKeysMismatch {
+        /// The monitor's channel.
+        channel_id: ChannelId,
+        /// The key index the keys were derived with (`None`: stored secrets).
+        key_index: Option<u64>,
+    },
+    /// A monitor record contradicts itself (it decoded, but cannot be the stored form of a
+    /// monitor).
+    MonitorInconsistent {
+        /// The monitor's channel.
+        channel_id: ChannelId,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A monitor update record of another channel was given to restore a monitor.
+    MonitorUpdateWrongChannel {
+        /// The monitor's channel.
+        expected: ChannelId,
+        /// The update's channel.
+        found: ChannelId,
+    },
+    /// The monitor updates to restore leave a gap: an update after the snapshot is missing.
+    MonitorUpdateGap {
+        /// The monitor's channel.
+        channel_id: ChannelId,
+        /// The update number expected next.
+        expected: u64,
+        /// The next number there is.
+        got: u64,
+    },
+    /// A stored monitor update does not apply to the monitor restored so far.
+    MonitorUpdateRefused {
+        /// The monitor's channel.
+        channel_id: ChannelId,
+        /// The update's number.
+        update_id: u64,
+        /// Why the monitor refused it.
+        error: MonitorError,
+    },
     /// Writing: the value could not be serialized.
     Encode {
         /// The record's kind.
@@ -305,6 +376,47 @@ impl fmt::Display for PersistError {
             PersistError::BadNodeId { len } => {
                 write!(f, "stored node id of {len} bytes is not a public key")
             }
+            PersistError::MonitorKeysMismatch {
+                channel_id,
+                key_index,
+            } => match key_index {
+                Some(index) => write!(
+                    f,
+                    "monitor of channel {channel_id}: the keys derived with index {index} are \
+                     not the channel's (another node seed?)"
+                ),
+                None => write!(
+                    f,
+                    "monitor of channel {channel_id}: its stored secrets are not the channel's keys"
+                ),
+            },
+            PersistError::MonitorInconsistent { channel_id, what } => {
+                write!(
+                    f,
+                    "monitor record of channel {channel_id} is inconsistent: {what}"
+                )
+            }
+            PersistError::MonitorUpdateWrongChannel { expected, found } => write!(
+                f,
+                "monitor update of channel {found} given to the monitor of channel {expected}"
+            ),
+            PersistError::MonitorUpdateGap {
+                channel_id,
+                expected,
+                got,
+            } => write!(
+                f,
+                "monitor of channel {channel_id}: update {expected} is missing (the next stored \
+                 one is {got})"
+            ),
+            PersistError::MonitorUpdateRefused {
+                channel_id,
+                update_id,
+                error,
+            } => write!(
+                f,
+                "monitor of channel {channel_id}: stored update {update_id} does not apply: {error}"
+            ),
             PersistError::Encode { kind, error } => {
                 write!(f, "{kind} cannot be encoded: {error}")
             }
@@ -320,6 +432,7 @@ impl std::error::Error for PersistError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PersistError::Decode { error, .. } | PersistError::Encode { error, .. } => Some(error),
+            PersistError::MonitorUpdateRefused { error, .. } => Some(error),
             PersistError::LegacyResolution {
                 error: LegacyResolutionError::Field(e),
                 ..
@@ -376,9 +489,10 @@ pub fn encode_with_versions(
     Ok(out)
 }
 
-/// Wraps `payload` in an envelope of this format version (readable from this version on).
+/// Wraps `payload` in an envelope of this format version, readable from the kind's
+/// [`RecordKind::min_reader_version`] on.
 pub fn encode(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
-    encode_with_versions(kind, FORMAT_VERSION, FORMAT_VERSION, payload)
+    encode_with_versions(kind, FORMAT_VERSION, kind.min_reader_version(), payload)
 }
 
 /// Reads `N` bytes at `at`, or reports how many the record needs.
@@ -459,8 +573,29 @@ mod tests {
         let env = decode(&bytes).expect("valid");
         assert_eq!(env.kind, RecordKind::Node);
         assert_eq!(env.version, FORMAT_VERSION);
-        assert_eq!(env.min_reader_version, FORMAT_VERSION);
+        assert_eq!(env.min_reader_version, 3, "format 4 only added kinds");
         assert_eq!(env.payload, b"hello");
+        let monitor = encode(RecordKind::Monitor, b"m").expect("small");
+        let env = decode(&monitor).expect("valid");
+        assert_eq!((env.version, env.min_reader_version), (4, 4));
+    }
+
+    #[test]
+    fn kind_codes_round_trip_and_are_distinct() {
+        let kinds = [
+            RecordKind::Channel,
+            RecordKind::Node,
+            RecordKind::Resolution,
+            RecordKind::Monitor,
+            RecordKind::MonitorUpdate,
+        ];
+        for (i, k) in kinds.iter().enumerate() {
+            assert_eq!(RecordKind::from_code(k.code()), Some(*k));
+            assert_eq!(usize::from(k.code()), i + 1);
+            assert!(k.min_reader_version() >= k.introduced_in().min(3));
+            assert!(k.min_reader_version() <= FORMAT_VERSION);
+        }
+        assert_eq!(RecordKind::from_code(6), None);
     }
 
     #[test]

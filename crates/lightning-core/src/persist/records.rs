@@ -31,6 +31,11 @@
 //!   stored copy was informational and tied `persist` to `node`). The forward resolution
 //!   becomes a record kind ([`RecordKind::Resolution`]); the engine's older hand-written
 //!   layout is still read ([`ForwardResolutionRecord::from_stored_bytes`]).
+//! * 4: adds two kinds, the on-chain monitor's snapshot ([`RecordKind::Monitor`],
+//!   [`super::MonitorRecord`]) and update ([`RecordKind::MonitorUpdate`],
+//!   [`super::MonitorUpdateRecord`]); see [`super::monitor`]. The kinds of version 3 are
+//!   unchanged: the step from 3 is the identity, and they are still written with
+//!   `min_reader_version` 3 ([`RecordKind::min_reader_version`]).
 //!
 //! A unit test proves the hook with a made-up version 0.
 
@@ -291,7 +296,7 @@ pub type MigrationStep = fn(RecordKind, &[u8]) -> Result<Vec<u8>, PersistError>;
 /// The migration steps of this build: `MIGRATIONS[i]` converts a payload of format version
 /// `OLDEST_READABLE_VERSION + i` to the next version. A step only sees kinds that existed at
 /// its version (see [`RecordKind::introduced_in`]).
-pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2, v2_to_v3];
+pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2, v2_to_v3, v3_to_v4];
 
 /// `NodeConfig::max_pending_inbound_channels`'s default when format version 2 appended it
 /// (`node::DEFAULT_MAX_PENDING_INBOUND_CHANNELS`), frozen here: version 3 drops the config.
@@ -326,7 +331,9 @@ fn v1_to_v2(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
     let appended = match kind {
         RecordKind::Channel => postcard::to_allocvec(&Option::<u32>::None),
         RecordKind::Node => postcard::to_allocvec(&V2_DEFAULT_MAX_PENDING_INBOUND_CHANNELS),
-        RecordKind::Resolution => return Err(not_in_version(kind, 1)),
+        RecordKind::Resolution | RecordKind::Monitor | RecordKind::MonitorUpdate => {
+            return Err(not_in_version(kind, 1))
+        }
     }
     .map_err(encode_err(kind))?;
     Ok([payload, &appended].concat())
@@ -364,7 +371,17 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
             };
             postcard::to_allocvec(&new).map_err(encode_err(kind))
         }
-        RecordKind::Resolution => Err(not_in_version(kind, 2)),
+        RecordKind::Resolution | RecordKind::Monitor | RecordKind::MonitorUpdate => {
+            Err(not_in_version(kind, 2))
+        }
+    }
+}
+
+/// Version 3 to 4: version 4 only added kinds; the kinds of version 3 are unchanged.
+fn v3_to_v4(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
+    match kind {
+        RecordKind::Channel | RecordKind::Node | RecordKind::Resolution => Ok(payload.to_vec()),
+        RecordKind::Monitor | RecordKind::MonitorUpdate => Err(not_in_version(kind, 3)),
     }
 }
 
@@ -411,13 +428,16 @@ fn migrate_with<'a>(
 }
 
 /// Encodes `value` as a `kind` record of this format version.
-fn to_record<T: Serialize>(kind: RecordKind, value: &T) -> Result<Vec<u8>, PersistError> {
+pub(super) fn to_record<T: Serialize>(
+    kind: RecordKind,
+    value: &T,
+) -> Result<Vec<u8>, PersistError> {
     let payload = postcard::to_allocvec(value).map_err(encode_err(kind))?;
     envelope::encode(kind, &payload)
 }
 
 /// Decodes a `kind` record, migrating it with `steps` (see the module documentation).
-fn from_record<T: DeserializeOwned>(
+pub(super) fn from_record<T: DeserializeOwned>(
     bytes: &[u8],
     kind: RecordKind,
     steps: &[MigrationStep],
@@ -832,7 +852,7 @@ mod tests {
         let payload = postcard::to_allocvec(&old).expect("encodes");
         let bytes =
             envelope::encode_with_versions(RecordKind::Node, 0, 0, &payload).expect("small");
-        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2, v2_to_v3];
+        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4];
         let read: NodeRecord = from_record(&bytes, RecordKind::Node, steps, 0).expect("migrated");
         assert_eq!(
             read,
