@@ -4,6 +4,7 @@
 mod node_support;
 
 use lightning_core::bitcoin::hashes::{sha256, Hash};
+use lightning_core::chain::MonitorEvent;
 use lightning_core::node::{ClosureReason, Event};
 use lightning_core::onion::FailureMessage;
 use lightning_core::types::ShortChannelId;
@@ -225,20 +226,41 @@ fn htlc_timing_out_on_chain_fails_back_upstream() {
         )),
         "{events:?}"
     );
-    let txs: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::BroadcastTransaction { tx } => Some(tx.clone()),
-            _ => None,
-        })
-        .collect();
+    let broadcasts = |events: &[Event]| -> Vec<_> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::BroadcastTransaction { tx } => Some(tx.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let txs = broadcasts(&events);
     assert!(
-        txs.len() >= 2,
-        "commitment and htlc-timeout transactions broadcast"
+        !txs.is_empty(),
+        "our commitment broadcast (after the funding transaction)"
     );
-    // The HTLC-timeout transaction spends the commitment and confirms after its locktime,
-    // then node 1 fails the upstream HTLC and node 0's payment fails.
-    net.mine(60);
+    // Once the commitment confirms, the monitor hands over the HTLC-timeout transaction
+    // (final after the HTLC's expiry; zero-fee on this anchor channel, so as a request for
+    // fee inputs: here the "wallet" gets it mined as it is); 6 blocks after it confirms,
+    // node 1 fails the upstream HTLC and node 0's payment fails.
+    let mut later = Vec::new();
+    for _ in 0..60 {
+        net.mine(1);
+        for e in net.take_events(1) {
+            match e {
+                Event::OnChain {
+                    event: MonitorEvent::BumpNeeded { tx, .. },
+                    ..
+                } => {
+                    net.chain.mempool.push(tx.clone());
+                    later.push(tx);
+                }
+                Event::BroadcastTransaction { tx } => later.push(tx),
+                _ => {}
+            }
+        }
+    }
     let failed = net
         .take_events(0)
         .into_iter()
@@ -251,6 +273,12 @@ fn htlc_timing_out_on_chain_fails_back_upstream() {
             tx.compute_txid()
         );
     }
+    let timeout_confirmed = later.iter().any(|tx| {
+        txs.iter()
+            .any(|c| tx.input[0].previous_output.txid == c.compute_txid())
+            && net.chain.confirmed.contains_key(&tx.compute_txid())
+    });
+    assert!(timeout_confirmed, "an HTLC-timeout of our commitment mined");
 }
 
 #[test]
@@ -437,8 +465,8 @@ fn node_core_is_deterministic() {
 }
 
 /// A force close after we fulfilled an HTLC whose removal the peer never signed: our
-/// HTLC-success transaction (with the preimage and both HTLC signatures) goes out with the
-/// commitment, so the payment is not forfeited.
+/// HTLC-success transaction (with the preimage and both HTLC signatures) goes out once the
+/// commitment confirms, so the payment is not forfeited.
 #[test]
 fn force_close_after_claim_broadcasts_htlc_success_with_the_preimage() {
     use lightning_core::bitcoin::blockdata::script::Instruction;
@@ -464,16 +492,29 @@ fn force_close_after_claim_broadcasts_htlc_success_with_the_preimage() {
         .force_close_channel(channel_id, id0)
         .unwrap();
     net.run();
-    let txs: Vec<_> = net
-        .take_events(1)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::BroadcastTransaction { tx } => Some(tx),
-            _ => None,
-        })
-        .collect();
-    // The commitment goes out first, then its second-stage transactions.
+    let broadcasts = |events: Vec<Event>| -> Vec<_> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::BroadcastTransaction { tx } => Some(tx),
+                _ => None,
+            })
+            .collect()
+    };
+    // The commitment goes out first; once it confirms, its monitor broadcasts the
+    // second-stage transactions.
+    let mut txs = broadcasts(net.take_events(1));
     let commitment = txs[0].clone();
+    net.mine(1);
+    // Anchor channel: the HTLC-success transaction pays no fee of its own, so it comes as
+    // a request for fee inputs, never as a final broadcast.
+    txs.extend(net.take_events(1).into_iter().filter_map(|e| match e {
+        Event::OnChain {
+            event: MonitorEvent::BumpNeeded { tx, .. },
+            ..
+        } => Some(tx),
+        _ => None,
+    }));
     let success = txs
         .iter()
         .find(|t| t.input[0].previous_output.txid == commitment.compute_txid())

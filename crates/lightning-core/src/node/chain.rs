@@ -11,6 +11,8 @@ use crate::types::{ChannelId, PaymentHash};
 impl NodeCore {
     /// Transactions confirmed in the block at `height`: `(index in block, tx)`.
     pub fn transactions_confirmed(&mut self, height: u32, txdata: &[(u32, &Transaction)]) {
+        // Spends of our funding outputs and of what those created: the monitors' business.
+        self.monitors_confirmed(height, txdata);
         for (index, tx) in txdata {
             let txid = tx.compute_txid();
             // A funding transaction of ours.
@@ -55,6 +57,8 @@ impl NodeCore {
         self.best_height = height;
         self.best_hash = hash;
         self.dirty.node = true;
+        // Claims due and events deep enough at this height.
+        self.monitors_best_block(height);
         let ids: Vec<(PublicKey, ChannelId)> = self
             .peers
             .values()

@@ -2,12 +2,18 @@
 //! we offered, and the second-stage transactions (HTLC-timeout and HTLC-success) that resolve
 //! our HTLCs on chain after a force close.
 
+#[cfg(test)]
 use std::collections::BTreeMap;
 
+#[cfg(test)]
 use bitcoin::secp256k1::Secp256k1;
+#[cfg(test)]
 use bitcoin::Transaction;
 
-use crate::channel::{Channel, Update};
+use crate::channel::Channel;
+#[cfg(test)]
+use crate::channel::Update;
+#[cfg(test)]
 use crate::types::PaymentPreimage;
 use crate::types::ShortChannelId;
 
@@ -34,6 +40,7 @@ impl Channel {
     /// the HTLCs we offered (valid once the height reaches their expiry, their locktime), and
     /// HTLC-success for the HTLCs we received and already fulfilled (we hold the preimage:
     /// without this transaction a force close would forfeit them).
+    #[cfg(test)]
     pub(crate) fn holder_htlc_txs(&self) -> HolderHtlcTxs {
         let mut out = HolderHtlcTxs::default();
         let Ok(commitment) = self.local_commitment_tx() else {
@@ -81,6 +88,7 @@ impl Channel {
 }
 
 /// Second-stage transactions of our latest commitment (see [`Channel::holder_htlc_txs`]).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct HolderHtlcTxs {
     /// HTLC-timeout transactions of HTLCs we offered, by HTLC id.

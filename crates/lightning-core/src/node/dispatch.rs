@@ -387,6 +387,8 @@ impl NodeCore {
         }
         self.dirty.channel_changed(node_id, current_id);
         let connected = peer.connected;
+        // The monitor follows the channel before any of the call's messages can leave.
+        self.sync_monitor(node_id, current_id);
         if connected {
             for msg in messages {
                 self.send(node_id, msg);

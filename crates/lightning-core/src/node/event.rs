@@ -7,6 +7,7 @@ use crate::onion::FailureMessage;
 use crate::types::{ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId};
 use crate::wire::Message;
 
+use crate::chain::MonitorEvent;
 pub use crate::payment::{HtlcSource, PaymentId};
 
 /// Why a channel closed.
@@ -34,6 +35,9 @@ pub enum ClosureReason {
     HtlcsTimedOut,
     /// The peer disconnected before the channel was funded.
     DisconnectedPeer,
+    /// A commitment transaction (ours or the peer's) spending the funding output confirmed:
+    /// the channel is resolved on chain by its monitor ([`Event::OnChain`]).
+    CommitmentTxConfirmed,
     /// As fundee, the funding transaction did not confirm within
     /// [`FUNDING_CONF_DEADLINE_BLOCKS`](super::FUNDING_CONF_DEADLINE_BLOCKS) of our accepting
     /// the channel: forgotten (BOLT 2). Nothing of ours was at stake.
@@ -161,6 +165,18 @@ pub enum Event {
     BroadcastTransaction {
         /// The transaction.
         tx: Transaction,
+    },
+    /// What a channel's on-chain monitor concluded ([`crate::chain`]): the funding output
+    /// spent, HTLCs resolved on chain, claims confirmed, a revoked commitment seen (and
+    /// punished), lost state, or a zero-fee transaction that needs fee inputs
+    /// ([`MonitorEvent::BumpNeeded`]: act on it, or the claim cannot confirm).
+    OnChain {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The peer.
+        counterparty_node_id: PublicKey,
+        /// What happened.
+        event: MonitorEvent,
     },
 }
 

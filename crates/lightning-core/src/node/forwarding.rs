@@ -293,9 +293,13 @@ impl NodeCore {
                 self.dirty.node = true;
                 match resolution.outcome {
                     ForwardOutcome::Fulfilled(preimage) => {
-                        self.with_channel(up.node_id, channel_id, |entry| {
+                        let done = self.with_channel(up.node_id, channel_id, |entry| {
                             entry.channel.fulfill_htlc(htlc_id, preimage)
                         });
+                        if done.is_none() {
+                            // The upstream channel is closed: claim the HTLC on chain.
+                            self.preimage_to_monitor(channel_id, preimage);
+                        }
                     }
                     ForwardOutcome::FailedDownstream(reason) => {
                         let returned = ReturnedFailure {

@@ -4,9 +4,7 @@
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, Transaction};
 
-use super::{
-    ApiError, ApiLimit, ClosureReason, Event, FundingTransactionError, NodeCore, PendingTimeout,
-};
+use super::{ApiError, ApiLimit, ClosureReason, Event, FundingTransactionError, NodeCore};
 use crate::channel::{Channel, OutboundParams};
 use crate::peer::{PeerChannel, PeerState};
 use crate::types::ChannelId;
@@ -345,25 +343,26 @@ impl NodeCore {
             return;
         };
         let funded = entry.channel.funding_outpoint().is_some() && entry.channel.is_funded();
-        if broadcast && funded {
-            let second_stage = entry.channel.holder_htlc_txs();
-            if let Ok(commitment) = entry.channel.force_close() {
-                self.broadcast(commitment);
-                for (_, tx) in second_stage.success {
-                    self.broadcast(tx);
-                }
-                for (htlc_id, tx) in second_stage.timeout {
-                    if let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) {
-                        self.dirty.node = true;
-                        self.pending_timeouts
-                            .entry(tx.compute_txid())
-                            .or_default()
-                            .push(PendingTimeout {
-                                channel_id,
-                                offered,
-                            });
+        if funded {
+            // The monitor takes over: it broadcasts our latest commitment (never once a spend
+            // of the funding output confirmed, never a revoked one), then claims what is ours
+            // from whichever commitment confirms.
+            self.sync_monitor(node_id, channel_id);
+            if broadcast {
+                match self.monitor_force_close(channel_id) {
+                    Some(commitment) => self.broadcast(commitment),
+                    None if !self.monitors.contains_key(&channel_id) => {
+                        // No monitor could be built: the channel's own latest commitment.
+                        let closed = self
+                            .peers
+                            .get_mut(&node_id)
+                            .and_then(|p| p.channel_by_id.get_mut(&channel_id))
+                            .map(|e| e.channel.force_close());
+                        if let Some(Ok(commitment)) = closed {
+                            self.broadcast(commitment);
+                        }
                     }
-                    self.broadcast(tx);
+                    None => {}
                 }
             }
         }
@@ -384,15 +383,22 @@ impl NodeCore {
         self.dirty.channel_removed(node_id, channel_id);
         self.dirty.node = true;
         self.scid_to_channel.retain(|_, (_, id)| *id != channel_id);
-        for htlcs in self.claimable.values_mut() {
-            htlcs.retain(|h| h.channel_id != channel_id);
+        // A monitored channel's HTLCs are resolved on chain by its monitor: payments to us
+        // stay claimable (claim_funds claims them on chain), upstream links stay (a preimage
+        // learned on chain goes back through them).
+        let monitored = self.monitors.contains_key(&channel_id);
+        if !monitored {
+            for htlcs in self.claimable.values_mut() {
+                htlcs.retain(|h| h.channel_id != channel_id);
+            }
+            self.claimable.retain(|_, v| !v.is_empty());
         }
-        self.claimable.retain(|_, v| !v.is_empty());
-        // HTLCs we offered that never reached the commitment (no timeout tx) fail back now.
+        // HTLCs we offered that never reached a commitment fail back now; the monitor
+        // resolves the others.
         let gone: Vec<(ChannelId, u64)> = self
             .offered
             .keys()
-            .filter(|(c, _)| *c == channel_id)
+            .filter(|(c, id)| *c == channel_id && !self.monitor_knows_offered(channel_id, *id))
             .copied()
             .collect();
         for key in gone {
@@ -404,7 +410,9 @@ impl NodeCore {
                 );
             }
         }
-        self.upstream.retain(|(c, _), _| *c != channel_id);
+        if !monitored {
+            self.upstream.retain(|(c, _), _| *c != channel_id);
+        }
         self.push_event(Event::ChannelClosed {
             channel_id,
             counterparty_node_id: node_id,

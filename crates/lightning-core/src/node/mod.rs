@@ -54,6 +54,7 @@ mod forwarding;
 pub mod htlc_policy;
 mod lifecycle;
 pub mod limits;
+mod onchain;
 mod payments;
 mod persist;
 pub mod route;
@@ -84,6 +85,10 @@ use crate::onion::HopSharedSecret;
 use crate::peer::PeerState;
 use crate::types::{ChannelId, PaymentHash, PaymentSecret, ShortChannelId};
 use crate::wire::{ErrorMessage, Message};
+
+/// The feerate on-chain claims start from until [`NodeCore::set_claim_feerate`] says
+/// otherwise (sat per 1000 weight: 2,500 is 10 sat/vB).
+pub const DEFAULT_CLAIM_FEERATE_PER_KW: u32 = 2_500;
 
 /// Why an API call was refused. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +304,13 @@ pub struct NodeCore {
     offered: BTreeMap<(ChannelId, u64), OfferedHtlc>,
     upstream: BTreeMap<(ChannelId, u64), UpstreamHtlc>,
     pending_timeouts: BTreeMap<Txid, Vec<PendingTimeout>>,
+    /// One monitor per funded channel, kept until everything it watches is resolved
+    /// ([`crate::chain`]).
+    monitors: BTreeMap<ChannelId, crate::chain::ChannelMonitor>,
+    /// Where claims pay, if the application chose ([`NodeCore::set_sweep_script`]).
+    sweep_script: Option<ScriptBuf>,
+    /// The feerate claims start from ([`NodeCore::set_claim_feerate`]).
+    claim_feerate_per_kw: u32,
     outputs: VecDeque<Output>,
     /// What changed since the last [`NodeCore::take_dirty`] (group commit).
     dirty: Dirty,
@@ -345,6 +357,9 @@ impl NodeCore {
             offered: BTreeMap::new(),
             upstream: BTreeMap::new(),
             pending_timeouts: BTreeMap::new(),
+            monitors: BTreeMap::new(),
+            sweep_script: None,
+            claim_feerate_per_kw: DEFAULT_CLAIM_FEERATE_PER_KW,
             outputs: VecDeque::new(),
             dirty: Dirty::default(),
             liveness: Liveness::default(),

@@ -125,9 +125,13 @@ impl NodeCore {
         let mut amount_msat = 0;
         for htlc in htlcs {
             amount_msat += htlc.amount_msat;
-            self.with_channel(htlc.node_id, htlc.channel_id, |entry| {
+            let done = self.with_channel(htlc.node_id, htlc.channel_id, |entry| {
                 entry.channel.fulfill_htlc(htlc.htlc_id, payment_preimage)
             });
+            if done.is_none() {
+                // The channel is closed: its monitor claims the HTLC on chain.
+                self.preimage_to_monitor(htlc.channel_id, payment_preimage);
+            }
         }
         self.push_event(Event::PaymentClaimed {
             payment_hash: hash,

@@ -10,6 +10,7 @@ use super::{
     ClaimableHtlc, ClosureReason, Event, ForwardOutcome, ForwardResolution, InboundPayment,
     NodeConfig, NodeCore, OfferedHtlc, OutboundPayment, PendingTimeout, UpstreamHtlc,
 };
+use crate::chain::MonitorUpdate;
 use crate::channel::{Channel, ChannelPhase};
 use crate::onion::{Failure, FailureMessage, HopSharedSecret};
 use crate::peer::{PeerChannel, PeerState};
@@ -30,12 +31,30 @@ pub struct Dirty {
     pub removed: BTreeSet<(PublicKey, ChannelId)>,
     /// Whether the node record changed.
     pub node: bool,
+    /// Monitors whose full snapshot must be written: new ones, and those the chain changed
+    /// ([`NodeCore::monitor`]).
+    pub monitors: BTreeSet<ChannelId>,
+    /// Monitor updates, in order: each must be durable in the same commit as the channel
+    /// state it follows, before any message of the batch leaves.
+    pub monitor_updates: Vec<(ChannelId, MonitorUpdate)>,
 }
 
 impl Dirty {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.removed.is_empty() && !self.node
+        self.channels.is_empty()
+            && self.removed.is_empty()
+            && !self.node
+            && self.monitors.is_empty()
+            && self.monitor_updates.is_empty()
+    }
+
+    pub(super) fn monitor_created(&mut self, channel_id: ChannelId) {
+        self.monitors.insert(channel_id);
+    }
+
+    pub(super) fn monitor_updated(&mut self, channel_id: ChannelId, update: MonitorUpdate) {
+        self.monitor_updates.push((channel_id, update));
     }
 
     pub(super) fn channel_changed(&mut self, node_id: PublicKey, channel_id: ChannelId) {
