@@ -8,6 +8,11 @@
 //! nodes/shard-<i>-of-<n>           NodeRecord of shard i of an engine of n shards
 //! resolutions/<source key>         a forward's result handed to another shard, not yet
 //!                                  applied there (see below)
+//! monitors/<channel id hex>        MonitorRecord: a snapshot of the channel's on-chain
+//!                                  monitor (kept after the channel closes)
+//! monitor_updates/<channel id hex>-<update id, 20 digits>
+//!                                  MonitorUpdateRecord: an update after that snapshot,
+//!                                  written in the batch of the channel state it follows
 //! node/id                          the node id the store belongs to (33 bytes): an engine
 //!                                  with another node key refuses the store
 //! ```
@@ -18,11 +23,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use lightning_core::bitcoin::BlockHash;
+use lightning_core::chain::ChannelMonitor;
 use lightning_core::node::{
     ForwardOutcome, ForwardResolution, HtlcSource, NodeConfig, NodeCore, PaymentId,
 };
 use lightning_core::onion::FailureMessage;
-use lightning_core::persist::{ChannelRecord, ForwardResolutionRecord, NodeRecord, PersistError};
+use lightning_core::persist::{
+    restore_monitor, ChannelRecord, ForwardResolutionRecord, MonitorRecord, MonitorUpdateRecord,
+    NodeRecord, PersistError,
+};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::types::ChannelId;
 
@@ -38,6 +47,10 @@ pub const CHANNELS: &str = "channels";
 pub const NODES: &str = "nodes";
 /// Namespace of cross-shard resolutions not yet applied by their receiver.
 pub const RESOLUTIONS: &str = "resolutions";
+/// Namespace of monitor snapshots.
+pub const MONITORS: &str = "monitors";
+/// Namespace of monitor updates written since their monitor's snapshot.
+pub const MONITOR_UPDATES: &str = "monitor_updates";
 /// Namespace of the record naming the node the store belongs to.
 pub const NODE: &str = "node";
 /// Key of the record naming the node the store belongs to: its node id, 33 bytes
@@ -56,6 +69,11 @@ fn hex(bytes: &[u8]) -> String {
 /// The key of a channel's record: its id in hex.
 pub fn channel_key(channel_id: &ChannelId) -> String {
     hex(&channel_id.0)
+}
+
+/// The key of a monitor update record: the channel id in hex, then the update id.
+pub fn monitor_update_key(channel_id: &ChannelId, update_id: u64) -> String {
+    format!("{}-{update_id:020}", hex(&channel_id.0))
 }
 
 /// The key of a resolution record: `f-<incoming channel>-<htlc id>` or `p-<payment id>`.
@@ -135,6 +153,52 @@ pub fn commit_ops(
                 key,
                 value,
             });
+        }
+    }
+    // Monitors: each update as its own small record, in the batch of the channel state it
+    // follows; a snapshot replaces the updates before it.
+    for (channel_id, update) in &dirty.monitor_updates {
+        if dirty.monitors.contains(channel_id) {
+            continue;
+        }
+        let key = monitor_update_key(channel_id, update.update_id);
+        let value = update
+            .to_record(*channel_id)
+            .to_bytes()
+            .map_err(|error| record_error(MONITOR_UPDATES, &key, error))?;
+        ops.push(WriteOp::Put {
+            namespace: MONITOR_UPDATES.into(),
+            key,
+            value,
+        });
+    }
+    for channel_id in &dirty.monitors {
+        let Some((record, previous)) = core.snapshot_monitor(channel_id) else {
+            continue;
+        };
+        let key = channel_key(channel_id);
+        let value = record
+            .to_bytes()
+            .map_err(|error| record_error(MONITORS, &key, error))?;
+        ops.push(WriteOp::Put {
+            namespace: MONITORS.into(),
+            key,
+            value,
+        });
+        // The update records written since the previous snapshot (this batch's were not).
+        let in_batch: BTreeSet<u64> = dirty
+            .monitor_updates
+            .iter()
+            .filter(|(c, _)| c == channel_id)
+            .map(|(_, u)| u.update_id)
+            .collect();
+        for update_id in (previous + 1)..=record.update_id {
+            if !in_batch.contains(&update_id) {
+                ops.push(WriteOp::Remove {
+                    namespace: MONITOR_UPDATES.into(),
+                    key: monitor_update_key(channel_id, update_id),
+                });
+            }
         }
     }
     if dirty.node {
@@ -223,6 +287,56 @@ pub fn check_owner(store: &dyn Store, ours: &PublicKey) -> Result<Option<WriteOp
     }
 }
 
+/// Reads a listed record (a listed key that cannot be read is corruption).
+type ReadRecord<'a> = dyn Fn(&str, &str) -> Result<Vec<u8>, EngineError> + 'a;
+
+/// Every monitor in the store, each rebuilt from its snapshot and the updates written after
+/// it, with the snapshot's update id.
+fn read_monitors(
+    store: &dyn Store,
+    seed: &[u8; 32],
+    read: &ReadRecord<'_>,
+) -> Result<Vec<(ChannelMonitor, u64)>, EngineError> {
+    let mut updates: BTreeMap<String, Vec<MonitorUpdateRecord>> = BTreeMap::new();
+    for key in store.list(MONITOR_UPDATES).map_err(store_error)? {
+        let bytes = read(MONITOR_UPDATES, &key)?;
+        let record = MonitorUpdateRecord::from_bytes(&bytes)
+            .map_err(|e| record_error(MONITOR_UPDATES, &key, e))?;
+        updates
+            .entry(channel_key(&record.channel_id))
+            .or_default()
+            .push(record);
+    }
+    let mut out = Vec::new();
+    for key in store.list(MONITORS).map_err(store_error)? {
+        let bytes = read(MONITORS, &key)?;
+        let record =
+            MonitorRecord::from_bytes(&bytes).map_err(|e| record_error(MONITORS, &key, e))?;
+        let snapshot_id = record.update_id;
+        let pending = updates.remove(&key).unwrap_or_default();
+        let monitor =
+            restore_monitor(record, pending, seed).map_err(|e| record_error(MONITORS, &key, e))?;
+        out.push((monitor, snapshot_id));
+    }
+    if let Some((key, records)) = updates.into_iter().next() {
+        // Updates of a monitor with no snapshot: the snapshot is written in the batch
+        // that creates the monitor, so this is damage, not a crash.
+        let channel_id = records
+            .first()
+            .map(|r| r.channel_id)
+            .unwrap_or(ChannelId([0; 32]));
+        return Err(record_error(
+            MONITOR_UPDATES,
+            &key,
+            PersistError::MonitorInconsistent {
+                channel_id,
+                what: "monitor updates without a monitor snapshot",
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// What [`restore`] rebuilt: one core per shard and the coordinator rebuilt from their
 /// channels.
 pub(crate) struct Restored {
@@ -278,6 +392,7 @@ pub(crate) fn restore(
         let bytes = read(RESOLUTIONS, key)?;
         resolutions.push(decode_resolution(&bytes).map_err(|e| record_error(RESOLUTIONS, key, e))?);
     }
+    let monitors = read_monitors(store, &seed, &read)?;
     let merged = match NodeRecord::merge(nodes) {
         Some(m) => m,
         None => NodeCore::new(
@@ -346,13 +461,30 @@ pub(crate) fn restore(
             v.push(record);
         }
     }
+    let mut monitors_by_shard: Vec<Vec<(ChannelMonitor, u64)>> =
+        (0..n).map(|_| Vec::new()).collect();
+    for (monitor, snapshot_id) in monitors {
+        if let Some(v) =
+            monitors_by_shard.get_mut(placement.shard_of(&monitor.counterparty_node_id()))
+        {
+            v.push((monitor, snapshot_id));
+        }
+    }
     let mut cores: Vec<NodeCore> = by_shard
         .into_iter()
+        .zip(monitors_by_shard)
         .enumerate()
-        .map(|(index, records)| {
+        .map(|(index, (records, monitors))| {
             let mut record = merged.clone();
             record.retain_peers(|peer| placement.shard_of(peer) == index);
-            NodeCore::restore(node_secret, seed, config.clone(), record, records)
+            NodeCore::restore_with_monitors(
+                node_secret,
+                seed,
+                config.clone(),
+                record,
+                records,
+                monitors,
+            )
         })
         .collect();
     for r in resolutions.iter().chain(lost.iter()) {

@@ -10,13 +10,13 @@ use super::{
     ClaimableHtlc, ClosureReason, Event, ForwardOutcome, ForwardResolution, InboundPayment,
     NodeConfig, NodeCore, OfferedHtlc, OutboundPayment, PendingTimeout, UpstreamHtlc,
 };
-use crate::chain::MonitorUpdate;
+use crate::chain::{ChannelMonitor, MonitorUpdate};
 use crate::channel::{Channel, ChannelPhase};
 use crate::onion::{Failure, FailureMessage, HopSharedSecret};
 use crate::peer::{PeerChannel, PeerState};
 use crate::persist::{
     ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,
-    InboundPaymentRecord, NodeRecord, OfferedHtlcRecord, OutboundPaymentRecord,
+    InboundPaymentRecord, MonitorRecord, NodeRecord, OfferedHtlcRecord, OutboundPaymentRecord,
     PendingTimeoutRecord, UpstreamHtlcRecord,
 };
 use crate::types::ChannelId;
@@ -88,11 +88,50 @@ fn offered_from(o: &OfferedHtlcRecord) -> OfferedHtlc {
     }
 }
 
+/// A monitor's snapshot is rewritten after this many updates (its update records are then
+/// removed): a restart replays at most this many updates per monitor.
+pub const MONITOR_SNAPSHOT_EVERY: u64 = 64;
+
 impl NodeCore {
     /// What changed since the last call (or since the node was created or restored), and
     /// resets it. See [`crate::node`] for the commit order.
+    ///
+    /// Monitors: write each update of [`Dirty::monitor_updates`] as its own record, except
+    /// for a monitor in [`Dirty::monitors`], whose snapshot ([`NodeCore::snapshot_monitor`])
+    /// replaces its update records. A monitor
+    /// [`MONITOR_SNAPSHOT_EVERY`] updates past its last snapshot is put in
+    /// [`Dirty::monitors`].
     pub fn take_dirty(&mut self) -> Dirty {
-        std::mem::take(&mut self.dirty)
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for (id, update) in &dirty.monitor_updates {
+            let last = self.monitor_snapshot_ids.get(id).copied().unwrap_or(0);
+            if update.update_id >= last + MONITOR_SNAPSHOT_EVERY {
+                dirty.monitors.insert(*id);
+            }
+        }
+        dirty
+    }
+
+    /// The snapshot record of the channel's monitor, and the update id of the previous
+    /// snapshot handed out (the update records after it, up to this one's, are replaced by
+    /// it); records it as handed out. `None` if the channel has no monitor.
+    pub fn snapshot_monitor(&mut self, channel_id: &ChannelId) -> Option<(MonitorRecord, u64)> {
+        let monitor = self.monitors.get(channel_id)?;
+        let record = monitor.to_record();
+        let previous = self
+            .monitor_snapshot_ids
+            .insert(*channel_id, monitor.update_id())
+            .unwrap_or(0);
+        Some((record, previous))
+    }
+
+    /// Every monitor's snapshot record (a full copy of the on-chain state, for a store
+    /// written from scratch).
+    pub fn monitor_records(&self) -> Vec<MonitorRecord> {
+        self.monitors
+            .values()
+            .map(ChannelMonitor::to_record)
+            .collect()
     }
 
     /// The record of one channel, `None` if this node has no such channel.
@@ -235,6 +274,29 @@ impl NodeCore {
         node_record: NodeRecord,
         channel_records: Vec<ChannelRecord>,
     ) -> NodeCore {
+        Self::restore_with_monitors(
+            node_secret,
+            seed,
+            config,
+            node_record,
+            channel_records,
+            Vec::new(),
+        )
+    }
+
+    /// As [`NodeCore::restore`], with the channels' monitors: each restored
+    /// ([`crate::persist::restore_monitor`]) with the update id of the snapshot it came from.
+    /// HTLCs of a channel gone but still monitored stay (the monitor resolves them on
+    /// chain). A funded channel without a monitor (a store written before monitors) gets
+    /// one now, written by the first commit.
+    pub fn restore_with_monitors(
+        node_secret: SecretKey,
+        seed: [u8; 32],
+        config: NodeConfig,
+        node_record: NodeRecord,
+        channel_records: Vec<ChannelRecord>,
+        monitors: Vec<(ChannelMonitor, u64)>,
+    ) -> NodeCore {
         let mut core = NodeCore::new(
             node_secret,
             seed,
@@ -293,10 +355,27 @@ impl NodeCore {
             );
             core.dirty.channel_changed(node_id, channel_id);
         }
+        for (monitor, snapshot_id) in monitors {
+            let id = monitor.channel_id();
+            core.monitor_snapshot_ids.insert(id, snapshot_id);
+            core.monitors.insert(id, monitor);
+        }
+        let funded: Vec<(PublicKey, ChannelId)> = core
+            .peers
+            .values()
+            .flat_map(|p| p.channel_by_id.keys().map(move |id| (p.node_id, *id)))
+            .filter(|(_, id)| !core.monitors.contains_key(id))
+            .collect();
+        for (node_id, channel_id) in funded {
+            core.sync_monitor(node_id, channel_id);
+        }
+        // A channel gone but monitored still resolves its HTLCs (on chain).
         let has_channel = |core: &NodeCore, node_id: &PublicKey, channel_id: &ChannelId| {
-            core.peers
-                .get(node_id)
-                .is_some_and(|p| p.channel_by_id.contains_key(channel_id))
+            core.monitors.contains_key(channel_id)
+                || core
+                    .peers
+                    .get(node_id)
+                    .is_some_and(|p| p.channel_by_id.contains_key(channel_id))
         };
         // Keep every peer's draw counter, channels or not: a peer met again in the same block
         // must never get the keys or ids it got before the restart.
