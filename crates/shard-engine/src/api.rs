@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver};
-use lightning_core::bitcoin::{BlockHash, Transaction};
+use lightning_core::bitcoin::{BlockHash, ScriptBuf, Transaction};
 use lightning_core::channel::Channel;
 use lightning_core::node::{ApiError, ChannelDetails, PaymentId, Route};
 use lightning_core::secp256k1::PublicKey;
@@ -298,6 +298,54 @@ pub trait NodeApi: Backend + Sized {
                 txdata: shared.clone(),
             };
             self.enqueue(shard, msg, true)?;
+        }
+        Ok(())
+    }
+
+    /// Blocks from `height` up were disconnected (a reorg), for every shard: the on-chain
+    /// monitors forget what those blocks confirmed and rebuild their claims (then give the
+    /// new branch's blocks with [`NodeApi::transactions_confirmed`] and
+    /// [`NodeApi::best_block_updated`]).
+    fn block_disconnected(mut self, height: u32) -> Result<(), EngineError> {
+        for shard in 0..self.placement().shards() {
+            call(&mut self, shard, move |s| {
+                s.core_mut().block_disconnected(height)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// What every monitored channel's on-chain state owes us ([`lightning_core::chain`]).
+    fn claimable_balances(
+        mut self,
+    ) -> Result<Vec<(ChannelId, lightning_core::chain::Balance)>, EngineError> {
+        let mut all = Vec::new();
+        for shard in 0..self.placement().shards() {
+            all.append(&mut call(&mut self, shard, |s| {
+                s.core().claimable_balances()
+            })?);
+        }
+        Ok(all)
+    }
+
+    /// The feerate (sat per 1000 weight) on-chain claims start from, on every shard.
+    fn set_claim_feerate(mut self, feerate_per_kw: u32) -> Result<(), EngineError> {
+        for shard in 0..self.placement().shards() {
+            call(&mut self, shard, move |s| {
+                s.core_mut().set_claim_feerate(feerate_per_kw)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Where on-chain claims of channels funded from now on pay, on every shard (default:
+    /// a key derived from the node's seed, [`lightning_core::node::NodeCore::sweep_script`]).
+    fn set_sweep_script(mut self, script: ScriptBuf) -> Result<(), EngineError> {
+        for shard in 0..self.placement().shards() {
+            let script = script.clone();
+            call(&mut self, shard, move |s| {
+                s.core_mut().set_sweep_script(script)
+            })?;
         }
         Ok(())
     }
