@@ -281,6 +281,73 @@ fn htlc_timing_out_on_chain_fails_back_upstream() {
     assert!(timeout_confirmed, "an HTLC-timeout of our commitment mined");
 }
 
+/// As above, with node 1 crashing and restarting from its store while its commitment is on
+/// chain and the HTLC not yet timed out: the restored monitor (snapshot plus updates) picks
+/// up where it was, the HTLC still times out on chain and fails upstream exactly once.
+#[test]
+fn a_restart_in_the_middle_of_on_chain_resolution_loses_nothing() {
+    let (mut net, s01, s12) = line_of_three(5);
+    let (payment_id, _preimage) = net.send(&[0, 1, 2], &[s01, s12], 8_000_000, 9);
+    net.disconnect(1, 2);
+    net.mine(60);
+    let closed = net
+        .take_events(1)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ChannelClosed {
+                channel_id,
+                reason: ClosureReason::HtlcsTimedOut,
+                ..
+            } => Some(channel_id),
+            _ => None,
+        })
+        .expect("closed to time the HTLC out");
+    net.mine(2);
+    net.restart(1);
+    let monitor = net.nodes[1]
+        .core
+        .monitor(&closed)
+        .expect("restored from the store");
+    assert!(
+        monitor.funding_spend().is_some(),
+        "with the confirmed commitment"
+    );
+    let mut failed = 0;
+    for round in 0..60 {
+        net.mine(1);
+        if round == 3 {
+            net.restart(1);
+        }
+        for e in net.take_events(1) {
+            if let Event::OnChain {
+                event: MonitorEvent::BumpNeeded { tx, .. },
+                ..
+            } = e
+            {
+                net.chain.mempool.push(tx);
+            }
+        }
+        failed += net
+            .take_events(0)
+            .into_iter()
+            .filter(|e| matches!(e, Event::PaymentFailed { payment_id: p, .. } if *p == payment_id))
+            .count();
+    }
+    assert_eq!(
+        failed, 1,
+        "failed back exactly once after the on-chain timeout"
+    );
+    let balances = net.nodes[1].core.claimable_balances();
+    assert!(
+        balances.is_empty()
+            || balances.iter().all(|(_, b)| !matches!(
+                b,
+                lightning_core::chain::Balance::ContentiousClaimable { .. }
+            )),
+        "{balances:?}"
+    );
+}
+
 #[test]
 fn disconnection_mid_commitment_dance_is_healed_by_reestablish() {
     let mut net = Net::new(2, 6);

@@ -13,7 +13,9 @@ use lightning_core::bitcoin::{
 use lightning_core::node::{
     ChannelDetails, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
 };
-use lightning_core::persist::{ChannelRecord, NodeRecord};
+use lightning_core::persist::{
+    restore_monitor, ChannelRecord, MonitorRecord, MonitorUpdateRecord, NodeRecord,
+};
 use lightning_core::secp256k1::{
     ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1, SecretKey,
 };
@@ -67,6 +69,10 @@ pub struct Net {
 pub struct MemStore {
     pub channels: BTreeMap<(PublicKey, ChannelId), Vec<u8>>,
     pub node: Option<Vec<u8>>,
+    /// Monitor snapshots, by channel.
+    pub monitors: BTreeMap<ChannelId, Vec<u8>>,
+    /// Monitor updates written since their snapshot, by (channel, update id).
+    pub monitor_updates: BTreeMap<(ChannelId, u64), Vec<u8>>,
     /// Group commits made (one per drain of the node's outputs that changed something).
     pub commits: u64,
     /// Records written.
@@ -138,6 +144,11 @@ impl Net {
                 );
             }
             store.node = Some(core.node_record().to_bytes().expect("encodes"));
+            for record in core.monitor_records() {
+                store
+                    .monitors
+                    .insert(record.channel_id, record.to_bytes().expect("encodes"));
+            }
             self.stores[i] = Some(store);
         }
     }
@@ -155,6 +166,25 @@ impl Net {
         store.commits += 1;
         for key in &dirty.removed {
             store.channels.remove(key);
+        }
+        // Monitors, as the engine writes them: updates as records, a snapshot replacing them.
+        for (channel_id, update) in &dirty.monitor_updates {
+            if !dirty.monitors.contains(channel_id) {
+                store.monitor_updates.insert(
+                    (*channel_id, update.update_id),
+                    update.to_record(*channel_id).to_bytes().expect("encodes"),
+                );
+            }
+        }
+        for channel_id in &dirty.monitors {
+            if let Some((record, _)) = core.snapshot_monitor(channel_id) {
+                store
+                    .monitor_updates
+                    .retain(|(c, id), _| c != channel_id || *id > record.update_id);
+                store
+                    .monitors
+                    .insert(*channel_id, record.to_bytes().expect("encodes"));
+            }
         }
         for (node_id, channel_id) in &dirty.channels {
             match core.snapshot_channel(node_id, channel_id) {
@@ -235,12 +265,30 @@ impl Net {
             .map(|b| ChannelRecord::from_bytes(b).expect("reads"))
             .collect();
         let config = self.nodes[i].core.config().clone();
-        self.nodes[i].core = NodeCore::restore(
+        let seed = node_seed(self.seed_base, i);
+        let monitors: Vec<_> = store
+            .monitors
+            .iter()
+            .map(|(channel_id, bytes)| {
+                let snapshot = MonitorRecord::from_bytes(bytes).expect("reads");
+                let snapshot_id = snapshot.update_id;
+                let updates: Vec<MonitorUpdateRecord> = store
+                    .monitor_updates
+                    .iter()
+                    .filter(|((c, _), _)| c == channel_id)
+                    .map(|(_, b)| MonitorUpdateRecord::from_bytes(b).expect("reads"))
+                    .collect();
+                let monitor = restore_monitor(snapshot, updates, &seed).expect("restores");
+                (monitor, snapshot_id)
+            })
+            .collect();
+        self.nodes[i].core = NodeCore::restore_with_monitors(
             node_secret(self.seed_base, i),
-            node_seed(self.seed_base, i),
+            seed,
             config,
             node_record.clone(),
             channels.clone(),
+            monitors,
         );
         // Reconnect every peer before anything runs (a forward needs both of its peers).
         let idi = self.id(i);
