@@ -16,6 +16,8 @@
 pub mod chain;
 pub mod hub;
 pub mod link;
+#[cfg(feature = "consensus")]
+pub mod onchain;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -49,6 +51,11 @@ pub fn secret(tag: &[u8]) -> SecretKey {
 /// The node secret of peer `i` of a [`Net`].
 pub fn peer_secret(i: usize) -> SecretKey {
     secret(format!("peer-{i}").as_bytes())
+}
+
+/// The seed of peer `i` of a [`Net`].
+pub fn peer_seed(i: usize) -> [u8; 32] {
+    sha256::Hash::hash(format!("peer-seed-{i}").as_bytes()).to_byte_array()
 }
 
 /// The routing node's (hub's) node secret.
@@ -209,6 +216,13 @@ pub struct Net<H: Hub> {
     /// every connection dropped with what was in flight, the peers were checked against the
     /// restarted hub ([`Net::peers_ahead_of`]) and reconnected.
     pub hub_restarts: u64,
+    /// Channels closing is part of the scenario (on-chain tests): the hub's `ChannelClosed`
+    /// events are not violations.
+    pub closures_expected: bool,
+    /// The validating chain every broadcast and every block goes through, when the network
+    /// runs on one ([`Net::new_validating`]); `None`: the fake [`Chain`].
+    #[cfg(feature = "consensus")]
+    pub validating: Option<onchain::Validating>,
 }
 
 /// The hub's wire traffic with its peers: what each peer sent and when, and what the hub
@@ -229,9 +243,15 @@ pub struct Recorder {
 impl<H: Hub> Net<H> {
     /// The hub and `n` peers, all connected.
     pub fn new(hub: H, n: usize) -> Self {
+        Self::build(hub, n, NodeConfig::default(), 100, BlockHash::all_zeros())
+    }
+
+    /// The hub and `n` peers with node configuration `config`, at chain tip
+    /// `(height, tip)`, with the fake chain starting there.
+    fn build(hub: H, n: usize, config: NodeConfig, height: u32, tip: BlockHash) -> Self {
         let chain = Chain {
-            height: 100,
-            tip: BlockHash::all_zeros(),
+            height,
+            tip,
             mempool: Vec::new(),
             confirmed: HashSet::new(),
         };
@@ -239,8 +259,8 @@ impl<H: Hub> Net<H> {
             .map(|i| Peer {
                 core: NodeCore::new(
                     peer_secret(i),
-                    sha256::Hash::hash(format!("peer-seed-{i}").as_bytes()).to_byte_array(),
-                    NodeConfig::default(),
+                    peer_seed(i),
+                    config.clone(),
                     chain.height,
                     chain.tip,
                 ),
@@ -284,6 +304,9 @@ impl<H: Hub> Net<H> {
             hub_events_lossy: false,
             hub_stopped: None,
             hub_restarts: 0,
+            closures_expected: false,
+            #[cfg(feature = "consensus")]
+            validating: None,
         };
         let hub_id = net.hub.node_id();
         for i in 0..n {
@@ -462,12 +485,13 @@ impl<H: Hub> Net<H> {
                     output_script.clone(),
                     *channel_value_satoshis,
                 );
+                self.funding_built(&tx);
                 self.peers[i]
                     .core
                     .funding_transaction_generated(*temporary_channel_id, *counterparty_node_id, tx)
                     .expect("peer funding");
             }
-            Event::BroadcastTransaction { tx } => self.chain.mempool.push(tx.clone()),
+            Event::BroadcastTransaction { tx } => self.broadcast(Who::Peer(i), tx.clone()),
             Event::PaymentClaimable { payment_hash, .. } => {
                 self.claimable(Who::Peer(i), *payment_hash)
             }
@@ -484,6 +508,8 @@ impl<H: Hub> Net<H> {
             }
             _ => {}
         }
+        #[cfg(feature = "consensus")]
+        self.observe_on_chain(Who::Peer(i), &e);
         self.peers[i].events.push(e);
     }
 
@@ -500,11 +526,12 @@ impl<H: Hub> Net<H> {
                     output_script.clone(),
                     *channel_value_satoshis,
                 );
+                self.funding_built(&tx);
                 self.hub
                     .funding_transaction_generated(*temporary_channel_id, tx)
                     .expect("hub funding");
             }
-            Event::BroadcastTransaction { tx } => self.chain.mempool.push(tx.clone()),
+            Event::BroadcastTransaction { tx } => self.broadcast(Who::Hub, tx.clone()),
             Event::PaymentClaimable { payment_hash, .. } => self.claimable(Who::Hub, *payment_hash),
             Event::PaymentClaimed { payment_hash, .. } => {
                 *self.claimed.entry(*payment_hash).or_default() += 1
@@ -525,11 +552,13 @@ impl<H: Hub> Net<H> {
             }
             Event::ChannelClosed {
                 channel_id, reason, ..
-            } => self
+            } if !self.closures_expected => self
                 .violations
                 .push(format!("hub closed channel {channel_id}: {reason:?}")),
             _ => {}
         }
+        #[cfg(feature = "consensus")]
+        self.observe_on_chain(Who::Hub, &e);
         self.hub_events.push(e);
     }
 
@@ -827,8 +856,36 @@ impl<H: Hub> Net<H> {
         }
     }
 
-    /// Mines `blocks` blocks with the mempool and tells everyone.
+    /// A transaction `who` broadcast: into the fake chain's mempool, or submitted to the
+    /// validating chain ([`Net::new_validating`]).
+    fn broadcast(&mut self, who: Who, tx: Transaction) {
+        #[cfg(feature = "consensus")]
+        if self.validating.is_some() {
+            self.submit_validating(who, tx);
+            return;
+        }
+        let _ = who;
+        self.chain.mempool.push(tx);
+    }
+
+    /// A funding transaction was built (its inputs made up): the validating chain, if any,
+    /// takes it on trust.
+    fn funding_built(&mut self, tx: &Transaction) {
+        #[cfg(feature = "consensus")]
+        if let Some(v) = &mut self.validating {
+            v.chain.submit_funding(tx.clone());
+        }
+        let _ = tx;
+    }
+
+    /// Mines `blocks` blocks with the mempool and tells everyone (through the validating
+    /// chain when the network runs on one).
     pub fn mine(&mut self, blocks: u32) {
+        #[cfg(feature = "consensus")]
+        if self.validating.is_some() {
+            self.mine_validating(blocks);
+            return;
+        }
         for _ in 0..blocks {
             let mut txs: Vec<Transaction> = std::mem::take(&mut self.chain.mempool);
             // Block order by txid: broadcasts from different shards arrive in any order.

@@ -1,0 +1,377 @@
+//! On-chain enforcement at the engine's level, lnshard against lnshard: the hub (the engine,
+//! with a MemoryStore) and plain `NodeCore` peers over BOLT 8, every transaction anyone
+//! broadcasts submitted to the testkit's validating chain (libbitcoinconsensus, locktimes,
+//! BIP 68, relay policy) and every block mined there. Channels are `static_remotekey` (the
+//! harness has no wallet to add fees to anchor channels' zero-fee transactions; anchors are
+//! covered by lightning-core's monitor tests).
+
+use lnshard_testkit as support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use lightning_core::bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
+use lightning_core::chain::{FundingSpendKind, MonitorEvent};
+use lightning_core::channel::Channel;
+use lightning_core::node::PaymentId;
+use lightning_core::secp256k1::PublicKey;
+use lightning_core::types::{PaymentHash, PaymentPreimage};
+use shard_engine::store::{MemoryStore, Store};
+use shard_engine::{Engine, EngineConfig, NodeApi};
+use support::chain::ValidatingChain;
+use support::onchain::{stale_htlc_txs, static_remotekey_config, ChainHub};
+use support::{engine_config, hub_secret, hub_seed, Hub, Net, Threaded, Who};
+
+/// Peer A (0) pays through the hub to peer B (1), and back.
+const A: usize = 0;
+const B: usize = 1;
+/// The channels' indices in `net.channels` (A's, then B's).
+const CA: usize = 0;
+const CB: usize = 1;
+
+/// Where the hub's claims pay: a P2WPKH of a test key.
+fn hub_sweep() -> ScriptBuf {
+    let key = PublicKey::from_secret_key(
+        &lightning_core::secp256k1::Secp256k1::signing_only(),
+        &support::secret(b"hub sweep"),
+    );
+    ScriptBuf::new_p2wpkh(&lightning_core::bitcoin::CompressedPublicKey(key).wpubkey_hash())
+}
+
+fn config(store: &Arc<dyn Store>) -> EngineConfig {
+    EngineConfig {
+        store: Some(store.clone()),
+        node: static_remotekey_config(),
+        ..engine_config(2)
+    }
+}
+
+fn open_hub(store: &Arc<dyn Store>, chain: &ValidatingChain) -> Engine {
+    let engine = Engine::open(
+        config(store),
+        hub_secret(),
+        hub_seed(),
+        chain.height(),
+        chain.tip(),
+    )
+    .expect("open");
+    NodeApi::set_sweep_script(&engine, hub_sweep()).expect("sweep script");
+    engine
+}
+
+/// The hub (2 shards, a MemoryStore), peers A and B, each with a channel the peer funded,
+/// on a validating chain at height 100.
+fn setup() -> (Net<Threaded>, Arc<dyn Store>) {
+    let mut chain = ValidatingChain::new();
+    chain.mine(100);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = open_hub(&store, &chain);
+    let mut net = Net::new_validating(Threaded { engine }, 2, static_remotekey_config(), chain);
+    net.open_channels(&[(A, false), (B, false)]);
+    assert_eq!(net.channels[CA].peer, A);
+    assert_eq!(net.channels[CB].peer, B);
+    let hub_id = net.hub.engine.node_id();
+    for c in net.channels.clone() {
+        let ch = net.peers[c.peer]
+            .core
+            .channel(&hub_id, &c.channel_id)
+            .expect("open");
+        assert!(!ch.channel_type().has_anchors(), "static_remotekey");
+    }
+    (net, store)
+}
+
+/// A payment's preimage and hash, from the plan.
+fn preimage_of(net: &Net<Threaded>, id: PaymentId) -> (PaymentPreimage, PaymentHash) {
+    let hash = net.payments[&id].hash;
+    (net.plan[&hash].0, hash)
+}
+
+/// The outcomes (sent / failed) the payer saw of payment `id`.
+fn outcomes(net: &Net<Threaded>, id: PaymentId) -> Vec<bool> {
+    net.payments[&id].outcomes.clone()
+}
+
+/// The transactions the hub broadcast that confirmed, other than commitments, with the
+/// hub's ClaimConfirmed events checked against them: each pays the sweep script exactly
+/// what the event says.
+struct HubClaims {
+    /// Σ what the hub's confirmed claims pay its sweep script.
+    swept: u64,
+    /// Σ the fees of every confirmed hub transaction spending a commitment output or a
+    /// second-stage output of its own.
+    fees: u64,
+    /// The confirmed hub transactions.
+    txs: Vec<Transaction>,
+}
+
+fn hub_claims(net: &Net<Threaded>, commitment: &Transaction) -> HubClaims {
+    let v = net.validating.as_ref().expect("validating");
+    let commitment_txid = commitment.compute_txid();
+    let mut seen: BTreeSet<Txid> = BTreeSet::new();
+    let mut txs = Vec::new();
+    for (who, tx) in &v.broadcasts {
+        let txid = tx.compute_txid();
+        if *who != Who::Hub || txid == commitment_txid || !seen.insert(txid) {
+            continue;
+        }
+        if v.chain.confirmations(&txid) == 0 {
+            continue;
+        }
+        // Only spends of this channel's outputs (the commitment or the hub's own
+        // second stages).
+        assert!(
+            tx.input
+                .iter()
+                .all(|i| i.previous_output.txid == commitment_txid
+                    || v.origin.get(&i.previous_output.txid) == Some(&Who::Hub)),
+            "hub tx {txid} spends elsewhere"
+        );
+        txs.push(tx.clone());
+    }
+    let sweep = hub_sweep();
+    let mut swept = 0;
+    let mut fees = 0;
+    let events: HashMap<Txid, u64> = net
+        .on_chain_events(Who::Hub)
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            MonitorEvent::ClaimConfirmed { txid, value_sat } => Some((txid, value_sat)),
+            _ => None,
+        })
+        .collect();
+    for tx in &txs {
+        fees += net.fee_of(tx);
+        let to_sweep: u64 = tx
+            .output
+            .iter()
+            .filter(|o| o.script_pubkey == sweep)
+            .map(|o| o.value.to_sat())
+            .sum();
+        swept += to_sweep;
+        if to_sweep > 0 {
+            assert_eq!(
+                events.get(&tx.compute_txid()),
+                Some(&to_sweep),
+                "ClaimConfirmed of {}",
+                tx.compute_txid()
+            );
+        }
+    }
+    // Every ClaimConfirmed names one of these transactions.
+    let ours: BTreeSet<Txid> = txs.iter().map(|t| t.compute_txid()).collect();
+    for (txid, value) in &events {
+        if *value > 0 {
+            assert!(ours.contains(txid), "ClaimConfirmed of unknown {txid}");
+        }
+    }
+    HubClaims { swept, fees, txs }
+}
+
+/// The confirmed spend of the channel's funding output.
+fn funding_spend(net: &Net<Threaded>, ch: &Channel) -> Transaction {
+    let funding = ch.funding_outpoint().expect("funded");
+    let outpoint = OutPoint {
+        txid: funding.txid,
+        vout: funding.vout,
+    };
+    let txid = net.vchain().spender_of(&outpoint).expect("spent");
+    net.vchain().get_tx(&txid).expect("tx").clone()
+}
+
+fn assert_clean(net: &Net<Threaded>) {
+    assert!(net.violations.is_empty(), "{:#?}", net.violations);
+    assert!(
+        net.vchain().refused().iter().all(|(txid, _)| net
+            .validating
+            .as_ref()
+            .expect("validating")
+            .conflicts
+            .iter()
+            .any(|(_, t, _)| t == txid)),
+        "refused: {:#?}",
+        net.vchain().refused()
+    );
+}
+
+/// The hub's HTLC of `hash` in `spec`'s view, its expiry.
+fn expiry(ch: &Channel, hash: PaymentHash) -> u32 {
+    ch.remote_commit()
+        .spec
+        .htlcs
+        .values()
+        .find(|h| h.payment_hash == hash)
+        .expect("htlc")
+        .cltv_expiry
+}
+
+#[test]
+fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
+    let (mut net, _store) = setup();
+    let hub_id = net.hub.engine.node_id();
+    // P1: A -> hub -> B, which B claims on chain. P2: A -> hub -> B, which B never claims
+    // (times out on chain). P3: B -> hub -> A, which A claims once B's channel is closed.
+    let p1 = net.start_payment(
+        Who::Peer(A),
+        Who::Peer(B),
+        Some(CA),
+        Some(CB),
+        60_000_000,
+        true,
+    );
+    let p2 = net.start_payment(
+        Who::Peer(A),
+        Who::Peer(B),
+        Some(CA),
+        Some(CB),
+        70_000_000,
+        true,
+    );
+    let p3 = net.start_payment(
+        Who::Peer(B),
+        Who::Peer(A),
+        Some(CB),
+        Some(CA),
+        80_000_000,
+        true,
+    );
+    net.run();
+    let (pre1, _) = preimage_of(&net, p1);
+    let (_, hash2) = preimage_of(&net, p2);
+    let (pre3, _) = preimage_of(&net, p3);
+    let cb = net.channels[CB];
+    let hub_side = net
+        .hub
+        .channel(net.peer_id(B), cb.channel_id)
+        .expect("hub side");
+    assert_eq!(
+        hub_side.remote_commit().spec.htlcs.len(),
+        3,
+        "all three locked in"
+    );
+    let expiry2 = expiry(&hub_side, hash2);
+
+    // B force-closes.
+    net.peers[B]
+        .core
+        .force_close_channel(cb.channel_id, hub_id)
+        .expect("B force-closes");
+    net.run();
+    net.mine(1);
+    let commitment = funding_spend(&net, &hub_side);
+    assert_eq!(
+        commitment.compute_txid(),
+        hub_side.remote_commit().txid,
+        "B's latest"
+    );
+    assert!(net.on_chain_events(Who::Hub).iter().any(|(_, e)| matches!(
+        e,
+        MonitorEvent::FundingSpent {
+            kind: FundingSpendKind::Counterparty { .. },
+            ..
+        }
+    )));
+
+    // B claims P1 with its HTLC-success: the hub fulfils A at once, in the same block.
+    net.peers[B]
+        .core
+        .claim_funds(pre1)
+        .expect("B claims on chain");
+    net.run();
+    net.mine(1);
+    assert!(
+        net.on_chain_events(Who::Hub)
+            .iter()
+            .any(|(_, e)| matches!(e, MonitorEvent::OutboundHtlcFulfilled { preimage, .. } if *preimage == pre1)),
+        "the hub saw the preimage"
+    );
+    assert_eq!(outcomes(&net, p1), vec![true], "A paid at once");
+
+    // A claims P3 off-chain: the hub claims it on chain from B's commitment.
+    net.peers[A].core.claim_funds(pre3).expect("A claims");
+    net.run();
+    net.mine(1);
+
+    // P2 times out on chain; it fails upstream only 6 blocks after the timeout confirms.
+    let mut failed_at = None;
+    while failed_at.is_none() && net.vchain().height() < expiry2 + 20 {
+        net.mine(1);
+        if outcomes(&net, p2) == vec![false] {
+            failed_at = Some(net.vchain().height());
+        }
+    }
+    let failed_at = failed_at.expect("P2 failed upstream");
+    let timeout_claim = net
+        .validating
+        .as_ref()
+        .expect("v")
+        .broadcasts
+        .iter()
+        .filter(|(w, _)| *w == Who::Hub)
+        .map(|(_, t)| t)
+        .find(|t| {
+            t.lock_time.to_consensus_u32() == expiry2
+                && net.vchain().confirmations(&t.compute_txid()) > 0
+        })
+        .expect("the hub's timeout claim confirmed")
+        .clone();
+    let (confirmed_at, _) = net
+        .vchain()
+        .confirmed_at(&timeout_claim.compute_txid())
+        .expect("confirmed");
+    assert_eq!(
+        failed_at,
+        confirmed_at + 5,
+        "failed upstream 6 deep, not before"
+    );
+
+    net.mine(6);
+    assert_clean(&net);
+    // Exact amounts: the hub's balance on B's commitment and the two HTLCs it won.
+    let htlc_sat = |hash: PaymentHash| {
+        hub_side
+            .remote_commit()
+            .spec
+            .htlcs
+            .values()
+            .find(|h| h.payment_hash == hash)
+            .expect("htlc")
+            .amount_msat
+            / 1000
+    };
+    let (_, hash3) = preimage_of(&net, p3);
+    // P3 carries the hub's forwarding fee on top of its 80,000 sat.
+    assert!(htlc_sat(hash3) > 80_000);
+    let expected =
+        hub_side.remote_commit().spec.to_remote_msat / 1000 + htlc_sat(hash2) + htlc_sat(hash3);
+    let claims = hub_claims(&net, &commitment);
+    assert_eq!(
+        claims.swept + claims.fees,
+        expected,
+        "swept {} + fees {} of {} txs",
+        claims.swept,
+        claims.fees,
+        claims.txs.len()
+    );
+    assert!(claims.fees < 5_000, "fees {}", claims.fees);
+    let left: Vec<_> = net
+        .hub
+        .claimable_balances()
+        .expect("balances")
+        .into_iter()
+        .filter(|(id, _)| *id == cb.channel_id)
+        .collect();
+    assert!(left.is_empty(), "nothing left to claim: {left:?}");
+    // Off-chain: A's channel holds no HTLC and A saw every outcome once.
+    assert_eq!(
+        outcomes(&net, p3),
+        vec![true],
+        "B learned P3's preimage on chain"
+    );
+    let a_side = net.peers[A]
+        .core
+        .channel(&hub_id, &net.channels[CA].channel_id)
+        .expect("A's channel")
+        .clone();
+    assert!(a_side.local_commit().spec.htlcs.is_empty());
+}
