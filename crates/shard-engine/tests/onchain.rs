@@ -105,7 +105,8 @@ struct HubClaims {
     txs: Vec<Transaction>,
 }
 
-fn hub_claims(net: &Net<Threaded>, commitment: &Transaction) -> HubClaims {
+/// `also`: other transactions the hub may claim from (a cheater's second stage).
+fn hub_claims(net: &Net<Threaded>, commitment: &Transaction, also: &[Txid]) -> HubClaims {
     let v = net.validating.as_ref().expect("validating");
     let commitment_txid = commitment.compute_txid();
     let mut seen: BTreeSet<Txid> = BTreeSet::new();
@@ -124,6 +125,7 @@ fn hub_claims(net: &Net<Threaded>, commitment: &Transaction) -> HubClaims {
             tx.input
                 .iter()
                 .all(|i| i.previous_output.txid == commitment_txid
+                    || also.contains(&i.previous_output.txid)
                     || v.origin.get(&i.previous_output.txid) == Some(&Who::Hub)),
             "hub tx {txid} spends elsewhere"
         );
@@ -344,7 +346,7 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
     assert!(htlc_sat(hash3) > 80_000);
     let expected =
         hub_side.remote_commit().spec.to_remote_msat / 1000 + htlc_sat(hash2) + htlc_sat(hash3);
-    let claims = hub_claims(&net, &commitment);
+    let claims = hub_claims(&net, &commitment, &[]);
     assert_eq!(
         claims.swept + claims.fees,
         expected,
@@ -374,4 +376,270 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
         .expect("A's channel")
         .clone();
     assert!(a_side.local_commit().spec.htlcs.is_empty());
+}
+
+/// Mines until the hub has nothing left to claim on channel `cb` (or `limit` is reached),
+/// then 6 more blocks. Returns the height at which nothing was left.
+fn mine_until_resolved(
+    net: &mut Net<Threaded>,
+    channel: lightning_core::types::ChannelId,
+    limit: u32,
+) -> u32 {
+    loop {
+        let left = net
+            .hub
+            .claimable_balances()
+            .expect("balances")
+            .into_iter()
+            .filter(|(id, _)| *id == channel)
+            .count();
+        if left == 0 {
+            let at = net.vchain().height();
+            net.mine(6);
+            return at;
+        }
+        assert!(net.vchain().height() < limit, "unresolved at {limit}");
+        net.mine(1);
+    }
+}
+
+/// The amount (sat) of the HTLC of `hash` in `ch`'s latest commitment.
+fn local_htlc_sat(ch: &Channel, hash: PaymentHash) -> u64 {
+    ch.local_commit()
+        .spec
+        .htlcs
+        .values()
+        .find(|h| h.payment_hash == hash)
+        .expect("htlc")
+        .amount_msat
+        / 1000
+}
+
+#[test]
+fn the_hub_force_closes_and_sweeps_to_local_and_its_htlcs_through_the_second_stage() {
+    let (mut net, _store) = setup();
+    let hub_id = net.hub.engine.node_id();
+    // P1: A -> hub -> B, which B claims on chain. P2: A -> hub -> B, never claimed (the
+    // hub's HTLC-timeout). P3: B -> hub -> A, which A claims (the hub's HTLC-success).
+    let p1 = net.start_payment(
+        Who::Peer(A),
+        Who::Peer(B),
+        Some(CA),
+        Some(CB),
+        60_000_000,
+        true,
+    );
+    let p2 = net.start_payment(
+        Who::Peer(A),
+        Who::Peer(B),
+        Some(CA),
+        Some(CB),
+        70_000_000,
+        true,
+    );
+    let p3 = net.start_payment(
+        Who::Peer(B),
+        Who::Peer(A),
+        Some(CB),
+        Some(CA),
+        80_000_000,
+        true,
+    );
+    net.run();
+    let (pre1, _) = preimage_of(&net, p1);
+    let (_, hash2) = preimage_of(&net, p2);
+    let (pre3, hash3) = preimage_of(&net, p3);
+    let cb = net.channels[CB];
+    let hub_side = net
+        .hub
+        .channel(net.peer_id(B), cb.channel_id)
+        .expect("hub side");
+    assert_eq!(
+        hub_side.local_commit().spec.htlcs.len(),
+        3,
+        "all three locked in"
+    );
+
+    net.hub
+        .force_close_channel(cb.channel_id)
+        .expect("the hub force-closes");
+    net.run();
+    net.mine(1);
+    let commitment = funding_spend(&net, &hub_side);
+    assert_eq!(
+        commitment.compute_txid(),
+        hub_side.local_commit().txid,
+        "the hub's latest"
+    );
+    let closed_at = net.vchain().height();
+
+    // B claims P1 on the hub's commitment: the hub fulfils A at once.
+    net.peers[B]
+        .core
+        .claim_funds(pre1)
+        .expect("B claims on chain");
+    net.run();
+    net.mine(1);
+    assert_eq!(
+        outcomes(&net, p1),
+        vec![true],
+        "A paid as soon as the preimage confirmed"
+    );
+    // A claims P3: the hub claims it through its HTLC-success.
+    net.peers[A].core.claim_funds(pre3).expect("A claims");
+    net.run();
+    net.mine(1);
+
+    let csv = u32::from(hub_side.remote_params().to_self_delay);
+    let done = mine_until_resolved(&mut net, cb.channel_id, closed_at + 600);
+    assert!(done >= closed_at + csv, "to_local waits for its CSV");
+    assert_eq!(outcomes(&net, p2), vec![false], "P2 failed upstream");
+    assert_eq!(outcomes(&net, p3), vec![true]);
+    assert_clean(&net);
+
+    let expected = hub_side.local_commit().spec.to_local_msat / 1000
+        + local_htlc_sat(&hub_side, hash2)
+        + local_htlc_sat(&hub_side, hash3);
+    let claims = hub_claims(&net, &commitment, &[]);
+    // Second stages: an HTLC-timeout (locktime at P2's expiry) and an HTLC-success, each
+    // swept after the CSV.
+    let second: Vec<&Transaction> = claims
+        .txs
+        .iter()
+        .filter(|t| {
+            t.input.len() == 1
+                && t.input[0].previous_output.txid == commitment.compute_txid()
+                && t.output.iter().all(|o| o.script_pubkey != hub_sweep())
+        })
+        .collect();
+    assert_eq!(
+        second.len(),
+        2,
+        "HTLC-timeout and HTLC-success: {second:#?}"
+    );
+    for s in &second {
+        let txid = s.compute_txid();
+        assert!(
+            claims
+                .txs
+                .iter()
+                .any(|t| t.input.iter().any(|i| i.previous_output.txid == txid)),
+            "second stage {txid} swept"
+        );
+    }
+    assert_eq!(
+        claims.swept + claims.fees,
+        expected,
+        "swept {} + fees {} of {} txs",
+        claims.swept,
+        claims.fees,
+        claims.txs.len()
+    );
+    assert!(claims.fees < 10_000, "fees {}", claims.fees);
+    let a_side = net.peers[A]
+        .core
+        .channel(&hub_id, &net.channels[CA].channel_id)
+        .expect("A's channel")
+        .clone();
+    assert!(a_side.local_commit().spec.htlcs.is_empty());
+}
+
+#[test]
+fn a_revoked_commitment_and_the_cheaters_htlc_success_are_punished() {
+    let (mut net, _store) = setup();
+    let hub_id = net.hub.engine.node_id();
+    let p1 = net.start_payment(
+        Who::Peer(A),
+        Who::Peer(B),
+        Some(CA),
+        Some(CB),
+        60_000_000,
+        true,
+    );
+    let p3 = net.start_payment(
+        Who::Peer(B),
+        Who::Peer(A),
+        Some(CB),
+        Some(CA),
+        80_000_000,
+        true,
+    );
+    net.run();
+    let (pre1, _) = preimage_of(&net, p1);
+    let cb = net.channels[CB];
+    // B keeps a copy of this state (both HTLCs pending)...
+    let stale = net.peers[B]
+        .core
+        .channel(&hub_id, &cb.channel_id)
+        .expect("B's channel")
+        .clone();
+    assert_eq!(stale.local_commit().spec.htlcs.len(), 2);
+    // ... then the channel moves on: both payments settle, that state is revoked.
+    net.settle();
+    assert_eq!(outcomes(&net, p1), vec![true]);
+    assert_eq!(outcomes(&net, p3), vec![true]);
+    let hub_side = net
+        .hub
+        .channel(net.peer_id(B), cb.channel_id)
+        .expect("hub side");
+    assert!(hub_side.remote_commit().index > stale.local_commit().index);
+
+    // B cheats: its revoked commitment and, in the same block (mined privately), its
+    // HTLC-success of P1 (it knows the preimage).
+    let revoked = stale.clone().force_close().expect("the stale commitment");
+    let cheats = stale_htlc_txs(B, &hub_id, &stale, &[pre1]);
+    let success = cheats
+        .iter()
+        .find(|t| t.lock_time.to_consensus_u32() == 0)
+        .expect("B's HTLC-success")
+        .clone();
+    assert_eq!(cheats.len(), 2, "and the HTLC-timeout of P3");
+    net.mine_exactly(vec![revoked.clone(), success.clone()]);
+    assert!(net.on_chain_events(Who::Hub).iter().any(|(_, e)| matches!(
+        e,
+        MonitorEvent::RevokedCommitmentSeen { txid, .. } if *txid == revoked.compute_txid()
+    )));
+    let limit = net.vchain().height() + 300;
+    let done = mine_until_resolved(&mut net, cb.channel_id, limit);
+    assert_clean(&net);
+    let claims = hub_claims(&net, &revoked, &[success.compute_txid()]);
+    // The second stage is punished: a hub claim spends the HTLC-success's output.
+    let success_out = OutPoint {
+        txid: success.compute_txid(),
+        vout: 0,
+    };
+    assert!(claims
+        .txs
+        .iter()
+        .any(|t| t.input.iter().any(|i| i.previous_output == success_out)));
+    // Justice takes everything: every output of the revoked commitment but P1's (spent by
+    // the cheater), and P1's second-stage output.
+    let p1_vout = success.input[0].previous_output.vout as usize;
+    let everything: u64 = revoked
+        .output
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k != p1_vout)
+        .map(|(_, o)| o.value.to_sat())
+        .sum::<u64>()
+        + success.output[0].value.to_sat();
+    assert_eq!(
+        claims.swept + claims.fees,
+        everything,
+        "swept {} + fees {} of {} txs (resolved at {done})",
+        claims.swept,
+        claims.fees,
+        claims.txs.len()
+    );
+    assert!(claims.fees < 10_000, "fees {}", claims.fees);
+    // The hub's claims spend only the revoked commitment and the cheater's second stage.
+    for t in &claims.txs {
+        for i in &t.input {
+            assert!(
+                i.previous_output.txid == revoked.compute_txid()
+                    || i.previous_output == success_out,
+                "{t:?}"
+            );
+        }
+    }
 }
