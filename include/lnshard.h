@@ -11,7 +11,8 @@
  * txids in internal byte order.
  *
  * Handles: a handle (lnshard_engine *, lnshard_bytes *, lnshard_event *,
- * lnshard_peer_outputs *, lnshard_channel_list *, lnshard_store_sink *) is an opaque token,
+ * lnshard_peer_outputs *, lnshard_channel_list *, lnshard_balance_list *,
+ * lnshard_store_sink *) is an opaque token,
  * not necessarily an address: never dereference it or pass it to free(). Every call checks
  * the handles it is given against the library's registry of live handles (type and
  * generation) before touching anything behind them, so a handle used after its _free, a
@@ -42,6 +43,16 @@
 
 // The most shards an engine may run.
 #define LNSHARD_MAX_SHARDS 1024
+
+// The least feerate on-chain claims pay (sat per 1000 weight): the relay floor.
+#define LNSHARD_MIN_CLAIM_FEERATE_PER_KW 253
+
+// The most `lnshard_engine_set_claim_feerate` takes (sat per 1000 weight: 1,000 sat/vB).
+#define LNSHARD_MAX_CLAIM_FEERATE_PER_KW 250000
+
+// The longest script `lnshard_engine_set_sweep_script` takes (a witness program of 40
+// bytes with its version and push).
+#define LNSHARD_MAX_SWEEP_SCRIPT_LEN 42
 
 // What a call did: `LNSHARD_RESULT_OK`, or why it failed.
 //
@@ -113,6 +124,37 @@ enum lnshard_result
 typedef enum lnshard_result lnshard_result;
 #else
 typedef uint32_t lnshard_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What kind of amount a `lnshard_balance` is. The numbers are part of the ABI and never
+// reused.
+enum lnshard_balance_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A kind this library version does not know: only `amount_sat` is meaningful.
+  LNSHARD_BALANCE_KIND_UNKNOWN = 0,
+  // The channel is open: what a close now would give us (our balance in our latest
+  // commitment).
+  LNSHARD_BALANCE_KIND_CLAIMABLE_ON_CHANNEL_CLOSE = 1,
+  // Ours, waiting for a claim to confirm or a timelock to pass: irrevocably ours at
+  // `confirmation_height` (estimated).
+  LNSHARD_BALANCE_KIND_CLAIMABLE_AWAITING_CONFIRMATIONS = 2,
+  // An HTLC output we may claim or lose (`timeout_height`, `payment_hash`,
+  // `ours_after_timeout`): an HTLC offered to us is ours with its preimage before
+  // `timeout_height` and the peer's after it; one we offered is ours after it unless the
+  // peer reveals the preimage first.
+  LNSHARD_BALANCE_KIND_CONTENTIOUS_CLAIMABLE = 3,
+  // A revoked output of the peer's, which our justice transactions take.
+  LNSHARD_BALANCE_KIND_COUNTERPARTY_REVOKED_OUTPUT_CLAIMABLE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lnshard_balance_kind lnshard_balance_kind;
+#else
+typedef uint32_t lnshard_balance_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -201,6 +243,13 @@ enum lnshard_event_kind
   LNSHARD_EVENT_KIND_CHANNEL_CLOSED = 9,
   // Broadcast a transaction. Fields: transaction.
   LNSHARD_EVENT_KIND_BROADCAST_TRANSACTION = 10,
+  // What a channel's on-chain monitor concluded: the funding output spent, an HTLC
+  // resolved on chain, a claim confirmed, a revoked or future commitment seen, or a
+  // transaction that needs fee inputs before it can confirm (read
+  // `lnshard_event_onchain` for which). Fields: channel id, counterparty node id, the
+  // `lnshard_onchain_event` (`lnshard_event_onchain`), and for `BUMP_NEEDED` the
+  // transaction (`lnshard_event_transaction`).
+  LNSHARD_EVENT_KIND_ON_CHAIN = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -230,12 +279,97 @@ enum lnshard_closure_reason
   LNSHARD_CLOSURE_REASON_HTLCS_TIMED_OUT = 5,
   // The peer disconnected before the channel was funded.
   LNSHARD_CLOSURE_REASON_DISCONNECTED_PEER = 6,
+  // A commitment transaction (ours or the peer's) spending the funding output confirmed:
+  // the channel is resolved on chain (`ON_CHAIN` events follow).
+  LNSHARD_CLOSURE_REASON_COMMITMENT_TX_CONFIRMED = 7,
+  // As fundee, the funding transaction did not confirm in time: the channel was
+  // forgotten (nothing of ours was at stake).
+  LNSHARD_CLOSURE_REASON_FUNDING_TIMED_OUT = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum lnshard_closure_reason lnshard_closure_reason;
 #else
 typedef uint32_t lnshard_closure_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What an `ON_CHAIN` event says (`lnshard_onchain_event.kind`). The numbers are part of
+// the ABI and never reused.
+enum lnshard_onchain_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A kind this library version does not know (only the channel is meaningful).
+  LNSHARD_ONCHAIN_KIND_UNKNOWN = 0,
+  // A transaction spending the funding output confirmed (`txid`, `spend_kind`,
+  // `commitment_number`): the channel is closed on chain. Never broadcast an older
+  // commitment of ours after this.
+  LNSHARD_ONCHAIN_KIND_FUNDING_SPENT = 1,
+  // An HTLC we offered was fulfilled on chain (`htlc_id`, `payment_preimage` and its
+  // `payment_hash`): the engine has fulfilled it upstream.
+  LNSHARD_ONCHAIN_KIND_OUTBOUND_HTLC_FULFILLED = 2,
+  // An HTLC we offered is irrevocably resolved on chain without a preimage (`htlc_id`,
+  // `payment_hash`): the engine fails it upstream.
+  LNSHARD_ONCHAIN_KIND_OUTBOUND_HTLC_FAILED = 3,
+  // An HTLC offered to us was irrevocably claimed by us on chain (`htlc_id`,
+  // `payment_hash`, `amount_msat`).
+  LNSHARD_ONCHAIN_KIND_INBOUND_HTLC_CLAIMED = 4,
+  // An HTLC offered to us was taken back by the peer on chain (`htlc_id`,
+  // `payment_hash`, `amount_msat`).
+  LNSHARD_ONCHAIN_KIND_INBOUND_HTLC_LOST = 5,
+  // One of our claims confirmed irrevocably (`txid`): `value_sat` now pays the sweep
+  // script.
+  LNSHARD_ONCHAIN_KIND_CLAIM_CONFIRMED = 6,
+  // The peer broadcast a revoked commitment (`txid`, `commitment_number`); our justice
+  // transactions are out.
+  LNSHARD_ONCHAIN_KIND_REVOKED_COMMITMENT_SEEN = 7,
+  // The funding output was spent by a commitment newer than any we know (`txid`,
+  // `commitment_number`): we lost data; only what is ours without the peer's help is
+  // claimed.
+  LNSHARD_ONCHAIN_KIND_FUTURE_COMMITMENT_SEEN = 8,
+  // Anchor channels: a transaction (`lnshard_event_transaction`, whose id is `txid`)
+  // that pays no fee of its own must confirm by `deadline` at `feerate_per_kw`. Add
+  // wallet inputs (and change) to it, or spend `anchor` (when `has_anchor`) with a child
+  // paying for both. Never broadcast it alone as if final.
+  LNSHARD_ONCHAIN_KIND_BUMP_NEEDED = 9,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lnshard_onchain_kind lnshard_onchain_kind;
+#else
+typedef uint32_t lnshard_onchain_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Which transaction spent a channel's funding output (`lnshard_onchain_event.spend_kind`).
+// The numbers are part of the ABI and never reused.
+enum lnshard_funding_spend_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not a `FUNDING_SPENT` event, or a kind this library version does not know.
+  LNSHARD_FUNDING_SPEND_KIND_UNKNOWN = 0,
+  // A cooperative close: nothing to claim.
+  LNSHARD_FUNDING_SPEND_KIND_COOPERATIVE = 1,
+  // Our commitment.
+  LNSHARD_FUNDING_SPEND_KIND_HOLDER = 2,
+  // The peer's current or next commitment.
+  LNSHARD_FUNDING_SPEND_KIND_COUNTERPARTY = 3,
+  // A commitment the peer revoked: everything on it is ours.
+  LNSHARD_FUNDING_SPEND_KIND_REVOKED = 4,
+  // A commitment of the peer's newer than any we know: we lost state.
+  LNSHARD_FUNDING_SPEND_KIND_FUTURE = 5,
+  // Something else (it should not exist).
+  LNSHARD_FUNDING_SPEND_KIND_OTHER = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lnshard_funding_spend_kind lnshard_funding_spend_kind;
+#else
+typedef uint32_t lnshard_funding_spend_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -287,6 +421,13 @@ typedef uint32_t lnshard_log_level;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The engine's claimable balances at one moment.
+//
+// Owner: the caller of `lnshard_engine_claimable_balances`; free with
+// `lnshard_balance_list_free`. Thread-safety: immutable; may be read from any thread, freed
+// from one.
+typedef struct lnshard_balance_list lnshard_balance_list;
+
 // A byte buffer owned by the library (a serialized transaction, BOLT 8 bytes to write).
 //
 // Owner: the caller that received it; free it exactly once with `lnshard_bytes_free`.
@@ -320,6 +461,28 @@ typedef struct lnshard_event lnshard_event;
 // `lnshard_store_sink_push` refuses it with `LNSHARD_RESULT_INVALID_HANDLE`).
 // Thread-safety: use it only on the callback's thread.
 typedef struct lnshard_store_sink lnshard_store_sink;
+
+// One amount as `lnshard_engine_claimable_balances` lists it (plain data, copied out).
+// Fields a kind does not use are zero (and `has_payment_hash` false).
+typedef struct {
+  // The channel (32 bytes).
+  uint8_t channel_id[32];
+  // What the amount is.
+  lnshard_balance_kind kind;
+  // The amount, in satoshis.
+  uint64_t amount_sat;
+  // `CLAIMABLE_AWAITING_CONFIRMATIONS`: the height at which it is irrevocably ours.
+  uint32_t confirmation_height;
+  // `CONTENTIOUS_CLAIMABLE`: the HTLC's expiry.
+  uint32_t timeout_height;
+  // Whether `payment_hash` is set (`CONTENTIOUS_CLAIMABLE`).
+  bool has_payment_hash;
+  // The HTLC's payment hash (32 bytes).
+  uint8_t payment_hash[32];
+  // `CONTENTIOUS_CLAIMABLE`: whether it is ours after `timeout_height` (an HTLC we
+  // offered).
+  bool ours_after_timeout;
+} lnshard_balance;
 
 // One channel as `lnshard_engine_list_channels` shows it (plain data, copied out).
 typedef struct {
@@ -489,6 +652,46 @@ typedef struct {
   uint16_t failure_code;
 } lnshard_payment_failure;
 
+// An `ON_CHAIN` event's fields, as `lnshard_event_onchain` copies them out (plain data).
+// Fields its `kind` does not use are zero (flags false).
+typedef struct {
+  // What happened.
+  lnshard_onchain_kind kind;
+  // The transaction it is about (32 bytes, internal byte order): the funding spend, the
+  // claim, the revoked or future commitment, or the transaction needing fees.
+  uint8_t txid[32];
+  // `FUNDING_SPENT`: what spent it.
+  lnshard_funding_spend_kind spend_kind;
+  // The commitment's number (`FUNDING_SPENT` of a commitment, `REVOKED_COMMITMENT_SEEN`,
+  // `FUTURE_COMMITMENT_SEEN`).
+  uint64_t commitment_number;
+  // The HTLC's id on the channel (HTLC kinds).
+  uint64_t htlc_id;
+  // Whether `payment_hash` is set (HTLC kinds).
+  bool has_payment_hash;
+  // The HTLC's payment hash (32 bytes).
+  uint8_t payment_hash[32];
+  // Whether `payment_preimage` is set (`OUTBOUND_HTLC_FULFILLED`).
+  bool has_payment_preimage;
+  // The preimage learned on chain (32 bytes).
+  uint8_t payment_preimage[32];
+  // The HTLC's amount (`INBOUND_HTLC_CLAIMED`, `INBOUND_HTLC_LOST`).
+  uint64_t amount_msat;
+  // `CLAIM_CONFIRMED`: what the claim pays the sweep script.
+  uint64_t value_sat;
+  // `BUMP_NEEDED`: whether `anchor_txid`:`anchor_vout` is our anchor output to spend
+  // (commitments of anchor channels).
+  bool has_anchor;
+  // The anchor output's transaction (32 bytes, internal byte order).
+  uint8_t anchor_txid[32];
+  // The anchor output's index.
+  uint32_t anchor_vout;
+  // `BUMP_NEEDED`: the height by which the transaction must confirm.
+  uint32_t deadline;
+  // `BUMP_NEEDED`: the feerate (sat per 1000 weight) the package should reach.
+  uint32_t feerate_per_kw;
+} lnshard_onchain_event;
+
 // Receives one log message: `level` is a `lnshard_log_level`, `target` the module that
 // logged, `message` the text with its fields (`key=value`); both strings are
 // NUL-terminated and valid only during the call. Called from any engine thread, possibly
@@ -504,6 +707,24 @@ extern "C" {
 // The string is owned by the library and valid for the life of the process; do not free it.
 // Safe to call from any thread.
 const char *lnshard_version(void);
+
+// What every monitored channel's on-chain state owes us, one entry per amount (a channel
+// may have several, or none): `*out` is a new list to free with `lnshard_balance_list_free`.
+// Open channels show their `CLAIMABLE_ON_CHANNEL_CLOSE` amount; closed ones keep theirs
+// until every output is irrevocably resolved.
+lnshard_result lnshard_engine_claimable_balances(const lnshard_engine *engine, lnshard_balance_list **out);
+
+// The number of balances in the list: 0 for NULL, and for anything but a live
+// `lnshard_balance_list` (the last error then says why).
+size_t lnshard_balance_list_len(const lnshard_balance_list *list);
+
+// Copies balance `index` of the list into `*out`; `index` at or past the length is
+// `LNSHARD_RESULT_INVALID_PARAMETER`.
+lnshard_result lnshard_balance_list_get(const lnshard_balance_list *list, size_t index, lnshard_balance *out);
+
+// Frees a balance list. NULL is a no-op, and so is a handle of another type (the last
+// error names it); freeing twice is undefined behaviour.
+void lnshard_balance_list_free(lnshard_balance_list *list);
 
 // The address of the buffer's first byte (valid until `lnshard_bytes_free`). Not
 // NUL-terminated: use `lnshard_bytes_len`. NULL for a NULL buffer, and for anything but a
@@ -658,6 +879,27 @@ lnshard_result lnshard_engine_best_block_updated(const lnshard_engine *engine, u
 // the block. Call `lnshard_engine_best_block_updated` for the block too.
 lnshard_result lnshard_engine_transactions_confirmed(const lnshard_engine *engine, uint32_t height, const lnshard_confirmed_tx *txs, size_t txs_len);
 
+// Blocks from `height` up were disconnected (a reorg): every channel's on-chain monitor
+// forgets what those blocks confirmed and rebuilds its claims. Then give the new branch's
+// blocks with `lnshard_engine_transactions_confirmed` and
+// `lnshard_engine_best_block_updated`. `height` 0 is `LNSHARD_RESULT_INVALID_PARAMETER`
+// (the genesis block is never disconnected).
+lnshard_result lnshard_engine_block_disconnected(const lnshard_engine *engine, uint32_t height);
+
+// The feerate (sat per 1000 weight, `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to
+// `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`) on-chain claims start from, for every channel; the
+// monitors raise it as a claim's deadline nears. Call it as the fee estimate changes.
+lnshard_result lnshard_engine_set_claim_feerate(const lnshard_engine *engine, uint32_t feerate_per_kw);
+
+// Where on-chain claims (the `to_local` sweep, HTLC claims, justice transactions) of
+// channels funded from now on pay: the output script (`script_len` bytes at `script`, at
+// most `LNSHARD_MAX_SWEEP_SCRIPT_LEN`) of the application's wallet: P2PKH, P2SH, P2WPKH,
+// P2WSH or P2TR; anything else is `LNSHARD_RESULT_INVALID_PARAMETER` (a claim paying it
+// would not relay). Channels already funded keep the script they were given. Not stored:
+// call it after every `lnshard_engine_new`, before any channel is funded. Without it,
+// claims pay a P2WPKH key derived from the engine's seed.
+lnshard_result lnshard_engine_set_sweep_script(const lnshard_engine *engine, const uint8_t *script, size_t script_len);
+
 // Writes a fixed description of `result` (a `lnshard_result` number) into `buf` (`len`
 // bytes, NUL-terminated) and its length without the NUL into `out_n`.
 //
@@ -683,15 +925,15 @@ lnshard_event_kind lnshard_event_get_kind(const lnshard_event *event);
 // names it); freeing twice is undefined behaviour.
 void lnshard_event_free(lnshard_event *event);
 
-// The channel id (32 bytes) of a `CHANNEL_PENDING`, `CHANNEL_READY`, `CHANNEL_CLOSED` or
-// `PAYMENT_CLAIMABLE` (the channel it arrived on) event.
+// The channel id (32 bytes) of a `CHANNEL_PENDING`, `CHANNEL_READY`, `CHANNEL_CLOSED`,
+// `ON_CHAIN` or `PAYMENT_CLAIMABLE` (the channel it arrived on) event.
 lnshard_result lnshard_event_channel_id(const lnshard_event *event, uint8_t *out);
 
 // The temporary channel id (32 bytes) of a `FUNDING_GENERATION_READY` event.
 lnshard_result lnshard_event_temporary_channel_id(const lnshard_event *event, uint8_t *out);
 
 // The peer's node id (33 bytes) of a `FUNDING_GENERATION_READY`, `CHANNEL_PENDING`,
-// `CHANNEL_READY` or `CHANNEL_CLOSED` event.
+// `CHANNEL_READY`, `CHANNEL_CLOSED` or `ON_CHAIN` event.
 lnshard_result lnshard_event_counterparty_node_id(const lnshard_event *event, uint8_t *out);
 
 // The application's channel id (its low 64 bits) of a `FUNDING_GENERATION_READY`,
@@ -756,9 +998,14 @@ lnshard_result lnshard_event_closure_reason(const lnshard_event *event, lnshard_
 // without the NUL goes to `*out_n`.
 lnshard_result lnshard_event_closure_message(const lnshard_event *event, char *buf, size_t len, size_t *out_n);
 
-// The transaction of a `BROADCAST_TRANSACTION` event, serialized: `*out` is a new buffer
-// to free with `lnshard_bytes_free`.
+// The transaction of a `BROADCAST_TRANSACTION` event, or the transaction needing fees of
+// an `ON_CHAIN` event of kind `BUMP_NEEDED`, serialized: `*out` is a new buffer to free
+// with `lnshard_bytes_free`.
 lnshard_result lnshard_event_transaction(const lnshard_event *event, lnshard_bytes **out);
+
+// What an `ON_CHAIN` event says, copied into `*out` (its `kind` says which fields are
+// set). The transaction of a `BUMP_NEEDED` one comes from `lnshard_event_transaction`.
+lnshard_result lnshard_event_onchain(const lnshard_event *event, lnshard_onchain_event *out);
 
 // Builds the funding transaction a `FUNDING_GENERATION_READY` event asks for, spending the
 // caller's UTXO `prev_txid` (32 bytes, internal byte order):`prev_vout`, worth

@@ -6,7 +6,10 @@
  *
  * Alice opens a channel to Bob, funding it from a (simulated) UTXO through the API; the
  * program mines fabricated blocks to confirm it, sends payments each way, prints both
- * balances and closes the channel cooperatively.
+ * balances and closes the channel cooperatively. Then Alice opens a second channel, pays
+ * Bob, and Bob force-closes it: both engines' on-chain monitors take over (ON_CHAIN events),
+ * and the program prints what each node can claim on chain (lnshard_engine_claimable_balances)
+ * as Bob's delayed output matures and his sweep to his wallet's script confirms.
  *
  * The funding transaction is built by lnshard_event_build_funding_transaction and is NOT
  * signed: this chain is simulated (blocks are just a height, a made-up hash and the
@@ -55,7 +58,73 @@ static void block_hash(uint32_t h, uint8_t out[32]) {
     out[3] = (uint8_t)(h >> 24);
 }
 
+/* The outpoints (txid and index, 36 bytes) spent by the chain and the mempool: a
+ * transaction spending one again conflicts and is refused, first seen wins (as when both
+ * sides of a channel broadcast their commitment: only one can confirm). */
+#define MAX_SPENT 256
+static uint8_t spent[MAX_SPENT][36];
+static size_t spent_len;
+
+/* Reads a Bitcoin varint at *at (below end); 0 and *ok = 0 when it does not fit. */
+static uint64_t read_varint(const uint8_t *b, size_t *at, size_t end, int *ok) {
+    uint8_t first;
+    size_t n = 0, i;
+    uint64_t v = 0;
+    if (*at >= end) {
+        *ok = 0;
+        return 0;
+    }
+    first = b[(*at)++];
+    if (first < 0xfd) {
+        return first;
+    }
+    n = first == 0xfd ? 2 : first == 0xfe ? 4 : 8;
+    if (end - *at < n) {
+        *ok = 0;
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        v |= (uint64_t)b[*at + i] << (8 * i);
+    }
+    *at += n;
+    return v;
+}
+
+/* The outpoints a serialized transaction spends, up to `max`: their count, or -1 when it
+ * does not parse. */
+static int tx_inputs(const lnshard_bytes *tx, uint8_t (*out)[36], int max) {
+    const uint8_t *b = lnshard_bytes_data(tx);
+    size_t end = lnshard_bytes_len(tx), at = 4;
+    int ok = 1, i;
+    uint64_t count, script_len;
+    if (end < 10) {
+        return -1;
+    }
+    if (b[4] == 0x00 && b[5] == 0x01) {
+        at = 6; /* segwit marker and flag */
+    }
+    count = read_varint(b, &at, end, &ok);
+    if (!ok || count > (uint64_t)max) {
+        return -1;
+    }
+    for (i = 0; i < (int)count; i++) {
+        if (end - at < 36) {
+            return -1;
+        }
+        memcpy(out[i], b + at, 36);
+        at += 36;
+        script_len = read_varint(b, &at, end, &ok);
+        if (!ok || script_len > end - at || end - at - script_len < 4) {
+            return -1;
+        }
+        at += (size_t)script_len + 4; /* script, sequence */
+    }
+    return (int)count;
+}
+
 static void broadcast(lnshard_bytes *tx) {
+    uint8_t inputs[16][36];
+    int n = tx_inputs(tx, inputs, 16), k;
     size_t i;
     for (i = 0; i < mempool_len; i++) {
         if (lnshard_bytes_len(mempool[i]) == lnshard_bytes_len(tx) &&
@@ -64,9 +133,25 @@ static void broadcast(lnshard_bytes *tx) {
             return;
         }
     }
-    if (mempool_len == MAX_MEMPOOL) {
+    if (n < 0) {
+        fprintf(stderr, "a broadcast transaction does not parse\n");
+        exit(1);
+    }
+    for (k = 0; k < n; k++) {
+        for (i = 0; i < spent_len; i++) {
+            if (memcmp(spent[i], inputs[k], 36) == 0) {
+                printf("chain: refused a transaction spending an output already spent\n");
+                lnshard_bytes_free(tx);
+                return;
+            }
+        }
+    }
+    if (mempool_len == MAX_MEMPOOL || spent_len + (size_t)n > MAX_SPENT) {
         fprintf(stderr, "mempool full\n");
         exit(1);
+    }
+    for (k = 0; k < n; k++) {
+        memcpy(spent[spent_len++], inputs[k], 36);
     }
     mempool[mempool_len++] = tx;
 }
@@ -80,12 +165,77 @@ static invoice invoices[16];
 static size_t invoices_len;
 static uint8_t channel_id[32];
 static int channel_pending, channels_ready, payments_sent, payments_claimed, channels_closed;
+static int funding_spent, claims_confirmed, funding_count;
 static uint64_t short_channel_id;
 
 static void print_hex(const uint8_t *b, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) {
         printf("%02x", b[i]);
+    }
+}
+
+static const char *spend_kind_name(lnshard_funding_spend_kind k) {
+    switch (k) {
+    case LNSHARD_FUNDING_SPEND_KIND_COOPERATIVE:
+        return "cooperative close";
+    case LNSHARD_FUNDING_SPEND_KIND_HOLDER:
+        return "our commitment";
+    case LNSHARD_FUNDING_SPEND_KIND_COUNTERPARTY:
+        return "the peer's commitment";
+    case LNSHARD_FUNDING_SPEND_KIND_REVOKED:
+        return "a REVOKED commitment";
+    case LNSHARD_FUNDING_SPEND_KIND_FUTURE:
+        return "a commitment newer than ours (data lost)";
+    default:
+        return "something else";
+    }
+}
+
+/* What a channel's on-chain monitor concluded. */
+static void handle_onchain(node *self, lnshard_event *ev) {
+    lnshard_onchain_event o;
+    CHECK(lnshard_event_onchain(ev, &o));
+    switch (o.kind) {
+    case LNSHARD_ONCHAIN_KIND_FUNDING_SPENT:
+        funding_spent++;
+        printf("%s: on chain: funding spent by %s (commitment %llu)\n", self->name,
+               spend_kind_name(o.spend_kind), (unsigned long long)o.commitment_number);
+        break;
+    case LNSHARD_ONCHAIN_KIND_CLAIM_CONFIRMED:
+        claims_confirmed++;
+        printf("%s: on chain: claim confirmed, %llu sat to our sweep script\n", self->name,
+               (unsigned long long)o.value_sat);
+        break;
+    case LNSHARD_ONCHAIN_KIND_OUTBOUND_HTLC_FULFILLED:
+    case LNSHARD_ONCHAIN_KIND_OUTBOUND_HTLC_FAILED:
+    case LNSHARD_ONCHAIN_KIND_INBOUND_HTLC_CLAIMED:
+    case LNSHARD_ONCHAIN_KIND_INBOUND_HTLC_LOST:
+        printf("%s: on chain: HTLC %llu resolved (kind %u, %llu msat)\n", self->name,
+               (unsigned long long)o.htlc_id, (unsigned)o.kind,
+               (unsigned long long)o.amount_msat);
+        break;
+    case LNSHARD_ONCHAIN_KIND_REVOKED_COMMITMENT_SEEN:
+    case LNSHARD_ONCHAIN_KIND_FUTURE_COMMITMENT_SEEN:
+        printf("%s: on chain: %s commitment %llu seen\n", self->name,
+               o.kind == LNSHARD_ONCHAIN_KIND_REVOKED_COMMITMENT_SEEN ? "revoked" : "future",
+               (unsigned long long)o.commitment_number);
+        break;
+    case LNSHARD_ONCHAIN_KIND_BUMP_NEEDED: {
+        /* A zero-fee transaction (anchor channels): a wallet must add fees, by adding inputs
+         * or spending the anchor with a child. This simulated chain needs no fees, so the
+         * program mines it as is; a real application must never broadcast it alone. */
+        lnshard_bytes *tx = NULL;
+        CHECK(lnshard_event_transaction(ev, &tx));
+        printf("%s: on chain: fees needed by height %u at %u sat/kw%s\n", self->name,
+               (unsigned)o.deadline, (unsigned)o.feerate_per_kw,
+               o.has_anchor ? " (anchor to spend)" : "");
+        broadcast(tx);
+        break;
+    }
+    default:
+        printf("%s: on chain: event kind %u\n", self->name, (unsigned)o.kind);
+        break;
     }
 }
 
@@ -97,6 +247,7 @@ static void handle_event(node *self, lnshard_event *ev) {
         uint64_t value = 0;
         lnshard_bytes *tx = NULL;
         memset(utxo_txid, 0xab, sizeof utxo_txid);
+        utxo_txid[0] = (uint8_t)funding_count++; /* a new (simulated) UTXO for each channel */
         CHECK(lnshard_event_temporary_channel_id(ev, temporary_id));
         CHECK(lnshard_event_channel_value_satoshis(ev, &value));
         CHECK(lnshard_event_build_funding_transaction(ev, utxo_txid, 0, 1100000, &tx));
@@ -166,9 +317,16 @@ static void handle_event(node *self, lnshard_event *ev) {
         CHECK(lnshard_event_closure_reason(ev, &reason));
         channels_closed++;
         printf("%s: channel closed (%s)\n", self->name,
-               reason == LNSHARD_CLOSURE_REASON_COOPERATIVE_CLOSURE ? "cooperative" : "other");
+               reason == LNSHARD_CLOSURE_REASON_COOPERATIVE_CLOSURE          ? "cooperative"
+               : reason == LNSHARD_CLOSURE_REASON_HOLDER_FORCE_CLOSED       ? "we force-closed"
+               : reason == LNSHARD_CLOSURE_REASON_COUNTERPARTY_FORCE_CLOSED ? "the peer force-closed"
+               : reason == LNSHARD_CLOSURE_REASON_COMMITMENT_TX_CONFIRMED   ? "commitment confirmed"
+                                                                            : "other");
         break;
     }
+    case LNSHARD_EVENT_KIND_ON_CHAIN:
+        handle_onchain(self, ev);
+        break;
     case LNSHARD_EVENT_KIND_BROADCAST_TRANSACTION: {
         lnshard_bytes *tx = NULL;
         CHECK(lnshard_event_transaction(ev, &tx));
@@ -301,6 +459,44 @@ static void print_balance(node *n) {
     lnshard_channel_list_free(list);
 }
 
+static const char *balance_kind_name(lnshard_balance_kind k) {
+    switch (k) {
+    case LNSHARD_BALANCE_KIND_CLAIMABLE_ON_CHANNEL_CLOSE:
+        return "on close";
+    case LNSHARD_BALANCE_KIND_CLAIMABLE_AWAITING_CONFIRMATIONS:
+        return "awaiting confirmations";
+    case LNSHARD_BALANCE_KIND_CONTENTIOUS_CLAIMABLE:
+        return "contentious HTLC";
+    case LNSHARD_BALANCE_KIND_COUNTERPARTY_REVOKED_OUTPUT_CLAIMABLE:
+        return "revoked output";
+    default:
+        return "unknown";
+    }
+}
+
+/* What each channel's on-chain state owes the node (open channels: what a close would
+ * give; closed ones: what is still to claim or confirm). */
+static void print_claimable(node *n) {
+    lnshard_balance_list *list = NULL;
+    size_t i, len;
+    CHECK(lnshard_engine_claimable_balances(n->engine, &list));
+    len = lnshard_balance_list_len(list);
+    if (len == 0) {
+        printf("claimable %s: nothing\n", n->name);
+    }
+    for (i = 0; i < len; i++) {
+        lnshard_balance b;
+        CHECK(lnshard_balance_list_get(list, i, &b));
+        printf("claimable %s: %llu sat %s", n->name, (unsigned long long)b.amount_sat,
+               balance_kind_name(b.kind));
+        if (b.kind == LNSHARD_BALANCE_KIND_CLAIMABLE_AWAITING_CONFIRMATIONS) {
+            printf(" (until height %u)", (unsigned)b.confirmation_height);
+        }
+        printf("\n");
+    }
+    lnshard_balance_list_free(list);
+}
+
 static void log_line(void *userdata, uint32_t level, const char *target, const char *message) {
     (void)userdata;
     fprintf(stderr, "[log %u] %s: %s\n", (unsigned)level, target, message);
@@ -315,12 +511,24 @@ static void start(node *n, const char *name, uint8_t secret_byte) {
     block_hash(height, tip);
     CHECK(lnshard_engine_config_default(&config));
     config.shards = 2;
+    config.to_self_delay = 12; /* the peer's delayed outputs wait 12 blocks (a short demo) */
     config.data_dir = NULL; /* in-memory store */
     CHECK(lnshard_engine_new(&config, secret, seed, height, tip, &n->engine));
     CHECK(lnshard_engine_node_id(n->engine, n->id));
     printf("%s: node ", name);
     print_hex(n->id, 33);
     printf(" (%zu shards)\n", lnshard_engine_shard_count(n->engine));
+    {
+        /* On-chain claims pay the application's wallet: a P2WPKH script (OP_0, 20-byte key
+         * hash; made up here). Not stored: set it at every start. Claims pay at least the
+         * feerate given (sat per 1000 weight), more as their deadline nears. */
+        uint8_t sweep[22];
+        sweep[0] = 0x00;
+        sweep[1] = 0x14;
+        memset(sweep + 2, secret_byte, 20);
+        CHECK(lnshard_engine_set_sweep_script(n->engine, sweep, sizeof sweep));
+        CHECK(lnshard_engine_set_claim_feerate(n->engine, 1000));
+    }
 }
 
 int main(void) {
@@ -383,6 +591,36 @@ int main(void) {
     mine(&alice, &bob, 1);
     if (channels_closed != 2) {
         fprintf(stderr, "channel closed on %d sides\n", channels_closed);
+        return 1;
+    }
+
+    /* A second channel, which Bob force-closes: the monitors resolve it on chain. */
+    CHECK(lnshard_engine_create_channel(alice.engine, bob.id, 500000, 0, 2, 2500, temporary_id));
+    settle(&alice, &bob);
+    mine(&alice, &bob, 3);
+    if (channels_ready != 4) {
+        fprintf(stderr, "second channel not ready on both sides\n");
+        return 1;
+    }
+    pay(&alice, &bob, 100000000, 7);
+    print_claimable(&alice);
+    print_claimable(&bob);
+    CHECK(lnshard_engine_force_close_channel(bob.engine, channel_id));
+    drain_events(&bob); /* Bob's commitment reaches the mempool first */
+    settle(&alice, &bob);
+    mine(&alice, &bob, 1); /* Bob's commitment confirms */
+    if (channels_closed != 4 || funding_spent < 2) {
+        fprintf(stderr, "force close: %d closed, %d funding spends seen\n", channels_closed,
+                funding_spent);
+        return 1;
+    }
+    print_claimable(&alice);
+    print_claimable(&bob);
+    mine(&alice, &bob, 30); /* Bob's to_local matures, his sweep confirms, 6 deep */
+    print_claimable(&alice);
+    print_claimable(&bob);
+    if (claims_confirmed < 1) {
+        fprintf(stderr, "no claim confirmed\n");
         return 1;
     }
     lnshard_engine_free(alice.engine);

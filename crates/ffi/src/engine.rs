@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lightning_core::bitcoin::hashes::Hash;
-use lightning_core::bitcoin::{consensus, BlockHash, Network, Transaction};
+use lightning_core::bitcoin::{
+    consensus, BlockHash, Network, ScriptBuf, Transaction, WitnessVersion,
+};
 use lightning_core::node::{NodeConfig, PaymentId, Route, RouteHop};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::types::ShortChannelId;
@@ -885,6 +887,105 @@ pub extern "C" fn lnshard_engine_transactions_confirmed(
         match engine.transactions_confirmed(height, &txdata) {
             Ok(()) => lnshard_result::Ok,
             Err(e) => engine_error("transactions_confirmed", &e),
+        }
+    }
+}
+
+/// Blocks from `height` up were disconnected (a reorg): every channel's on-chain monitor
+/// forgets what those blocks confirmed and rebuilds its claims. Then give the new branch's
+/// blocks with `lnshard_engine_transactions_confirmed` and
+/// `lnshard_engine_best_block_updated`. `height` 0 is `LNSHARD_RESULT_INVALID_PARAMETER`
+/// (the genesis block is never disconnected).
+#[no_mangle]
+pub extern "C" fn lnshard_engine_block_disconnected(
+    engine: *const lnshard_engine,
+    height: u32,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let engine = &try_handle!(engine, "engine").engine;
+        if height == 0 {
+            return invalid_parameter("height 0: the genesis block is never disconnected");
+        }
+        match engine.block_disconnected(height) {
+            Ok(()) => lnshard_result::Ok,
+            Err(e) => engine_error("block_disconnected", &e),
+        }
+    }
+}
+
+/// The least feerate on-chain claims pay (sat per 1000 weight): the relay floor.
+pub const LNSHARD_MIN_CLAIM_FEERATE_PER_KW: u32 = 253;
+/// The most `lnshard_engine_set_claim_feerate` takes (sat per 1000 weight: 1,000 sat/vB).
+pub const LNSHARD_MAX_CLAIM_FEERATE_PER_KW: u32 = 250_000;
+
+/// The feerate (sat per 1000 weight, `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to
+/// `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`) on-chain claims start from, for every channel; the
+/// monitors raise it as a claim's deadline nears. Call it as the fee estimate changes.
+#[no_mangle]
+pub extern "C" fn lnshard_engine_set_claim_feerate(
+    engine: *const lnshard_engine,
+    feerate_per_kw: u32,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let engine = &try_handle!(engine, "engine").engine;
+        if !(LNSHARD_MIN_CLAIM_FEERATE_PER_KW..=LNSHARD_MAX_CLAIM_FEERATE_PER_KW)
+            .contains(&feerate_per_kw)
+        {
+            return invalid_parameter(format!(
+                "feerate_per_kw {feerate_per_kw} outside \
+                 {LNSHARD_MIN_CLAIM_FEERATE_PER_KW}..={LNSHARD_MAX_CLAIM_FEERATE_PER_KW}"
+            ));
+        }
+        match engine.set_claim_feerate(feerate_per_kw) {
+            Ok(()) => lnshard_result::Ok,
+            Err(e) => engine_error("set_claim_feerate", &e),
+        }
+    }
+}
+
+/// The longest script `lnshard_engine_set_sweep_script` takes (a witness program of 40
+/// bytes with its version and push).
+pub const LNSHARD_MAX_SWEEP_SCRIPT_LEN: usize = 42;
+
+/// Whether `script` is a standard destination a claim can pay and relay: P2PKH, P2SH,
+/// P2WPKH, P2WSH, or a witness program of version 1 or above (P2TR).
+fn is_standard_destination(script: &ScriptBuf) -> bool {
+    script.is_p2pkh()
+        || script.is_p2sh()
+        || script.is_p2wpkh()
+        || script.is_p2wsh()
+        || (script.is_witness_program()
+            && script
+                .witness_version()
+                .is_some_and(|v| v != WitnessVersion::V0))
+}
+
+/// Where on-chain claims (the `to_local` sweep, HTLC claims, justice transactions) of
+/// channels funded from now on pay: the output script (`script_len` bytes at `script`, at
+/// most `LNSHARD_MAX_SWEEP_SCRIPT_LEN`) of the application's wallet: P2PKH, P2SH, P2WPKH,
+/// P2WSH or P2TR; anything else is `LNSHARD_RESULT_INVALID_PARAMETER` (a claim paying it
+/// would not relay). Channels already funded keep the script they were given. Not stored:
+/// call it after every `lnshard_engine_new`, before any channel is funded. Without it,
+/// claims pay a P2WPKH key derived from the engine's seed.
+#[no_mangle]
+pub extern "C" fn lnshard_engine_set_sweep_script(
+    engine: *const lnshard_engine,
+    script: *const u8,
+    script_len: usize,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let engine = &try_handle!(engine, "engine").engine;
+        let bytes = try_slice!(script, script_len, LNSHARD_MAX_SWEEP_SCRIPT_LEN, "script");
+        let script = ScriptBuf::from_bytes(bytes.to_vec());
+        if !is_standard_destination(&script) {
+            return invalid_parameter(format!(
+                "script {} is not a P2PKH, P2SH, P2WPKH, P2WSH or P2TR output script",
+                script.to_hex_string()
+            ));
+        }
+        match engine.set_sweep_script(script) {
+            Ok(()) => lnshard_result::Ok,
+            Err(e) => engine_error("set_sweep_script", &e),
         }
     }
 }

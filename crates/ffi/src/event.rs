@@ -8,8 +8,10 @@ use lightning_core::bitcoin::transaction::Version;
 use lightning_core::bitcoin::{
     consensus, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
 };
+use lightning_core::chain::{FundingSpendKind, MonitorEvent};
 use lightning_core::node::event::ClosureReason;
 use lightning_core::node::Event as CoreEvent;
+use lightning_core::types::PaymentHash;
 
 use crate::bytes::{lnshard_bytes, write_bytes};
 use crate::error::{invalid_parameter, lnshard_result, write_text};
@@ -48,6 +50,116 @@ pub enum lnshard_event_kind {
     ChannelClosed = 9,
     /// Broadcast a transaction. Fields: transaction.
     BroadcastTransaction = 10,
+    /// What a channel's on-chain monitor concluded: the funding output spent, an HTLC
+    /// resolved on chain, a claim confirmed, a revoked or future commitment seen, or a
+    /// transaction that needs fee inputs before it can confirm (read
+    /// `lnshard_event_onchain` for which). Fields: channel id, counterparty node id, the
+    /// `lnshard_onchain_event` (`lnshard_event_onchain`), and for `BUMP_NEEDED` the
+    /// transaction (`lnshard_event_transaction`).
+    OnChain = 11,
+}
+
+/// What an `ON_CHAIN` event says (`lnshard_onchain_event.kind`). The numbers are part of
+/// the ABI and never reused.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum lnshard_onchain_kind {
+    /// A kind this library version does not know (only the channel is meaningful).
+    Unknown = 0,
+    /// A transaction spending the funding output confirmed (`txid`, `spend_kind`,
+    /// `commitment_number`): the channel is closed on chain. Never broadcast an older
+    /// commitment of ours after this.
+    FundingSpent = 1,
+    /// An HTLC we offered was fulfilled on chain (`htlc_id`, `payment_preimage` and its
+    /// `payment_hash`): the engine has fulfilled it upstream.
+    OutboundHtlcFulfilled = 2,
+    /// An HTLC we offered is irrevocably resolved on chain without a preimage (`htlc_id`,
+    /// `payment_hash`): the engine fails it upstream.
+    OutboundHtlcFailed = 3,
+    /// An HTLC offered to us was irrevocably claimed by us on chain (`htlc_id`,
+    /// `payment_hash`, `amount_msat`).
+    InboundHtlcClaimed = 4,
+    /// An HTLC offered to us was taken back by the peer on chain (`htlc_id`,
+    /// `payment_hash`, `amount_msat`).
+    InboundHtlcLost = 5,
+    /// One of our claims confirmed irrevocably (`txid`): `value_sat` now pays the sweep
+    /// script.
+    ClaimConfirmed = 6,
+    /// The peer broadcast a revoked commitment (`txid`, `commitment_number`); our justice
+    /// transactions are out.
+    RevokedCommitmentSeen = 7,
+    /// The funding output was spent by a commitment newer than any we know (`txid`,
+    /// `commitment_number`): we lost data; only what is ours without the peer's help is
+    /// claimed.
+    FutureCommitmentSeen = 8,
+    /// Anchor channels: a transaction (`lnshard_event_transaction`, whose id is `txid`)
+    /// that pays no fee of its own must confirm by `deadline` at `feerate_per_kw`. Add
+    /// wallet inputs (and change) to it, or spend `anchor` (when `has_anchor`) with a child
+    /// paying for both. Never broadcast it alone as if final.
+    BumpNeeded = 9,
+}
+
+/// Which transaction spent a channel's funding output (`lnshard_onchain_event.spend_kind`).
+/// The numbers are part of the ABI and never reused.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum lnshard_funding_spend_kind {
+    /// Not a `FUNDING_SPENT` event, or a kind this library version does not know.
+    Unknown = 0,
+    /// A cooperative close: nothing to claim.
+    Cooperative = 1,
+    /// Our commitment.
+    Holder = 2,
+    /// The peer's current or next commitment.
+    Counterparty = 3,
+    /// A commitment the peer revoked: everything on it is ours.
+    Revoked = 4,
+    /// A commitment of the peer's newer than any we know: we lost state.
+    Future = 5,
+    /// Something else (it should not exist).
+    Other = 6,
+}
+
+/// An `ON_CHAIN` event's fields, as `lnshard_event_onchain` copies them out (plain data).
+/// Fields its `kind` does not use are zero (flags false).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct lnshard_onchain_event {
+    /// What happened.
+    pub kind: lnshard_onchain_kind,
+    /// The transaction it is about (32 bytes, internal byte order): the funding spend, the
+    /// claim, the revoked or future commitment, or the transaction needing fees.
+    pub txid: [u8; 32],
+    /// `FUNDING_SPENT`: what spent it.
+    pub spend_kind: lnshard_funding_spend_kind,
+    /// The commitment's number (`FUNDING_SPENT` of a commitment, `REVOKED_COMMITMENT_SEEN`,
+    /// `FUTURE_COMMITMENT_SEEN`).
+    pub commitment_number: u64,
+    /// The HTLC's id on the channel (HTLC kinds).
+    pub htlc_id: u64,
+    /// Whether `payment_hash` is set (HTLC kinds).
+    pub has_payment_hash: bool,
+    /// The HTLC's payment hash (32 bytes).
+    pub payment_hash: [u8; 32],
+    /// Whether `payment_preimage` is set (`OUTBOUND_HTLC_FULFILLED`).
+    pub has_payment_preimage: bool,
+    /// The preimage learned on chain (32 bytes).
+    pub payment_preimage: [u8; 32],
+    /// The HTLC's amount (`INBOUND_HTLC_CLAIMED`, `INBOUND_HTLC_LOST`).
+    pub amount_msat: u64,
+    /// `CLAIM_CONFIRMED`: what the claim pays the sweep script.
+    pub value_sat: u64,
+    /// `BUMP_NEEDED`: whether `anchor_txid`:`anchor_vout` is our anchor output to spend
+    /// (commitments of anchor channels).
+    pub has_anchor: bool,
+    /// The anchor output's transaction (32 bytes, internal byte order).
+    pub anchor_txid: [u8; 32],
+    /// The anchor output's index.
+    pub anchor_vout: u32,
+    /// `BUMP_NEEDED`: the height by which the transaction must confirm.
+    pub deadline: u32,
+    /// `BUMP_NEEDED`: the feerate (sat per 1000 weight) the package should reach.
+    pub feerate_per_kw: u32,
 }
 
 /// Why a channel closed. The numbers are part of the ABI and never reused.
@@ -68,6 +180,12 @@ pub enum lnshard_closure_reason {
     HtlcsTimedOut = 5,
     /// The peer disconnected before the channel was funded.
     DisconnectedPeer = 6,
+    /// A commitment transaction (ours or the peer's) spending the funding output confirmed:
+    /// the channel is resolved on chain (`ON_CHAIN` events follow).
+    CommitmentTxConfirmed = 7,
+    /// As fundee, the funding transaction did not confirm in time: the channel was
+    /// forgotten (nothing of ours was at stake).
+    FundingTimedOut = 8,
 }
 
 /// Why a payment failed, as `lnshard_event_payment_failure` reports it.
@@ -118,6 +236,7 @@ fn kind_of(e: &CoreEvent) -> lnshard_event_kind {
         CoreEvent::PaymentForwarded { .. } => lnshard_event_kind::PaymentForwarded,
         CoreEvent::ChannelClosed { .. } => lnshard_event_kind::ChannelClosed,
         CoreEvent::BroadcastTransaction { .. } => lnshard_event_kind::BroadcastTransaction,
+        CoreEvent::OnChain { .. } => lnshard_event_kind::OnChain,
         _ => lnshard_event_kind::Unknown,
     }
 }
@@ -155,8 +274,8 @@ pub extern "C" fn lnshard_event_free(event: *mut lnshard_event) {
     }
 }
 
-/// The channel id (32 bytes) of a `CHANNEL_PENDING`, `CHANNEL_READY`, `CHANNEL_CLOSED` or
-/// `PAYMENT_CLAIMABLE` (the channel it arrived on) event.
+/// The channel id (32 bytes) of a `CHANNEL_PENDING`, `CHANNEL_READY`, `CHANNEL_CLOSED`,
+/// `ON_CHAIN` or `PAYMENT_CLAIMABLE` (the channel it arrived on) event.
 #[no_mangle]
 pub extern "C" fn lnshard_event_channel_id(
     event: *const lnshard_event,
@@ -169,6 +288,7 @@ pub extern "C" fn lnshard_event_channel_id(
             CoreEvent::ChannelPending { channel_id, .. }
             | CoreEvent::ChannelReady { channel_id, .. }
             | CoreEvent::ChannelClosed { channel_id, .. }
+            | CoreEvent::OnChain { channel_id, .. }
             | CoreEvent::PaymentClaimable { via_channel_id: channel_id, .. } => channel_id,
             _ => return no_field(e, "channel_id"),
         };
@@ -195,7 +315,7 @@ pub extern "C" fn lnshard_event_temporary_channel_id(
 }
 
 /// The peer's node id (33 bytes) of a `FUNDING_GENERATION_READY`, `CHANNEL_PENDING`,
-/// `CHANNEL_READY` or `CHANNEL_CLOSED` event.
+/// `CHANNEL_READY`, `CHANNEL_CLOSED` or `ON_CHAIN` event.
 #[no_mangle]
 pub extern "C" fn lnshard_event_counterparty_node_id(
     event: *const lnshard_event,
@@ -208,7 +328,8 @@ pub extern "C" fn lnshard_event_counterparty_node_id(
             CoreEvent::FundingGenerationReady { counterparty_node_id, .. }
             | CoreEvent::ChannelPending { counterparty_node_id, .. }
             | CoreEvent::ChannelReady { counterparty_node_id, .. }
-            | CoreEvent::ChannelClosed { counterparty_node_id, .. } => counterparty_node_id,
+            | CoreEvent::ChannelClosed { counterparty_node_id, .. }
+            | CoreEvent::OnChain { counterparty_node_id, .. } => counterparty_node_id,
             _ => return no_field(e, "counterparty_node_id"),
         };
         write(out, &id.serialize());
@@ -538,6 +659,8 @@ pub extern "C" fn lnshard_event_closure_reason(
             ClosureReason::ProcessingError { .. } => lnshard_closure_reason::ProcessingError,
             ClosureReason::HtlcsTimedOut => lnshard_closure_reason::HtlcsTimedOut,
             ClosureReason::DisconnectedPeer => lnshard_closure_reason::DisconnectedPeer,
+            ClosureReason::CommitmentTxConfirmed => lnshard_closure_reason::CommitmentTxConfirmed,
+            ClosureReason::FundingTimedOut => lnshard_closure_reason::FundingTimedOut,
             _ => lnshard_closure_reason::Unknown,
         };
         lnshard_result::Ok
@@ -568,8 +691,9 @@ pub extern "C" fn lnshard_event_closure_message(
     }
 }
 
-/// The transaction of a `BROADCAST_TRANSACTION` event, serialized: `*out` is a new buffer
-/// to free with `lnshard_bytes_free`.
+/// The transaction of a `BROADCAST_TRANSACTION` event, or the transaction needing fees of
+/// an `ON_CHAIN` event of kind `BUMP_NEEDED`, serialized: `*out` is a new buffer to free
+/// with `lnshard_bytes_free`.
 #[no_mangle]
 pub extern "C" fn lnshard_event_transaction(
     event: *const lnshard_event,
@@ -578,10 +702,147 @@ pub extern "C" fn lnshard_event_transaction(
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
         let out = try_out!(out, "out");
-        let CoreEvent::BroadcastTransaction { tx } = e else {
-            return no_field(e, "transaction");
+        let tx = match e {
+            CoreEvent::BroadcastTransaction { tx }
+            | CoreEvent::OnChain { event: MonitorEvent::BumpNeeded { tx, .. }, .. } => tx,
+            _ => return no_field(e, "transaction"),
         };
         write_bytes(out, consensus::serialize(tx));
+        lnshard_result::Ok
+    }
+}
+
+/// The plain fields of a core monitor event.
+fn onchain(event: &MonitorEvent) -> lnshard_onchain_event {
+    let mut out = lnshard_onchain_event {
+        kind: lnshard_onchain_kind::Unknown,
+        txid: [0; 32],
+        spend_kind: lnshard_funding_spend_kind::Unknown,
+        commitment_number: 0,
+        htlc_id: 0,
+        has_payment_hash: false,
+        payment_hash: [0; 32],
+        has_payment_preimage: false,
+        payment_preimage: [0; 32],
+        amount_msat: 0,
+        value_sat: 0,
+        has_anchor: false,
+        anchor_txid: [0; 32],
+        anchor_vout: 0,
+        deadline: 0,
+        feerate_per_kw: 0,
+    };
+    let hash = |out: &mut lnshard_onchain_event, h: &PaymentHash| {
+        out.has_payment_hash = true;
+        out.payment_hash = h.0;
+    };
+    match event {
+        MonitorEvent::FundingSpent { txid, kind } => {
+            out.kind = lnshard_onchain_kind::FundingSpent;
+            out.txid = txid.to_byte_array();
+            let (spend_kind, number) = match kind {
+                FundingSpendKind::Cooperative => (lnshard_funding_spend_kind::Cooperative, 0),
+                FundingSpendKind::Holder { index } => (lnshard_funding_spend_kind::Holder, *index),
+                FundingSpendKind::Counterparty { index } => {
+                    (lnshard_funding_spend_kind::Counterparty, *index)
+                }
+                FundingSpendKind::Revoked { index } => {
+                    (lnshard_funding_spend_kind::Revoked, *index)
+                }
+                FundingSpendKind::Future { index } => (lnshard_funding_spend_kind::Future, *index),
+                FundingSpendKind::Unknown => (lnshard_funding_spend_kind::Other, 0),
+                #[allow(unreachable_patterns)]
+                _ => (lnshard_funding_spend_kind::Unknown, 0),
+            };
+            out.spend_kind = spend_kind;
+            out.commitment_number = number;
+        }
+        MonitorEvent::OutboundHtlcFulfilled { htlc_id, preimage } => {
+            out.kind = lnshard_onchain_kind::OutboundHtlcFulfilled;
+            out.htlc_id = *htlc_id;
+            out.has_payment_preimage = true;
+            out.payment_preimage = preimage.0;
+            hash(&mut out, &preimage.payment_hash());
+        }
+        MonitorEvent::OutboundHtlcFailed {
+            htlc_id,
+            payment_hash,
+        } => {
+            out.kind = lnshard_onchain_kind::OutboundHtlcFailed;
+            out.htlc_id = *htlc_id;
+            hash(&mut out, payment_hash);
+        }
+        MonitorEvent::InboundHtlcClaimed {
+            htlc_id,
+            amount_msat,
+            payment_hash,
+        } => {
+            out.kind = lnshard_onchain_kind::InboundHtlcClaimed;
+            out.htlc_id = *htlc_id;
+            out.amount_msat = *amount_msat;
+            hash(&mut out, payment_hash);
+        }
+        MonitorEvent::InboundHtlcLost {
+            htlc_id,
+            amount_msat,
+            payment_hash,
+        } => {
+            out.kind = lnshard_onchain_kind::InboundHtlcLost;
+            out.htlc_id = *htlc_id;
+            out.amount_msat = *amount_msat;
+            hash(&mut out, payment_hash);
+        }
+        MonitorEvent::ClaimConfirmed { txid, value_sat } => {
+            out.kind = lnshard_onchain_kind::ClaimConfirmed;
+            out.txid = txid.to_byte_array();
+            out.value_sat = *value_sat;
+        }
+        MonitorEvent::RevokedCommitmentSeen { txid, index } => {
+            out.kind = lnshard_onchain_kind::RevokedCommitmentSeen;
+            out.txid = txid.to_byte_array();
+            out.commitment_number = *index;
+        }
+        MonitorEvent::FutureCommitmentSeen { txid, index } => {
+            out.kind = lnshard_onchain_kind::FutureCommitmentSeen;
+            out.txid = txid.to_byte_array();
+            out.commitment_number = *index;
+        }
+        MonitorEvent::BumpNeeded {
+            tx,
+            anchor,
+            deadline,
+            feerate_per_kw,
+        } => {
+            out.kind = lnshard_onchain_kind::BumpNeeded;
+            out.txid = tx.compute_txid().to_byte_array();
+            if let Some(anchor) = anchor {
+                out.has_anchor = true;
+                out.anchor_txid = anchor.txid.to_byte_array();
+                out.anchor_vout = anchor.vout;
+            }
+            out.deadline = *deadline;
+            out.feerate_per_kw = *feerate_per_kw;
+        }
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+    out
+}
+
+/// What an `ON_CHAIN` event says, copied into `*out` (its `kind` says which fields are
+/// set). The transaction of a `BUMP_NEEDED` one comes from `lnshard_event_transaction`.
+#[no_mangle]
+pub extern "C" fn lnshard_event_onchain(
+    event: *const lnshard_event,
+    out: *mut lnshard_onchain_event,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let e = &try_handle!(event, "event").0;
+        let out = try_mut_from_ptr!(out, "out");
+        let CoreEvent::OnChain { event, .. } = e else {
+            return no_field(e, "onchain");
+        };
+        *out = onchain(event);
         lnshard_result::Ok
     }
 }
@@ -636,7 +897,7 @@ pub extern "C" fn lnshard_event_build_funding_transaction(
 
 #[cfg(test)]
 mod tests {
-    use lightning_core::bitcoin::hashes::Hash;
+    use lightning_core::bitcoin::hashes::{sha256, Hash};
     use lightning_core::bitcoin::{OutPoint, ScriptBuf, Txid};
     use lightning_core::node::event::{ClosureReason, PaymentFailure};
     use lightning_core::node::PaymentId;
@@ -736,6 +997,195 @@ mod tests {
                 },
             },
         ]
+    }
+
+    fn onchain_event(event: MonitorEvent) -> CoreEvent {
+        CoreEvent::OnChain {
+            channel_id: ChannelId([1; 32]),
+            counterparty_node_id: key(),
+            event,
+        }
+    }
+
+    fn read_onchain(e: CoreEvent) -> lnshard_onchain_event {
+        with_event(e, |p| {
+            assert_eq!(lnshard_event_get_kind(p), lnshard_event_kind::OnChain);
+            let mut out = std::mem::MaybeUninit::<lnshard_onchain_event>::uninit();
+            assert_eq!(
+                lnshard_event_onchain(p, out.as_mut_ptr()),
+                lnshard_result::Ok
+            );
+            // SAFETY: written on Ok.
+            unsafe { out.assume_init() }
+        })
+    }
+
+    #[test]
+    fn onchain_events_carry_what_the_application_acts_on() {
+        let txid = Txid::from_byte_array([7; 32]);
+        // The channel and the peer, as for the other channel events.
+        with_event(
+            onchain_event(MonitorEvent::ClaimConfirmed {
+                txid,
+                value_sat: 12_345,
+            }),
+            |p| {
+                let mut id = [0u8; 32];
+                let mut node = [0u8; 33];
+                assert_eq!(
+                    lnshard_event_channel_id(p, id.as_mut_ptr()),
+                    lnshard_result::Ok
+                );
+                assert_eq!(id, [1; 32]);
+                assert_eq!(
+                    lnshard_event_counterparty_node_id(p, node.as_mut_ptr()),
+                    lnshard_result::Ok
+                );
+                assert_eq!(node, key().serialize());
+                // Only a bump carries a transaction.
+                let mut tx = std::ptr::null_mut();
+                assert_eq!(
+                    lnshard_event_transaction(p, &mut tx),
+                    lnshard_result::InvalidParameter
+                );
+            },
+        );
+        let o = read_onchain(onchain_event(MonitorEvent::ClaimConfirmed {
+            txid,
+            value_sat: 12_345,
+        }));
+        assert_eq!(o.kind, lnshard_onchain_kind::ClaimConfirmed);
+        assert_eq!((o.txid, o.value_sat), ([7; 32], 12_345));
+        let o = read_onchain(onchain_event(MonitorEvent::FundingSpent {
+            txid,
+            kind: FundingSpendKind::Revoked { index: 9 },
+        }));
+        assert_eq!(
+            (o.kind, o.spend_kind, o.commitment_number, o.txid),
+            (
+                lnshard_onchain_kind::FundingSpent,
+                lnshard_funding_spend_kind::Revoked,
+                9,
+                [7; 32]
+            )
+        );
+        let o = read_onchain(onchain_event(MonitorEvent::FundingSpent {
+            txid,
+            kind: FundingSpendKind::Cooperative,
+        }));
+        assert_eq!(o.spend_kind, lnshard_funding_spend_kind::Cooperative);
+        let preimage = PaymentPreimage([8; 32]);
+        let o = read_onchain(onchain_event(MonitorEvent::OutboundHtlcFulfilled {
+            htlc_id: 3,
+            preimage,
+        }));
+        assert_eq!(o.kind, lnshard_onchain_kind::OutboundHtlcFulfilled);
+        assert!(o.has_payment_preimage && o.has_payment_hash);
+        assert_eq!((o.htlc_id, o.payment_preimage), (3, [8; 32]));
+        assert_eq!(
+            o.payment_hash,
+            sha256::Hash::hash(&[8; 32]).to_byte_array(),
+            "the hash of the preimage learned"
+        );
+        let o = read_onchain(onchain_event(MonitorEvent::OutboundHtlcFailed {
+            htlc_id: 4,
+            payment_hash: PaymentHash([5; 32]),
+        }));
+        assert_eq!(
+            (o.kind, o.htlc_id, o.payment_hash, o.has_payment_preimage),
+            (lnshard_onchain_kind::OutboundHtlcFailed, 4, [5; 32], false)
+        );
+        for (event, kind) in [
+            (
+                MonitorEvent::InboundHtlcClaimed {
+                    htlc_id: 5,
+                    amount_msat: 1_000,
+                    payment_hash: PaymentHash([6; 32]),
+                },
+                lnshard_onchain_kind::InboundHtlcClaimed,
+            ),
+            (
+                MonitorEvent::InboundHtlcLost {
+                    htlc_id: 5,
+                    amount_msat: 1_000,
+                    payment_hash: PaymentHash([6; 32]),
+                },
+                lnshard_onchain_kind::InboundHtlcLost,
+            ),
+        ] {
+            let o = read_onchain(onchain_event(event));
+            assert_eq!(
+                (o.kind, o.htlc_id, o.amount_msat, o.payment_hash),
+                (kind, 5, 1_000, [6; 32])
+            );
+        }
+        for (event, kind) in [
+            (
+                MonitorEvent::RevokedCommitmentSeen { txid, index: 11 },
+                lnshard_onchain_kind::RevokedCommitmentSeen,
+            ),
+            (
+                MonitorEvent::FutureCommitmentSeen { txid, index: 12 },
+                lnshard_onchain_kind::FutureCommitmentSeen,
+            ),
+        ] {
+            let o = read_onchain(onchain_event(event));
+            assert_eq!(o.kind, kind);
+            assert_eq!(o.txid, [7; 32]);
+            assert!(o.commitment_number == 11 || o.commitment_number == 12);
+        }
+        // A bump: the transaction, its id, the anchor, the deadline and the feerate.
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![],
+            output: vec![TxOut {
+                value: Amount::from_sat(330),
+                script_pubkey: ScriptBuf::new(),
+            }],
+        };
+        let bump = onchain_event(MonitorEvent::BumpNeeded {
+            tx: tx.clone(),
+            anchor: Some(OutPoint { txid, vout: 2 }),
+            deadline: 850,
+            feerate_per_kw: 5_000,
+        });
+        let o = read_onchain(bump.clone());
+        assert_eq!(o.kind, lnshard_onchain_kind::BumpNeeded);
+        assert_eq!(o.txid, tx.compute_txid().to_byte_array());
+        assert!(o.has_anchor);
+        assert_eq!(
+            (o.anchor_txid, o.anchor_vout, o.deadline, o.feerate_per_kw),
+            ([7; 32], 2, 850, 5_000)
+        );
+        with_event(bump, |p| {
+            let mut bytes = std::ptr::null_mut();
+            assert_eq!(lnshard_event_transaction(p, &mut bytes), lnshard_result::Ok);
+            let got = crate::handle::get(bytes.cast_const(), "bytes")
+                .expect("a live buffer")
+                .expect("not NULL");
+            assert_eq!(got.0, consensus::serialize(&tx));
+            crate::bytes::lnshard_bytes_free(bytes);
+        });
+        // Another kind has no on-chain fields.
+        let closed = CoreEvent::ChannelClosed {
+            channel_id: ChannelId([1; 32]),
+            counterparty_node_id: key(),
+            reason: ClosureReason::CommitmentTxConfirmed,
+        };
+        with_event(closed, |p| {
+            let mut out = std::mem::MaybeUninit::<lnshard_onchain_event>::uninit();
+            assert_eq!(
+                lnshard_event_onchain(p, out.as_mut_ptr()),
+                lnshard_result::InvalidParameter
+            );
+            let mut reason = lnshard_closure_reason::Unknown;
+            assert_eq!(
+                lnshard_event_closure_reason(p, &mut reason),
+                lnshard_result::Ok
+            );
+            assert_eq!(reason, lnshard_closure_reason::CommitmentTxConfirmed);
+        });
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub(crate) enum HandleKind {
     ChannelList = 0x4c4e_5348_434c_5335,
     /// `lnshard_store_sink`.
     StoreSink = 0x4c4e_5348_534b_4e36,
+    /// `lnshard_balance_list`.
+    BalanceList = 0x4c4e_5348_424c_5337,
 }
 
 impl HandleKind {
@@ -69,6 +71,7 @@ impl HandleKind {
             HandleKind::Event => "lnshard_event",
             HandleKind::ChannelList => "lnshard_channel_list",
             HandleKind::StoreSink => "lnshard_store_sink",
+            HandleKind::BalanceList => "lnshard_balance_list",
         }
     }
 }

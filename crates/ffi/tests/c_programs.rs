@@ -151,6 +151,17 @@ fn c_example_two_nodes_builds_warning_free_and_pays_both_ways() {
         "balance bob: 42000000 msat",
         "alice: channel closed (cooperative)",
         "bob: channel closed (cooperative)",
+        // The second channel, 500,000 sat, 100,000 sat paid to bob, force-closed by bob:
+        // the monitors' balances, their classification of the spend, and the sweeps.
+        "claimable alice: 400000 sat on close",
+        "claimable bob: 100000 sat on close",
+        "chain: refused a transaction spending an output already spent",
+        "bob: on chain: funding spent by our commitment",
+        "alice: on chain: funding spent by the peer's commitment",
+        "claimable bob: 100000 sat awaiting confirmations",
+        "bob: on chain: claim confirmed",
+        "alice: on chain: claim confirmed",
+        "claimable bob: nothing",
         "done",
     ] {
         assert!(

@@ -63,6 +63,15 @@ pub struct NodeArgs {
     /// Messages each shard's inbox holds (each at most 16 KiB read from a connection).
     #[arg(long, default_value_t = 64)]
     pub shard_inbox: usize,
+    /// Where on-chain claims (sweeps, HTLC claims, justice transactions) of channels funded
+    /// from now on pay: a Bitcoin address of --network, or an output script in hex (P2PKH,
+    /// P2SH, P2WPKH, P2WSH or P2TR). Default: a key derived from the node's seed.
+    #[arg(long, value_name = "ADDRESS|HEX")]
+    pub sweep_address: Option<String>,
+    /// The feerate on-chain claims start from, in sat per 1000 weight (253 to 250000;
+    /// raised as a claim's deadline nears). Default 2500.
+    #[arg(long, value_name = "SAT_PER_KW")]
+    pub claim_feerate_per_kw: Option<u64>,
     /// Regtest test mode: the node key (64 hex digits).
     #[arg(long, value_name = "HEX")]
     pub dev_force_node_key: Option<String>,
@@ -120,6 +129,15 @@ fn config(args: NodeArgs) -> Result<DaemonConfig, String> {
     config.write_queue_bytes = args.write_queue_bytes;
     config.write_stall_timeout = Duration::from_secs(args.write_stall_timeout_secs.max(1));
     config.shard_inbox = args.shard_inbox.max(1);
+    config.sweep_script = args
+        .sweep_address
+        .as_deref()
+        .map(|s| crate::sweep::parse_sweep(s, args.network))
+        .transpose()?;
+    config.claim_feerate_per_kw = args
+        .claim_feerate_per_kw
+        .map(crate::sweep::check_claim_feerate)
+        .transpose()?;
     if args.dev_force_node_key.is_some() || args.dev_force_channel_secrets.is_some() {
         config.test_mode = Some(TestMode {
             node_secret: args

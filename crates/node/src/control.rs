@@ -44,7 +44,10 @@
 //! | `close`, `force_close` | `channel_id` | |
 //! | `list_peers`, `list_channels` | | lists |
 //! | `block_connected` | `height`, `header` (80 bytes hex), `transactions` (hex, block order; or `{index, tx}` objects naming only the block's transactions that matter) | |
-//! | `broadcasts` | | transactions to broadcast since the last call (hex) |
+//! | `block_disconnected` | `height` (1 to [`MAX_BLOCK_HEIGHT`]) | blocks from `height` up left the best chain (a reorg): the monitors forget what they confirmed; then `block_connected` the new branch |
+//! | `list_balances` | | per channel, what its on-chain state owes us (typed amounts; see [`balance_json`]) |
+//! | `set_claim_feerate` | `feerate_per_kw` (253 to 250,000) | the feerate on-chain claims start from |
+//! | `broadcasts` | | transactions to broadcast since the last call (hex), and `bump_needed`: zero-fee transactions (anchor channels) a wallet must add fees to before they can confirm |
 //! | `events` | | events since the last call |
 //! | `stop` | | the node stops |
 
@@ -68,6 +71,7 @@ use axum::Router;
 use base64::Engine as _;
 use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
 use lightning_core::bitcoin::{BlockHash, OutPoint, Transaction};
+use lightning_core::chain::{Balance, FundingSpendKind, MonitorEvent};
 use lightning_core::node::{
     ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
 };
@@ -523,7 +527,7 @@ fn reply(id: Value, result: Result<Value, RpcError>) -> Response {
 }
 
 /// Every method of the control interface, as [`parse_request`] knows them.
-pub const METHODS: [&str; 16] = [
+pub const METHODS: [&str; 19] = [
     "getinfo",
     "connect",
     "open_channel",
@@ -537,6 +541,9 @@ pub const METHODS: [&str; 16] = [
     "list_peers",
     "list_channels",
     "block_connected",
+    "block_disconnected",
+    "list_balances",
+    "set_claim_feerate",
     "broadcasts",
     "events",
     "stop",
@@ -643,6 +650,19 @@ pub enum Request {
         /// (below [`MAX_BLOCK_TRANSACTIONS`]).
         transactions: Vec<(u32, Transaction)>,
     },
+    /// `block_disconnected`: blocks from `height` up were disconnected.
+    BlockDisconnected {
+        /// 1 to [`MAX_BLOCK_HEIGHT`] (the genesis block is never disconnected).
+        height: u32,
+    },
+    /// `list_balances` (parameters ignored).
+    ListBalances,
+    /// `set_claim_feerate`.
+    SetClaimFeerate {
+        /// Within [`crate::sweep::MIN_CLAIM_FEERATE_PER_KW`] and
+        /// [`crate::sweep::MAX_CLAIM_FEERATE_PER_KW`].
+        feerate_per_kw: u32,
+    },
     /// `broadcasts` (parameters ignored).
     Broadcasts,
     /// `events` (parameters ignored).
@@ -668,6 +688,9 @@ impl Request {
             Request::ListPeers => "list_peers",
             Request::ListChannels => "list_channels",
             Request::BlockConnected { .. } => "block_connected",
+            Request::BlockDisconnected { .. } => "block_disconnected",
+            Request::ListBalances => "list_balances",
+            Request::SetClaimFeerate { .. } => "set_claim_feerate",
             Request::Broadcasts => "broadcasts",
             Request::Events => "events",
             Request::Stop => "stop",
@@ -844,6 +867,23 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
                 transactions,
             }
         }
+        "block_disconnected" => {
+            let height = u64_param(p, "height")?;
+            let height = u32::try_from(height)
+                .ok()
+                .filter(|h| (1..=MAX_BLOCK_HEIGHT).contains(h))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "height {height} outside 1..={MAX_BLOCK_HEIGHT} (the genesis block is never disconnected)"
+                    ))
+                })?;
+            Request::BlockDisconnected { height }
+        }
+        "list_balances" => Request::ListBalances,
+        "set_claim_feerate" => Request::SetClaimFeerate {
+            feerate_per_kw: super::sweep::check_claim_feerate(u64_param(p, "feerate_per_kw")?)
+                .map_err(invalid)?,
+        },
         "broadcasts" => Request::Broadcasts,
         "events" => Request::Events,
         "stop" => Request::Stop,
@@ -1128,12 +1168,36 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             })
             .await
         }
+        Request::BlockDisconnected { height } => {
+            blocking(node, move |n| {
+                n.engine.block_disconnected(height).map_err(failed)?;
+                Ok(json!({"disconnected_from": height}))
+            })
+            .await
+        }
+        Request::ListBalances => {
+            blocking(node, |n| {
+                let all = n.engine.claimable_balances().map_err(failed)?;
+                Ok(balances_json(&all))
+            })
+            .await
+        }
+        Request::SetClaimFeerate { feerate_per_kw } => {
+            blocking(node, move |n| {
+                n.engine.set_claim_feerate(feerate_per_kw).map_err(failed)?;
+                Ok(json!({"feerate_per_kw": feerate_per_kw}))
+            })
+            .await
+        }
         Request::Broadcasts => {
             let txs: Vec<Value> = std::mem::take(&mut *node.state.broadcasts.lock())
                 .iter()
                 .map(|tx| Value::String(serialize_hex(tx)))
                 .collect();
-            Ok(json!({"transactions": txs}))
+            let bumps: Vec<Value> = std::mem::take(&mut *node.state.bumps.lock())
+                .into_values()
+                .collect();
+            Ok(json!({"transactions": txs, "bump_needed": bumps}))
         }
         Request::Events => {
             let (events, dropped) = node.state.events.lock().drain();
@@ -1144,6 +1208,173 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             Ok(json!({"stopping": true}))
         }
     }
+}
+
+/// One amount of `list_balances`: its `type` (`claimable_on_channel_close`,
+/// `claimable_awaiting_confirmations` with `confirmation_height`, `contentious_claimable`
+/// with `timeout_height`, `payment_hash` and `ours_after_timeout`,
+/// `counterparty_revoked_output_claimable`) and `amount_sat`.
+pub fn balance_json(b: &Balance) -> Value {
+    match b {
+        Balance::ClaimableOnChannelClose { amount_sat } => {
+            json!({"type": "claimable_on_channel_close", "amount_sat": amount_sat})
+        }
+        Balance::ClaimableAwaitingConfirmations {
+            amount_sat,
+            confirmation_height,
+        } => json!({
+            "type": "claimable_awaiting_confirmations",
+            "amount_sat": amount_sat,
+            "confirmation_height": confirmation_height,
+        }),
+        Balance::ContentiousClaimable {
+            amount_sat,
+            timeout_height,
+            payment_hash,
+            ours_after_timeout,
+        } => json!({
+            "type": "contentious_claimable",
+            "amount_sat": amount_sat,
+            "timeout_height": timeout_height,
+            "payment_hash": payment_hash.to_string(),
+            "ours_after_timeout": ours_after_timeout,
+        }),
+        Balance::CounterpartyRevokedOutputClaimable { amount_sat } => json!({
+            "type": "counterparty_revoked_output_claimable",
+            "amount_sat": amount_sat,
+        }),
+    }
+}
+
+/// `list_balances`' answer: `{"total_sat", "channels": [{"channel_id", "total_sat",
+/// "balances": [...]}]}`, channels in the order the engine listed them.
+fn balances_json(all: &[(ChannelId, Balance)]) -> Value {
+    let mut channels: Vec<(ChannelId, Vec<Value>, u64)> = Vec::new();
+    for (id, b) in all {
+        let amount = match b {
+            Balance::ClaimableOnChannelClose { amount_sat }
+            | Balance::ClaimableAwaitingConfirmations { amount_sat, .. }
+            | Balance::ContentiousClaimable { amount_sat, .. }
+            | Balance::CounterpartyRevokedOutputClaimable { amount_sat } => *amount_sat,
+        };
+        match channels.iter_mut().find(|(c, _, _)| c == id) {
+            Some((_, list, total)) => {
+                list.push(balance_json(b));
+                *total = total.saturating_add(amount);
+            }
+            None => channels.push((*id, vec![balance_json(b)], amount)),
+        }
+    }
+    let total: u64 = channels
+        .iter()
+        .fold(0u64, |acc, (_, _, t)| acc.saturating_add(*t));
+    json!({
+        "total_sat": total,
+        "channels": channels
+            .into_iter()
+            .map(|(id, balances, total)| json!({
+                "channel_id": id.to_string(),
+                "total_sat": total,
+                "balances": balances,
+            }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// A monitor event as the fields of an `on_chain` event.
+fn monitor_event_json(event: &MonitorEvent) -> Value {
+    match event {
+        MonitorEvent::FundingSpent { txid, kind } => {
+            let (spend, number) = match kind {
+                FundingSpendKind::Cooperative => ("cooperative", None),
+                FundingSpendKind::Holder { index } => ("holder", Some(*index)),
+                FundingSpendKind::Counterparty { index } => ("counterparty", Some(*index)),
+                FundingSpendKind::Revoked { index } => ("revoked", Some(*index)),
+                FundingSpendKind::Future { index } => ("future", Some(*index)),
+                FundingSpendKind::Unknown => ("unknown", None),
+            };
+            json!({"kind": "funding_spent", "txid": txid.to_string(), "spend": spend,
+                "commitment_number": number})
+        }
+        MonitorEvent::OutboundHtlcFulfilled { htlc_id, preimage } => json!({
+            "kind": "outbound_htlc_fulfilled",
+            "htlc_id": htlc_id,
+            "payment_hash": preimage.payment_hash().to_string(),
+            "payment_preimage": preimage.to_string(),
+        }),
+        MonitorEvent::OutboundHtlcFailed {
+            htlc_id,
+            payment_hash,
+        } => json!({
+            "kind": "outbound_htlc_failed",
+            "htlc_id": htlc_id,
+            "payment_hash": payment_hash.to_string(),
+        }),
+        MonitorEvent::InboundHtlcClaimed {
+            htlc_id,
+            amount_msat,
+            payment_hash,
+        } => json!({
+            "kind": "inbound_htlc_claimed",
+            "htlc_id": htlc_id,
+            "amount_msat": amount_msat,
+            "payment_hash": payment_hash.to_string(),
+        }),
+        MonitorEvent::InboundHtlcLost {
+            htlc_id,
+            amount_msat,
+            payment_hash,
+        } => json!({
+            "kind": "inbound_htlc_lost",
+            "htlc_id": htlc_id,
+            "amount_msat": amount_msat,
+            "payment_hash": payment_hash.to_string(),
+        }),
+        MonitorEvent::ClaimConfirmed { txid, value_sat } => json!({
+            "kind": "claim_confirmed",
+            "txid": txid.to_string(),
+            "value_sat": value_sat,
+        }),
+        MonitorEvent::RevokedCommitmentSeen { txid, index } => json!({
+            "kind": "revoked_commitment_seen",
+            "txid": txid.to_string(),
+            "commitment_number": index,
+        }),
+        MonitorEvent::FutureCommitmentSeen { txid, index } => json!({
+            "kind": "future_commitment_seen",
+            "txid": txid.to_string(),
+            "commitment_number": index,
+        }),
+        MonitorEvent::BumpNeeded {
+            tx,
+            anchor,
+            deadline,
+            feerate_per_kw,
+        } => bump_json(tx, anchor.as_ref(), *deadline, *feerate_per_kw, false),
+    }
+}
+
+/// A `bump_needed` entry: the transaction's id, the anchor, the deadline and the feerate;
+/// with the transaction itself (hex) when `with_tx` (in `broadcasts`; an event names it
+/// by its id only, to keep the events log small).
+pub(crate) fn bump_json(
+    tx: &Transaction,
+    anchor: Option<&OutPoint>,
+    deadline: u32,
+    feerate_per_kw: u32,
+    with_tx: bool,
+) -> Value {
+    let mut v = json!({
+        "kind": "bump_needed",
+        "txid": tx.compute_txid().to_string(),
+        "anchor": anchor.map(|a| a.to_string()),
+        "deadline": deadline,
+        "feerate_per_kw": feerate_per_kw,
+    });
+    if with_tx {
+        v["transaction"] = Value::String(serialize_hex(tx));
+    }
+    v
 }
 
 fn channel_json(c: &ChannelDetails) -> Value {
@@ -1260,6 +1491,17 @@ pub fn event_json(event: &Event) -> Value {
             "type": "broadcast_transaction",
             "txid": tx.compute_txid().to_string(),
         }),
+        Event::OnChain {
+            channel_id,
+            counterparty_node_id,
+            event,
+        } => {
+            let mut v = monitor_event_json(event);
+            v["type"] = Value::from("on_chain");
+            v["channel_id"] = Value::from(channel_id.to_string());
+            v["node_id"] = Value::from(counterparty_node_id.to_string());
+            v
+        }
         other => {
             json!({"type": "other", "debug": truncate_text(&format!("{other:?}"), EVENT_TEXT)})
         }
@@ -1334,6 +1576,8 @@ mod tests {
                 "claim" | "fail" => json!({"payment_hash": hex32s(6)}),
                 "close" | "force_close" => json!({"channel_id": hex32s(7)}),
                 "block_connected" => block(json!(100), json!([TX])),
+                "block_disconnected" => json!({"height": 100}),
+                "set_claim_feerate" => json!({"feerate_per_kw": 1000}),
                 _ => Value::Null,
             }
         };
@@ -1423,9 +1667,132 @@ mod tests {
         assert!(err("block_connected", block(json!(1), json!(["00"])))
             .message()
             .starts_with("transaction does not decode"));
+        for h in [0, u64::from(MAX_BLOCK_HEIGHT) + 1] {
+            assert_eq!(
+                err("block_disconnected", json!({ "height": h })).message(),
+                format!(
+                    "height {h} outside 1..={MAX_BLOCK_HEIGHT} (the genesis block is never disconnected)"
+                )
+            );
+        }
+        assert_eq!(
+            err("set_claim_feerate", json!({"feerate_per_kw": 100})).message(),
+            "claim feerate_per_kw 100 outside 253..=250000"
+        );
+        assert_eq!(
+            err("set_claim_feerate", json!({})).message(),
+            "missing integer parameter feerate_per_kw"
+        );
         for e in [err("connect", json!([])), err("fund", Value::Null)] {
             assert_eq!(e.code(), -32602);
         }
+    }
+
+    #[test]
+    fn balances_are_grouped_per_channel_with_typed_amounts() {
+        let (a, b) = (ChannelId([1; 32]), ChannelId([2; 32]));
+        let all = [
+            (
+                a,
+                Balance::ClaimableAwaitingConfirmations {
+                    amount_sat: 10,
+                    confirmation_height: 150,
+                },
+            ),
+            (b, Balance::ClaimableOnChannelClose { amount_sat: 5 }),
+            (
+                a,
+                Balance::ContentiousClaimable {
+                    amount_sat: 7,
+                    timeout_height: 200,
+                    payment_hash: PaymentHash([3; 32]),
+                    ours_after_timeout: false,
+                },
+            ),
+            (
+                a,
+                Balance::CounterpartyRevokedOutputClaimable { amount_sat: 1 },
+            ),
+        ];
+        let v = balances_json(&all);
+        assert_eq!(v["total_sat"], 23);
+        let channels = v["channels"].as_array().expect("channels");
+        assert_eq!(channels.len(), 2);
+        assert_eq!(channels[0]["channel_id"], a.to_string());
+        assert_eq!(channels[0]["total_sat"], 18);
+        let kinds: Vec<&str> = channels[0]["balances"]
+            .as_array()
+            .expect("balances")
+            .iter()
+            .filter_map(|b| b["type"].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "claimable_awaiting_confirmations",
+                "contentious_claimable",
+                "counterparty_revoked_output_claimable"
+            ]
+        );
+        assert_eq!(channels[0]["balances"][0]["confirmation_height"], 150);
+        assert_eq!(channels[0]["balances"][1]["payment_hash"], hex32s(3));
+        assert_eq!(channels[0]["balances"][1]["ours_after_timeout"], false);
+        assert_eq!(
+            channels[1]["balances"][0]["type"],
+            "claimable_on_channel_close"
+        );
+        assert_eq!(balances_json(&[]), json!({"total_sat": 0, "channels": []}));
+    }
+
+    #[test]
+    fn on_chain_events_name_their_kind_and_fields() {
+        let node: PublicKey = NODE.parse().expect("a key");
+        let event = |e| Event::OnChain {
+            channel_id: ChannelId([1; 32]),
+            counterparty_node_id: node,
+            event: e,
+        };
+        let txid: lightning_core::bitcoin::Txid = hex32s(9).parse().expect("a txid");
+        let v = event_json(&event(MonitorEvent::FundingSpent {
+            txid,
+            kind: FundingSpendKind::Revoked { index: 4 },
+        }));
+        assert_eq!(v["type"], "on_chain");
+        assert_eq!(v["kind"], "funding_spent");
+        assert_eq!(v["spend"], "revoked");
+        assert_eq!(v["commitment_number"], 4);
+        assert_eq!(v["channel_id"], hex32s(1));
+        assert_eq!(v["node_id"], NODE);
+        let preimage = PaymentPreimage([5; 32]);
+        let v = event_json(&event(MonitorEvent::OutboundHtlcFulfilled {
+            htlc_id: 2,
+            preimage,
+        }));
+        assert_eq!(v["kind"], "outbound_htlc_fulfilled");
+        assert_eq!(v["payment_preimage"], hex32s(5));
+        assert_eq!(v["payment_hash"], preimage.payment_hash().to_string());
+        let v = event_json(&event(MonitorEvent::ClaimConfirmed {
+            txid,
+            value_sat: 99,
+        }));
+        assert_eq!(
+            (v["kind"].as_str(), v["value_sat"].as_u64()),
+            (Some("claim_confirmed"), Some(99))
+        );
+        let tx: Transaction = deserialize(&hex::decode(TX).expect("hex")).expect("a transaction");
+        let v = event_json(&event(MonitorEvent::BumpNeeded {
+            tx: tx.clone(),
+            anchor: None,
+            deadline: 300,
+            feerate_per_kw: 2500,
+        }));
+        assert_eq!(v["kind"], "bump_needed");
+        assert_eq!(v["txid"], tx.compute_txid().to_string());
+        assert_eq!(v["deadline"], 300);
+        assert!(
+            v.get("transaction").is_none(),
+            "the log names it, broadcasts carries it"
+        );
     }
 
     /// A `BLOCKxTXxOUT` part past 24 bits used to be masked by `ShortChannelId::new` into

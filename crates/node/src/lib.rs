@@ -20,7 +20,10 @@
 //!   The peers we have channels with and their last good addresses are kept in `peers` and
 //!   redialled after a restart ([`net`], [`peers`]).
 //! * **Chain**: no chain backend. Blocks arrive through the control method `block_connected`
-//!   and transactions the node wants broadcast are collected by `broadcasts`.
+//!   (reorgs through `block_disconnected`) and transactions the node wants broadcast are
+//!   collected by `broadcasts`, with the zero-fee ones a wallet must add fees to first
+//!   (anchor channels). Each channel's on-chain monitor claims what is ours to the sweep
+//!   script (`--sweep-address`) and reports through `events` and `list_balances`.
 //! * **Control** ([`control`]): JSON-RPC 2.0 over HTTP (axum), bound to loopback only,
 //!   authenticated with HTTP basic auth against a random secret written at start to
 //!   `<data-dir>/.cookie` (mode 0600, as bitcoind's), as `__cookie__:<hex>`.
@@ -46,6 +49,7 @@ pub mod funding;
 pub mod net;
 pub mod peers;
 mod state;
+pub mod sweep;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,12 +58,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lightning_core::bitcoin::hashes::Hash;
-use lightning_core::bitcoin::{BlockHash, Network};
+use lightning_core::bitcoin::{BlockHash, Network, ScriptBuf};
 use lightning_core::keys::ChannelKeys;
 use lightning_core::node::{Liveness, NodeConfig};
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use shard_engine::store::{FsStore, FsStoreOptions};
-use shard_engine::{Engine, EngineConfig};
+use shard_engine::{Engine, EngineConfig, NodeApi};
 
 pub use state::NodeState;
 
@@ -110,6 +114,16 @@ pub struct DaemonConfig {
     /// what a flooding peer has sent cannot delay an honest peer's message by more than the
     /// time the shard takes to handle the inbox.
     pub shard_inbox: usize,
+    /// Where on-chain claims of channels funded from now on pay (`--sweep-address`): a
+    /// standard output script ([`sweep::is_standard_destination`]). Default: a P2WPKH key
+    /// derived from the node's seed (spendable with the `seed` file). Not stored: given to
+    /// the engine at every start.
+    pub sweep_script: Option<ScriptBuf>,
+    /// The feerate on-chain claims start from, in sat per 1000 weight
+    /// (`--claim-feerate-per-kw`; [`sweep::MIN_CLAIM_FEERATE_PER_KW`] to
+    /// [`sweep::MAX_CLAIM_FEERATE_PER_KW`]); the monitors raise it as a deadline nears.
+    /// Default: the engine's (2,500). The control method `set_claim_feerate` changes it.
+    pub claim_feerate_per_kw: Option<u32>,
     /// Regtest test mode: forced keys (refused on any other network).
     pub test_mode: Option<TestMode>,
 }
@@ -133,6 +147,8 @@ impl DaemonConfig {
             write_queue_bytes: 1 << 20,
             write_stall_timeout: Duration::from_secs(30),
             shard_inbox: 64,
+            sweep_script: None,
+            claim_feerate_per_kw: None,
             test_mode: None,
         }
     }
@@ -257,6 +273,12 @@ pub fn check_config(config: &DaemonConfig) -> Result<(), DaemonError> {
             "--max-handshaking and --max-inbound-per-ip must be at least 1".into(),
         ));
     }
+    if let Some(script) = &config.sweep_script {
+        sweep::check_sweep_script(script).map_err(DaemonError::Config)?;
+    }
+    if let Some(feerate) = config.claim_feerate_per_kw {
+        sweep::check_claim_feerate(u64::from(feerate)).map_err(DaemonError::Config)?;
+    }
     if config.write_queue_bytes < MIN_WRITE_QUEUE_BYTES {
         return Err(DaemonError::Config(format!(
             "--write-queue-bytes must be at least {MIN_WRITE_QUEUE_BYTES} (two of the largest messages), not {}",
@@ -306,6 +328,18 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         genesis_hash(config.network),
     )
     .map_err(|e| DaemonError::Engine(e.to_string()))?;
+    // Before any peer connects, so every channel funded from now on claims to it.
+    if let Some(script) = &config.sweep_script {
+        engine
+            .set_sweep_script(script.clone())
+            .map_err(|e| DaemonError::Engine(format!("setting the sweep script: {e}")))?;
+        tracing::info!(script = %script.to_hex_string(), "on-chain claims pay the sweep script");
+    }
+    if let Some(feerate) = config.claim_feerate_per_kw {
+        engine
+            .set_claim_feerate(feerate)
+            .map_err(|e| DaemonError::Engine(format!("setting the claim feerate: {e}")))?;
+    }
     let state = NodeState::default();
     let invoices = files::load_invoices(&files::invoices_path(&config.data_dir))?;
     tracing::info!(

@@ -10,13 +10,14 @@
 //!   info, at most [`LOG_PER_PEER`] lines per peer and [`LOG_TOTAL`] in all per second. The
 //!   rest are counted and summarized in one line per second.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lightning_core::bitcoin::{ScriptBuf, Transaction};
+use lightning_core::bitcoin::{ScriptBuf, Transaction, Txid};
+use lightning_core::chain::MonitorEvent;
 use lightning_core::node::Event;
 use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage};
@@ -38,6 +39,9 @@ pub const EVENT_BYTES: usize = 2048;
 pub const LOG_PER_PEER: u32 = 5;
 /// The most info lines about events per second in all.
 pub const LOG_TOTAL: u32 = 50;
+/// The most fee-bump requests kept for `broadcasts`: past it, the least urgent (latest
+/// deadline) is dropped, with a warning.
+pub const MAX_BUMPS: usize = 4096;
 
 /// The recent events for `events`: JSON text, oldest first, bounded in count and in bytes.
 #[derive(Debug, Default)]
@@ -243,6 +247,9 @@ pub struct NodeState {
     pub(crate) preimages: Mutex<HashMap<PaymentHash, PaymentPreimage>>,
     /// Transactions to broadcast, since the last `broadcasts`.
     pub(crate) broadcasts: Mutex<Vec<Transaction>>,
+    /// Zero-fee transactions a wallet must add fees to (anchor channels), by txid, the
+    /// latest request for each, since the last `broadcasts`; at most [`MAX_BUMPS`].
+    pub(crate) bumps: Mutex<BTreeMap<Txid, Value>>,
     /// Recent events, oldest first, and how many were dropped.
     pub(crate) events: Mutex<EventLog>,
     /// The rate limit of info lines about events, per peer.
@@ -313,6 +320,10 @@ fn event_peer_and_importance(event: &Event) -> (Option<PublicKey>, bool) {
         | Event::ChannelClosed {
             counterparty_node_id,
             ..
+        }
+        | Event::OnChain {
+            counterparty_node_id,
+            ..
         } => (Some(*counterparty_node_id), true),
         _ => (None, false),
     }
@@ -374,9 +385,45 @@ fn on_event(node: &Node, event: Event) {
         Event::BroadcastTransaction { ref tx } => {
             node.state.broadcasts.lock().push(tx.clone());
         }
+        Event::OnChain {
+            event:
+                MonitorEvent::BumpNeeded {
+                    ref tx,
+                    ref anchor,
+                    deadline,
+                    feerate_per_kw,
+                },
+            ref channel_id,
+            ..
+        } => {
+            let entry =
+                super::control::bump_json(tx, anchor.as_ref(), deadline, feerate_per_kw, true);
+            add_bump(
+                &mut node.state.bumps.lock(),
+                tx.compute_txid(),
+                entry,
+                channel_id,
+            );
+        }
         _ => {}
     }
     node.state.events.lock().push(json);
+}
+
+/// Keeps the latest fee-bump request for `txid`, dropping the least urgent past
+/// [`MAX_BUMPS`].
+fn add_bump(bumps: &mut BTreeMap<Txid, Value>, txid: Txid, entry: Value, channel: &ChannelId) {
+    bumps.insert(txid, entry);
+    if bumps.len() > MAX_BUMPS {
+        let least_urgent = bumps
+            .iter()
+            .max_by_key(|(_, v)| v["deadline"].as_u64().unwrap_or(u64::MAX))
+            .map(|(t, _)| *t);
+        if let Some(t) = least_urgent {
+            bumps.remove(&t);
+            tracing::warn!(%channel, dropped = %t, "too many fee-bump requests pending: the least urgent dropped (call broadcasts)");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,4 +3,5 @@
 //! `liblnshard.so`, so that its library name does not collide with the `lnshard` package's.
 
 mod handles;
+mod onchain;
 mod store_errors;
