@@ -65,6 +65,7 @@
 pub mod chain;
 pub mod infra;
 pub mod net;
+pub mod validating;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};
@@ -277,6 +278,19 @@ impl LdkNode {
     /// A node whose keys derive from `[seed; 32]` (`seed` non-zero and distinct per node),
     /// with `config`, starting at `chain`'s tip, its estimator at [`DEFAULT_FEERATE_PER_KW`].
     pub fn new(name: &str, seed: u8, config: UserConfig, chain: &FakeChain) -> LdkNode {
+        LdkNode::new_at(name, seed, config, chain.tip_hash(), chain.height())
+    }
+
+    /// As [`LdkNode::new`], starting at the block `tip_hash` at `height` of any chain (a
+    /// [`lnshard_testkit::chain::ValidatingChain`], say); feed it blocks with
+    /// [`LdkNode::connect_block`].
+    pub fn new_at(
+        name: &str,
+        seed: u8,
+        config: UserConfig,
+        tip_hash: bitcoin::BlockHash,
+        height: u32,
+    ) -> LdkNode {
         assert_ne!(seed, 0, "seed byte 0 is reserved");
         let logger = Arc::new(TestLogger::new(name));
         let fee_estimator = Arc::new(FixedFeeEstimator::new(DEFAULT_FEERATE_PER_KW));
@@ -295,7 +309,7 @@ impl LdkNode {
             Arc::clone(&keys),
             keys.get_peer_storage_key(),
         ));
-        let best_block = BestBlock::new(chain.tip_hash(), chain.height());
+        let best_block = BestBlock::new(tip_hash, height);
         let manager = Arc::new(ChannelManager::new(
             Arc::clone(&fee_estimator),
             Arc::clone(&chain_monitor),
@@ -328,7 +342,7 @@ impl LdkNode {
             router,
             persister,
             logger,
-            synced_height: Mutex::new(chain.height()),
+            synced_height: Mutex::new(height),
             outbox: Mutex::new(Vec::new()),
             skipped: Mutex::new(Vec::new()),
             received_warnings: Mutex::new(Vec::new()),

@@ -169,15 +169,15 @@ impl NodeCore {
             let Some(monitor) = self.monitors.get_mut(&id) else {
                 continue;
             };
-            let relevant: Vec<&Transaction> = txdata
-                .iter()
-                .map(|(_, tx)| *tx)
-                .filter(|tx| monitor.is_relevant(tx))
-                .collect();
-            if relevant.is_empty() {
+            // A spend of the funding output and spends of its outputs may share a block (a
+            // commitment and the peer's HTLC-success revealing a preimage): once one
+            // transaction is of interest, the monitor sees the whole block and keeps what is
+            // of interest transitively.
+            if !txdata.iter().any(|(_, tx)| monitor.is_relevant(tx)) {
                 continue;
             }
-            let out = monitor.block_connected(height, &relevant);
+            let all: Vec<&Transaction> = txdata.iter().map(|(_, tx)| *tx).collect();
+            let out = monitor.block_connected(height, &all);
             self.dirty.monitor_created(id);
             self.handle_monitor_outputs(id, out);
         }
