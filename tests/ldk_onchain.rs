@@ -63,6 +63,9 @@ struct World {
     stale: Option<StaleMonitor>,
     our_events: Vec<Event>,
     ldk_events: Vec<LdkEvent>,
+    /// A second LDK node, upstream of us for forwards (always connected), and its events.
+    upstream: Option<LdkNode>,
+    upstream_events: Vec<LdkEvent>,
 }
 
 impl World {
@@ -94,7 +97,60 @@ impl World {
             stale: None,
             our_events: Vec::new(),
             ldk_events: Vec::new(),
+            upstream: None,
+            upstream_events: Vec::new(),
         }
+    }
+
+    /// Starts the upstream LDK node, connects it to us, and lets it open a channel of `sats`
+    /// to us; returns the channel's id and LDK's scid for it.
+    fn upstream_opens(&mut self, sats: u64) -> (ChannelId, u64) {
+        let node = LdkNode::new_at(
+            "LDK-upstream",
+            10,
+            LdkNode::config(false),
+            self.feed.chain.tip(),
+            self.feed.chain.height(),
+        );
+        let (ours, theirs) = (self.us.node_id(), node.node_id);
+        self.us.peer_connected(theirs);
+        let init = self.us.drain_outputs();
+        let [Output::SendMessage { msg, .. }] = init.as_slice() else {
+            panic!("our init: {init:?}")
+        };
+        node.peer_connected(ours, &msg.encode(), true)
+            .expect("LDK accepts our init");
+        self.us.handle_message(theirs, &node.init_bytes(ours));
+        node.create_channel(ours, sats, 0)
+            .expect("LDK create_channel");
+        self.upstream = Some(node);
+        self.pump();
+        let funding = self
+            .upstream_events
+            .iter()
+            .find_map(|e| match e {
+                LdkEvent::FundingGenerated { funding_tx, .. } => Some(funding_tx.clone()),
+                _ => None,
+            })
+            .expect("upstream LDK's funding");
+        let vout = funding
+            .output
+            .iter()
+            .position(|o| o.value.to_sat() == sats)
+            .expect("funding output") as u16;
+        let channel_id = ChannelId::from_funding_outpoint(&funding.compute_txid(), vout);
+        self.mine(6);
+        assert!(self.our_channel(channel_id).is_usable);
+        let scid = self
+            .upstream
+            .as_ref()
+            .expect("upstream")
+            .channels()
+            .into_iter()
+            .find(|c| ldk_support::core_channel_id(c.channel_id) == channel_id)
+            .and_then(|c| c.get_outbound_payment_scid())
+            .expect("upstream's scid");
+        (channel_id, scid)
     }
 
     fn ldk_id(&self) -> PublicKey {
@@ -133,8 +189,16 @@ impl World {
             for output in self.us.drain_outputs() {
                 progress = true;
                 match output {
-                    Output::SendMessage { node_id, msg } => {
-                        assert_eq!(node_id, theirs);
+                    Output::SendMessage { node_id, msg } if node_id != theirs => {
+                        let upstream = self.upstream.as_ref().expect("a known peer");
+                        assert_eq!(node_id, upstream.node_id);
+                        upstream
+                            .handle_message(ours, &msg.encode())
+                            .unwrap_or_else(|e| {
+                                panic!("upstream LDK rejected our {}: {e}", msg.message_type())
+                            });
+                    }
+                    Output::SendMessage { msg, .. } => {
                         if self.connected {
                             self.ldk
                                 .handle_message(ours, &msg.encode())
@@ -184,6 +248,25 @@ impl World {
                 progress = true;
                 self.feed.broadcast(Who::Ldk, tx);
             }
+            if let Some(upstream) = &self.upstream {
+                for (to, bytes) in upstream.drain_messages() {
+                    progress = true;
+                    assert_eq!(to, ours);
+                    assert!(!is_disconnect(&bytes), "upstream LDK disconnected us");
+                    self.us.handle_message(upstream.node_id, &bytes);
+                }
+                for event in upstream.drain_events() {
+                    progress = true;
+                    if let LdkEvent::FundingGenerated { funding_tx, .. } = &event {
+                        self.feed.expect_funding(funding_tx);
+                    }
+                    self.upstream_events.push(event);
+                }
+                for tx in upstream.broadcaster.take() {
+                    progress = true;
+                    self.feed.broadcast(Who::Ldk, tx);
+                }
+            }
             if let Some(stale) = &self.stale {
                 for tx in stale.broadcaster.take() {
                     progress = true;
@@ -210,6 +293,9 @@ impl World {
         feed_core(&mut self.us, height, block);
         if self.ldk_live {
             self.ldk.connect_block(block, height);
+        }
+        if let Some(upstream) = &self.upstream {
+            upstream.connect_block(block, height);
         }
         if let Some(stale) = &self.stale {
             let txdata: Vec<(usize, &Transaction)> = block.txdata.iter().enumerate().collect();
@@ -581,11 +667,48 @@ fn ldk_force_closes_with_htlcs_both_ways() {
     let (hash_c, _) = w.we_send(scid, 30_000_000, 2);
     // B: LDK offers 50,000 sat; we claim it with its preimage on chain.
     let (hash_b, preimage_b) = w.ldk_sends(ldk_scid, 50_000_000, 3);
+    // H: the upstream LDK node pays LDK 20,000 sat through us; LDK will claim it on chain and
+    // we fulfil upstream with the preimage its HTLC-success reveals.
+    let (up_cid, up_scid) = w.upstream_opens(500_000);
+    let (hash_h, secret_h) = w.ldk.create_inbound_payment(20_000_000);
+    let hops = [
+        Hop {
+            node_id: w.us.node_id(),
+            short_channel_id: up_scid,
+            fee_msat: 1_000 + 20_000_000 / 10_000,
+            cltv_expiry_delta: 72,
+        },
+        Hop {
+            node_id: w.ldk_id(),
+            short_channel_id: scid.0,
+            fee_msat: 20_000_000,
+            cltv_expiry_delta: CLTV_DELTA,
+        },
+    ];
+    w.upstream
+        .as_ref()
+        .expect("upstream")
+        .send_payment_along(&hops, hash_h, secret_h)
+        .expect("upstream send_payment");
+    w.pump();
+    let preimage_h = w
+        .ldk_events
+        .iter()
+        .find_map(|e| match e {
+            LdkEvent::PaymentClaimable {
+                payment_hash,
+                preimage,
+                ..
+            } if *payment_hash == hash_h => *preimage,
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("LDK's PaymentClaimable for H: {:?}", w.ldk_events));
     let before = w.our_channel(cid).balances.to_local_msat;
-    assert_eq!(before, 230_000_000);
+    assert_eq!(before, 210_000_000);
     // The fulfils cannot reach the other side: both claim with the peer gone.
     w.disconnect();
     w.ldk.claim_funds(preimage_a);
+    w.ldk.claim_funds(preimage_h);
     w.us.claim_funds(preimage_b).expect("claim B");
     w.pump();
     w.ldk
@@ -624,10 +747,17 @@ fn ldk_force_closes_with_htlcs_both_ways() {
         w.payment_sent(hash_a).is_some()
     });
     assert_eq!(w.payment_sent(hash_a), Some(preimage_a));
+    // And H's: we fulfilled it upstream at once, off chain, and earned our fee.
+    assert!(
+        w.upstream_events.iter().any(|e| matches!(e, LdkEvent::PaymentSent { payment_hash, preimage, .. } if *payment_hash == hash_h && *preimage == preimage_h)),
+        "the upstream LDK's PaymentSent for H: {:?}",
+        w.upstream_events
+    );
+    assert!(w.our_events.iter().any(|e| matches!(e, Event::PaymentForwarded { prev_channel_id, next_channel_id, fee_earned_msat: 3_000, .. } if *prev_channel_id == up_cid && *next_channel_id == cid)));
     // C times out; everything of ours confirms 6 deep.
     let commitment = w.commitment(cid);
     assert_eq!(commitment.compute_txid(), ldk_commitment.compute_txid());
-    let to_remote = World::output_worth(&commitment, 230_000);
+    let to_remote = World::output_worth(&commitment, 210_000);
     let htlc_b = World::output_worth(&commitment, 50_000);
     let htlc_c = World::output_worth(&commitment, 30_000);
     let claimed: BTreeSet<OutPoint> = [to_remote, htlc_b, htlc_c].into();
@@ -655,15 +785,19 @@ fn ldk_force_closes_with_htlcs_both_ways() {
     assert!(w.onchain(cid).iter().any(|e| matches!(e, MonitorEvent::InboundHtlcClaimed { payment_hash, amount_msat: 50_000_000, .. } if *payment_hash == hash_b)));
     // Exactly our balance and the two HTLCs we were owed, less the fees our sweeps show.
     let (swept, fees) = w.check_sweeps(cid, &claimed);
-    assert_eq!(swept, 230_000 + 50_000 + 30_000 - fees);
+    assert_eq!(swept, 210_000 + 50_000 + 30_000 - fees);
     w.assert_chain_clean();
     // LDK: its HTLC-success for A confirmed; it saw its payment of B claimed by us.
-    let htlc_a = World::output_worth(&commitment, 40_000);
-    let a_spender = w.feed.spender(&htlc_a).expect("A claimed");
-    assert_eq!(
-        w.feed.broadcaster_of(&a_spender.compute_txid()),
-        Some(Who::Ldk)
-    );
+    for amount in [40_000, 20_000] {
+        let htlc = World::output_worth(&commitment, amount);
+        let spender = w.feed.spender(&htlc).expect("claimed by LDK");
+        assert_eq!(
+            w.feed.broadcaster_of(&spender.compute_txid()),
+            Some(Who::Ldk)
+        );
+    }
+    // The upstream channel is untouched.
+    assert!(w.our_channel(up_cid).is_usable);
     w.mine(6);
     assert!(
         w.ldk_events.iter().any(
