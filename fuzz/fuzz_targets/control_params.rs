@@ -370,9 +370,18 @@ fn check_ok(method: &str, params: &Value, request: &Request) {
                 assert_eq!(serialize(tx), bytes);
             }
         }
+        Request::BlockDisconnected { height } => {
+            assert!((1..=MAX_BLOCK_HEIGHT).contains(height));
+            assert_eq!(u64::from(*height), u64_of(params, "height"));
+        }
+        Request::SetClaimFeerate { feerate_per_kw } => {
+            assert!((253..=250_000).contains(feerate_per_kw));
+            assert_eq!(u64::from(*feerate_per_kw), u64_of(params, "feerate_per_kw"));
+        }
         Request::GetInfo
         | Request::ListPeers
         | Request::ListChannels
+        | Request::ListBalances
         | Request::Broadcasts
         | Request::Events
         | Request::Stop => {}

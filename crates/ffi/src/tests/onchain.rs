@@ -125,7 +125,7 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
             "is not a P2PKH, P2SH, P2WPKH, P2WSH or P2TR output script",
         );
     }
-    let long = vec![0u8; LNSHARD_MAX_SWEEP_SCRIPT_LEN + 1];
+    let long = [0u8; LNSHARD_MAX_SWEEP_SCRIPT_LEN + 1];
     assert_refused(
         lnshard_engine_set_sweep_script(engine, long.as_ptr(), long.len()),
         "script_len 43 above the limit 42",
