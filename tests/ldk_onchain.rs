@@ -25,6 +25,7 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::{Block, BlockHash, OutPoint, Transaction, Txid};
 use ldk_support::validating::{feed_core, paid_to, ValidatingFeed, Who};
+use ldk_support::wallet::{LdkBumpHandler, TestWallet};
 use ldk_support::{
     is_disconnect, FixedFeeEstimator, Hop, LdkEvent, LdkNode, RecordingBroadcaster, TestLogger,
     DEFAULT_FEERATE_PER_KW,
@@ -66,18 +67,44 @@ struct World {
     /// A second LDK node, upstream of us for forwards (always connected), and its events.
     upstream: Option<LdkNode>,
     upstream_events: Vec<LdkEvent>,
+    /// Whether channels with LDK are `option_anchors_zero_fee_htlc_tx`.
+    anchors: bool,
+    /// Anchors: LDK's wallet, its bump handler and its first coins.
+    ldk_wallet: Option<(Arc<TestWallet>, LdkBumpHandler, Vec<OutPoint>)>,
+    /// Anchors: whether the test acts as our wallet by broadcasting what our node hands out
+    /// as `BumpNeeded` as it is (the chain's policy must then accept zero-fee transactions).
+    we_broadcast_bump_needed: bool,
 }
 
 impl World {
-    fn new() -> World {
-        let feed = ValidatingFeed::new();
+    fn new(anchors: bool) -> World {
+        let mut feed = ValidatingFeed::new();
+        // LDK's wallet: three confirmed coins, for its anchor closes.
+        let wallet = Arc::new(TestWallet::new(
+            SecretKey::from_slice(&sha256::Hash::hash(b"LDK wallet").to_byte_array()).unwrap(),
+        ));
+        let coins: Vec<OutPoint> = if anchors {
+            (0..3)
+                .map(|_| feed.chain.fund(wallet.script(), 200_000))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ldk = LdkNode::new_at(
             "LDK",
             9,
-            LdkNode::config(false),
+            LdkNode::config(anchors),
             feed.chain.tip(),
             feed.chain.height(),
         );
+        let ldk_wallet = anchors.then(|| {
+            let handler = wallet.handler(
+                Arc::clone(&ldk.broadcaster),
+                Arc::clone(&ldk.keys),
+                Arc::clone(&ldk.logger),
+            );
+            (wallet, handler, coins)
+        });
         let secret =
             SecretKey::from_slice(&sha256::Hash::hash(b"lnshard onchain node").to_byte_array())
                 .unwrap();
@@ -99,7 +126,62 @@ impl World {
             ldk_events: Vec::new(),
             upstream: None,
             upstream_events: Vec::new(),
+            anchors,
+            ldk_wallet,
+            we_broadcast_bump_needed: false,
         }
+    }
+
+    /// LDK's wallet's confirmed coins that nothing (confirmed or in the mempool) spends.
+    fn ldk_wallet_coins(&self) -> Vec<(OutPoint, u64)> {
+        let Some((wallet, _, first)) = &self.ldk_wallet else {
+            return Vec::new();
+        };
+        let script = wallet.script();
+        let mut all: Vec<OutPoint> = first.clone();
+        for (_, tx) in &self.feed.broadcasts {
+            for (vout, o) in tx.output.iter().enumerate() {
+                if o.script_pubkey == script {
+                    all.push(OutPoint {
+                        txid: tx.compute_txid(),
+                        vout: vout as u32,
+                    });
+                }
+            }
+        }
+        all.into_iter()
+            .filter(|o| self.feed.chain.mempool_spender_of(o).is_none())
+            .filter_map(|o| self.feed.chain.utxo(&o).map(|u| (o, u.value.to_sat())))
+            .collect()
+    }
+
+    /// Anchors: LDK's `ChainMonitor` events, with `BumpTransaction` handed to LDK's own
+    /// handler over its wallet (it broadcasts the CPFP child or the HTLC transaction with
+    /// the wallet's inputs); the others recorded as the harness would. True if any.
+    fn ldk_chain_events(&mut self) -> bool {
+        let Some((wallet, handler, _)) = &self.ldk_wallet else {
+            return false;
+        };
+        wallet.set_utxos(&self.ldk_wallet_coins());
+        let raw = std::sync::Mutex::new(Vec::new());
+        let collect =
+            |event: lightning::events::Event| -> Result<(), lightning::events::ReplayEvent> {
+                raw.lock().expect("not poisoned").push(event);
+                Ok(())
+            };
+        lightning::events::EventsProvider::process_pending_events(
+            &*self.ldk.chain_monitor,
+            &collect,
+        );
+        let raw = raw.into_inner().expect("not poisoned");
+        let any = !raw.is_empty();
+        for event in raw {
+            match event {
+                lightning::events::Event::BumpTransaction(bump) => handler.handle_event(&bump),
+                other => self.ldk_events.push(LdkEvent::Other(format!("{other:?}"))),
+            }
+        }
+        any
     }
 
     /// Starts the upstream LDK node, connects it to us, and lets it open a channel of `sats`
@@ -217,11 +299,40 @@ impl World {
                     Output::Event(Event::BroadcastTransaction { tx }) => {
                         self.feed.broadcast(Who::Us, tx)
                     }
+                    Output::Event(Event::OnChain {
+                        channel_id,
+                        counterparty_node_id,
+                        event:
+                            MonitorEvent::BumpNeeded {
+                                tx,
+                                anchor,
+                                deadline,
+                                feerate_per_kw,
+                            },
+                    }) => {
+                        assert!(self.anchors, "BumpNeeded only on anchor channels");
+                        if self.we_broadcast_bump_needed {
+                            self.feed.broadcast(Who::Us, tx.clone());
+                        }
+                        self.our_events.push(Event::OnChain {
+                            channel_id,
+                            counterparty_node_id,
+                            event: MonitorEvent::BumpNeeded {
+                                tx,
+                                anchor,
+                                deadline,
+                                feerate_per_kw,
+                            },
+                        });
+                    }
                     Output::Event(e) => self.our_events.push(e),
                     Output::Forward(f) => self.us.handle_forward(f),
                     Output::Resolve(r) => self.us.handle_resolution(r),
                     other => panic!("unexpected output {other:?}"),
                 }
+            }
+            if self.ldk_live && self.ldk_chain_events() {
+                progress = true;
             }
             if self.ldk_live {
                 for (to, bytes) in self.ldk.drain_messages() {
@@ -417,10 +528,20 @@ impl World {
             self.our_events
         );
         assert!(self.ldk_events.iter().any(
-            |e| matches!(e, LdkEvent::ChannelReady { channel_id: c, anchors: false, .. } if *c == channel_id)
+            |e| matches!(e, LdkEvent::ChannelReady { channel_id: c, anchors, .. } if *c == channel_id && *anchors == self.anchors)
         ));
         let details = self.our_channel(channel_id);
         assert!(details.is_usable);
+        let ours = self
+            .us
+            .channel(&self.ldk_id(), &channel_id)
+            .expect("channel")
+            .channel_type();
+        assert_eq!(
+            ours.has_anchors(),
+            self.anchors,
+            "our channel type {ours:?}"
+        );
         (channel_id, details.short_channel_id.expect("scid"))
     }
 
@@ -656,7 +777,18 @@ impl World {
 /// Scenario 1: LDK force-closes with HTLCs pending both ways.
 #[test]
 fn ldk_force_closes_with_htlcs_both_ways() {
-    let mut w = World::new();
+    ldk_force_closes(false);
+}
+
+/// Scenario 1 on an anchor channel: LDK's wallet bumps its commitment (CPFP through its
+/// anchor) and pays its HTLC-success's fee with its own inputs.
+#[test]
+fn ldk_force_closes_with_htlcs_both_ways_anchors() {
+    ldk_force_closes(true);
+}
+
+fn ldk_force_closes(anchors: bool) {
+    let mut w = World::new(anchors);
     w.connect();
     // LDK funds 1,000,000 sat, pushing us 300,000 sat: LDK pays the commitment fee.
     let (cid, scid) = w.ldk_opens(1_000_000, 300_000_000);
@@ -795,6 +927,33 @@ fn ldk_force_closes_with_htlcs_both_ways() {
             w.feed.broadcaster_of(&spender.compute_txid()),
             Some(Who::Ldk)
         );
+        if anchors {
+            // A zero-fee HTLC-success: LDK's wallet paid its fee with an input of its own.
+            let script = w.ldk_wallet.as_ref().expect("wallet").0.script();
+            assert!(
+                spender.input.len() >= 2
+                    && spender.input.iter().any(|i| w
+                        .feed
+                        .chain
+                        .get_tx(&i.previous_output.txid)
+                        .is_some_and(
+                            |t| t.output[i.previous_output.vout as usize].script_pubkey == script
+                        )),
+                "LDK's wallet funded its HTLC-success: {spender:?}"
+            );
+        }
+    }
+    if anchors {
+        eprintln!(
+            "LDK's commitment fee {} sat; its broadcasts: {:?}",
+            w.feed.fee(&commitment),
+            w.feed
+                .broadcasts
+                .iter()
+                .filter(|(who, _)| *who == Who::Ldk)
+                .map(|(_, t)| (t.compute_txid(), t.input.len(), t.output.len()))
+                .collect::<Vec<_>>()
+        );
     }
     // The upstream channel is untouched.
     assert!(w.our_channel(up_cid).is_usable);
@@ -811,7 +970,27 @@ fn ldk_force_closes_with_htlcs_both_ways() {
 /// Scenario 2: we force-close and sweep everything; LDK claims its part.
 #[test]
 fn we_force_close_and_sweep_everything() {
-    let mut w = World::new();
+    we_force_close(false);
+}
+
+/// Scenario 2 on an anchor channel. Our node hands its commitment and its zero-fee HTLC
+/// transactions out as `MonitorEvent::BumpNeeded`; this test has no wallet for our node and
+/// acts as one by broadcasting them as they are: the commitment pays its own fee, and the
+/// validating chain's policy is set to accept zero-fee transactions (`Policy::allow_zero_fee`,
+/// as a package-relay mempool would take them with a child) for the HTLC transactions.
+#[test]
+fn we_force_close_and_sweep_everything_anchors() {
+    we_force_close(true);
+}
+
+fn we_force_close(anchors: bool) {
+    let mut w = World::new(anchors);
+    if anchors {
+        let mut policy = w.feed.chain.policy().clone();
+        policy.allow_zero_fee = true;
+        w.feed.chain.set_policy(policy);
+        w.we_broadcast_bump_needed = true;
+    }
     w.connect();
     let (cid, scid) = w.we_open(1_000_000);
     // LDK lets at most 10% of the channel be in flight: settle 180,000 sat in two payments.
@@ -846,7 +1025,9 @@ fn we_force_close_and_sweep_everything() {
     let funding_value = w.feed.input_value(&commitment);
     assert_eq!(funding_value, 1_000_000);
     let commit_fee = w.feed.fee(&commitment);
-    let to_local = World::output_worth(&commitment, our_balance_sat - commit_fee);
+    // Anchors: the funder (us) also pays the two 330-sat anchors.
+    let anchor_outputs = if anchors { 2 * 330 } else { 0 };
+    let to_local = World::output_worth(&commitment, our_balance_sat - commit_fee - anchor_outputs);
     let htlc_d = World::output_worth(&commitment, 40_000);
     let htlc_e = World::output_worth(&commitment, 50_000);
     let htlc_f = World::output_worth(&commitment, 25_000);
@@ -882,6 +1063,27 @@ fn we_force_close_and_sweep_everything() {
     let e2 = w.feed.spender(&htlc_e).unwrap();
     assert_eq!(d2.input.len(), 1, "HTLC-timeout");
     assert_eq!(e2.input.len(), 1, "HTLC-success");
+    if anchors {
+        // Both HTLC transactions came as BumpNeeded (never broadcast as final by our node)
+        // and pay no fee. (Our commitment, paying its own fee at the channel's feerate, was
+        // broadcast by the node itself on the force-close.)
+        let bump_needed: BTreeSet<Txid> = w
+            .onchain(cid)
+            .iter()
+            .filter_map(|e| match e {
+                MonitorEvent::BumpNeeded { tx, .. } => Some(tx.compute_txid()),
+                _ => None,
+            })
+            .collect();
+        for tx in [&d2, &e2] {
+            assert!(
+                bump_needed.contains(&tx.compute_txid()),
+                "BumpNeeded for {tx:?}"
+            );
+        }
+        assert_eq!(w.feed.fee(&d2), 0);
+        assert_eq!(w.feed.fee(&e2), 0);
+    }
     let d2_out = d2.output[0].value.to_sat();
     let e2_out = e2.output[0].value.to_sat();
     assert_eq!(40_000 - w.feed.fee(&d2), d2_out);
@@ -908,7 +1110,7 @@ fn we_force_close_and_sweep_everything() {
     // funded), our second stages' fees and our sweeps' fees.
     assert_eq!(
         swept,
-        our_balance_sat + 40_000 + 50_000 - commit_fee - second_stage_fees - fees
+        our_balance_sat + 40_000 + 50_000 - commit_fee - anchor_outputs - second_stage_fees - fees
     );
     assert!(w.payment_failed(hash_d), "D failed after its timeout");
     assert!(w.onchain(cid).iter().any(|e| matches!(e, MonitorEvent::InboundHtlcClaimed { payment_hash, .. } if *payment_hash == hash_e)));
@@ -937,7 +1139,7 @@ fn we_force_close_and_sweep_everything() {
 /// Scenario 3: LDK restored from a stale monitor broadcasts a revoked commitment.
 #[test]
 fn stale_ldk_broadcasts_revoked_commitment() {
-    let mut w = World::new();
+    let mut w = World::new(false);
     w.connect();
     let (cid, scid) = w.ldk_opens(1_000_000, 300_000_000);
     // Y: we pay LDK 40,000 sat. LDK claims it: its monitor holds the preimage and its

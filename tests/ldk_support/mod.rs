@@ -66,6 +66,7 @@ pub mod chain;
 pub mod infra;
 pub mod net;
 pub mod validating;
+pub mod wallet;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};
