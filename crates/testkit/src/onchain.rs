@@ -16,8 +16,12 @@
 //!   output by justice or by its owner): the first one in wins, as on the network. These
 //!   are kept in [`Validating::conflicts`].
 //!
-//! A party's transaction conflicting with its OWN earlier one and failing to replace it
-//! (a claim rebuilt for less fee, say) is a violation.
+//! A party's transaction conflicting with its OWN earlier one and failing to replace it is a
+//! violation (a claim rebuilt for less fee, say), unless it is the same claim issued again:
+//! the same inputs and the same outputs, differing only in what the outputs do not commit
+//! to (its nLockTime, set to the tip when a monitor rebuilds it each block while it is
+//! unconfirmed) and paying no more. The first stays in the mempool and confirms; those are
+//! kept in [`Validating::reissues`].
 //!
 //! # Channel types
 //! Anchor channels' zero-fee transactions need a wallet adding fee inputs
@@ -51,6 +55,9 @@ pub struct Validating {
     pub broadcasts: Vec<(Who, Transaction)>,
     /// Refusals that were lost races with another party (see the module docs).
     pub conflicts: Vec<(Who, Txid, Reject)>,
+    /// Refused re-issues of a party's own transaction (same inputs and outputs, paying no
+    /// more): `(who, refused, the one in the mempool)` (module docs).
+    pub reissues: Vec<(Who, Txid, Txid)>,
 }
 
 /// A node configuration opening `static_remotekey` channels (no anchors): every
@@ -124,6 +131,7 @@ impl<H: Hub> Net<H> {
             chain,
             origin: HashMap::new(),
             broadcasts: Vec::new(),
+            reissues: Vec::new(),
             conflicts: Vec::new(),
         });
         net.closures_expected = true;
@@ -153,7 +161,7 @@ impl<H: Hub> Net<H> {
         let txid = tx.compute_txid();
         v.origin.entry(txid).or_insert(who);
         v.broadcasts.push((who, tx.clone()));
-        let reject = match v.chain.submit(tx) {
+        let reject = match v.chain.submit(tx.clone()) {
             Ok(_) => return,
             Err(r) if r.is_benign() => return,
             Err(r) => r,
@@ -168,8 +176,22 @@ impl<H: Hub> Net<H> {
             && others
                 .iter()
                 .all(|t| v.origin.get(t).is_none_or(|w| *w != who));
+        // The same claim issued again (same inputs, same outputs, a new nLockTime say),
+        // paying no more: the first stays in the mempool and confirms.
+        let reissue = others.len() == 1
+            && v.origin.get(&others[0]) == Some(&who)
+            && v.chain.get_tx(&others[0]).is_some_and(|first| {
+                let spends = |t: &Transaction| {
+                    let mut o: Vec<OutPoint> = t.input.iter().map(|i| i.previous_output).collect();
+                    o.sort();
+                    o
+                };
+                spends(first) == spends(&tx) && first.output == tx.output
+            });
         if lost_race {
             v.conflicts.push((who, txid, reject));
+        } else if reissue {
+            v.reissues.push((who, txid, others[0]));
         } else {
             self.violations.push(format!(
                 "the chain refused {who:?}'s broadcast {txid}: {reject:?}"
