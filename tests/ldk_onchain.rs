@@ -13,8 +13,13 @@
 //!    HTLC-success transaction: our justice transactions take everything, the second stage
 //!    included.
 //!
-//! Channels here are `option_static_remotekey` (no anchors): LDK's anchor closes need a wallet
-//! answering its `BumpTransaction` events, which this harness does not have.
+//! Each runs on an `option_static_remotekey` channel and on an
+//! `option_anchors_zero_fee_htlc_tx` one. With anchors, LDK's `BumpTransaction` events go to
+//! LDK's own `BumpTransactionEventHandlerSync` over a small P2WPKH wallet funded on the chain
+//! (`ldk_support::wallet`), so LDK's commitment and HTLC transactions are bumped as in
+//! production. Our node has no wallet here: the test broadcasts what our node hands out as
+//! `MonitorEvent::BumpNeeded` as it is, and only in scenario 2 (our zero-fee HTLC
+//! transactions) sets the chain's `Policy::allow_zero_fee` so that they relay.
 
 mod ldk_support;
 
@@ -50,6 +55,8 @@ struct StaleMonitor {
     broadcaster: Arc<RecordingBroadcaster>,
     fees: Arc<FixedFeeEstimator>,
     logger: Arc<TestLogger>,
+    /// Anchors: LDK's bump handler over its wallet, broadcasting to `broadcaster`.
+    bump: Option<LdkBumpHandler>,
 }
 
 /// Our node, LDK, and the validating chain they share.
@@ -379,6 +386,29 @@ impl World {
                 }
             }
             if let Some(stale) = &self.stale {
+                if let Some(bump) = &stale.bump {
+                    let coins = self.ldk_wallet_coins();
+                    self.ldk_wallet
+                        .as_ref()
+                        .expect("wallet")
+                        .0
+                        .set_utxos(&coins);
+                    let raw = std::sync::Mutex::new(Vec::new());
+                    let collect = |event: lightning::events::Event| -> Result<(), lightning::events::ReplayEvent> {
+                        raw.lock().expect("not poisoned").push(event);
+                        Ok(())
+                    };
+                    stale
+                        .monitor
+                        .process_pending_events(&&collect, &stale.logger)
+                        .expect("events handled");
+                    for event in raw.into_inner().expect("not poisoned") {
+                        progress = true;
+                        if let lightning::events::Event::BumpTransaction(b) = event {
+                            bump.handle_event(&b);
+                        }
+                    }
+                }
                 for tx in stale.broadcaster.take() {
                     progress = true;
                     self.feed.broadcast(Who::Ldk, tx);
@@ -1139,7 +1169,20 @@ fn we_force_close(anchors: bool) {
 /// Scenario 3: LDK restored from a stale monitor broadcasts a revoked commitment.
 #[test]
 fn stale_ldk_broadcasts_revoked_commitment() {
-    let mut w = World::new(false);
+    stale_ldk(false);
+}
+
+/// Scenario 3 on an anchor channel: the restored monitor's commitment and its HTLC-success
+/// go out through LDK's bump handler over its wallet (the HTLC-success with a wallet input
+/// and change). Our justice transactions reach the mempool first; a miner confirms LDK's
+/// HTLC-success instead of our claim of that HTLC, and we take its output.
+#[test]
+fn stale_ldk_broadcasts_revoked_commitment_anchors() {
+    stale_ldk(true);
+}
+
+fn stale_ldk(anchors: bool) {
+    let mut w = World::new(anchors);
     w.connect();
     let (cid, scid) = w.ldk_opens(1_000_000, 300_000_000);
     // Y: we pay LDK 40,000 sat. LDK claims it: its monitor holds the preimage and its
@@ -1171,11 +1214,21 @@ fn stale_ldk_broadcasts_revoked_commitment() {
         (&*w.ldk.keys, &*w.ldk.keys),
     )
     .expect("the stale monitor reads back");
+    let broadcaster = Arc::new(RecordingBroadcaster::default());
+    let logger = Arc::new(TestLogger::new("LDK-stale"));
+    let bump = w.ldk_wallet.as_ref().map(|(wallet, _, _)| {
+        wallet.handler(
+            Arc::clone(&broadcaster),
+            Arc::clone(&w.ldk.keys),
+            Arc::clone(&logger),
+        )
+    });
     let stale = StaleMonitor {
         monitor,
-        broadcaster: Arc::new(RecordingBroadcaster::default()),
+        broadcaster,
         fees: Arc::new(FixedFeeEstimator::new(DEFAULT_FEERATE_PER_KW)),
-        logger: Arc::new(TestLogger::new("LDK-stale")),
+        logger,
+        bump,
     };
     for height in stale_height + 1..=w.feed.chain.height() {
         let block = w.feed.chain.block(height).expect("mined").clone();
@@ -1205,31 +1258,69 @@ fn stale_ldk_broadcasts_revoked_commitment() {
         .map(|(_, tx)| tx.clone())
         .expect("the stale LDK broadcast its commitment");
     let htlc_y = World::output_worth(&revoked, 40_000);
-    let ldk_second = w
-        .feed
-        .broadcasts
-        .iter()
-        .find(|(who, tx)| *who == Who::Ldk && tx.input[0].previous_output == htlc_y)
-        .map(|(_, tx)| tx.clone())
-        .expect("the stale LDK broadcast its HTLC-success for Y");
-    // Both confirm in the next block.
-    w.mine(1);
-    assert_eq!(w.feed.chain.confirmations(&revoked.compute_txid()), 1);
+    let find_second = |w: &World| {
+        w.feed
+            .broadcasts
+            .iter()
+            .find(|(who, tx)| {
+                *who == Who::Ldk && tx.input.iter().any(|i| i.previous_output == htlc_y)
+            })
+            .map(|(_, tx)| tx.clone())
+    };
+    let ldk_second = if anchors {
+        // LDK's HTLC-success (zero-fee, paid by its wallet) only follows the commitment's
+        // confirmation; by then our justice transactions are in the mempool.
+        w.mine(1);
+        assert_eq!(w.feed.chain.confirmations(&revoked.compute_txid()), 1);
+        let second = find_second(&w).expect("the stale LDK's HTLC-success for Y");
+        assert!(second.input.len() >= 2, "a wallet input pays its fee");
+        let (height, block) = w
+            .feed
+            .chain
+            .mine_block_with(vec![second.clone()])
+            .map(|b| (w.feed.chain.height(), b))
+            .expect("LDK's HTLC-success is valid");
+        w.feed_block(height, &block);
+        second
+    } else {
+        // Both confirm in the next block.
+        let second = find_second(&w).expect("the stale LDK's HTLC-success for Y");
+        w.mine(1);
+        assert_eq!(w.feed.chain.confirmations(&revoked.compute_txid()), 1);
+        second
+    };
     assert_eq!(
         w.feed.chain.confirmations(&ldk_second.compute_txid()),
         1,
-        "LDK's HTLC-success confirmed with the commitment; refused {:?}",
+        "LDK's HTLC-success confirmed; refused {:?}",
         w.feed.refused
     );
     assert!(w.onchain(cid).iter().any(|e| matches!(e, MonitorEvent::RevokedCommitmentSeen { txid, .. } if *txid == revoked.compute_txid())));
-    // We take everything: LDK's to_local, our to_remote, and the HTLC-success's output.
+    // We take everything: LDK's to_local, our to_remote, and the HTLC-success's output (at
+    // the index of its input spending Y: SIGHASH_SINGLE pairs them).
     let commit_fee = w.feed.fee(&revoked);
+    let anchor_outputs = if anchors { 2 * 330 } else { 0 };
     let to_remote = World::output_worth(&revoked, 260_000);
-    let to_local = World::output_worth(&revoked, 1_000_000 - 300_000 - commit_fee);
+    let to_local_value = 1_000_000 - 300_000 - commit_fee - anchor_outputs;
+    let to_local = World::output_worth(&revoked, to_local_value);
+    let index = ldk_second
+        .input
+        .iter()
+        .position(|i| i.previous_output == htlc_y)
+        .expect("spends Y");
     let second_out = OutPoint {
         txid: ldk_second.compute_txid(),
-        vout: 0,
+        vout: index as u32,
     };
+    let second_value = ldk_second.output[index].value.to_sat();
+    if anchors {
+        assert_eq!(
+            second_value, 40_000,
+            "a zero-fee HTLC-success keeps the HTLC's value"
+        );
+    } else {
+        assert_eq!(second_value, 40_000 - w.feed.fee(&ldk_second));
+    }
     let claimed: BTreeSet<OutPoint> = [to_remote, to_local, second_out].into();
     w.mine_until(40, "every justice claim confirmed 6 deep", |w| {
         let spent: BTreeSet<OutPoint> = w
@@ -1249,12 +1340,11 @@ fn stale_ldk_broadcasts_revoked_commitment() {
         spent == claimed
     });
     let (swept, fees) = w.check_sweeps(cid, &claimed);
-    let total = w.feed.input_value(&revoked);
-    let everything = total - commit_fee - w.feed.fee(&ldk_second);
     eprintln!(
-        "the channel held {total}, on chain after the cheater's fees {everything}; swept {swept}"
+        "to_remote 260000 + cheater's to_local {to_local_value} + second stage {second_value} - fees {fees} = swept {swept}"
     );
-    // Everything the cheater's transactions left on chain, less our justice fees.
-    assert_eq!(swept, everything - fees);
+    // Everything the cheater's transactions left on chain (but the anchors), less our
+    // justice fees.
+    assert_eq!(swept, 260_000 + to_local_value + second_value - fees);
     w.assert_chain_clean();
 }
