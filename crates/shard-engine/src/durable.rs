@@ -8,11 +8,17 @@
 //! nodes/shard-<i>-of-<n>           NodeRecord of shard i of an engine of n shards
 //! resolutions/<source key>         a forward's result handed to another shard, not yet
 //!                                  applied there (see below)
-//! monitors/<channel id hex>        MonitorRecord: a snapshot of the channel's on-chain
-//!                                  monitor (kept after the channel closes)
+//! monitors/<channel id hex>        MonitorRecord: the channel's on-chain monitor without
+//!                                  its revoked HTLCs (bounded size), rewritten in every
+//!                                  batch that changes it, with the channel state it
+//!                                  follows; kept after the channel closes
+//! monitor_revoked/<channel id hex>-<chunk, 20 digits>
+//!                                  MonitorRevokedRecord: the HTLCs of 16 consecutive
+//!                                  revoked commitments of the peer's (written while the
+//!                                  chunk fills, then never again)
 //! monitor_updates/<channel id hex>-<update id, 20 digits>
-//!                                  MonitorUpdateRecord: an update after that snapshot,
-//!                                  written in the batch of the channel state it follows
+//!                                  MonitorUpdateRecord: read on restore if present (a
+//!                                  host that logs updates), never written by the engine
 //! node/id                          the node id the store belongs to (33 bytes): an engine
 //!                                  with another node key refuses the store
 //! ```
@@ -29,8 +35,8 @@ use lightning_core::node::{
 };
 use lightning_core::onion::FailureMessage;
 use lightning_core::persist::{
-    restore_monitor, ChannelRecord, ForwardResolutionRecord, MonitorRecord, MonitorUpdateRecord,
-    NodeRecord, PersistError,
+    restore_monitor_with_revoked, ChannelRecord, ForwardResolutionRecord, MonitorRecord,
+    MonitorRevokedRecord, MonitorUpdateRecord, NodeRecord, PersistError,
 };
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::types::ChannelId;
@@ -49,8 +55,10 @@ pub const NODES: &str = "nodes";
 pub const RESOLUTIONS: &str = "resolutions";
 /// Namespace of monitor snapshots.
 pub const MONITORS: &str = "monitors";
-/// Namespace of monitor updates written since their monitor's snapshot.
+/// Namespace of monitor updates stored after their monitor's snapshot (read, not written).
 pub const MONITOR_UPDATES: &str = "monitor_updates";
+/// Namespace of the chunks of revoked commitments' HTLCs of each monitor.
+pub const MONITOR_REVOKED: &str = "monitor_revoked";
 /// Namespace of the record naming the node the store belongs to.
 pub const NODE: &str = "node";
 /// Key of the record naming the node the store belongs to: its node id, 33 bytes
@@ -74,6 +82,11 @@ pub fn channel_key(channel_id: &ChannelId) -> String {
 /// The key of a monitor update record: the channel id in hex, then the update id.
 pub fn monitor_update_key(channel_id: &ChannelId, update_id: u64) -> String {
     format!("{}-{update_id:020}", hex(&channel_id.0))
+}
+
+/// The key of a chunk of a monitor's revoked HTLCs: the channel id in hex, then the chunk.
+pub fn monitor_revoked_key(channel_id: &ChannelId, chunk: u64) -> String {
+    format!("{}-{chunk:020}", hex(&channel_id.0))
 }
 
 /// The key of a resolution record: `f-<incoming channel>-<htlc id>` or `p-<payment id>`.
@@ -155,51 +168,13 @@ pub fn commit_ops(
             });
         }
     }
-    // Monitors: each update as its own small record, in the batch of the channel state it
-    // follows; a snapshot replaces the updates before it.
-    for (channel_id, update) in &dirty.monitor_updates {
-        if dirty.monitors.contains(channel_id) {
-            continue;
-        }
-        let key = monitor_update_key(channel_id, update.update_id);
-        let value = update
-            .to_record(*channel_id)
-            .to_bytes()
-            .map_err(|error| record_error(MONITOR_UPDATES, &key, error))?;
-        ops.push(WriteOp::Put {
-            namespace: MONITOR_UPDATES.into(),
-            key,
-            value,
-        });
-    }
+    // Monitors: each changed one's bounded snapshot, and the chunks of revoked HTLCs it
+    // added, in the batch of the channel state it follows.
     for channel_id in &dirty.monitors {
-        let Some((record, previous)) = core.snapshot_monitor(channel_id) else {
+        let Some((record, chunks)) = core.snapshot_monitor(channel_id) else {
             continue;
         };
-        let key = channel_key(channel_id);
-        let value = record
-            .to_bytes()
-            .map_err(|error| record_error(MONITORS, &key, error))?;
-        ops.push(WriteOp::Put {
-            namespace: MONITORS.into(),
-            key,
-            value,
-        });
-        // The update records written since the previous snapshot (this batch's were not).
-        let in_batch: BTreeSet<u64> = dirty
-            .monitor_updates
-            .iter()
-            .filter(|(c, _)| c == channel_id)
-            .map(|(_, u)| u.update_id)
-            .collect();
-        for update_id in (previous + 1)..=record.update_id {
-            if !in_batch.contains(&update_id) {
-                ops.push(WriteOp::Remove {
-                    namespace: MONITOR_UPDATES.into(),
-                    key: monitor_update_key(channel_id, update_id),
-                });
-            }
-        }
+        monitor_ops(&mut ops, &record, &chunks)?;
     }
     if dirty.node {
         let value = core
@@ -254,7 +229,7 @@ fn record_error(namespace: &str, key: &str, error: PersistError) -> EngineError 
     EngineError::Record {
         namespace: namespace.to_owned(),
         key: key.to_owned(),
-        error,
+        error: Box::new(error),
     }
 }
 
@@ -287,22 +262,63 @@ pub fn check_owner(store: &dyn Store, ours: &PublicKey) -> Result<Option<WriteOp
     }
 }
 
+/// The write operations storing a monitor's snapshot and revoked-HTLC chunks.
+fn monitor_ops(
+    ops: &mut Vec<WriteOp>,
+    record: &MonitorRecord,
+    chunks: &[MonitorRevokedRecord],
+) -> Result<(), EngineError> {
+    let key = channel_key(&record.channel_id);
+    let value = record
+        .to_bytes()
+        .map_err(|error| record_error(MONITORS, &key, error))?;
+    ops.push(WriteOp::Put {
+        namespace: MONITORS.into(),
+        key,
+        value,
+    });
+    for chunk in chunks {
+        let key = monitor_revoked_key(&chunk.channel_id, chunk.chunk);
+        let value = chunk
+            .to_bytes()
+            .map_err(|error| record_error(MONITOR_REVOKED, &key, error))?;
+        ops.push(WriteOp::Put {
+            namespace: MONITOR_REVOKED.into(),
+            key,
+            value,
+        });
+    }
+    Ok(())
+}
+
 /// Reads a listed record (a listed key that cannot be read is corruption).
 type ReadRecord<'a> = dyn Fn(&str, &str) -> Result<Vec<u8>, EngineError> + 'a;
 
-/// Every monitor in the store, each rebuilt from its snapshot and the updates written after
-/// it, with the snapshot's update id.
+/// Every monitor in the store, each rebuilt from its snapshot, its revoked-HTLC chunks and
+/// any update records stored after the snapshot. A monitor rebuilt with updates is written
+/// again as a snapshot by the opening batch, which removes the update records (`ops`).
 fn read_monitors(
     store: &dyn Store,
     seed: &[u8; 32],
     read: &ReadRecord<'_>,
-) -> Result<Vec<(ChannelMonitor, u64)>, EngineError> {
-    let mut updates: BTreeMap<String, Vec<MonitorUpdateRecord>> = BTreeMap::new();
+    ops: &mut Vec<WriteOp>,
+) -> Result<Vec<ChannelMonitor>, EngineError> {
+    let mut updates: BTreeMap<String, Vec<(String, MonitorUpdateRecord)>> = BTreeMap::new();
     for key in store.list(MONITOR_UPDATES).map_err(store_error)? {
         let bytes = read(MONITOR_UPDATES, &key)?;
         let record = MonitorUpdateRecord::from_bytes(&bytes)
             .map_err(|e| record_error(MONITOR_UPDATES, &key, e))?;
         updates
+            .entry(channel_key(&record.channel_id))
+            .or_default()
+            .push((key, record));
+    }
+    let mut revoked: BTreeMap<String, Vec<MonitorRevokedRecord>> = BTreeMap::new();
+    for key in store.list(MONITOR_REVOKED).map_err(store_error)? {
+        let bytes = read(MONITOR_REVOKED, &key)?;
+        let record = MonitorRevokedRecord::from_bytes(&bytes)
+            .map_err(|e| record_error(MONITOR_REVOKED, &key, e))?;
+        revoked
             .entry(channel_key(&record.channel_id))
             .or_default()
             .push(record);
@@ -312,25 +328,52 @@ fn read_monitors(
         let bytes = read(MONITORS, &key)?;
         let record =
             MonitorRecord::from_bytes(&bytes).map_err(|e| record_error(MONITORS, &key, e))?;
-        let snapshot_id = record.update_id;
         let pending = updates.remove(&key).unwrap_or_default();
-        let monitor =
-            restore_monitor(record, pending, seed).map_err(|e| record_error(MONITORS, &key, e))?;
-        out.push((monitor, snapshot_id));
+        let chunks = revoked.remove(&key).unwrap_or_default();
+        let update_keys: Vec<String> = pending.iter().map(|(k, _)| k.clone()).collect();
+        let monitor = restore_monitor_with_revoked(
+            record,
+            pending.into_iter().map(|(_, u)| u).collect(),
+            chunks,
+            seed,
+        )
+        .map_err(|e| record_error(MONITORS, &key, e))?;
+        if !update_keys.is_empty() {
+            // Fold the updates into a snapshot, in the same batch that removes them.
+            let chunks: Vec<MonitorRevokedRecord> = monitor
+                .revoked_chunks_after(None)
+                .into_iter()
+                .map(|c| monitor.revoked_chunk_record(c))
+                .collect();
+            monitor_ops(ops, &monitor.to_bounded_record(), &chunks)?;
+            ops.extend(update_keys.into_iter().map(|k| WriteOp::Remove {
+                namespace: MONITOR_UPDATES.into(),
+                key: k,
+            }));
+        }
+        out.push(monitor);
     }
-    if let Some((key, records)) = updates.into_iter().next() {
-        // Updates of a monitor with no snapshot: the snapshot is written in the batch
-        // that creates the monitor, so this is damage, not a crash.
-        let channel_id = records
-            .first()
-            .map(|r| r.channel_id)
-            .unwrap_or(ChannelId([0; 32]));
+    // Records of a monitor with no snapshot: the snapshot is written in the batch that
+    // creates the monitor, so this is damage, not a crash.
+    let orphan = updates
+        .into_values()
+        .flatten()
+        .map(|(key, r)| (MONITOR_UPDATES, key, r.channel_id))
+        .chain(revoked.into_values().flatten().map(|r| {
+            (
+                MONITOR_REVOKED,
+                monitor_revoked_key(&r.channel_id, r.chunk),
+                r.channel_id,
+            )
+        }))
+        .next();
+    if let Some((namespace, key, channel_id)) = orphan {
         return Err(record_error(
-            MONITOR_UPDATES,
+            namespace,
             &key,
             PersistError::MonitorInconsistent {
                 channel_id,
-                what: "monitor updates without a monitor snapshot",
+                what: "monitor records without a monitor snapshot",
             },
         ));
     }
@@ -392,7 +435,8 @@ pub(crate) fn restore(
         let bytes = read(RESOLUTIONS, key)?;
         resolutions.push(decode_resolution(&bytes).map_err(|e| record_error(RESOLUTIONS, key, e))?);
     }
-    let monitors = read_monitors(store, &seed, &read)?;
+    let mut monitor_ops_opening = Vec::new();
+    let monitors = read_monitors(store, &seed, &read, &mut monitor_ops_opening)?;
     let merged = match NodeRecord::merge(nodes) {
         Some(m) => m,
         None => NodeCore::new(
@@ -461,13 +505,11 @@ pub(crate) fn restore(
             v.push(record);
         }
     }
-    let mut monitors_by_shard: Vec<Vec<(ChannelMonitor, u64)>> =
-        (0..n).map(|_| Vec::new()).collect();
-    for (monitor, snapshot_id) in monitors {
-        if let Some(v) =
-            monitors_by_shard.get_mut(placement.shard_of(&monitor.counterparty_node_id()))
-        {
-            v.push((monitor, snapshot_id));
+    let mut monitors_by_shard: Vec<Vec<ChannelMonitor>> = (0..n).map(|_| Vec::new()).collect();
+    for monitor in monitors {
+        let shard = placement.shard_of(&monitor.counterparty_node_id());
+        if let Some(v) = monitors_by_shard.get_mut(shard) {
+            v.push(monitor);
         }
     }
     let mut cores: Vec<NodeCore> = by_shard
@@ -539,6 +581,7 @@ pub(crate) fn restore(
         namespace: RESOLUTIONS.into(),
         key: k.clone(),
     }));
+    ops.extend(monitor_ops_opening);
     Ok((Restored { cores, coordinator }, ops))
 }
 

@@ -62,8 +62,8 @@ pub enum EngineError {
         namespace: String,
         /// Its key.
         key: String,
-        /// Why.
-        error: PersistError,
+        /// Why (boxed: the error stays small on every path that returns it).
+        error: Box<PersistError>,
     },
     /// The store belongs to another node: it records another node id than ours. Nothing was
     /// read into the engine or written to the store.
@@ -194,7 +194,7 @@ impl std::error::Error for EngineError {
             EngineError::Handshake { error, .. } => Some(error),
             EngineError::Transport { error, .. } => Some(error),
             EngineError::Store(e) => Some(e.as_ref()),
-            EngineError::Record { error, .. } => Some(error),
+            EngineError::Record { error, .. } => Some(error.as_ref()),
             EngineError::Stopped { reason } => reason
                 .error()
                 .map(|e| e as &(dyn std::error::Error + 'static)),
@@ -319,7 +319,7 @@ mod tests {
         let record = EngineError::Record {
             namespace: "channels".into(),
             key: "c-00".into(),
-            error: persist.clone(),
+            error: Box::new(persist.clone()),
         };
         let text = record.to_string();
         assert!(text.contains("channels/c-00"), "{text}");

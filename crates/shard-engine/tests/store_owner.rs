@@ -170,10 +170,10 @@ fn a_damaged_node_id_is_refused_as_a_record_error() {
         Err(EngineError::Record {
             namespace,
             key,
-            error: PersistError::BadNodeId { len },
+            error,
         }) => {
             assert_eq!((namespace.as_str(), key.as_str()), (NODE, NODE_ID));
-            assert_eq!(len, 20);
+            assert_eq!(*error, PersistError::BadNodeId { len: 20 });
         }
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a damaged node id was accepted"),

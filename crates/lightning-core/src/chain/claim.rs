@@ -72,6 +72,8 @@ fn feerate_for(m: &ChannelMonitor, deadline: u32) -> u32 {
 /// One input to claim, with its grouping and deadline.
 struct Candidate {
     input: ClaimInput,
+    /// The height of the output's transaction.
+    confirmed_at: u32,
     /// Claimed alone (the peer can spend it too).
     alone: bool,
     deadline: u32,
@@ -105,18 +107,21 @@ pub(crate) fn plan_claims(m: &ChannelMonitor, a: &Analysis) -> Vec<PlannedClaim>
     }
     for group in groups {
         let deadline = group.iter().map(|c| c.deadline).min().unwrap_or(next);
+        // nLockTime: the newest input's height, so the claim (and its txid) stays the same
+        // from block to block until its fee changes (a rebroadcast of the same claim, not a
+        // replacement that pays no more).
+        let locktime = group.iter().map(|c| c.confirmed_at).max().unwrap_or(0);
         let inputs: Vec<ClaimInput> = group.into_iter().map(|c| c.input).collect();
         let feerate = feerate_for(m, deadline);
         let claims = inputs.iter().map(|i| i.outpoint).collect();
         // Only an output worth less than its claim's fee (dust at this feerate) fails to
         // build: it is retried each block, and claimed if the feerate falls.
-        // nLockTime at the current height: final in the next block, and no fee sniping.
         if let Ok(tx) = build_claim_tx(
             &secp,
             &inputs,
             m.destination.clone(),
             feerate,
-            m.best_height,
+            locktime,
         ) {
             out.push(PlannedClaim::Broadcast {
                 tx,
@@ -157,6 +162,7 @@ fn candidate(
             }
             let key = m.keys.delayed_payment_key(secp, point).ok()?;
             Some(Candidate {
+                confirmed_at: o.confirmed_at,
                 input: input(
                     SpendPath::Delayed {
                         to_self_delay: *csv,
@@ -174,12 +180,14 @@ fn candidate(
                     return None;
                 }
                 Some(Candidate {
+                    confirmed_at: o.confirmed_at,
                     input: input(SpendPath::ToRemoteAnchors, key),
                     alone: false,
                     deadline: next + CLTV_CLAIM_BUFFER + 1,
                 })
             } else {
                 Some(Candidate {
+                    confirmed_at: o.confirmed_at,
                     input: input(SpendPath::ToRemoteP2wpkh, key),
                     alone: false,
                     deadline: next + CLTV_CLAIM_BUFFER + 1,
@@ -195,6 +203,7 @@ fn candidate(
                 // The peer offered it: ours with the preimage, until it expires.
                 let preimage = *m.preimages.get(&htlc.payment_hash)?;
                 Some(Candidate {
+                    confirmed_at: o.confirmed_at,
                     input: input(
                         SpendPath::TheirOfferedHtlcPreimage {
                             preimage,
@@ -212,6 +221,7 @@ fn candidate(
                     return None;
                 }
                 Some(Candidate {
+                    confirmed_at: o.confirmed_at,
                     input: input(
                         SpendPath::OurOfferedHtlcTimeout {
                             cltv_expiry: htlc.cltv_expiry,
@@ -228,6 +238,7 @@ fn candidate(
             // The cheater can take it after its delay: our deadline.
             let deadline = o.confirmed_at + u32::from(m.terms.local_params.to_self_delay);
             Some(Candidate {
+                confirmed_at: o.confirmed_at,
                 input: input(SpendPath::RevokedDelayed, revocation_key()?),
                 alone: false,
                 deadline,
@@ -238,6 +249,7 @@ fn candidate(
             // any time, and one it offered after its expiry: pinnable then.
             let pinnable = !htlc.offered || htlc.cltv_expiry <= next + PINNABLE_WINDOW_BLOCKS;
             Some(Candidate {
+                confirmed_at: o.confirmed_at,
                 input: input(SpendPath::RevokedHtlc, revocation_key()?),
                 alone: pinnable,
                 deadline: if htlc.offered {

@@ -473,7 +473,17 @@ impl ChannelMonitor {
             }
         }
         for p in channel_preimages(channel) {
-            if !self.preimages.contains_key(&p.payment_hash()) {
+            let hash = p.payment_hash();
+            // Only for an HTLC still in a commitment that can confirm unrevoked (see
+            // `prune_preimages`).
+            let live = || {
+                let next = channel.next_remote_commit.as_ref().map(|n| &n.commit.spec);
+                std::iter::once(&channel.local_commit.spec)
+                    .chain(std::iter::once(&channel.remote_commit.spec))
+                    .chain(next)
+                    .any(|spec| spec.htlcs.values().any(|h| h.payment_hash == hash))
+            };
+            if !self.preimages.contains_key(&hash) && live() {
                 steps.push(MonitorStep::Preimage(p));
             }
         }
@@ -491,12 +501,55 @@ impl ChannelMonitor {
                 got: update.update_id,
             });
         }
-        let mut next = self.clone();
+        // All or nothing without copying the monitor (it grows with the channel's states):
+        // check every step against a small copy of what the checks read, then apply.
+        self.check_steps(&update.steps)?;
         for step in &update.steps {
-            next.apply_step(step)?;
+            self.apply_step(step)?;
         }
-        next.update_id = update.update_id;
-        *self = next;
+        self.update_id = update.update_id;
+        Ok(())
+    }
+
+    /// Whether every step would apply, in order: the checks of [`Self::apply_step`] on a
+    /// copy of the few fields they read.
+    fn check_steps(&self, steps: &[MonitorStep]) -> Result<(), MonitorError> {
+        let mut force_closed = self.force_closed;
+        let mut holder = self.holder.index;
+        let mut newest = self.counterparty.keys().next_back().copied();
+        let mut secrets = self.secrets.clone();
+        for step in steps {
+            match step {
+                MonitorStep::HolderCommitment(h) => {
+                    if force_closed {
+                        return Err(MonitorError::HolderAfterForceClose);
+                    }
+                    if h.index <= holder {
+                        return Err(MonitorError::StaleHolderCommitment {
+                            held: holder,
+                            offered: h.index,
+                        });
+                    }
+                    holder = h.index;
+                }
+                MonitorStep::CounterpartyCommitment(c) => {
+                    if let Some(held) = newest.filter(|held| c.index <= *held) {
+                        return Err(MonitorError::StaleCounterpartyCommitment {
+                            held,
+                            offered: c.index,
+                        });
+                    }
+                    newest = Some(c.index);
+                }
+                MonitorStep::CommitmentSecret { index, secret } => {
+                    secrets
+                        .insert(FIRST_INDEX - index, *secret)
+                        .map_err(MonitorError::Secret)?;
+                }
+                MonitorStep::Preimage(_) => {}
+                MonitorStep::ForceClosed => force_closed = true,
+            }
+        }
         Ok(())
     }
 
@@ -554,6 +607,7 @@ impl ChannelMonitor {
                         }
                     }
                 }
+                self.prune_preimages();
             }
             MonitorStep::Preimage(p) => {
                 self.preimages.insert(p.payment_hash(), *p);
@@ -561,6 +615,25 @@ impl ChannelMonitor {
             MonitorStep::ForceClosed => self.force_closed = true,
         }
         Ok(())
+    }
+
+    /// Forgets preimages of HTLCs in no commitment that could still confirm unrevoked (ours,
+    /// the peer's current and next): a revoked commitment is taken whole by the revocation
+    /// key, so they can no longer be needed, and keeping them would grow the monitor with
+    /// every payment. Not after the funding output was spent (they may be claiming).
+    fn prune_preimages(&mut self) {
+        if self.funding_spend().is_some() || self.force_closed {
+            return;
+        }
+        let live: BTreeSet<PaymentHash> = self
+            .holder
+            .spec
+            .htlcs
+            .values()
+            .chain(self.counterparty.values().flat_map(|c| c.spec.htlcs.values()))
+            .map(|h| h.payment_hash)
+            .collect();
+        self.preimages.retain(|hash, _| live.contains(hash));
     }
 
     /// Our latest commitment, fully signed, for broadcast; marks the monitor force-closed.

@@ -77,7 +77,7 @@ pub use event::{
 };
 pub use htlc_policy::ForwardingPolicy;
 pub use limits::{PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN};
-pub use persist::{Dirty, MONITOR_SNAPSHOT_EVERY};
+pub use persist::Dirty;
 pub use route::{Route, RouteError, RouteHop};
 
 use crate::channel::{derive_peer_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
@@ -307,9 +307,9 @@ pub struct NodeCore {
     /// One monitor per funded channel, kept until everything it watches is resolved
     /// ([`crate::chain`]).
     monitors: BTreeMap<ChannelId, crate::chain::ChannelMonitor>,
-    /// Per monitor, the update id of its last snapshot handed to the store: the update
-    /// records after it are in the store until the next snapshot replaces them.
-    monitor_snapshot_ids: BTreeMap<ChannelId, u64>,
+    /// Per monitor, the highest revoked commitment number whose HTLCs were handed to the
+    /// store ([`NodeCore::snapshot_monitor`]).
+    monitor_revoked_stored: BTreeMap<ChannelId, Option<u64>>,
     /// Where claims pay, if the application chose ([`NodeCore::set_sweep_script`]).
     sweep_script: Option<ScriptBuf>,
     /// The feerate claims start from ([`NodeCore::set_claim_feerate`]).
@@ -361,7 +361,7 @@ impl NodeCore {
             upstream: BTreeMap::new(),
             pending_timeouts: BTreeMap::new(),
             monitors: BTreeMap::new(),
-            monitor_snapshot_ids: BTreeMap::new(),
+            monitor_revoked_stored: BTreeMap::new(),
             sweep_script: None,
             claim_feerate_per_kw: DEFAULT_CLAIM_FEERATE_PER_KW,
             outputs: VecDeque::new(),

@@ -14,6 +14,7 @@ use crate::chain::{ChannelMonitor, MonitorUpdate};
 use crate::channel::{Channel, ChannelPhase};
 use crate::onion::{Failure, FailureMessage, HopSharedSecret};
 use crate::peer::{PeerChannel, PeerState};
+use crate::persist::MonitorRevokedRecord;
 use crate::persist::{
     ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,
     InboundPaymentRecord, MonitorRecord, NodeRecord, OfferedHtlcRecord, OutboundPaymentRecord,
@@ -31,11 +32,11 @@ pub struct Dirty {
     pub removed: BTreeSet<(PublicKey, ChannelId)>,
     /// Whether the node record changed.
     pub node: bool,
-    /// Monitors whose full snapshot must be written: new ones, and those the chain changed
-    /// ([`NodeCore::monitor`]).
+    /// Monitors that changed: write their [`NodeCore::snapshot_monitor`] records in the same
+    /// commit as the channel state they follow, before any message of the batch leaves.
     pub monitors: BTreeSet<ChannelId>,
-    /// Monitor updates, in order: each must be durable in the same commit as the channel
-    /// state it follows, before any message of the batch leaves.
+    /// The monitor updates behind those changes, in order (for a host that logs updates;
+    /// the snapshot records already hold them).
     pub monitor_updates: Vec<(ChannelId, MonitorUpdate)>,
 }
 
@@ -88,50 +89,48 @@ fn offered_from(o: &OfferedHtlcRecord) -> OfferedHtlc {
     }
 }
 
-/// A monitor's snapshot is rewritten after this many updates (its update records are then
-/// removed): a restart replays at most this many updates per monitor.
-pub const MONITOR_SNAPSHOT_EVERY: u64 = 64;
-
 impl NodeCore {
     /// What changed since the last call (or since the node was created or restored), and
     /// resets it. See [`crate::node`] for the commit order.
     ///
-    /// Monitors: write each update of [`Dirty::monitor_updates`] as its own record, except
-    /// for a monitor in [`Dirty::monitors`], whose snapshot ([`NodeCore::snapshot_monitor`])
-    /// replaces its update records. A monitor
-    /// [`MONITOR_SNAPSHOT_EVERY`] updates past its last snapshot is put in
-    /// [`Dirty::monitors`].
+    /// Every monitor that changed (an update, a block) is in [`Dirty::monitors`]: write its
+    /// [`NodeCore::snapshot_monitor`] in the same batch. [`Dirty::monitor_updates`] lists the
+    /// updates themselves, for a host that logs them.
     pub fn take_dirty(&mut self) -> Dirty {
         let mut dirty = std::mem::take(&mut self.dirty);
-        for (id, update) in &dirty.monitor_updates {
-            let last = self.monitor_snapshot_ids.get(id).copied().unwrap_or(0);
-            if update.update_id >= last + MONITOR_SNAPSHOT_EVERY {
-                dirty.monitors.insert(*id);
-            }
-        }
+        let changed: Vec<ChannelId> = dirty.monitor_updates.iter().map(|(id, _)| *id).collect();
+        dirty.monitors.extend(changed);
         dirty
     }
 
-    /// The snapshot record of the channel's monitor, and the update id of the previous
-    /// snapshot handed out (the update records after it, up to this one's, are replaced by
-    /// it); records it as handed out. `None` if the channel has no monitor.
-    pub fn snapshot_monitor(&mut self, channel_id: &ChannelId) -> Option<(MonitorRecord, u64)> {
+    /// The channel's monitor as records: its snapshot without the revoked commitments'
+    /// HTLCs (its size does not grow with the states), and the chunks of revoked HTLCs not
+    /// handed out before (a chunk is handed out again while its numbers fill). Records
+    /// them as handed out. `None` if the channel has no monitor.
+    pub fn snapshot_monitor(
+        &mut self,
+        channel_id: &ChannelId,
+    ) -> Option<(MonitorRecord, Vec<MonitorRevokedRecord>)> {
         let monitor = self.monitors.get(channel_id)?;
-        let record = monitor.to_record();
-        let previous = self
-            .monitor_snapshot_ids
-            .insert(*channel_id, monitor.update_id())
-            .unwrap_or(0);
-        Some((record, previous))
+        let after = self
+            .monitor_revoked_stored
+            .get(channel_id)
+            .copied()
+            .flatten();
+        let chunks = monitor
+            .revoked_chunks_after(after)
+            .into_iter()
+            .map(|chunk| monitor.revoked_chunk_record(chunk))
+            .collect();
+        self.monitor_revoked_stored
+            .insert(*channel_id, monitor.last_revoked_with_htlcs());
+        Some((monitor.to_bounded_record(), chunks))
     }
 
-    /// Every monitor's snapshot record (a full copy of the on-chain state, for a store
-    /// written from scratch).
-    pub fn monitor_records(&self) -> Vec<MonitorRecord> {
-        self.monitors
-            .values()
-            .map(ChannelMonitor::to_record)
-            .collect()
+    /// The channels that have a monitor (a channel closed on chain keeps its monitor until
+    /// everything is resolved).
+    pub fn monitor_ids(&self) -> Vec<ChannelId> {
+        self.monitors.keys().copied().collect()
     }
 
     /// The record of one channel, `None` if this node has no such channel.
@@ -284,8 +283,8 @@ impl NodeCore {
         )
     }
 
-    /// As [`NodeCore::restore`], with the channels' monitors: each restored
-    /// ([`crate::persist::restore_monitor`]) with the update id of the snapshot it came from.
+    /// As [`NodeCore::restore`], with the channels' monitors (each restored with
+    /// [`crate::persist::restore_monitor_with_revoked`]).
     /// HTLCs of a channel gone but still monitored stay (the monitor resolves them on
     /// chain). A funded channel without a monitor (a store written before monitors) gets
     /// one now, written by the first commit.
@@ -295,7 +294,7 @@ impl NodeCore {
         config: NodeConfig,
         node_record: NodeRecord,
         channel_records: Vec<ChannelRecord>,
-        monitors: Vec<(ChannelMonitor, u64)>,
+        monitors: Vec<ChannelMonitor>,
     ) -> NodeCore {
         let mut core = NodeCore::new(
             node_secret,
@@ -355,9 +354,10 @@ impl NodeCore {
             );
             core.dirty.channel_changed(node_id, channel_id);
         }
-        for (monitor, snapshot_id) in monitors {
+        for monitor in monitors {
             let id = monitor.channel_id();
-            core.monitor_snapshot_ids.insert(id, snapshot_id);
+            core.monitor_revoked_stored
+                .insert(id, monitor.last_revoked_with_htlcs());
             core.monitors.insert(id, monitor);
         }
         let funded: Vec<(PublicKey, ChannelId)> = core

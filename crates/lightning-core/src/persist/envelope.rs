@@ -57,6 +57,9 @@ pub enum RecordKind {
     /// A [`super::MonitorUpdateRecord`]: one update of a channel's on-chain monitor (from
     /// format version 4).
     MonitorUpdate,
+    /// A [`super::MonitorRevokedRecord`]: the HTLCs of a chunk of the peer's revoked
+    /// commitments, kept beside the monitor's snapshot (from format version 4).
+    MonitorRevoked,
 }
 
 impl RecordKind {
@@ -68,6 +71,7 @@ impl RecordKind {
             RecordKind::Resolution => 3,
             RecordKind::Monitor => 4,
             RecordKind::MonitorUpdate => 5,
+            RecordKind::MonitorRevoked => 6,
         }
     }
 
@@ -79,6 +83,7 @@ impl RecordKind {
             3 => Some(RecordKind::Resolution),
             4 => Some(RecordKind::Monitor),
             5 => Some(RecordKind::MonitorUpdate),
+            6 => Some(RecordKind::MonitorRevoked),
             _ => None,
         }
     }
@@ -90,7 +95,7 @@ impl RecordKind {
         match self {
             RecordKind::Channel | RecordKind::Node => 1,
             RecordKind::Resolution => 3,
-            RecordKind::Monitor | RecordKind::MonitorUpdate => 4,
+            RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => 4,
         }
     }
 
@@ -102,7 +107,7 @@ impl RecordKind {
     pub fn min_reader_version(self) -> u16 {
         match self {
             RecordKind::Channel | RecordKind::Node | RecordKind::Resolution => 3,
-            RecordKind::Monitor | RecordKind::MonitorUpdate => 4,
+            RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => 4,
         }
     }
 }
@@ -115,6 +120,7 @@ impl fmt::Display for RecordKind {
             RecordKind::Resolution => write!(f, "forward resolution record"),
             RecordKind::Monitor => write!(f, "channel monitor record"),
             RecordKind::MonitorUpdate => write!(f, "channel monitor update record"),
+            RecordKind::MonitorRevoked => write!(f, "channel monitor revoked-HTLCs record"),
         }
     }
 }
@@ -588,6 +594,7 @@ mod tests {
             RecordKind::Resolution,
             RecordKind::Monitor,
             RecordKind::MonitorUpdate,
+            RecordKind::MonitorRevoked,
         ];
         for (i, k) in kinds.iter().enumerate() {
             assert_eq!(RecordKind::from_code(k.code()), Some(*k));
@@ -595,7 +602,7 @@ mod tests {
             assert!(k.min_reader_version() >= k.introduced_in().min(3));
             assert!(k.min_reader_version() <= FORMAT_VERSION);
         }
-        assert_eq!(RecordKind::from_code(6), None);
+        assert_eq!(RecordKind::from_code(7), None);
     }
 
     #[test]

@@ -78,9 +78,9 @@ pub mod records;
 pub use channel::{ChannelKeysRecord, ChannelStateRecord, StoredChannelKeys};
 pub use envelope::{LegacyResolutionError, PersistError, RecordKind, FORMAT_VERSION};
 pub use monitor::{
-    restore_monitor, ConfirmedTxRecord, CounterpartyCommitmentRecord, EmittedEventRecord,
-    HolderCommitmentRecord, MonitorRecord, MonitorStepRecord, MonitorTermsRecord,
-    MonitorUpdateRecord, RevokedHtlcsRecord,
+    restore_monitor, restore_monitor_with_revoked, ConfirmedTxRecord, CounterpartyCommitmentRecord,
+    EmittedEventRecord, HolderCommitmentRecord, MonitorRecord, MonitorRevokedRecord,
+    MonitorStepRecord, MonitorTermsRecord, MonitorUpdateRecord, RevokedHtlcsRecord, REVOKED_CHUNK,
 };
 pub use records::{
     migrate, ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,

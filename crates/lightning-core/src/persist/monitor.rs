@@ -233,6 +233,116 @@ pub struct MonitorUpdateRecord {
     pub steps: Vec<MonitorStepRecord>,
 }
 
+/// How many consecutive commitment numbers one [`MonitorRevokedRecord`] covers.
+pub const REVOKED_CHUNK: u64 = 16;
+
+/// The untrimmed HTLCs of the peer's revoked commitments numbered
+/// `chunk * REVOKED_CHUNK ..` up to the next chunk ([`RecordKind::MonitorRevoked`]): what
+/// rebuilds a revoked commitment's HTLC scripts. Kept beside the monitor's snapshot rather
+/// than in it, since it grows with every state: a chunk is written while its numbers are
+/// revoked, then never again, so the snapshot stays small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorRevokedRecord {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// The chunk: commitment numbers `chunk * REVOKED_CHUNK` to `chunk * REVOKED_CHUNK + 15`.
+    pub chunk: u64,
+    /// The revoked commitments of the chunk that had untrimmed HTLCs.
+    pub entries: Vec<RevokedHtlcsRecord>,
+}
+
+impl MonitorRevokedRecord {
+    /// The record's stored bytes (envelope and payload).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {
+        to_record(RecordKind::MonitorRevoked, self)
+    }
+
+    /// Reads a record written by [`MonitorRevokedRecord::to_bytes`]. Never panics: anything
+    /// else is a [`PersistError`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
+        from_record(
+            bytes,
+            RecordKind::MonitorRevoked,
+            MIGRATIONS,
+            OLDEST_READABLE_VERSION,
+        )
+    }
+}
+
+impl ChannelMonitor {
+    /// The snapshot without the revoked commitments' HTLCs (those go in
+    /// [`MonitorRevokedRecord`]s: [`ChannelMonitor::revoked_chunk_record`]). Its size does
+    /// not grow with the channel's states.
+    pub fn to_bounded_record(&self) -> MonitorRecord {
+        let mut record = self.to_record();
+        record.revoked_htlcs.clear();
+        record
+    }
+
+    /// The chunks holding revoked commitments numbered above `after` (all of them for
+    /// `None`).
+    pub fn revoked_chunks_after(&self, after: Option<u64>) -> BTreeSet<u64> {
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        self.revoked_htlcs
+            .range(from..)
+            .map(|(number, _)| number / REVOKED_CHUNK)
+            .collect()
+    }
+
+    /// The highest revoked commitment number with HTLCs, if any.
+    pub fn last_revoked_with_htlcs(&self) -> Option<u64> {
+        self.revoked_htlcs.keys().next_back().copied()
+    }
+
+    /// The record of one chunk of revoked commitments' HTLCs.
+    pub fn revoked_chunk_record(&self, chunk: u64) -> MonitorRevokedRecord {
+        let start = chunk.saturating_mul(REVOKED_CHUNK);
+        let end = start.saturating_add(REVOKED_CHUNK);
+        MonitorRevokedRecord {
+            channel_id: self.channel_id,
+            chunk,
+            entries: self
+                .revoked_htlcs
+                .range(start..end)
+                .map(|(index, htlcs)| RevokedHtlcsRecord {
+                    index: *index,
+                    htlcs: htlcs.iter().map(htlc_record).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// As [`restore_monitor`], with the revoked commitments' HTLCs kept beside the snapshot:
+/// every entry of `revoked` (a chunk of another channel, or an entry outside its chunk, is
+/// refused) joins the snapshot's own.
+pub fn restore_monitor_with_revoked(
+    mut snapshot: MonitorRecord,
+    updates: Vec<MonitorUpdateRecord>,
+    revoked: Vec<MonitorRevokedRecord>,
+    node_seed: &[u8; 32],
+) -> Result<ChannelMonitor, PersistError> {
+    let channel_id = snapshot.channel_id;
+    for chunk in revoked {
+        if chunk.channel_id != channel_id {
+            return Err(PersistError::MonitorUpdateWrongChannel {
+                expected: channel_id,
+                found: chunk.channel_id,
+            });
+        }
+        for entry in chunk.entries {
+            if entry.index / REVOKED_CHUNK != chunk.chunk {
+                return Err(PersistError::MonitorInconsistent {
+                    channel_id,
+                    what: "a revoked commitment stored in another chunk",
+                });
+            }
+            snapshot.revoked_htlcs.push(entry);
+        }
+    }
+    restore_monitor(snapshot, updates, node_seed)
+}
+
 impl MonitorRecord {
     /// The record's stored bytes (envelope and payload).
     pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {

@@ -331,9 +331,10 @@ fn v1_to_v2(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
     let appended = match kind {
         RecordKind::Channel => postcard::to_allocvec(&Option::<u32>::None),
         RecordKind::Node => postcard::to_allocvec(&V2_DEFAULT_MAX_PENDING_INBOUND_CHANNELS),
-        RecordKind::Resolution | RecordKind::Monitor | RecordKind::MonitorUpdate => {
-            return Err(not_in_version(kind, 1))
-        }
+        RecordKind::Resolution
+        | RecordKind::Monitor
+        | RecordKind::MonitorUpdate
+        | RecordKind::MonitorRevoked => return Err(not_in_version(kind, 1)),
     }
     .map_err(encode_err(kind))?;
     Ok([payload, &appended].concat())
@@ -371,9 +372,10 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
             };
             postcard::to_allocvec(&new).map_err(encode_err(kind))
         }
-        RecordKind::Resolution | RecordKind::Monitor | RecordKind::MonitorUpdate => {
-            Err(not_in_version(kind, 2))
-        }
+        RecordKind::Resolution
+        | RecordKind::Monitor
+        | RecordKind::MonitorUpdate
+        | RecordKind::MonitorRevoked => Err(not_in_version(kind, 2)),
     }
 }
 
@@ -381,7 +383,9 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
 fn v3_to_v4(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
     match kind {
         RecordKind::Channel | RecordKind::Node | RecordKind::Resolution => Ok(payload.to_vec()),
-        RecordKind::Monitor | RecordKind::MonitorUpdate => Err(not_in_version(kind, 3)),
+        RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => {
+            Err(not_in_version(kind, 3))
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use lightning_core::node::{
     ChannelDetails, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
 };
 use lightning_core::persist::{
-    restore_monitor, ChannelRecord, MonitorRecord, MonitorUpdateRecord, NodeRecord,
+    restore_monitor_with_revoked, ChannelRecord, MonitorRecord, MonitorRevokedRecord, NodeRecord,
 };
 use lightning_core::secp256k1::{
     ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1, SecretKey,
@@ -71,12 +71,25 @@ pub struct MemStore {
     pub node: Option<Vec<u8>>,
     /// Monitor snapshots, by channel.
     pub monitors: BTreeMap<ChannelId, Vec<u8>>,
-    /// Monitor updates written since their snapshot, by (channel, update id).
-    pub monitor_updates: BTreeMap<(ChannelId, u64), Vec<u8>>,
+    /// Chunks of monitors' revoked HTLCs, by (channel, chunk).
+    pub monitor_revoked: BTreeMap<(ChannelId, u64), Vec<u8>>,
     /// Group commits made (one per drain of the node's outputs that changed something).
     pub commits: u64,
     /// Records written.
     pub writes: u64,
+}
+
+/// Stores a monitor's snapshot and revoked chunks the way the engine does.
+fn store_monitor(store: &mut MemStore, record: &MonitorRecord, chunks: &[MonitorRevokedRecord]) {
+    store
+        .monitors
+        .insert(record.channel_id, record.to_bytes().expect("encodes"));
+    for chunk in chunks {
+        store.monitor_revoked.insert(
+            (chunk.channel_id, chunk.chunk),
+            chunk.to_bytes().expect("encodes"),
+        );
+    }
 }
 
 pub fn node_seed(seed_base: u8, i: usize) -> [u8; 32] {
@@ -144,10 +157,10 @@ impl Net {
                 );
             }
             store.node = Some(core.node_record().to_bytes().expect("encodes"));
-            for record in core.monitor_records() {
-                store
-                    .monitors
-                    .insert(record.channel_id, record.to_bytes().expect("encodes"));
+            for id in core.monitor_ids() {
+                if let Some((record, chunks)) = core.snapshot_monitor(&id) {
+                    store_monitor(&mut store, &record, &chunks);
+                }
             }
             self.stores[i] = Some(store);
         }
@@ -167,23 +180,10 @@ impl Net {
         for key in &dirty.removed {
             store.channels.remove(key);
         }
-        // Monitors, as the engine writes them: updates as records, a snapshot replacing them.
-        for (channel_id, update) in &dirty.monitor_updates {
-            if !dirty.monitors.contains(channel_id) {
-                store.monitor_updates.insert(
-                    (*channel_id, update.update_id),
-                    update.to_record(*channel_id).to_bytes().expect("encodes"),
-                );
-            }
-        }
+        // Monitors, as the engine writes them: a bounded snapshot and new revoked chunks.
         for channel_id in &dirty.monitors {
-            if let Some((record, _)) = core.snapshot_monitor(channel_id) {
-                store
-                    .monitor_updates
-                    .retain(|(c, id), _| c != channel_id || *id > record.update_id);
-                store
-                    .monitors
-                    .insert(*channel_id, record.to_bytes().expect("encodes"));
+            if let Some((record, chunks)) = core.snapshot_monitor(channel_id) {
+                store_monitor(store, &record, &chunks);
             }
         }
         for (node_id, channel_id) in &dirty.channels {
@@ -271,15 +271,13 @@ impl Net {
             .iter()
             .map(|(channel_id, bytes)| {
                 let snapshot = MonitorRecord::from_bytes(bytes).expect("reads");
-                let snapshot_id = snapshot.update_id;
-                let updates: Vec<MonitorUpdateRecord> = store
-                    .monitor_updates
+                let chunks: Vec<MonitorRevokedRecord> = store
+                    .monitor_revoked
                     .iter()
                     .filter(|((c, _), _)| c == channel_id)
-                    .map(|(_, b)| MonitorUpdateRecord::from_bytes(b).expect("reads"))
+                    .map(|(_, b)| MonitorRevokedRecord::from_bytes(b).expect("reads"))
                     .collect();
-                let monitor = restore_monitor(snapshot, updates, &seed).expect("restores");
-                (monitor, snapshot_id)
+                restore_monitor_with_revoked(snapshot, Vec::new(), chunks, &seed).expect("restores")
             })
             .collect();
         self.nodes[i].core = NodeCore::restore_with_monitors(
