@@ -9,11 +9,13 @@
 //! resolutions/<source key>         a forward's result handed to another shard, not yet
 //!                                  applied there (see below)
 //! monitors/<channel id hex>        MonitorRecord: the channel's on-chain monitor without
-//!                                  its revoked HTLCs (bounded size), rewritten in every
-//!                                  batch that changes it, with the channel state it
-//!                                  follows; kept after the channel closes
+//!                                  its revoked HTLCs (bounded size), written when it holds
+//!                                  what the channel record does not (created, chain data,
+//!                                  force-close, channel gone); while the channel is open,
+//!                                  restore brings it up to date from the channel record;
+//!                                  kept after the channel closes
 //! monitor_revoked/<channel id hex>-<chunk, 20 digits>
-//!                                  MonitorRevokedRecord: the HTLCs of 16 consecutive
+//!                                  MonitorRevokedRecord: the HTLCs of 64 consecutive
 //!                                  revoked commitments of the peer's (written while the
 //!                                  chunk fills, then never again)
 //! monitor_updates/<channel id hex>-<update id, 20 digits>
@@ -174,7 +176,7 @@ pub fn commit_ops(
         let Some((record, chunks)) = core.snapshot_monitor(channel_id) else {
             continue;
         };
-        monitor_ops(&mut ops, &record, &chunks)?;
+        monitor_ops(&mut ops, record.as_ref(), &chunks)?;
     }
     if dirty.node {
         let value = core
@@ -265,18 +267,20 @@ pub fn check_owner(store: &dyn Store, ours: &PublicKey) -> Result<Option<WriteOp
 /// The write operations storing a monitor's snapshot and revoked-HTLC chunks.
 fn monitor_ops(
     ops: &mut Vec<WriteOp>,
-    record: &MonitorRecord,
+    record: Option<&MonitorRecord>,
     chunks: &[MonitorRevokedRecord],
 ) -> Result<(), EngineError> {
-    let key = channel_key(&record.channel_id);
-    let value = record
-        .to_bytes()
-        .map_err(|error| record_error(MONITORS, &key, error))?;
-    ops.push(WriteOp::Put {
-        namespace: MONITORS.into(),
-        key,
-        value,
-    });
+    if let Some(record) = record {
+        let key = channel_key(&record.channel_id);
+        let value = record
+            .to_bytes()
+            .map_err(|error| record_error(MONITORS, &key, error))?;
+        ops.push(WriteOp::Put {
+            namespace: MONITORS.into(),
+            key,
+            value,
+        });
+    }
     for chunk in chunks {
         let key = monitor_revoked_key(&chunk.channel_id, chunk.chunk);
         let value = chunk
@@ -345,7 +349,7 @@ fn read_monitors(
                 .into_iter()
                 .map(|c| monitor.revoked_chunk_record(c))
                 .collect();
-            monitor_ops(ops, &monitor.to_bounded_record(), &chunks)?;
+            monitor_ops(ops, Some(&monitor.to_bounded_record()), &chunks)?;
             ops.extend(update_keys.into_iter().map(|k| WriteOp::Remove {
                 namespace: MONITOR_UPDATES.into(),
                 key: k,

@@ -387,7 +387,10 @@ impl NodeCore {
         // stay claimable (claim_funds claims them on chain), upstream links stay (a preimage
         // learned on chain goes back through them).
         let monitored = self.monitors.contains_key(&channel_id);
-        if !monitored {
+        if monitored {
+            // Its channel's record is going: the monitor must stand on its own.
+            self.monitor_snapshot_due(channel_id);
+        } else {
             for htlcs in self.claimable.values_mut() {
                 htlcs.retain(|h| h.channel_id != channel_id);
             }

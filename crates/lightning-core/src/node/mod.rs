@@ -310,6 +310,9 @@ pub struct NodeCore {
     /// Per monitor, the highest revoked commitment number whose HTLCs were handed to the
     /// store ([`NodeCore::snapshot_monitor`]).
     monitor_revoked_stored: BTreeMap<ChannelId, Option<u64>>,
+    /// Monitors whose whole state the next commit writes
+    /// (`NodeCore::monitor_snapshot_due`).
+    monitor_snapshots_due: std::collections::BTreeSet<ChannelId>,
     /// Where claims pay, if the application chose ([`NodeCore::set_sweep_script`]).
     sweep_script: Option<ScriptBuf>,
     /// The feerate claims start from ([`NodeCore::set_claim_feerate`]).
@@ -362,6 +365,7 @@ impl NodeCore {
             pending_timeouts: BTreeMap::new(),
             monitors: BTreeMap::new(),
             monitor_revoked_stored: BTreeMap::new(),
+            monitor_snapshots_due: std::collections::BTreeSet::new(),
             sweep_script: None,
             claim_feerate_per_kw: DEFAULT_CLAIM_FEERATE_PER_KW,
             outputs: VecDeque::new(),

@@ -91,7 +91,10 @@ impl NodeCore {
         if let Some(monitor) = self.monitors.get_mut(&channel_id) {
             if let Some(update) = monitor.update_for(channel) {
                 if monitor.apply(&update).is_ok() {
+                    // Derived from the channel, which its own record stores: only the
+                    // revoked HTLCs it added are new to the store.
                     self.dirty.monitor_updated(channel_id, update);
+                    self.dirty.monitor_created(channel_id);
                 }
             }
             return;
@@ -108,8 +111,17 @@ impl NodeCore {
             self.claim_feerate_per_kw,
         ) {
             self.monitors.insert(channel_id, monitor);
-            self.dirty.monitor_created(channel_id);
+            self.monitor_snapshot_due(channel_id);
         }
+    }
+
+    /// The monitor's whole state must be written with this batch: it holds what its
+    /// channel's record does not (chain data, a force-close, a preimage given after the
+    /// close, or the channel is gone). Otherwise a monitor is written as the chunks of
+    /// revoked HTLCs it added, and rebuilt from its channel's record on restore.
+    pub(super) fn monitor_snapshot_due(&mut self, channel_id: ChannelId) {
+        self.dirty.monitor_created(channel_id);
+        self.monitor_snapshots_due.insert(channel_id);
     }
 
     /// Gives a preimage to a monitor of a channel that is gone (closed on chain): it claims
@@ -129,8 +141,9 @@ impl NodeCore {
         if monitor.apply(&update).is_err() {
             return false;
         }
-        self.dirty.monitor_updated(channel_id, update);
         let out = monitor.outputs();
+        self.dirty.monitor_updated(channel_id, update);
+        self.monitor_snapshot_due(channel_id);
         self.handle_monitor_outputs(channel_id, out);
         true
     }
@@ -148,6 +161,7 @@ impl NodeCore {
         if monitor.apply(&update).is_ok() {
             self.dirty.monitor_updated(channel_id, update);
         }
+        self.monitor_snapshot_due(channel_id);
         Some(tx)
     }
 
@@ -178,7 +192,7 @@ impl NodeCore {
             }
             let all: Vec<&Transaction> = txdata.iter().map(|(_, tx)| *tx).collect();
             let out = monitor.block_connected(height, &all);
-            self.dirty.monitor_created(id);
+            self.monitor_snapshot_due(id);
             self.handle_monitor_outputs(id, out);
         }
     }
@@ -197,7 +211,7 @@ impl NodeCore {
             let out = monitor.block_connected(height, &[]);
             if closing {
                 // Its best height is state (deadlines, depths): persist it with the block.
-                self.dirty.monitor_created(id);
+                self.monitor_snapshot_due(id);
             }
             self.handle_monitor_outputs(id, out);
         }
@@ -212,7 +226,7 @@ impl NodeCore {
         for id in ids {
             if let Some(m) = self.monitors.get_mut(&id) {
                 m.blocks_disconnected(height);
-                self.dirty.monitor_created(id);
+                self.monitor_snapshot_due(id);
             }
         }
     }

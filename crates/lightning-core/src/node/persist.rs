@@ -93,24 +93,23 @@ impl NodeCore {
     /// What changed since the last call (or since the node was created or restored), and
     /// resets it. See [`crate::node`] for the commit order.
     ///
-    /// Every monitor that changed (an update, a block) is in [`Dirty::monitors`]: write its
-    /// [`NodeCore::snapshot_monitor`] in the same batch. [`Dirty::monitor_updates`] lists the
-    /// updates themselves, for a host that logs them.
+    /// Every monitor with something to store is in [`Dirty::monitors`]: write its
+    /// [`NodeCore::snapshot_monitor`] records in the same batch. [`Dirty::monitor_updates`]
+    /// lists the updates themselves, for a host that logs them.
     pub fn take_dirty(&mut self) -> Dirty {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        let changed: Vec<ChannelId> = dirty.monitor_updates.iter().map(|(id, _)| *id).collect();
-        dirty.monitors.extend(changed);
-        dirty
+        std::mem::take(&mut self.dirty)
     }
 
-    /// The channel's monitor as records: its snapshot without the revoked commitments'
-    /// HTLCs (its size does not grow with the states), and the chunks of revoked HTLCs not
-    /// handed out before (a chunk is handed out again while its numbers fill). Records
-    /// them as handed out. `None` if the channel has no monitor.
+    /// What to store of the channel's monitor: its snapshot without the revoked commitments'
+    /// HTLCs, when it holds what its channel's record does not (chain data, a force-close,
+    /// the channel gone: otherwise the channel's record rebuilds it on restore, see
+    /// [`NodeCore::restore_with_monitors`]); and the chunks of revoked HTLCs not handed out
+    /// before (a chunk is handed out again while its numbers fill). Records them as handed
+    /// out. `None` if the channel has no monitor.
     pub fn snapshot_monitor(
         &mut self,
         channel_id: &ChannelId,
-    ) -> Option<(MonitorRecord, Vec<MonitorRevokedRecord>)> {
+    ) -> Option<(Option<MonitorRecord>, Vec<MonitorRevokedRecord>)> {
         let monitor = self.monitors.get(channel_id)?;
         let after = self
             .monitor_revoked_stored
@@ -124,7 +123,11 @@ impl NodeCore {
             .collect();
         self.monitor_revoked_stored
             .insert(*channel_id, monitor.last_revoked_with_htlcs());
-        Some((monitor.to_bounded_record(), chunks))
+        let snapshot = self
+            .monitor_snapshots_due
+            .remove(channel_id)
+            .then(|| monitor.to_bounded_record());
+        Some((snapshot, chunks))
     }
 
     /// The channels that have a monitor (a channel closed on chain keeps its monitor until
@@ -360,13 +363,15 @@ impl NodeCore {
                 .insert(id, monitor.last_revoked_with_htlcs());
             core.monitors.insert(id, monitor);
         }
-        let funded: Vec<(PublicKey, ChannelId)> = core
+        // A monitor's stored snapshot may be older than its channel's record (the channel
+        // stores what the monitor derives from it): bring it up to date; a funded channel
+        // without one gets one.
+        let channels: Vec<(PublicKey, ChannelId)> = core
             .peers
             .values()
             .flat_map(|p| p.channel_by_id.keys().map(move |id| (p.node_id, *id)))
-            .filter(|(_, id)| !core.monitors.contains_key(id))
             .collect();
-        for (node_id, channel_id) in funded {
+        for (node_id, channel_id) in channels {
             core.sync_monitor(node_id, channel_id);
         }
         // A channel gone but monitored still resolves its HTLCs (on chain).

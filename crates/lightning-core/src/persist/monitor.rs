@@ -234,7 +234,7 @@ pub struct MonitorUpdateRecord {
 }
 
 /// How many consecutive commitment numbers one [`MonitorRevokedRecord`] covers.
-pub const REVOKED_CHUNK: u64 = 16;
+pub const REVOKED_CHUNK: u64 = 64;
 
 /// The untrimmed HTLCs of the peer's revoked commitments numbered
 /// `chunk * REVOKED_CHUNK ..` up to the next chunk ([`RecordKind::MonitorRevoked`]): what
@@ -245,7 +245,7 @@ pub const REVOKED_CHUNK: u64 = 16;
 pub struct MonitorRevokedRecord {
     /// The channel.
     pub channel_id: ChannelId,
-    /// The chunk: commitment numbers `chunk * REVOKED_CHUNK` to `chunk * REVOKED_CHUNK + 15`.
+    /// The chunk: commitment numbers `chunk * REVOKED_CHUNK` to `chunk * REVOKED_CHUNK + 63`.
     pub chunk: u64,
     /// The revoked commitments of the chunk that had untrimmed HTLCs.
     pub entries: Vec<RevokedHtlcsRecord>,

@@ -80,10 +80,16 @@ pub struct MemStore {
 }
 
 /// Stores a monitor's snapshot and revoked chunks the way the engine does.
-fn store_monitor(store: &mut MemStore, record: &MonitorRecord, chunks: &[MonitorRevokedRecord]) {
-    store
-        .monitors
-        .insert(record.channel_id, record.to_bytes().expect("encodes"));
+fn store_monitor(
+    store: &mut MemStore,
+    record: Option<&MonitorRecord>,
+    chunks: &[MonitorRevokedRecord],
+) {
+    if let Some(record) = record {
+        store
+            .monitors
+            .insert(record.channel_id, record.to_bytes().expect("encodes"));
+    }
     for chunk in chunks {
         store.monitor_revoked.insert(
             (chunk.channel_id, chunk.chunk),
@@ -159,7 +165,7 @@ impl Net {
             store.node = Some(core.node_record().to_bytes().expect("encodes"));
             for id in core.monitor_ids() {
                 if let Some((record, chunks)) = core.snapshot_monitor(&id) {
-                    store_monitor(&mut store, &record, &chunks);
+                    store_monitor(&mut store, record.as_ref(), &chunks);
                 }
             }
             self.stores[i] = Some(store);
@@ -183,7 +189,7 @@ impl Net {
         // Monitors, as the engine writes them: a bounded snapshot and new revoked chunks.
         for channel_id in &dirty.monitors {
             if let Some((record, chunks)) = core.snapshot_monitor(channel_id) {
-                store_monitor(store, &record, &chunks);
+                store_monitor(store, record.as_ref(), &chunks);
             }
         }
         for (node_id, channel_id) in &dirty.channels {
