@@ -116,13 +116,7 @@ pub(crate) fn plan_claims(m: &ChannelMonitor, a: &Analysis) -> Vec<PlannedClaim>
         let claims = inputs.iter().map(|i| i.outpoint).collect();
         // Only an output worth less than its claim's fee (dust at this feerate) fails to
         // build: it is retried each block, and claimed if the feerate falls.
-        if let Ok(tx) = build_claim_tx(
-            &secp,
-            &inputs,
-            m.destination.clone(),
-            feerate,
-            locktime,
-        ) {
+        if let Ok(tx) = build_claim_tx(&secp, &inputs, m.destination.clone(), feerate, locktime) {
             out.push(PlannedClaim::Broadcast {
                 tx,
                 claims,

@@ -630,7 +630,11 @@ impl ChannelMonitor {
             .spec
             .htlcs
             .values()
-            .chain(self.counterparty.values().flat_map(|c| c.spec.htlcs.values()))
+            .chain(
+                self.counterparty
+                    .values()
+                    .flat_map(|c| c.spec.htlcs.values()),
+            )
             .map(|h| h.payment_hash)
             .collect();
         self.preimages.retain(|hash, _| live.contains(hash));
