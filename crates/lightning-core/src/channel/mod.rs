@@ -50,7 +50,7 @@ pub mod config;
 pub mod error;
 pub mod keys;
 mod open;
-mod record;
+pub(crate) mod record;
 mod reestablish;
 pub mod spec;
 mod update;

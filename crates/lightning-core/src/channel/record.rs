@@ -127,17 +127,7 @@ impl Channel {
                 derive_peer_channel_keys(node_seed, peer, index),
                 Some(index),
             ),
-            ChannelKeysRecord::Stored(k) => (
-                ChannelKeys {
-                    funding_key: k.funding_key,
-                    revocation_base_key: k.revocation_base_key,
-                    payment_base_key: k.payment_base_key,
-                    delayed_payment_base_key: k.delayed_payment_base_key,
-                    htlc_base_key: k.htlc_base_key,
-                    commitment_seed: k.commitment_seed,
-                },
-                None,
-            ),
+            ChannelKeysRecord::Stored(k) => (keys_from(k), None),
         };
         Channel {
             is_funder: record.is_funder,
@@ -240,7 +230,20 @@ fn le_bytes(f: &Features) -> Vec<u8> {
     bytes
 }
 
-fn stored_keys(k: &ChannelKeys) -> StoredChannelKeys {
+/// Channel secrets from their stored form.
+pub(crate) fn keys_from(k: StoredChannelKeys) -> ChannelKeys {
+    ChannelKeys {
+        funding_key: k.funding_key,
+        revocation_base_key: k.revocation_base_key,
+        payment_base_key: k.payment_base_key,
+        delayed_payment_base_key: k.delayed_payment_base_key,
+        htlc_base_key: k.htlc_base_key,
+        commitment_seed: k.commitment_seed,
+    }
+}
+
+/// Channel secrets' stored form (only for keys not derived from the seed).
+pub(crate) fn stored_keys(k: &ChannelKeys) -> StoredChannelKeys {
     StoredChannelKeys {
         funding_key: k.funding_key,
         revocation_base_key: k.revocation_base_key,
@@ -297,7 +300,8 @@ fn config_from(c: ChannelConfigRecord) -> ChannelConfig {
     }
 }
 
-fn pubkeys_record(k: &ChannelPublicKeys) -> PublicKeysRecord {
+/// One side's public keys' stored form.
+pub(crate) fn pubkeys_record(k: &ChannelPublicKeys) -> PublicKeysRecord {
     PublicKeysRecord {
         funding_pubkey: k.funding_pubkey,
         revocation_basepoint: k.revocation_basepoint,
@@ -307,7 +311,8 @@ fn pubkeys_record(k: &ChannelPublicKeys) -> PublicKeysRecord {
     }
 }
 
-fn pubkeys_from(k: &PublicKeysRecord) -> ChannelPublicKeys {
+/// One side's public keys from their stored form.
+pub(crate) fn pubkeys_from(k: &PublicKeysRecord) -> ChannelPublicKeys {
     ChannelPublicKeys {
         funding_pubkey: k.funding_pubkey,
         revocation_basepoint: k.revocation_basepoint,
@@ -317,7 +322,8 @@ fn pubkeys_from(k: &PublicKeysRecord) -> ChannelPublicKeys {
     }
 }
 
-fn params_record(p: &ChannelParams) -> ParamsRecord {
+/// One side's channel parameters' stored form.
+pub(crate) fn params_record(p: &ChannelParams) -> ParamsRecord {
     ParamsRecord {
         dust_limit_satoshis: p.dust_limit_satoshis,
         max_htlc_value_in_flight_msat: p.max_htlc_value_in_flight_msat,
@@ -328,7 +334,8 @@ fn params_record(p: &ChannelParams) -> ParamsRecord {
     }
 }
 
-fn params_from(p: &ParamsRecord) -> ChannelParams {
+/// One side's channel parameters from their stored form.
+pub(crate) fn params_from(p: &ParamsRecord) -> ChannelParams {
     ChannelParams {
         dust_limit_satoshis: p.dust_limit_satoshis,
         max_htlc_value_in_flight_msat: p.max_htlc_value_in_flight_msat,
@@ -339,25 +346,32 @@ fn params_from(p: &ParamsRecord) -> ChannelParams {
     }
 }
 
+/// An HTLC of a commitment spec, stored.
+pub(crate) fn htlc_record(h: &SpecHtlc) -> SpecHtlcRecord {
+    SpecHtlcRecord {
+        offered: h.offered,
+        id: h.id,
+        amount_msat: h.amount_msat,
+        payment_hash: h.payment_hash,
+        cltv_expiry: h.cltv_expiry,
+    }
+}
+
+/// An HTLC of a commitment spec from its stored form.
+pub(crate) fn htlc_from(h: SpecHtlcRecord) -> SpecHtlc {
+    SpecHtlc {
+        offered: h.offered,
+        id: h.id,
+        amount_msat: h.amount_msat,
+        payment_hash: h.payment_hash,
+        cltv_expiry: h.cltv_expiry,
+    }
+}
+
 /// A commitment spec's stored form.
 pub(crate) fn spec_record(s: &CommitmentSpec) -> SpecRecord {
     SpecRecord {
-        htlcs: s
-            .htlcs
-            .iter()
-            .map(|(k, h)| {
-                (
-                    *k,
-                    SpecHtlcRecord {
-                        offered: h.offered,
-                        id: h.id,
-                        amount_msat: h.amount_msat,
-                        payment_hash: h.payment_hash,
-                        cltv_expiry: h.cltv_expiry,
-                    },
-                )
-            })
-            .collect(),
+        htlcs: s.htlcs.iter().map(|(k, h)| (*k, htlc_record(h))).collect(),
         to_local_msat: s.to_local_msat,
         to_remote_msat: s.to_remote_msat,
         feerate_per_kw: s.feerate_per_kw,
@@ -370,18 +384,7 @@ pub(crate) fn spec_from(s: SpecRecord) -> CommitmentSpec {
         htlcs: s
             .htlcs
             .into_iter()
-            .map(|(k, h)| {
-                (
-                    k,
-                    SpecHtlc {
-                        offered: h.offered,
-                        id: h.id,
-                        amount_msat: h.amount_msat,
-                        payment_hash: h.payment_hash,
-                        cltv_expiry: h.cltv_expiry,
-                    },
-                )
-            })
+            .map(|(k, h)| (k, htlc_from(h)))
             .collect(),
         to_local_msat: s.to_local_msat,
         to_remote_msat: s.to_remote_msat,

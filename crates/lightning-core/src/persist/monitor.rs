@@ -61,7 +61,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::{
     ChannelKeysRecord, ChannelTypeRecord, ParamsRecord, PublicKeysRecord, SpecHtlcRecord,
-    SpecRecord, StoredChannelKeys,
+    SpecRecord,
 };
 use super::envelope::{PersistError, RecordKind, OLDEST_READABLE_VERSION};
 use super::records::{from_record, to_record, MIGRATIONS};
@@ -69,8 +69,11 @@ use crate::chain::{
     ChannelMonitor, CounterpartyCommitment, HolderCommitment, MonitorStep, MonitorUpdate,
 };
 use crate::channel::commit::CommitmentTerms;
-use crate::channel::{derive_peer_channel_keys, ChannelParams, CommitmentSpec, SpecHtlc};
-use crate::keys::{ChannelKeys, ChannelPublicKeys};
+use crate::channel::derive_peer_channel_keys;
+use crate::channel::record::{
+    htlc_from, htlc_record, keys_from, params_from, params_record, pubkeys_from, pubkeys_record,
+    spec_from, spec_record, stored_keys,
+};
 use crate::secrets::CounterpartySecrets;
 use crate::transactions::{commitment_number_obscure_factor, ChannelType};
 use crate::types::{ChannelId, PaymentPreimage};
@@ -595,70 +598,6 @@ fn unique<K: Ord, V>(entries: impl Iterator<Item = (K, V)>) -> Option<BTreeMap<K
     Some(out)
 }
 
-fn stored_keys(k: &ChannelKeys) -> StoredChannelKeys {
-    StoredChannelKeys {
-        funding_key: k.funding_key,
-        revocation_base_key: k.revocation_base_key,
-        payment_base_key: k.payment_base_key,
-        delayed_payment_base_key: k.delayed_payment_base_key,
-        htlc_base_key: k.htlc_base_key,
-        commitment_seed: k.commitment_seed,
-    }
-}
-
-fn keys_from(k: StoredChannelKeys) -> ChannelKeys {
-    ChannelKeys {
-        funding_key: k.funding_key,
-        revocation_base_key: k.revocation_base_key,
-        payment_base_key: k.payment_base_key,
-        delayed_payment_base_key: k.delayed_payment_base_key,
-        htlc_base_key: k.htlc_base_key,
-        commitment_seed: k.commitment_seed,
-    }
-}
-
-fn pubkeys_record(k: &ChannelPublicKeys) -> PublicKeysRecord {
-    PublicKeysRecord {
-        funding_pubkey: k.funding_pubkey,
-        revocation_basepoint: k.revocation_basepoint,
-        payment_basepoint: k.payment_basepoint,
-        delayed_payment_basepoint: k.delayed_payment_basepoint,
-        htlc_basepoint: k.htlc_basepoint,
-    }
-}
-
-fn pubkeys_from(k: &PublicKeysRecord) -> ChannelPublicKeys {
-    ChannelPublicKeys {
-        funding_pubkey: k.funding_pubkey,
-        revocation_basepoint: k.revocation_basepoint,
-        payment_basepoint: k.payment_basepoint,
-        delayed_payment_basepoint: k.delayed_payment_basepoint,
-        htlc_basepoint: k.htlc_basepoint,
-    }
-}
-
-fn params_record(p: &ChannelParams) -> ParamsRecord {
-    ParamsRecord {
-        dust_limit_satoshis: p.dust_limit_satoshis,
-        max_htlc_value_in_flight_msat: p.max_htlc_value_in_flight_msat,
-        channel_reserve_satoshis: p.channel_reserve_satoshis,
-        htlc_minimum_msat: p.htlc_minimum_msat,
-        to_self_delay: p.to_self_delay,
-        max_accepted_htlcs: p.max_accepted_htlcs,
-    }
-}
-
-fn params_from(p: &ParamsRecord) -> ChannelParams {
-    ChannelParams {
-        dust_limit_satoshis: p.dust_limit_satoshis,
-        max_htlc_value_in_flight_msat: p.max_htlc_value_in_flight_msat,
-        channel_reserve_satoshis: p.channel_reserve_satoshis,
-        htlc_minimum_msat: p.htlc_minimum_msat,
-        to_self_delay: p.to_self_delay,
-        max_accepted_htlcs: p.max_accepted_htlcs,
-    }
-}
-
 fn terms_record(t: &CommitmentTerms) -> MonitorTermsRecord {
     MonitorTermsRecord {
         channel_type: match t.channel_type {
@@ -688,48 +627,6 @@ fn terms_from(t: &MonitorTermsRecord) -> CommitmentTerms {
         remote_pubkeys: pubkeys_from(&t.remote_pubkeys),
         local_params: params_from(&t.local_params),
         remote_params: params_from(&t.remote_params),
-    }
-}
-
-fn htlc_record(h: &SpecHtlc) -> SpecHtlcRecord {
-    SpecHtlcRecord {
-        offered: h.offered,
-        id: h.id,
-        amount_msat: h.amount_msat,
-        payment_hash: h.payment_hash,
-        cltv_expiry: h.cltv_expiry,
-    }
-}
-
-fn htlc_from(h: SpecHtlcRecord) -> SpecHtlc {
-    SpecHtlc {
-        offered: h.offered,
-        id: h.id,
-        amount_msat: h.amount_msat,
-        payment_hash: h.payment_hash,
-        cltv_expiry: h.cltv_expiry,
-    }
-}
-
-fn spec_record(s: &CommitmentSpec) -> SpecRecord {
-    SpecRecord {
-        htlcs: s.htlcs.iter().map(|(k, h)| (*k, htlc_record(h))).collect(),
-        to_local_msat: s.to_local_msat,
-        to_remote_msat: s.to_remote_msat,
-        feerate_per_kw: s.feerate_per_kw,
-    }
-}
-
-fn spec_from(s: SpecRecord) -> CommitmentSpec {
-    CommitmentSpec {
-        htlcs: s
-            .htlcs
-            .into_iter()
-            .map(|(k, h)| (k, htlc_from(h)))
-            .collect(),
-        to_local_msat: s.to_local_msat,
-        to_remote_msat: s.to_remote_msat,
-        feerate_per_kw: s.feerate_per_kw,
     }
 }
 
