@@ -671,29 +671,35 @@ fn fixture_records() -> (MonitorRecord, Vec<MonitorUpdateRecord>, MonitorRecord)
     (first, updates, w.monitor.to_record())
 }
 
-/// Writes `tests/fixtures/v4/monitor_*`: run once with
-/// `LNSHARD_WRITE_FIXTURES=1 cargo test -p lightning-core --lib -- --ignored write_monitor_fixtures`.
+/// Prints `tests/fixtures/v4/monitor_*` as `FIXTURE <file> <hex>` lines (lightning-core
+/// does no IO, not even in its tests): run once with
+/// `LNSHARD_WRITE_FIXTURES=1 cargo test -p lightning-core --lib -- --ignored --nocapture
+/// write_monitor_fixtures | benches/write_fixtures.sh crates/lightning-core/tests/fixtures/v4`.
 /// The files are committed and must never change.
 #[test]
-#[ignore = "writes tests/fixtures/v4/monitor_*: only when creating the fixtures"]
+#[ignore = "prints tests/fixtures/v4/monitor_*: only when creating the fixtures"]
 fn write_monitor_fixtures_when_asked() {
     if std::env::var("LNSHARD_WRITE_FIXTURES").as_deref() != Ok("1") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4");
-    std::fs::create_dir_all(&dir).expect("mkdir");
     let (first, updates, last) = fixture_records();
     let mut manifest = String::new();
     for (name, r) in [("monitor_0.bin", &first), ("monitor_1.bin", &last)] {
-        std::fs::write(dir.join(name), r.to_bytes().expect("encodes")).expect("write");
+        print_fixture(name, &r.to_bytes().expect("encodes"));
         manifest.push_str(&format!("{name}: {}\n", fixture_summary(r)));
     }
     for (i, u) in updates.iter().enumerate() {
         let name = format!("monitor_update_{i}.bin");
-        std::fs::write(dir.join(&name), u.to_bytes().expect("encodes")).expect("write");
+        print_fixture(&name, &u.to_bytes().expect("encodes"));
         manifest.push_str(&format!("{name}: {}\n", update_summary(u)));
     }
-    std::fs::write(dir.join("monitor_manifest.txt"), manifest).expect("write");
+    print_fixture("monitor_manifest.txt", manifest.as_bytes());
+}
+
+/// One fixture file as a `FIXTURE <file> <hex>` line on the test's output.
+fn print_fixture(name: &str, bytes: &[u8]) {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    println!("FIXTURE {name} {hex}");
 }
 
 macro_rules! fixture {
@@ -913,9 +919,9 @@ fn a_bounded_snapshot_and_revoked_chunks_restore_the_live_monitor() {
     assert!(w.monitor.revoked_chunks_after(Some(last)).is_empty());
 }
 
-/// Writes the v4 fixture of a revoked-HTLCs chunk (LNSHARD_WRITE_FIXTURES=1).
+/// Prints the v4 fixture of a revoked-HTLCs chunk (see `write_monitor_fixtures_when_asked`).
 #[test]
-#[ignore = "writes tests/fixtures/v4/monitor_revoked_0.bin: only when creating the fixture"]
+#[ignore = "prints tests/fixtures/v4/monitor_revoked_0.bin: only when creating the fixture"]
 fn write_monitor_revoked_fixture_when_asked() {
     if std::env::var("LNSHARD_WRITE_FIXTURES").as_deref() != Ok("1") {
         return;
@@ -927,15 +933,11 @@ fn write_monitor_revoked_fixture_when_asked() {
         .into_iter()
         .next()
         .expect("a chunk");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4");
-    std::fs::write(
-        dir.join("monitor_revoked_0.bin"),
-        monitor
-            .revoked_chunk_record(chunk)
-            .to_bytes()
-            .expect("encodes"),
-    )
-    .expect("write");
+    let record = monitor.revoked_chunk_record(chunk);
+    print_fixture(
+        "monitor_revoked_0.bin",
+        &record.to_bytes().expect("encodes"),
+    );
 }
 
 /// The committed v4 revoked-HTLCs chunk still reads, and holds the fixture monitor's.
