@@ -38,6 +38,27 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// Checks `tx` with libbitcoinconsensus if every output it spends is one this chain
+    /// confirmed; panics naming the input that fails.
+    fn check_consensus(&self, tx: &Transaction) {
+        let prevout = |op: &lightning_core::bitcoin::OutPoint| {
+            self.confirmed
+                .get(&op.txid)
+                .and_then(|(_, t)| t.output.get(op.vout as usize).cloned())
+        };
+        if tx
+            .input
+            .iter()
+            .any(|i| prevout(&i.previous_output).is_none())
+        {
+            return;
+        }
+        // P2SH, DERSIG, NULLDUMMY, CHECKLOCKTIMEVERIFY, CHECKSEQUENCEVERIFY, WITNESS.
+        let flags: u32 = 1 | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+        tx.verify_with_flags(prevout, flags)
+            .unwrap_or_else(|e| panic!("consensus refuses {}: {e:?}", tx.compute_txid()));
+    }
+
     fn new() -> Self {
         Chain {
             height: 100,
@@ -443,6 +464,10 @@ impl Net {
                     self.chain.mempool.push(tx);
                     continue;
                 }
+                // Every transaction spending outputs this chain knows (everything but the
+                // made-up inputs of test funding transactions) must satisfy
+                // libbitcoinconsensus.
+                self.chain.check_consensus(&tx);
                 self.chain.confirmed.insert(txid, (height, tx.clone()));
                 block_txs.push(tx);
             }
