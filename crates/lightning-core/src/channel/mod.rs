@@ -754,6 +754,21 @@ pub(crate) mod test_utils {
         anchors: bool,
         fund: impl FnOnce(bitcoin::TxOut) -> OutPoint,
     ) -> (Channel, Channel) {
+        ready_pair_with_keys(
+            anchors,
+            derive_channel_keys(&[1; 32], 0),
+            derive_channel_keys(&[2; 32], 0),
+            fund,
+        )
+    }
+
+    /// As [`ready_pair_funded`], with the funder's keys `keys_a` and the fundee's `keys_b`.
+    pub(crate) fn ready_pair_with_keys(
+        anchors: bool,
+        keys_a: crate::keys::ChannelKeys,
+        keys_b: crate::keys::ChannelKeys,
+        fund: impl FnOnce(bitcoin::TxOut) -> OutPoint,
+    ) -> (Channel, Channel) {
         let mut features = features();
         let mut config = ChannelConfig::default();
         if anchors {
@@ -773,7 +788,7 @@ pub(crate) mod test_utils {
             &features,
             &features,
             config.clone(),
-            derive_channel_keys(&[1; 32], 0),
+            keys_a,
         )
         .expect("valid open");
         let (mut b, accept) = Channel::new_inbound(
@@ -782,7 +797,7 @@ pub(crate) mod test_utils {
             &features,
             &features,
             config,
-            derive_channel_keys(&[2; 32], 0),
+            keys_b,
             script(0xbb),
         )
         .expect("valid accept");

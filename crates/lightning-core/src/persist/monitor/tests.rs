@@ -1,19 +1,18 @@
 //! The monitor's stored form against real monitors: channels with HTLCs both ways,
 //! revocations, preimages and a confirmed commitment, restored from snapshots and updates.
 
-use bitcoin::constants::ChainHash;
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::SecretKey;
 use proptest::prelude::*;
 
 use super::*;
 use crate::chain::{MonitorError, MonitorOutput};
-use crate::channel::test_utils::{features, ready_pair_of, script};
-use crate::channel::{Channel, ChannelConfig, OutboundParams};
+use crate::channel::test_utils::{ready_pair_of, ready_pair_with_keys, script};
+use crate::channel::Channel;
 use crate::persist::envelope::{self, HEADER_LEN};
 use crate::secrets::FIRST_INDEX;
 use crate::types::PaymentHash;
-use crate::wire::{Feature, ONION_PACKET_LEN};
+use crate::wire::ONION_PACKET_LEN;
 
 const SEED_A: [u8; 32] = [0x5a; 32];
 const SEED_B: [u8; 32] = [0x5b; 32];
@@ -33,60 +32,17 @@ fn preimage(tag: u8) -> PaymentPreimage {
 /// As `test_utils::ready_pair_funded`, with each side's keys derived as a node derives them
 /// (`derive_peer_channel_keys` from its seed, the peer's node id and a key index).
 fn derived_pair(anchors: bool) -> (Channel, Channel) {
-    let mut features = features();
-    let mut config = ChannelConfig::default();
-    if anchors {
-        features.set_optional(Feature::Anchors);
-        config.negotiate_anchors = true;
-    }
-    let (mut a, open) = Channel::new_outbound(
-        OutboundParams {
-            chain_hash: ChainHash::REGTEST,
-            temporary_channel_id: ChannelId([1; 32]),
-            funding_satoshis: 1_000_000,
-            push_msat: 100_000_000,
-            feerate_per_kw: 1000,
-            announce: false,
-            shutdown_script: script(0xaa),
-        },
-        &features,
-        &features,
-        config.clone(),
+    let (mut a, mut b) = ready_pair_with_keys(
+        anchors,
         derive_peer_channel_keys(&SEED_A, &node_id(0xb0), KEY_INDEX),
-    )
-    .expect("valid open");
-    a.set_key_index(KEY_INDEX);
-    let (mut b, accept) = Channel::new_inbound(
-        &open,
-        ChainHash::REGTEST,
-        &features,
-        &features,
-        config,
         derive_peer_channel_keys(&SEED_B, &node_id(0xa0), 0),
-        script(0xbb),
-    )
-    .expect("valid accept");
-    b.set_key_index(0);
-    a.handle_accept_channel(&accept).expect("accept");
-    let fc = a
-        .funding_transaction_built(OutPoint {
+        |_| OutPoint {
             txid: Txid::from_byte_array([3; 32]),
             vout: 0,
-        })
-        .expect("funding");
-    let fs = b.handle_funding_created(&fc).expect("funding_created");
-    a.handle_funding_signed(&fs).expect("funding_signed");
-    for c in [&mut a, &mut b] {
-        c.funding_confirmed(10, 1, 0).expect("confirmed");
-        c.best_block_updated(20).expect("deep");
-    }
-    let (ma, mb) = (a.drain_messages(), b.drain_messages());
-    for m in &mb {
-        a.handle_message(m).expect("ready");
-    }
-    for m in &ma {
-        b.handle_message(m).expect("ready");
-    }
+        },
+    );
+    a.set_key_index(KEY_INDEX);
+    b.set_key_index(0);
     (a, b)
 }
 
