@@ -2,8 +2,14 @@
 //! (`tests/crash.rs`): the parent plays the peers and kills this process with SIGKILL at
 //! random points. Not a tool for anything else.
 //!
-//! `lnshard-crash-child <data dir> <shards> <node secret hex> <seed hex> <checkpoint bytes>`
-//! (the last: `FsStoreOptions::checkpoint_bytes`, small to make kills land in checkpoints)
+//! `lnshard-crash-child <data dir> <shards> <node secret hex> <seed hex> <checkpoint bytes>
+//! [--tip <height> <hash hex>] [--static-remotekey] [--sweep <script hex>] [--feerate <n>]`
+//! (`<checkpoint bytes>`: `FsStoreOptions::checkpoint_bytes`, small to make kills land in
+//! checkpoints; `--tip`: the chain's tip for a new store (height 100 and a zero hash by
+//! default); `--static-remotekey`: channels without anchors (the on-chain crash test has no
+//! wallet to bump anchor transactions); `--sweep` and `--feerate`: where on-chain claims
+//! pay and the feerate they start from, which the engine does not store, so the host sets
+//! them on every start, before anything else)
 //!
 //! Peers reach the engine as from any host: BOLT 8 connections, whose handshake the parent
 //! runs (it knows both ends' keys) and whose hub end it hands over as the session's keys,
@@ -14,11 +20,20 @@
 //! `<conn>` a connection id in decimal): `attach <conn> <peer> <ck> <sk> <rk>` (the hub's end
 //! of a new connection: chaining key, sending and receiving keys, nonces at 0),
 //! `ct <conn> <peer> <ciphertext>`, `detach <conn> <peer>`, `block <height> <hash>`,
-//! `txs <height> <index>:<tx>,...`, `idle`, `channels`, `channel <peer> <channel id>`.
+//! `txs <height> <index>:<tx>,...`, `disconnected <height>` (blocks from there up),
+//! `idle`, `channels`, `channel <peer> <channel id>`, `force_close <channel id>`,
+//! `balances` (channels with something claimable on chain: `balances <channel id>,...`, a
+//! channel once per balance) and `best` (`best <height> <hash> <stored>`: the engine's best
+//! block after its restore, and the lowest best height any node record of the store held
+//! when this process started, `-` if none: every shard processed every block up to it, so
+//! a host resuming its chain feed after a crash replays the blocks above it).
 //! Each gets one `R ...` line. Asynchronously, in the order the engine releases them:
 //! `P <conn> <ciphertext>` (bytes for a connection), `X <conn>` (close it), and events:
 //! `E ready <channel id> <peer> <scid|->`, `E forwarded <fee msat>`, `E closed <channel id>`,
-//! `E broadcast <tx>`, `E other <debug>`.
+//! `E broadcast <tx>`, `E onchain <channel id> <peer> <what>` (`claim <txid> <sat>`,
+//! `revoked <txid> <number>`, `bump <tx>`, `fulfilled <htlc id> <preimage>`, or the
+//! event's name),
+//! `E other <debug>`.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
@@ -27,9 +42,11 @@ use std::time::Duration;
 
 use lightning_core::bitcoin::consensus::{deserialize, serialize};
 use lightning_core::bitcoin::hashes::Hash;
+use lightning_core::bitcoin::ScriptBuf;
 use lightning_core::bitcoin::{BlockHash, Transaction};
+use lightning_core::chain::MonitorEvent;
 use lightning_core::node::Event;
-use lightning_core::persist::ChannelRecord;
+use lightning_core::persist::{ChannelRecord, NodeRecord};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::transport::Transport;
 use lightning_core::types::ChannelId;
@@ -134,6 +151,39 @@ impl Pump {
                 Event::BroadcastTransaction { tx } => {
                     format!("E broadcast {}", hex(&serialize(&tx)))
                 }
+                Event::OnChain {
+                    channel_id,
+                    counterparty_node_id,
+                    event,
+                } => {
+                    let what = match &event {
+                        MonitorEvent::ClaimConfirmed { txid, value_sat } => {
+                            format!("claim {txid} {value_sat}")
+                        }
+                        MonitorEvent::RevokedCommitmentSeen { txid, index } => {
+                            format!("revoked {txid} {index}")
+                        }
+                        MonitorEvent::BumpNeeded { tx, .. } => {
+                            format!("bump {}", hex(&serialize(tx)))
+                        }
+                        MonitorEvent::OutboundHtlcFulfilled { htlc_id, preimage } => {
+                            format!("fulfilled {htlc_id} {}", hex(&preimage.0))
+                        }
+                        other => {
+                            let debug = format!("{other:?}");
+                            debug
+                                .split(|c: char| !c.is_alphanumeric())
+                                .next()
+                                .unwrap_or("")
+                                .to_owned()
+                        }
+                    };
+                    format!(
+                        "E onchain {} {} {what}",
+                        hex(&channel_id.0),
+                        hex(&counterparty_node_id.serialize())
+                    )
+                }
                 other => format!("E other {:?}", std::mem::discriminant(&other)),
             };
             writeln!(out, "{line}")?;
@@ -143,7 +193,17 @@ impl Pump {
     }
 }
 
-fn handle(engine: &Engine, pump: &Pump, line: &str) -> Result<String, String> {
+/// Retries a call refused with `Full` (the shards' queues drain on their own threads).
+fn retry<T>(mut f: impl FnMut() -> Result<T, EngineError>) -> Result<T, EngineError> {
+    loop {
+        match f() {
+            Err(EngineError::Full { .. }) => std::thread::sleep(Duration::from_micros(100)),
+            other => return other,
+        }
+    }
+}
+
+fn handle(engine: &Engine, pump: &Pump, stored: Option<u32>, line: &str) -> Result<String, String> {
     let mut words = line.split_whitespace();
     let cmd = words.next().unwrap_or("");
     let mut arg = || {
@@ -203,6 +263,27 @@ fn handle(engine: &Engine, pump: &Pump, line: &str) -> Result<String, String> {
             }
             api(engine.transactions_confirmed(height, &txs))
         }
+        "disconnected" => {
+            let height: u32 = arg()?.parse().map_err(|_| "bad height")?;
+            api(retry(|| engine.block_disconnected(height)))
+        }
+        "force_close" => {
+            let id = ChannelId(arr32(arg()?)?);
+            api(retry(|| engine.force_close_channel(id)))
+        }
+        "balances" => {
+            let list = retry(|| engine.claimable_balances()).map_err(|e| e.to_string())?;
+            let items: Vec<String> = list.iter().map(|(id, _)| hex(&id.0)).collect();
+            Ok(format!("balances {}", items.join(",")))
+        }
+        "best" => {
+            let (height, hash) = engine.coordinator().best_block();
+            let stored = stored.map_or("-".to_owned(), |h| h.to_string());
+            Ok(format!(
+                "best {height} {} {stored}",
+                hex(&hash.to_byte_array())
+            ))
+        }
         "idle" => {
             // Idle only once every output of the work done is on stdout (before this reply).
             let idle = engine.is_idle();
@@ -246,12 +327,32 @@ fn handle(engine: &Engine, pump: &Pump, line: &str) -> Result<String, String> {
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, dir, shards, secret, seed, checkpoint] = args.as_slice() else {
-        return Err(
-            "usage: lnshard-crash-child <dir> <shards> <secret hex> <seed hex> <checkpoint bytes>"
-                .into(),
-        );
+    let usage = "usage: lnshard-crash-child <dir> <shards> <secret hex> <seed hex> \
+                 <checkpoint bytes> [--tip <height> <hash hex>] [--static-remotekey] \
+                 [--sweep <script hex>] [--feerate <n>]";
+    let (Some([dir, shards, secret, seed, checkpoint]), Some(flags)) =
+        (args.get(1..6), args.get(6..))
+    else {
+        return Err(usage.into());
     };
+    let mut tip = (100, BlockHash::all_zeros());
+    let mut static_remotekey = false;
+    let mut sweep = None;
+    let mut feerate = None;
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        let mut value = || flags.next().ok_or_else(|| format!("{flag}: missing value"));
+        match flag.as_str() {
+            "--tip" => {
+                let height: u32 = value()?.parse().map_err(|_| "bad tip height")?;
+                tip = (height, BlockHash::from_byte_array(arr32(value()?)?));
+            }
+            "--static-remotekey" => static_remotekey = true,
+            "--sweep" => sweep = Some(ScriptBuf::from_bytes(unhex(value()?)?)),
+            "--feerate" => feerate = Some(value()?.parse::<u32>().map_err(|_| "bad feerate")?),
+            _ => return Err(usage.into()),
+        }
+    }
     let checkpoint_bytes: u64 = checkpoint.parse().map_err(|_| "bad checkpoint size")?;
     let shards: usize = shards.parse().map_err(|_| "bad shard count")?;
     let secret = SecretKey::from_slice(&unhex(secret)?).map_err(|e| e.to_string())?;
@@ -262,15 +363,37 @@ fn main() -> Result<(), String> {
     };
     let store: Arc<dyn Store> =
         Arc::new(FsStore::open_with(dir, options).map_err(|e| e.to_string())?);
-    let config = EngineConfig {
+    // The lowest best height of the shards' node records: each shard stores its own, so
+    // after a kill some may hold a block others never committed.
+    let mut stored: Option<u32> = None;
+    for key in store
+        .list(shard_engine::durable::NODES)
+        .map_err(|e| e.to_string())?
+    {
+        if let Some(bytes) = store
+            .read(shard_engine::durable::NODES, &key)
+            .map_err(|e| e.to_string())?
+        {
+            let record = NodeRecord::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            stored = Some(stored.map_or(record.best_height, |h| h.min(record.best_height)));
+        }
+    }
+    let mut config = EngineConfig {
         shards,
         store: Some(store),
         ..EngineConfig::default()
     };
-    let engine = Arc::new(
-        Engine::open(config, secret, seed, 100, BlockHash::all_zeros())
-            .map_err(|e| e.to_string())?,
-    );
+    if static_remotekey {
+        config.node.channel.negotiate_anchors = false;
+    }
+    let engine =
+        Arc::new(Engine::open(config, secret, seed, tip.0, tip.1).map_err(|e| e.to_string())?);
+    if let Some(script) = sweep {
+        retry(|| engine.set_sweep_script(script.clone())).map_err(|e| e.to_string())?;
+    }
+    if let Some(feerate) = feerate {
+        retry(|| engine.set_claim_feerate(feerate)).map_err(|e| e.to_string())?;
+    }
     let pump = Arc::new(Pump {
         engine: engine.clone(),
         wire: Wire::default(),
@@ -288,7 +411,7 @@ fn main() -> Result<(), String> {
     }
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| e.to_string())?;
-        let reply = match handle(&engine, &pump, &line) {
+        let reply = match handle(&engine, &pump, stored, &line) {
             Ok(r) => format!("R {r}"),
             Err(e) => format!("R err {e}"),
         };
