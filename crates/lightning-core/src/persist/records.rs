@@ -249,12 +249,22 @@ impl NodeRecord {
     }
 
     /// Combines the node records of several shards into one (to redistribute them with
-    /// [`NodeRecord::retain_peers`]): the highest best block, the union of everything else. `None` when `records` is empty.
+    /// [`NodeRecord::retain_peers`]): the LOWEST best block (height and that record's
+    /// hash; the first such record's on a tie), the union of everything else. `None` when
+    /// `records` is empty.
+    ///
+    /// Why the lowest: each shard commits its own record after each block, so after a crash
+    /// one shard may hold a block another never processed. Every shard has processed every
+    /// block up to the lowest height, and no block above it is known to all of them: a host
+    /// resuming from the merged best block re-feeds the blocks above it, so a shard that
+    /// missed one (a spend of one of its channels' funding outputs, say) sees it. Shards that
+    /// had already processed a re-fed block take it again harmlessly (`NodeCore`'s block
+    /// calls are idempotent).
     pub fn merge(records: impl IntoIterator<Item = NodeRecord>) -> Option<NodeRecord> {
         let mut records = records.into_iter();
         let mut out = records.next()?;
         for r in records {
-            if r.best_height > out.best_height {
+            if r.best_height < out.best_height {
                 out.best_height = r.best_height;
                 out.best_hash = r.best_hash;
             }
@@ -790,6 +800,31 @@ mod tests {
         // Splitting and merging gives the original back.
         let merged = NodeRecord::merge([only1, only2, only3]).expect("three records");
         assert_eq!(merged, r);
+    }
+
+    /// Shards' records after a crash may hold different best blocks (each shard commits its
+    /// own after each block): the merge keeps the lowest, with its own hash, whatever the
+    /// order, so a host re-feeds every block some shard may have missed.
+    #[test]
+    fn merge_keeps_the_lowest_best_block_with_its_hash() {
+        let at = |height: u32, hash: u8| {
+            let mut r = sample_node_record();
+            r.best_height = height;
+            r.best_hash = BlockHash::from_byte_array([hash; 32]);
+            r
+        };
+        let lowest = (101, BlockHash::from_byte_array([0xb1; 32]));
+        for order in [
+            vec![at(102, 0xb2), at(101, 0xb1), at(103, 0xb3)],
+            vec![at(101, 0xb1), at(103, 0xb3), at(102, 0xb2)],
+            vec![at(103, 0xb3), at(102, 0xb2), at(101, 0xb1)],
+        ] {
+            let merged = NodeRecord::merge(order).expect("three records");
+            assert_eq!((merged.best_height, merged.best_hash), lowest);
+        }
+        // A tie keeps the first record's hash (deterministic: the store lists keys sorted).
+        let merged = NodeRecord::merge([at(101, 0xb1), at(101, 0xc1)]).expect("two");
+        assert_eq!((merged.best_height, merged.best_hash), lowest);
     }
 
     /// A made-up format version 0 of the node record: no `peer_random_draws`, and the best
