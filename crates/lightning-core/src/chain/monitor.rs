@@ -505,6 +505,23 @@ impl ChannelMonitor {
         // check every step against a small copy of what the checks read, then apply.
         self.check_steps(&update.steps)?;
         for step in &update.steps {
+            self.apply_step(step.clone())?;
+        }
+        self.update_id = update.update_id;
+        Ok(())
+    }
+
+    /// As [`ChannelMonitor::apply`], taking the update (its commitments move into the
+    /// monitor rather than being copied).
+    pub fn apply_owned(&mut self, update: MonitorUpdate) -> Result<(), MonitorError> {
+        if update.update_id != self.update_id + 1 {
+            return Err(MonitorError::UpdateOutOfOrder {
+                expected: self.update_id + 1,
+                got: update.update_id,
+            });
+        }
+        self.check_steps(&update.steps)?;
+        for step in update.steps {
             self.apply_step(step)?;
         }
         self.update_id = update.update_id;
@@ -553,7 +570,7 @@ impl ChannelMonitor {
         Ok(())
     }
 
-    fn apply_step(&mut self, step: &MonitorStep) -> Result<(), MonitorError> {
+    fn apply_step(&mut self, step: MonitorStep) -> Result<(), MonitorError> {
         match step {
             MonitorStep::HolderCommitment(h) => {
                 if self.force_closed {
@@ -567,7 +584,7 @@ impl ChannelMonitor {
                 }
                 // The channel revokes the previous one in the same call (its
                 // `revoke_and_ack` leaves with this update): it is never broadcast again.
-                self.holder = h.clone();
+                self.holder = h;
             }
             MonitorStep::CounterpartyCommitment(c) => {
                 if let Some(&held) = self.counterparty.keys().next_back() {
@@ -578,11 +595,11 @@ impl ChannelMonitor {
                         });
                     }
                 }
-                self.counterparty.insert(c.index, c.clone());
+                self.counterparty.insert(c.index, c);
             }
             MonitorStep::CommitmentSecret { index, secret } => {
                 self.secrets
-                    .insert(FIRST_INDEX - index, *secret)
+                    .insert(FIRST_INDEX - index, secret)
                     .map_err(MonitorError::Secret)?;
                 // Everything up to `index` is revoked: keep only its HTLCs.
                 let revoked: Vec<u64> =
@@ -610,7 +627,7 @@ impl ChannelMonitor {
                 self.prune_preimages();
             }
             MonitorStep::Preimage(p) => {
-                self.preimages.insert(p.payment_hash(), *p);
+                self.preimages.insert(p.payment_hash(), p);
             }
             MonitorStep::ForceClosed => self.force_closed = true,
         }
@@ -622,7 +639,7 @@ impl ChannelMonitor {
     /// key, so they can no longer be needed, and keeping them would grow the monitor with
     /// every payment. Not after the funding output was spent (they may be claiming).
     fn prune_preimages(&mut self) {
-        if self.funding_spend().is_some() || self.force_closed {
+        if self.preimages.is_empty() || self.funding_spend().is_some() || self.force_closed {
             return;
         }
         let live: BTreeSet<PaymentHash> = self

@@ -90,10 +90,13 @@ impl NodeCore {
         };
         if let Some(monitor) = self.monitors.get_mut(&channel_id) {
             if let Some(update) = monitor.update_for(channel) {
-                if monitor.apply(&update).is_ok() {
-                    // Derived from the channel, which its own record stores: only the
-                    // revoked HTLCs it added are new to the store.
-                    self.dirty.monitor_updated(channel_id, update);
+                // Derived from the channel, which its own record stores: only the revoked
+                // HTLCs a revocation adds are new to the store.
+                let revokes = update
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, MonitorStep::CommitmentSecret { .. }));
+                if monitor.apply_owned(update).is_ok() && revokes {
                     self.dirty.monitor_created(channel_id);
                 }
             }
@@ -138,11 +141,10 @@ impl NodeCore {
             update_id: monitor.update_id() + 1,
             steps: vec![MonitorStep::Preimage(preimage)],
         };
-        if monitor.apply(&update).is_err() {
+        if monitor.apply_owned(update).is_err() {
             return false;
         }
         let out = monitor.outputs();
-        self.dirty.monitor_updated(channel_id, update);
         self.monitor_snapshot_due(channel_id);
         self.handle_monitor_outputs(channel_id, out);
         true
@@ -158,9 +160,9 @@ impl NodeCore {
             update_id: monitor.update_id() + 1,
             steps: vec![MonitorStep::ForceClosed],
         };
-        if monitor.apply(&update).is_ok() {
-            self.dirty.monitor_updated(channel_id, update);
-        }
+        // Cannot fail: the one step it checks (not already force-closed on a newer
+        // commitment) holds since the commitment was just built.
+        let _ = monitor.apply_owned(update);
         self.monitor_snapshot_due(channel_id);
         Some(tx)
     }

@@ -10,7 +10,7 @@ use super::{
     ClaimableHtlc, ClosureReason, Event, ForwardOutcome, ForwardResolution, InboundPayment,
     NodeConfig, NodeCore, OfferedHtlc, OutboundPayment, PendingTimeout, UpstreamHtlc,
 };
-use crate::chain::{ChannelMonitor, MonitorUpdate};
+use crate::chain::ChannelMonitor;
 use crate::channel::{Channel, ChannelPhase};
 use crate::onion::{Failure, FailureMessage, HopSharedSecret};
 use crate::peer::{PeerChannel, PeerState};
@@ -35,9 +35,6 @@ pub struct Dirty {
     /// Monitors that changed: write their [`NodeCore::snapshot_monitor`] records in the same
     /// commit as the channel state they follow, before any message of the batch leaves.
     pub monitors: BTreeSet<ChannelId>,
-    /// The monitor updates behind those changes, in order (for a host that logs updates;
-    /// the snapshot records already hold them).
-    pub monitor_updates: Vec<(ChannelId, MonitorUpdate)>,
 }
 
 impl Dirty {
@@ -47,15 +44,10 @@ impl Dirty {
             && self.removed.is_empty()
             && !self.node
             && self.monitors.is_empty()
-            && self.monitor_updates.is_empty()
     }
 
     pub(super) fn monitor_created(&mut self, channel_id: ChannelId) {
         self.monitors.insert(channel_id);
-    }
-
-    pub(super) fn monitor_updated(&mut self, channel_id: ChannelId, update: MonitorUpdate) {
-        self.monitor_updates.push((channel_id, update));
     }
 
     pub(super) fn channel_changed(&mut self, node_id: PublicKey, channel_id: ChannelId) {
@@ -94,8 +86,7 @@ impl NodeCore {
     /// resets it. See [`crate::node`] for the commit order.
     ///
     /// Every monitor with something to store is in [`Dirty::monitors`]: write its
-    /// [`NodeCore::snapshot_monitor`] records in the same batch. [`Dirty::monitor_updates`]
-    /// lists the updates themselves, for a host that logs them.
+    /// [`NodeCore::snapshot_monitor`] records in the same batch.
     pub fn take_dirty(&mut self) -> Dirty {
         std::mem::take(&mut self.dirty)
     }
