@@ -17,9 +17,10 @@
 //! right after a block was fed to it (with a seeded delay, so the kill lands anywhere in
 //! its work), and right after it broadcast a transaction. It restarts on the same data
 //! directory with a seeded shard count (the sweep script and claim feerate set again: the
-//! engine does not store them), tells the host its stored best block (`best`: the lowest
-//! best height its shards stored, since each shard stores its own), the host replays every
-//! block above it, and the peers reconnect.
+//! engine does not store them), tells the host its best block (`best`: after a restart the
+//! lowest best block any of its shards had committed, since each shard stores its own; the
+//! child checks it against the store), the host replays every block above it, and the
+//! peers reconnect.
 //!
 //! At the end, for each closed channel: every claim the hub is owed (computed from the
 //! channel states captured before the close) confirmed once, paying the hub's sweep script
@@ -109,8 +110,8 @@ struct Restarts {
 }
 
 /// Restarts the (dead) child on `dir` with a seeded shard count, replays the blocks above
-/// its stored best block and reconnects the peers. `acked`: the last block the host saw
-/// the engine finish (idle after it), which the restored engine must hold.
+/// the best block it reports and reconnects the peers. `acked`: the last block the host
+/// saw the engine finish (idle after it), which the restored engine must hold.
 fn restart(
     net: &mut Net<ChildHub>,
     dir: &std::path::Path,
@@ -123,16 +124,35 @@ fn restart(
     let shards = 1 + rng.below(4);
     net.hub = ChildHub::spawn(dir, shards, &flags(net.vchain()));
     stats.count += 1;
-    let (height, _, stored) = net.hub.best();
+    let (height, hash, lowest) = net.hub.best();
     assert!(
         height >= acked,
         "the restored engine's best block {height} is behind block {acked}, which it finished"
     );
-    let from = stored.unwrap_or(height).min(height);
-    if from < height {
-        stats.shards_behind += 1;
+    // The engine reports the lowest best block its shards committed (the child read the
+    // store before the engine opened it), a block of the chain.
+    let reply = net.hub.request("stored").expect("a live child");
+    let words: Vec<&str> = reply.split(' ').collect();
+    let ["stored", low, high] = words.as_slice() else {
+        panic!("stored: {reply}");
+    };
+    let stored: Option<(u32, u32)> = low.parse().ok().zip(high.parse().ok());
+    assert_eq!(lowest, stored.map(|(low, _)| low), "{reply}");
+    if let Some((low, high)) = stored {
+        assert_eq!(
+            height, low,
+            "the restored engine reports best block {height}, not the lowest its shards stored"
+        );
+        if low < high {
+            stats.shards_behind += 1;
+        }
     }
-    for h in from + 1..=net.vchain().height() {
+    assert_eq!(
+        Some(hash),
+        net.vchain().block(height).map(|b| b.block_hash()),
+        "the restored engine's best block {height} is not the chain's"
+    );
+    for h in height + 1..=net.vchain().height() {
         let block = net.vchain().block(h).expect("block").clone();
         let txs: Vec<(u32, Transaction)> = block
             .txdata

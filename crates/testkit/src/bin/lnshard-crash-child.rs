@@ -23,10 +23,14 @@
 //! `txs <height> <index>:<tx>,...`, `disconnected <height>` (blocks from there up),
 //! `idle`, `channels`, `channel <peer> <channel id>`, `force_close <channel id>`,
 //! `balances` (channels with something claimable on chain: `balances <channel id>,...`, a
-//! channel once per balance) and `best` (`best <height> <hash> <stored>`: the engine's best
-//! block after its restore, and the lowest best height any node record of the store held
-//! when this process started, `-` if none: every shard processed every block up to it, so
-//! a host resuming its chain feed after a crash replays the blocks above it).
+//! channel once per balance), `best` (`best <height> <hash> <stored>`: the engine's best
+//! block, after its restore the lowest best block any of its shards had committed, from
+//! which a host resumes its chain feed (it re-feeds the blocks above it); and the lowest
+//! best height any node record of the store held when this process started, `-` if none,
+//! read from the store by this process as a check of the engine's answer) and `stored`
+//! (`stored <lowest> <highest>`, `stored - -` if none: the lowest and highest best heights
+//! of the store's node records when this process started; they differ after a kill that
+//! left one shard behind another).
 //! Each gets one `R ...` line. Asynchronously, in the order the engine releases them:
 //! `P <conn> <ciphertext>` (bytes for a connection), `X <conn>` (close it), and events:
 //! `E ready <channel id> <peer> <scid|->`, `E forwarded <fee msat>`, `E closed <channel id>`,
@@ -203,7 +207,12 @@ fn retry<T>(mut f: impl FnMut() -> Result<T, EngineError>) -> Result<T, EngineEr
     }
 }
 
-fn handle(engine: &Engine, pump: &Pump, stored: Option<u32>, line: &str) -> Result<String, String> {
+fn handle(
+    engine: &Engine,
+    pump: &Pump,
+    stored: Option<(u32, u32)>,
+    line: &str,
+) -> Result<String, String> {
     let mut words = line.split_whitespace();
     let cmd = words.next().unwrap_or("");
     let mut arg = || {
@@ -278,12 +287,16 @@ fn handle(engine: &Engine, pump: &Pump, stored: Option<u32>, line: &str) -> Resu
         }
         "best" => {
             let (height, hash) = engine.coordinator().best_block();
-            let stored = stored.map_or("-".to_owned(), |h| h.to_string());
+            let lowest = stored.map_or("-".to_owned(), |(h, _)| h.to_string());
             Ok(format!(
-                "best {height} {} {stored}",
+                "best {height} {} {lowest}",
                 hex(&hash.to_byte_array())
             ))
         }
+        "stored" => Ok(match stored {
+            Some((lowest, highest)) => format!("stored {lowest} {highest}"),
+            None => "stored - -".to_owned(),
+        }),
         "idle" => {
             // Idle only once every output of the work done is on stdout (before this reply).
             let idle = engine.is_idle();
@@ -363,9 +376,10 @@ fn main() -> Result<(), String> {
     };
     let store: Arc<dyn Store> =
         Arc::new(FsStore::open_with(dir, options).map_err(|e| e.to_string())?);
-    // The lowest best height of the shards' node records: each shard stores its own, so
-    // after a kill some may hold a block others never committed.
-    let mut stored: Option<u32> = None;
+    // The lowest and highest best heights of the shards' node records: each shard stores
+    // its own, so after a kill some may hold a block others never committed. Read here only
+    // to check the engine, which must report the lowest (`best`).
+    let mut stored: Option<(u32, u32)> = None;
     for key in store
         .list(shard_engine::durable::NODES)
         .map_err(|e| e.to_string())?
@@ -375,7 +389,8 @@ fn main() -> Result<(), String> {
             .map_err(|e| e.to_string())?
         {
             let record = NodeRecord::from_bytes(&bytes).map_err(|e| e.to_string())?;
-            stored = Some(stored.map_or(record.best_height, |h| h.min(record.best_height)));
+            let h = record.best_height;
+            stored = Some(stored.map_or((h, h), |(lo, hi)| (lo.min(h), hi.max(h))));
         }
     }
     let mut config = EngineConfig {
