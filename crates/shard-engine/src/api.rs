@@ -277,6 +277,14 @@ pub trait NodeApi: Backend + Sized {
     }
 
     /// A new best block, for every shard.
+    ///
+    /// Each shard commits its own best block, so a crash may leave one shard with a block
+    /// another never processed. After a restart the engine reports the LOWEST best block any
+    /// shard had committed (`coordinator().best_block()`; every restored shard starts
+    /// there): the host resumes its chain feed from it, giving every block above it again
+    /// ([`NodeApi::transactions_confirmed`], then this call, block by block). A block a
+    /// shard already processed is harmless to give again: confirmations are not counted
+    /// twice, no event is raised twice, claims broadcast again are the same transactions.
     fn best_block_updated(mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
         self.coordinator().set_best_block(height, hash);
         for shard in 0..self.placement().shards() {
@@ -286,6 +294,9 @@ pub trait NodeApi: Backend + Sized {
     }
 
     /// Transactions confirmed at `height` (with their index in the block), for every shard.
+    /// Give every block's transactions, then its [`NodeApi::best_block_updated`]; after a
+    /// restart, from the block above the engine's reported best block (see there: blocks
+    /// given again are idempotent).
     fn transactions_confirmed(
         mut self,
         height: u32,
@@ -305,7 +316,9 @@ pub trait NodeApi: Backend + Sized {
     /// Blocks from `height` up were disconnected (a reorg), for every shard: the on-chain
     /// monitors forget what those blocks confirmed and rebuild their claims (then give the
     /// new branch's blocks with [`NodeApi::transactions_confirmed`] and
-    /// [`NodeApi::best_block_updated`]).
+    /// [`NodeApi::best_block_updated`]). After a restart the engine's reported best block is
+    /// the lowest any shard committed (see [`NodeApi::best_block_updated`]): a host whose
+    /// chain no longer holds that block disconnects from there before re-feeding.
     fn block_disconnected(mut self, height: u32) -> Result<(), EngineError> {
         for shard in 0..self.placement().shards() {
             call(&mut self, shard, move |s| {

@@ -26,6 +26,19 @@
 //! ```
 //!
 //! See `docs/ENGINE.md` ("Durable state") for the ordering argument.
+//!
+//! # The best block after a restart
+//!
+//! Every shard writes its node record, with its own best block, in its own batches, so a
+//! crash can leave one shard with a block another never committed. [`NodeRecord::merge`]
+//! keeps the LOWEST best block of the records (with that record's hash), and every restored
+//! shard and the coordinator start there: the engine reports it
+//! (`Coordinator::best_block`), and a host resumes its chain feed from it, giving again
+//! every block above it. A shard that missed a block (which may hold a spend of one of its
+//! channels' funding outputs: a revoked commitment) sees it; a shard, or a monitor whose
+//! snapshot is ahead of its node record, that had processed it takes it again harmlessly
+//! (re-fed blocks are idempotent: no confirmation counted twice, no event raised twice, the
+//! same claims). Taking the highest would lose the missed block for good.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -400,6 +413,8 @@ fn lost_forward_failure() -> ForwardOutcome {
 /// Reads every record of `store` (written with any shard count) and rebuilds `placement`'s
 /// shards from them. See [`crate::Engine::open`]. The store must belong to this node
 /// ([`check_owner`]); the returned operations record our node id first if it has none.
+/// Every core and the coordinator start at the lowest best block of the node records (see
+/// the module documentation); `best_block` is for a store without any.
 pub(crate) fn restore(
     store: &dyn Store,
     placement: &Placement,
@@ -539,6 +554,8 @@ pub(crate) fn restore(
         }
     }
 
+    // The lowest best block any shard committed (`NodeRecord::merge`): the host re-feeds
+    // the blocks above it, which some shard may never have processed.
     let coordinator = Arc::new(Coordinator::new(
         config.clone(),
         merged.best_height,

@@ -265,6 +265,10 @@ impl Engine {
     /// `docs/ENGINE.md`, "Durable state"). The whole rebuilt state is then written back in
     /// one batch (old node records removed) before any output leaves.
     ///
+    /// The engine's best block (`coordinator().best_block()`) is then the lowest any shard
+    /// had committed (`best_height` and `best_hash` only serve an empty store): resume the
+    /// chain feed from the block above it (see [`crate::NodeApi::best_block_updated`]).
+    ///
     /// The store records the node id it belongs to (written in the opening batch if it has
     /// none, as in a store written before it was recorded).
     ///

@@ -177,7 +177,8 @@ fn a_block_only_one_shard_committed_is_refed_after_a_restart_and_the_cheat_punis
     net.cut_all_for_crash();
     let reopened = open_hub(&store, net.vchain(), 8);
     drop(std::mem::replace(&mut net.hub, reopened));
-    let reported = (&mut net.hub).coordinator().best_block();
+    let hub: &mut Sim = &mut net.hub;
+    let reported = hub.coordinator().best_block();
     let restored: Vec<_> = (0..SHARDS)
         .map(|i| net.hub.core(i).expect("a shard").best_block())
         .collect();
