@@ -14,7 +14,6 @@ use lightning_core::bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 use lightning_core::chain::{FundingSpendKind, MonitorEvent};
 use lightning_core::channel::Channel;
 use lightning_core::node::PaymentId;
-use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::{PaymentHash, PaymentPreimage};
 use shard_engine::store::{MemoryStore, Store};
 use shard_engine::{Engine, EngineConfig, NodeApi};
@@ -29,13 +28,9 @@ const B: usize = 1;
 const CA: usize = 0;
 const CB: usize = 1;
 
-/// Where the hub's claims pay: a P2WPKH of a test key.
+/// Where the hub's claims pay.
 fn hub_sweep() -> ScriptBuf {
-    let key = PublicKey::from_secret_key(
-        &lightning_core::secp256k1::Secp256k1::signing_only(),
-        &support::secret(b"hub sweep"),
-    );
-    ScriptBuf::new_p2wpkh(&lightning_core::bitcoin::CompressedPublicKey(key).wpubkey_hash())
+    support::onchain::hub_sweep_script()
 }
 
 fn config(store: &Arc<dyn Store>) -> EngineConfig {

@@ -54,7 +54,6 @@ use std::time::Instant;
 use lightning_core::bitcoin::hashes::{sha256, Hash, HashEngine};
 use lightning_core::bitcoin::{BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
 use lightning_core::channel::Channel;
-use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage};
 use shard_engine::sim::{sim_seed_from_env, Crashes};
 use shard_engine::store::{MemoryStore, Store};
@@ -66,13 +65,9 @@ use support::{engine_config, hub_secret, hub_seed, Chan, Hub, Net, Who};
 const PEERS: usize = 4;
 const ROUNDS: usize = 6;
 
-/// Where the hub's claims pay: a P2WPKH of a test key.
+/// Where the hub's claims pay.
 fn hub_sweep() -> ScriptBuf {
-    let key = PublicKey::from_secret_key(
-        &lightning_core::secp256k1::Secp256k1::signing_only(),
-        &support::secret(b"hub sweep"),
-    );
-    ScriptBuf::new_p2wpkh(&lightning_core::bitcoin::CompressedPublicKey(key).wpubkey_hash())
+    support::onchain::hub_sweep_script()
 }
 
 /// What one seed did.

@@ -32,10 +32,11 @@
 use std::collections::HashMap;
 
 use lightning_core::bitcoin::secp256k1::Secp256k1;
-use lightning_core::bitcoin::{Block, OutPoint, Transaction, Txid};
+use lightning_core::bitcoin::{Block, CompressedPublicKey, OutPoint, ScriptBuf, Transaction, Txid};
 use lightning_core::chain::{Balance, MonitorEvent};
 use lightning_core::channel::{derive_peer_channel_keys, Channel};
 use lightning_core::node::{Event, NodeConfig};
+use lightning_core::secp256k1::PublicKey;
 use lightning_core::secrets::FIRST_INDEX;
 use lightning_core::types::{ChannelId, PaymentPreimage};
 use shard_engine::{EngineError, NodeApi, Sim};
@@ -66,6 +67,13 @@ pub fn static_remotekey_config() -> NodeConfig {
     let mut config = NodeConfig::default();
     config.channel.negotiate_anchors = false;
     config
+}
+
+/// The script the on-chain scenarios' hub sweeps to (`NodeApi::set_sweep_script`): a
+/// P2WPKH of a test key, so a test can tell the hub's claims by their outputs.
+pub fn hub_sweep_script() -> ScriptBuf {
+    let key = PublicKey::from_secret_key(&Secp256k1::signing_only(), &crate::secret(b"hub sweep"));
+    ScriptBuf::new_p2wpkh(&CompressedPublicKey(key).wpubkey_hash())
 }
 
 /// What the on-chain scenarios need of the hub beyond [`Hub`].
