@@ -565,6 +565,14 @@ pub(crate) fn restore(
         for c in core.list_channels() {
             coordinator.insert_channel(c.channel_id, c.counterparty_node_id);
         }
+        // A channel closed on chain whose monitor still resolves it keeps its place too (as
+        // `channel_closed` keeps it before a restart): a preimage learned downstream must
+        // still reach that monitor's shard to claim the upstream HTLC on chain.
+        for id in core.monitor_ids() {
+            if let Some(m) = core.monitor(&id) {
+                coordinator.insert_channel(id, m.counterparty_node_id());
+            }
+        }
         let mut scids: BTreeMap<ChannelId, (PublicKey, Vec<_>)> = BTreeMap::new();
         for (scid, node_id, channel_id) in core.short_channel_ids() {
             scids

@@ -42,10 +42,10 @@
 //! re-feed blocks to a restarted hub as a host syncing from its best block would.
 //!
 //! `SIM_ONCHAIN_SEEDS=<n>` sets how many seeds the sweep runs (seeds `0..n`, 12 by default,
-//! for CI in a debug build; the known failures listed in [`KNOWN_FAILURES`] are left out and
-//! run by an ignored test); the soak: `SIM_ONCHAIN_SEEDS=200 cargo test --release -p
-//! shard-engine --test sim_onchain -- --nocapture`. `SIM_SEED=<n>` replays one seed (known
-//! failure or not); `SIM_ONCHAIN_TRACE=1` with it prints the seed's actions, the hub's
+//! for CI in a debug build; the seeds that found a bug, [`REGRESSION_SEEDS`], run in a test
+//! of their own); the soak: `SIM_ONCHAIN_SEEDS=200 cargo test --release -p
+//! shard-engine --test sim_onchain -- --nocapture`. `SIM_SEED=<n>` replays one seed;
+//! `SIM_ONCHAIN_TRACE=1` with it prints the seed's actions, the hub's
 //! on-chain events, every broadcast and the monitors' planned claims (read without API
 //! calls: the traced run is the same run).
 
@@ -1079,21 +1079,18 @@ fn run_seed(seed: u64) -> Result<([u8; 32], Tally), Vec<String>> {
     Ok((sha256::Hash::from_engine(digest).to_byte_array(), tally))
 }
 
-/// Seeds that fail on a known engine bug, run by the ignored test below and left out of
-/// the sweep (which runs every other seed):
+/// Seeds that found an engine bug, kept as a regression test of their own (they also run in
+/// any sweep that reaches them):
 ///
-/// A preimage learned from downstream after a crash-restart is dropped when the upstream
-/// channel is closed (its HTLC on chain) and lives on another shard: `durable::restore`
-/// maps only open channels to their peers in the coordinator (`insert_channel` for
-/// `list_channels()`), so the downstream shard's `Output::Resolve` for the closed channel
-/// finds no owner ("result for an htlc nobody owns"), is handed to its own core, which has
-/// no such upstream HTLC, and the preimage never reaches the closed channel's monitor. The
-/// hub paid downstream and lets the upstream HTLC time out to the payer (seed 67: 39,406 sat
-/// on channel e802..., the payer sees the payment fail; seeds 127, 283, 427 likewise). Before
-/// a restart the coordinator keeps a closed channel's id mapped (`channel_closed`), so only
-/// runs with crash-restarts hit it. Mapping every monitored channel too at restore (its
-/// monitor's `counterparty_node_id`) makes all four seeds pass.
-const KNOWN_FAILURES: [u64; 4] = [67, 127, 283, 427];
+/// A preimage learned from downstream after a crash-restart was dropped when the upstream
+/// channel was closed (its HTLC on chain) and lived on another shard: `durable::restore`
+/// mapped only open channels to their peers in the coordinator, so the downstream shard's
+/// `Output::Resolve` for the closed channel found no owner ("result for an htlc nobody
+/// owns") and the preimage never reached the closed channel's monitor. The hub paid
+/// downstream and let the upstream HTLC time out to the payer (seed 67: 39,406 sat on
+/// channel e802..., the payer saw the payment fail; seeds 127, 283, 427 likewise). Restore
+/// now maps every monitored channel too (its monitor's `counterparty_node_id`).
+const REGRESSION_SEEDS: [u64; 4] = [67, 127, 283, 427];
 
 fn seeds() -> Vec<u64> {
     match std::env::var("SIM_SEED") {
@@ -1102,7 +1099,6 @@ fn seeds() -> Vec<u64> {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(12))
-            .filter(|s| !KNOWN_FAILURES.contains(s))
             .collect(),
     }
 }
@@ -1138,14 +1134,12 @@ fn sim_onchain_seed_sweep_keeps_every_invariant() {
     }
 }
 
-/// The known failures ([`KNOWN_FAILURES`]): a preimage for a closed upstream channel on
-/// another shard is lost after a crash-restart. Run with `--ignored` once the engine maps
-/// monitored channels at restore.
+/// The regression seeds ([`REGRESSION_SEEDS`]): a preimage for a closed upstream channel on
+/// another shard survives a crash-restart.
 #[test]
-#[ignore = "known engine bug: a closed upstream channel's preimage is lost after a restart"]
-fn known_failure_closed_upstream_preimage_after_a_restart() {
+fn a_closed_upstream_channels_preimage_survives_a_restart() {
     let mut failures = Vec::new();
-    for seed in KNOWN_FAILURES {
+    for seed in REGRESSION_SEEDS {
         if let Err(errors) = run_seed(seed) {
             failures.push((seed, errors));
         }
