@@ -953,3 +953,78 @@ fn no_stored_record_of_a_new_channel_holds_any_of_its_secret_keys() {
     let bytes = with_keys.to_bytes().unwrap();
     assert!(bytes.windows(32).any(|w| w == k.funding_key.secret_bytes()));
 }
+
+/// A monitor's revoked HTLCs go to the store as small tails while their chunk fills, and
+/// the chunk whole once its last number is revoked (its tails removed in that batch): no
+/// revocation rewrites more than one tail, and a restart from the chunks and tails the
+/// store holds gives back the same monitor.
+#[test]
+fn revoked_htlcs_are_stored_as_tails_then_whole_chunks_and_restore_the_same_monitor() {
+    use lightning_core::persist::{MonitorRevokedRecord, REVOKED_CHUNK, REVOKED_TAIL};
+    let mut net = Net::new(2, 44);
+    net.connect(0, 1);
+    let (channel_id, scid) = net.open_channel(0, 1, SATS, 0);
+    net.check_dirty = true;
+    let mut largest_tail = 0;
+    let mut nonce = 100;
+    // Each payment revokes states of node 1's with the HTLC in them: past the first chunk.
+    while net.nodes[0]
+        .core
+        .monitor(&channel_id)
+        .and_then(|m| m.last_revoked())
+        .is_none_or(|n| n < REVOKED_CHUNK + 2 * REVOKED_TAIL)
+    {
+        net.pay(&[0, 1], &[scid], 1_000_000, nonce);
+        nonce += 1;
+        let store = net.stores[0].as_ref().expect("persistence");
+        for ((_, _, tail), bytes) in &store.monitor_revoked {
+            if tail.is_some() {
+                let r = MonitorRevokedRecord::from_bytes(bytes).expect("reads");
+                largest_tail = largest_tail.max(r.entries.len());
+            }
+        }
+    }
+    assert!(largest_tail > 0, "tails were written");
+    assert!(
+        largest_tail as u64 <= REVOKED_TAIL,
+        "a tail holds at most its numbers"
+    );
+    let store = net.stores[0].clone().expect("persistence");
+    let keys: Vec<(u64, Option<u64>)> = store
+        .monitor_revoked
+        .keys()
+        .filter(|(c, _, _)| *c == channel_id)
+        .map(|(_, chunk, tail)| (*chunk, *tail))
+        .collect();
+    assert!(keys.contains(&(0, None)), "the first chunk whole: {keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|(chunk, tail)| *chunk == 0 && tail.is_some()),
+        "its tails removed with it: {keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|(chunk, tail)| *chunk == 1 && tail.is_some()),
+        "the chunk still filling as tails: {keys:?}"
+    );
+    let live = net.nodes[0]
+        .core
+        .monitor(&channel_id)
+        .cloned()
+        .expect("monitor");
+    assert!(live.revoked_chunks_after(None).len() >= 2);
+    net.restart(0);
+    let restored = net.nodes[0]
+        .core
+        .monitor(&channel_id)
+        .cloned()
+        .expect("monitor");
+    assert!(
+        restored.revoked_chunk_record(0) == live.revoked_chunk_record(0)
+            && restored.revoked_chunk_record(1) == live.revoked_chunk_record(1),
+        "the restored monitor holds every revoked HTLC"
+    );
+    // And the channel goes on after the restart.
+    net.pay(&[0, 1], &[scid], 1_000_000, nonce);
+}

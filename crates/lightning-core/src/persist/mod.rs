@@ -80,7 +80,8 @@ pub use envelope::{LegacyResolutionError, PersistError, RecordKind, FORMAT_VERSI
 pub use monitor::{
     restore_monitor, restore_monitor_with_revoked, ConfirmedTxRecord, CounterpartyCommitmentRecord,
     EmittedEventRecord, HolderCommitmentRecord, MonitorRecord, MonitorRevokedRecord,
-    MonitorStepRecord, MonitorTermsRecord, MonitorUpdateRecord, RevokedHtlcsRecord, REVOKED_CHUNK,
+    MonitorStepRecord, MonitorTermsRecord, MonitorUpdateRecord, RevokedHtlcsRecord, RevokedWrite,
+    REVOKED_CHUNK, REVOKED_TAIL, REVOKED_TAILS,
 };
 pub use records::{
     migrate, ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,
