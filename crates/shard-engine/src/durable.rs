@@ -16,13 +16,8 @@
 //!                                  kept after the channel closes
 //! monitor_revoked/<channel id hex>-<chunk, 20 digits>
 //!                                  MonitorRevokedRecord: the HTLCs of 64 consecutive
-//!                                  revoked commitments of the peer's, written once, when
-//!                                  the last of them is revoked
-//! monitor_revoked/<channel id hex>-<chunk, 20 digits>-t<tail 0-7>
-//!                                  MonitorRevokedRecord: the HTLCs of 8 consecutive
-//!                                  revoked commitments of a chunk still filling (each
-//!                                  revocation rewrites one tail, not the whole chunk);
-//!                                  removed with the batch that writes the chunk whole
+//!                                  revoked commitments of the peer's (written while the
+//!                                  chunk fills, then never again)
 //! monitor_updates/<channel id hex>-<update id, 20 digits>
 //!                                  MonitorUpdateRecord: read on restore if present (a
 //!                                  host that logs updates), never written by the engine
@@ -56,8 +51,7 @@ use lightning_core::node::{
 use lightning_core::onion::FailureMessage;
 use lightning_core::persist::{
     restore_monitor_with_revoked, ChannelRecord, ForwardResolutionRecord, MonitorRecord,
-    MonitorRevokedRecord, MonitorUpdateRecord, NodeRecord, PersistError, RevokedWrite,
-    REVOKED_TAILS,
+    MonitorRevokedRecord, MonitorUpdateRecord, NodeRecord, PersistError,
 };
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::types::ChannelId;
@@ -108,12 +102,6 @@ pub fn monitor_update_key(channel_id: &ChannelId, update_id: u64) -> String {
 /// The key of a chunk of a monitor's revoked HTLCs: the channel id in hex, then the chunk.
 pub fn monitor_revoked_key(channel_id: &ChannelId, chunk: u64) -> String {
     format!("{}-{chunk:020}", hex(&channel_id.0))
-}
-
-/// The key of tail `tail` of a chunk still filling: `<channel id hex>-<chunk, 20
-/// digits>-t<tail>` (see [`RevokedWrite`]).
-pub fn monitor_revoked_tail_key(channel_id: &ChannelId, chunk: u64, tail: u64) -> String {
-    format!("{}-t{tail}", monitor_revoked_key(channel_id, chunk))
 }
 
 /// The key of a resolution record: `f-<incoming channel>-<htlc id>` or `p-<payment id>`.
@@ -293,7 +281,7 @@ pub fn check_owner(store: &dyn Store, ours: &PublicKey) -> Result<Option<WriteOp
 fn monitor_ops(
     ops: &mut Vec<WriteOp>,
     record: Option<&MonitorRecord>,
-    revoked: &[RevokedWrite],
+    chunks: &[MonitorRevokedRecord],
 ) -> Result<(), EngineError> {
     if let Some(record) = record {
         let key = channel_key(&record.channel_id);
@@ -306,15 +294,9 @@ fn monitor_ops(
             value,
         });
     }
-    for write in revoked {
-        let r = write.record();
-        let key = match write {
-            RevokedWrite::Chunk(_) => monitor_revoked_key(&r.channel_id, r.chunk),
-            RevokedWrite::Tail { tail, .. } => {
-                monitor_revoked_tail_key(&r.channel_id, r.chunk, *tail)
-            }
-        };
-        let value = r
+    for chunk in chunks {
+        let key = monitor_revoked_key(&chunk.channel_id, chunk.chunk);
+        let value = chunk
             .to_bytes()
             .map_err(|error| record_error(MONITOR_REVOKED, &key, error))?;
         ops.push(WriteOp::Put {
@@ -322,13 +304,6 @@ fn monitor_ops(
             key,
             value,
         });
-        if let RevokedWrite::Chunk(_) = write {
-            // The chunk is whole: its tails, where stored, go in the same batch.
-            ops.extend((0..REVOKED_TAILS).map(|tail| WriteOp::Remove {
-                namespace: MONITOR_REVOKED.into(),
-                key: monitor_revoked_tail_key(&r.channel_id, r.chunk, tail),
-            }));
-        }
     }
     Ok(())
 }
@@ -382,10 +357,10 @@ fn read_monitors(
         .map_err(|e| record_error(MONITORS, &key, e))?;
         if !update_keys.is_empty() {
             // Fold the updates into a snapshot, in the same batch that removes them.
-            let chunks: Vec<RevokedWrite> = monitor
+            let chunks: Vec<MonitorRevokedRecord> = monitor
                 .revoked_chunks_after(None)
                 .into_iter()
-                .map(|c| RevokedWrite::Chunk(monitor.revoked_chunk_record(c)))
+                .map(|c| monitor.revoked_chunk_record(c))
                 .collect();
             monitor_ops(ops, Some(&monitor.to_bounded_record()), &chunks)?;
             ops.extend(update_keys.into_iter().map(|k| WriteOp::Remove {

@@ -309,7 +309,7 @@ pub struct NodeCore {
     monitors: BTreeMap<ChannelId, crate::chain::ChannelMonitor>,
     /// Per monitor, the highest revoked commitment number whose HTLCs were handed to the
     /// store ([`NodeCore::snapshot_monitor`]).
-    monitor_revoked_stored: BTreeMap<ChannelId, persist::RevokedStored>,
+    monitor_revoked_stored: BTreeMap<ChannelId, Option<u64>>,
     /// Monitors whose whole state the next commit writes
     /// (`NodeCore::monitor_snapshot_due`).
     monitor_snapshots_due: std::collections::BTreeSet<ChannelId>,

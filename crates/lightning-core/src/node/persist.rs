@@ -14,23 +14,13 @@ use crate::chain::ChannelMonitor;
 use crate::channel::{Channel, ChannelPhase};
 use crate::onion::{Failure, FailureMessage, HopSharedSecret};
 use crate::peer::{PeerChannel, PeerState};
+use crate::persist::MonitorRevokedRecord;
 use crate::persist::{
     ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,
     InboundPaymentRecord, MonitorRecord, NodeRecord, OfferedHtlcRecord, OutboundPaymentRecord,
     PendingTimeoutRecord, UpstreamHtlcRecord,
 };
-use crate::persist::{RevokedWrite, REVOKED_CHUNK, REVOKED_TAIL};
 use crate::types::ChannelId;
-
-/// What a monitor's revoked HTLCs in the store hold, as [`NodeCore::snapshot_monitor`]
-/// handed them out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RevokedStored {
-    /// The highest revoked commitment number with HTLCs handed out.
-    pub(crate) last: Option<u64>,
-    /// The chunk that may have tails stored (not yet written whole).
-    pub(crate) open: Option<u64>,
-}
 
 /// What changed in a [`NodeCore`] since the last [`NodeCore::take_dirty`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,61 +94,31 @@ impl NodeCore {
     /// What to store of the channel's monitor: its snapshot without the revoked commitments'
     /// HTLCs, when it holds what its channel's record does not (chain data, a force-close,
     /// the channel gone: otherwise the channel's record rebuilds it on restore, see
-    /// [`NodeCore::restore_with_monitors`]); and the revoked HTLCs not handed out before, as
-    /// [`RevokedWrite`]s: the tail of the chunk still filling that gained entries, and each
-    /// chunk whose last number is now revoked, whole. Records them as handed out. `None` if
-    /// the channel has no monitor.
+    /// [`NodeCore::restore_with_monitors`]); and the chunks of revoked HTLCs not handed out
+    /// before (a chunk is handed out again while its numbers fill). Records them as handed
+    /// out. `None` if the channel has no monitor.
     pub fn snapshot_monitor(
         &mut self,
         channel_id: &ChannelId,
-    ) -> Option<(Option<MonitorRecord>, Vec<RevokedWrite>)> {
+    ) -> Option<(Option<MonitorRecord>, Vec<MonitorRevokedRecord>)> {
         let monitor = self.monitors.get(channel_id)?;
-        let stored = self
+        let after = self
             .monitor_revoked_stored
             .get(channel_id)
             .copied()
-            .unwrap_or_default();
-        let last_revoked = monitor.last_revoked();
-        // Every number of the chunk is revoked: no entry can join it.
-        let complete = |chunk: u64| {
-            last_revoked.is_some_and(|n| n.saturating_add(1) >= (chunk + 1) * REVOKED_CHUNK)
-        };
-        let from = stored.last.map_or(0, |a| a.saturating_add(1));
-        let mut whole: BTreeSet<u64> = stored.open.into_iter().filter(|c| complete(*c)).collect();
-        let mut tails: BTreeSet<(u64, u64)> = BTreeSet::new();
-        for (number, _) in monitor.revoked_htlcs.range(from..) {
-            let chunk = number / REVOKED_CHUNK;
-            if complete(chunk) {
-                whole.insert(chunk);
-            } else {
-                tails.insert((chunk, (number % REVOKED_CHUNK) / REVOKED_TAIL));
-            }
-        }
-        let mut writes: Vec<RevokedWrite> = whole
-            .iter()
-            .map(|chunk| RevokedWrite::Chunk(monitor.revoked_chunk_record(*chunk)))
+            .flatten();
+        let chunks = monitor
+            .revoked_chunks_after(after)
+            .into_iter()
+            .map(|chunk| monitor.revoked_chunk_record(chunk))
             .collect();
-        writes.extend(tails.iter().map(|&(chunk, tail)| RevokedWrite::Tail {
-            tail,
-            record: monitor.revoked_tail_record(chunk, tail),
-        }));
-        let open = tails
-            .iter()
-            .map(|(chunk, _)| *chunk)
-            .next_back()
-            .or(stored.open.filter(|c| !whole.contains(c)));
-        self.monitor_revoked_stored.insert(
-            *channel_id,
-            RevokedStored {
-                last: monitor.last_revoked_with_htlcs(),
-                open,
-            },
-        );
+        self.monitor_revoked_stored
+            .insert(*channel_id, monitor.last_revoked_with_htlcs());
         let snapshot = self
             .monitor_snapshots_due
             .remove(channel_id)
             .then(|| monitor.to_bounded_record());
-        Some((snapshot, writes))
+        Some((snapshot, chunks))
     }
 
     /// The channels that have a monitor (a channel closed on chain keeps its monitor until
@@ -390,16 +350,8 @@ impl NodeCore {
         }
         for monitor in monitors {
             let id = monitor.channel_id();
-            // The chunk of the last entry may have tails stored: written whole (and its
-            // tails removed) once its last number is revoked.
-            let last = monitor.last_revoked_with_htlcs();
-            core.monitor_revoked_stored.insert(
-                id,
-                RevokedStored {
-                    last,
-                    open: last.map(|n| n / REVOKED_CHUNK),
-                },
-            );
+            core.monitor_revoked_stored
+                .insert(id, monitor.last_revoked_with_htlcs());
             core.monitors.insert(id, monitor);
         }
         // A monitor's stored snapshot may be older than its channel's record (the channel

@@ -80,8 +80,7 @@ pub use envelope::{LegacyResolutionError, PersistError, RecordKind, FORMAT_VERSI
 pub use monitor::{
     restore_monitor, restore_monitor_with_revoked, ConfirmedTxRecord, CounterpartyCommitmentRecord,
     EmittedEventRecord, HolderCommitmentRecord, MonitorRecord, MonitorRevokedRecord,
-    MonitorStepRecord, MonitorTermsRecord, MonitorUpdateRecord, RevokedHtlcsRecord, RevokedWrite,
-    REVOKED_CHUNK, REVOKED_TAIL, REVOKED_TAILS,
+    MonitorStepRecord, MonitorTermsRecord, MonitorUpdateRecord, RevokedHtlcsRecord, REVOKED_CHUNK,
 };
 pub use records::{
     migrate, ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,

@@ -74,7 +74,7 @@ use crate::channel::record::{
     htlc_from, htlc_record, keys_from, params_from, params_record, pubkeys_from, pubkeys_record,
     spec_from, spec_record, stored_keys,
 };
-use crate::secrets::{CounterpartySecrets, FIRST_INDEX};
+use crate::secrets::CounterpartySecrets;
 use crate::transactions::{commitment_number_obscure_factor, ChannelType};
 use crate::types::{ChannelId, PaymentPreimage};
 
@@ -239,44 +239,6 @@ pub struct MonitorUpdateRecord {
 /// How many consecutive commitment numbers one [`MonitorRevokedRecord`] covers.
 pub const REVOKED_CHUNK: u64 = 64;
 
-/// How many consecutive commitment numbers one tail of a chunk covers: while a chunk fills,
-/// each revocation rewrites only its tail ([`RevokedWrite::Tail`]), not the whole chunk.
-pub const REVOKED_TAIL: u64 = 8;
-
-/// How many tails a chunk has.
-pub const REVOKED_TAILS: u64 = REVOKED_CHUNK / REVOKED_TAIL;
-
-/// One write of a monitor's revoked commitments' HTLCs ([`crate::node::NodeCore::snapshot_monitor`]).
-///
-/// A chunk whose numbers are all revoked is written whole, once; until then its entries are
-/// written as tails of [`REVOKED_TAIL`] numbers each, so that a revocation rewrites at most
-/// one small record. Both are [`MonitorRevokedRecord`]s of the chunk (a tail holds the
-/// entries of its numbers only) and restore reads them alike.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevokedWrite {
-    /// A whole chunk (store it under the chunk's key), written when its last number is
-    /// revoked. Its tails, if any were stored, are removed in the same batch.
-    Chunk(MonitorRevokedRecord),
-    /// Tail `tail` (`0..REVOKED_TAILS`) of the chunk still filling: the entries numbered
-    /// `chunk * REVOKED_CHUNK + tail * REVOKED_TAIL` up to the next tail (store it under a
-    /// key of its own, beside the chunk's).
-    Tail {
-        /// Which tail of the chunk.
-        tail: u64,
-        /// Its entries.
-        record: MonitorRevokedRecord,
-    },
-}
-
-impl RevokedWrite {
-    /// The record to store.
-    pub fn record(&self) -> &MonitorRevokedRecord {
-        match self {
-            RevokedWrite::Chunk(record) | RevokedWrite::Tail { record, .. } => record,
-        }
-    }
-}
-
 /// The untrimmed HTLCs of the peer's revoked commitments numbered
 /// `chunk * REVOKED_CHUNK ..` up to the next chunk ([`RecordKind::MonitorRevoked`]): what
 /// rebuilds a revoked commitment's HTLC scripts. Kept beside the monitor's snapshot rather
@@ -338,23 +300,7 @@ impl ChannelMonitor {
     /// The record of one chunk of revoked commitments' HTLCs.
     pub fn revoked_chunk_record(&self, chunk: u64) -> MonitorRevokedRecord {
         let start = chunk.saturating_mul(REVOKED_CHUNK);
-        self.revoked_range_record(chunk, start, start.saturating_add(REVOKED_CHUNK))
-    }
-
-    /// The record of tail `tail` of chunk `chunk` (see [`RevokedWrite::Tail`]).
-    pub fn revoked_tail_record(&self, chunk: u64, tail: u64) -> MonitorRevokedRecord {
-        let start = chunk
-            .saturating_mul(REVOKED_CHUNK)
-            .saturating_add(tail.saturating_mul(REVOKED_TAIL));
-        self.revoked_range_record(chunk, start, start.saturating_add(REVOKED_TAIL))
-    }
-
-    /// The highest revoked commitment number of the peer (with HTLCs or not), if any.
-    pub fn last_revoked(&self) -> Option<u64> {
-        self.secrets.last_index().map(|last| FIRST_INDEX - last)
-    }
-
-    fn revoked_range_record(&self, chunk: u64, start: u64, end: u64) -> MonitorRevokedRecord {
+        let end = start.saturating_add(REVOKED_CHUNK);
         MonitorRevokedRecord {
             channel_id: self.channel_id,
             chunk,
@@ -380,7 +326,6 @@ pub fn restore_monitor_with_revoked(
     node_seed: &[u8; 32],
 ) -> Result<ChannelMonitor, PersistError> {
     let channel_id = snapshot.channel_id;
-    let mut seen: BTreeMap<u64, RevokedHtlcsRecord> = BTreeMap::new();
     for chunk in revoked {
         if chunk.channel_id != channel_id {
             return Err(PersistError::MonitorUpdateWrongChannel {
@@ -395,23 +340,9 @@ pub fn restore_monitor_with_revoked(
                     what: "a revoked commitment stored in another chunk",
                 });
             }
-            // A chunk and one of its tails may both hold an entry (a chunk written whole
-            // while an older tail of it is still stored): the same entry, kept once.
-            match seen.get(&entry.index) {
-                Some(held) if *held == entry => {}
-                Some(_) => {
-                    return Err(PersistError::MonitorInconsistent {
-                        channel_id,
-                        what: "a revoked commitment stored twice, differently",
-                    })
-                }
-                None => {
-                    seen.insert(entry.index, entry);
-                }
-            }
+            snapshot.revoked_htlcs.push(entry);
         }
     }
-    snapshot.revoked_htlcs.extend(seen.into_values());
     restore_monitor(snapshot, updates, node_seed)
 }
 

@@ -15,7 +15,6 @@ use lightning_core::node::{
 };
 use lightning_core::persist::{
     restore_monitor_with_revoked, ChannelRecord, MonitorRecord, MonitorRevokedRecord, NodeRecord,
-    RevokedWrite, REVOKED_TAILS,
 };
 use lightning_core::secp256k1::{
     ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1, SecretKey,
@@ -93,39 +92,29 @@ pub struct MemStore {
     pub node: Option<Vec<u8>>,
     /// Monitor snapshots, by channel.
     pub monitors: BTreeMap<ChannelId, Vec<u8>>,
-    /// Chunks of monitors' revoked HTLCs and tails of chunks still filling, by (channel,
-    /// chunk, tail: `None` for the whole chunk).
-    pub monitor_revoked: BTreeMap<(ChannelId, u64, Option<u64>), Vec<u8>>,
+    /// Chunks of monitors' revoked HTLCs, by (channel, chunk).
+    pub monitor_revoked: BTreeMap<(ChannelId, u64), Vec<u8>>,
     /// Group commits made (one per drain of the node's outputs that changed something).
     pub commits: u64,
     /// Records written.
     pub writes: u64,
 }
 
-/// Stores a monitor's snapshot and revoked chunks and tails the way the engine does (a
-/// chunk written whole removes its tails).
-fn store_monitor(store: &mut MemStore, record: Option<&MonitorRecord>, revoked: &[RevokedWrite]) {
+/// Stores a monitor's snapshot and revoked chunks the way the engine does.
+fn store_monitor(
+    store: &mut MemStore,
+    record: Option<&MonitorRecord>,
+    chunks: &[MonitorRevokedRecord],
+) {
     if let Some(record) = record {
         store
             .monitors
             .insert(record.channel_id, record.to_bytes().expect("encodes"));
     }
-    for write in revoked {
-        let r = write.record();
-        let tail = match write {
-            RevokedWrite::Chunk(_) => {
-                for t in 0..REVOKED_TAILS {
-                    store
-                        .monitor_revoked
-                        .remove(&(r.channel_id, r.chunk, Some(t)));
-                }
-                None
-            }
-            RevokedWrite::Tail { tail, .. } => Some(*tail),
-        };
+    for chunk in chunks {
         store.monitor_revoked.insert(
-            (r.channel_id, r.chunk, tail),
-            r.to_bytes().expect("encodes"),
+            (chunk.channel_id, chunk.chunk),
+            chunk.to_bytes().expect("encodes"),
         );
     }
 }
@@ -195,17 +184,9 @@ impl Net {
                 );
             }
             store.node = Some(core.node_record().to_bytes().expect("encodes"));
-            // Every monitor whole (a store enabled again starts empty: what was handed out
-            // to the one before is not in it).
             for id in core.monitor_ids() {
-                let _ = core.snapshot_monitor(&id);
-                if let Some(m) = core.monitor(&id) {
-                    let whole: Vec<RevokedWrite> = m
-                        .revoked_chunks_after(None)
-                        .into_iter()
-                        .map(|c| RevokedWrite::Chunk(m.revoked_chunk_record(c)))
-                        .collect();
-                    store_monitor(&mut store, Some(&m.to_bounded_record()), &whole);
+                if let Some((record, chunks)) = core.snapshot_monitor(&id) {
+                    store_monitor(&mut store, record.as_ref(), &chunks);
                 }
             }
             self.stores[i] = Some(store);
@@ -320,7 +301,7 @@ impl Net {
                 let chunks: Vec<MonitorRevokedRecord> = store
                     .monitor_revoked
                     .iter()
-                    .filter(|((c, _, _), _)| c == channel_id)
+                    .filter(|((c, _), _)| c == channel_id)
                     .map(|(_, b)| MonitorRevokedRecord::from_bytes(b).expect("reads"))
                     .collect();
                 restore_monitor_with_revoked(snapshot, Vec::new(), chunks, &seed).expect("restores")

@@ -870,22 +870,6 @@ fn a_bounded_snapshot_and_revoked_chunks_restore_the_live_monitor() {
     assert!(
         restore_monitor_with_revoked(snapshot.clone(), Vec::new(), misplaced, &SEED_A).is_err()
     );
-    // A tail stored beside its whole chunk (the chunk written whole before an older tail of
-    // it was removed, or a store of before tails) holds the same entries: kept once.
-    let mut with_tail = chunks.clone();
-    with_tail.push(w.monitor.revoked_tail_record(0, 0));
-    assert!(!with_tail.last().expect("a tail").entries.is_empty());
-    let restored =
-        restore_monitor_with_revoked(snapshot.clone(), Vec::new(), with_tail.clone(), &SEED_A)
-            .expect("restores");
-    assert!(restored == w.monitor, "a duplicate entry is kept once");
-    // The same number stored twice, differently, is refused.
-    if let Some(entry) = with_tail.last_mut().and_then(|t| t.entries.first_mut()) {
-        entry.htlcs.clear();
-    }
-    assert!(
-        restore_monitor_with_revoked(snapshot.clone(), Vec::new(), with_tail, &SEED_A).is_err()
-    );
     // Only the chunks after what was stored are new.
     let last = w.monitor.last_revoked_with_htlcs().expect("revoked HTLCs");
     assert!(w.monitor.revoked_chunks_after(Some(last)).is_empty());
