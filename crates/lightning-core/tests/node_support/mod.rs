@@ -184,9 +184,17 @@ impl Net {
                 );
             }
             store.node = Some(core.node_record().to_bytes().expect("encodes"));
+            // Every monitor whole (a store enabled again starts empty: what was handed out
+            // to the one before is not in it).
             for id in core.monitor_ids() {
-                if let Some((record, chunks)) = core.snapshot_monitor(&id) {
-                    store_monitor(&mut store, record.as_ref(), &chunks);
+                let _ = core.snapshot_monitor(&id);
+                if let Some(m) = core.monitor(&id) {
+                    let chunks: Vec<MonitorRevokedRecord> = m
+                        .revoked_chunks_after(None)
+                        .into_iter()
+                        .map(|c| m.revoked_chunk_record(c))
+                        .collect();
+                    store_monitor(&mut store, Some(&m.to_bounded_record()), &chunks);
                 }
             }
             self.stores[i] = Some(store);
