@@ -879,12 +879,19 @@ lnshard_result lnshard_engine_best_block_updated(const lnshard_engine *engine, u
 // the block. Call `lnshard_engine_best_block_updated` for the block too.
 lnshard_result lnshard_engine_transactions_confirmed(const lnshard_engine *engine, uint32_t height, const lnshard_confirmed_tx *txs, size_t txs_len);
 
-// Blocks from `height` up were disconnected (a reorg): every channel's on-chain monitor
-// forgets what those blocks confirmed and rebuilds its claims. Then give the new branch's
-// blocks with `lnshard_engine_transactions_confirmed` and
-// `lnshard_engine_best_block_updated`. `height` 0 is `LNSHARD_RESULT_INVALID_PARAMETER`
-// (the genesis block is never disconnected).
-lnshard_result lnshard_engine_block_disconnected(const lnshard_engine *engine, uint32_t height);
+// Blocks from `height` up were disconnected (a reorg): the best block is now the fork
+// point, `height - 1`, whose hash is the 32 bytes at `new_tip_hash` (internal byte order,
+// as `lnshard_engine_best_block_updated` takes it; stored, so a restart never reports a
+// block that left the chain). Every channel's on-chain monitor forgets what those blocks
+// confirmed and rebuilds its claims. Then give the new branch's blocks with
+// `lnshard_engine_transactions_confirmed` and `lnshard_engine_best_block_updated`.
+// `height` 0 is `LNSHARD_RESULT_INVALID_PARAMETER` (the genesis block is never
+// disconnected).
+//
+// After a restart the engine resumes from the lowest best block its shards stored: if that
+// block is not on your chain (the all-zero hash is on none: shards that disagreed on the
+// block at that height report it), disconnect from its height and re-feed from there.
+lnshard_result lnshard_engine_block_disconnected(const lnshard_engine *engine, uint32_t height, const uint8_t *new_tip_hash);
 
 // The feerate (sat per 1000 weight, `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to
 // `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`) on-chain claims start from, for every channel; the

@@ -225,13 +225,32 @@ fn balances_on_chain_events_reorg_and_the_sweep_to_the_configured_address() {
 
     // A reorg takes the commitment out; the monitor rolls back, then the commitment
     // confirms again on the new branch at height 2.
-    let r = a.call("block_disconnected", json!({"height": 2}));
+    // The fork point is block 1 of branch 0.
+    let fork: bitcoin::block::Header =
+        deserialize(&hex::decode(header(1, 0)).expect("hex")).expect("a header");
+    let fork_hash = fork.block_hash().to_string();
+    let r = a.call(
+        "block_disconnected",
+        json!({"height": 2, "hash": fork_hash}),
+    );
     assert_eq!(r["disconnected_from"], 2);
-    b.call("block_disconnected", json!({"height": 2}));
+    assert_eq!(r["best_height"], 1);
+    assert_eq!(r["best_hash"], fork_hash.as_str());
+    b.call(
+        "block_disconnected",
+        json!({"height": 2, "hash": fork_hash}),
+    );
     let e = a
-        .try_call("block_disconnected", json!({"height": 0}))
+        .try_call(
+            "block_disconnected",
+            json!({"height": 0, "hash": fork_hash}),
+        )
         .expect_err("the genesis block stays");
     assert!(e.contains("outside 1..="), "{e}");
+    let e = a
+        .try_call("block_disconnected", json!({"height": 2}))
+        .expect_err("the fork point's hash is required");
+    assert!(e.contains("hash"), "{e}");
     let rolled_back = balances(&a);
     assert_ne!(rolled_back, confirmed, "the reorg changed what is owed");
     feed(&[&a, &b], 2, 1, std::slice::from_ref(&commitment_hex));

@@ -891,22 +891,31 @@ pub extern "C" fn lnshard_engine_transactions_confirmed(
     }
 }
 
-/// Blocks from `height` up were disconnected (a reorg): every channel's on-chain monitor
-/// forgets what those blocks confirmed and rebuilds its claims. Then give the new branch's
-/// blocks with `lnshard_engine_transactions_confirmed` and
-/// `lnshard_engine_best_block_updated`. `height` 0 is `LNSHARD_RESULT_INVALID_PARAMETER`
-/// (the genesis block is never disconnected).
+/// Blocks from `height` up were disconnected (a reorg): the best block is now the fork
+/// point, `height - 1`, whose hash is the 32 bytes at `new_tip_hash` (internal byte order,
+/// as `lnshard_engine_best_block_updated` takes it; stored, so a restart never reports a
+/// block that left the chain). Every channel's on-chain monitor forgets what those blocks
+/// confirmed and rebuilds its claims. Then give the new branch's blocks with
+/// `lnshard_engine_transactions_confirmed` and `lnshard_engine_best_block_updated`.
+/// `height` 0 is `LNSHARD_RESULT_INVALID_PARAMETER` (the genesis block is never
+/// disconnected).
+///
+/// After a restart the engine resumes from the lowest best block its shards stored: if that
+/// block is not on your chain (the all-zero hash is on none: shards that disagreed on the
+/// block at that height report it), disconnect from its height and re-feed from there.
 #[no_mangle]
 pub extern "C" fn lnshard_engine_block_disconnected(
     engine: *const lnshard_engine,
     height: u32,
+    new_tip_hash: *const u8,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
+        let new_tip_hash = BlockHash::from_byte_array(try_array!(new_tip_hash, 32, "new_tip_hash"));
         if height == 0 {
             return invalid_parameter("height 0: the genesis block is never disconnected");
         }
-        match engine.block_disconnected(height) {
+        match engine.block_disconnected(height, new_tip_hash) {
             Ok(()) => lnshard_result::Ok,
             Err(e) => engine_error("block_disconnected", &e),
         }

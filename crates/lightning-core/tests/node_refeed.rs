@@ -151,6 +151,12 @@ fn a_revoked_commitment_refed_after_a_restart_is_punished_once() {
     net.chain.mempool.push(revoked.clone());
     net.mine(1);
     let height = net.chain.height;
+    let monitor = net.nodes[0]
+        .core
+        .monitor(&channel_id)
+        .expect("kept after the close")
+        .clone();
+    assert_eq!(monitor.best_height(), height);
     assert_eq!(net.chain.confirmed[&revoked_txid].0, height);
     let first = net.take_events(0);
     let seen = |events: &[MonitorEvent]| {
@@ -172,12 +178,18 @@ fn a_revoked_commitment_refed_after_a_restart_is_punished_once() {
     let (record, _) = net.restart(0);
     assert_eq!(record.best_height, height - 1);
     assert_eq!(net.nodes[0].core.best_block().0, height - 1);
-    let monitor = net.nodes[0]
+    // The monitor's snapshot was ahead of the node record: restored, it forgets the block
+    // above the node's best block (the host re-feeds it, of whatever branch is the chain).
+    let rewound = net.nodes[0]
         .core
         .monitor(&channel_id)
-        .expect("kept after the close")
-        .clone();
-    assert_eq!(monitor.best_height(), height, "the snapshot is ahead");
+        .expect("kept after the close");
+    assert_eq!(
+        rewound.best_height(),
+        height - 1,
+        "rewound to the best block"
+    );
+    assert_eq!(rewound.funding_spend(), None);
     assert_eq!(monitor.funding_spend(), Some((revoked_txid, height)));
     let _ = net.take_events(0);
 
@@ -191,7 +203,7 @@ fn a_revoked_commitment_refed_after_a_restart_is_punished_once() {
     assert_eq!(
         net.nodes[0].core.monitor(&channel_id),
         Some(&monitor),
-        "the monitor is unchanged by a block it had"
+        "the block given again makes the monitor what it was"
     );
     assert_eq!(net.nodes[0].core.best_block(), (height, net.chain.tip));
     net.run();
@@ -348,5 +360,54 @@ fn every_block_given_twice_changes_no_outcome() {
         distinct.len(),
         keys.len(),
         "an event raised twice: {keys:#?}"
+    );
+}
+
+/// A reorg, then a crash before the next block: the node record stored with the
+/// disconnection holds the fork point (its height and ITS hash, not the hash of a block that
+/// left the chain), so the restarted node reports a block that is on the chain and the host
+/// resumes from there.
+#[test]
+fn a_disconnection_stores_the_fork_point() {
+    let mut net = Net::new(2, 44);
+    net.connect(0, 1);
+    let (channel_id, _) = net.open_channel(0, 1, SATS, 0);
+    net.mine(3);
+    let tip = net.chain.height;
+    assert_eq!(net.nodes[0].core.best_block(), (tip, block_hash(tip)));
+    // Blocks `tip - 1` and `tip` leave the chain: the best block is now `tip - 2`.
+    let fork = tip - 1;
+    net.nodes[0]
+        .core
+        .block_disconnected(fork, block_hash(fork - 1));
+    assert_eq!(
+        net.nodes[0].core.best_block(),
+        (fork - 1, block_hash(fork - 1))
+    );
+    assert_eq!(
+        net.nodes[0]
+            .core
+            .monitor(&channel_id)
+            .map(|m| m.best_height()),
+        Some(fork - 1)
+    );
+    net.commit(0);
+    let (record, _) = net.restart(0);
+    assert_eq!(
+        (record.best_height, record.best_hash),
+        (fork - 1, block_hash(fork - 1)),
+        "the stored best block is the fork point"
+    );
+    assert_eq!(
+        net.nodes[0].core.best_block(),
+        (fork - 1, block_hash(fork - 1))
+    );
+    // A disconnection above the best block changes nothing.
+    net.nodes[0]
+        .core
+        .block_disconnected(tip + 5, block_hash(tip));
+    assert_eq!(
+        net.nodes[0].core.best_block(),
+        (fork - 1, block_hash(fork - 1))
     );
 }

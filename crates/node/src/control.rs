@@ -44,7 +44,7 @@
 //! | `close`, `force_close` | `channel_id` | |
 //! | `list_peers`, `list_channels` | | lists |
 //! | `block_connected` | `height`, `header` (80 bytes hex), `transactions` (hex, block order; or `{index, tx}` objects naming only the block's transactions that matter) | |
-//! | `block_disconnected` | `height` (1 to [`MAX_BLOCK_HEIGHT`]) | blocks from `height` up left the best chain (a reorg): the monitors forget what they confirmed; then `block_connected` the new branch |
+//! | `block_disconnected` | `height` (1 to [`MAX_BLOCK_HEIGHT`]), `hash` (the hash of the block at `height - 1`, the fork point, as `block_connected` answers it) | blocks from `height` up left the best chain (a reorg): the best block is now the fork point (stored, so a restart never resumes from a block that left the chain); the monitors forget what they confirmed; then `block_connected` the new branch |
 //! | `list_balances` | | per channel, what its on-chain state owes us (typed amounts; see [`balance_json`]) |
 //! | `set_claim_feerate` | `feerate_per_kw` (253 to 250,000) | the feerate on-chain claims start from |
 //! | `broadcasts` | | transactions to broadcast since the last call (hex), and `bump_needed`: zero-fee transactions (anchor channels) a wallet must add fees to before they can confirm |
@@ -654,6 +654,8 @@ pub enum Request {
     BlockDisconnected {
         /// 1 to [`MAX_BLOCK_HEIGHT`] (the genesis block is never disconnected).
         height: u32,
+        /// The hash of the block at `height - 1`, the new best block (the fork point).
+        hash: BlockHash,
     },
     /// `list_balances` (parameters ignored).
     ListBalances,
@@ -877,7 +879,8 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
                         "height {height} outside 1..={MAX_BLOCK_HEIGHT} (the genesis block is never disconnected)"
                     ))
                 })?;
-            Request::BlockDisconnected { height }
+            let hash = block_hash_param(p, "hash")?;
+            Request::BlockDisconnected { height, hash }
         }
         "list_balances" => Request::ListBalances,
         "set_claim_feerate" => Request::SetClaimFeerate {
@@ -918,6 +921,13 @@ fn hex32(p: &Value, name: &str) -> Result<[u8; 32], RpcError> {
     hex::decode_to_slice(s, &mut out)
         .map_err(|e| invalid(format!("{name} {s:?} is not 32 bytes of hex: {e}")))?;
     Ok(out)
+}
+
+/// A block hash as explorers and `block_connected` show it (64 hex digits, display order).
+fn block_hash_param(p: &Value, name: &str) -> Result<BlockHash, RpcError> {
+    let s = str_param(p, name)?;
+    s.parse::<BlockHash>()
+        .map_err(|e| invalid(format!("{name} {s:?} is not a block hash: {e}")))
 }
 
 fn pubkey(s: &str, name: &str) -> Result<PublicKey, RpcError> {
@@ -1168,10 +1178,10 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             })
             .await
         }
-        Request::BlockDisconnected { height } => {
+        Request::BlockDisconnected { height, hash } => {
             blocking(node, move |n| {
-                n.engine.block_disconnected(height).map_err(failed)?;
-                Ok(json!({"disconnected_from": height}))
+                n.engine.block_disconnected(height, hash).map_err(failed)?;
+                Ok(json!({"disconnected_from": height, "best_height": height - 1, "best_hash": hash.to_string()}))
             })
             .await
         }
@@ -1576,7 +1586,7 @@ mod tests {
                 "claim" | "fail" => json!({"payment_hash": hex32s(6)}),
                 "close" | "force_close" => json!({"channel_id": hex32s(7)}),
                 "block_connected" => block(json!(100), json!([TX])),
-                "block_disconnected" => json!({"height": 100}),
+                "block_disconnected" => json!({"height": 100, "hash": hex32s(8)}),
                 "set_claim_feerate" => json!({"feerate_per_kw": 1000}),
                 _ => Value::Null,
             }
@@ -1669,11 +1679,30 @@ mod tests {
             .starts_with("transaction does not decode"));
         for h in [0, u64::from(MAX_BLOCK_HEIGHT) + 1] {
             assert_eq!(
-                err("block_disconnected", json!({ "height": h })).message(),
+                err("block_disconnected", json!({ "height": h, "hash": hex32s(8) })).message(),
                 format!(
                     "height {h} outside 1..={MAX_BLOCK_HEIGHT} (the genesis block is never disconnected)"
                 )
             );
+        }
+        // The fork point's hash is required and must be a block hash.
+        assert_eq!(
+            err("block_disconnected", json!({ "height": 5 })).message(),
+            "missing string parameter hash"
+        );
+        assert!(
+            err("block_disconnected", json!({ "height": 5, "hash": "00" }))
+                .message()
+                .starts_with("hash \"00\" is not a block hash")
+        );
+        match parse_request(
+            "block_disconnected",
+            &json!({ "height": 5, "hash": hex32s(8) }),
+        ) {
+            Ok(Request::BlockDisconnected { height, hash }) => {
+                assert_eq!((height, hash.to_string()), (5, hex32s(8)));
+            }
+            other => panic!("{other:?}"),
         }
         assert_eq!(
             err("set_claim_feerate", json!({"feerate_per_kw": 100})).message(),

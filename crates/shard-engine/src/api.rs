@@ -282,7 +282,10 @@ pub trait NodeApi: Backend + Sized {
     /// another never processed. After a restart the engine reports the LOWEST best block any
     /// shard had committed (`coordinator().best_block()`; every restored shard starts
     /// there): the host resumes its chain feed from it, giving every block above it again
-    /// ([`NodeApi::transactions_confirmed`], then this call, block by block). A block a
+    /// ([`NodeApi::transactions_confirmed`], then this call, block by block); if that block
+    /// is not on its chain (a reorg the engine missed, or the all-zero hash: shards that
+    /// disagreed on the block at that height), it first disconnects from its height
+    /// ([`NodeApi::block_disconnected`]). A block a
     /// shard already processed is harmless to give again: confirmations are not counted
     /// twice, no event is raised twice, claims broadcast again are the same transactions.
     fn best_block_updated(mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
@@ -313,17 +316,35 @@ pub trait NodeApi: Backend + Sized {
         Ok(())
     }
 
-    /// Blocks from `height` up were disconnected (a reorg), for every shard: the on-chain
-    /// monitors forget what those blocks confirmed and rebuild their claims (then give the
-    /// new branch's blocks with [`NodeApi::transactions_confirmed`] and
-    /// [`NodeApi::best_block_updated`]). After a restart the engine's reported best block is
-    /// the lowest any shard committed (see [`NodeApi::best_block_updated`]): a host whose
-    /// chain no longer holds that block disconnects from there before re-feeding.
-    fn block_disconnected(mut self, height: u32) -> Result<(), EngineError> {
+    /// Blocks from `height` up were disconnected (a reorg), for every shard (queued behind
+    /// the blocks given before, as they are; a call reading a shard's state afterwards sees
+    /// it done): the best block
+    /// is now the fork point, `height - 1` with hash `new_tip_hash` (each shard stores it, so
+    /// a restart never reports a block that left the chain); the on-chain monitors forget
+    /// what those blocks confirmed and rebuild their claims (then give the new branch's
+    /// blocks with [`NodeApi::transactions_confirmed`] and [`NodeApi::best_block_updated`]).
+    ///
+    /// After a restart the engine's reported best block is the lowest any shard committed
+    /// (see [`NodeApi::best_block_updated`]). If the reported block is not on your chain,
+    /// disconnect from its height (`block_disconnected(reported height, hash of the block
+    /// below it)`) and re-feed from there: shards that committed different blocks at that
+    /// height (one of them on a branch the others disconnected) report the all-zero hash,
+    /// which no chain has, for this reason.
+    fn block_disconnected(
+        mut self,
+        height: u32,
+        new_tip_hash: BlockHash,
+    ) -> Result<(), EngineError> {
+        let fork_point = height.saturating_sub(1);
+        if fork_point <= self.coordinator().best_block().0 {
+            self.coordinator().set_best_block(fork_point, new_tip_hash);
+        }
+        // Queued behind the blocks already given, like them (each shard commits it in its
+        // own batch).
         for shard in 0..self.placement().shards() {
-            call(&mut self, shard, move |s| {
-                s.core_mut().block_disconnected(height)
-            })?;
+            let task =
+                ApiTask::detached(move |s| s.core_mut().block_disconnected(height, new_tip_hash));
+            self.enqueue(shard, ShardMsg::Api(task), true)?;
         }
         Ok(())
     }

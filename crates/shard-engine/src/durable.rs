@@ -35,10 +35,18 @@
 //! shard and the coordinator start there: the engine reports it
 //! (`Coordinator::best_block`), and a host resumes its chain feed from it, giving again
 //! every block above it. A shard that missed a block (which may hold a spend of one of its
-//! channels' funding outputs: a revoked commitment) sees it; a shard, or a monitor whose
-//! snapshot is ahead of its node record, that had processed it takes it again harmlessly
-//! (re-fed blocks are idempotent: no confirmation counted twice, no event raised twice, the
-//! same claims). Taking the highest would lose the missed block for good.
+//! channels' funding outputs: a revoked commitment) sees it; a shard that had processed it
+//! takes it again harmlessly (re-fed blocks are idempotent: no confirmation counted twice,
+//! no event raised twice, the same claims). Taking the highest would lose the missed block
+//! for good.
+//!
+//! A monitor whose snapshot is ahead of the merged best block (its shard committed a block
+//! the others had not, or one the others then disconnected in a reorg) forgets the blocks
+//! above it on restore (`NodeCore::restore_with_monitors`): the host's re-feed, of whatever
+//! branch is now the chain, is applied, not skipped as already seen. Records that agree on
+//! the lowest height but not on its hash (one shard on a branch the others disconnected)
+//! give the all-zero hash, a block no chain has: the host disconnects from that height
+//! before re-feeding ([`NodeRecord::merge`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

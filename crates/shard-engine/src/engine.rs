@@ -267,7 +267,10 @@ impl Engine {
     ///
     /// The engine's best block (`coordinator().best_block()`) is then the lowest any shard
     /// had committed (`best_height` and `best_hash` only serve an empty store): resume the
-    /// chain feed from the block above it (see [`crate::NodeApi::best_block_updated`]).
+    /// chain feed from the block above it (see [`crate::NodeApi::best_block_updated`]). If
+    /// the reported block is not on your chain, disconnect from its height first
+    /// ([`crate::NodeApi::block_disconnected`]); shards that stored different blocks at that
+    /// height report the all-zero hash, which is on no chain, for this reason.
     ///
     /// The store records the node id it belongs to (written in the opening batch if it has
     /// none, as in a store written before it was recorded).

@@ -21,8 +21,8 @@ use lnshard_testkit as support;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use lightning_core::bitcoin::{ScriptBuf, Transaction, Txid};
-use lightning_core::chain::MonitorEvent;
+use lightning_core::bitcoin::{BlockHash, ScriptBuf, Transaction, Txid};
+use lightning_core::chain::{FundingSpendKind, MonitorEvent};
 use lightning_core::persist::NodeRecord;
 use lightning_core::secp256k1::PublicKey;
 use shard_engine::durable::{node_key, NODES};
@@ -263,4 +263,214 @@ fn a_block_only_one_shard_committed_is_refed_after_a_restart_and_the_cheat_punis
     let hash_before = net.vchain().block(before).expect("block").block_hash();
     assert_eq!(reported, (before, hash_before));
     assert_eq!(restored, vec![reported; SHARDS]);
+}
+
+/// Every shard's stored best block (height and hash), by shard index.
+fn stored_blocks(store: &Arc<dyn Store>) -> Vec<(u32, BlockHash)> {
+    (0..SHARDS)
+        .map(|i| {
+            let bytes = store
+                .read(NODES, &node_key(i, SHARDS))
+                .expect("reads")
+                .expect("a node record per shard");
+            let r = NodeRecord::from_bytes(&bytes).expect("decodes");
+            (r.best_height, r.best_hash)
+        })
+        .collect()
+}
+
+/// A reorg half committed: shard `a` (the channel's) committed a block of branch A holding
+/// the peer's commitment, then the process died before it ran the disconnection; the other
+/// shard committed both the block and its disconnection. The restored engine reports the
+/// fork point; the host re-feeds branch B from there, whose block at the same height holds
+/// the HUB's commitment instead. The channel's monitor must take branch B's block (not skip
+/// it as already seen) and forget branch A's: the peer's commitment is not confirmed, the
+/// hub's is, and the hub sweeps its own `to_local` after its delay.
+///
+/// Without the restored monitor forgetting the blocks above the reported best block, it
+/// keeps branch A's commitment confirmed beside branch B's: this test fails there.
+#[test]
+fn a_branch_one_shard_committed_and_the_others_disconnected_is_forgotten_after_a_restart() {
+    let mut chain = ValidatingChain::new();
+    chain.mine(100);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let sim = open_hub(&store, &chain, 11);
+    let mut net = Net::new_validating(sim, PEERS, static_remotekey_config(), chain);
+    let specs: Vec<(usize, bool)> = (0..PEERS).map(|i| (i, false)).collect();
+    net.open_channels(&specs);
+    let hub_id = net.hub.node_id();
+    let peer = 0;
+    let chan = net.channels[peer];
+    assert_eq!(chan.peer, peer);
+    let a = net.hub.shard_of(&net.peer_id(peer));
+    let d = 1 - a;
+    // Both sides' current commitments, fully signed (from copies: nobody closes yet).
+    let theirs = net.peers[peer]
+        .core
+        .channel(&hub_id, &chan.channel_id)
+        .expect("the peer's channel")
+        .clone()
+        .force_close()
+        .expect("the peer's commitment");
+    let peer_id = net.peer_id(peer);
+    let hub_channel = NodeApi::channel(&mut net.hub, peer_id, chan.channel_id)
+        .expect("asks")
+        .expect("the hub's channel");
+    let ours = hub_channel
+        .clone()
+        .force_close()
+        .expect("the hub's commitment");
+    let (theirs_txid, ours_txid) = (theirs.compute_txid(), ours.compute_txid());
+    let h = net.vchain().height();
+    let hash_h = net.vchain().tip();
+    assert_eq!(stored_blocks(&store), vec![(h, hash_h); SHARDS]);
+
+    // Branch A: the peer's commitment at h + 1. Shard `a` commits it; shard `d` not yet.
+    let block_a = net
+        .vchain_mut()
+        .mine_block_with(vec![theirs.clone()])
+        .expect("a valid block");
+    let txs_a = txdata(net.vchain(), h + 1);
+    NodeApi::transactions_confirmed(&mut net.hub, h + 1, &txs_a).expect("confirmed");
+    NodeApi::best_block_updated(&mut net.hub, h + 1, block_a.block_hash()).expect("best");
+    while net.hub.inbox_lens()[a] > 0 {
+        assert!(net.hub.step_shard(a));
+    }
+    let monitor = net.hub.core(a).expect("shard").monitor(&chan.channel_id);
+    assert_eq!(
+        monitor.and_then(|m| m.funding_spend()),
+        Some((theirs_txid, h + 1)),
+        "shard {a} saw branch A"
+    );
+
+    // Branch B replaces it: the hub's commitment at h + 1, then an empty block. The host
+    // disconnects h + 1 (fork point h); shard `d` runs block A and the disconnection, shard
+    // `a` never runs the disconnection: the process dies.
+    let branch_b = net
+        .vchain_mut()
+        .reorg(1, vec![vec![ours.clone()], Vec::new()])
+        .expect("branch B");
+    NodeApi::block_disconnected(&mut net.hub, h + 1, hash_h).expect("disconnected");
+    while net.hub.inbox_lens()[d] > 0 {
+        assert!(net.hub.step_shard(d));
+    }
+    assert!(
+        net.hub.inbox_lens()[a] > 0,
+        "shard {a} never ran the disconnection"
+    );
+    let mut expected = vec![(h, hash_h); SHARDS];
+    expected[a] = (h + 1, block_a.block_hash());
+    assert_eq!(stored_blocks(&store), expected, "the shards diverged");
+    // The peers follow the chain: block A, its disconnection, branch B.
+    for (k, block) in std::iter::once(&block_a).chain(&branch_b).enumerate() {
+        let height = if k == 0 { h + 1 } else { h + k as u32 };
+        if k == 1 {
+            for p in &mut net.peers {
+                p.core.block_disconnected(h + 1, hash_h);
+            }
+        }
+        let txs: Vec<(u32, Transaction)> = block
+            .txdata
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, tx)| (i as u32, tx.clone()))
+            .collect();
+        let refs: Vec<(u32, &Transaction)> = txs.iter().map(|(i, t)| (*i, t)).collect();
+        for p in &mut net.peers {
+            p.core.transactions_confirmed(height, &refs);
+            p.core.best_block_updated(height, block.block_hash());
+        }
+    }
+    net.chain.height = net.vchain().height();
+    net.chain.tip = net.vchain().tip();
+    net.chain.confirmed.insert(ours_txid);
+
+    // The crash, the restart; the host re-feeds branch B from the reported best block.
+    net.cut_all_for_crash();
+    let reopened = open_hub(&store, net.vchain(), 12);
+    drop(std::mem::replace(&mut net.hub, reopened));
+    let hub: &mut Sim = &mut net.hub;
+    let reported = hub.coordinator().best_block();
+    assert_eq!(reported, (h, hash_h), "the fork point: on both branches");
+    let rewound = net.hub.core(a).expect("shard").monitor(&chan.channel_id);
+    assert_eq!(rewound.map(|m| m.best_height()), Some(h), "rewound to it");
+    assert_eq!(rewound.and_then(|m| m.funding_spend()), None);
+    let events_at_restart = net.on_chain_events(Who::Hub).len();
+    for height in reported.0 + 1..=net.vchain().height() {
+        let txs = txdata(net.vchain(), height);
+        let hash = net.vchain().block(height).expect("block").block_hash();
+        NodeApi::transactions_confirmed(&mut net.hub, height, &txs).expect("re-fed");
+        NodeApi::best_block_updated(&mut net.hub, height, hash).expect("re-fed");
+    }
+    net.run();
+    net.reconnect_all();
+    net.run();
+
+    // Branch B only, on every shard.
+    let tip = (net.vchain().height(), net.vchain().tip());
+    for shard in 0..SHARDS {
+        assert_eq!(net.hub.core(shard).expect("shard").best_block(), tip);
+    }
+    let monitor = net
+        .hub
+        .core(a)
+        .expect("shard")
+        .monitor(&chan.channel_id)
+        .expect("monitored until resolved");
+    assert_eq!(monitor.funding_spend(), Some((ours_txid, h + 1)));
+    let spends_theirs = Transaction {
+        version: lightning_core::bitcoin::transaction::Version::TWO,
+        lock_time: lightning_core::bitcoin::absolute::LockTime::ZERO,
+        input: vec![lightning_core::bitcoin::TxIn {
+            previous_output: lightning_core::bitcoin::OutPoint {
+                txid: theirs_txid,
+                vout: 0,
+            },
+            ..Default::default()
+        }],
+        output: Vec::new(),
+    };
+    assert!(
+        !monitor.is_relevant(&spends_theirs),
+        "branch A's commitment is not confirmed"
+    );
+    let after: Vec<MonitorEvent> = net.on_chain_events(Who::Hub)[events_at_restart..]
+        .iter()
+        .filter(|(id, _)| *id == chan.channel_id)
+        .map(|(_, e)| e.clone())
+        .collect();
+    assert!(
+        after.iter().any(|e| matches!(
+            e,
+            MonitorEvent::FundingSpent { txid, kind: FundingSpendKind::Holder { .. } }
+                if *txid == ours_txid
+        )),
+        "{after:#?}"
+    );
+
+    // The hub sweeps its to_local from its own commitment once the delay has passed.
+    for _ in 0..160 {
+        net.mine(1);
+    }
+    let v = net.validating.as_ref().expect("validating");
+    let sweep = hub_sweep();
+    let swept: u64 = v
+        .broadcasts
+        .iter()
+        .filter(|(w, t)| {
+            *w == Who::Hub
+                && t.input.iter().any(|i| i.previous_output.txid == ours_txid)
+                && v.chain.confirmations(&t.compute_txid()) > 0
+        })
+        .flat_map(|(_, t)| t.output.iter())
+        .filter(|o| o.script_pubkey == sweep)
+        .map(|o| o.value.to_sat())
+        .sum();
+    let to_local = hub_channel.local_commit().spec.to_local_msat / 1000;
+    assert!(
+        to_local > 100_000 && swept + 10_000 > to_local && swept < to_local,
+        "swept {swept} of to_local {to_local}"
+    );
+    assert!(net.violations.is_empty(), "{:#?}", net.violations);
 }

@@ -32,7 +32,9 @@
 use std::collections::HashMap;
 
 use lightning_core::bitcoin::secp256k1::Secp256k1;
-use lightning_core::bitcoin::{Block, CompressedPublicKey, OutPoint, ScriptBuf, Transaction, Txid};
+use lightning_core::bitcoin::{
+    Block, BlockHash, CompressedPublicKey, OutPoint, ScriptBuf, Transaction, Txid,
+};
 use lightning_core::chain::{Balance, MonitorEvent};
 use lightning_core::channel::{derive_peer_channel_keys, Channel};
 use lightning_core::node::{Event, NodeConfig};
@@ -78,8 +80,13 @@ pub fn hub_sweep_script() -> ScriptBuf {
 
 /// What the on-chain scenarios need of the hub beyond [`Hub`].
 pub trait ChainHub: Hub {
-    /// Blocks from `height` up were disconnected.
-    fn block_disconnected(&mut self, height: u32) -> Result<(), EngineError>;
+    /// Blocks from `height` up were disconnected; the best block is now `height - 1`, with
+    /// hash `new_tip_hash`.
+    fn block_disconnected(
+        &mut self,
+        height: u32,
+        new_tip_hash: BlockHash,
+    ) -> Result<(), EngineError>;
     /// The hub force-closes `channel_id`.
     fn force_close_channel(&mut self, channel_id: ChannelId) -> Result<(), EngineError>;
     /// What every monitored channel owes the hub on chain.
@@ -87,8 +94,12 @@ pub trait ChainHub: Hub {
 }
 
 impl ChainHub for Sim {
-    fn block_disconnected(&mut self, height: u32) -> Result<(), EngineError> {
-        NodeApi::block_disconnected(&mut *self, height)
+    fn block_disconnected(
+        &mut self,
+        height: u32,
+        new_tip_hash: BlockHash,
+    ) -> Result<(), EngineError> {
+        NodeApi::block_disconnected(&mut *self, height, new_tip_hash)
     }
     fn force_close_channel(&mut self, channel_id: ChannelId) -> Result<(), EngineError> {
         NodeApi::force_close_channel(&mut *self, channel_id)
@@ -99,8 +110,12 @@ impl ChainHub for Sim {
 }
 
 impl ChainHub for Threaded {
-    fn block_disconnected(&mut self, height: u32) -> Result<(), EngineError> {
-        retry(|| NodeApi::block_disconnected(&self.engine, height))
+    fn block_disconnected(
+        &mut self,
+        height: u32,
+        new_tip_hash: BlockHash,
+    ) -> Result<(), EngineError> {
+        retry(|| NodeApi::block_disconnected(&self.engine, height, new_tip_hash))
     }
     fn force_close_channel(&mut self, channel_id: ChannelId) -> Result<(), EngineError> {
         retry(|| NodeApi::force_close_channel(&self.engine, channel_id))
@@ -341,11 +356,17 @@ impl<H: ChainHub> Net<H> {
     /// Blocks from `fork` up were disconnected: every node is told, then `blocks` (the new
     /// branch, its first at `fork`) are fed one by one.
     fn switch_branch(&mut self, fork: u32, blocks: &[Block]) {
+        // The fork point: the block below `fork`, which the reorg kept.
+        let fork_hash = self
+            .vchain()
+            .block(fork - 1)
+            .expect("the fork point is on the chain")
+            .block_hash();
         for p in &mut self.peers {
-            p.core.block_disconnected(fork);
+            p.core.block_disconnected(fork, fork_hash);
         }
         self.hub
-            .block_disconnected(fork)
+            .block_disconnected(fork, fork_hash)
             .expect("block_disconnected");
         self.run();
         for (k, block) in blocks.iter().enumerate() {

@@ -75,12 +75,21 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
         lnshard_result::NullParameter
     );
 
-    // A reorg back to height 95, then none of the genesis block.
+    // A reorg back to height 95 (the fork point 94 and its hash), then none of the genesis
+    // block, and none without the fork point's hash.
+    let fork_hash = [0x94u8; 32];
     assert_eq!(
-        lnshard_engine_block_disconnected(engine, 95),
+        lnshard_engine_block_disconnected(engine, 95, fork_hash.as_ptr()),
         lnshard_result::Ok
     );
-    assert_refused(lnshard_engine_block_disconnected(engine, 0), "height 0");
+    assert_refused(
+        lnshard_engine_block_disconnected(engine, 0, fork_hash.as_ptr()),
+        "height 0",
+    );
+    assert_eq!(
+        lnshard_engine_block_disconnected(engine, 95, std::ptr::null()),
+        lnshard_result::NullParameter
+    );
 
     // The claim feerate: within the relay floor and the ceiling.
     for ok in [
@@ -137,7 +146,7 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
     lnshard_engine_free(engine);
     // A freed engine is no engine.
     assert_eq!(
-        lnshard_engine_block_disconnected(engine, 5),
+        lnshard_engine_block_disconnected(engine, 5, [0u8; 32].as_ptr()),
         lnshard_result::InvalidHandle
     );
 }

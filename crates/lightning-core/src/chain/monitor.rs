@@ -740,6 +740,17 @@ impl ChannelMonitor {
         self.best_height = height.saturating_sub(1);
     }
 
+    /// Forgets every block above `height` (as [`ChannelMonitor::blocks_disconnected`] from
+    /// `height + 1`) if it knows of any: a best height or a confirmation above it. Returns
+    /// whether it did (the monitor changed).
+    pub fn rewind_to(&mut self, height: u32) -> bool {
+        let above = self.best_height > height || self.confirmed.values().any(|(h, _)| *h > height);
+        if above {
+            self.blocks_disconnected(height.saturating_add(1));
+        }
+        above
+    }
+
     /// A new feerate for claims (sat per 1000 weight).
     pub fn set_feerate(&mut self, feerate_per_kw: u32) {
         self.feerate_per_kw = feerate_per_kw.max(253);

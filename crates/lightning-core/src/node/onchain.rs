@@ -12,7 +12,7 @@
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
-use bitcoin::{CompressedPublicKey, ScriptBuf, Transaction};
+use bitcoin::{BlockHash, CompressedPublicKey, ScriptBuf, Transaction};
 
 use super::{ClosureReason, Event, NodeCore};
 use crate::chain::{
@@ -219,10 +219,17 @@ impl NodeCore {
         }
     }
 
-    /// Blocks from `height` up were disconnected (a reorg): the monitors forget what they
-    /// confirmed and rebuild their claims at the next block.
-    pub fn block_disconnected(&mut self, height: u32) {
-        self.best_height = self.best_height.min(height.saturating_sub(1));
+    /// Blocks from `height` up were disconnected (a reorg): the best block is now the fork
+    /// point, `height - 1` with hash `new_tip_hash` (stored with the next commit, so a
+    /// restart never resumes from a block that left the chain); the monitors forget what
+    /// they confirmed and rebuild their claims at the next block. A disconnection above our
+    /// best block leaves the best block as it is.
+    pub fn block_disconnected(&mut self, height: u32, new_tip_hash: BlockHash) {
+        let fork_point = height.saturating_sub(1);
+        if fork_point <= self.best_height {
+            self.best_height = fork_point;
+            self.best_hash = new_tip_hash;
+        }
         self.dirty.node = true;
         let ids: Vec<ChannelId> = self.monitors.keys().copied().collect();
         for id in ids {

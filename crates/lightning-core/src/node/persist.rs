@@ -348,11 +348,20 @@ impl NodeCore {
             );
             core.dirty.channel_changed(node_id, channel_id);
         }
-        for monitor in monitors {
+        for mut monitor in monitors {
             let id = monitor.channel_id();
             core.monitor_revoked_stored
                 .insert(id, monitor.last_revoked_with_htlcs());
+            // A monitor ahead of the node's best block (its snapshot was committed with a
+            // block the node record was not, by a shard that got further or one that saw a
+            // block the others then disconnected) forgets the blocks above it: the host
+            // re-feeds them from there, of whatever branch is now the chain, and they must be
+            // applied, not skipped as already seen.
+            let above = monitor.rewind_to(node_record.best_height);
             core.monitors.insert(id, monitor);
+            if above {
+                core.monitor_snapshot_due(id);
+            }
         }
         // A monitor's stored snapshot may be older than its channel's record (the channel
         // stores what the monitor derives from it): bring it up to date; a funded channel

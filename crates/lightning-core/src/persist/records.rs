@@ -42,6 +42,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{BlockHash, Transaction, Txid};
 use serde::de::DeserializeOwned;
@@ -250,8 +251,12 @@ impl NodeRecord {
 
     /// Combines the node records of several shards into one (to redistribute them with
     /// [`NodeRecord::retain_peers`]): the LOWEST best block (height and that record's
-    /// hash; the first such record's on a tie), the union of everything else. `None` when
-    /// `records` is empty.
+    /// hash), the union of everything else. `None` when `records` is empty.
+    ///
+    /// Records at the lowest height that disagree on its hash: one of them is on a branch
+    /// the others disconnected, and which one cannot be told. The merged hash is then all
+    /// zeros, a block no chain has: a host, not finding it on its chain, disconnects from
+    /// that height and re-feeds the blocks of its chain from there.
     ///
     /// Why the lowest: each shard commits its own record after each block, so after a crash
     /// one shard may hold a block another never processed. Every shard has processed every
@@ -263,10 +268,15 @@ impl NodeRecord {
     pub fn merge(records: impl IntoIterator<Item = NodeRecord>) -> Option<NodeRecord> {
         let mut records = records.into_iter();
         let mut out = records.next()?;
+        // Whether records at `out.best_height` disagree on its hash.
+        let mut forked = false;
         for r in records {
             if r.best_height < out.best_height {
                 out.best_height = r.best_height;
                 out.best_hash = r.best_hash;
+                forked = false;
+            } else if r.best_height == out.best_height && r.best_hash != out.best_hash {
+                forked = true;
             }
             for (k, v) in r.peer_random_draws {
                 let e = out.peer_random_draws.entry(k).or_insert(0);
@@ -295,6 +305,9 @@ impl NodeRecord {
                     }
                 }
             }
+        }
+        if forked {
+            out.best_hash = BlockHash::all_zeros();
         }
         Some(out)
     }
@@ -822,9 +835,43 @@ mod tests {
             let merged = NodeRecord::merge(order).expect("three records");
             assert_eq!((merged.best_height, merged.best_hash), lowest);
         }
-        // A tie keeps the first record's hash (deterministic: the store lists keys sorted).
-        let merged = NodeRecord::merge([at(101, 0xb1), at(101, 0xc1)]).expect("two");
+        // A tie on the same block keeps it.
+        let merged = NodeRecord::merge([at(101, 0xb1), at(101, 0xb1), at(102, 0xb2)]);
+        let merged = merged.expect("three");
         assert_eq!((merged.best_height, merged.best_hash), lowest);
+    }
+
+    /// Two shards' records at the same lowest height with different hashes: one is on a
+    /// branch the other disconnected, and the merge cannot tell which. It reports the
+    /// all-zero hash (no chain has it), whatever the order, so the host disconnects from
+    /// that height and re-feeds its chain; a lower record elsewhere still wins whole.
+    #[test]
+    fn merge_reports_no_hash_when_the_lowest_height_forks() {
+        let at = |height: u32, hash: u8| {
+            let mut r = sample_node_record();
+            r.best_height = height;
+            r.best_hash = BlockHash::from_byte_array([hash; 32]);
+            r
+        };
+        let forked = (101, BlockHash::all_zeros());
+        for order in [
+            vec![at(101, 0xb1), at(101, 0xc1)],
+            vec![at(101, 0xc1), at(101, 0xb1)],
+            vec![at(102, 0xb2), at(101, 0xb1), at(101, 0xc1)],
+            vec![at(101, 0xb1), at(102, 0xb2), at(101, 0xc1), at(101, 0xb1)],
+        ] {
+            let merged = NodeRecord::merge(order).expect("records");
+            assert_eq!((merged.best_height, merged.best_hash), forked);
+        }
+        // A fork above the lowest height does not matter: the lowest block is known.
+        for order in [
+            vec![at(102, 0xb2), at(102, 0xc2), at(101, 0xb1)],
+            vec![at(101, 0xb1), at(102, 0xb2), at(102, 0xc2)],
+        ] {
+            let merged = NodeRecord::merge(order).expect("records");
+            let lowest = (101, BlockHash::from_byte_array([0xb1; 32]));
+            assert_eq!((merged.best_height, merged.best_hash), lowest);
+        }
     }
 
     /// A made-up format version 0 of the node record: no `peer_random_draws`, and the best

@@ -20,8 +20,8 @@
 //! `<conn>` a connection id in decimal): `attach <conn> <peer> <ck> <sk> <rk>` (the hub's end
 //! of a new connection: chaining key, sending and receiving keys, nonces at 0),
 //! `ct <conn> <peer> <ciphertext>`, `detach <conn> <peer>`, `block <height> <hash>`,
-//! `txs <height> <index>:<tx>,...`, `disconnected <height>` (blocks from there up),
-//! `idle`, `channels`, `channel <peer> <channel id>`, `force_close <channel id>`,
+//! `txs <height> <index>:<tx>,...`, `disconnected <height> <hash>` (blocks from `height`
+//! up; `hash`: the fork point's, the block at `height - 1`), `idle`, `channels`, `channel <peer> <channel id>`, `force_close <channel id>`,
 //! `balances` (channels with something claimable on chain: `balances <channel id>,...`, a
 //! channel once per balance), `best` (`best <height> <hash> <stored>`: the engine's best
 //! block, after its restore the lowest best block any of its shards had committed, from
@@ -274,7 +274,8 @@ fn handle(
         }
         "disconnected" => {
             let height: u32 = arg()?.parse().map_err(|_| "bad height")?;
-            api(retry(|| engine.block_disconnected(height)))
+            let hash = BlockHash::from_byte_array(arr32(arg()?)?);
+            api(retry(|| engine.block_disconnected(height, hash)))
         }
         "force_close" => {
             let id = ChannelId(arr32(arg()?)?);

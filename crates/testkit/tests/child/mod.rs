@@ -356,9 +356,14 @@ impl ChildHub {
             .map(|_| ())
     }
 
-    /// Blocks from `height` up were disconnected.
-    pub fn disconnected(&self, height: u32) -> Option<()> {
-        self.request(&format!("disconnected {height}")).map(|_| ())
+    /// Blocks from `height` up were disconnected; the best block is now the fork point
+    /// `height - 1`, with hash `fork_hash`.
+    pub fn disconnected(&self, height: u32, fork_hash: BlockHash) -> Option<()> {
+        self.request(&format!(
+            "disconnected {height} {}",
+            hex(&fork_hash.to_byte_array())
+        ))
+        .map(|_| ())
     }
 }
 
