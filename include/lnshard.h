@@ -879,6 +879,14 @@ lnshard_result lnshard_engine_best_block_updated(const lnshard_engine *engine, u
 // the block. Call `lnshard_engine_best_block_updated` for the block too.
 lnshard_result lnshard_engine_transactions_confirmed(const lnshard_engine *engine, uint32_t height, const lnshard_confirmed_tx *txs, size_t txs_len);
 
+// Writes the engine's best block: its height to `height_out` and its hash (32 bytes,
+// internal byte order, as `lnshard_engine_best_block_updated` takes it) to `hash_out`.
+// After a start on a store this is where to resume the chain feed: the lowest block any
+// shard stored; give every block above it (re-fed blocks are harmless). If that block is
+// not on your chain (the all-zero hash is on none: shards that disagreed on the block at
+// that height report it), call `lnshard_engine_block_disconnected` from its height first.
+lnshard_result lnshard_engine_best_block(const lnshard_engine *engine, uint32_t *height_out, uint8_t *hash_out);
+
 // Blocks from `height` up were disconnected (a reorg): the best block is now the fork
 // point, `height - 1`, whose hash is the 32 bytes at `new_tip_hash` (internal byte order,
 // as `lnshard_engine_best_block_updated` takes it; stored, so a restart never reports a

@@ -891,6 +891,30 @@ pub extern "C" fn lnshard_engine_transactions_confirmed(
     }
 }
 
+/// Writes the engine's best block: its height to `height_out` and its hash (32 bytes,
+/// internal byte order, as `lnshard_engine_best_block_updated` takes it) to `hash_out`.
+/// After a start on a store this is where to resume the chain feed: the lowest block any
+/// shard stored; give every block above it (re-fed blocks are harmless). If that block is
+/// not on your chain (the all-zero hash is on none: shards that disagreed on the block at
+/// that height report it), call `lnshard_engine_block_disconnected` from its height first.
+#[no_mangle]
+pub extern "C" fn lnshard_engine_best_block(
+    engine: *const lnshard_engine,
+    height_out: *mut u32,
+    hash_out: *mut u8,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let engine = &try_handle!(engine, "engine").engine;
+        let height_out = try_out!(height_out, "height_out");
+        let hash_out = try_out!(hash_out, "hash_out");
+        let (height, hash) = engine.coordinator().best_block();
+        // SAFETY: `height_out` is not NULL (checked) and points to a writable u32.
+        unsafe { height_out.write(height) };
+        write_array(hash_out, &hash.to_byte_array());
+        lnshard_result::Ok
+    }
+}
+
 /// Blocks from `height` up were disconnected (a reorg): the best block is now the fork
 /// point, `height - 1`, whose hash is the 32 bytes at `new_tip_hash` (internal byte order,
 /// as `lnshard_engine_best_block_updated` takes it; stored, so a restart never reports a

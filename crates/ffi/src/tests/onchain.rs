@@ -8,11 +8,11 @@ use crate::balances::{
     lnshard_engine_claimable_balances,
 };
 use crate::engine::{
-    lnshard_engine, lnshard_engine_block_disconnected, lnshard_engine_config,
-    lnshard_engine_config_default, lnshard_engine_free, lnshard_engine_new,
-    lnshard_engine_set_claim_feerate, lnshard_engine_set_sweep_script,
-    LNSHARD_MAX_CLAIM_FEERATE_PER_KW, LNSHARD_MAX_SWEEP_SCRIPT_LEN,
-    LNSHARD_MIN_CLAIM_FEERATE_PER_KW,
+    lnshard_engine, lnshard_engine_best_block, lnshard_engine_best_block_updated,
+    lnshard_engine_block_disconnected, lnshard_engine_config, lnshard_engine_config_default,
+    lnshard_engine_free, lnshard_engine_new, lnshard_engine_set_claim_feerate,
+    lnshard_engine_set_sweep_script, LNSHARD_MAX_CLAIM_FEERATE_PER_KW,
+    LNSHARD_MAX_SWEEP_SCRIPT_LEN, LNSHARD_MIN_CLAIM_FEERATE_PER_KW,
 };
 use crate::error::{lnshard_last_error_message, lnshard_result};
 
@@ -75,12 +75,42 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
         lnshard_result::NullParameter
     );
 
+    // The best block it was started at, then a new one.
+    let best = |engine| {
+        let (mut height, mut hash) = (0u32, [0xffu8; 32]);
+        assert_eq!(
+            lnshard_engine_best_block(engine, &mut height, hash.as_mut_ptr()),
+            lnshard_result::Ok
+        );
+        (height, hash)
+    };
+    assert_eq!(best(engine), (100, [0; 32]));
+    assert_eq!(
+        lnshard_engine_best_block_updated(engine, 101, [0x65; 32].as_ptr()),
+        lnshard_result::Ok
+    );
+    assert_eq!(best(engine), (101, [0x65; 32]));
+    assert_eq!(
+        lnshard_engine_best_block(engine, std::ptr::null_mut(), [0u8; 32].as_mut_ptr()),
+        lnshard_result::NullParameter
+    );
+    let mut height = 0u32;
+    assert_eq!(
+        lnshard_engine_best_block(engine, &mut height, std::ptr::null_mut()),
+        lnshard_result::NullParameter
+    );
+
     // A reorg back to height 95 (the fork point 94 and its hash), then none of the genesis
     // block, and none without the fork point's hash.
     let fork_hash = [0x94u8; 32];
     assert_eq!(
         lnshard_engine_block_disconnected(engine, 95, fork_hash.as_ptr()),
         lnshard_result::Ok
+    );
+    assert_eq!(
+        best(engine),
+        (94, fork_hash),
+        "the fork point is the best block"
     );
     assert_refused(
         lnshard_engine_block_disconnected(engine, 0, fork_hash.as_ptr()),
