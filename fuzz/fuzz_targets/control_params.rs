@@ -50,6 +50,7 @@ fn keys(method: &str) -> &'static [&'static str] {
         "fail" => &["payment_hash"],
         "close" | "force_close" => &["channel_id"],
         "block_connected" => &["height", "header", "transactions"],
+        "block_disconnected" => &["height", "hash"],
         _ => &["x"],
     }
 }
@@ -166,6 +167,7 @@ fn value(b: &mut Bytes, key: &str, depth: u8) -> Value {
                     Value::Array((0..n).map(|_| tx_entry(b, depth + 1)).collect())
                 }
                 "header" => Value::String(hex::encode(b.take(80))),
+                "hash" => Value::String(hex::encode(b.take(32))),
                 _ => Value::from(u64::from(b.u8()) << (b.u8() % 40)),
             }
         }
@@ -370,9 +372,11 @@ fn check_ok(method: &str, params: &Value, request: &Request) {
                 assert_eq!(serialize(tx), bytes);
             }
         }
-        Request::BlockDisconnected { height } => {
+        Request::BlockDisconnected { height, hash } => {
             assert!((1..=MAX_BLOCK_HEIGHT).contains(height));
             assert_eq!(u64::from(*height), u64_of(params, "height"));
+            // The fork point's hash, as given (display order, either case).
+            assert_eq!(hash.to_string(), hex_of(params, "hash"));
         }
         Request::SetClaimFeerate { feerate_per_kw } => {
             assert!((253..=250_000).contains(feerate_per_kw));
