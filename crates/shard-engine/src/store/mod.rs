@@ -9,7 +9,7 @@
 //! opening the store.
 
 mod dir;
-mod fs;
+pub mod fs;
 mod memory;
 
 use core::fmt;
