@@ -21,10 +21,9 @@ use lnshard_testkit as support;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use lightning_core::bitcoin::{BlockHash, ScriptBuf, Transaction, Txid};
+use lightning_core::bitcoin::{BlockHash, Transaction, Txid};
 use lightning_core::chain::{FundingSpendKind, MonitorEvent};
 use lightning_core::persist::NodeRecord;
-use lightning_core::secp256k1::PublicKey;
 use shard_engine::durable::{node_key, NODES};
 use shard_engine::store::{MemoryStore, Store};
 use shard_engine::{Backend, EngineConfig, NodeApi, Sim};
@@ -35,15 +34,6 @@ use support::{engine_config, hub_secret, hub_seed, Net, Who};
 const SHARDS: usize = 2;
 /// Peers; enough that two of them land on different shards.
 const PEERS: usize = 4;
-
-/// Where the hub's claims pay: a P2WPKH of a test key.
-fn hub_sweep() -> ScriptBuf {
-    let key = PublicKey::from_secret_key(
-        &lightning_core::secp256k1::Secp256k1::signing_only(),
-        &support::secret(b"hub sweep"),
-    );
-    ScriptBuf::new_p2wpkh(&lightning_core::bitcoin::CompressedPublicKey(key).wpubkey_hash())
-}
 
 fn config(store: &Arc<dyn Store>) -> EngineConfig {
     EngineConfig {
@@ -64,7 +54,8 @@ fn open_hub(store: &Arc<dyn Store>, chain: &ValidatingChain, sim_seed: u64) -> S
         sim_seed,
     )
     .expect("open");
-    NodeApi::set_sweep_script(&mut sim, hub_sweep()).expect("sweep script");
+    NodeApi::set_sweep_script(&mut sim, support::onchain::hub_sweep_script())
+        .expect("sweep script");
     sim
 }
 
@@ -233,7 +224,7 @@ fn a_block_only_one_shard_committed_is_refed_after_a_restart_and_the_cheat_punis
             "output {vout} taken by the hub's justice (spent by {spender})"
         );
     }
-    let sweep = hub_sweep();
+    let sweep = support::onchain::hub_sweep_script();
     let swept: u64 = hub_txs
         .iter()
         .filter_map(|t| v.chain.get_tx(t))
@@ -454,7 +445,7 @@ fn a_branch_one_shard_committed_and_the_others_disconnected_is_forgotten_after_a
         net.mine(1);
     }
     let v = net.validating.as_ref().expect("validating");
-    let sweep = hub_sweep();
+    let sweep = support::onchain::hub_sweep_script();
     let swept: u64 = v
         .broadcasts
         .iter()

@@ -10,11 +10,10 @@ use lnshard_testkit as support;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use lightning_core::bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
+use lightning_core::bitcoin::{OutPoint, Transaction, Txid};
 use lightning_core::chain::{FundingSpendKind, MonitorEvent};
 use lightning_core::channel::Channel;
-use lightning_core::node::PaymentId;
-use lightning_core::types::{PaymentHash, PaymentPreimage};
+use lightning_core::types::PaymentHash;
 use shard_engine::store::{MemoryStore, Store};
 use shard_engine::{Engine, EngineConfig, NodeApi};
 use support::chain::ValidatingChain;
@@ -27,11 +26,6 @@ const B: usize = 1;
 /// The channels' indices in `net.channels` (A's, then B's).
 const CA: usize = 0;
 const CB: usize = 1;
-
-/// Where the hub's claims pay.
-fn hub_sweep() -> ScriptBuf {
-    support::onchain::hub_sweep_script()
-}
 
 fn config(store: &Arc<dyn Store>) -> EngineConfig {
     EngineConfig {
@@ -50,7 +44,7 @@ fn open_hub(store: &Arc<dyn Store>, chain: &ValidatingChain) -> Engine {
         chain.tip(),
     )
     .expect("open");
-    NodeApi::set_sweep_script(&engine, hub_sweep()).expect("sweep script");
+    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
     engine
 }
 
@@ -74,17 +68,6 @@ fn setup() -> (Net<Threaded>, Arc<dyn Store>) {
         assert!(!ch.channel_type().has_anchors(), "static_remotekey");
     }
     (net, store)
-}
-
-/// A payment's preimage and hash, from the plan.
-fn preimage_of(net: &Net<Threaded>, id: PaymentId) -> (PaymentPreimage, PaymentHash) {
-    let hash = net.payments[&id].hash;
-    (net.plan[&hash].0, hash)
-}
-
-/// The outcomes (sent / failed) the payer saw of payment `id`.
-fn outcomes(net: &Net<Threaded>, id: PaymentId) -> Vec<bool> {
-    net.payments[&id].outcomes.clone()
 }
 
 /// The transactions the hub broadcast that confirmed, other than commitments, with the
@@ -126,7 +109,7 @@ fn hub_claims(net: &Net<Threaded>, commitment: &Transaction, also: &[Txid]) -> H
         );
         txs.push(tx.clone());
     }
-    let sweep = hub_sweep();
+    let sweep = support::onchain::hub_sweep_script();
     let mut swept = 0;
     let mut fees = 0;
     let events: HashMap<Txid, u64> = net
@@ -163,17 +146,6 @@ fn hub_claims(net: &Net<Threaded>, commitment: &Transaction, also: &[Txid]) -> H
         }
     }
     HubClaims { swept, fees, txs }
-}
-
-/// The confirmed spend of the channel's funding output.
-fn funding_spend(net: &Net<Threaded>, ch: &Channel) -> Transaction {
-    let funding = ch.funding_outpoint().expect("funded");
-    let outpoint = OutPoint {
-        txid: funding.txid,
-        vout: funding.vout,
-    };
-    let txid = net.vchain().spender_of(&outpoint).expect("spent");
-    net.vchain().get_tx(&txid).expect("tx").clone()
 }
 
 fn assert_clean(net: &Net<Threaded>) {
@@ -232,9 +204,9 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
         true,
     );
     net.run();
-    let (pre1, _) = preimage_of(&net, p1);
-    let (_, hash2) = preimage_of(&net, p2);
-    let (pre3, _) = preimage_of(&net, p3);
+    let (pre1, _) = net.preimage_of(p1);
+    let (_, hash2) = net.preimage_of(p2);
+    let (pre3, _) = net.preimage_of(p3);
     let cb = net.channels[CB];
     let hub_side = net
         .hub
@@ -254,7 +226,7 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
         .expect("B force-closes");
     net.run();
     net.mine(1);
-    let commitment = funding_spend(&net, &hub_side);
+    let commitment = net.funding_spend(&hub_side);
     assert_eq!(
         commitment.compute_txid(),
         hub_side.remote_commit().txid,
@@ -281,7 +253,7 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
             .any(|(_, e)| matches!(e, MonitorEvent::OutboundHtlcFulfilled { preimage, .. } if *preimage == pre1)),
         "the hub saw the preimage"
     );
-    assert_eq!(outcomes(&net, p1), vec![true], "A paid at once");
+    assert_eq!(net.outcomes(p1), vec![true], "A paid at once");
 
     // A claims P3 off-chain: the hub claims it on chain from B's commitment.
     net.peers[A].core.claim_funds(pre3).expect("A claims");
@@ -292,7 +264,7 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
     let mut failed_at = None;
     while failed_at.is_none() && net.vchain().height() < expiry2 + 20 {
         net.mine(1);
-        if outcomes(&net, p2) == vec![false] {
+        if net.outcomes(p2) == vec![false] {
             failed_at = Some(net.vchain().height());
         }
     }
@@ -335,7 +307,7 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
             .amount_msat
             / 1000
     };
-    let (_, hash3) = preimage_of(&net, p3);
+    let (_, hash3) = net.preimage_of(p3);
     // P3 carries the hub's forwarding fee on top of its 80,000 sat.
     assert!(htlc_sat(hash3) > 80_000);
     let expected =
@@ -360,7 +332,7 @@ fn a_peer_force_closes_with_htlcs_both_ways_and_the_hub_claims_its_own() {
     assert!(left.is_empty(), "nothing left to claim: {left:?}");
     // Off-chain: A's channel holds no HTLC and A saw every outcome once.
     assert_eq!(
-        outcomes(&net, p3),
+        net.outcomes(p3),
         vec![true],
         "B learned P3's preimage on chain"
     );
@@ -440,9 +412,9 @@ fn the_hub_force_closes_and_sweeps_to_local_and_its_htlcs_through_the_second_sta
         true,
     );
     net.run();
-    let (pre1, _) = preimage_of(&net, p1);
-    let (_, hash2) = preimage_of(&net, p2);
-    let (pre3, hash3) = preimage_of(&net, p3);
+    let (pre1, _) = net.preimage_of(p1);
+    let (_, hash2) = net.preimage_of(p2);
+    let (pre3, hash3) = net.preimage_of(p3);
     let cb = net.channels[CB];
     let hub_side = net
         .hub
@@ -459,7 +431,7 @@ fn the_hub_force_closes_and_sweeps_to_local_and_its_htlcs_through_the_second_sta
         .expect("the hub force-closes");
     net.run();
     net.mine(1);
-    let commitment = funding_spend(&net, &hub_side);
+    let commitment = net.funding_spend(&hub_side);
     assert_eq!(
         commitment.compute_txid(),
         hub_side.local_commit().txid,
@@ -475,7 +447,7 @@ fn the_hub_force_closes_and_sweeps_to_local_and_its_htlcs_through_the_second_sta
     net.run();
     net.mine(1);
     assert_eq!(
-        outcomes(&net, p1),
+        net.outcomes(p1),
         vec![true],
         "A paid as soon as the preimage confirmed"
     );
@@ -487,8 +459,8 @@ fn the_hub_force_closes_and_sweeps_to_local_and_its_htlcs_through_the_second_sta
     let csv = u32::from(hub_side.remote_params().to_self_delay);
     let done = mine_until_resolved(&mut net, cb.channel_id, closed_at + 600);
     assert!(done >= closed_at + csv, "to_local waits for its CSV");
-    assert_eq!(outcomes(&net, p2), vec![false], "P2 failed upstream");
-    assert_eq!(outcomes(&net, p3), vec![true]);
+    assert_eq!(net.outcomes(p2), vec![false], "P2 failed upstream");
+    assert_eq!(net.outcomes(p3), vec![true]);
     assert_clean(&net);
 
     let expected = hub_side.local_commit().spec.to_local_msat / 1000
@@ -503,7 +475,9 @@ fn the_hub_force_closes_and_sweeps_to_local_and_its_htlcs_through_the_second_sta
         .filter(|t| {
             t.input.len() == 1
                 && t.input[0].previous_output.txid == commitment.compute_txid()
-                && t.output.iter().all(|o| o.script_pubkey != hub_sweep())
+                && t.output
+                    .iter()
+                    .all(|o| o.script_pubkey != support::onchain::hub_sweep_script())
         })
         .collect();
     assert_eq!(
@@ -559,7 +533,7 @@ fn a_revoked_commitment_and_the_cheaters_htlc_success_are_punished() {
         true,
     );
     net.run();
-    let (pre1, _) = preimage_of(&net, p1);
+    let (pre1, _) = net.preimage_of(p1);
     let cb = net.channels[CB];
     // B keeps a copy of this state (both HTLCs pending)...
     let stale = net.peers[B]
@@ -570,8 +544,8 @@ fn a_revoked_commitment_and_the_cheaters_htlc_success_are_punished() {
     assert_eq!(stale.local_commit().spec.htlcs.len(), 2);
     // ... then the channel moves on: both payments settle, that state is revoked.
     net.settle();
-    assert_eq!(outcomes(&net, p1), vec![true]);
-    assert_eq!(outcomes(&net, p3), vec![true]);
+    assert_eq!(net.outcomes(p1), vec![true]);
+    assert_eq!(net.outcomes(p3), vec![true]);
     let hub_side = net
         .hub
         .channel(net.peer_id(B), cb.channel_id)
@@ -678,8 +652,8 @@ fn a_reorg_replaces_the_confirmed_commitment_and_a_restart_mid_resolution_claims
         true,
     );
     net.run();
-    let (_, hash2) = preimage_of(&net, p2);
-    let (pre3, hash3) = preimage_of(&net, p3);
+    let (_, hash2) = net.preimage_of(p2);
+    let (pre3, hash3) = net.preimage_of(p3);
     let cb = net.channels[CB];
     let hub_side = net
         .hub
@@ -709,7 +683,7 @@ fn a_reorg_replaces_the_confirmed_commitment_and_a_restart_mid_resolution_claims
         .expect("the hub broadcast its commitment too");
     assert_eq!(hub_commitment.compute_txid(), hub_side.local_commit().txid);
     net.mine(3);
-    let theirs = funding_spend(&net, &hub_side);
+    let theirs = net.funding_spend(&hub_side);
     assert_eq!(theirs.compute_txid(), hub_side.remote_commit().txid);
     // The hub's sweep of its output on B's commitment confirmed too.
     assert!(net
@@ -725,7 +699,7 @@ fn a_reorg_replaces_the_confirmed_commitment_and_a_restart_mid_resolution_claims
     // A longer branch confirms the hub's commitment instead.
     net.reorg_replacing(theirs.compute_txid(), Some(hub_commitment.clone()));
     assert_eq!(
-        funding_spend(&net, &hub_side).compute_txid(),
+        net.funding_spend(&hub_side).compute_txid(),
         hub_commitment.compute_txid()
     );
     assert!(net.on_chain_events(Who::Hub).iter().any(|(_, e)| matches!(
@@ -744,7 +718,7 @@ fn a_reorg_replaces_the_confirmed_commitment_and_a_restart_mid_resolution_claims
     net.run();
     let expiry2 = expiry(&hub_side, hash2);
     net.mine_to(expiry2 + 8);
-    assert_eq!(outcomes(&net, p2), vec![false], "P2 failed upstream");
+    assert_eq!(net.outcomes(p2), vec![false], "P2 failed upstream");
     // Mid-resolution (second stages confirmed, nothing past its CSV yet): a crash.
     assert!(net.vchain().height() < closed_at + 144);
     let claimed_before = net
@@ -757,8 +731,8 @@ fn a_reorg_replaces_the_confirmed_commitment_and_a_restart_mid_resolution_claims
     let done = mine_until_resolved(&mut net, cb.channel_id, closed_at + 600);
     assert!(done >= closed_at + 144);
     assert_clean(&net);
-    assert_eq!(outcomes(&net, p2), vec![false], "failed upstream once");
-    assert_eq!(outcomes(&net, p3), vec![true]);
+    assert_eq!(net.outcomes(p2), vec![false], "failed upstream once");
+    assert_eq!(net.outcomes(p3), vec![true]);
 
     // Nothing claimed twice, no event repeated across the restart.
     let events = net.on_chain_events(Who::Hub);

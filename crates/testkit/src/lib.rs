@@ -317,6 +317,17 @@ impl<H: Hub> Net<H> {
         net
     }
 
+    /// The preimage and hash of payment `id` (one this network started).
+    pub fn preimage_of(&self, id: PaymentId) -> (PaymentPreimage, PaymentHash) {
+        let hash = self.payments[&id].hash;
+        (self.plan[&hash].0, hash)
+    }
+
+    /// The outcomes (sent / failed) the payer saw of payment `id`.
+    pub fn outcomes(&self, id: PaymentId) -> Vec<bool> {
+        self.payments[&id].outcomes.clone()
+    }
+
     /// Peer `i`'s node id.
     pub fn peer_id(&self, i: usize) -> PublicKey {
         self.peers[i].core.node_id()

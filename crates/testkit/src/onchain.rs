@@ -161,6 +161,20 @@ impl<H: Hub> Net<H> {
         net
     }
 
+    /// The confirmed spend of `ch`'s funding output.
+    ///
+    /// # Panics
+    /// If the network does not run on a validating chain or nothing spent it.
+    pub fn funding_spend(&self, ch: &Channel) -> Transaction {
+        let f = ch.funding_outpoint().expect("funded");
+        let outpoint = OutPoint {
+            txid: f.txid,
+            vout: f.vout,
+        };
+        let txid = self.vchain().spender_of(&outpoint).expect("funding spent");
+        self.vchain().get_tx(&txid).expect("tx").clone()
+    }
+
     /// The validating chain.
     ///
     /// # Panics

@@ -41,15 +41,11 @@ mod child;
 use std::collections::{BTreeSet, VecDeque};
 
 use child::{hex, ChildHub};
-use shard_engine::lightning_core::bitcoin::secp256k1::Secp256k1;
-use shard_engine::lightning_core::bitcoin::{
-    CompressedPublicKey, OutPoint, ScriptBuf, Transaction, Txid,
-};
+use shard_engine::lightning_core::bitcoin::{OutPoint, Transaction, Txid};
 use shard_engine::lightning_core::chain::MonitorEvent;
 use shard_engine::lightning_core::channel::Channel;
-use shard_engine::lightning_core::node::{Event, PaymentId};
-use shard_engine::lightning_core::secp256k1::PublicKey;
-use shard_engine::lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage};
+use shard_engine::lightning_core::node::Event;
+use shard_engine::lightning_core::types::{ChannelId, PaymentHash};
 use shard_engine::sim::SimRng;
 use support::chain::ValidatingChain;
 use support::onchain::{stale_htlc_txs, static_remotekey_config};
@@ -66,12 +62,6 @@ const PEERS: usize = 6;
 /// The claim feerate the host sets on every start (sat per 1000 weight).
 const FEERATE: u32 = 1_000;
 
-/// Where the hub's claims pay: a P2WPKH of a test key.
-fn hub_sweep() -> ScriptBuf {
-    let key = PublicKey::from_secret_key(&Secp256k1::signing_only(), &support::secret(b"sweep"));
-    ScriptBuf::new_p2wpkh(&CompressedPublicKey(key).wpubkey_hash())
-}
-
 /// The child's flags: the chain's tip (for a new store), no anchors, and the sweep script
 /// and feerate, given again on every start.
 fn flags(chain: &ValidatingChain) -> Vec<String> {
@@ -82,7 +72,7 @@ fn flags(chain: &ValidatingChain) -> Vec<String> {
         hex(&chain.tip().to_byte_array()),
         "--static-remotekey".into(),
         "--sweep".into(),
-        hex(hub_sweep().as_bytes()),
+        hex(support::onchain::hub_sweep_script().as_bytes()),
         "--feerate".into(),
         FEERATE.to_string(),
     ]
@@ -171,27 +161,6 @@ fn restart(
     net.run();
 }
 
-/// A payment's preimage and hash.
-fn preimage_of(net: &Net<ChildHub>, id: PaymentId) -> (PaymentPreimage, PaymentHash) {
-    let hash = net.payments[&id].hash;
-    (net.plan[&hash].0, hash)
-}
-
-fn outcomes(net: &Net<ChildHub>, id: PaymentId) -> Vec<bool> {
-    net.payments[&id].outcomes.clone()
-}
-
-/// The confirmed spend of the channel's funding output.
-fn funding_spend(net: &Net<ChildHub>, ch: &Channel) -> Transaction {
-    let f = ch.funding_outpoint().expect("funded");
-    let outpoint = OutPoint {
-        txid: f.txid,
-        vout: f.vout,
-    };
-    let txid = net.vchain().spender_of(&outpoint).expect("funding spent");
-    net.vchain().get_tx(&txid).expect("tx").clone()
-}
-
 /// What the hub owes itself on the channel whose state before the close was `ch` and whose
 /// funding spend is `commitment` (its latest or the peer's): its balance there and the
 /// HTLCs of `won` (sat).
@@ -268,7 +237,7 @@ fn hub_claims(net: &Net<ChildHub>, roots: &[Txid]) -> Claims {
             added = true;
         }
     }
-    let sweep = hub_sweep();
+    let sweep = support::onchain::hub_sweep_script();
     let (mut swept, mut fees) = (0, 0);
     for tx in &txs {
         fees += net.fee_of(tx);
@@ -347,9 +316,9 @@ fn sigkill_during_on_chain_resolution_rebuilds_every_claim_and_claims_nothing_tw
         .clone();
     assert_eq!(stale.local_commit().spec.htlcs.len(), 2);
     net.settle();
-    assert_eq!(outcomes(&net, r1), vec![true]);
-    assert_eq!(outcomes(&net, r3), vec![true]);
-    let (r1_pre, _) = preimage_of(&net, r1);
+    assert_eq!(net.outcomes(r1), vec![true]);
+    assert_eq!(net.outcomes(r3), vec![true]);
+    let (r1_pre, _) = net.preimage_of(r1);
 
     // Pairs (0, 1) and (4, 5): x1 down (claimed on chain by the payee), x2 down (never
     // claimed: times out on chain), x3 up (claimed off chain upstream, so the hub claims it
@@ -416,7 +385,7 @@ fn sigkill_during_on_chain_resolution_rebuilds_every_claim_and_claims_nothing_tw
     let closed_at = net.vchain().height();
     let commitments: Vec<Transaction> = [0, 2]
         .iter()
-        .map(|&k| funding_spend(&net, &before[k]))
+        .map(|&k| net.funding_spend(&before[k]))
         .collect();
     assert_eq!(
         commitments[0].compute_txid(),
@@ -431,8 +400,8 @@ fn sigkill_during_on_chain_resolution_rebuilds_every_claim_and_claims_nothing_tw
 
     // Peers 1 and 5 claim x1 on chain; peers 0 and 4 claim x3 off chain.
     for &(a, b, x1, _, x3) in &pairs {
-        let (pre1, _) = preimage_of(&net, x1);
-        let (pre3, _) = preimage_of(&net, x3);
+        let (pre1, _) = net.preimage_of(x1);
+        let (pre3, _) = net.preimage_of(x3);
         net.peers[b].core.claim_funds(pre1).expect("claim on chain");
         net.peers[a]
             .core
@@ -557,9 +526,9 @@ fn sigkill_during_on_chain_resolution_rebuilds_every_claim_and_claims_nothing_tw
     let hashes = |k: usize| {
         let (_, _, x1, x2, x3) = pairs[k];
         (
-            preimage_of(&net, x1).1,
-            preimage_of(&net, x2).1,
-            preimage_of(&net, x3).1,
+            net.preimage_of(x1).1,
+            net.preimage_of(x2).1,
+            net.preimage_of(x3).1,
         )
     };
     let mut all_claims: Vec<Txid> = Vec::new();
@@ -631,21 +600,9 @@ fn sigkill_during_on_chain_resolution_rebuilds_every_claim_and_claims_nothing_tw
     // Upstream: the preimages seen on chain fulfilled, the timed-out HTLCs failed, once
     // each; the upstream channels are open and hold no HTLC.
     for &(a, _, x1, x2, x3) in &pairs {
-        assert_eq!(
-            outcomes(&net, x1),
-            vec![true],
-            "seed {seed}: x1 of peer {a}"
-        );
-        assert_eq!(
-            outcomes(&net, x2),
-            vec![false],
-            "seed {seed}: x2 of peer {a}"
-        );
-        assert_eq!(
-            outcomes(&net, x3),
-            vec![true],
-            "seed {seed}: x3 of peer {a}"
-        );
+        assert_eq!(net.outcomes(x1), vec![true], "seed {seed}: x1 of peer {a}");
+        assert_eq!(net.outcomes(x2), vec![false], "seed {seed}: x2 of peer {a}");
+        assert_eq!(net.outcomes(x3), vec![true], "seed {seed}: x3 of peer {a}");
     }
     for a in [0, 2, 4] {
         let ch = net.peers[a]
