@@ -74,15 +74,7 @@ fn stored_heights(store: &Arc<dyn Store>) -> Vec<u32> {
 
 /// A block's transactions as the host feeds them (index in the block, transaction).
 fn txdata(chain: &ValidatingChain, height: u32) -> Vec<(u32, Transaction)> {
-    chain
-        .block(height)
-        .expect("block")
-        .txdata
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(k, tx)| (k as u32, tx.clone()))
-        .collect()
+    support::chain::block_txdata(chain.block(height).expect("block"))
 }
 
 #[test]
@@ -360,13 +352,7 @@ fn a_branch_one_shard_committed_and_the_others_disconnected_is_forgotten_after_a
                 p.core.block_disconnected(h + 1, hash_h);
             }
         }
-        let txs: Vec<(u32, Transaction)> = block
-            .txdata
-            .iter()
-            .enumerate()
-            .skip(1)
-            .map(|(i, tx)| (i as u32, tx.clone()))
-            .collect();
+        let txs: Vec<(u32, Transaction)> = support::chain::block_txdata(block);
         let refs: Vec<(u32, &Transaction)> = txs.iter().map(|(i, t)| (*i, t)).collect();
         for p in &mut net.peers {
             p.core.transactions_confirmed(height, &refs);

@@ -1429,3 +1429,15 @@ fn check_scripts(tx: &Transaction, coins: &[Coin]) -> Result<(), Reject> {
     }
     Ok(())
 }
+
+/// A block's transactions after its coinbase, each with its index in the block: what
+/// `transactions_confirmed` takes.
+pub fn block_txdata(block: &Block) -> Vec<(u32, Transaction)> {
+    block
+        .txdata
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(k, tx)| (k as u32, tx.clone()))
+        .collect()
+}

@@ -278,13 +278,7 @@ impl<H: Hub> Net<H> {
     /// peer, then runs until quiet.
     fn deliver_block(&mut self, height: u32, block: &Block) {
         let tip = block.block_hash();
-        let txs: Vec<(u32, Transaction)> = block
-            .txdata
-            .iter()
-            .enumerate()
-            .skip(1)
-            .map(|(k, tx)| (k as u32, tx.clone()))
-            .collect();
+        let txs: Vec<(u32, Transaction)> = crate::chain::block_txdata(block);
         // A preimage revealed on chain is public: the hub may settle upstream with it as
         // with a downstream peer's update_fulfill_htlc.
         for (_, tx) in &txs {

@@ -144,13 +144,7 @@ fn restart(
     );
     for h in height + 1..=net.vchain().height() {
         let block = net.vchain().block(h).expect("block").clone();
-        let txs: Vec<(u32, Transaction)> = block
-            .txdata
-            .iter()
-            .enumerate()
-            .skip(1)
-            .map(|(k, tx)| (k as u32, tx.clone()))
-            .collect();
+        let txs: Vec<(u32, Transaction)> = support::chain::block_txdata(&block);
         net.hub.transactions_confirmed(h, &txs).expect("replay");
         net.hub
             .best_block_updated(h, block.block_hash())
