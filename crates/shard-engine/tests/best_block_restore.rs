@@ -61,15 +61,7 @@ fn open_hub(store: &Arc<dyn Store>, chain: &ValidatingChain, sim_seed: u64) -> S
 
 /// Every shard's stored best height, by shard index.
 fn stored_heights(store: &Arc<dyn Store>) -> Vec<u32> {
-    (0..SHARDS)
-        .map(|i| {
-            let bytes = store
-                .read(NODES, &node_key(i, SHARDS))
-                .expect("reads")
-                .expect("a node record per shard");
-            NodeRecord::from_bytes(&bytes).expect("decodes").best_height
-        })
-        .collect()
+    stored_blocks(store).into_iter().map(|(h, _)| h).collect()
 }
 
 /// A block's transactions as the host feeds them (index in the block, transaction).
