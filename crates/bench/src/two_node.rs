@@ -312,6 +312,9 @@ struct Node {
     core: NodeCore,
     store: NodeStore,
     events: Vec<Event>,
+    /// Whether the next commit point commits whatever the outputs: an API call was made (an
+    /// engine answers every call only once the state it reports is durable).
+    must_commit: bool,
 }
 
 /// The node configuration of both nodes: as LDK's bench, `static_remotekey` channels and one
@@ -393,6 +396,13 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Node `i`'s core, for an API call: its next commit point commits.
+    fn call(&mut self, i: usize) -> &mut NodeCore {
+        let node = &mut self.nodes[i];
+        node.must_commit = true;
+        &mut node.core
+    }
+
     /// Two fresh nodes, connected, with an 8,000,000-sat channel from A to B (100,000,000
     /// msat pushed) opened through the protocol and confirmed through the chain calls.
     /// Each node persists into its own engine [`MemoryStore`].
@@ -427,6 +437,7 @@ impl Harness {
                 core,
                 store,
                 events: Vec::new(),
+                must_commit: false,
             })
         };
         let nodes = [make(0)?, make(1)?];
@@ -453,11 +464,11 @@ impl Harness {
 
     fn open_channel(&mut self) -> Result<(), Error> {
         let [a, b] = self.ids;
-        self.nodes[0].core.peer_connected(b);
-        self.nodes[1].core.peer_connected(a);
+        self.call(0).peer_connected(b);
+        self.call(1).peer_connected(a);
         self.pump()?;
-        let temp = self.nodes[0]
-            .core
+        let temp = self
+            .call(0)
             .create_channel(b, CHANNEL_SATOSHIS, PUSH_MSAT, 42, FEERATE_PER_KW)
             .map_err(api("create_channel"))?;
         self.pump()?;
@@ -473,8 +484,7 @@ impl Harness {
             })
             .ok_or_else(|| Error::Protocol("no FundingGenerationReady after open".into()))?;
         let tx = funding_tx(script, CHANNEL_SATOSHIS, 0x7477_6f6e);
-        self.nodes[0]
-            .core
+        self.call(0)
             .funding_transaction_generated(temp, b, tx.clone())
             .map_err(api("funding_transaction_generated"))?;
         self.pump()?;
@@ -490,6 +500,7 @@ impl Harness {
         self.height += 1;
         let tip = block_header(self.height).block_hash();
         for node in &mut self.nodes {
+            node.must_commit = true;
             node.core.transactions_confirmed(self.height, &[(1, &tx)]);
             node.core.best_block_updated(self.height, tip);
         }
@@ -565,9 +576,16 @@ impl Harness {
         loop {
             for i in 0..2 {
                 let node = &mut self.nodes[i];
-                // The persistence barrier: nothing leaves before it is stored.
-                node.store.commit(&mut node.core)?;
-                while let Some(output) = node.core.poll_output() {
+                let outputs: Vec<Output> = std::iter::from_fn(|| node.core.poll_output()).collect();
+                // The persistence barrier: nothing leaves before it is stored. As an engine
+                // shard, a step none of whose outputs needs its state durable (a
+                // `revoke_and_ack` that only completes a dance, `PaymentClaimable`) carries
+                // its changes into the next commit.
+                if std::mem::take(&mut node.must_commit) || outputs.iter().any(Output::needs_commit)
+                {
+                    node.store.commit(&mut node.core)?;
+                }
+                for output in outputs {
                     match output {
                         Output::SendMessage { node_id, msg } => {
                             if node_id != self.ids[1 - i] {
@@ -621,6 +639,7 @@ impl Harness {
         preimage[..8].copy_from_slice(&self.sent.to_le_bytes());
         self.sent += 1;
         let preimage = PaymentPreimage(preimage);
+        // Stateless (nothing to commit), as LDK's.
         let (hash, secret) = self.nodes[to]
             .core
             .create_inbound_payment(&preimage, Some(amount_msat));
@@ -633,8 +652,7 @@ impl Harness {
             }],
         };
         let payment_id = PaymentId(hash.0);
-        self.nodes[from]
-            .core
+        self.call(from)
             .send_payment(&route, hash, secret, payment_id)
             .map_err(api("send_payment"))?;
         self.pump()?;
@@ -659,8 +677,7 @@ impl Harness {
     fn pay_amount(&mut self, from: usize, amount_msat: u64) -> Result<(), Error> {
         let to = 1 - from;
         let (payment_id, hash, preimage) = self.send_to_claimable(from, amount_msat)?;
-        self.nodes[to]
-            .core
+        self.call(to)
             .claim_funds(preimage)
             .map_err(api("claim_funds"))?;
         self.pump()?;
@@ -704,8 +721,7 @@ impl Harness {
     fn pay_and_fail(&mut self, from: usize, amount_msat: u64) -> Result<(), Error> {
         let to = 1 - from;
         let (payment_id, hash, _) = self.send_to_claimable(from, amount_msat)?;
-        self.nodes[to]
-            .core
+        self.call(to)
             .fail_htlc_backwards(hash)
             .map_err(api("fail_htlc_backwards"))?;
         self.pump()?;
@@ -724,11 +740,11 @@ impl Harness {
     fn reconnect(&mut self) -> Result<(), Error> {
         let [a, b] = self.ids;
         self.inflight.clear();
-        self.nodes[0].core.peer_disconnected(b);
-        self.nodes[1].core.peer_disconnected(a);
+        self.call(0).peer_disconnected(b);
+        self.call(1).peer_disconnected(a);
         self.pump()?;
-        self.nodes[0].core.peer_connected(b);
-        self.nodes[1].core.peer_connected(a);
+        self.call(0).peer_connected(b);
+        self.call(1).peer_connected(a);
         self.pump()?;
         let usable = self.nodes[0]
             .core
@@ -747,9 +763,9 @@ impl Harness {
     /// closing transaction.
     fn close(&mut self) -> Result<(), Error> {
         let b = self.ids[1];
-        self.nodes[0]
-            .core
-            .close_channel(self.channel_id, b)
+        let channel_id = self.channel_id;
+        self.call(0)
+            .close_channel(channel_id, b)
             .map_err(api("close_channel"))?;
         self.pump()?;
         let broadcast = self.nodes[0]
@@ -775,9 +791,19 @@ impl Harness {
         self.payments
     }
 
-    /// Checks both nodes' balances and commitment numbers against the payments made, and
-    /// that each store holds exactly the live channel.
-    pub fn check(&self) -> Result<(), Error> {
+    /// Commits what each node carried over uncommitted (as an engine shard does at a clean
+    /// stop or when its inbox stays empty).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        for node in &mut self.nodes {
+            node.store.commit(&mut node.core)?;
+        }
+        Ok(())
+    }
+
+    /// Checks both nodes' balances and commitment numbers against the payments made, and,
+    /// after a [`Harness::flush`], that each store holds exactly the live channel.
+    pub fn check(&mut self) -> Result<(), Error> {
+        self.flush()?;
         self.check_balances()?;
         // Every payment moves each side's commitment forward twice (add, then fulfill).
         for i in 0..2 {

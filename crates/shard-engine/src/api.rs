@@ -28,38 +28,65 @@ use crate::shard::Shard;
 /// The work of one API call on the shard that must run it: a closure over the shard's state.
 /// What it returns is a [`Reply`], released (handed to the caller) only after the batch that
 /// ran the task committed.
-pub struct ApiTask(Box<TaskFn>);
+pub struct ApiTask {
+    run: Box<TaskFn>,
+    /// Whether the batch that runs it commits (nearly every call's: its answer, or the
+    /// caller's next step, relies on the state it leaves being durable).
+    commits: bool,
+}
 
 /// The closure inside an [`ApiTask`].
 type TaskFn = dyn FnOnce(&mut Shard) -> Option<Reply> + Send;
 
 impl ApiTask {
-    /// A task whose answer nobody waits for.
+    /// A task whose answer nobody waits for (a block, say): its batch commits all the same,
+    /// so that an engine idle after it holds it durably.
     pub(crate) fn detached(f: impl FnOnce(&mut Shard) + Send + 'static) -> Self {
-        ApiTask(Box::new(move |shard| {
-            f(shard);
-            None
-        }))
+        ApiTask {
+            run: Box::new(move |shard| {
+                f(shard);
+                None
+            }),
+            commits: true,
+        }
     }
 
     /// A task that answers into a one-slot channel (the caller waits on its receiver).
     fn answering<R: Send + 'static>(
         f: impl FnOnce(&mut Shard) -> R + Send + 'static,
     ) -> (Self, Receiver<R>) {
+        Self::answering_with(f, true)
+    }
+
+    /// As [`ApiTask::answering`]; `commits` false for a task that changes no state and whose
+    /// answer depends on none a commit would make durable (a derivation from the node's
+    /// seed): its batch need not commit for it.
+    fn answering_with<R: Send + 'static>(
+        f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+        commits: bool,
+    ) -> (Self, Receiver<R>) {
         let (tx, rx) = bounded(1);
-        let task = ApiTask(Box::new(move |shard| {
-            let answer = f(shard);
-            Some(Reply(Box::new(move || {
-                // The caller may have given up waiting: nothing to do then.
-                let _ = tx.try_send(answer);
-            })))
-        }));
+        let task = ApiTask {
+            run: Box::new(move |shard| {
+                let answer = f(shard);
+                Some(Reply(Box::new(move || {
+                    // The caller may have given up waiting: nothing to do then.
+                    let _ = tx.try_send(answer);
+                })))
+            }),
+            commits,
+        };
         (task, rx)
+    }
+
+    /// Whether the batch that runs this task must commit.
+    pub(crate) fn commits(&self) -> bool {
+        self.commits
     }
 
     /// Runs the task on `shard`.
     pub(crate) fn run(self, shard: &mut Shard) -> Option<Reply> {
-        (self.0)(shard)
+        (self.run)(shard)
     }
 }
 
@@ -69,7 +96,8 @@ impl core::fmt::Debug for ApiTask {
     }
 }
 
-/// An API call's answer, held back until the state it reports is durable.
+/// An API call's answer, held back until the state it reports is durable (released after
+/// the batch's commit, which its task asked for: [`ApiTask::commits`]).
 pub struct Reply(Box<dyn FnOnce() + Send>);
 
 impl Reply {
@@ -193,22 +221,25 @@ pub trait NodeApi: Backend + Sized {
         .map_err(EngineError::Api)
     }
 
-    /// Registers a payment we expect (on every shard); returns its hash and secret.
+    /// Makes a payment we expect (stateless: see `NodeCore::create_inbound_payment`); returns
+    /// its hash and secret.
     fn create_inbound_payment(
         mut self,
         payment_preimage: PaymentPreimage,
         amount_msat: Option<u64>,
     ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
-        // Shard 0 derives the secret (from the node seed: the same on every shard); every
-        // other shard registers it before this returns, so an HTLC for it finds it on any
-        // shard (a peer's later messages queue behind the registration in its shard's FIFO
-        // inbox).
-        let (hash, secret) = call(&mut self, 0, move |s| {
-            s.core_mut()
-                .create_inbound_payment(&payment_preimage, amount_msat)
-        })?;
-        register_on(&mut self, 1, hash, secret, amount_msat)?;
-        Ok((hash, secret))
+        // Stateless: shard 0 derives the secret from the node seed, the same on every shard,
+        // and whichever shard an HTLC of it reaches verifies it the same way. Nothing is
+        // stored, so the answer waits for no commit.
+        let (task, answer) = ApiTask::answering_with(
+            move |s| {
+                s.core()
+                    .create_inbound_payment(&payment_preimage, amount_msat)
+            },
+            false,
+        );
+        self.submit(0, task)?;
+        self.wait(0, &answer)
     }
 
     /// Registers a payment we expect whose hash and secret the application chose.
@@ -395,12 +426,19 @@ fn register_on(
     payment_secret: PaymentSecret,
     amount_msat: Option<u64>,
 ) -> Result<(), EngineError> {
+    // Queued on every shard first (each shard's later peer messages queue behind it), then
+    // answered by each once durable.
+    let mut answers = Vec::new();
     for shard in from..b.placement().shards() {
-        let task = ApiTask::detached(move |s| {
+        let (task, answer) = ApiTask::answering(move |s| {
             s.core_mut()
                 .register_inbound_payment(payment_hash, payment_secret, amount_msat)
         });
-        b.enqueue(shard, ShardMsg::Api(task), true)?;
+        b.submit(shard, task)?;
+        answers.push((shard, answer));
+    }
+    for (shard, answer) in answers {
+        b.wait(shard, &answer)?;
     }
     Ok(())
 }

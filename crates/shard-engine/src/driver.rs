@@ -103,6 +103,11 @@ pub(crate) struct ShardDriver {
     handled: usize,
     /// Ciphertext bytes handled in this batch.
     ciphertext: usize,
+    /// Whether this batch commits whatever its outputs (a shutdown, an idle flush).
+    force_commit: bool,
+    /// Whether an earlier batch's changes were carried over uncommitted (none of its
+    /// outputs [needed](Out::needs_commit) them durable): the next commit writes them.
+    deferred: bool,
 }
 
 impl ShardDriver {
@@ -133,7 +138,28 @@ impl ShardDriver {
             out: Vec::new(),
             handled: 0,
             ciphertext: 0,
+            force_commit: false,
+            deferred: false,
         }
+    }
+
+    /// Whether changes are waiting, uncommitted, for the next commit (see
+    /// [`ShardDriver::flush`]).
+    pub(crate) fn deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// Commits the changes carried over by batches that did not need a commit: what a shard
+    /// does when its inbox stays empty for a while, so that a crash loses at most a short
+    /// window of them (which the peers resend: see [`Out::needs_commit`]). False as
+    /// [`ShardDriver::end`].
+    pub(crate) fn flush<S: Sink>(&mut self, sink: &mut S) -> bool {
+        if !self.deferred {
+            return true;
+        }
+        self.begin();
+        self.force_commit = true;
+        self.end(sink)
     }
 
     /// The shard.
@@ -178,10 +204,24 @@ impl ShardDriver {
     #[inline]
     pub(crate) fn handle<S: Sink>(&mut self, msg: ShardMsg, sink: &mut S) -> Handled {
         let connected = match &msg {
-            ShardMsg::Shutdown => return Handled::Shutdown,
+            ShardMsg::Shutdown => {
+                // Nothing is left uncommitted at a clean stop.
+                self.force_commit = true;
+                return Handled::Shutdown;
+            }
             ShardMsg::Attach(a) => Some(a.node_id),
             ShardMsg::Resolve(r) => {
                 self.consumed.push(r.source);
+                None
+            }
+            ShardMsg::Api(task) => {
+                self.force_commit |= task.commits();
+                None
+            }
+            // Chain data: a host that saw the engine idle after a block may rely on it being
+            // durable (it replays from the engine's reported best block).
+            ShardMsg::BestBlock { .. } | ShardMsg::TransactionsConfirmed { .. } => {
+                self.force_commit = true;
                 None
             }
             _ => None,
@@ -211,30 +251,38 @@ impl ShardDriver {
     }
 
     /// Ends the batch: commits it (one `write_batch`), then releases its outputs; repeats for
-    /// the disconnections of connections closed. False
+    /// the disconnections of connections closed. A batch none of whose outputs
+    /// [needs a commit](Out::needs_commit) (a `revoke_and_ack` that completes a dance, a
+    /// `PaymentClaimable`) carries its changes into the next commit instead: nothing that
+    /// depends on them leaves before that commit. False
     /// when the commit failed: the outputs are dropped (nothing that depends on the lost
     /// state leaves) and the whole engine stops. The outputs of a batch that committed are
     /// released even when another shard stopped the engine meanwhile (its state is durable);
     /// false then too. False, with nothing released, when the process is dying between the
     /// commit and the release ([`Sink::aborted`]).
     pub(crate) fn end<S: Sink>(&mut self, sink: &mut S) -> bool {
-        let mut first = true;
         loop {
             if let Some(p) = &self.persister {
-                let consumed: &[HtlcSource] = if first { &self.consumed } else { &[] };
-                if let Err(error) = p.commit(self.shard.core_mut(), &self.out, consumed) {
-                    self.out.clear();
+                if self.force_commit || self.out.iter().any(Out::needs_commit) {
+                    if let Err(error) = p.commit(self.shard.core_mut(), &self.out, &self.consumed) {
+                        self.out.clear();
+                        self.consumed.clear();
+                        sink.halt(StopReason::CommitFailed {
+                            shard: self.shard.index(),
+                            error: Box::new(error),
+                        });
+                        return false;
+                    }
                     self.consumed.clear();
-                    sink.halt(StopReason::CommitFailed {
-                        shard: self.shard.index(),
-                        error: Box::new(error),
-                    });
-                    return false;
+                    self.deferred = false;
+                } else {
+                    // Carried into the next commit, with the resolutions consumed (their
+                    // records stay until the state that applied them is durable).
+                    self.deferred = true;
                 }
-            }
-            if first {
+                self.force_commit = false;
+            } else {
                 self.consumed.clear();
-                first = false;
             }
             if sink.aborted() {
                 // A crash between the commit and the release of the outputs.

@@ -117,6 +117,8 @@ struct Shared {
     events_rx: Receiver<Event>,
     /// Messages queued to a shard (by anyone) and not yet fully handled.
     pending: AtomicUsize,
+    /// Shards holding changes carried over uncommitted, until their idle flush.
+    deferred: AtomicUsize,
     closing: AtomicBool,
     /// Set by [`Engine::abort`]: shards stop at once, as the process would in a crash.
     aborted: AtomicBool,
@@ -317,6 +319,7 @@ impl Engine {
             events_tx,
             events_rx,
             pending: AtomicUsize::new(0),
+            deferred: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             stopped: OnceLock::new(),
@@ -338,6 +341,7 @@ impl Engine {
                     shared: shared.clone(),
                 },
                 held: None,
+                counted_deferred: false,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("lnshard-shard-{index}"))
@@ -658,11 +662,15 @@ impl Engine {
         self.shared.events_rx.try_iter().collect()
     }
 
-    /// Whether every message queued to a shard has been handled (outputs may still wait for
-    /// the application), or the engine has stopped (nothing queued will be handled:
-    /// [`Engine::health`]).
+    /// Whether every message queued to a shard has been handled and committed (outputs may
+    /// still wait for the application), or the engine has stopped (nothing queued will be
+    /// handled: [`Engine::health`]). A shard whose last batches needed no commit (see
+    /// [`EngineConfig::commit_batch`]) commits them once its inbox stays empty for a few
+    /// milliseconds: the engine is idle after that.
     pub fn is_idle(&self) -> bool {
-        self.shared.pending.load(Ordering::SeqCst) == 0 || self.shared.is_stopped()
+        (self.shared.pending.load(Ordering::SeqCst) == 0
+            && self.shared.deferred.load(Ordering::SeqCst) == 0)
+            || self.shared.is_stopped()
     }
 
     /// Messages queued to shards and not yet handled.
@@ -926,7 +934,13 @@ struct Worker {
     sink: ThreadSink,
     /// A message taken from the inbox that starts the next batch.
     held: Option<ShardMsg>,
+    /// Whether this shard is counted in [`Shared::deferred`].
+    counted_deferred: bool,
 }
+
+/// How long a shard's inbox stays empty before the shard commits the changes its last
+/// batches carried over uncommitted ([`ShardDriver::flush`]).
+const IDLE_FLUSH: Duration = Duration::from_millis(5);
 
 impl Worker {
     /// The thread's body: [`Worker::work`], with a panic contained. A panic stops the whole
@@ -955,6 +969,21 @@ impl Worker {
             .pending
             .fetch_sub(left.len(), Ordering::SeqCst);
         left
+    }
+
+    /// Counts this shard in [`Shared::deferred`] while its driver holds changes carried
+    /// over uncommitted (before its batch stops counting as pending, so that
+    /// [`Engine::is_idle`] never reads both zero in between).
+    fn note_deferred(&mut self) {
+        let now = self.driver.deferred();
+        if now != self.counted_deferred {
+            self.counted_deferred = now;
+            if now {
+                self.sink.shared.deferred.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.sink.shared.deferred.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Whether the shard must take no more messages: aborted, or the engine stopped.
@@ -993,6 +1022,20 @@ impl Worker {
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
+            } else if self.driver.deferred() {
+                // Changes carried over uncommitted: commit them if the inbox stays empty.
+                match self.rx.recv_timeout(IDLE_FLUSH) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => {
+                        let ok = self.driver.flush(&mut self.sink);
+                        self.note_deferred();
+                        if !ok {
+                            break;
+                        }
+                        None
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             } else {
                 match self.rx.recv() {
                     Ok(m) => Some(m),
@@ -1020,6 +1063,7 @@ impl Worker {
             }
             let handled = self.driver.handled();
             let ok = self.driver.end(&mut self.sink);
+            self.note_deferred();
             counters
                 .busy_nanos
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -108,3 +108,19 @@ pub enum Out {
     /// is durable.
     Reply(Reply),
 }
+
+impl Out {
+    /// Whether the batch that produced this output must be committed before it is released
+    /// ([`Output::needs_commit`](lightning_core::node::Output::needs_commit); cross-shard
+    /// work). An API call's answer needs none of its own: its task made the batch commit if
+    /// it changed state ([`ApiTask::commits`](crate::api::ApiTask)).
+    pub fn needs_commit(&self) -> bool {
+        match self {
+            Out::Peer { output, .. } => matches!(output, PeerOutput::Message(_)),
+            Out::Event(event) => !event.may_precede_commit(),
+            // The batch of a task that changes state commits anyway (`ApiTask::commits`).
+            Out::Reply(_) => false,
+            Out::Shard { .. } => true,
+        }
+    }
+}

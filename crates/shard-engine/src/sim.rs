@@ -377,9 +377,10 @@ impl Sim {
             .collect()
     }
 
-    /// Whether every inbox is empty.
+    /// Whether every inbox is empty and no shard holds changes carried over uncommitted (the
+    /// threads' idle flush, which [`Sim::step_random`] runs once the inboxes are empty).
     pub fn is_idle(&self) -> bool {
-        self.inboxes.iter().all(VecDeque::is_empty)
+        self.inboxes.iter().all(VecDeque::is_empty) && !self.drivers.iter().any(|d| d.deferred())
     }
 
     /// Messages waiting in each inbox.
@@ -393,10 +394,29 @@ impl Sim {
             .filter(|&i| self.inboxes.get(i).is_some_and(|q| !q.is_empty()))
             .collect();
         if ready.is_empty() {
-            return false;
+            return self.flush_idle();
         }
         let pick = ready.get(self.rng.below(ready.len())).copied().unwrap_or(0);
         self.step_shard(pick)
+    }
+
+    /// With every inbox empty, the threads' idle flush: the first shard holding changes
+    /// carried over uncommitted commits them. False if none does (or the engine stopped).
+    fn flush_idle(&mut self) -> bool {
+        if self.stopped.is_some() {
+            return false;
+        }
+        let Some(driver) = self.drivers.iter_mut().find(|d| d.deferred()) else {
+            return false;
+        };
+        let mut sink = SimSink {
+            inboxes: &mut self.inboxes,
+            events: &mut self.events,
+            stopped: &mut self.stopped,
+            abort: false,
+        };
+        driver.flush(&mut sink);
+        true
     }
 
     /// Runs one batch of shard `shard` (begin, step each message, commit, release): without

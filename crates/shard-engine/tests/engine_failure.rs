@@ -302,14 +302,13 @@ fn a_panicking_shard_stops_the_engine_and_wakes_its_waiting_caller() {
     net.start_random_payments(&mut rng, 8, MIX);
     net.rounds(1);
 
-    // The call's own commit panics on shard 0: its caller, waiting for the answer, wakes
-    // with the reason at once rather than after reply_timeout (30 s).
+    // The call's own commit panics on shard 0 (a channel opened to a peer of shard 0): its
+    // caller, waiting for the answer, wakes with the reason at once rather than after
+    // reply_timeout (30 s).
+    let peer = net.peer_id(peer_per_shard(&net)[0]);
     faulty.inject(Fault::PanicOnce);
     let started = Instant::now();
-    let result = net
-        .hub
-        .engine
-        .create_inbound_payment(PaymentPreimage([7; 32]), Some(5000));
+    let result = net.hub.engine.create_channel(peer, 1_000_000, 0, 77, 2500);
     let waited = started.elapsed();
     let stopped = wait_stopped(&net.hub.engine);
     assert_eq!(result.map(|_| ()), Err(stopped.clone()));

@@ -1,7 +1,7 @@
 //! `commitment_signed` and `revoke_and_ack`: building, signing and verifying the real BOLT 3
 //! commitment and HTLC transactions, and moving the change lists.
 
-use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
 use bitcoin::OutPoint;
 
 use super::error::{close, ChannelErrorReason as R};
@@ -10,7 +10,7 @@ use super::{
     Channel, ChannelError, ChannelEvent, ChannelParams, ChannelPhase, Connection, HtlcFailure,
     LocalCommit, NextRemoteCommit, PointMemo, RemoteCommit,
 };
-use crate::keys::{self as bolt3_keys, ChannelPublicKeys, CommitmentKeys};
+use crate::keys::{self as bolt3_keys, ChannelPublicKeys, CommitmentKeys, RevocationSecret};
 use crate::secrets::FIRST_INDEX;
 use crate::transactions::fees::is_htlc_trimmed;
 use crate::transactions::{
@@ -43,7 +43,21 @@ impl CommitmentTerms {
         index: u64,
         point: &PublicKey,
     ) -> Result<CommitmentTx, ChannelError> {
-        let secp = Secp256k1::verification_only();
+        self.build_knowing(side, spec, index, point, None)
+    }
+
+    /// [`CommitmentTerms::build`] by a side that holds the secret of one of the revocation
+    /// key's points (`known`): the same transaction, derived more cheaply
+    /// ([`CommitmentKeys::derive_knowing`]).
+    pub(crate) fn build_knowing(
+        &self,
+        side: Side,
+        spec: &CommitmentSpec,
+        index: u64,
+        point: &PublicKey,
+        known: Option<RevocationSecret<'_>>,
+    ) -> Result<CommitmentTx, ChannelError> {
+        let secp = Secp256k1::new();
         let htlcs = spec.tx_htlcs();
         let ours = side == Side::Local;
         let (owner, other, owner_params, other_params) = if ours {
@@ -67,6 +81,7 @@ impl CommitmentTerms {
             point,
             owner,
             other,
+            known,
             &htlcs,
             spec.feerate_per_kw,
             owner_params.dust_limit_satoshis,
@@ -102,12 +117,13 @@ impl CommitmentTerms {
 /// tweaks) only if one of `htlcs` is untrimmed at `feerate_per_kw` and the owner's
 /// `dust_limit_satoshis`, since no script of the commitment uses them otherwise.
 #[allow(clippy::too_many_arguments)]
-fn commitment_keys<C: bitcoin::secp256k1::Verification>(
-    secp: &Secp256k1<C>,
+fn commitment_keys(
+    secp: &Secp256k1<All>,
     channel_type: ChannelType,
     point: &PublicKey,
     owner: &ChannelPublicKeys,
     other: &ChannelPublicKeys,
+    known: Option<RevocationSecret<'_>>,
     htlcs: &[Htlc],
     feerate_per_kw: u32,
     dust_limit_satoshis: u64,
@@ -115,10 +131,10 @@ fn commitment_keys<C: bitcoin::secp256k1::Verification>(
     let untrimmed = htlcs
         .iter()
         .any(|h| !is_htlc_trimmed(h, feerate_per_kw, dust_limit_satoshis, channel_type));
-    if untrimmed {
-        CommitmentKeys::derive(secp, point, owner, other)
-    } else {
-        CommitmentKeys::derive_without_htlc_keys(secp, point, owner, other)
+    match known {
+        Some(known) => CommitmentKeys::derive_knowing(secp, point, owner, other, known, untrimmed),
+        None if untrimmed => CommitmentKeys::derive(secp, point, owner, other),
+        None => CommitmentKeys::derive_without_htlc_keys(secp, point, owner, other),
     }
 }
 
@@ -146,7 +162,19 @@ impl Channel {
         index: u64,
     ) -> Result<CommitmentTx, ChannelError> {
         let point = self.local_point(index)?;
-        self.terms()?.build(Side::Local, spec, index, &point)
+        let secret = self.local_secret(index)?;
+        let secret = bolt3_keys::secret_key_from_bytes(&secret, "per_commitment_secret").map_err(
+            |error| {
+                close(R::CommitmentKeys {
+                    side: Side::Local,
+                    index,
+                    error,
+                })
+            },
+        )?;
+        let known = Some(RevocationSecret::PerCommitment(&secret));
+        self.terms()?
+            .build_knowing(Side::Local, spec, index, &point, known)
     }
 
     /// Builds the peer's commitment number `index` with content `spec` (its point of view).
@@ -156,7 +184,9 @@ impl Channel {
         index: u64,
         point: &PublicKey,
     ) -> Result<CommitmentTx, ChannelError> {
-        self.terms()?.build(Side::Remote, spec, index, point)
+        let known = Some(RevocationSecret::Basepoint(&self.keys.revocation_base_key));
+        self.terms()?
+            .build_knowing(Side::Remote, spec, index, point, known)
     }
 
     /// Our latest local commitment transaction, built (unsigned), for inspection.

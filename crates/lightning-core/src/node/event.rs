@@ -180,6 +180,35 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether the application may see this event before the state that produced it is
+    /// durable. Only [`Event::PaymentClaimable`]: it asks for an action (a claim, whose own
+    /// state is made durable before its `update_fulfill_htlc` leaves) and promises nothing
+    /// that a reopen could take back, since a peer whose `revoke_and_ack` a crash lost sends
+    /// it again on reconnection (BOLT 2) and the event comes again. Every other event
+    /// reports an outcome the application acts on (a payment sent, failed or claimed, a
+    /// transaction to broadcast): it waits for the commit of its state.
+    pub fn may_precede_commit(&self) -> bool {
+        matches!(self, Event::PaymentClaimable { .. })
+    }
+}
+
+impl Output {
+    /// Whether the state that produced this output must be durable before it leaves the
+    /// node (the persistence barrier; see [`Event::may_precede_commit`]). A node whose
+    /// outputs all answer false (a `revoke_and_ack` that only completes a dance, say) may
+    /// carry its changes into its next commit instead of syncing now: nothing that depends
+    /// on them has left, so a reopen without them is a state the peers can bring it back
+    /// from.
+    pub fn needs_commit(&self) -> bool {
+        match self {
+            Output::Disconnect { .. } => false,
+            Output::Event(event) => !event.may_precede_commit(),
+            Output::SendMessage { .. } | Output::Forward(_) | Output::Resolve(_) => true,
+        }
+    }
+}
+
 /// An HTLC to add on the channel named by `short_channel_id`: handed to whichever shard owns
 /// that channel (possibly the one that emitted it).
 #[derive(Debug, Clone, PartialEq, Eq)]

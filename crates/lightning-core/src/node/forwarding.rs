@@ -98,13 +98,15 @@ impl NodeCore {
                 payload,
                 shared_secret,
             } => {
-                let expected = self
-                    .inbound_payments
-                    .get(&payment_hash)
-                    .map(|p| ExpectedPayment {
+                let expected = match self.inbound_payments.get(&payment_hash) {
+                    Some(p) => Some(ExpectedPayment {
                         payment_secret: p.secret,
                         amount_msat: p.amount_msat,
-                    });
+                    }),
+                    None => payload
+                        .payment_secret
+                        .and_then(|secret| self.stateless_expected(&payment_hash, &secret)),
+                };
                 let already_claimable = self.claimable.contains_key(&payment_hash);
                 let check = if already_claimable {
                     // One HTLC per payment: a second one for the same hash is refused.

@@ -4,6 +4,7 @@
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::SecretKey;
 
+use super::htlc_policy::ExpectedPayment;
 use super::route::{build_payment_onion, RouteError};
 use super::{
     ApiError, ApiLimit, Event, ForwardHtlc, HtlcSource, InboundPayment, NodeCore, OutboundPayment,
@@ -12,26 +13,75 @@ use super::{
 use crate::onion::FailureMessage;
 use crate::types::{PaymentHash, PaymentPreimage, PaymentSecret};
 
+/// The masked amount of a payment made without one.
+const NO_AMOUNT: u64 = u64::MAX;
+
 impl NodeCore {
-    /// Registers a payment we expect: returns its hash and the secret the payer must send.
-    /// The preimage stays with the application, which gives it to
-    /// [`NodeCore::claim_funds`] when [`Event::PaymentClaimable`] arrives.
+    /// Makes a payment we expect: returns its hash and the secret the payer must send. The
+    /// preimage stays with the application, which gives it to [`NodeCore::claim_funds`] when
+    /// [`Event::PaymentClaimable`] arrives.
+    ///
+    /// Stateless, as LDK's invoices: the secret carries the amount asked for (masked) and a
+    /// 24-byte tag over it and the hash, keyed by the node's seed, so nothing is stored and
+    /// the call needs no commit; an HTLC is accepted when its secret's tag verifies. A second
+    /// payment of the same hash after a claim is therefore accepted again (BOLT 4 lets the
+    /// final node do either): the application may fail it back.
     pub fn create_inbound_payment(
-        &mut self,
+        &self,
         payment_preimage: &PaymentPreimage,
         amount_msat: Option<u64>,
     ) -> (PaymentHash, PaymentSecret) {
         let hash = payment_preimage.payment_hash();
-        let secret = PaymentSecret(self.derive(b"payment-secret", &[&hash.0]));
-        self.dirty.node = true;
-        self.inbound_payments.insert(
-            hash,
-            InboundPayment {
-                secret,
-                amount_msat,
-            },
-        );
-        (hash, secret)
+        let metadata = amount_msat.unwrap_or(NO_AMOUNT).to_be_bytes();
+        let pad = self.inbound_pad(&hash);
+        let mut secret = [0u8; 32];
+        let (masked, tag_part) = secret.split_at_mut(8);
+        for ((m, a), p) in masked.iter_mut().zip(metadata).zip(pad) {
+            *m = a ^ p;
+        }
+        let tag = self.inbound_tag(&hash, masked);
+        for (t, v) in tag_part.iter_mut().zip(tag) {
+            *t = v;
+        }
+        (hash, PaymentSecret(secret))
+    }
+
+    /// What a payment of `hash` carrying `secret` must satisfy if we made `secret` with
+    /// [`NodeCore::create_inbound_payment`]; `None` if its tag does not verify.
+    pub(crate) fn stateless_expected(
+        &self,
+        hash: &PaymentHash,
+        secret: &PaymentSecret,
+    ) -> Option<ExpectedPayment> {
+        let (masked, tag_part) = secret.0.split_at(8);
+        let tag = self.inbound_tag(hash, masked);
+        // Compared in constant time: the tag is what a prober would guess at (the 24 bytes
+        // after the masked amount; the zip stops there).
+        let diff = tag
+            .iter()
+            .zip(tag_part)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
+            return None;
+        }
+        let pad = self.inbound_pad(hash);
+        let mut metadata = [0u8; 8];
+        for ((m, s), p) in metadata.iter_mut().zip(masked).zip(pad) {
+            *m = s ^ p;
+        }
+        let amount = u64::from_be_bytes(metadata);
+        Some(ExpectedPayment {
+            payment_secret: *secret,
+            amount_msat: (amount != NO_AMOUNT).then_some(amount),
+        })
+    }
+
+    fn inbound_pad(&self, hash: &PaymentHash) -> [u8; 32] {
+        self.derive(b"inbound-payment-pad", &[&hash.0])
+    }
+
+    fn inbound_tag(&self, hash: &PaymentHash, masked: &[u8]) -> [u8; 32] {
+        self.derive(b"inbound-payment-tag", &[&hash.0, masked])
     }
 
     /// Registers a payment we expect whose hash and secret the application chose.
@@ -163,5 +213,68 @@ impl NodeCore {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::hashes::Hash;
+    use bitcoin::BlockHash;
+
+    use super::*;
+    use crate::node::NodeConfig;
+
+    fn node(seed: u8) -> NodeCore {
+        let secret = SecretKey::from_slice(&[seed; 32]).expect("a valid key");
+        NodeCore::new(
+            secret,
+            [seed; 32],
+            NodeConfig::default(),
+            100,
+            BlockHash::all_zeros(),
+        )
+    }
+
+    #[test]
+    fn a_stateless_secret_verifies_carries_its_amount_and_stores_nothing() {
+        let mut core = node(3);
+        let _ = core.take_dirty();
+        for amount in [Some(1), Some(12_345_678), Some(u64::MAX - 1), None] {
+            let preimage = PaymentPreimage([amount.map_or(0, |a| a as u8); 32]);
+            let (hash, secret) = core.create_inbound_payment(&preimage, amount);
+            assert_eq!(hash, preimage.payment_hash());
+            let expected = core.stateless_expected(&hash, &secret).expect("verifies");
+            assert_eq!(expected.amount_msat, amount);
+            assert_eq!(expected.payment_secret, secret);
+        }
+        let dirty = core.take_dirty();
+        assert!(
+            !dirty.node && dirty.channels.is_empty(),
+            "nothing to commit"
+        );
+    }
+
+    #[test]
+    fn a_stateless_secret_is_refused_when_tampered_with_or_for_another_hash_or_node() {
+        let core = node(4);
+        let preimage = PaymentPreimage([9; 32]);
+        let (hash, secret) = core.create_inbound_payment(&preimage, Some(50_000));
+        // Any flipped bit, in the masked amount or in the tag.
+        for byte in 0..32 {
+            let mut bad = secret;
+            bad.0[byte] ^= 0x01;
+            assert!(
+                core.stateless_expected(&hash, &bad).is_none(),
+                "byte {byte}"
+            );
+        }
+        let other = PaymentPreimage([10; 32]).payment_hash();
+        assert!(core.stateless_expected(&other, &secret).is_none());
+        assert!(node(5).stateless_expected(&hash, &secret).is_none());
+        // The same inputs give the same secret (any shard of the node derives it alike).
+        assert_eq!(
+            core.create_inbound_payment(&preimage, Some(50_000)).1,
+            secret
+        );
     }
 }
