@@ -520,10 +520,20 @@ impl NodeCore {
             Message::FundingSigned(signed) => {
                 self.handle_funding_signed(node_id, channel_id, &signed)
             }
+            Message::UpdateFee(fee) if !self.check_remote_update_fee(node_id, channel_id, &fee) => {
+            }
             other => {
+                // A channel that may just have become usable follows the estimates.
+                let usable_now = matches!(
+                    other,
+                    Message::ChannelReady(_) | Message::ChannelReestablish(_)
+                );
                 self.with_channel(node_id, channel_id, |entry| {
                     entry.channel.handle_message(&other)
                 });
+                if usable_now {
+                    self.maybe_update_fee(node_id, channel_id);
+                }
             }
         }
     }

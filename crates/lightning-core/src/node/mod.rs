@@ -43,6 +43,7 @@
 //! * [`route`]: caller-given routes and the payment onion built along them.
 //! * [`htlc_policy`]: what to do with an HTLC a peer committed to us (forward, receive, fail).
 //! * [`config`], [`event`]: configuration, events and outputs.
+//! * [`fees`]: feerates from the host, `update_fee` as funder and as fundee.
 //! * [`limits`]: what a peer can make us hold, say or show (peer text bounds, pong budget).
 
 mod chain;
@@ -50,6 +51,7 @@ mod channel_ext;
 pub mod config;
 mod dispatch;
 pub mod event;
+pub mod fees;
 mod forwarding;
 pub mod htlc_policy;
 mod lifecycle;
@@ -75,6 +77,7 @@ pub use event::{
     ClosureReason, Event, ForwardHtlc, ForwardOutcome, ForwardResolution, HtlcSource, Output,
     PaymentFailure, PaymentId,
 };
+pub use fees::{FeeEstimates, FeePolicy, MIN_RELAY_FEERATE_PER_KW};
 pub use htlc_policy::ForwardingPolicy;
 pub use limits::{PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN};
 pub use persist::Dirty;
@@ -329,6 +332,10 @@ pub struct NodeCore {
     next_tick_ms: Option<u64>,
     /// Test mode only: every new channel uses these keys instead of derived ones.
     forced_channel_keys: Option<crate::keys::ChannelKeys>,
+    /// The host's latest fee estimates ([`NodeCore::fee_estimates_updated`]); not persisted.
+    fee_estimates: Option<FeeEstimates>,
+    /// When to send and refuse `update_fee` ([`NodeCore::set_fee_policy`]); not persisted.
+    fee_policy: FeePolicy,
 }
 
 impl NodeCore {
@@ -374,6 +381,8 @@ impl NodeCore {
             rate_limits: PeerRateLimits::default(),
             next_tick_ms: None,
             forced_channel_keys: None,
+            fee_estimates: None,
+            fee_policy: FeePolicy::default(),
         }
     }
 

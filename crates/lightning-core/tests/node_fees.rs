@@ -1,0 +1,262 @@
+//! Feerates from the host: `update_fee` as funder following [`FeeEstimates`], and a fundee
+//! refusing one outside its bounds with a warning (never a force close). Networks of
+//! `NodeCore`s exchanging encoded bytes; every channel opens at 2,500 sat/kw.
+
+mod node_support;
+
+use lightning_core::channel::ChannelPhase;
+use lightning_core::node::{Event, FeeEstimates, NodeConfig};
+use lightning_core::types::ChannelId;
+use lightning_core::wire::Message;
+use node_support::Net;
+
+const SATS: u64 = 1_000_000;
+const OPEN_FEERATE: u32 = 2_500;
+
+fn estimates(urgent: u32, normal: u32, background: u32) -> FeeEstimates {
+    FeeEstimates {
+        urgent,
+        normal,
+        background,
+    }
+}
+
+/// Two nodes and a channel from 0 to 1, with or without anchors.
+fn net(anchors: bool, seed: u8) -> (Net, ChannelId, lightning_core::types::ShortChannelId) {
+    let mut config = NodeConfig::default();
+    config.channel.negotiate_anchors = anchors;
+    let mut net = Net::with_config(2, seed, config);
+    net.connect(0, 1);
+    let (channel_id, scid) = net.open_channel(0, 1, SATS, 200_000_000);
+    (net, channel_id, scid)
+}
+
+/// The feerate of each node's current commitments: (node 0 local, node 0 remote, node 1
+/// local, node 1 remote).
+fn feerates(net: &Net, channel_id: ChannelId) -> [u32; 4] {
+    let mut out = [0; 4];
+    for i in 0..2 {
+        let peer = net.id(1 - i);
+        let c = net.nodes[i].core.channel(&peer, &channel_id).unwrap();
+        out[2 * i] = c.local_commit().spec.feerate_per_kw;
+        out[2 * i + 1] = c.remote_commit().spec.feerate_per_kw;
+    }
+    out
+}
+
+/// Messages of this type node `i` sent so far.
+fn sent_count(net: &Net, i: usize, type_id: u16) -> usize {
+    net.nodes[i]
+        .sent
+        .iter()
+        .filter(|(_, b)| u16::from_be_bytes([b[0], b[1]]) == type_id)
+        .count()
+}
+
+const UPDATE_FEE: u16 = 134;
+const WARNING: u16 = 1;
+
+fn no_closure(net: &Net, channel_id: ChannelId) {
+    for i in 0..2 {
+        assert!(
+            !net.nodes[i]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::ChannelClosed { .. })),
+            "node {i} closed nothing"
+        );
+        assert!(net.chain.mempool.is_empty(), "nothing broadcast");
+        let peer = net.id(1 - i);
+        let c = net.nodes[i].core.channel(&peer, &channel_id).unwrap();
+        assert_eq!(c.phase(), ChannelPhase::Normal, "node {i}'s channel open");
+    }
+}
+
+#[test]
+fn funder_follows_the_normal_estimate_past_the_thresholds() {
+    let (mut net, channel_id, scid) = net(false, 101);
+    // The fundee knows the same chain.
+    net.nodes[1]
+        .core
+        .fee_estimates_updated(estimates(5_000, 2_500, 1_000));
+    net.run();
+    assert_eq!(feerates(&net, channel_id), [OPEN_FEERATE; 4]);
+
+    // 12% up: below the 20% threshold, nothing sent.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(5_000, 2_800, 1_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 0);
+    assert_eq!(feerates(&net, channel_id), [OPEN_FEERATE; 4]);
+
+    // 20% up: update_fee, and the dance puts it in both commitments on both sides.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(5_000, 3_000, 1_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    assert_eq!(feerates(&net, channel_id), [3_000; 4]);
+
+    // 40% down: below the 50% threshold, nothing.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(5_000, 1_800, 1_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    assert_eq!(feerates(&net, channel_id), [3_000; 4]);
+
+    // Halved: follows it down.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(5_000, 1_500, 1_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 2);
+    assert_eq!(feerates(&net, channel_id), [1_500; 4]);
+
+    // The same estimate again sends nothing; payments go on at the new feerate.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(5_000, 1_500, 1_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 2);
+    net.pay(&[0, 1], &[scid], 10_000_000, 1);
+    net.pay(&[1, 0], &[scid], 5_000_000, 2);
+    assert_eq!(feerates(&net, channel_id), [1_500; 4]);
+    no_closure(&net, channel_id);
+}
+
+#[test]
+fn fundee_never_sends_update_fee() {
+    let (mut net, channel_id, _) = net(false, 102);
+    net.nodes[1]
+        .core
+        .fee_estimates_updated(estimates(20_000, 10_000, 5_000));
+    net.run();
+    assert_eq!(sent_count(&net, 1, UPDATE_FEE), 0);
+    assert_eq!(feerates(&net, channel_id), [OPEN_FEERATE; 4]);
+}
+
+#[test]
+fn anchor_channels_keep_a_low_floor() {
+    let (mut net, channel_id, scid) = net(true, 103);
+    // Anchors: the background estimate, not the normal one.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(20_000, 10_000, 300));
+    net.run();
+    assert_eq!(feerates(&net, channel_id), [300; 4]);
+    // The normal estimate moving does not move an anchor channel.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(40_000, 30_000, 300));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    // Never below the channel's minimum (the relay floor).
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(400, 300, 100));
+    net.run();
+    assert_eq!(
+        sent_count(&net, 0, UPDATE_FEE),
+        1,
+        "300 to 253 is under the threshold"
+    );
+    assert_eq!(feerates(&net, channel_id), [300; 4]);
+    net.pay(&[0, 1], &[scid], 10_000_000, 1);
+    no_closure(&net, channel_id);
+}
+
+#[test]
+fn fundee_refuses_a_feerate_below_its_floor_with_a_warning_then_accepts_on_reconnect() {
+    let (mut net, channel_id, scid) = net(false, 104);
+    // Fundee: background 2,000, so the floor of a non-anchor channel is 1,000.
+    net.nodes[1]
+        .core
+        .fee_estimates_updated(estimates(5_000, 3_000, 2_000));
+    net.run();
+    net.take_events(0);
+    net.take_events(1);
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(1_000, 700, 500));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    assert_eq!(sent_count(&net, 1, WARNING), 1, "the fundee warned");
+    assert!(!net.is_connected(0, 1), "and disconnected");
+    assert_eq!(feerates(&net, channel_id), [OPEN_FEERATE; 4]);
+    no_closure(&net, channel_id);
+    let warning = net.nodes[1]
+        .sent
+        .iter()
+        .rev()
+        .find_map(|(_, b)| match Message::decode(b) {
+            Ok(Message::Warning(w)) => Some(w),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(warning.channel_id, channel_id);
+
+    // The chain got cheaper for the fundee too: the retransmitted update_fee is accepted.
+    net.nodes[1]
+        .core
+        .fee_estimates_updated(estimates(1_500, 1_000, 800));
+    net.connect(0, 1);
+    net.run();
+    assert_eq!(feerates(&net, channel_id), [700; 4]);
+    net.pay(&[0, 1], &[scid], 10_000_000, 1);
+    no_closure(&net, channel_id);
+}
+
+#[test]
+fn fundee_refuses_a_feerate_above_its_ceiling() {
+    let (mut net, channel_id, _) = net(false, 105);
+    // Fundee: urgent 3,000, so the ceiling is 30,000.
+    net.nodes[1]
+        .core
+        .fee_estimates_updated(estimates(3_000, 2_500, 1_000));
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(50_000, 40_000, 10_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    assert_eq!(sent_count(&net, 1, WARNING), 1);
+    assert!(!net.is_connected(0, 1));
+    assert_eq!(feerates(&net, channel_id), [OPEN_FEERATE; 4]);
+    no_closure(&net, channel_id);
+}
+
+#[test]
+fn without_estimates_the_fundee_takes_any_feerate_within_the_static_bounds() {
+    let (mut net, channel_id, _) = net(false, 106);
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(50_000, 40_000, 10_000));
+    net.run();
+    assert_eq!(feerates(&net, channel_id), [40_000; 4]);
+    no_closure(&net, channel_id);
+}
+
+#[test]
+fn funder_never_sends_a_feerate_it_cannot_afford_above_the_reserve() {
+    let mut config = NodeConfig::default();
+    config.channel.negotiate_anchors = false;
+    let mut net = Net::with_config(2, 107, config);
+    net.connect(0, 1);
+    // The funder keeps 15,000 sat: its reserve (10,000) and the commitment fee at 2,500
+    // sat/kw (724 weight: 1,810 sat) fit, at 10x that feerate (18,100 sat) they do not.
+    let (channel_id, _) = net.open_channel(0, 1, SATS, (SATS - 15_000) * 1000);
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(30_000, 25_000, 10_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 0);
+    assert_eq!(feerates(&net, channel_id), [OPEN_FEERATE; 4]);
+    // An affordable rise goes through.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(5_000, 4_000, 1_000));
+    net.run();
+    assert_eq!(feerates(&net, channel_id), [4_000; 4]);
+    no_closure(&net, channel_id);
+}
