@@ -393,6 +393,22 @@ pub trait NodeApi: Backend + Sized {
         Ok(all)
     }
 
+    /// New fee estimates from the host, for every shard (queued behind what was given before;
+    /// each shard commits the batch that runs it): funded channels of ours follow them with
+    /// `update_fee`, and a peer's `update_fee` far outside them is refused
+    /// ([`lightning_core::node::NodeCore::fee_estimates_updated`]). Kept in memory only: give
+    /// them again after a restart, and whenever your estimator's answer changes.
+    fn fee_estimates_updated(
+        mut self,
+        estimates: lightning_core::node::FeeEstimates,
+    ) -> Result<(), EngineError> {
+        for shard in 0..self.placement().shards() {
+            let task = ApiTask::detached(move |s| s.core_mut().fee_estimates_updated(estimates));
+            self.enqueue(shard, ShardMsg::Api(task), true)?;
+        }
+        Ok(())
+    }
+
     /// The feerate (sat per 1000 weight) on-chain claims start from, on every shard.
     fn set_claim_feerate(mut self, feerate_per_kw: u32) -> Result<(), EngineError> {
         for shard in 0..self.placement().shards() {

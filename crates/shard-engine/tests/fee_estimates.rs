@@ -1,0 +1,98 @@
+//! Fee estimates through the engine: `NodeApi::fee_estimates_updated` reaches every shard,
+//! the hub's funded channels follow it with `update_fee` (both sides end at the new feerate
+//! in both commitments), and payments go on afterwards.
+
+use lnshard_testkit as support;
+
+use lightning_core::node::FeeEstimates;
+use shard_engine::{Engine, NodeApi, SimRng};
+use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded};
+
+const PEERS: usize = 6;
+
+#[test]
+fn hub_channels_on_every_shard_follow_the_estimates() {
+    let engine = Engine::new(
+        engine_config(4),
+        hub_secret(),
+        hub_seed(),
+        100,
+        support::genesis(),
+    );
+    let mut net = Net::new(Threaded { engine }, PEERS);
+    let specs: Vec<(usize, bool)> = (0..PEERS).map(|i| (i, true)).collect();
+    net.open_channels(&specs);
+    let initial = net.balances();
+    let hub_id = net.hub.engine.node_id();
+    let shards: std::collections::BTreeSet<usize> = (0..PEERS)
+        .map(|i| net.hub.engine.shard_of(&net.peer_id(i)))
+        .collect();
+    assert!(shards.len() > 1, "channels on several shards: {shards:?}");
+
+    for (step, estimates) in [
+        // Anchor channels (the default) follow the background estimate.
+        FeeEstimates {
+            urgent: 8_000,
+            normal: 5_000,
+            background: 1_000,
+        },
+        FeeEstimates {
+            urgent: 12_000,
+            normal: 8_000,
+            background: 3_000,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        net.hub
+            .engine
+            .fee_estimates_updated(estimates)
+            .expect("fee_estimates_updated");
+        net.run();
+        for c in net.channels.clone() {
+            let pid = net.peer_id(c.peer);
+            let hub_side = net
+                .hub
+                .engine
+                .channel(pid, c.channel_id)
+                .expect("engine")
+                .expect("hub channel");
+            let peer_side = net.peers[c.peer]
+                .core
+                .channel(&hub_id, &c.channel_id)
+                .expect("peer channel");
+            for (who, ch) in [("hub", &hub_side), ("peer", peer_side)] {
+                assert_eq!(
+                    ch.local_commit().spec.feerate_per_kw,
+                    estimates.background,
+                    "step {step}: {who}'s commitment of channel {}",
+                    c.channel_id
+                );
+                assert_eq!(
+                    ch.remote_commit().spec.feerate_per_kw,
+                    estimates.background,
+                    "step {step}: {who}'s copy of the other's commitment"
+                );
+            }
+        }
+    }
+
+    let mut rng = SimRng::new(15);
+    for _ in 0..3 {
+        net.start_random_payments(
+            &mut rng,
+            3,
+            PaymentMix {
+                extra_msat: 10_000_000,
+                from_hub_every: Some(3),
+                fail_one_in: None,
+            },
+        );
+        net.run();
+        net.settle();
+    }
+    assert!(net.forwarded_count > 0, "payments went through");
+    let errors = net.check(&initial);
+    assert!(errors.is_empty(), "{errors:#?}");
+}
