@@ -389,16 +389,7 @@ impl CommitmentKeys {
         local: &ChannelPublicKeys,
         remote: &ChannelPublicKeys,
     ) -> Result<CommitmentKeys, KeyError> {
-        let revocation_key =
-            derive_revocation_public_key(secp, &remote.revocation_basepoint, per_commitment_point)?;
-        Self::assemble(
-            secp,
-            per_commitment_point,
-            local,
-            remote,
-            revocation_key,
-            true,
-        )
+        Self::derive_public(secp, per_commitment_point, local, remote, true)
     }
 
     /// [`CommitmentKeys::derive`] (with `htlc_keys`) or
@@ -476,6 +467,17 @@ impl CommitmentKeys {
         local: &ChannelPublicKeys,
         remote: &ChannelPublicKeys,
     ) -> Result<CommitmentKeys, KeyError> {
+        Self::derive_public(secp, per_commitment_point, local, remote, false)
+    }
+
+    /// The keys from public points only (no secret known).
+    fn derive_public<C: Verification>(
+        secp: &Secp256k1<C>,
+        per_commitment_point: &PublicKey,
+        local: &ChannelPublicKeys,
+        remote: &ChannelPublicKeys,
+        htlc_keys: bool,
+    ) -> Result<CommitmentKeys, KeyError> {
         let revocation_key =
             derive_revocation_public_key(secp, &remote.revocation_basepoint, per_commitment_point)?;
         Self::assemble(
@@ -484,7 +486,7 @@ impl CommitmentKeys {
             local,
             remote,
             revocation_key,
-            false,
+            htlc_keys,
         )
     }
 }
