@@ -906,6 +906,17 @@ lnshard_result lnshard_engine_block_disconnected(const lnshard_engine *engine, u
 // monitors raise it as a claim's deadline nears. Call it as the fee estimate changes.
 lnshard_result lnshard_engine_set_claim_feerate(const lnshard_engine *engine, uint32_t feerate_per_kw);
 
+// New fee estimates from the host, in sat per 1000 weight, each from
+// `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`: `urgent`
+// (confirmation within a few blocks), `normal` (within about a day) and `background`
+// (whenever the chain is quiet). Channels we funded follow them with `update_fee` (without
+// anchors: `normal`; with anchors: `background`, their commitments are bumped by CPFP) once
+// a target moves 20% up or 50% down from the channel's feerate, and a peer's `update_fee`
+// far outside them is refused with a warning and a disconnection (the channel stays open).
+// Kept in memory only: call it after every start, and whenever your estimator's answer
+// changes. Until the first call no `update_fee` is sent.
+lnshard_result lnshard_engine_fee_estimates_updated(const lnshard_engine *engine, uint32_t urgent, uint32_t normal, uint32_t background);
+
 // Where on-chain claims (the `to_local` sweep, HTLC claims, justice transactions) of
 // channels funded from now on pay: the output script (`script_len` bytes at `script`, at
 // most `LNSHARD_MAX_SWEEP_SCRIPT_LEN`) of the application's wallet: P2PKH, P2SH, P2WPKH,

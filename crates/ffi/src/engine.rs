@@ -976,6 +976,46 @@ pub extern "C" fn lnshard_engine_set_claim_feerate(
     }
 }
 
+/// New fee estimates from the host, in sat per 1000 weight, each from
+/// `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`: `urgent`
+/// (confirmation within a few blocks), `normal` (within about a day) and `background`
+/// (whenever the chain is quiet). Channels we funded follow them with `update_fee` (without
+/// anchors: `normal`; with anchors: `background`, their commitments are bumped by CPFP) once
+/// a target moves 20% up or 50% down from the channel's feerate, and a peer's `update_fee`
+/// far outside them is refused with a warning and a disconnection (the channel stays open).
+/// Kept in memory only: call it after every start, and whenever your estimator's answer
+/// changes. Until the first call no `update_fee` is sent.
+#[no_mangle]
+pub extern "C" fn lnshard_engine_fee_estimates_updated(
+    engine: *const lnshard_engine,
+    urgent: u32,
+    normal: u32,
+    background: u32,
+) -> lnshard_result {
+    ffi_panic_boundary! {
+        let engine = &try_handle!(engine, "engine").engine;
+        for (name, value) in [("urgent", urgent), ("normal", normal), ("background", background)] {
+            if !(LNSHARD_MIN_CLAIM_FEERATE_PER_KW..=LNSHARD_MAX_CLAIM_FEERATE_PER_KW)
+                .contains(&value)
+            {
+                return invalid_parameter(format!(
+                    "{name} {value} outside \
+                     {LNSHARD_MIN_CLAIM_FEERATE_PER_KW}..={LNSHARD_MAX_CLAIM_FEERATE_PER_KW}"
+                ));
+            }
+        }
+        let estimates = lightning_core::node::FeeEstimates {
+            urgent,
+            normal,
+            background,
+        };
+        match engine.fee_estimates_updated(estimates) {
+            Ok(()) => lnshard_result::Ok,
+            Err(e) => engine_error("fee_estimates_updated", &e),
+        }
+    }
+}
+
 /// The longest script `lnshard_engine_set_sweep_script` takes (a witness program of 40
 /// bytes with its version and push).
 pub const LNSHARD_MAX_SWEEP_SCRIPT_LEN: usize = 42;

@@ -10,9 +10,10 @@ use crate::balances::{
 use crate::engine::{
     lnshard_engine, lnshard_engine_best_block, lnshard_engine_best_block_updated,
     lnshard_engine_block_disconnected, lnshard_engine_config, lnshard_engine_config_default,
-    lnshard_engine_free, lnshard_engine_new, lnshard_engine_set_claim_feerate,
-    lnshard_engine_set_sweep_script, LNSHARD_MAX_CLAIM_FEERATE_PER_KW,
-    LNSHARD_MAX_SWEEP_SCRIPT_LEN, LNSHARD_MIN_CLAIM_FEERATE_PER_KW,
+    lnshard_engine_fee_estimates_updated, lnshard_engine_free, lnshard_engine_new,
+    lnshard_engine_set_claim_feerate, lnshard_engine_set_sweep_script,
+    LNSHARD_MAX_CLAIM_FEERATE_PER_KW, LNSHARD_MAX_SWEEP_SCRIPT_LEN,
+    LNSHARD_MIN_CLAIM_FEERATE_PER_KW,
 };
 use crate::error::{lnshard_last_error_message, lnshard_result};
 
@@ -139,6 +140,24 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
     assert_refused(
         lnshard_engine_set_claim_feerate(engine, LNSHARD_MAX_CLAIM_FEERATE_PER_KW + 1),
         "feerate_per_kw 250001",
+    );
+
+    // Fee estimates: each target within the same bounds.
+    assert_eq!(
+        lnshard_engine_fee_estimates_updated(engine, 10_000, 2_500, 253),
+        lnshard_result::Ok
+    );
+    assert_refused(
+        lnshard_engine_fee_estimates_updated(engine, 10_000, 2_500, 252),
+        "background 252 outside 253..=250000",
+    );
+    assert_refused(
+        lnshard_engine_fee_estimates_updated(engine, 250_001, 2_500, 1_000),
+        "urgent 250001 outside",
+    );
+    assert_eq!(
+        lnshard_engine_fee_estimates_updated(std::ptr::null(), 1_000, 1_000, 1_000),
+        lnshard_result::NullParameter
     );
 
     // The sweep script: standard destinations only.
