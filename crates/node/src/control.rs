@@ -47,6 +47,7 @@
 //! | `block_disconnected` | `height` (1 to [`MAX_BLOCK_HEIGHT`]), `hash` (the hash of the block at `height - 1`, the fork point, as `block_connected` answers it) | blocks from `height` up left the best chain (a reorg): the best block is now the fork point (stored, so a restart never resumes from a block that left the chain); the monitors forget what they confirmed; then `block_connected` the new branch |
 //! | `list_balances` | | per channel, what its on-chain state owes us (typed amounts; see [`balance_json`]) |
 //! | `set_claim_feerate` | `feerate_per_kw` (253 to 250,000) | the feerate on-chain claims start from |
+//! | `set_fee_estimates` | `urgent`, `normal`, `background` (sat per 1000 weight, each 253 to 250,000) | the host's fee estimates (kept in memory: give them after every start): channels we funded follow them with `update_fee` (`normal` without anchors, `background` with), a peer's `update_fee` far outside them is refused with a warning |
 //! | `broadcasts` | | transactions to broadcast since the last call (hex), and `bump_needed`: zero-fee transactions (anchor channels) a wallet must add fees to before they can confirm |
 //! | `events` | | events since the last call |
 //! | `stop` | | the node stops |
@@ -527,7 +528,7 @@ fn reply(id: Value, result: Result<Value, RpcError>) -> Response {
 }
 
 /// Every method of the control interface, as [`parse_request`] knows them.
-pub const METHODS: [&str; 19] = [
+pub const METHODS: [&str; 20] = [
     "getinfo",
     "connect",
     "open_channel",
@@ -544,6 +545,7 @@ pub const METHODS: [&str; 19] = [
     "block_disconnected",
     "list_balances",
     "set_claim_feerate",
+    "set_fee_estimates",
     "broadcasts",
     "events",
     "stop",
@@ -665,6 +667,9 @@ pub enum Request {
         /// [`crate::sweep::MAX_CLAIM_FEERATE_PER_KW`].
         feerate_per_kw: u32,
     },
+    /// `set_fee_estimates`: the host's estimates, each within
+    /// [`crate::sweep::MIN_CLAIM_FEERATE_PER_KW`] and [`crate::sweep::MAX_CLAIM_FEERATE_PER_KW`].
+    SetFeeEstimates(lightning_core::node::FeeEstimates),
     /// `broadcasts` (parameters ignored).
     Broadcasts,
     /// `events` (parameters ignored).
@@ -693,6 +698,7 @@ impl Request {
             Request::BlockDisconnected { .. } => "block_disconnected",
             Request::ListBalances => "list_balances",
             Request::SetClaimFeerate { .. } => "set_claim_feerate",
+            Request::SetFeeEstimates(_) => "set_fee_estimates",
             Request::Broadcasts => "broadcasts",
             Request::Events => "events",
             Request::Stop => "stop",
@@ -887,6 +893,17 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
             feerate_per_kw: super::sweep::check_claim_feerate(u64_param(p, "feerate_per_kw")?)
                 .map_err(invalid)?,
         },
+        "set_fee_estimates" => {
+            let target = |name: &str| -> Result<u32, RpcError> {
+                super::sweep::check_claim_feerate(u64_param(p, name)?)
+                    .map_err(|e| invalid(format!("{name}: {e}")))
+            };
+            Request::SetFeeEstimates(lightning_core::node::FeeEstimates {
+                urgent: target("urgent")?,
+                normal: target("normal")?,
+                background: target("background")?,
+            })
+        }
         "broadcasts" => Request::Broadcasts,
         "events" => Request::Events,
         "stop" => Request::Stop,
@@ -1196,6 +1213,17 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             blocking(node, move |n| {
                 n.engine.set_claim_feerate(feerate_per_kw).map_err(failed)?;
                 Ok(json!({"feerate_per_kw": feerate_per_kw}))
+            })
+            .await
+        }
+        Request::SetFeeEstimates(estimates) => {
+            blocking(node, move |n| {
+                n.engine.fee_estimates_updated(estimates).map_err(failed)?;
+                Ok(json!({
+                    "urgent": estimates.urgent,
+                    "normal": estimates.normal,
+                    "background": estimates.background,
+                }))
             })
             .await
         }
@@ -1588,6 +1616,9 @@ mod tests {
                 "block_connected" => block(json!(100), json!([TX])),
                 "block_disconnected" => json!({"height": 100, "hash": hex32s(8)}),
                 "set_claim_feerate" => json!({"feerate_per_kw": 1000}),
+                "set_fee_estimates" => {
+                    json!({"urgent": 5000, "normal": 2000, "background": 1000})
+                }
                 _ => Value::Null,
             }
         };
@@ -1712,6 +1743,27 @@ mod tests {
             err("set_claim_feerate", json!({})).message(),
             "missing integer parameter feerate_per_kw"
         );
+        assert_eq!(
+            err(
+                "set_fee_estimates",
+                json!({"urgent": 5000, "normal": 2000, "background": 100})
+            )
+            .message(),
+            "background: claim feerate_per_kw 100 outside 253..=250000"
+        );
+        assert_eq!(
+            err("set_fee_estimates", json!({"urgent": 5000, "normal": 2000})).message(),
+            "missing integer parameter background"
+        );
+        match parse_request(
+            "set_fee_estimates",
+            &json!({"urgent": 5000, "normal": 2000, "background": 1000}),
+        ) {
+            Ok(Request::SetFeeEstimates(e)) => {
+                assert_eq!((e.urgent, e.normal, e.background), (5000, 2000, 1000));
+            }
+            other => panic!("{other:?}"),
+        }
         for e in [err("connect", json!([])), err("fund", Value::Null)] {
             assert_eq!(e.code(), -32602);
         }
