@@ -460,6 +460,107 @@ fn interop(anchors: bool) {
     eprintln!("we sent {:?}\nLDK sent {:?}", pair.sent, pair.received);
 }
 
+/// The feerate of both our commitments and of LDK's view of the channel.
+fn feerates(pair: &Pair, channel_id: ChannelId) -> (u32, u32, Option<u32>) {
+    let ours = pair
+        .us
+        .channel(&pair.ldk_id(), &channel_id)
+        .expect("our channel");
+    let ldk = pair
+        .ldk
+        .channels()
+        .into_iter()
+        .find(|c| ldk_support::core_channel_id(c.channel_id) == channel_id)
+        .expect("LDK's channel")
+        .feerate_sat_per_1000_weight;
+    (
+        ours.local_commit().spec.feerate_per_kw,
+        ours.remote_commit().spec.feerate_per_kw,
+        ldk,
+    )
+}
+
+/// We fund a channel to LDK and follow a moving fee estimate (up and down, with moves under
+/// the threshold in between): LDK accepts each `update_fee` (no warning, no disconnection,
+/// no close), both sides end every step at the same feerate, and payments go on both ways.
+fn update_fee_follows_a_moving_estimate(anchors: bool) {
+    let mut pair = Pair::new(anchors);
+    pair.connect();
+    let (channel_id, scid) = pair.we_open(1_000_000);
+    // LDK's estimator sees the same chain: it follows the background estimate. LDK refuses a
+    // feerate below its own estimate unless it raises the current one (`check_remote_fee`),
+    // and counts a non-anchor commitment's fee above its estimate as dust exposure.
+    assert_eq!(feerates(&pair, channel_id), (1000, 1000, Some(1000)));
+    let ldk_scid = pair.ldk_scid(channel_id);
+    // LDK gets a balance above its reserve to pay us back from.
+    pair.we_pay(scid, 100_000_000, 19);
+    // (urgent, normal, background) and the feerate the channel must be at afterwards:
+    // without anchors it follows `normal`, with anchors `background`; a move of less than
+    // 20% up or 50% down changes nothing.
+    let steps: [((u32, u32, u32), u32, u32); 7] = [
+        ((3_000, 1_500, 1_300), 1_500, 1_300),
+        ((3_000, 1_600, 1_400), 1_500, 1_300),
+        ((6_000, 2_500, 2_000), 2_500, 2_000),
+        ((9_000, 4_000, 3_000), 4_000, 3_000),
+        ((4_000, 2_200, 1_700), 4_000, 3_000),
+        ((3_000, 1_800, 1_000), 1_800, 1_000),
+        ((1_000, 600, 253), 600, 253),
+    ];
+    let mut updates = 0;
+    let mut current = 1000;
+    for (n, ((urgent, normal, background), plain, anchored)) in steps.into_iter().enumerate() {
+        let expected = if anchors { anchored } else { plain };
+        pair.ldk.fee_estimator.set(background);
+        pair.us
+            .fee_estimates_updated(lnshard::core::node::FeeEstimates {
+                urgent,
+                normal,
+                background,
+            });
+        pair.pump();
+        if expected != current {
+            updates += 1;
+            current = expected;
+        }
+        assert_eq!(
+            feerates(&pair, channel_id),
+            (expected, expected, Some(expected)),
+            "step {n}"
+        );
+        assert_eq!(
+            pair.sent.get(&134).copied().unwrap_or(0),
+            updates,
+            "step {n}"
+        );
+        let n = n as u8;
+        pair.we_pay(scid, 3_000_000 + u64::from(n), 20 + n);
+        // LDK sends no HTLC that would be dust at the channel's feerate (about 2.6M msat
+        // without anchors at 4,000 sat/kw): 5M msat stays above it.
+        pair.ldk_pays(ldk_scid, 5_000_000 + u64::from(n), 40 + n);
+    }
+    assert!(updates >= 4, "the estimate moved the channel several times");
+    assert!(
+        !pair
+            .our_events
+            .iter()
+            .any(|e| matches!(e, Event::ChannelClosed { .. })),
+        "nothing closed: {:?}",
+        pair.our_events
+    );
+    assert!(pair.our_channel(channel_id).is_usable);
+    assert!(pair.ldk.received_warnings().is_empty());
+}
+
+#[test]
+fn ldk_accepts_update_fee_following_the_estimate_static_remotekey() {
+    update_fee_follows_a_moving_estimate(false);
+}
+
+#[test]
+fn ldk_accepts_update_fee_following_the_estimate_anchors() {
+    update_fee_follows_a_moving_estimate(true);
+}
+
 #[test]
 fn ldk_interop_static_remotekey() {
     interop(false);
