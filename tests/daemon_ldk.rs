@@ -316,6 +316,33 @@ fn ldk_over_tcp_opens_both_ways_pays_both_ways_reconnects_and_closes() {
     pay_ldk(&mut w, 1);
     pay_node(&mut w, 1);
 
+    // 5b. The host's fee estimates reach the daemon (`set_fee_estimates`): it funded channel
+    // 1 (no anchors), so it raises that channel's feerate to `normal` with `update_fee`, LDK
+    // accepts it, and payments go on. Channel 2, LDK's, keeps LDK's feerate.
+    let ldk_feerate = |w: &World, outbound: bool| {
+        w.ldk
+            .channels()
+            .iter()
+            .find(|c| c.is_outbound == outbound)
+            .and_then(|c| c.feerate_sat_per_1000_weight)
+    };
+    assert_eq!(
+        ldk_feerate(&w, false),
+        Some(1000),
+        "channel 1 opened at 1000"
+    );
+    let set = w.node.call(
+        "set_fee_estimates",
+        json!({"urgent": 5000, "normal": 2000, "background": 1000}),
+    );
+    assert_eq!(set["normal"], 2000, "{set}");
+    w.until("LDK's copy of channel 1 at the new feerate", |w| {
+        ldk_feerate(w, false) == Some(2000)
+    });
+    assert_eq!(ldk_feerate(&w, true), Some(1000), "channel 2 unchanged");
+    pay_ldk(&mut w, 2);
+    pay_node(&mut w, 2);
+
     // 6. The daemon closes channel 1 cooperatively; both broadcast the closing transaction.
     w.node.call("close", json!({"channel_id": ch1}));
     let mut closing = Vec::new();
