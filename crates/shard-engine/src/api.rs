@@ -409,6 +409,21 @@ pub trait NodeApi: Backend + Sized {
         Ok(())
     }
 
+    /// When every shard sends and refuses `update_fee`
+    /// ([`lightning_core::node::FeePolicy`]; its default suits most nodes). Kept in memory
+    /// only, like the estimates: set it again after a restart.
+    fn set_fee_policy(
+        mut self,
+        policy: lightning_core::node::FeePolicy,
+    ) -> Result<(), EngineError> {
+        for shard in 0..self.placement().shards() {
+            call(&mut self, shard, move |s| {
+                s.core_mut().set_fee_policy(policy)
+            })?;
+        }
+        Ok(())
+    }
+
     /// The feerate (sat per 1000 weight) on-chain claims start from, on every shard.
     fn set_claim_feerate(mut self, feerate_per_kw: u32) -> Result<(), EngineError> {
         for shard in 0..self.placement().shards() {

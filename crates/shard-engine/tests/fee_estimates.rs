@@ -4,7 +4,7 @@
 
 use lnshard_testkit as support;
 
-use lightning_core::node::FeeEstimates;
+use lightning_core::node::{FeeEstimates, FeePolicy};
 use shard_engine::{Engine, NodeApi, SimRng};
 use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded};
 
@@ -95,4 +95,64 @@ fn hub_channels_on_every_shard_follow_the_estimates() {
     assert!(net.forwarded_count > 0, "payments went through");
     let errors = net.check(&initial);
     assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn the_fee_policy_set_through_the_engine_holds_every_shard() {
+    let engine = Engine::new(
+        engine_config(4),
+        hub_secret(),
+        hub_seed(),
+        100,
+        support::genesis(),
+    );
+    let mut net = Net::new(Threaded { engine }, 4);
+    let specs: Vec<(usize, bool)> = (0..4).map(|i| (i, true)).collect();
+    net.open_channels(&specs);
+    let feerate = |net: &mut Net<Threaded>| -> Vec<u32> {
+        net.channels
+            .clone()
+            .iter()
+            .map(|c| {
+                let pid = net.peer_id(c.peer);
+                net.hub
+                    .engine
+                    .channel(pid, c.channel_id)
+                    .expect("engine")
+                    .expect("channel")
+                    .local_commit()
+                    .spec
+                    .feerate_per_kw
+            })
+            .collect()
+    };
+    let opened = feerate(&mut net);
+    // Anchor channels follow `background`; with a raise threshold of 300% a doubling is not
+    // enough on any shard.
+    net.hub
+        .engine
+        .set_fee_policy(FeePolicy {
+            raise_threshold_percent: 300,
+            ..FeePolicy::default()
+        })
+        .expect("set_fee_policy");
+    let doubled = opened[0] * 2;
+    let estimates = |background| FeeEstimates {
+        urgent: background * 4,
+        normal: background * 2,
+        background,
+    };
+    net.hub
+        .engine
+        .fee_estimates_updated(estimates(doubled))
+        .expect("estimates");
+    net.run();
+    assert_eq!(feerate(&mut net), opened);
+    // Five times the feerate passes it.
+    net.hub
+        .engine
+        .fee_estimates_updated(estimates(opened[0] * 5))
+        .expect("estimates");
+    net.run();
+    assert!(feerate(&mut net).iter().all(|&f| f == opened[0] * 5));
 }
