@@ -245,6 +245,8 @@ fn funder_never_sends_a_feerate_it_cannot_afford_above_the_reserve() {
     net.connect(0, 1);
     // The funder keeps 15,000 sat: its reserve (10,000) and the commitment fee at 2,500
     // sat/kw (724 weight: 1,810 sat) fit, at 10x that feerate (18,100 sat) they do not.
+    // `update_fee` also needs room for UPDATE_FEE_HTLC_HEADROOM (4) more HTLCs (172 weight
+    // each) above the reserve.
     let (channel_id, _) = net.open_channel(0, 1, SATS, (SATS - 15_000) * 1000);
     net.nodes[0]
         .core
@@ -252,11 +254,42 @@ fn funder_never_sends_a_feerate_it_cannot_afford_above_the_reserve() {
     net.run();
     assert_eq!(sent_count(&net, 0, UPDATE_FEE), 0);
     assert_eq!(feerates(&net, channel_id), [OPEN_FEERATE; 4]);
-    // An affordable rise goes through.
+    // 5,000 sat/kw is affordable as it is (3,620 sat), but not with room for four more
+    // HTLCs (1,412 weight: 7,060 sat): not sent either.
     net.nodes[0]
         .core
-        .fee_estimates_updated(estimates(5_000, 4_000, 1_000));
+        .fee_estimates_updated(estimates(8_000, 5_000, 1_000));
     net.run();
-    assert_eq!(feerates(&net, channel_id), [4_000; 4]);
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 0);
+    // 3,200 with that room (4,519 sat) goes through.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(5_000, 3_200, 1_000));
+    net.run();
+    assert_eq!(feerates(&net, channel_id), [3_200; 4]);
+    // Lowering is always affordable.
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(2_000, 1_000, 500));
+    net.run();
+    assert_eq!(feerates(&net, channel_id), [1_000; 4]);
+    no_closure(&net, channel_id);
+}
+
+#[test]
+fn a_channel_follows_estimates_given_before_it_was_ready() {
+    let mut config = NodeConfig::default();
+    config.channel.negotiate_anchors = false;
+    let mut net = Net::with_config(2, 108, config);
+    net.connect(0, 1);
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(6_000, 3_500, 1_000));
+    net.run();
+    // Opened at 2,500: as soon as it is ready, it moves to the normal estimate.
+    let (channel_id, scid) = net.open_channel(0, 1, SATS, 0);
+    assert_eq!(feerates(&net, channel_id), [3_500; 4]);
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    net.pay(&[0, 1], &[scid], 10_000_000, 1);
     no_closure(&net, channel_id);
 }

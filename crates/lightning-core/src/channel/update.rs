@@ -448,6 +448,47 @@ impl Channel {
         Ok(())
     }
 
+    /// Funder only: whether both next commitments at `feerate_per_kw`, with everything
+    /// pending and `extra_htlcs` more untrimmed HTLCs, leave our balance above the peer's
+    /// reserve. With `extra_htlcs` > 0 this is headroom: a raise that leaves none lets the
+    /// peer add no HTLC (it must not make us pay a fee we cannot afford).
+    pub fn affords_feerate(&self, feerate_per_kw: u32, extra_htlcs: usize) -> bool {
+        if !self.is_funder {
+            return false;
+        }
+        let fee = Update::Fee(UpdateFee {
+            channel_id: self.channel_id,
+            feerate_per_kw,
+        });
+        let mut next = self.clone();
+        next.holding_cell.retain(|u| !matches!(u, Update::Fee(_)));
+        let reserve = self
+            .remote_params
+            .channel_reserve_satoshis
+            .saturating_mul(1000);
+        let ct = self.channel_type;
+        let (Ok(remote), Ok(local)) = (
+            next.projected_remote_spec(Some(&fee)),
+            next.projected_local_spec(Some(&fee), None, true),
+        ) else {
+            return false;
+        };
+        let remote_fee = remote.funder_cost_msat_at(
+            feerate_per_kw,
+            extra_htlcs,
+            self.remote_params.dust_limit_satoshis,
+            ct,
+        );
+        let local_fee = local.funder_cost_msat_at(
+            feerate_per_kw,
+            extra_htlcs,
+            self.local_params.dust_limit_satoshis,
+            ct,
+        );
+        remote.to_remote_msat >= reserve.saturating_add(remote_fee)
+            && local.to_local_msat >= reserve.saturating_add(local_fee)
+    }
+
     /// Whether a peer update, `commitment_signed` or `revoke_and_ack` may arrive now: only
     /// on an open, reestablished channel outside closing negotiation.
     pub(crate) fn check_can_receive_update(

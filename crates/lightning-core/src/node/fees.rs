@@ -30,6 +30,11 @@ pub struct FeeEstimates {
     pub background: u32,
 }
 
+/// As funder, a raised feerate must still be affordable above the peer's reserve with this
+/// many more HTLCs in the commitment (room for the peer's next HTLCs, which the funder pays
+/// for), or it is not sent.
+pub const UPDATE_FEE_HTLC_HEADROOM: usize = 4;
+
 /// The relay floor every estimate is raised to (253 sat/kw is 1 sat/vB, rounded up).
 pub const MIN_RELAY_FEERATE_PER_KW: u32 = 253;
 
@@ -166,6 +171,13 @@ impl NodeCore {
             return;
         };
         if !self.fee_policy.should_update(spec.feerate_per_kw, target) {
+            return;
+        }
+        // A raise must leave room for the peer to add HTLCs (LDK keeps the same headroom
+        // before its own update_fee); otherwise wait for the next estimates.
+        if target > spec.feerate_per_kw
+            && !channel.affords_feerate(target, UPDATE_FEE_HTLC_HEADROOM)
+        {
             return;
         }
         // A feerate we cannot afford is refused by the channel (Ignore): nothing is sent, and

@@ -77,7 +77,7 @@ pub use event::{
     ClosureReason, Event, ForwardHtlc, ForwardOutcome, ForwardResolution, HtlcSource, Output,
     PaymentFailure, PaymentId,
 };
-pub use fees::{FeeEstimates, FeePolicy, MIN_RELAY_FEERATE_PER_KW};
+pub use fees::{FeeEstimates, FeePolicy, MIN_RELAY_FEERATE_PER_KW, UPDATE_FEE_HTLC_HEADROOM};
 pub use htlc_policy::ForwardingPolicy;
 pub use limits::{PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN};
 pub use persist::Dirty;
