@@ -293,3 +293,128 @@ fn a_channel_follows_estimates_given_before_it_was_ready() {
     net.pay(&[0, 1], &[scid], 10_000_000, 1);
     no_closure(&net, channel_id);
 }
+
+#[test]
+fn estimates_given_while_disconnected_apply_after_reestablish() {
+    let (mut net, channel_id, scid) = net(false, 109);
+    net.disconnect(0, 1);
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(9_000, 5_000, 2_000));
+    net.run();
+    assert_eq!(
+        sent_count(&net, 0, UPDATE_FEE),
+        0,
+        "nothing sent while disconnected"
+    );
+    net.connect(0, 1);
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    assert_eq!(feerates(&net, channel_id), [5_000; 4]);
+    net.pay(&[0, 1], &[scid], 10_000_000, 1);
+    no_closure(&net, channel_id);
+}
+
+/// Mines `n` blocks on the net's chain with its mempool without telling any node; returns
+/// them (height, hash, transactions) to feed to each node when the test wants.
+fn mine_silently(
+    net: &mut Net,
+    n: u32,
+) -> Vec<(
+    u32,
+    lightning_core::bitcoin::BlockHash,
+    Vec<lightning_core::bitcoin::Transaction>,
+)> {
+    use lightning_core::bitcoin::block::{Header, Version};
+    use lightning_core::bitcoin::hashes::Hash;
+    use lightning_core::bitcoin::{CompactTarget, TxMerkleNode};
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let txs = std::mem::take(&mut net.chain.mempool);
+        let header = Header {
+            version: Version::TWO,
+            prev_blockhash: net.chain.tip,
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: net.chain.height,
+            bits: CompactTarget::from_consensus(0x207fffff),
+            nonce: 0,
+        };
+        net.chain.height += 1;
+        net.chain.tip = header.block_hash();
+        for tx in &txs {
+            net.chain
+                .confirmed
+                .insert(tx.compute_txid(), (net.chain.height, tx.clone()));
+        }
+        out.push((net.chain.height, net.chain.tip, txs));
+    }
+    out
+}
+
+fn feed(
+    net: &mut Net,
+    i: usize,
+    blocks: &[(
+        u32,
+        lightning_core::bitcoin::BlockHash,
+        Vec<lightning_core::bitcoin::Transaction>,
+    )],
+) {
+    for (height, hash, txs) in blocks {
+        let txdata: Vec<(u32, &lightning_core::bitcoin::Transaction)> = txs
+            .iter()
+            .enumerate()
+            .map(|(k, tx)| (k as u32 + 1, tx))
+            .collect();
+        net.nodes[i].core.transactions_confirmed(*height, &txdata);
+        net.nodes[i].core.best_block_updated(*height, *hash);
+    }
+    net.run();
+}
+
+#[test]
+fn a_channel_whose_ready_comes_from_a_block_follows_the_estimates() {
+    let mut config = NodeConfig::default();
+    config.channel.negotiate_anchors = false;
+    let mut net = Net::with_config(2, 110, config);
+    net.connect(0, 1);
+    let peer = net.id(1);
+    let temp = net.nodes[0]
+        .core
+        .create_channel(peer, SATS, 0, 42, OPEN_FEERATE)
+        .expect("create_channel");
+    net.run();
+    let (script, value) = net
+        .take_events(0)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::FundingGenerationReady {
+                output_script,
+                channel_value_satoshis,
+                ..
+            } => Some((output_script, channel_value_satoshis)),
+            _ => None,
+        })
+        .expect("FundingGenerationReady");
+    let funding = node_support::fake_funding_tx(script, value, 110);
+    net.nodes[0]
+        .core
+        .funding_transaction_generated(temp, peer, funding.clone())
+        .expect("funding");
+    net.run();
+    let channel_id = ChannelId::from_funding_outpoint(&funding.compute_txid(), 0);
+    let blocks = mine_silently(&mut net, 6);
+    // The fundee sees the funding deep enough first: its channel_ready reaches the funder,
+    // which is not ready yet.
+    feed(&mut net, 1, &blocks);
+    net.nodes[0]
+        .core
+        .fee_estimates_updated(estimates(8_000, 4_000, 1_000));
+    net.run();
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 0, "not open yet");
+    // The block that makes the funder ready opens the channel: it follows the estimate.
+    feed(&mut net, 0, &blocks);
+    assert_eq!(sent_count(&net, 0, UPDATE_FEE), 1);
+    assert_eq!(feerates(&net, channel_id), [4_000; 4]);
+    no_closure(&net, channel_id);
+}

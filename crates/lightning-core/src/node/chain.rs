@@ -109,11 +109,22 @@ impl NodeCore {
             } else {
                 self.channel(&node_id, &channel_id).cloned()
             };
+            let was_open = self
+                .channel(&node_id, &channel_id)
+                .is_some_and(|c| c.phase() == crate::channel::ChannelPhase::Normal);
             self.with_channel(node_id, channel_id, |entry| {
                 entry.channel.best_block_updated(height)
             });
             if before.is_some() && self.channel(&node_id, &channel_id) == before.as_ref() {
                 self.dirty.channels.remove(&key);
+            }
+            // Open now (our channel_ready went out after the peer's): it follows the
+            // estimates from here.
+            let open_now = self
+                .channel(&node_id, &channel_id)
+                .is_some_and(|c| c.phase() == crate::channel::ChannelPhase::Normal);
+            if open_now && !was_open {
+                self.maybe_update_fee(node_id, channel_id);
             }
         }
         let deadline = self.config.received_htlc_deadline_blocks;
