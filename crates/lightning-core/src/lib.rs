@@ -40,4 +40,5 @@ pub mod tlv;
 pub mod transactions;
 pub mod transport;
 pub mod types;
+pub mod wallet;
 pub mod wire;
