@@ -18,6 +18,7 @@ pub mod hub;
 pub mod link;
 #[cfg(feature = "consensus")]
 pub mod onchain;
+pub mod wallet;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -219,6 +220,9 @@ pub struct Net<H: Hub> {
     /// Channels closing is part of the scenario (on-chain tests): the hub's `ChannelClosed`
     /// events are not violations.
     pub closures_expected: bool,
+    /// The test funds the hub's channels itself (from a wallet, say): the hub's
+    /// `FundingGenerationReady` events are left in `hub_events`, unanswered.
+    pub hub_funds_itself: bool,
     /// The validating chain every broadcast and every block goes through, when the network
     /// runs on one ([`Net::new_validating`]); `None`: the fake [`Chain`].
     #[cfg(feature = "consensus")]
@@ -305,6 +309,7 @@ impl<H: Hub> Net<H> {
             hub_stopped: None,
             hub_restarts: 0,
             closures_expected: false,
+            hub_funds_itself: false,
             #[cfg(feature = "consensus")]
             validating: None,
         };
@@ -531,7 +536,7 @@ impl<H: Hub> Net<H> {
                 output_script,
                 channel_value_satoshis,
                 ..
-            } => {
+            } if !self.hub_funds_itself => {
                 let tx = funding_for(
                     temporary_channel_id,
                     output_script.clone(),

@@ -1,0 +1,230 @@
+//! Channels funded from the host's wallet through the engine (`shard_engine::fund_channel`):
+//! two opens in flight at once never pick the same coin; every input of each funding
+//! transaction passes libbitcoinconsensus; the change and the fee are exact; the channels
+//! confirm and carry payments; a failed open leaves no coin reserved.
+
+use lnshard_testkit as support;
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, ScriptBuf, Transaction, TxOut, WScriptHash};
+use lightning_core::node::Event;
+use lightning_core::types::ChannelId;
+use lightning_core::wallet::{fee_for_weight, CoinSelectionError};
+use shard_engine::{fund_channel, Engine, FundingError, Reservation, SimRng, Wallet};
+use support::wallet::TestWallet;
+use support::{engine_config, hub_secret, hub_seed, Chan, Hub, Net, PaymentMix, Threaded, SATS};
+
+/// The libbitcoinconsensus flags of every soft fork it knows (P2SH, DERSIG, NULLDUMMY,
+/// CLTV, CSV, WITNESS).
+const VERIFY_FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+
+const FEERATE: u32 = 2_000;
+
+fn verify_inputs(tx: &Transaction, prevouts: &[TxOut]) {
+    let serialized = bitcoin::consensus::serialize(tx);
+    assert_eq!(tx.input.len(), prevouts.len());
+    for (input, prevout) in prevouts.iter().enumerate() {
+        bitcoin::consensus::verify_script_with_flags(
+            &prevout.script_pubkey,
+            input,
+            prevout.value,
+            &serialized,
+            VERIFY_FLAGS,
+        )
+        .unwrap_or_else(|e| panic!("input {input} of {}: {e:?}", tx.compute_txid()));
+    }
+}
+
+fn funding_events(net: &Net<Threaded>) -> Vec<Event> {
+    net.hub_events
+        .iter()
+        .filter(|e| matches!(e, Event::FundingGenerationReady { .. }))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn channels_funded_from_the_wallet_confirm_and_carry_payments() {
+    let engine = Engine::new(
+        engine_config(2),
+        hub_secret(),
+        hub_seed(),
+        100,
+        support::genesis(),
+    );
+    let mut net = Net::new(Threaded { engine }, 2);
+    net.hub_funds_itself = true;
+    let wallet = TestWallet::new(b"hub wallet", &[400_000, 700_000, 150_000, 1_200_000]);
+    let start_balance = wallet.balance_satoshis();
+    let change_script = wallet.change_script().expect("change script");
+
+    // Two opens in flight at once: both wait for funding before either is funded.
+    for i in 0..2 {
+        let id = net.peer_id(i);
+        net.hub
+            .create_channel(id, SATS, SATS * 500)
+            .expect("create_channel");
+    }
+    net.run();
+    let events = funding_events(&net);
+    assert_eq!(events.len(), 2, "two FundingGenerationReady");
+
+    let mut funded = Vec::new();
+    for event in &events {
+        let f = fund_channel(&net.hub.engine, &wallet, event, FEERATE).expect("fund_channel");
+        funded.push(f);
+    }
+    // Largest first: the 1.2M coin pays the first; the second cannot take it (reserved), so
+    // it takes the 700k and the 400k.
+    let parent = wallet.parent().clone();
+    let parent_txid = parent.compute_txid();
+    let vouts = |f: &shard_engine::FundedChannel| -> Vec<u32> {
+        f.inputs
+            .iter()
+            .map(|o| {
+                assert_eq!(o.txid, parent_txid);
+                o.vout
+            })
+            .collect()
+    };
+    assert_eq!(vouts(&funded[0]), vec![3]);
+    assert_eq!(vouts(&funded[1]), vec![1, 0]);
+    let reserved = wallet.reserved();
+    assert_eq!(reserved.len(), 3);
+    for f in &funded {
+        for o in &f.inputs {
+            assert_eq!(
+                reserved[o],
+                Reservation::ChannelFunding(f.temporary_channel_id)
+            );
+        }
+    }
+
+    for (f, event) in funded.iter().zip(&events) {
+        let Event::FundingGenerationReady { output_script, .. } = event else {
+            unreachable!()
+        };
+        let prevouts: Vec<TxOut> = f
+            .inputs
+            .iter()
+            .map(|o| parent.output[o.vout as usize].clone())
+            .collect();
+        verify_inputs(&f.tx, &prevouts);
+        // The funding output, the change and the fee, to the satoshi.
+        assert_eq!(
+            f.tx.output[0],
+            TxOut {
+                value: Amount::from_sat(SATS),
+                script_pubkey: output_script.clone(),
+            }
+        );
+        let change_vout = f.change_vout.expect("change above dust") as usize;
+        let change = &f.tx.output[change_vout];
+        assert_eq!(change.script_pubkey, change_script);
+        let inputs: u64 = prevouts.iter().map(|p| p.value.to_sat()).sum();
+        assert_eq!(inputs, SATS + change.value.to_sat() + f.fee_satoshis);
+        // The fee pays the feerate on the real weight (signatures may be a byte shorter
+        // than the 72 bytes it was computed for: at most one vbyte per input over).
+        let weight = f.tx.weight().to_wu();
+        assert!(f.fee_satoshis >= fee_for_weight(FEERATE, weight));
+        assert!(
+            f.fee_satoshis <= fee_for_weight(FEERATE, weight + 4 * f.tx.input.len() as u64),
+            "fee {} for weight {weight}",
+            f.fee_satoshis
+        );
+    }
+
+    // funding_signed arrives: the engine broadcasts each funding transaction as signed.
+    net.run();
+    for f in &funded {
+        let txid = f.tx.compute_txid();
+        let sent = net
+            .chain
+            .mempool
+            .iter()
+            .find(|t| t.compute_txid() == txid)
+            .expect("funding transaction broadcast");
+        assert_eq!(sent, &f.tx, "broadcast as the wallet signed it");
+    }
+    net.mine(6);
+    for f in &funded {
+        wallet.transaction_confirmed(&f.tx);
+    }
+    assert!(
+        wallet.reserved().is_empty(),
+        "spent coins leave the reservations"
+    );
+    let fees: u64 = funded.iter().map(|f| f.fee_satoshis).sum();
+    assert_eq!(wallet.balance_satoshis(), start_balance - 2 * SATS - fees);
+    // What is left: the 150k coin and the two change outputs.
+    assert_eq!(wallet.coins().len(), 3);
+
+    // The channels are ready; payments cross the hub between the two peers.
+    for i in 0..2 {
+        let pid = net.peer_id(i);
+        let (channel_id, scid) = net
+            .hub_events
+            .iter()
+            .find_map(|e| match e {
+                Event::ChannelReady {
+                    channel_id,
+                    counterparty_node_id,
+                    short_channel_id: Some(scid),
+                    ..
+                } if *counterparty_node_id == pid => Some((*channel_id, *scid)),
+                _ => None,
+            })
+            .expect("channel ready");
+        net.channels.push(Chan {
+            peer: i,
+            channel_id,
+            scid,
+        });
+    }
+    let initial = net.balances();
+    let mut rng = SimRng::new(3);
+    for _ in 0..3 {
+        net.start_random_payments(
+            &mut rng,
+            2,
+            PaymentMix {
+                extra_msat: 10_000_000,
+                from_hub_every: Some(2),
+                fail_one_in: None,
+            },
+        );
+        net.run();
+        net.settle();
+    }
+    assert!(
+        net.payments.values().any(|p| p.outcomes == vec![true]),
+        "payments went through"
+    );
+    let errors = net.check(&initial);
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // A failed open leaves nothing reserved: an unknown channel (the engine refuses it after
+    // the wallet signed), and a channel the wallet cannot pay.
+    let before = wallet.coins();
+    let forged = |temp: u8, value: u64| Event::FundingGenerationReady {
+        temporary_channel_id: ChannelId([temp; 32]),
+        counterparty_node_id: net.peer_id(0),
+        channel_value_satoshis: value,
+        output_script: ScriptBuf::new_p2wsh(&WScriptHash::from_byte_array([5; 32])),
+        user_channel_id: 0,
+    };
+    match fund_channel(&net.hub.engine, &wallet, &forged(1, 100_000), FEERATE) {
+        Err(FundingError::Engine(shard_engine::EngineError::UnknownChannel(_))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(wallet.reserved().is_empty(), "released after the refusal");
+    match fund_channel(&net.hub.engine, &wallet, &forged(2, 10 * SATS), FEERATE) {
+        Err(FundingError::Selection(CoinSelectionError::InsufficientFunds {
+            available_satoshis,
+            ..
+        })) => assert_eq!(available_satoshis, wallet.balance_satoshis()),
+        other => panic!("{other:?}"),
+    }
+    assert!(wallet.reserved().is_empty());
+    assert_eq!(wallet.coins(), before);
+}
