@@ -228,3 +228,85 @@ fn channels_funded_from_the_wallet_confirm_and_carry_payments() {
     assert!(wallet.reserved().is_empty());
     assert_eq!(wallet.coins(), before);
 }
+
+/// A wallet whose first reservation finds a chosen coin taken meanwhile (another open
+/// reserved it between the listing and the reservation).
+struct Contended {
+    inner: TestWallet,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+impl Wallet for Contended {
+    fn list_spendable(
+        &self,
+    ) -> Result<Vec<lightning_core::wallet::WalletUtxo>, shard_engine::WalletError> {
+        self.inner.list_spendable()
+    }
+    fn reserve(
+        &self,
+        purpose: Reservation,
+        outpoints: &[bitcoin::OutPoint],
+    ) -> Result<(), shard_engine::WalletError> {
+        if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.inner
+                .reserve(
+                    Reservation::ChannelFunding(ChannelId([9; 32])),
+                    &outpoints[..1],
+                )
+                .expect("the other open's reservation");
+        }
+        self.inner.reserve(purpose, outpoints)
+    }
+    fn release(&self, outpoints: &[bitcoin::OutPoint]) -> Result<(), shard_engine::WalletError> {
+        self.inner.release(outpoints)
+    }
+    fn sign_inputs(
+        &self,
+        tx: &mut Transaction,
+        prevouts: &[TxOut],
+    ) -> Result<(), shard_engine::WalletError> {
+        self.inner.sign_inputs(tx, prevouts)
+    }
+    fn change_script(&self) -> Result<ScriptBuf, shard_engine::WalletError> {
+        self.inner.change_script()
+    }
+}
+
+#[test]
+fn a_coin_reserved_between_listing_and_reserving_is_not_used_twice() {
+    let engine = Engine::new(
+        engine_config(1),
+        hub_secret(),
+        hub_seed(),
+        100,
+        support::genesis(),
+    );
+    let mut net = Net::new(Threaded { engine }, 1);
+    net.hub_funds_itself = true;
+    let wallet = Contended {
+        inner: TestWallet::new(b"contended", &[1_500_000, 1_300_000]),
+        raced: std::sync::atomic::AtomicBool::new(false),
+    };
+    let id = net.peer_id(0);
+    net.hub.create_channel(id, SATS, 0).expect("create_channel");
+    net.run();
+    let event = funding_events(&net).pop().expect("FundingGenerationReady");
+    let funded = fund_channel(&net.hub.engine, &wallet, &event, FEERATE).expect("fund_channel");
+    let parent = wallet.inner.parent().clone();
+    // The 1.5M coin went to the other open: selected again, the 1.3M coin pays.
+    assert_eq!(funded.inputs.len(), 1);
+    assert_eq!(funded.inputs[0].vout, 1);
+    let reserved = wallet.inner.reserved();
+    assert_eq!(
+        reserved[&funded.inputs[0]],
+        Reservation::ChannelFunding(funded.temporary_channel_id)
+    );
+    assert_eq!(reserved.len(), 2);
+    verify_inputs(&funded.tx, &[parent.output[1].clone()]);
+    net.run();
+    net.mine(6);
+    assert!(net.hub_events.iter().any(|e| matches!(
+        e,
+        Event::ChannelReady { counterparty_node_id, .. } if *counterparty_node_id == id
+    )));
+}
