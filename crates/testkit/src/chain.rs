@@ -99,6 +99,15 @@ pub struct Policy {
     pub allow_zero_fee: bool,
     /// The largest standard transaction weight.
     pub max_tx_weight: u64,
+    /// The mempool's minimum feerate, in satoshis per 1000 virtual bytes, when it is above the
+    /// relay floor (Core raises it when its mempool is full); `None`: no such floor (the
+    /// default, and the behaviour before package relay). When set, a transaction submitted
+    /// alone must pay at least this feerate (with any mempool parent it pays for, see
+    /// [`ValidatingChain::needs_child`]), even when [`Policy::allow_zero_fee`] is on; one
+    /// below it enters only in a package whose child pays for both
+    /// ([`ValidatingChain::submit_package`]). Raising it does not evict what is already in the
+    /// mempool.
+    pub mempool_min_sat_per_kvb: Option<u64>,
 }
 
 impl Default for Policy {
@@ -107,6 +116,7 @@ impl Default for Policy {
             min_relay_sat_per_kvb: 1000,
             allow_zero_fee: false,
             max_tx_weight: MAX_STANDARD_TX_WEIGHT,
+            mempool_min_sat_per_kvb: None,
         }
     }
 }
@@ -231,6 +241,25 @@ pub enum Reject {
         /// The least fee it needs.
         needed: u64,
     },
+    /// Submitted alone, it pays less than the mempool's minimum feerate
+    /// ([`Policy::mempool_min_sat_per_kvb`]); counted with the mempool parents it pays for.
+    MempoolMinFee {
+        /// Its fee (plus those of the parents it pays for).
+        fee: u64,
+        /// The least fee that meets the floor on the same virtual size.
+        needed: u64,
+    },
+    /// A package's combined fee over its combined virtual size is below the floor (the
+    /// mempool minimum feerate, or the minimum relay feerate when there is none).
+    PackageFeerateTooLow {
+        /// The package's combined fee.
+        fee: u64,
+        /// The least combined fee that meets the floor.
+        needed: u64,
+    },
+    /// [`ValidatingChain::submit_package`] was given a child that spends no output of the
+    /// parent (or the parent twice, or both spend the same output).
+    NotParentChild,
 }
 
 impl Reject {
@@ -295,6 +324,13 @@ impl fmt::Display for Reject {
             Reject::FeeTooLow { fee, needed } => {
                 write!(f, "fee {fee} sat below the minimum relay fee {needed} sat")
             }
+            Reject::MempoolMinFee { fee, needed } => {
+                write!(f, "fee {fee} sat below the mempool minimum fee {needed} sat")
+            }
+            Reject::PackageFeerateTooLow { fee, needed } => {
+                write!(f, "package fee {fee} sat below the floor's {needed} sat")
+            }
+            Reject::NotParentChild => write!(f, "not a parent and a child spending it"),
         }
     }
 }
@@ -378,6 +414,9 @@ pub enum DropReason {
     /// [`ValidatingChain::reorg_replacing`] reorged it (or an ancestor) out and the new
     /// branch's miners never saw it.
     Forgotten,
+    /// It entered in a package, below the relay floors alone, and no mempool transaction
+    /// pays for it any more (its child was replaced or conflicted): a miner would not take it.
+    Unpaid,
 }
 
 /// An unspent output and the height of the block that created it.
@@ -395,6 +434,16 @@ struct Connected {
     undo: Vec<Vec<(OutPoint, Coin)>>,
 }
 
+/// What mempool acceptance learnt about a transaction before its fee rules.
+struct Checked {
+    /// The coins it spends, per input.
+    coins: Vec<Coin>,
+    /// Its fee.
+    fee: u64,
+    /// The mempool transactions it conflicts with directly.
+    conflicts: Vec<Txid>,
+}
+
 /// A mempool transaction.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -403,6 +452,9 @@ struct Entry {
     weight: u64,
     /// Arrival order: blocks take transactions in it.
     seq: u64,
+    /// It entered in a package and pays less than the floors alone: it stays, and is mined,
+    /// only with a child spending it.
+    needs_child: bool,
 }
 
 /// A validating, reorg-capable in-memory chain with a mempool (see the module docs).
@@ -440,7 +492,22 @@ fn vsize(weight: u64) -> u64 {
 
 /// The minimum fee at `sat_per_kvb` for a transaction of `weight`.
 fn fee_at(sat_per_kvb: u64, weight: u64) -> u64 {
-    sat_per_kvb * vsize(weight) / 1000
+    fee_at_vsize(sat_per_kvb, vsize(weight))
+}
+
+/// The minimum fee at `sat_per_kvb` for `vsize` virtual bytes (saturating: a policy's rate
+/// is a test's input).
+fn fee_at_vsize(sat_per_kvb: u64, vsize: u64) -> u64 {
+    sat_per_kvb.saturating_mul(vsize) / 1000
+}
+
+/// A refusal for paying too little alone, which a child paying for it may cure (package
+/// relay).
+fn is_fee_reject(reject: &Reject) -> bool {
+    matches!(
+        reject,
+        Reject::ZeroFee | Reject::FeeTooLow { .. } | Reject::MempoolMinFee { .. }
+    )
 }
 
 /// Whether `script` is of a standard output type: P2PKH, P2SH, P2PK, any witness program, or
@@ -538,7 +605,7 @@ impl ValidatingChain {
         self.funding.insert(txid);
         if !self.tx_index.contains_key(&txid) && !self.mempool.contains_key(&txid) {
             let weight = tx.weight().to_wu();
-            self.insert_mempool(tx, 0, weight);
+            self.insert_mempool(tx, 0, weight, false);
         }
         txid
     }
@@ -564,6 +631,45 @@ impl ValidatingChain {
                 Err(reject)
             }
         }
+    }
+
+    /// Submits a package of one parent and one child spending one of its outputs, as Core's
+    /// `submitpackage` (1-parent-1-child package relay, BIP 331's shape): `Ok` with both
+    /// txids when both are in the mempool, or the reason one was refused (logged under that
+    /// transaction's txid, [`ValidatingChain::rejected`]).
+    ///
+    /// Each is tried alone first; a parent paying too little alone (no fee, below the relay
+    /// or the mempool minimum feerate, or too little to replace what it conflicts with) is
+    /// accepted with its child when the package's combined fee over its combined virtual
+    /// size meets the floor ([`Policy::mempool_min_sat_per_kvb`], else the minimum relay
+    /// feerate) and, if the package conflicts with mempool transactions, pays more than them
+    /// by BIP 125's rules (as one). Every input of both is checked by libbitcoinconsensus.
+    /// Such a parent is then mined only in the same block as a child paying for it, and
+    /// leaves the mempool when no child does any more ([`DropReason::Unpaid`]).
+    ///
+    /// A parent already in the mempool or the chain leaves the child alone to check: a new
+    /// child replacing the old one (same parent output, higher fee by BIP 125) is the CPFP
+    /// re-bump. When the parent is accepted alone but the child refused, the parent stays.
+    pub fn submit_package(
+        &mut self,
+        parent: Transaction,
+        child: Transaction,
+    ) -> Result<(Txid, Txid), Reject> {
+        let ptxid = parent.compute_txid();
+        let ctxid = child.compute_txid();
+        match self.accept_package(parent, child) {
+            Ok(()) => Ok((ptxid, ctxid)),
+            Err((txid, reject)) => {
+                self.rejected.push((txid, reject.clone()));
+                Err(reject)
+            }
+        }
+    }
+
+    /// Whether mempool transaction `txid` entered in a package paying less than the floors
+    /// alone: it is mined only with a child paying for it.
+    pub fn needs_child(&self, txid: &Txid) -> bool {
+        self.mempool.get(txid).is_some_and(|e| e.needs_child)
     }
 
     /// Every refusal of [`ValidatingChain::submit`] so far, in order.
@@ -661,9 +767,12 @@ impl ValidatingChain {
             body.push(tx);
         }
         if fill {
+            // A transaction that entered below the floors goes in only with a child paying
+            // for it, just before that child (block assembly keeps packages together).
             let mut queue: Vec<(u64, Txid)> = self
                 .mempool
                 .iter()
+                .filter(|(_, e)| !e.needs_child)
                 .map(|(txid, e)| (e.seq, *txid))
                 .collect();
             queue.sort();
@@ -673,24 +782,53 @@ impl ValidatingChain {
                 let mut progressed = false;
                 let mut waiting = Vec::new();
                 for (seq, txid) in queue {
-                    let entry = &self.mempool[&txid];
-                    let ready = self.funding.contains(&txid)
-                        || entry
-                            .tx
-                            .input
-                            .iter()
-                            .all(|i| self.utxos.contains_key(&i.previous_output));
-                    if !ready
-                        || weight + entry.weight > MAX_BLOCK_WEIGHT
-                        || self.check_in_block(&entry.tx, height).is_err()
-                    {
+                    let mut group: Vec<Txid> = Vec::new();
+                    for input in &self.mempool[&txid].tx.input {
+                        let parent = input.previous_output.txid;
+                        if self.mempool.get(&parent).is_some_and(|e| e.needs_child)
+                            && !self.tx_index.contains_key(&parent)
+                            && !group.contains(&parent)
+                        {
+                            group.push(parent);
+                        }
+                    }
+                    group.push(txid);
+                    let group_weight: u64 = group.iter().map(|t| self.mempool[t].weight).sum();
+                    if weight + group_weight > MAX_BLOCK_WEIGHT {
                         waiting.push((seq, txid));
                         continue;
                     }
-                    let tx = entry.tx.clone();
-                    weight += entry.weight;
-                    undo.push(self.apply(&tx, height, body.len() as u32 + 1));
-                    body.push(tx);
+                    let mut applied: Vec<(Transaction, Vec<(OutPoint, Coin)>)> = Vec::new();
+                    let mut fits = true;
+                    for t in &group {
+                        let entry = &self.mempool[t];
+                        let ready = self.funding.contains(t)
+                            || entry
+                                .tx
+                                .input
+                                .iter()
+                                .all(|i| self.utxos.contains_key(&i.previous_output));
+                        if !ready || self.check_in_block(&entry.tx, height).is_err() {
+                            fits = false;
+                            break;
+                        }
+                        let tx = entry.tx.clone();
+                        let pos = (body.len() + applied.len()) as u32 + 1;
+                        let spent = self.apply(&tx, height, pos);
+                        applied.push((tx, spent));
+                    }
+                    if !fits {
+                        for (tx, spent) in applied.into_iter().rev() {
+                            self.unapply(&tx, spent);
+                        }
+                        waiting.push((seq, txid));
+                        continue;
+                    }
+                    weight += group_weight;
+                    for (tx, spent) in applied {
+                        undo.push(spent);
+                        body.push(tx);
+                    }
                     progressed = true;
                 }
                 queue = waiting;
@@ -793,6 +931,7 @@ impl ValidatingChain {
         for (spender, outpoint, by) in conflicted {
             self.drop_with_descendants(spender, DropReason::Conflicted { outpoint, by });
         }
+        self.evict_unpaid();
         block
     }
 
@@ -828,17 +967,47 @@ impl ValidatingChain {
         let mut old: Vec<Entry> = std::mem::take(&mut self.mempool).into_values().collect();
         old.sort_by_key(|e| e.seq);
         self.mempool_spends.clear();
+        // Package relay: with a mempool floor, or for a transaction that entered in a
+        // package, one paying too little alone waits for a child to pay for it.
+        let floor = self.policy.mempool_min_sat_per_kvb.is_some();
+        let packaged: BTreeSet<Txid> = old
+            .iter()
+            .filter(|e| e.needs_child)
+            .map(|e| e.tx.compute_txid())
+            .collect();
         let again = gone
             .iter()
             .flat_map(|b| b.txdata.iter().skip(1).cloned())
             .chain(old.into_iter().map(|e| e.tx));
+        let mut unpaid: Vec<(Txid, Transaction, Reject)> = Vec::new();
         for tx in again.collect::<Vec<_>>() {
             let txid = tx.compute_txid();
             if self.funding.contains(&txid) {
                 self.submit_funding(tx);
-            } else if let Err(reject) = self.accept(tx) {
-                self.dropped.push((txid, DropReason::Invalid(reject)));
+                continue;
             }
+            let parent = unpaid
+                .iter()
+                .position(|(p, _, _)| tx.input.iter().any(|i| i.previous_output.txid == *p));
+            if let Some(k) = parent {
+                let (ptxid, ptx, _) = unpaid.remove(k);
+                if let Err((_, reject)) = self.accept_package(ptx, tx) {
+                    self.dropped
+                        .push((ptxid, DropReason::Invalid(reject.clone())));
+                    self.dropped.push((txid, DropReason::Invalid(reject)));
+                }
+                continue;
+            }
+            match self.accept(tx.clone()) {
+                Ok(_) => {}
+                Err(reject) if is_fee_reject(&reject) && (floor || packaged.contains(&txid)) => {
+                    unpaid.push((txid, tx, reject));
+                }
+                Err(reject) => self.dropped.push((txid, DropReason::Invalid(reject))),
+            }
+        }
+        for (txid, _, reject) in unpaid {
+            self.dropped.push((txid, DropReason::Invalid(reject)));
         }
         gone
     }
@@ -1009,25 +1178,12 @@ impl ValidatingChain {
         if let Some(&(height, _)) = self.tx_index.get(&txid) {
             return Err(Reject::AlreadyConfirmed { height });
         }
-        check_structure(&tx)?;
-        self.check_standard(&tx)?;
         let height = self.height() + 1;
-        self.check_final(&tx, height)?;
-
-        // Inputs: confirmed coins, or outputs of mempool transactions (at the next height).
-        let mut conflicts: Vec<Txid> = Vec::new();
-        let mut coins: Vec<Coin> = Vec::with_capacity(tx.input.len());
-        for input in &tx.input {
-            let outpoint = input.previous_output;
-            if let Some(spender) = self.mempool_spends.get(&outpoint) {
-                if !conflicts.contains(spender) {
-                    conflicts.push(*spender);
-                }
-            }
-            coins.push(self.mempool_coin(&outpoint, height)?);
-        }
-        let fee = check_amounts(&tx, &coins)?;
-        check_sequence_locks(&tx, &coins, height, |h| self.median_time_past(h))?;
+        let Checked {
+            coins,
+            fee,
+            conflicts,
+        } = self.precheck(&tx, height, None)?;
         let weight = tx.weight().to_wu();
         if fee == 0 {
             if !self.policy.allow_zero_fee {
@@ -1039,18 +1195,236 @@ impl ValidatingChain {
                 return Err(Reject::FeeTooLow { fee, needed });
             }
         }
-        let replaced = self.check_replacement(&tx, fee, weight, &conflicts)?;
-        check_scripts(&tx, &coins)?;
-
-        for victim in replaced {
-            if let Some(entry) = self.mempool.remove(&victim) {
-                self.forget_spends(&victim, &entry.tx);
-                self.dropped
-                    .push((victim, DropReason::Replaced { by: txid }));
+        if let Some(floor) = self.mempool_floor() {
+            // With the mempool parents it pays for (a CPFP re-bump of a package's parent).
+            let (parents_fee, parents_vsize) = self.unpaid_parents(&[&tx]);
+            let fee = fee + parents_fee;
+            let needed = fee_at_vsize(floor, vsize(weight) + parents_vsize);
+            if fee < needed {
+                return Err(Reject::MempoolMinFee { fee, needed });
             }
         }
-        self.insert_mempool(tx, fee, weight);
+        let replaced = self.check_replacement(&[&tx], fee, weight, &conflicts)?;
+        check_scripts(&tx, &coins)?;
+
+        self.evict(&replaced, txid);
+        self.insert_mempool(tx, fee, weight, false);
+        self.evict_unpaid();
         Ok(txid)
+    }
+
+    /// The mempool minimum feerate in force (never below the relay floor), if any.
+    fn mempool_floor(&self) -> Option<u64> {
+        self.policy
+            .mempool_min_sat_per_kvb
+            .map(|f| f.max(self.policy.min_relay_sat_per_kvb))
+    }
+
+    /// Whether a transaction paying `fee` for `weight` meets the floors alone.
+    fn pays_alone(&self, fee: u64, weight: u64) -> bool {
+        let floor = self.mempool_floor();
+        if fee == 0 {
+            return self.policy.allow_zero_fee && floor.is_none();
+        }
+        fee >= fee_at(self.policy.min_relay_sat_per_kvb, weight)
+            && floor.is_none_or(|f| fee >= fee_at(f, weight))
+    }
+
+    /// The combined fee and virtual size of the mempool transactions `txs` spend that entered
+    /// below the floors ([`Entry::needs_child`]) and are not among `txs`.
+    fn unpaid_parents(&self, txs: &[&Transaction]) -> (u64, u64) {
+        let own: Vec<Txid> = txs.iter().map(|t| t.compute_txid()).collect();
+        let mut seen: Vec<Txid> = Vec::new();
+        let (mut fee, mut size) = (0u64, 0u64);
+        for tx in txs {
+            for input in &tx.input {
+                let parent = input.previous_output.txid;
+                if own.contains(&parent) || seen.contains(&parent) {
+                    continue;
+                }
+                if let Some(entry) = self.mempool.get(&parent) {
+                    if entry.needs_child {
+                        seen.push(parent);
+                        fee = fee.saturating_add(entry.fee);
+                        size += vsize(entry.weight);
+                    }
+                }
+            }
+        }
+        (fee, size)
+    }
+
+    /// Everything mempool acceptance checks before fees: structure, standardness, finality,
+    /// inputs (confirmed, in the mempool, or outputs of `parent`, a package's parent not yet
+    /// in the mempool), amounts and BIP 68. Returns the coins spent, the fee and the mempool
+    /// transactions it conflicts with directly.
+    fn precheck(
+        &self,
+        tx: &Transaction,
+        height: u32,
+        parent: Option<&Transaction>,
+    ) -> Result<Checked, Reject> {
+        check_structure(tx)?;
+        self.check_standard(tx)?;
+        self.check_final(tx, height)?;
+        let parent_txid = parent.map(|p| p.compute_txid());
+        // Inputs: confirmed coins, or outputs of mempool transactions (at the next height).
+        let mut conflicts: Vec<Txid> = Vec::new();
+        let mut coins: Vec<Coin> = Vec::with_capacity(tx.input.len());
+        for input in &tx.input {
+            let outpoint = input.previous_output;
+            if let (Some(p), Some(ptxid)) = (parent, parent_txid) {
+                if outpoint.txid == ptxid {
+                    let output = p
+                        .output
+                        .get(outpoint.vout as usize)
+                        .ok_or(Reject::MissingInput(outpoint))?;
+                    coins.push(Coin {
+                        output: output.clone(),
+                        height,
+                    });
+                    continue;
+                }
+                if p.input.iter().any(|i| i.previous_output == outpoint) {
+                    return Err(Reject::NotParentChild);
+                }
+            }
+            if let Some(spender) = self.mempool_spends.get(&outpoint) {
+                if !conflicts.contains(spender) {
+                    conflicts.push(*spender);
+                }
+            }
+            coins.push(self.mempool_coin(&outpoint, height)?);
+        }
+        let fee = check_amounts(tx, &coins)?;
+        check_sequence_locks(tx, &coins, height, |h| self.median_time_past(h))?;
+        Ok(Checked {
+            coins,
+            fee,
+            conflicts,
+        })
+    }
+
+    /// Removes the replaced transactions `victims` from the mempool, logging `by`.
+    fn evict(&mut self, victims: &[Txid], by: Txid) {
+        for victim in victims {
+            if let Some(entry) = self.mempool.remove(victim) {
+                self.forget_spends(victim, &entry.tx);
+                self.dropped.push((*victim, DropReason::Replaced { by }));
+            }
+        }
+    }
+
+    /// Package acceptance (without logging): `Err` names the transaction refused.
+    fn accept_package(
+        &mut self,
+        parent: Transaction,
+        child: Transaction,
+    ) -> Result<(), (Txid, Reject)> {
+        let ptxid = parent.compute_txid();
+        let ctxid = child.compute_txid();
+        if ptxid == ctxid || !child.input.iter().any(|i| i.previous_output.txid == ptxid) {
+            return Err((ctxid, Reject::NotParentChild));
+        }
+        // A parent the chain or the mempool already has: the child alone (it still pays for
+        // the parent if that one entered below the floors: the CPFP re-bump).
+        if self.tx_index.contains_key(&ptxid) || self.mempool.contains_key(&ptxid) {
+            return self.accept(child).map(|_| ()).map_err(|r| (ctxid, r));
+        }
+        // As Core's submitpackage: each alone first; the package only for a parent paying
+        // too little alone (to relay, or to replace what it conflicts with).
+        match self.accept(parent.clone()) {
+            Ok(_) => return self.accept(child).map(|_| ()).map_err(|r| (ctxid, r)),
+            Err(
+                Reject::ZeroFee
+                | Reject::FeeTooLow { .. }
+                | Reject::MempoolMinFee { .. }
+                | Reject::ReplacementFeeTooLow { .. }
+                | Reject::ReplacementFeerateTooLow { .. },
+            ) => {}
+            Err(r) => return Err((ptxid, r)),
+        }
+        if self.mempool.contains_key(&ctxid) {
+            // The child is in the mempool without its parent: impossible, it spends it.
+            return Err((ctxid, Reject::NotParentChild));
+        }
+        if let Some(&(height, _)) = self.tx_index.get(&ctxid) {
+            return Err((ctxid, Reject::AlreadyConfirmed { height }));
+        }
+        let height = self.height() + 1;
+        let p = self
+            .precheck(&parent, height, None)
+            .map_err(|r| (ptxid, r))?;
+        let c = self
+            .precheck(&child, height, Some(&parent))
+            .map_err(|r| (ctxid, r))?;
+        let pweight = parent.weight().to_wu();
+        let cweight = child.weight().to_wu();
+        // The package's feerate: both, with any mempool parent they pay for, against the
+        // mempool floor (or the relay floor when there is none).
+        let floor = self
+            .mempool_floor()
+            .unwrap_or(self.policy.min_relay_sat_per_kvb);
+        let (parents_fee, parents_vsize) = self.unpaid_parents(&[&parent, &child]);
+        let package_fee = p.fee.saturating_add(c.fee).saturating_add(parents_fee);
+        let needed = fee_at_vsize(floor, vsize(pweight) + vsize(cweight) + parents_vsize);
+        if package_fee < needed || c.fee == 0 {
+            return Err((
+                ctxid,
+                Reject::PackageFeerateTooLow {
+                    fee: package_fee,
+                    needed,
+                },
+            ));
+        }
+        // BIP 125 for the package as one: it pays for everything both evict.
+        let mut conflicts = p.conflicts.clone();
+        for t in &c.conflicts {
+            if !conflicts.contains(t) {
+                conflicts.push(*t);
+            }
+        }
+        let replaced = self
+            .check_replacement(
+                &[&parent, &child],
+                p.fee + c.fee,
+                pweight + cweight,
+                &conflicts,
+            )
+            .map_err(|r| (ctxid, r))?;
+        check_scripts(&parent, &p.coins).map_err(|r| (ptxid, r))?;
+        check_scripts(&child, &c.coins).map_err(|r| (ctxid, r))?;
+
+        self.evict(&replaced, ctxid);
+        let needs_child = !self.pays_alone(p.fee, pweight);
+        self.insert_mempool(parent, p.fee, pweight, needs_child);
+        self.insert_mempool(child, c.fee, cweight, false);
+        self.evict_unpaid();
+        Ok(())
+    }
+
+    /// Drops every mempool transaction that entered below the floors and has no mempool child
+    /// left to pay for it (with its descendants): a miner would never take it.
+    fn evict_unpaid(&mut self) {
+        loop {
+            let unpaid = self
+                .mempool
+                .iter()
+                .filter(|(_, e)| e.needs_child)
+                .map(|(t, e)| (*t, e.tx.output.len()))
+                .find(|(t, outputs)| {
+                    !(0..*outputs).any(|vout| {
+                        self.mempool_spends.contains_key(&OutPoint {
+                            txid: *t,
+                            vout: vout as u32,
+                        })
+                    })
+                });
+            match unpaid {
+                Some((txid, _)) => self.drop_with_descendants(txid, DropReason::Unpaid),
+                None => return,
+            }
+        }
     }
 
     /// The coin `outpoint` names for a mempool transaction going into block `height`.
@@ -1075,10 +1449,11 @@ impl ValidatingChain {
         }
     }
 
-    /// BIP 125 (full RBF): the mempool transactions `tx` evicts, or why it may not.
+    /// BIP 125 (full RBF): the mempool transactions `txs` (one transaction, or a package
+    /// paying `fee` for `weight` together) evict, or why they may not.
     fn check_replacement(
         &self,
-        tx: &Transaction,
+        txs: &[&Transaction],
         fee: u64,
         weight: u64,
         conflicts: &[Txid],
@@ -1108,7 +1483,7 @@ impl ValidatingChain {
                 count: replaced.len(),
             });
         }
-        for input in &tx.input {
+        for input in txs.iter().flat_map(|tx| &tx.input) {
             if replaced.contains(&input.previous_output.txid) {
                 return Err(Reject::ReplacementSpendsConflict {
                     conflict: input.previous_output.txid,
@@ -1264,7 +1639,7 @@ impl ValidatingChain {
         self.tx_index.remove(&txid);
     }
 
-    fn insert_mempool(&mut self, tx: Transaction, fee: u64, weight: u64) {
+    fn insert_mempool(&mut self, tx: Transaction, fee: u64, weight: u64, needs_child: bool) {
         let txid = tx.compute_txid();
         if !self.funding.contains(&txid) {
             for input in &tx.input {
@@ -1280,6 +1655,7 @@ impl ValidatingChain {
                 fee,
                 weight,
                 seq,
+                needs_child,
             },
         );
     }
@@ -1334,6 +1710,7 @@ impl ValidatingChain {
     /// Removes `txid` and its mempool descendants: the network forgot them.
     fn forget_with_descendants(&mut self, txid: Txid) {
         self.drop_with_descendants(txid, DropReason::Forgotten);
+        self.evict_unpaid();
     }
 }
 
