@@ -87,8 +87,8 @@ pub trait Wallet: Send + Sync {
     fn change_script(&self) -> Result<ScriptBuf, WalletError>;
 }
 
-/// Why [`fund_channel`] did not fund the channel. Whatever failed, the coins it reserved
-/// were released again.
+/// Why [`fund_channel`] did not fund the channel. The coins it reserved were released again,
+/// except after [`FundingError::OutcomeUnknown`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum FundingError {
@@ -98,8 +98,18 @@ pub enum FundingError {
     Selection(CoinSelectionError),
     /// The wallet failed.
     Wallet(WalletError),
-    /// The engine refused the funding transaction.
+    /// The engine refused the funding transaction (it holds none of it).
     Engine(EngineError),
+    /// The engine took the call but did not answer ([`EngineError::Timeout`],
+    /// [`EngineError::Stopped`], [`EngineError::ShuttingDown`]): the funding transaction may
+    /// yet be used (and broadcast after a restart), so its coins stay reserved. Release them
+    /// only once the channel is known closed without its funding transaction broadcast.
+    OutcomeUnknown {
+        /// The engine's error.
+        error: EngineError,
+        /// The coins that stay reserved.
+        inputs: Vec<OutPoint>,
+    },
 }
 
 impl std::fmt::Display for FundingError {
@@ -109,6 +119,9 @@ impl std::fmt::Display for FundingError {
             FundingError::Selection(e) => write!(f, "coin selection: {e}"),
             FundingError::Wallet(e) => write!(f, "wallet: {e}"),
             FundingError::Engine(e) => write!(f, "engine: {e:?}"),
+            FundingError::OutcomeUnknown { error, .. } => {
+                write!(f, "engine outcome unknown (coins stay reserved): {error:?}")
+            }
         }
     }
 }
@@ -140,8 +153,10 @@ const RESERVE_ATTEMPTS: usize = 8;
 /// Funds a channel from `wallet`, answering its [`Event::FundingGenerationReady`]: chooses
 /// coins largest-first for the funding output at `feerate_per_kw` (change to the wallet's
 /// change script when above dust), reserves them for the channel, has the wallet sign, and
-/// hands the transaction to [`NodeApi::funding_transaction_generated`]. On any failure the
-/// coins reserved here are released and nothing was handed to the engine.
+/// hands the transaction to [`NodeApi::funding_transaction_generated`]. A coin taken by
+/// another user between the listing and the reservation makes it select again. On failure
+/// the coins reserved here are released, except when the engine's answer is unknown
+/// ([`FundingError::OutcomeUnknown`]).
 pub fn fund_channel<B: NodeApi>(
     api: B,
     wallet: &(impl Wallet + ?Sized),
@@ -172,7 +187,9 @@ pub fn fund_channel<B: NodeApi>(
         let chosen: Vec<OutPoint> = plan.inputs.iter().map(|u| u.outpoint).collect();
         match wallet.reserve(Reservation::ChannelFunding(temporary_channel_id), &chosen) {
             Ok(()) => break plan,
-            Err(WalletError::AlreadyReserved(coin)) if attempts + 1 < RESERVE_ATTEMPTS => {
+            Err(WalletError::AlreadyReserved(coin) | WalletError::UnknownUtxo(coin))
+                if attempts + 1 < RESERVE_ATTEMPTS =>
+            {
                 attempts += 1;
                 tracing::debug!(%coin, %temporary_channel_id, "coin reserved meanwhile; selecting again");
             }
@@ -190,8 +207,18 @@ pub fn fund_channel<B: NodeApi>(
     wallet
         .sign_inputs(&mut tx, &plan.prevouts())
         .map_err(|e| release(FundingError::Wallet(e)))?;
-    api.funding_transaction_generated(temporary_channel_id, tx.clone())
-        .map_err(|e| release(FundingError::Engine(e)))?;
+    match api.funding_transaction_generated(temporary_channel_id, tx.clone()) {
+        Ok(()) => {}
+        Err(
+            error @ (EngineError::Timeout { .. }
+            | EngineError::Stopped { .. }
+            | EngineError::ShuttingDown),
+        ) => {
+            tracing::warn!(%temporary_channel_id, ?error, "funding outcome unknown; coins stay reserved");
+            return Err(FundingError::OutcomeUnknown { error, inputs });
+        }
+        Err(e) => return Err(release(FundingError::Engine(e))),
+    }
     tracing::info!(
         %temporary_channel_id,
         txid = %tx.compute_txid(),
