@@ -310,3 +310,47 @@ fn a_coin_reserved_between_listing_and_reserving_is_not_used_twice() {
         Event::ChannelReady { counterparty_node_id, .. } if *counterparty_node_id == id
     )));
 }
+
+#[test]
+fn a_wallet_funded_channel_passes_the_validating_chain() {
+    let mut chain = support::chain::ValidatingChain::new();
+    chain.mine(100);
+    let engine = Engine::new(
+        engine_config(2),
+        hub_secret(),
+        hub_seed(),
+        chain.height(),
+        chain.tip(),
+    );
+    let mut net = Net::new_validating(
+        Threaded { engine },
+        1,
+        support::onchain::static_remotekey_config(),
+        chain,
+    );
+    net.closures_expected = false;
+    net.hub_funds_itself = true;
+    let wallet = TestWallet::new(b"validated wallet", &[800_000, 900_000]);
+    // The wallet's coins come from a made-up parent: the chain takes it on trust.
+    net.vchain_mut().submit_funding(wallet.parent().clone());
+    let id = net.peer_id(0);
+    net.hub
+        .create_channel(id, SATS, SATS * 500)
+        .expect("create_channel");
+    net.run();
+    let event = funding_events(&net).pop().expect("FundingGenerationReady");
+    let funded = fund_channel(&net.hub.engine, &wallet, &event, FEERATE).expect("fund_channel");
+    assert_eq!(funded.inputs.len(), 2, "neither coin alone pays 1M");
+    net.run();
+    // The hub's broadcast went through the chain's mempool (scripts by libbitcoinconsensus,
+    // relay policy): mined, it confirms.
+    net.mine(6);
+    let txid = funded.tx.compute_txid();
+    assert_eq!(net.vchain().confirmations(&txid), 6);
+    assert_eq!(net.vchain().get_tx(&txid), Some(&funded.tx));
+    assert!(net.violations.is_empty(), "{:#?}", net.violations);
+    assert!(net.hub_events.iter().any(|e| matches!(
+        e,
+        Event::ChannelReady { counterparty_node_id, .. } if *counterparty_node_id == id
+    )));
+}
