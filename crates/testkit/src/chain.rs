@@ -10,6 +10,13 @@
 //! refusal is typed ([`Reject`]) and logged ([`ValidatingChain::rejected`]), so a test can
 //! assert that nothing an honest node broadcast was refused.
 //!
+//! Opt-in, as Core with a full mempool: a mempool minimum feerate above the relay floor
+//! ([`Policy::mempool_min_sat_per_kvb`]) and 1-parent-1-child package relay
+//! ([`ValidatingChain::submit_package`], Core's `submitpackage`): a parent paying too little
+//! (even nothing) enters with a child whose fee pays for both, is mined only in the same block
+//! as a child paying for it, and leaves the mempool when no child does any more. A child is
+//! re-bumped by a replacement paying more by BIP 125's rules.
+//!
 //! Blocks are mined on demand ([`ValidatingChain::mine`]); they can be disconnected
 //! ([`ValidatingChain::disconnect`]) and replaced by another branch
 //! ([`ValidatingChain::reorg`], [`ValidatingChain::reorg_replacing`]), with the UTXO set rolled
@@ -686,7 +693,8 @@ impl ValidatingChain {
     }
 
     /// Mempool transactions dropped without being mined, in order: conflicted by a block,
-    /// replaced (BIP 125), or no longer valid after a reorg.
+    /// replaced (BIP 125), no longer valid after a reorg, or a package's parent no child pays
+    /// for any more ([`DropReason::Unpaid`]).
     pub fn dropped(&self) -> &[(Txid, DropReason)] {
         &self.dropped
     }
@@ -716,8 +724,9 @@ impl ValidatingChain {
     // ---- mining ----------------------------------------------------------------------------
 
     /// Mines `n` blocks, each with every mempool transaction valid at its height (re-checked
-    /// by consensus; a child after its parent), in arrival order, up to the block weight.
-    /// Returns the blocks.
+    /// by consensus; a child after its parent), in arrival order, up to the block weight. A
+    /// parent that entered below the floors ([`ValidatingChain::needs_child`]) goes in only
+    /// with, and just before, a child spending it. Returns the blocks.
     pub fn mine(&mut self, n: u32) -> Vec<Block> {
         (0..n)
             .map(|_| {
@@ -939,7 +948,9 @@ impl ValidatingChain {
 
     /// Disconnects the last `n` blocks (newest first): the UTXO set is rolled back exactly,
     /// and their transactions (coinbases aside) go back to the mempool when still valid at the
-    /// new tip (the others are [`ValidatingChain::dropped`]). Returns the disconnected blocks,
+    /// new tip (the others are [`ValidatingChain::dropped`]). With a mempool floor (or for a
+    /// mempool parent that entered in a package), a transaction paying too little alone goes
+    /// back as a package with the next one spending it. Returns the disconnected blocks,
     /// oldest first.
     ///
     /// # Panics

@@ -333,6 +333,30 @@ fn a_child_is_replaced_only_by_one_paying_more() {
     );
     assert!(s.chain.in_mempool(&first_txid));
 
+    // Another child, of the parent's other output, paying its own way but not the parent's:
+    // counted with the parent it spends, it is below the floor.
+    let bob_out = OutPoint {
+        txid: ptxid,
+        vout: 0,
+    };
+    let bob_value = VALUE - ANCHOR;
+    let probe = signed(
+        &[(bob_out, Spend::P2wpkh(bob_value, &s.bob))],
+        vec![out(&s.bob.script, bob_value - 1_000)],
+    );
+    let own_fee = fee_for(FLOOR, probe.vsize());
+    let sibling = signed(
+        &[(bob_out, Spend::P2wpkh(bob_value, &s.bob))],
+        vec![out(&s.bob.script, bob_value - own_fee)],
+    );
+    assert_eq!(
+        s.chain.submit(sibling.clone()),
+        Err(Reject::MempoolMinFee {
+            fee: own_fee,
+            needed: fee_for(FLOOR, parent.vsize() + sibling.vsize()),
+        })
+    );
+
     // Enough more: the CPFP re-bump, as a package whose parent the mempool already has.
     let bumped_fee = 3_000 + fee_for(1_000, first.vsize()) + 100;
     let bumped = s.child(&parent, bumped_fee);
