@@ -621,3 +621,23 @@ fn malformed_packages_are_refused() {
     ));
     assert!(s.chain.mempool().is_empty());
 }
+
+#[test]
+fn an_absurd_floor_refuses_everything_without_overflow() {
+    let mut s = scene(Policy {
+        mempool_min_sat_per_kvb: Some(u64::MAX),
+        ..Policy::default()
+    });
+    let parent = s.parent(1_000);
+    assert!(matches!(
+        s.chain.submit(parent.clone()),
+        Err(Reject::MempoolMinFee { fee: 1_000, .. })
+    ));
+    let parent = s.parent(0);
+    let child = s.child(&parent, 5_000);
+    assert!(matches!(
+        s.chain.submit_package(parent, child),
+        Err(Reject::PackageFeerateTooLow { fee: 5_000, .. })
+    ));
+    assert!(s.chain.mempool().is_empty());
+}
