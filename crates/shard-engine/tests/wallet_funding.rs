@@ -354,3 +354,51 @@ fn a_wallet_funded_channel_passes_the_validating_chain() {
         Event::ChannelReady { counterparty_node_id, .. } if *counterparty_node_id == id
     )));
 }
+
+#[test]
+fn fund_channel_works_over_the_simulator_too() {
+    for seed in [1u64, 2, 3] {
+        let sim = shard_engine::Sim::new(
+            engine_config(3),
+            hub_secret(),
+            hub_seed(),
+            100,
+            support::genesis(),
+            seed,
+        );
+        let mut net = Net::new(sim, 2);
+        net.hub_funds_itself = true;
+        let wallet = TestWallet::new(b"sim wallet", &[1_100_000, 1_050_000, 90_000]);
+        for i in 0..2 {
+            let id = net.peer_id(i);
+            net.hub.create_channel(id, SATS, 0).expect("create_channel");
+        }
+        net.run();
+        let events: Vec<Event> = net
+            .hub_events
+            .iter()
+            .filter(|e| matches!(e, Event::FundingGenerationReady { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(events.len(), 2, "seed {seed}");
+        let funded: Vec<_> = events
+            .iter()
+            .map(|e| fund_channel(&mut net.hub, &wallet, e, FEERATE).expect("fund_channel"))
+            .collect();
+        // One big coin each; the small one is never needed.
+        assert_ne!(funded[0].inputs, funded[1].inputs, "seed {seed}");
+        let parent = wallet.parent().clone();
+        for f in &funded {
+            assert_eq!(f.inputs.len(), 1);
+            verify_inputs(&f.tx, &[parent.output[f.inputs[0].vout as usize].clone()]);
+        }
+        net.run();
+        net.mine(6);
+        let ready = net
+            .hub_events
+            .iter()
+            .filter(|e| matches!(e, Event::ChannelReady { .. }))
+            .count();
+        assert_eq!(ready, 2, "seed {seed}");
+    }
+}
