@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver};
 use lightning_core::bitcoin::{BlockHash, ScriptBuf, Transaction};
+use lightning_core::chain::bump::{AnchorParent, BumpError};
 use lightning_core::channel::Channel;
 use lightning_core::node::{ApiError, ChannelDetails, PaymentId, Route};
 use lightning_core::secp256k1::PublicKey;
@@ -432,6 +433,50 @@ pub trait NodeApi: Backend + Sized {
             })?;
         }
         Ok(())
+    }
+
+    /// `commitment` (from a [`MonitorEvent::BumpNeeded`](lightning_core::chain::MonitorEvent::BumpNeeded)
+    /// of `channel_id`) as a parent to bump through our anchor: its anchor output, weight
+    /// and own fee ([`lightning_core::chain::ChannelMonitor::anchor_parent`]). The outer
+    /// error is the engine's; the inner one says why this commitment cannot be bumped.
+    /// [`crate::bump_commitment`] drives the whole bump.
+    fn anchor_parent(
+        mut self,
+        channel_id: ChannelId,
+        commitment: Transaction,
+    ) -> Result<Result<AnchorParent, BumpError>, EngineError> {
+        let node_id = peer_of(&self, &channel_id)?;
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core()
+                .monitor(&channel_id)
+                .map(|m| m.anchor_parent(&commitment))
+        })?
+        .ok_or(EngineError::UnknownChannel(channel_id))
+    }
+
+    /// Signs input `input` of `child`, spending our anchor on `channel_id`'s latest holder
+    /// commitment, with the channel's funding key (SIGHASH_ALL), and returns `child` with
+    /// that input's witness set ([`lightning_core::chain::ChannelMonitor::sign_anchor_input`]).
+    /// Call it once the child's inputs and outputs are final.
+    fn sign_anchor_input(
+        mut self,
+        channel_id: ChannelId,
+        mut child: Transaction,
+        input: usize,
+    ) -> Result<Result<Transaction, BumpError>, EngineError> {
+        let node_id = peer_of(&self, &channel_id)?;
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core().monitor(&channel_id).map(|m| {
+                let witness = m.sign_anchor_input(&child, input)?;
+                if let Some(i) = child.input.get_mut(input) {
+                    i.witness = witness;
+                }
+                Ok(child)
+            })
+        })?
+        .ok_or(EngineError::UnknownChannel(channel_id))
     }
 
     /// Where on-chain claims of channels funded from now on pay, on every shard (default:

@@ -66,7 +66,10 @@ pub use placement::Placement;
 pub use shard::{step, Shard, ShardCounters, ShardStats};
 #[cfg(feature = "sim")]
 pub use sim::{Sim, SimRng};
-pub use wallet::{fund_channel, FundedChannel, FundingError, Reservation, Wallet, WalletError};
+pub use wallet::{
+    bump_commitment, fund_channel, BumpCommitmentError, CommitmentBump, FundedChannel,
+    FundingError, Reservation, Wallet, WalletError,
+};
 
 pub mod store;
 pub mod wallet;

@@ -7,10 +7,18 @@
 //! build funding transactions themselves keep calling `funding_transaction_generated`
 //! directly.
 //!
+//! A holder commitment of an anchor channel that needs fees
+//! ([`MonitorEvent::BumpNeeded`] with our anchor) is answered with [`bump_commitment`]: a
+//! CPFP child spending the anchor (the engine signs it with the channel's funding key,
+//! [`NodeApi::sign_anchor_input`]) and wallet coins (reserved, signed by the wallet), with
+//! change to the wallet; the host relays the commitment and the child as a package.
+//!
 //! Who signs what: the wallet signs its inputs only (the engine never sees its keys); the
 //! engine signs the channel's transactions with the node's keys.
 
-use lightning_core::bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut};
+use lightning_core::bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use lightning_core::chain::bump::{build_anchor_child, AnchorChild, BumpError};
+use lightning_core::chain::MonitorEvent;
 use lightning_core::node::Event;
 use lightning_core::types::ChannelId;
 use lightning_core::wallet::{build_funding_transaction, CoinSelectionError, WalletUtxo};
@@ -25,6 +33,9 @@ use crate::error::EngineError;
 pub enum Reservation {
     /// The funding transaction of the channel with this temporary id.
     ChannelFunding(ChannelId),
+    /// A CPFP child bumping our holder commitment with this txid through its anchor
+    /// ([`bump_commitment`]).
+    AnchorBump(Txid),
 }
 
 /// Why the host's wallet could not do what was asked.
@@ -232,5 +243,139 @@ pub fn fund_channel<B: NodeApi>(
         inputs,
         fee_satoshis: plan.fee_satoshis,
         change_vout: plan.change_vout,
+    })
+}
+
+/// Why [`bump_commitment`] built no child. The coins it reserved were released again.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BumpCommitmentError {
+    /// The event was not a [`MonitorEvent::BumpNeeded`] for a commitment with our anchor
+    /// (an HTLC transaction's bump is not a CPFP).
+    NotAnchorBump,
+    /// The commitment cannot be bumped, or the wallet's coins cannot pay the child.
+    Bump(BumpError),
+    /// The wallet failed.
+    Wallet(WalletError),
+    /// The engine failed (the channel is unknown to it, or it did not answer).
+    Engine(EngineError),
+}
+
+impl std::fmt::Display for BumpCommitmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BumpCommitmentError::NotAnchorBump => {
+                write!(f, "not a BumpNeeded event for a commitment with our anchor")
+            }
+            BumpCommitmentError::Bump(e) => write!(f, "bump: {e}"),
+            BumpCommitmentError::Wallet(e) => write!(f, "wallet: {e}"),
+            BumpCommitmentError::Engine(e) => write!(f, "engine: {e:?}"),
+        }
+    }
+}
+
+impl std::error::Error for BumpCommitmentError {}
+
+/// A signed CPFP child for a holder commitment: relay `commitment` and `child` together
+/// (a package: the commitment alone pays too little).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitmentBump {
+    /// The commitment, as the monitor gave it (fully signed).
+    pub commitment: Transaction,
+    /// The signed child: input 0 the anchor, then the wallet's coins; output 0 the change.
+    pub child: Transaction,
+    /// How it was laid out: the fee, weights, and the wallet's coins it spends, which stay
+    /// reserved ([`Reservation::AnchorBump`]) until the host sees them spent or gives the
+    /// bump up.
+    pub plan: AnchorChild,
+}
+
+/// Answers a [`MonitorEvent::BumpNeeded`] for channel `channel_id`'s holder commitment (one
+/// naming our anchor) with a CPFP child from `wallet`: asks the engine for the commitment's
+/// anchor, weight and own fee ([`NodeApi::anchor_parent`]), chooses wallet coins largest
+/// first so the package pays `feerate_per_kw` (the event's own feerate, or the host's
+/// estimate for its deadline, whichever the host judges right), reserves them
+/// ([`Reservation::AnchorBump`]), has the engine sign the anchor input and the wallet its
+/// own. A coin taken between the listing and the reservation makes it select again. On
+/// failure the coins reserved here are released.
+///
+/// `api` is called twice, so it must be `Clone` (`&Engine` is); over the simulator's
+/// `&mut Sim`, make the same three steps by hand: [`NodeApi::anchor_parent`],
+/// [`build_anchor_child`], [`NodeApi::sign_anchor_input`].
+pub fn bump_commitment<B: NodeApi + Clone>(
+    api: B,
+    wallet: &(impl Wallet + ?Sized),
+    channel_id: ChannelId,
+    event: &MonitorEvent,
+    feerate_per_kw: u32,
+) -> Result<CommitmentBump, BumpCommitmentError> {
+    let MonitorEvent::BumpNeeded {
+        tx,
+        anchor: Some(anchor),
+        ..
+    } = event
+    else {
+        return Err(BumpCommitmentError::NotAnchorBump);
+    };
+    let parent = api
+        .clone()
+        .anchor_parent(channel_id, tx.clone())
+        .map_err(BumpCommitmentError::Engine)?
+        .map_err(BumpCommitmentError::Bump)?;
+    if parent.anchor != *anchor {
+        return Err(BumpCommitmentError::Bump(BumpError::NoAnchor));
+    }
+    let change = wallet
+        .change_script()
+        .map_err(BumpCommitmentError::Wallet)?;
+    let mut attempts = 0;
+    let plan = loop {
+        let utxos = wallet
+            .list_spendable()
+            .map_err(BumpCommitmentError::Wallet)?;
+        let plan = build_anchor_child(&parent, &utxos, change.clone(), feerate_per_kw)
+            .map_err(BumpCommitmentError::Bump)?;
+        match wallet.reserve(
+            Reservation::AnchorBump(parent.txid),
+            &plan.wallet_outpoints(),
+        ) {
+            Ok(()) => break plan,
+            Err(WalletError::AlreadyReserved(coin) | WalletError::UnknownUtxo(coin))
+                if attempts + 1 < RESERVE_ATTEMPTS =>
+            {
+                attempts += 1;
+                tracing::debug!(%coin, commitment = %parent.txid, "coin reserved meanwhile; selecting again");
+            }
+            Err(e) => return Err(BumpCommitmentError::Wallet(e)),
+        }
+    };
+    let inputs = plan.wallet_outpoints();
+    let release = |err: BumpCommitmentError| {
+        if let Err(e) = wallet.release(&inputs) {
+            tracing::warn!(commitment = %parent.txid, error = %e, "could not release bump coins");
+        }
+        err
+    };
+    let signed = api
+        .sign_anchor_input(channel_id, plan.tx.clone(), 0)
+        .map_err(|e| release(BumpCommitmentError::Engine(e)))?
+        .map_err(|e| release(BumpCommitmentError::Bump(e)))?;
+    let mut child = signed;
+    wallet
+        .sign_inputs(&mut child, &plan.prevouts())
+        .map_err(|e| release(BumpCommitmentError::Wallet(e)))?;
+    tracing::info!(
+        %channel_id,
+        commitment = %parent.txid,
+        child = %child.compute_txid(),
+        fee = plan.fee_satoshis,
+        package_fee = plan.package_fee_satoshis,
+        package_weight = plan.package_weight,
+        "commitment bumped through its anchor"
+    );
+    Ok(CommitmentBump {
+        commitment: tx.clone(),
+        child,
+        plan,
     })
 }

@@ -21,6 +21,7 @@
 //! Confirmations are acted on after [`ANTI_REORG_DELAY`] blocks, except a preimage, which
 //! goes upstream at once.
 
+pub mod bump;
 mod claim;
 mod monitor;
 mod spend;

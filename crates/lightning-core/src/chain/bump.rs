@@ -1,0 +1,458 @@
+//! Fee bumping of anchor channels' holder commitments by CPFP, sans-IO: the monitor asks
+//! for fees ([`MonitorEvent::BumpNeeded`](super::MonitorEvent::BumpNeeded) with our anchor's
+//! outpoint); [`build_anchor_child`] lays out a child spending that anchor (input 0) and
+//! wallet coins (largest first), paying change to the wallet, so that the package (the
+//! commitment and the child) pays the target feerate on their combined weight. The engine
+//! signs the anchor input with the channel's funding key
+//! ([`ChannelMonitor::sign_anchor_input`]); the host's wallet signs its own inputs. Both are
+//! SIGHASH_ALL segwit v0 signatures, which commit to no other input's witness, so the order
+//! in which they are made does not matter.
+
+use bitcoin::absolute::LockTime;
+use bitcoin::ecdsa::Signature as BitcoinSignature;
+use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::sighash::EcdsaSighashType;
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Weight, Witness,
+};
+
+use super::ChannelMonitor;
+use crate::transactions::fees::ANCHOR_OUTPUT_SATOSHIS;
+use crate::transactions::scripts::anchor_script;
+use crate::transactions::sign::sign_segwit_v0_input;
+use crate::wallet::{fee_for_weight, WalletUtxo};
+
+/// The satisfaction weight of an anchor input spent by its funding key: the witness item
+/// count (1), a signature of at most 73 bytes with its sighash byte and length (74), and
+/// the 40-byte anchor script with its length (41).
+pub const ANCHOR_SATISFACTION_WEIGHT: u64 = 1 + 74 + 41;
+
+/// The segwit marker and flag (2 weight units), absent from an unsigned transaction's
+/// weight.
+const SEGWIT_MARKER_WEIGHT: u64 = 2;
+
+/// Why no bump could be built or signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BumpError {
+    /// The channel has no anchors, or the commitment has no anchor of ours.
+    NoAnchor,
+    /// The transaction is not the channel's latest holder commitment (or the monitor has
+    /// none signed).
+    NotOurCommitment {
+        /// The transaction given.
+        txid: Txid,
+    },
+    /// The commitment's outputs are worth more than the funding output (a corrupt state).
+    CommitmentOverspends {
+        /// The commitment.
+        txid: Txid,
+    },
+    /// The input to sign does not exist or does not spend our anchor.
+    NotAnchorInput {
+        /// The input's index.
+        input: usize,
+    },
+    /// The wallet's spendable segwit coins cannot pay the child's fee and a change output
+    /// above dust.
+    InsufficientFunds {
+        /// What the anchor and every coin would have to hold to pay the fee and the
+        /// smallest change.
+        needed_satoshis: u64,
+        /// What the anchor and the spendable segwit coins hold.
+        available_satoshis: u64,
+    },
+    /// The feerate is below the relay minimum (253 sat per 1000 weight).
+    FeerateTooLow {
+        /// The feerate asked for.
+        feerate_per_kw: u32,
+    },
+}
+
+impl std::fmt::Display for BumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BumpError::NoAnchor => write!(f, "no anchor output of ours to spend"),
+            BumpError::NotOurCommitment { txid } => {
+                write!(f, "{txid} is not our latest holder commitment")
+            }
+            BumpError::CommitmentOverspends { txid } => {
+                write!(f, "commitment {txid} pays more than the funding output")
+            }
+            BumpError::NotAnchorInput { input } => {
+                write!(f, "input {input} does not spend our anchor")
+            }
+            BumpError::InsufficientFunds {
+                needed_satoshis,
+                available_satoshis,
+            } => write!(
+                f,
+                "insufficient funds for the bump: need {needed_satoshis} sat, have {available_satoshis} sat"
+            ),
+            BumpError::FeerateTooLow { feerate_per_kw } => {
+                write!(f, "feerate {feerate_per_kw} sat/kw is below the relay minimum")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BumpError {}
+
+/// A holder commitment to bump through its anchor, as its monitor sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorParent {
+    /// The commitment's txid.
+    pub txid: Txid,
+    /// Our anchor output on it.
+    pub anchor: OutPoint,
+    /// That output (330 sat to the P2WSH of our funding key's anchor script).
+    pub anchor_txout: TxOut,
+    /// The commitment's weight, signed.
+    pub weight: u64,
+    /// The fee it pays by itself (the funding output's value minus its outputs).
+    pub fee_satoshis: u64,
+}
+
+/// A CPFP child laid out, unsigned: input 0 spends the anchor (the engine signs it), the
+/// others spend `wallet_inputs` in order (the wallet signs them); output 0 is the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorChild {
+    /// The unsigned child: version 2, every input signalling replaceability (BIP 125).
+    pub tx: Transaction,
+    /// The anchor it spends (input 0) and that output.
+    pub anchor: (OutPoint, TxOut),
+    /// The wallet's coins spent, inputs 1.. in order.
+    pub wallet_inputs: Vec<WalletUtxo>,
+    /// The child's fee (its inputs minus its change).
+    pub fee_satoshis: u64,
+    /// The child's weight once signed (an upper bound: a shorter signature only makes it
+    /// lighter).
+    pub weight: u64,
+    /// The package's fee: the parent's and the child's.
+    pub package_fee_satoshis: u64,
+    /// The package's weight: the parent's and the child's.
+    pub package_weight: u64,
+}
+
+impl AnchorChild {
+    /// The outputs every input of `tx` spends, in input order: what signing needs.
+    pub fn prevouts(&self) -> Vec<TxOut> {
+        std::iter::once(self.anchor.1.clone())
+            .chain(self.wallet_inputs.iter().map(|u| u.txout.clone()))
+            .collect()
+    }
+
+    /// The coins of the wallet it spends.
+    pub fn wallet_outpoints(&self) -> Vec<OutPoint> {
+        self.wallet_inputs.iter().map(|u| u.outpoint).collect()
+    }
+}
+
+fn input(outpoint: OutPoint) -> TxIn {
+    TxIn {
+        previous_output: outpoint,
+        script_sig: ScriptBuf::new(),
+        sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+        witness: Witness::new(),
+    }
+}
+
+/// Lays out the child bumping `parent` through its anchor at `feerate_per_kw`: the anchor
+/// and wallet coins among `utxos` (largest first, ties by outpoint; coins that are not
+/// segwit outputs are skipped, the child's txid must not be malleable) are spent until the
+/// fee is paid with change above the change script's dust limit left for `change_script`.
+/// The fee is what makes the package pay `feerate_per_kw` on its combined weight (the
+/// parent's own fee counts), and at least that feerate on the child's own weight, rounded
+/// up. `utxos` should leave out coins reserved for anything else.
+pub fn build_anchor_child(
+    parent: &AnchorParent,
+    utxos: &[WalletUtxo],
+    change_script: ScriptBuf,
+    feerate_per_kw: u32,
+) -> Result<AnchorChild, BumpError> {
+    if feerate_per_kw < crate::node::MIN_RELAY_FEERATE_PER_KW {
+        return Err(BumpError::FeerateTooLow { feerate_per_kw });
+    }
+    let mut candidates: Vec<&WalletUtxo> = utxos
+        .iter()
+        .filter(|u| u.txout.script_pubkey.is_witness_program())
+        .collect();
+    candidates.sort_by(|a, b| {
+        b.txout
+            .value
+            .cmp(&a.txout.value)
+            .then(a.outpoint.cmp(&b.outpoint))
+    });
+    let anchor_value = parent.anchor_txout.value.to_sat();
+    let available = candidates.iter().fold(anchor_value, |s, u| {
+        s.saturating_add(u.txout.value.to_sat())
+    });
+    let dust = change_script.minimal_non_dust().to_sat();
+    let mut tx = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![input(parent.anchor)],
+        output: vec![TxOut {
+            value: Amount::ZERO,
+            script_pubkey: change_script,
+        }],
+    };
+    let mut chosen: Vec<&WalletUtxo> = Vec::new();
+    let mut total = anchor_value;
+    let mut needed = 0;
+    for utxo in candidates {
+        chosen.push(utxo);
+        tx.input.push(input(utxo.outpoint));
+        total = total.saturating_add(utxo.txout.value.to_sat());
+        let weight = Weight::to_wu(tx.weight())
+            + SEGWIT_MARKER_WEIGHT
+            + ANCHOR_SATISFACTION_WEIGHT
+            + chosen.iter().map(|u| u.satisfaction_weight).sum::<u64>();
+        let package_weight = parent.weight + weight;
+        let fee = fee_for_weight(feerate_per_kw, package_weight)
+            .saturating_sub(parent.fee_satoshis)
+            .max(fee_for_weight(feerate_per_kw, weight));
+        needed = fee.saturating_add(dust);
+        let Some(change) = total.checked_sub(fee).filter(|&c| c >= dust) else {
+            continue;
+        };
+        if let Some(out) = tx.output.first_mut() {
+            out.value = Amount::from_sat(change);
+        }
+        return Ok(AnchorChild {
+            tx,
+            anchor: (parent.anchor, parent.anchor_txout.clone()),
+            wallet_inputs: chosen.into_iter().cloned().collect(),
+            fee_satoshis: fee,
+            weight,
+            package_fee_satoshis: parent.fee_satoshis + fee,
+            package_weight,
+        });
+    }
+    Err(BumpError::InsufficientFunds {
+        needed_satoshis: needed.max(dust),
+        available_satoshis: available,
+    })
+}
+
+impl ChannelMonitor {
+    fn anchor_script(&self) -> Option<ScriptBuf> {
+        self.terms
+            .channel_type
+            .has_anchors()
+            .then(|| anchor_script(&self.terms.local_pubkeys.funding_pubkey))
+    }
+
+    /// `commitment` (from [`MonitorEvent::BumpNeeded`](super::MonitorEvent::BumpNeeded)) as
+    /// a parent to bump through our anchor: checked to be our latest signed holder
+    /// commitment with an anchor of ours, with its weight and own fee.
+    pub fn anchor_parent(&self, commitment: &Transaction) -> Result<AnchorParent, BumpError> {
+        let txid = commitment.compute_txid();
+        let script = self.anchor_script().ok_or(BumpError::NoAnchor)?;
+        let ours = self
+            .signed_holder_commitment()
+            .filter(|tx| tx.compute_txid() == txid)
+            .ok_or(BumpError::NotOurCommitment { txid })?;
+        let spk = script.to_p2wsh();
+        let vout = ours
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == spk && o.value.to_sat() == ANCHOR_OUTPUT_SATOSHIS)
+            .ok_or(BumpError::NoAnchor)?;
+        let outputs: u64 = ours.output.iter().map(|o| o.value.to_sat()).sum();
+        let fee_satoshis = self
+            .terms
+            .funding_satoshis
+            .checked_sub(outputs)
+            .ok_or(BumpError::CommitmentOverspends { txid })?;
+        Ok(AnchorParent {
+            txid,
+            anchor: OutPoint {
+                txid,
+                vout: vout as u32,
+            },
+            anchor_txout: ours.output[vout].clone(),
+            weight: ours.weight().to_wu(),
+            fee_satoshis,
+        })
+    }
+
+    /// The witness of input `input` of `child`, spending our anchor on our latest holder
+    /// commitment with the channel's funding key (SIGHASH_ALL): `<sig> <anchor script>`.
+    /// Sign after the child's inputs and outputs are final (its other inputs' witnesses
+    /// may come before or after).
+    pub fn sign_anchor_input(
+        &self,
+        child: &Transaction,
+        input: usize,
+    ) -> Result<Witness, BumpError> {
+        let script = self.anchor_script().ok_or(BumpError::NoAnchor)?;
+        let commitment = self.signed_holder_commitment().ok_or(BumpError::NoAnchor)?;
+        let parent = self.anchor_parent(&commitment)?;
+        if child.input.get(input).map(|i| i.previous_output) != Some(parent.anchor) {
+            return Err(BumpError::NotAnchorInput { input });
+        }
+        let secp = Secp256k1::signing_only();
+        let signature = sign_segwit_v0_input(
+            &secp,
+            child,
+            input,
+            &script,
+            parent.anchor_txout.value.to_sat(),
+            EcdsaSighashType::All,
+            &self.keys.funding_key,
+        )
+        .map_err(|_| BumpError::NotAnchorInput { input })?;
+        let sig = BitcoinSignature {
+            signature,
+            sighash_type: EcdsaSighashType::All,
+        };
+        Ok(Witness::from_slice(&[sig.to_vec(), script.to_bytes()]))
+    }
+
+    /// Our funding key's public key (the anchor script's key).
+    pub fn anchor_pubkey(&self) -> PublicKey {
+        self.terms.local_pubkeys.funding_pubkey
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::wallet::P2WPKH_SATISFACTION_WEIGHT;
+    use bitcoin::hashes::Hash;
+    use bitcoin::{WPubkeyHash, WScriptHash};
+
+    fn p2wpkh(tag: u8) -> ScriptBuf {
+        ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([tag; 20]))
+    }
+
+    fn coin(n: u8, sats: u64) -> WalletUtxo {
+        WalletUtxo {
+            outpoint: OutPoint {
+                txid: Txid::from_byte_array([n; 32]),
+                vout: 0,
+            },
+            txout: TxOut {
+                value: Amount::from_sat(sats),
+                script_pubkey: p2wpkh(n),
+            },
+            satisfaction_weight: P2WPKH_SATISFACTION_WEIGHT,
+        }
+    }
+
+    fn parent(weight: u64, fee: u64) -> AnchorParent {
+        let txid = Txid::from_byte_array([0xaa; 32]);
+        AnchorParent {
+            txid,
+            anchor: OutPoint { txid, vout: 0 },
+            anchor_txout: TxOut {
+                value: Amount::from_sat(ANCHOR_OUTPUT_SATOSHIS),
+                script_pubkey: ScriptBuf::new_p2wsh(&WScriptHash::from_byte_array([3; 32])),
+            },
+            weight,
+            fee_satoshis: fee,
+        }
+    }
+
+    /// The weight of `child.tx` signed: a 73-byte signature and the 40-byte script on the
+    /// anchor, a 72-byte signature and a key on each wallet input.
+    fn signed_weight(child: &AnchorChild) -> u64 {
+        let mut tx = child.tx.clone();
+        tx.input[0].witness = Witness::from_slice(&[vec![0u8; 73], vec![1u8; 40]]);
+        for input in tx.input.iter_mut().skip(1) {
+            input.witness = Witness::from_slice(&[vec![0u8; 72], vec![2u8; 33]]);
+        }
+        tx.weight().to_wu()
+    }
+
+    #[test]
+    fn the_package_pays_the_feerate_and_the_change_is_exact() {
+        let p = parent(1_124, 0);
+        let utxos = [coin(1, 20_000), coin(2, 50_000)];
+        let child = build_anchor_child(&p, &utxos, p2wpkh(9), 2_500).unwrap();
+        assert_eq!(child.wallet_inputs, vec![utxos[1].clone()]);
+        assert_eq!(child.tx.input[0].previous_output, p.anchor);
+        assert_eq!(child.tx.input[1].previous_output, utxos[1].outpoint);
+        assert_eq!(child.weight, signed_weight(&child));
+        assert_eq!(child.package_weight, 1_124 + child.weight);
+        assert_eq!(
+            child.fee_satoshis,
+            fee_for_weight(2_500, child.package_weight)
+        );
+        assert_eq!(child.package_fee_satoshis, child.fee_satoshis);
+        assert_eq!(child.tx.output.len(), 1);
+        assert_eq!(child.tx.output[0].script_pubkey, p2wpkh(9));
+        assert_eq!(
+            child.tx.output[0].value.to_sat(),
+            ANCHOR_OUTPUT_SATOSHIS + 50_000 - child.fee_satoshis
+        );
+        assert_eq!(child.prevouts()[0], p.anchor_txout);
+        assert_eq!(child.prevouts()[1], utxos[1].txout);
+    }
+
+    #[test]
+    fn the_parents_own_fee_counts_but_the_child_pays_its_own_weight() {
+        let utxos = [coin(1, 50_000)];
+        let low = build_anchor_child(&parent(1_124, 300), &utxos, p2wpkh(9), 2_500).unwrap();
+        assert_eq!(
+            low.fee_satoshis,
+            fee_for_weight(2_500, low.package_weight) - 300
+        );
+        assert_eq!(
+            low.package_fee_satoshis,
+            fee_for_weight(2_500, low.package_weight)
+        );
+        // A parent already paying the feerate: the child still pays for itself.
+        let rich = build_anchor_child(&parent(1_124, 100_000), &utxos, p2wpkh(9), 2_500).unwrap();
+        assert_eq!(rich.fee_satoshis, fee_for_weight(2_500, rich.weight));
+    }
+
+    #[test]
+    fn several_coins_when_one_is_not_enough_and_insufficient_funds_is_typed() {
+        let p = parent(1_124, 0);
+        let utxos = [coin(1, 8_000), coin(2, 7_000)];
+        let child = build_anchor_child(&p, &utxos, p2wpkh(9), 5_000).unwrap();
+        assert_eq!(
+            child.wallet_inputs,
+            vec![utxos[0].clone(), utxos[1].clone()]
+        );
+        assert_eq!(child.weight, signed_weight(&child));
+        assert!(child.tx.output[0].value.to_sat() >= 294);
+        let err = build_anchor_child(&p, &utxos, p2wpkh(9), 20_000).unwrap_err();
+        assert!(
+            matches!(err, BumpError::InsufficientFunds { available_satoshis, .. } if available_satoshis == 15_330),
+            "{err:?}"
+        );
+        assert_eq!(
+            build_anchor_child(&p, &[], p2wpkh(9), 2_500),
+            Err(BumpError::InsufficientFunds {
+                needed_satoshis: 294,
+                available_satoshis: 330
+            })
+        );
+    }
+
+    #[test]
+    fn legacy_coins_are_skipped_and_a_feerate_below_relay_is_refused() {
+        let p = parent(1_124, 0);
+        let legacy = WalletUtxo {
+            txout: TxOut {
+                value: Amount::from_sat(1_000_000),
+                script_pubkey: ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_byte_array([4; 20])),
+            },
+            ..coin(4, 0)
+        };
+        let utxos = [legacy, coin(2, 40_000)];
+        let child = build_anchor_child(&p, &utxos, p2wpkh(9), 1_000).unwrap();
+        assert_eq!(child.wallet_inputs, vec![utxos[1].clone()]);
+        assert_eq!(
+            build_anchor_child(&p, &utxos, p2wpkh(9), 252),
+            Err(BumpError::FeerateTooLow {
+                feerate_per_kw: 252
+            })
+        );
+    }
+}
