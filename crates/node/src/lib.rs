@@ -50,6 +50,7 @@ pub mod net;
 pub mod peers;
 mod state;
 pub mod sweep;
+pub mod wallet;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
