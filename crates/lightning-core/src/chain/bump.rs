@@ -10,7 +10,7 @@
 
 use bitcoin::absolute::LockTime;
 use bitcoin::ecdsa::Signature as BitcoinSignature;
-use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::secp256k1::Secp256k1;
 use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::transaction::Version;
 use bitcoin::{
@@ -309,11 +309,6 @@ impl ChannelMonitor {
             sighash_type: EcdsaSighashType::All,
         };
         Ok(Witness::from_slice(&[sig.to_vec(), script.to_bytes()]))
-    }
-
-    /// Our funding key's public key (the anchor script's key).
-    pub fn anchor_pubkey(&self) -> PublicKey {
-        self.terms.local_pubkeys.funding_pubkey
     }
 }
 

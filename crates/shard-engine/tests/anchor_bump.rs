@@ -1,0 +1,231 @@
+//! An anchor channel's holder commitment bumped by CPFP from the host's wallet
+//! (`shard_engine::bump_commitment`): the hub force-closes while the validating chain's
+//! mempool floor is above the commitment's own feerate, so the commitment alone is refused;
+//! the child spending the hub's anchor (signed by the engine with the funding key) and a
+//! wallet coin (signed by the wallet) is relayed with it as a package, every input passes
+//! libbitcoinconsensus (here and in the chain), the package meets the floor, both are mined
+//! in the same block, and the wallet's change and reservations are exact.
+
+use lnshard_testkit as support;
+
+use bitcoin::{Transaction, TxOut};
+use lightning_core::chain::bump::BumpError;
+use lightning_core::chain::MonitorEvent;
+use lightning_core::node::{Event, NodeConfig};
+use lightning_core::transactions::fees::ANCHOR_OUTPUT_SATOSHIS;
+use lightning_core::wallet::fee_for_weight;
+use shard_engine::{bump_commitment, BumpCommitmentError, Engine, NodeApi, Reservation, Wallet};
+use support::chain::{Policy, Reject, ValidatingChain};
+use support::onchain::ChainHub;
+use support::wallet::TestWallet;
+use support::{engine_config, hub_secret, hub_seed, Hub, Net, Threaded};
+
+/// The libbitcoinconsensus flags of every soft fork it knows (P2SH, DERSIG, NULLDUMMY,
+/// CLTV, CSV, WITNESS).
+const VERIFY_FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+
+/// The mempool floor: 20 sat/vB, above the commitment's 2500 sat/kw (10 sat/vB).
+const FLOOR_SAT_PER_KVB: u64 = 20_000;
+/// The bump's target: 6000 sat/kw (24 sat/vB).
+const TARGET_PER_KW: u32 = 6_000;
+
+fn verify_inputs(tx: &Transaction, prevouts: &[TxOut]) {
+    let serialized = bitcoin::consensus::serialize(tx);
+    assert_eq!(tx.input.len(), prevouts.len());
+    for (input, prevout) in prevouts.iter().enumerate() {
+        bitcoin::consensus::verify_script_with_flags(
+            &prevout.script_pubkey,
+            input,
+            prevout.value,
+            &serialized,
+            VERIFY_FLAGS,
+        )
+        .unwrap_or_else(|e| panic!("input {input} of {}: {e:?}", tx.compute_txid()));
+    }
+}
+
+fn vsize(tx: &Transaction) -> u64 {
+    tx.weight().to_wu().div_ceil(4)
+}
+
+#[test]
+fn a_cpfp_child_from_the_wallet_gets_the_hubs_anchor_commitment_mined() {
+    let mut chain = ValidatingChain::new();
+    chain.mine(100);
+    let engine = Engine::new(
+        engine_config(2),
+        hub_secret(),
+        hub_seed(),
+        chain.height(),
+        chain.tip(),
+    );
+    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
+    let mut net = Net::new_validating(Threaded { engine }, 1, NodeConfig::default(), chain);
+    net.open_channels(&[(0, false)]);
+    let channel_id = net.channels[0].channel_id;
+    let hub_side = net
+        .hub
+        .channel(net.peer_id(0), channel_id)
+        .expect("hub side");
+    assert!(hub_side.channel_type().has_anchors(), "an anchor channel");
+
+    // The hub's wallet: two coins on chain.
+    let wallet = TestWallet::new(b"anchor bump wallet", &[9_000, 60_000]);
+    let wallet_parent = wallet.parent().clone();
+    net.vchain_mut().submit_funding(wallet_parent.clone());
+    net.mine(1);
+    assert!(net
+        .vchain()
+        .confirmed_at(&wallet_parent.compute_txid())
+        .is_some());
+    let start_balance = wallet.balance_satoshis();
+    let change_script = wallet.change_script().expect("change script");
+
+    // The mempool floor rises above the commitment's feerate.
+    net.vchain_mut().set_policy(Policy {
+        mempool_min_sat_per_kvb: Some(FLOOR_SAT_PER_KVB),
+        ..Policy::default()
+    });
+
+    let events_before = net.hub_events.len();
+    ChainHub::force_close_channel(&mut net.hub, channel_id).expect("force close");
+    net.run();
+    // The hub relays its commitment at once (refused: below the floor; the peer's own
+    // commitment likewise); with the next block its monitor asks for a bump.
+    net.mine(1);
+    let bump = net.hub_events[events_before..]
+        .iter()
+        .find_map(|e| match e {
+            Event::OnChain {
+                channel_id: c,
+                event:
+                    event @ MonitorEvent::BumpNeeded {
+                        anchor: Some(_), ..
+                    },
+                ..
+            } if *c == channel_id => Some(event.clone()),
+            _ => None,
+        })
+        .expect("the monitor asks for a bump of the commitment");
+    let MonitorEvent::BumpNeeded {
+        tx: commitment,
+        anchor: Some(anchor),
+        ..
+    } = &bump
+    else {
+        unreachable!()
+    };
+    let commitment_txid = commitment.compute_txid();
+    assert!(!net.vchain().in_mempool(&commitment_txid));
+    assert!(net.vchain().confirmed_at(&commitment_txid).is_none());
+    let anchor_out = &commitment.output[anchor.vout as usize];
+    assert_eq!(anchor_out.value.to_sat(), ANCHOR_OUTPUT_SATOSHIS);
+    assert!(anchor_out.script_pubkey.is_p2wsh());
+
+    // Alone, the commitment is below the mempool's floor.
+    match net.vchain_mut().submit(commitment.clone()) {
+        Err(Reject::MempoolMinFee { .. }) => {}
+        other => panic!("the commitment alone: {other:?}"),
+    }
+
+    // A bump the wallet cannot pay is refused without reserving anything.
+    let poor = TestWallet::new(b"poor wallet", &[400]);
+    match bump_commitment(&net.hub.engine, &poor, channel_id, &bump, TARGET_PER_KW) {
+        Err(BumpCommitmentError::Bump(BumpError::InsufficientFunds { .. })) => {}
+        other => panic!("a poor wallet: {other:?}"),
+    }
+    assert!(poor.reserved().is_empty());
+
+    let done = bump_commitment(&net.hub.engine, &wallet, channel_id, &bump, TARGET_PER_KW)
+        .expect("bump_commitment");
+    let child = done.child.clone();
+    let plan = &done.plan;
+    assert_eq!(done.commitment, *commitment);
+    // Largest first: the 60k coin alone pays.
+    let big = wallet
+        .coins()
+        .into_iter()
+        .find(|(_, o)| o.value.to_sat() == 60_000)
+        .expect("the 60k coin");
+    assert_eq!(plan.wallet_outpoints(), vec![big.0]);
+    assert_eq!(child.input.len(), 2);
+    assert_eq!(child.input[0].previous_output, *anchor);
+    assert_eq!(child.input[1].previous_output, big.0);
+    let reserved = wallet.reserved();
+    assert_eq!(reserved.len(), 1);
+    assert_eq!(reserved[&big.0], Reservation::AnchorBump(commitment_txid));
+
+    // Every input checked by libbitcoinconsensus: the anchor (funding key) and the coin.
+    let prevouts = vec![anchor_out.clone(), big.1.clone()];
+    assert_eq!(plan.prevouts(), prevouts);
+    verify_inputs(&child, &prevouts);
+    // The anchor's witness is as heavy as its satisfaction weight allows, at most.
+    assert!(child.weight().to_wu() <= plan.weight);
+    assert!(plan.weight - child.weight().to_wu() <= 4 * 2);
+
+    // Change and fee, to the satoshi.
+    assert_eq!(child.output.len(), 1);
+    assert_eq!(child.output[0].script_pubkey, change_script);
+    let change = child.output[0].value.to_sat();
+    assert_eq!(ANCHOR_OUTPUT_SATOSHIS + 60_000, change + plan.fee_satoshis);
+    let commitment_fee = net.fee_of(commitment);
+    assert_eq!(
+        plan.package_fee_satoshis,
+        commitment_fee + plan.fee_satoshis
+    );
+    assert_eq!(
+        plan.package_fee_satoshis,
+        fee_for_weight(TARGET_PER_KW, commitment.weight().to_wu() + plan.weight)
+    );
+
+    // The package: accepted, the commitment held only with its child.
+    let (p, c) = net
+        .vchain_mut()
+        .submit_package(commitment.clone(), child.clone())
+        .expect("the package is accepted");
+    assert_eq!((p, c), (commitment_txid, child.compute_txid()));
+    assert!(net.vchain().needs_child(&commitment_txid));
+    // The package's feerate meets the floor; the commitment's alone does not.
+    let package_vsize = vsize(commitment) + vsize(&child);
+    assert!(plan.package_fee_satoshis * 1000 >= FLOOR_SAT_PER_KVB * package_vsize);
+    assert!(commitment_fee * 1000 < FLOOR_SAT_PER_KVB * vsize(commitment));
+
+    net.mine(1);
+    let (ph, _) = net
+        .vchain()
+        .confirmed_at(&commitment_txid)
+        .expect("commitment mined");
+    let (ch, _) = net
+        .vchain()
+        .confirmed_at(&child.compute_txid())
+        .expect("child mined");
+    assert_eq!(ph, ch, "mined together");
+
+    wallet.transaction_confirmed(&child);
+    assert!(wallet.reserved().is_empty());
+    assert_eq!(
+        wallet.balance_satoshis(),
+        start_balance - 60_000 + change,
+        "the wallet paid exactly the child's fee beyond the anchor"
+    );
+    assert_eq!(
+        start_balance - wallet.balance_satoshis(),
+        plan.fee_satoshis - ANCHOR_OUTPUT_SATOSHIS
+    );
+
+    // Nothing refused but the commitments relayed alone (below the floor: the hub's, and
+    // the peer's own, which is the peer's to bump) and the harness's own note of each bump
+    // request (it has no wallet).
+    let hub_alone = format!("the chain refused Hub's broadcast {commitment_txid}: MempoolMinFee");
+    let others: Vec<&String> = net
+        .violations
+        .iter()
+        .filter(|v| {
+            !(v.contains("needs a fee bump")
+                || v.starts_with(&hub_alone)
+                || (v.starts_with("the chain refused Peer(0)'s broadcast")
+                    && v.contains("MempoolMinFee")))
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+}
