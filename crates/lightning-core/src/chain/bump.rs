@@ -255,10 +255,12 @@ impl ChannelMonitor {
             .filter(|tx| tx.compute_txid() == txid)
             .ok_or(BumpError::NotOurCommitment { txid })?;
         let spk = script.to_p2wsh();
-        let vout = ours
+        let (vout, anchor_txout) = ours
             .output
             .iter()
-            .position(|o| o.script_pubkey == spk && o.value.to_sat() == ANCHOR_OUTPUT_SATOSHIS)
+            .enumerate()
+            .find(|(_, o)| o.script_pubkey == spk && o.value.to_sat() == ANCHOR_OUTPUT_SATOSHIS)
+            .map(|(vout, o)| (vout, o.clone()))
             .ok_or(BumpError::NoAnchor)?;
         let outputs: u64 = ours.output.iter().map(|o| o.value.to_sat()).sum();
         let fee_satoshis = self
@@ -272,7 +274,7 @@ impl ChannelMonitor {
                 txid,
                 vout: vout as u32,
             },
-            anchor_txout: ours.output[vout].clone(),
+            anchor_txout,
             weight: ours.weight().to_wu(),
             fee_satoshis,
         })
