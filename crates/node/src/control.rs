@@ -35,8 +35,8 @@
 //! |---|---|---|
 //! | `getinfo` | | node id, addresses, network, best block, peers, channels |
 //! | `connect` | `node_id`, `address` (`host:port`) | after the handshake; redialled when lost |
-//! | `open_channel` | `node_id`, `amount_sat`, `push_msat`?, `feerate_per_kw`? | `temporary_channel_id` |
-//! | `fund` | `temporary_channel_id`, `outpoint` (`txid:vout`), `amount_sat`, `secret_key` (of the P2WPKH UTXO), `fee_sat`? | the funding transaction (now, or once the peer accepts) |
+//! | `open_channel` | `node_id`, `amount_sat`, `push_msat`?, `feerate_per_kw`?, `funding_feerate_per_kw`? (253 to 250,000, default 1,000) | `temporary_channel_id`; once the peer accepts, the wallet funds the channel (its transaction goes to `broadcasts` once the peer signed), unless `fund` named a UTXO; a wallet that cannot pay leaves the channel waiting for `fund` |
+//! | `fund` | `temporary_channel_id`, `outpoint` (`txid:vout`), `amount_sat`, `secret_key` (of the P2WPKH UTXO), `fee_sat`? | regtest only (refused on other networks): the funding transaction (now, or once the peer accepts) |
 //! | `new_invoice` | `amount_msat`? | `payment_hash`, `payment_secret` (the node keeps the preimage) |
 //! | `pay` | `route` (`[{node_id, short_channel_id, fee_msat, cltv_expiry_delta}]`, last hop's `fee_msat` = amount), `payment_hash`, `payment_secret` | `payment_id` |
 //! | `claim` | `payment_hash` (or `payment_preimage`) | |
@@ -48,6 +48,10 @@
 //! | `list_balances` | | per channel, what its on-chain state owes us (typed amounts; see [`balance_json`]) |
 //! | `set_claim_feerate` | `feerate_per_kw` (253 to 250,000) | the feerate on-chain claims start from |
 //! | `set_fee_estimates` | `urgent`, `normal`, `background` (sat per 1000 weight, each 253 to 250,000) | the host's fee estimates (kept in memory: give them after every start): channels we funded follow them with `update_fee` (`normal` without anchors, `background` with), a peer's `update_fee` far outside them is refused with a warning |
+//! | `new_address` | | `address`: a new receiving address of the node's wallet |
+//! | `wallet_balance` | | `confirmed_sat`, `trusted_pending_sat` (our own unconfirmed change), `untrusted_pending_sat`, `immature_sat` |
+//! | `list_utxos` | | `utxos`: the wallet's unspent coins (`outpoint`, `amount_sat`, `script_pubkey`, `confirmation_height`, `change`, `reserved`) |
+//! | `send` | `address`, `amount_sat`, `feerate_per_kw` (253 to 250,000) | `txid`, `transaction`, `fee_sat`: signed from the wallet's confirmed coins, change to the wallet, queued for `broadcasts` |
 //! | `broadcasts` | | transactions to broadcast since the last call (hex), and `bump_needed`: zero-fee transactions (anchor channels) a wallet must add fees to before they can confirm |
 //! | `events` | | events since the last call |
 //! | `stop` | | the node stops |
@@ -70,8 +74,9 @@ use axum::routing::post;
 use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use base64::Engine as _;
+use lightning_core::bitcoin::address::NetworkUnchecked;
 use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
-use lightning_core::bitcoin::{BlockHash, OutPoint, Transaction};
+use lightning_core::bitcoin::{Address, Amount, BlockHash, Network, OutPoint, Transaction};
 use lightning_core::chain::{Balance, FundingSpendKind, MonitorEvent};
 use lightning_core::node::{
     ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
@@ -528,7 +533,7 @@ fn reply(id: Value, result: Result<Value, RpcError>) -> Response {
 }
 
 /// Every method of the control interface, as [`parse_request`] knows them.
-pub const METHODS: [&str; 20] = [
+pub const METHODS: [&str; 24] = [
     "getinfo",
     "connect",
     "open_channel",
@@ -546,6 +551,10 @@ pub const METHODS: [&str; 20] = [
     "list_balances",
     "set_claim_feerate",
     "set_fee_estimates",
+    "new_address",
+    "wallet_balance",
+    "list_utxos",
+    "send",
     "broadcasts",
     "events",
     "stop",
@@ -597,8 +606,14 @@ pub enum Request {
         push_msat: u64,
         /// The commitment feerate (default 1000).
         feerate_per_kw: u32,
+        /// The feerate of the funding transaction when the wallet funds the channel
+        /// (`funding_feerate_per_kw`, default
+        /// [`DEFAULT_FUNDING_FEERATE_PER_KW`](crate::state::DEFAULT_FUNDING_FEERATE_PER_KW)),
+        /// within [`crate::sweep::MIN_CLAIM_FEERATE_PER_KW`] and
+        /// [`crate::sweep::MAX_CLAIM_FEERATE_PER_KW`].
+        funding_feerate_per_kw: u32,
     },
-    /// `fund`.
+    /// `fund` (regtest only: the caller hands the node a secret key).
     Fund {
         /// The channel to fund.
         temporary_channel_id: ChannelId,
@@ -670,6 +685,22 @@ pub enum Request {
     /// `set_fee_estimates`: the host's estimates, each within
     /// [`crate::sweep::MIN_CLAIM_FEERATE_PER_KW`] and [`crate::sweep::MAX_CLAIM_FEERATE_PER_KW`].
     SetFeeEstimates(lightning_core::node::FeeEstimates),
+    /// `new_address` (parameters ignored): a new receiving address of the wallet.
+    NewAddress,
+    /// `wallet_balance` (parameters ignored).
+    WalletBalance,
+    /// `list_utxos` (parameters ignored): the wallet's unspent coins.
+    ListUtxos,
+    /// `send`: pays `amount_sat` to `address` from the wallet's confirmed coins.
+    Send {
+        /// The destination (its network is checked against the node's when executed).
+        address: Address<NetworkUnchecked>,
+        /// At least 1.
+        amount_sat: u64,
+        /// Within [`crate::sweep::MIN_CLAIM_FEERATE_PER_KW`] and
+        /// [`crate::sweep::MAX_CLAIM_FEERATE_PER_KW`].
+        feerate_per_kw: u32,
+    },
     /// `broadcasts` (parameters ignored).
     Broadcasts,
     /// `events` (parameters ignored).
@@ -699,6 +730,10 @@ impl Request {
             Request::ListBalances => "list_balances",
             Request::SetClaimFeerate { .. } => "set_claim_feerate",
             Request::SetFeeEstimates(_) => "set_fee_estimates",
+            Request::NewAddress => "new_address",
+            Request::WalletBalance => "wallet_balance",
+            Request::ListUtxos => "list_utxos",
+            Request::Send { .. } => "send",
             Request::Broadcasts => "broadcasts",
             Request::Events => "events",
             Request::Stop => "stop",
@@ -744,6 +779,12 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
             push_msat: opt_u64(p, "push_msat", 0)?,
             feerate_per_kw: u32::try_from(opt_u64(p, "feerate_per_kw", 1000)?)
                 .map_err(|_| invalid("feerate_per_kw too large"))?,
+            funding_feerate_per_kw: super::sweep::check_claim_feerate(opt_u64(
+                p,
+                "funding_feerate_per_kw",
+                u64::from(super::state::DEFAULT_FUNDING_FEERATE_PER_KW),
+            )?)
+            .map_err(|e| invalid(format!("funding_feerate_per_kw: {e}")))?,
         },
         "fund" => {
             let temporary_channel_id = ChannelId(hex32(p, "temporary_channel_id")?);
@@ -904,6 +945,25 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
                 background: target("background")?,
             })
         }
+        "new_address" => Request::NewAddress,
+        "wallet_balance" => Request::WalletBalance,
+        "list_utxos" => Request::ListUtxos,
+        "send" => {
+            let s = str_param(p, "address")?;
+            let address = s
+                .parse::<Address<NetworkUnchecked>>()
+                .map_err(|e| invalid(format!("address {s:?}: {e}")))?;
+            let amount_sat = u64_param(p, "amount_sat")?;
+            if amount_sat == 0 {
+                return Err(invalid("amount_sat must be at least 1"));
+            }
+            Request::Send {
+                address,
+                amount_sat,
+                feerate_per_kw: super::sweep::check_claim_feerate(u64_param(p, "feerate_per_kw")?)
+                    .map_err(|e| invalid(format!("feerate_per_kw: {e}")))?,
+            }
+        }
         "broadcasts" => Request::Broadcasts,
         "events" => Request::Events,
         "stop" => Request::Stop,
@@ -1048,6 +1108,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             amount_sat,
             push_msat,
             feerate_per_kw,
+            funding_feerate_per_kw,
         } => {
             blocking(node, move |n| {
                 let user_channel_id = u128::from(n.now_ms());
@@ -1061,6 +1122,10 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                         feerate_per_kw,
                     )
                     .map_err(failed)?;
+                n.state
+                    .wallet_funding_feerates
+                    .lock()
+                    .insert(temp, funding_feerate_per_kw);
                 Ok(json!({"temporary_channel_id": temp.to_string()}))
             })
             .await
@@ -1069,6 +1134,12 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             temporary_channel_id: temp,
             utxo,
         } => {
+            if node.config.network != Network::Regtest {
+                return Err(invalid(format!(
+                    "fund takes a secret key and is refused on {}: open_channel funds from the wallet",
+                    node.config.network
+                )));
+            }
             blocking(node, move |n| {
                 let needed = n.state.funding_needed.lock().remove(&temp);
                 match needed {
@@ -1191,6 +1262,9 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                         .map_err(failed)?;
                 }
                 n.engine.best_block_updated(height, hash).map_err(failed)?;
+                n.wallet
+                    .block_connected(height, hash, &transactions)
+                    .map_err(failed)?;
                 Ok(json!({"height": height, "hash": hash.to_string()}))
             })
             .await
@@ -1223,6 +1297,73 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                     "urgent": estimates.urgent,
                     "normal": estimates.normal,
                     "background": estimates.background,
+                }))
+            })
+            .await
+        }
+        Request::NewAddress => {
+            blocking(node, |n| {
+                let address = n.wallet.new_address().map_err(failed)?;
+                Ok(json!({"address": address.to_string()}))
+            })
+            .await
+        }
+        Request::WalletBalance => {
+            blocking(node, |n| {
+                let b = n.wallet.balance();
+                Ok(json!({
+                    "confirmed_sat": b.confirmed_sat,
+                    "trusted_pending_sat": b.trusted_pending_sat,
+                    "untrusted_pending_sat": b.untrusted_pending_sat,
+                    "immature_sat": b.immature_sat,
+                }))
+            })
+            .await
+        }
+        Request::ListUtxos => {
+            blocking(node, |n| {
+                let utxos: Vec<Value> = n
+                    .wallet
+                    .coins()
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "outpoint": c.outpoint.to_string(),
+                            "amount_sat": c.amount_sat,
+                            "script_pubkey": c.script_pubkey.to_hex_string(),
+                            "confirmation_height": c.confirmation_height,
+                            "change": c.change,
+                            "reserved": c.reserved,
+                        })
+                    })
+                    .collect();
+                Ok(json!({"utxos": utxos}))
+            })
+            .await
+        }
+        Request::Send {
+            address,
+            amount_sat,
+            feerate_per_kw,
+        } => {
+            blocking(node, move |n| {
+                let address = address
+                    .require_network(n.config.network)
+                    .map_err(|e| invalid(format!("address: {e}")))?;
+                let (tx, fee) = n
+                    .wallet
+                    .send(
+                        address.script_pubkey(),
+                        Amount::from_sat(amount_sat),
+                        u64::from(feerate_per_kw),
+                        super::state::unix_now(),
+                    )
+                    .map_err(failed)?;
+                n.state.broadcasts.lock().push(tx.clone());
+                Ok(json!({
+                    "txid": tx.compute_txid().to_string(),
+                    "transaction": serialize_hex(&tx),
+                    "fee_sat": fee.to_sat(),
                 }))
             })
             .await
@@ -1619,6 +1760,8 @@ mod tests {
                 "set_fee_estimates" => {
                     json!({"urgent": 5000, "normal": 2000, "background": 1000})
                 }
+                "send" => json!({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+                    "amount_sat": 10_000, "feerate_per_kw": 1000}),
                 _ => Value::Null,
             }
         };

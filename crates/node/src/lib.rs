@@ -116,8 +116,8 @@ pub struct DaemonConfig {
     /// time the shard takes to handle the inbox.
     pub shard_inbox: usize,
     /// Where on-chain claims of channels funded from now on pay (`--sweep-address`): a
-    /// standard output script ([`sweep::is_standard_destination`]). Default: a P2WPKH key
-    /// derived from the node's seed (spendable with the `seed` file). Not stored: given to
+    /// standard output script ([`sweep::is_standard_destination`]). Default: an address of
+    /// the node's wallet ([`wallet`]), so claims land in it. Not stored: given to
     /// the engine at every start.
     pub sweep_script: Option<ScriptBuf>,
     /// The feerate on-chain claims start from, in sat per 1000 weight
@@ -214,6 +214,8 @@ pub struct Node {
     pub listen_addr: parking_lot::Mutex<Option<SocketAddr>>,
     /// The daemon's own bookkeeping (connections, funding, payments, broadcasts).
     pub state: NodeState,
+    /// The on-chain wallet ([`wallet`]): funds channels, receives sweeps.
+    pub wallet: wallet::NodeWallet,
     /// Set by `stop`.
     pub stopping: AtomicBool,
     /// Wakes the main task on `stop`.
@@ -329,13 +331,17 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         genesis_hash(config.network),
     )
     .map_err(|e| DaemonError::Engine(e.to_string()))?;
-    // Before any peer connects, so every channel funded from now on claims to it.
-    if let Some(script) = &config.sweep_script {
-        engine
-            .set_sweep_script(script.clone())
-            .map_err(|e| DaemonError::Engine(format!("setting the sweep script: {e}")))?;
-        tracing::info!(script = %script.to_hex_string(), "on-chain claims pay the sweep script");
-    }
+    let wallet = wallet::NodeWallet::open(&config.data_dir, &seed, config.network)?;
+    // Before any peer connects, so every channel funded from now on claims to it: the
+    // `--sweep-address`, or else an address of the wallet.
+    let sweep_script = match &config.sweep_script {
+        Some(script) => script.clone(),
+        None => wallet.sweep_script()?,
+    };
+    engine
+        .set_sweep_script(sweep_script.clone())
+        .map_err(|e| DaemonError::Engine(format!("setting the sweep script: {e}")))?;
+    tracing::info!(script = %sweep_script.to_hex_string(), "on-chain claims pay the sweep script");
     if let Some(feerate) = config.claim_feerate_per_kw {
         engine
             .set_claim_feerate(feerate)
@@ -356,6 +362,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         config,
         listen_addr: parking_lot::Mutex::new(None),
         state,
+        wallet,
         stopping: AtomicBool::new(false),
         stop: tokio::sync::Notify::new(),
         started: Instant::now(),

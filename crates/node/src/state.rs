@@ -243,6 +243,9 @@ pub struct NodeState {
     pub(crate) funding_needed: Mutex<HashMap<ChannelId, FundingNeeded>>,
     /// UTXOs named by `fund` before the peer accepted: used as soon as it does.
     pub(crate) funding_utxos: Mutex<HashMap<ChannelId, Utxo>>,
+    /// The feerate (sat per 1000 weight) of the funding transactions the wallet builds for
+    /// channels opened with `open_channel`, by temporary channel id.
+    pub(crate) wallet_funding_feerates: Mutex<HashMap<ChannelId, u32>>,
     /// Preimages of payments created with `new_invoice`.
     pub(crate) preimages: Mutex<HashMap<PaymentHash, PaymentPreimage>>,
     /// Transactions to broadcast, since the last `broadcasts`.
@@ -353,12 +356,12 @@ fn on_event(node: &Node, event: Event) {
             temporary_channel_id,
             counterparty_node_id,
             channel_value_satoshis,
-            output_script,
+            ref output_script,
             ..
         } => {
             let needed = FundingNeeded {
                 node_id: counterparty_node_id,
-                output_script,
+                output_script: output_script.clone(),
                 value_sat: channel_value_satoshis,
             };
             let utxo = node
@@ -374,15 +377,14 @@ fn on_event(node: &Node, event: Event) {
                         tracing::warn!(%temporary_channel_id, error, "funding failed");
                     }
                 }
-                None => {
-                    node.state
-                        .funding_needed
-                        .lock()
-                        .insert(temporary_channel_id, needed);
-                }
+                None => fund_from_wallet(node, &event, temporary_channel_id, needed),
             }
         }
         Event::BroadcastTransaction { ref tx } => {
+            // The wallet learns of its coins spent and its change (unconfirmed) now.
+            if let Err(error) = node.wallet.record_unconfirmed(tx, unix_now()) {
+                tracing::warn!(%error, "the wallet could not record a broadcast");
+            }
             node.state.broadcasts.lock().push(tx.clone());
         }
         Event::OnChain {
@@ -409,6 +411,58 @@ fn on_event(node: &Node, event: Event) {
     }
     node.state.events.lock().push(json);
 }
+
+/// Seconds since the Unix epoch (when the wallet saw a transaction of its own).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Funds a channel the peer accepted, for which no UTXO was named with `fund`, from the
+/// wallet ([`shard_engine::fund_channel`]); when the wallet cannot pay it, the channel waits
+/// for `fund` as before.
+fn fund_from_wallet(
+    node: &Node,
+    event: &Event,
+    temporary_channel_id: ChannelId,
+    needed: FundingNeeded,
+) {
+    let feerate = node
+        .state
+        .wallet_funding_feerates
+        .lock()
+        .remove(&temporary_channel_id)
+        .unwrap_or(DEFAULT_FUNDING_FEERATE_PER_KW);
+    match shard_engine::fund_channel(&node.engine, &node.wallet, event, feerate) {
+        Ok(funded) => {
+            tracing::info!(
+                %temporary_channel_id,
+                txid = %funded.tx.compute_txid(),
+                fee = funded.fee_satoshis,
+                "channel funded from the wallet"
+            );
+        }
+        Err(shard_engine::FundingError::Selection(reason)) => {
+            tracing::info!(
+                %temporary_channel_id,
+                %reason,
+                "the wallet cannot fund the channel: waiting for fund"
+            );
+            node.state
+                .funding_needed
+                .lock()
+                .insert(temporary_channel_id, needed);
+        }
+        Err(error) => {
+            tracing::warn!(%temporary_channel_id, %error, "funding from the wallet failed");
+        }
+    }
+}
+
+/// The funding feerate of a channel whose `open_channel` named none (sat per 1000 weight).
+pub const DEFAULT_FUNDING_FEERATE_PER_KW: u32 = 1000;
 
 /// Keeps the latest fee-bump request for `txid`, dropping the least urgent past
 /// [`MAX_BUMPS`].

@@ -347,10 +347,13 @@ impl NodeWallet {
         Ok((tx, fee))
     }
 
-    /// A script of the wallet's external keychain (revealed and persisted): where sweeps
-    /// pay when no `--sweep-address` is given.
-    pub fn receive_script(&self) -> Result<ScriptBuf, DaemonError> {
-        Ok(self.new_address()?.script_pubkey())
+    /// A script of the wallet's external keychain (the first unused one, revealed and
+    /// persisted): where sweeps pay when no `--sweep-address` is given.
+    pub fn sweep_script(&self) -> Result<ScriptBuf, DaemonError> {
+        let mut inner = self.inner.lock();
+        let info = inner.wallet.next_unused_address(KeychainKind::External);
+        self.persist(&mut inner)?;
+        Ok(info.address.script_pubkey())
     }
 }
 

@@ -1,0 +1,234 @@
+//! The daemon's wallet end to end (issue 15, item 4) on the validating test chain: an
+//! address from `new_address` is paid by a mined transaction fed with `block_connected`,
+//! `wallet_balance` and `list_utxos` show it, `open_channel` is funded from the wallet (its
+//! funding transaction's inputs pass libbitcoinconsensus and the chain's relay policy), the
+//! channel confirms and opens, and `send` pays another node's wallet; every balance exact
+//! to the satoshi after fees.
+
+mod daemon_support;
+
+use std::collections::HashMap;
+
+use bitcoin::address::NetworkUnchecked;
+use bitcoin::consensus::encode::deserialize;
+use bitcoin::{Address, OutPoint, ScriptBuf, Transaction, TxOut};
+use daemon_support::{wait_for, DaemonProcess};
+use lnshard_testkit::chain::ValidatingChain;
+use serde_json::{json, Value};
+
+fn new_address(node: &DaemonProcess) -> (String, ScriptBuf) {
+    let address = node.call("new_address", json!({}))["address"]
+        .as_str()
+        .expect("an address")
+        .to_string();
+    let script = address
+        .parse::<Address<NetworkUnchecked>>()
+        .expect("an address")
+        .require_network(bitcoin::Network::Regtest)
+        .expect("a regtest address")
+        .script_pubkey();
+    (address, script)
+}
+
+fn confirmed(node: &DaemonProcess) -> u64 {
+    node.call("wallet_balance", json!({}))["confirmed_sat"]
+        .as_u64()
+        .expect("confirmed_sat")
+}
+
+/// Feeds every block of `chain` the node has not seen.
+fn feed(chain: &ValidatingChain, nodes: &mut [&mut DaemonProcess]) {
+    for node in nodes.iter_mut() {
+        for height in node.fed_height + 1..=chain.height() {
+            let block = chain.block(height).expect("a block").clone();
+            node.feed_block(&block, height);
+        }
+    }
+}
+
+fn broadcasts(node: &DaemonProcess) -> Vec<Transaction> {
+    node.call("broadcasts", json!({}))["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|h| deserialize(&hex::decode(h).expect("hex")).expect("a transaction"))
+        .collect()
+}
+
+fn phases(node: &DaemonProcess) -> Vec<String> {
+    node.call("list_channels", json!({}))
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["phase"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every input of `tx` checked by libbitcoinconsensus against the outputs it spends.
+fn verify(chain: &ValidatingChain, tx: &Transaction) {
+    let prevouts: HashMap<OutPoint, TxOut> = tx
+        .input
+        .iter()
+        .map(|i| {
+            let prev = chain
+                .get_tx(&i.previous_output.txid)
+                .expect("the spent transaction is on the chain");
+            (
+                i.previous_output,
+                prev.output[i.previous_output.vout as usize].clone(),
+            )
+        })
+        .collect();
+    tx.verify(|op| prevouts.get(op).cloned())
+        .expect("every input passes libbitcoinconsensus");
+}
+
+fn fee_of(chain: &ValidatingChain, tx: &Transaction) -> u64 {
+    let inputs: u64 = tx
+        .input
+        .iter()
+        .map(|i| {
+            chain
+                .get_tx(&i.previous_output.txid)
+                .expect("spent tx")
+                .output[i.previous_output.vout as usize]
+                .value
+                .to_sat()
+        })
+        .sum();
+    let outputs: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+    inputs - outputs
+}
+
+#[test]
+fn the_wallet_receives_funds_a_channel_and_sends_exact_to_the_satoshi() {
+    const FUNDS: u64 = 2_000_000;
+    const CHANNEL: u64 = 1_000_000;
+    const SENT: u64 = 300_000;
+    let mut chain = ValidatingChain::new();
+    let mut a = DaemonProcess::start("wallet-a", &[]);
+    let mut b = DaemonProcess::start("wallet-b", &[]);
+    assert!(a.dir.join("wallet").exists(), "the wallet file is created");
+
+    // Fund an address of A's wallet with a mined transaction.
+    let (_, script) = new_address(&a);
+    let coin = chain.fund(script.clone(), FUNDS);
+    feed(&chain, &mut [&mut a, &mut b]);
+    assert_eq!(confirmed(&a), FUNDS);
+    let utxos = a.call("list_utxos", json!({}))["utxos"].clone();
+    assert_eq!(
+        utxos,
+        json!([{
+            "outpoint": coin.to_string(),
+            "amount_sat": FUNDS,
+            "script_pubkey": script.to_hex_string(),
+            "confirmation_height": chain.height(),
+            "change": false,
+            "reserved": false,
+        }])
+    );
+    assert_eq!(confirmed(&b), 0);
+
+    // Open a channel funded from the wallet.
+    a.call(
+        "connect",
+        json!({"node_id": b.node_id.to_string(), "address": b.listen.to_string()}),
+    );
+    let lists = |n: &DaemonProcess, peer: &bitcoin::secp256k1::PublicKey| {
+        n.call("list_peers", json!({}))
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x["node_id"] == peer.to_string().as_str()))
+    };
+    wait_for(10, "both connected", || {
+        (lists(&a, &b.node_id) && lists(&b, &a.node_id)).then_some(())
+    });
+    a.call(
+        "open_channel",
+        json!({"node_id": b.node_id.to_string(), "amount_sat": CHANNEL,
+               "funding_feerate_per_kw": 1000}),
+    );
+    let funding = wait_for(20, "the wallet-funded transaction to broadcast", || {
+        broadcasts(&a).into_iter().find(|tx| {
+            tx.output
+                .iter()
+                .any(|o| o.value.to_sat() == CHANNEL && o.script_pubkey.is_p2wsh())
+        })
+    });
+    assert_eq!(funding.input.len(), 1);
+    assert_eq!(funding.input[0].previous_output, coin);
+    verify(&chain, &funding);
+    let funding_fee = fee_of(&chain, &funding);
+    // At least 1,000 sat per 1,000 weight of the signed transaction, and not much more.
+    let weight = funding.weight().to_wu();
+    assert!(
+        funding_fee >= weight && funding_fee <= weight + 10,
+        "fee {funding_fee} for weight {weight}"
+    );
+    let change = FUNDS - CHANNEL - funding_fee;
+    assert_eq!(funding.output.len(), 2);
+    assert!(funding.output.iter().any(|o| o.value.to_sat() == change));
+    let balance = a.call("wallet_balance", json!({}));
+    assert_eq!(balance["confirmed_sat"], 0, "{balance}");
+    assert_eq!(balance["trusted_pending_sat"], change, "{balance}");
+
+    // The chain takes it (relay policy, libbitcoinconsensus) and the channel opens.
+    chain
+        .submit(funding.clone())
+        .expect("the funding transaction enters the mempool");
+    chain.mine(6);
+    assert!(chain.confirmations(&funding.compute_txid()) >= 6);
+    feed(&chain, &mut [&mut a, &mut b]);
+    wait_for(20, "the channel open on both sides", || {
+        let open = |n: &DaemonProcess| phases(n).iter().any(|p| p == "Normal");
+        (open(&a) && open(&b)).then_some(())
+    });
+    assert_eq!(confirmed(&a), change);
+    let balance = a.call("wallet_balance", json!({}));
+    assert_eq!(balance["trusted_pending_sat"], 0, "{balance}");
+
+    // `send` pays B's wallet from A's change.
+    let (b_address, _) = new_address(&b);
+    let sent = a.call(
+        "send",
+        json!({"address": b_address, "amount_sat": SENT, "feerate_per_kw": 2000}),
+    );
+    let tx: Transaction =
+        deserialize(&hex::decode(sent["transaction"].as_str().expect("transaction")).expect("hex"))
+            .expect("a transaction");
+    assert_eq!(sent["txid"], tx.compute_txid().to_string());
+    verify(&chain, &tx);
+    let send_fee = fee_of(&chain, &tx);
+    assert_eq!(sent["fee_sat"], send_fee);
+    assert!(send_fee >= tx.weight().to_wu() * 2, "fee {send_fee}");
+    assert!(
+        broadcasts(&a)
+            .iter()
+            .any(|t| t.compute_txid() == tx.compute_txid()),
+        "send queues its transaction for broadcasts"
+    );
+    chain
+        .submit(tx.clone())
+        .expect("the send enters the mempool");
+    chain.mine(1);
+    feed(&chain, &mut [&mut a, &mut b]);
+    assert_eq!(confirmed(&a), change - SENT - send_fee);
+    assert_eq!(confirmed(&b), SENT);
+
+    // Refusals: another network's address, a zero amount.
+    let err = a
+        .try_call(
+            "send",
+            json!({"address": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+                   "amount_sat": 1000, "feerate_per_kw": 1000}),
+        )
+        .expect_err("a mainnet address is refused");
+    assert!(err.contains("address"), "{err}");
+    a.try_call(
+        "send",
+        json!({"address": b_address, "amount_sat": 0, "feerate_per_kw": 1000}),
+    )
+    .expect_err("zero is refused");
+}
