@@ -479,6 +479,48 @@ pub trait NodeApi: Backend + Sized {
         .ok_or(EngineError::UnknownChannel(channel_id))
     }
 
+    /// The output `htlc_tx` (an HTLC transaction of `channel_id` from a
+    /// [`MonitorEvent::BumpNeeded`](lightning_core::chain::MonitorEvent::BumpNeeded) without
+    /// an anchor) spends ([`lightning_core::chain::ChannelMonitor::htlc_prevout`]). The
+    /// outer error is the engine's; [`crate::bump_htlc`] drives the whole bump.
+    fn htlc_prevout(
+        mut self,
+        channel_id: ChannelId,
+        htlc_tx: Transaction,
+    ) -> Result<Result<lightning_core::bitcoin::TxOut, BumpError>, EngineError> {
+        let node_id = peer_of(&self, &channel_id)?;
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core()
+                .monitor(&channel_id)
+                .map(|m| m.htlc_prevout(&htlc_tx))
+        })?
+        .ok_or(EngineError::UnknownChannel(channel_id))
+    }
+
+    /// `tx` (an HTLC transaction of `channel_id` completed with fee inputs) with our
+    /// signature on input 0 made again over the whole transaction (SIGHASH_ALL), the peer's
+    /// kept ([`lightning_core::chain::ChannelMonitor::sign_htlc_input`]). Call it once the
+    /// inputs and outputs are final.
+    fn sign_htlc_input(
+        mut self,
+        channel_id: ChannelId,
+        mut tx: Transaction,
+    ) -> Result<Result<Transaction, BumpError>, EngineError> {
+        let node_id = peer_of(&self, &channel_id)?;
+        let shard = self.placement().shard_of(&node_id);
+        call(&mut self, shard, move |s| {
+            s.core().monitor(&channel_id).map(|m| {
+                let witness = m.sign_htlc_input(&tx)?;
+                if let Some(i) = tx.input.first_mut() {
+                    i.witness = witness;
+                }
+                Ok(tx)
+            })
+        })?
+        .ok_or(EngineError::UnknownChannel(channel_id))
+    }
+
     /// Where on-chain claims of channels funded from now on pay, on every shard (default:
     /// a key derived from the node's seed, [`lightning_core::node::NodeCore::sweep_script`]).
     fn set_sweep_script(mut self, script: ScriptBuf) -> Result<(), EngineError> {

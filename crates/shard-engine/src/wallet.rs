@@ -17,7 +17,9 @@
 //! engine signs the channel's transactions with the node's keys.
 
 use lightning_core::bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
-use lightning_core::chain::bump::{build_anchor_child, AnchorChild, BumpError};
+use lightning_core::chain::bump::{
+    build_anchor_child, build_htlc_bump, AnchorChild, BumpError, HtlcBump,
+};
 use lightning_core::chain::MonitorEvent;
 use lightning_core::node::Event;
 use lightning_core::types::ChannelId;
@@ -36,6 +38,8 @@ pub enum Reservation {
     /// A CPFP child bumping our holder commitment with this txid through its anchor
     /// ([`bump_commitment`]).
     AnchorBump(Txid),
+    /// Fee inputs of our HTLC transaction claiming this commitment output ([`bump_htlc`]).
+    HtlcBump(OutPoint),
 }
 
 /// Why the host's wallet could not do what was asked.
@@ -246,14 +250,18 @@ pub fn fund_channel<B: NodeApi>(
     })
 }
 
-/// Why [`bump_commitment`] built no child. The coins it reserved were released again.
+/// Why [`bump_commitment`] or [`bump_htlc`] built nothing. The coins reserved were
+/// released again.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum BumpCommitmentError {
     /// The event was not a [`MonitorEvent::BumpNeeded`] for a commitment with our anchor
     /// (an HTLC transaction's bump is not a CPFP).
     NotAnchorBump,
-    /// The commitment cannot be bumped, or the wallet's coins cannot pay the child.
+    /// The event was not a [`MonitorEvent::BumpNeeded`] for an HTLC transaction (one
+    /// naming an anchor is a commitment's: [`bump_commitment`]).
+    NotHtlcBump,
+    /// The commitment or HTLC transaction cannot be bumped, or the wallet's coins cannot pay the child.
     Bump(BumpError),
     /// The wallet failed.
     Wallet(WalletError),
@@ -266,6 +274,9 @@ impl std::fmt::Display for BumpCommitmentError {
         match self {
             BumpCommitmentError::NotAnchorBump => {
                 write!(f, "not a BumpNeeded event for a commitment with our anchor")
+            }
+            BumpCommitmentError::NotHtlcBump => {
+                write!(f, "not a BumpNeeded event for an HTLC transaction")
             }
             BumpCommitmentError::Bump(e) => write!(f, "bump: {e}"),
             BumpCommitmentError::Wallet(e) => write!(f, "wallet: {e}"),
@@ -378,4 +389,92 @@ pub fn bump_commitment<B: NodeApi + Clone>(
         child,
         plan,
     })
+}
+
+/// Our HTLC transaction completed with fee inputs and signed: broadcast `tx`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtlcBumped {
+    /// The signed transaction: input 0 and output 0 the HTLC's, then the wallet's coins and
+    /// the change (output 1).
+    pub tx: Transaction,
+    /// How it was laid out: its fee, weight and the wallet's coins, which stay reserved
+    /// ([`Reservation::HtlcBump`]) until the host sees them spent or gives the claim up.
+    pub plan: HtlcBump,
+}
+
+/// Answers a [`MonitorEvent::BumpNeeded`] for one of channel `channel_id`'s HTLC-success or
+/// HTLC-timeout transactions (anchors: it pays no fee; the peer's signature is
+/// SIGHASH_SINGLE|ANYONECANPAY) from `wallet`: asks the engine for the output it spends
+/// ([`NodeApi::htlc_prevout`]), adds wallet coins (largest first) and a change output so it
+/// pays `feerate_per_kw`, reserves the coins ([`Reservation::HtlcBump`]), has the engine
+/// sign its input again over the whole transaction ([`NodeApi::sign_htlc_input`]: our
+/// signature is SIGHASH_ALL) and the wallet its own. A coin taken between the listing and
+/// the reservation makes it select again. On failure the coins reserved here are released.
+/// `api` is called twice, so it must be `Clone`, as for [`bump_commitment`].
+pub fn bump_htlc<B: NodeApi + Clone>(
+    api: B,
+    wallet: &(impl Wallet + ?Sized),
+    channel_id: ChannelId,
+    event: &MonitorEvent,
+    feerate_per_kw: u32,
+) -> Result<HtlcBumped, BumpCommitmentError> {
+    let MonitorEvent::BumpNeeded {
+        tx, anchor: None, ..
+    } = event
+    else {
+        return Err(BumpCommitmentError::NotHtlcBump);
+    };
+    let claimed = tx
+        .input
+        .first()
+        .map(|i| i.previous_output)
+        .ok_or(BumpCommitmentError::NotHtlcBump)?;
+    let prevout = api
+        .clone()
+        .htlc_prevout(channel_id, tx.clone())
+        .map_err(BumpCommitmentError::Engine)?
+        .map_err(BumpCommitmentError::Bump)?;
+    let change = wallet
+        .change_script()
+        .map_err(BumpCommitmentError::Wallet)?;
+    let mut attempts = 0;
+    let plan = loop {
+        let utxos = wallet
+            .list_spendable()
+            .map_err(BumpCommitmentError::Wallet)?;
+        let plan = build_htlc_bump(tx, &prevout, &utxos, change.clone(), feerate_per_kw)
+            .map_err(BumpCommitmentError::Bump)?;
+        match wallet.reserve(Reservation::HtlcBump(claimed), &plan.wallet_outpoints()) {
+            Ok(()) => break plan,
+            Err(WalletError::AlreadyReserved(coin) | WalletError::UnknownUtxo(coin))
+                if attempts + 1 < RESERVE_ATTEMPTS =>
+            {
+                attempts += 1;
+                tracing::debug!(%coin, htlc = %claimed, "coin reserved meanwhile; selecting again");
+            }
+            Err(e) => return Err(BumpCommitmentError::Wallet(e)),
+        }
+    };
+    let inputs = plan.wallet_outpoints();
+    let release = |err: BumpCommitmentError| {
+        if let Err(e) = wallet.release(&inputs) {
+            tracing::warn!(htlc = %claimed, error = %e, "could not release bump coins");
+        }
+        err
+    };
+    let mut signed = api
+        .sign_htlc_input(channel_id, plan.tx.clone())
+        .map_err(|e| release(BumpCommitmentError::Engine(e)))?
+        .map_err(|e| release(BumpCommitmentError::Bump(e)))?;
+    wallet
+        .sign_inputs(&mut signed, &plan.prevouts())
+        .map_err(|e| release(BumpCommitmentError::Wallet(e)))?;
+    tracing::info!(
+        %channel_id,
+        htlc = %claimed,
+        txid = %signed.compute_txid(),
+        fee = plan.fee_satoshis,
+        "HTLC transaction completed with fee inputs"
+    );
+    Ok(HtlcBumped { tx: signed, plan })
 }

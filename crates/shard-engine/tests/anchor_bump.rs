@@ -14,7 +14,9 @@ use lightning_core::chain::MonitorEvent;
 use lightning_core::node::{Event, NodeConfig};
 use lightning_core::transactions::fees::ANCHOR_OUTPUT_SATOSHIS;
 use lightning_core::wallet::fee_for_weight;
-use shard_engine::{bump_commitment, BumpCommitmentError, Engine, NodeApi, Reservation, Wallet};
+use shard_engine::{
+    bump_commitment, bump_htlc, BumpCommitmentError, Engine, NodeApi, Reservation, Wallet,
+};
 use support::chain::{Policy, Reject, ValidatingChain};
 use support::onchain::ChainHub;
 use support::wallet::TestWallet;
@@ -224,6 +226,194 @@ fn a_cpfp_child_from_the_wallet_gets_the_hubs_anchor_commitment_mined() {
             !(v.contains("needs a fee bump")
                 || v.starts_with(&hub_alone)
                 || (v.starts_with("the chain refused Peer(0)'s broadcast")
+                    && v.contains("MempoolMinFee")))
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+}
+
+/// The first `BumpNeeded` of `channel_id` in the hub's events from `from` on, for a
+/// commitment (`anchor` named) or an HTLC transaction (none).
+fn bump_event(
+    net: &Net<Threaded>,
+    from: usize,
+    channel_id: lightning_core::types::ChannelId,
+    commitment: bool,
+) -> Option<MonitorEvent> {
+    net.hub_events[from..].iter().find_map(|e| match e {
+        Event::OnChain {
+            channel_id: c,
+            event: event @ MonitorEvent::BumpNeeded { anchor, .. },
+            ..
+        } if *c == channel_id && anchor.is_some() == commitment => Some(event.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_hubs_htlc_timeout_is_completed_with_wallet_inputs_and_confirms() {
+    let mut chain = ValidatingChain::new();
+    chain.mine(100);
+    let engine = Engine::new(
+        engine_config(2),
+        hub_secret(),
+        hub_seed(),
+        chain.height(),
+        chain.tip(),
+    );
+    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
+    let mut net = Net::new_validating(Threaded { engine }, 2, NodeConfig::default(), chain);
+    net.open_channels(&[(0, false), (1, false)]);
+    let cb = net.channels[1];
+    assert_eq!(cb.peer, 1);
+    // A -> hub -> B, never claimed by B: the hub's HTLC-timeout on its commitment with B.
+    let p = net.start_payment(
+        support::Who::Peer(0),
+        support::Who::Peer(1),
+        Some(0),
+        Some(1),
+        60_000_000,
+        true,
+    );
+    net.run();
+    let (_, hash) = net.preimage_of(p);
+    let hub_side = net
+        .hub
+        .channel(net.peer_id(1), cb.channel_id)
+        .expect("hub side");
+    assert!(hub_side.channel_type().has_anchors());
+    let htlc = hub_side
+        .local_commit()
+        .spec
+        .htlcs
+        .values()
+        .find(|h| h.payment_hash == hash)
+        .copied()
+        .expect("locked in");
+
+    let wallet = TestWallet::new(b"htlc bump wallet", &[50_000, 70_000, 20_000]);
+    net.vchain_mut().submit_funding(wallet.parent().clone());
+    net.mine(1);
+    let start_balance = wallet.balance_satoshis();
+    let change_script = wallet.change_script().expect("change script");
+    net.vchain_mut().set_policy(Policy {
+        mempool_min_sat_per_kvb: Some(FLOOR_SAT_PER_KVB),
+        ..Policy::default()
+    });
+
+    // The commitment goes out through its anchor, as in the test above.
+    let from = net.hub_events.len();
+    ChainHub::force_close_channel(&mut net.hub, cb.channel_id).expect("force close");
+    net.run();
+    net.mine(1);
+    let event = bump_event(&net, from, cb.channel_id, true).expect("commitment bump");
+    let done = bump_commitment(
+        &net.hub.engine,
+        &wallet,
+        cb.channel_id,
+        &event,
+        TARGET_PER_KW,
+    )
+    .expect("bump_commitment");
+    net.vchain_mut()
+        .submit_package(done.commitment.clone(), done.child.clone())
+        .expect("package");
+    net.mine(1);
+    let commitment_txid = done.commitment.compute_txid();
+    assert!(net.vchain().confirmed_at(&commitment_txid).is_some());
+    wallet.transaction_confirmed(&done.child);
+    // The floor falls back to the relay minimum: the peers' and the hub's own claims pay
+    // their way from here.
+    net.vchain_mut().set_policy(Policy::default());
+
+    // At the HTLC's expiry the hub's monitor asks for fee inputs for its HTLC-timeout.
+    let from = net.hub_events.len();
+    let mut event = None;
+    while event.is_none() && net.vchain().height() <= htlc.cltv_expiry + 2 {
+        net.mine(1);
+        event = bump_event(&net, from, cb.channel_id, false);
+    }
+    let event = event.expect("an HTLC-timeout bump at expiry");
+    let MonitorEvent::BumpNeeded { tx: timeout, .. } = &event else {
+        unreachable!()
+    };
+    assert_eq!(timeout.input[0].previous_output.txid, commitment_txid);
+    assert_eq!(timeout.lock_time.to_consensus_u32(), htlc.cltv_expiry);
+    // Alone, it pays nothing and is refused.
+    match net.vchain_mut().submit(timeout.clone()) {
+        Err(Reject::ZeroFee) => {}
+        other => panic!("the HTLC-timeout alone: {other:?}"),
+    }
+
+    // The largest coin now: the change of the commitment's child.
+    let coin = wallet
+        .coins()
+        .into_iter()
+        .max_by_key(|(_, o)| o.value)
+        .expect("coins");
+    assert_eq!(coin.0.txid, done.child.compute_txid());
+    let bumped = bump_htlc(
+        &net.hub.engine,
+        &wallet,
+        cb.channel_id,
+        &event,
+        TARGET_PER_KW,
+    )
+    .expect("bump_htlc");
+    let tx = &bumped.tx;
+    let plan = &bumped.plan;
+    // The HTLC's input and output first (the peer's SINGLE|ANYONECANPAY signature holds),
+    // then the wallet's largest coin and the change.
+    assert_eq!(
+        tx.input[0].previous_output,
+        timeout.input[0].previous_output
+    );
+    assert_eq!(tx.output[0], timeout.output[0]);
+    assert_eq!(tx.lock_time, timeout.lock_time);
+
+    assert_eq!(plan.wallet_outpoints(), vec![coin.0]);
+    assert_eq!(
+        wallet.reserved().get(&coin.0),
+        Some(&Reservation::HtlcBump(timeout.input[0].previous_output))
+    );
+    let prevouts = plan.prevouts();
+    assert_eq!(
+        prevouts[0],
+        done.commitment.output[timeout.input[0].previous_output.vout as usize]
+    );
+    verify_inputs(tx, &prevouts);
+    // Fee and change, to the satoshi; the feerate met on the real weight.
+    assert_eq!(tx.output.len(), 2);
+    assert_eq!(tx.output[1].script_pubkey, change_script);
+    let change = tx.output[1].value.to_sat();
+    let htlc_fee = prevouts[0].value.to_sat() - tx.output[0].value.to_sat();
+    assert_eq!(
+        htlc_fee, 0,
+        "anchors: the HTLC-timeout pays no fee of its own"
+    );
+    assert_eq!(coin.1.value.to_sat(), change + plan.fee_satoshis);
+    assert_eq!(net.fee_of(tx), plan.fee_satoshis);
+    assert!(tx.weight().to_wu() <= plan.weight);
+    assert!(plan.fee_satoshis >= fee_for_weight(TARGET_PER_KW, tx.weight().to_wu()));
+
+    let txid = net.vchain_mut().submit(tx.clone()).expect("accepted");
+    net.mine(1);
+    assert!(net.vchain().confirmed_at(&txid).is_some());
+    wallet.transaction_confirmed(tx);
+    assert!(wallet.reserved().is_empty());
+    assert_eq!(
+        wallet.balance_satoshis(),
+        start_balance - done.plan.fee_satoshis + ANCHOR_OUTPUT_SATOSHIS - plan.fee_satoshis
+    );
+
+    let hub_alone = format!("the chain refused Hub's broadcast {commitment_txid}: MempoolMinFee");
+    let others: Vec<&String> = net
+        .violations
+        .iter()
+        .filter(|v| {
+            !(v.contains("needs a fee bump")
+                || v.starts_with(&hub_alone)
+                || (v.starts_with("the chain refused Peer(1)'s broadcast")
                     && v.contains("MempoolMinFee")))
         })
         .collect();

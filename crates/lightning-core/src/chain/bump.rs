@@ -68,6 +68,12 @@ pub enum BumpError {
         /// The feerate asked for.
         feerate_per_kw: u32,
     },
+    /// The transaction is not one of our HTLC-success/timeout transactions on our latest
+    /// holder commitment of an anchor channel (one input, one output, signed).
+    NotHtlcTransaction {
+        /// The transaction given.
+        txid: Txid,
+    },
 }
 
 impl std::fmt::Display for BumpError {
@@ -92,6 +98,9 @@ impl std::fmt::Display for BumpError {
             ),
             BumpError::FeerateTooLow { feerate_per_kw } => {
                 write!(f, "feerate {feerate_per_kw} sat/kw is below the relay minimum")
+            }
+            BumpError::NotHtlcTransaction { txid } => {
+                write!(f, "{txid} is not one of our anchor HTLC transactions")
             }
         }
     }
@@ -236,6 +245,132 @@ pub fn build_anchor_child(
     })
 }
 
+/// An HTLC-success or HTLC-timeout transaction of an anchor channel completed with fee
+/// inputs, unsigned where it changed: input 0 and output 0 are the HTLC's (the peer's
+/// SIGHASH_SINGLE|ANYONECANPAY signature still holds; ours, SIGHASH_ALL, must be made again:
+/// [`ChannelMonitor::sign_htlc_input`]), inputs 1.. spend `wallet_inputs` (the wallet signs
+/// them), output 1 is the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtlcBump {
+    /// The transaction.
+    pub tx: Transaction,
+    /// The output input 0 spends (the commitment's HTLC output).
+    pub htlc_prevout: TxOut,
+    /// The wallet's coins spent, inputs 1.. in order.
+    pub wallet_inputs: Vec<WalletUtxo>,
+    /// Its fee (the HTLC's own, zero with anchors, plus what the wallet adds).
+    pub fee_satoshis: u64,
+    /// Its weight once signed (an upper bound).
+    pub weight: u64,
+}
+
+impl HtlcBump {
+    /// The outputs every input of `tx` spends, in input order: what signing needs.
+    pub fn prevouts(&self) -> Vec<TxOut> {
+        std::iter::once(self.htlc_prevout.clone())
+            .chain(self.wallet_inputs.iter().map(|u| u.txout.clone()))
+            .collect()
+    }
+
+    /// The coins of the wallet it spends.
+    pub fn wallet_outpoints(&self) -> Vec<OutPoint> {
+        self.wallet_inputs.iter().map(|u| u.outpoint).collect()
+    }
+}
+
+/// The witness item holding our signature in an HTLC transaction's witness
+/// (`0 <remotehtlcsig> <localhtlcsig> <preimage or empty> <script>`).
+const HTLC_LOCAL_SIG_ITEM: usize = 2;
+
+/// Completes `htlc_tx` (from [`MonitorEvent::BumpNeeded`](super::MonitorEvent::BumpNeeded)
+/// without an anchor: one input, one output, signed) with wallet coins among `utxos`
+/// (largest first; segwit only) and a change output to `change_script` above its dust
+/// limit, so that it pays `feerate_per_kw` on its own weight (rounded up). `htlc_prevout`
+/// is the output its input spends ([`ChannelMonitor::htlc_prevout`]). Input 0 keeps its
+/// witness, whose local signature no longer commits to the transaction: sign it again.
+pub fn build_htlc_bump(
+    htlc_tx: &Transaction,
+    htlc_prevout: &TxOut,
+    utxos: &[WalletUtxo],
+    change_script: ScriptBuf,
+    feerate_per_kw: u32,
+) -> Result<HtlcBump, BumpError> {
+    if feerate_per_kw < crate::node::MIN_RELAY_FEERATE_PER_KW {
+        return Err(BumpError::FeerateTooLow { feerate_per_kw });
+    }
+    let txid = htlc_tx.compute_txid();
+    let (Some(first), 1, 1) = (
+        htlc_tx.input.first(),
+        htlc_tx.input.len(),
+        htlc_tx.output.len(),
+    ) else {
+        return Err(BumpError::NotHtlcTransaction { txid });
+    };
+    let local_sig_len = first
+        .witness
+        .nth(HTLC_LOCAL_SIG_ITEM)
+        .map(<[u8]>::len)
+        .ok_or(BumpError::NotHtlcTransaction { txid })? as u64;
+    let htlc_in = htlc_prevout.value.to_sat();
+    let htlc_out: u64 = htlc_tx.output.iter().map(|o| o.value.to_sat()).sum();
+    let own_fee = htlc_in
+        .checked_sub(htlc_out)
+        .ok_or(BumpError::NotHtlcTransaction { txid })?;
+    let mut candidates: Vec<&WalletUtxo> = utxos
+        .iter()
+        .filter(|u| u.txout.script_pubkey.is_witness_program())
+        .collect();
+    candidates.sort_by(|a, b| {
+        b.txout
+            .value
+            .cmp(&a.txout.value)
+            .then(a.outpoint.cmp(&b.outpoint))
+    });
+    let available = candidates
+        .iter()
+        .fold(0u64, |s, u| s.saturating_add(u.txout.value.to_sat()));
+    let dust = change_script.minimal_non_dust().to_sat();
+    let mut tx = htlc_tx.clone();
+    tx.output.push(TxOut {
+        value: Amount::ZERO,
+        script_pubkey: change_script,
+    });
+    let mut chosen: Vec<&WalletUtxo> = Vec::new();
+    let mut total = 0u64;
+    let mut needed = 0;
+    for utxo in candidates {
+        chosen.push(utxo);
+        tx.input.push(input(utxo.outpoint));
+        total = total.saturating_add(utxo.txout.value.to_sat());
+        // The transaction as it stands serializes each wallet input's empty witness as one
+        // byte (its item count), which the satisfaction weight counts again; our signature
+        // may come out as long as 73 bytes.
+        let weight = tx.weight().to_wu() - chosen.len() as u64
+            + chosen.iter().map(|u| u.satisfaction_weight).sum::<u64>()
+            + 73u64.saturating_sub(local_sig_len);
+        let fee = fee_for_weight(feerate_per_kw, weight);
+        let from_wallet = fee.saturating_sub(own_fee);
+        needed = from_wallet.saturating_add(dust);
+        let Some(change) = total.checked_sub(from_wallet).filter(|&c| c >= dust) else {
+            continue;
+        };
+        if let Some(out) = tx.output.get_mut(1) {
+            out.value = Amount::from_sat(change);
+        }
+        return Ok(HtlcBump {
+            tx,
+            htlc_prevout: htlc_prevout.clone(),
+            wallet_inputs: chosen.into_iter().cloned().collect(),
+            fee_satoshis: own_fee + from_wallet,
+            weight,
+        });
+    }
+    Err(BumpError::InsufficientFunds {
+        needed_satoshis: needed.max(dust),
+        available_satoshis: available,
+    })
+}
+
 impl ChannelMonitor {
     fn anchor_script(&self) -> Option<ScriptBuf> {
         self.terms
@@ -311,6 +446,108 @@ impl ChannelMonitor {
             sighash_type: EcdsaSighashType::All,
         };
         Ok(Witness::from_slice(&[sig.to_vec(), script.to_bytes()]))
+    }
+
+    /// Our HTLC transaction for the commitment output `outpoint` spends (latest holder
+    /// commitment, anchors only), with the key that signs it.
+    fn holder_htlc_tx(
+        &self,
+        outpoint: OutPoint,
+    ) -> Option<(
+        crate::transactions::htlc::HtlcTx,
+        bitcoin::secp256k1::SecretKey,
+    )> {
+        if !self.terms.channel_type.has_anchors() {
+            return None;
+        }
+        let secp = Secp256k1::signing_only();
+        let point = self.holder_point(self.holder.index)?;
+        let built = self
+            .terms
+            .build(
+                crate::transactions::Side::Local,
+                &self.holder.spec,
+                self.holder.index,
+                &point,
+            )
+            .ok()?;
+        if built.tx().compute_txid() != outpoint.txid {
+            return None;
+        }
+        let htlc_tx = built
+            .htlc_txs()
+            .into_iter()
+            .find(|t| t.commitment_output().output_index == outpoint.vout)?;
+        let key = self.keys.htlc_key(&secp, &point).ok()?;
+        Some((htlc_tx, key))
+    }
+
+    /// The output `htlc_tx` (our HTLC-success or HTLC-timeout transaction of an anchor
+    /// channel, from [`MonitorEvent::BumpNeeded`](super::MonitorEvent::BumpNeeded)) spends:
+    /// an HTLC output of our latest holder commitment.
+    pub fn htlc_prevout(&self, htlc_tx: &Transaction) -> Result<TxOut, BumpError> {
+        let txid = htlc_tx.compute_txid();
+        let outpoint = htlc_tx
+            .input
+            .first()
+            .map(|i| i.previous_output)
+            .ok_or(BumpError::NotHtlcTransaction { txid })?;
+        let (ours, _) = self
+            .holder_htlc_tx(outpoint)
+            .ok_or(BumpError::NotHtlcTransaction { txid })?;
+        let out = ours.commitment_output();
+        Ok(TxOut {
+            value: Amount::from_sat(out.htlc.amount_satoshis()),
+            script_pubkey: out.witness_script.to_p2wsh(),
+        })
+    }
+
+    /// The witness of input 0 of `tx` (an HTLC transaction completed with fee inputs,
+    /// [`build_htlc_bump`]) with our signature made again over the whole transaction
+    /// (SIGHASH_ALL), the peer's (SIGHASH_SINGLE|ANYONECANPAY) and the rest kept. Checks
+    /// that input 0 and output 0 are still those of our HTLC transaction, so the peer's
+    /// signature still holds. Sign after the inputs and outputs are final.
+    pub fn sign_htlc_input(&self, tx: &Transaction) -> Result<Witness, BumpError> {
+        let txid = tx.compute_txid();
+        let not_ours = BumpError::NotHtlcTransaction { txid };
+        let first = tx.input.first().ok_or(not_ours.clone())?;
+        let (ours, key) = self
+            .holder_htlc_tx(first.previous_output)
+            .ok_or(not_ours.clone())?;
+        let unsigned = ours.tx();
+        if unsigned.input.first().map(|i| i.sequence) != Some(first.sequence)
+            || unsigned.output.first() != tx.output.first()
+            || unsigned.lock_time != tx.lock_time
+            || unsigned.version != tx.version
+        {
+            return Err(not_ours);
+        }
+        let script = &ours.commitment_output().witness_script;
+        let items: Vec<&[u8]> = first.witness.iter().collect();
+        if items.len() != 5 || items.get(4).copied() != Some(script.as_bytes()) {
+            return Err(not_ours);
+        }
+        let secp = Secp256k1::signing_only();
+        let signature = sign_segwit_v0_input(
+            &secp,
+            tx,
+            0,
+            script,
+            ours.htlc().amount_satoshis(),
+            EcdsaSighashType::All,
+            &key,
+        )
+        .map_err(|_| not_ours.clone())?;
+        let local = BitcoinSignature::sighash_all(signature).to_vec();
+        let mut witness = Witness::new();
+        for (i, item) in items.iter().enumerate() {
+            if i == HTLC_LOCAL_SIG_ITEM {
+                witness.push(&local);
+            } else {
+                witness.push(item);
+            }
+        }
+        Ok(witness)
     }
 }
 
@@ -451,5 +688,72 @@ mod tests {
                 feerate_per_kw: 252
             })
         );
+    }
+
+    /// A zero-fee HTLC transaction of `value` sat with a witness of the usual shape.
+    fn htlc_tx(value: u64) -> (Transaction, TxOut) {
+        let prevout = TxOut {
+            value: Amount::from_sat(value),
+            script_pubkey: ScriptBuf::new_p2wsh(&WScriptHash::from_byte_array([5; 32])),
+        };
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::from_consensus(800),
+            input: vec![TxIn {
+                previous_output: OutPoint {
+                    txid: Txid::from_byte_array([0xbb; 32]),
+                    vout: 2,
+                },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence(1),
+                witness: Witness::from_slice(&[
+                    vec![],
+                    vec![0u8; 72],
+                    vec![0u8; 71],
+                    vec![],
+                    vec![9u8; 140],
+                ]),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(value),
+                script_pubkey: ScriptBuf::new_p2wsh(&WScriptHash::from_byte_array([6; 32])),
+            }],
+        };
+        (tx, prevout)
+    }
+
+    #[test]
+    fn an_htlc_transaction_keeps_its_pair_first_and_pays_the_feerate_from_the_wallet() {
+        let (htlc, prevout) = htlc_tx(60_000);
+        let utxos = [coin(1, 20_000), coin(2, 8_000)];
+        let bump = build_htlc_bump(&htlc, &prevout, &utxos, p2wpkh(9), 2_500).unwrap();
+        assert_eq!(bump.tx.input[0], htlc.input[0]);
+        assert_eq!(bump.tx.output[0], htlc.output[0]);
+        assert_eq!(bump.tx.lock_time, htlc.lock_time);
+        assert_eq!(bump.wallet_outpoints(), vec![utxos[0].outpoint]);
+        assert_eq!(
+            bump.prevouts(),
+            vec![prevout.clone(), utxos[0].txout.clone()]
+        );
+        // Signed: our signature at most 73 bytes, a P2WPKH witness on the wallet's input.
+        let mut signed = bump.tx.clone();
+        signed.input[0].witness =
+            Witness::from_slice(&[vec![], vec![0u8; 72], vec![0u8; 73], vec![], vec![9u8; 140]]);
+        signed.input[1].witness = Witness::from_slice(&[vec![0u8; 72], vec![2u8; 33]]);
+        assert_eq!(bump.weight, signed.weight().to_wu());
+        assert_eq!(bump.fee_satoshis, fee_for_weight(2_500, bump.weight));
+        assert_eq!(bump.tx.output[1].value.to_sat(), 20_000 - bump.fee_satoshis);
+        // Not an HTLC transaction: two outputs.
+        assert!(matches!(
+            build_htlc_bump(&bump.tx, &prevout, &utxos, p2wpkh(9), 2_500),
+            Err(BumpError::NotHtlcTransaction { .. })
+        ));
+        assert!(matches!(
+            build_htlc_bump(&htlc, &prevout, &utxos, p2wpkh(9), 200_000),
+            Err(BumpError::InsufficientFunds {
+                available_satoshis: 28_000,
+                ..
+            })
+        ));
     }
 }
