@@ -8,6 +8,7 @@
 mod daemon_support;
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::consensus::encode::deserialize;
@@ -217,6 +218,65 @@ fn the_wallet_receives_funds_a_channel_and_sends_exact_to_the_satoshi() {
     assert_eq!(confirmed(&a), change - SENT - send_fee);
     assert_eq!(confirmed(&b), SENT);
 
+    // A force-closes: after B's to_self_delay its to_local is swept into A's wallet (the
+    // default sweep script), and the wallet's balance grows by exactly the claim's output.
+    let before = confirmed(&a);
+    let channel_id = a.call("list_channels", json!({}))[0]["channel_id"]
+        .as_str()
+        .expect("a channel id")
+        .to_string();
+    a.call("force_close", json!({ "channel_id": channel_id }));
+    let funding_txid = funding.compute_txid();
+    let commitment = wait_for(10, "A's commitment to broadcast", || {
+        broadcasts(&a).into_iter().find(|tx| {
+            tx.input
+                .iter()
+                .any(|i| i.previous_output.txid == funding_txid)
+        })
+    });
+    verify(&chain, &commitment);
+    chain
+        .submit(commitment.clone())
+        .expect("the commitment enters the mempool");
+    chain.mine(1);
+    feed(&chain, &mut [&mut a, &mut b]);
+    let commitment_txid = commitment.compute_txid();
+    let mut sweep = None;
+    for _ in 0..200 {
+        if let Some(tx) = broadcasts(&a).into_iter().find(|tx| {
+            tx.input
+                .iter()
+                .any(|i| i.previous_output.txid == commitment_txid)
+        }) {
+            sweep = Some(tx);
+            break;
+        }
+        chain.mine(1);
+        feed(&chain, &mut [&mut a, &mut b]);
+    }
+    let sweep = sweep.expect("A swept its to_local");
+    assert_eq!(sweep.output.len(), 1);
+    verify(&chain, &sweep);
+    let swept = sweep.output[0].value.to_sat();
+    chain
+        .submit(sweep.clone())
+        .expect("the sweep enters the mempool");
+    chain.mine(1);
+    feed(&chain, &mut [&mut a, &mut b]);
+    let coins = a.call("list_utxos", json!({}))["utxos"].clone();
+    assert!(
+        coins
+            .as_array()
+            .expect("utxos")
+            .iter()
+            .any(
+                |c| c["outpoint"] == format!("{}:0", sweep.compute_txid()).as_str()
+                    && c["amount_sat"] == swept
+            ),
+        "the sweep is the wallet's: {coins}"
+    );
+    assert_eq!(confirmed(&a), before + swept);
+
     // Refusals: another network's address, a zero amount.
     let err = a
         .try_call(
@@ -231,4 +291,42 @@ fn the_wallet_receives_funds_a_channel_and_sends_exact_to_the_satoshi() {
         json!({"address": b_address, "amount_sat": 0, "feerate_per_kw": 1000}),
     )
     .expect_err("zero is refused");
+
+    // The wallet is kept in the data directory (0600) across a restart.
+    let dir = a.stop();
+    let mode = std::fs::metadata(dir.join("wallet"))
+        .expect("the wallet file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let a = DaemonProcess::start_in(dir, &[]);
+    assert_eq!(confirmed(&a), before + swept);
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn fund_with_a_secret_key_is_refused_outside_regtest() {
+    let node = DaemonProcess::start("wallet-signet", &["--network", "signet"]);
+    let err = node
+        .try_call(
+            "fund",
+            json!({
+                "temporary_channel_id": "03".repeat(32),
+                "outpoint": format!("{}:0", "07".repeat(32)),
+                "amount_sat": 3_000_000,
+                "secret_key": "42".repeat(32),
+            }),
+        )
+        .expect_err("fund is regtest only");
+    assert!(err.contains("refused on signet"), "{err}");
+    let address = node.call("new_address", json!({}))["address"]
+        .as_str()
+        .expect("an address")
+        .to_string();
+    assert!(
+        address.starts_with("tb1q"),
+        "a signet P2WPKH address: {address}"
+    );
+    node.stop();
 }
