@@ -5,6 +5,13 @@
 //! `block_connected`. It implements [`shard_engine::Wallet`], so the engine's
 //! [`shard_engine::fund_channel`] funds channels from it.
 //!
+//! Blocks need not link by header: each one is connected onto the wallet's highest block
+//! below its height, so a block at a height the wallet already has replaces that block and
+//! every one above it (a reorg takes effect at the new branch's first `block_connected`, after
+//! `block_disconnected`); transactions only in replaced blocks stop counting as confirmed.
+//! Reservations are kept in memory only; a coin spent by a transaction the node broadcast is
+//! recorded as spent when the broadcast is queued.
+//!
 //! Who signs what: this wallet signs its own inputs only (with the BIP 32 key its
 //! descriptors derive from); the engine signs the channels' transactions.
 
@@ -547,5 +554,91 @@ mod tests {
         assert!(NodeWallet::open(&dir, &[9u8; 32], Network::Regtest).is_err());
         let _ = std::fs::remove_dir_all(dir);
         let _ = std::fs::remove_dir_all(fresh_dir);
+    }
+
+    fn paying(script: ScriptBuf, sat: u64, tag: u8) -> Transaction {
+        use bdk_wallet::bitcoin::{absolute::LockTime, transaction::Version, Sequence, TxIn};
+        Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint {
+                    txid: bdk_wallet::bitcoin::Txid::from_byte_array([tag; 32]),
+                    vout: 0,
+                },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(sat),
+                script_pubkey: script,
+            }],
+        }
+    }
+
+    #[test]
+    fn blocks_confirm_coins_and_a_new_branch_replaces_the_old_one() {
+        let dir = temp_dir("reorg");
+        let wallet = NodeWallet::open(&dir, &[3u8; 32], Network::Regtest).expect("open");
+        let script = wallet.new_address().expect("address").script_pubkey();
+        let hash = |h: u32, branch: u8| {
+            let mut bytes = [branch; 32];
+            bytes[..4].copy_from_slice(&h.to_le_bytes());
+            BlockHash::from_byte_array(bytes)
+        };
+        let tx = paying(script.clone(), 50_000, 1);
+        let other = paying(ScriptBuf::new_op_return([1u8; 4]), 70_000, 2);
+        wallet
+            .block_connected(1, hash(1, 0), &[(1, other.clone()), (2, tx.clone())])
+            .expect("block 1");
+        wallet.block_connected(2, hash(2, 0), &[]).expect("block 2");
+        assert_eq!(wallet.balance().confirmed_sat, 50_000);
+        let coins = wallet.coins();
+        assert_eq!(coins.len(), 1, "only the wallet's output: {coins:?}");
+        assert_eq!(coins[0].confirmation_height, Some(1));
+        let spendable = shard_engine::Wallet::list_spendable(&wallet).expect("list");
+        assert_eq!(spendable.len(), 1);
+        // Reserved coins are not spendable until released; a coin not ours is refused.
+        let op = spendable[0].outpoint;
+        let purpose = Reservation::ChannelFunding(lightning_core::types::ChannelId([9; 32]));
+        shard_engine::Wallet::reserve(&wallet, purpose, &[op]).expect("reserve");
+        assert_eq!(
+            shard_engine::Wallet::reserve(&wallet, purpose, &[op]),
+            Err(WalletError::AlreadyReserved(op))
+        );
+        assert!(shard_engine::Wallet::list_spendable(&wallet)
+            .expect("list")
+            .is_empty());
+        shard_engine::Wallet::release(&wallet, &[op]).expect("release");
+        assert_eq!(
+            shard_engine::Wallet::list_spendable(&wallet)
+                .expect("list")
+                .len(),
+            1
+        );
+        let stranger = OutPoint {
+            txid: other.compute_txid(),
+            vout: 0,
+        };
+        assert_eq!(
+            shard_engine::Wallet::reserve(&wallet, purpose, &[stranger]),
+            Err(WalletError::UnknownUtxo(stranger))
+        );
+        // A new branch from height 1 without the transaction: no longer confirmed.
+        wallet
+            .block_connected(1, hash(1, 1), &[])
+            .expect("branch 1");
+        assert_eq!(wallet.balance().confirmed_sat, 0);
+        // It confirms again at height 2 of the new branch; the file keeps it.
+        wallet
+            .block_connected(2, hash(2, 1), &[(1, tx)])
+            .expect("branch 1, block 2");
+        assert_eq!(wallet.balance().confirmed_sat, 50_000);
+        drop(wallet);
+        let again = NodeWallet::open(&dir, &[3u8; 32], Network::Regtest).expect("reopen");
+        assert_eq!(again.balance().confirmed_sat, 50_000);
+        assert_eq!(again.coins()[0].confirmation_height, Some(2));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
