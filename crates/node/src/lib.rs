@@ -33,8 +33,9 @@
 //! channel key; protect them like a wallet), `invoices` (mode 0600: the preimages of the
 //! payments `new_invoice` created, synced before it answers, so a restart can still claim
 //! them), `wallet` (mode 0600, replaced atomically: the on-chain wallet's BDK change sets;
-its keys are derived from `seed`, see [`wallet`]), `peers` (mode 0600, written atomically: the peers we have channels with and the
-//! address of our last successful dial of each), the engine's store (`data/`), `.cookie` and
+//! its keys are derived from `seed`, see [`wallet`]), `peers` (mode 0600, written
+//! atomically: the peers we have channels with and the address of our last successful dial
+//! of each), the engine's store (`data/`), `.cookie` and
 //! `control.addr` (the bound control address), both removed at a clean stop, and `LOCK` (the
 //! running node's exclusive lock, with its pid: a second node on the directory is refused,
 //! naming it). The directory is 0700 and every file 0600 from creation; a node refuses to
