@@ -4,7 +4,11 @@
 //! the child spending the hub's anchor (signed by the engine with the funding key) and a
 //! wallet coin (signed by the wallet) is relayed with it as a package, every input passes
 //! libbitcoinconsensus (here and in the chain), the package meets the floor, both are mined
-//! in the same block, and the wallet's change and reservations are exact.
+//! in the same block, and the wallet's change and reservations are exact. Then the hub's
+//! HTLC-success and HTLC-timeout transactions (zero fee, the peer's signature
+//! SIGHASH_SINGLE|ANYONECANPAY) are completed with wallet inputs and change
+//! (`shard_engine::bump_htlc`, our signature made again over the whole transaction), pass
+//! libbitcoinconsensus and confirm.
 
 use lnshard_testkit as support;
 
@@ -251,7 +255,7 @@ fn bump_event(
 }
 
 #[test]
-fn the_hubs_htlc_timeout_is_completed_with_wallet_inputs_and_confirms() {
+fn the_hubs_htlc_timeout_and_success_are_completed_with_wallet_inputs_and_confirm() {
     let mut chain = ValidatingChain::new();
     chain.mine(100);
     let engine = Engine::new(
@@ -275,8 +279,18 @@ fn the_hubs_htlc_timeout_is_completed_with_wallet_inputs_and_confirms() {
         60_000_000,
         true,
     );
+    // B -> hub -> A, which A claims after the close: the hub's HTLC-success.
+    let p3 = net.start_payment(
+        support::Who::Peer(1),
+        support::Who::Peer(0),
+        Some(1),
+        Some(0),
+        80_000_000,
+        true,
+    );
     net.run();
     let (_, hash) = net.preimage_of(p);
+    let (pre3, _) = net.preimage_of(p3);
     let hub_side = net
         .hub
         .channel(net.peer_id(1), cb.channel_id)
@@ -326,6 +340,45 @@ fn the_hubs_htlc_timeout_is_completed_with_wallet_inputs_and_confirms() {
     // their way from here.
     net.vchain_mut().set_policy(Policy::default());
 
+    // A claims P3 from the hub: the hub's HTLC-success on its commitment with B, completed
+    // with wallet inputs the same way (the preimage kept in its witness).
+    let from = net.hub_events.len();
+    net.peers[0].core.claim_funds(pre3).expect("A claims");
+    net.run();
+    net.mine(1);
+    let success_event = bump_event(&net, from, cb.channel_id, false).expect("HTLC-success bump");
+    let MonitorEvent::BumpNeeded { tx: success, .. } = &success_event else {
+        unreachable!()
+    };
+    assert_eq!(success.input[0].previous_output.txid, commitment_txid);
+    assert_eq!(success.lock_time.to_consensus_u32(), 0, "an HTLC-success");
+    let before = wallet.balance_satoshis();
+    let bumped = bump_htlc(
+        &net.hub.engine,
+        &wallet,
+        cb.channel_id,
+        &success_event,
+        TARGET_PER_KW,
+    )
+    .expect("bump_htlc (success)");
+    assert!(bumped.tx.input[0]
+        .witness
+        .iter()
+        .any(|item| item == pre3.0.as_slice()));
+    verify_inputs(&bumped.tx, &bumped.plan.prevouts());
+    assert_eq!(bumped.tx.output[0], success.output[0]);
+    assert_eq!(net.fee_of(&bumped.tx), bumped.plan.fee_satoshis);
+    let txid = net
+        .vchain_mut()
+        .submit(bumped.tx.clone())
+        .expect("accepted");
+    net.mine(1);
+    assert!(net.vchain().confirmed_at(&txid).is_some());
+    wallet.transaction_confirmed(&bumped.tx);
+    assert!(wallet.reserved().is_empty());
+    assert_eq!(wallet.balance_satoshis(), before - bumped.plan.fee_satoshis);
+    let success_fee = bumped.plan.fee_satoshis;
+
     // At the HTLC's expiry the hub's monitor asks for fee inputs for its HTLC-timeout.
     let from = net.hub_events.len();
     let mut event = None;
@@ -345,13 +398,12 @@ fn the_hubs_htlc_timeout_is_completed_with_wallet_inputs_and_confirms() {
         other => panic!("the HTLC-timeout alone: {other:?}"),
     }
 
-    // The largest coin now: the change of the commitment's child.
+    // The largest coin now (the change of an earlier bump).
     let coin = wallet
         .coins()
         .into_iter()
         .max_by_key(|(_, o)| o.value)
         .expect("coins");
-    assert_eq!(coin.0.txid, done.child.compute_txid());
     let bumped = bump_htlc(
         &net.hub.engine,
         &wallet,
@@ -403,7 +455,9 @@ fn the_hubs_htlc_timeout_is_completed_with_wallet_inputs_and_confirms() {
     assert!(wallet.reserved().is_empty());
     assert_eq!(
         wallet.balance_satoshis(),
-        start_balance - done.plan.fee_satoshis + ANCHOR_OUTPUT_SATOSHIS - plan.fee_satoshis
+        start_balance - done.plan.fee_satoshis + ANCHOR_OUTPUT_SATOSHIS
+            - success_fee
+            - plan.fee_satoshis
     );
 
     let hub_alone = format!("the chain refused Hub's broadcast {commitment_txid}: MempoolMinFee");
