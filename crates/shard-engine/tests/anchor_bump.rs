@@ -169,6 +169,21 @@ fn a_cpfp_child_from_the_wallet_gets_the_hubs_anchor_commitment_mined() {
     assert!(child.weight().to_wu() <= plan.weight);
     assert!(plan.weight - child.weight().to_wu() <= 4 * 2);
 
+    // The engine signs only a spend of this channel's anchor, and bumps only its latest
+    // holder commitment.
+    let mut stray = plan.tx.clone();
+    stray.input.swap(0, 1);
+    assert_eq!(
+        NodeApi::sign_anchor_input(&net.hub.engine, channel_id, stray, 0).expect("engine"),
+        Err(BumpError::NotAnchorInput { input: 0 })
+    );
+    assert_eq!(
+        NodeApi::anchor_parent(&net.hub.engine, channel_id, wallet_parent.clone()).expect("engine"),
+        Err(BumpError::NotOurCommitment {
+            txid: wallet_parent.compute_txid()
+        })
+    );
+
     // Change and fee, to the satoshi.
     assert_eq!(child.output.len(), 1);
     assert_eq!(child.output[0].script_pubkey, change_script);
@@ -447,6 +462,15 @@ fn the_hubs_htlc_timeout_and_success_are_completed_with_wallet_inputs_and_confir
     assert_eq!(net.fee_of(tx), plan.fee_satoshis);
     assert!(tx.weight().to_wu() <= plan.weight);
     assert!(plan.fee_satoshis >= fee_for_weight(TARGET_PER_KW, tx.weight().to_wu()));
+
+    // Our signature is made only while the HTLC's own output stays first (the peer's
+    // SIGHASH_SINGLE signature commits to it).
+    let mut moved = plan.tx.clone();
+    moved.output.swap(0, 1);
+    assert!(matches!(
+        NodeApi::sign_htlc_input(&net.hub.engine, cb.channel_id, moved).expect("engine"),
+        Err(BumpError::NotHtlcTransaction { .. })
+    ));
 
     let txid = net.vchain_mut().submit(tx.clone()).expect("accepted");
     net.mine(1);
