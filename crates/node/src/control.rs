@@ -608,7 +608,7 @@ pub enum Request {
         feerate_per_kw: u32,
         /// The feerate of the funding transaction when the wallet funds the channel
         /// (`funding_feerate_per_kw`, default
-        /// [`DEFAULT_FUNDING_FEERATE_PER_KW`](crate::state::DEFAULT_FUNDING_FEERATE_PER_KW)),
+        /// [`DEFAULT_FUNDING_FEERATE_PER_KW`](crate::wallet::DEFAULT_FUNDING_FEERATE_PER_KW)),
         /// within [`crate::sweep::MIN_CLAIM_FEERATE_PER_KW`] and
         /// [`crate::sweep::MAX_CLAIM_FEERATE_PER_KW`].
         funding_feerate_per_kw: u32,
@@ -782,7 +782,7 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
             funding_feerate_per_kw: super::sweep::check_claim_feerate(opt_u64(
                 p,
                 "funding_feerate_per_kw",
-                u64::from(super::state::DEFAULT_FUNDING_FEERATE_PER_KW),
+                u64::from(super::wallet::DEFAULT_FUNDING_FEERATE_PER_KW),
             )?)
             .map_err(|e| invalid(format!("funding_feerate_per_kw: {e}")))?,
         },

@@ -434,7 +434,7 @@ fn fund_from_wallet(
         .wallet_funding_feerates
         .lock()
         .remove(&temporary_channel_id)
-        .unwrap_or(DEFAULT_FUNDING_FEERATE_PER_KW);
+        .unwrap_or(super::wallet::DEFAULT_FUNDING_FEERATE_PER_KW);
     match shard_engine::fund_channel(&node.engine, &node.wallet, event, feerate) {
         Ok(funded) => {
             tracing::info!(
@@ -460,9 +460,6 @@ fn fund_from_wallet(
         }
     }
 }
-
-/// The funding feerate of a channel whose `open_channel` named none (sat per 1000 weight).
-pub const DEFAULT_FUNDING_FEERATE_PER_KW: u32 = 1000;
 
 /// Keeps the latest fee-bump request for `txid`, dropping the least urgent past
 /// [`MAX_BUMPS`].

@@ -42,6 +42,9 @@ use super::DaemonError;
 /// independent of the node key and of every channel key derived from the same `seed`.
 const WALLET_SEED_TAG: &[u8] = b"lnshard/onchain-wallet/bip32-seed/v1";
 
+/// The funding feerate of a channel whose `open_channel` named none (sat per 1000 weight).
+pub const DEFAULT_FUNDING_FEERATE_PER_KW: u32 = 1000;
+
 /// The wallet's file in the data directory.
 pub fn wallet_path(data_dir: &Path) -> PathBuf {
     data_dir.join("wallet")
