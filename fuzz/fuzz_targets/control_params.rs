@@ -36,7 +36,14 @@ use serde_json::{Map, Number, Value};
 fn keys(method: &str) -> &'static [&'static str] {
     match method {
         "connect" => &["node_id", "address"],
-        "open_channel" => &["node_id", "amount_sat", "push_msat", "feerate_per_kw"],
+        "open_channel" => &[
+            "node_id",
+            "amount_sat",
+            "push_msat",
+            "feerate_per_kw",
+            "funding_feerate_per_kw",
+        ],
+        "send" => &["address", "amount_sat", "feerate_per_kw"],
         "fund" => &[
             "temporary_channel_id",
             "outpoint",
@@ -250,11 +257,17 @@ fn check_ok(method: &str, params: &Value, request: &Request) {
             amount_sat,
             push_msat,
             feerate_per_kw,
+            funding_feerate_per_kw,
         } => {
             assert_key(node_id, &hex_of(params, "node_id"));
             assert_eq!(*amount_sat, u64_of(params, "amount_sat"));
             assert_eq!(*push_msat, default("push_msat", 0));
             assert_eq!(u64::from(*feerate_per_kw), default("feerate_per_kw", 1000));
+            assert!((253..=250_000).contains(funding_feerate_per_kw));
+            assert_eq!(
+                u64::from(*funding_feerate_per_kw),
+                default("funding_feerate_per_kw", 1000)
+            );
         }
         Request::Fund {
             temporary_channel_id,
@@ -382,6 +395,32 @@ fn check_ok(method: &str, params: &Value, request: &Request) {
             assert!((253..=250_000).contains(feerate_per_kw));
             assert_eq!(u64::from(*feerate_per_kw), u64_of(params, "feerate_per_kw"));
         }
+        Request::Send {
+            address,
+            amount_sat,
+            feerate_per_kw,
+        } => {
+            assert!(*amount_sat >= 1);
+            assert_eq!(*amount_sat, u64_of(params, "amount_sat"));
+            assert!((253..=250_000).contains(feerate_per_kw));
+            assert_eq!(u64::from(*feerate_per_kw), u64_of(params, "feerate_per_kw"));
+            let given = params["address"].as_str().expect("a string");
+            assert_eq!(
+                address.clone().assume_checked().to_string().to_lowercase(),
+                given.to_lowercase()
+            );
+        }
+        Request::SetFeeEstimates(estimates) => {
+            for (name, value) in [
+                ("urgent", estimates.urgent),
+                ("normal", estimates.normal),
+                ("background", estimates.background),
+            ] {
+                assert!((253..=250_000).contains(&value));
+                assert_eq!(u64::from(value), u64_of(params, name));
+            }
+        }
+        Request::NewAddress | Request::WalletBalance | Request::ListUtxos => {}
         Request::GetInfo
         | Request::ListPeers
         | Request::ListChannels
