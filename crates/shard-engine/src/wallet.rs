@@ -18,7 +18,7 @@
 
 use lightning_core::bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use lightning_core::chain::bump::{
-    build_anchor_child, build_htlc_bump, AnchorChild, BumpError, HtlcBump,
+    build_anchor_child, build_htlc_bump, rebump_anchor_child, AnchorChild, BumpError, HtlcBump,
 };
 use lightning_core::chain::MonitorEvent;
 use lightning_core::node::Event;
@@ -386,6 +386,48 @@ pub fn bump_commitment<B: NodeApi + Clone>(
     );
     Ok(CommitmentBump {
         commitment: tx.clone(),
+        child,
+        plan,
+    })
+}
+
+/// Replaces `previous` (from [`bump_commitment`], not yet confirmed) with a child paying
+/// the package's `feerate_per_kw`, spending the same anchor and wallet coins (a BIP 125
+/// replacement: at least the incremental relay feerate more than `previous`), signed again
+/// by the engine and the wallet. The coins stay reserved as they were, whatever the outcome
+/// (`previous` may still confirm). [`BumpError::InsufficientFunds`] when the coins cannot
+/// pay it with change above dust.
+pub fn rebump_commitment<B: NodeApi + Clone>(
+    api: B,
+    wallet: &(impl Wallet + ?Sized),
+    channel_id: ChannelId,
+    previous: &CommitmentBump,
+    feerate_per_kw: u32,
+) -> Result<CommitmentBump, BumpCommitmentError> {
+    let parent = api
+        .clone()
+        .anchor_parent(channel_id, previous.commitment.clone())
+        .map_err(BumpCommitmentError::Engine)?
+        .map_err(BumpCommitmentError::Bump)?;
+    let plan = rebump_anchor_child(&parent, &previous.plan, feerate_per_kw)
+        .map_err(BumpCommitmentError::Bump)?;
+    let mut child = api
+        .sign_anchor_input(channel_id, plan.tx.clone(), 0)
+        .map_err(BumpCommitmentError::Engine)?
+        .map_err(BumpCommitmentError::Bump)?;
+    wallet
+        .sign_inputs(&mut child, &plan.prevouts())
+        .map_err(BumpCommitmentError::Wallet)?;
+    tracing::info!(
+        %channel_id,
+        commitment = %parent.txid,
+        replaced = %previous.child.compute_txid(),
+        child = %child.compute_txid(),
+        fee = plan.fee_satoshis,
+        "commitment bumped again through its anchor"
+    );
+    Ok(CommitmentBump {
+        commitment: previous.commitment.clone(),
         child,
         plan,
     })

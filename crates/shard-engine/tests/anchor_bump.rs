@@ -4,7 +4,8 @@
 //! the child spending the hub's anchor (signed by the engine with the funding key) and a
 //! wallet coin (signed by the wallet) is relayed with it as a package, every input passes
 //! libbitcoinconsensus (here and in the chain), the package meets the floor, both are mined
-//! in the same block, and the wallet's change and reservations are exact. Then the hub's
+//! in the same block (after a second child replaced the first, same inputs, BIP 125), and
+//! the wallet's change and reservations are exact. Then the hub's
 //! HTLC-success and HTLC-timeout transactions (zero fee, the peer's signature
 //! SIGHASH_SINGLE|ANYONECANPAY) are completed with wallet inputs and change
 //! (`shard_engine::bump_htlc`, our signature made again over the whole transaction), pass
@@ -19,7 +20,8 @@ use lightning_core::node::{Event, NodeConfig};
 use lightning_core::transactions::fees::ANCHOR_OUTPUT_SATOSHIS;
 use lightning_core::wallet::fee_for_weight;
 use shard_engine::{
-    bump_commitment, bump_htlc, BumpCommitmentError, Engine, NodeApi, Reservation, Wallet,
+    bump_commitment, bump_htlc, rebump_commitment, BumpCommitmentError, Engine, NodeApi,
+    Reservation, Wallet,
 };
 use support::chain::{Policy, Reject, ValidatingChain};
 use support::onchain::ChainHub;
@@ -210,6 +212,41 @@ fn a_cpfp_child_from_the_wallet_gets_the_hubs_anchor_commitment_mined() {
     let package_vsize = vsize(commitment) + vsize(&child);
     assert!(plan.package_fee_satoshis * 1000 >= FLOOR_SAT_PER_KVB * package_vsize);
     assert!(commitment_fee * 1000 < FLOOR_SAT_PER_KVB * vsize(commitment));
+
+    // Not mined yet: bumped again at twice the feerate with the same inputs, the new child
+    // replaces the first (BIP 125) and the coin stays reserved.
+    let again = rebump_commitment(
+        &net.hub.engine,
+        &wallet,
+        channel_id,
+        &done,
+        2 * TARGET_PER_KW,
+    )
+    .expect("rebump_commitment");
+    let first_child = child.compute_txid();
+    let child = again.child.clone();
+    let plan = &again.plan;
+    let ins = |t: &Transaction| {
+        t.input
+            .iter()
+            .map(|i| i.previous_output)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ins(&child), ins(&done.child));
+    verify_inputs(&child, &prevouts);
+    assert!(plan.fee_satoshis > done.plan.fee_satoshis);
+    assert_eq!(
+        plan.package_fee_satoshis,
+        fee_for_weight(2 * TARGET_PER_KW, commitment.weight().to_wu() + plan.weight)
+    );
+    let change = child.output[0].value.to_sat();
+    assert_eq!(ANCHOR_OUTPUT_SATOSHIS + 60_000, change + plan.fee_satoshis);
+    assert_eq!(reserved, wallet.reserved());
+    net.vchain_mut()
+        .submit_package(commitment.clone(), child.clone())
+        .expect("the replacement child is accepted");
+    assert!(!net.vchain().in_mempool(&first_child));
+    assert!(net.vchain().in_mempool(&child.compute_txid()));
 
     net.mine(1);
     let (ph, _) = net

@@ -245,6 +245,70 @@ pub fn build_anchor_child(
     })
 }
 
+/// BIP 125's incremental relay feerate, per 1000 weight units (1 sat/vB): what a
+/// replacement must pay on top of what it replaces, on its own size.
+pub const INCREMENTAL_RELAY_FEERATE_PER_KW: u32 = 250;
+
+/// A replacement of `previous` (a child of the same `parent`) at `feerate_per_kw`, spending
+/// the same inputs (so that it conflicts with `previous` and replaces it, BIP 125) with less
+/// change: its fee is what makes the package pay `feerate_per_kw`, and at least
+/// `previous`'s fee plus the incremental relay feerate on its own weight. Unsigned again:
+/// the anchor and the wallet's inputs must be signed anew. Refused with
+/// [`BumpError::InsufficientFunds`] when the change would fall below dust (more inputs are
+/// then needed: a new child, not a replacement of this one).
+pub fn rebump_anchor_child(
+    parent: &AnchorParent,
+    previous: &AnchorChild,
+    feerate_per_kw: u32,
+) -> Result<AnchorChild, BumpError> {
+    if feerate_per_kw < crate::node::MIN_RELAY_FEERATE_PER_KW {
+        return Err(BumpError::FeerateTooLow { feerate_per_kw });
+    }
+    if previous.anchor.0 != parent.anchor {
+        return Err(BumpError::NotAnchorInput { input: 0 });
+    }
+    let weight = previous.weight;
+    let package_weight = parent.weight + weight;
+    let fee = fee_for_weight(feerate_per_kw, package_weight)
+        .saturating_sub(parent.fee_satoshis)
+        .max(fee_for_weight(feerate_per_kw, weight))
+        .max(
+            previous
+                .fee_satoshis
+                .saturating_add(fee_for_weight(INCREMENTAL_RELAY_FEERATE_PER_KW, weight)),
+        );
+    let total = previous
+        .prevouts()
+        .iter()
+        .fold(0u64, |s, o| s.saturating_add(o.value.to_sat()));
+    let mut tx = previous.tx.clone();
+    for input in &mut tx.input {
+        input.witness = Witness::new();
+    }
+    let Some(change_out) = tx.output.first_mut() else {
+        return Err(BumpError::NotAnchorInput { input: 0 });
+    };
+    let dust = change_out.script_pubkey.minimal_non_dust().to_sat();
+    let change =
+        total
+            .checked_sub(fee)
+            .filter(|&c| c >= dust)
+            .ok_or(BumpError::InsufficientFunds {
+                needed_satoshis: fee.saturating_add(dust),
+                available_satoshis: total,
+            })?;
+    change_out.value = Amount::from_sat(change);
+    Ok(AnchorChild {
+        tx,
+        anchor: previous.anchor.clone(),
+        wallet_inputs: previous.wallet_inputs.clone(),
+        fee_satoshis: fee,
+        weight,
+        package_fee_satoshis: parent.fee_satoshis + fee,
+        package_weight,
+    })
+}
+
 /// An HTLC-success or HTLC-timeout transaction of an anchor channel completed with fee
 /// inputs, unsigned where it changed: input 0 and output 0 are the HTLC's (the peer's
 /// SIGHASH_SINGLE|ANYONECANPAY signature still holds; ours, SIGHASH_ALL, must be made again:
@@ -752,6 +816,50 @@ mod tests {
             build_htlc_bump(&htlc, &prevout, &utxos, p2wpkh(9), 200_000),
             Err(BumpError::InsufficientFunds {
                 available_satoshis: 28_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_rebump_spends_the_same_inputs_and_pays_more_by_bip125() {
+        let p = parent(1_124, 0);
+        let utxos = [coin(1, 50_000)];
+        let first = build_anchor_child(&p, &utxos, p2wpkh(9), 2_500).unwrap();
+        let second = rebump_anchor_child(&p, &first, 5_000).unwrap();
+        assert_eq!(
+            second
+                .tx
+                .input
+                .iter()
+                .map(|i| i.previous_output)
+                .collect::<Vec<_>>(),
+            first
+                .tx
+                .input
+                .iter()
+                .map(|i| i.previous_output)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            second.fee_satoshis,
+            fee_for_weight(5_000, second.package_weight)
+        );
+        assert_eq!(
+            second.tx.output[0].value.to_sat(),
+            ANCHOR_OUTPUT_SATOSHIS + 50_000 - second.fee_satoshis
+        );
+        // The same feerate again: only BIP 125's increment more.
+        let third = rebump_anchor_child(&p, &second, 5_000).unwrap();
+        assert_eq!(
+            third.fee_satoshis,
+            second.fee_satoshis + fee_for_weight(INCREMENTAL_RELAY_FEERATE_PER_KW, second.weight)
+        );
+        // Beyond what the inputs hold: refused, nothing below dust.
+        assert!(matches!(
+            rebump_anchor_child(&p, &second, 200_000),
+            Err(BumpError::InsufficientFunds {
+                available_satoshis: 50_330,
                 ..
             })
         ));
