@@ -1778,6 +1778,7 @@ mod tests {
         let Ok(Request::OpenChannel {
             push_msat: 0,
             feerate_per_kw: 1000,
+            funding_feerate_per_kw: 1000,
             ..
         }) = parse_request("open_channel", &valid("open_channel"))
         else {
@@ -1792,6 +1793,47 @@ mod tests {
             panic!("pay")
         };
         assert_eq!(payment_id.0, payment_hash.0);
+    }
+
+    #[test]
+    fn wallet_methods_check_their_parameters() {
+        const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+        let send = |address: &str, amount: u64, feerate: u64| json!({"address": address, "amount_sat": amount, "feerate_per_kw": feerate});
+        let Ok(Request::Send {
+            address,
+            amount_sat: 10_000,
+            feerate_per_kw: 2_000,
+        }) = parse_request("send", &send(ADDRESS, 10_000, 2_000))
+        else {
+            panic!("send parses")
+        };
+        assert!(address.is_valid_for_network(Network::Regtest));
+        assert!(!address.is_valid_for_network(Network::Bitcoin));
+        assert!(err("send", send("not an address", 1, 1000))
+            .message
+            .starts_with("address \"not an address\""));
+        assert_eq!(
+            err("send", send(ADDRESS, 0, 1000)).message,
+            "amount_sat must be at least 1"
+        );
+        assert!(err("send", send(ADDRESS, 1, 252))
+            .message
+            .starts_with("feerate_per_kw: "));
+        assert_eq!(
+            err("send", json!({"address": ADDRESS, "amount_sat": 1})).message,
+            "missing integer parameter feerate_per_kw"
+        );
+        let open = |feerate: u64| json!({"node_id": NODE, "amount_sat": 100_000, "funding_feerate_per_kw": feerate});
+        let Ok(Request::OpenChannel {
+            funding_feerate_per_kw: 5_000,
+            ..
+        }) = parse_request("open_channel", &open(5_000))
+        else {
+            panic!("open_channel's funding feerate")
+        };
+        assert!(err("open_channel", open(250_001))
+            .message
+            .starts_with("funding_feerate_per_kw: "));
     }
 
     #[test]
