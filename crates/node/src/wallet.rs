@@ -581,6 +581,77 @@ mod tests {
     }
 
     #[test]
+    fn sign_inputs_signs_the_wallets_inputs_only_and_they_pass_libbitcoinconsensus() {
+        use bdk_wallet::bitcoin::{absolute::LockTime, transaction::Version, Sequence, TxIn};
+        use shard_engine::Wallet as _;
+        let dir = temp_dir("sign");
+        let wallet = NodeWallet::open(&dir, &[4u8; 32], Network::Regtest).expect("open");
+        let external = wallet.new_address().expect("address").script_pubkey();
+        let change = wallet.change_script().expect("change");
+        let funding_a = paying(external.clone(), 40_000, 5);
+        let funding_b = paying(change.clone(), 60_000, 6);
+        let foreign = paying(ScriptBuf::new_op_return([7u8; 4]), 1_000, 7);
+        let hash = BlockHash::from_byte_array([1; 32]);
+        wallet
+            .block_connected(
+                1,
+                hash,
+                &[
+                    (1, funding_a.clone()),
+                    (2, funding_b.clone()),
+                    (3, foreign.clone()),
+                ],
+            )
+            .expect("block");
+        let coins = wallet.list_spendable().expect("list");
+        assert_eq!(coins.len(), 2, "external and change coins: {coins:?}");
+        let input = |txid, vout| TxIn {
+            previous_output: OutPoint { txid, vout },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        };
+        let foreign_witness = Witness::from_slice(&[vec![1u8, 2, 3]]);
+        let mut foreign_input = input(foreign.compute_txid(), 0);
+        foreign_input.witness = foreign_witness.clone();
+        let mut tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![
+                input(funding_a.compute_txid(), 0),
+                foreign_input,
+                input(funding_b.compute_txid(), 0),
+            ],
+            output: vec![TxOut {
+                value: Amount::from_sat(99_000),
+                script_pubkey: ScriptBuf::new_op_return([0u8; 4]),
+            }],
+        };
+        let prevouts = vec![
+            funding_a.output[0].clone(),
+            foreign.output[0].clone(),
+            funding_b.output[0].clone(),
+        ];
+        assert!(matches!(
+            wallet.sign_inputs(&mut tx.clone(), &prevouts[..2]),
+            Err(WalletError::Signing { .. })
+        ));
+        wallet.sign_inputs(&mut tx, &prevouts).expect("signed");
+        assert_eq!(tx.input[1].witness, foreign_witness, "not ours: untouched");
+        let bytes = bdk_wallet::bitcoin::consensus::encode::serialize(&tx);
+        for i in [0usize, 2] {
+            bitcoin::consensus::verify_script(
+                &prevouts[i].script_pubkey,
+                i,
+                prevouts[i].value,
+                &bytes,
+            )
+            .unwrap_or_else(|e| panic!("input {i} passes libbitcoinconsensus: {e:?}"));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn blocks_confirm_coins_and_a_new_branch_replaces_the_old_one() {
         let dir = temp_dir("reorg");
         let wallet = NodeWallet::open(&dir, &[3u8; 32], Network::Regtest).expect("open");
