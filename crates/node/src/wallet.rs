@@ -381,8 +381,8 @@ fn finalize_p2wpkh(psbt: &mut Psbt) {
     }
 }
 
-fn unavailable(e: impl core::fmt::Display) -> WalletError {
-    WalletError::Unavailable(e.to_string())
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> WalletError {
+    WalletError::Unavailable(std::sync::Arc::new(e))
 }
 
 impl shard_engine::Wallet for NodeWallet {

@@ -42,8 +42,12 @@ pub enum Reservation {
     HtlcBump(OutPoint),
 }
 
+/// The error of a host's wallet backend, kept whole (its source chain included) so that
+/// the host can inspect it.
+pub type WalletBackendError = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Why the host's wallet could not do what was asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum WalletError {
     /// A coin asked to be reserved is already reserved (another open or claim took it
@@ -58,9 +62,35 @@ pub enum WalletError {
         /// The wallet's reason.
         reason: String,
     },
-    /// The wallet is unavailable (its backend failed); the reason is the host's.
-    Unavailable(String),
+    /// The wallet is unavailable: its backend failed with this error.
+    Unavailable(WalletBackendError),
 }
+
+impl PartialEq for WalletError {
+    /// Backend errors compare by their text (a `dyn Error` has no equality of its own).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (WalletError::AlreadyReserved(a), WalletError::AlreadyReserved(b)) => a == b,
+            (WalletError::UnknownUtxo(a), WalletError::UnknownUtxo(b)) => a == b,
+            (
+                WalletError::Signing {
+                    input: a,
+                    reason: ra,
+                },
+                WalletError::Signing {
+                    input: b,
+                    reason: rb,
+                },
+            ) => a == b && ra == rb,
+            (WalletError::Unavailable(a), WalletError::Unavailable(b)) => {
+                a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for WalletError {}
 
 impl std::fmt::Display for WalletError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,7 +105,14 @@ impl std::fmt::Display for WalletError {
     }
 }
 
-impl std::error::Error for WalletError {}
+impl std::error::Error for WalletError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WalletError::Unavailable(error) => Some(error.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// The host's on-chain wallet, as the engine uses it. Methods take `&self`: one wallet is
 /// shared by every caller, and [`Wallet::reserve`] is where two concurrent users of the
