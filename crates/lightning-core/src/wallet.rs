@@ -143,6 +143,23 @@ pub fn fee_for_weight(feerate_per_kw: u32, weight: u64) -> u64 {
     (u64::from(feerate_per_kw) * weight).div_ceil(1000)
 }
 
+/// The coins a selection may take, largest first (ties by outpoint, so the choice is
+/// deterministic): segwit outputs only, since a non-segwit input would make the
+/// transaction's id malleable before it confirms (a funding transaction, a CPFP child).
+pub fn largest_first(utxos: &[WalletUtxo]) -> Vec<&WalletUtxo> {
+    let mut candidates: Vec<&WalletUtxo> = utxos
+        .iter()
+        .filter(|u| u.txout.script_pubkey.is_witness_program())
+        .collect();
+    candidates.sort_by(|a, b| {
+        b.txout
+            .value
+            .cmp(&a.txout.value)
+            .then(a.outpoint.cmp(&b.outpoint))
+    });
+    candidates
+}
+
 /// Chooses coins among `utxos` (largest first; coins that are not segwit outputs are
 /// skipped, since a funding transaction must not be malleable) to pay `output` at
 /// `feerate_per_kw`, with change to `change_script` when it is above dust, and lays out the
@@ -162,16 +179,7 @@ pub fn build_funding_transaction(
             value_satoshis: value,
         });
     }
-    let mut candidates: Vec<&WalletUtxo> = utxos
-        .iter()
-        .filter(|u| u.txout.script_pubkey.is_witness_program())
-        .collect();
-    candidates.sort_by(|a, b| {
-        b.txout
-            .value
-            .cmp(&a.txout.value)
-            .then(a.outpoint.cmp(&b.outpoint))
-    });
+    let candidates = largest_first(utxos);
     let available: u64 = candidates.iter().map(|u| u.txout.value.to_sat()).sum();
     let change_dust = change_script.minimal_non_dust().to_sat();
     let mut chosen: Vec<&WalletUtxo> = Vec::new();
@@ -232,16 +240,18 @@ pub fn build_funding_transaction(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bitcoin::hashes::Hash;
     use bitcoin::{Txid, WPubkeyHash, WScriptHash};
 
-    fn p2wpkh(tag: u8) -> ScriptBuf {
+    /// A P2WPKH script of a made-up key hash `[tag; 20]`.
+    pub(crate) fn p2wpkh(tag: u8) -> ScriptBuf {
         ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([tag; 20]))
     }
 
-    fn coin(n: u8, sats: u64) -> WalletUtxo {
+    /// A made-up P2WPKH coin of `sats` at outpoint `[n; 32]:0`.
+    pub(crate) fn coin(n: u8, sats: u64) -> WalletUtxo {
         WalletUtxo {
             outpoint: OutPoint {
                 txid: Txid::from_byte_array([n; 32]),

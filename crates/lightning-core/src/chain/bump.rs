@@ -183,16 +183,7 @@ pub fn build_anchor_child(
     if feerate_per_kw < crate::node::MIN_RELAY_FEERATE_PER_KW {
         return Err(BumpError::FeerateTooLow { feerate_per_kw });
     }
-    let mut candidates: Vec<&WalletUtxo> = utxos
-        .iter()
-        .filter(|u| u.txout.script_pubkey.is_witness_program())
-        .collect();
-    candidates.sort_by(|a, b| {
-        b.txout
-            .value
-            .cmp(&a.txout.value)
-            .then(a.outpoint.cmp(&b.outpoint))
-    });
+    let candidates = crate::wallet::largest_first(utxos);
     let anchor_value = parent.anchor_txout.value.to_sat();
     let available = candidates.iter().fold(anchor_value, |s, u| {
         s.saturating_add(u.txout.value.to_sat())
@@ -380,16 +371,7 @@ pub fn build_htlc_bump(
     let own_fee = htlc_in
         .checked_sub(htlc_out)
         .ok_or(BumpError::NotHtlcTransaction { txid })?;
-    let mut candidates: Vec<&WalletUtxo> = utxos
-        .iter()
-        .filter(|u| u.txout.script_pubkey.is_witness_program())
-        .collect();
-    candidates.sort_by(|a, b| {
-        b.txout
-            .value
-            .cmp(&a.txout.value)
-            .then(a.outpoint.cmp(&b.outpoint))
-    });
+    let candidates = crate::wallet::largest_first(utxos);
     let available = candidates
         .iter()
         .fold(0u64, |s, u| s.saturating_add(u.txout.value.to_sat()));
@@ -619,27 +601,10 @@ impl ChannelMonitor {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::wallet::P2WPKH_SATISFACTION_WEIGHT;
     use bitcoin::hashes::Hash;
-    use bitcoin::{WPubkeyHash, WScriptHash};
+    use bitcoin::WScriptHash;
 
-    fn p2wpkh(tag: u8) -> ScriptBuf {
-        ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([tag; 20]))
-    }
-
-    fn coin(n: u8, sats: u64) -> WalletUtxo {
-        WalletUtxo {
-            outpoint: OutPoint {
-                txid: Txid::from_byte_array([n; 32]),
-                vout: 0,
-            },
-            txout: TxOut {
-                value: Amount::from_sat(sats),
-                script_pubkey: p2wpkh(n),
-            },
-            satisfaction_weight: P2WPKH_SATISFACTION_WEIGHT,
-        }
-    }
+    use crate::wallet::tests::{coin, p2wpkh};
 
     fn parent(weight: u64, fee: u64) -> AnchorParent {
         let txid = Txid::from_byte_array([0xaa; 32]);
