@@ -202,6 +202,49 @@ pub struct FundedChannel {
 /// between the listing and the reservation.
 const RESERVE_ATTEMPTS: usize = 8;
 
+/// Why [`select_and_reserve`] gave up: the wallet failed, or the plan could not be built.
+enum Selected<E> {
+    Wallet(WalletError),
+    Build(E),
+}
+
+impl From<Selected<BumpError>> for BumpCommitmentError {
+    fn from(e: Selected<BumpError>) -> Self {
+        match e {
+            Selected::Wallet(e) => BumpCommitmentError::Wallet(e),
+            Selected::Build(e) => BumpCommitmentError::Bump(e),
+        }
+    }
+}
+
+/// Lists the wallet's spendable coins, builds a plan from them (`build`), and reserves the
+/// coins it chose (`chosen`) for `purpose`, all or none. When a chosen coin was reserved or
+/// spent between the listing and the reservation (two opens or bumps racing), selects again,
+/// up to [`RESERVE_ATTEMPTS`] times. Returns the plan and the coins reserved for it.
+fn select_and_reserve<P, E>(
+    wallet: &(impl Wallet + ?Sized),
+    purpose: Reservation,
+    mut build: impl FnMut(&[WalletUtxo]) -> Result<P, E>,
+    chosen: impl Fn(&P) -> Vec<OutPoint>,
+) -> Result<(P, Vec<OutPoint>), Selected<E>> {
+    let mut attempts = 0;
+    loop {
+        let utxos = wallet.list_spendable().map_err(Selected::Wallet)?;
+        let plan = build(&utxos).map_err(Selected::Build)?;
+        let coins = chosen(&plan);
+        match wallet.reserve(purpose, &coins) {
+            Ok(()) => return Ok((plan, coins)),
+            Err(WalletError::AlreadyReserved(coin) | WalletError::UnknownUtxo(coin))
+                if attempts + 1 < RESERVE_ATTEMPTS =>
+            {
+                attempts += 1;
+                tracing::debug!(%coin, ?purpose, "coin reserved meanwhile; selecting again");
+            }
+            Err(e) => return Err(Selected::Wallet(e)),
+        }
+    }
+}
+
 /// Funds a channel from `wallet`, answering its [`Event::FundingGenerationReady`]: chooses
 /// coins largest-first for the funding output at `feerate_per_kw` (change to the wallet's
 /// change script when above dust), reserves them for the channel, has the wallet sign, and
@@ -230,25 +273,16 @@ pub fn fund_channel<B: NodeApi>(
         script_pubkey: output_script.clone(),
     };
     let change = wallet.change_script().map_err(FundingError::Wallet)?;
-    let mut attempts = 0;
-    let plan = loop {
-        let utxos = wallet.list_spendable().map_err(FundingError::Wallet)?;
-        let plan =
-            build_funding_transaction(&utxos, output.clone(), change.clone(), feerate_per_kw)
-                .map_err(FundingError::Selection)?;
-        let chosen: Vec<OutPoint> = plan.inputs.iter().map(|u| u.outpoint).collect();
-        match wallet.reserve(Reservation::ChannelFunding(temporary_channel_id), &chosen) {
-            Ok(()) => break plan,
-            Err(WalletError::AlreadyReserved(coin) | WalletError::UnknownUtxo(coin))
-                if attempts + 1 < RESERVE_ATTEMPTS =>
-            {
-                attempts += 1;
-                tracing::debug!(%coin, %temporary_channel_id, "coin reserved meanwhile; selecting again");
-            }
-            Err(e) => return Err(FundingError::Wallet(e)),
-        }
-    };
-    let inputs: Vec<OutPoint> = plan.inputs.iter().map(|u| u.outpoint).collect();
+    let (plan, inputs) = select_and_reserve(
+        wallet,
+        Reservation::ChannelFunding(temporary_channel_id),
+        |utxos| build_funding_transaction(utxos, output.clone(), change.clone(), feerate_per_kw),
+        |plan| plan.inputs.iter().map(|u| u.outpoint).collect(),
+    )
+    .map_err(|e| match e {
+        Selected::Wallet(e) => FundingError::Wallet(e),
+        Selected::Build(e) => FundingError::Selection(e),
+    })?;
     let release = |err: FundingError| {
         if let Err(e) = wallet.release(&inputs) {
             tracing::warn!(%temporary_channel_id, error = %e, "could not release funding coins");
@@ -376,28 +410,13 @@ pub fn bump_commitment<B: NodeApi + Clone>(
     let change = wallet
         .change_script()
         .map_err(BumpCommitmentError::Wallet)?;
-    let mut attempts = 0;
-    let plan = loop {
-        let utxos = wallet
-            .list_spendable()
-            .map_err(BumpCommitmentError::Wallet)?;
-        let plan = build_anchor_child(&parent, &utxos, change.clone(), feerate_per_kw)
-            .map_err(BumpCommitmentError::Bump)?;
-        match wallet.reserve(
-            Reservation::AnchorBump(parent.txid),
-            &plan.wallet_outpoints(),
-        ) {
-            Ok(()) => break plan,
-            Err(WalletError::AlreadyReserved(coin) | WalletError::UnknownUtxo(coin))
-                if attempts + 1 < RESERVE_ATTEMPTS =>
-            {
-                attempts += 1;
-                tracing::debug!(%coin, commitment = %parent.txid, "coin reserved meanwhile; selecting again");
-            }
-            Err(e) => return Err(BumpCommitmentError::Wallet(e)),
-        }
-    };
-    let inputs = plan.wallet_outpoints();
+    let (plan, inputs) = select_and_reserve(
+        wallet,
+        Reservation::AnchorBump(parent.txid),
+        |utxos| build_anchor_child(&parent, utxos, change.clone(), feerate_per_kw),
+        AnchorChild::wallet_outpoints,
+    )
+    .map_err(BumpCommitmentError::from)?;
     let release = |err: BumpCommitmentError| {
         if let Err(e) = wallet.release(&inputs) {
             tracing::warn!(commitment = %parent.txid, error = %e, "could not release bump coins");
@@ -516,25 +535,13 @@ pub fn bump_htlc<B: NodeApi + Clone>(
     let change = wallet
         .change_script()
         .map_err(BumpCommitmentError::Wallet)?;
-    let mut attempts = 0;
-    let plan = loop {
-        let utxos = wallet
-            .list_spendable()
-            .map_err(BumpCommitmentError::Wallet)?;
-        let plan = build_htlc_bump(tx, &prevout, &utxos, change.clone(), feerate_per_kw)
-            .map_err(BumpCommitmentError::Bump)?;
-        match wallet.reserve(Reservation::HtlcBump(claimed), &plan.wallet_outpoints()) {
-            Ok(()) => break plan,
-            Err(WalletError::AlreadyReserved(coin) | WalletError::UnknownUtxo(coin))
-                if attempts + 1 < RESERVE_ATTEMPTS =>
-            {
-                attempts += 1;
-                tracing::debug!(%coin, htlc = %claimed, "coin reserved meanwhile; selecting again");
-            }
-            Err(e) => return Err(BumpCommitmentError::Wallet(e)),
-        }
-    };
-    let inputs = plan.wallet_outpoints();
+    let (plan, inputs) = select_and_reserve(
+        wallet,
+        Reservation::HtlcBump(claimed),
+        |utxos| build_htlc_bump(tx, &prevout, utxos, change.clone(), feerate_per_kw),
+        HtlcBump::wallet_outpoints,
+    )
+    .map_err(BumpCommitmentError::from)?;
     let release = |err: BumpCommitmentError| {
         if let Err(e) = wallet.release(&inputs) {
             tracing::warn!(htlc = %claimed, error = %e, "could not release bump coins");
