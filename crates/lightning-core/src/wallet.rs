@@ -10,6 +10,7 @@
 //! satisfaction weight as the wallet states it), rounded up, so the feerate asked for is a
 //! floor.
 
+use crate::transactions::claims::varint_len;
 use bitcoin::absolute::LockTime;
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
@@ -113,15 +114,6 @@ impl FundingPlan {
 fn output_weight(script: &ScriptBuf) -> u64 {
     let len = script.len() as u64;
     (8 + varint_len(len) + len) * 4
-}
-
-fn varint_len(n: u64) -> u64 {
-    match n {
-        0..=0xfc => 1,
-        0xfd..=0xffff => 3,
-        0x1_0000..=0xffff_ffff => 5,
-        _ => 9,
-    }
 }
 
 /// The weight of a segwit transaction with `inputs` (their satisfaction weights) and

@@ -337,7 +337,7 @@ fn script_pushes(script: &Script, data: &[u8]) -> bool {
 }
 
 /// Length of Bitcoin's CompactSize encoding of `n`.
-fn varint_len(n: u64) -> u64 {
+pub(crate) fn varint_len(n: u64) -> u64 {
     match n {
         0..=0xfc => 1,
         0xfd..=0xffff => 3,
