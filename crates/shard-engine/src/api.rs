@@ -2,7 +2,8 @@
 //! any [`Backend`] (the threaded [`Engine`](crate::Engine), and with the `sim` feature the
 //! simulator). A call is routed to the shard that owns its peer or channel, runs there as an
 //! [`ApiTask`] (a closure over that shard's `NodeCore`), and its answer is released only once
-//! the batch that ran it is durable.
+//! the batch that ran it is durable. The events the call caused are queued before it
+//! returns: a host that drains events right after a call sees them.
 //!
 //! # Adding a call
 //! One `NodeCore` method, then one provided method here that picks the shard and runs the

@@ -214,12 +214,11 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
         .counters
         .messages_handled
         .fetch_add(1, Ordering::Relaxed);
+    // An API call's answer goes after the outputs its task produced: a caller that returns
+    // from the call finds its events (a force-close's broadcast, say) already queued.
+    let mut reply = None;
     match msg {
-        ShardMsg::Api(task) => {
-            if let Some(reply) = task.run(shard) {
-                out.push(Out::Reply(reply));
-            }
-        }
+        ShardMsg::Api(task) => reply = task.run(shard),
         ShardMsg::Forward(forward) => shard.core.handle_forward(forward),
         ShardMsg::Resolve(resolution) => shard.core.handle_resolution(resolution),
         ShardMsg::BestBlock { height, hash } => shard.core.best_block_updated(height, hash),
@@ -283,6 +282,9 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
         ShardMsg::Shutdown => {}
     }
     drain(shard, out);
+    if let Some(reply) = reply {
+        out.push(Out::Reply(reply));
+    }
     let next = shard.core.poll_timeout().unwrap_or(u64::MAX);
     shard.counters.next_tick_ms.store(next, Ordering::Relaxed);
 }
