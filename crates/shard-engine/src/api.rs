@@ -129,6 +129,12 @@ pub trait Backend {
     fn submit(&mut self, shard: usize, task: ApiTask) -> Result<(), EngineError>;
     /// Waits for the answer of a task submitted to `shard`.
     fn wait<R>(&mut self, shard: usize, answer: &Receiver<R>) -> Result<R, EngineError>;
+    /// The host's fee estimator's current answer ([`crate::FeeEstimator`]), asked on every
+    /// [`NodeApi::best_block_updated`]; `None` without an estimator (the default) or when it
+    /// has no answer.
+    fn estimated_fees(&self) -> Option<lightning_core::node::FeeEstimates> {
+        None
+    }
 }
 
 /// Runs `f` on `shard` and waits for its answer (released after its batch committed).
@@ -321,10 +327,20 @@ pub trait NodeApi: Backend + Sized {
     /// ([`NodeApi::block_disconnected`]). A block a
     /// shard already processed is harmless to give again: confirmations are not counted
     /// twice, no event is raised twice, claims broadcast again are the same transactions.
+    ///
+    /// With a fee estimator ([`crate::EngineConfig::fee_estimator`]), its answer is then
+    /// applied as [`NodeApi::fee_estimates_updated`] applies estimates.
     fn best_block_updated(mut self, height: u32, hash: BlockHash) -> Result<(), EngineError> {
         self.coordinator().set_best_block(height, hash);
         for shard in 0..self.placement().shards() {
             self.enqueue(shard, ShardMsg::BestBlock { height, hash }, true)?;
+        }
+        if let Some(estimates) = self.estimated_fees() {
+            for shard in 0..self.placement().shards() {
+                let task =
+                    ApiTask::detached(move |s| s.core_mut().fee_estimates_updated(estimates));
+                self.enqueue(shard, ShardMsg::Api(task), true)?;
+            }
         }
         Ok(())
     }

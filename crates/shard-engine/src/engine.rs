@@ -22,6 +22,7 @@ use crate::coordinator::Coordinator;
 use crate::driver::{open_shards, Handled, Refused, ShardDriver, Sink};
 use crate::durable;
 use crate::error::{EngineError, StopReason};
+use crate::fees::FeeEstimator;
 use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{Shard, ShardCounters, ShardStats};
@@ -66,6 +67,10 @@ pub struct EngineConfig {
     /// Test mode only (regtest conformance harnesses): every new channel uses these keys
     /// (see `NodeCore::set_forced_channel_keys`). `None` in every real node.
     pub forced_channel_keys: Option<ChannelKeys>,
+    /// The host's fee estimator, consulted once at start and on every best block; `None`
+    /// (the default): the host pushes estimates with
+    /// [`NodeApi::fee_estimates_updated`](crate::NodeApi::fee_estimates_updated).
+    pub fee_estimator: Option<Arc<dyn FeeEstimator>>,
 }
 
 impl core::fmt::Debug for EngineConfig {
@@ -83,6 +88,7 @@ impl core::fmt::Debug for EngineConfig {
             .field("commit_batch", &self.commit_batch)
             .field("liveness", &self.liveness)
             .field("forced_channel_keys", &self.forced_channel_keys.is_some())
+            .field("fee_estimator", &self.fee_estimator.is_some())
             .finish()
     }
 }
@@ -102,6 +108,7 @@ impl Default for EngineConfig {
             commit_batch: 64,
             liveness: Liveness::default(),
             forced_channel_keys: None,
+            fee_estimator: None,
         }
     }
 }
@@ -168,7 +175,6 @@ pub struct ShutdownReport {
 ///
 /// Thread-safety: every method takes `&self` and may be called from any thread; calls for
 /// one peer must come from one thread at a time to keep that peer's messages in order.
-#[derive(Debug)]
 pub struct Engine {
     node_id: PublicKey,
     placement: Placement,
@@ -184,6 +190,17 @@ pub struct Engine {
     seed: [u8; 32],
     connections: Connections,
     handshakes: AtomicU64,
+    fee_estimator: Option<Arc<dyn FeeEstimator>>,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("node_id", &self.node_id)
+            .field("shards", &self.placement.shards())
+            .field("fee_estimator", &self.fee_estimator.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
@@ -350,7 +367,7 @@ impl Engine {
             threads.push(handle);
         }
         let secp = Secp256k1::signing_only();
-        Engine {
+        let engine = Engine {
             node_id: PublicKey::from_secret_key(&secp, &node_secret),
             placement,
             shared,
@@ -365,7 +382,15 @@ impl Engine {
             seed,
             connections: Connections::default(),
             handshakes: AtomicU64::new(0),
+            fee_estimator: config.fee_estimator.clone(),
+        };
+        // The estimator's first answer, applied as the pushed estimates are.
+        if let Some(estimates) = Backend::estimated_fees(&&engine) {
+            if let Err(error) = crate::NodeApi::fee_estimates_updated(&engine, estimates) {
+                tracing::warn!(%error, "could not apply the fee estimator's first answer");
+            }
         }
+        engine
     }
 
     /// Our node id.
@@ -757,6 +782,10 @@ impl Drop for Engine {
 impl Backend for &Engine {
     fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    fn estimated_fees(&self) -> Option<lightning_core::node::FeeEstimates> {
+        self.fee_estimator.as_ref()?.estimates()
     }
 
     fn coordinator(&self) -> &Coordinator {

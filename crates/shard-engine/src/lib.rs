@@ -48,6 +48,7 @@ mod driver;
 pub mod durable;
 mod engine;
 mod error;
+pub mod fees;
 mod msg;
 mod placement;
 mod shard;
@@ -60,6 +61,7 @@ pub use connection::{AttachedConnection, ConnectionId, ConnectionOutput, Connect
 pub use coordinator::{Coordinator, CoordinatorAccesses, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};
 pub use error::{EngineError, StopReason};
+pub use fees::FeeEstimator;
 pub use lightning_core;
 pub use msg::{Out, PeerOutput, ShardMsg};
 pub use placement::Placement;

@@ -156,3 +156,98 @@ fn the_fee_policy_set_through_the_engine_holds_every_shard() {
     net.run();
     assert!(feerate(&mut net).iter().all(|&f| f == opened[0] * 5));
 }
+
+/// A fee estimator the test steers: its answer (`None` at first) and how often it was asked.
+#[derive(Default)]
+struct SteeredEstimator {
+    answer: std::sync::Mutex<Option<FeeEstimates>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl shard_engine::FeeEstimator for SteeredEstimator {
+    fn estimates(&self) -> Option<FeeEstimates> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *self.answer.lock().expect("estimator lock")
+    }
+}
+
+#[test]
+fn the_engine_asks_its_estimator_at_start_and_on_every_block() {
+    let estimator = std::sync::Arc::new(SteeredEstimator::default());
+    let config = shard_engine::EngineConfig {
+        fee_estimator: Some(estimator.clone()),
+        ..engine_config(4)
+    };
+    let engine = Engine::new(config, hub_secret(), hub_seed(), 100, support::genesis());
+    let calls = || estimator.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(calls(), 1, "asked once at start");
+    let mut net = Net::new(Threaded { engine }, 4);
+    let specs: Vec<(usize, bool)> = (0..4).map(|i| (i, true)).collect();
+    net.open_channels(&specs);
+    let hub_id = net.hub.engine.node_id();
+    let feerates = |net: &mut Net<Threaded>| -> Vec<(u32, u32)> {
+        net.channels
+            .clone()
+            .iter()
+            .map(|c| {
+                let pid = net.peer_id(c.peer);
+                let hub_side = net
+                    .hub
+                    .engine
+                    .channel(pid, c.channel_id)
+                    .expect("engine")
+                    .expect("hub channel");
+                let peer_side = net.peers[c.peer]
+                    .core
+                    .channel(&hub_id, &c.channel_id)
+                    .expect("peer channel");
+                (
+                    hub_side.local_commit().spec.feerate_per_kw,
+                    peer_side.local_commit().spec.feerate_per_kw,
+                )
+            })
+            .collect()
+    };
+    let opened = feerates(&mut net);
+    let asked_while_opening = calls();
+    assert!(
+        asked_while_opening > 1,
+        "asked on the blocks that confirmed the channels"
+    );
+    // No answer yet: nothing moved.
+    net.mine(1);
+    assert_eq!(calls(), asked_while_opening + 1, "asked once per block");
+    assert_eq!(feerates(&mut net), opened);
+
+    // The estimator's answer changes between blocks; anchor channels follow `background`
+    // with update_fee (both commitments, both sides), without any push from the host.
+    for (step, background) in [opened[0].0 * 4, opened[0].0 * 9].into_iter().enumerate() {
+        *estimator.answer.lock().expect("estimator lock") = Some(FeeEstimates {
+            urgent: background * 3,
+            normal: background * 2,
+            background,
+        });
+        // Not applied before the next block.
+        net.run();
+        if step == 0 {
+            assert_eq!(
+                feerates(&mut net),
+                opened,
+                "applied only when a block comes"
+            );
+        }
+        net.mine(1);
+        assert!(
+            feerates(&mut net)
+                .iter()
+                .all(|&(hub, peer)| hub == background && peer == background),
+            "step {step}: {:?} after the estimator said {background}",
+            feerates(&mut net)
+        );
+    }
+    // Without an answer the last estimates stay.
+    let last = feerates(&mut net);
+    *estimator.answer.lock().expect("estimator lock") = None;
+    net.mine(1);
+    assert_eq!(feerates(&mut net), last);
+}
