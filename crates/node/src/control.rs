@@ -1529,6 +1529,7 @@ fn monitor_event_json(event: &MonitorEvent) -> Value {
             anchor,
             deadline,
             feerate_per_kw,
+            ..
         } => bump_json(tx, anchor.as_ref(), *deadline, *feerate_per_kw, false),
     }
 }
@@ -2051,6 +2052,7 @@ mod tests {
             anchor: None,
             deadline: 300,
             feerate_per_kw: 2500,
+            max_fee_sat: 40_000,
         }));
         assert_eq!(v["kind"], "bump_needed");
         assert_eq!(v["txid"], tx.compute_txid().to_string());

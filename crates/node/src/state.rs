@@ -394,6 +394,7 @@ fn on_event(node: &Node, event: Event) {
                     ref anchor,
                     deadline,
                     feerate_per_kw,
+                    ..
                 },
             ref channel_id,
             ..

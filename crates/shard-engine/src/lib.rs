@@ -69,8 +69,9 @@ pub use shard::{step, Shard, ShardCounters, ShardStats};
 #[cfg(feature = "sim")]
 pub use sim::{Sim, SimRng};
 pub use wallet::{
-    bump_commitment, bump_htlc, fund_channel, rebump_commitment, BumpCommitmentError,
-    CommitmentBump, FundedChannel, FundingError, HtlcBumped, Reservation, Wallet, WalletError,
+    bump_commitment, bump_htlc, fund_channel, rebump_commitment, rebump_htlc_bump,
+    BumpCommitmentError, CommitmentBump, FundedChannel, FundingError, HtlcBumped, Reservation,
+    Wallet, WalletError,
 };
 
 pub mod store;

@@ -18,7 +18,8 @@
 
 use lightning_core::bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use lightning_core::chain::bump::{
-    build_anchor_child, build_htlc_bump, rebump_anchor_child, AnchorChild, BumpError, HtlcBump,
+    build_anchor_child, build_htlc_bump, rebump_anchor_child, rebump_htlc, AnchorChild, BumpError,
+    HtlcBump,
 };
 use lightning_core::chain::MonitorEvent;
 use lightning_core::node::Event;
@@ -449,23 +450,25 @@ pub fn bump_commitment<B: NodeApi + Clone>(
 
 /// Replaces `previous` (from [`bump_commitment`], not yet confirmed) with a child paying
 /// the package's `feerate_per_kw`, spending the same anchor and wallet coins (a BIP 125
-/// replacement: at least the incremental relay feerate more than `previous`), signed again
-/// by the engine and the wallet. The coins stay reserved as they were, whatever the outcome
-/// (`previous` may still confirm). [`BumpError::InsufficientFunds`] when the coins cannot
-/// pay it with change above dust.
+/// replacement: at least the incremental relay feerate more than `previous`), its fee never
+/// above `max_fee_sat` ([`rebump_anchor_child`]), signed again by the engine and the
+/// wallet. The coins stay reserved as they were, whatever the outcome (`previous` may still
+/// confirm). [`BumpError::InsufficientFunds`] when the coins cannot pay it with change above
+/// dust, [`BumpError::FeeCapExceeded`] when even the least replacement is above the cap.
 pub fn rebump_commitment<B: NodeApi + Clone>(
     api: B,
     wallet: &(impl Wallet + ?Sized),
     channel_id: ChannelId,
     previous: &CommitmentBump,
     feerate_per_kw: u32,
+    max_fee_sat: u64,
 ) -> Result<CommitmentBump, BumpCommitmentError> {
     let parent = api
         .clone()
         .anchor_parent(channel_id, previous.commitment.clone())
         .map_err(BumpCommitmentError::Engine)?
         .map_err(BumpCommitmentError::Bump)?;
-    let plan = rebump_anchor_child(&parent, &previous.plan, feerate_per_kw)
+    let plan = rebump_anchor_child(&parent, &previous.plan, feerate_per_kw, max_fee_sat)
         .map_err(BumpCommitmentError::Bump)?;
     let mut child = api
         .sign_anchor_input(channel_id, plan.tx.clone(), 0)
@@ -561,6 +564,38 @@ pub fn bump_htlc<B: NodeApi + Clone>(
         txid = %signed.compute_txid(),
         fee = plan.fee_satoshis,
         "HTLC transaction completed with fee inputs"
+    );
+    Ok(HtlcBumped { tx: signed, plan })
+}
+
+/// Replaces `previous` (from [`bump_htlc`], not yet confirmed) with the same HTLC
+/// transaction spending the same wallet coins at `feerate_per_kw` (a BIP 125 replacement:
+/// at least the incremental relay feerate more than `previous`), its fee never above
+/// `max_fee_sat` ([`rebump_htlc`]), our input signed again by the engine and the wallet's
+/// by the wallet. The coins stay reserved as they were, whatever the outcome.
+pub fn rebump_htlc_bump<B: NodeApi>(
+    api: B,
+    wallet: &(impl Wallet + ?Sized),
+    channel_id: ChannelId,
+    previous: &HtlcBumped,
+    feerate_per_kw: u32,
+    max_fee_sat: u64,
+) -> Result<HtlcBumped, BumpCommitmentError> {
+    let plan = rebump_htlc(&previous.plan, feerate_per_kw, max_fee_sat)
+        .map_err(BumpCommitmentError::Bump)?;
+    let mut signed = api
+        .sign_htlc_input(channel_id, plan.tx.clone())
+        .map_err(BumpCommitmentError::Engine)?
+        .map_err(BumpCommitmentError::Bump)?;
+    wallet
+        .sign_inputs(&mut signed, &plan.prevouts())
+        .map_err(BumpCommitmentError::Wallet)?;
+    tracing::info!(
+        %channel_id,
+        replaced = %previous.tx.compute_txid(),
+        txid = %signed.compute_txid(),
+        fee = plan.fee_satoshis,
+        "HTLC transaction bumped again"
     );
     Ok(HtlcBumped { tx: signed, plan })
 }

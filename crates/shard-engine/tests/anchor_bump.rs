@@ -221,6 +221,7 @@ fn a_cpfp_child_from_the_wallet_gets_the_hubs_anchor_commitment_mined() {
         channel_id,
         &done,
         2 * TARGET_PER_KW,
+        u64::MAX,
     )
     .expect("rebump_commitment");
     let first_child = child.compute_txid();

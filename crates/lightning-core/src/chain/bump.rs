@@ -74,6 +74,22 @@ pub enum BumpError {
         /// The transaction given.
         txid: Txid,
     },
+    /// A replacement would have to pay more than the fee cap (the value at stake,
+    /// [`MonitorEvent::BumpNeeded`](super::MonitorEvent::BumpNeeded)'s `max_fee_sat`): the
+    /// least it may pay (the previous fee plus BIP 125's increment) is above it. Keep the
+    /// previous bump.
+    FeeCapExceeded {
+        /// The least fee the replacement would pay.
+        fee_satoshis: u64,
+        /// The cap.
+        max_fee_sat: u64,
+    },
+    /// The transaction to replace is not a bump of this kind (an HTLC bump without its
+    /// change output, or a child without its anchor first).
+    NotABump {
+        /// The transaction given.
+        txid: Txid,
+    },
 }
 
 impl std::fmt::Display for BumpError {
@@ -102,6 +118,14 @@ impl std::fmt::Display for BumpError {
             BumpError::NotHtlcTransaction { txid } => {
                 write!(f, "{txid} is not one of our anchor HTLC transactions")
             }
+            BumpError::FeeCapExceeded {
+                fee_satoshis,
+                max_fee_sat,
+            } => write!(
+                f,
+                "a replacement paying {fee_satoshis} sat exceeds the fee cap {max_fee_sat} sat"
+            ),
+            BumpError::NotABump { txid } => write!(f, "{txid} is not a bump to replace"),
         }
     }
 }
@@ -240,17 +264,40 @@ pub fn build_anchor_child(
 /// replacement must pay on top of what it replaces, on its own size.
 pub const INCREMENTAL_RELAY_FEERATE_PER_KW: u32 = 250;
 
+/// The fee of a replacement at `wanted` (what its feerate asks), paying at least `previous`
+/// plus BIP 125's increment on `weight`, and at most `max_fee_sat`: refused with
+/// [`BumpError::FeeCapExceeded`] when even the least replacement would pay more than that.
+fn replacement_fee(
+    wanted: u64,
+    previous: u64,
+    weight: u64,
+    max_fee_sat: u64,
+) -> Result<u64, BumpError> {
+    let least = previous.saturating_add(fee_for_weight(INCREMENTAL_RELAY_FEERATE_PER_KW, weight));
+    if least > max_fee_sat {
+        return Err(BumpError::FeeCapExceeded {
+            fee_satoshis: least,
+            max_fee_sat,
+        });
+    }
+    Ok(wanted.max(least).min(max_fee_sat))
+}
+
 /// A replacement of `previous` (a child of the same `parent`) at `feerate_per_kw`, spending
 /// the same inputs (so that it conflicts with `previous` and replaces it, BIP 125) with less
 /// change: its fee is what makes the package pay `feerate_per_kw`, and at least
-/// `previous`'s fee plus the incremental relay feerate on its own weight. Unsigned again:
-/// the anchor and the wallet's inputs must be signed anew. Refused with
-/// [`BumpError::InsufficientFunds`] when the change would fall below dust (more inputs are
-/// then needed: a new child, not a replacement of this one).
+/// `previous`'s fee plus the incremental relay feerate on its own weight, and never more
+/// than `max_fee_sat` (the child's fee is clamped to it: the package then pays less than
+/// `feerate_per_kw`). Unsigned again: the anchor and the wallet's inputs must be signed
+/// anew. Refused with [`BumpError::FeeCapExceeded`] when the least replacement would pay
+/// more than `max_fee_sat`, and with [`BumpError::InsufficientFunds`] when the change would
+/// fall below dust (more inputs are then needed: a new child, not a replacement of this
+/// one).
 pub fn rebump_anchor_child(
     parent: &AnchorParent,
     previous: &AnchorChild,
     feerate_per_kw: u32,
+    max_fee_sat: u64,
 ) -> Result<AnchorChild, BumpError> {
     if feerate_per_kw < crate::node::MIN_RELAY_FEERATE_PER_KW {
         return Err(BumpError::FeerateTooLow { feerate_per_kw });
@@ -260,14 +307,10 @@ pub fn rebump_anchor_child(
     }
     let weight = previous.weight;
     let package_weight = parent.weight + weight;
-    let fee = fee_for_weight(feerate_per_kw, package_weight)
+    let wanted = fee_for_weight(feerate_per_kw, package_weight)
         .saturating_sub(parent.fee_satoshis)
-        .max(fee_for_weight(feerate_per_kw, weight))
-        .max(
-            previous
-                .fee_satoshis
-                .saturating_add(fee_for_weight(INCREMENTAL_RELAY_FEERATE_PER_KW, weight)),
-        );
+        .max(fee_for_weight(feerate_per_kw, weight));
+    let fee = replacement_fee(wanted, previous.fee_satoshis, weight, max_fee_sat)?;
     let total = previous
         .prevouts()
         .iter()
@@ -297,6 +340,65 @@ pub fn rebump_anchor_child(
         weight,
         package_fee_satoshis: parent.fee_satoshis + fee,
         package_weight,
+    })
+}
+
+/// A replacement of `previous` (an HTLC transaction completed with fee inputs,
+/// [`build_htlc_bump`]) at `feerate_per_kw` on its own weight, spending the same inputs
+/// (the HTLC's and the same wallet coins: it conflicts with `previous` and replaces it, BIP
+/// 125) with less change: at least `previous`'s fee plus the incremental relay feerate on
+/// its weight, never more than `max_fee_sat` (clamped to it). Input 0's witness is kept
+/// (our signature must be made again, [`ChannelMonitor::sign_htlc_input`]); the wallet's
+/// inputs are unsigned. Refused with [`BumpError::FeeCapExceeded`] when the least
+/// replacement would pay more than `max_fee_sat`, with [`BumpError::InsufficientFunds`] when
+/// the change would fall below dust, and with [`BumpError::NotABump`] when `previous` has
+/// no change output to take the fee from.
+pub fn rebump_htlc(
+    previous: &HtlcBump,
+    feerate_per_kw: u32,
+    max_fee_sat: u64,
+) -> Result<HtlcBump, BumpError> {
+    if feerate_per_kw < crate::node::MIN_RELAY_FEERATE_PER_KW {
+        return Err(BumpError::FeerateTooLow { feerate_per_kw });
+    }
+    let txid = previous.tx.compute_txid();
+    let weight = previous.weight;
+    let fee = replacement_fee(
+        fee_for_weight(feerate_per_kw, weight),
+        previous.fee_satoshis,
+        weight,
+        max_fee_sat,
+    )?;
+    let total = previous
+        .prevouts()
+        .iter()
+        .fold(0u64, |s, o| s.saturating_add(o.value.to_sat()));
+    let mut tx = previous.tx.clone();
+    for input in tx.input.iter_mut().skip(1) {
+        input.witness = Witness::new();
+    }
+    let htlc_out = tx.output.first().map(|o| o.value.to_sat());
+    let (Some(htlc_out), Some(change_out), 2) =
+        (htlc_out, tx.output.get_mut(1), previous.tx.output.len())
+    else {
+        return Err(BumpError::NotABump { txid });
+    };
+    let dust = change_out.script_pubkey.minimal_non_dust().to_sat();
+    let change = total
+        .checked_sub(htlc_out)
+        .and_then(|t| t.checked_sub(fee))
+        .filter(|&c| c >= dust)
+        .ok_or(BumpError::InsufficientFunds {
+            needed_satoshis: fee.saturating_add(dust).saturating_add(htlc_out),
+            available_satoshis: total,
+        })?;
+    change_out.value = Amount::from_sat(change);
+    Ok(HtlcBump {
+        tx,
+        htlc_prevout: previous.htlc_prevout.clone(),
+        wallet_inputs: previous.wallet_inputs.clone(),
+        fee_satoshis: fee,
+        weight,
     })
 }
 
@@ -791,7 +893,7 @@ mod tests {
         let p = parent(1_124, 0);
         let utxos = [coin(1, 50_000)];
         let first = build_anchor_child(&p, &utxos, p2wpkh(9), 2_500).unwrap();
-        let second = rebump_anchor_child(&p, &first, 5_000).unwrap();
+        let second = rebump_anchor_child(&p, &first, 5_000, u64::MAX).unwrap();
         assert_eq!(
             second
                 .tx
@@ -815,18 +917,102 @@ mod tests {
             ANCHOR_OUTPUT_SATOSHIS + 50_000 - second.fee_satoshis
         );
         // The same feerate again: only BIP 125's increment more.
-        let third = rebump_anchor_child(&p, &second, 5_000).unwrap();
+        let third = rebump_anchor_child(&p, &second, 5_000, u64::MAX).unwrap();
         assert_eq!(
             third.fee_satoshis,
             second.fee_satoshis + fee_for_weight(INCREMENTAL_RELAY_FEERATE_PER_KW, second.weight)
         );
         // Beyond what the inputs hold: refused, nothing below dust.
         assert!(matches!(
-            rebump_anchor_child(&p, &second, 200_000),
+            rebump_anchor_child(&p, &second, 200_000, u64::MAX),
             Err(BumpError::InsufficientFunds {
                 available_satoshis: 50_330,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn a_rebump_never_pays_more_than_the_cap() {
+        let p = parent(1_124, 0);
+        let utxos = [coin(1, 50_000)];
+        let first = build_anchor_child(&p, &utxos, p2wpkh(9), 2_500).unwrap();
+        let increment = fee_for_weight(INCREMENTAL_RELAY_FEERATE_PER_KW, first.weight);
+        // The feerate asks for more than the cap: clamped to it, same inputs.
+        let cap = first.fee_satoshis + 3 * increment;
+        let capped = rebump_anchor_child(&p, &first, 50_000, cap).unwrap();
+        assert_eq!(capped.fee_satoshis, cap);
+        assert_eq!(
+            capped.tx.output[0].value.to_sat(),
+            ANCHOR_OUTPUT_SATOSHIS + 50_000 - cap
+        );
+        assert_eq!(capped.wallet_inputs, first.wallet_inputs);
+        // At the cap, even the least replacement is above it: refused, typed.
+        assert_eq!(
+            rebump_anchor_child(&p, &capped, 50_000, cap),
+            Err(BumpError::FeeCapExceeded {
+                fee_satoshis: cap + increment,
+                max_fee_sat: cap
+            })
+        );
+        // Exactly one increment of room: the least replacement, whatever the feerate.
+        let least = rebump_anchor_child(&p, &first, 2_500, first.fee_satoshis + increment);
+        assert_eq!(
+            least.map(|c| c.fee_satoshis),
+            Ok(first.fee_satoshis + increment)
+        );
+    }
+
+    #[test]
+    fn an_htlc_rebump_spends_the_same_inputs_pays_more_by_bip125_and_respects_the_cap() {
+        let (htlc, prevout) = htlc_tx(60_000);
+        let utxos = [coin(1, 20_000), coin(2, 8_000)];
+        let first = build_htlc_bump(&htlc, &prevout, &utxos, p2wpkh(9), 2_500).unwrap();
+        let increment = fee_for_weight(INCREMENTAL_RELAY_FEERATE_PER_KW, first.weight);
+        let ins = |t: &Transaction| {
+            t.input
+                .iter()
+                .map(|i| i.previous_output)
+                .collect::<Vec<_>>()
+        };
+        // A higher feerate: the feerate's fee, same inputs, input 0's witness kept.
+        let second = rebump_htlc(&first, 5_000, 60_000).unwrap();
+        assert_eq!(ins(&second.tx), ins(&first.tx));
+        assert_eq!(second.tx.input[0].witness, first.tx.input[0].witness);
+        assert!(second.tx.input[1].witness.is_empty());
+        assert_eq!(second.tx.output[0], htlc.output[0]);
+        assert_eq!(second.fee_satoshis, fee_for_weight(5_000, first.weight));
+        assert_eq!(
+            second.tx.output[1].value.to_sat(),
+            20_000 - second.fee_satoshis
+        );
+        // The same feerate: only the increment more.
+        let third = rebump_htlc(&second, 5_000, 60_000).unwrap();
+        assert_eq!(third.fee_satoshis, second.fee_satoshis + increment);
+        // Capped: clamped, then refused once even the increment is above the cap.
+        let cap = third.fee_satoshis + increment + 10;
+        let capped = rebump_htlc(&third, 50_000, cap).unwrap();
+        assert_eq!(capped.fee_satoshis, cap);
+        assert_eq!(
+            rebump_htlc(&capped, 50_000, cap),
+            Err(BumpError::FeeCapExceeded {
+                fee_satoshis: cap + increment,
+                max_fee_sat: cap
+            })
+        );
+        // Beyond the wallet coin's value: refused, change never below dust.
+        assert!(matches!(
+            rebump_htlc(&first, 100_000, u64::MAX),
+            Err(BumpError::InsufficientFunds { .. })
+        ));
+        // Not a bump (no change output).
+        let bare = HtlcBump {
+            tx: htlc.clone(),
+            ..first.clone()
+        };
+        assert!(matches!(
+            rebump_htlc(&bare, 5_000, u64::MAX),
+            Err(BumpError::NotABump { .. })
         ));
     }
 }

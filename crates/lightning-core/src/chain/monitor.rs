@@ -7,7 +7,7 @@ use std::fmt;
 use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1};
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 
-use super::claim::{plan_claims, PlannedClaim};
+use super::claim::{feerate_for, plan_claims, ClaimMemo, PlannedClaim};
 use super::spend::{analyse, Analysis, FundingSpendKind, OutputKind};
 use super::{ANTI_REORG_DELAY, CLTV_CLAIM_BUFFER, LATENCY_GRACE_PERIOD_BLOCKS};
 use crate::channel::commit::CommitmentTerms;
@@ -210,6 +210,11 @@ pub enum MonitorEvent {
     /// `tx` is complete and valid except for fees: add inputs (and a change output for an
     /// HTLC transaction, whose peer signature commits only to its own input and output) or
     /// spend `anchor` with a child paying for both. Never broadcast it alone as if final.
+    ///
+    /// Emitted every block until `tx` (or a conflicting spend) confirms, with a feerate that
+    /// follows the claims' urgency schedule toward `deadline` (1x, 1.5x, 2x, 4x the host's
+    /// feerate): each one asks for a re-bump (same inputs, more fee: BIP 125), never paying
+    /// more than `max_fee_sat` in all.
     BumpNeeded {
         /// The transaction needing fees.
         tx: Transaction,
@@ -219,6 +224,13 @@ pub enum MonitorEvent {
         deadline: u32,
         /// The feerate it should reach.
         feerate_per_kw: u32,
+        /// The fee cap: the most the fee inputs may pay in fees, in all (the CPFP child's
+        /// fee for a commitment, the completed transaction's fee for an HTLC transaction).
+        /// It is the value at stake: for an HTLC transaction, the HTLC's value; for our
+        /// commitment, our balance in it plus every HTLC in it we could claim (offered by
+        /// us, or offered to us with the preimage known), trimmed ones included: an upper
+        /// bound on what confirming it protects.
+        max_fee_sat: u64,
     },
 }
 
@@ -322,6 +334,9 @@ pub struct ChannelMonitor {
     pub(crate) feerate_per_kw: u32,
     /// Events already emitted (keys), so a replay never repeats one.
     pub(crate) emitted: BTreeSet<EmittedKey>,
+    /// The claims last broadcast, so that rebuilds replace them by BIP 125 (a cache, not
+    /// persisted: see the `claim` module).
+    pub(crate) claim_memo: ClaimMemo,
 }
 
 impl fmt::Debug for ChannelMonitor {
@@ -391,6 +406,7 @@ impl ChannelMonitor {
             best_height,
             feerate_per_kw,
             emitted: BTreeSet::new(),
+            claim_memo: ClaimMemo::default(),
         };
         if let Some(update) = monitor.update_for(channel) {
             monitor.apply(&update)?;
@@ -857,7 +873,15 @@ impl ChannelMonitor {
                 out.push(MonitorOutput::Event(event));
             }
         }
-        for claim in plan_claims(self, &analysis) {
+        let claims = plan_claims(self, &analysis);
+        let unspent = analysis
+            .outputs
+            .iter()
+            .filter(|o| o.spent_by.is_none())
+            .map(|o| (o.output.outpoint, o.output.value_sat))
+            .collect();
+        self.claim_memo.record(&claims, &unspent);
+        for claim in claims {
             match claim {
                 PlannedClaim::Broadcast { tx, .. } => out.push(MonitorOutput::Broadcast(tx)),
                 PlannedClaim::NeedsFees {
@@ -865,11 +889,13 @@ impl ChannelMonitor {
                     anchor,
                     deadline,
                     feerate_per_kw,
+                    max_fee_sat,
                 } => out.push(MonitorOutput::Event(MonitorEvent::BumpNeeded {
                     tx,
                     anchor,
                     deadline,
                     feerate_per_kw,
+                    max_fee_sat,
                 })),
             }
         }
@@ -877,7 +903,9 @@ impl ChannelMonitor {
     }
 
     /// After our force-close, until a spend of the funding output confirms: our commitment
-    /// again (a rebroadcast), or with anchors the request to bump it through our anchor.
+    /// again (a rebroadcast), or with anchors the request to bump it through our anchor, at
+    /// the urgency schedule's feerate for its deadline, capped by the value at stake
+    /// ([`MonitorEvent::BumpNeeded`]'s `max_fee_sat`).
     fn unconfirmed_force_close(&self) -> Vec<MonitorOutput> {
         if !self.force_closed {
             return Vec::new();
@@ -913,8 +941,22 @@ impl ChannelMonitor {
             tx,
             anchor,
             deadline,
-            feerate_per_kw: self.feerate_per_kw,
+            feerate_per_kw: feerate_for(self, deadline),
+            max_fee_sat: self.commitment_at_stake_sat(),
         })]
+    }
+
+    /// What our holder commitment's confirmation protects: our balance in it plus every
+    /// HTLC in it we could claim (offered by us, or offered to us with its preimage known),
+    /// trimmed ones included. The cap of its CPFP's fee.
+    fn commitment_at_stake_sat(&self) -> u64 {
+        let spec = &self.holder.spec;
+        spec.htlcs
+            .values()
+            .filter(|h| h.offered || self.preimages.contains_key(&h.payment_hash))
+            .fold(spec.to_local_msat / 1000, |t, h| {
+                t.saturating_add(h.amount_msat / 1000)
+            })
     }
 
     /// Whether the channel must go to chain now to protect an HTLC (BOLT 2's deadlines),

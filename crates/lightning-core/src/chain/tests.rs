@@ -613,3 +613,182 @@ fn w_clone(w: &World) -> World {
         chain: w.chain.clone(),
     }
 }
+
+/// The `BumpNeeded` requests among `out`: (tx, anchor named, feerate, cap).
+fn bump_requests(out: &[MonitorOutput]) -> Vec<(Transaction, bool, u32, u64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            MonitorOutput::Event(MonitorEvent::BumpNeeded {
+                tx,
+                anchor,
+                feerate_per_kw,
+                max_fee_sat,
+                ..
+            }) => Some((tx.clone(), anchor.is_some(), *feerate_per_kw, *max_fee_sat)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Connects an empty block on the monitor alone (the commitment stays unconfirmed) and
+/// returns the commitment's bump request: (feerate, cap).
+fn commitment_request_at(w: &mut World, height: u32) -> (u32, u64) {
+    w.height = height;
+    let out = w.monitor.block_connected(height, &[]);
+    let bumps = bump_requests(&out);
+    assert_eq!(bumps.len(), 1, "{bumps:?}");
+    let (_, anchor, feerate, cap) = bumps.into_iter().next().expect("one");
+    assert!(anchor, "the commitment's request names our anchor");
+    (feerate, cap)
+}
+
+#[test]
+fn our_commitments_bump_request_follows_the_urgency_schedule_and_caps_at_the_value_at_stake() {
+    let mut w = World::of(true);
+    w.add(true, 50_000, preimage(1).payment_hash(), 200);
+    w.add(false, 40_000, preimage(2).payment_hash(), 210);
+    w.monitor.set_feerate(2_000);
+    let to_local = w.a.local_commit.spec.to_local_msat / 1000;
+    let commitment = w.monitor.broadcast_holder_commitment().expect("ours");
+    let start = w.height;
+    assert!(start + 36 < 200);
+    // The deadline is the earliest HTLC expiry (200): the host's feerate far from it, then
+    // 1.5x within 36 blocks, 2x within 12, 4x within 3. The cap: our balance and the HTLC
+    // we offered (the one offered to us is not ours without its preimage).
+    assert_eq!(
+        commitment_request_at(&mut w, start + 1),
+        (2_000, to_local + 50_000)
+    );
+    assert_eq!(commitment_request_at(&mut w, 163).0, 2_000);
+    assert_eq!(commitment_request_at(&mut w, 164).0, 3_000);
+    assert_eq!(commitment_request_at(&mut w, 187).0, 3_000);
+    assert_eq!(commitment_request_at(&mut w, 188).0, 4_000);
+    assert_eq!(commitment_request_at(&mut w, 196).0, 4_000);
+    assert_eq!(commitment_request_at(&mut w, 197).0, 8_000);
+    // With the preimage of the HTLC offered to us, it is at stake too.
+    let step = MonitorUpdate {
+        update_id: w.monitor.update_id() + 1,
+        steps: vec![MonitorStep::Preimage(preimage(2))],
+    };
+    w.monitor.apply(&step).expect("applies");
+    assert_eq!(
+        commitment_request_at(&mut w, 198),
+        (8_000, to_local + 50_000 + 40_000)
+    );
+    // Confirmed: the HTLC transactions ask for fees, each capped at its HTLC's value, at
+    // the schedule's feerate for its own deadline.
+    let out = w.monitor.block_connected(199, &[&commitment]);
+    let bumps = bump_requests(&out);
+    let success = bumps
+        .iter()
+        .find(|(tx, ..)| tx.lock_time.to_consensus_u32() == 0)
+        .expect("the HTLC-success (preimage known)");
+    assert!(!success.1, "no anchor for an HTLC transaction");
+    assert_eq!(success.3, 40_000);
+    // Its deadline is the HTLC's expiry, 210: 11 blocks left, 2x.
+    assert_eq!(success.2, 4_000);
+    let out = w.monitor.block_connected(200, &[]);
+    let bumps = bump_requests(&out);
+    let timeout = bumps
+        .iter()
+        .find(|(tx, ..)| tx.lock_time.to_consensus_u32() == 200)
+        .expect("the HTLC-timeout at expiry");
+    assert_eq!(timeout.3, 50_000);
+    // Its deadline is expiry + 36 (236): 36 blocks left, 1.5x.
+    assert_eq!(timeout.2, 3_000);
+}
+
+#[test]
+fn a_claim_near_its_deadline_pays_up_to_its_value_less_a_dust_safe_output() {
+    let mut w = World::new();
+    w.add(true, 10_000, preimage(1).payment_hash(), 200);
+    let commitment = w.b.force_close().expect("b closes");
+    w.confirm(std::slice::from_ref(&commitment));
+    let htlc = output_of(&commitment, 10_000);
+    // A feerate at which the timeout claim is affordable at 1x, but 1.5x (its urgency at
+    // expiry: 13 blocks left) would leave less than dust.
+    w.monitor.set_feerate(14_000);
+    w.mine_to(199);
+    assert!(w.spends(htlc).is_none());
+    w.mine_to(200);
+    let claim = w.spends(htlc).expect("claimed at the cap, not dropped");
+    let weight = claim.weight().to_wu();
+    let dust = script(0xdd).minimal_non_dust().to_sat();
+    assert!(
+        crate::wallet::fee_for_weight(14_000, weight) + dust <= 10_000,
+        "affordable at 1x"
+    );
+    assert!(
+        crate::wallet::fee_for_weight(21_000, weight) + dust > 10_000,
+        "not at 1.5x"
+    );
+    let paid = w.paid_to_destination(&claim);
+    // The most it can pay: all but the dust-safe output (to the satoshi, less what the
+    // feerate's rounding leaves).
+    assert!(paid >= dust, "a dust-safe output: {paid}");
+    assert!(
+        paid < dust + weight.div_ceil(1000) + 1,
+        "nearly all of the value in fees: {paid}"
+    );
+    // The fee never exceeds the value claimed; the chain takes it.
+    w.confirm(&[claim]);
+}
+
+#[test]
+fn a_rebuilt_claim_replaces_the_last_by_bip125_or_goes_out_unchanged() {
+    let mut w = World::new();
+    let commitment = w.b.force_close().expect("b closes");
+    w.confirm(std::slice::from_ref(&commitment));
+    let to_remote_spk = crate::transactions::scripts::to_remote_script_pubkey(
+        &w.a.local_pubkeys.payment_basepoint,
+        w.a.channel_type(),
+    );
+    let vout = commitment
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == to_remote_spk)
+        .expect("our to_remote") as u32;
+    let ours = OutPoint {
+        txid: commitment.compute_txid(),
+        vout,
+    };
+    let value = commitment.output[vout as usize].value.to_sat();
+    let first = w.spends(ours).expect("to_remote swept");
+    let fee = |tx: &Transaction| value - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    w.chain.submit(first.clone()).expect("in the mempool");
+    // The host's feerate falls: no cheaper replacement, the same claim again.
+    w.monitor.set_feerate(500);
+    let out = w.monitor.outputs();
+    w.take(out);
+    assert_eq!(w.spends(ours), Some(first.clone()));
+    // A hair higher (its fee rounds to what was paid): nothing more urgent, the same claim.
+    w.monitor.set_feerate(1_001);
+    let out = w.monitor.outputs();
+    w.take(out);
+    assert_eq!(w.spends(ours), Some(first.clone()));
+    // It rises by less than BIP 125's increment would add: a replacement paying the
+    // increment, which the mempool takes.
+    w.monitor.set_feerate(1_100);
+    let out = w.monitor.outputs();
+    w.take(out);
+    let second = w.spends(ours).expect("rebuilt");
+    assert_ne!(second, first);
+    let vsize = second.weight().to_wu().div_ceil(4);
+    assert!(fee(&second) >= fee(&first) + vsize, "BIP 125's increment");
+    w.chain.submit(second.clone()).expect("a valid replacement");
+    assert!(!w.chain.in_mempool(&first.compute_txid()));
+    // Unchanged: the same transaction again.
+    let out = w.monitor.outputs();
+    w.take(out);
+    assert_eq!(w.spends(ours), Some(second.clone()));
+    // Much higher: the feerate's fee.
+    w.monitor.set_feerate(5_000);
+    let out = w.monitor.outputs();
+    w.take(out);
+    let third = w.spends(ours).expect("rebuilt");
+    assert!(fee(&third) >= crate::wallet::fee_for_weight(5_000, third.weight().to_wu()));
+    assert!(fee(&third) > fee(&second) + vsize);
+    // A valid replacement of the second, mined.
+    w.confirm(&[third]);
+    assert!(!w.chain.in_mempool(&second.compute_txid()));
+}

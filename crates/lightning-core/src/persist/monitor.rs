@@ -536,6 +536,7 @@ impl ChannelMonitor {
             best_height: record.best_height,
             feerate_per_kw: record.feerate_per_kw,
             emitted: BTreeSet::new(),
+            claim_memo: Default::default(),
         };
         monitor.set_emitted_records(&record.emitted);
         if monitor.emitted_records().len() != emitted_count {

@@ -148,6 +148,7 @@ impl Inner {
                                 anchor: None,
                                 deadline: 0,
                                 feerate_per_kw: 0,
+                                max_fee_sat: 0,
                             }),
                             ["fulfilled", htlc_id, preimage] => {
                                 Some(MonitorEvent::OutboundHtlcFulfilled {
