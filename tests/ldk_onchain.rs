@@ -3,7 +3,7 @@
 //! transaction either side broadcasts goes through its mempool (each input checked by
 //! libbitcoinconsensus, locktimes, BIP 68, relay policy); both sides are fed the same blocks.
 //!
-//! Three closes, each ending with the exact amount swept to our sweep script:
+//! Four closes, each ending with the exact amount swept to our sweep script:
 //! 1. LDK force-closes with HTLCs pending both ways: we claim on its commitment what we are
 //!    owed (an HTLC by preimage, one by timeout, our `to_remote`) and learn the preimage LDK
 //!    reveals with its HTLC-success transaction.
@@ -12,14 +12,32 @@
 //! 3. LDK restored from a stale `ChannelMonitor` broadcasts a revoked commitment with its
 //!    HTLC-success transaction: our justice transactions take everything, the second stage
 //!    included.
+//! 4. (Anchors only.) LDK force-closes with HTLCs pending both ways but its commitment never
+//!    reaches the chain (a lost broadcast); on LDK's `error` our node broadcasts its own,
+//!    which confirms: our HTLC-success (an HTLC LDK offered us) and HTLC-timeout (one we
+//!    forwarded from an upstream LDK node, then failed back upstream) on it.
 //!
-//! Each runs on an `option_static_remotekey` channel and on an
-//! `option_anchors_zero_fee_htlc_tx` one. With anchors, LDK's `BumpTransaction` events go to
-//! LDK's own `BumpTransactionEventHandlerSync` over a small P2WPKH wallet funded on the chain
-//! (`ldk_support::wallet`), so LDK's commitment and HTLC transactions are bumped as in
-//! production. Our node has no wallet here: the test broadcasts what our node hands out as
-//! `MonitorEvent::BumpNeeded` as it is, and only in scenario 2 (our zero-fee HTLC
-//! transactions) sets the chain's `Policy::allow_zero_fee` so that they relay.
+//! 1 to 3 run on an `option_static_remotekey` channel and on an
+//! `option_anchors_zero_fee_htlc_tx` one. With anchors the chain enforces what a busy
+//! mempool does: a minimum feerate (`Policy::mempool_min_sat_per_kvb`,
+//! `MEMPOOL_FLOOR_SAT_PER_KVB`) above what an anchor commitment (opened at the relay
+//! floor, `ANCHOR_CHANNEL_FEERATE_PER_KW`, as LDK keeps them) or a zero-fee HTLC
+//! transaction pays alone, with 1-parent-1-child package relay; no zero-fee transaction
+//! relays alone. Both sides pay from a wallet:
+//! * LDK's `BumpTransaction` events go to LDK's own `BumpTransactionEventHandlerSync` over
+//!   a small P2WPKH wallet funded on the chain (`ldk_support::wallet`): its commitment goes
+//!   in with its CPFP child (the feed pairs a waiting parent with its child as a package),
+//!   its HTLC transactions carry its wallet's inputs.
+//! * Our node's `MonitorEvent::BumpNeeded` requests are served from our wallet (the
+//!   testkit's `TestWallet`, funded on the chain), as the engine's `bump_commitment` and
+//!   `bump_htlc` drivers do, step by step over the bare `NodeCore`: our commitment goes in
+//!   with a CPFP child spending our anchor and wallet coins
+//!   (`ValidatingChain::submit_package`); our HTLC-success and HTLC-timeout transactions get
+//!   wallet inputs and a change output, the monitor signing their HTLC input again. Each
+//!   request is served once, within its `max_fee_sat` (re-bumps are the engine's tests'
+//!   business). The sums then also check the wallet: it ends with exactly what it was
+//!   funded with, plus our anchor's 330 sat, less the fees of our bumps, which never come
+//!   out of the channel's funds.
 
 mod ldk_support;
 
@@ -39,14 +57,43 @@ use lightning::chain::channelmonitor::ChannelMonitor as LdkMonitor;
 use lightning::ln::types::ChannelId as LdkChannelId;
 use lightning::sign::InMemorySigner;
 use lightning::util::ser::{ReadableArgs, Writeable};
+use lnshard::core::chain::bump::{build_anchor_child, build_htlc_bump};
 use lnshard::core::chain::{FundingSpendKind, MonitorEvent};
 use lnshard::core::node::{
     ClosureReason, Event, NodeConfig, NodeCore, Output, PaymentId, Route, RouteHop,
 };
 use lnshard::core::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
+use lnshard_testkit::wallet::TestWallet as NodeWallet;
+use shard_engine::{Reservation, Wallet};
 
 /// The final CLTV delta of every payment here.
 const CLTV_DELTA: u32 = 60;
+
+/// Anchors: the feerate anchor channels are opened at (sat per 1000 weight), the relay
+/// floor, as LDK keeps its anchor commitments low: alone such a commitment pays less than
+/// the mempool's floor and needs its CPFP child.
+const ANCHOR_CHANNEL_FEERATE_PER_KW: u32 = 253;
+
+/// Anchors: the mempool's minimum feerate (sat per 1000 vbytes), as Core's when its mempool
+/// is busy: above an anchor commitment's own feerate and a zero-fee HTLC transaction's.
+const MEMPOOL_FLOOR_SAT_PER_KVB: u64 = 2_000;
+
+/// Anchors: our node's wallet, with the test as the host serving `BumpNeeded` from it as
+/// the engine's `bump_commitment`/`bump_htlc` drivers do (over a bare `NodeCore`, the same
+/// steps by hand): the monitor lays out nothing, `lightning-core`'s `chain::bump` builds,
+/// the monitor signs the channel's input, the wallet its own.
+struct OurWallet {
+    coins: NodeWallet,
+    /// What the wallet held when funded.
+    funded_sat: u64,
+    /// The scripts of its coins and change.
+    scripts: BTreeSet<bitcoin::ScriptBuf>,
+    /// Requests not yet served: the channel and the `BumpNeeded` event.
+    pending: Vec<(ChannelId, MonitorEvent)>,
+    /// What was broadcast for each request: keyed by the anchor (a CPFP child) or the HTLC
+    /// output (the HTLC transaction completed with wallet inputs).
+    bumps: std::collections::BTreeMap<OutPoint, Transaction>,
+}
 
 /// An LDK `ChannelMonitor` restored from a stale serialization, driven alone (the LDK node it
 /// came from is gone): blocks are fed to it, what it broadcasts is recorded.
@@ -78,9 +125,13 @@ struct World {
     anchors: bool,
     /// Anchors: LDK's wallet, its bump handler and its first coins.
     ldk_wallet: Option<(Arc<TestWallet>, LdkBumpHandler, Vec<OutPoint>)>,
-    /// Anchors: whether the test acts as our wallet by broadcasting what our node hands out
-    /// as `BumpNeeded` as it is (the chain's policy must then accept zero-fee transactions).
-    we_broadcast_bump_needed: bool,
+    /// Anchors: our node's wallet.
+    our_wallet: Option<OurWallet>,
+    /// Set: LDK's broadcasts of a commitment spending this funding output never reach the
+    /// chain (a lost broadcast), nor anything spending their outputs.
+    withhold_ldk_close: Option<OutPoint>,
+    /// LDK's broadcasts withheld so far.
+    withheld: BTreeSet<Txid>,
 }
 
 impl World {
@@ -97,6 +148,29 @@ impl World {
         } else {
             Vec::new()
         };
+        // Ours: three confirmed coins; the chain's mempool enforces a floor on anchor
+        // channels' closes (a zero-fee transaction relays only in a package with a child).
+        let our_wallet = anchors.then(|| {
+            let coins = NodeWallet::new(b"lnshard onchain wallet", &[150_000, 150_000, 150_000]);
+            feed.chain.submit_funding(coins.parent().clone());
+            feed.chain.mine(1);
+            let mut scripts: BTreeSet<bitcoin::ScriptBuf> = coins
+                .coins()
+                .values()
+                .map(|o| o.script_pubkey.clone())
+                .collect();
+            scripts.insert(coins.change_script().expect("a change script"));
+            let mut policy = feed.chain.policy().clone();
+            policy.mempool_min_sat_per_kvb = Some(MEMPOOL_FLOOR_SAT_PER_KVB);
+            feed.chain.set_policy(policy);
+            OurWallet {
+                funded_sat: coins.balance_satoshis(),
+                coins,
+                scripts,
+                pending: Vec::new(),
+                bumps: Default::default(),
+            }
+        });
         let ldk = LdkNode::new_at(
             "LDK",
             9,
@@ -104,6 +178,10 @@ impl World {
             feed.chain.tip(),
             feed.chain.height(),
         );
+        if anchors {
+            // Until the channel is open: LDK's anchor channels open at the relay floor.
+            ldk.fee_estimator.set(ANCHOR_CHANNEL_FEERATE_PER_KW);
+        }
         let ldk_wallet = anchors.then(|| {
             let handler = wallet.handler(
                 Arc::clone(&ldk.broadcaster),
@@ -135,7 +213,9 @@ impl World {
             upstream_events: Vec::new(),
             anchors,
             ldk_wallet,
-            we_broadcast_bump_needed: false,
+            our_wallet,
+            withhold_ldk_close: None,
+            withheld: BTreeSet::new(),
         }
     }
 
@@ -191,6 +271,168 @@ impl World {
         any
     }
 
+    /// Whether LDK's broadcast `tx` is lost ([`World::withhold_ldk_close`]): its commitment,
+    /// or a transaction spending an output of one withheld.
+    fn withholds(&self, tx: &Transaction) -> bool {
+        let Some(funding) = self.withhold_ldk_close else {
+            return false;
+        };
+        tx.input.iter().any(|i| {
+            i.previous_output == funding || self.withheld.contains(&i.previous_output.txid)
+        })
+    }
+
+    /// Serves our node's pending `BumpNeeded` requests from our wallet, once each: a
+    /// commitment gets a CPFP child spending our anchor and wallet coins, broadcast with it
+    /// as a package; an HTLC transaction gets wallet inputs and a change output. The
+    /// monitor signs the anchor (or its HTLC input again, over the whole transaction), the
+    /// wallet its coins. True if anything was broadcast.
+    fn serve_bumps(&mut self) -> bool {
+        let World {
+            us,
+            feed,
+            our_wallet,
+            ..
+        } = self;
+        let Some(wallet) = our_wallet else {
+            return false;
+        };
+        let mut any = false;
+        for (channel_id, event) in std::mem::take(&mut wallet.pending) {
+            let MonitorEvent::BumpNeeded {
+                tx,
+                anchor,
+                feerate_per_kw,
+                max_fee_sat,
+                ..
+            } = &event
+            else {
+                unreachable!("only BumpNeeded is queued")
+            };
+            let key = anchor.unwrap_or(tx.input[0].previous_output);
+            if wallet.bumps.contains_key(&key) {
+                continue;
+            }
+            let monitor = us.monitor(&channel_id).expect("the channel's monitor");
+            let utxos = wallet.coins.list_spendable().expect("our coins");
+            let change = wallet.coins.change_script().expect("a change script");
+            let bump = match anchor {
+                Some(anchor) => {
+                    let parent = monitor.anchor_parent(tx).expect("our latest commitment");
+                    assert_eq!(parent.anchor, *anchor);
+                    let plan = build_anchor_child(&parent, &utxos, change, *feerate_per_kw)
+                        .expect("our wallet pays for the CPFP child");
+                    assert!(plan.fee_satoshis <= *max_fee_sat, "the cap holds");
+                    wallet
+                        .coins
+                        .reserve(
+                            Reservation::AnchorBump(parent.txid),
+                            &plan.wallet_outpoints(),
+                        )
+                        .expect("free coins");
+                    let mut child = plan.tx.clone();
+                    child.input[0].witness = monitor
+                        .sign_anchor_input(&child, 0)
+                        .expect("the monitor signs our anchor");
+                    wallet
+                        .coins
+                        .sign_inputs(&mut child, &plan.prevouts())
+                        .expect("the wallet signs its coins");
+                    feed.broadcast_package(Who::Us, tx.clone(), child.clone());
+                    child
+                }
+                None => {
+                    let prevout = monitor.htlc_prevout(tx).expect("our HTLC transaction");
+                    let plan = build_htlc_bump(tx, &prevout, &utxos, change, *feerate_per_kw)
+                        .expect("our wallet pays the HTLC transaction's fee");
+                    assert!(plan.fee_satoshis <= *max_fee_sat, "the cap holds");
+                    wallet
+                        .coins
+                        .reserve(Reservation::HtlcBump(key), &plan.wallet_outpoints())
+                        .expect("free coins");
+                    let mut signed = plan.tx.clone();
+                    signed.input[0].witness = monitor
+                        .sign_htlc_input(&signed)
+                        .expect("the monitor signs its HTLC input again");
+                    wallet
+                        .coins
+                        .sign_inputs(&mut signed, &plan.prevouts())
+                        .expect("the wallet signs its coins");
+                    feed.broadcast(Who::Us, signed.clone());
+                    signed
+                }
+            };
+            wallet.bumps.insert(key, bump);
+            any = true;
+        }
+        any
+    }
+
+    /// Anchors: checks our wallet's part. Every bump we made confirmed; inputs 1.. of each
+    /// are the wallet's coins (input 0 is our anchor or the HTLC output) and one output is
+    /// its change; the wallet holds exactly what it was funded with, plus our anchor's value
+    /// a CPFP child took in, less the fees of the bumps; nothing stays reserved. Returns the
+    /// fees the wallet paid for HTLC transactions (those come from it, not from the
+    /// channel).
+    fn check_our_wallet(&self) -> u64 {
+        let wallet = self.our_wallet.as_ref().expect("anchors: our wallet");
+        let mut change_in = 0u64;
+        let mut htlc_fees = 0u64;
+        for (key, tx) in &wallet.bumps {
+            let txid = tx.compute_txid();
+            assert!(
+                self.feed.chain.confirmations(&txid) > 0,
+                "our bump {txid} confirmed"
+            );
+            assert_eq!(tx.input[0].previous_output, *key);
+            assert!(tx.input.len() >= 2, "wallet inputs in {tx:?}");
+            let from_wallet: u64 = tx.input[1..]
+                .iter()
+                .map(|i| {
+                    let o = self
+                        .feed
+                        .chain
+                        .get_tx(&i.previous_output.txid)
+                        .expect("known")
+                        .output[i.previous_output.vout as usize]
+                        .clone();
+                    assert!(wallet.scripts.contains(&o.script_pubkey), "a wallet coin");
+                    o.value.to_sat()
+                })
+                .sum();
+            let to_wallet = paid_to_any(tx, &wallet.scripts);
+            let first_in = self.feed.value_of(&tx.input[0].previous_output);
+            let fee = self.feed.fee(tx);
+            if tx.output.len() == 1 {
+                // A CPFP child: our anchor and the coins in, the change out.
+                assert_eq!(to_wallet, from_wallet + first_in - fee);
+                change_in += first_in;
+            } else {
+                // An HTLC transaction: its output keeps the HTLC's whole value.
+                assert_eq!(tx.output.len(), 2);
+                assert_eq!(
+                    tx.output[0].value.to_sat(),
+                    first_in,
+                    "zero fee from the HTLC"
+                );
+                assert_eq!(to_wallet, from_wallet - fee);
+                htlc_fees += fee;
+            }
+        }
+        let fees: u64 = wallet.bumps.values().map(|t| self.feed.fee(t)).sum();
+        assert_eq!(
+            wallet.coins.balance_satoshis(),
+            wallet.funded_sat + change_in - fees,
+            "our wallet paid exactly the bumps' fees"
+        );
+        assert!(wallet.coins.reserved().is_empty(), "no coin stays reserved");
+        eprintln!(
+            "our wallet: {} bumps, fees {fees} sat (HTLC transactions {htlc_fees}), anchors in {change_in}",
+            wallet.bumps.len()
+        );
+        htlc_fees
+    }
+
     /// Starts the upstream LDK node, connects it to us, and lets it open a channel of `sats`
     /// to us; returns the channel's id and LDK's scid for it.
     fn upstream_opens(&mut self, sats: u64) -> (ChannelId, u64) {
@@ -240,6 +482,51 @@ impl World {
             .and_then(|c| c.get_outbound_payment_scid())
             .expect("upstream's scid");
         (channel_id, scid)
+    }
+
+    /// The upstream LDK node pays LDK `amount_msat` through us (over `up_scid`, then our
+    /// channel `scid` to LDK); returns the hash and LDK's preimage once LDK finds it
+    /// claimable (LDK does not claim it).
+    fn upstream_pays_ldk(
+        &mut self,
+        up_scid: u64,
+        scid: ShortChannelId,
+        amount_msat: u64,
+    ) -> (PaymentHash, PaymentPreimage) {
+        let (hash, secret) = self.ldk.create_inbound_payment(amount_msat);
+        let hops = [
+            Hop {
+                node_id: self.us.node_id(),
+                short_channel_id: up_scid,
+                fee_msat: 1_000 + amount_msat / 10_000,
+                cltv_expiry_delta: 72,
+            },
+            Hop {
+                node_id: self.ldk_id(),
+                short_channel_id: scid.0,
+                fee_msat: amount_msat,
+                cltv_expiry_delta: CLTV_DELTA,
+            },
+        ];
+        self.upstream
+            .as_ref()
+            .expect("upstream")
+            .send_payment_along(&hops, hash, secret)
+            .expect("upstream send_payment");
+        self.pump();
+        let preimage = self
+            .ldk_events
+            .iter()
+            .find_map(|e| match e {
+                LdkEvent::PaymentClaimable {
+                    payment_hash,
+                    preimage,
+                    ..
+                } if *payment_hash == hash => *preimage,
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("LDK's PaymentClaimable: {:?}", self.ldk_events));
+        (hash, preimage)
     }
 
     fn ldk_id(&self) -> PublicKey {
@@ -309,27 +596,17 @@ impl World {
                     Output::Event(Event::OnChain {
                         channel_id,
                         counterparty_node_id,
-                        event:
-                            MonitorEvent::BumpNeeded {
-                                tx,
-                                anchor,
-                                deadline,
-                                feerate_per_kw,
-                            },
+                        event: event @ MonitorEvent::BumpNeeded { .. },
                     }) => {
-                        assert!(self.anchors, "BumpNeeded only on anchor channels");
-                        if self.we_broadcast_bump_needed {
-                            self.feed.broadcast(Who::Us, tx.clone());
-                        }
+                        let wallet = self
+                            .our_wallet
+                            .as_mut()
+                            .expect("BumpNeeded only with anchors");
+                        wallet.pending.push((channel_id, event.clone()));
                         self.our_events.push(Event::OnChain {
                             channel_id,
                             counterparty_node_id,
-                            event: MonitorEvent::BumpNeeded {
-                                tx,
-                                anchor,
-                                deadline,
-                                feerate_per_kw,
-                            },
+                            event,
                         });
                     }
                     Output::Event(e) => self.our_events.push(e),
@@ -337,6 +614,9 @@ impl World {
                     Output::Resolve(r) => self.us.handle_resolution(r),
                     other => panic!("unexpected output {other:?}"),
                 }
+            }
+            if self.serve_bumps() {
+                progress = true;
             }
             if self.ldk_live && self.ldk_chain_events() {
                 progress = true;
@@ -364,7 +644,11 @@ impl World {
             }
             for tx in self.ldk.broadcaster.take() {
                 progress = true;
-                self.feed.broadcast(Who::Ldk, tx);
+                if self.withholds(&tx) {
+                    self.withheld.insert(tx.compute_txid());
+                } else {
+                    self.feed.broadcast(Who::Ldk, tx);
+                }
             }
             if let Some(upstream) = &self.upstream {
                 for (to, bytes) in upstream.drain_messages() {
@@ -431,6 +715,11 @@ impl World {
     }
 
     fn feed_block(&mut self, height: u32, block: &Block) {
+        if let Some(wallet) = &self.our_wallet {
+            for tx in &block.txdata {
+                wallet.coins.transaction_confirmed(tx);
+            }
+        }
         feed_core(&mut self.us, height, block);
         if self.ldk_live {
             self.ldk.connect_block(block, height);
@@ -494,7 +783,7 @@ impl World {
         let ldk_id = self.ldk_id();
         let temp = self
             .us
-            .create_channel(ldk_id, sats, 0, 1, 1000)
+            .create_channel(ldk_id, sats, 0, 1, self.open_feerate())
             .expect("create_channel");
         self.pump();
         let (script, value) = self
@@ -549,7 +838,19 @@ impl World {
         self.expect_ready(channel_id)
     }
 
+    /// The feerate we open channels to LDK at.
+    fn open_feerate(&self) -> u32 {
+        if self.anchors {
+            ANCHOR_CHANNEL_FEERATE_PER_KW
+        } else {
+            DEFAULT_FEERATE_PER_KW
+        }
+    }
+
     fn expect_ready(&mut self, channel_id: ChannelId) -> (ChannelId, ShortChannelId) {
+        // The channel is open: LDK's estimates for its claims and bumps are back to normal
+        // (it never ticks its timer here, so it sends no `update_fee`).
+        self.ldk.fee_estimator.set(DEFAULT_FEERATE_PER_KW);
         assert!(
             self.our_events.iter().any(
                 |e| matches!(e, Event::ChannelReady { channel_id: c, .. } if *c == channel_id)
@@ -702,6 +1003,123 @@ impl World {
         )
     }
 
+    /// Mines until a commitment of ours spends `channel_id`'s funding output (at most 3
+    /// blocks) and returns it. Anchors: alone it pays less than the mempool's floor; it went
+    /// in with our CPFP child, as a package paying the floor, mined in the same block.
+    fn our_commitment_mined(&mut self, channel_id: ChannelId) -> Transaction {
+        let funding = self
+            .us
+            .monitor(&channel_id)
+            .expect("monitor")
+            .funding_outpoint();
+        self.mine_until(3, "our commitment confirmed", |w| {
+            w.feed.spender(&funding).is_some()
+        });
+        let commitment = self.commitment(channel_id);
+        let txid = commitment.compute_txid();
+        assert_eq!(self.feed.broadcaster_of(&txid), Some(Who::Us));
+        if self.anchors {
+            let fee = self.feed.fee(&commitment);
+            let vsize = commitment.vsize() as u64;
+            assert!(
+                fee * 1000 < MEMPOOL_FLOOR_SAT_PER_KVB * vsize,
+                "alone, our commitment pays less than the floor: {fee} sat for {vsize} vB"
+            );
+            let wallet = self.our_wallet.as_ref().expect("our wallet");
+            let child = wallet
+                .bumps
+                .values()
+                .find(|c| c.input[0].previous_output.txid == txid)
+                .expect("our CPFP child");
+            let height = |t: &Txid| self.feed.chain.confirmed_at(t).map(|(h, _)| h);
+            assert_eq!(
+                height(&child.compute_txid()),
+                height(&txid),
+                "mined together"
+            );
+            let package_fee = fee + self.feed.fee(child);
+            let package_vsize = vsize + child.vsize() as u64;
+            assert!(package_fee * 1000 >= MEMPOOL_FLOOR_SAT_PER_KVB * package_vsize);
+            eprintln!(
+                "our commitment: {fee} sat for {vsize} vB; with its child {package_fee} sat for {package_vsize} vB"
+            );
+        }
+        commitment
+    }
+
+    /// On our commitment: once our `to_local` and the outputs of our second-stage
+    /// transactions spending `htlcs` are all swept and 6 deep, those outputs (`to_local`
+    /// first); `None` before.
+    fn our_close_swept(&self, to_local: OutPoint, htlcs: &[OutPoint]) -> Option<Vec<OutPoint>> {
+        let mut outs = vec![to_local];
+        for htlc in htlcs {
+            let second = self
+                .feed
+                .spender(htlc)
+                .filter(|tx| self.feed.broadcaster_of(&tx.compute_txid()) == Some(Who::Us))?;
+            outs.push(OutPoint {
+                txid: second.compute_txid(),
+                vout: 0,
+            });
+        }
+        outs.iter()
+            .all(|o| {
+                self.feed
+                    .spender(o)
+                    .is_some_and(|s| self.feed.chain.confirmations(&s.compute_txid()) >= 6)
+            })
+            .then_some(outs)
+    }
+
+    /// Checks our confirmed second-stage HTLC transactions on our commitment of
+    /// `channel_id`, each with the HTLC's amount. Without anchors: one input, the fee taken
+    /// from the HTLC. With anchors: the node handed each out as `BumpNeeded` (it never
+    /// broadcast them itself), and our wallet completed it: input 0 the HTLC, wallet inputs
+    /// after it, output 0 the HTLC's whole value, output 1 the change.
+    fn check_htlc_claims(&self, channel_id: ChannelId, claims: &[(&Transaction, u64)]) {
+        let bump_needed: BTreeSet<OutPoint> = self
+            .onchain(channel_id)
+            .iter()
+            .filter_map(|e| match e {
+                MonitorEvent::BumpNeeded {
+                    tx, anchor: None, ..
+                } => Some(tx.input[0].previous_output),
+                _ => None,
+            })
+            .collect();
+        for (tx, amount) in claims {
+            let txid = tx.compute_txid();
+            assert!(self.feed.chain.confirmations(&txid) > 0);
+            assert_eq!(self.feed.broadcaster_of(&txid), Some(Who::Us));
+            let htlc = tx.input[0].previous_output;
+            assert_eq!(self.feed.value_of(&htlc), *amount);
+            let out = tx.output[0].value.to_sat();
+            let Some(wallet) = &self.our_wallet else {
+                assert_eq!(tx.input.len(), 1);
+                assert_eq!(out, amount - self.feed.fee(tx));
+                continue;
+            };
+            assert!(bump_needed.contains(&htlc), "BumpNeeded for {htlc}");
+            assert_eq!(
+                wallet.bumps.get(&htlc),
+                Some(*tx),
+                "our wallet's bump of {htlc}"
+            );
+            assert!(tx.input.len() >= 2, "wallet inputs in {tx:?}");
+            assert!(tx.input[1..].iter().all(|i| {
+                let o = &self
+                    .feed
+                    .chain
+                    .get_tx(&i.previous_output.txid)
+                    .expect("known")
+                    .output[i.previous_output.vout as usize];
+                wallet.scripts.contains(&o.script_pubkey)
+            }));
+            assert_eq!(out, *amount, "the wallet paid the fee, not the HTLC");
+            assert!(self.feed.fee(tx) > 0);
+        }
+    }
+
     /// The commitment transaction that spent the funding output of `channel_id`.
     fn commitment(&self, channel_id: ChannelId) -> Transaction {
         let monitor = self.us.monitor(&channel_id).expect("monitor");
@@ -828,39 +1246,7 @@ fn ldk_force_closes(anchors: bool) {
     // H: the upstream LDK node pays LDK 20,000 sat through us; LDK will claim it on chain and
     // we fulfil upstream with the preimage its HTLC-success reveals.
     let (up_cid, up_scid) = w.upstream_opens(500_000);
-    let (hash_h, secret_h) = w.ldk.create_inbound_payment(20_000_000);
-    let hops = [
-        Hop {
-            node_id: w.us.node_id(),
-            short_channel_id: up_scid,
-            fee_msat: 1_000 + 20_000_000 / 10_000,
-            cltv_expiry_delta: 72,
-        },
-        Hop {
-            node_id: w.ldk_id(),
-            short_channel_id: scid.0,
-            fee_msat: 20_000_000,
-            cltv_expiry_delta: CLTV_DELTA,
-        },
-    ];
-    w.upstream
-        .as_ref()
-        .expect("upstream")
-        .send_payment_along(&hops, hash_h, secret_h)
-        .expect("upstream send_payment");
-    w.pump();
-    let preimage_h = w
-        .ldk_events
-        .iter()
-        .find_map(|e| match e {
-            LdkEvent::PaymentClaimable {
-                payment_hash,
-                preimage,
-                ..
-            } if *payment_hash == hash_h => *preimage,
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("LDK's PaymentClaimable for H: {:?}", w.ldk_events));
+    let (hash_h, preimage_h) = w.upstream_pays_ldk(up_scid, scid, 20_000_000);
     let before = w.our_channel(cid).balances.to_local_msat;
     assert_eq!(before, 210_000_000);
     // The fulfils cannot reach the other side: both claim with the peer gone.
@@ -980,6 +1366,25 @@ fn ldk_force_closes(anchors: bool) {
                 .map(|(_, t)| (t.compute_txid(), t.input.len(), t.output.len()))
                 .collect::<Vec<_>>()
         );
+        // Alone, LDK's commitment paid less than the mempool's floor: LDK's CPFP child
+        // (through its anchor, with its wallet's coins) got it mined, in the same block.
+        let txid = commitment.compute_txid();
+        let vsize = commitment.vsize() as u64;
+        assert!(w.feed.fee(&commitment) * 1000 < MEMPOOL_FLOOR_SAT_PER_KVB * vsize);
+        let height = |t: &Txid| w.feed.chain.confirmed_at(t).map(|(h, _)| h);
+        assert!(
+            w.feed
+                .confirmed_from(Who::Ldk)
+                .iter()
+                .any(|t| t.input.len() >= 2
+                    && t.input.iter().any(|i| i.previous_output.txid == txid)
+                    && height(&t.compute_txid()) == height(&txid)),
+            "LDK's CPFP child"
+        );
+        // Nothing of ours needed fees on LDK's commitment: our wallet is untouched.
+        let ours = w.our_wallet.as_ref().expect("our wallet");
+        assert!(ours.bumps.is_empty());
+        assert_eq!(ours.coins.balance_satoshis(), ours.funded_sat);
     }
     // The upstream channel is untouched.
     assert!(w.our_channel(up_cid).is_usable);
@@ -993,17 +1398,115 @@ fn ldk_force_closes(anchors: bool) {
     );
 }
 
+/// Scenario 1 as issue 15 words it, on an anchor channel through a mempool with a floor:
+/// LDK force-closes with HTLCs pending both ways, and it is our commitment that confirms
+/// (LDK's broadcast of its own is lost): on LDK's `error` our node broadcasts its
+/// commitment, which pays less than the floor alone and goes in with our wallet's CPFP
+/// child. On it, our HTLC-success (an HTLC LDK offered us, whose preimage we have) and our
+/// HTLC-timeout (an HTLC we forwarded to LDK from upstream) are completed with our
+/// wallet's inputs and confirm; we sweep exactly our balance and both HTLCs, our wallet pays
+/// exactly the bumps' fees, and the forward fails back upstream.
+#[test]
+fn ldk_force_closes_and_our_commitment_confirms_anchors() {
+    let mut w = World::new(true);
+    w.connect();
+    // LDK funds 1,000,000 sat, pushing us 300,000 sat: LDK pays the commitment's fee and
+    // both anchors.
+    let (cid, scid) = w.ldk_opens(1_000_000, 300_000_000);
+    let ldk_scid = w.ldk_scid(cid);
+    // A: the upstream node pays LDK 30,000 sat through us; LDK never claims it: our
+    // HTLC-timeout, then we fail it back upstream.
+    let (up_cid, up_scid) = w.upstream_opens(500_000);
+    let (hash_a, _) = w.upstream_pays_ldk(up_scid, scid, 30_000_000);
+    // B: LDK offers us 50,000 sat; we claim it on chain with its preimage: our HTLC-success.
+    let (hash_b, preimage_b) = w.ldk_sends(ldk_scid, 50_000_000, 1);
+    let our_balance_sat = w.our_channel(cid).balances.to_local_msat / 1000;
+    assert_eq!(our_balance_sat, 300_000 - 30_000);
+    let funding = w.us.monitor(&cid).expect("monitor").funding_outpoint();
+    w.withhold_ldk_close = Some(funding);
+    w.ldk
+        .force_close(cid, w.us.node_id())
+        .expect("LDK force-closes");
+    w.pump();
+    assert!(
+        !w.withheld.is_empty(),
+        "LDK broadcast its commitment (lost)"
+    );
+    assert!(
+        w.our_events.iter().any(|e| matches!(e, Event::ChannelClosed { channel_id, reason: ClosureReason::CounterpartyForceClosed { .. }, .. } if *channel_id == cid)),
+        "we closed on LDK's error: {:?}",
+        w.our_events
+    );
+    w.us.claim_funds(preimage_b).expect("claim B");
+    w.pump();
+    let commitment = w.our_commitment_mined(cid);
+    assert!(w.onchain(cid).iter().any(|e| matches!(
+        e,
+        MonitorEvent::FundingSpent {
+            kind: FundingSpendKind::Holder { .. },
+            ..
+        }
+    )));
+    let to_local = World::output_worth(&commitment, our_balance_sat);
+    let htlc_a = World::output_worth(&commitment, 30_000);
+    let htlc_b = World::output_worth(&commitment, 50_000);
+    w.mine_until(400, "every output of ours swept", |w| {
+        w.our_close_swept(to_local, &[htlc_a, htlc_b]).is_some()
+    });
+    let a2 = w.feed.spender(&htlc_a).expect("our HTLC-timeout");
+    let b2 = w.feed.spender(&htlc_b).expect("our HTLC-success");
+    w.check_htlc_claims(cid, &[(&a2, 30_000), (&b2, 50_000)]);
+    let claimed: BTreeSet<OutPoint> = w
+        .our_close_swept(to_local, &[htlc_a, htlc_b])
+        .expect("swept")
+        .into_iter()
+        .collect();
+    let (swept, fees) = w.check_sweeps(cid, &claimed);
+    // Exactly our balance and both HTLCs, less our sweeps' fees: LDK funded (the
+    // commitment's fee and the anchors are its), and our wallet paid the CPFP child and
+    // the HTLC transactions' fees.
+    assert_eq!(swept, our_balance_sat + 30_000 + 50_000 - fees);
+    w.check_our_wallet();
+    assert!(w.onchain(cid).iter().any(|e| matches!(e, MonitorEvent::InboundHtlcClaimed { payment_hash, .. } if *payment_hash == hash_b)));
+    assert!(
+        w.ldk_events.iter().any(
+            |e| matches!(e, LdkEvent::PaymentSent { payment_hash, .. } if *payment_hash == hash_b)
+        ),
+        "LDK learned B's preimage from our HTLC-success"
+    );
+    // A failed back upstream once our HTLC-timeout was final; the upstream channel stays.
+    w.mine_until(3, "the upstream's PaymentFailed for A", |w| {
+        w.upstream_events
+            .iter()
+            .any(|e| matches!(e, LdkEvent::PaymentFailed { payment_hash: Some(h) } if *h == hash_a))
+    });
+    assert!(w.our_channel(up_cid).is_usable);
+    // LDK's commitment never reached the chain; LDK got its part of ours.
+    assert!(w
+        .withheld
+        .iter()
+        .all(|t| w.feed.chain.confirmations(t) == 0));
+    assert!(
+        w.ldk_events
+            .iter()
+            .any(|e| matches!(e, LdkEvent::Other(s) if s.starts_with("SpendableOutputs"))),
+        "LDK's to_remote on our commitment: {:?}",
+        w.ldk_events
+    );
+    w.assert_chain_clean();
+}
+
 /// Scenario 2: we force-close and sweep everything; LDK claims its part.
 #[test]
 fn we_force_close_and_sweep_everything() {
     we_force_close(false);
 }
 
-/// Scenario 2 on an anchor channel. Our node hands its commitment and its zero-fee HTLC
-/// transactions out as `MonitorEvent::BumpNeeded`; this test has no wallet for our node and
-/// acts as one by broadcasting them as they are: the commitment pays its own fee, and the
-/// validating chain's policy is set to accept zero-fee transactions (`Policy::allow_zero_fee`,
-/// as a package-relay mempool would take them with a child) for the HTLC transactions.
+/// Scenario 2 on an anchor channel, through a mempool with a floor. Our node hands its
+/// commitment and its zero-fee HTLC transactions out as `MonitorEvent::BumpNeeded`; our
+/// wallet serves them: a CPFP child spending our anchor gets the commitment (paying less
+/// than the floor alone) mined as a package, and the HTLC-success and HTLC-timeout
+/// transactions get wallet inputs and change.
 #[test]
 fn we_force_close_and_sweep_everything_anchors() {
     we_force_close(true);
@@ -1011,12 +1514,6 @@ fn we_force_close_and_sweep_everything_anchors() {
 
 fn we_force_close(anchors: bool) {
     let mut w = World::new(anchors);
-    if anchors {
-        let mut policy = w.feed.chain.policy().clone();
-        policy.allow_zero_fee = true;
-        w.feed.chain.set_policy(policy);
-        w.we_broadcast_bump_needed = true;
-    }
     w.connect();
     let (cid, scid) = w.we_open(1_000_000);
     // LDK lets at most 10% of the channel be in flight: settle 180,000 sat in two payments.
@@ -1041,12 +1538,7 @@ fn we_force_close(anchors: bool) {
         .expect("force-close");
     w.pump();
     assert!(w.our_events.iter().any(|e| matches!(e, Event::ChannelClosed { channel_id, reason: ClosureReason::HolderForceClosed, .. } if *channel_id == cid)));
-    w.mine(1);
-    let commitment = w.commitment(cid);
-    assert_eq!(
-        w.feed.broadcaster_of(&commitment.compute_txid()),
-        Some(Who::Us)
-    );
+    let commitment = w.our_commitment_mined(cid);
     // The funder (us) pays the commitment fee from its balance.
     let funding_value = w.feed.input_value(&commitment);
     assert_eq!(funding_value, 1_000_000);
@@ -1066,54 +1558,12 @@ fn we_force_close(anchors: bool) {
     // Everything resolves: D times out (second stage), E's HTLC-success, to_local after the
     // CSV delay, both second stages after theirs, G timed out by LDK.
     w.mine_until(400, "every output of ours swept", |w| {
-        let second = |o: &OutPoint| {
-            w.feed
-                .spender(o)
-                .filter(|tx| w.feed.broadcaster_of(&tx.compute_txid()) == Some(Who::Us))
-        };
-        let (Some(d2), Some(e2)) = (second(&htlc_d), second(&htlc_e)) else {
-            return false;
-        };
-        let mut outs = vec![to_local];
-        outs.extend([&d2, &e2].into_iter().map(|tx| OutPoint {
-            txid: tx.compute_txid(),
-            vout: 0,
-        }));
-        outs.iter().all(|o| {
-            w.feed
-                .spender(o)
-                .is_some_and(|s| w.feed.chain.confirmations(&s.compute_txid()) >= 6)
-        }) && w.feed.spender(&htlc_g).is_some()
+        w.our_close_swept(to_local, &[htlc_d, htlc_e]).is_some()
+            && w.feed.spender(&htlc_g).is_some()
     });
     let d2 = w.feed.spender(&htlc_d).unwrap();
     let e2 = w.feed.spender(&htlc_e).unwrap();
-    assert_eq!(d2.input.len(), 1, "HTLC-timeout");
-    assert_eq!(e2.input.len(), 1, "HTLC-success");
-    if anchors {
-        // Both HTLC transactions came as BumpNeeded (never broadcast as final by our node)
-        // and pay no fee. (Our commitment, paying its own fee at the channel's feerate, was
-        // broadcast by the node itself on the force-close.)
-        let bump_needed: BTreeSet<Txid> = w
-            .onchain(cid)
-            .iter()
-            .filter_map(|e| match e {
-                MonitorEvent::BumpNeeded { tx, .. } => Some(tx.compute_txid()),
-                _ => None,
-            })
-            .collect();
-        for tx in [&d2, &e2] {
-            assert!(
-                bump_needed.contains(&tx.compute_txid()),
-                "BumpNeeded for {tx:?}"
-            );
-        }
-        assert_eq!(w.feed.fee(&d2), 0);
-        assert_eq!(w.feed.fee(&e2), 0);
-    }
-    let d2_out = d2.output[0].value.to_sat();
-    let e2_out = e2.output[0].value.to_sat();
-    assert_eq!(40_000 - w.feed.fee(&d2), d2_out);
-    assert_eq!(50_000 - w.feed.fee(&e2), e2_out);
+    w.check_htlc_claims(cid, &[(&d2, 40_000), (&e2, 50_000)]);
     let claimed: BTreeSet<OutPoint> = [
         to_local,
         OutPoint {
@@ -1128,12 +1578,20 @@ fn we_force_close(anchors: bool) {
     .into();
     w.mine(6);
     let (swept, fees) = w.check_sweeps(cid, &claimed);
-    let second_stage_fees = w.feed.fee(&d2) + w.feed.fee(&e2);
+    // What the second stages took from the HTLCs' value (with anchors, nothing: our
+    // wallet paid their fees, checked in `check_our_wallet`).
+    let second_stage_fees =
+        (40_000 - d2.output[0].value.to_sat()) + (50_000 - e2.output[0].value.to_sat());
+    if anchors {
+        assert_eq!(second_stage_fees, 0);
+        let wallet_htlc_fees = w.check_our_wallet();
+        assert_eq!(wallet_htlc_fees, w.feed.fee(&d2) + w.feed.fee(&e2));
+    }
     eprintln!(
         "balance {our_balance_sat} + HTLCs 90000 - commitment fee {commit_fee} - second stages {second_stage_fees} -> swept {swept}"
     );
     // Exactly our balance and the two HTLCs we were owed, less the commitment's fee (we
-    // funded), our second stages' fees and our sweeps' fees.
+    // funded), what our second stages took from the HTLCs and our sweeps' fees.
     assert_eq!(
         swept,
         our_balance_sat + 40_000 + 50_000 - commit_fee - anchor_outputs - second_stage_fees - fees
@@ -1343,4 +1801,9 @@ fn stale_ldk(anchors: bool) {
     // justice fees.
     assert_eq!(swept, 260_000 + to_local_value + second_value - fees);
     w.assert_chain_clean();
+}
+
+/// What `tx` pays to any of `scripts`.
+fn paid_to_any(tx: &Transaction, scripts: &BTreeSet<bitcoin::ScriptBuf>) -> u64 {
+    scripts.iter().map(|s| paid_to(tx, s)).sum()
 }

@@ -4,8 +4,12 @@
 //! from that mempool and fed to both sides.
 //!
 //! A broadcast refused for a reason that time or another block can cure (a locktime not yet
-//! reached, a parent not yet seen) waits and is submitted again before each block. One that
-//! lost a race (its input already spent, or a conflicting mempool transaction paying more)
+//! reached, a parent not yet seen) waits and is submitted again before each block. So does one
+//! paying too little alone for the mempool's floor (nothing, or less than
+//! `Policy::mempool_min_sat_per_kvb`): a child paying for it may come. A waiting child whose
+//! parent waits for one goes in with it as a package ([`ValidatingChain::submit_package`], as
+//! a node relaying its broadcast batch `[parent, child]` would); [`ValidatingFeed::broadcast_package`]
+//! submits one explicitly. One that lost a race (its input already spent, or a conflicting mempool transaction paying more)
 //! is set aside in [`ValidatingFeed::lost`]. Every other refusal (a script failure, a fee
 //! below the relay minimum, dust, a malformed transaction) is a defect of whoever signed it
 //! and is kept in [`ValidatingFeed::refused`], which tests assert is empty.
@@ -83,27 +87,79 @@ impl ValidatingFeed {
         self.submit_waiting();
     }
 
-    /// Submits every waiting broadcast again, in broadcast order, until none more enters.
+    /// `who` broadcast `parent` and `child` (spending one of `parent`'s outputs) together:
+    /// submitted now as a package ([`ValidatingChain::submit_package`]), so a parent paying
+    /// too little alone enters with the child paying for both. Repeats of known transactions
+    /// are not recorded twice; a child replacing an earlier one of the same parent is a
+    /// BIP 125 replacement.
+    pub fn broadcast_package(&mut self, who: Who, parent: Transaction, child: Transaction) {
+        let txids = [parent.compute_txid(), child.compute_txid()];
+        for tx in [&parent, &child] {
+            if self.seen.insert(tx.compute_txid()) {
+                self.broadcasts.push((who, tx.clone()));
+            }
+        }
+        self.waiting
+            .retain(|(_, t)| !txids.contains(&t.compute_txid()));
+        if let Err(r) = self.chain.submit_package(parent.clone(), child.clone()) {
+            if Self::curable(&r) {
+                self.waiting.push((who, parent));
+                self.waiting.push((who, child));
+            } else {
+                self.classify(who, txids[1], r);
+            }
+        }
+    }
+
+    /// Whether a refusal may be cured by time, a block or a child paying for it.
+    fn curable(r: &Reject) -> bool {
+        matches!(
+            r,
+            Reject::NonFinal { .. }
+                | Reject::RelativeLockTime { .. }
+                | Reject::MissingInput(_)
+                | Reject::ZeroFee
+                | Reject::MempoolMinFee { .. }
+        )
+    }
+
+    /// Files a refusal that time cannot cure: a lost race or a signer's defect.
+    fn classify(&mut self, who: Who, txid: Txid, r: Reject) {
+        match r {
+            Reject::AlreadyConfirmed { .. }
+            | Reject::InputSpent { .. }
+            | Reject::ReplacementFeeTooLow { .. }
+            | Reject::ReplacementFeerateTooLow { .. }
+            | Reject::ReplacementSpendsConflict { .. } => self.lost.push((who, txid, r)),
+            r => self.refused.push((who, txid, r)),
+        }
+    }
+
+    /// Submits every waiting broadcast again, in broadcast order, until none more enters. A
+    /// waiting transaction missing a parent that itself waits (paying too little alone) is
+    /// submitted with it as a package.
     pub fn submit_waiting(&mut self) {
         loop {
             let mut progress = false;
+            let pending: Vec<Transaction> = self.waiting.iter().map(|(_, t)| t.clone()).collect();
             for (who, tx) in std::mem::take(&mut self.waiting) {
                 let txid = tx.compute_txid();
-                match self.chain.submit(tx.clone()) {
+                let result = match self.chain.submit(tx.clone()) {
+                    Err(Reject::MissingInput(o)) => {
+                        match pending.iter().find(|p| p.compute_txid() == o.txid) {
+                            Some(parent) => self
+                                .chain
+                                .submit_package(parent.clone(), tx.clone())
+                                .map(|_| txid),
+                            None => Err(Reject::MissingInput(o)),
+                        }
+                    }
+                    other => other,
+                };
+                match result {
                     Ok(_) => progress = true,
-                    Err(
-                        Reject::NonFinal { .. }
-                        | Reject::RelativeLockTime { .. }
-                        | Reject::MissingInput(_),
-                    ) => self.waiting.push((who, tx)),
-                    Err(
-                        r @ (Reject::AlreadyConfirmed { .. }
-                        | Reject::InputSpent { .. }
-                        | Reject::ReplacementFeeTooLow { .. }
-                        | Reject::ReplacementFeerateTooLow { .. }
-                        | Reject::ReplacementSpendsConflict { .. }),
-                    ) => self.lost.push((who, txid, r)),
-                    Err(r) => self.refused.push((who, txid, r)),
+                    Err(r) if Self::curable(&r) => self.waiting.push((who, tx)),
+                    Err(r) => self.classify(who, txid, r),
                 }
             }
             if !progress {
