@@ -57,6 +57,7 @@ pub mod sim;
 
 pub use api::{ApiTask, Backend, NodeApi, Reply};
 pub use budget::ByteBudget;
+pub use bumper::{BumpBroadcast, BumpStatus, Bumper};
 pub use connection::{AttachedConnection, ConnectionId, ConnectionOutput, ConnectionWriter};
 pub use coordinator::{Coordinator, CoordinatorAccesses, CoordinatorState};
 pub use engine::{Engine, EngineConfig, ShutdownReport};
@@ -74,5 +75,6 @@ pub use wallet::{
     Wallet, WalletError,
 };
 
+pub mod bumper;
 pub mod store;
 pub mod wallet;

@@ -10,6 +10,13 @@
 //! SIGHASH_SINGLE|ANYONECANPAY) are completed with wallet inputs and change
 //! (`shard_engine::bump_htlc`, our signature made again over the whole transaction), pass
 //! libbitcoinconsensus and confirm.
+//!
+//! Third, the host-side `shard_engine::Bumper` answers every `BumpNeeded` of a force-close
+//! whose bumps do not confirm (the mempool's floor above the host's estimate, then blocks
+//! mined without them): each re-bump spends the same wallet inputs, pays more, replaces the
+//! last in the mempool by BIP 125 and never pays more than the request's cap, until the
+//! commitment (and then the HTLC-timeout) is mined; the bumper releases the reservations
+//! once the spends are deep.
 
 use lnshard_testkit as support;
 
@@ -20,8 +27,8 @@ use lightning_core::node::{Event, NodeConfig};
 use lightning_core::transactions::fees::ANCHOR_OUTPUT_SATOSHIS;
 use lightning_core::wallet::fee_for_weight;
 use shard_engine::{
-    bump_commitment, bump_htlc, rebump_commitment, BumpCommitmentError, Engine, NodeApi,
-    Reservation, Wallet,
+    bump_commitment, bump_htlc, rebump_commitment, BumpBroadcast, BumpCommitmentError, Bumper,
+    Engine, NodeApi, Reservation, Wallet,
 };
 use support::chain::{Policy, Reject, ValidatingChain};
 use support::onchain::ChainHub;
@@ -534,4 +541,501 @@ fn the_hubs_htlc_timeout_and_success_are_completed_with_wallet_inputs_and_confir
         })
         .collect();
     assert!(others.is_empty(), "{others:?}");
+}
+
+/// Every `BumpNeeded` of `channel_id` in the hub's events from `from` on, for a commitment
+/// (`anchor` named) or an HTLC transaction (none).
+fn bump_events(
+    net: &Net<Threaded>,
+    from: usize,
+    channel_id: lightning_core::types::ChannelId,
+    commitment: bool,
+) -> Vec<MonitorEvent> {
+    net.hub_events[from..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::OnChain {
+                channel_id: c,
+                event: event @ MonitorEvent::BumpNeeded { anchor, .. },
+                ..
+            } if *c == channel_id && anchor.is_some() == commitment => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Hands the latest block to the bumper (as a host feeds it every block).
+fn feed_block(net: &Net<Threaded>, bumper: &mut Bumper, wallet: &TestWallet) {
+    let height = net.vchain().height();
+    let block = net.vchain().block(height).expect("the tip").clone();
+    let txs: Vec<&Transaction> = block.txdata.iter().collect();
+    bumper.block_connected(wallet, height, &txs);
+}
+
+/// What a relayed bump looked like: its txid, the wallet coins it spends, its fee.
+struct Relayed {
+    txid: bitcoin::Txid,
+    inputs: Vec<bitcoin::OutPoint>,
+    fee: u64,
+    accepted: bool,
+}
+
+#[test]
+fn a_bump_that_does_not_confirm_is_rebumped_with_the_same_inputs_until_mined_under_its_cap() {
+    let mut chain = ValidatingChain::new();
+    chain.mine(100);
+    let engine = Engine::new(
+        engine_config(2),
+        hub_secret(),
+        hub_seed(),
+        chain.height(),
+        chain.tip(),
+    );
+    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
+    let mut net = Net::new_validating(Threaded { engine }, 2, NodeConfig::default(), chain);
+    net.open_channels(&[(0, false), (1, false)]);
+    let cb = net.channels[1];
+    // A -> hub -> B, never claimed by B: the hub's HTLC-timeout on its commitment with B.
+    let p = net.start_payment(
+        support::Who::Peer(0),
+        support::Who::Peer(1),
+        Some(0),
+        Some(1),
+        60_000_000,
+        true,
+    );
+    net.run();
+    let (_, hash) = net.preimage_of(p);
+    let htlc = net
+        .hub
+        .channel(net.peer_id(1), cb.channel_id)
+        .expect("hub side")
+        .local_commit()
+        .spec
+        .htlcs
+        .values()
+        .find(|h| h.payment_hash == hash)
+        .copied()
+        .expect("locked in");
+
+    let wallet = TestWallet::new(b"rebump wallet", &[50_000, 70_000, 20_000]);
+    net.vchain_mut().submit_funding(wallet.parent().clone());
+    net.mine(1);
+    let start_balance = wallet.balance_satoshis();
+    let mut bumper = Bumper::new();
+
+    // The hub force-closes while the mempool is full (its commitment alone is refused);
+    // its first request says what the host thinks is enough.
+    net.vchain_mut().set_policy(Policy {
+        mempool_min_sat_per_kvb: Some(FLOOR_SAT_PER_KVB),
+        ..Policy::default()
+    });
+    let mut from = net.hub_events.len();
+    ChainHub::force_close_channel(&mut net.hub, cb.channel_id).expect("force close");
+    net.run();
+    let first = bump_events(&net, from, cb.channel_id, true)
+        .into_iter()
+        .next()
+        .or_else(|| {
+            net.mine(1);
+            bump_events(&net, from, cb.channel_id, true)
+                .into_iter()
+                .next()
+        })
+        .expect("a request for the commitment");
+    let MonitorEvent::BumpNeeded {
+        tx: commitment,
+        feerate_per_kw: asked,
+        max_fee_sat: cap,
+        ..
+    } = &first
+    else {
+        unreachable!()
+    };
+    let commitment = commitment.clone();
+    let commitment_txid = commitment.compute_txid();
+    assert!(*cap > 60_000, "the cap counts our HTLC and balance: {cap}");
+    // The mempool's floor is nearly twice that: the first package is refused (the host's
+    // estimate was low), and only re-bumps reach it.
+    let floor = u64::from(*asked) * 4 * 19 / 10;
+    net.vchain_mut().set_policy(Policy {
+        mempool_min_sat_per_kvb: Some(floor),
+        ..Policy::default()
+    });
+
+    let mut relayed: Vec<Relayed> = Vec::new();
+    let mut replaced_in_mempool = 0;
+    from = net.hub_events.len();
+    let mut pending = vec![first.clone()];
+    for _ in 0..30 {
+        for event in std::mem::take(&mut pending) {
+            let height = net.vchain().height();
+            let out = bumper
+                .handle(&net.hub.engine, &wallet, cb.channel_id, &event, height)
+                .expect("bumped");
+            for b in out {
+                let BumpBroadcast::Package { parent, child } = b else {
+                    panic!("a commitment goes out as a package");
+                };
+                assert_eq!(parent, commitment);
+                let txid = child.compute_txid();
+                if relayed.last().is_some_and(|r| r.txid == txid) {
+                    continue;
+                }
+                // Every input of the child through libbitcoinconsensus.
+                let mut prevouts =
+                    vec![commitment.output[child.input[0].previous_output.vout as usize].clone()];
+                let coins = wallet.coins();
+                prevouts.extend(
+                    child.input[1..]
+                        .iter()
+                        .map(|i| coins[&i.previous_output].clone()),
+                );
+                verify_inputs(&child, &prevouts);
+                let inputs: Vec<bitcoin::OutPoint> =
+                    child.input.iter().map(|i| i.previous_output).collect();
+                let fee = prevouts.iter().map(|o| o.value.to_sat()).sum::<u64>()
+                    - child.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+                let before = relayed.last().filter(|r| r.accepted).map(|r| r.txid);
+                let accepted = net
+                    .vchain_mut()
+                    .submit_package(parent.clone(), child.clone())
+                    .is_ok();
+                if let (Some(old), true) = (before, accepted) {
+                    // A BIP 125 replacement of the child in the mempool.
+                    assert!(!net.vchain().in_mempool(&old));
+                    replaced_in_mempool += 1;
+                }
+                relayed.push(Relayed {
+                    txid,
+                    inputs,
+                    fee,
+                    accepted,
+                });
+            }
+        }
+        if net.vchain().confirmed_at(&commitment_txid).is_some() {
+            break;
+        }
+        // While the package sits in the mempool, two blocks come without it (a miner
+        // filling its blocks with better-paying transactions): the re-bumps replace it.
+        if relayed.last().is_some_and(|r| r.accepted) && replaced_in_mempool < 2 {
+            net.mine_exactly(Vec::new());
+        } else {
+            net.mine(1);
+        }
+        feed_block(&net, &mut bumper, &wallet);
+        pending = bump_events(&net, from, cb.channel_id, true);
+        from = net.hub_events.len();
+    }
+    let (mined_at, _) = net
+        .vchain()
+        .confirmed_at(&commitment_txid)
+        .expect("the commitment is finally mined");
+    let last = relayed.last().expect("bumps relayed");
+    assert!(
+        net.vchain().confirmed_at(&last.txid).is_some(),
+        "with the last child"
+    );
+    // The first package was refused, later ones accepted, two of them as replacements.
+    assert!(!relayed[0].accepted, "the first bump is below the floor");
+    assert!(relayed.len() >= 4, "{}", relayed.len());
+    assert_eq!(replaced_in_mempool, 2);
+    // Every re-bump spent the same inputs and paid more, never more than the cap.
+    for pair in relayed.windows(2) {
+        assert_eq!(pair[1].inputs, pair[0].inputs, "the same inputs");
+        assert!(pair[1].fee > pair[0].fee, "more fee each time");
+    }
+    assert!(last.fee <= *cap, "the cap: {} of {cap}", last.fee);
+    let status = bumper.status(&commitment_txid).expect("still held");
+    assert_eq!(status.fee_satoshis, last.fee);
+    assert_eq!(status.bumps as usize, relayed.len());
+    assert_eq!(status.settled_at, Some(mined_at));
+    assert_eq!(status.wallet_inputs, last.inputs[1..].to_vec());
+    // The coins stay reserved until the commitment is ANTI_REORG_DELAY deep, then the
+    // bumper releases them (the wallet is told of the child only later, on purpose).
+    assert!(!wallet.reserved().is_empty());
+    while net.vchain().height() + 1 < mined_at + lightning_core::chain::ANTI_REORG_DELAY {
+        net.mine(1);
+        feed_block(&net, &mut bumper, &wallet);
+        if net.vchain().height() + 1 < mined_at + lightning_core::chain::ANTI_REORG_DELAY {
+            assert!(!wallet.reserved().is_empty(), "reserved until deep");
+        }
+    }
+    assert!(wallet.reserved().is_empty(), "released by the bumper");
+    assert!(bumper.status(&commitment_txid).is_none());
+    let child = net
+        .vchain()
+        .get_tx(&last.txid)
+        .expect("the mined child")
+        .clone();
+    wallet.transaction_confirmed(&child);
+    assert_eq!(
+        wallet.balance_satoshis(),
+        start_balance + ANCHOR_OUTPUT_SATOSHIS - last.fee
+    );
+
+    // The HTLC-timeout at expiry: the floor again above the first bump's feerate, so it is
+    // re-bumped (same inputs, more fee) until the mempool takes it, then mined.
+    net.vchain_mut().set_policy(Policy::default());
+    let mut timeout_requests = Vec::new();
+    while timeout_requests.is_empty() {
+        assert!(
+            net.vchain().height() <= htlc.cltv_expiry + 2,
+            "no HTLC-timeout request"
+        );
+        from = net.hub_events.len();
+        net.mine(1);
+        feed_block(&net, &mut bumper, &wallet);
+        timeout_requests = bump_events(&net, from, cb.channel_id, false);
+    }
+    let MonitorEvent::BumpNeeded {
+        tx: timeout,
+        feerate_per_kw: asked,
+        max_fee_sat: htlc_cap,
+        ..
+    } = &timeout_requests[0]
+    else {
+        unreachable!()
+    };
+    let (timeout, asked, htlc_cap) = (timeout.clone(), *asked, *htlc_cap);
+    assert_eq!(timeout.lock_time.to_consensus_u32(), htlc.cltv_expiry);
+    assert_eq!(htlc_cap, 60_000, "the HTLC's value");
+    net.vchain_mut().set_policy(Policy {
+        mempool_min_sat_per_kvb: Some(u64::from(asked) * 4 * 3 / 2),
+        ..Policy::default()
+    });
+    let mut htlc_relayed: Vec<Relayed> = Vec::new();
+    let mut pending = timeout_requests;
+    for _ in 0..30 {
+        for event in std::mem::take(&mut pending) {
+            let height = net.vchain().height();
+            for b in bumper
+                .handle(&net.hub.engine, &wallet, cb.channel_id, &event, height)
+                .expect("bumped")
+            {
+                let BumpBroadcast::Transaction(tx) = b else {
+                    panic!("an HTLC transaction goes out alone");
+                };
+                let txid = tx.compute_txid();
+                if htlc_relayed.last().is_some_and(|r| r.txid == txid) {
+                    continue;
+                }
+                assert_eq!(
+                    tx.input[0].previous_output,
+                    timeout.input[0].previous_output
+                );
+                assert_eq!(tx.output[0], timeout.output[0]);
+                let coins = wallet.coins();
+                let mut prevouts =
+                    vec![commitment.output[tx.input[0].previous_output.vout as usize].clone()];
+                prevouts.extend(
+                    tx.input[1..]
+                        .iter()
+                        .map(|i| coins[&i.previous_output].clone()),
+                );
+                verify_inputs(&tx, &prevouts);
+                let fee = prevouts.iter().map(|o| o.value.to_sat()).sum::<u64>()
+                    - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+                let accepted = net.vchain_mut().submit(tx.clone()).is_ok();
+                htlc_relayed.push(Relayed {
+                    txid,
+                    inputs: tx.input.iter().map(|i| i.previous_output).collect(),
+                    fee,
+                    accepted,
+                });
+            }
+        }
+        if htlc_relayed
+            .last()
+            .is_some_and(|r| net.vchain().confirmed_at(&r.txid).is_some())
+        {
+            break;
+        }
+        from = net.hub_events.len();
+        net.mine(1);
+        feed_block(&net, &mut bumper, &wallet);
+        pending = bump_events(&net, from, cb.channel_id, false);
+    }
+    let last = htlc_relayed.last().expect("relayed");
+    let (htlc_mined_at, _) = net
+        .vchain()
+        .confirmed_at(&last.txid)
+        .expect("the HTLC-timeout is mined");
+    assert!(
+        !htlc_relayed[0].accepted,
+        "the first HTLC bump is below the floor"
+    );
+    assert!(last.accepted);
+    for pair in htlc_relayed.windows(2) {
+        assert_eq!(pair[1].inputs, pair[0].inputs, "the same inputs");
+        assert!(pair[1].fee > pair[0].fee, "more fee each time");
+    }
+    assert!(last.fee <= htlc_cap);
+    while net.vchain().height() + 1 < htlc_mined_at + lightning_core::chain::ANTI_REORG_DELAY {
+        net.mine(1);
+        feed_block(&net, &mut bumper, &wallet);
+    }
+    assert!(bumper.is_empty(), "every bump settled and forgotten");
+    assert!(wallet.reserved().is_empty(), "every reservation released");
+    let tx = net.vchain().get_tx(&last.txid).expect("mined").clone();
+    wallet.transaction_confirmed(&tx);
+    assert_eq!(
+        wallet.balance_satoshis(),
+        start_balance + ANCHOR_OUTPUT_SATOSHIS
+            - relayed.last().map(|r| r.fee).unwrap_or(0)
+            - last.fee
+    );
+
+    let hub_alone = format!("the chain refused Hub's broadcast {commitment_txid}: MempoolMinFee");
+    let others: Vec<&String> = net
+        .violations
+        .iter()
+        .filter(|v| {
+            !(v.contains("needs a fee bump")
+                || v.starts_with(&hub_alone)
+                || (v.starts_with("the chain refused Peer(1)'s broadcast")
+                    && v.contains("MempoolMinFee")))
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+}
+
+#[test]
+fn the_bumper_never_pays_more_than_the_cap_and_keeps_the_last_bump_at_it() {
+    let mut chain = ValidatingChain::new();
+    chain.mine(100);
+    let engine = Engine::new(
+        engine_config(2),
+        hub_secret(),
+        hub_seed(),
+        chain.height(),
+        chain.tip(),
+    );
+    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
+    let mut net = Net::new_validating(Threaded { engine }, 1, NodeConfig::default(), chain);
+    net.open_channels(&[(0, false)]);
+    let channel_id = net.channels[0].channel_id;
+    let wallet = TestWallet::new(b"capped bumper wallet", &[60_000]);
+    net.vchain_mut().submit_funding(wallet.parent().clone());
+    net.mine(1);
+    net.vchain_mut().set_policy(Policy {
+        mempool_min_sat_per_kvb: Some(FLOOR_SAT_PER_KVB),
+        ..Policy::default()
+    });
+    let from = net.hub_events.len();
+    ChainHub::force_close_channel(&mut net.hub, channel_id).expect("force close");
+    net.run();
+    net.mine(1);
+    let event = bump_event(&net, from, channel_id, true).expect("a request");
+    let with_cap = |cap: u64| match &event {
+        MonitorEvent::BumpNeeded {
+            tx,
+            anchor,
+            deadline,
+            feerate_per_kw,
+            ..
+        } => MonitorEvent::BumpNeeded {
+            tx: tx.clone(),
+            anchor: *anchor,
+            deadline: *deadline,
+            feerate_per_kw: *feerate_per_kw,
+            max_fee_sat: cap,
+        },
+        _ => unreachable!(),
+    };
+    let MonitorEvent::BumpNeeded { tx, .. } = &event else {
+        unreachable!()
+    };
+    let txid = tx.compute_txid();
+    let height = net.vchain().height();
+
+    // A cap below what even the relay minimum would pay: refused, nothing reserved.
+    let mut bumper = Bumper::new();
+    match bumper.handle(&net.hub.engine, &wallet, channel_id, &with_cap(50), height) {
+        Err(BumpCommitmentError::Bump(BumpError::FeeCapExceeded {
+            max_fee_sat: 50, ..
+        })) => {}
+        other => panic!("a cap of 50 sat: {other:?}"),
+    }
+    assert!(wallet.reserved().is_empty() && bumper.is_empty());
+
+    // The uncapped first bump's fee, to place the caps around it.
+    let free = bumper
+        .handle(
+            &net.hub.engine,
+            &wallet,
+            channel_id,
+            &with_cap(u64::MAX),
+            height,
+        )
+        .expect("bumped");
+    let fee = bumper.status(&txid).expect("in flight").fee_satoshis;
+    assert!(bumper.abandon(&wallet, &txid));
+    assert!(wallet.reserved().is_empty(), "abandoned: released");
+
+    // A first bump whose feerate would pay more than the cap is scaled down to fit it.
+    let cap = fee * 3 / 4;
+    let first = bumper
+        .handle(&net.hub.engine, &wallet, channel_id, &with_cap(cap), height)
+        .expect("bumped under the cap");
+    assert_ne!(first, free);
+    let status = bumper.status(&txid).expect("in flight");
+    assert!(
+        status.fee_satoshis <= cap,
+        "{} > {cap}",
+        status.fee_satoshis
+    );
+    // A second request in the same block: the same bump again.
+    assert_eq!(
+        bumper
+            .handle(&net.hub.engine, &wallet, channel_id, &with_cap(cap), height)
+            .expect("again"),
+        first
+    );
+    // The next block: the re-bump wants 5/4 of the feerate, but the cap leaves only one
+    // more step: clamped to the cap.
+    let cap2 = status.fee_satoshis + 200;
+    let second = bumper
+        .handle(
+            &net.hub.engine,
+            &wallet,
+            channel_id,
+            &with_cap(cap2),
+            height + 1,
+        )
+        .expect("re-bumped");
+    let status2 = bumper.status(&txid).expect("in flight");
+    assert_eq!(status2.fee_satoshis, cap2);
+    assert_eq!(status2.wallet_inputs, status.wallet_inputs);
+    assert_eq!(status2.bumps, 2);
+    // At the cap: the last bump is kept and relayed again.
+    let third = bumper
+        .handle(
+            &net.hub.engine,
+            &wallet,
+            channel_id,
+            &with_cap(cap2),
+            height + 2,
+        )
+        .expect("kept");
+    assert_eq!(third, second);
+    assert_eq!(bumper.status(&txid).expect("in flight").bumps, 2);
+    // Still signed right (it pays too little for this mempool's floor: the cap holds).
+    let Some(BumpBroadcast::Package { parent, child }) = third.into_iter().next() else {
+        panic!("a package");
+    };
+    let coins = wallet.coins();
+    let mut prevouts = vec![parent.output[child.input[0].previous_output.vout as usize].clone()];
+    prevouts.extend(
+        child.input[1..]
+            .iter()
+            .map(|i| coins[&i.previous_output].clone()),
+    );
+    verify_inputs(&child, &prevouts);
+    assert_eq!(
+        prevouts.iter().map(|o| o.value.to_sat()).sum::<u64>()
+            - child.output.iter().map(|o| o.value.to_sat()).sum::<u64>(),
+        cap2
+    );
 }
