@@ -12,7 +12,7 @@
  *
  * Handles: a handle (lnshard_engine *, lnshard_bytes *, lnshard_event *,
  * lnshard_peer_outputs *, lnshard_channel_list *, lnshard_balance_list *,
- * lnshard_store_sink *) is an opaque token,
+ * lnshard_store_sink *, lnshard_wallet_sink *) is an opaque token,
  * not necessarily an address: never dereference it or pass it to free(). Every call checks
  * the handles it is given against the library's registry of live handles (type and
  * generation) before touching anything behind them, so a handle used after its _free, a
@@ -53,6 +53,28 @@
 // The longest script `lnshard_engine_set_sweep_script` takes (a witness program of 40
 // bytes with its version and push).
 #define LNSHARD_MAX_SWEEP_SCRIPT_LEN 42
+
+// A wallet callback's success.
+#define LNSHARD_WALLET_OK 0
+
+// `reserve`: a coin is already reserved (another open or bump took it since it was
+// listed); nothing was reserved. Write the coin's index in `outpoints` to `*out_conflict`:
+// the library lists the coins again and chooses others.
+#define LNSHARD_WALLET_ALREADY_RESERVED 1
+
+// `reserve`: a coin is not the wallet's, or is spent; nothing was reserved. Write its index
+// to `*out_conflict`.
+#define LNSHARD_WALLET_UNKNOWN_UTXO 2
+
+// The most coins one `list_spendable` may push.
+#define LNSHARD_MAX_WALLET_UTXOS 100000
+
+// The longest output script a wallet coin or change script may have (the consensus limit
+// on a script's size).
+#define LNSHARD_MAX_SCRIPT_LEN 10000
+
+// The largest `satisfaction_weight` of a coin (a standard transaction's whole weight).
+#define LNSHARD_MAX_SATISFACTION_WEIGHT 400000
 
 // What a call did: `LNSHARD_RESULT_OK`, or why it failed.
 //
@@ -118,6 +140,15 @@ enum lnshard_result
   // lock. The last error names the holder's pid. Stop that one first (or use another
   // directory); two engines writing one store would destroy it.
   LNSHARD_RESULT_STORE_LOCKED = 7123,
+  // The application's wallet (`lnshard_wallet`) failed: a callback returned an error,
+  // or handed back something malformed (a coin that does not parse, a signed
+  // transaction that changed more than its own inputs' witnesses). The last error names
+  // the callback. Coins it reserved for the call were released.
+  LNSHARD_RESULT_WALLET_FAILED = 7124,
+  // The wallet's spendable coins cannot pay what was asked (a channel and its fee, or a
+  // bump's fee with change above dust): the last error gives what was needed and what
+  // is available.
+  LNSHARD_RESULT_INSUFFICIENT_FUNDS = 7125,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -373,6 +404,30 @@ typedef uint32_t lnshard_funding_spend_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What coins are reserved for (`lnshard_reservation.kind`). The numbers are part of the
+// ABI and never reused.
+enum lnshard_reservation_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A purpose this library version does not know.
+  LNSHARD_RESERVATION_KIND_UNKNOWN = 0,
+  // The funding transaction of the channel whose temporary id is `id`.
+  LNSHARD_RESERVATION_KIND_CHANNEL_FUNDING = 1,
+  // A CPFP child bumping our commitment whose txid is `id`, through its anchor.
+  LNSHARD_RESERVATION_KIND_ANCHOR_BUMP = 2,
+  // Fee inputs of our HTLC transaction claiming the commitment output `id`:`vout`.
+  LNSHARD_RESERVATION_KIND_HTLC_BUMP = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lnshard_reservation_kind lnshard_reservation_kind;
+#else
+typedef uint32_t lnshard_reservation_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // The Bitcoin network an engine's channels live on.
 enum lnshard_network
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -461,6 +516,15 @@ typedef struct lnshard_event lnshard_event;
 // `lnshard_store_sink_push` refuses it with `LNSHARD_RESULT_INVALID_HANDLE`).
 // Thread-safety: use it only on the callback's thread.
 typedef struct lnshard_store_sink lnshard_store_sink;
+
+// Where a wallet callback hands data back to lnshard: coins
+// (`lnshard_wallet_sink_push_utxo`, from `list_spendable`) or bytes
+// (`lnshard_wallet_sink_push_bytes`, from `sign_inputs` and `change_script`).
+//
+// Owner: lnshard; valid only during the callback that received it (afterwards the push
+// functions refuse it with `LNSHARD_RESULT_INVALID_HANDLE`). Thread-safety: use it only on
+// the callback's thread.
+typedef struct lnshard_wallet_sink lnshard_wallet_sink;
 
 // One amount as `lnshard_engine_claimable_balances` lists it (plain data, copied out).
 // Fields a kind does not use are zero (and `has_payment_hash` false).
@@ -559,6 +623,40 @@ typedef struct {
   lnshard_store_list_callback list;
 } lnshard_store_callbacks;
 
+// Fee estimates, in sat per 1000 weight, as the estimator callback writes them: each from
+// `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to `LNSHARD_MAX_CLAIM_FEERATE_PER_KW` (the targets of
+// `lnshard_engine_fee_estimates_updated`).
+typedef struct {
+  // Confirmation within a few blocks.
+  uint32_t urgent;
+  // Confirmation within about a day.
+  uint32_t normal;
+  // Confirmation whenever the chain is quiet.
+  uint32_t background;
+} lnshard_fee_estimates;
+
+// Writes the current estimates to `*out` and returns 0; any other number means "no
+// estimate now": the engine keeps what it had and asks again at the next block. Estimates
+// outside `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to `LNSHARD_MAX_CLAIM_FEERATE_PER_KW` are
+// ignored the same way (and logged).
+typedef int32_t (*lnshard_fee_estimator_callback)(void *userdata, lnshard_fee_estimates *out);
+
+// A fee estimator the engine asks (`lnshard_engine_config.fee_estimator`): once when
+// `lnshard_engine_new` starts it and on every `lnshard_engine_best_block_updated`, applying
+// the answer exactly as `lnshard_engine_fee_estimates_updated` does (which stays available).
+// The struct is copied by `lnshard_engine_new`.
+//
+// Thread-safety: the callback runs on the thread calling `lnshard_engine_new` or
+// `lnshard_engine_best_block_updated` (never on a shard thread), during that call; it must
+// be thread-safe if those are called from several threads, must not call back into the
+// engine, and must stay callable until `lnshard_engine_free` returns.
+typedef struct {
+  // Passed back to the callback.
+  void *userdata;
+  // Gives the estimates (required).
+  lnshard_fee_estimator_callback estimate;
+} lnshard_fee_estimator;
+
 // How to build an engine. Fill it with `lnshard_engine_config_default`, then change fields.
 //
 // Owner: the caller (plain data; the library keeps no pointer into it after
@@ -610,6 +708,12 @@ typedef struct {
   // The blocks we require between a forwarded HTLC's incoming and outgoing expiry
   // (1 to 2016).
   uint32_t forwarding_cltv_expiry_delta;
+  // A fee estimator the engine asks once at start and on every
+  // `lnshard_engine_best_block_updated`, or NULL (push estimates with
+  // `lnshard_engine_fee_estimates_updated`): see `lnshard_fee_estimator`. Copied by
+  // `lnshard_engine_new`; its callback must stay callable until `lnshard_engine_free`
+  // returns.
+  const lnshard_fee_estimator *fee_estimator;
 } lnshard_engine_config;
 
 // One hop of a route, first (our peer) to last (the recipient): see `lnshard_engine_send_payment`.
@@ -690,6 +794,9 @@ typedef struct {
   uint32_t deadline;
   // `BUMP_NEEDED`: the feerate (sat per 1000 weight) the package should reach.
   uint32_t feerate_per_kw;
+  // `BUMP_NEEDED`: the most the fee inputs should pay in fees, in all (the value the
+  // transaction's confirmation protects).
+  uint64_t max_fee_sat;
 } lnshard_onchain_event;
 
 // Receives one log message: `level` is a `lnshard_log_level`, `target` the module that
@@ -697,6 +804,105 @@ typedef struct {
 // NUL-terminated and valid only during the call. Called from any engine thread, possibly
 // from several at once: it must be thread-safe, and must not call back into lnshard.
 typedef void (*lnshard_log_callback)(void *userdata, uint32_t level, const char *target, const char *message);
+
+// An outpoint: a transaction id (32 bytes, internal byte order) and an output index.
+typedef struct {
+  // The transaction's id.
+  uint8_t txid[32];
+  // The output's index.
+  uint32_t vout;
+} lnshard_outpoint;
+
+// One spendable coin of the wallet, pushed by `list_spendable` with
+// `lnshard_wallet_sink_push_utxo` (copied: its pointer need only live during that call).
+typedef struct {
+  // Where it is.
+  lnshard_outpoint outpoint;
+  // Its value (at most 21,000,000 BTC).
+  uint64_t value_sat;
+  // Its output script (at most `LNSHARD_MAX_SCRIPT_LEN` bytes). Only segwit coins are
+  // spent (their signatures do not change the transaction's id).
+  const uint8_t *script_pubkey;
+  // The script's length.
+  size_t script_pubkey_len;
+  // The weight its input's scriptSig (times four) and witness (item count included)
+  // add once signed: 108 for P2WPKH; at most `LNSHARD_MAX_SATISFACTION_WEIGHT`. Fees are
+  // computed from it: too small a value makes transactions pay less than asked.
+  uint64_t satisfaction_weight;
+} lnshard_utxo;
+
+// Lists the wallet's spendable coins (confirmed, not reserved): push each with
+// `lnshard_wallet_sink_push_utxo(sink, &utxo)`; return `LNSHARD_WALLET_OK` (any other
+// number is a failure).
+typedef int32_t (*lnshard_wallet_list_spendable_callback)(void *userdata, lnshard_wallet_sink *sink);
+
+// What a `reserve` is for: keep the coins out of `list_spendable` until they are released.
+typedef struct {
+  // The purpose.
+  lnshard_reservation_kind kind;
+  // The temporary channel id, the commitment's txid or the HTLC output's txid (32
+  // bytes; txids in internal byte order).
+  uint8_t id[32];
+  // `HTLC_BUMP`: the HTLC output's index (else 0).
+  uint32_t vout;
+} lnshard_reservation;
+
+// Reserves the `outpoints_len` coins at `outpoints` for `purpose`, all or none (atomic
+// against other users of the wallet): `LNSHARD_WALLET_OK`; or
+// `LNSHARD_WALLET_ALREADY_RESERVED` / `LNSHARD_WALLET_UNKNOWN_UTXO` with the offending
+// coin's index written to `*out_conflict`; any other number is a failure.
+typedef int32_t (*lnshard_wallet_reserve_callback)(void *userdata, const lnshard_reservation *purpose, const lnshard_outpoint *outpoints, size_t outpoints_len, size_t *out_conflict);
+
+// Releases the `outpoints_len` coins at `outpoints` (releasing a coin not reserved is not
+// an error): `LNSHARD_WALLET_OK`, any other number is a failure.
+typedef int32_t (*lnshard_wallet_release_callback)(void *userdata, const lnshard_outpoint *outpoints, size_t outpoints_len);
+
+// One output a transaction's input spends, as `sign_inputs` receives them (in input
+// order). Its pointer is valid only during the callback.
+typedef struct {
+  // Its value.
+  uint64_t value_sat;
+  // Its output script.
+  const uint8_t *script_pubkey;
+  // The script's length.
+  size_t script_pubkey_len;
+} lnshard_txout;
+
+// Signs the inputs of the transaction (`tx_len` serialized bytes at `tx`) that spend the
+// wallet's coins, and pushes the whole signed transaction with
+// `lnshard_wallet_sink_push_bytes`. `prevouts` (`prevouts_len` of them, one per input, in
+// order) are the outputs its inputs spend. Only the wallet's inputs' witnesses (and
+// scriptSigs) may change: every other input, output and field must come back as given,
+// or the call fails with `LNSHARD_RESULT_WALLET_FAILED`. Return `LNSHARD_WALLET_OK`.
+typedef int32_t (*lnshard_wallet_sign_inputs_callback)(void *userdata, const uint8_t *tx, size_t tx_len, const lnshard_txout *prevouts, size_t prevouts_len, lnshard_wallet_sink *sink);
+
+// Pushes an output script of the wallet's to pay change to, with
+// `lnshard_wallet_sink_push_bytes` (P2PKH, P2SH, P2WPKH, P2WSH or P2TR). Return
+// `LNSHARD_WALLET_OK`.
+typedef int32_t (*lnshard_wallet_change_script_callback)(void *userdata, lnshard_wallet_sink *sink);
+
+// The application's on-chain wallet: the engine owns no coins. lnshard chooses coins
+// (largest first), reserves them, builds the transaction and has the wallet sign its own
+// inputs; the engine signs the channel's (the anchor). Every field is required.
+//
+// Owner: the caller (plain data, copied by each call taking it). Thread-safety: the
+// callbacks run on the thread of the call that was given the wallet, during that call
+// only; they must not call back into the engine. `reserve` must be atomic against other
+// threads using the same wallet.
+typedef struct {
+  // Passed back to every callback.
+  void *userdata;
+  // Lists the spendable coins.
+  lnshard_wallet_list_spendable_callback list_spendable;
+  // Reserves coins for a purpose.
+  lnshard_wallet_reserve_callback reserve;
+  // Releases coins.
+  lnshard_wallet_release_callback release;
+  // Signs the wallet's inputs of a transaction.
+  lnshard_wallet_sign_inputs_callback sign_inputs;
+  // Gives a change script.
+  lnshard_wallet_change_script_callback change_script;
+} lnshard_wallet;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1056,6 +1262,69 @@ lnshard_result lnshard_set_log_callback(lnshard_log_callback callback, void *use
 // Hands bytes back from a store callback: for `read`, the value; for `list`, one key
 // (which must be UTF-8). `len` bytes at `data` are copied (NULL allowed when `len` is 0).
 lnshard_result lnshard_store_sink_push(lnshard_store_sink *sink, const uint8_t *data, size_t len);
+
+// Hands one coin back from `list_spendable` (copied). A coin that does not parse (a NULL
+// or oversized script, a value above 21,000,000 BTC, a satisfaction weight above
+// `LNSHARD_MAX_SATISFACTION_WEIGHT`), more than `LNSHARD_MAX_WALLET_UTXOS` coins, or a
+// sink of `sign_inputs`/`change_script`: `LNSHARD_RESULT_INVALID_PARAMETER`, and the whole
+// listing fails (`LNSHARD_RESULT_WALLET_FAILED` from the call that asked for it).
+lnshard_result lnshard_wallet_sink_push_utxo(lnshard_wallet_sink *sink, const lnshard_utxo *utxo);
+
+// Hands bytes back from `sign_inputs` (the signed transaction) or `change_script` (the
+// script): `len` bytes at `data` are copied (NULL allowed when `len` is 0; at most
+// `LNSHARD_MAX_TRANSACTION_LEN`); a later push replaces an earlier one. A sink of
+// `list_spendable`: `LNSHARD_RESULT_INVALID_PARAMETER`.
+lnshard_result lnshard_wallet_sink_push_bytes(lnshard_wallet_sink *sink, const uint8_t *data, size_t len);
+
+// Funds a channel from `wallet`, answering its `FUNDING_GENERATION_READY` `event`: chooses
+// the wallet's coins largest first to pay the channel's output and the fee at
+// `feerate_per_kw` (sat per 1000 weight, `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to
+// `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`), with change above dust to the wallet's
+// `change_script`; reserves them (`LNSHARD_RESERVATION_KIND_CHANNEL_FUNDING`, selecting
+// again when a coin was taken meanwhile), has the wallet sign them, and hands the
+// transaction to the engine (as `lnshard_engine_funding_transaction_generated`). The
+// engine broadcasts it (a `BROADCAST_TRANSACTION` event) once the peer's signature
+// arrives. `*out_tx` receives a copy of the signed transaction; free it with
+// `lnshard_bytes_free`.
+//
+// The coins stay reserved: release them if the channel closes before its funding
+// transaction was ever broadcast. On failure they were released, except when the engine's
+// answer is unknown (`LNSHARD_RESULT_TIMEOUT`, `_ENGINE_STOPPED`, `_SHUTTING_DOWN`: the
+// last error says they stay reserved). `LNSHARD_RESULT_INSUFFICIENT_FUNDS` when the coins
+// cannot pay it, `LNSHARD_RESULT_WALLET_FAILED` when a callback failed,
+// `LNSHARD_RESULT_INVALID_PARAMETER` for another kind of event. The callbacks run on this
+// thread, during this call.
+lnshard_result lnshard_engine_fund_channel(const lnshard_engine *engine, const lnshard_wallet *wallet, const lnshard_event *event, uint32_t feerate_per_kw, lnshard_bytes **out_tx);
+
+// Answers an `ON_CHAIN` event of kind `BUMP_NEEDED` (`event`) from `wallet`, at
+// `feerate_per_kw` (sat per 1000 weight; 0: the event's own `feerate_per_kw`; else
+// `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`):
+//
+// * our commitment with an anchor (`has_anchor`): a CPFP child spending the anchor (signed
+//   by the engine with the channel's key) and wallet coins (signed by the wallet), change
+//   to the wallet's `change_script`, so that the commitment and the child together pay
+//   the feerate. `*out_tx` receives the commitment, `*out_child` the child: relay them
+//   together, as a package (the commitment alone pays too little). Coins reserved as
+//   `LNSHARD_RESERVATION_KIND_ANCHOR_BUMP`.
+// * one of our HTLC transactions (no anchor): the transaction completed with wallet coins
+//   and a change output so that it pays the feerate, signed again by the engine (over the
+//   whole transaction) and by the wallet. `*out_tx` receives it, `*out_child` NULL. Coins
+//   reserved as `LNSHARD_RESERVATION_KIND_HTLC_BUMP`.
+//
+// Each new buffer is the caller's: free it with `lnshard_bytes_free`. The coins stay
+// reserved until the application sees them spent or gives the bump up (release them);
+// on failure they were released. `LNSHARD_RESULT_INSUFFICIENT_FUNDS` when the coins cannot
+// pay it, `LNSHARD_RESULT_WALLET_FAILED` when a callback failed,
+// `LNSHARD_RESULT_API_REFUSED` when the transaction cannot be bumped (no longer our
+// latest commitment, not our HTLC transaction), `LNSHARD_RESULT_INVALID_PARAMETER` for
+// another kind of event. The callbacks run on this thread, during this call.
+lnshard_result lnshard_engine_bump(const lnshard_engine *engine, const lnshard_wallet *wallet, const lnshard_event *event, uint32_t feerate_per_kw, lnshard_bytes **out_tx, lnshard_bytes **out_child);
+
+// Writes the id (32 bytes, internal byte order) of the serialized transaction (`tx_len`
+// bytes at `tx`, at most `LNSHARD_MAX_TRANSACTION_LEN`) to `out_txid`: the double SHA-256
+// of its serialization without witnesses, for a wallet that has no hash function of its
+// own. `LNSHARD_RESULT_INVALID_PARAMETER` when the bytes are not one whole transaction.
+lnshard_result lnshard_transaction_txid(const uint8_t *tx, size_t tx_len, uint8_t *out_txid);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -19,6 +19,7 @@ use shard_engine::{Engine, EngineConfig, NodeApi};
 use crate::bytes::{lnshard_bytes, write_bytes};
 use crate::error::{engine_error, fail, invalid_parameter, lnshard_result, store_error};
 use crate::event::{lnshard_event, Event};
+use crate::fees::{lnshard_fee_estimator, CallbackFeeEstimator};
 use crate::handle::{into_handle, Castable, HandleKind};
 use crate::store::{lnshard_store_callbacks, CallbackStore};
 
@@ -100,6 +101,12 @@ pub struct lnshard_engine_config {
     /// The blocks we require between a forwarded HTLC's incoming and outgoing expiry
     /// (1 to 2016).
     pub forwarding_cltv_expiry_delta: u32,
+    /// A fee estimator the engine asks once at start and on every
+    /// `lnshard_engine_best_block_updated`, or NULL (push estimates with
+    /// `lnshard_engine_fee_estimates_updated`): see `lnshard_fee_estimator`. Copied by
+    /// `lnshard_engine_new`; its callback must stay callable until `lnshard_engine_free`
+    /// returns.
+    pub fee_estimator: *const lnshard_fee_estimator,
 }
 
 /// A running engine: N shard threads (see `docs/ENGINE.md`).
@@ -219,6 +226,7 @@ pub extern "C" fn lnshard_engine_config_default(out: *mut lnshard_engine_config)
             forwarding_fee_base_msat: n.forwarding.fee_base_msat,
             forwarding_fee_proportional_millionths: n.forwarding.fee_proportional_millionths,
             forwarding_cltv_expiry_delta: u32::from(n.forwarding.cltv_expiry_delta),
+            fee_estimator: std::ptr::null(),
         };
         lnshard_result::Ok
     }
@@ -273,6 +281,14 @@ fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, lnshard_resu
         1,
         2016,
     )? as u16;
+    // SAFETY: NULL or a live struct (documented contract); it is copied here.
+    let fee_estimator = match unsafe { c.fee_estimator.as_ref() } {
+        Some(estimator) => Some(Arc::new(CallbackFeeEstimator::new(
+            estimator,
+            "config.fee_estimator",
+        )?) as Arc<dyn shard_engine::FeeEstimator>),
+        None => None,
+    };
     Ok(EngineConfig {
         shards: in_range("shards", c.shards, 1, LNSHARD_MAX_SHARDS)? as usize,
         inbox_capacity: in_range("inbox_capacity", c.inbox_capacity, 1, 1 << 24)? as usize,
@@ -287,6 +303,7 @@ fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, lnshard_resu
         )?)),
         node,
         store: None,
+        fee_estimator,
         ..EngineConfig::default()
     })
 }
@@ -1022,7 +1039,7 @@ pub const LNSHARD_MAX_SWEEP_SCRIPT_LEN: usize = 42;
 
 /// Whether `script` is a standard destination a claim can pay and relay: P2PKH, P2SH,
 /// P2WPKH, P2WSH, or a witness program of version 1 or above (P2TR).
-fn is_standard_destination(script: &ScriptBuf) -> bool {
+pub(crate) fn is_standard_destination(script: &ScriptBuf) -> bool {
     script.is_p2pkh()
         || script.is_p2sh()
         || script.is_p2wpkh()

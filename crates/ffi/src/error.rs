@@ -70,10 +70,19 @@ pub enum lnshard_result {
     /// lock. The last error names the holder's pid. Stop that one first (or use another
     /// directory); two engines writing one store would destroy it.
     StoreLocked = 7123,
+    /// The application's wallet (`lnshard_wallet`) failed: a callback returned an error,
+    /// or handed back something malformed (a coin that does not parse, a signed
+    /// transaction that changed more than its own inputs' witnesses). The last error names
+    /// the callback. Coins it reserved for the call were released.
+    WalletFailed = 7124,
+    /// The wallet's spendable coins cannot pay what was asked (a channel and its fee, or a
+    /// bump's fee with change above dust): the last error gives what was needed and what
+    /// is available.
+    InsufficientFunds = 7125,
 }
 
 impl lnshard_result {
-    const ALL: [lnshard_result; 21] = [
+    const ALL: [lnshard_result; 23] = [
         lnshard_result::Ok,
         lnshard_result::NullParameter,
         lnshard_result::InvalidParameter,
@@ -95,6 +104,8 @@ impl lnshard_result {
         lnshard_result::EngineFailed,
         lnshard_result::EngineStopped,
         lnshard_result::StoreLocked,
+        lnshard_result::WalletFailed,
+        lnshard_result::InsufficientFunds,
     ];
 
     /// The code for a number received from C, if it names one.
@@ -128,6 +139,8 @@ impl lnshard_result {
             lnshard_result::EngineFailed => "the engine failed",
             lnshard_result::EngineStopped => "the engine has stopped and takes no more work",
             lnshard_result::StoreLocked => "the data directory is locked by another engine",
+            lnshard_result::WalletFailed => "the application's wallet failed",
+            lnshard_result::InsufficientFunds => "the wallet's coins cannot pay it",
         }
     }
 }

@@ -160,6 +160,9 @@ pub struct lnshard_onchain_event {
     pub deadline: u32,
     /// `BUMP_NEEDED`: the feerate (sat per 1000 weight) the package should reach.
     pub feerate_per_kw: u32,
+    /// `BUMP_NEEDED`: the most the fee inputs should pay in fees, in all (the value the
+    /// transaction's confirmation protects).
+    pub max_fee_sat: u64,
 }
 
 /// Why a channel closed. The numbers are part of the ABI and never reused.
@@ -731,6 +734,7 @@ fn onchain(event: &MonitorEvent) -> lnshard_onchain_event {
         anchor_vout: 0,
         deadline: 0,
         feerate_per_kw: 0,
+        max_fee_sat: 0,
     };
     let hash = |out: &mut lnshard_onchain_event, h: &PaymentHash| {
         out.has_payment_hash = true;
@@ -812,6 +816,8 @@ fn onchain(event: &MonitorEvent) -> lnshard_onchain_event {
             anchor,
             deadline,
             feerate_per_kw,
+            max_fee_sat,
+            ..
         } => {
             out.kind = lnshard_onchain_kind::BumpNeeded;
             out.txid = tx.compute_txid().to_byte_array();
@@ -822,6 +828,7 @@ fn onchain(event: &MonitorEvent) -> lnshard_onchain_event {
             }
             out.deadline = *deadline;
             out.feerate_per_kw = *feerate_per_kw;
+            out.max_fee_sat = *max_fee_sat;
         }
         #[allow(unreachable_patterns)]
         _ => {}
@@ -1149,14 +1156,21 @@ mod tests {
             anchor: Some(OutPoint { txid, vout: 2 }),
             deadline: 850,
             feerate_per_kw: 5_000,
+            max_fee_sat: 40_000,
         });
         let o = read_onchain(bump.clone());
         assert_eq!(o.kind, lnshard_onchain_kind::BumpNeeded);
         assert_eq!(o.txid, tx.compute_txid().to_byte_array());
         assert!(o.has_anchor);
         assert_eq!(
-            (o.anchor_txid, o.anchor_vout, o.deadline, o.feerate_per_kw),
-            ([7; 32], 2, 850, 5_000)
+            (
+                o.anchor_txid,
+                o.anchor_vout,
+                o.deadline,
+                o.feerate_per_kw,
+                o.max_fee_sat
+            ),
+            ([7; 32], 2, 850, 5_000, 40_000)
         );
         with_event(bump, |p| {
             let mut bytes = std::ptr::null_mut();

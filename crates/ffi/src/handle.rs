@@ -60,6 +60,8 @@ pub(crate) enum HandleKind {
     StoreSink = 0x4c4e_5348_534b_4e36,
     /// `lnshard_balance_list`.
     BalanceList = 0x4c4e_5348_424c_5337,
+    /// `lnshard_wallet_sink`.
+    WalletSink = 0x4c4e_5348_5753_4b38,
 }
 
 impl HandleKind {
@@ -72,6 +74,7 @@ impl HandleKind {
             HandleKind::ChannelList => "lnshard_channel_list",
             HandleKind::StoreSink => "lnshard_store_sink",
             HandleKind::BalanceList => "lnshard_balance_list",
+            HandleKind::WalletSink => "lnshard_wallet_sink",
         }
     }
 }

@@ -36,9 +36,11 @@ pub mod channels;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod fees;
 pub mod handle;
 pub mod log;
 pub mod store;
+pub mod wallet;
 
 use std::ffi::c_char;
 

@@ -303,3 +303,196 @@ fn misuse_from_c_returns_the_right_codes_and_names_the_parameter() {
     let (_, stdout) = run(Command::new(&exe).arg(&store));
     assert!(stdout.contains("all misuse checks passed"), "{stdout}");
 }
+
+/// The libbitcoinconsensus flags of every soft fork it knows (P2SH, DERSIG, NULLDUMMY,
+/// CLTV, CSV, WITNESS).
+const VERIFY_FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+/// What `examples/c/bump.c` asks the bump to reach, and its estimator's background target.
+const BUMP_FEERATE_PER_KW: u64 = 5_000;
+const ESTIMATE_BACKGROUND: u64 = 1_000;
+/// BOLT 3: the weight an anchor commitment without HTLC outputs pays fees for.
+const ANCHOR_COMMITMENT_WEIGHT: u64 = 1_124;
+
+fn build_bump(dir: &Path) -> PathBuf {
+    let exe = dir.join("bump");
+    compile("gcc", C_FLAGS, &root().join("examples/c/bump.c"), &exe);
+    exe
+}
+
+/// The value after `label: ` on the line that starts with it.
+fn field<'a>(stdout: &'a str, label: &str) -> &'a str {
+    let prefix = format!("{label}: ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("{label:?} missing from:\n{stdout}"))
+}
+
+fn tx_field(stdout: &str, label: &str) -> bitcoin::Transaction {
+    bitcoin::consensus::encode::deserialize_hex(field(stdout, label))
+        .unwrap_or_else(|e| panic!("{label} is not a transaction: {e}"))
+}
+
+/// Every input of `tx` passes libbitcoinconsensus against the output it spends, found among
+/// `parents`; returns the prevouts.
+fn verify_every_input(
+    tx: &bitcoin::Transaction,
+    parents: &[&bitcoin::Transaction],
+) -> Vec<bitcoin::TxOut> {
+    let serialized = bitcoin::consensus::serialize(tx);
+    tx.input
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let parent = parents
+                .iter()
+                .find(|p| p.compute_txid() == input.previous_output.txid)
+                .unwrap_or_else(|| {
+                    panic!("input {i} of {} spends no known parent", tx.compute_txid())
+                });
+            let prevout = parent.output[input.previous_output.vout as usize].clone();
+            bitcoin::consensus::verify_script_with_flags(
+                &prevout.script_pubkey,
+                i,
+                prevout.value,
+                &serialized,
+                VERIFY_FLAGS,
+            )
+            .unwrap_or_else(|e| panic!("input {i} of {}: {e:?}", tx.compute_txid()));
+            prevout
+        })
+        .collect()
+}
+
+fn fee(tx: &bitcoin::Transaction, prevouts: &[bitcoin::TxOut]) -> u64 {
+    let input: u64 = prevouts.iter().map(|o| o.value.to_sat()).sum();
+    let output: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+    input
+        .checked_sub(output)
+        .expect("outputs within the inputs")
+}
+
+#[test]
+fn c_wallet_bumps_an_anchor_commitment_whose_every_input_passes_libbitcoinconsensus() {
+    let dir = out_dir("c-bump");
+    let exe = build_bump(&dir);
+    let (_, stdout) = run(&mut Command::new(&exe));
+    assert!(stdout.contains("done"), "{stdout}");
+    let wallet_funding = tx_field(&stdout, "wallet funding");
+    let channel_funding = tx_field(&stdout, "channel funding");
+    let commitment = tx_field(&stdout, "bump commitment");
+    let child = tx_field(&stdout, "bump child");
+    let change = bitcoin::ScriptBuf::from_hex(field(&stdout, "wallet change script"))
+        .expect("the change script in hex");
+    let feerate: u64 = field(&stdout, "bump feerate").parse().expect("a number");
+    assert_eq!(feerate, BUMP_FEERATE_PER_KW);
+
+    // The channel funded from the C wallet: its OP_TRUE input passes, change to the wallet.
+    let funding_prevouts = verify_every_input(&channel_funding, &[&wallet_funding]);
+    assert!(
+        channel_funding
+            .output
+            .iter()
+            .any(|o| o.script_pubkey == change),
+        "the funding's change pays the wallet's change script"
+    );
+    assert!(fee(&channel_funding, &funding_prevouts) > 0);
+
+    // The commitment (signed by both engines) spends the channel's funding output; it pays
+    // the feerate the estimator's background target made the funder set by update_fee
+    // (an anchor channel follows `background`; it opened at 2500 sat/kw).
+    let commitment_prevouts = verify_every_input(&commitment, &[&channel_funding]);
+    let commitment_fee = fee(&commitment, &commitment_prevouts);
+    assert_eq!(
+        commitment
+            .output
+            .iter()
+            .filter(|o| o.value.to_sat() == 330)
+            .count(),
+        2,
+        "two anchors: an option_anchors_zero_fee_htlc_tx commitment"
+    );
+    assert_eq!(
+        commitment_fee,
+        ANCHOR_COMMITMENT_WEIGHT * ESTIMATE_BACKGROUND / 1000,
+        "the commitment pays the estimator's background feerate"
+    );
+
+    // The child: the anchor (signed by the engine) and the wallet's OP_TRUE coin (signed by
+    // the C wallet), each verified against the output it spends.
+    let child_prevouts = verify_every_input(&child, &[&commitment, &wallet_funding]);
+    assert_eq!(child.input.len(), 2, "the anchor and one wallet coin");
+    assert_eq!(
+        child.input[0].previous_output.txid,
+        commitment.compute_txid()
+    );
+    assert_eq!(
+        child_prevouts[0].value.to_sat(),
+        330,
+        "input 0 is an anchor"
+    );
+    assert_eq!(
+        child.input[1].previous_output.txid,
+        wallet_funding.compute_txid()
+    );
+    assert_eq!(child.output.len(), 1);
+    assert_eq!(
+        child.output[0].script_pubkey, change,
+        "change to the wallet"
+    );
+    let child_fee = fee(&child, &child_prevouts);
+    let package_weight = commitment.weight().to_wu() + child.weight().to_wu();
+    assert!(
+        (commitment_fee + child_fee) * 1000 >= BUMP_FEERATE_PER_KW * package_weight,
+        "package: {} sat over {package_weight} weight, below {BUMP_FEERATE_PER_KW} sat/kw",
+        commitment_fee + child_fee
+    );
+    assert!(
+        child_fee < 100_000,
+        "no runaway fee: {child_fee} sat for a {package_weight}-weight package"
+    );
+
+    // The estimator was asked at each engine's start and on every block.
+    let calls = field(&stdout, "estimator calls");
+    let numbers: Vec<u64> = calls
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("a number"))
+        .collect();
+    let [alice, bob, blocks] = <[u64; 3]>::try_from(numbers).expect("three numbers");
+    assert!(blocks > 0);
+    assert_eq!((alice, bob), (blocks + 1, blocks + 1), "{calls}");
+    for needle in [
+        "chain: alice's commitment alone is below the mempool floor: refused",
+        "anchor to spend",
+        "alice: on chain: funding spent (spend kind 2)",
+        "bob: on chain: funding spent (spend kind 3)",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn c_bump_runs_under_valgrind_without_leaks_or_errors() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("NOTICE: valgrind is not installed: the valgrind run of bump.c is skipped");
+        return;
+    }
+    let dir = out_dir("c-bump-valgrind");
+    let exe = build_bump(&dir);
+    let supp = root().join("examples/c/valgrind.supp");
+    let (output, stdout) = run(Command::new("valgrind")
+        .args(["--leak-check=full", "--error-exitcode=1"])
+        .arg(format!("--suppressions={}", supp.display()))
+        .arg(&exe));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ERROR SUMMARY: 0 errors") && stderr.contains("definitely lost: 0 bytes")
+            || stderr.contains("All heap blocks were freed"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("done"), "{stdout}");
+}

@@ -5,3 +5,4 @@
 mod handles;
 mod onchain;
 mod store_errors;
+mod wallet;
