@@ -433,6 +433,14 @@ impl World {
         htlc_fees
     }
 
+    /// Anchors, on the peer's commitment: nothing of ours needed fees (our claims there pay
+    /// their own), so our wallet is untouched.
+    fn assert_wallet_untouched(&self) {
+        let ours = self.our_wallet.as_ref().expect("our wallet");
+        assert!(ours.bumps.is_empty(), "no bump on the peer's commitment");
+        assert_eq!(ours.coins.balance_satoshis(), ours.funded_sat);
+    }
+
     /// Starts the upstream LDK node, connects it to us, and lets it open a channel of `sats`
     /// to us; returns the channel's id and LDK's scid for it.
     fn upstream_opens(&mut self, sats: u64) -> (ChannelId, u64) {
@@ -1381,10 +1389,7 @@ fn ldk_force_closes(anchors: bool) {
                     && height(&t.compute_txid()) == height(&txid)),
             "LDK's CPFP child"
         );
-        // Nothing of ours needed fees on LDK's commitment: our wallet is untouched.
-        let ours = w.our_wallet.as_ref().expect("our wallet");
-        assert!(ours.bumps.is_empty());
-        assert_eq!(ours.coins.balance_satoshis(), ours.funded_sat);
+        w.assert_wallet_untouched();
     }
     // The upstream channel is untouched.
     assert!(w.our_channel(up_cid).is_usable);
@@ -1800,6 +1805,9 @@ fn stale_ldk(anchors: bool) {
     // Everything the cheater's transactions left on chain (but the anchors), less our
     // justice fees.
     assert_eq!(swept, 260_000 + to_local_value + second_value - fees);
+    if anchors {
+        w.assert_wallet_untouched();
+    }
     w.assert_chain_clean();
 }
 
