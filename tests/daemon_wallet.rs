@@ -3,7 +3,10 @@
 //! `wallet_balance` and `list_utxos` show it, `open_channel` is funded from the wallet (its
 //! funding transaction's inputs pass libbitcoinconsensus and the chain's relay policy), the
 //! channel confirms and opens, and `send` pays another node's wallet; every balance exact
-//! to the satoshi after fees.
+//! to the satoshi after fees. And the daemon serves fee bumps from that wallet by itself: an
+//! anchor commitment it force-closes below the mempool's floor goes out under `packages`
+//! with a CPFP child of its wallet's coins (reserved meanwhile, every input through
+//! libbitcoinconsensus), which the chain takes as a package and mines together.
 
 mod daemon_support;
 
@@ -329,4 +332,192 @@ fn fund_with_a_secret_key_is_refused_outside_regtest() {
         "a signet P2WPKH address: {address}"
     );
     node.stop();
+}
+
+/// The packages (`parent`, `child`) of a `broadcasts` answer.
+fn packages(answer: &Value) -> Vec<(Transaction, Transaction)> {
+    let tx = |v: &Value| -> Transaction {
+        deserialize(&hex::decode(v.as_str().expect("hex")).expect("hex")).expect("a transaction")
+    };
+    answer["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| (tx(&p["parent"]), tx(&p["child"])))
+        .collect()
+}
+
+#[test]
+fn an_anchor_commitment_the_daemon_force_closes_is_bumped_from_its_wallet_by_itself() {
+    const FUNDS: u64 = 2_000_000;
+    const CHANNEL: u64 = 1_000_000;
+    let mut chain = ValidatingChain::new();
+    let mut a = DaemonProcess::start("bump-a", &["--claim-feerate-per-kw", "5000"]);
+    let mut b = DaemonProcess::start("bump-b", &[]);
+    let (_, script) = new_address(&a);
+    chain.fund(script, FUNDS);
+    feed(&chain, &mut [&mut a, &mut b]);
+    a.call(
+        "connect",
+        json!({"node_id": b.node_id.to_string(), "address": b.listen.to_string()}),
+    );
+    let lists = |n: &DaemonProcess, peer: &bitcoin::secp256k1::PublicKey| {
+        n.call("list_peers", json!({}))
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x["node_id"] == peer.to_string().as_str()))
+    };
+    wait_for(10, "both connected", || {
+        (lists(&a, &b.node_id) && lists(&b, &a.node_id)).then_some(())
+    });
+    a.call(
+        "open_channel",
+        json!({"node_id": b.node_id.to_string(), "amount_sat": CHANNEL,
+               "funding_feerate_per_kw": 1000}),
+    );
+    let funding = wait_for(20, "the wallet-funded transaction to broadcast", || {
+        broadcasts(&a).into_iter().find(|tx| {
+            tx.output
+                .iter()
+                .any(|o| o.value.to_sat() == CHANNEL && o.script_pubkey.is_p2wsh())
+        })
+    });
+    chain.submit(funding.clone()).expect("funding accepted");
+    chain.mine(6);
+    feed(&chain, &mut [&mut a, &mut b]);
+    wait_for(20, "the channel open on both sides", || {
+        let open = |n: &DaemonProcess| phases(n).iter().any(|p| p == "Normal");
+        (open(&a) && open(&b)).then_some(())
+    });
+    let before = confirmed(&a);
+    assert!(
+        before > 900_000,
+        "the funding's change, confirmed: {before}"
+    );
+    a.call("broadcasts", json!({}));
+
+    // The mempool is full: its floor (12 sat/vB) is above the commitment's own feerate
+    // (below 8 sat/vB), and below the daemon's claim feerate (5000 sat/kw, 20 sat/vB).
+    chain.set_policy(lnshard_testkit::chain::Policy {
+        mempool_min_sat_per_kvb: Some(12_000),
+        ..Default::default()
+    });
+    let channel_id = a.call("list_channels", json!({}))[0]["channel_id"]
+        .as_str()
+        .expect("a channel id")
+        .to_string();
+    a.call("force_close", json!({ "channel_id": channel_id }));
+    // The daemon bumps its commitment from its own wallet as soon as its monitor asks (at
+    // the latest with the next block): nothing but `broadcasts` is called.
+    let mut package = None;
+    let mut alone = None;
+    for _ in 0..3 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while package.is_none() && std::time::Instant::now() < deadline {
+            let answer = a.call("broadcasts", json!({}));
+            for h in answer["transactions"].as_array().expect("transactions") {
+                let tx: Transaction =
+                    deserialize(&hex::decode(h.as_str().expect("hex")).expect("hex"))
+                        .expect("a transaction");
+                if tx.input[0].previous_output.txid == funding.compute_txid() {
+                    alone = Some(tx);
+                }
+            }
+            package = packages(&answer).pop();
+            if package.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        if package.is_some() {
+            break;
+        }
+        chain.mine(1);
+        feed(&chain, &mut [&mut a, &mut b]);
+    }
+    let (commitment, child) = package.expect("a package from the daemon's wallet");
+    assert_eq!(
+        commitment.input[0].previous_output.txid,
+        funding.compute_txid(),
+        "the parent is A's commitment"
+    );
+    if let Some(alone) = alone {
+        assert_eq!(alone, commitment, "the commitment it broadcast alone");
+    }
+    // Alone, the commitment is below the floor.
+    let r = chain.submit(commitment.clone());
+    assert!(
+        matches!(r, Err(lnshard_testkit::chain::Reject::MempoolMinFee { .. })),
+        "{r:?} fee {} weight {}",
+        fee_of(&chain, &commitment),
+        commitment.weight()
+    );
+    verify(&chain, &commitment);
+    // The child: our anchor (330 sat) first, then the wallet's coins, which are reserved;
+    // change to the wallet.
+    let anchor = &commitment.output[child.input[0].previous_output.vout as usize];
+    assert_eq!(
+        child.input[0].previous_output.txid,
+        commitment.compute_txid()
+    );
+    assert_eq!(anchor.value.to_sat(), 330);
+    let utxos = a.call("list_utxos", json!({}))["utxos"].clone();
+    let mut prevouts = vec![anchor.clone()];
+    for input in &child.input[1..] {
+        let coin = utxos
+            .as_array()
+            .expect("utxos")
+            .iter()
+            .find(|u| u["outpoint"] == input.previous_output.to_string().as_str())
+            .unwrap_or_else(|| panic!("{} is not the wallet's: {utxos}", input.previous_output));
+        assert_eq!(coin["reserved"], true, "reserved for the bump: {coin}");
+        prevouts.push(
+            chain
+                .get_tx(&input.previous_output.txid)
+                .expect("on chain")
+                .output[input.previous_output.vout as usize]
+                .clone(),
+        );
+    }
+    let serialized = bitcoin::consensus::encode::serialize(&child);
+    for (i, prevout) in prevouts.iter().enumerate() {
+        bitcoin::consensus::verify_script(&prevout.script_pubkey, i, prevout.value, &serialized)
+            .unwrap_or_else(|e| panic!("child input {i}: {e:?}"));
+    }
+    let child_fee = prevouts.iter().map(|o| o.value.to_sat()).sum::<u64>()
+        - child.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    // The package pays the floor; the chain takes it and mines both together.
+    chain
+        .submit_package(commitment.clone(), child.clone())
+        .expect("the package is accepted");
+    chain.mine(1);
+    let height = chain.height();
+    assert_eq!(
+        chain.confirmed_at(&commitment.compute_txid()).map(|c| c.0),
+        Some(height)
+    );
+    assert_eq!(
+        chain.confirmed_at(&child.compute_txid()).map(|c| c.0),
+        Some(height)
+    );
+    feed(&chain, &mut [&mut a, &mut b]);
+    // The wallet paid exactly the child's fee beyond the anchor.
+    wait_for(10, "the wallet sees the child", || {
+        (confirmed(&a) == before + 330 - child_fee).then_some(())
+    });
+    // Deep: nothing stays reserved, and no further package or request comes.
+    chain.mine(6);
+    feed(&chain, &mut [&mut a, &mut b]);
+    let utxos = a.call("list_utxos", json!({}))["utxos"].clone();
+    assert!(
+        utxos
+            .as_array()
+            .expect("utxos")
+            .iter()
+            .all(|u| u["reserved"] == false),
+        "{utxos}"
+    );
+    let answer = a.call("broadcasts", json!({}));
+    assert!(packages(&answer).is_empty(), "{answer}");
+    assert_eq!(answer["bump_needed"], json!([]), "{answer}");
+    a.stop();
+    b.stop();
 }

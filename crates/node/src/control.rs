@@ -52,7 +52,7 @@
 //! | `wallet_balance` | | `confirmed_sat`, `trusted_pending_sat` (our own unconfirmed change), `untrusted_pending_sat`, `immature_sat` |
 //! | `list_utxos` | | `utxos`: the wallet's unspent coins (`outpoint`, `amount_sat`, `script_pubkey`, `confirmation_height`, `change`, `reserved`) |
 //! | `send` | `address`, `amount_sat`, `feerate_per_kw` (253 to 250,000) | `txid`, `transaction`, `fee_sat`: signed from the wallet's confirmed coins, change to the wallet, queued for `broadcasts` |
-//! | `broadcasts` | | transactions to broadcast since the last call (hex), and `bump_needed`: zero-fee transactions (anchor channels) a wallet must add fees to before they can confirm |
+//! | `broadcasts` | | transactions to broadcast since the last call (hex); `packages`: commitments of anchor channels with the CPFP child the node's wallet made (`parent`, `child`, hex: relay each pair together, as `submitpackage`; re-bumped each block with the same coins until confirmed); and `bump_needed`: zero-fee transactions (anchor channels) the node's wallet could not bump (`error` says why), which another wallet must add fees to before they can confirm |
 //! | `events` | | events since the last call |
 //! | `stop` | | the node stops |
 
@@ -1265,6 +1265,13 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                 n.wallet
                     .block_connected(height, hash, &transactions)
                     .map_err(failed)?;
+                // The fee bumps whose spend is deep release their coins.
+                let txs: Vec<&lightning_core::bitcoin::Transaction> =
+                    transactions.iter().map(|(_, tx)| tx).collect();
+                n.state
+                    .bumper
+                    .lock()
+                    .block_connected(&n.wallet, height, &txs);
                 Ok(json!({"height": height, "hash": hash.to_string()}))
             })
             .await
@@ -1272,6 +1279,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
         Request::BlockDisconnected { height, hash } => {
             blocking(node, move |n| {
                 n.engine.block_disconnected(height, hash).map_err(failed)?;
+                n.state.bumper.lock().blocks_disconnected(height);
                 Ok(json!({"disconnected_from": height, "best_height": height - 1, "best_hash": hash.to_string()}))
             })
             .await
@@ -1376,7 +1384,13 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             let bumps: Vec<Value> = std::mem::take(&mut *node.state.bumps.lock())
                 .into_values()
                 .collect();
-            Ok(json!({"transactions": txs, "bump_needed": bumps}))
+            let packages: Vec<Value> = std::mem::take(&mut *node.state.packages.lock())
+                .into_values()
+                .map(|(parent, child)| {
+                    json!({"parent": serialize_hex(&parent), "child": serialize_hex(&child)})
+                })
+                .collect();
+            Ok(json!({"transactions": txs, "packages": packages, "bump_needed": bumps}))
         }
         Request::Events => {
             let (events, dropped) = node.state.events.lock().drain();

@@ -21,8 +21,11 @@
 //!   redialled after a restart ([`net`], [`peers`]).
 //! * **Chain**: no chain backend. Blocks arrive through the control method `block_connected`
 //!   (reorgs through `block_disconnected`) and transactions the node wants broadcast are
-//!   collected by `broadcasts`, with the zero-fee ones a wallet must add fees to first
-//!   (anchor channels). Each channel's on-chain monitor claims what is ours to the sweep
+//!   collected by `broadcasts`. The zero-fee ones (anchor channels) get their fees from the
+//!   node's own wallet ([`shard_engine::Bumper`]: a commitment with its CPFP child goes out
+//!   under `packages`, to relay together; re-bumped each block with the same coins, never
+//!   above the value at stake); only those the wallet cannot pay are listed as
+//!   `bump_needed`. Each channel's on-chain monitor claims what is ours to the sweep
 //!   script (`--sweep-address`) and reports through `events` and `list_balances`.
 //! * **Control** ([`control`]): JSON-RPC 2.0 over HTTP (axum), bound to loopback only,
 //!   authenticated with HTTP basic auth against a random secret written at start to

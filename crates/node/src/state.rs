@@ -250,9 +250,16 @@ pub struct NodeState {
     pub(crate) preimages: Mutex<HashMap<PaymentHash, PaymentPreimage>>,
     /// Transactions to broadcast, since the last `broadcasts`.
     pub(crate) broadcasts: Mutex<Vec<Transaction>>,
-    /// Zero-fee transactions a wallet must add fees to (anchor channels), by txid, the
-    /// latest request for each, since the last `broadcasts`; at most [`MAX_BUMPS`].
+    /// Zero-fee transactions a wallet must add fees to (anchor channels) that the node's
+    /// own wallet could not bump, by txid, the latest request for each, since the last
+    /// `broadcasts`; at most [`MAX_BUMPS`].
     pub(crate) bumps: Mutex<BTreeMap<Txid, Value>>,
+    /// The fee bumps the node's wallet serves by itself ([`serve_bump`]): in flight until
+    /// their spend is deep, re-bumped with the same coins each block.
+    pub(crate) bumper: Mutex<shard_engine::Bumper>,
+    /// Commitments with their CPFP child from the wallet, to relay as packages, by the
+    /// commitment's txid: the latest child of each, since the last `broadcasts`.
+    pub(crate) packages: Mutex<BTreeMap<Txid, (Transaction, Transaction)>>,
     /// Recent events, oldest first, and how many were dropped.
     pub(crate) events: Mutex<EventLog>,
     /// The rate limit of info lines about events, per peer.
@@ -388,26 +395,10 @@ fn on_event(node: &Node, event: Event) {
             node.state.broadcasts.lock().push(tx.clone());
         }
         Event::OnChain {
-            event:
-                MonitorEvent::BumpNeeded {
-                    ref tx,
-                    ref anchor,
-                    deadline,
-                    feerate_per_kw,
-                    ..
-                },
+            event: ref bump @ MonitorEvent::BumpNeeded { .. },
             ref channel_id,
             ..
-        } => {
-            let entry =
-                super::control::bump_json(tx, anchor.as_ref(), deadline, feerate_per_kw, true);
-            add_bump(
-                &mut node.state.bumps.lock(),
-                tx.compute_txid(),
-                entry,
-                channel_id,
-            );
-        }
+        } => serve_bump(node, *channel_id, bump),
         _ => {}
     }
     node.state.events.lock().push(json);
@@ -458,6 +449,64 @@ fn fund_from_wallet(
         }
         Err(error) => {
             tracing::warn!(%temporary_channel_id, %error, "funding from the wallet failed");
+        }
+    }
+}
+
+/// Serves a fee-bump request from the node's wallet ([`shard_engine::Bumper`]): the first
+/// request for a transaction bumps it (a CPFP child through our anchor for a commitment,
+/// fee inputs for an HTLC transaction), each later one in a later block re-bumps it with the
+/// same coins, never paying more than the request's cap. What to relay goes to
+/// `broadcasts`: a commitment with its child under `packages` (relay them together), an
+/// HTLC transaction under `transactions`. The wallet learns of the coins spent when the
+/// bump confirms (they stay reserved meanwhile). When the wallet cannot serve it (no coins,
+/// a cap below any bump), the request goes to `bump_needed` for the operator, with why.
+fn serve_bump(node: &Node, channel_id: ChannelId, event: &MonitorEvent) {
+    let MonitorEvent::BumpNeeded {
+        tx,
+        anchor,
+        deadline,
+        feerate_per_kw,
+        ..
+    } = event
+    else {
+        return;
+    };
+    let height = node.engine.coordinator().best_block().0;
+    let served =
+        node.state
+            .bumper
+            .lock()
+            .handle(&node.engine, &node.wallet, channel_id, event, height);
+    match served {
+        Ok(relay) => {
+            for b in relay {
+                match b {
+                    shard_engine::BumpBroadcast::Package { parent, child } => {
+                        node.state
+                            .packages
+                            .lock()
+                            .insert(parent.compute_txid(), (parent, child));
+                    }
+                    shard_engine::BumpBroadcast::Transaction(tx) => {
+                        node.state.broadcasts.lock().push(tx);
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%channel_id, txid = %tx.compute_txid(), %error, "the wallet could not bump: listed in bump_needed");
+            let mut entry =
+                super::control::bump_json(tx, anchor.as_ref(), *deadline, *feerate_per_kw, true);
+            if let Value::Object(map) = &mut entry {
+                map.insert("error".into(), Value::String(error.to_string()));
+            }
+            add_bump(
+                &mut node.state.bumps.lock(),
+                tx.compute_txid(),
+                entry,
+                &channel_id,
+            );
         }
     }
 }
