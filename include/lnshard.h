@@ -12,7 +12,7 @@
  *
  * Handles: a handle (lnshard_engine *, lnshard_bytes *, lnshard_event *,
  * lnshard_peer_outputs *, lnshard_channel_list *, lnshard_balance_list *,
- * lnshard_store_sink *, lnshard_wallet_sink *) is an opaque token,
+ * lnshard_store_sink *, lnshard_wallet_sink *, lnshard_bumper *) is an opaque token,
  * not necessarily an address: never dereference it or pass it to free(). Every call checks
  * the handles it is given against the library's registry of live handles (type and
  * generation) before touching anything behind them, so a handle used after its _free, a
@@ -186,6 +186,30 @@ enum lnshard_balance_kind
 typedef enum lnshard_balance_kind lnshard_balance_kind;
 #else
 typedef uint32_t lnshard_balance_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What coins are reserved for (`lnshard_reservation.kind`). The numbers are part of the
+// ABI and never reused.
+enum lnshard_reservation_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A purpose this library version does not know.
+  LNSHARD_RESERVATION_KIND_UNKNOWN = 0,
+  // The funding transaction of the channel whose temporary id is `id`.
+  LNSHARD_RESERVATION_KIND_CHANNEL_FUNDING = 1,
+  // A CPFP child bumping our commitment whose txid is `id`, through its anchor.
+  LNSHARD_RESERVATION_KIND_ANCHOR_BUMP = 2,
+  // Fee inputs of our HTLC transaction claiming the commitment output `id`:`vout`.
+  LNSHARD_RESERVATION_KIND_HTLC_BUMP = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lnshard_reservation_kind lnshard_reservation_kind;
+#else
+typedef uint32_t lnshard_reservation_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -404,30 +428,6 @@ typedef uint32_t lnshard_funding_spend_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// What coins are reserved for (`lnshard_reservation.kind`). The numbers are part of the
-// ABI and never reused.
-enum lnshard_reservation_kind
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  // A purpose this library version does not know.
-  LNSHARD_RESERVATION_KIND_UNKNOWN = 0,
-  // The funding transaction of the channel whose temporary id is `id`.
-  LNSHARD_RESERVATION_KIND_CHANNEL_FUNDING = 1,
-  // A CPFP child bumping our commitment whose txid is `id`, through its anchor.
-  LNSHARD_RESERVATION_KIND_ANCHOR_BUMP = 2,
-  // Fee inputs of our HTLC transaction claiming the commitment output `id`:`vout`.
-  LNSHARD_RESERVATION_KIND_HTLC_BUMP = 3,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum lnshard_reservation_kind lnshard_reservation_kind;
-#else
-typedef uint32_t lnshard_reservation_kind;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
 // The Bitcoin network an engine's channels live on.
 enum lnshard_network
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -482,6 +482,15 @@ typedef uint32_t lnshard_log_level;
 // `lnshard_balance_list_free`. Thread-safety: immutable; may be read from any thread, freed
 // from one.
 typedef struct lnshard_balance_list lnshard_balance_list;
+
+// The bumps in flight of one node: see `lnshard_bumper_handle`.
+//
+// Owner: the caller of `lnshard_bumper_new`; free it once with `lnshard_bumper_free` (bumps
+// in flight are forgotten, their coins stay reserved: release them first with
+// `lnshard_bumper_abandon` if they should go back to the wallet). Not persisted: after a
+// restart the first request bumps afresh. Thread-safety: any thread may call it; calls on
+// one bumper run one at a time.
+typedef struct lnshard_bumper lnshard_bumper;
 
 // A byte buffer owned by the library (a serialized transaction, BOLT 8 bytes to write).
 //
@@ -547,6 +556,117 @@ typedef struct {
   // offered).
   bool ours_after_timeout;
 } lnshard_balance;
+
+// Lists the wallet's spendable coins (confirmed, not reserved): push each with
+// `lnshard_wallet_sink_push_utxo(sink, &utxo)`; return `LNSHARD_WALLET_OK` (any other
+// number is a failure).
+typedef int32_t (*lnshard_wallet_list_spendable_callback)(void *userdata, lnshard_wallet_sink *sink);
+
+// What a `reserve` is for: keep the coins out of `list_spendable` until they are released.
+typedef struct {
+  // The purpose.
+  lnshard_reservation_kind kind;
+  // The temporary channel id, the commitment's txid or the HTLC output's txid (32
+  // bytes; txids in internal byte order).
+  uint8_t id[32];
+  // `HTLC_BUMP`: the HTLC output's index (else 0).
+  uint32_t vout;
+} lnshard_reservation;
+
+// An outpoint: a transaction id (32 bytes, internal byte order) and an output index.
+typedef struct {
+  // The transaction's id.
+  uint8_t txid[32];
+  // The output's index.
+  uint32_t vout;
+} lnshard_outpoint;
+
+// Reserves the `outpoints_len` coins at `outpoints` for `purpose`, all or none (atomic
+// against other users of the wallet): `LNSHARD_WALLET_OK`; or
+// `LNSHARD_WALLET_ALREADY_RESERVED` / `LNSHARD_WALLET_UNKNOWN_UTXO` with the offending
+// coin's index written to `*out_conflict`; any other number is a failure.
+typedef int32_t (*lnshard_wallet_reserve_callback)(void *userdata, const lnshard_reservation *purpose, const lnshard_outpoint *outpoints, size_t outpoints_len, size_t *out_conflict);
+
+// Releases the `outpoints_len` coins at `outpoints` (releasing a coin not reserved is not
+// an error): `LNSHARD_WALLET_OK`, any other number is a failure.
+typedef int32_t (*lnshard_wallet_release_callback)(void *userdata, const lnshard_outpoint *outpoints, size_t outpoints_len);
+
+// One output a transaction's input spends, as `sign_inputs` receives them (in input
+// order). Its pointer is valid only during the callback.
+typedef struct {
+  // Its value.
+  uint64_t value_sat;
+  // Its output script.
+  const uint8_t *script_pubkey;
+  // The script's length.
+  size_t script_pubkey_len;
+} lnshard_txout;
+
+// Signs the inputs of the transaction (`tx_len` serialized bytes at `tx`) that spend the
+// wallet's coins, and pushes the whole signed transaction with
+// `lnshard_wallet_sink_push_bytes`. `prevouts` (`prevouts_len` of them, one per input, in
+// order) are the outputs its inputs spend. Only the wallet's inputs' witnesses (and
+// scriptSigs) may change: every other input, output and field must come back as given,
+// or the call fails with `LNSHARD_RESULT_WALLET_FAILED`. Return `LNSHARD_WALLET_OK`.
+typedef int32_t (*lnshard_wallet_sign_inputs_callback)(void *userdata, const uint8_t *tx, size_t tx_len, const lnshard_txout *prevouts, size_t prevouts_len, lnshard_wallet_sink *sink);
+
+// Pushes an output script of the wallet's to pay change to, with
+// `lnshard_wallet_sink_push_bytes` (P2PKH, P2SH, P2WPKH, P2WSH or P2TR). Return
+// `LNSHARD_WALLET_OK`.
+typedef int32_t (*lnshard_wallet_change_script_callback)(void *userdata, lnshard_wallet_sink *sink);
+
+// The application's on-chain wallet: the engine owns no coins. lnshard chooses coins
+// (largest first), reserves them, builds the transaction and has the wallet sign its own
+// inputs; the engine signs the channel's (the anchor). Every field is required.
+//
+// Owner: the caller (plain data, copied by each call taking it). Thread-safety: the
+// callbacks run on the thread of the call that was given the wallet, during that call
+// only; they must not call back into the engine. `reserve` must be atomic against other
+// threads using the same wallet.
+typedef struct {
+  // Passed back to every callback.
+  void *userdata;
+  // Lists the spendable coins.
+  lnshard_wallet_list_spendable_callback list_spendable;
+  // Reserves coins for a purpose.
+  lnshard_wallet_reserve_callback reserve;
+  // Releases coins.
+  lnshard_wallet_release_callback release;
+  // Signs the wallet's inputs of a transaction.
+  lnshard_wallet_sign_inputs_callback sign_inputs;
+  // Gives a change script.
+  lnshard_wallet_change_script_callback change_script;
+} lnshard_wallet;
+
+// One transaction confirmed in a block: see `lnshard_engine_transactions_confirmed`.
+typedef struct {
+  // Its index in the block (the coinbase is 0).
+  uint32_t index;
+  // The serialized transaction (consensus encoding, with witnesses).
+  const uint8_t *tx;
+  // Its length in bytes (at most `LNSHARD_MAX_TRANSACTION_LEN`).
+  size_t tx_len;
+} lnshard_confirmed_tx;
+
+// One bump in flight, as `lnshard_bumper_status` copies it out.
+typedef struct {
+  // The channel (32 bytes).
+  uint8_t channel_id[32];
+  // The feerate of the last bump (the package's, for a commitment), sat per 1000 weight.
+  uint32_t feerate_per_kw;
+  // The fee the wallet's side pays: the child's, or the HTLC transaction's.
+  uint64_t fee_sat;
+  // The cap of the last request (`max_fee_sat`).
+  uint64_t max_fee_sat;
+  // How many wallet coins it spends (reserved until released).
+  size_t wallet_inputs;
+  // How many bumps were made: the first and its replacements.
+  uint32_t bumps;
+  // Whether a spend of the output it contests confirmed, and then at which height.
+  bool settled;
+  // The height of that confirmation.
+  uint32_t settled_at;
+} lnshard_bump_status;
 
 // One channel as `lnshard_engine_list_channels` shows it (plain data, copied out).
 typedef struct {
@@ -728,16 +848,6 @@ typedef struct {
   uint32_t cltv_expiry_delta;
 } lnshard_route_hop;
 
-// One transaction confirmed in a block: see `lnshard_engine_transactions_confirmed`.
-typedef struct {
-  // Its index in the block (the coinbase is 0).
-  uint32_t index;
-  // The serialized transaction (consensus encoding, with witnesses).
-  const uint8_t *tx;
-  // Its length in bytes (at most `LNSHARD_MAX_TRANSACTION_LEN`).
-  size_t tx_len;
-} lnshard_confirmed_tx;
-
 // Why a payment failed, as `lnshard_event_payment_failure` reports it.
 typedef struct {
   // Whether it failed before the HTLC left this node.
@@ -805,14 +915,6 @@ typedef struct {
 // from several at once: it must be thread-safe, and must not call back into lnshard.
 typedef void (*lnshard_log_callback)(void *userdata, uint32_t level, const char *target, const char *message);
 
-// An outpoint: a transaction id (32 bytes, internal byte order) and an output index.
-typedef struct {
-  // The transaction's id.
-  uint8_t txid[32];
-  // The output's index.
-  uint32_t vout;
-} lnshard_outpoint;
-
 // One spendable coin of the wallet, pushed by `list_spendable` with
 // `lnshard_wallet_sink_push_utxo` (copied: its pointer need only live during that call).
 typedef struct {
@@ -830,79 +932,6 @@ typedef struct {
   // computed from it: too small a value makes transactions pay less than asked.
   uint64_t satisfaction_weight;
 } lnshard_utxo;
-
-// Lists the wallet's spendable coins (confirmed, not reserved): push each with
-// `lnshard_wallet_sink_push_utxo(sink, &utxo)`; return `LNSHARD_WALLET_OK` (any other
-// number is a failure).
-typedef int32_t (*lnshard_wallet_list_spendable_callback)(void *userdata, lnshard_wallet_sink *sink);
-
-// What a `reserve` is for: keep the coins out of `list_spendable` until they are released.
-typedef struct {
-  // The purpose.
-  lnshard_reservation_kind kind;
-  // The temporary channel id, the commitment's txid or the HTLC output's txid (32
-  // bytes; txids in internal byte order).
-  uint8_t id[32];
-  // `HTLC_BUMP`: the HTLC output's index (else 0).
-  uint32_t vout;
-} lnshard_reservation;
-
-// Reserves the `outpoints_len` coins at `outpoints` for `purpose`, all or none (atomic
-// against other users of the wallet): `LNSHARD_WALLET_OK`; or
-// `LNSHARD_WALLET_ALREADY_RESERVED` / `LNSHARD_WALLET_UNKNOWN_UTXO` with the offending
-// coin's index written to `*out_conflict`; any other number is a failure.
-typedef int32_t (*lnshard_wallet_reserve_callback)(void *userdata, const lnshard_reservation *purpose, const lnshard_outpoint *outpoints, size_t outpoints_len, size_t *out_conflict);
-
-// Releases the `outpoints_len` coins at `outpoints` (releasing a coin not reserved is not
-// an error): `LNSHARD_WALLET_OK`, any other number is a failure.
-typedef int32_t (*lnshard_wallet_release_callback)(void *userdata, const lnshard_outpoint *outpoints, size_t outpoints_len);
-
-// One output a transaction's input spends, as `sign_inputs` receives them (in input
-// order). Its pointer is valid only during the callback.
-typedef struct {
-  // Its value.
-  uint64_t value_sat;
-  // Its output script.
-  const uint8_t *script_pubkey;
-  // The script's length.
-  size_t script_pubkey_len;
-} lnshard_txout;
-
-// Signs the inputs of the transaction (`tx_len` serialized bytes at `tx`) that spend the
-// wallet's coins, and pushes the whole signed transaction with
-// `lnshard_wallet_sink_push_bytes`. `prevouts` (`prevouts_len` of them, one per input, in
-// order) are the outputs its inputs spend. Only the wallet's inputs' witnesses (and
-// scriptSigs) may change: every other input, output and field must come back as given,
-// or the call fails with `LNSHARD_RESULT_WALLET_FAILED`. Return `LNSHARD_WALLET_OK`.
-typedef int32_t (*lnshard_wallet_sign_inputs_callback)(void *userdata, const uint8_t *tx, size_t tx_len, const lnshard_txout *prevouts, size_t prevouts_len, lnshard_wallet_sink *sink);
-
-// Pushes an output script of the wallet's to pay change to, with
-// `lnshard_wallet_sink_push_bytes` (P2PKH, P2SH, P2WPKH, P2WSH or P2TR). Return
-// `LNSHARD_WALLET_OK`.
-typedef int32_t (*lnshard_wallet_change_script_callback)(void *userdata, lnshard_wallet_sink *sink);
-
-// The application's on-chain wallet: the engine owns no coins. lnshard chooses coins
-// (largest first), reserves them, builds the transaction and has the wallet sign its own
-// inputs; the engine signs the channel's (the anchor). Every field is required.
-//
-// Owner: the caller (plain data, copied by each call taking it). Thread-safety: the
-// callbacks run on the thread of the call that was given the wallet, during that call
-// only; they must not call back into the engine. `reserve` must be atomic against other
-// threads using the same wallet.
-typedef struct {
-  // Passed back to every callback.
-  void *userdata;
-  // Lists the spendable coins.
-  lnshard_wallet_list_spendable_callback list_spendable;
-  // Reserves coins for a purpose.
-  lnshard_wallet_reserve_callback reserve;
-  // Releases coins.
-  lnshard_wallet_release_callback release;
-  // Signs the wallet's inputs of a transaction.
-  lnshard_wallet_sign_inputs_callback sign_inputs;
-  // Gives a change script.
-  lnshard_wallet_change_script_callback change_script;
-} lnshard_wallet;
 
 #ifdef __cplusplus
 extern "C" {
@@ -931,6 +960,57 @@ lnshard_result lnshard_balance_list_get(const lnshard_balance_list *list, size_t
 // Frees a balance list. NULL is a no-op, and so is a handle of another type (the last
 // error names it); freeing twice is undefined behaviour.
 void lnshard_balance_list_free(lnshard_balance_list *list);
+
+// Writes a new, empty bumper to `*out`; free it with `lnshard_bumper_free`.
+lnshard_result lnshard_bumper_new(lnshard_bumper **out);
+
+// Frees a bumper. NULL is a no-op, and so is a handle of another type (the last error
+// names it); freeing twice is undefined behaviour.
+void lnshard_bumper_free(lnshard_bumper *bumper);
+
+// Answers an `ON_CHAIN` `event` of `engine` at block `height` (the chain's tip): for kind
+// `BUMP_NEEDED`, the first request for a transaction bumps it from `wallet` (as
+// `lnshard_engine_bump` at the event's feerate, scaled down to fit its `max_fee_sat`);
+// each later request, once per block, replaces the last bump with one spending the same
+// coins at `max(the request's feerate, the last feerate x 5/4)`, never above the cap (at
+// the cap, or when the coins cannot pay more, the last bump is kept and given again).
+// `*out_tx` and `*out_child` receive what to relay now, as `lnshard_engine_bump` gives
+// them (a commitment and its child, or an HTLC transaction and NULL; relaying the same
+// again is harmless); both NULL when there is nothing to relay (another kind of on-chain
+// event, a transaction already settled). Free each with `lnshard_bytes_free`.
+//
+// On failure the bumper is as it was (a replacement that failed keeps the last bump in
+// flight): `LNSHARD_RESULT_INSUFFICIENT_FUNDS`, `LNSHARD_RESULT_WALLET_FAILED`,
+// `LNSHARD_RESULT_API_REFUSED` (the transaction cannot be bumped, or even the relay
+// minimum would pay more than the cap), `LNSHARD_RESULT_INVALID_PARAMETER` for an event
+// that is not `ON_CHAIN`. The wallet's callbacks run on this thread, during this call.
+lnshard_result lnshard_bumper_handle(const lnshard_bumper *bumper, const lnshard_engine *engine, const lnshard_wallet *wallet, const lnshard_event *event, uint32_t height, lnshard_bytes **out_tx, lnshard_bytes **out_child);
+
+// A block connected at `height` with its transactions (`txs_len` entries at `txs`, at most
+// `LNSHARD_MAX_CONFIRMED_TRANSACTIONS`, as `lnshard_engine_transactions_confirmed` takes
+// them): a bump whose contested output (the funding output for a commitment, the HTLC
+// output for an HTLC transaction) one of them spends is settled; bumps settled 6 blocks
+// deep have their coins released through `wallet` and are forgotten (a wallet that fails
+// to release keeps the bump, to try again at the next block). `*out_forgotten` (may be
+// NULL) receives how many were forgotten.
+lnshard_result lnshard_bumper_block_connected(const lnshard_bumper *bumper, const lnshard_wallet *wallet, uint32_t height, const lnshard_confirmed_tx *txs, size_t txs_len, size_t *out_forgotten);
+
+// The blocks from `height` up were disconnected (a reorg): settlements they held are
+// undone (those bumps are in flight again, and re-bumped at the next request).
+lnshard_result lnshard_bumper_blocks_disconnected(const lnshard_bumper *bumper, uint32_t height);
+
+// Gives up the bump of the transaction whose id is the 32 bytes at `txid` (the one that
+// needed fees; internal byte order): releases its coins through `wallet` and forgets it (a
+// later request bumps afresh). `*out_was_in_flight` says whether it was.
+lnshard_result lnshard_bumper_abandon(const lnshard_bumper *bumper, const lnshard_wallet *wallet, const uint8_t *txid, bool *out_was_in_flight);
+
+// The bump in flight for the transaction whose id is the 32 bytes at `txid` (the one that
+// needed fees): `*out_found` says whether there is one, and then `*out` holds it.
+lnshard_result lnshard_bumper_status(const lnshard_bumper *bumper, const uint8_t *txid, lnshard_bump_status *out, bool *out_found);
+
+// How many bumps are in flight (settled ones included until released): 0 for NULL, and
+// for anything but a live bumper (the last error then says why).
+size_t lnshard_bumper_len(const lnshard_bumper *bumper);
 
 // The address of the buffer's first byte (valid until `lnshard_bytes_free`). Not
 // NUL-terminated: use `lnshard_bytes_len`. NULL for a NULL buffer, and for anything but a

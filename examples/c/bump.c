@@ -19,6 +19,12 @@
  * the wallet. The program prints every transaction as hex (crates/ffi/tests/c_programs.rs
  * verifies each input with libbitcoinconsensus), relays the commitment and the child
  * together, and mines them.
+ *
+ * `bump rebump` answers every request with a lnshard_bumper instead: this chain's mempool
+ * floor (MEMPOOL_FLOOR_PER_KW, checked on the package's real fee and weight) is above the
+ * request's feerate, so the first package is refused; each block the engine asks again and
+ * the bumper replaces the child with one spending the same coins with more fee (BIP 125)
+ * until the package gets in and confirms; six blocks later the bumper releases the coins.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +58,8 @@ static void print_hex(const char *label, const uint8_t *b, size_t n) {
 
 /* The feerate the bump asks for (sat per 1000 weight): 20 sat/vB. */
 #define BUMP_FEERATE_PER_KW 5000u
+/* `rebump`: the chain's mempool refuses a package below this (sat per 1000 weight). */
+#define MEMPOOL_FLOOR_PER_KW 5000u
 /* What the estimator answers: the channel's commitment follows `background`. */
 #define ESTIMATE_URGENT 4000u
 #define ESTIMATE_NORMAL 2000u
@@ -405,6 +413,81 @@ static void broadcast_bytes(const lnshard_bytes *tx) {
 
 static uint8_t channel_id[32];
 static uint8_t funding_outpoint[36]; /* the channel's funding output: txid, index (LE) */
+static uint64_t channel_value_sat;
+static int rebump_mode;
+static lnshard_bumper *bumper;
+static int packages_refused, children_printed;
+static uint8_t bumped_txid[32]; /* the commitment the bumper bumps */
+
+/* What the chain needs of a transaction: the outpoints it spends, its output values, its
+ * weight. */
+typedef struct {
+    size_t inputs, outputs;
+    uint8_t spends[MAX_INPUTS][36];
+    uint64_t values[MAX_INPUTS];
+    uint64_t weight;
+} parsed_tx;
+
+static int parse_tx(const uint8_t *tx, size_t len, parsed_tx *p) {
+    reader r = {tx, 0, len, 1};
+    size_t witness_start, i, k;
+    int segwit;
+    skip(&r, 4);
+    segwit = r.ok && r.end - r.at >= 2 && tx[r.at] == 0x00 && tx[r.at + 1] == 0x01;
+    if (segwit) {
+        skip(&r, 2);
+    }
+    p->inputs = (size_t)read_varint(&r);
+    if (!r.ok || p->inputs > MAX_INPUTS) {
+        return 0;
+    }
+    for (i = 0; i < p->inputs; i++) {
+        size_t at = skip(&r, 36);
+        if (r.ok) {
+            memcpy(p->spends[i], tx + at, 36);
+        }
+        skip(&r, read_varint(&r));
+        skip(&r, 4);
+    }
+    p->outputs = (size_t)read_varint(&r);
+    if (!r.ok || p->outputs > MAX_INPUTS) {
+        return 0;
+    }
+    for (i = 0; i < p->outputs; i++) {
+        size_t at = skip(&r, 8);
+        p->values[i] = 0;
+        for (k = 0; r.ok && k < 8; k++) {
+            p->values[i] |= (uint64_t)tx[at + k] << (8 * k);
+        }
+        skip(&r, read_varint(&r));
+    }
+    witness_start = r.at;
+    if (segwit) {
+        for (i = 0; i < p->inputs; i++) {
+            uint64_t items = read_varint(&r), j;
+            for (j = 0; j < items && r.ok; j++) {
+                skip(&r, read_varint(&r));
+            }
+        }
+    }
+    skip(&r, 4);
+    if (!r.ok || r.at != r.end) {
+        return 0;
+    }
+    /* Weight: the bytes without witness (marker, flag, witnesses) count four times. */
+    p->weight = 3 * (uint64_t)(len - (segwit ? 2 + (r.at - 4 - witness_start) : 0)) + len;
+    return 1;
+}
+
+static uint64_t sum_outputs(const parsed_tx *p) {
+    uint64_t total = 0;
+    size_t i;
+    for (i = 0; i < p->outputs; i++) {
+        total += p->values[i];
+    }
+    return total;
+}
+
 static int channels_ready, commitment_bumped, funding_spent, commitments_held;
 
 /* Whether the transaction's first input spends the channel's funding output: a commitment
@@ -419,6 +502,74 @@ static int spends_funding(const uint8_t *tx, size_t len) {
         return 0;
     }
     return memcmp(tx + r.at, funding_outpoint, 36) == 0;
+}
+
+/* The package's feerate (sat per 1000 weight) from its real fees and weights: the
+ * commitment spends the funding output, the child the commitment's anchor and wallet
+ * coins. 0 when a parent is unknown. */
+static uint64_t package_feerate(const lnshard_bytes *commitment, const lnshard_bytes *child) {
+    parsed_tx parent, kid;
+    uint8_t parent_txid[32];
+    uint64_t inputs = 0, fee;
+    size_t i;
+    if (!parse_tx(lnshard_bytes_data(commitment), lnshard_bytes_len(commitment), &parent) ||
+        !parse_tx(lnshard_bytes_data(child), lnshard_bytes_len(child), &kid)) {
+        return 0;
+    }
+    CHECK(lnshard_transaction_txid(lnshard_bytes_data(commitment), lnshard_bytes_len(commitment),
+                                   parent_txid));
+    for (i = 0; i < kid.inputs; i++) {
+        uint32_t vout = (uint32_t)kid.spends[i][32] | (uint32_t)kid.spends[i][33] << 8 |
+                        (uint32_t)kid.spends[i][34] << 16 | (uint32_t)kid.spends[i][35] << 24;
+        lnshard_outpoint o;
+        coin *c;
+        memcpy(o.txid, kid.spends[i], 32);
+        o.vout = vout;
+        if (memcmp(o.txid, parent_txid, 32) == 0 && vout < parent.outputs) {
+            inputs += parent.values[vout];
+        } else if ((c = find_coin(&alice_coins, &o)) != NULL) {
+            inputs += c->value_sat;
+        } else {
+            return 0;
+        }
+    }
+    fee = (channel_value_sat - sum_outputs(&parent)) + (inputs - sum_outputs(&kid));
+    return fee * 1000 / (parent.weight + kid.weight);
+}
+
+/* `rebump`: every request goes to the bumper; what it gives is relayed if the package
+ * reaches the mempool floor. */
+static void relay_with_bumper(node *self, lnshard_event *ev) {
+    lnshard_bytes *commitment = NULL, *child = NULL;
+    uint64_t feerate;
+    char label[64];
+    CHECK(lnshard_bumper_handle(bumper, self->engine, &alice_wallet, ev, height, &commitment,
+                                &child));
+    if (commitment == NULL || child == NULL) {
+        lnshard_bytes_free(commitment);
+        return; /* nothing to relay */
+    }
+    feerate = package_feerate(commitment, child);
+    if (children_printed == 0) {
+        print_hex("rebump commitment", lnshard_bytes_data(commitment),
+                  lnshard_bytes_len(commitment));
+        CHECK(lnshard_transaction_txid(lnshard_bytes_data(commitment),
+                                       lnshard_bytes_len(commitment), bumped_txid));
+    }
+    snprintf(label, sizeof label, "rebump child %d", children_printed++);
+    print_hex(label, lnshard_bytes_data(child), lnshard_bytes_len(child));
+    if (feerate < MEMPOOL_FLOOR_PER_KW) {
+        packages_refused++;
+        printf("chain: package at %llu sat/kw below the floor %u: refused\n",
+               (unsigned long long)feerate, MEMPOOL_FLOOR_PER_KW);
+    } else {
+        printf("chain: package at %llu sat/kw accepted\n", (unsigned long long)feerate);
+        broadcast_bytes(commitment);
+        broadcast_bytes(child);
+        commitment_bumped = 1;
+    }
+    lnshard_bytes_free(commitment);
+    lnshard_bytes_free(child);
 }
 
 static void handle_onchain(node *self, lnshard_event *ev) {
@@ -447,9 +598,13 @@ static void handle_onchain(node *self, lnshard_event *ev) {
         fprintf(stderr, "%s: the commitment of an anchor channel has our anchor\n", self->name);
         exit(1);
     }
+    if (rebump_mode) {
+        relay_with_bumper(self, ev);
+        return;
+    }
     if (commitment_bumped) {
-        /* Asked again every block until it confirms: a real application re-bumps (same
-         * coins, more fee); here the first package is in the mempool already. */
+        /* Asked again every block until it confirms: the first package is in the mempool
+         * already (`bump rebump` answers every request with a lnshard_bumper). */
         return;
     }
     {
@@ -477,6 +632,7 @@ static void handle_event(node *self, lnshard_event *ev) {
     switch (lnshard_event_get_kind(ev)) {
     case LNSHARD_EVENT_KIND_FUNDING_GENERATION_READY: {
         lnshard_bytes *tx = NULL;
+        CHECK(lnshard_event_channel_value_satoshis(ev, &channel_value_sat));
         CHECK(lnshard_engine_fund_channel(self->engine, &alice_wallet, ev, 2500, &tx));
         print_hex("channel funding", lnshard_bytes_data(tx), lnshard_bytes_len(tx));
         broadcast_bytes(tx);
@@ -602,6 +758,14 @@ static void mine(node *a, node *b, int blocks) {
         CHECK(lnshard_engine_transactions_confirmed(b->engine, height, txs, mempool_len));
         CHECK(lnshard_engine_best_block_updated(a->engine, height, hash));
         CHECK(lnshard_engine_best_block_updated(b->engine, height, hash));
+        if (bumper != NULL) {
+            size_t forgotten = 0;
+            CHECK(lnshard_bumper_block_connected(bumper, &alice_wallet, height, txs, mempool_len,
+                                                 &forgotten));
+            if (forgotten > 0) {
+                printf("bumper: %zu bump(s) settled 6 deep: coins released\n", forgotten);
+            }
+        }
         for (i = 0; i < mempool_len; i++) {
             free(mempool[i].b);
         }
@@ -638,13 +802,17 @@ static void start(node *n, const char *name, uint8_t secret_byte) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     node alice, bob;
     uint8_t temporary_id[32];
     static const uint64_t coin_values[COINS] = {700000, 300000, 20000};
     writer funding;
     size_t i;
 
+    rebump_mode = argc > 1 && strcmp(argv[1], "rebump") == 0;
+    if (rebump_mode) {
+        CHECK(lnshard_bumper_new(&bumper));
+    }
     /* Alice's wallet: three OP_TRUE coins paid by a fabricated transaction, mined below. */
     change_script[0] = 0x00;
     change_script[1] = 0x14;
@@ -705,7 +873,7 @@ int main(void) {
     /* Alice force-closes: her engine asks for fees for her commitment (anchor channel). */
     CHECK(lnshard_engine_force_close_channel(alice.engine, channel_id));
     settle(&alice, &bob);
-    if (!commitment_bumped) {
+    for (i = 0; i < 10 && !commitment_bumped; i++) {
         mine(&alice, &bob, 1); /* asked again on the next block */
     }
     if (!commitment_bumped) {
@@ -716,6 +884,28 @@ int main(void) {
     if (funding_spent < 2) {
         fprintf(stderr, "the commitment did not confirm (%d funding spends seen)\n", funding_spent);
         return 1;
+    }
+    if (rebump_mode) {
+        lnshard_bump_status status;
+        bool found = false;
+        CHECK(lnshard_bumper_status(bumper, bumped_txid, &status, &found));
+        if (!found || !status.settled) {
+            fprintf(stderr, "the bump is in flight and settled\n");
+            return 1;
+        }
+        printf("bumper: %u bumps, last at %u sat/kw paying %llu sat (cap %llu sat), %zu wallet "
+               "coin(s), settled at height %u\n",
+               (unsigned)status.bumps, (unsigned)status.feerate_per_kw,
+               (unsigned long long)status.fee_sat, (unsigned long long)status.max_fee_sat,
+               status.wallet_inputs, (unsigned)status.settled_at);
+        mine(&alice, &bob, 6); /* six deep: the bumper releases the coins */
+        printf("bumper: in flight %zu\n", lnshard_bumper_len(bumper));
+        CHECK(lnshard_bumper_status(bumper, bumped_txid, &status, &found));
+        if (found) {
+            fprintf(stderr, "a released bump is forgotten\n");
+            return 1;
+        }
+        lnshard_bumper_free(bumper);
     }
     printf("wallet: listed %u times, reserved %u, released %u, signed %u\n", alice_coins.listed,
            alice_coins.reserved_calls, alice_coins.released_calls, alice_coins.signed_calls);

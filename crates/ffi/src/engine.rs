@@ -160,7 +160,7 @@ fn pubkey(bytes: [u8; 33], name: &str) -> Result<PublicKey, lnshard_result> {
         .map_err(|e| invalid_parameter(format!("{name} is not a valid public key: {e}")))
 }
 
-fn transaction(bytes: &[u8], name: &str) -> Result<Transaction, lnshard_result> {
+pub(crate) fn transaction(bytes: &[u8], name: &str) -> Result<Transaction, lnshard_result> {
     consensus::deserialize(bytes).map_err(|e| {
         invalid_parameter(format!(
             "{name} ({} bytes) is not a serialized transaction: {e}",

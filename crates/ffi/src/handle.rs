@@ -62,6 +62,8 @@ pub(crate) enum HandleKind {
     BalanceList = 0x4c4e_5348_424c_5337,
     /// `lnshard_wallet_sink`.
     WalletSink = 0x4c4e_5348_5753_4b38,
+    /// `lnshard_bumper`.
+    Bumper = 0x4c4e_5348_4250_5239,
 }
 
 impl HandleKind {
@@ -75,6 +77,7 @@ impl HandleKind {
             HandleKind::StoreSink => "lnshard_store_sink",
             HandleKind::BalanceList => "lnshard_balance_list",
             HandleKind::WalletSink => "lnshard_wallet_sink",
+            HandleKind::Bumper => "lnshard_bumper",
         }
     }
 }

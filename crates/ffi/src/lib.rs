@@ -10,7 +10,8 @@
 //! * every pointer and length is checked; every buffer handed to C has a documented owner
 //!   and a `_free` function that accepts NULL;
 //! * every handle (`lnshard_engine`, `lnshard_bytes`, `lnshard_event`,
-//!   `lnshard_channel_list`, `lnshard_balance_list`, `lnshard_store_sink`) is checked by
+//!   `lnshard_channel_list`, `lnshard_balance_list`, `lnshard_store_sink`,
+//!   `lnshard_wallet_sink`, `lnshard_bumper`) is checked by
 //!   every call against a registry of live handles, by type and generation, before anything
 //!   behind it is touched (see [`handle`]): a handle used after its `_free`, a handle of
 //!   another type, or a pointer lnshard never handed out gives
@@ -31,6 +32,7 @@
 mod macros;
 
 pub mod balances;
+pub mod bumper;
 pub mod bytes;
 pub mod channels;
 pub mod engine;

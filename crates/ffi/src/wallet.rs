@@ -616,7 +616,7 @@ fn funding_error(e: &FundingError) -> lnshard_result {
     }
 }
 
-fn bump_error(e: &BumpCommitmentError) -> lnshard_result {
+pub(crate) fn bump_error(e: &BumpCommitmentError) -> lnshard_result {
     const CONTEXT: &str = "bump";
     match e {
         BumpCommitmentError::NotAnchorBump | BumpCommitmentError::NotHtlcBump => {

@@ -484,15 +484,104 @@ fn c_bump_runs_under_valgrind_without_leaks_or_errors() {
     let dir = out_dir("c-bump-valgrind");
     let exe = build_bump(&dir);
     let supp = root().join("examples/c/valgrind.supp");
-    let (output, stdout) = run(Command::new("valgrind")
-        .args(["--leak-check=full", "--error-exitcode=1"])
-        .arg(format!("--suppressions={}", supp.display()))
-        .arg(&exe));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("ERROR SUMMARY: 0 errors") && stderr.contains("definitely lost: 0 bytes")
-            || stderr.contains("All heap blocks were freed"),
-        "{stderr}"
-    );
+    for (mode, last) in [(None, "done"), (Some("rebump"), "bumper: in flight 0")] {
+        let (output, stdout) = run(Command::new("valgrind")
+            .args(["--leak-check=full", "--error-exitcode=1"])
+            .arg(format!("--suppressions={}", supp.display()))
+            .arg(&exe)
+            .args(mode));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("ERROR SUMMARY: 0 errors")
+                && stderr.contains("definitely lost: 0 bytes")
+                || stderr.contains("All heap blocks were freed"),
+            "{mode:?}: {stderr}"
+        );
+        assert!(stdout.contains(last), "{mode:?}: {stdout}");
+    }
+}
+
+/// `bump rebump`: the chain's floor in `examples/c/bump.c`.
+const MEMPOOL_FLOOR_PER_KW: u64 = 5_000;
+
+#[test]
+fn c_bumper_replaces_the_child_with_the_same_coins_until_the_package_gets_in() {
+    let dir = out_dir("c-rebump");
+    let exe = build_bump(&dir);
+    let (_, stdout) = run(Command::new(&exe).arg("rebump"));
     assert!(stdout.contains("done"), "{stdout}");
+    let wallet_funding = tx_field(&stdout, "wallet funding");
+    let channel_funding = tx_field(&stdout, "channel funding");
+    let commitment = tx_field(&stdout, "rebump commitment");
+    let change = bitcoin::ScriptBuf::from_hex(field(&stdout, "wallet change script"))
+        .expect("the change script in hex");
+    let commitment_prevouts = verify_every_input(&commitment, &[&channel_funding]);
+    let commitment_fee = fee(&commitment, &commitment_prevouts);
+    let children: Vec<bitcoin::Transaction> = (0..)
+        .map_while(|i| {
+            let label = format!("rebump child {i}: ");
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(label.as_str()))
+                .map(|hex| bitcoin::consensus::encode::deserialize_hex(hex).expect("a child"))
+        })
+        .collect();
+    assert!(
+        children.len() >= 2,
+        "the first child and a replacement:\n{stdout}"
+    );
+    let refused = stdout.matches("below the floor").count();
+    assert_eq!(
+        refused,
+        children.len() - 1,
+        "every child but the last refused"
+    );
+    let mut last_fee = 0;
+    for (i, child) in children.iter().enumerate() {
+        // Every child: each input passes libbitcoinconsensus; all spend the same anchor and
+        // wallet coin (BIP 125 replacements of each other), each paying more; change to the
+        // wallet.
+        let prevouts = verify_every_input(child, &[&commitment, &wallet_funding]);
+        let spent: Vec<_> = child.input.iter().map(|i| i.previous_output).collect();
+        let first: Vec<_> = children[0]
+            .input
+            .iter()
+            .map(|i| i.previous_output)
+            .collect();
+        assert_eq!(spent, first, "child {i} spends the first child's inputs");
+        assert_eq!(child.output[0].script_pubkey, change);
+        let child_fee = fee(child, &prevouts);
+        assert!(
+            child_fee > last_fee,
+            "child {i} pays more than the one it replaces"
+        );
+        // BIP 125: at least the incremental relay fee (1 sat/vB) over its own size more.
+        assert!(
+            child_fee >= last_fee + child.weight().to_wu().div_ceil(4),
+            "child {i}: {child_fee} sat after {last_fee}"
+        );
+        last_fee = child_fee;
+        let package_weight = commitment.weight().to_wu() + child.weight().to_wu();
+        let reaches_floor =
+            (commitment_fee + child_fee) * 1000 >= MEMPOOL_FLOOR_PER_KW * package_weight;
+        assert_eq!(
+            reaches_floor,
+            i == children.len() - 1,
+            "only the last package reaches the floor (child {i})"
+        );
+    }
+    for needle in [
+        "chain: package at",
+        "accepted",
+        "alice: on chain: funding spent (spend kind 2)",
+        "bumper: 1 bump(s) settled 6 deep: coins released",
+        "bumper: in flight 0",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+    let bumps = format!("bumper: {} bumps", children.len());
+    assert!(stdout.contains(&bumps), "{bumps:?} missing from:\n{stdout}");
 }

@@ -649,3 +649,89 @@ fn the_c_estimator_is_asked_at_start_and_its_refusals_and_out_of_range_answers_a
         "parameter config.fee_estimator.estimate is NULL"
     );
 }
+
+#[test]
+fn the_bumper_handle_refuses_other_events_and_answers_nothing_to_other_onchain_kinds() {
+    use crate::bumper::*;
+    let (r, engine) = engine_with(None);
+    assert_eq!(r, lnshard_result::Ok, "{}", last_error());
+    let b = Behaviour::default();
+    let good = c_wallet(&b);
+    let mut bumper = std::ptr::null_mut();
+    assert_eq!(
+        lnshard_bumper_new(std::ptr::null_mut()),
+        lnshard_result::NullParameter
+    );
+    assert_eq!(lnshard_bumper_new(&mut bumper), lnshard_result::Ok);
+    assert_eq!(lnshard_bumper_len(bumper), 0);
+    assert_eq!(lnshard_bumper_len(std::ptr::null()), 0);
+    let closed: *mut lnshard_event = into_handle(Event(CoreEvent::ChannelClosed {
+        channel_id: ChannelId([1; 32]),
+        counterparty_node_id: key(),
+        reason: lightning_core::node::event::ClosureReason::HolderForceClosed,
+    }));
+    let confirmed: *mut lnshard_event = into_handle(Event(CoreEvent::OnChain {
+        channel_id: ChannelId([1; 32]),
+        counterparty_node_id: key(),
+        event: MonitorEvent::ClaimConfirmed {
+            txid: Txid::from_byte_array([2; 32]),
+            value_sat: 1,
+        },
+    }));
+    let (mut tx, mut child) = (std::ptr::null_mut(), std::ptr::null_mut());
+    assert_eq!(
+        lnshard_bumper_handle(bumper, engine, &good, closed, 101, &mut tx, &mut child),
+        lnshard_result::InvalidParameter
+    );
+    assert_eq!(last_error(), "event is not an ON_CHAIN event");
+    assert_eq!(
+        lnshard_bumper_handle(bumper, engine, &good, confirmed, 101, &mut tx, &mut child),
+        lnshard_result::Ok
+    );
+    assert!(tx.is_null() && child.is_null(), "nothing to relay");
+    // The engine given as the bumper: a handle of another type.
+    assert_eq!(
+        lnshard_bumper_handle(
+            engine.cast::<lnshard_bumper>(),
+            engine,
+            &good,
+            confirmed,
+            101,
+            &mut tx,
+            &mut child
+        ),
+        lnshard_result::InvalidHandle
+    );
+    let mut status = std::mem::MaybeUninit::<lnshard_bump_status>::uninit();
+    let mut found = true;
+    assert_eq!(
+        lnshard_bumper_status(bumper, [2; 32].as_ptr(), status.as_mut_ptr(), &mut found),
+        lnshard_result::Ok
+    );
+    assert!(!found);
+    let mut was = true;
+    assert_eq!(
+        lnshard_bumper_abandon(bumper, &good, [2; 32].as_ptr(), &mut was),
+        lnshard_result::Ok
+    );
+    assert!(!was);
+    let mut forgotten = 9;
+    assert_eq!(
+        lnshard_bumper_block_connected(bumper, &good, 101, std::ptr::null(), 0, &mut forgotten),
+        lnshard_result::Ok
+    );
+    assert_eq!(forgotten, 0);
+    assert_eq!(
+        lnshard_bumper_block_connected(bumper, &good, 101, std::ptr::null(), 1, &mut forgotten),
+        lnshard_result::NullParameter
+    );
+    assert_eq!(
+        lnshard_bumper_blocks_disconnected(bumper, 100),
+        lnshard_result::Ok
+    );
+    lnshard_bumper_free(bumper);
+    assert_eq!(lnshard_bumper_len(bumper), 0, "freed: not a live bumper");
+    lnshard_event_free(closed);
+    lnshard_event_free(confirmed);
+    lnshard_engine_free(engine);
+}
