@@ -203,15 +203,57 @@ int main(int argc, char **argv) {
         failures++;
     }
 
+    /* The wallet, the bumper and the estimator: NULL pointers and missing callbacks. */
+    {
+        lnshard_wallet wallet;
+        lnshard_bumper *bumper = NULL;
+        lnshard_bytes *out_tx = NULL, *out_child = NULL;
+        lnshard_fee_estimator estimator;
+        lnshard_engine *other = NULL;
+        uint8_t txid[32];
+        memset(&wallet, 0, sizeof wallet);
+        EXPECT(lnshard_engine_fund_channel(engine, NULL, NULL, 2500, &out_tx),
+               LNSHARD_RESULT_NULL_PARAMETER, "parameter wallet is NULL");
+        EXPECT(lnshard_engine_fund_channel(engine, &wallet, NULL, 2500, &out_tx),
+               LNSHARD_RESULT_NULL_PARAMETER, "parameter wallet.list_spendable is NULL");
+        EXPECT(lnshard_engine_bump(engine, &wallet, NULL, 0, &out_tx, &out_child),
+               LNSHARD_RESULT_NULL_PARAMETER, "wallet.list_spendable");
+        EXPECT(lnshard_bumper_new(NULL), LNSHARD_RESULT_NULL_PARAMETER, "out");
+        EXPECT(lnshard_bumper_new(&bumper), LNSHARD_RESULT_OK, NULL);
+        EXPECT(lnshard_bumper_handle(bumper, engine, &wallet, NULL, 0, &out_tx, &out_child),
+               LNSHARD_RESULT_NULL_PARAMETER, "wallet.list_spendable");
+        EXPECT(lnshard_bumper_handle((const lnshard_bumper *)engine, engine, &wallet, NULL, 0,
+                                     &out_tx, &out_child),
+               LNSHARD_RESULT_INVALID_HANDLE, "not a lnshard_bumper");
+        EXPECT(lnshard_bumper_abandon(bumper, &wallet, NULL, &flag), LNSHARD_RESULT_NULL_PARAMETER,
+               "wallet.list_spendable");
+        EXPECT(lnshard_bumper_blocks_disconnected(NULL, 1), LNSHARD_RESULT_NULL_PARAMETER, "bumper");
+        lnshard_bumper_free(bumper);
+        EXPECT(lnshard_transaction_txid(garbage, sizeof garbage, txid),
+               LNSHARD_RESULT_INVALID_PARAMETER, "not a serialized transaction");
+        EXPECT(lnshard_transaction_txid(garbage, sizeof garbage, NULL),
+               LNSHARD_RESULT_NULL_PARAMETER, "out_txid");
+        EXPECT(lnshard_wallet_sink_push_bytes(NULL, garbage, sizeof garbage),
+               LNSHARD_RESULT_NULL_PARAMETER, "sink");
+        estimator.userdata = NULL;
+        estimator.estimate = NULL;
+        config.fee_estimator = &estimator;
+        EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &other),
+               LNSHARD_RESULT_NULL_PARAMETER, "parameter config.fee_estimator.estimate is NULL");
+        config.fee_estimator = NULL;
+    }
+
     /* _free(NULL) is a no-op for every free function. */
     lnshard_engine_free(NULL);
     lnshard_bytes_free(NULL);
     lnshard_event_free(NULL);
     lnshard_channel_list_free(NULL);
+    lnshard_bumper_free(NULL);
     if (lnshard_bytes_len(NULL) != 0 || lnshard_bytes_data(NULL) != NULL ||
         lnshard_channel_list_len(NULL) != 0 ||
         lnshard_event_get_kind(NULL) != LNSHARD_EVENT_KIND_UNKNOWN ||
-        lnshard_engine_is_idle(NULL) || lnshard_engine_shard_count(NULL) != 0) {
+        lnshard_engine_is_idle(NULL) || lnshard_engine_shard_count(NULL) != 0 ||
+        lnshard_bumper_len(NULL) != 0) {
         fprintf(stderr, "misuse.c: an infallible getter mishandled NULL\n");
         failures++;
     }
