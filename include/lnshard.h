@@ -834,6 +834,12 @@ typedef struct {
   // `lnshard_engine_new`; its callback must stay callable until `lnshard_engine_free`
   // returns.
   const lnshard_fee_estimator *fee_estimator;
+  // Whether to offer and accept `option_anchors_zero_fee_htlc_tx` channels (default
+  // true): their commitments and HTLC transactions pay (almost) no fee of their own and
+  // are bumped from the application's wallet when they must confirm (`BUMP_NEEDED`
+  // events; `lnshard_engine_bump`, `lnshard_bumper`). A peer without the feature gets a
+  // `static_remotekey` channel either way.
+  bool negotiate_anchors;
 } lnshard_engine_config;
 
 // One hop of a route, first (our peer) to last (the recipient): see `lnshard_engine_send_payment`.

@@ -786,6 +786,7 @@ static void start(node *n, const char *name, uint8_t secret_byte) {
     block_hash(height, tip);
     CHECK(lnshard_engine_config_default(&config));
     config.shards = 2;
+    config.negotiate_anchors = true; /* the default: option_anchors_zero_fee_htlc_tx */
     /* The engine asks the estimator at start and on every block (copied: this struct may
      * go; the userdata must stay). */
     estimator.userdata = &n->estimator;

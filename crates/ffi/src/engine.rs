@@ -107,6 +107,12 @@ pub struct lnshard_engine_config {
     /// `lnshard_engine_new`; its callback must stay callable until `lnshard_engine_free`
     /// returns.
     pub fee_estimator: *const lnshard_fee_estimator,
+    /// Whether to offer and accept `option_anchors_zero_fee_htlc_tx` channels (default
+    /// true): their commitments and HTLC transactions pay (almost) no fee of their own and
+    /// are bumped from the application's wallet when they must confirm (`BUMP_NEEDED`
+    /// events; `lnshard_engine_bump`, `lnshard_bumper`). A peer without the feature gets a
+    /// `static_remotekey` channel either way.
+    pub negotiate_anchors: bool,
 }
 
 /// A running engine: N shard threads (see `docs/ENGINE.md`).
@@ -227,12 +233,13 @@ pub extern "C" fn lnshard_engine_config_default(out: *mut lnshard_engine_config)
             forwarding_fee_proportional_millionths: n.forwarding.fee_proportional_millionths,
             forwarding_cltv_expiry_delta: u32::from(n.forwarding.cltv_expiry_delta),
             fee_estimator: std::ptr::null(),
+            negotiate_anchors: n.channel.negotiate_anchors,
         };
         lnshard_result::Ok
     }
 }
 
-fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, lnshard_result> {
+pub(crate) fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, lnshard_result> {
     let mut node = NodeConfig::for_network(network(c.network)?);
     node.max_channels_per_peer = in_range(
         "max_channels_per_peer",
@@ -271,6 +278,7 @@ fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, lnshard_resu
             c.min_funding_satoshis, c.max_funding_satoshis
         )));
     }
+    node.channel.negotiate_anchors = c.negotiate_anchors;
     node.channel.min_funding_satoshis = c.min_funding_satoshis;
     node.channel.max_funding_satoshis = c.max_funding_satoshis;
     node.forwarding.fee_base_msat = c.forwarding_fee_base_msat;

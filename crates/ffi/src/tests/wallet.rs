@@ -416,6 +416,7 @@ fn engine_with(estimator: Option<&lnshard_fee_estimator>) -> (lnshard_result, *m
     // SAFETY: written on Ok.
     let mut c = unsafe { c.assume_init() };
     assert!(c.fee_estimator.is_null(), "no estimator by default");
+    assert!(c.negotiate_anchors, "anchor channels by default");
     c.shards = 1;
     if let Some(e) = estimator {
         c.fee_estimator = e;
@@ -734,4 +735,20 @@ fn the_bumper_handle_refuses_other_events_and_answers_nothing_to_other_onchain_k
     lnshard_event_free(closed);
     lnshard_event_free(confirmed);
     lnshard_engine_free(engine);
+}
+
+#[test]
+fn anchor_channels_are_the_default_and_can_be_turned_off() {
+    let mut c = std::mem::MaybeUninit::<lnshard_engine_config>::uninit();
+    assert_eq!(
+        lnshard_engine_config_default(c.as_mut_ptr()),
+        lnshard_result::Ok
+    );
+    // SAFETY: written on Ok.
+    let mut c = unsafe { c.assume_init() };
+    let on = crate::engine::engine_config(&c).unwrap_or_else(|_| panic!("{}", last_error()));
+    assert!(on.node.channel.negotiate_anchors);
+    c.negotiate_anchors = false;
+    let off = crate::engine::engine_config(&c).unwrap_or_else(|_| panic!("{}", last_error()));
+    assert!(!off.node.channel.negotiate_anchors);
 }
