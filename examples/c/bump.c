@@ -13,12 +13,14 @@
  *
  * Alice funds the channel from her wallet (lnshard_engine_fund_channel), the fabricated
  * blocks confirm it, the estimator's lower background estimate makes Alice's engine lower
- * the commitment's feerate (update_fee), Alice force-closes, and her engine asks for fees
- * (an ON_CHAIN event of kind BUMP_NEEDED). lnshard_engine_bump answers it: a child spending
- * Alice's anchor (signed by her engine) and a wallet coin (signed by the wallet), change to
- * the wallet. The program prints every transaction as hex (crates/ffi/tests/c_programs.rs
- * verifies each input with libbitcoinconsensus), relays the commitment and the child
- * together, and mines them.
+ * the commitment's feerate (update_fee), Alice pays Bob an HTLC that Bob holds, Alice
+ * force-closes, and her engine asks for fees (an ON_CHAIN event of kind BUMP_NEEDED).
+ * lnshard_engine_bump answers it: a child spending Alice's anchor (signed by her engine) and
+ * a wallet coin (signed by the wallet), change to the wallet. The commitment and the child
+ * are relayed together and mined. When the HTLC expires, her engine asks for fees for its
+ * zero-fee HTLC-timeout transaction: lnshard_engine_bump completes it with a wallet coin and
+ * change. The program prints every transaction as hex (crates/ffi/tests/c_programs.rs
+ * verifies each input with libbitcoinconsensus).
  *
  * `bump rebump` answers every request with a lnshard_bumper instead: this chain's mempool
  * floor (MEMPOOL_FLOOR_PER_KW, checked on the package's real fee and weight) is above the
@@ -488,7 +490,8 @@ static uint64_t sum_outputs(const parsed_tx *p) {
     return total;
 }
 
-static int channels_ready, commitment_bumped, funding_spent, commitments_held;
+static int channels_ready, commitment_bumped, funding_spent, commitments_held, htlc_bumped;
+static uint64_t short_channel_id;
 
 /* Whether the transaction's first input spends the channel's funding output: a commitment
  * (or a cooperative close, which never happens here). */
@@ -595,8 +598,28 @@ static void handle_onchain(node *self, lnshard_event *ev) {
         return;
     }
     if (!o.has_anchor) {
-        fprintf(stderr, "%s: the commitment of an anchor channel has our anchor\n", self->name);
-        exit(1);
+        /* Our HTLC-timeout transaction (zero fee; the peer signed it with
+         * SIGHASH_SINGLE|ANYONECANPAY): completed with a wallet coin and change. */
+        lnshard_bytes *htlc_tx = NULL, *none = NULL;
+        if (rebump_mode || !commitment_bumped) {
+            fprintf(stderr, "%s: the commitment of an anchor channel has our anchor\n",
+                    self->name);
+            exit(1);
+        }
+        if (htlc_bumped) {
+            return; /* in the mempool already */
+        }
+        CHECK(lnshard_engine_bump(self->engine, &alice_wallet, ev, BUMP_FEERATE_PER_KW, &htlc_tx,
+                                  &none));
+        if (none != NULL) {
+            fprintf(stderr, "an HTLC transaction's bump has no child\n");
+            exit(1);
+        }
+        print_hex("htlc bump", lnshard_bytes_data(htlc_tx), lnshard_bytes_len(htlc_tx));
+        broadcast_bytes(htlc_tx);
+        lnshard_bytes_free(htlc_tx);
+        htlc_bumped = 1;
+        return;
     }
     if (rebump_mode) {
         relay_with_bumper(self, ev);
@@ -650,9 +673,17 @@ static void handle_event(node *self, lnshard_event *ev) {
         printf("%s: channel pending\n", self->name);
         break;
     }
-    case LNSHARD_EVENT_KIND_CHANNEL_READY:
+    case LNSHARD_EVENT_KIND_CHANNEL_READY: {
+        bool found = false;
+        CHECK(lnshard_event_short_channel_id(ev, &short_channel_id, &found));
         channels_ready++;
         printf("%s: channel ready\n", self->name);
+        break;
+    }
+    case LNSHARD_EVENT_KIND_PAYMENT_CLAIMABLE:
+        /* Bob holds it (never claims nor fails it): the HTLC is on the commitment when
+         * Alice force-closes, and Alice times it out on chain. */
+        printf("%s: payment claimable: held\n", self->name);
         break;
     case LNSHARD_EVENT_KIND_CHANNEL_CLOSED:
         printf("%s: channel closed\n", self->name);
@@ -870,6 +901,20 @@ int main(int argc, char **argv) {
         return 1;
     }
     mine(&alice, &bob, 1);
+    if (!rebump_mode) {
+        /* An HTLC from Alice to Bob that Bob holds: it expires 50 blocks from now. */
+        uint8_t preimage[32], hash[32], secret[32];
+        lnshard_route_hop hop;
+        memset(preimage, 0x5e, sizeof preimage);
+        CHECK(lnshard_engine_create_inbound_payment(bob.engine, preimage, 20000000, true, hash,
+                                                    secret));
+        memcpy(hop.node_id, bob.id, 33);
+        hop.short_channel_id = short_channel_id;
+        hop.fee_msat = 20000000;
+        hop.cltv_expiry_delta = 50;
+        CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, hash, secret, hash));
+        settle(&alice, &bob);
+    }
 
     /* Alice force-closes: her engine asks for fees for her commitment (anchor channel). */
     CHECK(lnshard_engine_force_close_channel(alice.engine, channel_id));
@@ -885,6 +930,17 @@ int main(int argc, char **argv) {
     if (funding_spent < 2) {
         fprintf(stderr, "the commitment did not confirm (%d funding spends seen)\n", funding_spent);
         return 1;
+    }
+    if (!rebump_mode) {
+        /* Until the HTLC expires: then Alice's engine asks for fees for her HTLC-timeout. */
+        for (i = 0; i < 80 && !htlc_bumped; i++) {
+            mine(&alice, &bob, 1);
+        }
+        if (!htlc_bumped) {
+            fprintf(stderr, "no HTLC bump request answered\n");
+            return 1;
+        }
+        mine(&alice, &bob, 1); /* the completed HTLC-timeout confirms */
     }
     if (rebump_mode) {
         lnshard_bump_status status;

@@ -310,8 +310,10 @@ const VERIFY_FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) 
 /// What `examples/c/bump.c` asks the bump to reach, and its estimator's background target.
 const BUMP_FEERATE_PER_KW: u64 = 5_000;
 const ESTIMATE_BACKGROUND: u64 = 1_000;
-/// BOLT 3: the weight an anchor commitment without HTLC outputs pays fees for.
+/// BOLT 3: the weight an anchor commitment without HTLC outputs pays fees for, and what
+/// each HTLC output adds.
 const ANCHOR_COMMITMENT_WEIGHT: u64 = 1_124;
+const HTLC_OUTPUT_WEIGHT: u64 = 172;
 
 fn build_bump(dir: &Path) -> PathBuf {
     let exe = dir.join("bump");
@@ -400,9 +402,11 @@ fn c_wallet_bumps_an_anchor_commitment_whose_every_input_passes_libbitcoinconsen
 
     // The commitment (signed by both engines) spends the channel's funding output; it pays
     // the feerate the estimator's background target made the funder set by update_fee
-    // (an anchor channel follows `background`; it opened at 2500 sat/kw).
+    // (an anchor channel follows `background`; it opened at 2500 sat/kw). It holds the
+    // HTLC Bob held: two anchors, both balances, one HTLC.
     let commitment_prevouts = verify_every_input(&commitment, &[&channel_funding]);
     let commitment_fee = fee(&commitment, &commitment_prevouts);
+    assert_eq!(commitment.output.len(), 5, "{commitment:?}");
     assert_eq!(
         commitment
             .output
@@ -414,7 +418,7 @@ fn c_wallet_bumps_an_anchor_commitment_whose_every_input_passes_libbitcoinconsen
     );
     assert_eq!(
         commitment_fee,
-        ANCHOR_COMMITMENT_WEIGHT * ESTIMATE_BACKGROUND / 1000,
+        (ANCHOR_COMMITMENT_WEIGHT + HTLC_OUTPUT_WEIGHT) * ESTIMATE_BACKGROUND / 1000,
         "the commitment pays the estimator's background feerate"
     );
 
@@ -451,6 +455,40 @@ fn c_wallet_bumps_an_anchor_commitment_whose_every_input_passes_libbitcoinconsen
         child_fee < 100_000,
         "no runaway fee: {child_fee} sat for a {package_weight}-weight package"
     );
+
+    // The HTLC-timeout (zero fee, the peer's signature SIGHASH_SINGLE|ANYONECANPAY),
+    // completed with the wallet's last coin and change: every input passes (ours signed
+    // again over the whole transaction by the engine, the coin by the C wallet), and it
+    // pays the feerate asked on its own.
+    let htlc = tx_field(&stdout, "htlc bump");
+    let htlc_prevouts = verify_every_input(&htlc, &[&commitment, &wallet_funding]);
+    assert_eq!(htlc.input.len(), 2, "the HTLC output and one wallet coin");
+    assert_eq!(
+        htlc.input[0].previous_output.txid,
+        commitment.compute_txid()
+    );
+    assert_eq!(
+        htlc.input[1].previous_output.txid,
+        wallet_funding.compute_txid()
+    );
+    assert!(
+        htlc.lock_time.to_consensus_u32() > 100,
+        "an HTLC-timeout: its expiry"
+    );
+    assert_eq!(htlc.output.len(), 2);
+    assert_eq!(htlc.output[1].script_pubkey, change, "change to the wallet");
+    let htlc_fee = fee(&htlc, &htlc_prevouts);
+    assert!(
+        htlc_fee * 1000 >= BUMP_FEERATE_PER_KW * htlc.weight().to_wu(),
+        "{htlc_fee} sat over {} weight",
+        htlc.weight().to_wu()
+    );
+    let coins_spent: std::collections::BTreeSet<_> = [&channel_funding, &child, &htlc]
+        .iter()
+        .flat_map(|t| t.input.iter().map(|i| i.previous_output))
+        .filter(|o| o.txid == wallet_funding.compute_txid())
+        .collect();
+    assert_eq!(coins_spent.len(), 3, "each wallet coin spent once");
 
     // The estimator was asked at each engine's start and on every block.
     let calls = field(&stdout, "estimator calls");
