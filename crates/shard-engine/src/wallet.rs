@@ -11,7 +11,11 @@
 //! ([`MonitorEvent::BumpNeeded`] with our anchor) is answered with [`bump_commitment`]: a
 //! CPFP child spending the anchor (the engine signs it with the channel's funding key,
 //! [`NodeApi::sign_anchor_input`]) and wallet coins (reserved, signed by the wallet), with
-//! change to the wallet; the host relays the commitment and the child as a package.
+//! change to the wallet; the host relays the commitment and the child as a package. An
+//! HTLC transaction's request is answered with [`bump_htlc`] (wallet inputs and change).
+//! [`rebump_commitment`] and [`rebump_htlc_bump`] replace a bump with the same inputs and
+//! more fee (BIP 125), never above the request's cap; [`crate::Bumper`] drives all four
+//! for a host, holding the bumps in flight until they confirm.
 //!
 //! Who signs what: the wallet signs its inputs only (the engine never sees its keys); the
 //! engine signs the channel's transactions with the node's keys.

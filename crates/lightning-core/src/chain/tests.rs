@@ -730,6 +730,11 @@ fn a_claim_near_its_deadline_pays_up_to_its_value_less_a_dust_safe_output() {
         paid < dust + weight.div_ceil(1000) + 1,
         "nearly all of the value in fees: {paid}"
     );
+    // At the cap, a higher feerate cannot replace it: the same claim goes out again.
+    w.monitor.set_feerate(60_000);
+    let out = w.monitor.outputs();
+    w.take(out);
+    assert_eq!(w.spends(htlc), Some(claim.clone()));
     // The fee never exceeds the value claimed; the chain takes it.
     w.confirm(&[claim]);
 }
