@@ -23,7 +23,8 @@ use crate::handle::{Castable, HandleKind};
 pub enum lnshard_event_kind {
     /// An event this library version does not know (or a NULL event).
     Unknown = 0,
-    /// Build the funding transaction (`lnshard_event_build_funding_transaction`) and pass it
+    /// Fund the channel from an `lnshard_wallet` with `lnshard_engine_fund_channel`, or
+    /// build the funding transaction (`lnshard_event_build_funding_transaction`) and pass it
     /// to `lnshard_engine_funding_transaction_generated`. Fields: temporary channel id,
     /// counterparty node id, channel value, output script, user channel id.
     FundingGenerationReady = 1,
@@ -93,9 +94,12 @@ pub enum lnshard_onchain_kind {
     /// claimed.
     FutureCommitmentSeen = 8,
     /// Anchor channels: a transaction (`lnshard_event_transaction`, whose id is `txid`)
-    /// that pays no fee of its own must confirm by `deadline` at `feerate_per_kw`. Add
-    /// wallet inputs (and change) to it, or spend `anchor` (when `has_anchor`) with a child
-    /// paying for both. Never broadcast it alone as if final.
+    /// that pays no fee of its own must confirm by `deadline` at `feerate_per_kw`, paying
+    /// at most `max_fee_sat` in fees. Add wallet inputs (and change) to it, or spend
+    /// `anchor` (when `has_anchor`) with a child paying for both: `lnshard_engine_bump`
+    /// does either from an `lnshard_wallet`, and `lnshard_bumper_handle` answers every
+    /// request (asked again each block until it confirms) with BIP 125 replacements. Never
+    /// broadcast it alone as if final.
     BumpNeeded = 9,
 }
 
