@@ -1353,11 +1353,13 @@ lnshard_result lnshard_set_log_callback(lnshard_log_callback callback, void *use
 // (which must be UTF-8). `len` bytes at `data` are copied (NULL allowed when `len` is 0).
 lnshard_result lnshard_store_sink_push(lnshard_store_sink *sink, const uint8_t *data, size_t len);
 
-// Hands one coin back from `list_spendable` (copied). A coin that does not parse (a NULL
-// or oversized script, a value above 21,000,000 BTC, a satisfaction weight above
-// `LNSHARD_MAX_SATISFACTION_WEIGHT`), more than `LNSHARD_MAX_WALLET_UTXOS` coins, or a
-// sink of `sign_inputs`/`change_script`: `LNSHARD_RESULT_INVALID_PARAMETER`, and the whole
-// listing fails (`LNSHARD_RESULT_WALLET_FAILED` from the call that asked for it).
+// Hands one coin back from `list_spendable` (copied). A NULL `utxo`
+// (`LNSHARD_RESULT_NULL_PARAMETER`), a coin that does not parse (a NULL or oversized
+// script, a value above 21,000,000 BTC, a satisfaction weight above
+// `LNSHARD_MAX_SATISFACTION_WEIGHT`) or more than `LNSHARD_MAX_WALLET_UTXOS` coins
+// (`LNSHARD_RESULT_INVALID_PARAMETER`) make the whole listing fail
+// (`LNSHARD_RESULT_WALLET_FAILED` from the call that asked for it); a sink of
+// `sign_inputs`/`change_script` is `LNSHARD_RESULT_INVALID_PARAMETER`.
 lnshard_result lnshard_wallet_sink_push_utxo(lnshard_wallet_sink *sink, const lnshard_utxo *utxo);
 
 // Hands bytes back from `sign_inputs` (the signed transaction) or `change_script` (the

@@ -227,11 +227,13 @@ fn sink_refusal(sink: &mut WalletSink, message: String) -> lnshard_result {
     invalid_parameter(message)
 }
 
-/// Hands one coin back from `list_spendable` (copied). A coin that does not parse (a NULL
-/// or oversized script, a value above 21,000,000 BTC, a satisfaction weight above
-/// `LNSHARD_MAX_SATISFACTION_WEIGHT`), more than `LNSHARD_MAX_WALLET_UTXOS` coins, or a
-/// sink of `sign_inputs`/`change_script`: `LNSHARD_RESULT_INVALID_PARAMETER`, and the whole
-/// listing fails (`LNSHARD_RESULT_WALLET_FAILED` from the call that asked for it).
+/// Hands one coin back from `list_spendable` (copied). A NULL `utxo`
+/// (`LNSHARD_RESULT_NULL_PARAMETER`), a coin that does not parse (a NULL or oversized
+/// script, a value above 21,000,000 BTC, a satisfaction weight above
+/// `LNSHARD_MAX_SATISFACTION_WEIGHT`) or more than `LNSHARD_MAX_WALLET_UTXOS` coins
+/// (`LNSHARD_RESULT_INVALID_PARAMETER`) make the whole listing fail
+/// (`LNSHARD_RESULT_WALLET_FAILED` from the call that asked for it); a sink of
+/// `sign_inputs`/`change_script` is `LNSHARD_RESULT_INVALID_PARAMETER`.
 #[no_mangle]
 pub extern "C" fn lnshard_wallet_sink_push_utxo(
     sink: *mut lnshard_wallet_sink,
@@ -241,7 +243,8 @@ pub extern "C" fn lnshard_wallet_sink_push_utxo(
         let sink = try_handle_mut!(sink, "sink");
         // SAFETY: NULL or a pointer to a live coin (documented contract).
         let Some(utxo) = (unsafe { utxo.as_ref() }) else {
-            return sink_refusal(sink, "parameter utxo is NULL".to_owned());
+            sink_refusal(sink, "parameter utxo is NULL".to_owned());
+            return crate::error::null_parameter("utxo");
         };
         if !matches!(sink, WalletSink::Utxos { .. }) {
             return invalid_parameter(

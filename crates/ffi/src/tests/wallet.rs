@@ -106,6 +106,14 @@ extern "C" fn list(userdata: *mut c_void, sink: *mut lnshard_wallet_sink) -> i32
         "{}",
         last_error()
     );
+    if b.code == 5 {
+        // A NULL coin fails the listing too.
+        assert_eq!(
+            lnshard_wallet_sink_push_utxo(sink, std::ptr::null()),
+            lnshard_result::NullParameter
+        );
+        return 0;
+    }
     // A coin sink takes no bytes.
     assert_eq!(
         lnshard_wallet_sink_push_bytes(sink, SCRIPT.as_ptr(), SCRIPT.len()),
@@ -247,6 +255,13 @@ fn coins_listed_from_c_arrive_whole_and_a_refused_coin_fails_the_listing() {
         e.contains("script_pubkey_len 10001 above the limit 10000"),
         "{e}"
     );
+
+    let b = Behaviour {
+        code: 5,
+        ..Behaviour::default()
+    };
+    let e = unavailable(wallet(&b).list_spendable().expect_err("a NULL coin"));
+    assert!(e.contains("parameter utxo is NULL"), "{e}");
 
     let b = Behaviour {
         code: 7,
