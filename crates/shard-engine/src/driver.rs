@@ -30,6 +30,7 @@ use crate::error::{EngineError, StopReason};
 use crate::msg::{Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{step, Shard};
+use crate::store::WriteOp;
 
 /// The most bytes of peers' ciphertext one batch handles before its commit and the release of
 /// its outputs: a batch of reads full of messages that cost work but change no state (a
@@ -66,6 +67,24 @@ pub(crate) trait Sink {
     /// Hands `msg` to shard `to`'s inbox without waiting.
     #[allow(clippy::result_large_err)]
     fn to_shard(&mut self, to: usize, msg: ShardMsg) -> Result<(), Refused>;
+    /// Whether a commit now should overlap the shard's next messages (work is waiting for
+    /// it): the commit then goes to the host's committer ([`Sink::submit`]) rather than being
+    /// written on the shard's thread while that work waits.
+    fn overlap(&self) -> bool;
+    /// Hands batch `seq`'s writes for shard `shard` to the host's committer, which writes
+    /// them after the batches this shard submitted before (a crash keeps a prefix of them)
+    /// and reports back through [`ShardDriver::durable`]. `Err` gives them back when there is
+    /// no committer: the driver writes them itself.
+    #[allow(clippy::result_large_err)]
+    fn submit(&mut self, shard: usize, seq: u64, ops: Vec<WriteOp>) -> Result<(), Vec<WriteOp>>;
+}
+
+/// A batch whose writes the committer holds: its outputs, and those of the batches after it
+/// that needed no commit of their own, wait for it to be durable.
+#[derive(Debug)]
+struct InFlight {
+    seq: u64,
+    out: Vec<Out>,
 }
 
 /// What [`ShardDriver::handle`] did with a message. A held message comes back by value:
@@ -108,6 +127,13 @@ pub(crate) struct ShardDriver {
     /// Whether an earlier batch's changes were carried over uncommitted (none of its
     /// outputs [needed](Out::needs_commit) them durable): the next commit writes them.
     deferred: bool,
+    /// Batches submitted to the committer and not yet durable, oldest first (pipelined group
+    /// commit: the shard steps the next messages meanwhile).
+    in_flight: VecDeque<InFlight>,
+    /// The number of the next batch submitted to the committer.
+    next_seq: u64,
+    /// A commit failed: nothing more is written or released (the store keeps a prefix).
+    failed: bool,
 }
 
 impl ShardDriver {
@@ -127,7 +153,9 @@ impl ShardDriver {
             }),
             // Batches exist to amortize commits: without a store, release each message's
             // outputs at once (cross-shard work then never waits on another batch).
-            commit_batch: if config.store.is_some() {
+            // A committer groups the writes of many batches in one sync: a batch of one
+            // message releases its outputs soonest.
+            commit_batch: if config.store.is_some() && !config.pipelines_commits() {
                 config.commit_batch.max(1)
             } else {
                 1
@@ -140,7 +168,26 @@ impl ShardDriver {
             ciphertext: 0,
             force_commit: false,
             deferred: false,
+            in_flight: VecDeque::new(),
+            next_seq: 0,
+            failed: false,
         }
+    }
+
+    /// Whether batches submitted to the committer are not yet durable (their outputs wait).
+    pub(crate) fn in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// How many batches are in flight.
+    pub(crate) fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether outputs wait outside any batch (the disconnections of connections closed by a
+    /// release that [`ShardDriver::durable`] made): the caller runs an empty batch for them.
+    pub(crate) fn has_outputs(&self) -> bool {
+        !self.out.is_empty()
     }
 
     /// Whether changes are waiting, uncommitted, for the next commit (see
@@ -261,50 +308,138 @@ impl ShardDriver {
     /// false then too. False, with nothing released, when the process is dying between the
     /// commit and the release ([`Sink::aborted`]).
     pub(crate) fn end<S: Sink>(&mut self, sink: &mut S) -> bool {
+        if self.failed {
+            self.out.clear();
+            return false;
+        }
         loop {
             if let Some(p) = &self.persister {
                 if self.force_commit || self.out.iter().any(Out::needs_commit) {
-                    if let Err(error) = p.commit(self.shard.core_mut(), &self.out, &self.consumed) {
-                        self.out.clear();
-                        self.consumed.clear();
-                        sink.halt(StopReason::CommitFailed {
-                            shard: self.shard.index(),
-                            error: Box::new(error),
-                        });
-                        return false;
-                    }
+                    let ops = match durable::commit_ops(
+                        self.shard.core_mut(),
+                        &p.node_key,
+                        &self.out,
+                        &self.consumed,
+                    ) {
+                        Ok(ops) => ops,
+                        Err(error) => return self.fail(sink, error),
+                    };
                     self.consumed.clear();
                     self.deferred = false;
+                    self.force_commit = false;
+                    if !ops.is_empty() {
+                        // Behind a batch in flight, or with work waiting: to the committer,
+                        // and the shard goes on while it writes.
+                        let ops = if self.in_flight() || sink.overlap() {
+                            let seq = self.next_seq;
+                            match sink.submit(self.shard.index(), seq, ops) {
+                                Ok(()) => {
+                                    self.next_seq += 1;
+                                    self.in_flight.push_back(InFlight {
+                                        seq,
+                                        out: std::mem::take(&mut self.out),
+                                    });
+                                    return !sink.stopped();
+                                }
+                                Err(ops) => ops,
+                            }
+                        } else {
+                            ops
+                        };
+                        // No committer (so nothing in flight to overtake): written here.
+                        debug_assert!(self.in_flight.is_empty(), "a write overtook the committer");
+                        if let Err(error) = p.store.write_batch(&ops) {
+                            return self.fail(sink, durable::store_error(error));
+                        }
+                    }
                 } else {
                     // Carried into the next commit, with the resolutions consumed (their
                     // records stay until the state that applied them is durable).
                     self.deferred = true;
+                    self.force_commit = false;
                 }
-                self.force_commit = false;
             } else {
                 self.consumed.clear();
+            }
+            if let Some(last) = self.in_flight.back_mut() {
+                // Released after the batch in flight before it, in order.
+                last.out.append(&mut self.out);
+                return !sink.stopped();
             }
             if sink.aborted() {
                 // A crash between the commit and the release of the outputs.
                 self.out.clear();
                 return false;
             }
-            let closed = self.release(sink);
+            let out = std::mem::take(&mut self.out);
+            let closed = self.release(out, sink);
             if sink.stopped() {
                 return false;
             }
             if closed.is_empty() {
                 return true;
             }
-            for (conn, node_id) in closed {
-                // An attached connection the shard closed (asked to, or too slow).
-                step(
-                    &mut self.shard,
-                    ShardMsg::Detach { conn, node_id },
-                    &mut self.out,
-                );
-            }
+            self.detach_closed(closed);
         }
+    }
+
+    /// The committer made every batch up to `seq` durable (`Ok`), or failed to (`Err`: the
+    /// engine stops, and nothing of the batches in flight is released). Releases the outputs
+    /// of the batches now durable, in order; the disconnections of connections they closed
+    /// are stepped into the current batch (see [`ShardDriver::has_outputs`]). False as
+    /// [`ShardDriver::end`].
+    pub(crate) fn durable<S: Sink>(
+        &mut self,
+        seq: u64,
+        result: Result<(), EngineError>,
+        sink: &mut S,
+    ) -> bool {
+        if self.failed {
+            return false;
+        }
+        if let Err(error) = result {
+            return self.fail(sink, error);
+        }
+        let mut out = Vec::new();
+        while let Some(batch) = self.in_flight.pop_front() {
+            if batch.seq > seq {
+                self.in_flight.push_front(batch);
+                break;
+            }
+            out.extend(batch.out);
+        }
+        if sink.aborted() {
+            return false;
+        }
+        let closed = self.release(out, sink);
+        self.detach_closed(closed);
+        !sink.stopped()
+    }
+
+    /// Steps the disconnection of each attached connection a release closed.
+    fn detach_closed(&mut self, closed: Vec<(ConnectionId, PublicKey)>) {
+        for (conn, node_id) in closed {
+            // An attached connection the shard closed (asked to, or too slow).
+            step(
+                &mut self.shard,
+                ShardMsg::Detach { conn, node_id },
+                &mut self.out,
+            );
+        }
+    }
+
+    /// A commit failed: nothing that depends on the lost state is released (this batch's
+    /// outputs, those of the batches in flight), and the whole engine stops.
+    fn fail<S: Sink>(&mut self, sink: &mut S, error: EngineError) -> bool {
+        self.failed = true;
+        self.out.clear();
+        self.consumed.clear();
+        self.in_flight.clear();
+        sink.halt(StopReason::CommitFailed {
+            shard: self.shard.index(),
+            error: Box::new(error),
+        });
+        false
     }
 
     /// Tries to hand parked messages to their targets in order; returns how many remain.
@@ -340,12 +475,20 @@ impl ShardDriver {
 
     /// Releases the batch's outputs; returns the attached connections closed (at the core's
     /// request, or because they could not take more).
-    fn release<S: Sink>(&mut self, sink: &mut S) -> Vec<(ConnectionId, PublicKey)> {
+    fn release<S: Sink>(&mut self, out: Vec<Out>, sink: &mut S) -> Vec<(ConnectionId, PublicKey)> {
         let mut closed = Vec::new();
-        for o in self.out.drain(..) {
+        for o in out {
             match o {
-                Out::Peer { node_id, output } => {
-                    if let Some(c) = self.shard.connection_mut(&node_id) {
+                Out::Peer {
+                    node_id,
+                    conn,
+                    output,
+                } => {
+                    let attached = self
+                        .shard
+                        .connection_mut(&node_id)
+                        .filter(|c| Some(c.conn) == conn);
+                    if let Some(c) = attached {
                         // Attached: encrypted here, on the peer's shard, now that the state
                         // it reports is durable.
                         let ok = match output {
@@ -363,8 +506,9 @@ impl ShardDriver {
                             closed.push((c.conn, node_id));
                         }
                     } else {
-                        // No connection (the peer is gone): what it would have been sent is
-                        // dropped; a reconnection starts afresh with init and reestablish.
+                        // Its connection is gone (the peer left, or reconnected since): what it
+                        // would have been sent is dropped; a reconnection starts afresh with
+                        // init and reestablish.
                         tracing::trace!(%node_id, "output for a peer without a connection");
                     }
                 }

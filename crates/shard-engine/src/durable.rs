@@ -228,22 +228,6 @@ pub fn commit_ops(
     Ok(ops)
 }
 
-impl Persister {
-    /// Group commit: everything of one batch in one durable `write_batch`.
-    pub(crate) fn commit(
-        &self,
-        core: &mut NodeCore,
-        out: &[Out],
-        consumed: &[HtlcSource],
-    ) -> Result<(), EngineError> {
-        let ops = commit_ops(core, &self.node_key, out, consumed)?;
-        if ops.is_empty() {
-            return Ok(());
-        }
-        self.store.write_batch(&ops).map_err(store_error)
-    }
-}
-
 pub(crate) fn store_error(e: StoreError) -> EngineError {
     EngineError::Store(Arc::new(e))
 }

@@ -5,7 +5,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{
+    bounded, unbounded, Receiver, RecvTimeoutError, Select, Sender, TrySendError,
+};
 use lightning_core::bitcoin::BlockHash;
 use lightning_core::keys::ChannelKeys;
 use lightning_core::node::{Event, Liveness, NodeConfig};
@@ -26,7 +28,7 @@ use crate::fees::FeeEstimator;
 use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{Shard, ShardCounters, ShardStats};
-use crate::store::Store;
+use crate::store::{Store, StoreError, WriteOp};
 
 /// How the engine is sized, and where it keeps its state.
 #[derive(Clone)]
@@ -62,6 +64,14 @@ pub struct EngineConfig {
     /// (0.41 vs 0.43 in `lnshard bench durable`), while shards forwarding to each other do not
     /// wait on each other's long batches (docs/ENGINE.md, "Batch size").
     pub commit_batch: usize,
+    /// Pipelined group commit, for a store whose writes wait on a disk
+    /// ([`Store::overlap_writes`]: `FsStore`): each shard hands every message's writes to its
+    /// own committer thread, which writes whatever has queued meanwhile in one `write_batch`
+    /// (one sync), while the shard goes on with the next messages; each message's outputs
+    /// leave the moment its write is durable (`commit_batch` does not apply). Default true;
+    /// false: the shard writes its batches of up to `commit_batch` messages itself, its inbox
+    /// waiting meanwhile. Without effect on other stores.
+    pub pipeline_commits: bool,
     /// Ping/pong liveness for peers ([`Engine::timer_tick`] drives it).
     pub liveness: Liveness,
     /// Test mode only (regtest conformance harnesses): every new channel uses these keys
@@ -86,10 +96,19 @@ impl core::fmt::Debug for EngineConfig {
             .field("node", &self.node)
             .field("store", &self.store.as_ref().map(|_| "dyn Store"))
             .field("commit_batch", &self.commit_batch)
+            .field("pipeline_commits", &self.pipeline_commits)
             .field("liveness", &self.liveness)
             .field("forced_channel_keys", &self.forced_channel_keys.is_some())
             .field("fee_estimator", &self.fee_estimator.is_some())
             .finish()
+    }
+}
+
+impl EngineConfig {
+    /// Whether shards hand their writes to committer threads ([`EngineConfig::pipeline_commits`]
+    /// with a store whose writes wait on a disk).
+    pub(crate) fn pipelines_commits(&self) -> bool {
+        self.pipeline_commits && self.store.as_ref().is_some_and(|s| s.overlap_writes())
     }
 }
 
@@ -106,6 +125,7 @@ impl Default for EngineConfig {
             node: NodeConfig::default(),
             store: None,
             commit_batch: 64,
+            pipeline_commits: true,
             liveness: Liveness::default(),
             forced_channel_keys: None,
             fee_estimator: None,
@@ -126,6 +146,8 @@ struct Shared {
     pending: AtomicUsize,
     /// Shards holding changes carried over uncommitted, until their idle flush.
     deferred: AtomicUsize,
+    /// Shards whose committer holds batches not yet durable (their outputs wait).
+    committing: AtomicUsize,
     closing: AtomicBool,
     /// Set by [`Engine::abort`]: shards stop at once, as the process would in a crash.
     aborted: AtomicBool,
@@ -337,6 +359,7 @@ impl Engine {
             events_rx,
             pending: AtomicUsize::new(0),
             deferred: AtomicUsize::new(0),
+            committing: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             stopped: OnceLock::new(),
@@ -350,15 +373,26 @@ impl Engine {
         for ((shard, rx), first) in shards.into_iter().zip(receivers).zip(initial) {
             let index = shard.index();
             counters.push(shard.counters().clone());
+            let (committer, reports) = match &config.store {
+                Some(store) if config.pipelines_commits() => {
+                    let (committer, reports) = Committer::spawn(index, store.clone(), &shared);
+                    (Some(committer), Some(reports))
+                }
+                _ => (None, None),
+            };
             let worker = Worker {
                 driver: ShardDriver::new(shard, &config, n),
-                rx,
                 sink: ThreadSink {
                     senders: senders.clone(),
                     shared: shared.clone(),
+                    inbox: rx.clone(),
+                    committer,
                 },
+                rx,
+                reports,
                 held: None,
                 counted_deferred: false,
+                counted_committing: false,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("lnshard-shard-{index}"))
@@ -694,7 +728,8 @@ impl Engine {
     /// milliseconds: the engine is idle after that.
     pub fn is_idle(&self) -> bool {
         (self.shared.pending.load(Ordering::SeqCst) == 0
-            && self.shared.deferred.load(Ordering::SeqCst) == 0)
+            && self.shared.deferred.load(Ordering::SeqCst) == 0
+            && self.shared.committing.load(Ordering::SeqCst) == 0)
             || self.shared.is_stopped()
     }
 
@@ -899,6 +934,79 @@ impl Engine {
 struct ThreadSink {
     senders: Vec<Sender<ShardMsg>>,
     shared: Arc<Shared>,
+    /// This shard's own inbox (whether work is waiting: [`Sink::overlap`]).
+    inbox: Receiver<ShardMsg>,
+    /// This shard's committer, with a store.
+    committer: Option<Committer>,
+}
+
+/// A batch's writes on their way to the committer: its number, its operations.
+type Submitted = (u64, Vec<WriteOp>);
+
+/// What the committer reports: every batch up to this number is durable, or the write of
+/// the batches up to it failed.
+type Report = (u64, Result<(), StoreError>);
+
+/// Batches in flight beyond which a shard waits for its committer before taking more
+/// messages (bounds the outputs and writes it holds).
+const MAX_IN_FLIGHT: usize = 64;
+
+/// A shard's committer: a thread that writes the batches its shard submits, in order, each
+/// time everything queued in one `write_batch` (group commit across batches), while the
+/// shard steps the next messages (pipelined group commit). It reports each write back; after
+/// a failed one it writes nothing more (the store keeps a prefix of the shard's batches).
+struct Committer {
+    tx: Option<Sender<Submitted>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Starts shard `index`'s committer on `store`; returns it and where it reports.
+    fn spawn(
+        index: usize,
+        store: Arc<dyn Store>,
+        shared: &Arc<Shared>,
+    ) -> (Self, Receiver<Report>) {
+        let (tx, rx) = unbounded::<Submitted>();
+        let (report_tx, report_rx) = unbounded::<Report>();
+        let shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("lnshard-commit-{index}"))
+            .spawn(move || {
+                while let Ok((mut seq, mut ops)) = rx.recv() {
+                    // Everything queued meanwhile goes in the same write.
+                    while let Ok((next, more)) = rx.try_recv() {
+                        seq = next;
+                        ops.extend(more);
+                    }
+                    if shared.aborted.load(Ordering::SeqCst) {
+                        // The process is dying: this write never happens.
+                        break;
+                    }
+                    let result = store.write_batch(&ops);
+                    let failed = result.is_err();
+                    if report_tx.send((seq, result)).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning a committer thread (the OS refused a thread)");
+        (
+            Committer {
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            report_rx,
+        )
+    }
+
+    /// Stops taking batches and waits for the thread to finish the write it is in.
+    fn join(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Sink for ThreadSink {
@@ -954,17 +1062,52 @@ impl Sink for ThreadSink {
             TrySendError::Disconnected(m) => Refused::Gone(m),
         })
     }
+
+    #[inline]
+    fn overlap(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
+    fn submit(&mut self, _shard: usize, seq: u64, ops: Vec<WriteOp>) -> Result<(), Vec<WriteOp>> {
+        match &self.committer {
+            Some(c) => {
+                // A committer that is gone (it failed) leaves the batch in flight for good:
+                // the shard learns of it from its reports, and nothing is written after it.
+                if let Some(tx) = &c.tx {
+                    let _ = tx.send((seq, ops));
+                }
+                Ok(())
+            }
+            None => Err(ops),
+        }
+    }
 }
 
 /// One shard's thread: receives and blocks; the batch protocol is the [`ShardDriver`]'s.
 struct Worker {
     driver: ShardDriver,
     rx: Receiver<ShardMsg>,
+    /// The committer's reports (with a store).
+    reports: Option<Receiver<Report>>,
     sink: ThreadSink,
     /// A message taken from the inbox that starts the next batch.
     held: Option<ShardMsg>,
     /// Whether this shard is counted in [`Shared::deferred`].
     counted_deferred: bool,
+    /// Whether this shard is counted in [`Shared::committing`].
+    counted_committing: bool,
+}
+
+/// What a shard's wait ended with (moved once, never stored: boxing the message would
+/// allocate on the hot path).
+#[allow(clippy::large_enum_variant)]
+enum Wake {
+    /// A message from the inbox.
+    Msg(ShardMsg),
+    /// Nothing within the time allowed (or a report was handled: look again).
+    Nothing,
+    /// The inbox closed, or the engine must stop.
+    Stop,
 }
 
 /// How long a shard's inbox stays empty before the shard commits the changes its last
@@ -987,6 +1130,11 @@ impl Worker {
                 message,
             });
         }
+        // No write of this shard after its thread ends (a reopen may read the store next).
+        if let Some(c) = self.sink.committer.as_mut() {
+            c.join();
+        }
+        self.note_state();
         if self.sink.stopped() {
             // Whatever is queued will never be handled: drop it now, so callers waiting on
             // an answer wake (their reply channel closes) instead of waiting out a timeout.
@@ -1003,14 +1151,129 @@ impl Worker {
     /// Counts this shard in [`Shared::deferred`] while its driver holds changes carried
     /// over uncommitted (before its batch stops counting as pending, so that
     /// [`Engine::is_idle`] never reads both zero in between).
-    fn note_deferred(&mut self) {
+    fn note_state(&mut self) {
+        let shared = &self.sink.shared;
         let now = self.driver.deferred();
         if now != self.counted_deferred {
             self.counted_deferred = now;
             if now {
-                self.sink.shared.deferred.fetch_add(1, Ordering::SeqCst);
+                shared.deferred.fetch_add(1, Ordering::SeqCst);
             } else {
-                self.sink.shared.deferred.fetch_sub(1, Ordering::SeqCst);
+                shared.deferred.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        // Likewise in [`Shared::committing`] while batches it submitted are in flight (and
+        // not once its thread ended: nothing of them will be released).
+        let now = self.driver.in_flight() && !self.sink.stopped() && !self.sink.aborted();
+        if now != self.counted_committing {
+            self.counted_committing = now;
+            if now {
+                shared.committing.fetch_add(1, Ordering::SeqCst);
+            } else {
+                shared.committing.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Handles one committer report: releases what became durable, or stops the engine on a
+    /// failed write. The disconnections that releasing stepped go in the current batch
+    /// (`in_batch`), else in a batch of their own. False if the shard must stop.
+    fn report(&mut self, report: Option<Report>, in_batch: bool) -> bool {
+        let ok = match report {
+            Some((seq, result)) => {
+                self.driver
+                    .durable(seq, result.map_err(durable::store_error), &mut self.sink)
+            }
+            // The committer is gone with batches in flight (it failed and reported it, or
+            // it was stopped): nothing of them can be released.
+            None if self.driver.in_flight() => self.driver.durable(
+                0,
+                Err(EngineError::Stopped {
+                    reason: StopReason::CommitFailed {
+                        shard: self.driver.shard().index(),
+                        error: Box::new(EngineError::ShuttingDown),
+                    },
+                }),
+                &mut self.sink,
+            ),
+            None => true,
+        };
+        let ok = ok
+            && (in_batch || !self.driver.has_outputs() || {
+                self.driver.begin();
+                self.driver.end(&mut self.sink)
+            });
+        self.note_state();
+        ok
+    }
+
+    /// Handles the committer's reports already there, without waiting (`in_batch`: as
+    /// [`Worker::report`]). False if the shard must stop.
+    fn take_reports(&mut self, in_batch: bool) -> bool {
+        loop {
+            let Some(reports) = &self.reports else {
+                return true;
+            };
+            let report = match reports.try_recv() {
+                Ok(r) => Some(r),
+                Err(crossbeam_channel::TryRecvError::Empty) => return true,
+                Err(crossbeam_channel::TryRecvError::Disconnected) if self.driver.in_flight() => {
+                    None
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return true,
+            };
+            if !self.report(report, in_batch) {
+                return false;
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (`None`: for as long as it takes) for an inbox message, handling
+    /// the committer's reports as they come (each may release outputs). With `inbox` false,
+    /// waits for a report only (too many batches in flight).
+    fn wait(&mut self, timeout: Option<Duration>, inbox: bool) -> Wake {
+        /// What the select found, taken out of it before the shard acts on it.
+        #[allow(clippy::large_enum_variant)]
+        enum Got {
+            Msg(ShardMsg),
+            Report(Option<Report>),
+            Nothing,
+            Closed,
+        }
+        let got = {
+            let mut sel = Select::new();
+            let from_inbox = inbox.then(|| sel.recv(&self.rx));
+            let reports = self.reports.as_ref().filter(|_| self.driver.in_flight());
+            if let Some(r) = reports {
+                sel.recv(r);
+            }
+            if from_inbox.is_none() && reports.is_none() {
+                return Wake::Nothing;
+            }
+            let op = match timeout {
+                Some(t) => sel.select_timeout(t).ok(),
+                None => Some(sel.select()),
+            };
+            match (op, reports) {
+                (None, _) => Got::Nothing,
+                (Some(op), _) if Some(op.index()) == from_inbox => match op.recv(&self.rx) {
+                    Ok(m) => Got::Msg(m),
+                    Err(_) => Got::Closed,
+                },
+                (Some(op), Some(r)) => Got::Report(op.recv(r).ok()),
+                (Some(_), None) => Got::Nothing,
+            }
+        };
+        match got {
+            Got::Msg(m) => Wake::Msg(m),
+            Got::Nothing => Wake::Nothing,
+            Got::Closed => Wake::Stop,
+            Got::Report(report) => {
+                if self.report(report, false) {
+                    Wake::Nothing
+                } else {
+                    Wake::Stop
+                }
             }
         }
     }
@@ -1028,50 +1291,51 @@ impl Worker {
         }
         let mut stopping = false;
         loop {
-            if self.must_stop() {
+            if self.must_stop() || !self.take_reports(false) {
                 break;
             }
             let parked = self.driver.flush_parked(&mut self.sink);
-            let next = if let Some(m) = self.held.take() {
-                Some(m)
+            let wake = if let Some(m) = self.held.take() {
+                Wake::Msg(m)
+            } else if self.driver.in_flight_len() >= MAX_IN_FLIGHT {
+                // Enough held for the committer: wait for it before taking more.
+                self.wait(Some(STOP_POLL), false)
             } else if stopping {
                 match self.rx.try_recv() {
-                    Ok(m) => Some(m),
+                    Ok(m) => Wake::Msg(m),
                     Err(_) if parked > 0 => {
                         std::thread::sleep(Duration::from_micros(50));
-                        continue;
+                        Wake::Nothing
                     }
+                    // Nothing is left once what is in flight is durable and released.
+                    Err(_) if self.driver.in_flight() => self.wait(Some(STOP_POLL), false),
                     Err(_) => break,
                 }
             } else if parked > 0 {
                 // Never block while holding undelivered work: keep draining our own inbox
                 // (which is what frees room in the other shard's) and retry soon.
-                match self.rx.recv_timeout(Duration::from_micros(50)) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
+                self.wait(Some(Duration::from_micros(50)), true)
             } else if self.driver.deferred() {
                 // Changes carried over uncommitted: commit them if the inbox stays empty.
-                match self.rx.recv_timeout(IDLE_FLUSH) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => {
+                match self.wait(Some(IDLE_FLUSH), true) {
+                    Wake::Nothing if !self.driver.in_flight() => {
                         let ok = self.driver.flush(&mut self.sink);
-                        self.note_deferred();
+                        self.note_state();
                         if !ok {
                             break;
                         }
-                        None
+                        Wake::Nothing
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    other => other,
                 }
             } else {
-                match self.rx.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => break,
-                }
+                self.wait(None, true)
             };
-            let Some(msg) = next else { continue };
+            let msg = match wake {
+                Wake::Msg(m) => m,
+                Wake::Nothing => continue,
+                Wake::Stop => break,
+            };
             if self.must_stop() {
                 break;
             }
@@ -1084,7 +1348,13 @@ impl Worker {
             let mut msg = Some(msg);
             while let Some(m) = msg.take() {
                 match self.driver.handle(m, &mut self.sink) {
-                    Handled::More => msg = self.rx.try_recv().ok(),
+                    Handled::More => {
+                        // What became durable meanwhile goes out before the next message.
+                        if !self.take_reports(true) {
+                            break;
+                        }
+                        msg = self.rx.try_recv().ok();
+                    }
                     Handled::Full => {}
                     Handled::Held(m) => self.held = Some(m),
                     Handled::Shutdown => stopping = true,
@@ -1092,7 +1362,7 @@ impl Worker {
             }
             let handled = self.driver.handled();
             let ok = self.driver.end(&mut self.sink);
-            self.note_deferred();
+            self.note_state();
             counters
                 .busy_nanos
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);

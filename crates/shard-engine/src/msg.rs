@@ -92,6 +92,9 @@ pub enum Out {
     Peer {
         /// The peer.
         node_id: PublicKey,
+        /// The connection attached when it was produced (`None`: none was): it goes to that
+        /// connection only, never to one attached after it (which starts afresh with `init`).
+        conn: Option<ConnectionId>,
         /// What to do.
         output: PeerOutput,
     },

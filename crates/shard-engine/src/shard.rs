@@ -300,10 +300,12 @@ fn drain(shard: &mut Shard, out: &mut Vec<Out>) {
     while let Some(output) = shard.core.poll_output() {
         match output {
             Output::SendMessage { node_id, msg } => out.push(Out::Peer {
+                conn: shard.connections.get(&node_id).map(|c| c.conn),
                 node_id,
                 output: PeerOutput::Message(msg.encode()),
             }),
             Output::Disconnect { node_id } => out.push(Out::Peer {
+                conn: shard.connections.get(&node_id).map(|c| c.conn),
                 node_id,
                 output: PeerOutput::Disconnect,
             }),

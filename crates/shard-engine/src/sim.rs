@@ -9,7 +9,11 @@
 //! engine would see other shards progress meanwhile.
 //!
 //! On a store ([`Sim::open`], a `MemoryStore` in the tests) every batch is committed before
-//! its outputs leave, and [`Sim::set_crashes`] makes the whole engine die at seeded points of
+//! its outputs leave. As on the threads, a batch that ends with work waiting may go to the
+//! shard's committer (pipelined group commit): here a per-shard queue of writes that a
+//! seeded step completes later (the shard steps other batches meanwhile, their outputs
+//! waiting behind it), and that a crash cuts to a seeded prefix, as a dying disk would.
+//! [`Sim::set_crashes`] makes the whole engine die at seeded points of
 //! its batches and restart from the store, through the restore path of
 //! [`Engine::open`](crate::Engine::open), with a seeded shard count. A crash is of the whole
 //! engine: a shard that fails (a failed commit, a panic) stops every shard, as in the threads.
@@ -32,6 +36,7 @@ use crate::error::{EngineError, StopReason};
 use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{Shard, ShardStats};
+use crate::store::WriteOp;
 
 /// A small seeded generator (SplitMix64): the simulator's only source of choice.
 #[derive(Debug, Clone)]
@@ -107,10 +112,16 @@ pub struct CrashStats {
     pub after_commit: u64,
     /// See `before_commit`.
     pub after_release: u64,
+    /// Crashes while a committer was writing batches the shards had moved past (pipelined
+    /// group commit).
+    pub during_write: u64,
     /// Restarts into a shard count other than the one that crashed.
     pub resharded: u64,
     /// Inbox messages lost in crashes (handled in a lost batch, or still queued).
     pub messages_lost: u64,
+    /// Batches a committer held at a crash that never reached the store (their outputs
+    /// never left).
+    pub writes_lost: u64,
 }
 
 /// The engine on one thread: see the [module documentation](self).
@@ -141,6 +152,8 @@ pub struct Sim {
     /// Set while an API call waits for its answer: no crash then (the caller is inside the
     /// engine; a crash is injected between the caller's moves).
     in_call: bool,
+    /// Per shard: the batches its committer holds, oldest first, not yet written.
+    committing: Vec<VecDeque<(u64, Vec<WriteOp>)>>,
 }
 
 /// The simulator's [`Sink`]: its queues.
@@ -150,6 +163,9 @@ struct SimSink<'a> {
     stopped: &'a mut Option<EngineError>,
     /// The engine dies between this batch's commit and its release.
     abort: bool,
+    /// This batch's commit goes to the committer (a seeded choice).
+    overlap: bool,
+    committing: &'a mut Vec<VecDeque<(u64, Vec<WriteOp>)>>,
 }
 
 impl Sink for SimSink<'_> {
@@ -184,6 +200,20 @@ impl Sink for SimSink<'_> {
                 Ok(())
             }
             None => Err(Refused::Gone(msg)),
+        }
+    }
+
+    fn overlap(&self) -> bool {
+        self.overlap
+    }
+
+    fn submit(&mut self, shard: usize, seq: u64, ops: Vec<WriteOp>) -> Result<(), Vec<WriteOp>> {
+        match self.committing.get_mut(shard) {
+            Some(q) => {
+                q.push_back((seq, ops));
+                Ok(())
+            }
+            None => Err(ops),
         }
     }
 }
@@ -271,6 +301,7 @@ impl Sim {
         rng: SimRng,
     ) -> Sim {
         let secp = Secp256k1::signing_only();
+        let n = placement.shards();
         Sim {
             node_id: PublicKey::from_secret_key(&secp, &node_secret),
             node_secret,
@@ -290,6 +321,7 @@ impl Sim {
             crash_stats: CrashStats::default(),
             untold_restarts: 0,
             in_call: false,
+            committing: (0..n).map(|_| VecDeque::new()).collect(),
         }
     }
 
@@ -301,6 +333,8 @@ impl Sim {
                 events: &mut self.events,
                 stopped: &mut self.stopped,
                 abort: false,
+                overlap: false,
+                committing: &mut self.committing,
             };
             driver.release_initial(first, &mut sink);
         }
@@ -380,7 +414,9 @@ impl Sim {
     /// Whether every inbox is empty and no shard holds changes carried over uncommitted (the
     /// threads' idle flush, which [`Sim::step_random`] runs once the inboxes are empty).
     pub fn is_idle(&self) -> bool {
-        self.inboxes.iter().all(VecDeque::is_empty) && !self.drivers.iter().any(|d| d.deferred())
+        self.inboxes.iter().all(VecDeque::is_empty)
+            && self.committing.iter().all(VecDeque::is_empty)
+            && !self.drivers.iter().any(|d| d.deferred())
     }
 
     /// Messages waiting in each inbox.
@@ -390,14 +426,98 @@ impl Sim {
 
     /// Runs one batch of one shard chosen at random among those with work; false if none.
     pub fn step_random(&mut self) -> bool {
+        if self.stopped.is_some() {
+            return false;
+        }
         let ready: Vec<usize> = (0..self.inboxes.len())
             .filter(|&i| self.inboxes.get(i).is_some_and(|q| !q.is_empty()))
             .collect();
-        if ready.is_empty() {
+        // A committer's write is one more thing that may happen next.
+        let writing: Vec<usize> = (0..self.committing.len())
+            .filter(|&i| self.committing.get(i).is_some_and(|q| !q.is_empty()))
+            .collect();
+        if ready.is_empty() && writing.is_empty() {
             return self.flush_idle();
         }
-        let pick = ready.get(self.rng.below(ready.len())).copied().unwrap_or(0);
-        self.step_shard(pick)
+        let pick = self.rng.below(ready.len() + writing.len());
+        match ready.get(pick) {
+            Some(&shard) => self.step_shard(shard),
+            None => {
+                let shard = writing.get(pick - ready.len()).copied().unwrap_or_default();
+                self.complete_write(shard)
+            }
+        }
+    }
+
+    /// Shard `shard`'s committer writes every batch it holds, and the shard releases what
+    /// they held back. Returns how many batches it wrote.
+    pub fn complete_writes(&mut self, shard: usize) -> usize {
+        let mut written = 0;
+        while self.committing.get(shard).is_some_and(|q| !q.is_empty()) {
+            written += self.committing.get(shard).map_or(0, VecDeque::len);
+            if !self.complete_write(shard) {
+                break;
+            }
+        }
+        written
+    }
+
+    /// Shard `shard`'s committer writes the batches it holds (a seeded number of them, in
+    /// one write, as the threads' committer takes whatever is queued) and reports them
+    /// durable; the shard releases their outputs. False if there was nothing to write.
+    fn complete_write(&mut self, shard: usize) -> bool {
+        if self.committing.get(shard).is_none_or(VecDeque::is_empty) {
+            return false;
+        }
+        let crash = match &self.crashes {
+            Some(c) if !self.in_call => self.rng.chance(c.chance.0, c.chance.1),
+            _ => false,
+        };
+        if crash {
+            // The engine dies while its committers write: each keeps a seeded prefix.
+            self.crash_stats.during_write += 1;
+            self.crash_restart();
+            return true;
+        }
+        let Some(queue) = self.committing.get_mut(shard) else {
+            return false;
+        };
+        let take = 1 + self.rng.below(queue.len());
+        let mut ops = Vec::new();
+        let mut last = None;
+        for (seq, batch) in queue.drain(..take.min(queue.len())) {
+            ops.extend(batch);
+            last = Some(seq);
+        }
+        let Some(seq) = last else {
+            return false;
+        };
+        let result = match &self.config.store {
+            Some(store) => store.write_batch(&ops).map_err(crate::durable::store_error),
+            None => Ok(()),
+        };
+        if result.is_err() {
+            // Nothing after a failed write is written (the store keeps a prefix).
+            if let Some(q) = self.committing.get_mut(shard) {
+                q.clear();
+            }
+        }
+        let Some(driver) = self.drivers.get_mut(shard) else {
+            return false;
+        };
+        let mut sink = SimSink {
+            inboxes: &mut self.inboxes,
+            events: &mut self.events,
+            stopped: &mut self.stopped,
+            abort: false,
+            overlap: false,
+            committing: &mut self.committing,
+        };
+        if driver.durable(seq, result, &mut sink) && driver.has_outputs() {
+            driver.begin();
+            driver.end(&mut sink);
+        }
+        true
     }
 
     /// With every inbox empty, the threads' idle flush: the first shard holding changes
@@ -414,6 +534,8 @@ impl Sim {
             events: &mut self.events,
             stopped: &mut self.stopped,
             abort: false,
+            overlap: false,
+            committing: &mut self.committing,
         };
         driver.flush(&mut sink);
         true
@@ -445,11 +567,15 @@ impl Sim {
             }
             _ => None,
         };
+        // Half the batches of a shard with a store overlap their commit with what follows.
+        let overlap = self.config.store.is_some() && self.rng.chance(1, 2);
         let mut sink = SimSink {
             inboxes: &mut self.inboxes,
             events: &mut self.events,
             stopped: &mut self.stopped,
             abort: matches!(crash, Some(CrashPoint::AfterCommit)),
+            overlap,
+            committing: &mut self.committing,
         };
         driver.begin();
         let mut taken = 0;
@@ -517,6 +643,19 @@ impl Sim {
             shards,
             ..self.config.clone()
         };
+        // Each committer's writes in flight: a seeded prefix reached the disk, the rest not.
+        for queue in std::mem::take(&mut self.committing) {
+            let reached = self.rng.below(queue.len() + 1);
+            self.crash_stats.writes_lost += (queue.len() - reached) as u64;
+            for (_, ops) in queue.into_iter().take(reached) {
+                if let Some(store) = &self.config.store {
+                    if let Err(error) = store.write_batch(&ops) {
+                        tracing::debug!(%error, "a write in flight failed at the crash");
+                        break;
+                    }
+                }
+            }
+        }
         // The process is gone: its inboxes, unreleased outputs, connections and their queues.
         for driver in &mut self.drivers {
             driver.crash();
@@ -534,6 +673,7 @@ impl Sim {
                     .map(|shard| ShardDriver::new(shard, &config, n))
                     .collect();
                 self.inboxes = (0..n).map(|_| VecDeque::new()).collect();
+                self.committing = (0..n).map(|_| VecDeque::new()).collect();
                 self.placement = opened.placement;
                 self.coordinator = opened.coordinator;
                 self.config = config;

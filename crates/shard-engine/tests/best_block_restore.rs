@@ -132,6 +132,8 @@ fn a_block_only_one_shard_committed_is_refed_after_a_restart_and_the_cheat_punis
     while net.hub.inbox_lens()[ahead] > 0 {
         assert!(net.hub.step_shard(ahead));
     }
+    // Its committer finished too (the batches it overlapped with later ones are durable).
+    net.hub.complete_writes(ahead);
     assert!(
         net.hub.inbox_lens()[lag] > 0,
         "shard {lag} never ran the block"
@@ -311,6 +313,8 @@ fn a_branch_one_shard_committed_and_the_others_disconnected_is_forgotten_after_a
     while net.hub.inbox_lens()[a] > 0 {
         assert!(net.hub.step_shard(a));
     }
+    // Its committer finished too (the batches it overlapped with later ones are durable).
+    net.hub.complete_writes(a);
     let monitor = net.hub.core(a).expect("shard").monitor(&chan.channel_id);
     assert_eq!(
         monitor.and_then(|m| m.funding_spend()),
@@ -329,6 +333,8 @@ fn a_branch_one_shard_committed_and_the_others_disconnected_is_forgotten_after_a
     while net.hub.inbox_lens()[d] > 0 {
         assert!(net.hub.step_shard(d));
     }
+    // Its committer finished too (the batches it overlapped with later ones are durable).
+    net.hub.complete_writes(d);
     assert!(
         net.hub.inbox_lens()[a] > 0,
         "shard {a} never ran the disconnection"

@@ -34,8 +34,10 @@ struct Tally {
     before_commit: u64,
     after_commit: u64,
     after_release: u64,
+    during_write: u64,
     resharded: u64,
     messages_lost: u64,
+    writes_lost: u64,
     steps: u64,
     commits: u64,
 }
@@ -49,8 +51,10 @@ impl Tally {
         self.before_commit += t.before_commit;
         self.after_commit += t.after_commit;
         self.after_release += t.after_release;
+        self.during_write += t.during_write;
         self.resharded += t.resharded;
         self.messages_lost += t.messages_lost;
+        self.writes_lost += t.writes_lost;
         self.steps += t.steps;
         self.commits += t.commits;
     }
@@ -131,8 +135,10 @@ fn run_seed(
         before_commit,
         after_commit,
         after_release,
+        during_write,
         resharded,
         messages_lost,
+        writes_lost,
     } = net.hub.crash_stats().clone();
     if crashes != net.hub_restarts {
         return Err(vec![format!(
@@ -156,8 +162,10 @@ fn run_seed(
         before_commit,
         after_commit,
         after_release,
+        during_write,
         resharded,
         messages_lost,
+        writes_lost,
         steps: net.hub.steps(),
         commits: store.syncs(),
     };
@@ -177,10 +185,14 @@ fn twenty_crash_restarts_into_other_shard_counts_keep_every_invariant() {
     assert!(t.crashes >= 20, "{} crash-restarts", t.crashes);
     assert!(t.resharded > 0, "restarts into another shard count");
     assert!(
-        t.before_commit > 0 && t.after_commit > 0 && t.after_release > 0,
+        t.before_commit > 0 && t.after_commit > 0 && t.after_release > 0 && t.during_write > 0,
         "crashes at every point of a batch: {t:?}"
     );
     assert!(t.messages_lost > 0, "crashes lost queued work");
+    assert!(
+        t.writes_lost > 0,
+        "crashes cut pipelined commits short (their outputs never left): {t:?}"
+    );
     assert!(t.sent > 10 && t.failed > 0, "payments went through: {t:?}");
 }
 

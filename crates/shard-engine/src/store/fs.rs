@@ -830,6 +830,11 @@ fn encode_frame(batch: &[WriteOp]) -> Vec<u8> {
 }
 
 impl Store for FsStore {
+    /// Every write ends in `fdatasync`: overlapped with the shard's next messages.
+    fn overlap_writes(&self) -> bool {
+        true
+    }
+
     fn read(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_name(namespace)?;
         check_name(key)?;

@@ -282,6 +282,14 @@ pub trait Store: Send + Sync {
     fn syncs(&self) -> u64 {
         0
     }
+
+    /// Whether a write waits on a disk (or a server) long enough that the engine should
+    /// overlap it with its next messages: each shard then hands its batches to a committer
+    /// thread (pipelined group commit) instead of writing them itself while its inbox waits.
+    /// False (the default) for a store whose writes cost less than that hand-off (memory).
+    fn overlap_writes(&self) -> bool {
+        false
+    }
 }
 
 /// Checks a namespace or key: 1 to 120 ASCII letters, digits, `-` or `_` (so a name can never
