@@ -11,10 +11,7 @@ use lightning_core::node::Event as CoreEvent;
 use shard_engine::{BumpBroadcast, Bumper};
 
 use crate::bytes::{lnshard_bytes, write_bytes};
-use crate::engine::{
-    lnshard_confirmed_tx, lnshard_engine, transaction, LNSHARD_MAX_CONFIRMED_TRANSACTIONS,
-    LNSHARD_MAX_TRANSACTION_LEN,
-};
+use crate::engine::{confirmed_transactions, lnshard_confirmed_tx, lnshard_engine};
 use crate::error::{invalid_parameter, lnshard_result};
 use crate::event::lnshard_event;
 use crate::handle::{into_handle, Castable, HandleKind};
@@ -156,26 +153,12 @@ pub extern "C" fn lnshard_bumper_block_connected(
     ffi_panic_boundary! {
         let bumper = try_handle!(bumper, "bumper");
         let wallet = try_result!(CallbackWallet::new(try_ref_from_ptr!(wallet, "wallet"), "wallet"));
-        if txs_len > LNSHARD_MAX_CONFIRMED_TRANSACTIONS {
-            return invalid_parameter(format!(
-                "txs_len {txs_len} above the limit {LNSHARD_MAX_CONFIRMED_TRANSACTIONS}"
-            ));
+        let mut txdata = Vec::new();
+        let decoded = confirmed_transactions(txs, txs_len, &mut txdata);
+        if decoded != lnshard_result::Ok {
+            return decoded;
         }
-        let entries: &[lnshard_confirmed_tx] = if txs_len == 0 {
-            &[]
-        } else if txs.is_null() {
-            return crate::error::null_parameter("txs");
-        } else {
-            // SAFETY: `txs` points to `txs_len` readable entries (documented contract).
-            unsafe { std::slice::from_raw_parts(txs, txs_len) }
-        };
-        let mut txdata = Vec::with_capacity(entries.len());
-        for (i, t) in entries.iter().enumerate() {
-            let name = format!("txs[{i}].tx");
-            let bytes = try_slice!(t.tx, t.tx_len, LNSHARD_MAX_TRANSACTION_LEN, &name);
-            txdata.push(try_result!(transaction(bytes, &name)));
-        }
-        let refs: Vec<&Transaction> = txdata.iter().collect();
+        let refs: Vec<&Transaction> = txdata.iter().map(|(_, tx)| tx).collect();
         let forgotten = lock(bumper).block_connected(&wallet, height, &refs);
         // SAFETY: NULL or a writable count (documented contract).
         if let Some(out) = unsafe { out_forgotten.as_mut() } {

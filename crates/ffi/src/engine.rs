@@ -890,30 +890,47 @@ pub extern "C" fn lnshard_engine_transactions_confirmed(
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
-        if txs_len > LNSHARD_MAX_CONFIRMED_TRANSACTIONS {
-            return invalid_parameter(format!(
-                "txs_len {txs_len} above the limit {LNSHARD_MAX_CONFIRMED_TRANSACTIONS}"
-            ));
-        }
-        let entries: &[lnshard_confirmed_tx] = if txs_len == 0 {
-            &[]
-        } else if txs.is_null() {
-            return crate::error::null_parameter("txs");
-        } else {
-            // SAFETY: `txs` points to `txs_len` readable entries (documented contract).
-            unsafe { std::slice::from_raw_parts(txs, txs_len) }
-        };
-        let mut txdata = Vec::with_capacity(entries.len());
-        for (i, t) in entries.iter().enumerate() {
-            let name = format!("txs[{i}].tx");
-            let bytes = try_slice!(t.tx, t.tx_len, LNSHARD_MAX_TRANSACTION_LEN, &name);
-            txdata.push((t.index, try_result!(transaction(bytes, &name))));
+        let mut txdata = Vec::new();
+        let decoded = confirmed_transactions(txs, txs_len, &mut txdata);
+        if decoded != lnshard_result::Ok {
+            return decoded;
         }
         match engine.transactions_confirmed(height, &txdata) {
             Ok(()) => lnshard_result::Ok,
             Err(e) => engine_error("transactions_confirmed", &e),
         }
     }
+}
+
+/// Decodes the `txs_len` confirmed transactions at `txs` (a block's, as
+/// `lnshard_engine_transactions_confirmed` and `lnshard_bumper_block_connected` take them)
+/// into `out`, each with its index in the block: `Ok`, or the result naming the bad parameter
+/// (too many, NULL, a transaction too long or not one).
+pub(crate) fn confirmed_transactions(
+    txs: *const lnshard_confirmed_tx,
+    txs_len: usize,
+    out: &mut Vec<(u32, Transaction)>,
+) -> lnshard_result {
+    if txs_len > LNSHARD_MAX_CONFIRMED_TRANSACTIONS {
+        return invalid_parameter(format!(
+            "txs_len {txs_len} above the limit {LNSHARD_MAX_CONFIRMED_TRANSACTIONS}"
+        ));
+    }
+    let entries: &[lnshard_confirmed_tx] = if txs_len == 0 {
+        &[]
+    } else if txs.is_null() {
+        return crate::error::null_parameter("txs");
+    } else {
+        // SAFETY: `txs` points to `txs_len` readable entries (documented contract).
+        unsafe { std::slice::from_raw_parts(txs, txs_len) }
+    };
+    out.reserve(entries.len());
+    for (i, t) in entries.iter().enumerate() {
+        let name = format!("txs[{i}].tx");
+        let bytes = try_slice!(t.tx, t.tx_len, LNSHARD_MAX_TRANSACTION_LEN, &name);
+        out.push((t.index, try_result!(transaction(bytes, &name))));
+    }
+    lnshard_result::Ok
 }
 
 /// Writes the engine's best block: its height to `height_out` and its hash (32 bytes,

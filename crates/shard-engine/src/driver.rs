@@ -153,9 +153,7 @@ impl ShardDriver {
             }),
             // Batches exist to amortize commits: without a store, release each message's
             // outputs at once (cross-shard work then never waits on another batch).
-            // A committer groups the writes of many batches in one sync: a batch of one
-            // message releases its outputs soonest.
-            commit_batch: if config.store.is_some() && !config.pipelines_commits() {
+            commit_batch: if config.store.is_some() {
                 config.commit_batch.max(1)
             } else {
                 1

@@ -65,12 +65,13 @@ pub struct EngineConfig {
     /// wait on each other's long batches (docs/ENGINE.md, "Batch size").
     pub commit_batch: usize,
     /// Pipelined group commit, for a store whose writes wait on a disk
-    /// ([`Store::overlap_writes`]: `FsStore`): each shard hands every message's writes to its
-    /// own committer thread, which writes whatever has queued meanwhile in one `write_batch`
-    /// (one sync), while the shard goes on with the next messages; each message's outputs
-    /// leave the moment its write is durable (`commit_batch` does not apply). Default true;
-    /// false: the shard writes its batches of up to `commit_batch` messages itself, its inbox
-    /// waiting meanwhile. Without effect on other stores.
+    /// ([`Store::overlap_writes`]: `FsStore`): a shard whose batch (up to `commit_batch`
+    /// messages) ends with work waiting in its inbox hands the batch's writes to its own
+    /// committer thread, which writes whatever has queued meanwhile in one `write_batch` (one
+    /// sync), and goes on with the next messages; the batch's outputs leave, in order, the
+    /// moment its write is durable. With an empty inbox the shard writes itself. Default
+    /// true; false: the shard always writes itself, its inbox waiting meanwhile. Without
+    /// effect on other stores.
     pub pipeline_commits: bool,
     /// Ping/pong liveness for peers ([`Engine::timer_tick`] drives it).
     pub liveness: Liveness,
