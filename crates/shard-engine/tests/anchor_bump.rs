@@ -19,8 +19,9 @@
 //! once the spends are deep.
 
 use lnshard_testkit as support;
+use support::chain::verify_inputs;
 
-use bitcoin::{Transaction, TxOut};
+use bitcoin::Transaction;
 use lightning_core::chain::bump::BumpError;
 use lightning_core::chain::MonitorEvent;
 use lightning_core::node::{Event, NodeConfig};
@@ -35,29 +36,10 @@ use support::onchain::ChainHub;
 use support::wallet::TestWallet;
 use support::{engine_config, hub_secret, hub_seed, Hub, Net, Threaded};
 
-/// The libbitcoinconsensus flags of every soft fork it knows (P2SH, DERSIG, NULLDUMMY,
-/// CLTV, CSV, WITNESS).
-const VERIFY_FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
-
 /// The mempool floor: 20 sat/vB, above the commitment's 2500 sat/kw (10 sat/vB).
 const FLOOR_SAT_PER_KVB: u64 = 20_000;
 /// The bump's target: 6000 sat/kw (24 sat/vB).
 const TARGET_PER_KW: u32 = 6_000;
-
-fn verify_inputs(tx: &Transaction, prevouts: &[TxOut]) {
-    let serialized = bitcoin::consensus::serialize(tx);
-    assert_eq!(tx.input.len(), prevouts.len());
-    for (input, prevout) in prevouts.iter().enumerate() {
-        bitcoin::consensus::verify_script_with_flags(
-            &prevout.script_pubkey,
-            input,
-            prevout.value,
-            &serialized,
-            VERIFY_FLAGS,
-        )
-        .unwrap_or_else(|e| panic!("input {input} of {}: {e:?}", tx.compute_txid()));
-    }
-}
 
 fn vsize(tx: &Transaction) -> u64 {
     tx.weight().to_wu().div_ceil(4)
@@ -279,18 +261,26 @@ fn a_cpfp_child_from_the_wallet_gets_the_hubs_anchor_commitment_mined() {
         plan.fee_satoshis - ANCHOR_OUTPUT_SATOSHIS
     );
 
-    // Nothing refused but the commitments relayed alone (below the floor: the hub's, and
-    // the peer's own, which is the peer's to bump) and the harness's own note of each bump
-    // request (it has no wallet).
+    assert_refused_only_below_the_floor(&net, commitment_txid, 0);
+}
+
+/// Nothing refused but the commitments relayed alone below the floor (the hub's
+/// `commitment_txid`, and the peer's own, which is the peer's to bump) and the harness's own
+/// note of each bump request (it has no wallet).
+fn assert_refused_only_below_the_floor(
+    net: &Net<Threaded>,
+    commitment_txid: bitcoin::Txid,
+    peer: usize,
+) {
     let hub_alone = format!("the chain refused Hub's broadcast {commitment_txid}: MempoolMinFee");
+    let peer_alone = format!("the chain refused Peer({peer})'s broadcast");
     let others: Vec<&String> = net
         .violations
         .iter()
         .filter(|v| {
             !(v.contains("needs a fee bump")
                 || v.starts_with(&hub_alone)
-                || (v.starts_with("the chain refused Peer(0)'s broadcast")
-                    && v.contains("MempoolMinFee")))
+                || (v.starts_with(&peer_alone) && v.contains("MempoolMinFee")))
         })
         .collect();
     assert!(others.is_empty(), "{others:?}");
@@ -304,14 +294,9 @@ fn bump_event(
     channel_id: lightning_core::types::ChannelId,
     commitment: bool,
 ) -> Option<MonitorEvent> {
-    net.hub_events[from..].iter().find_map(|e| match e {
-        Event::OnChain {
-            channel_id: c,
-            event: event @ MonitorEvent::BumpNeeded { anchor, .. },
-            ..
-        } if *c == channel_id && anchor.is_some() == commitment => Some(event.clone()),
-        _ => None,
-    })
+    bump_events(net, from, channel_id, commitment)
+        .into_iter()
+        .next()
 }
 
 #[test]
@@ -529,18 +514,7 @@ fn the_hubs_htlc_timeout_and_success_are_completed_with_wallet_inputs_and_confir
             - plan.fee_satoshis
     );
 
-    let hub_alone = format!("the chain refused Hub's broadcast {commitment_txid}: MempoolMinFee");
-    let others: Vec<&String> = net
-        .violations
-        .iter()
-        .filter(|v| {
-            !(v.contains("needs a fee bump")
-                || v.starts_with(&hub_alone)
-                || (v.starts_with("the chain refused Peer(1)'s broadcast")
-                    && v.contains("MempoolMinFee")))
-        })
-        .collect();
-    assert!(others.is_empty(), "{others:?}");
+    assert_refused_only_below_the_floor(&net, commitment_txid, 1);
 }
 
 /// Every `BumpNeeded` of `channel_id` in the hub's events from `from` on, for a commitment
@@ -887,18 +861,7 @@ fn a_bump_that_does_not_confirm_is_rebumped_with_the_same_inputs_until_mined_und
             - last.fee
     );
 
-    let hub_alone = format!("the chain refused Hub's broadcast {commitment_txid}: MempoolMinFee");
-    let others: Vec<&String> = net
-        .violations
-        .iter()
-        .filter(|v| {
-            !(v.contains("needs a fee bump")
-                || v.starts_with(&hub_alone)
-                || (v.starts_with("the chain refused Peer(1)'s broadcast")
-                    && v.contains("MempoolMinFee")))
-        })
-        .collect();
-    assert!(others.is_empty(), "{others:?}");
+    assert_refused_only_below_the_floor(&net, commitment_txid, 1);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! confirm and carry payments; a failed open leaves no coin reserved.
 
 use lnshard_testkit as support;
+use support::chain::verify_inputs;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, ScriptBuf, Transaction, TxOut, WScriptHash};
@@ -14,26 +15,7 @@ use shard_engine::{fund_channel, Engine, FundingError, Reservation, SimRng, Wall
 use support::wallet::TestWallet;
 use support::{engine_config, hub_secret, hub_seed, Chan, Hub, Net, PaymentMix, Threaded, SATS};
 
-/// The libbitcoinconsensus flags of every soft fork it knows (P2SH, DERSIG, NULLDUMMY,
-/// CLTV, CSV, WITNESS).
-const VERIFY_FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
-
 const FEERATE: u32 = 2_000;
-
-fn verify_inputs(tx: &Transaction, prevouts: &[TxOut]) {
-    let serialized = bitcoin::consensus::serialize(tx);
-    assert_eq!(tx.input.len(), prevouts.len());
-    for (input, prevout) in prevouts.iter().enumerate() {
-        bitcoin::consensus::verify_script_with_flags(
-            &prevout.script_pubkey,
-            input,
-            prevout.value,
-            &serialized,
-            VERIFY_FLAGS,
-        )
-        .unwrap_or_else(|e| panic!("input {input} of {}: {e:?}", tx.compute_txid()));
-    }
-}
 
 fn funding_events(net: &Net<Threaded>) -> Vec<Event> {
     net.hub_events

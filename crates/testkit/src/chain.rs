@@ -1802,6 +1802,26 @@ fn check_sequence_locks(
     Ok(())
 }
 
+/// Checks every input of `tx` against `prevouts` (the outputs it spends, in input order) by
+/// libbitcoinconsensus with [`VERIFY_FLAGS`], for tests of transactions the chain never sees.
+///
+/// # Panics
+/// On a count mismatch or a failing input, naming it and the transaction.
+pub fn verify_inputs(tx: &Transaction, prevouts: &[TxOut]) {
+    assert_eq!(tx.input.len(), prevouts.len(), "one prevout per input");
+    let serialized = bitcoin::consensus::serialize(tx);
+    for (input, prevout) in prevouts.iter().enumerate() {
+        bitcoin::consensus::verify_script_with_flags(
+            &prevout.script_pubkey,
+            input,
+            prevout.value,
+            &serialized,
+            VERIFY_FLAGS,
+        )
+        .unwrap_or_else(|e| panic!("input {input} of {}: {e:?}", tx.compute_txid()));
+    }
+}
+
 /// Every input's script, by libbitcoinconsensus with [`VERIFY_FLAGS`].
 fn check_scripts(tx: &Transaction, coins: &[Coin]) -> Result<(), Reject> {
     let serialized = bitcoin::consensus::serialize(tx);
