@@ -45,6 +45,24 @@ fn vsize(tx: &Transaction) -> u64 {
     tx.weight().to_wu().div_ceil(4)
 }
 
+/// A hub engine (2 shards, sweeping to the hub's script) on a validating chain 100 blocks
+/// high, with two peers, each having opened a channel to it.
+fn two_peer_network() -> Net<Threaded> {
+    let mut chain = ValidatingChain::new();
+    chain.mine(100);
+    let engine = Engine::new(
+        engine_config(2),
+        hub_secret(),
+        hub_seed(),
+        chain.height(),
+        chain.tip(),
+    );
+    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
+    let mut net = Net::new_validating(Threaded { engine }, 2, NodeConfig::default(), chain);
+    net.open_channels(&[(0, false), (1, false)]);
+    net
+}
+
 #[test]
 fn a_cpfp_child_from_the_wallet_gets_the_hubs_anchor_commitment_mined() {
     let mut chain = ValidatingChain::new();
@@ -301,18 +319,7 @@ fn bump_event(
 
 #[test]
 fn the_hubs_htlc_timeout_and_success_are_completed_with_wallet_inputs_and_confirm() {
-    let mut chain = ValidatingChain::new();
-    chain.mine(100);
-    let engine = Engine::new(
-        engine_config(2),
-        hub_secret(),
-        hub_seed(),
-        chain.height(),
-        chain.tip(),
-    );
-    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
-    let mut net = Net::new_validating(Threaded { engine }, 2, NodeConfig::default(), chain);
-    net.open_channels(&[(0, false), (1, false)]);
+    let mut net = two_peer_network();
     let cb = net.channels[1];
     assert_eq!(cb.peer, 1);
     // A -> hub -> B, never claimed by B: the hub's HTLC-timeout on its commitment with B.
@@ -556,18 +563,7 @@ struct Relayed {
 
 #[test]
 fn a_bump_that_does_not_confirm_is_rebumped_with_the_same_inputs_until_mined_under_its_cap() {
-    let mut chain = ValidatingChain::new();
-    chain.mine(100);
-    let engine = Engine::new(
-        engine_config(2),
-        hub_secret(),
-        hub_seed(),
-        chain.height(),
-        chain.tip(),
-    );
-    NodeApi::set_sweep_script(&engine, support::onchain::hub_sweep_script()).expect("sweep script");
-    let mut net = Net::new_validating(Threaded { engine }, 2, NodeConfig::default(), chain);
-    net.open_channels(&[(0, false), (1, false)]);
+    let mut net = two_peer_network();
     let cb = net.channels[1];
     // A -> hub -> B, never claimed by B: the hub's HTLC-timeout on its commitment with B.
     let p = net.start_payment(
