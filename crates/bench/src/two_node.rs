@@ -877,7 +877,7 @@ pub fn sample_messages() -> Result<BTreeMap<u16, Vec<u8>>, Error> {
 }
 
 /// Runs the workload: [`Options::warmup`] untimed iterations, then [`Options::iterations`]
-/// timed ones in [`BATCHES`] batches, then the correctness checks.
+/// timed ones in `BATCHES` batches, then the correctness checks.
 pub fn run(opts: &Options) -> Result<Report, Error> {
     if opts.iterations == 0 {
         return Err(Error::BadOptions("iterations must be at least 1".into()));

@@ -6,7 +6,7 @@
 //!   accepts on `listen` and dials peers. Each connection's BOLT 8 handshake runs on its IO
 //!   task: an inbound connection belongs to no shard until act three reveals the peer's node
 //!   id. Then the connection's cipher states move into the peer's shard
-//!   ([`Engine::attach_connection`](crate::engine::Engine::attach_connection)); the IO task
+//!   ([`Engine::attach_connection`](shard_engine::Engine::attach_connection)); the IO task
 //!   only moves ciphertext: bytes read go to the shard still encrypted, and the shard writes
 //!   encrypted frames into the connection's write queue, bounded in bytes, after the state
 //!   they commit to is durable. A peer that does not read is not read from (backpressure)

@@ -357,7 +357,7 @@ fn admit_outbound(node: &Arc<Node>, addr: SocketAddr) -> Option<Registration> {
 const LISTEN_BACKLOG: u32 = 1024;
 
 /// Binds the peers' listening socket (with `SO_REUSEADDR`, as std does, and
-/// [`LISTEN_BACKLOG`]).
+/// a backlog of `LISTEN_BACKLOG` connections).
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?

@@ -234,7 +234,7 @@ pub struct FundingNeeded {
     pub value_sat: u64,
 }
 
-/// The daemon's bookkeeping (see the [module documentation](self)).
+/// The daemon's bookkeeping (see the module's documentation).
 #[derive(Debug, Default)]
 pub struct NodeState {
     /// Open connections and persistent peers.

@@ -99,7 +99,7 @@ impl core::fmt::Debug for ApiTask {
 }
 
 /// An API call's answer, held back until the state it reports is durable (released after
-/// the batch's commit, which its task asked for: [`ApiTask::commits`]).
+/// the batch's commit, which its task asked for).
 pub struct Reply(Box<dyn FnOnce() + Send>);
 
 impl Reply {

@@ -17,7 +17,7 @@
 //! (keys, txids, scripts, signatures), this crate's 32-byte and 64-bit newtypes
 //! ([`crate::types`]), the BOLT payload of a stored update or `commitment_signed`
 //! (`wire::serde_impls`: fixed by the spec), and
-//! [`CounterpartySecrets`](crate::secrets::CounterpartySecrets) (its documented
+//! [`crate::secrets::CounterpartySecrets`] (its documented
 //! stored form, checked on decode).
 
 use std::collections::{BTreeMap, BTreeSet};
