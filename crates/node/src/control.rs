@@ -1141,16 +1141,17 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                 )));
             }
             blocking(node, move |n| {
-                let needed = n.state.funding_needed.lock().remove(&temp);
-                match needed {
+                let mut waits = n.state.funding.lock();
+                match waits.needed.remove(&temp) {
                     Some(needed) => {
+                        drop(waits);
                         let tx = super::funding::fund_with(n, temp, &needed, &utxo)
                             .map_err(failed)?;
                         Ok(json!({"status": "funded", "txid": tx.compute_txid().to_string(), "transaction": serialize_hex(&tx)}))
                     }
                     None => {
                         // Validate early what can be validated without the peer's answer.
-                        n.state.funding_utxos.lock().insert(temp, utxo);
+                        waits.utxos.insert(temp, utxo);
                         Ok(json!({"status": "waiting_for_accept_channel"}))
                     }
                 }

@@ -234,15 +234,25 @@ pub struct FundingNeeded {
     pub value_sat: u64,
 }
 
+/// Channels and UTXOs waiting for each other: a channel its peer accepted that the wallet
+/// could not fund waits for `fund`; a UTXO `fund` named before the peer accepted waits for
+/// the channel. Both sides decide under the one lock that holds both maps.
+#[derive(Debug, Default)]
+pub(crate) struct FundingWaits {
+    /// Channels accepted by their peer, waiting for `fund`.
+    pub(crate) needed: HashMap<ChannelId, FundingNeeded>,
+    /// UTXOs named by `fund` before the peer accepted: used as soon as it does.
+    pub(crate) utxos: HashMap<ChannelId, Utxo>,
+}
+
 /// The daemon's bookkeeping (see the module's documentation).
 #[derive(Debug, Default)]
 pub struct NodeState {
     /// Open connections and persistent peers.
     pub connections: Connections,
-    /// Channels accepted by their peer, waiting for `fund`.
-    pub(crate) funding_needed: Mutex<HashMap<ChannelId, FundingNeeded>>,
-    /// UTXOs named by `fund` before the peer accepted: used as soon as it does.
-    pub(crate) funding_utxos: Mutex<HashMap<ChannelId, Utxo>>,
+    /// Channels waiting for `fund`, and UTXOs `fund` named before their channel was ready:
+    /// one lock, so a `fund` racing the peer's acceptance is never lost between the two.
+    pub(crate) funding: Mutex<FundingWaits>,
     /// The feerate (sat per 1000 weight) of the funding transactions the wallet builds for
     /// channels opened with `open_channel`, by temporary channel id.
     pub(crate) wallet_funding_feerates: Mutex<HashMap<ChannelId, u32>>,
@@ -371,20 +381,25 @@ fn on_event(node: &Node, event: Event) {
                 output_script: output_script.clone(),
                 value_sat: channel_value_satoshis,
             };
-            let utxo = node
-                .state
-                .funding_utxos
-                .lock()
-                .remove(&temporary_channel_id);
-            match utxo {
+            // Held while the wallet tries: a `fund` arriving meanwhile waits, then finds the
+            // channel in `needed` (the wallet could not pay) or funded.
+            let mut waits = node.state.funding.lock();
+            match waits.utxos.remove(&temporary_channel_id) {
                 Some(utxo) => {
+                    drop(waits);
                     if let Err(error) =
                         super::funding::fund_with(node, temporary_channel_id, &needed, &utxo)
                     {
                         tracing::warn!(%temporary_channel_id, error, "funding failed");
                     }
                 }
-                None => fund_from_wallet(node, &event, temporary_channel_id, needed),
+                None => {
+                    if let Some(needed) =
+                        fund_from_wallet(node, &event, temporary_channel_id, needed)
+                    {
+                        waits.needed.insert(temporary_channel_id, needed);
+                    }
+                }
             }
         }
         Event::BroadcastTransaction { ref tx } => {
@@ -413,14 +428,14 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// Funds a channel the peer accepted, for which no UTXO was named with `fund`, from the
-/// wallet ([`shard_engine::fund_channel`]); when the wallet cannot pay it, the channel waits
-/// for `fund` as before.
+/// wallet ([`shard_engine::fund_channel`]); when the wallet cannot pay it, returns what the
+/// channel needs, to wait for `fund`.
 fn fund_from_wallet(
     node: &Node,
     event: &Event,
     temporary_channel_id: ChannelId,
     needed: FundingNeeded,
-) {
+) -> Option<FundingNeeded> {
     let feerate = node
         .state
         .wallet_funding_feerates
@@ -435,6 +450,7 @@ fn fund_from_wallet(
                 fee = funded.fee_satoshis,
                 "channel funded from the wallet"
             );
+            None
         }
         Err(shard_engine::FundingError::Selection(reason)) => {
             tracing::info!(
@@ -442,13 +458,11 @@ fn fund_from_wallet(
                 %reason,
                 "the wallet cannot fund the channel: waiting for fund"
             );
-            node.state
-                .funding_needed
-                .lock()
-                .insert(temporary_channel_id, needed);
+            Some(needed)
         }
         Err(error) => {
             tracing::warn!(%temporary_channel_id, %error, "funding from the wallet failed");
+            None
         }
     }
 }
