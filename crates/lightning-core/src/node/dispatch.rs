@@ -200,8 +200,8 @@ impl NodeCore {
     /// each [`Liveness::ping_interval_ms`](super::Liveness), the first time one interval
     /// after the first tick that finds its `init` (its `init` just showed it alive); a peer
     /// whose `pong` is still due [`Liveness::pong_timeout_ms`](super::Liveness) after the
-    /// ping is disconnected. Each peer's [`PeerRateLimits`](super::PeerRateLimits) budget is refilled when its
-    /// window is over.
+    /// ping is disconnected. Each peer's [`PeerRateLimits`](super::PeerRateLimits) budget is
+    /// refilled when its window is over.
     pub fn timer_tick(&mut self, now_ms: u64) {
         let liveness = self.liveness;
         let limits = self.rate_limits;
