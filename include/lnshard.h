@@ -29,6 +29,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The version of lnshard this header belongs to. lnshard_version() and
+// lnshard_version_number() give the version of the library linked at run time.
+#define LNSHARD_VERSION_MAJOR 0
+#define LNSHARD_VERSION_MINOR 1
+#define LNSHARD_VERSION_PATCH 0
+#define LNSHARD_VERSION "0.1.0"
+// MAJOR * 1000000 + MINOR * 1000 + PATCH: compare with lnshard_version_number().
+#define LNSHARD_VERSION_NUMBER 1000
+
 // The most bytes one `lnshard_engine_handle_bytes` call takes.
 #define LNSHARD_MAX_READ_LEN (1 << 24)
 
@@ -652,6 +661,13 @@ typedef struct {
   size_t tx_len;
 } lnshard_confirmed_tx;
 
+// A transaction id: 32 bytes in internal byte order (reversed from how explorers
+// print it).
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_txid;
+
 // One bump in flight, as `lnshard_bumper_status` copies it out.
 typedef struct {
   // The channel (32 bytes).
@@ -846,6 +862,37 @@ typedef struct {
   bool negotiate_anchors;
 } lnshard_engine_config;
 
+// A node's 32-byte secp256k1 secret key (its identity: keep it secret).
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_secret_key;
+
+// A 32-byte seed from which an engine derives its channel keys (keep it secret).
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_seed;
+
+// A block hash: 32 bytes in internal byte order (reversed from how explorers print
+// it).
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_block_hash;
+
+// A node id: a 33-byte compressed secp256k1 public key.
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[33];
+} lnshard_node_id;
+
+// A channel id, or the temporary id of a channel not yet funded: 32 bytes.
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_channel_id;
+
 // One hop of a route, first (our peer) to last (the recipient): see `lnshard_engine_send_payment`.
 typedef struct {
   // The node at the far end of this hop's channel (33-byte compressed public key).
@@ -857,6 +904,32 @@ typedef struct {
   // For a forwarding hop its CLTV delta; for the last hop the final CLTV delta.
   uint32_t cltv_expiry_delta;
 } lnshard_route_hop;
+
+// A payment hash: the SHA-256 of the payment's preimage, 32 bytes.
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_payment_hash;
+
+// A payment secret (BOLT 11 `s`): 32 bytes the payee gave the payer in its invoice.
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_payment_secret;
+
+// A payment id: 32 bytes chosen by the payer to name one payment (use a fresh random
+// one for each payment).
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_payment_id;
+
+// A payment preimage: 32 bytes whose SHA-256 is the payment hash (the proof of
+// payment; whoever holds it can claim the payment).
+typedef struct {
+  // The value's bytes.
+  uint8_t bytes[32];
+} lnshard_payment_preimage;
 
 // Why a payment failed, as `lnshard_event_payment_failure` reports it.
 typedef struct {
@@ -923,7 +996,7 @@ typedef struct {
 // logged, `message` the text with its fields (`key=value`); both strings are
 // NUL-terminated and valid only during the call. Called from any engine thread, possibly
 // from several at once: it must be thread-safe, and must not call back into lnshard.
-typedef void (*lnshard_log_callback)(void *userdata, uint32_t level, const char *target, const char *message);
+typedef void (*lnshard_log_callback)(void *userdata, lnshard_log_level level, const char *target, const char *message);
 
 // One spendable coin of the wallet, pushed by `list_spendable` with
 // `lnshard_wallet_sink_push_utxo` (copied: its pointer need only live during that call).
@@ -947,11 +1020,19 @@ typedef struct {
 extern "C" {
 #endif // __cplusplus
 
-// Returns the library version as a static NUL-terminated string.
+// Returns the version of the library linked at run time as a static NUL-terminated string
+// ("MAJOR.MINOR.PATCH"); the header's `LNSHARD_VERSION` is the version compiled against.
 //
 // The string is owned by the library and valid for the life of the process; do not free it.
 // Safe to call from any thread.
 const char *lnshard_version(void);
+
+// The version of the library linked at run time as `MAJOR * 1000000 + MINOR * 1000 +
+// PATCH`, the encoding of the header's `LNSHARD_VERSION_NUMBER`: a program can check that
+// the library it runs with is the one it was compiled against (while the major version is
+// 0, a different minor version has a different ABI; see `examples/c/README.md`). Safe to
+// call from any thread.
+uint32_t lnshard_version_number(void);
 
 // What every monitored channel's on-chain state owes us, one entry per amount (a channel
 // may have several, or none): `*out` is a new list to free with `lnshard_balance_list_free`.
@@ -1012,11 +1093,11 @@ lnshard_result lnshard_bumper_blocks_disconnected(const lnshard_bumper *bumper, 
 // Gives up the bump of the transaction whose id is the 32 bytes at `txid` (the one that
 // needed fees; internal byte order): releases its coins through `wallet` and forgets it (a
 // later request bumps afresh). `*out_was_in_flight` says whether it was.
-lnshard_result lnshard_bumper_abandon(const lnshard_bumper *bumper, const lnshard_wallet *wallet, const uint8_t *txid, bool *out_was_in_flight);
+lnshard_result lnshard_bumper_abandon(const lnshard_bumper *bumper, const lnshard_wallet *wallet, const lnshard_txid *txid, bool *out_was_in_flight);
 
 // The bump in flight for the transaction whose id is the 32 bytes at `txid` (the one that
 // needed fees): `*out_found` says whether there is one, and then `*out` holds it.
-lnshard_result lnshard_bumper_status(const lnshard_bumper *bumper, const uint8_t *txid, lnshard_bump_status *out, bool *out_found);
+lnshard_result lnshard_bumper_status(const lnshard_bumper *bumper, const lnshard_txid *txid, lnshard_bump_status *out, bool *out_found);
 
 // How many bumps are in flight (settled ones included until released): 0 for NULL, and
 // for anything but a live bumper (the last error then says why).
@@ -1058,7 +1139,7 @@ lnshard_result lnshard_engine_config_default(lnshard_engine_config *out);
 // all keys and randomness from the 32 bytes at `seed`, with the chain tip at `best_height`
 // and block hash `best_hash` (32 bytes, internal byte order: the reverse of how explorers
 // display it). On success `*out` holds the new engine; free it with `lnshard_engine_free`.
-lnshard_result lnshard_engine_new(const lnshard_engine_config *config, const uint8_t *node_secret, const uint8_t *seed, uint32_t best_height, const uint8_t *best_hash, lnshard_engine **out);
+lnshard_result lnshard_engine_new(const lnshard_engine_config *config, const lnshard_secret_key *node_secret, const lnshard_seed *seed, uint32_t best_height, const lnshard_block_hash *best_hash, lnshard_engine **out);
 
 // Stops the engine (queued work finishes, up to one second), joins its threads and frees
 // it. NULL is a no-op, and so is a handle of another type (the last error names it).
@@ -1067,7 +1148,7 @@ lnshard_result lnshard_engine_new(const lnshard_engine_config *config, const uin
 void lnshard_engine_free(lnshard_engine *engine);
 
 // Writes the engine's node id (33-byte compressed public key) to `out`.
-lnshard_result lnshard_engine_node_id(const lnshard_engine *engine, uint8_t *out);
+lnshard_result lnshard_engine_node_id(const lnshard_engine *engine, lnshard_node_id *out);
 
 // Whether the engine is running: `LNSHARD_RESULT_OK` while it is, else
 // `LNSHARD_RESULT_ENGINE_STOPPED` with the last error saying why it stopped (a shard's
@@ -1088,7 +1169,7 @@ bool lnshard_engine_is_idle(const lnshard_engine *engine);
 // Opens a BOLT 8 connection (named `conn` by the application) to `their_node_id` (33
 // bytes): `*out_act_one` receives act one, to write to the socket; free it with
 // `lnshard_bytes_free`. Then feed every byte read to `lnshard_engine_handle_bytes`.
-lnshard_result lnshard_engine_new_outbound_connection(const lnshard_engine *engine, uint64_t conn, const uint8_t *their_node_id, lnshard_bytes **out_act_one);
+lnshard_result lnshard_engine_new_outbound_connection(const lnshard_engine *engine, uint64_t conn, const lnshard_node_id *their_node_id, lnshard_bytes **out_act_one);
 
 // Accepts a BOLT 8 connection named `conn`: feed every byte read to
 // `lnshard_engine_handle_bytes`.
@@ -1116,7 +1197,7 @@ lnshard_result lnshard_engine_wait_ready_connection(const lnshard_engine *engine
 
 // The node id behind connection `conn` once its handshake completed: `*out_found` says
 // whether it is known, and then `out_node_id` (33 bytes) holds it.
-lnshard_result lnshard_engine_connection_node_id(const lnshard_engine *engine, uint64_t conn, uint8_t *out_node_id, bool *out_found);
+lnshard_result lnshard_engine_connection_node_id(const lnshard_engine *engine, uint64_t conn, lnshard_node_id *out_node_id, bool *out_found);
 
 // Connection `conn`'s socket closed: the engine forgets it (and tells the peer's shard).
 lnshard_result lnshard_engine_connection_closed(const lnshard_engine *engine, uint64_t conn);
@@ -1133,42 +1214,42 @@ lnshard_result lnshard_engine_wait_event(const lnshard_engine *engine, uint32_t 
 // it `push_msat`, at `feerate_per_kw`; `user_channel_id` comes back in its events. On
 // success `out_temporary_channel_id` (32 bytes) holds the channel's temporary id; a
 // `LNSHARD_EVENT_KIND_FUNDING_GENERATION_READY` event follows once the peer accepts.
-lnshard_result lnshard_engine_create_channel(const lnshard_engine *engine, const uint8_t *node_id, uint64_t funding_satoshis, uint64_t push_msat, uint64_t user_channel_id, uint32_t feerate_per_kw, uint8_t *out_temporary_channel_id);
+lnshard_result lnshard_engine_create_channel(const lnshard_engine *engine, const lnshard_node_id *node_id, uint64_t funding_satoshis, uint64_t push_msat, uint64_t user_channel_id, uint32_t feerate_per_kw, lnshard_channel_id *out_temporary_channel_id);
 
 // The funding transaction (`tx_len` serialized bytes at `tx`) for the channel whose
 // temporary id is the 32 bytes at `temporary_channel_id`: it must pay the event's script
 // the event's amount. See `lnshard_event_build_funding_transaction`.
-lnshard_result lnshard_engine_funding_transaction_generated(const lnshard_engine *engine, const uint8_t *temporary_channel_id, const uint8_t *tx, size_t tx_len);
+lnshard_result lnshard_engine_funding_transaction_generated(const lnshard_engine *engine, const lnshard_channel_id *temporary_channel_id, const uint8_t *tx, size_t tx_len);
 
 // Pays along a route of `hops_len` hops at `hops` (1 to `LNSHARD_MAX_ROUTE_HOPS`) the payment
 // with hash `payment_hash` and secret `payment_secret` (32 bytes each), naming it
 // `payment_id` (32 bytes, unique): a `PAYMENT_SENT` or `PAYMENT_FAILED` event follows.
-lnshard_result lnshard_engine_send_payment(const lnshard_engine *engine, const lnshard_route_hop *hops, size_t hops_len, const uint8_t *payment_hash, const uint8_t *payment_secret, const uint8_t *payment_id);
+lnshard_result lnshard_engine_send_payment(const lnshard_engine *engine, const lnshard_route_hop *hops, size_t hops_len, const lnshard_payment_hash *payment_hash, const lnshard_payment_secret *payment_secret, const lnshard_payment_id *payment_id);
 
 // Prepares to receive a payment whose preimage is the 32 bytes at `payment_preimage`, of
 // `amount_msat` if `has_amount` (any amount otherwise): writes its hash and secret (32
 // bytes each) to give the payer.
-lnshard_result lnshard_engine_create_inbound_payment(const lnshard_engine *engine, const uint8_t *payment_preimage, uint64_t amount_msat, bool has_amount, uint8_t *out_payment_hash, uint8_t *out_payment_secret);
+lnshard_result lnshard_engine_create_inbound_payment(const lnshard_engine *engine, const lnshard_payment_preimage *payment_preimage, uint64_t amount_msat, bool has_amount, lnshard_payment_hash *out_payment_hash, lnshard_payment_secret *out_payment_secret);
 
 // Registers a payment to receive whose hash and secret (32 bytes each) the application
 // made itself, of `amount_msat` if `has_amount`.
-lnshard_result lnshard_engine_register_inbound_payment(const lnshard_engine *engine, const uint8_t *payment_hash, const uint8_t *payment_secret, uint64_t amount_msat, bool has_amount);
+lnshard_result lnshard_engine_register_inbound_payment(const lnshard_engine *engine, const lnshard_payment_hash *payment_hash, const lnshard_payment_secret *payment_secret, uint64_t amount_msat, bool has_amount);
 
 // Claims the claimable payment whose preimage is the 32 bytes at `payment_preimage`.
-lnshard_result lnshard_engine_claim_funds(const lnshard_engine *engine, const uint8_t *payment_preimage);
+lnshard_result lnshard_engine_claim_funds(const lnshard_engine *engine, const lnshard_payment_preimage *payment_preimage);
 
 // Fails back the claimable payment whose hash is the 32 bytes at `payment_hash`.
-lnshard_result lnshard_engine_fail_htlc_backwards(const lnshard_engine *engine, const uint8_t *payment_hash);
+lnshard_result lnshard_engine_fail_htlc_backwards(const lnshard_engine *engine, const lnshard_payment_hash *payment_hash);
 
 // Starts a cooperative close of the channel whose id is the 32 bytes at `channel_id`.
-lnshard_result lnshard_engine_close_channel(const lnshard_engine *engine, const uint8_t *channel_id);
+lnshard_result lnshard_engine_close_channel(const lnshard_engine *engine, const lnshard_channel_id *channel_id);
 
 // Force-closes the channel whose id is the 32 bytes at `channel_id`: its latest commitment
 // comes out in a `BROADCAST_TRANSACTION` event.
-lnshard_result lnshard_engine_force_close_channel(const lnshard_engine *engine, const uint8_t *channel_id);
+lnshard_result lnshard_engine_force_close_channel(const lnshard_engine *engine, const lnshard_channel_id *channel_id);
 
 // A new best block at `height` whose hash is the 32 bytes at `hash` (internal byte order).
-lnshard_result lnshard_engine_best_block_updated(const lnshard_engine *engine, uint32_t height, const uint8_t *hash);
+lnshard_result lnshard_engine_best_block_updated(const lnshard_engine *engine, uint32_t height, const lnshard_block_hash *hash);
 
 // Transactions confirmed in the block at `height`: `txs_len` entries at `txs` (at most
 // `LNSHARD_MAX_CONFIRMED_TRANSACTIONS`), each a serialized transaction and its index in
@@ -1181,7 +1262,7 @@ lnshard_result lnshard_engine_transactions_confirmed(const lnshard_engine *engin
 // shard stored; give every block above it (re-fed blocks are harmless). If that block is
 // not on your chain (the all-zero hash is on none: shards that disagreed on the block at
 // that height report it), call `lnshard_engine_block_disconnected` from its height first.
-lnshard_result lnshard_engine_best_block(const lnshard_engine *engine, uint32_t *height_out, uint8_t *hash_out);
+lnshard_result lnshard_engine_best_block(const lnshard_engine *engine, uint32_t *height_out, lnshard_block_hash *hash_out);
 
 // Blocks from `height` up were disconnected (a reorg): the best block is now the fork
 // point, `height - 1`, whose hash is the 32 bytes at `new_tip_hash` (internal byte order,
@@ -1195,7 +1276,7 @@ lnshard_result lnshard_engine_best_block(const lnshard_engine *engine, uint32_t 
 // After a restart the engine resumes from the lowest best block its shards stored: if that
 // block is not on your chain (the all-zero hash is on none: shards that disagreed on the
 // block at that height report it), disconnect from its height and re-feed from there.
-lnshard_result lnshard_engine_block_disconnected(const lnshard_engine *engine, uint32_t height, const uint8_t *new_tip_hash);
+lnshard_result lnshard_engine_block_disconnected(const lnshard_engine *engine, uint32_t height, const lnshard_block_hash *new_tip_hash);
 
 // The feerate (sat per 1000 weight, `LNSHARD_MIN_CLAIM_FEERATE_PER_KW` to
 // `LNSHARD_MAX_CLAIM_FEERATE_PER_KW`) on-chain claims start from, for every channel; the
@@ -1222,11 +1303,12 @@ lnshard_result lnshard_engine_fee_estimates_updated(const lnshard_engine *engine
 // claims pay a P2WPKH key derived from the engine's seed.
 lnshard_result lnshard_engine_set_sweep_script(const lnshard_engine *engine, const uint8_t *script, size_t script_len);
 
-// Writes a fixed description of `result` (a `lnshard_result` number) into `buf` (`len`
-// bytes, NUL-terminated) and its length without the NUL into `out_n`.
+// Writes a fixed description of `result` into `buf` (`len` bytes, NUL-terminated) and its
+// length without the NUL into `out_n`.
 //
-// An unknown number is `LNSHARD_RESULT_INVALID_PARAMETER`. Safe from any thread.
-lnshard_result lnshard_result_message(unsigned int result, char *buf, size_t len, size_t *out_n);
+// A number that is no `lnshard_result` is `LNSHARD_RESULT_INVALID_PARAMETER`. Safe from
+// any thread.
+lnshard_result lnshard_result_message(lnshard_result result, char *buf, size_t len, size_t *out_n);
 
 // Copies this thread's last error message into `buf` (`len` bytes, NUL-terminated) and its
 // length without the NUL into `out_n`: what the last failing call on this thread said.
@@ -1249,14 +1331,14 @@ void lnshard_event_free(lnshard_event *event);
 
 // The channel id (32 bytes) of a `CHANNEL_PENDING`, `CHANNEL_READY`, `CHANNEL_CLOSED`,
 // `ON_CHAIN` or `PAYMENT_CLAIMABLE` (the channel it arrived on) event.
-lnshard_result lnshard_event_channel_id(const lnshard_event *event, uint8_t *out);
+lnshard_result lnshard_event_channel_id(const lnshard_event *event, lnshard_channel_id *out);
 
 // The temporary channel id (32 bytes) of a `FUNDING_GENERATION_READY` event.
-lnshard_result lnshard_event_temporary_channel_id(const lnshard_event *event, uint8_t *out);
+lnshard_result lnshard_event_temporary_channel_id(const lnshard_event *event, lnshard_channel_id *out);
 
 // The peer's node id (33 bytes) of a `FUNDING_GENERATION_READY`, `CHANNEL_PENDING`,
 // `CHANNEL_READY`, `CHANNEL_CLOSED` or `ON_CHAIN` event.
-lnshard_result lnshard_event_counterparty_node_id(const lnshard_event *event, uint8_t *out);
+lnshard_result lnshard_event_counterparty_node_id(const lnshard_event *event, lnshard_node_id *out);
 
 // The application's channel id (its low 64 bits) of a `FUNDING_GENERATION_READY`,
 // `CHANNEL_PENDING` or `CHANNEL_READY` event.
@@ -1271,7 +1353,7 @@ lnshard_result lnshard_event_output_script(const lnshard_event *event, const uin
 
 // The funding outpoint of a `CHANNEL_PENDING` event: its txid (32 bytes, internal byte
 // order) in `out_txid`, its output index in `*out_vout`.
-lnshard_result lnshard_event_funding_txo(const lnshard_event *event, uint8_t *out_txid, uint32_t *out_vout);
+lnshard_result lnshard_event_funding_txo(const lnshard_event *event, lnshard_txid *out_txid, uint32_t *out_vout);
 
 // The real short channel id of a `CHANNEL_READY` event: `*out_found` says whether it has
 // one, and then `*out` holds it.
@@ -1283,7 +1365,7 @@ lnshard_result lnshard_event_alias(const lnshard_event *event, uint64_t *out, bo
 
 // The payment hash (32 bytes) of a `PAYMENT_CLAIMABLE`, `PAYMENT_CLAIMED`, `PAYMENT_SENT`
 // or `PAYMENT_FAILED` event.
-lnshard_result lnshard_event_payment_hash(const lnshard_event *event, uint8_t *out);
+lnshard_result lnshard_event_payment_hash(const lnshard_event *event, lnshard_payment_hash *out);
 
 // The amount of a `PAYMENT_CLAIMABLE` or `PAYMENT_CLAIMED` event, or the outbound amount
 // of a `PAYMENT_FORWARDED` event.
@@ -1291,23 +1373,23 @@ lnshard_result lnshard_event_amount_msat(const lnshard_event *event, uint64_t *o
 
 // The payment secret of a `PAYMENT_CLAIMABLE` event: `*out_found` says whether it carried
 // one, and then `out` (32 bytes) holds it.
-lnshard_result lnshard_event_payment_secret(const lnshard_event *event, uint8_t *out, bool *out_found);
+lnshard_result lnshard_event_payment_secret(const lnshard_event *event, lnshard_payment_secret *out, bool *out_found);
 
 // The height before which a `PAYMENT_CLAIMABLE` event's payment must be claimed.
 lnshard_result lnshard_event_claim_deadline(const lnshard_event *event, uint32_t *out);
 
 // The payment id (32 bytes) of a `PAYMENT_SENT` or `PAYMENT_FAILED` event.
-lnshard_result lnshard_event_payment_id(const lnshard_event *event, uint8_t *out);
+lnshard_result lnshard_event_payment_id(const lnshard_event *event, lnshard_payment_id *out);
 
 // The preimage (32 bytes, the proof of payment) of a `PAYMENT_SENT` event.
-lnshard_result lnshard_event_payment_preimage(const lnshard_event *event, uint8_t *out);
+lnshard_result lnshard_event_payment_preimage(const lnshard_event *event, lnshard_payment_preimage *out);
 
 // The fee paid (`PAYMENT_SENT`) or earned (`PAYMENT_FORWARDED`).
 lnshard_result lnshard_event_fee_msat(const lnshard_event *event, uint64_t *out);
 
 // The incoming (`out_prev`) and outgoing (`out_next`) channel ids (32 bytes each) of a
 // `PAYMENT_FORWARDED` event.
-lnshard_result lnshard_event_forwarded_channels(const lnshard_event *event, uint8_t *out_prev, uint8_t *out_next);
+lnshard_result lnshard_event_forwarded_channels(const lnshard_event *event, lnshard_channel_id *out_prev, lnshard_channel_id *out_next);
 
 // Why a `PAYMENT_FAILED` event's payment failed.
 lnshard_result lnshard_event_payment_failure(const lnshard_event *event, lnshard_payment_failure *out);
@@ -1335,10 +1417,15 @@ lnshard_result lnshard_event_onchain(const lnshard_event *event, lnshard_onchain
 // is fee: `utxo_value_sat` below the channel value is `LNSHARD_RESULT_INVALID_PARAMETER`).
 //
 // The input is NOT signed (its witness is empty): sign it with the wallet that owns the
-// UTXO before broadcasting. The engine only checks that the transaction pays the funding
-// script the right amount, so a simulated chain (as in `examples/c`) can confirm it as is.
+// UTXO, then pass the signed transaction to `lnshard_engine_funding_transaction_generated`.
+// Do NOT broadcast it yourself: the engine emits a `BROADCAST_TRANSACTION` event for this
+// same transaction once the peer's `funding_signed` has arrived (never before), and the
+// application broadcasts what that event carries. The engine only checks that the
+// transaction pays the funding script the right amount, so a simulated chain (as in
+// `examples/c`) can confirm it unsigned. The same as the Rust
+// `lightning_core::wallet::funding_transaction_from_utxo`.
 // On success `*out` is a new serialized transaction to free with `lnshard_bytes_free`.
-lnshard_result lnshard_event_build_funding_transaction(const lnshard_event *event, const uint8_t *prev_txid, uint32_t prev_vout, uint64_t utxo_value_sat, lnshard_bytes **out);
+lnshard_result lnshard_event_build_funding_transaction(const lnshard_event *event, const lnshard_txid *prev_txid, uint32_t prev_vout, uint64_t utxo_value_sat, lnshard_bytes **out);
 
 // Sends lnshard's log messages at `max_level` (a `lnshard_log_level`) and more severe to
 // `callback`, with `userdata` passed back on each call; a NULL `callback` stops logging.
@@ -1347,7 +1434,7 @@ lnshard_result lnshard_event_build_funding_transaction(const lnshard_event *even
 // subscriber; if the process already has one, `LNSHARD_RESULT_LOGGER_UNAVAILABLE`. Later
 // calls replace the callback. Safe from any thread; `userdata` must stay valid (and be
 // usable from any thread) until the callback is replaced.
-lnshard_result lnshard_set_log_callback(lnshard_log_callback callback, void *userdata, unsigned int max_level);
+lnshard_result lnshard_set_log_callback(lnshard_log_callback callback, void *userdata, lnshard_log_level max_level);
 
 // Hands bytes back from a store callback: for `read`, the value; for `list`, one key
 // (which must be UTF-8). `len` bytes at `data` are copied (NULL allowed when `len` is 0).
@@ -1416,7 +1503,7 @@ lnshard_result lnshard_engine_bump(const lnshard_engine *engine, const lnshard_w
 // bytes at `tx`, at most `LNSHARD_MAX_TRANSACTION_LEN`) to `out_txid`: the double SHA-256
 // of its serialization without witnesses, for a wallet that has no hash function of its
 // own. `LNSHARD_RESULT_INVALID_PARAMETER` when the bytes are not one whole transaction.
-lnshard_result lnshard_transaction_txid(const uint8_t *tx, size_t tx_len, uint8_t *out_txid);
+lnshard_result lnshard_transaction_txid(const uint8_t *tx, size_t tx_len, lnshard_txid *out_txid);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -2,12 +2,8 @@
 
 use std::ffi::c_char;
 
-use lightning_core::bitcoin::absolute::LockTime;
 use lightning_core::bitcoin::hashes::Hash;
-use lightning_core::bitcoin::transaction::Version;
-use lightning_core::bitcoin::{
-    consensus, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
-};
+use lightning_core::bitcoin::{consensus, OutPoint, Txid};
 use lightning_core::chain::{FundingSpendKind, MonitorEvent};
 use lightning_core::node::event::ClosureReason;
 use lightning_core::node::Event as CoreEvent;
@@ -864,8 +860,13 @@ pub extern "C" fn lnshard_event_onchain(
 /// is fee: `utxo_value_sat` below the channel value is `LNSHARD_RESULT_INVALID_PARAMETER`).
 ///
 /// The input is NOT signed (its witness is empty): sign it with the wallet that owns the
-/// UTXO before broadcasting. The engine only checks that the transaction pays the funding
-/// script the right amount, so a simulated chain (as in `examples/c`) can confirm it as is.
+/// UTXO, then pass the signed transaction to `lnshard_engine_funding_transaction_generated`.
+/// Do NOT broadcast it yourself: the engine emits a `BROADCAST_TRANSACTION` event for this
+/// same transaction once the peer's `funding_signed` has arrived (never before), and the
+/// application broadcasts what that event carries. The engine only checks that the
+/// transaction pays the funding script the right amount, so a simulated chain (as in
+/// `examples/c`) can confirm it unsigned. The same as the Rust
+/// `lightning_core::wallet::funding_transaction_from_utxo`.
 /// On success `*out` is a new serialized transaction to free with `lnshard_bytes_free`.
 #[no_mangle]
 pub extern "C" fn lnshard_event_build_funding_transaction(
@@ -882,24 +883,19 @@ pub extern "C" fn lnshard_event_build_funding_transaction(
         let CoreEvent::FundingGenerationReady { output_script, channel_value_satoshis, .. } = e else {
             return no_field(e, "funding request");
         };
-        if utxo_value_sat < *channel_value_satoshis {
-            return invalid_parameter(format!(
-                "utxo_value_sat {utxo_value_sat} below the channel value {channel_value_satoshis}"
-            ));
-        }
-        let tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: OutPoint { txid, vout: prev_vout },
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            }],
-            output: vec![TxOut {
-                value: Amount::from_sat(*channel_value_satoshis),
-                script_pubkey: output_script.clone(),
-            }],
+        let utxo = OutPoint { txid, vout: prev_vout };
+        let tx = match lightning_core::wallet::funding_transaction_from_utxo(
+            utxo,
+            utxo_value_sat,
+            output_script.clone(),
+            *channel_value_satoshis,
+        ) {
+            Ok(tx) => tx,
+            Err(_) => {
+                return invalid_parameter(format!(
+                    "utxo_value_sat {utxo_value_sat} below the channel value {channel_value_satoshis}"
+                ))
+            }
         };
         write_bytes(out, consensus::serialize(&tx));
         lnshard_result::Ok
@@ -908,8 +904,10 @@ pub extern "C" fn lnshard_event_build_funding_transaction(
 
 #[cfg(test)]
 mod tests {
+    use lightning_core::bitcoin::absolute::LockTime;
     use lightning_core::bitcoin::hashes::{sha256, Hash};
-    use lightning_core::bitcoin::{OutPoint, ScriptBuf, Txid};
+    use lightning_core::bitcoin::transaction::Version;
+    use lightning_core::bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
     use lightning_core::node::event::{ClosureReason, PaymentFailure};
     use lightning_core::node::PaymentId;
     use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};

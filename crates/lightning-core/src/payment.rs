@@ -9,11 +9,14 @@
 use bitcoin::secp256k1::PublicKey;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{ChannelId, ShortChannelId};
+use crate::types::{ChannelId, KeyHex, ShortChannelId};
 
-/// The application's handle for one outbound payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PaymentId(pub [u8; 32]);
+crate::types::byte_array_type!(
+    /// The application's handle for one outbound payment (`Debug` and `Display` in hex, as
+    /// the other ids).
+    PaymentId,
+    32
+);
 
 /// Where an HTLC we offered came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -30,7 +33,7 @@ pub enum HtlcSource {
 }
 
 /// One hop of a route: the channel to a node, and what that node is paid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteHop {
     /// The node at the far end of this hop's channel.
     pub node_id: PublicKey,
@@ -42,6 +45,17 @@ pub struct RouteHop {
     /// For a forwarding hop, the CLTV delta `node_id` requires on the next hop's channel; for
     /// the last hop, the recipient's minimum final CLTV delta.
     pub cltv_expiry_delta: u32,
+}
+
+impl core::fmt::Debug for RouteHop {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RouteHop")
+            .field("node_id", &KeyHex(&self.node_id))
+            .field("short_channel_id", &self.short_channel_id)
+            .field("fee_msat", &self.fee_msat)
+            .field("cltv_expiry_delta", &self.cltv_expiry_delta)
+            .finish()
+    }
 }
 
 /// A route: the hops from our first channel to the recipient.

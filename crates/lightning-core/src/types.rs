@@ -3,16 +3,29 @@
 use core::fmt;
 
 use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::PublicKey;
 use serde::{Deserialize, Serialize};
 
+/// A newtype over `[u8; $len]` whose `Debug` (`Name(hex)`) and `Display` (`hex`) print its
+/// bytes as lowercase hex, in order.
 macro_rules! byte_array_type {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+        )]
         pub struct $name(pub [u8; $len]);
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 write!(f, "{}(", stringify!($name))?;
                 for b in &self.0 {
                     write!(f, "{b:02x}")?;
@@ -21,8 +34,8 @@ macro_rules! byte_array_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 for b in &self.0 {
                     write!(f, "{b:02x}")?;
                 }
@@ -30,6 +43,19 @@ macro_rules! byte_array_type {
             }
         }
     };
+}
+pub(crate) use byte_array_type;
+
+/// A public key in `Debug` output as its 33-byte compressed encoding in hex,
+/// `PublicKey(02ab..)`, for the types that hold one and that users print (events, channel
+/// listings, routes): secp256k1's own `Debug` shows its internal 64-byte form, which matches
+/// no encoding a user sees elsewhere.
+pub(crate) struct KeyHex<'a>(pub(crate) &'a PublicKey);
+
+impl fmt::Debug for KeyHex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.0)
+    }
 }
 
 byte_array_type!(

@@ -230,6 +230,68 @@ pub fn build_funding_transaction(
     })
 }
 
+/// The funding transaction of a channel paid from ONE coin the caller names: `utxo`, worth
+/// `utxo_value_satoshis`, spent whole into one output paying `channel_value_satoshis` to
+/// `funding_script` (the
+/// [`Event::FundingGenerationReady`](crate::node::Event::FundingGenerationReady) fields
+/// `channel_value_satoshis` and `output_script`); what the coin holds beyond the channel
+/// value is the fee (no change output). Version 2, no lock time, the input signalling
+/// replaceability (BIP 125).
+///
+/// The input is NOT signed (its witness and scriptSig are empty): the wallet that owns the
+/// coin signs it, then hands the signed transaction to `funding_transaction_generated`
+/// (signing changes no txid: the input is segwit). Do NOT broadcast it yourself: the node
+/// emits [`Event::BroadcastTransaction`](crate::node::Event::BroadcastTransaction) for this
+/// transaction once the peer's `funding_signed` has arrived (never before: until then the
+/// channel has no signed way back), and a host relays that event like any other. For a
+/// channel funded from a wallet's coins with coin selection, change and signing, see
+/// `shard_engine::fund_channel` and [`build_funding_transaction`].
+///
+/// Errors: [`CoinSelectionError::InsufficientFunds`] when the coin is worth less than the
+/// channel value (`needed_satoshis` is the channel value).
+///
+/// ```
+/// use lightning_core::bitcoin::hashes::Hash;
+/// use lightning_core::bitcoin::{OutPoint, ScriptBuf, Txid};
+/// use lightning_core::wallet::funding_transaction_from_utxo;
+///
+/// let utxo = OutPoint { txid: Txid::from_byte_array([0xab; 32]), vout: 0 };
+/// let script = ScriptBuf::from_bytes(vec![0x00, 0x20, 7, 7]); // from the event
+/// let tx = funding_transaction_from_utxo(utxo, 1_100_000, script.clone(), 1_000_000)?;
+/// assert_eq!(tx.input[0].previous_output, utxo);
+/// assert_eq!(tx.output[0].value.to_sat(), 1_000_000);
+/// assert_eq!(tx.output[0].script_pubkey, script);
+/// assert!(funding_transaction_from_utxo(utxo, 999_999, script, 1_000_000).is_err());
+/// # Ok::<(), lightning_core::wallet::CoinSelectionError>(())
+/// ```
+pub fn funding_transaction_from_utxo(
+    utxo: OutPoint,
+    utxo_value_satoshis: u64,
+    funding_script: ScriptBuf,
+    channel_value_satoshis: u64,
+) -> Result<Transaction, CoinSelectionError> {
+    if utxo_value_satoshis < channel_value_satoshis {
+        return Err(CoinSelectionError::InsufficientFunds {
+            needed_satoshis: channel_value_satoshis,
+            available_satoshis: utxo_value_satoshis,
+        });
+    }
+    Ok(Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: utxo,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value: Amount::from_sat(channel_value_satoshis),
+            script_pubkey: funding_script,
+        }],
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 pub(crate) mod tests {

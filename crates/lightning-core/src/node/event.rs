@@ -45,7 +45,7 @@ pub enum ClosureReason {
 }
 
 /// Why an outbound payment failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PaymentFailure {
     /// The index in the route of the hop that reported the failure (0 is our peer), when the
     /// failure could be attributed.
@@ -59,7 +59,7 @@ pub struct PaymentFailure {
 }
 
 /// An event for the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
     /// Build a funding transaction paying `channel_value_satoshis` to `output_script`, then
@@ -263,7 +263,7 @@ pub struct ForwardResolution {
 /// Outputs are drained right after they are produced, so their size matters less than an
 /// allocation per message would: the message variant is kept unboxed.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Output {
     /// Send `msg` to the peer `node_id`.

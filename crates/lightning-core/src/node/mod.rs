@@ -48,6 +48,7 @@
 
 mod chain;
 mod channel_ext;
+mod debug;
 pub mod config;
 mod dispatch;
 pub mod event;
@@ -215,7 +216,7 @@ impl From<ChannelError> for ApiError {
 }
 
 /// A channel as `list_channels` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChannelDetails {
     /// The channel id (temporary until funded).
     pub channel_id: ChannelId,
