@@ -51,7 +51,8 @@ fn keys(method: &str) -> &'static [&'static str] {
             "amount_sat",
             "fee_sat",
         ],
-        "new_invoice" => &["amount_msat"],
+        "new_invoice" => &["amount_msat", "hold"],
+        "help" => &["method"],
         "pay" => &["route", "payment_hash", "payment_secret", "payment_id"],
         "claim" => &["payment_preimage", "payment_hash"],
         "fail" => &["payment_hash"],
@@ -289,8 +290,12 @@ fn check_ok(method: &str, params: &Value, request: &Request) {
                 Some(utxo.outpoint.vout)
             );
         }
-        Request::NewInvoice { amount_msat } => {
+        Request::NewInvoice { amount_msat, hold } => {
             assert_eq!(*amount_msat, params["amount_msat"].as_u64());
+            assert_eq!(*hold, params["hold"].as_bool().unwrap_or(false));
+        }
+        Request::Help { method } => {
+            assert_eq!(method.map(|m| m.name), params["method"].as_str());
         }
         Request::Pay {
             route,

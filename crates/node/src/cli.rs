@@ -3,6 +3,12 @@
 //! Parameters are either one JSON object (`'{"node_id": "02.."}'`) or `key=value` pairs
 //! (a value that parses as JSON is taken as such, anything else as a string). The cookie
 //! and the control address are read from the node's data directory.
+//!
+//! `lnshard cli help` lists the methods and `lnshard cli help METHOD` one method's
+//! parameters, from the table the node dispatches from
+//! ([`METHOD_TABLE`](crate::control::METHOD_TABLE)); no running node is needed. An error
+//! answer is printed to stderr as its JSON error object (`code`, `message`, `data.kind` and
+//! typed fields), and the command exits with a failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +16,11 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
+use crate::control::{self, Method, METHOD_TABLE};
+
 /// Options of `lnshard cli`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = methods_help())]
 pub struct CliArgs {
     /// The node's data directory (for the cookie and the control address).
     #[arg(long, default_value = "lnshard-data")]
@@ -19,10 +28,56 @@ pub struct CliArgs {
     /// The control address (default: the one the node wrote to its data directory).
     #[arg(long)]
     pub control: Option<String>,
-    /// The method, e.g. getinfo.
+    /// The method, e.g. getinfo; `help` lists them, `help METHOD` gives one's parameters.
     pub method: String,
     /// Parameters: one JSON object, or key=value pairs.
     pub params: Vec<String>,
+}
+
+/// Every method with its parameters, one line each (what `lnshard cli --help` ends with).
+pub fn methods_help() -> String {
+    let mut out = String::from(
+        "Methods (`lnshard cli help METHOD` for one's parameters; `?` marks an optional one):\n",
+    );
+    for m in METHOD_TABLE {
+        let params: Vec<String> = m
+            .params
+            .iter()
+            .map(|p| format!("{}{}", p.name, if p.required { "" } else { "?" }))
+            .collect();
+        let line = format!("  {:<20} {}", m.name, params.join(" "));
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One method's description: what it does, then each parameter.
+pub fn method_help(m: &Method) -> String {
+    let mut out = format!("{}: {}\n", m.name, m.doc);
+    if m.params.is_empty() {
+        out.push_str("  (no parameters)\n");
+    }
+    for p in m.params {
+        let need = if p.required { "required" } else { "optional" };
+        out.push_str(&format!("  {:<24} {need}: {}\n", p.name, p.doc));
+    }
+    out
+}
+
+/// What `lnshard cli help [METHOD]` prints: the method list, or one method's parameters.
+pub fn help(args: &[String]) -> Result<String, String> {
+    match args {
+        [] => Ok(methods_help()),
+        [name] => match control::method(name) {
+            Some(m) => Ok(method_help(m)),
+            None => Err(format!(
+                "unknown method {name:?}: the methods are {}",
+                control::METHODS.join(", ")
+            )),
+        },
+        _ => Err("help takes at most one method".into()),
+    }
 }
 
 fn params(args: &[String]) -> Result<Value, String> {
@@ -78,12 +133,38 @@ fn call(args: &CliArgs) -> Result<Value, String> {
     if let Some(error) = reply.get("error") {
         return Err(format!("{}: {}", args.method, error));
     }
+    if reply.get("result").is_none() {
+        return Err(format!(
+            "{}: the answer has no result: {reply}",
+            args.method
+        ));
+    }
     Ok(reply.get("result").cloned().unwrap_or(Value::Null))
 }
 
 /// Runs `lnshard cli`.
 #[allow(clippy::print_stdout)] // The answer is the command's output.
 pub fn run(args: CliArgs) -> ExitCode {
+    if args.method == "help" {
+        return match help(&args.params) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lnshard cli: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if control::method(&args.method).is_none() {
+        eprintln!(
+            "lnshard cli: unknown method {:?}: `lnshard cli help` lists them: {}",
+            args.method,
+            control::METHODS.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
     match call(&args) {
         Ok(result) => {
             println!(

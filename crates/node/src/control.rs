@@ -29,32 +29,20 @@
 //!
 //! Every method takes its parameters as a JSON object (named). Hex is lower-case; node ids
 //! are 33-byte compressed keys; channel ids, payment hashes, secrets and preimages 32 bytes;
-//! short channel ids a number or `BLOCKxTXxOUT`.
+//! short channel ids `BLOCKxTXxOUT` strings (answers give them so; a number, or a decimal
+//! string, is taken too: a JSON number above 2^53 loses digits in many JSON readers, jq's
+//! among them).
 //!
-//! | method | params | result |
-//! |---|---|---|
-//! | `getinfo` | | node id, addresses, network, best block, peers, channels |
-//! | `connect` | `node_id`, `address` (`host:port`) | after the handshake; redialled when lost |
-//! | `open_channel` | `node_id`, `amount_sat`, `push_msat`?, `feerate_per_kw`?, `funding_feerate_per_kw`? (253 to 250,000, default 1,000) | `temporary_channel_id`; once the peer accepts, the wallet funds the channel (its transaction goes to `broadcasts` once the peer signed), unless `fund` named a UTXO; a wallet that cannot pay leaves the channel waiting for `fund` |
-//! | `fund` | `temporary_channel_id`, `outpoint` (`txid:vout`), `amount_sat`, `secret_key` (of the P2WPKH UTXO), `fee_sat`? | regtest only (refused on other networks): the funding transaction (now, or once the peer accepts) |
-//! | `new_invoice` | `amount_msat`? | `payment_hash`, `payment_secret` (the node keeps the preimage) |
-//! | `pay` | `route` (`[{node_id, short_channel_id, fee_msat, cltv_expiry_delta}]`, last hop's `fee_msat` = amount), `payment_hash`, `payment_secret` | `payment_id` |
-//! | `claim` | `payment_hash` (or `payment_preimage`) | |
-//! | `fail` | `payment_hash` | |
-//! | `close`, `force_close` | `channel_id` | |
-//! | `list_peers`, `list_channels` | | lists |
-//! | `block_connected` | `height`, `header` (80 bytes hex), `transactions` (hex, block order; or `{index, tx}` objects naming only the block's transactions that matter) | |
-//! | `block_disconnected` | `height` (1 to [`MAX_BLOCK_HEIGHT`]), `hash` (the hash of the block at `height - 1`, the fork point, as `block_connected` answers it) | blocks from `height` up left the best chain (a reorg): the best block is now the fork point (stored, so a restart never resumes from a block that left the chain); the monitors forget what they confirmed; then `block_connected` the new branch |
-//! | `list_balances` | | per channel, what its on-chain state owes us (typed amounts; see [`balance_json`]) |
-//! | `set_claim_feerate` | `feerate_per_kw` (253 to 250,000) | the feerate on-chain claims start from |
-//! | `set_fee_estimates` | `urgent`, `normal`, `background` (sat per 1000 weight, each 253 to 250,000) | the host's fee estimates (kept in memory: give them after every start): channels we funded follow them with `update_fee` (`normal` without anchors, `background` with), a peer's `update_fee` far outside them is refused with a warning |
-//! | `new_address` | | `address`: a new receiving address of the node's wallet |
-//! | `wallet_balance` | | `confirmed_sat`, `trusted_pending_sat` (our own unconfirmed change), `untrusted_pending_sat`, `immature_sat` |
-//! | `list_utxos` | | `utxos`: the wallet's unspent coins (`outpoint`, `amount_sat`, `script_pubkey`, `confirmation_height`, `change`, `reserved`) |
-//! | `send` | `address`, `amount_sat`, `feerate_per_kw` (253 to 250,000) | `txid`, `transaction`, `fee_sat`: signed from the wallet's confirmed coins, change to the wallet, queued for `broadcasts` |
-//! | `broadcasts` | | transactions to broadcast since the last call (hex); `packages`: commitments of anchor channels with the CPFP child the node's wallet made (`parent`, `child`, hex: relay each pair together, as `submitpackage`; re-bumped each block with the same coins until confirmed); and `bump_needed`: zero-fee transactions (anchor channels) the node's wallet could not bump (`error` says why), which another wallet must add fees to before they can confirm |
-//! | `events` | | events since the last call |
-//! | `stop` | | the node stops |
+//! The methods and their parameters are one table, [`METHOD_TABLE`]: [`parse_request`]
+//! dispatches from it, the `help` method answers it as JSON and `lnshard cli help [METHOD]`
+//! prints it.
+//!
+//! # Errors
+//! An error answer is a JSON-RPC error object: `code` (JSON-RPC's number), `message` (for
+//! people; for a refusal by the engine, the engine error's text) and `data`, whose `kind` is
+//! a stable snake-case name ([`RpcError::kind`]) beside typed fields (`parameter`, `method`,
+//! `channel_id`, `node_id`, ...; see [`RpcError`]). A payment's failure in `events` is typed
+//! the same way ([`payment_failure_json`]).
 
 use shard_engine::NodeApi;
 use std::future::Future;
@@ -79,13 +67,15 @@ use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
 use lightning_core::bitcoin::{Address, Amount, BlockHash, Network, OutPoint, Transaction};
 use lightning_core::chain::{Balance, FundingSpendKind, MonitorEvent};
 use lightning_core::node::{
-    ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
+    ApiError, ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
 };
+use lightning_core::onion::FailureMessage;
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::types::{
     ChannelId, PaymentHash, PaymentPreimage, PaymentSecret, ShortChannelId,
 };
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use shard_engine::EngineError;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -446,13 +436,24 @@ async fn handle(
         Err(e) => {
             return reply(
                 Value::Null,
-                Err(rpc_error(-32700, format!("parse error: {e}"))),
+                Err(rpc_error(
+                    -32700,
+                    "parse_error",
+                    format!("parse error: {e}"),
+                )),
             )
         }
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = request.get("method").and_then(Value::as_str) else {
-        return reply(id, Err(rpc_error(-32600, "request has no method".into())));
+        return reply(
+            id,
+            Err(rpc_error(
+                -32600,
+                "invalid_request",
+                "request has no method".into(),
+            )),
+        );
     };
     // Absent parameters read as an object without keys.
     let params = request.get("params").unwrap_or(&Value::Null);
@@ -462,13 +463,7 @@ async fn handle(
     // broadcast (a closing transaction may protect funds) and its events, and stops.
     if let Err(reason) = ctx.node.engine.health() {
         if !parsed.as_ref().is_ok_and(Request::served_when_stopped) {
-            return reply(
-                id,
-                Err(rpc_error(
-                    NODE_STOPPED,
-                    format!("the node is stopped: {reason}"),
-                )),
-            );
+            return reply(id, Err(stopped(&reason)));
         }
     }
     let mut result = match parsed {
@@ -478,87 +473,443 @@ async fn handle(
     if result.is_err() {
         // The engine stopped during the call: say so, as for the calls after it.
         if let Err(reason) = ctx.node.engine.health() {
-            result = Err(rpc_error(
-                NODE_STOPPED,
-                format!("the node is stopped: {reason}"),
-            ));
+            result = Err(stopped(&reason));
         }
     }
     reply(id, result)
 }
 
-/// A JSON-RPC error object.
+/// A JSON-RPC error: its `code` (JSON-RPC's number), a stable snake-case `kind`, a
+/// `message` for people and typed fields. On the wire:
+/// `{"code": -32602, "message": "...", "data": {"kind": "invalid_params", "parameter": "node_id"}}`.
+///
+/// Kinds: `parse_error` (-32700), `invalid_request` (-32600), `unknown_method` (-32601, with
+/// `method` and `methods`, the known ones), `invalid_params` (-32602, with `parameter` when one
+/// is to blame), `node_stopped` ([`NODE_STOPPED`], with `reason`), `failed` (-32000: the node
+/// could not do it, e.g. the wallet or a file), and for a refusal by the engine (-32000) the
+/// engine error's own name: `peer_not_connected` (`node_id`), `unknown_channel`
+/// (`channel_id`), `unknown_short_channel_id` (`short_channel_id`), `duplicate_payment`
+/// (`payment_id`), `not_claimable` (`payment_hash`), `first_hop`, `channel_value`,
+/// `invalid_route`, `channel`, ... (with `reason`, the name of the engine's more precise
+/// error, when there is one); its message is the engine error's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcError {
     code: i64,
+    kind: String,
     message: String,
+    data: Map<String, Value>,
 }
 
 impl RpcError {
-    /// The JSON-RPC error code: -32601 unknown method, -32602 bad parameters, -32000 the
-    /// node refused, [`NODE_STOPPED`].
+    /// The JSON-RPC error code: -32700 not JSON, -32600 no method, -32601 unknown method,
+    /// -32602 bad parameters, -32000 the node refused or failed, [`NODE_STOPPED`].
     pub fn code(&self) -> i64 {
         self.code
+    }
+
+    /// The stable name of the error (see [`RpcError`]).
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 
     /// The message, naming the parameter and its value.
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The typed fields beside `kind`.
+    pub fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+
+    /// Adds a typed field.
+    fn with(mut self, key: &str, value: impl Into<Value>) -> RpcError {
+        self.data.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// The JSON-RPC error object: `code`, `message` and `data` (`kind` and the fields).
+    pub fn to_json(&self) -> Value {
+        let mut data = Map::new();
+        data.insert("kind".into(), Value::String(self.kind.clone()));
+        data.extend(self.data.clone());
+        json!({"code": self.code, "message": self.message, "data": data})
+    }
+}
+
+impl core::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind)
+    }
 }
 
 /// The JSON-RPC error code of every method but `getinfo` once the engine has stopped.
 pub const NODE_STOPPED: i64 = -32001;
 
-fn rpc_error(code: i64, message: String) -> RpcError {
-    RpcError { code, message }
+fn rpc_error(code: i64, kind: &str, message: String) -> RpcError {
+    RpcError {
+        code,
+        kind: kind.to_owned(),
+        message,
+        data: Map::new(),
+    }
 }
 
 fn invalid(message: impl Into<String>) -> RpcError {
-    rpc_error(-32602, message.into())
+    rpc_error(-32602, "invalid_params", message.into())
+}
+
+/// A bad value of parameter `name`.
+fn invalid_param(name: &str, message: impl Into<String>) -> RpcError {
+    invalid(message).with("parameter", name)
 }
 
 fn failed(message: impl core::fmt::Display) -> RpcError {
-    rpc_error(-32000, message.to_string())
+    rpc_error(-32000, "failed", message.to_string())
+}
+
+fn stopped(reason: &impl core::fmt::Display) -> RpcError {
+    rpc_error(
+        NODE_STOPPED,
+        "node_stopped",
+        format!("the node is stopped: {reason}"),
+    )
+    .with("reason", reason.to_string())
+}
+
+fn unknown_method(method: &str) -> RpcError {
+    rpc_error(
+        -32601,
+        "unknown_method",
+        format!(
+            "unknown method {method:?}: `lnshard cli help` (or the method help) lists them: {}",
+            METHODS.join(", ")
+        ),
+    )
+    .with("method", method)
+    .with("methods", METHODS.to_vec())
+}
+
+/// `CamelCase` to `camel_case`.
+fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The names a `Debug` text starts with, outermost first: `FirstHop(Unknown { .. })` gives
+/// `first_hop` and `unknown`. (The engine's errors are `#[non_exhaustive]` and grow; their
+/// `Debug` names are their variants' names.)
+fn debug_names(debug: &str) -> Vec<String> {
+    debug
+        .split(['(', ' ', '{'])
+        .map_while(|part| {
+            let ident = part.trim_end_matches([')', ',', '}']);
+            (!ident.is_empty()
+                && ident.starts_with(|c: char| c.is_ascii_uppercase())
+                && ident.chars().all(|c| c.is_ascii_alphanumeric()))
+            .then(|| snake(ident))
+        })
+        .take(2)
+        .collect()
+}
+
+/// An engine error as an RPC error: code -32000, its variant's name as `kind`, its text as
+/// `message` and the ids it names as typed fields.
+fn engine_error(e: EngineError) -> RpcError {
+    let message = e.to_string();
+    let (names, fields): (Vec<String>, Vec<(&str, Value)>) = match &e {
+        EngineError::Api(api) => {
+            let fields = match api {
+                ApiError::PeerNotConnected(node) => vec![("node_id", node.to_string().into())],
+                ApiError::UnknownChannel(c) => vec![("channel_id", c.to_string().into())],
+                ApiError::UnknownShortChannelId(s) => {
+                    vec![("short_channel_id", s.to_string().into())]
+                }
+                ApiError::DuplicatePayment(id) => vec![("payment_id", hex::encode(id.0).into())],
+                ApiError::NotClaimable(h) => vec![("payment_hash", h.to_string().into())],
+                _ => Vec::new(),
+            };
+            (debug_names(&format!("{api:?}")), fields)
+        }
+        EngineError::UnknownChannel(c) => (
+            vec!["unknown_channel".into()],
+            vec![("channel_id", c.to_string().into())],
+        ),
+        other => (debug_names(&format!("{other:?}")), Vec::new()),
+    };
+    let kind = names.first().cloned().unwrap_or_else(|| "engine".into());
+    let mut err = rpc_error(-32000, &kind, message);
+    // A wrapped error's own name says more (`first_hop` / `unknown_short_channel_id`); an
+    // id's type name (`PublicKey(..)`) is no reason.
+    if let Some(reason) = names.get(1).filter(|_| fields.is_empty()) {
+        err = err.with("reason", reason.as_str());
+    }
+    for (k, v) in fields {
+        err = err.with(k, v);
+    }
+    err
 }
 
 fn reply(id: Value, result: Result<Value, RpcError>) -> Response {
     let body = match result {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(e) => {
-            json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
-        }
+        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
     };
     axum::Json(body).into_response()
 }
 
-/// Every method of the control interface, as [`parse_request`] knows them.
-pub const METHODS: [&str; 24] = [
-    "getinfo",
-    "connect",
-    "open_channel",
-    "fund",
-    "new_invoice",
-    "pay",
-    "claim",
-    "fail",
-    "close",
-    "force_close",
-    "list_peers",
-    "list_channels",
-    "block_connected",
-    "block_disconnected",
-    "list_balances",
-    "set_claim_feerate",
-    "set_fee_estimates",
-    "new_address",
-    "wallet_balance",
-    "list_utxos",
-    "send",
-    "broadcasts",
-    "events",
-    "stop",
+/// A parameter of a control method (see [`METHOD_TABLE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    /// Its name: the key in the params object (or of `key=value` in `lnshard cli`).
+    pub name: &'static str,
+    /// Whether the method refuses a call without it.
+    pub required: bool,
+    /// What it takes, and its default when optional.
+    pub doc: &'static str,
+}
+
+/// A method of the control interface (see [`METHOD_TABLE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Method {
+    /// Its name.
+    pub name: &'static str,
+    /// Its parameters.
+    pub params: &'static [Param],
+    /// What it does and answers.
+    pub doc: &'static str,
+}
+
+const fn req(name: &'static str, doc: &'static str) -> Param {
+    Param {
+        name,
+        required: true,
+        doc,
+    }
+}
+
+const fn opt(name: &'static str, doc: &'static str) -> Param {
+    Param {
+        name,
+        required: false,
+        doc,
+    }
+}
+
+const FEERATE: &str = "sat per 1000 weight, 253 to 250,000";
+
+/// Every method of the control interface with its parameters: the one table
+/// [`parse_request`] dispatches from (a name not in it is `unknown_method`), that the `help`
+/// method answers and `lnshard cli help` prints.
+pub const METHOD_TABLE: &[Method] = &[
+    Method {
+        name: "getinfo",
+        params: &[],
+        doc: "the node: `node_id`, `listen`, `network`, the best block (`block_height`, `block_hash`), `peers`, `channels`; `state` is `running`, or `stopped` with `stopped_reason`",
+    },
+    Method {
+        name: "connect",
+        params: &[
+            req("node_id", "the peer's node id (33 bytes, hex)"),
+            req("address", "host:port (at most 259 bytes)"),
+        ],
+        doc: "connects to a peer; answers after the handshake; redialled when lost",
+    },
+    Method {
+        name: "open_channel",
+        params: &[
+            req("node_id", "the peer's node id (33 bytes, hex)"),
+            req("amount_sat", "the channel's value"),
+            opt("push_msat", "given to the peer at opening (default 0)"),
+            opt("feerate_per_kw", "the commitment's feerate (default 1,000)"),
+            opt("funding_feerate_per_kw", "the funding transaction's feerate (253 to 250,000, default 1,000)"),
+        ],
+        doc: "`temporary_channel_id`; once the peer accepts, the wallet funds the channel (its transaction goes to `broadcasts` once the peer signed), unless `fund` named a UTXO; a wallet that cannot pay leaves the channel waiting for `fund`",
+    },
+    Method {
+        name: "fund",
+        params: &[
+            req("temporary_channel_id", "the channel (32 bytes, hex)"),
+            req("outpoint", "the P2WPKH UTXO that pays, txid:vout"),
+            req("amount_sat", "the UTXO's value"),
+            req("secret_key", "the UTXO's key (32 bytes, hex)"),
+            opt("fee_sat", "the funding transaction's fee (default 1,000)"),
+        ],
+        doc: "regtest only (refused on other networks): funds the channel from that UTXO; answers the funding transaction (now, or `waiting_for_accept_channel` until the peer accepts)",
+    },
+    Method {
+        name: "new_invoice",
+        params: &[
+            opt("amount_msat", "the amount expected (default: any)"),
+            opt("hold", "true: a payment to it waits for `claim` or `fail` (default false: claimed as soon as it arrives)"),
+        ],
+        doc: "`payment_hash`, `payment_secret`; the node keeps the preimage (in <data-dir>/invoices) and claims a payment to it by itself, unless `hold=true`",
+    },
+    Method {
+        name: "pay",
+        params: &[
+            req("route", "[{node_id, short_channel_id, fee_msat, cltv_expiry_delta}], 1 to 20 hops; the last hop's fee_msat is the amount"),
+            req("payment_hash", "32 bytes, hex"),
+            req("payment_secret", "32 bytes, hex"),
+            opt("payment_id", "32 bytes, hex (default: the payment hash)"),
+        ],
+        doc: "sends a payment along the route; answers `payment_id`; `payment_sent` or `payment_failed` (with a typed `failure`) follows in `events`",
+    },
+    Method {
+        name: "claim",
+        params: &[
+            opt("payment_hash", "the payment to claim, with the preimage the node keeps (32 bytes, hex)"),
+            opt("payment_preimage", "or the preimage itself (32 bytes, hex)"),
+        ],
+        doc: "claims a payment that is waiting (a hold invoice's, or one the node has no preimage for)",
+    },
+    Method {
+        name: "fail",
+        params: &[req("payment_hash", "32 bytes, hex")],
+        doc: "fails a waiting payment back to its payer",
+    },
+    Method {
+        name: "close",
+        params: &[req("channel_id", "32 bytes, hex")],
+        doc: "closes the channel cooperatively",
+    },
+    Method {
+        name: "force_close",
+        params: &[req("channel_id", "32 bytes, hex")],
+        doc: "force-closes the channel: our commitment goes to `broadcasts`",
+    },
+    Method {
+        name: "list_peers",
+        params: &[],
+        doc: "the connected peers: `node_id`, `address`, `inbound`",
+    },
+    Method {
+        name: "list_channels",
+        params: &[],
+        doc: "the channels: `channel_id`, `node_id`, `value_sat`, `phase`, `usable`, `short_channel_id` (BLOCKxTXxOUT), balances",
+    },
+    Method {
+        name: "block_connected",
+        params: &[
+            req("height", "at most 16,777,215"),
+            req("header", "the block's 80-byte header, hex"),
+            opt("transactions", "hex, in block order; or {index, tx} objects naming only the block's transactions that matter"),
+        ],
+        doc: "a new best block; answers its `height` and `hash`",
+    },
+    Method {
+        name: "block_disconnected",
+        params: &[
+            req("height", "1 to 16,777,215: blocks from it up left the best chain"),
+            req("hash", "the hash of the block at height - 1, the fork point (as block_connected answers it)"),
+        ],
+        doc: "a reorg: the best block is now the fork point (stored); the monitors forget what they confirmed; then block_connected the new branch",
+    },
+    Method {
+        name: "list_balances",
+        params: &[],
+        doc: "per channel, what its on-chain state owes us, typed amounts and totals",
+    },
+    Method {
+        name: "set_claim_feerate",
+        params: &[req("feerate_per_kw", FEERATE)],
+        doc: "the feerate on-chain claims start from",
+    },
+    Method {
+        name: "set_fee_estimates",
+        params: &[
+            req("urgent", FEERATE),
+            req("normal", FEERATE),
+            req("background", FEERATE),
+        ],
+        doc: "the chain's feerates (kept in memory: give them after every start): channels we funded follow them with update_fee (`normal` without anchors, `background` with); a peer's update_fee far outside them is refused",
+    },
+    Method {
+        name: "new_address",
+        params: &[],
+        doc: "`address`: a new receiving address of the node's wallet",
+    },
+    Method {
+        name: "wallet_balance",
+        params: &[],
+        doc: "`confirmed_sat`, `trusted_pending_sat` (our own unconfirmed change), `untrusted_pending_sat`, `immature_sat`",
+    },
+    Method {
+        name: "list_utxos",
+        params: &[],
+        doc: "`utxos`: the wallet's coins (`outpoint`, `amount_sat`, `script_pubkey`, `confirmation_height`, `change`, `reserved`)",
+    },
+    Method {
+        name: "send",
+        params: &[
+            req("address", "an address of the node's network"),
+            req("amount_sat", "at least 1"),
+            req("feerate_per_kw", FEERATE),
+        ],
+        doc: "`txid`, `transaction`, `fee_sat`: signed from the wallet's confirmed coins, change to the wallet, queued for `broadcasts`",
+    },
+    Method {
+        name: "broadcasts",
+        params: &[],
+        doc: "what to broadcast since the last call: `transactions` (hex); `packages` (`parent`, `child`: relay each pair together); `bump_needed` (zero-fee transactions the wallet could not bump, with `error`)",
+    },
+    Method {
+        name: "events",
+        params: &[],
+        doc: "the events since the last call, and how many were `dropped`",
+    },
+    Method {
+        name: "stop",
+        params: &[],
+        doc: "stops the node",
+    },
+    Method {
+        name: "help",
+        params: &[opt("method", "one method to describe (default: all)")],
+        doc: "this table: every method with its parameters",
+    },
 ];
+
+const fn method_names() -> [&'static str; METHOD_TABLE.len()] {
+    let mut names = [""; METHOD_TABLE.len()];
+    let mut i = 0;
+    while i < METHOD_TABLE.len() {
+        names[i] = METHOD_TABLE[i].name;
+        i += 1;
+    }
+    names
+}
+
+/// The names of [`METHOD_TABLE`]'s methods, in its order.
+pub const METHODS: [&str; METHOD_TABLE.len()] = method_names();
+
+/// The method called `name` in [`METHOD_TABLE`].
+pub fn method(name: &str) -> Option<&'static Method> {
+    METHOD_TABLE.iter().find(|m| m.name == name)
+}
+
+/// A method of [`METHOD_TABLE`] as JSON: `name`, `doc`, `params` (`name`, `required`, `doc`).
+pub fn method_json(m: &Method) -> Value {
+    json!({
+        "name": m.name,
+        "doc": m.doc,
+        "params": m.params.iter().map(|p| json!({
+            "name": p.name,
+            "required": p.required,
+            "doc": p.doc,
+        })).collect::<Vec<_>>(),
+    })
+}
 
 /// The longest `address` `connect` takes: a DNS name (at most 253 bytes), `:` and a port.
 pub const MAX_ADDRESS_LEN: usize = 259;
@@ -624,6 +975,8 @@ pub enum Request {
     NewInvoice {
         /// The amount expected, if any.
         amount_msat: Option<u64>,
+        /// A payment to it waits for `claim` or `fail` (otherwise the node claims it).
+        hold: bool,
     },
     /// `pay`.
     Pay {
@@ -707,6 +1060,11 @@ pub enum Request {
     Events,
     /// `stop` (parameters ignored).
     Stop,
+    /// `help`: [`METHOD_TABLE`], or one method of it.
+    Help {
+        /// The method to describe (one of [`METHODS`]); all when `None`.
+        method: Option<&'static Method>,
+    },
 }
 
 impl Request {
@@ -737,16 +1095,21 @@ impl Request {
             Request::Broadcasts => "broadcasts",
             Request::Events => "events",
             Request::Stop => "stop",
+            Request::Help { .. } => "help",
         }
     }
 
     /// Whether a stopped engine still serves it: `getinfo` (it reports the stop), and
-    /// `stop`, `broadcasts` and `events`, which do not touch the engine (a transaction
-    /// waiting to be broadcast may protect funds).
+    /// `stop`, `broadcasts`, `events` and `help`, which do not touch the engine (a
+    /// transaction waiting to be broadcast may protect funds).
     pub fn served_when_stopped(&self) -> bool {
         matches!(
             self,
-            Request::GetInfo | Request::Stop | Request::Broadcasts | Request::Events
+            Request::GetInfo
+                | Request::Stop
+                | Request::Broadcasts
+                | Request::Events
+                | Request::Help { .. }
         )
     }
 }
@@ -754,10 +1117,14 @@ impl Request {
 /// Parses and validates a method's parameters (a JSON object; `null` reads as one without
 /// keys) into a [`Request`], checking every bound the engine relies on: hex sizes (node ids
 /// 33 bytes, ids, hashes, secrets and keys 32, headers 80), integer ranges, the lengths and
-/// counts of the `MAX_*` constants of this module. Pure: no I/O, no node. An unknown method
-/// is JSON-RPC error -32601, bad parameters -32602, with a message naming the parameter.
+/// counts of the `MAX_*` constants of this module. Pure: no I/O, no node. A method not in
+/// [`METHOD_TABLE`] is JSON-RPC error -32601 (`unknown_method`, listing the known ones), bad
+/// parameters -32602 (`invalid_params`), with a message naming the parameter.
 pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
-    Ok(match method {
+    let Some(entry) = self::method(method) else {
+        return Err(unknown_method(method));
+    };
+    Ok(match entry.name {
         "getinfo" => Request::GetInfo,
         "connect" => {
             let node_id = pubkey(str_param(p, "node_id")?, "node_id")?;
@@ -807,6 +1174,11 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
             amount_msat: match p.get("amount_msat") {
                 None | Some(Value::Null) => None,
                 Some(_) => Some(u64_param(p, "amount_msat")?),
+            },
+            hold: match p.get("hold") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(invalid_param("hold", "hold must be true or false")),
             },
         },
         "pay" => {
@@ -967,28 +1339,44 @@ pub fn parse_request(method: &str, p: &Value) -> Result<Request, RpcError> {
         "broadcasts" => Request::Broadcasts,
         "events" => Request::Events,
         "stop" => Request::Stop,
-        other => return Err(rpc_error(-32601, format!("unknown method {other:?}"))),
+        "help" => Request::Help {
+            method: match p.get("method") {
+                None | Some(Value::Null) => None,
+                Some(_) => {
+                    let name = str_param(p, "method")?;
+                    Some(self::method(name).ok_or_else(|| {
+                        let e = unknown_method(name);
+                        invalid_param("method", e.message().to_owned())
+                            .with("methods", METHODS.to_vec())
+                    })?)
+                }
+            },
+        },
+        other => return Err(unknown_method(other)),
     })
 }
 
 fn str_param<'a>(p: &'a Value, name: &str) -> Result<&'a str, RpcError> {
     p.get(name)
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid(format!("missing string parameter {name}")))
+        .ok_or_else(|| invalid_param(name, format!("missing string parameter {name}")))
 }
 
 fn u64_param(p: &Value, name: &str) -> Result<u64, RpcError> {
     p.get(name)
         .and_then(Value::as_u64)
-        .ok_or_else(|| invalid(format!("missing integer parameter {name}")))
+        .ok_or_else(|| invalid_param(name, format!("missing integer parameter {name}")))
 }
 
 fn opt_u64(p: &Value, name: &str, default: u64) -> Result<u64, RpcError> {
     match p.get(name) {
         None | Some(Value::Null) => Ok(default),
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| invalid(format!("parameter {name} must be a non-negative integer"))),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            invalid_param(
+                name,
+                format!("parameter {name} must be a non-negative integer"),
+            )
+        }),
     }
 }
 
@@ -996,7 +1384,7 @@ fn hex32(p: &Value, name: &str) -> Result<[u8; 32], RpcError> {
     let s = str_param(p, name)?;
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out)
-        .map_err(|e| invalid(format!("{name} {s:?} is not 32 bytes of hex: {e}")))?;
+        .map_err(|e| invalid_param(name, format!("{name} {s:?} is not 32 bytes of hex: {e}")))?;
     Ok(out)
 }
 
@@ -1004,24 +1392,41 @@ fn hex32(p: &Value, name: &str) -> Result<[u8; 32], RpcError> {
 fn block_hash_param(p: &Value, name: &str) -> Result<BlockHash, RpcError> {
     let s = str_param(p, name)?;
     s.parse::<BlockHash>()
-        .map_err(|e| invalid(format!("{name} {s:?} is not a block hash: {e}")))
+        .map_err(|e| invalid_param(name, format!("{name} {s:?} is not a block hash: {e}")))
 }
 
 fn pubkey(s: &str, name: &str) -> Result<PublicKey, RpcError> {
     s.parse::<PublicKey>()
-        .map_err(|e| invalid(format!("{name} {s:?} is not a node id: {e}")))
+        .map_err(|e| invalid_param(name, format!("{name} {s:?} is not a node id: {e}")))
 }
 
-/// A short channel id: a number (any 64 bits encode one), or `BLOCKxTXxOUT` with the block
-/// and transaction index within their 24 bits (never silently masked to another channel).
+/// A short channel id: `BLOCKxTXxOUT` with the block and transaction index within their 24
+/// bits (never silently masked to another channel), as answers give it; or its 64 bits as a
+/// number or a string of decimal digits.
 fn scid(v: &Value) -> Result<ShortChannelId, RpcError> {
     if let Some(n) = v.as_u64() {
         return Ok(ShortChannelId(n));
     }
-    let s = v
-        .as_str()
-        .ok_or_else(|| invalid("short_channel_id must be a number or BLOCKxTXxOUT"))?;
-    let bad = || invalid(format!("short_channel_id {s:?} is not BLOCKxTXxOUT"));
+    let s = v.as_str().ok_or_else(|| {
+        invalid_param(
+            "short_channel_id",
+            "short_channel_id must be BLOCKxTXxOUT (or a number)",
+        )
+    })?;
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map(ShortChannelId).map_err(|_| {
+            invalid_param(
+                "short_channel_id",
+                format!("short_channel_id {s:?} is more than 64 bits"),
+            )
+        });
+    }
+    let bad = || {
+        invalid_param(
+            "short_channel_id",
+            format!("short_channel_id {s:?} is not BLOCKxTXxOUT"),
+        )
+    };
     let mut parts = s.split('x');
     let (Some(b), Some(t), Some(o), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -1069,7 +1474,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                 let listed = n.engine.list_channels();
                 let (state, stopped_reason, channels) = match (n.engine.health(), listed) {
                     (Ok(()), Ok(channels)) => ("running", None, Some(channels.len())),
-                    (Ok(()), Err(e)) => return Err(failed(e)),
+                    (Ok(()), Err(e)) => return Err(engine_error(e)),
                     (Err(reason), _) => ("stopped", Some(reason.to_string()), None),
                 };
                 Ok(json!({
@@ -1121,7 +1526,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                         user_channel_id,
                         feerate_per_kw,
                     )
-                    .map_err(failed)?;
+                    .map_err(engine_error)?;
                 n.state
                     .wallet_funding_feerates
                     .lock()
@@ -1158,7 +1563,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             })
             .await
         }
-        Request::NewInvoice { amount_msat } => {
+        Request::NewInvoice { amount_msat, hold } => {
             blocking(node, move |n| {
                 let mut preimage = PaymentPreimage([0; 32]);
                 hex::decode_to_slice(files::random_hex().map_err(failed)?, &mut preimage.0)
@@ -1166,12 +1571,17 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                 let (hash, secret) = n
                     .engine
                     .create_inbound_payment(preimage, amount_msat)
+                    .map_err(engine_error)?;
+                let invoice = files::Invoice { preimage, hold };
+                // Durable before the invoice leaves: a restart can still claim it (or hold it).
+                files::append_invoice(&files::invoices_path(&n.config.data_dir), &hash, &invoice)
                     .map_err(failed)?;
-                // Durable before the invoice leaves: a restart can still claim it.
-                files::append_invoice(&files::invoices_path(&n.config.data_dir), &hash, &preimage)
-                    .map_err(failed)?;
-                n.state.preimages.lock().insert(hash, preimage);
-                Ok(json!({"payment_hash": hash.to_string(), "payment_secret": secret.to_string()}))
+                n.state.preimages.lock().insert(hash, invoice);
+                Ok(json!({
+                    "payment_hash": hash.to_string(),
+                    "payment_secret": secret.to_string(),
+                    "hold": hold,
+                }))
             })
             .await
         }
@@ -1184,7 +1594,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             blocking(node, move |n| {
                 n.engine
                     .send_payment(&route, payment_hash, payment_secret, payment_id)
-                    .map_err(failed)?;
+                    .map_err(engine_error)?;
                 Ok(json!({"payment_id": hex::encode(payment_id.0)}))
             })
             .await
@@ -1197,32 +1607,39 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                     .preimages
                     .lock()
                     .get(&hash)
-                    .copied()
-                    .ok_or_else(|| failed(format!("no preimage known for payment_hash {hash}")))?,
+                    .map(|invoice| invoice.preimage)
+                    .ok_or_else(|| {
+                        rpc_error(
+                            -32000,
+                            "unknown_payment_hash",
+                            format!("no preimage known for payment_hash {hash}"),
+                        )
+                        .with("payment_hash", hash.to_string())
+                    })?,
             };
             blocking(node, move |n| {
-                n.engine.claim_funds(preimage).map_err(failed)?;
+                n.engine.claim_funds(preimage).map_err(engine_error)?;
                 Ok(json!({}))
             })
             .await
         }
         Request::Fail { payment_hash } => {
             blocking(node, move |n| {
-                n.engine.fail_htlc_backwards(payment_hash).map_err(failed)?;
+                n.engine.fail_htlc_backwards(payment_hash).map_err(engine_error)?;
                 Ok(json!({}))
             })
             .await
         }
         Request::Close { channel_id } => {
             blocking(node, move |n| {
-                n.engine.close_channel(channel_id).map_err(failed)?;
+                n.engine.close_channel(channel_id).map_err(engine_error)?;
                 Ok(json!({}))
             })
             .await
         }
         Request::ForceClose { channel_id } => {
             blocking(node, move |n| {
-                n.engine.force_close_channel(channel_id).map_err(failed)?;
+                n.engine.force_close_channel(channel_id).map_err(engine_error)?;
                 Ok(json!({}))
             })
             .await
@@ -1246,7 +1663,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
         }
         Request::ListChannels => {
             blocking(node, |n| {
-                let channels = n.engine.list_channels().map_err(failed)?;
+                let channels = n.engine.list_channels().map_err(engine_error)?;
                 Ok(Value::Array(channels.iter().map(channel_json).collect()))
             })
             .await
@@ -1260,9 +1677,9 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                 if !transactions.is_empty() {
                     n.engine
                         .transactions_confirmed(height, &transactions)
-                        .map_err(failed)?;
+                        .map_err(engine_error)?;
                 }
-                n.engine.best_block_updated(height, hash).map_err(failed)?;
+                n.engine.best_block_updated(height, hash).map_err(engine_error)?;
                 n.wallet
                     .block_connected(height, hash, &transactions)
                     .map_err(failed)?;
@@ -1279,7 +1696,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
         }
         Request::BlockDisconnected { height, hash } => {
             blocking(node, move |n| {
-                n.engine.block_disconnected(height, hash).map_err(failed)?;
+                n.engine.block_disconnected(height, hash).map_err(engine_error)?;
                 n.state.bumper.lock().blocks_disconnected(height);
                 Ok(json!({"disconnected_from": height, "best_height": height - 1, "best_hash": hash.to_string()}))
             })
@@ -1287,21 +1704,21 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
         }
         Request::ListBalances => {
             blocking(node, |n| {
-                let all = n.engine.claimable_balances().map_err(failed)?;
+                let all = n.engine.claimable_balances().map_err(engine_error)?;
                 Ok(balances_json(&all))
             })
             .await
         }
         Request::SetClaimFeerate { feerate_per_kw } => {
             blocking(node, move |n| {
-                n.engine.set_claim_feerate(feerate_per_kw).map_err(failed)?;
+                n.engine.set_claim_feerate(feerate_per_kw).map_err(engine_error)?;
                 Ok(json!({"feerate_per_kw": feerate_per_kw}))
             })
             .await
         }
         Request::SetFeeEstimates(estimates) => {
             blocking(node, move |n| {
-                n.engine.fee_estimates_updated(estimates).map_err(failed)?;
+                n.engine.fee_estimates_updated(estimates).map_err(engine_error)?;
                 Ok(json!({
                     "urgent": estimates.urgent,
                     "normal": estimates.normal,
@@ -1401,6 +1818,10 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             node.request_stop();
             Ok(json!({"stopping": true}))
         }
+        Request::Help { method } => Ok(match method {
+            Some(m) => method_json(m),
+            None => json!({"methods": METHOD_TABLE.iter().map(method_json).collect::<Vec<_>>()}),
+        }),
     }
 }
 
@@ -1580,8 +2001,7 @@ fn channel_json(c: &ChannelDetails) -> Value {
         "outbound": c.is_outbound,
         "phase": format!("{:?}", c.phase),
         "usable": c.is_usable,
-        "short_channel_id": c.short_channel_id.map(|s| s.0),
-        "short_channel_id_str": c.short_channel_id.map(|s| s.to_string()),
+        "short_channel_id": c.short_channel_id.map(|s| s.to_string()),
         "to_local_msat": c.balances.to_local_msat,
         "to_remote_msat": c.balances.to_remote_msat,
     })
@@ -1624,8 +2044,8 @@ pub fn event_json(event: &Event) -> Value {
             "type": "channel_ready",
             "channel_id": channel_id.to_string(),
             "node_id": counterparty_node_id.to_string(),
-            "short_channel_id": short_channel_id.map(|s| s.0),
-            "alias": alias.map(|s| s.0),
+            "short_channel_id": short_channel_id.map(|s| s.to_string()),
+            "alias": alias.map(|s| s.to_string()),
         }),
         Event::PaymentClaimable {
             payment_hash,
@@ -1669,7 +2089,7 @@ pub fn event_json(event: &Event) -> Value {
             "type": "payment_failed",
             "payment_id": hex::encode(payment_id.0),
             "payment_hash": payment_hash.to_string(),
-            "failure": failure_text(failure),
+            "failure": payment_failure_json(failure),
         }),
         Event::ChannelClosed {
             channel_id,
@@ -1706,8 +2126,96 @@ pub fn event_json(event: &Event) -> Value {
 /// The most bytes of a text field of an event (a peer's error text among them).
 const EVENT_TEXT: usize = 256;
 
-fn failure_text(f: &PaymentFailure) -> String {
-    truncate_text(&format!("{f:?}"), EVENT_TEXT)
+/// The most bytes of a `channel_update` a payment failure shows in hex (a channel_update is
+/// about 136 bytes; a longer one is given by its length only).
+const FAILURE_UPDATE_BYTES: usize = 300;
+
+/// Why a payment failed, typed: `local` (it failed before leaving this node), `failing_hop`
+/// (its index in the route, 0 our peer) and `failing_node` when known; and the BOLT 4
+/// failure when it was readable: `code` (its name, `temporary_channel_failure`, or
+/// `unknown` for a code BOLT 4 does not define), `code_number` (`0x1007` as 4103), and its
+/// data as fields (`htlc_msat`, `cltv_expiry`, `height`, `incoming_htlc_amt`,
+/// `disabled_flags`, `channel_update` in hex with `channel_update_len`, `sha256_of_onion`,
+/// the payload failure's `tlv_type` and `offset`). Without a readable failure `code` is
+/// null.
+pub fn payment_failure_json(f: &PaymentFailure) -> Value {
+    let mut v = json!({
+        "local": f.local,
+        "failing_hop": f.failing_hop,
+        "failing_node": f.failing_node.map(|n| n.to_string()),
+        "code": Value::Null,
+        "code_number": Value::Null,
+    });
+    let Some(failure) = &f.failure else {
+        return v;
+    };
+    let code = failure.code();
+    v["code"] = Value::from(code.name().unwrap_or("unknown"));
+    v["code_number"] = Value::from(code.0);
+    let mut update = |bytes: &[u8]| {
+        v["channel_update_len"] = Value::from(bytes.len());
+        if bytes.len() <= FAILURE_UPDATE_BYTES {
+            v["channel_update"] = Value::from(hex::encode(bytes));
+        }
+    };
+    let mut fields: Vec<(&str, Value)> = Vec::new();
+    match failure {
+        FailureMessage::InvalidOnionVersion { sha256_of_onion }
+        | FailureMessage::InvalidOnionHmac { sha256_of_onion }
+        | FailureMessage::InvalidOnionKey { sha256_of_onion }
+        | FailureMessage::InvalidOnionBlinding { sha256_of_onion } => {
+            fields.push(("sha256_of_onion", hex::encode(sha256_of_onion).into()));
+        }
+        FailureMessage::TemporaryChannelFailure { channel_update }
+        | FailureMessage::ExpiryTooSoon { channel_update } => update(channel_update),
+        FailureMessage::AmountBelowMinimum {
+            htlc_msat,
+            channel_update,
+        }
+        | FailureMessage::FeeInsufficient {
+            htlc_msat,
+            channel_update,
+        } => {
+            fields.push(("htlc_msat", (*htlc_msat).into()));
+            update(channel_update);
+        }
+        FailureMessage::IncorrectCltvExpiry {
+            cltv_expiry,
+            channel_update,
+        } => {
+            fields.push(("cltv_expiry", (*cltv_expiry).into()));
+            update(channel_update);
+        }
+        FailureMessage::ChannelDisabled {
+            disabled_flags,
+            channel_update,
+        } => {
+            fields.push(("disabled_flags", (*disabled_flags).into()));
+            update(channel_update);
+        }
+        FailureMessage::IncorrectOrUnknownPaymentDetails { htlc_msat, height } => {
+            fields.push(("htlc_msat", (*htlc_msat).into()));
+            fields.push(("height", (*height).into()));
+        }
+        FailureMessage::FinalIncorrectCltvExpiry { cltv_expiry } => {
+            fields.push(("cltv_expiry", (*cltv_expiry).into()));
+        }
+        FailureMessage::FinalIncorrectHtlcAmount { incoming_htlc_amt } => {
+            fields.push(("incoming_htlc_amt", (*incoming_htlc_amt).into()));
+        }
+        FailureMessage::InvalidOnionPayload { location: Some(at) } => {
+            fields.push(("tlv_type", at.tlv_type.into()));
+            fields.push(("offset", at.offset.into()));
+        }
+        FailureMessage::Unknown { data, .. } => {
+            fields.push(("data_len", data.len().into()));
+        }
+        _ => {}
+    }
+    for (k, value) in fields {
+        v[k] = value;
+    }
+    v
 }
 
 fn closure_text(r: &ClosureReason) -> String {
@@ -1778,18 +2286,73 @@ mod tests {
                 }
                 "send" => json!({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
                     "amount_sat": 10_000, "feerate_per_kw": 1000}),
+                "help" => json!({"method": "pay"}),
+                "new_invoice" => json!({"amount_msat": 1000, "hold": true}),
                 _ => Value::Null,
             }
         };
         for method in METHODS {
-            let request = parse_request(method, &valid(method)).expect(method);
+            let entry = self::method(method).expect("in the table");
+            let params = valid(method);
+            let request = parse_request(method, &params).expect(method);
             assert_eq!(request.method(), method);
             assert_eq!(
                 request.served_when_stopped(),
-                matches!(method, "getinfo" | "stop" | "broadcasts" | "events"),
+                matches!(
+                    method,
+                    "getinfo" | "stop" | "broadcasts" | "events" | "help"
+                ),
                 "{method}"
             );
+            // The table names every parameter a valid call gives, and each required one is
+            // refused when absent, naming it.
+            let given: Vec<&str> = params
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            for key in &given {
+                assert!(
+                    entry.params.iter().any(|p| p.name == *key),
+                    "{method}: {key} is not in the table"
+                );
+            }
+            for p in entry.params.iter().filter(|p| p.required) {
+                let mut without = params.clone();
+                if let Some(o) = without.as_object_mut() {
+                    o.remove(p.name);
+                }
+                let e = err(method, without);
+                assert_eq!(e.kind(), "invalid_params", "{method} without {}", p.name);
+                assert!(e.message().contains(p.name), "{method}: {}", e.message());
+            }
         }
+        let Ok(Request::NewInvoice { hold: true, .. }) =
+            parse_request("new_invoice", &valid("new_invoice"))
+        else {
+            panic!("new_invoice hold")
+        };
+        let Ok(Request::NewInvoice { hold: false, .. }) = parse_request("new_invoice", &json!({}))
+        else {
+            panic!("new_invoice's default")
+        };
+        assert_eq!(
+            err("new_invoice", json!({"hold": "yes"})).data()["parameter"],
+            "hold"
+        );
+        // help: one method, or all; an unknown one is refused listing the known ones.
+        let Ok(Request::Help { method: Some(m) }) = parse_request("help", &valid("help")) else {
+            panic!("help pay")
+        };
+        assert_eq!(m.name, "pay");
+        let e = err("help", json!({"method": "nope"}));
+        assert_eq!(
+            (e.code(), e.data()["parameter"].as_str()),
+            (-32602, Some("method"))
+        );
+        assert_eq!(e.data()["methods"], json!(METHODS));
+        let Ok(Request::Help { method: None }) = parse_request("help", &Value::Null) else {
+            panic!("help")
+        };
         // Defaults.
         let Ok(Request::OpenChannel {
             push_msat: 0,
@@ -1854,13 +2417,19 @@ mod tests {
 
     #[test]
     fn refusals_keep_their_codes_and_messages() {
+        let unknown = err("nope", json!({}));
+        assert_eq!((unknown.code(), unknown.kind()), (-32601, "unknown_method"));
+        assert!(unknown
+            .message()
+            .starts_with("unknown method \"nope\": `lnshard cli help`"));
+        assert_eq!(unknown.data()["method"], "nope");
+        assert_eq!(unknown.data()["methods"], json!(METHODS));
+        let missing = err("connect", json!({}));
+        assert_eq!(missing.message(), "missing string parameter node_id");
         assert_eq!(
-            err("nope", json!({})),
-            rpc_error(-32601, "unknown method \"nope\"".into())
-        );
-        assert_eq!(
-            err("connect", json!({})).message(),
-            "missing string parameter node_id"
+            missing.to_json(),
+            json!({"code": -32602, "message": "missing string parameter node_id",
+                   "data": {"kind": "invalid_params", "parameter": "node_id"}})
         );
         assert_eq!(
             err("connect", json!({"node_id": "02"})).message(),
@@ -1897,6 +2466,25 @@ mod tests {
         assert_eq!(
             err("pay", pay(1, json!("1x2"))).message(),
             "short_channel_id \"1x2\" is not BLOCKxTXxOUT"
+        );
+        // A short channel id as answers give it (BLOCKxTXxOUT), as a number, or as a decimal
+        // string: one channel; a number past 64 bits is refused.
+        let big = ShortChannelId::new(900_000, 1234, 1);
+        assert_eq!(big.0, 989_560_465_079_271_425);
+        for given in [
+            json!("900000x1234x1"),
+            json!(big.0),
+            json!(big.0.to_string()),
+        ] {
+            let Ok(Request::Pay { route, .. }) = parse_request("pay", &pay(1, given.clone()))
+            else {
+                panic!("{given}")
+            };
+            assert_eq!(route.hops[0].short_channel_id, big, "{given}");
+        }
+        assert_eq!(
+            err("pay", pay(1, json!("18446744073709551616"))).data()["parameter"],
+            "short_channel_id"
         );
         assert_eq!(
             err("block_connected", json!({"height": 1, "header": "00"})).message(),
@@ -1968,6 +2556,112 @@ mod tests {
         for e in [err("connect", json!([])), err("fund", Value::Null)] {
             assert_eq!(e.code(), -32602);
         }
+    }
+
+    #[test]
+    fn engine_errors_keep_their_text_and_get_a_kind_and_fields() {
+        let node: PublicKey = NODE.parse().expect("a key");
+        let e = engine_error(EngineError::Api(ApiError::PeerNotConnected(node)));
+        assert_eq!((e.code(), e.kind()), (-32000, "peer_not_connected"));
+        assert_eq!(
+            e.message(),
+            EngineError::Api(ApiError::PeerNotConnected(node)).to_string()
+        );
+        assert_eq!(e.data()["node_id"], NODE);
+        assert!(e.data().get("reason").is_none(), "a key is no reason");
+        let scid = ShortChannelId::new(900_000, 1, 1);
+        let e = engine_error(EngineError::Api(ApiError::UnknownShortChannelId(scid)));
+        assert_eq!(e.kind(), "unknown_short_channel_id");
+        assert_eq!(e.data()["short_channel_id"], "900000x1x1");
+        let e = engine_error(EngineError::UnknownChannel(ChannelId([1; 32])));
+        assert_eq!(
+            (e.kind(), e.data()["channel_id"].as_str()),
+            ("unknown_channel", Some(hex32s(1).as_str()))
+        );
+        let e = engine_error(EngineError::Timeout {
+            shard: 1,
+            waited_ms: 5,
+        });
+        assert_eq!(e.kind(), "timeout");
+        assert_eq!(e.message(), "shard 1 did not answer within 5 ms");
+        let e = engine_error(EngineError::Api(ApiError::LimitReached(
+            lightning_core::node::ApiLimit::PendingPayments { max: 3 },
+        )));
+        assert_eq!(
+            (e.kind(), e.data()["reason"].as_str()),
+            ("limit_reached", Some("pending_payments"))
+        );
+        assert_eq!(
+            debug_names("FirstHop(UnknownShortChannelId { scid: 1x1x1 })"),
+            ["first_hop", "unknown_short_channel_id"]
+        );
+        assert_eq!(debug_names("ShuttingDown"), ["shutting_down"]);
+    }
+
+    #[test]
+    fn payment_failures_are_typed() {
+        let node: PublicKey = NODE.parse().expect("a key");
+        let v = payment_failure_json(&PaymentFailure {
+            failing_hop: Some(0),
+            failing_node: Some(node),
+            failure: Some(FailureMessage::TemporaryChannelFailure {
+                channel_update: vec![7; 3],
+            }),
+            local: true,
+        });
+        assert_eq!(
+            v,
+            json!({"local": true, "failing_hop": 0, "failing_node": NODE,
+                   "code": "temporary_channel_failure", "code_number": 0x1007,
+                   "channel_update_len": 3, "channel_update": "070707"})
+        );
+        let v = payment_failure_json(&PaymentFailure {
+            failing_hop: Some(1),
+            failing_node: None,
+            failure: Some(FailureMessage::IncorrectOrUnknownPaymentDetails {
+                htlc_msat: 5000,
+                height: 120,
+            }),
+            local: false,
+        });
+        assert_eq!(v["code"], "incorrect_or_unknown_payment_details");
+        assert_eq!(v["code_number"], 0x400f);
+        assert_eq!(
+            (v["htlc_msat"].as_u64(), v["height"].as_u64()),
+            (Some(5000), Some(120))
+        );
+        assert_eq!(v["failing_node"], Value::Null);
+        let v = payment_failure_json(&PaymentFailure {
+            failing_hop: None,
+            failing_node: None,
+            failure: Some(FailureMessage::TemporaryChannelFailure {
+                channel_update: vec![0; 70_000],
+            }),
+            local: true,
+        });
+        assert_eq!(v["channel_update_len"], 70_000);
+        assert!(v.get("channel_update").is_none(), "too long to show");
+        let v = payment_failure_json(&PaymentFailure {
+            failing_hop: None,
+            failing_node: None,
+            failure: None,
+            local: true,
+        });
+        assert_eq!(
+            (v["code"].clone(), v["local"].clone()),
+            (Value::Null, json!(true))
+        );
+        let event = Event::PaymentFailed {
+            payment_id: PaymentId([1; 32]),
+            payment_hash: PaymentHash([2; 32]),
+            failure: PaymentFailure {
+                failing_hop: None,
+                failing_node: None,
+                failure: Some(FailureMessage::UnknownNextPeer),
+                local: false,
+            },
+        };
+        assert_eq!(event_json(&event)["failure"]["code"], "unknown_next_peer");
     }
 
     #[test]

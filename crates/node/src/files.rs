@@ -1,6 +1,6 @@
 //! The daemon's files: the node's identity and seed, the control cookie and address, and the
 //! preimages of the payments it created (`invoices`, mode 0600, one `hash preimage` line each,
-//! synced before `new_invoice` answers).
+//! `hash preimage hold` for a hold invoice, synced before `new_invoice` answers).
 //!
 //! The data directory is private: it is created mode 0700 and every file in it 0600 from
 //! creation; a node refuses to start on a directory, or with one of its files, that gives
@@ -150,12 +150,26 @@ pub fn invoices_path(data_dir: &Path) -> PathBuf {
     data_dir.join("invoices")
 }
 
-/// Appends a payment's hash and preimage to `path` (created with mode 0600) and syncs it: the
-/// preimage is on disk before the invoice is handed out, so a restart can still claim it.
+/// An invoice the node created: the preimage it keeps, and whether a payment to it waits for
+/// `claim` or `fail` (`hold`) rather than being claimed as it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invoice {
+    /// The payment's preimage.
+    pub preimage: PaymentPreimage,
+    /// A hold invoice: its payments wait for `claim` or `fail`.
+    pub hold: bool,
+}
+
+/// The last word of a hold invoice's line.
+const HOLD: &str = "hold";
+
+/// Appends a payment's hash, preimage and `hold` to `path` (created with mode 0600) and syncs
+/// it: the preimage is on disk before the invoice is handed out, so a restart can still claim
+/// it, and a hold invoice stays one.
 pub(crate) fn append_invoice(
     path: &Path,
     hash: &PaymentHash,
-    preimage: &PaymentPreimage,
+    invoice: &Invoice,
 ) -> Result<(), DaemonError> {
     let what = format!("writing {}", path.display());
     let mut file = OpenOptions::new()
@@ -164,7 +178,8 @@ pub(crate) fn append_invoice(
         .mode(0o600)
         .open(path)
         .map_err(io_error(what.clone()))?;
-    let line = format!("{hash} {}\n", hex::encode(preimage.0));
+    let hold = if invoice.hold { " hold" } else { "" };
+    let line = format!("{hash} {}{hold}\n", hex::encode(invoice.preimage.0));
     file.write_all(line.as_bytes())
         .map_err(io_error(what.clone()))?;
     file.sync_data().map_err(io_error(what))
@@ -173,9 +188,7 @@ pub(crate) fn append_invoice(
 /// Reads the preimages `append_invoice` wrote. A last line cut short by a crash (the invoice
 /// was never handed out) is skipped; any other bad line, or a preimage that does not hash to
 /// its line's hash, is an error naming the line.
-pub(crate) fn load_invoices(
-    path: &Path,
-) -> Result<HashMap<PaymentHash, PaymentPreimage>, DaemonError> {
+pub(crate) fn load_invoices(path: &Path) -> Result<HashMap<PaymentHash, Invoice>, DaemonError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
@@ -185,14 +198,18 @@ pub(crate) fn load_invoices(
     let lines: Vec<&str> = text.lines().collect();
     let mut out = HashMap::new();
     for (i, line) in lines.iter().enumerate() {
-        let parsed = line.split_once(' ').and_then(|(h, p)| {
-            let h: [u8; 32] = hex::decode(h).ok()?.try_into().ok()?;
-            let p: [u8; 32] = hex::decode(p).ok()?.try_into().ok()?;
-            Some((PaymentHash(h), PaymentPreimage(p)))
-        });
+        let mut words = line.split(' ');
+        let parsed = match (words.next(), words.next(), words.next(), words.next()) {
+            (Some(h), Some(p), hold @ (None | Some(HOLD)), None) => (|| {
+                let h: [u8; 32] = hex::decode(h).ok()?.try_into().ok()?;
+                let p: [u8; 32] = hex::decode(p).ok()?.try_into().ok()?;
+                Some((PaymentHash(h), PaymentPreimage(p), hold.is_some()))
+            })(),
+            _ => None,
+        };
         match parsed {
-            Some((hash, preimage)) if preimage.payment_hash() == hash => {
-                out.insert(hash, preimage);
+            Some((hash, preimage, hold)) if preimage.payment_hash() == hash => {
+                out.insert(hash, Invoice { preimage, hold });
             }
             None if i + 1 == lines.len() && !complete => {
                 tracing::warn!(path = %path.display(), "skipping a torn last line");
@@ -243,13 +260,29 @@ mod tests {
         let d = dir();
         let path = invoices_path(&d);
         assert!(load_invoices(&path).expect("no file: none").is_empty());
-        let a = PaymentPreimage([1; 32]);
-        let b = PaymentPreimage([2; 32]);
-        append_invoice(&path, &a.payment_hash(), &a).expect("written");
-        append_invoice(&path, &b.payment_hash(), &b).expect("written");
+        let a = Invoice {
+            preimage: PaymentPreimage([1; 32]),
+            hold: false,
+        };
+        let b = Invoice {
+            preimage: PaymentPreimage([2; 32]),
+            hold: true,
+        };
+        append_invoice(&path, &a.preimage.payment_hash(), &a).expect("written");
+        append_invoice(&path, &b.preimage.payment_hash(), &b).expect("written");
         let loaded = load_invoices(&path).expect("read");
         assert_eq!(loaded.len(), 2);
-        assert_eq!(loaded.get(&b.payment_hash()), Some(&b));
+        assert_eq!(loaded.get(&a.preimage.payment_hash()), Some(&a));
+        assert_eq!(
+            loaded.get(&b.preimage.payment_hash()),
+            Some(&b),
+            "hold stays hold"
+        );
+        // A line of an older node (no third word) is an invoice claimed as it arrives; a
+        // third word other than `hold` is refused.
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.lines().nth(1).is_some_and(|l| l.ends_with(" hold")));
+        assert_eq!(text.lines().next().map(|l| l.split(' ').count()), Some(2));
         // A crash in the middle of a third line: that invoice never left; the rest loads.
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(b"abcd").expect("torn write");
@@ -268,6 +301,10 @@ mod tests {
             format!("{} {}\nzz\n", a.payment_hash(), hex::encode([9u8; 32])),
         )
         .expect("written");
+        let e = load_invoices(&path).expect_err("refused").to_string();
+        assert!(e.contains("line 1"), "{e}");
+        let line = format!("{} {} held\n", a.payment_hash(), hex::encode(a.0));
+        std::fs::write(&path, line).expect("written");
         let e = load_invoices(&path).expect_err("refused").to_string();
         assert!(e.contains("line 1"), "{e}");
         let _ = std::fs::remove_dir_all(&d);

@@ -20,9 +20,10 @@ use lightning_core::bitcoin::{ScriptBuf, Transaction, Txid};
 use lightning_core::chain::MonitorEvent;
 use lightning_core::node::Event;
 use lightning_core::secp256k1::PublicKey;
-use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage};
+use lightning_core::types::{ChannelId, PaymentHash};
 use parking_lot::Mutex;
 use serde_json::Value;
+use shard_engine::NodeApi;
 
 use super::funding::Utxo;
 use super::net::Connections;
@@ -256,8 +257,8 @@ pub struct NodeState {
     /// The feerate (sat per 1000 weight) of the funding transactions the wallet builds for
     /// channels opened with `open_channel`, by temporary channel id.
     pub(crate) wallet_funding_feerates: Mutex<HashMap<ChannelId, u32>>,
-    /// Preimages of payments created with `new_invoice`.
-    pub(crate) preimages: Mutex<HashMap<PaymentHash, PaymentPreimage>>,
+    /// The invoices created with `new_invoice`: their preimages, and whether they hold.
+    pub(crate) preimages: Mutex<HashMap<PaymentHash, super::files::Invoice>>,
     /// Transactions to broadcast, since the last `broadcasts`.
     pub(crate) broadcasts: Mutex<Vec<Transaction>>,
     /// Zero-fee transactions a wallet must add fees to (anchor channels) that the node's
@@ -417,6 +418,36 @@ fn on_event(node: &Node, event: Event) {
         _ => {}
     }
     node.state.events.lock().push(json);
+    if let Event::PaymentClaimable {
+        payment_hash,
+        amount_msat,
+        ..
+    } = event
+    {
+        claim_own_payment(node, payment_hash, amount_msat);
+    }
+}
+
+/// Claims a payment to one of our own invoices as it arrives: the node holds its preimage.
+/// A hold invoice's payment (`new_invoice hold=true`), or one the node has no preimage for,
+/// waits for `claim` or `fail`. (The engine has checked the payment secret and the amount
+/// against the invoice before the payment became claimable.)
+fn claim_own_payment(node: &Node, payment_hash: PaymentHash, amount_msat: u64) {
+    let invoice = node.state.preimages.lock().get(&payment_hash).copied();
+    match invoice {
+        Some(invoice) if !invoice.hold => match node.engine.claim_funds(invoice.preimage) {
+            Ok(()) => tracing::debug!(%payment_hash, amount_msat, "payment to our invoice claimed"),
+            Err(error) => {
+                tracing::warn!(%payment_hash, %error, "claiming a payment to our invoice failed")
+            }
+        },
+        Some(_) => tracing::info!(
+            %payment_hash,
+            amount_msat,
+            "payment to a hold invoice waits for claim or fail"
+        ),
+        None => {}
+    }
 }
 
 /// Seconds since the Unix epoch (when the wallet saw a transaction of its own).
