@@ -159,7 +159,77 @@ fn peer_of(b: &impl Backend, channel_id: &ChannelId) -> Result<PublicKey, Engine
 /// the `sim` feature, for `&mut Sim`. Bring the trait into scope to call them.
 pub trait NodeApi: Backend + Sized {
     /// Opens a channel: returns its temporary id once the peer's shard has queued
-    /// `open_channel`.
+    /// `open_channel`. The peer must be connected. When the peer accepts, the engine emits
+    /// [`Event::FundingGenerationReady`](lightning_core::node::Event::FundingGenerationReady):
+    /// answer it with [`NodeApi::funding_transaction_generated`]. The channel is pending
+    /// (`ChannelPending`) once the peer signed, and usable at `ChannelReady`, after the
+    /// funding transaction has its confirmations.
+    ///
+    /// ```
+    /// use shard_engine::lightning_core::bitcoin::{hashes::Hash, OutPoint, Txid};
+    /// use shard_engine::lightning_core::node::Event;
+    /// use shard_engine::lightning_core::wallet::funding_transaction_from_utxo;
+    /// use shard_engine::NodeApi;
+    /// # use std::time::Duration;
+    /// # use shard_engine::Engine;
+    /// # use shard_engine::lightning_core::bitcoin::BlockHash;
+    /// # use shard_engine::lightning_core::secp256k1::SecretKey;
+    /// # fn engine(byte: u8) -> Engine {
+    /// #     let secret = SecretKey::from_slice(&[byte; 32]).expect("a valid key");
+    /// #     Engine::new(Default::default(), secret, [byte; 32], 100, BlockHash::all_zeros())
+    /// # }
+    /// # // Carries the encrypted bytes both ways until the engines are quiet.
+    /// # fn pump(a: &Engine, b: &Engine) {
+    /// #     let mut quiet = 0;
+    /// #     while quiet < 20 {
+    /// #         let mut moved = false;
+    /// #         for (from, to, out, into) in [(a, b, 1, 7), (b, a, 7, 1)] {
+    /// #             let bytes = from.connection_outputs(out).expect("connected").bytes;
+    /// #             if !bytes.is_empty() {
+    /// #                 to.handle_bytes(into, &bytes).expect("taken");
+    /// #                 moved = true;
+    /// #             }
+    /// #         }
+    /// #         quiet = if moved || !a.is_idle() || !b.is_idle() { 0 } else { quiet + 1 };
+    /// #         std::thread::sleep(Duration::from_millis(1));
+    /// #     }
+    /// # }
+    /// # let (alice, bob) = (engine(1), engine(2));
+    /// # let act_one = alice.new_outbound_connection(1, bob.node_id())?;
+    /// # bob.new_inbound_connection(7)?;
+    /// # let act_three = alice.handle_bytes(1, &bob.handle_bytes(7, &act_one)?)?;
+    /// # bob.handle_bytes(7, &act_three)?;
+    /// # pump(&alice, &bob);
+    /// // Alice and Bob are connected (see Engine::new_outbound_connection).
+    /// let feerate_per_kw = 2500;
+    /// alice.create_channel(bob.node_id(), 1_000_000, 0, 42, feerate_per_kw)?;
+    /// # pump(&alice, &bob);
+    /// for event in alice.drain_events() {
+    ///     if let Event::FundingGenerationReady {
+    ///         temporary_channel_id,
+    ///         output_script,
+    ///         channel_value_satoshis,
+    ///         ..
+    ///     } = event
+    ///     {
+    ///         // A coin of Alice's wallet worth at least the channel value (the rest is fee).
+    ///         let coin = OutPoint { txid: Txid::from_byte_array([0xab; 32]), vout: 0 };
+    ///         let tx = funding_transaction_from_utxo(
+    ///             coin,
+    ///             1_000_500,
+    ///             output_script,
+    ///             channel_value_satoshis,
+    ///         )?;
+    ///         // (The wallet signs the input here.)
+    ///         alice.funding_transaction_generated(temporary_channel_id, tx)?;
+    ///     }
+    /// }
+    /// # pump(&alice, &bob);
+    /// // Bob signed Alice's first commitment: her engine asks for the broadcast itself.
+    /// let events = alice.drain_events();
+    /// assert!(events.iter().any(|e| matches!(e, Event::BroadcastTransaction { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn create_channel(
         mut self,
         node_id: PublicKey,
@@ -185,7 +255,20 @@ pub trait NodeApi: Backend + Sized {
         .map_err(EngineError::Api)
     }
 
-    /// The funding transaction for the channel `temporary_channel_id`.
+    /// The funding transaction for the channel `temporary_channel_id` (the answer to its
+    /// [`Event::FundingGenerationReady`](lightning_core::node::Event::FundingGenerationReady)):
+    /// it must pay the event's `output_script` exactly the channel value, and should be
+    /// signed (the engine keeps the transaction given here).
+    ///
+    /// Do NOT broadcast it yourself: once the peer's `funding_signed` arrives (so that the
+    /// channel has a signed way back), the engine emits
+    /// [`Event::BroadcastTransaction`](lightning_core::node::Event::BroadcastTransaction) for
+    /// this same transaction, and the application broadcasts what that event carries like
+    /// any other. Broadcasting it here as well would only send it twice, and before the
+    /// peer's signature it could lock the funds.
+    /// [`lightning_core::wallet::funding_transaction_from_utxo`] builds it from one coin,
+    /// [`crate::fund_channel`] from a [`crate::Wallet`]; the example on
+    /// [`NodeApi::create_channel`] shows the whole exchange.
     fn funding_transaction_generated(
         mut self,
         temporary_channel_id: ChannelId,
@@ -200,7 +283,40 @@ pub trait NodeApi: Backend + Sized {
         .map_err(EngineError::Api)
     }
 
-    /// Pays along `route`, on the shard owning the first hop's channel.
+    /// Pays along `route`, on the shard owning the first hop's channel. The payment ends
+    /// with [`Event::PaymentSent`](lightning_core::node::Event::PaymentSent) (the preimage:
+    /// proof of payment) or [`Event::PaymentFailed`](lightning_core::node::Event::PaymentFailed),
+    /// each naming `payment_id`.
+    ///
+    /// ```
+    /// use shard_engine::lightning_core::node::{PaymentId, Route, RouteHop};
+    /// use shard_engine::lightning_core::secp256k1::PublicKey;
+    /// use shard_engine::lightning_core::types::{PaymentHash, PaymentSecret, ShortChannelId};
+    /// use shard_engine::{Engine, EngineError, NodeApi};
+    ///
+    /// /// Pays `amount_msat` to our channel peer `payee` over the channel `scid` (from its
+    /// /// `ChannelReady` event or `list_channels`), for the payee's invoice (hash, secret).
+    /// fn pay_peer(
+    ///     engine: &Engine,
+    ///     payee: PublicKey,
+    ///     scid: ShortChannelId,
+    ///     amount_msat: u64,
+    ///     (payment_hash, payment_secret): (PaymentHash, PaymentSecret),
+    /// ) -> Result<PaymentId, EngineError> {
+    ///     let route = Route {
+    ///         hops: vec![RouteHop {
+    ///             node_id: payee,
+    ///             short_channel_id: scid,
+    ///             fee_msat: amount_msat, // the last hop: what it receives
+    ///             cltv_expiry_delta: 50, // at least the payee's min_final_cltv_expiry_delta
+    ///         }],
+    ///     };
+    ///     // One id per payment, chosen by the application (here: the invoice's hash).
+    ///     let payment_id = PaymentId(payment_hash.0);
+    ///     engine.send_payment(&route, payment_hash, payment_secret, payment_id)?;
+    ///     Ok(payment_id) // then wait for PaymentSent or PaymentFailed with this id
+    /// }
+    /// ```
     fn send_payment(
         mut self,
         route: &Route,
@@ -230,7 +346,9 @@ pub trait NodeApi: Backend + Sized {
     }
 
     /// Makes a payment we expect (stateless: see `NodeCore::create_inbound_payment`); returns
-    /// its hash and secret.
+    /// its hash and secret, for the payer (in an invoice). Keep `payment_preimage` (32 bytes
+    /// from a cryptographic RNG) to claim the payment when it arrives: see the example on
+    /// [`NodeApi::claim_funds`].
     fn create_inbound_payment(
         mut self,
         payment_preimage: PaymentPreimage,
@@ -260,7 +378,45 @@ pub trait NodeApi: Backend + Sized {
         register_on(&mut self, 0, payment_hash, payment_secret, amount_msat)
     }
 
-    /// Claims a claimable payment on the shard(s) holding its HTLCs.
+    /// Claims a claimable payment on the shard(s) holding its HTLCs, answering its
+    /// [`Event::PaymentClaimable`](lightning_core::node::Event::PaymentClaimable); the engine
+    /// then emits [`Event::PaymentClaimed`](lightning_core::node::Event::PaymentClaimed).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// use shard_engine::lightning_core::node::Event;
+    /// use shard_engine::lightning_core::types::{PaymentHash, PaymentPreimage, PaymentSecret};
+    /// use shard_engine::{Engine, EngineError, NodeApi};
+    ///
+    /// /// An invoice for `amount_msat`: its hash and secret go to the payer; the preimage
+    /// /// (32 bytes from a cryptographic RNG) stays here until the payment arrives.
+    /// fn invoice(
+    ///     engine: &Engine,
+    ///     preimages: &mut HashMap<PaymentHash, PaymentPreimage>,
+    ///     preimage: PaymentPreimage,
+    ///     amount_msat: u64,
+    /// ) -> Result<(PaymentHash, PaymentSecret), EngineError> {
+    ///     let (hash, secret) = engine.create_inbound_payment(preimage, Some(amount_msat))?;
+    ///     preimages.insert(hash, preimage);
+    ///     Ok((hash, secret))
+    /// }
+    ///
+    /// /// Claims the payments of our invoices; fails back any other.
+    /// fn on_event(
+    ///     engine: &Engine,
+    ///     preimages: &HashMap<PaymentHash, PaymentPreimage>,
+    ///     event: Event,
+    /// ) -> Result<(), EngineError> {
+    ///     if let Event::PaymentClaimable { payment_hash, .. } = event {
+    ///         match preimages.get(&payment_hash) {
+    ///             Some(preimage) => engine.claim_funds(*preimage)?,
+    ///             None => engine.fail_htlc_backwards(payment_hash)?,
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     fn claim_funds(mut self, payment_preimage: PaymentPreimage) -> Result<(), EngineError> {
         on_claimable(&mut self, payment_preimage.payment_hash(), move |core| {
             core.claim_funds(payment_preimage)

@@ -321,6 +321,33 @@ impl Engine {
     /// `config.store`; [`EngineError::WrongNode`] when the store belongs to another node;
     /// [`EngineError::Store`] when the store fails; [`EngineError::Record`] when a record
     /// cannot be read (a corrupt record, a newer incompatible version).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use shard_engine::lightning_core::bitcoin::{hashes::Hash, BlockHash};
+    /// use shard_engine::lightning_core::secp256k1::SecretKey;
+    /// use shard_engine::store::MemoryStore;
+    /// use shard_engine::{Engine, EngineConfig};
+    ///
+    /// // A real node keeps its state on disk (`store::FsStore`); this one in memory.
+    /// let config = EngineConfig {
+    ///     shards: 2,
+    ///     store: Some(Arc::new(MemoryStore::new())),
+    ///     ..EngineConfig::default()
+    /// };
+    /// let node_secret = SecretKey::from_slice(&[0x11; 32])?; // the node's key, kept secret
+    /// let seed = [0x22; 32]; // 32 random bytes kept with the key: the other keys derive from it
+    /// let (height, tip) = (100, BlockHash::all_zeros()); // the chain's tip, for a new node
+    /// let engine = Engine::open(config, node_secret, seed, height, tip)?;
+    /// println!("node {}", engine.node_id());
+    /// // Resume the chain feed from the block above this one (NodeApi::best_block_updated).
+    /// let (best_height, _best_hash) = engine.coordinator().best_block();
+    /// assert_eq!(best_height, 100);
+    /// engine.shutdown(Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(
         config: EngineConfig,
         node_secret: SecretKey,
@@ -488,7 +515,36 @@ impl Engine {
     }
 
     /// Opens a BOLT 8 connection to `their_node_id`: returns act one, to write to the socket.
-    /// Then feed every byte read to [`Engine::handle_bytes`].
+    /// Then feed every byte read to [`Engine::handle_bytes`] and write what it returns; once
+    /// the handshake is done, write what [`Engine::connection_outputs`] hands out whenever
+    /// [`Engine::wait_ready_connection`] names the connection. `conn` is the caller's name
+    /// for the socket, unique among its open connections.
+    ///
+    /// Two engines in one process, the bytes carried by hand instead of by sockets:
+    ///
+    /// ```
+    /// use shard_engine::lightning_core::bitcoin::{hashes::Hash, BlockHash};
+    /// use shard_engine::lightning_core::secp256k1::SecretKey;
+    /// use shard_engine::{Engine, EngineConfig};
+    ///
+    /// let start = |byte: u8| -> Result<Engine, Box<dyn std::error::Error>> {
+    ///     let secret = SecretKey::from_slice(&[byte; 32])?;
+    ///     let tip = BlockHash::all_zeros();
+    ///     Ok(Engine::new(EngineConfig::default(), secret, [byte; 32], 100, tip))
+    /// };
+    /// let (alice, bob) = (start(1)?, start(2)?);
+    /// // Alice dials Bob (her connection 1, his connection 7): the three acts cross.
+    /// let act_one = alice.new_outbound_connection(1, bob.node_id())?;
+    /// bob.new_inbound_connection(7)?;
+    /// let act_two = bob.handle_bytes(7, &act_one)?;
+    /// let act_three = alice.handle_bytes(1, &act_two)?;
+    /// bob.handle_bytes(7, &act_three)?;
+    /// assert_eq!(alice.connection_node_id(1), Some(bob.node_id()));
+    /// assert_eq!(bob.connection_node_id(7), Some(alice.node_id()));
+    /// // From now on the shards encrypt: carry connection_outputs(1) into handle_bytes(7)
+    /// // and back (crates/lnshard/examples/two_engines.rs runs the whole pump).
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new_outbound_connection(
         &self,
         conn: ConnectionId,
@@ -718,6 +774,38 @@ impl Engine {
     }
 
     /// Every queued event, without blocking.
+    ///
+    /// Drain events as they come ([`Engine::wait_event`] in a loop of its own, or this call
+    /// after each batch of work): shards wait for room when the queue is full
+    /// ([`EngineConfig::event_capacity`]), so an application that stops draining stalls the
+    /// engine.
+    ///
+    /// ```
+    /// use shard_engine::lightning_core::node::Event;
+    /// use shard_engine::Engine;
+    ///
+    /// fn handle_events(engine: &Engine) {
+    ///     for event in engine.drain_events() {
+    ///         match event {
+    ///             // Hand the transaction to your Bitcoin node (the engine made it).
+    ///             Event::BroadcastTransaction { tx } => {
+    ///                 println!("broadcast {}", tx.compute_txid())
+    ///             }
+    ///             // Claim with the invoice's preimage (NodeApi::claim_funds) or fail it back.
+    ///             Event::PaymentClaimable { payment_hash, .. } => {
+    ///                 println!("claimable {payment_hash}")
+    ///             }
+    ///             other => println!("{other:?}"),
+    ///         }
+    ///     }
+    /// }
+    /// # use shard_engine::lightning_core::bitcoin::{hashes::Hash, BlockHash};
+    /// # use shard_engine::lightning_core::secp256k1::SecretKey;
+    /// # let secret = SecretKey::from_slice(&[1; 32]).expect("a valid key");
+    /// # let tip = BlockHash::all_zeros();
+    /// # let engine = Engine::new(Default::default(), secret, [1; 32], 100, tip);
+    /// handle_events(&engine);
+    /// ```
     pub fn drain_events(&self) -> Vec<Event> {
         self.shared.events_rx.try_iter().collect()
     }
