@@ -331,18 +331,28 @@ pub trait NodeApi: Backend + Sized {
             .first()
             .and_then(|hop| self.coordinator().channel_of_scid(&hop.short_channel_id))
             .map_or(0, |(node_id, _)| self.placement().shard_of(&node_id));
+        // The id is reserved over every shard first (an id in flight or completed recently
+        // on any shard is refused here), and released if the shard refuses the payment.
+        self.coordinator()
+            .reserve_payment(payment_id, shard)
+            .map_err(EngineError::Api)?;
         let route = route.clone();
-        call(&mut self, shard, move |s| {
+        let (task, answer) = ApiTask::answering(move |s: &mut Shard| {
             let result =
                 s.core_mut()
                     .send_payment(&route, payment_hash, payment_secret, payment_id);
-            if result.is_ok() {
-                let index = s.index();
-                s.coordinator().payment_started(payment_id, index);
+            if result.is_err() {
+                s.coordinator().release_payment(&payment_id);
             }
             result
-        })?
-        .map_err(EngineError::Api)
+        });
+        if let Err(e) = self.submit(shard, task) {
+            // Never queued: the payment cannot start.
+            self.coordinator().release_payment(&payment_id);
+            return Err(e);
+        }
+        // A task queued but not answered in time still runs: it keeps or releases the id.
+        self.wait(shard, &answer)?.map_err(EngineError::Api)
     }
 
     /// Makes a payment we expect (stateless: see `NodeCore::create_inbound_payment`); returns

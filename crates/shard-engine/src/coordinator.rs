@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lightning_core::bitcoin::BlockHash;
-use lightning_core::node::{NodeConfig, PaymentId};
+use lightning_core::node::{ApiError, NodeConfig, PaymentId};
 use lightning_core::secp256k1::PublicKey;
 use lightning_core::types::{ChannelId, PaymentHash, ShortChannelId};
 use parking_lot::RwLock;
@@ -25,6 +25,10 @@ pub struct CoordinatorState {
     pub config: NodeConfig,
     /// The shard that accepted each of our payments still in flight.
     pub payment_shard: HashMap<PaymentId, usize>,
+    /// Ids of our payments that completed, on any shard, with the best height then:
+    /// refused for `NodeConfig::payment_id_retention_blocks` ([`Coordinator::reserve_payment`];
+    /// rebuilt from the shards' node records on a restart).
+    pub completed_payments: HashMap<PaymentId, u32>,
     /// The shards holding HTLCs of each claimable payment to us.
     pub claimable: HashMap<PaymentHash, Vec<usize>>,
 }
@@ -62,6 +66,7 @@ impl Coordinator {
                 best_block: (best_height, best_hash),
                 config,
                 payment_shard: HashMap::new(),
+                completed_payments: HashMap::new(),
                 claimable: HashMap::new(),
             }),
             reads: AtomicU64::new(0),
@@ -149,9 +154,13 @@ impl Coordinator {
         }
     }
 
-    /// Sets the best block.
+    /// Sets the best block; forgets completed payment ids whose retention window passed.
     pub fn set_best_block(&self, height: u32, hash: BlockHash) {
-        self.w().best_block = (height, hash);
+        let mut s = self.w();
+        s.best_block = (height, hash);
+        let window = s.config.payment_id_retention_blocks;
+        s.completed_payments
+            .retain(|_, completed| height < completed.saturating_add(window));
     }
 
     /// Records the shard that accepted payment `id`.
@@ -159,9 +168,51 @@ impl Coordinator {
         self.w().payment_shard.insert(id, shard);
     }
 
-    /// Forgets a finished payment.
-    pub fn payment_finished(&self, id: &PaymentId) {
+    /// Reserves payment id `id` for a payment about to start on `shard`, atomically over
+    /// every shard: refused while a payment with it is in flight
+    /// ([`ApiError::DuplicatePayment`]) or completed within
+    /// `NodeConfig::payment_id_retention_blocks` ([`ApiError::PaymentIdRecentlyUsed`]).
+    /// Undo with [`Coordinator::release_payment`] if the payment does not start.
+    pub fn reserve_payment(&self, id: PaymentId, shard: usize) -> Result<(), ApiError> {
+        let mut s = self.w();
+        if s.payment_shard.contains_key(&id) {
+            return Err(ApiError::DuplicatePayment(id));
+        }
+        if let Some(&completed_height) = s.completed_payments.get(&id) {
+            let retained_until_height =
+                completed_height.saturating_add(s.config.payment_id_retention_blocks);
+            if s.best_block.0 < retained_until_height {
+                return Err(ApiError::PaymentIdRecentlyUsed {
+                    payment_id: id,
+                    completed_height,
+                    retained_until_height,
+                });
+            }
+        }
+        s.payment_shard.insert(id, shard);
+        Ok(())
+    }
+
+    /// Undoes [`Coordinator::reserve_payment`] for a payment that did not start.
+    pub fn release_payment(&self, id: &PaymentId) {
         self.w().payment_shard.remove(id);
+    }
+
+    /// Forgets a finished payment; its id stays refused for the retention window, counted
+    /// from `height` (the best height of the shard it completed on).
+    pub fn payment_finished(&self, id: &PaymentId, height: u32) {
+        let mut s = self.w();
+        s.payment_shard.remove(id);
+        if s.config.payment_id_retention_blocks > 0 {
+            s.completed_payments.insert(*id, height);
+        }
+    }
+
+    /// Records a payment id completed at `height` (from a shard's node record on restart).
+    pub fn payment_completed(&self, id: PaymentId, height: u32) {
+        let mut s = self.w();
+        let e = s.completed_payments.entry(id).or_insert(height);
+        *e = (*e).max(height);
     }
 
     /// The shard that accepted payment `id`.

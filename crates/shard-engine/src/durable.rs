@@ -580,6 +580,9 @@ pub(crate) fn restore(
         for id in record.payments.keys() {
             coordinator.payment_started(*id, index);
         }
+        for (id, height) in &record.completed_payments {
+            coordinator.payment_completed(*id, *height);
+        }
         for hash in record.claimable.keys() {
             coordinator.claimable_at(*hash, index);
         }

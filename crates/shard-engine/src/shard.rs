@@ -394,7 +394,7 @@ fn observe(shard: &Shard, event: &Event) {
             coordinator.claimable_at(*payment_hash, shard.index)
         }
         Event::PaymentSent { payment_id, .. } | Event::PaymentFailed { payment_id, .. } => {
-            coordinator.payment_finished(payment_id)
+            coordinator.payment_finished(payment_id, shard.core.best_block().0)
         }
         _ => {}
     }

@@ -250,6 +250,11 @@ impl<H: Hub> Net<H> {
         Self::build(hub, n, NodeConfig::default(), 100, BlockHash::all_zeros())
     }
 
+    /// As [`Net::new`], the peers running with node configuration `config`.
+    pub fn with_peer_config(hub: H, n: usize, config: NodeConfig) -> Self {
+        Self::build(hub, n, config, 100, BlockHash::all_zeros())
+    }
+
     /// The hub and `n` peers with node configuration `config`, at chain tip
     /// `(height, tip)`, with the fake chain starting there.
     fn build(hub: H, n: usize, config: NodeConfig, height: u32, tip: BlockHash) -> Self {

@@ -57,6 +57,7 @@ impl NodeCore {
         self.best_height = height;
         self.best_hash = hash;
         self.dirty.node = true;
+        self.prune_completed_payments();
         // Claims due and events deep enough at this height.
         self.monitors_best_block(height);
         let ids: Vec<(PublicKey, ChannelId)> = self

@@ -53,7 +53,16 @@ pub struct NodeConfig {
     /// Last in the struct: the node record stores the config last, so this field was appended
     /// by format version 2.
     pub max_pending_inbound_channels: usize,
+    /// Blocks a completed payment's id stays refused after the payment ended
+    /// ([`ApiError::PaymentIdRecentlyUsed`](super::ApiError::PaymentIdRecentlyUsed)), so that
+    /// an application retrying a call whose answer it lost never pays twice (LDK's
+    /// idempotency rule). The ids are stored with the completion height and forgotten once
+    /// the best block is this many blocks past it. Counted in blocks, the core's only clock.
+    pub payment_id_retention_blocks: u32,
 }
+
+/// The default of [`NodeConfig::payment_id_retention_blocks`]: about a day of blocks.
+pub const DEFAULT_PAYMENT_ID_RETENTION_BLOCKS: u32 = 144;
 
 impl NodeConfig {
     /// The configuration of one of `shards` `NodeCore`s that together are one node: the
@@ -85,6 +94,7 @@ impl NodeConfig {
             received_htlc_deadline_blocks: 18,
             max_pending_payments: 100_000,
             max_pending_inbound_channels: DEFAULT_MAX_PENDING_INBOUND_CHANNELS,
+            payment_id_retention_blocks: DEFAULT_PAYMENT_ID_RETENTION_BLOCKS,
         }
     }
 

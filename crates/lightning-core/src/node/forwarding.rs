@@ -427,6 +427,7 @@ impl NodeCore {
             return;
         };
         self.dirty.node = true;
+        self.payment_completed(payment_id);
         let failing_node = |i: usize| payment.route.hops.get(i).map(|h| h.node_id);
         let failure = match outcome {
             ForwardOutcome::Fulfilled(payment_preimage) => {

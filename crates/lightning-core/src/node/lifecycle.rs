@@ -13,6 +13,10 @@ use crate::wire::{AcceptChannel, FundingCreated, FundingSigned, Message, OpenCha
 impl NodeCore {
     /// Opens a channel to a connected peer: queues `open_channel`. Returns the temporary
     /// channel id; [`Event::FundingGenerationReady`] follows when the peer accepts.
+    ///
+    /// Refused at once, with nothing created: a value or push amount outside our limits or
+    /// the peer's known ones, a feerate outside ours, or a channel whose first commitment
+    /// the peer would refuse ([`ApiError::ChannelValue`]).
     pub fn create_channel(
         &mut self,
         node_id: PublicKey,
@@ -21,6 +25,9 @@ impl NodeCore {
         user_channel_id: u128,
         feerate_per_kw: u32,
     ) -> Result<ChannelId, ApiError> {
+        // The values first: they are wrong whatever the peer's state (the peer's features,
+        // when it sent them, refine the checks).
+        self.check_outbound_channel(&node_id, funding_satoshis, push_msat, feerate_per_kw)?;
         let peer = self
             .peers
             .get(&node_id)

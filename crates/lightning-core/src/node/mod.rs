@@ -48,8 +48,8 @@
 
 mod chain;
 mod channel_ext;
-mod debug;
 pub mod config;
+mod debug;
 mod dispatch;
 pub mod event;
 pub mod fees;
@@ -60,6 +60,7 @@ pub mod limits;
 mod onchain;
 mod payments;
 mod persist;
+pub mod refusals;
 pub mod route;
 
 #[cfg(test)]
@@ -72,7 +73,8 @@ use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
 use bitcoin::{BlockHash, ScriptBuf, Transaction, Txid};
 
 pub use config::{
-    Liveness, NodeConfig, DEFAULT_MAX_PENDING_INBOUND_CHANNELS, FUNDING_CONF_DEADLINE_BLOCKS,
+    Liveness, NodeConfig, DEFAULT_MAX_PENDING_INBOUND_CHANNELS,
+    DEFAULT_PAYMENT_ID_RETENTION_BLOCKS, FUNDING_CONF_DEADLINE_BLOCKS,
 };
 pub use event::{
     ClosureReason, Event, ForwardHtlc, ForwardOutcome, ForwardResolution, HtlcSource, Output,
@@ -82,6 +84,7 @@ pub use fees::{FeeEstimates, FeePolicy, MIN_RELAY_FEERATE_PER_KW, UPDATE_FEE_HTL
 pub use htlc_policy::ForwardingPolicy;
 pub use limits::{PeerRateLimits, MAX_PEER_TEXT_BYTES, MAX_PEER_TEXT_LEN};
 pub use persist::Dirty;
+pub use refusals::{ChannelValueError, FirstHopError};
 pub use route::{Route, RouteError, RouteHop};
 
 use crate::channel::{derive_peer_channel_keys, Balances, Channel, ChannelError, ChannelPhase};
@@ -118,6 +121,24 @@ pub enum ApiError {
     NotClaimable(PaymentHash),
     /// The funding transaction does not pay the channel's funding script the right amount.
     BadFundingTransaction(FundingTransactionError),
+    /// The route's first hop cannot carry the payment now (channel not ours with that
+    /// peer, not ready, peer disconnected, amount below its `htlc_minimum_msat` or above
+    /// what we can send on it). Nothing was sent.
+    FirstHop(FirstHopError),
+    /// A payment with this id completed recently: ids are remembered for
+    /// [`NodeConfig::payment_id_retention_blocks`] after completion (and across restarts),
+    /// so that a retried call never pays twice. Use a new id for a new payment.
+    PaymentIdRecentlyUsed {
+        /// The id.
+        payment_id: PaymentId,
+        /// The height of the best block when the payment completed.
+        completed_height: u32,
+        /// The first best-block height at which the id is forgotten.
+        retained_until_height: u32,
+    },
+    /// The channel's value or push amount is outside our limits or the peer's known limits.
+    /// Nothing was created.
+    ChannelValue(ChannelValueError),
 }
 
 /// A configured limit an API call ran into ([`ApiError::LimitReached`]).
@@ -191,9 +212,25 @@ impl core::fmt::Display for ApiError {
             ApiError::LimitReached(what) => write!(f, "limit reached: {what}"),
             ApiError::Channel(e) => write!(f, "channel refused: {}", e.reason()),
             ApiError::InvalidRoute(why) => write!(f, "invalid route: {why}"),
-            ApiError::DuplicatePayment(id) => write!(f, "payment {:?} already exists", id.0),
+            ApiError::DuplicatePayment(id) => write!(
+                f,
+                "payment id {} is in use by a payment in flight",
+                refusals::hex(&id.0)
+            ),
             ApiError::NotClaimable(h) => write!(f, "no claimable payment with hash {h}"),
             ApiError::BadFundingTransaction(why) => write!(f, "bad funding transaction: {why}"),
+            ApiError::FirstHop(why) => write!(f, "unusable first hop: {why}"),
+            ApiError::PaymentIdRecentlyUsed {
+                payment_id,
+                completed_height,
+                retained_until_height,
+            } => write!(
+                f,
+                "payment id {} was used by a payment completed at height {completed_height}: \
+                 refused until height {retained_until_height} (payment_id_retention_blocks)",
+                refusals::hex(&payment_id.0)
+            ),
+            ApiError::ChannelValue(why) => write!(f, "channel value refused: {why}"),
         }
     }
 }
@@ -204,6 +241,8 @@ impl std::error::Error for ApiError {
             ApiError::Channel(e) => Some(e),
             ApiError::InvalidRoute(e) => Some(e),
             ApiError::BadFundingTransaction(e) => Some(e),
+            ApiError::FirstHop(e) => Some(e),
+            ApiError::ChannelValue(e) => Some(e),
             _ => None,
         }
     }
@@ -305,6 +344,9 @@ pub struct NodeCore {
     inbound_payments: BTreeMap<PaymentHash, InboundPayment>,
     claimable: BTreeMap<PaymentHash, Vec<ClaimableHtlc>>,
     payments: BTreeMap<PaymentId, OutboundPayment>,
+    /// Ids of our payments that completed, with the best height then: refused for
+    /// [`NodeConfig::payment_id_retention_blocks`] (persisted).
+    completed_payments: BTreeMap<PaymentId, u32>,
     offered: BTreeMap<(ChannelId, u64), OfferedHtlc>,
     upstream: BTreeMap<(ChannelId, u64), UpstreamHtlc>,
     pending_timeouts: BTreeMap<Txid, Vec<PendingTimeout>>,
@@ -368,6 +410,7 @@ impl NodeCore {
             inbound_payments: BTreeMap::new(),
             claimable: BTreeMap::new(),
             payments: BTreeMap::new(),
+            completed_payments: BTreeMap::new(),
             offered: BTreeMap::new(),
             upstream: BTreeMap::new(),
             pending_timeouts: BTreeMap::new(),

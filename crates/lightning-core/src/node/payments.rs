@@ -104,6 +104,14 @@ impl NodeCore {
     /// Pays along `route` (first hop: one of our channels, by short channel id). The onion
     /// carries `payment_secret` to the recipient. [`Event::PaymentSent`] or
     /// [`Event::PaymentFailed`] (naming the failing hop) follows.
+    ///
+    /// Refused at once, with nothing sent or stored: a `payment_id` in flight
+    /// ([`ApiError::DuplicatePayment`]) or completed within
+    /// [`NodeConfig::payment_id_retention_blocks`](super::NodeConfig::payment_id_retention_blocks)
+    /// ([`ApiError::PaymentIdRecentlyUsed`]); a first hop that is not one of our channels
+    /// ([`ApiError::UnknownShortChannelId`]) or cannot carry the payment now: another peer,
+    /// not ready, closing, peer disconnected, amount below its `htlc_minimum_msat` or above
+    /// its outbound capacity ([`ApiError::FirstHop`]).
     pub fn send_payment(
         &mut self,
         route: &Route,
@@ -111,9 +119,7 @@ impl NodeCore {
         payment_secret: PaymentSecret,
         payment_id: PaymentId,
     ) -> Result<(), ApiError> {
-        if self.payments.contains_key(&payment_id) {
-            return Err(ApiError::DuplicatePayment(payment_id));
-        }
+        self.check_payment_id(&payment_id)?;
         if self.payments.len() >= self.config.max_pending_payments {
             return Err(ApiError::LimitReached(ApiLimit::PendingPayments {
                 max: self.config.max_pending_payments,
@@ -123,6 +129,7 @@ impl NodeCore {
             .hops
             .first()
             .ok_or(ApiError::InvalidRoute(RouteError::EmptyRoute))?;
+        self.check_first_hop(first.short_channel_id, first.node_id)?;
         // The session key must be fresh per payment: derive it from the payment id, which
         // the application must never reuse (a duplicate id is refused above).
         let mut bytes = self.derive(b"onion-session-key", &[&payment_id.0, &payment_hash.0]);
@@ -141,6 +148,7 @@ impl NodeCore {
             self.best_height,
         )
         .map_err(ApiError::InvalidRoute)?;
+        self.check_first_hop_amount(first.short_channel_id, onion.first_hop_amount_msat)?;
         self.dirty.node = true;
         self.payments.insert(
             payment_id,

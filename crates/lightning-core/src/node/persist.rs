@@ -242,6 +242,7 @@ impl NodeCore {
                     (*txid, pending)
                 })
                 .collect(),
+            completed_payments: self.completed_payments.clone(),
         }
     }
 
@@ -440,6 +441,7 @@ impl NodeCore {
                 )
             })
             .collect();
+        core.completed_payments = node_record.completed_payments.clone();
         let mut orphans = Vec::new();
         for ((channel_id, htlc_id), o) in &node_record.offered {
             if has_channel(&core, &o.node_id, channel_id) {

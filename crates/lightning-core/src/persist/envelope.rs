@@ -33,7 +33,7 @@ use crate::types::ChannelId;
 /// The magic bytes that open every record.
 pub const MAGIC: [u8; 4] = *b"LNSD";
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// The oldest format version this build can read (older ones would be migrated).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// The envelope's size before the payload.
@@ -579,11 +579,14 @@ mod tests {
         let env = decode(&bytes).expect("valid");
         assert_eq!(env.kind, RecordKind::Node);
         assert_eq!(env.version, FORMAT_VERSION);
-        assert_eq!(env.min_reader_version, 3, "format 4 only added kinds");
+        assert_eq!(
+            env.min_reader_version, 3,
+            "format 4 only added kinds, format 5 only appended a field"
+        );
         assert_eq!(env.payload, b"hello");
         let monitor = encode(RecordKind::Monitor, b"m").expect("small");
         let env = decode(&monitor).expect("valid");
-        assert_eq!((env.version, env.min_reader_version), (4, 4));
+        assert_eq!((env.version, env.min_reader_version), (FORMAT_VERSION, 4));
     }
 
     #[test]
@@ -670,19 +673,19 @@ mod tests {
 
     #[test]
     fn too_new_names_both_versions() {
-        let bytes = encode_with_versions(RecordKind::Node, 7, 5, b"x").expect("small");
+        let bytes = encode_with_versions(RecordKind::Node, 8, 6, b"x").expect("small");
         let err = decode(&bytes).expect_err("too new");
         assert_eq!(
             err,
             PersistError::TooNew {
-                written_by_version: 7,
-                min_reader_version: 5,
+                written_by_version: 8,
+                min_reader_version: 6,
                 our_version: FORMAT_VERSION
             }
         );
         let text = err.to_string();
-        assert!(text.contains("format version 7"), "{text}");
-        assert!(text.contains("format version 5"), "{text}");
+        assert!(text.contains("format version 8"), "{text}");
+        assert!(text.contains("format version 6"), "{text}");
         assert!(
             text.contains(&format!("format version {FORMAT_VERSION}")),
             "{text}"

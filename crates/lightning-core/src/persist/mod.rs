@@ -18,7 +18,7 @@
 //! sources, routes) lives in [`crate::payment`], and the node converts its state to and from
 //! these records.
 //!
-//! # The format (version 4)
+//! # The format (version 5)
 //! Every record is an envelope ([`envelope`]: `LNSD`, kind, version, min reader version,
 //! length, checksum) around a postcard payload of the kind's record struct. The record
 //! structs are explicit: plain public fields of this module's own types, of bitcoin's
@@ -39,6 +39,8 @@
 //! additive change (see [`records`]), so that format is our version 3. Version 4 adds the
 //! monitor's two kinds and changes no other kind (see [`monitor`] for why the older kinds
 //! are still written readable by version 3).
+//! Version 5 appends the recently completed payment ids to the node record (see
+//! [`records`]); node records stay readable by versions 3 and 4.
 //!
 //! # Adding a record kind
 //! A new kind (say the on-chain monitor's) touches no existing kind:

@@ -34,9 +34,9 @@
 //!
 //! # Format version and compatibility
 //! Format version 3 was released (its fixtures are committed), so the new kinds need a new
-//! format version: [`FORMAT_VERSION`](super::FORMAT_VERSION) is 4, the kinds'
+//! format version: 4 (the kinds'
 //! [`RecordKind::introduced_in`] is 4 and each migration step answers them with
-//! `KindNotInVersion`. Version 4 changes no record of the older kinds: the policy
+//! `KindNotInVersion`). Version 4 changes no record of the older kinds: the policy
 //! ("Compatibility policy" in [`super`]) raises `min_reader_version` only for a change other
 //! than appending fields, so channel, node and resolution records keep
 //! `min_reader_version` 3 ([`RecordKind::min_reader_version`]) and a version-3 build still

@@ -36,6 +36,11 @@
 //!   [`super::MonitorUpdateRecord`]); see [`super::monitor`]. The kinds of version 3 are
 //!   unchanged: the step from 3 is the identity, and they are still written with
 //!   `min_reader_version` 3 ([`RecordKind::min_reader_version`]).
+//! * 5: appends the ids of recently completed payments with their completion height
+//!   ([`NodeRecord::completed_payments`], the last field of a node record) so that a
+//!   restart still refuses their reuse. [`MIGRATIONS`] converts version 4 by appending an
+//!   empty map. Only appended: node records keep `min_reader_version` 3, and a version-4
+//!   build reads them, ignoring the new field.
 //!
 //! A unit test proves the hook with a made-up version 0.
 
@@ -177,11 +182,15 @@ pub struct NodeRecord {
     pub upstream: BTreeMap<(ChannelId, u64), UpstreamHtlcRecord>,
     /// HTLC-timeout transactions we wait for, by txid.
     pub pending_timeouts: BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
+    /// Ids of our payments that completed, with the best block height then: refused for
+    /// `NodeConfig::payment_id_retention_blocks` after it, across restarts (format version
+    /// 5 appended it). Not owned by a peer: every shard keeps them all.
+    pub completed_payments: BTreeMap<PaymentId, u32>,
 }
 
 /// A node record of format versions 1 and 2 up to (not including) its configuration, the
-/// last field, which version 3 no longer stores.
-#[derive(Deserialize)]
+/// last field, which version 3 no longer stores: the whole node record of versions 3 and 4.
+#[derive(Serialize, Deserialize)]
 struct NodeRecordV2Head {
     best_height: u32,
     best_hash: BlockHash,
@@ -295,6 +304,10 @@ impl NodeRecord {
                 }
             }
             out.payments.extend(r.payments);
+            for (id, height) in r.completed_payments {
+                let e = out.completed_payments.entry(id).or_insert(height);
+                *e = (*e).max(height);
+            }
             out.offered.extend(r.offered);
             out.upstream.extend(r.upstream);
             for (txid, pending) in r.pending_timeouts {
@@ -319,7 +332,7 @@ pub type MigrationStep = fn(RecordKind, &[u8]) -> Result<Vec<u8>, PersistError>;
 /// The migration steps of this build: `MIGRATIONS[i]` converts a payload of format version
 /// `OLDEST_READABLE_VERSION + i` to the next version. A step only sees kinds that existed at
 /// its version (see [`RecordKind::introduced_in`]).
-pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2, v2_to_v3, v3_to_v4];
+pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5];
 
 /// `NodeConfig::max_pending_inbound_channels`'s default when format version 2 appended it
 /// (`node::DEFAULT_MAX_PENDING_INBOUND_CHANNELS`), frozen here: version 3 drops the config.
@@ -382,18 +395,8 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
             // The configuration after the head is dropped unread.
             let (old, _config) = postcard::take_from_bytes::<NodeRecordV2Head>(payload)
                 .map_err(decode_err(kind, 2))?;
-            let new = NodeRecord {
-                best_height: old.best_height,
-                best_hash: old.best_hash,
-                peer_random_draws: old.peer_random_draws,
-                inbound_payments: old.inbound_payments,
-                claimable: old.claimable,
-                payments: old.payments,
-                offered: old.offered,
-                upstream: old.upstream,
-                pending_timeouts: old.pending_timeouts,
-            };
-            postcard::to_allocvec(&new).map_err(encode_err(kind))
+            // The head is version 3's whole node record.
+            postcard::to_allocvec(&old).map_err(encode_err(kind))
         }
         RecordKind::Resolution
         | RecordKind::Monitor
@@ -409,6 +412,23 @@ fn v3_to_v4(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => {
             Err(not_in_version(kind, 3))
         }
+    }
+}
+
+/// Version 4 to 5: a node record gained one field at its very end (the completed payment
+/// ids), so the step appends an empty map; the other kinds are unchanged.
+fn v4_to_v5(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
+    match kind {
+        RecordKind::Node => {
+            let appended = postcard::to_allocvec(&BTreeMap::<PaymentId, u32>::new())
+                .map_err(encode_err(kind))?;
+            Ok([payload, &appended].concat())
+        }
+        RecordKind::Channel
+        | RecordKind::Resolution
+        | RecordKind::Monitor
+        | RecordKind::MonitorUpdate
+        | RecordKind::MonitorRevoked => Ok(payload.to_vec()),
     }
 }
 
@@ -764,6 +784,7 @@ mod tests {
             )]
             .into_iter()
             .collect(),
+            completed_payments: [(PaymentId([12; 32]), 90)].into_iter().collect(),
         }
     }
 
@@ -938,12 +959,13 @@ mod tests {
         let payload = postcard::to_allocvec(&old).expect("encodes");
         let bytes =
             envelope::encode_with_versions(RecordKind::Node, 0, 0, &payload).expect("small");
-        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4];
+        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5];
         let read: NodeRecord = from_record(&bytes, RecordKind::Node, steps, 0).expect("migrated");
         assert_eq!(
             read,
             NodeRecord {
                 peer_random_draws: BTreeMap::new(),
+                completed_payments: BTreeMap::new(),
                 ..r
             }
         );

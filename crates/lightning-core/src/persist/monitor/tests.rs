@@ -496,9 +496,12 @@ fn truncated_extended_and_corrupt_bytes_are_errors() {
         ),
         Err(PersistError::PayloadTrailing { .. })
     ));
-    // The kinds exist from format version 4 on; version 4 writes min_reader_version 4.
+    // The kinds exist from format version 4 on, written with min_reader_version 4.
     let env = envelope::decode(&snapshot).expect("valid");
-    assert_eq!((env.version, env.min_reader_version), (4, 4));
+    assert_eq!(
+        (env.version, env.min_reader_version),
+        (envelope::FORMAT_VERSION, 4)
+    );
     let old =
         envelope::encode_with_versions(RecordKind::MonitorUpdate, 3, 3, &update[HEADER_LEN..])
             .expect("small");
