@@ -122,7 +122,8 @@ enum lnshard_result
   // No channel with this id is known.
   LNSHARD_RESULT_UNKNOWN_CHANNEL = 7113,
   // The node refused the call (peer not connected, limit reached, channel refused, bad
-  // route, duplicate payment, nothing claimable, bad funding transaction).
+  // route, nothing claimable, bad funding transaction). The refusals below have codes of
+  // their own.
   LNSHARD_RESULT_API_REFUSED = 7114,
   // No open BOLT 8 connection with this id.
   LNSHARD_RESULT_UNKNOWN_CONNECTION = 7115,
@@ -158,6 +159,25 @@ enum lnshard_result
   // bump's fee with change above dust): the last error gives what was needed and what
   // is available.
   LNSHARD_RESULT_INSUFFICIENT_FUNDS = 7125,
+  // `lnshard_engine_send_payment`: the route's first hop is not one of our channels, or
+  // cannot carry a payment now (its peer is another than the route names, it is not
+  // ready or closing, its peer is disconnected). Nothing was sent; the last error names
+  // the short channel id and why.
+  LNSHARD_RESULT_FIRST_HOP_UNUSABLE = 7126,
+  // `lnshard_engine_send_payment`: the amount the first hop would carry is below its
+  // peer's `htlc_minimum_msat` or above what we can send on it now. Nothing was sent; the
+  // last error names the amount and the limit.
+  LNSHARD_RESULT_AMOUNT_OUT_OF_RANGE = 7127,
+  // `lnshard_engine_send_payment`: the payment id is in use by a payment in flight, or
+  // by one completed within the node's `payment_id_retention_blocks` (remembered across
+  // restarts). Nothing was sent; the last error names the id and until which height it is
+  // refused. Use a new id for a new payment.
+  LNSHARD_RESULT_PAYMENT_ID_USED = 7128,
+  // `lnshard_engine_create_channel`: the channel value, push amount or feerate is outside
+  // our limits or the peer's known limits, or the first commitment could not pay its fee
+  // or keep a side above its reserve. Nothing was created; the last error names the value
+  // and the limit.
+  LNSHARD_RESULT_CHANNEL_VALUE_REFUSED = 7129,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -365,7 +365,7 @@ static writer fabricate_wallet_funding(const uint64_t *values, size_t n) {
 typedef struct {
     const char *name;
     lnshard_engine *engine;
-    uint8_t id[33];
+    lnshard_node_id id;
     uint64_t conn;
     estimator_state estimator;
 } node;
@@ -379,12 +379,12 @@ static raw_tx mempool[MAX_MEMPOOL];
 static size_t mempool_len;
 static uint32_t height = 100;
 
-static void block_hash(uint32_t h, uint8_t out[32]) {
-    memset(out, 0x42, 32);
-    out[0] = (uint8_t)h;
-    out[1] = (uint8_t)(h >> 8);
-    out[2] = (uint8_t)(h >> 16);
-    out[3] = (uint8_t)(h >> 24);
+static void block_hash(uint32_t h, lnshard_block_hash *out) {
+    memset(out->bytes, 0x42, sizeof out->bytes);
+    out->bytes[0] = (uint8_t)h;
+    out->bytes[1] = (uint8_t)(h >> 8);
+    out->bytes[2] = (uint8_t)(h >> 16);
+    out->bytes[3] = (uint8_t)(h >> 24);
 }
 
 /* Adds a copy of the transaction to the mempool (once). */
@@ -413,13 +413,13 @@ static void broadcast_bytes(const lnshard_bytes *tx) {
     broadcast(lnshard_bytes_data(tx), lnshard_bytes_len(tx));
 }
 
-static uint8_t channel_id[32];
+static lnshard_channel_id channel_id;
 static uint8_t funding_outpoint[36]; /* the channel's funding output: txid, index (LE) */
 static uint64_t channel_value_sat;
 static int rebump_mode;
 static lnshard_bumper *bumper;
 static int packages_refused, children_printed;
-static uint8_t bumped_txid[32]; /* the commitment the bumper bumps */
+static lnshard_txid bumped_txid; /* the commitment the bumper bumps */
 
 /* What the chain needs of a transaction: the outpoints it spends, its output values, its
  * weight. */
@@ -512,7 +512,7 @@ static int spends_funding(const uint8_t *tx, size_t len) {
  * coins. 0 when a parent is unknown. */
 static uint64_t package_feerate(const lnshard_bytes *commitment, const lnshard_bytes *child) {
     parsed_tx parent, kid;
-    uint8_t parent_txid[32];
+    lnshard_txid parent_txid;
     uint64_t inputs = 0, fee;
     size_t i;
     if (!parse_tx(lnshard_bytes_data(commitment), lnshard_bytes_len(commitment), &parent) ||
@@ -520,7 +520,7 @@ static uint64_t package_feerate(const lnshard_bytes *commitment, const lnshard_b
         return 0;
     }
     CHECK(lnshard_transaction_txid(lnshard_bytes_data(commitment), lnshard_bytes_len(commitment),
-                                   parent_txid));
+                                   &parent_txid));
     for (i = 0; i < kid.inputs; i++) {
         uint32_t vout = (uint32_t)kid.spends[i][32] | (uint32_t)kid.spends[i][33] << 8 |
                         (uint32_t)kid.spends[i][34] << 16 | (uint32_t)kid.spends[i][35] << 24;
@@ -528,7 +528,7 @@ static uint64_t package_feerate(const lnshard_bytes *commitment, const lnshard_b
         coin *c;
         memcpy(o.txid, kid.spends[i], 32);
         o.vout = vout;
-        if (memcmp(o.txid, parent_txid, 32) == 0 && vout < parent.outputs) {
+        if (memcmp(o.txid, parent_txid.bytes, 32) == 0 && vout < parent.outputs) {
             inputs += parent.values[vout];
         } else if ((c = find_coin(&alice_coins, &o)) != NULL) {
             inputs += c->value_sat;
@@ -557,7 +557,7 @@ static void relay_with_bumper(node *self, lnshard_event *ev) {
         print_hex("rebump commitment", lnshard_bytes_data(commitment),
                   lnshard_bytes_len(commitment));
         CHECK(lnshard_transaction_txid(lnshard_bytes_data(commitment),
-                                       lnshard_bytes_len(commitment), bumped_txid));
+                                       lnshard_bytes_len(commitment), &bumped_txid));
     }
     snprintf(label, sizeof label, "rebump child %d", children_printed++);
     print_hex(label, lnshard_bytes_data(child), lnshard_bytes_len(child));
@@ -664,8 +664,10 @@ static void handle_event(node *self, lnshard_event *ev) {
     }
     case LNSHARD_EVENT_KIND_CHANNEL_PENDING: {
         uint32_t vout = 0;
-        CHECK(lnshard_event_channel_id(ev, channel_id));
-        CHECK(lnshard_event_funding_txo(ev, funding_outpoint, &vout));
+        lnshard_txid funding_txid;
+        CHECK(lnshard_event_channel_id(ev, &channel_id));
+        CHECK(lnshard_event_funding_txo(ev, &funding_txid, &vout));
+        memcpy(funding_outpoint, funding_txid.bytes, 32);
         funding_outpoint[32] = (uint8_t)vout;
         funding_outpoint[33] = (uint8_t)(vout >> 8);
         funding_outpoint[34] = (uint8_t)(vout >> 16);
@@ -776,10 +778,10 @@ static void mine(node *a, node *b, int blocks) {
     int k;
     for (k = 0; k < blocks; k++) {
         lnshard_confirmed_tx txs[MAX_MEMPOOL];
-        uint8_t hash[32];
+        lnshard_block_hash hash;
         size_t i;
         height++;
-        block_hash(height, hash);
+        block_hash(height, &hash);
         for (i = 0; i < mempool_len; i++) {
             txs[i].index = (uint32_t)(i + 1);
             txs[i].tx = mempool[i].b;
@@ -787,8 +789,8 @@ static void mine(node *a, node *b, int blocks) {
         }
         CHECK(lnshard_engine_transactions_confirmed(a->engine, height, txs, mempool_len));
         CHECK(lnshard_engine_transactions_confirmed(b->engine, height, txs, mempool_len));
-        CHECK(lnshard_engine_best_block_updated(a->engine, height, hash));
-        CHECK(lnshard_engine_best_block_updated(b->engine, height, hash));
+        CHECK(lnshard_engine_best_block_updated(a->engine, height, &hash));
+        CHECK(lnshard_engine_best_block_updated(b->engine, height, &hash));
         if (bumper != NULL) {
             size_t forgotten = 0;
             CHECK(lnshard_bumper_block_connected(bumper, &alice_wallet, height, txs, mempool_len,
@@ -808,13 +810,15 @@ static void mine(node *a, node *b, int blocks) {
 static void start(node *n, const char *name, uint8_t secret_byte) {
     lnshard_engine_config config;
     lnshard_fee_estimator estimator;
-    uint8_t secret[32], seed[32], tip[32];
+    lnshard_secret_key secret;
+    lnshard_seed seed;
+    lnshard_block_hash tip;
     n->name = name;
     n->estimator.name = name;
     n->estimator.calls = 0;
-    memset(secret, secret_byte, sizeof secret);
-    memset(seed, secret_byte ^ 0x5a, sizeof seed);
-    block_hash(height, tip);
+    memset(secret.bytes, secret_byte, sizeof secret.bytes);
+    memset(seed.bytes, secret_byte ^ 0x5a, sizeof seed.bytes);
+    block_hash(height, &tip);
     CHECK(lnshard_engine_config_default(&config));
     config.shards = 2;
     config.negotiate_anchors = true; /* the default: option_anchors_zero_fee_htlc_tx */
@@ -823,8 +827,8 @@ static void start(node *n, const char *name, uint8_t secret_byte) {
     estimator.userdata = &n->estimator;
     estimator.estimate = estimate;
     config.fee_estimator = &estimator;
-    CHECK(lnshard_engine_new(&config, secret, seed, height, tip, &n->engine));
-    CHECK(lnshard_engine_node_id(n->engine, n->id));
+    CHECK(lnshard_engine_new(&config, &secret, &seed, height, &tip, &n->engine));
+    CHECK(lnshard_engine_node_id(n->engine, &n->id));
     {
         uint8_t sweep[22];
         sweep[0] = 0x00;
@@ -836,7 +840,7 @@ static void start(node *n, const char *name, uint8_t secret_byte) {
 
 int main(int argc, char **argv) {
     node alice, bob;
-    uint8_t temporary_id[32];
+    lnshard_channel_id temporary_id;
     static const uint64_t coin_values[COINS] = {700000, 300000, 20000};
     writer funding;
     size_t i;
@@ -852,7 +856,9 @@ int main(int argc, char **argv) {
     funding = fabricate_wallet_funding(coin_values, COINS);
     alice_coins.len = COINS;
     for (i = 0; i < COINS; i++) {
-        CHECK(lnshard_transaction_txid(funding.b, funding.len, alice_coins.coins[i].outpoint.txid));
+        lnshard_txid txid;
+        CHECK(lnshard_transaction_txid(funding.b, funding.len, &txid));
+        memcpy(alice_coins.coins[i].outpoint.txid, txid.bytes, sizeof txid.bytes);
         alice_coins.coins[i].outpoint.vout = (uint32_t)i;
         alice_coins.coins[i].value_sat = coin_values[i];
         alice_coins.coins[i].reserved = 0;
@@ -874,7 +880,7 @@ int main(int argc, char **argv) {
         lnshard_bytes *act_one = NULL, *act_two = NULL, *act_three = NULL, *nothing = NULL;
         alice.conn = 1;
         bob.conn = 7;
-        CHECK(lnshard_engine_new_outbound_connection(alice.engine, alice.conn, bob.id, &act_one));
+        CHECK(lnshard_engine_new_outbound_connection(alice.engine, alice.conn, &bob.id, &act_one));
         CHECK(lnshard_engine_new_inbound_connection(bob.engine, bob.conn));
         CHECK(lnshard_engine_handle_bytes(bob.engine, bob.conn, lnshard_bytes_data(act_one),
                                           lnshard_bytes_len(act_one), &act_two));
@@ -892,8 +898,8 @@ int main(int argc, char **argv) {
 
     /* A 500,000 sat channel (100,000 sat pushed to Bob), funded from Alice's wallet in
      * handle_event. */
-    CHECK(lnshard_engine_create_channel(alice.engine, bob.id, 500000, 100000000, 1, 2500,
-                                        temporary_id));
+    CHECK(lnshard_engine_create_channel(alice.engine, &bob.id, 500000, 100000000, 1, 2500,
+                                        &temporary_id));
     settle(&alice, &bob);
     mine(&alice, &bob, 4); /* minimum_depth 3; the next block's estimate lowers the feerate */
     if (channels_ready != 2) {
@@ -903,21 +909,25 @@ int main(int argc, char **argv) {
     mine(&alice, &bob, 1);
     if (!rebump_mode) {
         /* An HTLC from Alice to Bob that Bob holds: it expires 50 blocks from now. */
-        uint8_t preimage[32], hash[32], secret[32];
+        lnshard_payment_preimage preimage;
+        lnshard_payment_hash hash;
+        lnshard_payment_secret secret;
+        lnshard_payment_id id;
         lnshard_route_hop hop;
-        memset(preimage, 0x5e, sizeof preimage);
-        CHECK(lnshard_engine_create_inbound_payment(bob.engine, preimage, 20000000, true, hash,
-                                                    secret));
-        memcpy(hop.node_id, bob.id, 33);
+        memset(preimage.bytes, 0x5e, sizeof preimage.bytes);
+        CHECK(lnshard_engine_create_inbound_payment(bob.engine, &preimage, 20000000, true, &hash,
+                                                    &secret));
+        memcpy(hop.node_id, bob.id.bytes, sizeof hop.node_id);
         hop.short_channel_id = short_channel_id;
         hop.fee_msat = 20000000;
         hop.cltv_expiry_delta = 50;
-        CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, hash, secret, hash));
+        memcpy(id.bytes, hash.bytes, sizeof id.bytes); /* the hash doubles as the id */
+        CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, &hash, &secret, &id));
         settle(&alice, &bob);
     }
 
     /* Alice force-closes: her engine asks for fees for her commitment (anchor channel). */
-    CHECK(lnshard_engine_force_close_channel(alice.engine, channel_id));
+    CHECK(lnshard_engine_force_close_channel(alice.engine, &channel_id));
     settle(&alice, &bob);
     for (i = 0; i < 10 && !commitment_bumped; i++) {
         mine(&alice, &bob, 1); /* asked again on the next block */
@@ -945,7 +955,7 @@ int main(int argc, char **argv) {
     if (rebump_mode) {
         lnshard_bump_status status;
         bool found = false;
-        CHECK(lnshard_bumper_status(bumper, bumped_txid, &status, &found));
+        CHECK(lnshard_bumper_status(bumper, &bumped_txid, &status, &found));
         if (!found || !status.settled) {
             fprintf(stderr, "the bump is in flight and settled\n");
             return 1;
@@ -957,7 +967,7 @@ int main(int argc, char **argv) {
                status.wallet_inputs, (unsigned)status.settled_at);
         mine(&alice, &bob, 6); /* six deep: the bumper releases the coins */
         printf("bumper: in flight %zu\n", lnshard_bumper_len(bumper));
-        CHECK(lnshard_bumper_status(bumper, bumped_txid, &status, &found));
+        CHECK(lnshard_bumper_status(bumper, &bumped_txid, &status, &found));
         if (found) {
             fprintf(stderr, "a released bump is forgotten\n");
             return 1;

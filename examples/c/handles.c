@@ -63,17 +63,19 @@ static void expect_empty(int ok, const char *needle, const char *what, int line)
 #define EXPECT_EMPTY(cond, needle) expect_empty((cond), (needle), #cond, __LINE__)
 
 /* The secp256k1 generator: a valid public key to dial. */
-static const uint8_t G[33] = {0x02, 0x79, 0xbe, 0x66, 0x7e, 0xf9, 0xdc, 0xbb, 0xac, 0x55, 0xa0,
-                              0x62, 0x95, 0xce, 0x87, 0x0b, 0x07, 0x02, 0x9b, 0xfc, 0xdb, 0x2d,
-                              0xce, 0x28, 0xd9, 0x59, 0xf2, 0x81, 0x5b, 0x16, 0xf8, 0x17, 0x98};
+static const lnshard_node_id G = {{0x02, 0x79, 0xbe, 0x66, 0x7e, 0xf9, 0xdc, 0xbb, 0xac, 0x55, 0xa0,
+                                   0x62, 0x95, 0xce, 0x87, 0x0b, 0x07, 0x02, 0x9b, 0xfc, 0xdb, 0x2d,
+                                   0xce, 0x28, 0xd9, 0x59, 0xf2, 0x81, 0x5b, 0x16, 0xf8, 0x17, 0x98}};
 
 static lnshard_engine *start(const lnshard_engine_config *config, uint8_t key_byte) {
-    uint8_t secret[32], seed[32], tip[32];
+    lnshard_secret_key secret;
+    lnshard_seed seed;
+    lnshard_block_hash tip;
     lnshard_engine *engine = NULL;
-    memset(secret, key_byte, sizeof secret);
-    memset(seed, 0x22, sizeof seed);
-    memset(tip, 0, sizeof tip);
-    if (lnshard_engine_new(config, secret, seed, 0, tip, &engine) != LNSHARD_RESULT_OK) {
+    memset(secret.bytes, key_byte, sizeof secret.bytes);
+    memset(seed.bytes, 0x22, sizeof seed.bytes);
+    memset(tip.bytes, 0, sizeof tip.bytes);
+    if (lnshard_engine_new(config, &secret, &seed, 0, &tip, &engine) != LNSHARD_RESULT_OK) {
         char msg[512];
         last_error(msg, sizeof msg);
         fprintf(stderr, "lnshard_engine_new: %s\n", msg);
@@ -90,9 +92,11 @@ int main(void) {
     lnshard_bytes *out = NULL;
     lnshard_channel_details details;
     lnshard_event *event = NULL;
-    uint8_t id[33];
+    lnshard_node_id id;
+    lnshard_channel_id channel;
     bool flag = false;
     uint64_t not_a_handle[4] = {0, 0, 0, 0};
+    memset(channel.bytes, 0, sizeof channel.bytes);
 
     lnshard_engine_config_default(&config);
     config.shards = 1;
@@ -100,14 +104,14 @@ int main(void) {
     if (engine == NULL) {
         return 1;
     }
-    EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_node_id(engine, &id), LNSHARD_RESULT_OK, NULL);
     EXPECT(lnshard_engine_health(engine), LNSHARD_RESULT_OK, NULL);
-    EXPECT(lnshard_engine_new_outbound_connection(engine, 1, G, &act_one), LNSHARD_RESULT_OK,
+    EXPECT(lnshard_engine_new_outbound_connection(engine, 1, &G, &act_one), LNSHARD_RESULT_OK,
            NULL);
     EXPECT(lnshard_engine_list_channels(engine, &list), LNSHARD_RESULT_OK, NULL);
 
     /* A handle of another type where an engine is expected, and the other way round. */
-    EXPECT(lnshard_engine_node_id((lnshard_engine *)act_one, id), LNSHARD_RESULT_INVALID_HANDLE,
+    EXPECT(lnshard_engine_node_id((lnshard_engine *)act_one, &id), LNSHARD_RESULT_INVALID_HANDLE,
            "parameter engine is a lnshard_bytes, not a lnshard_engine");
     EXPECT(lnshard_engine_new_inbound_connection((lnshard_engine *)act_one, 2),
            LNSHARD_RESULT_INVALID_HANDLE, "not a lnshard_engine");
@@ -126,12 +130,12 @@ int main(void) {
            LNSHARD_RESULT_INVALID_HANDLE, "not a lnshard_channel_list");
 
     /* A pointer lnshard never handed out. */
-    EXPECT(lnshard_engine_node_id((lnshard_engine *)not_a_handle, id),
+    EXPECT(lnshard_engine_node_id((lnshard_engine *)not_a_handle, &id),
            LNSHARD_RESULT_INVALID_HANDLE, "not a live lnshard_engine");
 
     /* Freeing through the wrong type frees nothing: the engine still works. */
     lnshard_bytes_free((lnshard_bytes *)engine);
-    EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_node_id(engine, &id), LNSHARD_RESULT_OK, NULL);
 
     /* A buffer used after lnshard_bytes_free. */
     if (lnshard_bytes_len(act_one) == 0) {
@@ -147,11 +151,11 @@ int main(void) {
 
     /* The engine used after lnshard_engine_free. */
     lnshard_engine_free(engine);
-    EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_INVALID_HANDLE,
+    EXPECT(lnshard_engine_node_id(engine, &id), LNSHARD_RESULT_INVALID_HANDLE,
            "parameter engine is not a live lnshard_engine");
     EXPECT(lnshard_engine_new_inbound_connection(engine, 3), LNSHARD_RESULT_INVALID_HANDLE,
            "lnshard_engine");
-    EXPECT(lnshard_engine_close_channel(engine, id), LNSHARD_RESULT_INVALID_HANDLE,
+    EXPECT(lnshard_engine_close_channel(engine, &channel), LNSHARD_RESULT_INVALID_HANDLE,
            "lnshard_engine");
     EXPECT(lnshard_engine_health(engine), LNSHARD_RESULT_INVALID_HANDLE, "lnshard_engine");
     EXPECT_EMPTY(lnshard_engine_shard_count(engine) == 0, "lnshard_engine");
@@ -163,8 +167,8 @@ int main(void) {
     if (other == NULL) {
         return 1;
     }
-    EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_INVALID_HANDLE, "lnshard_engine");
-    EXPECT(lnshard_engine_node_id(other, id), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_node_id(engine, &id), LNSHARD_RESULT_INVALID_HANDLE, "lnshard_engine");
+    EXPECT(lnshard_engine_node_id(other, &id), LNSHARD_RESULT_OK, NULL);
     lnshard_engine_free(other);
 
     if (failures != 0) {

@@ -39,18 +39,20 @@ struct Bytes {
 struct Node {
     const char *name;
     lnshard_engine *engine = nullptr;
-    uint8_t id[33] = {};
+    lnshard_node_id id = {};
     uint64_t conn = 0;  // this node's name for its connection to the other
 
-    Node(const char *n, uint8_t secret_byte, uint32_t height, const uint8_t tip[32]) : name(n) {
+    Node(const char *n, uint8_t secret_byte, uint32_t height, const lnshard_block_hash &tip)
+        : name(n) {
         lnshard_engine_config config;
         CHECK(lnshard_engine_config_default(&config));
         config.shards = 1;
-        uint8_t secret[32], seed[32];
-        std::memset(secret, secret_byte, sizeof secret);
-        std::memset(seed, secret_byte ^ 0x33, sizeof seed);
-        CHECK(lnshard_engine_new(&config, secret, seed, height, tip, &engine));
-        CHECK(lnshard_engine_node_id(engine, id));
+        lnshard_secret_key secret;
+        lnshard_seed seed;
+        std::memset(secret.bytes, secret_byte, sizeof secret.bytes);
+        std::memset(seed.bytes, secret_byte ^ 0x33, sizeof seed.bytes);
+        CHECK(lnshard_engine_new(&config, &secret, &seed, height, &tip, &engine));
+        CHECK(lnshard_engine_node_id(engine, &id));
     }
     ~Node() { lnshard_engine_free(engine); }
     Node(const Node &) = delete;
@@ -59,32 +61,42 @@ struct Node {
 
 uint32_t height = 500;
 std::vector<std::vector<uint8_t>> mempool;
-uint8_t channel_id[32];
+lnshard_channel_id channel_id;
 uint64_t scid = 0;
 int ready = 0, sent = 0, claimed = 0, failed = 0, closed = 0;
-uint8_t preimage[32];
+lnshard_payment_preimage preimage;
 bool refuse = false;  // Bob fails payments back instead of claiming them
 
-void tip_hash(uint32_t h, uint8_t out[32]) {
-    std::memset(out, 0x77, 32);
-    std::memcpy(out, &h, sizeof h);
+lnshard_block_hash tip_hash(uint32_t h) {
+    lnshard_block_hash out;
+    std::memset(out.bytes, 0x77, sizeof out.bytes);
+    std::memcpy(out.bytes, &h, sizeof h);
+    return out;
+}
+
+// Here each payment's hash doubles as its payment id (one payment per invoice).
+lnshard_payment_id id_of(const lnshard_payment_hash &hash) {
+    lnshard_payment_id id;
+    std::memcpy(id.bytes, hash.bytes, sizeof id.bytes);
+    return id;
 }
 
 void on_event(Node &self, lnshard_event *ev) {
     switch (lnshard_event_get_kind(ev)) {
     case LNSHARD_EVENT_KIND_FUNDING_GENERATION_READY: {
-        uint8_t temporary_id[32], utxo[32];
-        std::memset(utxo, 0xcd, sizeof utxo);
-        CHECK(lnshard_event_temporary_channel_id(ev, temporary_id));
+        lnshard_channel_id temporary_id;
+        lnshard_txid utxo;
+        std::memset(utxo.bytes, 0xcd, sizeof utxo.bytes);
+        CHECK(lnshard_event_temporary_channel_id(ev, &temporary_id));
         Bytes tx;
-        CHECK(lnshard_event_build_funding_transaction(ev, utxo, 1, 600000, &tx.b));
-        CHECK(lnshard_engine_funding_transaction_generated(self.engine, temporary_id, tx.data(),
+        CHECK(lnshard_event_build_funding_transaction(ev, &utxo, 1, 600000, &tx.b));
+        CHECK(lnshard_engine_funding_transaction_generated(self.engine, &temporary_id, tx.data(),
                                                            tx.size()));
         mempool.emplace_back(tx.data(), tx.data() + tx.size());
         break;
     }
     case LNSHARD_EVENT_KIND_CHANNEL_PENDING:
-        CHECK(lnshard_event_channel_id(ev, channel_id));
+        CHECK(lnshard_event_channel_id(ev, &channel_id));
         break;
     case LNSHARD_EVENT_KIND_CHANNEL_READY: {
         bool found = false;
@@ -94,11 +106,11 @@ void on_event(Node &self, lnshard_event *ev) {
     }
     case LNSHARD_EVENT_KIND_PAYMENT_CLAIMABLE:
         if (refuse) {
-            uint8_t hash[32];
-            CHECK(lnshard_event_payment_hash(ev, hash));
-            CHECK(lnshard_engine_fail_htlc_backwards(self.engine, hash));
+            lnshard_payment_hash hash;
+            CHECK(lnshard_event_payment_hash(ev, &hash));
+            CHECK(lnshard_engine_fail_htlc_backwards(self.engine, &hash));
         } else {
-            CHECK(lnshard_engine_claim_funds(self.engine, preimage));
+            CHECK(lnshard_engine_claim_funds(self.engine, &preimage));
         }
         break;
     case LNSHARD_EVENT_KIND_PAYMENT_CLAIMED:
@@ -181,15 +193,14 @@ void settle(Node &a, Node &b) {
 
 void mine(Node &a, Node &b) {
     height++;
-    uint8_t hash[32];
-    tip_hash(height, hash);
+    lnshard_block_hash hash = tip_hash(height);
     std::vector<lnshard_confirmed_tx> txs;
     for (const auto &tx : mempool) {
         txs.push_back(lnshard_confirmed_tx{uint32_t(txs.size() + 1), tx.data(), tx.size()});
     }
     for (Node *n : {&a, &b}) {
         CHECK(lnshard_engine_transactions_confirmed(n->engine, height, txs.data(), txs.size()));
-        CHECK(lnshard_engine_best_block_updated(n->engine, height, hash));
+        CHECK(lnshard_engine_best_block_updated(n->engine, height, &hash));
     }
     mempool.clear();
     settle(a, b);
@@ -198,8 +209,7 @@ void mine(Node &a, Node &b) {
 }  // namespace
 
 int main() {
-    uint8_t tip[32];
-    tip_hash(height, tip);
+    lnshard_block_hash tip = tip_hash(height);
     Node alice("alice", 0x31, height, tip);
     Node bob("bob", 0x42, height, tip);
     alice.conn = 1;
@@ -207,7 +217,7 @@ int main() {
 
     // BOLT 8 handshake: act one, two, three, each handed over as bytes.
     Bytes act_one, act_two, act_three, nothing;
-    CHECK(lnshard_engine_new_outbound_connection(alice.engine, alice.conn, bob.id, &act_one.b));
+    CHECK(lnshard_engine_new_outbound_connection(alice.engine, alice.conn, &bob.id, &act_one.b));
     CHECK(lnshard_engine_new_inbound_connection(bob.engine, bob.conn));
     CHECK(lnshard_engine_handle_bytes(bob.engine, bob.conn, act_one.data(), act_one.size(),
                                       &act_two.b));
@@ -215,17 +225,17 @@ int main() {
                                       &act_three.b));
     CHECK(lnshard_engine_handle_bytes(bob.engine, bob.conn, act_three.data(), act_three.size(),
                                       &nothing.b));
-    uint8_t seen[33];
+    lnshard_node_id seen;
     bool found = false;
-    CHECK(lnshard_engine_connection_node_id(bob.engine, bob.conn, seen, &found));
-    if (!found || std::memcmp(seen, alice.id, 33) != 0) {
+    CHECK(lnshard_engine_connection_node_id(bob.engine, bob.conn, &seen, &found));
+    if (!found || std::memcmp(seen.bytes, alice.id.bytes, sizeof seen.bytes) != 0) {
         std::fprintf(stderr, "bob does not know alice after the handshake\n");
         return 1;
     }
     settle(alice, bob);
 
-    uint8_t temporary_id[32];
-    CHECK(lnshard_engine_create_channel(alice.engine, bob.id, 500000, 0, 7, 2500, temporary_id));
+    lnshard_channel_id temporary_id;
+    CHECK(lnshard_engine_create_channel(alice.engine, &bob.id, 500000, 0, 7, 2500, &temporary_id));
     settle(alice, bob);
     for (int i = 0; i < 3; i++) {
         mine(alice, bob);
@@ -235,16 +245,18 @@ int main() {
         return 1;
     }
 
-    std::memset(preimage, 0x5e, sizeof preimage);
-    uint8_t hash[32], secret[32];
-    CHECK(lnshard_engine_create_inbound_payment(bob.engine, preimage, 25000000, true, hash,
-                                                secret));
+    std::memset(preimage.bytes, 0x5e, sizeof preimage.bytes);
+    lnshard_payment_hash hash;
+    lnshard_payment_secret secret;
+    CHECK(lnshard_engine_create_inbound_payment(bob.engine, &preimage, 25000000, true, &hash,
+                                                &secret));
     lnshard_route_hop hop{};
-    std::memcpy(hop.node_id, bob.id, 33);
+    std::memcpy(hop.node_id, bob.id.bytes, sizeof hop.node_id);
     hop.short_channel_id = scid;
     hop.fee_msat = 25000000;
     hop.cltv_expiry_delta = 50;
-    CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, hash, secret, hash));
+    lnshard_payment_id id = id_of(hash);
+    CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, &hash, &secret, &id));
     settle(alice, bob);
     if (sent != 1 || claimed != 1) {
         std::fprintf(stderr, "payment: %d sent, %d claimed\n", sent, claimed);
@@ -262,18 +274,21 @@ int main() {
 
     // A second payment that Bob fails back, then Alice force-closes.
     refuse = true;
-    uint8_t hash2[32], secret2[32], preimage2[32];
-    std::memset(preimage2, 0x6f, sizeof preimage2);
-    CHECK(lnshard_engine_create_inbound_payment(bob.engine, preimage2, 1000000, true, hash2,
-                                                secret2));
+    lnshard_payment_hash hash2;
+    lnshard_payment_secret secret2;
+    lnshard_payment_preimage preimage2;
+    std::memset(preimage2.bytes, 0x6f, sizeof preimage2.bytes);
+    CHECK(lnshard_engine_create_inbound_payment(bob.engine, &preimage2, 1000000, true, &hash2,
+                                                &secret2));
     hop.fee_msat = 1000000;
-    CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, hash2, secret2, hash2));
+    lnshard_payment_id id2 = id_of(hash2);
+    CHECK(lnshard_engine_send_payment(alice.engine, &hop, 1, &hash2, &secret2, &id2));
     settle(alice, bob);
     if (failed != 1) {
         std::fprintf(stderr, "the refused payment did not fail back\n");
         return 1;
     }
-    CHECK(lnshard_engine_force_close_channel(alice.engine, channel_id));
+    CHECK(lnshard_engine_force_close_channel(alice.engine, &channel_id));
     settle(alice, bob);
     if (closed < 1) {
         std::fprintf(stderr, "force close did not close the channel\n");

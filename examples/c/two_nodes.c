@@ -40,7 +40,7 @@ static void check(lnshard_result r, const char *what, int line) {
 typedef struct {
     const char *name;
     lnshard_engine *engine;
-    uint8_t id[33];
+    lnshard_node_id id;
     uint64_t conn; /* this program's name for the node's one connection */
 } node;
 
@@ -50,12 +50,12 @@ static lnshard_bytes *mempool[MAX_MEMPOOL];
 static size_t mempool_len;
 static uint32_t height = 100;
 
-static void block_hash(uint32_t h, uint8_t out[32]) {
-    memset(out, 0x42, 32);
-    out[0] = (uint8_t)h;
-    out[1] = (uint8_t)(h >> 8);
-    out[2] = (uint8_t)(h >> 16);
-    out[3] = (uint8_t)(h >> 24);
+static void block_hash(uint32_t h, lnshard_block_hash *out) {
+    memset(out->bytes, 0x42, sizeof out->bytes);
+    out->bytes[0] = (uint8_t)h;
+    out->bytes[1] = (uint8_t)(h >> 8);
+    out->bytes[2] = (uint8_t)(h >> 16);
+    out->bytes[3] = (uint8_t)(h >> 24);
 }
 
 /* The outpoints (txid and index, 36 bytes) spent by the chain and the mempool: a
@@ -158,12 +158,12 @@ static void broadcast(lnshard_bytes *tx) {
 
 /* ---- What the program tracks. ---- */
 typedef struct {
-    uint8_t preimage[32];
-    uint8_t hash[32];
+    lnshard_payment_preimage preimage;
+    lnshard_payment_hash hash;
 } invoice;
 static invoice invoices[16];
 static size_t invoices_len;
-static uint8_t channel_id[32];
+static lnshard_channel_id channel_id;
 static int channel_pending, channels_ready, payments_sent, payments_claimed, channels_closed;
 static int funding_spent, claims_confirmed, funding_count;
 static uint64_t short_channel_id;
@@ -243,27 +243,28 @@ static void handle_event(node *self, lnshard_event *ev) {
     switch (lnshard_event_get_kind(ev)) {
     case LNSHARD_EVENT_KIND_FUNDING_GENERATION_READY: {
         /* Fund the channel from our (simulated) UTXO: txid ab..ab:0 worth 1.1M sat. */
-        uint8_t temporary_id[32], utxo_txid[32];
+        lnshard_channel_id temporary_id;
+        lnshard_txid utxo_txid;
         uint64_t value = 0;
         lnshard_bytes *tx = NULL;
-        memset(utxo_txid, 0xab, sizeof utxo_txid);
-        utxo_txid[0] = (uint8_t)funding_count++; /* a new (simulated) UTXO for each channel */
-        CHECK(lnshard_event_temporary_channel_id(ev, temporary_id));
+        memset(utxo_txid.bytes, 0xab, sizeof utxo_txid.bytes);
+        utxo_txid.bytes[0] = (uint8_t)funding_count++; /* a new (simulated) UTXO per channel */
+        CHECK(lnshard_event_temporary_channel_id(ev, &temporary_id));
         CHECK(lnshard_event_channel_value_satoshis(ev, &value));
-        CHECK(lnshard_event_build_funding_transaction(ev, utxo_txid, 0, 1100000, &tx));
+        CHECK(lnshard_event_build_funding_transaction(ev, &utxo_txid, 0, 1100000, &tx));
         printf("%s: funding %llu sat with a %zu-byte transaction\n", self->name,
                (unsigned long long)value, lnshard_bytes_len(tx));
-        CHECK(lnshard_engine_funding_transaction_generated(self->engine, temporary_id,
+        CHECK(lnshard_engine_funding_transaction_generated(self->engine, &temporary_id,
                                                            lnshard_bytes_data(tx),
                                                            lnshard_bytes_len(tx)));
         broadcast(tx);
         break;
     }
     case LNSHARD_EVENT_KIND_CHANNEL_PENDING:
-        CHECK(lnshard_event_channel_id(ev, channel_id));
+        CHECK(lnshard_event_channel_id(ev, &channel_id));
         channel_pending++;
         printf("%s: channel pending ", self->name);
-        print_hex(channel_id, 32);
+        print_hex(channel_id.bytes, sizeof channel_id.bytes);
         printf("\n");
         break;
     case LNSHARD_EVENT_KIND_CHANNEL_READY: {
@@ -275,19 +276,19 @@ static void handle_event(node *self, lnshard_event *ev) {
         break;
     }
     case LNSHARD_EVENT_KIND_PAYMENT_CLAIMABLE: {
-        uint8_t hash[32];
+        lnshard_payment_hash hash;
         uint64_t amount = 0;
         size_t i;
-        CHECK(lnshard_event_payment_hash(ev, hash));
+        CHECK(lnshard_event_payment_hash(ev, &hash));
         CHECK(lnshard_event_amount_msat(ev, &amount));
         for (i = 0; i < invoices_len; i++) {
-            if (memcmp(invoices[i].hash, hash, 32) == 0) {
-                CHECK(lnshard_engine_claim_funds(self->engine, invoices[i].preimage));
+            if (memcmp(invoices[i].hash.bytes, hash.bytes, sizeof hash.bytes) == 0) {
+                CHECK(lnshard_engine_claim_funds(self->engine, &invoices[i].preimage));
                 break;
             }
         }
         if (i == invoices_len) {
-            CHECK(lnshard_engine_fail_htlc_backwards(self->engine, hash));
+            CHECK(lnshard_engine_fail_htlc_backwards(self->engine, &hash));
         }
         break;
     }
@@ -407,10 +408,10 @@ static void mine(node *a, node *b, int blocks) {
     int k;
     for (k = 0; k < blocks; k++) {
         lnshard_confirmed_tx txs[MAX_MEMPOOL];
-        uint8_t hash[32];
+        lnshard_block_hash hash;
         size_t i;
         height++;
-        block_hash(height, hash);
+        block_hash(height, &hash);
         for (i = 0; i < mempool_len; i++) {
             txs[i].index = (uint32_t)(i + 1);
             txs[i].tx = lnshard_bytes_data(mempool[i]);
@@ -418,8 +419,8 @@ static void mine(node *a, node *b, int blocks) {
         }
         CHECK(lnshard_engine_transactions_confirmed(a->engine, height, txs, mempool_len));
         CHECK(lnshard_engine_transactions_confirmed(b->engine, height, txs, mempool_len));
-        CHECK(lnshard_engine_best_block_updated(a->engine, height, hash));
-        CHECK(lnshard_engine_best_block_updated(b->engine, height, hash));
+        CHECK(lnshard_engine_best_block_updated(a->engine, height, &hash));
+        CHECK(lnshard_engine_best_block_updated(b->engine, height, &hash));
         for (i = 0; i < mempool_len; i++) {
             lnshard_bytes_free(mempool[i]);
         }
@@ -430,18 +431,20 @@ static void mine(node *a, node *b, int blocks) {
 
 static void pay(node *from, node *to, uint64_t amount_msat, uint8_t tag) {
     invoice *inv = &invoices[invoices_len++];
-    uint8_t secret[32];
+    lnshard_payment_secret secret;
+    lnshard_payment_id id;
     lnshard_route_hop hop;
-    memset(inv->preimage, tag, 32);
-    CHECK(lnshard_engine_create_inbound_payment(to->engine, inv->preimage, amount_msat, true,
-                                                inv->hash, secret));
-    memcpy(hop.node_id, to->id, 33);
+    memset(inv->preimage.bytes, tag, sizeof inv->preimage.bytes);
+    CHECK(lnshard_engine_create_inbound_payment(to->engine, &inv->preimage, amount_msat, true,
+                                                &inv->hash, &secret));
+    memcpy(hop.node_id, to->id.bytes, sizeof hop.node_id);
     hop.short_channel_id = short_channel_id;
     hop.fee_msat = amount_msat;
     hop.cltv_expiry_delta = 50;
     printf("%s pays %s %llu msat\n", from->name, to->name, (unsigned long long)amount_msat);
-    /* The payment hash doubles as the payment id. */
-    CHECK(lnshard_engine_send_payment(from->engine, &hop, 1, inv->hash, secret, inv->hash));
+    /* The payment hash doubles as the payment id (unique here: one payment per invoice). */
+    memcpy(id.bytes, inv->hash.bytes, sizeof id.bytes);
+    CHECK(lnshard_engine_send_payment(from->engine, &hop, 1, &inv->hash, &secret, &id));
     settle(from, to);
 }
 
@@ -497,26 +500,28 @@ static void print_claimable(node *n) {
     lnshard_balance_list_free(list);
 }
 
-static void log_line(void *userdata, uint32_t level, const char *target, const char *message) {
+static void log_line(void *userdata, lnshard_log_level level, const char *target, const char *message) {
     (void)userdata;
     fprintf(stderr, "[log %u] %s: %s\n", (unsigned)level, target, message);
 }
 
 static void start(node *n, const char *name, uint8_t secret_byte) {
     lnshard_engine_config config;
-    uint8_t secret[32], seed[32], tip[32];
+    lnshard_secret_key secret;
+    lnshard_seed seed;
+    lnshard_block_hash tip;
     n->name = name;
-    memset(secret, secret_byte, sizeof secret);
-    memset(seed, secret_byte ^ 0x5a, sizeof seed);
-    block_hash(height, tip);
+    memset(secret.bytes, secret_byte, sizeof secret.bytes);
+    memset(seed.bytes, secret_byte ^ 0x5a, sizeof seed.bytes);
+    block_hash(height, &tip);
     CHECK(lnshard_engine_config_default(&config));
     config.shards = 2;
     config.to_self_delay = 12; /* the peer's delayed outputs wait 12 blocks (a short demo) */
     config.data_dir = NULL; /* in-memory store */
-    CHECK(lnshard_engine_new(&config, secret, seed, height, tip, &n->engine));
-    CHECK(lnshard_engine_node_id(n->engine, n->id));
+    CHECK(lnshard_engine_new(&config, &secret, &seed, height, &tip, &n->engine));
+    CHECK(lnshard_engine_node_id(n->engine, &n->id));
     printf("%s: node ", name);
-    print_hex(n->id, 33);
+    print_hex(n->id.bytes, sizeof n->id.bytes);
     printf(" (%zu shards)\n", lnshard_engine_shard_count(n->engine));
     {
         /* On-chain claims pay the application's wallet: a P2WPKH script (OP_0, 20-byte key
@@ -533,7 +538,14 @@ static void start(node *n, const char *name, uint8_t secret_byte) {
 
 int main(void) {
     node alice, bob;
-    uint8_t temporary_id[32];
+    lnshard_channel_id temporary_id;
+    /* The library this program runs with is the one its header describes: while lnshard's
+     * major version is 0, each minor version has its own ABI (and SONAME). */
+    if (lnshard_version_number() != LNSHARD_VERSION_NUMBER) {
+        fprintf(stderr, "built against lnshard %s, running with %s\n", LNSHARD_VERSION,
+                lnshard_version());
+        return 1;
+    }
     printf("lnshard %s\n", lnshard_version());
     CHECK(lnshard_set_log_callback(log_line, NULL, LNSHARD_LOG_LEVEL_INFO));
     start(&alice, "alice", 0x11);
@@ -545,7 +557,7 @@ int main(void) {
         lnshard_bytes *act_one = NULL, *act_two = NULL, *act_three = NULL, *nothing = NULL;
         alice.conn = 1;
         bob.conn = 7;
-        CHECK(lnshard_engine_new_outbound_connection(alice.engine, alice.conn, bob.id, &act_one));
+        CHECK(lnshard_engine_new_outbound_connection(alice.engine, alice.conn, &bob.id, &act_one));
         CHECK(lnshard_engine_new_inbound_connection(bob.engine, bob.conn));
         CHECK(lnshard_engine_handle_bytes(bob.engine, bob.conn, lnshard_bytes_data(act_one),
                                           lnshard_bytes_len(act_one), &act_two));
@@ -561,7 +573,7 @@ int main(void) {
     settle(&alice, &bob);
 
     /* Open a 1,000,000 sat channel; funding happens in handle_event. */
-    CHECK(lnshard_engine_create_channel(alice.engine, bob.id, 1000000, 0, 1, 2500, temporary_id));
+    CHECK(lnshard_engine_create_channel(alice.engine, &bob.id, 1000000, 0, 1, 2500, &temporary_id));
     settle(&alice, &bob);
     if (channel_pending != 2) {
         fprintf(stderr, "channel not pending on both sides\n");
@@ -586,7 +598,7 @@ int main(void) {
     print_balance(&alice);
     print_balance(&bob);
 
-    CHECK(lnshard_engine_close_channel(alice.engine, channel_id));
+    CHECK(lnshard_engine_close_channel(alice.engine, &channel_id));
     settle(&alice, &bob);
     mine(&alice, &bob, 1);
     if (channels_closed != 2) {
@@ -595,7 +607,7 @@ int main(void) {
     }
 
     /* A second channel, which Bob force-closes: the monitors resolve it on chain. */
-    CHECK(lnshard_engine_create_channel(alice.engine, bob.id, 500000, 0, 2, 2500, temporary_id));
+    CHECK(lnshard_engine_create_channel(alice.engine, &bob.id, 500000, 0, 2, 2500, &temporary_id));
     settle(&alice, &bob);
     mine(&alice, &bob, 3);
     if (channels_ready != 4) {
@@ -605,7 +617,7 @@ int main(void) {
     pay(&alice, &bob, 100000000, 7);
     print_claimable(&alice);
     print_claimable(&bob);
-    CHECK(lnshard_engine_force_close_channel(bob.engine, channel_id));
+    CHECK(lnshard_engine_force_close_channel(bob.engine, &channel_id));
     drain_events(&bob); /* Bob's commitment reaches the mempool first */
     settle(&alice, &bob);
     mine(&alice, &bob, 1); /* Bob's commitment confirms */

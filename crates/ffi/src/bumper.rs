@@ -15,6 +15,7 @@ use crate::engine::{confirmed_transactions, lnshard_confirmed_tx, lnshard_engine
 use crate::error::{invalid_parameter, lnshard_result};
 use crate::event::lnshard_event;
 use crate::handle::{into_handle, Castable, HandleKind};
+use crate::types::lnshard_txid;
 use crate::wallet::{bump_error, lnshard_wallet, CallbackWallet};
 
 /// The bumps in flight of one node: see `lnshard_bumper_handle`.
@@ -188,7 +189,7 @@ pub extern "C" fn lnshard_bumper_blocks_disconnected(
 pub extern "C" fn lnshard_bumper_abandon(
     bumper: *const lnshard_bumper,
     wallet: *const lnshard_wallet,
-    txid: *const u8,
+    txid: *const lnshard_txid,
     out_was_in_flight: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
@@ -206,7 +207,7 @@ pub extern "C" fn lnshard_bumper_abandon(
 #[no_mangle]
 pub extern "C" fn lnshard_bumper_status(
     bumper: *const lnshard_bumper,
-    txid: *const u8,
+    txid: *const lnshard_txid,
     out: *mut lnshard_bump_status,
     out_found: *mut bool,
 ) -> lnshard_result {

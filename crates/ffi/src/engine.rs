@@ -22,6 +22,12 @@ use crate::event::{lnshard_event, Event};
 use crate::fees::{lnshard_fee_estimator, CallbackFeeEstimator};
 use crate::handle::{into_handle, Castable, HandleKind};
 use crate::store::{lnshard_store_callbacks, CallbackStore};
+use crate::types::write_fixed as write_array;
+use crate::types::{
+    lnshard_block_hash, lnshard_channel_id, lnshard_node_id, lnshard_payment_hash,
+    lnshard_payment_id, lnshard_payment_preimage, lnshard_payment_secret, lnshard_secret_key,
+    lnshard_seed,
+};
 
 /// The most bytes one `lnshard_engine_handle_bytes` call takes.
 pub const LNSHARD_MAX_READ_LEN: usize = 1 << 24;
@@ -173,11 +179,6 @@ pub(crate) fn transaction(bytes: &[u8], name: &str) -> Result<Transaction, lnsha
             bytes.len()
         ))
     })
-}
-
-fn write_array<const N: usize>(out: *mut u8, v: &[u8; N]) {
-    // SAFETY: the caller checked `out` is not NULL; it points to N writable bytes.
-    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), out, N) };
 }
 
 fn network(n: u32) -> Result<Network, lnshard_result> {
@@ -349,10 +350,10 @@ fn open_store(c: &lnshard_engine_config) -> Result<Arc<dyn Store>, lnshard_resul
 #[no_mangle]
 pub extern "C" fn lnshard_engine_new(
     config: *const lnshard_engine_config,
-    node_secret: *const u8,
-    seed: *const u8,
+    node_secret: *const lnshard_secret_key,
+    seed: *const lnshard_seed,
     best_height: u32,
-    best_hash: *const u8,
+    best_hash: *const lnshard_block_hash,
     out: *mut *mut lnshard_engine,
 ) -> lnshard_result {
     ffi_panic_boundary! {
@@ -406,7 +407,7 @@ pub extern "C" fn lnshard_engine_free(engine: *mut lnshard_engine) {
 #[no_mangle]
 pub extern "C" fn lnshard_engine_node_id(
     engine: *const lnshard_engine,
-    out: *mut u8,
+    out: *mut lnshard_node_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -458,7 +459,7 @@ pub extern "C" fn lnshard_engine_is_idle(engine: *const lnshard_engine) -> bool 
 pub extern "C" fn lnshard_engine_new_outbound_connection(
     engine: *const lnshard_engine,
     conn: u64,
-    their_node_id: *const u8,
+    their_node_id: *const lnshard_node_id,
     out_act_one: *mut *mut lnshard_bytes,
 ) -> lnshard_result {
     ffi_panic_boundary! {
@@ -577,7 +578,7 @@ pub extern "C" fn lnshard_engine_wait_ready_connection(
 pub extern "C" fn lnshard_engine_connection_node_id(
     engine: *const lnshard_engine,
     conn: u64,
-    out_node_id: *mut u8,
+    out_node_id: *mut lnshard_node_id,
     out_found: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
@@ -655,12 +656,12 @@ pub extern "C" fn lnshard_engine_wait_event(
 #[no_mangle]
 pub extern "C" fn lnshard_engine_create_channel(
     engine: *const lnshard_engine,
-    node_id: *const u8,
+    node_id: *const lnshard_node_id,
     funding_satoshis: u64,
     push_msat: u64,
     user_channel_id: u64,
     feerate_per_kw: u32,
-    out_temporary_channel_id: *mut u8,
+    out_temporary_channel_id: *mut lnshard_channel_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -682,7 +683,7 @@ pub extern "C" fn lnshard_engine_create_channel(
 #[no_mangle]
 pub extern "C" fn lnshard_engine_funding_transaction_generated(
     engine: *const lnshard_engine,
-    temporary_channel_id: *const u8,
+    temporary_channel_id: *const lnshard_channel_id,
     tx: *const u8,
     tx_len: usize,
 ) -> lnshard_result {
@@ -705,9 +706,9 @@ pub extern "C" fn lnshard_engine_send_payment(
     engine: *const lnshard_engine,
     hops: *const lnshard_route_hop,
     hops_len: usize,
-    payment_hash: *const u8,
-    payment_secret: *const u8,
-    payment_id: *const u8,
+    payment_hash: *const lnshard_payment_hash,
+    payment_secret: *const lnshard_payment_secret,
+    payment_id: *const lnshard_payment_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -753,11 +754,11 @@ fn amount(amount_msat: u64, has_amount: bool) -> Option<u64> {
 #[no_mangle]
 pub extern "C" fn lnshard_engine_create_inbound_payment(
     engine: *const lnshard_engine,
-    payment_preimage: *const u8,
+    payment_preimage: *const lnshard_payment_preimage,
     amount_msat: u64,
     has_amount: bool,
-    out_payment_hash: *mut u8,
-    out_payment_secret: *mut u8,
+    out_payment_hash: *mut lnshard_payment_hash,
+    out_payment_secret: *mut lnshard_payment_secret,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -780,8 +781,8 @@ pub extern "C" fn lnshard_engine_create_inbound_payment(
 #[no_mangle]
 pub extern "C" fn lnshard_engine_register_inbound_payment(
     engine: *const lnshard_engine,
-    payment_hash: *const u8,
-    payment_secret: *const u8,
+    payment_hash: *const lnshard_payment_hash,
+    payment_secret: *const lnshard_payment_secret,
     amount_msat: u64,
     has_amount: bool,
 ) -> lnshard_result {
@@ -800,7 +801,7 @@ pub extern "C" fn lnshard_engine_register_inbound_payment(
 #[no_mangle]
 pub extern "C" fn lnshard_engine_claim_funds(
     engine: *const lnshard_engine,
-    payment_preimage: *const u8,
+    payment_preimage: *const lnshard_payment_preimage,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -816,7 +817,7 @@ pub extern "C" fn lnshard_engine_claim_funds(
 #[no_mangle]
 pub extern "C" fn lnshard_engine_fail_htlc_backwards(
     engine: *const lnshard_engine,
-    payment_hash: *const u8,
+    payment_hash: *const lnshard_payment_hash,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -832,7 +833,7 @@ pub extern "C" fn lnshard_engine_fail_htlc_backwards(
 #[no_mangle]
 pub extern "C" fn lnshard_engine_close_channel(
     engine: *const lnshard_engine,
-    channel_id: *const u8,
+    channel_id: *const lnshard_channel_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -849,7 +850,7 @@ pub extern "C" fn lnshard_engine_close_channel(
 #[no_mangle]
 pub extern "C" fn lnshard_engine_force_close_channel(
     engine: *const lnshard_engine,
-    channel_id: *const u8,
+    channel_id: *const lnshard_channel_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -866,7 +867,7 @@ pub extern "C" fn lnshard_engine_force_close_channel(
 pub extern "C" fn lnshard_engine_best_block_updated(
     engine: *const lnshard_engine,
     height: u32,
-    hash: *const u8,
+    hash: *const lnshard_block_hash,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -943,7 +944,7 @@ pub(crate) fn confirmed_transactions(
 pub extern "C" fn lnshard_engine_best_block(
     engine: *const lnshard_engine,
     height_out: *mut u32,
-    hash_out: *mut u8,
+    hash_out: *mut lnshard_block_hash,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;
@@ -973,7 +974,7 @@ pub extern "C" fn lnshard_engine_best_block(
 pub extern "C" fn lnshard_engine_block_disconnected(
     engine: *const lnshard_engine,
     height: u32,
-    new_tip_hash: *const u8,
+    new_tip_hash: *const lnshard_block_hash,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let engine = &try_handle!(engine, "engine").engine;

@@ -323,13 +323,19 @@ pub(crate) fn write_text(
     lnshard_result::Ok
 }
 
-/// Writes a fixed description of `result` (a `lnshard_result` number) into `buf` (`len`
-/// bytes, NUL-terminated) and its length without the NUL into `out_n`.
+/// A `lnshard_result` as a number received from C: the header declares it `lnshard_result`
+/// (cbindgen.toml renames it; the same 32 bits), while Rust reads a plain `u32`, so that a
+/// number which names no code is refused, not undefined behaviour.
+pub type lnshard_result_number = c_uint;
+
+/// Writes a fixed description of `result` into `buf` (`len` bytes, NUL-terminated) and its
+/// length without the NUL into `out_n`.
 ///
-/// An unknown number is `LNSHARD_RESULT_INVALID_PARAMETER`. Safe from any thread.
+/// A number that is no `lnshard_result` is `LNSHARD_RESULT_INVALID_PARAMETER`. Safe from
+/// any thread.
 #[no_mangle]
 pub extern "C" fn lnshard_result_message(
-    result: c_uint,
+    result: lnshard_result_number,
     buf: *mut c_char,
     len: usize,
     out_n: *mut usize,

@@ -12,6 +12,11 @@ use lightning_core::types::PaymentHash;
 use crate::bytes::{lnshard_bytes, write_bytes};
 use crate::error::{invalid_parameter, lnshard_result, write_text};
 use crate::handle::{Castable, HandleKind};
+use crate::types::write_fixed as write;
+use crate::types::{
+    lnshard_channel_id, lnshard_node_id, lnshard_payment_hash, lnshard_payment_id,
+    lnshard_payment_preimage, lnshard_payment_secret, lnshard_txid,
+};
 
 /// What an event is. The numbers are part of the ABI and never reused.
 #[repr(u32)]
@@ -248,11 +253,6 @@ fn no_field(e: &CoreEvent, field: &str) -> lnshard_result {
     invalid_parameter(format!("event of kind {:?} has no {field}", kind_of(e)))
 }
 
-fn write<const N: usize>(out: *mut u8, v: &[u8; N]) {
-    // SAFETY: checked non-NULL by the caller; points to N writable bytes (contract).
-    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), out, N) };
-}
-
 impl crate::error::PanicValue for lnshard_event_kind {
     fn panic_value() -> Self {
         lnshard_event_kind::Unknown
@@ -282,7 +282,7 @@ pub extern "C" fn lnshard_event_free(event: *mut lnshard_event) {
 #[no_mangle]
 pub extern "C" fn lnshard_event_channel_id(
     event: *const lnshard_event,
-    out: *mut u8,
+    out: *mut lnshard_channel_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
@@ -304,7 +304,7 @@ pub extern "C" fn lnshard_event_channel_id(
 #[no_mangle]
 pub extern "C" fn lnshard_event_temporary_channel_id(
     event: *const lnshard_event,
-    out: *mut u8,
+    out: *mut lnshard_channel_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
@@ -322,7 +322,7 @@ pub extern "C" fn lnshard_event_temporary_channel_id(
 #[no_mangle]
 pub extern "C" fn lnshard_event_counterparty_node_id(
     event: *const lnshard_event,
-    out: *mut u8,
+    out: *mut lnshard_node_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
@@ -404,7 +404,7 @@ pub extern "C" fn lnshard_event_output_script(
 #[no_mangle]
 pub extern "C" fn lnshard_event_funding_txo(
     event: *const lnshard_event,
-    out_txid: *mut u8,
+    out_txid: *mut lnshard_txid,
     out_vout: *mut u32,
 ) -> lnshard_result {
     ffi_panic_boundary! {
@@ -467,7 +467,7 @@ pub extern "C" fn lnshard_event_alias(
 #[no_mangle]
 pub extern "C" fn lnshard_event_payment_hash(
     event: *const lnshard_event,
-    out: *mut u8,
+    out: *mut lnshard_payment_hash,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
@@ -509,7 +509,7 @@ pub extern "C" fn lnshard_event_amount_msat(
 #[no_mangle]
 pub extern "C" fn lnshard_event_payment_secret(
     event: *const lnshard_event,
-    out: *mut u8,
+    out: *mut lnshard_payment_secret,
     out_found: *mut bool,
 ) -> lnshard_result {
     ffi_panic_boundary! {
@@ -548,7 +548,7 @@ pub extern "C" fn lnshard_event_claim_deadline(
 #[no_mangle]
 pub extern "C" fn lnshard_event_payment_id(
     event: *const lnshard_event,
-    out: *mut u8,
+    out: *mut lnshard_payment_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
@@ -566,7 +566,7 @@ pub extern "C" fn lnshard_event_payment_id(
 #[no_mangle]
 pub extern "C" fn lnshard_event_payment_preimage(
     event: *const lnshard_event,
-    out: *mut u8,
+    out: *mut lnshard_payment_preimage,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
@@ -602,8 +602,8 @@ pub extern "C" fn lnshard_event_fee_msat(
 #[no_mangle]
 pub extern "C" fn lnshard_event_forwarded_channels(
     event: *const lnshard_event,
-    out_prev: *mut u8,
-    out_next: *mut u8,
+    out_prev: *mut lnshard_channel_id,
+    out_next: *mut lnshard_channel_id,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let e = &try_handle!(event, "event").0;
@@ -871,7 +871,7 @@ pub extern "C" fn lnshard_event_onchain(
 #[no_mangle]
 pub extern "C" fn lnshard_event_build_funding_transaction(
     event: *const lnshard_event,
-    prev_txid: *const u8,
+    prev_txid: *const lnshard_txid,
     prev_vout: u32,
     utxo_value_sat: u64,
     out: *mut *mut lnshard_bytes,
@@ -1042,12 +1042,12 @@ mod tests {
                 let mut id = [0u8; 32];
                 let mut node = [0u8; 33];
                 assert_eq!(
-                    lnshard_event_channel_id(p, id.as_mut_ptr()),
+                    lnshard_event_channel_id(p, id.as_mut_ptr().cast()),
                     lnshard_result::Ok
                 );
                 assert_eq!(id, [1; 32]);
                 assert_eq!(
-                    lnshard_event_counterparty_node_id(p, node.as_mut_ptr()),
+                    lnshard_event_counterparty_node_id(p, node.as_mut_ptr().cast()),
                     lnshard_result::Ok
                 );
                 assert_eq!(node, key().serialize());
@@ -1225,7 +1225,7 @@ mod tests {
             .iter()
             .map(|e| {
                 with_event(e.clone(), |p| {
-                    lnshard_event_channel_id(p, buf32.as_mut_ptr()) == lnshard_result::Ok
+                    lnshard_event_channel_id(p, buf32.as_mut_ptr().cast()) == lnshard_result::Ok
                 })
             })
             .collect();
@@ -1250,17 +1250,29 @@ mod tests {
             );
             assert_eq!(len, 4);
             assert_eq!(
-                lnshard_event_counterparty_node_id(p, buf33.as_mut_ptr()),
+                lnshard_event_counterparty_node_id(p, buf33.as_mut_ptr().cast()),
                 lnshard_result::Ok
             );
             assert_eq!(buf33, key().serialize());
             let mut tx = std::ptr::null_mut();
             assert_eq!(
-                lnshard_event_build_funding_transaction(p, [9u8; 32].as_ptr(), 0, 4999, &mut tx),
+                lnshard_event_build_funding_transaction(
+                    p,
+                    [9u8; 32].as_ptr().cast(),
+                    0,
+                    4999,
+                    &mut tx
+                ),
                 lnshard_result::InvalidParameter
             );
             assert_eq!(
-                lnshard_event_build_funding_transaction(p, [9u8; 32].as_ptr(), 0, 6000, &mut tx),
+                lnshard_event_build_funding_transaction(
+                    p,
+                    [9u8; 32].as_ptr().cast(),
+                    0,
+                    6000,
+                    &mut tx
+                ),
                 lnshard_result::Ok
             );
             let bytes = crate::handle::get(tx.cast_const(), "tx")
@@ -1273,7 +1285,7 @@ mod tests {
         with_event(pending, |p| {
             let mut vout = 0;
             assert_eq!(
-                lnshard_event_funding_txo(p, buf32.as_mut_ptr(), &mut vout),
+                lnshard_event_funding_txo(p, buf32.as_mut_ptr().cast(), &mut vout),
                 lnshard_result::Ok
             );
             assert_eq!((buf32, vout), ([3; 32], 1));
@@ -1292,7 +1304,7 @@ mod tests {
         });
         with_event(claimable, |p| {
             assert_eq!(
-                lnshard_event_payment_secret(p, buf32.as_mut_ptr(), &mut found),
+                lnshard_event_payment_secret(p, buf32.as_mut_ptr().cast(), &mut found),
                 lnshard_result::Ok
             );
             assert_eq!((buf32, found), ([5; 32], true));
@@ -1307,12 +1319,12 @@ mod tests {
         });
         with_event(sent, |p| {
             assert_eq!(
-                lnshard_event_payment_preimage(p, buf32.as_mut_ptr()),
+                lnshard_event_payment_preimage(p, buf32.as_mut_ptr().cast()),
                 lnshard_result::Ok
             );
             assert_eq!(buf32, [8; 32]);
             assert_eq!(
-                lnshard_event_payment_id(p, buf32.as_mut_ptr()),
+                lnshard_event_payment_id(p, buf32.as_mut_ptr().cast()),
                 lnshard_result::Ok
             );
             assert_eq!(buf32, [6; 32]);
@@ -1329,14 +1341,18 @@ mod tests {
             let f = unsafe { f.assume_init() };
             assert!(f.has_failing_hop && f.failing_hop == 1 && !f.has_failure_code && !f.local);
             assert_eq!(
-                lnshard_event_payment_hash(p, buf32.as_mut_ptr()),
+                lnshard_event_payment_hash(p, buf32.as_mut_ptr().cast()),
                 lnshard_result::Ok
             );
         });
         with_event(forwarded, |p| {
             let mut next = [0u8; 32];
             assert_eq!(
-                lnshard_event_forwarded_channels(p, buf32.as_mut_ptr(), next.as_mut_ptr()),
+                lnshard_event_forwarded_channels(
+                    p,
+                    buf32.as_mut_ptr().cast(),
+                    next.as_mut_ptr().cast()
+                ),
                 lnshard_result::Ok
             );
             assert_eq!((buf32, next), ([1; 32], [2; 32]));
@@ -1365,7 +1381,7 @@ mod tests {
             crate::bytes::lnshard_bytes_free(tx);
             // A field this kind does not have: the message names the kind and the field.
             assert_eq!(
-                lnshard_event_payment_hash(p, buf32.as_mut_ptr()),
+                lnshard_event_payment_hash(p, buf32.as_mut_ptr().cast()),
                 lnshard_result::InvalidParameter
             );
             let mut msg = [0 as c_char; 128];
@@ -1381,7 +1397,7 @@ mod tests {
         // The funding request's temporary channel id.
         with_event(fgr, |p| {
             assert_eq!(
-                lnshard_event_temporary_channel_id(p, buf32.as_mut_ptr()),
+                lnshard_event_temporary_channel_id(p, buf32.as_mut_ptr().cast()),
                 lnshard_result::Ok
             );
             assert_eq!(buf32, [1; 32]);

@@ -42,17 +42,51 @@ pub mod fees;
 pub mod handle;
 pub mod log;
 pub mod store;
+pub mod types;
 pub mod wallet;
 
 use std::ffi::c_char;
 
-/// Returns the library version as a static NUL-terminated string.
+/// Returns the version of the library linked at run time as a static NUL-terminated string
+/// ("MAJOR.MINOR.PATCH"); the header's `LNSHARD_VERSION` is the version compiled against.
 ///
 /// The string is owned by the library and valid for the life of the process; do not free it.
 /// Safe to call from any thread.
 #[no_mangle]
 pub extern "C" fn lnshard_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The version of the library linked at run time as `MAJOR * 1000000 + MINOR * 1000 +
+/// PATCH`, the encoding of the header's `LNSHARD_VERSION_NUMBER`: a program can check that
+/// the library it runs with is the one it was compiled against (while the major version is
+/// 0, a different minor version has a different ABI; see `examples/c/README.md`). Safe to
+/// call from any thread.
+#[no_mangle]
+pub extern "C" fn lnshard_version_number() -> u32 {
+    VERSION_NUMBER
+}
+
+/// `lnshard_version_number()`, computed from the crate's version at compile time.
+const VERSION_NUMBER: u32 = parse_version_part(env!("CARGO_PKG_VERSION_MAJOR")) * 1_000_000
+    + parse_version_part(env!("CARGO_PKG_VERSION_MINOR")) * 1_000
+    + parse_version_part(env!("CARGO_PKG_VERSION_PATCH"));
+
+/// A decimal version part below 1000 (the encoding's limit), at compile time.
+const fn parse_version_part(s: &str) -> u32 {
+    let bytes = s.as_bytes();
+    assert!(
+        !bytes.is_empty() && bytes.len() <= 3,
+        "a version part of 1 to 3 digits"
+    );
+    let mut value = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit(), "a decimal version part");
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
 }
 
 #[cfg(test)]

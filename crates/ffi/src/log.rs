@@ -1,7 +1,7 @@
 //! The log callback: a hand-written `tracing` subscriber that formats each event and hands
 //! it to C.
 
-use std::ffi::{c_char, c_uint, c_void, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
@@ -29,12 +29,23 @@ pub enum lnshard_log_level {
     Trace = 5,
 }
 
+/// A `lnshard_log_level` as a number crossing the boundary: the header declares it
+/// `lnshard_log_level` (cbindgen.toml renames it; the same 32 bits), while Rust reads a
+/// plain `u32`, so that a number C passes which names no level is checked, not undefined
+/// behaviour.
+pub type lnshard_log_level_number = u32;
+
 /// Receives one log message: `level` is a `lnshard_log_level`, `target` the module that
 /// logged, `message` the text with its fields (`key=value`); both strings are
 /// NUL-terminated and valid only during the call. Called from any engine thread, possibly
 /// from several at once: it must be thread-safe, and must not call back into lnshard.
 pub type lnshard_log_callback = Option<
-    extern "C" fn(userdata: *mut c_void, level: u32, target: *const c_char, message: *const c_char),
+    extern "C" fn(
+        userdata: *mut c_void,
+        level: lnshard_log_level_number,
+        target: *const c_char,
+        message: *const c_char,
+    ),
 >;
 
 #[derive(Clone, Copy)]
@@ -146,7 +157,7 @@ impl Subscriber for CallbackSubscriber {
 pub extern "C" fn lnshard_set_log_callback(
     callback: lnshard_log_callback,
     userdata: *mut c_void,
-    max_level: c_uint,
+    max_level: lnshard_log_level_number,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         if !(lnshard_log_level::Error as u32..=lnshard_log_level::Trace as u32).contains(&max_level) {

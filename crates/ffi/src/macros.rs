@@ -104,17 +104,13 @@ macro_rules! try_slice {
     }};
 }
 
-/// `[u8; N]` copied from a pointer to N bytes, or return `LNSHARD_RESULT_NULL_PARAMETER`.
+/// `[u8; N]` copied from a pointer to a fixed-size value of N bytes (`lnshard_node_id`,
+/// `lnshard_payment_hash`, ... in [`crate::types`]), or return
+/// `LNSHARD_RESULT_NULL_PARAMETER`.
 macro_rules! try_array {
     ($ptr:expr, $n:literal, $name:expr) => {{
-        let ptr: *const u8 = $ptr;
-        if ptr.is_null() {
-            return $crate::error::null_parameter($name);
-        }
-        let mut out = [0u8; $n];
-        // SAFETY: the caller passes a pointer to `$n` readable bytes (documented contract).
-        out.copy_from_slice(unsafe { ::std::slice::from_raw_parts(ptr, $n) });
-        out
+        let bytes: [u8; $n] = try_ref_from_ptr!($ptr, $name).bytes;
+        bytes
     }};
 }
 

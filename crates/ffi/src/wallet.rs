@@ -26,6 +26,7 @@ use crate::engine::{
 use crate::error::{engine_error, fail, invalid_parameter, lnshard_result};
 use crate::event::lnshard_event;
 use crate::handle::{lend, Castable, HandleKind};
+use crate::types::{lnshard_txid, write_fixed};
 
 /// A wallet callback's success.
 pub const LNSHARD_WALLET_OK: i32 = 0;
@@ -761,7 +762,7 @@ pub extern "C" fn lnshard_engine_bump(
 pub extern "C" fn lnshard_transaction_txid(
     tx: *const u8,
     tx_len: usize,
-    out_txid: *mut u8,
+    out_txid: *mut lnshard_txid,
 ) -> lnshard_result {
     ffi_panic_boundary! {
         let bytes = try_slice!(tx, tx_len, LNSHARD_MAX_TRANSACTION_LEN, "tx");
@@ -776,8 +777,7 @@ pub extern "C" fn lnshard_transaction_txid(
             }
         };
         let txid = tx.compute_txid().to_byte_array();
-        // SAFETY: `out` is not NULL (checked) and points to 32 writable bytes (contract).
-        unsafe { std::ptr::copy_nonoverlapping(txid.as_ptr(), out, 32) };
+        write_fixed(out, &txid);
         lnshard_result::Ok
     }
 }

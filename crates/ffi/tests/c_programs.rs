@@ -623,3 +623,159 @@ fn c_bumper_replaces_the_child_with_the_same_coins_until_the_package_gets_in() {
     let bumps = format!("bumper: {} bumps", children.len());
     assert!(stdout.contains(&bumps), "{bumps:?} missing from:\n{stdout}");
 }
+
+/// The ABI version of this crate's version: the major version from 1.0 on, `0.MINOR`
+/// before (crates/ffi/build.rs and examples/c/Makefile name the library after it).
+fn abi_version() -> String {
+    match env!("CARGO_PKG_VERSION_MAJOR") {
+        "0" => format!("0.{}", env!("CARGO_PKG_VERSION_MINOR")),
+        major => major.to_owned(),
+    }
+}
+
+fn shared_lib() -> PathBuf {
+    let lib = static_lib().with_file_name("liblnshard.so");
+    assert!(lib.exists(), "{} after the build", lib.display());
+    lib
+}
+
+/// The output of a tool that must be installed (binutils, pkg-config, make): missing is a
+/// failure, not a skip (.ci/run installs pkg-config when it is absent).
+fn tool(cmd: &mut Command) -> String {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e} (is it installed?)"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn shared_library_exports_only_lnshard_symbols_and_names_its_abi_in_its_soname() {
+    let lib = shared_lib();
+    let symbols = tool(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib));
+    let names: Vec<&str> = symbols
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert!(
+        names.contains(&"lnshard_version") && names.contains(&"lnshard_engine_new"),
+        "the C ABI is exported:\n{symbols}"
+    );
+    let foreign: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !n.starts_with("lnshard_"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "liblnshard.so exports symbols outside the C ABI: {foreign:?} (keep them local in \
+         crates/ffi/liblnshard.map)"
+    );
+    let dynamic = tool(Command::new("readelf").arg("-d").arg(&lib));
+    let soname = format!("Library soname: [liblnshard.so.{}]", abi_version());
+    assert!(
+        dynamic.contains(&soname),
+        "{soname} missing from:\n{dynamic}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn installed_library_links_through_pkg_config_and_runs_without_ld_library_path() {
+    let dir = out_dir("install");
+    let prefix = dir.join("prefix");
+    let profile_dir = static_lib()
+        .parent()
+        .expect("the profile directory")
+        .to_path_buf();
+    shared_lib();
+    // Install what this test run built (a real install builds the release library).
+    tool(
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(root().join("examples/c"))
+            .arg("install")
+            .arg(format!("PREFIX={}", prefix.display()))
+            .arg(format!("INSTALL_LIB_DIR={}", profile_dir.display())),
+    );
+    let lib = prefix.join("lib");
+    let version = env!("CARGO_PKG_VERSION");
+    let abi = abi_version();
+    for (link, target) in [
+        ("liblnshard.so", format!("liblnshard.so.{abi}")),
+        (
+            &format!("liblnshard.so.{abi}"),
+            format!("liblnshard.so.{version}"),
+        ),
+    ] {
+        let read = std::fs::read_link(lib.join(link))
+            .unwrap_or_else(|e| panic!("{link} is a symlink: {e}"));
+        assert_eq!(read, Path::new(&target), "{link}");
+    }
+    for file in [
+        lib.join(format!("liblnshard.so.{version}")),
+        lib.join("liblnshard.a"),
+        prefix.join("include/lnshard.h"),
+    ] {
+        assert!(file.is_file(), "{} installed", file.display());
+    }
+
+    // pkg-config finds the prefix through PKG_CONFIG_PATH, as for any non-system prefix.
+    let pkg_config = |args: &[&str]| {
+        tool(
+            Command::new("pkg-config")
+                .args(args)
+                .arg("lnshard")
+                .env("PKG_CONFIG_PATH", lib.join("pkgconfig")),
+        )
+    };
+    assert_eq!(pkg_config(&["--modversion"]).trim(), version);
+    let flags = pkg_config(&["--cflags", "--libs"]);
+    assert!(
+        flags.contains(&format!("-I{}", prefix.join("include").display()))
+            && flags.contains(&format!("-L{}", lib.display()))
+            && flags.contains("-llnshard"),
+        "pkg-config --cflags --libs lnshard: {flags}"
+    );
+    let libdir = pkg_config(&["--variable=libdir"]);
+
+    // A program built with only those flags links the shared library (not the static one
+    // beside it); an rpath to the prefix's lib directory lets it run without
+    // LD_LIBRARY_PATH (a prefix the dynamic loader searches, such as /usr/local on most
+    // systems after ldconfig, needs none).
+    let exe = dir.join("installed");
+    let output = Command::new("gcc")
+        .args(C_FLAGS)
+        .arg("-o")
+        .arg(&exe)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/installed.c"))
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", libdir.trim()))
+        .output()
+        .expect("run gcc");
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "gcc installed.c {flags}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dynamic = tool(Command::new("readelf").arg("-d").arg(&exe));
+    let needed = format!("Shared library: [liblnshard.so.{abi}]");
+    assert!(
+        dynamic.contains(&needed),
+        "{needed} missing from:\n{dynamic}"
+    );
+    let (_, stdout) = run(Command::new(&exe).env_remove("LD_LIBRARY_PATH"));
+    assert!(
+        stdout.contains(&format!("installed lnshard {version} (header {version})")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("all install checks passed"), "{stdout}");
+}

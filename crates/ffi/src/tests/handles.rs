@@ -73,10 +73,10 @@ fn start(config: &lnshard_engine_config, key: u8) -> *mut lnshard_engine {
     let mut engine = std::ptr::null_mut();
     let result = lnshard_engine_new(
         config,
-        [key; 32].as_ptr(),
-        [0x22; 32].as_ptr(),
+        [key; 32].as_ptr().cast(),
+        [0x22u8; 32].as_ptr().cast(),
         0,
-        [0; 32].as_ptr(),
+        [0u8; 32].as_ptr().cast(),
         &mut engine,
     );
     assert_eq!(result, lnshard_result::Ok, "{}", last_error());
@@ -89,13 +89,13 @@ fn an_engine_used_after_free_is_an_invalid_handle_even_once_its_place_is_reused(
     let engine = start(&config(), 0x11);
     let mut id = [0u8; 33];
     assert_eq!(
-        lnshard_engine_node_id(engine, id.as_mut_ptr()),
+        lnshard_engine_node_id(engine, id.as_mut_ptr().cast()),
         lnshard_result::Ok
     );
     lnshard_engine_free(engine);
 
     assert_invalid(
-        lnshard_engine_node_id(engine, id.as_mut_ptr()),
+        lnshard_engine_node_id(engine, id.as_mut_ptr().cast()),
         "parameter engine is not a live lnshard_engine",
     );
     assert_invalid(
@@ -103,7 +103,7 @@ fn an_engine_used_after_free_is_an_invalid_handle_even_once_its_place_is_reused(
         "lnshard_engine",
     );
     assert_invalid(
-        lnshard_engine_close_channel(engine, [1; 32].as_ptr()),
+        lnshard_engine_close_channel(engine, [1u8; 32].as_ptr().cast()),
         "lnshard_engine",
     );
     let mut event = std::ptr::null_mut();
@@ -127,13 +127,13 @@ fn an_engine_used_after_free_is_an_invalid_handle_even_once_its_place_is_reused(
     // still names nothing (its generation is gone), the new ones work.
     let others: Vec<_> = (0..3).map(|i| start(&config(), 0x20 + i)).collect();
     assert_invalid(
-        lnshard_engine_node_id(engine, id.as_mut_ptr()),
+        lnshard_engine_node_id(engine, id.as_mut_ptr().cast()),
         "lnshard_engine",
     );
     for other in others {
         assert_ne!(other, engine);
         assert_eq!(
-            lnshard_engine_node_id(other, id.as_mut_ptr()),
+            lnshard_engine_node_id(other, id.as_mut_ptr().cast()),
             lnshard_result::Ok
         );
         lnshard_engine_free(other);
@@ -145,7 +145,7 @@ fn a_handle_of_another_type_is_refused_naming_both_types() {
     let engine = start(&config(), 0x31);
     let mut act_one: *mut lnshard_bytes = std::ptr::null_mut();
     assert_eq!(
-        lnshard_engine_new_outbound_connection(engine, 1, G.as_ptr(), &mut act_one),
+        lnshard_engine_new_outbound_connection(engine, 1, G.as_ptr().cast(), &mut act_one),
         lnshard_result::Ok
     );
     let mut list: *mut lnshard_channel_list = std::ptr::null_mut();
@@ -157,7 +157,7 @@ fn a_handle_of_another_type_is_refused_naming_both_types() {
     // A byte buffer where an engine is expected.
     let mut id = [0u8; 33];
     assert_invalid(
-        lnshard_engine_node_id(act_one.cast(), id.as_mut_ptr()),
+        lnshard_engine_node_id(act_one.cast(), id.as_mut_ptr().cast()),
         "parameter engine is a lnshard_bytes, not a lnshard_engine",
     );
     assert_invalid(
@@ -191,7 +191,7 @@ fn a_handle_of_another_type_is_refused_naming_both_types() {
     lnshard_channel_list_free(act_one.cast());
     lnshard_event_free(list.cast());
     assert_eq!(
-        lnshard_engine_node_id(engine, id.as_mut_ptr()),
+        lnshard_engine_node_id(engine, id.as_mut_ptr().cast()),
         lnshard_result::Ok
     );
     assert!(lnshard_bytes_len(act_one) > 0, "act one is still there");
@@ -226,7 +226,7 @@ fn pointers_lnshard_never_handed_out_are_refused_without_being_read() {
     ];
     for ptr in candidates {
         assert_invalid(
-            lnshard_engine_node_id(ptr, id.as_mut_ptr()),
+            lnshard_engine_node_id(ptr, id.as_mut_ptr().cast()),
             "parameter engine is not a live lnshard_engine",
         );
         assert_eq!(lnshard_engine_shard_count(ptr), 0);
@@ -236,7 +236,7 @@ fn pointers_lnshard_never_handed_out_are_refused_without_being_read() {
     assert_eq!(heap[0], 0xff, "nothing was written through a stray pointer");
     // NULL stays NULL_PARAMETER.
     assert_eq!(
-        lnshard_engine_node_id(std::ptr::null(), id.as_mut_ptr()),
+        lnshard_engine_node_id(std::ptr::null(), id.as_mut_ptr().cast()),
         lnshard_result::NullParameter
     );
 }

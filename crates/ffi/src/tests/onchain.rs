@@ -49,10 +49,10 @@ fn start() -> *mut lnshard_engine {
     let mut engine = std::ptr::null_mut();
     let r = lnshard_engine_new(
         &c,
-        [0x31; 32].as_ptr(),
-        [0x32; 32].as_ptr(),
+        [0x31u8; 32].as_ptr().cast(),
+        [0x32u8; 32].as_ptr().cast(),
         100,
-        [0; 32].as_ptr(),
+        [0u8; 32].as_ptr().cast(),
         &mut engine,
     );
     assert_eq!(r, lnshard_result::Ok, "{}", last_error());
@@ -80,19 +80,19 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
     let best = |engine| {
         let (mut height, mut hash) = (0u32, [0xffu8; 32]);
         assert_eq!(
-            lnshard_engine_best_block(engine, &mut height, hash.as_mut_ptr()),
+            lnshard_engine_best_block(engine, &mut height, hash.as_mut_ptr().cast()),
             lnshard_result::Ok
         );
         (height, hash)
     };
     assert_eq!(best(engine), (100, [0; 32]));
     assert_eq!(
-        lnshard_engine_best_block_updated(engine, 101, [0x65; 32].as_ptr()),
+        lnshard_engine_best_block_updated(engine, 101, [0x65u8; 32].as_ptr().cast()),
         lnshard_result::Ok
     );
     assert_eq!(best(engine), (101, [0x65; 32]));
     assert_eq!(
-        lnshard_engine_best_block(engine, std::ptr::null_mut(), [0u8; 32].as_mut_ptr()),
+        lnshard_engine_best_block(engine, std::ptr::null_mut(), [0u8; 32].as_mut_ptr().cast()),
         lnshard_result::NullParameter
     );
     let mut height = 0u32;
@@ -105,7 +105,7 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
     // block, and none without the fork point's hash.
     let fork_hash = [0x94u8; 32];
     assert_eq!(
-        lnshard_engine_block_disconnected(engine, 95, fork_hash.as_ptr()),
+        lnshard_engine_block_disconnected(engine, 95, fork_hash.as_ptr().cast()),
         lnshard_result::Ok
     );
     assert_eq!(
@@ -114,7 +114,7 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
         "the fork point is the best block"
     );
     assert_refused(
-        lnshard_engine_block_disconnected(engine, 0, fork_hash.as_ptr()),
+        lnshard_engine_block_disconnected(engine, 0, fork_hash.as_ptr().cast()),
         "height 0",
     );
     assert_eq!(
@@ -195,7 +195,7 @@ fn balances_reorgs_feerate_and_sweep_script_through_the_c_calls() {
     lnshard_engine_free(engine);
     // A freed engine is no engine.
     assert_eq!(
-        lnshard_engine_block_disconnected(engine, 5, [0u8; 32].as_ptr()),
+        lnshard_engine_block_disconnected(engine, 5, [0u8; 32].as_ptr().cast()),
         lnshard_result::InvalidHandle
     );
 }

@@ -50,10 +50,10 @@ fn new_engine(
     let mut engine = std::ptr::null_mut();
     match lnshard_engine_new(
         config,
-        [key; 32].as_ptr(),
-        [0x22; 32].as_ptr(),
+        [key; 32].as_ptr().cast(),
+        [0x22u8; 32].as_ptr().cast(),
         0,
-        [0; 32].as_ptr(),
+        [0u8; 32].as_ptr().cast(),
         &mut engine,
     ) {
         lnshard_result::Ok => Ok(engine),
@@ -64,7 +64,7 @@ fn new_engine(
 fn node_id_hex(engine: *const lnshard_engine) -> String {
     let mut id = [0u8; 33];
     assert_eq!(
-        lnshard_engine_node_id(engine, id.as_mut_ptr()),
+        lnshard_engine_node_id(engine, id.as_mut_ptr().cast()),
         lnshard_result::Ok
     );
     id.iter().map(|b| format!("{b:02x}")).collect()
@@ -175,7 +175,7 @@ fn an_engine_whose_commit_failed_is_stopped_for_every_call_and_says_why() {
     // block goes to both shards: the first to fail may stop the engine before the block
     // reaches the second, which the call then reports.)
     store.fail_writes.store(true, Ordering::SeqCst);
-    let code = lnshard_engine_best_block_updated(engine, 1, [7; 32].as_ptr());
+    let code = lnshard_engine_best_block_updated(engine, 1, [7u8; 32].as_ptr().cast());
     assert!(
         matches!(code, lnshard_result::Ok | lnshard_result::EngineStopped),
         "{code:?}: {}",
@@ -198,17 +198,17 @@ fn an_engine_whose_commit_failed_is_stopped_for_every_call_and_says_why() {
     assert_eq!(
         lnshard_engine_create_inbound_payment(
             engine,
-            [9; 32].as_ptr(),
+            [9u8; 32].as_ptr().cast(),
             1000,
             true,
-            hash.as_mut_ptr(),
-            secret.as_mut_ptr(),
+            hash.as_mut_ptr().cast(),
+            secret.as_mut_ptr().cast(),
         ),
         lnshard_result::EngineStopped
     );
     assert!(last_error().contains("write_batch"), "{}", last_error());
     assert_eq!(hash, [0; 32], "no output on an error");
-    let other = lnshard_engine_node_id(engine, [0u8; 33].as_mut_ptr());
+    let other = lnshard_engine_node_id(engine, [0u8; 33].as_mut_ptr().cast());
     assert_eq!(other, lnshard_result::Ok, "reading our own id still works");
     lnshard_engine_free(engine);
 }

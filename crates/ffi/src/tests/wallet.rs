@@ -439,10 +439,10 @@ fn engine_with(estimator: Option<&lnshard_fee_estimator>) -> (lnshard_result, *m
     let mut engine = std::ptr::null_mut();
     let r = lnshard_engine_new(
         &c,
-        [0x41; 32].as_ptr(),
-        [0x42; 32].as_ptr(),
+        [0x41u8; 32].as_ptr().cast(),
+        [0x42u8; 32].as_ptr().cast(),
         100,
-        [0; 32].as_ptr(),
+        [0u8; 32].as_ptr().cast(),
         &mut engine,
     );
     (r, engine)
@@ -551,12 +551,12 @@ fn a_transaction_id_from_c_is_the_double_sha256_without_witnesses() {
     let bytes = consensus::serialize(&tx);
     let mut txid = [0u8; 32];
     assert_eq!(
-        lnshard_transaction_txid(bytes.as_ptr(), bytes.len(), txid.as_mut_ptr()),
+        lnshard_transaction_txid(bytes.as_ptr(), bytes.len(), txid.as_mut_ptr().cast()),
         lnshard_result::Ok
     );
     assert_eq!(txid, tx.compute_txid().to_byte_array());
     assert_eq!(
-        lnshard_transaction_txid(bytes.as_ptr(), bytes.len() - 1, txid.as_mut_ptr()),
+        lnshard_transaction_txid(bytes.as_ptr(), bytes.len() - 1, txid.as_mut_ptr().cast()),
         lnshard_result::InvalidParameter
     );
 }
@@ -644,7 +644,7 @@ fn the_c_estimator_is_asked_at_start_and_its_refusals_and_out_of_range_answers_a
     assert_eq!(started.calls.load(Ordering::SeqCst), 1);
     let hash = [1u8; 32];
     assert_eq!(
-        crate::engine::lnshard_engine_best_block_updated(engine, 101, hash.as_ptr()),
+        crate::engine::lnshard_engine_best_block_updated(engine, 101, hash.as_ptr().cast()),
         lnshard_result::Ok
     );
     assert_eq!(
@@ -721,13 +721,18 @@ fn the_bumper_handle_refuses_other_events_and_answers_nothing_to_other_onchain_k
     let mut status = std::mem::MaybeUninit::<lnshard_bump_status>::uninit();
     let mut found = true;
     assert_eq!(
-        lnshard_bumper_status(bumper, [2; 32].as_ptr(), status.as_mut_ptr(), &mut found),
+        lnshard_bumper_status(
+            bumper,
+            [2u8; 32].as_ptr().cast(),
+            status.as_mut_ptr(),
+            &mut found
+        ),
         lnshard_result::Ok
     );
     assert!(!found);
     let mut was = true;
     assert_eq!(
-        lnshard_bumper_abandon(bumper, &good, [2; 32].as_ptr(), &mut was),
+        lnshard_bumper_abandon(bumper, &good, [2u8; 32].as_ptr().cast(), &mut was),
         lnshard_result::Ok
     );
     assert!(!was);

@@ -34,7 +34,7 @@ static void expect(lnshard_result got, lnshard_result want, const char *needle, 
 
 #define EXPECT(call, want, needle) expect((call), (want), (needle), #call, __LINE__)
 
-static void log_cb(void *userdata, uint32_t level, const char *target, const char *message) {
+static void log_cb(void *userdata, lnshard_log_level level, const char *target, const char *message) {
     (void)userdata;
     (void)level;
     (void)target;
@@ -44,7 +44,15 @@ static void log_cb(void *userdata, uint32_t level, const char *target, const cha
 int main(int argc, char **argv) {
     lnshard_engine_config config;
     lnshard_engine *engine = NULL;
-    uint8_t secret[32], seed[32], tip[32], zero_key[33], id[33], big[70000], channel[32];
+    lnshard_secret_key secret, zero_secret;
+    lnshard_seed seed;
+    lnshard_block_hash tip;
+    lnshard_node_id zero_key, id;
+    lnshard_channel_id channel;
+    lnshard_payment_hash hash;
+    lnshard_payment_secret payment_secret;
+    lnshard_payment_id payment_id;
+    uint8_t big[70000];
     char small[4], text[256];
     size_t n = 0;
     lnshard_route_hop hops[21];
@@ -61,42 +69,46 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: misuse WRITABLE_DIR\n");
         return 2;
     }
-    memset(secret, 0x11, sizeof secret);
-    memset(seed, 0x22, sizeof seed);
-    memset(tip, 0, sizeof tip);
-    memset(zero_key, 0, sizeof zero_key);
+    memset(secret.bytes, 0x11, sizeof secret.bytes);
+    memset(zero_secret.bytes, 0, sizeof zero_secret.bytes);
+    memset(seed.bytes, 0x22, sizeof seed.bytes);
+    memset(tip.bytes, 0, sizeof tip.bytes);
+    memset(zero_key.bytes, 0, sizeof zero_key.bytes);
     memset(big, 0, sizeof big);
-    memset(channel, 0x33, sizeof channel);
+    memset(channel.bytes, 0x33, sizeof channel.bytes);
+    memset(hash.bytes, 0x44, sizeof hash.bytes);
+    memset(payment_secret.bytes, 0x55, sizeof payment_secret.bytes);
+    memset(payment_id.bytes, 0x66, sizeof payment_id.bytes);
     memset(hops, 0, sizeof hops);
 
     /* NULL pointers. */
     EXPECT(lnshard_engine_config_default(NULL), LNSHARD_RESULT_NULL_PARAMETER, "out");
     EXPECT(lnshard_engine_config_default(&config), LNSHARD_RESULT_OK, NULL);
-    EXPECT(lnshard_engine_new(NULL, secret, seed, 0, tip, &engine), LNSHARD_RESULT_NULL_PARAMETER,
+    EXPECT(lnshard_engine_new(NULL, &secret, &seed, 0, &tip, &engine), LNSHARD_RESULT_NULL_PARAMETER,
            "parameter config is NULL");
-    EXPECT(lnshard_engine_new(&config, NULL, seed, 0, tip, &engine), LNSHARD_RESULT_NULL_PARAMETER,
+    EXPECT(lnshard_engine_new(&config, NULL, &seed, 0, &tip, &engine), LNSHARD_RESULT_NULL_PARAMETER,
            "node_secret");
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, NULL, &engine),
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, NULL, &engine),
            LNSHARD_RESULT_NULL_PARAMETER, "best_hash");
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, NULL), LNSHARD_RESULT_NULL_PARAMETER,
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, NULL), LNSHARD_RESULT_NULL_PARAMETER,
            "parameter out is NULL");
-    EXPECT(lnshard_engine_node_id(NULL, id), LNSHARD_RESULT_NULL_PARAMETER, "engine");
+    EXPECT(lnshard_engine_node_id(NULL, &id), LNSHARD_RESULT_NULL_PARAMETER, "engine");
 
     /* Unknown enum values and out-of-range config fields. */
     config.network = 99;
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &engine),
            LNSHARD_RESULT_INVALID_PARAMETER, "config.network 99");
     config.network = LNSHARD_NETWORK_REGTEST;
     config.shards = 0;
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &engine),
            LNSHARD_RESULT_INVALID_PARAMETER, "config.shards 0");
     config.shards = 1;
     config.max_funding_satoshis = (uint64_t)1 << 24;
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &engine),
            LNSHARD_RESULT_INVALID_PARAMETER, "config.max_funding_satoshis 16777216");
     config.max_funding_satoshis = 1000000;
     config.to_self_delay = 5000;
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &engine),
            LNSHARD_RESULT_INVALID_PARAMETER, "config.to_self_delay 5000 outside 1..=2016");
     config.to_self_delay = 144;
     EXPECT(lnshard_result_message(12345, text, sizeof text, &n), LNSHARD_RESULT_INVALID_PARAMETER,
@@ -112,25 +124,24 @@ int main(int argc, char **argv) {
     store.write_batch = NULL;
     store.list = NULL;
     config.store = &store;
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine),
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &engine),
            LNSHARD_RESULT_NULL_PARAMETER, "config.store.read");
     config.store = NULL;
 
     /* Invalid UTF-8 in a string. */
     config.data_dir = "/tmp/\xff\xfe";
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine), LNSHARD_RESULT_INVALID_UTF8,
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &engine), LNSHARD_RESULT_INVALID_UTF8,
            "config.data_dir");
     /* A bad secret key (zero). */
     config.data_dir = argv[1]; /* the embedded store in a real directory */
-    memset(big, 0, 32);
-    EXPECT(lnshard_engine_new(&config, big, seed, 0, tip, &engine),
+    EXPECT(lnshard_engine_new(&config, &zero_secret, &seed, 0, &tip, &engine),
            LNSHARD_RESULT_INVALID_PARAMETER, "node_secret");
-    EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &engine), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &engine), LNSHARD_RESULT_OK, NULL);
     if (engine == NULL) {
         fprintf(stderr, "no engine\n");
         return 1;
     }
-    EXPECT(lnshard_engine_node_id(engine, id), LNSHARD_RESULT_OK, NULL);
+    EXPECT(lnshard_engine_node_id(engine, &id), LNSHARD_RESULT_OK, NULL);
 
     /* The data directory is this engine's while it lives: a second one is refused, naming
      * the holder's pid. */
@@ -138,7 +149,7 @@ int main(int argc, char **argv) {
         lnshard_engine *second = NULL;
         char pid[64];
         snprintf(pid, sizeof pid, "locked by pid %ld", (long)getpid());
-        EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &second),
+        EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &second),
                LNSHARD_RESULT_STORE_LOCKED, pid);
         if (second != NULL) {
             fprintf(stderr, "misuse.c: a second engine opened the locked data directory\n");
@@ -148,7 +159,7 @@ int main(int argc, char **argv) {
     }
 
     /* Bad keys, NULL buffers and oversized lengths. */
-    EXPECT(lnshard_engine_new_outbound_connection(engine, 5, zero_key, &bytes),
+    EXPECT(lnshard_engine_new_outbound_connection(engine, 5, &zero_key, &bytes),
            LNSHARD_RESULT_INVALID_PARAMETER, "their_node_id");
     EXPECT(lnshard_engine_new_outbound_connection(engine, 5, NULL, &bytes),
            LNSHARD_RESULT_NULL_PARAMETER, "their_node_id");
@@ -160,11 +171,11 @@ int main(int argc, char **argv) {
            LNSHARD_RESULT_NULL_PARAMETER, "out_found");
     EXPECT(lnshard_engine_handle_bytes(engine, 1, big, (size_t)LNSHARD_MAX_READ_LEN + 1, &bytes),
            LNSHARD_RESULT_INVALID_PARAMETER, "bytes_len");
-    EXPECT(lnshard_engine_send_payment(engine, hops, 21, channel, channel, channel),
+    EXPECT(lnshard_engine_send_payment(engine, hops, 21, &hash, &payment_secret, &payment_id),
            LNSHARD_RESULT_INVALID_PARAMETER, "hops_len 21");
-    EXPECT(lnshard_engine_send_payment(engine, NULL, 1, channel, channel, channel),
+    EXPECT(lnshard_engine_send_payment(engine, NULL, 1, &hash, &payment_secret, &payment_id),
            LNSHARD_RESULT_NULL_PARAMETER, "hops");
-    EXPECT(lnshard_engine_send_payment(engine, hops, 1, channel, channel, channel),
+    EXPECT(lnshard_engine_send_payment(engine, hops, 1, &hash, &payment_secret, &payment_id),
            LNSHARD_RESULT_INVALID_PARAMETER, "hops[0].node_id");
     EXPECT(lnshard_engine_transactions_confirmed(engine, 1, NULL, 3), LNSHARD_RESULT_NULL_PARAMETER,
            "txs");
@@ -178,15 +189,15 @@ int main(int argc, char **argv) {
     tx.tx_len = LNSHARD_MAX_TRANSACTION_LEN + 1;
     EXPECT(lnshard_engine_transactions_confirmed(engine, 1, &tx, 1),
            LNSHARD_RESULT_INVALID_PARAMETER, "txs[0].tx_len");
-    EXPECT(lnshard_engine_funding_transaction_generated(engine, channel, garbage, sizeof garbage),
+    EXPECT(lnshard_engine_funding_transaction_generated(engine, &channel, garbage, sizeof garbage),
            LNSHARD_RESULT_INVALID_PARAMETER, "tx (5 bytes)");
 
     /* Engine errors map to their codes. */
-    EXPECT(lnshard_engine_close_channel(engine, channel), LNSHARD_RESULT_UNKNOWN_CHANNEL,
+    EXPECT(lnshard_engine_close_channel(engine, &channel), LNSHARD_RESULT_UNKNOWN_CHANNEL,
            "close_channel");
     EXPECT(lnshard_engine_handle_bytes(engine, 77, garbage, 1, &bytes),
            LNSHARD_RESULT_UNKNOWN_CONNECTION, "77");
-    EXPECT(lnshard_engine_create_channel(engine, id, 100000, 0, 1, 2500, channel),
+    EXPECT(lnshard_engine_create_channel(engine, &id, 100000, 0, 1, 2500, &channel),
            LNSHARD_RESULT_API_REFUSED, "not connected");
 
     /* Lists: an index past the end. */
@@ -210,7 +221,7 @@ int main(int argc, char **argv) {
         lnshard_bytes *out_tx = NULL, *out_child = NULL;
         lnshard_fee_estimator estimator;
         lnshard_engine *other = NULL;
-        uint8_t txid[32];
+        lnshard_txid txid;
         memset(&wallet, 0, sizeof wallet);
         EXPECT(lnshard_engine_fund_channel(engine, NULL, NULL, 2500, &out_tx),
                LNSHARD_RESULT_NULL_PARAMETER, "parameter wallet is NULL");
@@ -229,7 +240,7 @@ int main(int argc, char **argv) {
                "wallet.list_spendable");
         EXPECT(lnshard_bumper_blocks_disconnected(NULL, 1), LNSHARD_RESULT_NULL_PARAMETER, "bumper");
         lnshard_bumper_free(bumper);
-        EXPECT(lnshard_transaction_txid(garbage, sizeof garbage, txid),
+        EXPECT(lnshard_transaction_txid(garbage, sizeof garbage, &txid),
                LNSHARD_RESULT_INVALID_PARAMETER, "not a serialized transaction");
         EXPECT(lnshard_transaction_txid(garbage, sizeof garbage, NULL),
                LNSHARD_RESULT_NULL_PARAMETER, "out_txid");
@@ -238,7 +249,7 @@ int main(int argc, char **argv) {
         estimator.userdata = NULL;
         estimator.estimate = NULL;
         config.fee_estimator = &estimator;
-        EXPECT(lnshard_engine_new(&config, secret, seed, 0, tip, &other),
+        EXPECT(lnshard_engine_new(&config, &secret, &seed, 0, &tip, &other),
                LNSHARD_RESULT_NULL_PARAMETER, "parameter config.fee_estimator.estimate is NULL");
         config.fee_estimator = NULL;
     }
