@@ -2101,6 +2101,7 @@ pub fn event_json(event: &Event) -> Value {
             "channel_id": channel_id.to_string(),
             "node_id": counterparty_node_id.to_string(),
             "reason": closure_text(reason),
+            "reason_kind": closure_kind(reason),
         }),
         Event::BroadcastTransaction { tx } => json!({
             "type": "broadcast_transaction",
@@ -2216,6 +2217,14 @@ pub fn payment_failure_json(f: &PaymentFailure) -> Value {
         v[k] = value;
     }
     v
+}
+
+/// A closure reason's stable name (`channel_closed`'s `reason_kind`, beside its text).
+fn closure_kind(r: &ClosureReason) -> String {
+    debug_names(&format!("{r:?}"))
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "other".into())
 }
 
 fn closure_text(r: &ClosureReason) -> String {
@@ -2596,6 +2605,25 @@ mod tests {
             ["first_hop", "unknown_short_channel_id"]
         );
         assert_eq!(debug_names("ShuttingDown"), ["shutting_down"]);
+    }
+
+    #[test]
+    fn closure_reasons_have_a_kind_beside_their_text() {
+        let node: PublicKey = NODE.parse().expect("a key");
+        let closed = |reason| {
+            event_json(&Event::ChannelClosed {
+                channel_id: ChannelId([1; 32]),
+                counterparty_node_id: node,
+                reason,
+            })
+        };
+        let v = closed(ClosureReason::CounterpartyForceClosed {
+            peer_msg: "bye".into(),
+        });
+        assert_eq!(v["reason_kind"], "counterparty_force_closed");
+        assert_eq!(v["reason"], "counterparty force-closed: bye");
+        let v = closed(ClosureReason::CooperativeClosure);
+        assert_eq!(v["reason_kind"], "cooperative_closure");
     }
 
     #[test]
