@@ -658,7 +658,8 @@ static void handle_event(node *self, lnshard_event *ev) {
         CHECK(lnshard_event_channel_value_satoshis(ev, &channel_value_sat));
         CHECK(lnshard_engine_fund_channel(self->engine, &alice_wallet, ev, 2500, &tx));
         print_hex("channel funding", lnshard_bytes_data(tx), lnshard_bytes_len(tx));
-        broadcast_bytes(tx);
+        /* Not broadcast here: the engine emits BROADCAST_TRANSACTION for it once the peer's
+         * funding_signed arrives. */
         lnshard_bytes_free(tx);
         break;
     }

@@ -92,7 +92,8 @@ void on_event(Node &self, lnshard_event *ev) {
         CHECK(lnshard_event_build_funding_transaction(ev, &utxo, 1, 600000, &tx.b));
         CHECK(lnshard_engine_funding_transaction_generated(self.engine, &temporary_id, tx.data(),
                                                            tx.size()));
-        mempool.emplace_back(tx.data(), tx.data() + tx.size());
+        // Not broadcast here: the engine emits BROADCAST_TRANSACTION for it once the peer's
+        // funding_signed arrives.
         break;
     }
     case LNSHARD_EVENT_KIND_CHANNEL_PENDING:
@@ -138,6 +139,7 @@ void on_event(Node &self, lnshard_event *ev) {
         Bytes tx;
         CHECK(lnshard_event_transaction(ev, &tx.b));
         std::printf("%s: broadcast a %zu-byte transaction\n", self.name, tx.size());
+        mempool.emplace_back(tx.data(), tx.data() + tx.size());
         break;
     }
     default:

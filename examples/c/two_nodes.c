@@ -257,7 +257,9 @@ static void handle_event(node *self, lnshard_event *ev) {
         CHECK(lnshard_engine_funding_transaction_generated(self->engine, &temporary_id,
                                                            lnshard_bytes_data(tx),
                                                            lnshard_bytes_len(tx)));
-        broadcast(tx);
+        /* Not broadcast here: the engine emits BROADCAST_TRANSACTION for it once the peer's
+         * funding_signed arrives (below). */
+        lnshard_bytes_free(tx);
         break;
     }
     case LNSHARD_EVENT_KIND_CHANNEL_PENDING:
