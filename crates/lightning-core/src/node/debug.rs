@@ -1,13 +1,119 @@
-//! `Debug` of the node's public types that hold a peer's node id: the key prints as its
-//! 33-byte compressed encoding in hex ([`KeyHex`]), as `Display` and every encoding a user
-//! sees elsewhere show it, instead of secp256k1's internal 64-byte form. Every other field
-//! prints as its derived `Debug` would.
+//! `Debug` of the node's public types that hold a peer's node id (events, channel listings,
+//! API errors): the key prints as its 33-byte compressed encoding in hex ([`KeyHex`]), as
+//! `Display` and every encoding a user sees elsewhere show it, instead of secp256k1's
+//! internal 64-byte form. Every other field prints as its derived `Debug` would.
 
 use core::fmt;
 
 use super::event::{Event, Output, PaymentFailure};
-use super::ChannelDetails;
+use super::refusals::FirstHopError;
+use super::{ApiError, ApiLimit, ChannelDetails};
 use crate::types::KeyHex;
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::PeerNotConnected(node_id) => f
+                .debug_tuple("PeerNotConnected")
+                .field(&KeyHex(node_id))
+                .finish(),
+            ApiError::UnknownChannel(id) => f.debug_tuple("UnknownChannel").field(id).finish(),
+            ApiError::UnknownShortChannelId(scid) => {
+                f.debug_tuple("UnknownShortChannelId").field(scid).finish()
+            }
+            ApiError::LimitReached(limit) => f.debug_tuple("LimitReached").field(limit).finish(),
+            ApiError::Channel(e) => f.debug_tuple("Channel").field(e).finish(),
+            ApiError::InvalidRoute(e) => f.debug_tuple("InvalidRoute").field(e).finish(),
+            ApiError::DuplicatePayment(id) => f.debug_tuple("DuplicatePayment").field(id).finish(),
+            ApiError::NotClaimable(hash) => f.debug_tuple("NotClaimable").field(hash).finish(),
+            ApiError::BadFundingTransaction(e) => {
+                f.debug_tuple("BadFundingTransaction").field(e).finish()
+            }
+            ApiError::FirstHop(e) => f.debug_tuple("FirstHop").field(e).finish(),
+            ApiError::PaymentIdRecentlyUsed {
+                payment_id,
+                completed_height,
+                retained_until_height,
+            } => f
+                .debug_struct("PaymentIdRecentlyUsed")
+                .field("payment_id", payment_id)
+                .field("completed_height", completed_height)
+                .field("retained_until_height", retained_until_height)
+                .finish(),
+            ApiError::ChannelValue(e) => f.debug_tuple("ChannelValue").field(e).finish(),
+        }
+    }
+}
+
+impl fmt::Debug for ApiLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiLimit::PendingPayments { max } => {
+                f.debug_struct("PendingPayments").field("max", max).finish()
+            }
+            ApiLimit::ChannelsPerPeer { node_id, max } => f
+                .debug_struct("ChannelsPerPeer")
+                .field("node_id", &KeyHex(node_id))
+                .field("max", max)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for FirstHopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FirstHopError::WrongPeer {
+                short_channel_id,
+                channel_node_id,
+            } => f
+                .debug_struct("WrongPeer")
+                .field("short_channel_id", short_channel_id)
+                .field("channel_node_id", &KeyHex(channel_node_id))
+                .finish(),
+            FirstHopError::NotReady {
+                short_channel_id,
+                phase,
+            } => f
+                .debug_struct("NotReady")
+                .field("short_channel_id", short_channel_id)
+                .field("phase", phase)
+                .finish(),
+            FirstHopError::ShuttingDown { short_channel_id } => f
+                .debug_struct("ShuttingDown")
+                .field("short_channel_id", short_channel_id)
+                .finish(),
+            FirstHopError::PeerDisconnected {
+                short_channel_id,
+                node_id,
+            } => f
+                .debug_struct("PeerDisconnected")
+                .field("short_channel_id", short_channel_id)
+                .field("node_id", &KeyHex(node_id))
+                .finish(),
+            FirstHopError::BelowHtlcMinimum {
+                short_channel_id,
+                amount_msat,
+                htlc_minimum_msat,
+            } => f
+                .debug_struct("BelowHtlcMinimum")
+                .field("short_channel_id", short_channel_id)
+                .field("amount_msat", amount_msat)
+                .field("htlc_minimum_msat", htlc_minimum_msat)
+                .finish(),
+            FirstHopError::AboveOutboundCapacity {
+                short_channel_id,
+                amount_msat,
+                outbound_capacity_msat,
+            } => f
+                .debug_struct("AboveOutboundCapacity")
+                .field("short_channel_id", short_channel_id)
+                .field("amount_msat", amount_msat)
+                .field("outbound_capacity_msat", outbound_capacity_msat)
+                .finish(),
+        }
+    }
+}
 
 impl fmt::Debug for PaymentFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -277,6 +383,40 @@ mod tests {
         let wrapped = Output::Event(events[0].clone());
         assert_key_hex(&format!("{wrapped:?}"));
         assert!(format!("{wrapped:?}").starts_with("Event(FundingGenerationReady {"));
+    }
+
+    #[test]
+    fn api_errors_print_keys_as_compressed_hex() {
+        let scid = ShortChannelId::new(1, 2, 3);
+        let errors = [
+            ApiError::PeerNotConnected(key()),
+            ApiError::LimitReached(ApiLimit::ChannelsPerPeer {
+                node_id: key(),
+                max: 3,
+            }),
+            ApiError::FirstHop(FirstHopError::WrongPeer {
+                short_channel_id: scid,
+                channel_node_id: key(),
+            }),
+            ApiError::FirstHop(FirstHopError::PeerDisconnected {
+                short_channel_id: scid,
+                node_id: key(),
+            }),
+        ];
+        for error in &errors {
+            assert_key_hex(&format!("{error:?}"));
+        }
+        assert_eq!(
+            format!("{:?}", ApiError::UnknownShortChannelId(scid)),
+            "UnknownShortChannelId(1x2x3)"
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                ApiError::DuplicatePayment(crate::payment::PaymentId([1; 32]))
+            ),
+            format!("DuplicatePayment(PaymentId({}))", "01".repeat(32))
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ use crate::wire::{ErrorMessage, Message};
 pub const DEFAULT_CLAIM_FEERATE_PER_KW: u32 = 2_500;
 
 /// Why an API call was refused. Nothing changed when one is returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ApiError {
     /// The peer is not connected (or has not sent `init`).
@@ -142,7 +142,7 @@ pub enum ApiError {
 }
 
 /// A configured limit an API call ran into ([`ApiError::LimitReached`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ApiLimit {
     /// [`NodeConfig::max_pending_payments`] payments are in flight already.

@@ -36,7 +36,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Why a route's first hop cannot carry a payment now
 /// ([`ApiError::FirstHop`](super::ApiError::FirstHop)). An unknown short channel id is
 /// [`ApiError::UnknownShortChannelId`](super::ApiError::UnknownShortChannelId).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FirstHopError {
     /// The channel with this short id is ours, but with another peer than the route's
