@@ -26,7 +26,7 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run a Lightning node listening on TCP.
     Node(node::NodeArgs),
-    /// Call a running node's control interface.
+    /// Call a running node's control interface (`lnshard cli help` lists the methods).
     Cli(cli::CliArgs),
 }
 

@@ -6,7 +6,7 @@
 //!
 //! `lnshard cli help` lists the methods and `lnshard cli help METHOD` one method's
 //! parameters, from the table the node dispatches from
-//! ([`METHOD_TABLE`](crate::control::METHOD_TABLE)); no running node is needed. An error
+//! ([`crate::control::METHOD_TABLE`]); no running node is needed. An error
 //! answer is printed to stderr as its JSON error object (`code`, `message`, `data.kind` and
 //! typed fields), and the command exits with a failure.
 

@@ -29,13 +29,17 @@
 //!   script (`--sweep-address`) and reports through `events` and `list_balances`.
 //! * **Control** ([`control`]): JSON-RPC 2.0 over HTTP (axum), bound to loopback only,
 //!   authenticated with HTTP basic auth against a random secret written at start to
-//!   `<data-dir>/.cookie` (mode 0600, as bitcoind's), as `__cookie__:<hex>`.
+//!   `<data-dir>/.cookie` (mode 0600, as bitcoind's), as `__cookie__:<hex>`. The methods
+//!   and their parameters are one table ([`control::METHOD_TABLE`]): the server dispatches
+//!   from it and `lnshard cli help` prints it. Errors are typed JSON ([`control::RpcError`]).
+//! * **Payments to us**: a payment to an invoice of ours (`new_invoice`) is claimed with its
+//!   preimage as it arrives; a hold invoice's (`hold=true`) waits for `claim` or `fail`.
 //!
 //! # Files in the data directory
 //! `node_secret` and `seed` (hex, mode 0600: the node's identity and the seed of every
 //! channel key; protect them like a wallet), `invoices` (mode 0600: the preimages of the
-//! payments `new_invoice` created, synced before it answers, so a restart can still claim
-//! them), `wallet` (mode 0600, replaced atomically: the on-chain wallet's BDK change sets;
+//! payments `new_invoice` created and whether each is a hold invoice, synced before it
+//! answers, so a restart can still claim them and a hold invoice stays one), `wallet` (mode 0600, replaced atomically: the on-chain wallet's BDK change sets;
 //! its keys are derived from `seed`, see [`wallet`]), `peers` (mode 0600, written
 //! atomically: the peers we have channels with and the address of our last successful dial
 //! of each), the engine's store (`data/`), `.cookie` and
