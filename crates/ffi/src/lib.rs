@@ -91,3 +91,23 @@ const fn parse_version_part(s: &str) -> u32 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_version_is_the_crate_version_in_both_forms() {
+        // SAFETY: lnshard_version returns a static NUL-terminated string.
+        let text = unsafe { std::ffi::CStr::from_ptr(lnshard_version()) };
+        assert_eq!(text.to_str(), Ok(env!("CARGO_PKG_VERSION")));
+        let parts: Vec<u32> = env!("CARGO_PKG_VERSION")
+            .split('.')
+            .map(|p| p.parse().expect("a numeric part"))
+            .collect();
+        assert_eq!(
+            lnshard_version_number(),
+            parts[0] * 1_000_000 + parts[1] * 1_000 + parts[2]
+        );
+    }
+}
