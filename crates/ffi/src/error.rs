@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_uint};
 
+use lightning_core::node::{ApiError, FirstHopError};
 use shard_engine::store::StoreError;
 use shard_engine::EngineError;
 
@@ -43,7 +44,8 @@ pub enum lnshard_result {
     /// No channel with this id is known.
     UnknownChannel = 7113,
     /// The node refused the call (peer not connected, limit reached, channel refused, bad
-    /// route, duplicate payment, nothing claimable, bad funding transaction).
+    /// route, nothing claimable, bad funding transaction). The refusals below have codes of
+    /// their own.
     ApiRefused = 7114,
     /// No open BOLT 8 connection with this id.
     UnknownConnection = 7115,
@@ -79,10 +81,29 @@ pub enum lnshard_result {
     /// bump's fee with change above dust): the last error gives what was needed and what
     /// is available.
     InsufficientFunds = 7125,
+    /// `lnshard_engine_send_payment`: the route's first hop is not one of our channels, or
+    /// cannot carry a payment now (its peer is another than the route names, it is not
+    /// ready or closing, its peer is disconnected). Nothing was sent; the last error names
+    /// the short channel id and why.
+    FirstHopUnusable = 7126,
+    /// `lnshard_engine_send_payment`: the amount the first hop would carry is below its
+    /// peer's `htlc_minimum_msat` or above what we can send on it now. Nothing was sent; the
+    /// last error names the amount and the limit.
+    AmountOutOfRange = 7127,
+    /// `lnshard_engine_send_payment`: the payment id is in use by a payment in flight, or
+    /// by one completed within the node's `payment_id_retention_blocks` (remembered across
+    /// restarts). Nothing was sent; the last error names the id and until which height it is
+    /// refused. Use a new id for a new payment.
+    PaymentIdUsed = 7128,
+    /// `lnshard_engine_create_channel`: the channel value, push amount or feerate is outside
+    /// our limits or the peer's known limits, or the first commitment could not pay its fee
+    /// or keep a side above its reserve. Nothing was created; the last error names the value
+    /// and the limit.
+    ChannelValueRefused = 7129,
 }
 
 impl lnshard_result {
-    const ALL: [lnshard_result; 23] = [
+    const ALL: [lnshard_result; 27] = [
         lnshard_result::Ok,
         lnshard_result::NullParameter,
         lnshard_result::InvalidParameter,
@@ -106,6 +127,10 @@ impl lnshard_result {
         lnshard_result::StoreLocked,
         lnshard_result::WalletFailed,
         lnshard_result::InsufficientFunds,
+        lnshard_result::FirstHopUnusable,
+        lnshard_result::AmountOutOfRange,
+        lnshard_result::PaymentIdUsed,
+        lnshard_result::ChannelValueRefused,
     ];
 
     /// The code for a number received from C, if it names one.
@@ -141,6 +166,14 @@ impl lnshard_result {
             lnshard_result::StoreLocked => "the data directory is locked by another engine",
             lnshard_result::WalletFailed => "the application's wallet failed",
             lnshard_result::InsufficientFunds => "the wallet's coins cannot pay it",
+            lnshard_result::FirstHopUnusable => "the route's first hop cannot carry a payment",
+            lnshard_result::AmountOutOfRange => {
+                "the amount is outside what the first hop can carry"
+            }
+            lnshard_result::PaymentIdUsed => "the payment id was used already",
+            lnshard_result::ChannelValueRefused => {
+                "the channel value or push amount is outside the limits"
+            }
         }
     }
 }
@@ -177,7 +210,7 @@ pub(crate) fn engine_error(context: &str, e: &EngineError) -> lnshard_result {
         EngineError::ShuttingDown => lnshard_result::ShuttingDown,
         EngineError::Timeout { .. } => lnshard_result::Timeout,
         EngineError::UnknownChannel(_) => lnshard_result::UnknownChannel,
-        EngineError::Api(_) => lnshard_result::ApiRefused,
+        EngineError::Api(e) => api_error_code(e),
         EngineError::UnknownConnection(_) => lnshard_result::UnknownConnection,
         EngineError::DuplicateConnection(_) => lnshard_result::DuplicateConnection,
         EngineError::Handshake { .. } => lnshard_result::HandshakeFailed,
@@ -190,6 +223,23 @@ pub(crate) fn engine_error(context: &str, e: &EngineError) -> lnshard_result {
         _ => lnshard_result::EngineFailed,
     };
     fail(code, format!("{context}: {e}"))
+}
+
+/// The code for a refusal of the node: the call-time refusals of payments and channels
+/// have codes of their own, anything else is `ApiRefused`.
+fn api_error_code(e: &ApiError) -> lnshard_result {
+    match e {
+        ApiError::UnknownShortChannelId(_) => lnshard_result::FirstHopUnusable,
+        ApiError::FirstHop(
+            FirstHopError::BelowHtlcMinimum { .. } | FirstHopError::AboveOutboundCapacity { .. },
+        ) => lnshard_result::AmountOutOfRange,
+        ApiError::FirstHop(_) => lnshard_result::FirstHopUnusable,
+        ApiError::DuplicatePayment(_) | ApiError::PaymentIdRecentlyUsed { .. } => {
+            lnshard_result::PaymentIdUsed
+        }
+        ApiError::ChannelValue(_) => lnshard_result::ChannelValueRefused,
+        _ => lnshard_result::ApiRefused,
+    }
 }
 
 /// The code for a store error: its lock held elsewhere is `StoreLocked`, anything else

@@ -4,5 +4,6 @@
 
 mod handles;
 mod onchain;
+mod refusals;
 mod store_errors;
 mod wallet;
