@@ -2,14 +2,14 @@
 //! anything is created or sent, each error naming the value and the limit it broke.
 //!
 //! * [`FirstHopError`]: the route's first hop cannot carry the payment now
-//!   ([`ApiError::FirstHop`](super::ApiError::FirstHop)).
+//!   ([`ApiError::FirstHop`]).
 //! * [`ChannelValueError`]: a channel's value or push amount is outside our limits or the
-//!   peer's known ones ([`ApiError::ChannelValue`](super::ApiError::ChannelValue)).
+//!   peer's known ones ([`ApiError::ChannelValue`]).
 //!
 //! A payment id already used (in flight, or completed within
 //! [`NodeConfig::payment_id_retention_blocks`](super::NodeConfig::payment_id_retention_blocks))
-//! is [`ApiError::DuplicatePayment`](super::ApiError::DuplicatePayment) or
-//! [`ApiError::PaymentIdRecentlyUsed`](super::ApiError::PaymentIdRecentlyUsed).
+//! is [`ApiError::DuplicatePayment`] or
+//! [`ApiError::PaymentIdRecentlyUsed`].
 
 use bitcoin::secp256k1::PublicKey;
 
@@ -34,8 +34,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Why a route's first hop cannot carry a payment now
-/// ([`ApiError::FirstHop`](super::ApiError::FirstHop)). An unknown short channel id is
-/// [`ApiError::UnknownShortChannelId`](super::ApiError::UnknownShortChannelId).
+/// ([`ApiError::FirstHop`]). An unknown short channel id is
+/// [`ApiError::UnknownShortChannelId`].
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FirstHopError {
@@ -143,7 +143,7 @@ impl core::fmt::Display for FirstHopError {
 impl std::error::Error for FirstHopError {}
 
 /// Why a channel's value or push amount is refused
-/// ([`ApiError::ChannelValue`](super::ApiError::ChannelValue)).
+/// ([`ApiError::ChannelValue`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChannelValueError {
