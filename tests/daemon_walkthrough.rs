@@ -108,10 +108,16 @@ impl Drop for Shell {
         // The nodes the walkthrough started: their pids are in their LOCK files.
         for node in ["alice", "bob"] {
             let lock = self.dir.join(node).join("LOCK");
-            if let Some(pid) = std::fs::read_to_string(lock)
+            let Some(pid) = std::fs::read_to_string(lock)
                 .ok()
                 .and_then(|s| s.trim().parse::<u32>().ok())
-            {
+            else {
+                continue;
+            };
+            // Only if that pid is still this node (a stopped node leaves its pid behind).
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("lnshard") && cmdline.contains(node) {
                 let _ = Command::new("kill").arg(pid.to_string()).status();
             }
         }
