@@ -315,6 +315,10 @@ fn check_ok(method: &str, params: &Value, request: &Request) {
                 assert_key(&hop.node_id, &hex_of(given, "node_id"));
                 let scid = hop.short_channel_id;
                 match &given["short_channel_id"] {
+                    // The 64 bits in decimal.
+                    Value::String(s) if !s.contains('x') => {
+                        assert_eq!(Some(scid.0), s.parse().ok());
+                    }
                     Value::String(s) => {
                         let parts: Vec<u64> =
                             s.split('x').map(|p| p.parse().expect("a number")).collect();
