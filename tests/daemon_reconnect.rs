@@ -186,6 +186,13 @@ fn a_connect_to_another_identity_fails_and_is_not_redialled() {
         err.contains("is not") && err.contains(&dialled.to_string()),
         "the error says the node there is not the one dialled: {err}"
     );
+    let typed: serde_json::Value = serde_json::from_str(&err).expect("a JSON error");
+    assert_eq!(typed["data"]["kind"], "connect_failed", "{typed}");
+    assert_eq!(
+        typed["data"]["node_id"],
+        dialled.to_string().as_str(),
+        "{typed}"
+    );
     server.join().expect("the server");
     // Before, the node redialled it forever with backoff (0.5 s, 1 s, 2 s, ...).
     assert_eq!(

@@ -485,8 +485,11 @@ async fn handle(
 ///
 /// Kinds: `parse_error` (-32700), `invalid_request` (-32600), `unknown_method` (-32601, with
 /// `method` and `methods`, the known ones), `invalid_params` (-32602, with `parameter` when one
-/// is to blame), `node_stopped` ([`NODE_STOPPED`], with `reason`), `failed` (-32000: the node
-/// could not do it, e.g. the wallet or a file), and for a refusal by the engine (-32000) the
+/// is to blame), `node_stopped` ([`NODE_STOPPED`], with `reason`), -32000 when the node could
+/// not do it: `connect_failed` (`node_id`, `address`), `funding_failed`
+/// (`temporary_channel_id`), `wallet`, `unknown_payment_hash` (`claim` of a hash we made no
+/// invoice for, `payment_hash`), `failed` (anything else: a file, a task); and for a refusal
+/// by the engine (-32000) the
 /// engine error's own name: `peer_not_connected` (`node_id`), `unknown_channel`
 /// (`channel_id`), `unknown_short_channel_id` (`short_channel_id`), `duplicate_payment`
 /// (`payment_id`), `not_claimable` (`payment_hash`), `first_hop`, `channel_value`,
@@ -565,7 +568,12 @@ fn invalid_param(name: &str, message: impl Into<String>) -> RpcError {
 }
 
 fn failed(message: impl core::fmt::Display) -> RpcError {
-    rpc_error(-32000, "failed", message.to_string())
+    failed_as("failed", message)
+}
+
+/// The node could not do it (-32000), for the reason `kind` names.
+fn failed_as(kind: &str, message: impl core::fmt::Display) -> RpcError {
+    rpc_error(-32000, kind, message.to_string())
 }
 
 fn stopped(reason: &impl core::fmt::Display) -> RpcError {
@@ -1503,7 +1511,11 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
             // The address of the connection in use (an existing one's, if connected already).
             let in_use = super::net::connect(node.clone(), node_id, addr)
                 .await
-                .map_err(failed)?;
+                .map_err(|e| {
+                    failed_as("connect_failed", e)
+                        .with("node_id", node_id.to_string())
+                        .with("address", addr.to_string())
+                })?;
             Ok(
                 json!({"connected": true, "node_id": node_id.to_string(), "address": in_use.to_string()}),
             )
@@ -1550,8 +1562,10 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                 match waits.needed.remove(&temp) {
                     Some(needed) => {
                         drop(waits);
-                        let tx = super::funding::fund_with(n, temp, &needed, &utxo)
-                            .map_err(failed)?;
+                        let tx = super::funding::fund_with(n, temp, &needed, &utxo).map_err(|e| {
+                            failed_as("funding_failed", e)
+                                .with("temporary_channel_id", temp.to_string())
+                        })?;
                         Ok(json!({"status": "funded", "txid": tx.compute_txid().to_string(), "transaction": serialize_hex(&tx)}))
                     }
                     None => {
@@ -1682,7 +1696,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                 n.engine.best_block_updated(height, hash).map_err(engine_error)?;
                 n.wallet
                     .block_connected(height, hash, &transactions)
-                    .map_err(failed)?;
+                    .map_err(|e| failed_as("wallet", e))?;
                 // The fee bumps whose spend is deep release their coins.
                 let txs: Vec<&lightning_core::bitcoin::Transaction> =
                     transactions.iter().map(|(_, tx)| tx).collect();
@@ -1729,7 +1743,10 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
         }
         Request::NewAddress => {
             blocking(node, |n| {
-                let address = n.wallet.new_address().map_err(failed)?;
+                let address = n
+                    .wallet
+                    .new_address()
+                    .map_err(|e| failed_as("wallet", e))?;
                 Ok(json!({"address": address.to_string()}))
             })
             .await
@@ -1784,7 +1801,7 @@ pub async fn execute(node: &Arc<Node>, request: Request) -> Result<Value, RpcErr
                         u64::from(feerate_per_kw),
                         super::state::unix_now(),
                     )
-                    .map_err(failed)?;
+                    .map_err(|e| failed_as("wallet", e))?;
                 n.state.broadcasts.lock().push(tx.clone());
                 Ok(json!({
                     "txid": tx.compute_txid().to_string(),
