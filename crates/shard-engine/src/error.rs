@@ -13,8 +13,9 @@ use crate::store::StoreError;
 /// Why the engine refused or could not finish a call.
 ///
 /// `Clone`, `PartialEq` and `Eq` hold: a store error is shared (`Arc`), and two store errors
-/// are equal when they are the same error or describe the same failure.
-#[derive(Debug, Clone)]
+/// are equal when they are the same error or describe the same failure. `Debug` prints node
+/// ids as their compressed hex (as `Display` does), not secp256k1's internal form.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum EngineError {
     /// The shard's inbox is full (`inbox_capacity` messages, or `inbox_bytes` bytes of peers'
@@ -139,6 +140,62 @@ impl core::fmt::Display for StopReason {
                 write!(f, "shard {shard} panicked: {message}")
             }
             StopReason::Start { error } => write!(f, "cannot start on the store: {error}"),
+        }
+    }
+}
+
+impl core::fmt::Debug for EngineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            EngineError::Full { shard, capacity } => f
+                .debug_struct("Full")
+                .field("shard", shard)
+                .field("capacity", capacity)
+                .finish(),
+            EngineError::ShuttingDown => f.write_str("ShuttingDown"),
+            EngineError::Timeout { shard, waited_ms } => f
+                .debug_struct("Timeout")
+                .field("shard", shard)
+                .field("waited_ms", waited_ms)
+                .finish(),
+            EngineError::UnknownChannel(id) => f.debug_tuple("UnknownChannel").field(id).finish(),
+            EngineError::Api(e) => f.debug_tuple("Api").field(e).finish(),
+            EngineError::UnknownConnection(conn) => {
+                f.debug_tuple("UnknownConnection").field(conn).finish()
+            }
+            EngineError::DuplicateConnection(conn) => {
+                f.debug_tuple("DuplicateConnection").field(conn).finish()
+            }
+            EngineError::Handshake { conn, error } => f
+                .debug_struct("Handshake")
+                .field("conn", conn)
+                .field("error", error)
+                .finish(),
+            EngineError::Store(e) => f.debug_tuple("Store").field(e).finish(),
+            EngineError::Record {
+                namespace,
+                key,
+                error,
+            } => f
+                .debug_struct("Record")
+                .field("namespace", namespace)
+                .field("key", key)
+                .field("error", error)
+                .finish(),
+            EngineError::WrongNode { stored, ours } => f
+                .debug_struct("WrongNode")
+                .field("stored", &format_args!("PublicKey({stored})"))
+                .field("ours", &format_args!("PublicKey({ours})"))
+                .finish(),
+            EngineError::NoStore => f.write_str("NoStore"),
+            EngineError::Stopped { reason } => {
+                f.debug_struct("Stopped").field("reason", reason).finish()
+            }
+            EngineError::Transport { conn, error } => f
+                .debug_struct("Transport")
+                .field("conn", conn)
+                .field("error", error)
+                .finish(),
         }
     }
 }
@@ -308,6 +365,41 @@ mod tests {
         };
         assert!(panicked.to_string().contains("shard 0 panicked: boom"));
         assert!(panicked.source().is_none());
+    }
+
+    #[test]
+    fn debug_prints_node_ids_as_compressed_hex() {
+        use lightning_core::secp256k1::{Secp256k1, SecretKey};
+        let key = |b: u8| {
+            PublicKey::from_secret_key(
+                &Secp256k1::signing_only(),
+                &SecretKey::from_slice(&[b; 32]).expect("a valid key"),
+            )
+        };
+        let (stored, ours) = (key(1), key(2));
+        let error = EngineError::WrongNode {
+            stored: Box::new(stored),
+            ours: Box::new(ours),
+        };
+        assert_eq!(
+            format!("{error:?}"),
+            format!("WrongNode {{ stored: PublicKey({stored}), ours: PublicKey({ours}) }}")
+        );
+        let api = EngineError::Api(ApiError::PeerNotConnected(stored));
+        assert_eq!(
+            format!("{api:?}"),
+            format!("Api(PeerNotConnected(PublicKey({stored})))")
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                EngineError::Full {
+                    shard: 1,
+                    capacity: 8
+                }
+            ),
+            "Full { shard: 1, capacity: 8 }"
+        );
     }
 
     #[test]
