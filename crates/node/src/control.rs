@@ -631,8 +631,43 @@ fn debug_names(debug: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `name: value` fields of a `Debug` text whose value is a number or a short channel id
+/// (`BLOCKxTXxOUT`): `BelowMinimum { funding_satoshis: 100, min_satoshis: 1000 }` gives
+/// `funding_satoshis` 100 and `min_satoshis` 1000. The engine's errors name the value and
+/// the limit so; this reads them without a match on every (growing) variant.
+fn debug_fields(debug: &str) -> Vec<(String, Value)> {
+    let is_scid = |v: &str| {
+        let parts: Vec<&str> = v.split('x').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for part in debug.split([',', '{', '}', '(', ')']) {
+        let Some((k, v)) = part.split_once(": ") else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        let key_ok = !k.is_empty()
+            && k.starts_with(|c: char| c.is_ascii_lowercase())
+            && k.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !key_ok || out.iter().any(|(have, _)| have == k) {
+            continue;
+        }
+        if let Ok(n) = v.parse::<u64>() {
+            out.push((k.to_owned(), n.into()));
+        } else if is_scid(v) {
+            out.push((k.to_owned(), v.into()));
+        }
+    }
+    out
+}
+
 /// An engine error as an RPC error: code -32000, its variant's name as `kind`, its text as
-/// `message` and the ids it names as typed fields.
+/// `message`, the ids it names and its numeric fields (the value and the limit of a
+/// refusal, [`debug_fields`]) as typed fields.
 fn engine_error(e: EngineError) -> RpcError {
     let message = e.to_string();
     let (names, fields): (Vec<String>, Vec<(&str, Value)>) = match &e {
@@ -664,6 +699,13 @@ fn engine_error(e: EngineError) -> RpcError {
     }
     for (k, v) in fields {
         err = err.with(k, v);
+    }
+    if let EngineError::Api(api) = &e {
+        for (k, v) in debug_fields(&format!("{api:?}")) {
+            if !err.data.contains_key(&k) {
+                err = err.with(&k, v);
+            }
+        }
     }
     err
 }
@@ -2622,6 +2664,29 @@ mod tests {
             ["first_hop", "unknown_short_channel_id"]
         );
         assert_eq!(debug_names("ShuttingDown"), ["shutting_down"]);
+        assert_eq!(
+            debug_fields(
+                "ChannelValue(BelowMinimum { funding_satoshis: 100, min_satoshis: 1000 })"
+            ),
+            [
+                ("funding_satoshis".to_string(), json!(100)),
+                ("min_satoshis".to_string(), json!(1000))
+            ]
+        );
+        assert_eq!(
+            debug_fields(
+                "FirstHop(PeerDisconnected { short_channel_id: 1x2x3, node_id: PublicKey(02ab) })"
+            ),
+            [("short_channel_id".to_string(), json!("1x2x3"))]
+        );
+        assert!(debug_fields("ProcessingError { err: \"a: 1\" }").is_empty());
+        let e = engine_error(EngineError::Api(ApiError::LimitReached(
+            lightning_core::node::ApiLimit::ChannelsPerPeer {
+                node_id: node,
+                max: 64,
+            },
+        )));
+        assert_eq!(e.data()["max"], 64);
     }
 
     #[test]
