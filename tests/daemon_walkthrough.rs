@@ -11,7 +11,8 @@
 //! of both nodes (their stderr, a file) carry no colour codes.
 //!
 //! And a hold invoice (`new_invoice hold=true`) on the same two nodes: its payment waits,
-//! across a restart of the payee, until `claim`.
+//! across a restart of the payee, until `claim`; another's, failed with `fail`, reaches the
+//! payer as a typed BOLT 4 failure.
 
 mod daemon_support;
 
@@ -454,6 +455,51 @@ fn a_hold_invoice_waits_for_claim_across_a_restart() {
         has_event(&a, &mut a_seen, "payment_sent", &hash).then_some(())
     });
     assert!(has_event(&b, &mut b_seen, "payment_claimed", &hash));
+    // Another hold invoice, failed back with `fail`: alice's payment_failed is typed (the
+    // BOLT 4 failure bob's node sent, from the hop that sent it).
+    let invoice = b.call(
+        "new_invoice",
+        json!({"amount_msat": 2_000_000, "hold": true}),
+    );
+    let failed_hash = invoice["payment_hash"]
+        .as_str()
+        .expect("a hash")
+        .to_string();
+    a.call(
+        "pay",
+        json!({
+            "route": [{"node_id": b_id.to_string(), "short_channel_id": scid,
+                       "fee_msat": 2_000_000, "cltv_expiry_delta": 42}],
+            "payment_hash": failed_hash,
+            "payment_secret": invoice["payment_secret"],
+        }),
+    );
+    wait_for(20, "bob's second payment_claimable", || {
+        has_event(&b, &mut b_seen, "payment_claimable", &failed_hash).then_some(())
+    });
+    b.call("fail", json!({"payment_hash": failed_hash}));
+    wait_for(20, "alice's payment_failed", || {
+        has_event(&a, &mut a_seen, "payment_failed", &failed_hash).then_some(())
+    });
+    let failure = a_seen
+        .iter()
+        .find(|e| e["type"] == "payment_failed" && e["payment_hash"] == failed_hash.as_str())
+        .map(|e| e["failure"].clone())
+        .expect("the event");
+    assert_eq!(
+        failure["code"], "incorrect_or_unknown_payment_details",
+        "{failure}"
+    );
+    assert_eq!(failure["code_number"], 0x400f, "{failure}");
+    assert_eq!(failure["local"], false, "{failure}");
+    assert_eq!(failure["failing_hop"], 0, "{failure}");
+    assert_eq!(
+        failure["failing_node"],
+        b_id.to_string().as_str(),
+        "{failure}"
+    );
+    assert_eq!(failure["htlc_msat"], 2_000_000, "{failure}");
+
     // A hash the node made no invoice for: a typed error naming it.
     let unknown = "11".repeat(32);
     let e = b
