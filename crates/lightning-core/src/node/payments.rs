@@ -130,9 +130,14 @@ impl NodeCore {
             .first()
             .ok_or(ApiError::InvalidRoute(RouteError::EmptyRoute))?;
         self.check_first_hop(first.short_channel_id, first.node_id)?;
-        // The session key must be fresh per payment: derive it from the payment id, which
-        // the application must never reuse (a duplicate id is refused above).
-        let mut bytes = self.derive(b"onion-session-key", &[&payment_id.0, &payment_hash.0]);
+        // The session key must be fresh per payment: derive it from the payment id (refused
+        // above while in flight or recently completed) and the best block (an id free again
+        // after the retention window is used at another block).
+        let best_hash = self.best_hash.to_byte_array();
+        let mut bytes = self.derive(
+            b"onion-session-key",
+            &[&payment_id.0, &payment_hash.0, &best_hash],
+        );
         let session_key = loop {
             if let Ok(key) = SecretKey::from_slice(&bytes) {
                 break key;
