@@ -880,6 +880,10 @@ typedef struct {
   // events; `lnshard_engine_bump`, `lnshard_bumper`). A peer without the feature gets a
   // `static_remotekey` channel either way.
   bool negotiate_anchors;
+  // Blocks a completed payment's id stays refused by `lnshard_engine_send_payment`
+  // (`LNSHARD_RESULT_PAYMENT_ID_USED`), across restarts, so that a call retried after a
+  // lost answer never pays twice (default 144; 0 forgets an id when its payment ends).
+  uint32_t payment_id_retention_blocks;
 } lnshard_engine_config;
 
 // A node's 32-byte secp256k1 secret key (its identity: keep it secret).

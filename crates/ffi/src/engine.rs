@@ -119,6 +119,10 @@ pub struct lnshard_engine_config {
     /// events; `lnshard_engine_bump`, `lnshard_bumper`). A peer without the feature gets a
     /// `static_remotekey` channel either way.
     pub negotiate_anchors: bool,
+    /// Blocks a completed payment's id stays refused by `lnshard_engine_send_payment`
+    /// (`LNSHARD_RESULT_PAYMENT_ID_USED`), across restarts, so that a call retried after a
+    /// lost answer never pays twice (default 144; 0 forgets an id when its payment ends).
+    pub payment_id_retention_blocks: u32,
 }
 
 /// A running engine: N shard threads (see `docs/ENGINE.md`).
@@ -235,6 +239,7 @@ pub extern "C" fn lnshard_engine_config_default(out: *mut lnshard_engine_config)
             forwarding_cltv_expiry_delta: u32::from(n.forwarding.cltv_expiry_delta),
             fee_estimator: std::ptr::null(),
             negotiate_anchors: n.channel.negotiate_anchors,
+            payment_id_retention_blocks: n.payment_id_retention_blocks,
         };
         lnshard_result::Ok
     }
@@ -280,6 +285,7 @@ pub(crate) fn engine_config(c: &lnshard_engine_config) -> Result<EngineConfig, l
         )));
     }
     node.channel.negotiate_anchors = c.negotiate_anchors;
+    node.payment_id_retention_blocks = c.payment_id_retention_blocks;
     node.channel.min_funding_satoshis = c.min_funding_satoshis;
     node.channel.max_funding_satoshis = c.max_funding_satoshis;
     node.forwarding.fee_base_msat = c.forwarding_fee_base_msat;

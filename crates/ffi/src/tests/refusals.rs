@@ -172,6 +172,21 @@ fn payments_and_channels_the_node_would_refuse_get_their_own_codes_at_call_time(
     net.settle();
     assert_eq!(net.outcomes(completed), vec![true]);
     assert_eq!(net.outcomes(in_flight), vec![true]);
+    // The retention window is a field of the C configuration.
+    let mut c = std::mem::MaybeUninit::<crate::engine::lnshard_engine_config>::uninit();
+    assert_eq!(
+        crate::engine::lnshard_engine_config_default(c.as_mut_ptr()),
+        lnshard_result::Ok
+    );
+    // SAFETY: written on Ok.
+    let mut c = unsafe { c.assume_init() };
+    assert_eq!(
+        c.payment_id_retention_blocks,
+        lightning_core::node::DEFAULT_PAYMENT_ID_RETENTION_BLOCKS
+    );
+    c.payment_id_retention_blocks = 6;
+    let config = crate::engine::engine_config(&c).unwrap_or_else(|_| panic!("{}", last_error()));
+    assert_eq!(config.node.payment_id_retention_blocks, 6);
     for code in [
         lnshard_result::FirstHopUnusable,
         lnshard_result::AmountOutOfRange,
