@@ -482,3 +482,60 @@ impl NodeCore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::hashes::Hash;
+    use bitcoin::secp256k1::SecretKey;
+    use bitcoin::BlockHash;
+
+    use super::*;
+    use crate::node::NodeConfig;
+
+    fn config(window: u32) -> NodeConfig {
+        NodeConfig {
+            payment_id_retention_blocks: window,
+            ..NodeConfig::default()
+        }
+    }
+
+    fn node(window: u32) -> NodeCore {
+        let secret = SecretKey::from_slice(&[3; 32]).expect("a valid key");
+        NodeCore::new(secret, [3; 32], config(window), 100, BlockHash::all_zeros())
+    }
+
+    fn block(core: &mut NodeCore, height: u32) {
+        core.best_block_updated(height, BlockHash::from_byte_array([height as u8; 32]));
+    }
+
+    #[test]
+    fn a_completed_id_is_refused_for_the_window_across_a_restore_then_forgotten() {
+        let mut core = node(3);
+        let id = PaymentId([9; 32]);
+        core.check_payment_id(&id).expect("a fresh id");
+        core.payment_completed(id);
+        assert!(core.take_dirty().node, "the completion is committed");
+        let refused = ApiError::PaymentIdRecentlyUsed {
+            payment_id: id,
+            completed_height: 100,
+            retained_until_height: 103,
+        };
+        assert_eq!(core.check_payment_id(&id), Err(refused.clone()));
+        // A restore from the node record remembers it.
+        let record = core.node_record();
+        assert_eq!(record.completed_payments.get(&id), Some(&100));
+        let secret = SecretKey::from_slice(&[3; 32]).expect("a valid key");
+        let mut core = NodeCore::restore(secret, [3; 32], config(3), record, Vec::new());
+        block(&mut core, 102);
+        assert_eq!(core.check_payment_id(&id), Err(refused));
+        block(&mut core, 103);
+        core.check_payment_id(&id)
+            .expect("forgotten after the window");
+        assert!(core.node_record().completed_payments.is_empty(), "pruned");
+        // A window of 0 keeps nothing.
+        let mut core = node(0);
+        core.payment_completed(id);
+        core.check_payment_id(&id).expect("nothing kept");
+        assert!(core.node_record().completed_payments.is_empty());
+    }
+}
