@@ -67,7 +67,7 @@ use lightning_core::bitcoin::consensus::encode::{deserialize, serialize_hex};
 use lightning_core::bitcoin::{Address, Amount, BlockHash, Network, OutPoint, Transaction};
 use lightning_core::chain::{Balance, FundingSpendKind, MonitorEvent};
 use lightning_core::node::{
-    ApiError, ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
+    ChannelDetails, ClosureReason, Event, PaymentFailure, PaymentId, Route, RouteHop,
 };
 use lightning_core::onion::FailureMessage;
 use lightning_core::secp256k1::{PublicKey, SecretKey};
@@ -489,12 +489,33 @@ async fn handle(
 /// not do it: `connect_failed` (`node_id`, `address`), `funding_failed`
 /// (`temporary_channel_id`), `wallet`, `unknown_payment_hash` (`claim` of a hash we made no
 /// invoice for, `payment_hash`), `failed` (anything else: a file, a task); and for a refusal
-/// by the engine (-32000) the
-/// engine error's own name: `peer_not_connected` (`node_id`), `unknown_channel`
-/// (`channel_id`), `unknown_short_channel_id` (`short_channel_id`), `duplicate_payment`
-/// (`payment_id`), `not_claimable` (`payment_hash`), `first_hop`, `channel_value`,
-/// `invalid_route`, `channel`, ... (with `reason`, the name of the engine's more precise
-/// error, when there is one); its message is the engine error's text.
+/// by the engine (-32000) the engine error's own name, from a match on the typed error
+/// (never its text), with the ids it names and the value and the limit it broke as fields,
+/// and `reason`, the name of its more precise error, when there is one:
+/// * `peer_not_connected` (`node_id`), `unknown_channel` (`channel_id`),
+///   `unknown_short_channel_id` (`short_channel_id`), `duplicate_payment` (`payment_id`),
+///   `not_claimable` (`payment_hash`), `payment_id_recently_used` (`payment_id`,
+///   `completed_height`, `retained_until_height`);
+/// * `first_hop` (`short_channel_id`; `reason` `wrong_peer` with `channel_node_id`,
+///   `not_ready` with `phase`, `shutting_down`, `peer_disconnected` with `node_id`,
+///   `below_htlc_minimum` with `amount_msat` and `htlc_minimum_msat`,
+///   `above_outbound_capacity` with `amount_msat` and `outbound_capacity_msat`);
+/// * `channel_value` (`reason` `below_minimum`, `above_maximum`, `above_peer_maximum`,
+///   `push_above_value`, `feerate_out_of_range`, `cannot_pay_first_fee`, `both_at_reserve`,
+///   each with the value and the limit under the engine's field names: `funding_satoshis`
+///   and `min_satoshis`, ...);
+/// * `limit_reached` (`reason` `pending_payments` or `channels_per_peer` with `node_id`;
+///   `max`), `invalid_route` (`reason` `empty_route`, `overflow`, `onion`),
+///   `bad_funding_transaction` (`reason` `no_funding_output` with `value_satoshis`,
+///   `too_many_outputs` with `outputs`), `channel` (`reason` `ignore`, `warn`, `close` or
+///   `close_no_broadcast`: what was done with the channel; the numbers of the channel's
+///   refusal, such as `amount_msat` and `htlc_minimum_msat`);
+/// * `full` (`shard`, `capacity`), `timeout` (`shard`, `waited_ms`), `shutting_down`,
+///   `unknown_connection`, `duplicate_connection`, `handshake`, `transport` (`conn`),
+///   `store` (`reason` `io`, `locked`, ...), `record`, `wrong_node`, `no_store`, `stopped`;
+///   `refused` or `engine` for a refusal this build does not know.
+///
+/// Its message is the engine error's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcError {
     code: i64,
@@ -598,115 +619,12 @@ fn unknown_method(method: &str) -> RpcError {
     .with("methods", METHODS.to_vec())
 }
 
-/// `CamelCase` to `camel_case`.
-fn snake(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The names a `Debug` text starts with, outermost first: `FirstHop(Unknown { .. })` gives
-/// `first_hop` and `unknown`. (The engine's errors are `#[non_exhaustive]` and grow; their
-/// `Debug` names are their variants' names.)
-fn debug_names(debug: &str) -> Vec<String> {
-    debug
-        .split(['(', ' ', '{'])
-        .map_while(|part| {
-            let ident = part.trim_end_matches([')', ',', '}']);
-            (!ident.is_empty()
-                && ident.starts_with(|c: char| c.is_ascii_uppercase())
-                && ident.chars().all(|c| c.is_ascii_alphanumeric()))
-            .then(|| snake(ident))
-        })
-        .take(2)
-        .collect()
-}
-
-/// The `name: value` fields of a `Debug` text whose value is a number or a short channel id
-/// (`BLOCKxTXxOUT`): `BelowMinimum { funding_satoshis: 100, min_satoshis: 1000 }` gives
-/// `funding_satoshis` 100 and `min_satoshis` 1000. The engine's errors name the value and
-/// the limit so; this reads them without a match on every (growing) variant.
-fn debug_fields(debug: &str) -> Vec<(String, Value)> {
-    let is_scid = |v: &str| {
-        let parts: Vec<&str> = v.split('x').collect();
-        parts.len() == 3
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    };
-    let mut out: Vec<(String, Value)> = Vec::new();
-    for part in debug.split([',', '{', '}', '(', ')']) {
-        let Some((k, v)) = part.split_once(": ") else {
-            continue;
-        };
-        let (k, v) = (k.trim(), v.trim());
-        let key_ok = !k.is_empty()
-            && k.starts_with(|c: char| c.is_ascii_lowercase())
-            && k.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !key_ok || out.iter().any(|(have, _)| have == k) {
-            continue;
-        }
-        if let Ok(n) = v.parse::<u64>() {
-            out.push((k.to_owned(), n.into()));
-        } else if is_scid(v) {
-            out.push((k.to_owned(), v.into()));
-        }
-    }
-    out
-}
-
-/// An engine error as an RPC error: code -32000, its variant's name as `kind`, its text as
-/// `message`, the ids it names and its numeric fields (the value and the limit of a
-/// refusal, [`debug_fields`]) as typed fields.
+/// An engine error as an RPC error: code -32000, its `kind` and typed fields from a match on
+/// the typed error ([`crate::rpc_errors`]; never from its text), its text as `message`.
 fn engine_error(e: EngineError) -> RpcError {
-    let message = e.to_string();
-    let (names, fields): (Vec<String>, Vec<(&str, Value)>) = match &e {
-        EngineError::Api(api) => {
-            let fields = match api {
-                ApiError::PeerNotConnected(node) => vec![("node_id", node.to_string().into())],
-                ApiError::UnknownChannel(c) => vec![("channel_id", c.to_string().into())],
-                ApiError::UnknownShortChannelId(s) => {
-                    vec![("short_channel_id", s.to_string().into())]
-                }
-                ApiError::DuplicatePayment(id) => vec![("payment_id", hex::encode(id.0).into())],
-                ApiError::NotClaimable(h) => vec![("payment_hash", h.to_string().into())],
-                _ => Vec::new(),
-            };
-            (debug_names(&format!("{api:?}")), fields)
-        }
-        EngineError::UnknownChannel(c) => (
-            vec!["unknown_channel".into()],
-            vec![("channel_id", c.to_string().into())],
-        ),
-        other => (debug_names(&format!("{other:?}")), Vec::new()),
-    };
-    let kind = names.first().cloned().unwrap_or_else(|| "engine".into());
-    let mut err = rpc_error(-32000, &kind, message);
-    // A wrapped error's own name says more (`first_hop` / `unknown_short_channel_id`); an
-    // id's type name (`PublicKey(..)`) is no reason.
-    if let Some(reason) = names.get(1).filter(|_| fields.is_empty()) {
-        err = err.with("reason", reason.as_str());
-    }
-    for (k, v) in fields {
-        err = err.with(k, v);
-    }
-    if let EngineError::Api(api) = &e {
-        for (k, v) in debug_fields(&format!("{api:?}")) {
-            if !err.data.contains_key(&k) {
-                err = err.with(&k, v);
-            }
-        }
-    }
+    let (kind, fields) = crate::rpc_errors::engine_refusal(&e);
+    let mut err = rpc_error(-32000, kind, e.to_string());
+    err.data = fields;
     err
 }
 
@@ -2160,7 +2078,7 @@ pub fn event_json(event: &Event) -> Value {
             "channel_id": channel_id.to_string(),
             "node_id": counterparty_node_id.to_string(),
             "reason": closure_text(reason),
-            "reason_kind": closure_kind(reason),
+            "reason_kind": crate::rpc_errors::closure_kind(reason),
         }),
         Event::BroadcastTransaction { tx } => json!({
             "type": "broadcast_transaction",
@@ -2278,14 +2196,6 @@ pub fn payment_failure_json(f: &PaymentFailure) -> Value {
     v
 }
 
-/// A closure reason's stable name (`channel_closed`'s `reason_kind`, beside its text).
-fn closure_kind(r: &ClosureReason) -> String {
-    debug_names(&format!("{r:?}"))
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "other".into())
-}
-
 fn closure_text(r: &ClosureReason) -> String {
     match r {
         // The peer's text as it is (already made printable by the core), not escaped again.
@@ -2303,6 +2213,7 @@ fn closure_text(r: &ClosureReason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lightning_core::node::ApiError;
 
     const NODE: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
     /// Version 2, one input (null outpoint, empty script), one output of 0 (empty script).
@@ -2659,27 +2570,6 @@ mod tests {
             (e.kind(), e.data()["reason"].as_str()),
             ("limit_reached", Some("pending_payments"))
         );
-        assert_eq!(
-            debug_names("FirstHop(UnknownShortChannelId { scid: 1x1x1 })"),
-            ["first_hop", "unknown_short_channel_id"]
-        );
-        assert_eq!(debug_names("ShuttingDown"), ["shutting_down"]);
-        assert_eq!(
-            debug_fields(
-                "ChannelValue(BelowMinimum { funding_satoshis: 100, min_satoshis: 1000 })"
-            ),
-            [
-                ("funding_satoshis".to_string(), json!(100)),
-                ("min_satoshis".to_string(), json!(1000))
-            ]
-        );
-        assert_eq!(
-            debug_fields(
-                "FirstHop(PeerDisconnected { short_channel_id: 1x2x3, node_id: PublicKey(02ab) })"
-            ),
-            [("short_channel_id".to_string(), json!("1x2x3"))]
-        );
-        assert!(debug_fields("ProcessingError { err: \"a: 1\" }").is_empty());
         let e = engine_error(EngineError::Api(ApiError::LimitReached(
             lightning_core::node::ApiLimit::ChannelsPerPeer {
                 node_id: node,

@@ -57,6 +57,7 @@ pub mod files;
 pub mod funding;
 pub mod net;
 pub mod peers;
+mod rpc_errors;
 mod state;
 pub mod sweep;
 pub mod wallet;
