@@ -2,7 +2,9 @@
 //! error whose text names the value and the limit: a channel value outside the limits, an
 //! unknown first hop, an amount below the first hop's `htlc_minimum_msat` or above what the
 //! channel can send, and a payment id already used (in flight, completed, and after a
-//! restart of the payer). The assertions read the error's text, not its JSON layout.
+//! restart of the payer). Each refusal is checked twice: its text names the value and the
+//! limit, and its typed `data` (`kind`, `reason`, the value and the limit as numbers) is
+//! exactly what the engine's typed error holds.
 
 mod daemon_support;
 
@@ -37,6 +39,14 @@ fn refused(result: Result<Value, String>, needles: &[&str]) -> String {
         assert!(e.contains(needle), "{e} names {needle:?}");
     }
     e
+}
+
+/// The refusal's typed `data` (the JSON-RPC error object is the error's text).
+#[track_caller]
+fn data(error: &str) -> Value {
+    let error: Value = serde_json::from_str(error).expect("a JSON-RPC error object");
+    assert_eq!(error["code"], -32000, "{error}");
+    error["data"].clone()
 }
 
 fn pay(
@@ -84,16 +94,26 @@ fn the_rpc_refuses_bad_channels_first_hops_amounts_and_used_payment_ids() {
     });
 
     // Channel values outside the limits: nothing is created.
-    refused(
+    let e = refused(
         a.try_call("open_channel", json!({"node_id": b_id, "amount_sat": 100})),
         &["100 sat", "1000 sat"],
     );
-    refused(
+    assert_eq!(
+        data(&e),
+        json!({"kind": "channel_value", "reason": "below_minimum",
+               "funding_satoshis": 100, "min_satoshis": 1000})
+    );
+    let e = refused(
         a.try_call(
             "open_channel",
             json!({"node_id": b_id, "amount_sat": 100_000, "push_msat": 100_000_001u64}),
         ),
         &["100000001 msat", "100000000 msat"],
+    );
+    assert_eq!(
+        data(&e),
+        json!({"kind": "channel_value", "reason": "push_above_value",
+               "push_msat": 100_000_001u64, "value_msat": 100_000_000u64})
     );
     assert_eq!(a.call("list_channels", json!({})), json!([]));
 
@@ -126,24 +146,49 @@ fn the_rpc_refuses_bad_channels_first_hops_amounts_and_used_payment_ids() {
     let id = "ab".repeat(32);
 
     // An unknown first hop, amounts the first hop cannot carry.
-    refused(
+    let e = refused(
         pay(&a, &b_id, &json!("1x2x3"), 50_000, &invoice, &id),
         &["1x2x3"],
     );
-    refused(
+    assert_eq!(
+        data(&e),
+        json!({"kind": "unknown_short_channel_id", "short_channel_id": "1x2x3"})
+    );
+    let e = refused(
         pay(&a, &b_id, &scid, 0, &invoice, &id),
         &["0 msat", "htlc_minimum_msat 1"],
     );
-    refused(
+    assert_eq!(
+        data(&e),
+        json!({"kind": "first_hop", "reason": "below_htlc_minimum", "short_channel_id": scid,
+               "amount_msat": 0, "htlc_minimum_msat": 1})
+    );
+    let e = refused(
         pay(&a, &b_id, &scid, 2_000_000_000, &invoice, &id),
         &["2000000000 msat", "outbound capacity"],
+    );
+    let typed = data(&e);
+    let capacity = typed["outbound_capacity_msat"]
+        .as_u64()
+        .expect("the limit, a number");
+    assert!(capacity > 0 && capacity < 1_000_000_000, "{typed}");
+    assert!(e.contains(&format!("capacity {capacity} msat")), "{e}");
+    assert_eq!(
+        typed,
+        json!({"kind": "first_hop", "reason": "above_outbound_capacity",
+               "short_channel_id": scid, "amount_msat": 2_000_000_000u64,
+               "outbound_capacity_msat": capacity})
     );
 
     // The id is still free: pay, and while in flight the id is refused.
     pay(&a, &b_id, &scid, 50_000, &invoice, &id).expect("pays");
-    refused(
+    let e = refused(
         pay(&a, &b_id, &scid, 50_000, &invoice, &id),
         &[&id, "in flight"],
+    );
+    assert_eq!(
+        data(&e),
+        json!({"kind": "duplicate_payment", "payment_id": id})
     );
     let (mut a_seen, mut b_seen) = (Vec::new(), Vec::new());
     wait_for(20, "bob's payment_claimable", || {
@@ -155,16 +200,21 @@ fn the_rpc_refuses_bad_channels_first_hops_amounts_and_used_payment_ids() {
     });
     let completed = a.fed_height;
     let until = (completed + lightning_core::node::DEFAULT_PAYMENT_ID_RETENTION_BLOCKS).to_string();
-    refused(
+    let e = refused(
         pay(&a, &b_id, &scid, 50_000, &invoice, &id),
         &[&id, &until, "payment_id_retention_blocks"],
     );
+    let recently_used = json!({"kind": "payment_id_recently_used", "payment_id": id,
+        "completed_height": completed,
+        "retained_until_height": completed + lightning_core::node::DEFAULT_PAYMENT_ID_RETENTION_BLOCKS});
+    assert_eq!(data(&e), recently_used);
 
     // Alice restarts: the id is still refused.
     let a_listen = a.listen.to_string();
     let dir = a.stop();
     let a = DaemonProcess::start_in(dir, &["--listen", &a_listen]);
-    refused(pay(&a, &b_id, &scid, 50_000, &invoice, &id), &[&id, &until]);
+    let e = refused(pay(&a, &b_id, &scid, 50_000, &invoice, &id), &[&id, &until]);
+    assert_eq!(data(&e), recently_used, "the same refusal after a restart");
     a.stop();
     b.stop();
 }
