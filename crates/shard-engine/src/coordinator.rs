@@ -27,7 +27,8 @@ pub struct CoordinatorState {
     pub payment_shard: HashMap<PaymentId, usize>,
     /// Ids of our payments that completed, on any shard, with the best height then:
     /// refused for `NodeConfig::payment_id_retention_blocks` ([`Coordinator::reserve_payment`];
-    /// rebuilt from the shards' node records on a restart).
+    /// rebuilt from every shard's completed ids on a restart, whichever shard took them
+    /// back: see [`crate::durable`]).
     pub completed_payments: HashMap<PaymentId, u32>,
     /// The shards holding HTLCs of each claimable payment to us.
     pub claimable: HashMap<PaymentHash, Vec<usize>>,
@@ -208,7 +209,8 @@ impl Coordinator {
         }
     }
 
-    /// Records a payment id completed at `height` (from a shard's node record on restart).
+    /// Records a payment id completed at `height` (from a shard's completed payment
+    /// records, on restart).
     pub fn payment_completed(&self, id: PaymentId, height: u32) {
         let mut s = self.w();
         let e = s.completed_payments.entry(id).or_insert(height);

@@ -23,7 +23,19 @@
 //!                                  host that logs updates), never written by the engine
 //! node/id                          the node id the store belongs to (33 bytes): an engine
 //!                                  with another node key refuses the store
+//! completed_payments/<payment id hex>-<completion height, 10 digits>
+//!                                  CompletedPaymentRecord: one of our payments completed
+//!                                  within `NodeConfig::payment_id_retention_blocks` (its id
+//!                                  is refused); written by the commit of the batch that
+//!                                  completed it, deleted by the one that forgot it
 //! ```
+//!
+//! A completed payment's id is a record of its own, not a field of the node record, so a
+//! commit writes the ids it changed, never all of the window's. The height is in the key:
+//! an id forgotten by one shard and used again (after its window) on another has two
+//! records, never one that two shards write and delete. On restore each id goes to one
+//! shard ([`completed_payment_shard`]: the id no longer says which peer paid it), and the
+//! coordinator learns every shard's, so the id is refused on every shard.
 //!
 //! See `docs/ENGINE.md` ("Durable state") for the ordering argument.
 //!
@@ -58,8 +70,8 @@ use lightning_core::node::{
 };
 use lightning_core::onion::FailureMessage;
 use lightning_core::persist::{
-    restore_monitor_with_revoked, ChannelRecord, ForwardResolutionRecord, MonitorRecord,
-    MonitorRevokedRecord, MonitorUpdateRecord, NodeRecord, PersistError,
+    restore_monitor_with_revoked, ChannelRecord, CompletedPaymentRecord, ForwardResolutionRecord,
+    MonitorRecord, MonitorRevokedRecord, MonitorUpdateRecord, NodeRecord, PersistError,
 };
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::types::ChannelId;
@@ -82,6 +94,8 @@ pub const MONITORS: &str = "monitors";
 pub const MONITOR_UPDATES: &str = "monitor_updates";
 /// Namespace of the chunks of revoked commitments' HTLCs of each monitor.
 pub const MONITOR_REVOKED: &str = "monitor_revoked";
+/// Namespace of completed payment ids (one record each).
+pub const COMPLETED_PAYMENTS: &str = "completed_payments";
 /// Namespace of the record naming the node the store belongs to.
 pub const NODE: &str = "node";
 /// Key of the record naming the node the store belongs to: its node id, 33 bytes
@@ -110,6 +124,25 @@ pub fn monitor_update_key(channel_id: &ChannelId, update_id: u64) -> String {
 /// The key of a chunk of a monitor's revoked HTLCs: the channel id in hex, then the chunk.
 pub fn monitor_revoked_key(channel_id: &ChannelId, chunk: u64) -> String {
     format!("{}-{chunk:020}", hex(&channel_id.0))
+}
+
+/// The key of a completed payment's record: the payment id in hex, then the best height
+/// when it completed.
+pub fn completed_payment_key(record: &CompletedPaymentRecord) -> String {
+    format!(
+        "{}-{:010}",
+        hex(&record.payment_id.0),
+        record.completed_height
+    )
+}
+
+/// The shard (of `shards`) that takes back completed payment id `id` on restore: any one
+/// would do (the coordinator refuses the id on every shard), this one spreads them.
+pub fn completed_payment_shard(id: &PaymentId, shards: usize) -> usize {
+    let folded =
+        id.0.iter()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b)));
+    usize::try_from(folded % shards.max(1) as u64).unwrap_or(0)
 }
 
 /// The key of a resolution record: `f-<incoming channel>-<htlc id>` or `p-<payment id>`.
@@ -198,6 +231,25 @@ pub fn commit_ops(
             continue;
         };
         monitor_ops(&mut ops, record.as_ref(), &chunks)?;
+    }
+    // Completed payment ids: the ones forgotten, then the ones completed (never the same
+    // key: see `Dirty`), each a small record of its own.
+    for record in &dirty.forgotten_payments {
+        ops.push(WriteOp::Remove {
+            namespace: COMPLETED_PAYMENTS.into(),
+            key: completed_payment_key(record),
+        });
+    }
+    for record in &dirty.completed_payments {
+        let key = completed_payment_key(record);
+        let value = record
+            .to_bytes()
+            .map_err(|error| record_error(COMPLETED_PAYMENTS, &key, error))?;
+        ops.push(WriteOp::Put {
+            namespace: COMPLETED_PAYMENTS.into(),
+            key,
+            value,
+        });
     }
     if dirty.node {
         let value = core
@@ -446,9 +498,17 @@ pub(crate) fn restore(
         let bytes = read(RESOLUTIONS, key)?;
         resolutions.push(decode_resolution(&bytes).map_err(|e| record_error(RESOLUTIONS, key, e))?);
     }
+    let mut completed = Vec::new();
+    for key in store.list(COMPLETED_PAYMENTS).map_err(store_error)? {
+        let bytes = read(COMPLETED_PAYMENTS, &key)?;
+        completed.push(
+            CompletedPaymentRecord::from_bytes(&bytes)
+                .map_err(|e| record_error(COMPLETED_PAYMENTS, &key, e))?,
+        );
+    }
     let mut monitor_ops_opening = Vec::new();
     let monitors = read_monitors(store, &seed, &read, &mut monitor_ops_opening)?;
-    let merged = match NodeRecord::merge(nodes) {
+    let mut merged = match NodeRecord::merge(nodes) {
         Some(m) => m,
         None => NodeCore::new(
             node_secret,
@@ -516,6 +576,24 @@ pub(crate) fn restore(
             v.push(record);
         }
     }
+    // Completed payment ids, each to one shard: those of their own records, and those a
+    // node record of the first format-5 build held (the shard's node record passes them on,
+    // and its first commit writes them as records of their own).
+    let mut completed_by_shard: Vec<Vec<CompletedPaymentRecord>> =
+        (0..n).map(|_| Vec::new()).collect();
+    for record in completed {
+        if let Some(v) = completed_by_shard.get_mut(completed_payment_shard(&record.payment_id, n))
+        {
+            v.push(record);
+        }
+    }
+    let mut legacy_completed: Vec<BTreeMap<PaymentId, u32>> =
+        (0..n).map(|_| BTreeMap::new()).collect();
+    for (id, height) in std::mem::take(&mut merged.completed_payments) {
+        if let Some(m) = legacy_completed.get_mut(completed_payment_shard(&id, n)) {
+            m.insert(id, height);
+        }
+    }
     let mut monitors_by_shard: Vec<Vec<ChannelMonitor>> = (0..n).map(|_| Vec::new()).collect();
     for monitor in monitors {
         let shard = placement.shard_of(&monitor.counterparty_node_id());
@@ -526,18 +604,22 @@ pub(crate) fn restore(
     let mut cores: Vec<NodeCore> = by_shard
         .into_iter()
         .zip(monitors_by_shard)
+        .zip(completed_by_shard.into_iter().zip(legacy_completed))
         .enumerate()
-        .map(|(index, (records, monitors))| {
+        .map(|(index, ((records, monitors), (completed, legacy)))| {
             let mut record = merged.clone();
             record.retain_peers(|peer| placement.shard_of(peer) == index);
-            NodeCore::restore_with_monitors(
+            record.completed_payments = legacy;
+            let mut core = NodeCore::restore_with_monitors(
                 node_secret,
                 seed,
                 config.clone(),
                 record,
                 records,
                 monitors,
-            )
+            );
+            core.restore_completed_payments(completed);
+            core
         })
         .collect();
     for r in resolutions.iter().chain(lost.iter()) {
@@ -580,7 +662,7 @@ pub(crate) fn restore(
         for id in record.payments.keys() {
             coordinator.payment_started(*id, index);
         }
-        for (id, height) in &record.completed_payments {
+        for (id, height) in core.completed_payments() {
             coordinator.payment_completed(*id, *height);
         }
         for hash in record.claimable.keys() {

@@ -345,7 +345,9 @@ pub struct NodeCore {
     claimable: BTreeMap<PaymentHash, Vec<ClaimableHtlc>>,
     payments: BTreeMap<PaymentId, OutboundPayment>,
     /// Ids of our payments that completed, with the best height then: refused for
-    /// [`NodeConfig::payment_id_retention_blocks`] (persisted).
+    /// [`NodeConfig::payment_id_retention_blocks`]. Persisted one record each
+    /// ([`Dirty::completed_payments`], [`NodeCore::restore_completed_payments`]), never in
+    /// the node record, so a commit does not grow with them.
     completed_payments: BTreeMap<PaymentId, u32>,
     offered: BTreeMap<(ChannelId, u64), OfferedHtlc>,
     upstream: BTreeMap<(ChannelId, u64), UpstreamHtlc>,

@@ -16,9 +16,9 @@ use crate::onion::{Failure, FailureMessage, HopSharedSecret};
 use crate::peer::{PeerChannel, PeerState};
 use crate::persist::MonitorRevokedRecord;
 use crate::persist::{
-    ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,
-    InboundPaymentRecord, MonitorRecord, NodeRecord, OfferedHtlcRecord, OutboundPaymentRecord,
-    PendingTimeoutRecord, UpstreamHtlcRecord,
+    ChannelRecord, ClaimableHtlcRecord, CompletedPaymentRecord, ForwardOutcomeRecord,
+    ForwardResolutionRecord, InboundPaymentRecord, MonitorRecord, NodeRecord, OfferedHtlcRecord,
+    OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
 };
 use crate::types::ChannelId;
 
@@ -35,6 +35,13 @@ pub struct Dirty {
     /// Monitors that changed: write their [`NodeCore::snapshot_monitor`] records in the same
     /// commit as the channel state they follow, before any message of the batch leaves.
     pub monitors: BTreeSet<ChannelId>,
+    /// Payments that completed (or completed ids to store again, after a restore from a
+    /// node record that held them): write a [`CompletedPaymentRecord`] for each. They do
+    /// not change the node record.
+    pub completed_payments: BTreeSet<CompletedPaymentRecord>,
+    /// Completed payment ids forgotten (their retention window passed): delete their
+    /// record (named by id and completion height, as written).
+    pub forgotten_payments: BTreeSet<CompletedPaymentRecord>,
 }
 
 impl Dirty {
@@ -44,6 +51,20 @@ impl Dirty {
             && self.removed.is_empty()
             && !self.node
             && self.monitors.is_empty()
+            && self.completed_payments.is_empty()
+            && self.forgotten_payments.is_empty()
+    }
+
+    pub(super) fn payment_completed(&mut self, record: CompletedPaymentRecord) {
+        self.forgotten_payments.remove(&record);
+        self.completed_payments.insert(record);
+    }
+
+    /// A record written in this batch is not written; a record written before is deleted
+    /// (deleting a record that was never written deletes nothing).
+    pub(super) fn payment_forgotten(&mut self, record: CompletedPaymentRecord) {
+        self.completed_payments.remove(&record);
+        self.forgotten_payments.insert(record);
     }
 
     pub(super) fn monitor_created(&mut self, channel_id: ChannelId) {
@@ -242,7 +263,8 @@ impl NodeCore {
                     (*txid, pending)
                 })
                 .collect(),
-            completed_payments: self.completed_payments.clone(),
+            // Stored as records of their own (`Dirty::completed_payments`).
+            completed_payments: BTreeMap::new(),
         }
     }
 
@@ -441,7 +463,17 @@ impl NodeCore {
                 )
             })
             .collect();
-        core.completed_payments = node_record.completed_payments.clone();
+        // Ids a node record of the first format-5 build held: the first commit writes them
+        // as records of their own (and the node record, dirty below, without them).
+        for (payment_id, completed_height) in &node_record.completed_payments {
+            core.completed_payment_restored(
+                CompletedPaymentRecord {
+                    payment_id: *payment_id,
+                    completed_height: *completed_height,
+                },
+                false,
+            );
+        }
         let mut orphans = Vec::new();
         for ((channel_id, htlc_id), o) in &node_record.offered {
             if has_channel(&core, &o.node_id, channel_id) {
@@ -477,6 +509,7 @@ impl NodeCore {
             })
             .collect();
         core.dirty.node = true;
+        core.prune_completed_payments();
         for (channel_id, offered) in orphans {
             core.resolve_offered_failed_here(
                 offered,

@@ -11,10 +11,13 @@
 //! is [`ApiError::DuplicatePayment`] or
 //! [`ApiError::PaymentIdRecentlyUsed`].
 
+use std::collections::BTreeMap;
+
 use bitcoin::secp256k1::PublicKey;
 
 use super::{ApiError, NodeCore, PaymentId};
 use crate::channel::ChannelPhase;
+use crate::persist::CompletedPaymentRecord;
 use crate::transactions::fees::{commitment_base_fee, ANCHOR_OUTPUT_SATOSHIS};
 use crate::transactions::ChannelType;
 use crate::types::ShortChannelId;
@@ -297,24 +300,98 @@ impl NodeCore {
         Ok(())
     }
 
-    /// Remembers a completed payment's id (with the best height) for the retention window.
+    /// Remembers a completed payment's id (with the best height) for the retention window:
+    /// one [`CompletedPaymentRecord`] to write ([`Dirty::completed_payments`](super::Dirty)),
+    /// the node record unchanged.
     pub(super) fn payment_completed(&mut self, payment_id: PaymentId) {
         if self.config.payment_id_retention_blocks > 0 {
-            self.completed_payments.insert(payment_id, self.best_height);
-            self.dirty.node = true;
+            let completed_height = self.best_height;
+            if let Some(old) = self.completed_payments.insert(payment_id, completed_height) {
+                if old != completed_height {
+                    // An id used again after its window, not yet pruned: its old record goes.
+                    self.dirty.payment_forgotten(CompletedPaymentRecord {
+                        payment_id,
+                        completed_height: old,
+                    });
+                }
+            }
+            self.dirty.payment_completed(CompletedPaymentRecord {
+                payment_id,
+                completed_height,
+            });
         }
     }
 
-    /// Forgets completed payment ids whose retention window has passed.
+    /// Forgets completed payment ids whose retention window has passed: their records are
+    /// deleted ([`Dirty::forgotten_payments`](super::Dirty)), the node record unchanged.
     pub(super) fn prune_completed_payments(&mut self) {
         let window = self.config.payment_id_retention_blocks;
         let height = self.best_height;
-        let before = self.completed_payments.len();
-        self.completed_payments
-            .retain(|_, completed| height < completed.saturating_add(window));
-        if self.completed_payments.len() != before {
-            self.dirty.node = true;
+        let expired: Vec<CompletedPaymentRecord> = self
+            .completed_payments
+            .iter()
+            .filter(|(_, completed)| height >= completed.saturating_add(window))
+            .map(|(payment_id, completed_height)| CompletedPaymentRecord {
+                payment_id: *payment_id,
+                completed_height: *completed_height,
+            })
+            .collect();
+        for record in expired {
+            self.completed_payments.remove(&record.payment_id);
+            self.dirty.payment_forgotten(record);
         }
+    }
+
+    /// Takes back a completed payment id on restore: `stored` when its own record holds it
+    /// (nothing to write), otherwise (a node record of the first format-5 build held it) it
+    /// is written as a record of its own by the next commit. Of two heights for one id the
+    /// later one stays and the other's record is deleted.
+    pub(super) fn completed_payment_restored(
+        &mut self,
+        record: CompletedPaymentRecord,
+        stored: bool,
+    ) {
+        let CompletedPaymentRecord {
+            payment_id,
+            completed_height,
+        } = record;
+        match self.completed_payments.get(&payment_id).copied() {
+            Some(kept) if kept == completed_height => {}
+            Some(kept) if kept > completed_height => self.dirty.payment_forgotten(record),
+            other => {
+                if let Some(kept) = other {
+                    self.dirty.payment_forgotten(CompletedPaymentRecord {
+                        payment_id,
+                        completed_height: kept,
+                    });
+                }
+                self.completed_payments.insert(payment_id, completed_height);
+                if !stored {
+                    self.dirty.payment_completed(record);
+                }
+            }
+        }
+    }
+
+    /// Takes back, after [`NodeCore::restore`], the [`CompletedPaymentRecord`]s this node
+    /// (or shard) stored ([`Dirty::completed_payments`](super::Dirty)): their ids are
+    /// refused again until their retention window passes. Records whose window already
+    /// passed at the restored best block are forgotten (deleted by the next commit), as are
+    /// older records of an id stored twice.
+    pub fn restore_completed_payments(
+        &mut self,
+        records: impl IntoIterator<Item = CompletedPaymentRecord>,
+    ) {
+        for record in records {
+            self.completed_payment_restored(record, true);
+        }
+        self.prune_completed_payments();
+    }
+
+    /// The ids of our payments that completed within the retention window, with the best
+    /// height then (an engine shares them between its shards).
+    pub fn completed_payments(&self) -> &BTreeMap<PaymentId, u32> {
+        &self.completed_payments
     }
 
     /// The channel and peer behind a payment's first hop, if it can carry an HTLC now.
@@ -508,34 +585,118 @@ mod tests {
         core.best_block_updated(height, BlockHash::from_byte_array([height as u8; 32]));
     }
 
+    fn record(payment_id: PaymentId, completed_height: u32) -> CompletedPaymentRecord {
+        CompletedPaymentRecord {
+            payment_id,
+            completed_height,
+        }
+    }
+
     #[test]
     fn a_completed_id_is_refused_for_the_window_across_a_restore_then_forgotten() {
         let mut core = node(3);
         let id = PaymentId([9; 32]);
         core.check_payment_id(&id).expect("a fresh id");
+        let _ = core.take_dirty();
         core.payment_completed(id);
-        assert!(core.take_dirty().node, "the completion is committed");
+        let dirty = core.take_dirty();
+        assert!(!dirty.node, "a completion leaves the node record as it is");
+        assert_eq!(
+            dirty.completed_payments,
+            [record(id, 100)].into_iter().collect(),
+            "the completion is committed as a record of its own"
+        );
         let refused = ApiError::PaymentIdRecentlyUsed {
             payment_id: id,
             completed_height: 100,
             retained_until_height: 103,
         };
         assert_eq!(core.check_payment_id(&id), Err(refused.clone()));
-        // A restore from the node record remembers it.
-        let record = core.node_record();
-        assert_eq!(record.completed_payments.get(&id), Some(&100));
+        // A restore from the node record and the completed-payment records remembers it.
+        let node_record = core.node_record();
+        assert!(
+            node_record.completed_payments.is_empty(),
+            "not in the node record"
+        );
         let secret = SecretKey::from_slice(&[3; 32]).expect("a valid key");
-        let mut core = NodeCore::restore(secret, [3; 32], config(3), record, Vec::new());
+        let mut core = NodeCore::restore(secret, [3; 32], config(3), node_record, Vec::new());
+        core.restore_completed_payments([record(id, 100)]);
+        let dirty = core.take_dirty();
+        assert!(
+            dirty.completed_payments.is_empty() && dirty.forgotten_payments.is_empty(),
+            "a stored record is not written again"
+        );
         block(&mut core, 102);
         assert_eq!(core.check_payment_id(&id), Err(refused));
+        let dirty = core.take_dirty();
+        assert!(dirty.forgotten_payments.is_empty());
         block(&mut core, 103);
         core.check_payment_id(&id)
             .expect("forgotten after the window");
-        assert!(core.node_record().completed_payments.is_empty(), "pruned");
+        assert!(core.completed_payments().is_empty(), "pruned");
+        let dirty = core.take_dirty();
+        assert_eq!(
+            dirty.forgotten_payments,
+            [record(id, 100)].into_iter().collect(),
+            "its record is deleted"
+        );
         // A window of 0 keeps nothing.
         let mut core = node(0);
+        let _ = core.take_dirty();
         core.payment_completed(id);
         core.check_payment_id(&id).expect("nothing kept");
+        assert!(core.completed_payments().is_empty());
+        assert!(core.take_dirty().is_empty());
+    }
+
+    /// A node record of the first format-5 build held the ids: they are refused after the
+    /// restore, and the first commit writes them as records of their own.
+    #[test]
+    fn ids_in_a_node_record_move_to_records_of_their_own() {
+        let core = node(10);
+        let mut node_record = core.node_record();
+        let (a, b) = (PaymentId([1; 32]), PaymentId([2; 32]));
+        node_record.completed_payments = [(a, 95), (b, 80)].into_iter().collect();
+        let secret = SecretKey::from_slice(&[3; 32]).expect("a valid key");
+        let mut core = NodeCore::restore(secret, [3; 32], config(10), node_record, Vec::new());
+        // A record of its own for `a` at an older height: the later height stays.
+        core.restore_completed_payments([record(a, 91)]);
+        assert!(matches!(
+            core.check_payment_id(&a),
+            Err(ApiError::PaymentIdRecentlyUsed {
+                completed_height: 95,
+                ..
+            })
+        ));
+        core.check_payment_id(&b)
+            .expect("b's window (80 + 10) passed at height 100");
+        let dirty = core.take_dirty();
+        assert!(dirty.node, "the node record is rewritten without them");
         assert!(core.node_record().completed_payments.is_empty());
+        assert_eq!(
+            dirty.completed_payments,
+            [record(a, 95)].into_iter().collect()
+        );
+        assert!(dirty.forgotten_payments.contains(&record(a, 91)));
+    }
+
+    /// An id used again after its window, before its shard pruned it: the old record goes
+    /// in the commit that writes the new one.
+    #[test]
+    fn an_id_completed_again_replaces_its_record() {
+        let mut core = node(2);
+        let id = PaymentId([4; 32]);
+        core.completed_payment_restored(record(id, 90), true);
+        let _ = core.take_dirty();
+        core.payment_completed(id);
+        let dirty = core.take_dirty();
+        assert_eq!(
+            dirty.completed_payments,
+            [record(id, 100)].into_iter().collect()
+        );
+        assert_eq!(
+            dirty.forgotten_payments,
+            [record(id, 90)].into_iter().collect()
+        );
     }
 }

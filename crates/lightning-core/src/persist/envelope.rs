@@ -60,6 +60,9 @@ pub enum RecordKind {
     /// A [`super::MonitorRevokedRecord`]: the HTLCs of a chunk of the peer's revoked
     /// commitments, kept beside the monitor's snapshot (from format version 4).
     MonitorRevoked,
+    /// A [`super::CompletedPaymentRecord`]: the id of one of our payments that completed,
+    /// with the height then, kept for the retention window (from format version 5).
+    CompletedPayment,
 }
 
 impl RecordKind {
@@ -72,6 +75,7 @@ impl RecordKind {
             RecordKind::Monitor => 4,
             RecordKind::MonitorUpdate => 5,
             RecordKind::MonitorRevoked => 6,
+            RecordKind::CompletedPayment => 7,
         }
     }
 
@@ -84,6 +88,7 @@ impl RecordKind {
             4 => Some(RecordKind::Monitor),
             5 => Some(RecordKind::MonitorUpdate),
             6 => Some(RecordKind::MonitorRevoked),
+            7 => Some(RecordKind::CompletedPayment),
             _ => None,
         }
     }
@@ -96,6 +101,7 @@ impl RecordKind {
             RecordKind::Channel | RecordKind::Node => 1,
             RecordKind::Resolution => 3,
             RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => 4,
+            RecordKind::CompletedPayment => 5,
         }
     }
 
@@ -103,11 +109,13 @@ impl RecordKind {
     /// `min_reader_version` [`encode`] puts in the envelope. Format version 4 only added
     /// kinds, so the kinds of version 3 keep 3 (a version-3 build still reads them, see
     /// "Compatibility policy" in [`super`]); a kind reads from the version that introduced
-    /// it on.
+    /// it on (format version 5 appended a field to the node record and added
+    /// [`RecordKind::CompletedPayment`], read from 5 on).
     pub fn min_reader_version(self) -> u16 {
         match self {
             RecordKind::Channel | RecordKind::Node | RecordKind::Resolution => 3,
             RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => 4,
+            RecordKind::CompletedPayment => 5,
         }
     }
 }
@@ -121,6 +129,7 @@ impl fmt::Display for RecordKind {
             RecordKind::Monitor => write!(f, "channel monitor record"),
             RecordKind::MonitorUpdate => write!(f, "channel monitor update record"),
             RecordKind::MonitorRevoked => write!(f, "channel monitor revoked-HTLCs record"),
+            RecordKind::CompletedPayment => write!(f, "completed payment record"),
         }
     }
 }
@@ -598,6 +607,7 @@ mod tests {
             RecordKind::Monitor,
             RecordKind::MonitorUpdate,
             RecordKind::MonitorRevoked,
+            RecordKind::CompletedPayment,
         ];
         for (i, k) in kinds.iter().enumerate() {
             assert_eq!(RecordKind::from_code(k.code()), Some(*k));
@@ -605,7 +615,11 @@ mod tests {
             assert!(k.min_reader_version() >= k.introduced_in().min(3));
             assert!(k.min_reader_version() <= FORMAT_VERSION);
         }
-        assert_eq!(RecordKind::from_code(7), None);
+        assert_eq!(RecordKind::from_code(8), None);
+        // A kind added by format version 5 is read from 5 on: version 4 refuses it (as
+        // too new) rather than misreading it.
+        assert_eq!(RecordKind::CompletedPayment.introduced_in(), 5);
+        assert_eq!(RecordKind::CompletedPayment.min_reader_version(), 5);
     }
 
     #[test]

@@ -39,8 +39,10 @@
 //! additive change (see [`records`]), so that format is our version 3. Version 4 adds the
 //! monitor's two kinds and changes no other kind (see [`monitor`] for why the older kinds
 //! are still written readable by version 3).
-//! Version 5 appends the recently completed payment ids to the node record (see
-//! [`records`]); node records stay readable by versions 3 and 4.
+//! Version 5 adds [`CompletedPaymentRecord`] ([`RecordKind::CompletedPayment`]), one per
+//! recently completed payment id (see [`records`]). The first version-5 build had appended
+//! the ids to the node record instead; such node records still read (the node rewrites
+//! their ids as records of their own) and node records stay readable by versions 3 and 4.
 //!
 //! # Adding a record kind
 //! A new kind (say the on-chain monitor's) touches no existing kind:
@@ -85,9 +87,9 @@ pub use monitor::{
     MonitorStepRecord, MonitorTermsRecord, MonitorUpdateRecord, RevokedHtlcsRecord, REVOKED_CHUNK,
 };
 pub use records::{
-    migrate, ChannelRecord, ClaimableHtlcRecord, ForwardOutcomeRecord, ForwardResolutionRecord,
-    InboundPaymentRecord, NodeRecord, OfferedHtlcRecord, OutboundPaymentRecord,
-    PendingTimeoutRecord, UpstreamHtlcRecord,
+    migrate, ChannelRecord, ClaimableHtlcRecord, CompletedPaymentRecord, ForwardOutcomeRecord,
+    ForwardResolutionRecord, InboundPaymentRecord, NodeRecord, OfferedHtlcRecord,
+    OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
 };
 
 #[cfg(test)]

@@ -40,7 +40,17 @@
 //!   ([`NodeRecord::completed_payments`], the last field of a node record) so that a
 //!   restart still refuses their reuse. [`MIGRATIONS`] converts version 4 by appending an
 //!   empty map. Only appended: node records keep `min_reader_version` 3, and a version-4
-//!   build reads them, ignoring the new field.
+//!   build reads them, ignoring the new field. Version 5 also adds a kind,
+//!   [`RecordKind::CompletedPayment`] ([`CompletedPaymentRecord`], one per id): rewriting
+//!   the whole map in the node record at every payment made each commit grow with the
+//!   payments of the window, so the ids moved to records of their own before version 5 was
+//!   released, within the same format version. Node records of the first version-5 build
+//!   with ids in the field still read: the node merges them and its next commit rewrites
+//!   them as records of their own and the field empty. The new kind is written with
+//!   `min_reader_version` 5: a version-4 build refuses it ([`PersistError::TooNew`])
+//!   rather than misreading it, so a downgrade to version 4 must start from a store
+//!   without completed payment records (after the retention window, or with them
+//!   deleted: the ids are then no longer refused).
 //!
 //! A unit test proves the hook with a made-up version 0.
 
@@ -182,10 +192,24 @@ pub struct NodeRecord {
     pub upstream: BTreeMap<(ChannelId, u64), UpstreamHtlcRecord>,
     /// HTLC-timeout transactions we wait for, by txid.
     pub pending_timeouts: BTreeMap<Txid, Vec<PendingTimeoutRecord>>,
-    /// Ids of our payments that completed, with the best block height then: refused for
-    /// `NodeConfig::payment_id_retention_blocks` after it, across restarts (format version
-    /// 5 appended it). Not owned by a peer: every shard keeps them all.
+    /// Ids of our payments that completed, with the best block height then, as the first
+    /// build of format version 5 stored them (appended to the node record). Read, merged
+    /// and rewritten as [`CompletedPaymentRecord`]s by the next commit; this build writes
+    /// the field empty (a record per id costs each commit the ids it changed, not all of
+    /// them).
     pub completed_payments: BTreeMap<PaymentId, u32>,
+}
+
+/// The id of one of our payments that completed, with the best block height then: refused
+/// for `NodeConfig::payment_id_retention_blocks` after it, across restarts. One record per
+/// id ([`RecordKind::CompletedPayment`], format version 5 on), written by the commit of the
+/// batch that completed the payment and deleted by the one that forgot it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CompletedPaymentRecord {
+    /// The payment's id.
+    pub payment_id: PaymentId,
+    /// The best block height when it completed.
+    pub completed_height: u32,
 }
 
 /// A node record of format versions 1 and 2 up to (not including) its configuration, the
@@ -370,7 +394,8 @@ fn v1_to_v2(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         RecordKind::Resolution
         | RecordKind::Monitor
         | RecordKind::MonitorUpdate
-        | RecordKind::MonitorRevoked => return Err(not_in_version(kind, 1)),
+        | RecordKind::MonitorRevoked
+        | RecordKind::CompletedPayment => return Err(not_in_version(kind, 1)),
     }
     .map_err(encode_err(kind))?;
     Ok([payload, &appended].concat())
@@ -401,7 +426,8 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         RecordKind::Resolution
         | RecordKind::Monitor
         | RecordKind::MonitorUpdate
-        | RecordKind::MonitorRevoked => Err(not_in_version(kind, 2)),
+        | RecordKind::MonitorRevoked
+        | RecordKind::CompletedPayment => Err(not_in_version(kind, 2)),
     }
 }
 
@@ -409,9 +435,10 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
 fn v3_to_v4(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
     match kind {
         RecordKind::Channel | RecordKind::Node | RecordKind::Resolution => Ok(payload.to_vec()),
-        RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => {
-            Err(not_in_version(kind, 3))
-        }
+        RecordKind::Monitor
+        | RecordKind::MonitorUpdate
+        | RecordKind::MonitorRevoked
+        | RecordKind::CompletedPayment => Err(not_in_version(kind, 3)),
     }
 }
 
@@ -429,6 +456,7 @@ fn v4_to_v5(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         | RecordKind::Monitor
         | RecordKind::MonitorUpdate
         | RecordKind::MonitorRevoked => Ok(payload.to_vec()),
+        RecordKind::CompletedPayment => Err(not_in_version(kind, 4)),
     }
 }
 
@@ -550,6 +578,24 @@ impl NodeRecord {
     /// Never panics: anything else is a [`PersistError`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
         from_record(bytes, RecordKind::Node, MIGRATIONS, OLDEST_READABLE_VERSION)
+    }
+}
+
+impl CompletedPaymentRecord {
+    /// The record's stored bytes (envelope and payload).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {
+        to_record(RecordKind::CompletedPayment, self)
+    }
+
+    /// Reads a record written by [`CompletedPaymentRecord::to_bytes`]. Never panics:
+    /// anything else is a [`PersistError`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
+        from_record(
+            bytes,
+            RecordKind::CompletedPayment,
+            MIGRATIONS,
+            OLDEST_READABLE_VERSION,
+        )
     }
 }
 
