@@ -245,9 +245,17 @@ impl ShardDriver {
         self.ciphertext = 0;
     }
 
-    /// Handles one inbox message of the batch (see [`Handled`]).
+    /// Handles one message of the batch (see [`Handled`]).
+    ///
+    /// `from_inbox`: the message came through the shard's inbox (its bytes go back to the
+    /// inbox's byte bound), rather than read by the shard from a socket it owns.
     #[inline]
-    pub(crate) fn handle<S: Sink>(&mut self, msg: ShardMsg, sink: &mut S) -> Handled {
+    pub(crate) fn handle<S: Sink>(
+        &mut self,
+        msg: ShardMsg,
+        sink: &mut S,
+        from_inbox: bool,
+    ) -> Handled {
         let connected = match &msg {
             ShardMsg::Shutdown => {
                 // Nothing is left uncommitted at a clean stop.
@@ -255,6 +263,7 @@ impl ShardDriver {
                 return Handled::Shutdown;
             }
             ShardMsg::Attach(a) => Some(a.node_id),
+            ShardMsg::AttachSocket(a) => Some(a.attached.node_id),
             ShardMsg::Resolve(r) => {
                 self.consumed.push(r.source);
                 None
@@ -282,7 +291,9 @@ impl ShardDriver {
         if let ShardMsg::Ciphertext { .. } = &msg {
             self.ciphertext += len;
         }
-        sink.taken(self.shard.index(), len);
+        if from_inbox {
+            sink.taken(self.shard.index(), len);
+        }
         step(&mut self.shard, msg, &mut self.out);
         self.handled += 1;
         if self.handled < self.commit_batch

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{
-    bounded, unbounded, Receiver, RecvTimeoutError, Select, Sender, TrySendError,
+    bounded, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError,
 };
 use lightning_core::bitcoin::BlockHash;
 use lightning_core::keys::ChannelKeys;
@@ -25,9 +25,11 @@ use crate::driver::{open_shards, Handled, Refused, ShardDriver, Sink};
 use crate::durable;
 use crate::error::{EngineError, StopReason};
 use crate::fees::FeeEstimator;
+use crate::inbox::{Bell, Inbox, WAKE_TOKEN};
 use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{Shard, ShardCounters, ShardStats};
+use crate::socket::{PeerSocket, ShardSockets, SocketAttach, SocketSet, SocketWaker, SocketWriter};
 use crate::store::{Store, StoreError, WriteOp};
 
 /// How the engine is sized, and where it keeps its state.
@@ -170,7 +172,7 @@ impl Shared {
 
     /// Stops the whole engine for `reason` (the first reason wins; it is logged once), and
     /// wakes every shard waiting on its inbox so that it sees the stop and exits.
-    fn halt(&self, reason: StopReason, senders: &[Sender<ShardMsg>]) {
+    fn halt(&self, reason: StopReason, senders: &[Inbox]) {
         let error = EngineError::Stopped { reason };
         if self.stopped.set(error.clone()).is_ok() {
             tracing::error!(%error, "engine stopped: every shard stops taking messages");
@@ -202,7 +204,9 @@ pub struct Engine {
     node_id: PublicKey,
     placement: Placement,
     shared: Arc<Shared>,
-    senders: Vec<Sender<ShardMsg>>,
+    senders: Vec<Inbox>,
+    /// Per shard: what attaching a socket to it takes.
+    sockets: Vec<ShardSockets>,
     counters: Vec<Arc<ShardCounters>>,
     threads: Vec<JoinHandle<Vec<ShardMsg>>>,
     inbox_capacity: usize,
@@ -393,21 +397,42 @@ impl Engine {
             stopped: OnceLock::new(),
         });
         let inbox_capacity = config.inbox_capacity.max(1);
-        let (senders, receivers): (Vec<_>, Vec<_>) =
-            (0..n).map(|_| bounded::<ShardMsg>(inbox_capacity)).unzip();
+        // Each shard sleeps in its own poller: its sockets, and a bell for everything else.
+        let polls: Vec<mio::Poll> = (0..n)
+            .map(|_| mio::Poll::new().expect("creating a shard's poller (the OS refused)"))
+            .collect();
+        let bells: Vec<Arc<Bell>> = polls
+            .iter()
+            .map(|p| Bell::new(p).expect("creating a shard's waker (the OS refused)"))
+            .collect();
+        let (senders, receivers): (Vec<_>, Vec<_>) = bells
+            .iter()
+            .map(|bell| Inbox::bounded(inbox_capacity, bell.clone()))
+            .unzip();
         initial.resize_with(n, Vec::new);
         let mut counters = Vec::new();
         let mut threads = Vec::new();
-        for ((shard, rx), first) in shards.into_iter().zip(receivers).zip(initial) {
+        let mut sockets = Vec::new();
+        for (((shard, rx), first), poll) in
+            shards.into_iter().zip(receivers).zip(initial).zip(polls)
+        {
             let index = shard.index();
             counters.push(shard.counters().clone());
+            let bell = senders[index].bell().clone();
             let (committer, reports) = match &config.store {
                 Some(store) if config.pipelines_commits() => {
-                    let (committer, reports) = Committer::spawn(index, store.clone(), &shared);
+                    let (committer, reports) =
+                        Committer::spawn(index, store.clone(), &shared, bell.clone());
                     (Some(committer), Some(reports))
                 }
                 _ => (None, None),
             };
+            let registry = poll
+                .registry()
+                .try_clone()
+                .expect("sharing a shard's poller registry (the OS refused)");
+            let (set, attach) = SocketSet::new(registry, bell.clone());
+            sockets.push(attach);
             let worker = Worker {
                 driver: ShardDriver::new(shard, &config, n),
                 sink: ThreadSink {
@@ -421,6 +446,11 @@ impl Engine {
                 held: None,
                 counted_deferred: false,
                 counted_committing: false,
+                poll,
+                events: mio::Events::with_capacity(256),
+                bell,
+                sockets: set,
+                read_buf: Vec::new(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("lnshard-shard-{index}"))
@@ -434,6 +464,7 @@ impl Engine {
             placement,
             shared,
             senders,
+            sockets,
             counters,
             threads,
             inbox_capacity,
@@ -588,6 +619,54 @@ impl Engine {
         };
         self.backend()
             .enqueue(shard, ShardMsg::Attach(attached), true)
+    }
+
+    /// Hands an established connection's socket to its peer's shard, which reads and writes
+    /// it itself from now on (shared-nothing IO: see [`crate::socket`]): the host calls
+    /// nothing more for this connection, neither [`Engine::connection_ciphertext`] nor
+    /// [`Engine::detach_connection`] (which still closes it early if called). `transport`
+    /// holds the cipher states right after the handshake the host ran on `socket`; bytes the
+    /// peer sent after act three are read from the socket. `on_close` runs once, on the
+    /// shard's thread, when the socket is closed (by the peer, by a failure, or by the shard
+    /// disconnecting the peer); it must not block.
+    ///
+    /// Returns the waker an in-memory socket (one without [`PeerSocket::poll_fd`]) calls
+    /// when it has bytes to read or room to write; a socket with a descriptor needs none.
+    ///
+    /// Errors as [`Engine::attach_connection`].
+    pub fn attach_socket(
+        &self,
+        conn: ConnectionId,
+        node_id: PublicKey,
+        transport: lightning_core::transport::Transport,
+        socket: Box<dyn PeerSocket>,
+        on_close: Option<Box<dyn FnOnce(ConnectionId) + Send>>,
+    ) -> Result<SocketWaker, EngineError> {
+        let shard = self.placement.shard_of(&node_id);
+        let sockets = self.sockets.get(shard).ok_or(EngineError::ShuttingDown)?;
+        let shared = crate::socket::Owned::new(socket);
+        let signalled = Arc::new(AtomicBool::new(false));
+        let waker = sockets.waker(conn, signalled.clone());
+        let writer = SocketWriter {
+            conn,
+            shared: shared.clone(),
+            limit: self.peer_outbox_bytes,
+            closed_tx: sockets.closed_tx.clone(),
+        };
+        let attach = SocketAttach {
+            attached: AttachedConnection {
+                conn,
+                node_id,
+                transport,
+                writer: Box::new(writer),
+            },
+            shared,
+            signalled,
+            on_close,
+        };
+        self.backend()
+            .enqueue(shard, ShardMsg::AttachSocket(Box::new(attach)), true)?;
+        Ok(waker)
     }
 
     /// Bytes read from attached connection `conn` of `node_id`, still encrypted (any framing:
@@ -1021,7 +1100,7 @@ impl Engine {
 
 /// The threads' [`Sink`]: the shared queues and the other shards' inboxes.
 struct ThreadSink {
-    senders: Vec<Sender<ShardMsg>>,
+    senders: Vec<Inbox>,
     shared: Arc<Shared>,
     /// This shard's own inbox (whether work is waiting: [`Sink::overlap`]).
     inbox: Receiver<ShardMsg>,
@@ -1055,6 +1134,7 @@ impl Committer {
         index: usize,
         store: Arc<dyn Store>,
         shared: &Arc<Shared>,
+        bell: Arc<Bell>,
     ) -> (Self, Receiver<Report>) {
         let (tx, rx) = unbounded::<Submitted>();
         let (report_tx, report_rx) = unbounded::<Report>();
@@ -1074,10 +1154,15 @@ impl Committer {
                     }
                     let result = store.write_batch(&ops);
                     let failed = result.is_err();
-                    if report_tx.send((seq, result)).is_err() || failed {
+                    let sent = report_tx.send((seq, result)).is_ok();
+                    bell.ring();
+                    if !sent || failed {
                         break;
                     }
                 }
+                // The shard sees the reports end (it may be asleep waiting for one).
+                drop(report_tx);
+                bell.ring();
             })
             .expect("spawning a committer thread (the OS refused a thread)");
         (
@@ -1185,6 +1270,14 @@ struct Worker {
     counted_deferred: bool,
     /// Whether this shard is counted in [`Shared::committing`].
     counted_committing: bool,
+    /// Where the shard sleeps: its sockets' readiness and its bell.
+    poll: mio::Poll,
+    events: mio::Events,
+    bell: Arc<Bell>,
+    /// The sockets this shard owns ([`crate::socket`]).
+    sockets: SocketSet,
+    /// The buffer the next socket read goes into.
+    read_buf: Vec<u8>,
 }
 
 /// What a shard's wait ended with (moved once, never stored: boxing the message would
@@ -1193,6 +1286,8 @@ struct Worker {
 enum Wake {
     /// A message from the inbox.
     Msg(ShardMsg),
+    /// What the shard read from one of its sockets (or the socket's detach).
+    Read(ShardMsg),
     /// Nothing within the time allowed (or a report was handled: look again).
     Nothing,
     /// The inbox closed, or the engine must stop.
@@ -1317,54 +1412,93 @@ impl Worker {
         }
     }
 
-    /// Waits up to `timeout` (`None`: for as long as it takes) for an inbox message, handling
-    /// the committer's reports as they come (each may release outputs). With `inbox` false,
-    /// waits for a report only (too many batches in flight).
+    /// Waits up to `timeout` (`None`: for as long as it takes) for an inbox message or a
+    /// socket's bytes, handling the committer's reports as they come (each may release
+    /// outputs). With `inbox` false, waits for a report only (too many batches in flight).
+    /// Sleeps in the shard's poller; whoever queues work for it rings its bell
+    /// ([`crate::inbox`]).
     fn wait(&mut self, timeout: Option<Duration>, inbox: bool) -> Wake {
-        /// What the select found, taken out of it before the shard acts on it.
-        #[allow(clippy::large_enum_variant)]
-        enum Got {
-            Msg(ShardMsg),
-            Report(Option<Report>),
-            Nothing,
-            Closed,
-        }
-        let got = {
-            let mut sel = Select::new();
-            let from_inbox = inbox.then(|| sel.recv(&self.rx));
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
             let reports = self.reports.as_ref().filter(|_| self.driver.in_flight());
             if let Some(r) = reports {
-                sel.recv(r);
+                let report = match r.try_recv() {
+                    Ok(report) => Some(Some(report)),
+                    Err(TryRecvError::Disconnected) => Some(None),
+                    Err(TryRecvError::Empty) => None,
+                };
+                if let Some(report) = report {
+                    return if self.report(report, false) {
+                        Wake::Nothing
+                    } else {
+                        Wake::Stop
+                    };
+                }
             }
-            if from_inbox.is_none() && reports.is_none() {
+            if inbox {
+                match self.rx.try_recv() {
+                    Ok(m) => return Wake::Msg(m),
+                    Err(TryRecvError::Disconnected) => return Wake::Stop,
+                    Err(TryRecvError::Empty) => {}
+                }
+                if self.sockets.collect() {
+                    if let Some(m) = self.sockets.next_message(&mut self.read_buf) {
+                        return Wake::Read(m);
+                    }
+                }
+            } else if reports.is_none() {
                 return Wake::Nothing;
             }
-            let op = match timeout {
-                Some(t) => sel.select_timeout(t).ok(),
-                None => Some(sel.select()),
-            };
-            match (op, reports) {
-                (None, _) => Got::Nothing,
-                (Some(op), _) if Some(op.index()) == from_inbox => match op.recv(&self.rx) {
-                    Ok(m) => Got::Msg(m),
-                    Err(_) => Got::Closed,
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Wake::Nothing,
                 },
-                (Some(op), Some(r)) => Got::Report(op.recv(r).ok()),
-                (Some(_), None) => Got::Nothing,
+                None => None,
+            };
+            self.bell.parking();
+            let busy = self
+                .reports
+                .as_ref()
+                .filter(|_| self.driver.in_flight())
+                .is_some_and(|r| !r.is_empty())
+                || (inbox && (!self.rx.is_empty() || self.sockets.has_work()));
+            if busy {
+                self.bell.awake();
+                continue;
             }
-        };
-        match got {
-            Got::Msg(m) => Wake::Msg(m),
-            Got::Nothing => Wake::Nothing,
-            Got::Closed => Wake::Stop,
-            Got::Report(report) => {
-                if self.report(report, false) {
-                    Wake::Nothing
-                } else {
-                    Wake::Stop
+            let polled = self.poll.poll(&mut self.events, left);
+            self.bell.awake();
+            if let Err(error) = polled {
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(%error, "a shard's poller failed");
+                    return Wake::Stop;
+                }
+            }
+            for event in self.events.iter() {
+                if event.token() != WAKE_TOKEN {
+                    self.sockets.event(
+                        event.token(),
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable(),
+                    );
                 }
             }
         }
+    }
+
+    /// The batch's next message, without waiting: from the inbox, else from a socket (not
+    /// while `stopping`: a stopping shard reads no more); with whether it is the inbox's.
+    fn next_message(&mut self, stopping: bool) -> Option<(ShardMsg, bool)> {
+        if let Ok(m) = self.rx.try_recv() {
+            return Some((m, true));
+        }
+        if stopping || !self.sockets.collect() {
+            return None;
+        }
+        self.sockets
+            .next_message(&mut self.read_buf)
+            .map(|m| (m, false))
     }
 
     /// Whether the shard must take no more messages: aborted, or the engine stopped.
@@ -1420,8 +1554,9 @@ impl Worker {
             } else {
                 self.wait(None, true)
             };
-            let msg = match wake {
-                Wake::Msg(m) => m,
+            let (msg, from_inbox) = match wake {
+                Wake::Msg(m) => (m, true),
+                Wake::Read(m) => (m, false),
                 Wake::Nothing => continue,
                 Wake::Stop => break,
             };
@@ -1432,24 +1567,47 @@ impl Worker {
                 .queue_high_water
                 .fetch_max(self.rx.len() + 1, Ordering::Relaxed);
             let started = Instant::now();
-            // A batch: this message and whatever else is waiting, up to `commit_batch`.
+            // A batch: this message and whatever else is waiting, up to `commit_batch`:
+            // the inbox first, then what the shard's own sockets have to read.
             self.driver.begin();
-            let mut msg = Some(msg);
-            while let Some(m) = msg.take() {
-                match self.driver.handle(m, &mut self.sink) {
+            // Messages of the batch that came from the inbox without reaching the driver
+            // (a socket that could not be attached), and that came from a socket.
+            let (mut dropped, mut read) = (0, 0);
+            let mut next = Some((msg, from_inbox));
+            while let Some((m, from_inbox)) = next.take() {
+                let m = match m {
+                    ShardMsg::AttachSocket(a) => match self.sockets.attach(*a) {
+                        Some(attached) => ShardMsg::Attach(attached),
+                        None => {
+                            dropped += 1;
+                            next = self.next_message(stopping);
+                            continue;
+                        }
+                    },
+                    ShardMsg::Detach { conn, node_id } => {
+                        if from_inbox {
+                            // The host detached it: a socket of ours by that name goes too.
+                            self.sockets.detach(conn);
+                        }
+                        ShardMsg::Detach { conn, node_id }
+                    }
+                    m => m,
+                };
+                read += usize::from(!from_inbox);
+                match self.driver.handle(m, &mut self.sink, from_inbox) {
                     Handled::More => {
                         // What became durable meanwhile goes out before the next message.
                         if !self.take_reports(true) {
                             break;
                         }
-                        msg = self.rx.try_recv().ok();
+                        next = self.next_message(stopping);
                     }
                     Handled::Full => {}
                     Handled::Held(m) => self.held = Some(m),
                     Handled::Shutdown => stopping = true,
                 }
             }
-            let handled = self.driver.handled();
+            let handled = self.driver.handled() - read + dropped;
             let ok = self.driver.end(&mut self.sink);
             self.note_state();
             counters

@@ -49,6 +49,7 @@ pub mod durable;
 mod engine;
 mod error;
 pub mod fees;
+mod inbox;
 mod msg;
 mod placement;
 mod shard;
@@ -69,6 +70,7 @@ pub use placement::Placement;
 pub use shard::{step, Shard, ShardCounters, ShardStats};
 #[cfg(feature = "sim")]
 pub use sim::{Sim, SimRng};
+pub use socket::{PeerSocket, SocketWaker};
 pub use wallet::{
     bump_commitment, bump_htlc, fund_channel, rebump_commitment, rebump_htlc_bump,
     BumpCommitmentError, CommitmentBump, FundedChannel, FundingError, HtlcBumped, Reservation,
@@ -76,5 +78,6 @@ pub use wallet::{
 };
 
 pub mod bumper;
+pub mod socket;
 pub mod store;
 pub mod wallet;

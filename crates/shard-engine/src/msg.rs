@@ -39,6 +39,10 @@ pub enum ShardMsg {
     /// decrypts the peer's bytes and encrypts its messages. The peer connects (after
     /// disconnecting when this replaces an older connection of the peer, which is closed).
     Attach(AttachedConnection),
+    /// An established connection's socket moves into this shard, which reads and writes it
+    /// itself from now on ([`crate::socket`]); the peer connects as with
+    /// [`ShardMsg::Attach`].
+    AttachSocket(Box<crate::socket::SocketAttach>),
     /// Bytes read from an attached connection's socket, still encrypted.
     Ciphertext {
         /// The connection.

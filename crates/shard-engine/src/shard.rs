@@ -217,6 +217,12 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
     // An API call's answer goes after the outputs its task produced: a caller that returns
     // from the call finds its events (a force-close's broadcast, say) already queued.
     let mut reply = None;
+    let msg = match msg {
+        // The thread loop takes the socket itself ([`crate::socket`]); stepped here (by a
+        // host without one), the connection is attached and written to, never read.
+        ShardMsg::AttachSocket(a) => ShardMsg::Attach(a.attached),
+        msg => msg,
+    };
     match msg {
         ShardMsg::Api(task) => reply = task.run(shard),
         ShardMsg::Forward(forward) => shard.core.handle_forward(forward),
@@ -266,6 +272,8 @@ pub fn step(shard: &mut Shard, msg: ShardMsg, out: &mut Vec<Out>) {
                 }
             }
         }
+        // Made an `Attach` above.
+        ShardMsg::AttachSocket(_) => {}
         ShardMsg::Detach { conn, node_id } => {
             if shard
                 .connections

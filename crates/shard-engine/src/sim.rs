@@ -580,7 +580,7 @@ impl Sim {
         driver.begin();
         let mut taken = 0;
         while let Some(msg) = sink.inboxes.get_mut(shard).and_then(VecDeque::pop_front) {
-            match driver.handle(msg, &mut sink) {
+            match driver.handle(msg, &mut sink, true) {
                 Handled::More if taken + 1 < limit => taken += 1,
                 Handled::More | Handled::Full => {
                     taken += 1;

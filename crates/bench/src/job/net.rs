@@ -3,12 +3,12 @@
 //! them.
 //!
 //! Each peer dials the routing node: both ends run lightning-core's [`Handshake`] over the
-//! bytes of the three acts, and the routing node's end of each link moves into the peer's
-//! shard ([`Engine::attach_connection`]), as the daemon's does. From then on the link carries
-//! only ciphertext, as a socket would: the shard decrypts what the peer sends
-//! ([`Engine::connection_ciphertext`]) and encrypts what it sends into a [`Wire`], this
-//! program's stand-in for the socket (a byte buffer bounded like the daemon's write queue,
-//! plus a ready signal).
+//! bytes of the three acts, and the routing node's end of each link, its socket, moves into
+//! the peer's shard ([`Engine::attach_socket`]), as the daemon's does: shared-nothing IO. The
+//! socket is a [`Wire`], this program's stand-in for a socket pair: the bytes the peer sent
+//! and the shard has not read yet (the shard reads them itself when the wire's
+//! [`SocketWaker`] rings), and the bytes the shard wrote and the peer has not read (bounded
+//! like the daemon's write queue, with a ready signal to the driver threads).
 //!
 //! Each peer sits behind its own mutex (the load generator's, not the engine's: the engine
 //! has no lock around channel state). Driver threads take whichever peer the routing node
@@ -32,7 +32,7 @@ use lightning_core::node::{
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::transport::{Established, Handshake, HandshakeStep, Transport};
 use lightning_core::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
-use shard_engine::{ConnectionWriter, Engine, EngineConfig, EngineError, NodeApi, ShutdownReport};
+use shard_engine::{Engine, EngineConfig, NodeApi, PeerSocket, ShutdownReport, SocketWaker};
 
 use super::plan::{Kind, Payment, Plan};
 
@@ -42,6 +42,9 @@ pub const CHANNEL_SATS: u64 = 10_000_000;
 pub const PUSH_MSAT: u64 = CHANNEL_SATS * 1000 / 2;
 const START_HEIGHT: u32 = 100;
 const CONFIRMATIONS: u32 = 6;
+/// The most bytes a peer leaves on its wire for the routing node's shard before it waits for
+/// the shard to read them.
+const INBOUND_LIMIT: usize = 1 << 20;
 
 /// One peer: its node and its end of the BOLT 8 link (the routing node's end lives on the
 /// peer's shard).
@@ -61,6 +64,12 @@ struct Peer {
 /// ciphertext its shard wrote and the peer has not read yet (at most `limit` bytes, as the
 /// daemon bounds its write queue), and whether the shard closed the link.
 struct Wire {
+    /// What the peer sent, for the shard to read.
+    inbound: Mutex<Vec<u8>>,
+    /// The shard's wake-up for this wire, once attached.
+    waker: std::sync::OnceLock<SocketWaker>,
+    /// The shard found the wire full: the peer wakes it after reading, to write the rest.
+    blocked: AtomicBool,
     bytes: Mutex<Vec<u8>>,
     closed: AtomicBool,
     /// Whether the peer is in the ready queue (once until it reads).
@@ -70,6 +79,9 @@ struct Wire {
 impl Wire {
     fn new() -> Wire {
         Wire {
+            inbound: Mutex::new(Vec::new()),
+            waker: std::sync::OnceLock::new(),
+            blocked: AtomicBool::new(false),
             bytes: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             signalled: AtomicBool::new(false),
@@ -85,7 +97,7 @@ impl Wire {
     }
 }
 
-/// The [`ConnectionWriter`] the routing node's shards write one peer's ciphertext into.
+/// The routing node's end of one peer's wire: the socket its shard owns.
 struct WireWriter {
     peer: usize,
     wire: Arc<Wire>,
@@ -101,24 +113,44 @@ impl WireWriter {
     }
 }
 
-impl ConnectionWriter for WireWriter {
-    fn write(&mut self, bytes: Vec<u8>) -> bool {
-        let mut queued = lock(&self.wire.bytes);
-        if self.wire.closed.load(Ordering::SeqCst)
-            || (!queued.is_empty() && queued.len() + bytes.len() > self.limit)
-        {
-            // The peer does not read what it is sent: the shard disconnects it.
-            return false;
+impl PeerSocket for WireWriter {
+    fn try_read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut inbound = lock(&self.wire.inbound);
+        if inbound.is_empty() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
         }
-        queued.extend_from_slice(&bytes);
+        let n = buf.len().min(inbound.len());
+        buf[..n].copy_from_slice(&inbound[..n]);
+        inbound.drain(..n);
+        Ok(n)
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut queued = lock(&self.wire.bytes);
+        if self.wire.closed.load(Ordering::SeqCst) {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        if !queued.is_empty() && queued.len() + bytes.len() > self.limit {
+            // The peer has not read what it was sent: the shard keeps the rest (and
+            // disconnects the peer past its own bound) until the peer wakes it.
+            self.wire.blocked.store(true, Ordering::SeqCst);
+            drop(queued);
+            self.signal();
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        queued.extend_from_slice(bytes);
         drop(queued);
         self.signal();
-        true
+        Ok(bytes.len())
     }
 
     fn close(&mut self) {
         self.wire.closed.store(true, Ordering::SeqCst);
         self.signal();
+    }
+
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
     }
 }
 
@@ -306,22 +338,26 @@ impl Net {
         for ((i, peer), hub_link) in net.peers.iter().enumerate().zip(links) {
             let mut peer = lock(peer);
             peer.core.peer_connected(net.hub_id);
+            let wire = net.wires.get(i).cloned().ok_or("no wire")?;
             let writer = WireWriter {
                 peer: i,
-                wire: net.wires.get(i).cloned().ok_or("no wire")?,
+                wire: wire.clone(),
                 ready: ready_tx.clone(),
                 limit: wire_limit,
             };
             // The routing node's end of the link moves into the peer's shard, which sends
             // our `init` first.
-            net.engine
-                .attach_connection(
+            let waker = net
+                .engine
+                .attach_socket(
                     i as u64,
                     hub_link.node_id,
                     hub_link.transport,
                     Box::new(writer),
+                    None,
                 )
                 .map_err(|e| format!("the routing node refused a peer: {e}"))?;
+            let _ = wire.waker.set(waker);
         }
         net.settle()?;
         Ok(net)
@@ -430,9 +466,11 @@ impl Net {
                 progress = true;
                 self.hub_event(event);
             }
+            // Bytes on a wire the shard has not read yet are work the engine does not count.
+            let unread = self.wires.iter().any(|w| !lock(&w.inbound).is_empty());
             if progress {
                 quiet_passes = 0;
-            } else if self.engine.is_idle() {
+            } else if self.engine.is_idle() && !unread {
                 quiet_passes += 1;
             } else {
                 std::thread::sleep(Duration::from_micros(50));
@@ -467,6 +505,12 @@ impl Net {
             let (ciphertext, closed) = wire.read();
             if !ciphertext.is_empty() {
                 progress = true;
+                if wire.blocked.swap(false, Ordering::SeqCst) {
+                    // Room again: the shard writes what it kept.
+                    if let Some(waker) = wire.waker.get() {
+                        waker.ready();
+                    }
+                }
                 self.wire_bytes
                     .fetch_add(ciphertext.len() as u64, Ordering::Relaxed);
                 match peer.link.decrypt(&ciphertext) {
@@ -517,28 +561,32 @@ impl Net {
         }
     }
 
-    /// Hands a peer's encrypted message to the routing node's shard, which decrypts it. A
-    /// full shard inbox is backpressure: the host stops reading that peer (here: waits) until
-    /// the shard has room.
-    fn deliver(&self, i: usize, id: PublicKey, ciphertext: Vec<u8>) {
+    /// Hands a peer's encrypted message to the routing node's end of its wire and rings the
+    /// shard, which reads and decrypts it on its own thread. A wire holding more than the
+    /// daemon's write queue would is backpressure: the peer waits until the shard has read.
+    fn deliver(&self, i: usize, _id: PublicKey, ciphertext: Vec<u8>) {
+        let Some(wire) = self.wires.get(i) else {
+            return self.anomaly(format!("peer {i} has no wire"));
+        };
         let mut wait = Duration::from_micros(20);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            // A copy: on a full inbox nothing was queued and the bytes are offered again.
-            match self
-                .engine
-                .connection_ciphertext(i as u64, id, ciphertext.clone())
             {
-                Ok(()) => return,
-                Err(EngineError::Full { .. }) if Instant::now() < deadline => {
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_millis(2));
-                }
-                Err(e) => {
-                    return self
-                        .anomaly(format!("the routing node refused peer {i}'s message: {e}"))
+                let mut inbound = lock(&wire.inbound);
+                if inbound.len() < INBOUND_LIMIT {
+                    inbound.extend_from_slice(&ciphertext);
+                    break;
                 }
             }
+            if Instant::now() >= deadline {
+                return self.anomaly(format!("the routing node did not read peer {i}'s bytes"));
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_millis(2));
+        }
+        match wire.waker.get() {
+            Some(waker) => waker.ready(),
+            None => self.anomaly(format!("peer {i}'s wire is not attached")),
         }
     }
 
