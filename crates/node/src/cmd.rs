@@ -60,7 +60,7 @@ pub struct NodeArgs {
     /// disconnected.
     #[arg(long, default_value_t = 30)]
     pub write_stall_timeout_secs: u64,
-    /// Messages each shard's inbox holds (each at most 16 KiB read from a connection).
+    /// Messages each shard's inbox holds (API calls, cross-shard work, new connections).
     #[arg(long, default_value_t = 64)]
     pub shard_inbox: usize,
     /// Where on-chain claims (sweeps, HTLC claims, justice transactions) of channels funded

@@ -119,11 +119,9 @@ pub struct DaemonConfig {
     /// How long a connection's queue may stay above half of `write_queue_bytes` (its peer not
     /// reading) before we disconnect it. Default 30 s.
     pub write_stall_timeout: Duration,
-    /// Messages each shard's inbox holds (a message from a connection is one read of at
-    /// most 16 KiB of ciphertext, so this bounds the inbox's bytes too). Default 64 (1 MiB per
-    /// shard): when it is full, connections are not read until the shard catches up, and
-    /// what a flooding peer has sent cannot delay an honest peer's message by more than the
-    /// time the shard takes to handle the inbox.
+    /// Messages each shard's inbox holds: API calls, cross-shard forwards and results, new
+    /// connections (peers' bytes do not travel through it: each shard reads its own sockets).
+    /// Default 64: when it is full, callers wait for room (the RPC) or retry later.
     pub shard_inbox: usize,
     /// Where on-chain claims of channels funded from now on pay (`--sweep-address`): a
     /// standard output script ([`sweep::is_standard_destination`]). Default: an address of
@@ -327,6 +325,8 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         node: NodeConfig::for_network(config.network),
         liveness: config.liveness,
         inbox_capacity: config.shard_inbox,
+        peer_outbox_bytes: config.write_queue_bytes,
+        write_stall_timeout: config.write_stall_timeout,
         forced_channel_keys: config
             .test_mode
             .as_ref()

@@ -1,5 +1,6 @@
 //! Peers over TCP: accept and dial, the BOLT 8 handshake on the connection's IO task, then
-//! the cipher states handed to the peer's shard and ciphertext moved both ways.
+//! the socket itself handed to the peer's shard ([`shard_engine::Engine::attach_socket`]),
+//! which reads and writes it on its own thread from then on (shared-nothing IO).
 //!
 //! # Connection slots
 //! Every limit is a [`DaemonConfig`](super::DaemonConfig) field:
@@ -20,12 +21,12 @@
 //! one with another identity, which reads act one and closes.
 //!
 //! # Write queue and backpressure
-//! The shard writes encrypted frames into the connection's queue, bounded in bytes
-//! (`write_queue_bytes`): a write that does not fit (the queue is not empty and would exceed
-//! the bound) is refused and the shard disconnects the peer. While more than half of the
-//! bound is queued, the connection's bytes are not read (so the peer cannot make us produce
-//! more); reading resumes once the writer has drained it below a quarter. A peer that keeps
-//! it above half for `write_stall_timeout` is disconnected.
+//! The shard writes encrypted frames straight to the socket; what the socket cannot take yet
+//! waits in the connection's buffer, bounded in bytes (`write_queue_bytes`): a write past the
+//! bound disconnects the peer. While more than half of the bound waits, the shard does not
+//! read the connection (so the peer cannot make us produce more); reading resumes once the
+//! socket has taken all but a quarter. A peer that keeps it above half for
+//! `write_stall_timeout` is disconnected ([`shard_engine::socket`]).
 //!
 //! # Redialling
 //! Peers `connect`ed to are redialled with backoff (0.5 s doubling to 30 s) while they are
@@ -47,16 +48,13 @@ use lightning_core::channel::ChannelPhase;
 use lightning_core::node::{ChannelDetails, Event};
 use lightning_core::secp256k1::{PublicKey, SecretKey};
 use lightning_core::transport::{Established, Handshake, HandshakeStep, ACT_THREE_LEN};
-use shard_engine::{ByteBudget, ConnectionId, ConnectionWriter, EngineError, NodeApi};
+use shard_engine::{ConnectionId, EngineError, NodeApi};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::Notify;
 
 use super::Node;
 
-/// Bytes read from an established connection at once.
-const READ_CHUNK: usize = 4 * 1024;
 /// The first redial delay, and the delay between checks while the peer is connected.
 const REDIAL_MIN: Duration = Duration::from_millis(500);
 /// The longest delay between redials.
@@ -840,148 +838,6 @@ fn persist_in_background(node: &Arc<Node>) {
     tokio::task::spawn_blocking(move || persist(&node));
 }
 
-/// A connection's outbound queue: the bytes in it against `write_queue_bytes`, and a
-/// wake-up when it drains.
-#[derive(Debug)]
-struct WriteQueue {
-    bytes: ByteBudget,
-    drained: Notify,
-}
-
-/// The write half of an attached connection, as the shard sees it.
-struct SocketWriter {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    queue: Arc<WriteQueue>,
-    closing: Arc<watch::Sender<bool>>,
-    /// Signalled when the shard has handled the last read (see [`read_turn`]).
-    consumed: Arc<Notify>,
-}
-
-impl ConnectionWriter for SocketWriter {
-    fn write(&mut self, bytes: Vec<u8>) -> bool {
-        if *self.closing.borrow() {
-            return false;
-        }
-        let len = bytes.len();
-        if !self.queue.bytes.try_take(len) {
-            tracing::debug!(queued = self.queue.bytes.used(), len, "write queue full");
-            return false;
-        }
-        if self.tx.send(bytes).is_err() {
-            self.queue.bytes.give_back(len);
-            return false;
-        }
-        true
-    }
-
-    fn close(&mut self) {
-        self.closing.send_replace(true);
-    }
-
-    fn read_consumed(&mut self) {
-        self.consumed.notify_one();
-    }
-}
-
-/// How long a read waits for the shard to handle the one before it before the connection
-/// reads again anyway (and checks that the engine still runs).
-const READ_TURN_WAIT: Duration = Duration::from_secs(5);
-
-/// Waits until the shard has handled this connection's last read: each connection has at
-/// most one read in its shard's inbox, so the shard serves connections in turn and a peer
-/// that floods it (pings it will not answer, say) delays an honest peer by one read at most.
-/// False when the connection is closing or the engine has stopped.
-async fn read_turn(node: &Node, consumed: &Notify, closing: &watch::Sender<bool>) -> bool {
-    loop {
-        tokio::select! {
-            _ = consumed.notified() => return true,
-            _ = closed(closing) => return false,
-            _ = tokio::time::sleep(READ_TURN_WAIT) => {
-                if node.engine.health().is_err() {
-                    return false;
-                }
-            }
-        }
-    }
-}
-
-async fn closed(closing: &watch::Sender<bool>) {
-    let mut rx = closing.subscribe();
-    let _ = rx.wait_for(|closed| *closed).await;
-}
-
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    queue: Arc<WriteQueue>,
-    low_water: usize,
-    closing: Arc<watch::Sender<bool>>,
-) {
-    let sent = |len: usize| {
-        queue.bytes.give_back(len);
-        if queue.bytes.used() <= low_water {
-            queue.drained.notify_waiters();
-        }
-    };
-    loop {
-        tokio::select! {
-            biased;
-            next = rx.recv() => match next {
-                Some(bytes) => {
-                    if wr.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                    sent(bytes.len());
-                }
-                None => break,
-            },
-            _ = closed(&closing) => {
-                while let Ok(bytes) = rx.try_recv() {
-                    if wr.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                    sent(bytes.len());
-                }
-                break;
-            }
-        }
-    }
-    let _ = wr.shutdown().await;
-    closing.send_replace(true);
-    queue.drained.notify_waiters();
-}
-
-/// Waits while more than `high_water` bytes are queued, until the writer drains them to
-/// `low_water`; false when that takes longer than `stall` or the connection closes.
-async fn drained(
-    queue: &WriteQueue,
-    high_water: usize,
-    low_water: usize,
-    stall: Duration,
-    closing: &watch::Sender<bool>,
-) -> bool {
-    if queue.bytes.used() <= high_water {
-        return true;
-    }
-    let deadline = tokio::time::Instant::now() + stall;
-    loop {
-        let wake = queue.drained.notified();
-        tokio::pin!(wake);
-        wake.as_mut().enable();
-        if queue.bytes.used() <= low_water {
-            return true;
-        }
-        if *closing.borrow() {
-            return false;
-        }
-        tokio::select! {
-            _ = &mut wake => {}
-            _ = tokio::time::sleep_until(deadline) => return false,
-            _ = closed(closing) => return false,
-        }
-    }
-}
-
 /// Hands a control message to the engine from async code (it may wait for inbox room).
 async fn control<T: Send + 'static>(
     node: &Arc<Node>,
@@ -1013,101 +869,36 @@ async fn run_established(
             *c.per_peer.lock().entry(node_id).or_insert(0) += 1;
         }
     }
-    let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let limit = node.config.write_queue_bytes;
-    let (high_water, low_water) = (limit / 2, limit / 4);
-    let queue = Arc::new(WriteQueue {
-        bytes: ByteBudget::new(limit),
-        drained: Notify::new(),
-    });
-    let closing = Arc::new(watch::Sender::new(false));
-    let consumed = Arc::new(Notify::new());
-    let writer = SocketWriter {
-        tx,
-        queue: queue.clone(),
-        closing: closing.clone(),
-        consumed: consumed.clone(),
+    if !leftover.is_empty() {
+        // The handshake reads exactly its three acts: nothing past them is ever read here.
+        tracing::warn!(conn, %node_id, "bytes read past act three: disconnecting");
+        return;
+    }
+    // The socket itself moves into the peer's shard, which reads and writes it from now on.
+    let socket = match stream.into_std() {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::warn!(conn, %node_id, %error, "cannot hand the socket to its shard");
+            return;
+        }
     };
-    if control(node, move |n| {
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    let on_close: Box<dyn FnOnce(ConnectionId) + Send> = Box::new(move |_| {
+        let _ = closed_tx.send(());
+    });
+    let attached = control(node, move |n| {
         n.engine
-            .attach_connection(conn, node_id, transport, Box::new(writer))
+            .attach_socket(conn, node_id, transport, Box::new(socket), Some(on_close))
     })
-    .await
-    .is_err()
-    {
+    .await;
+    if attached.is_err() {
         return;
     }
     tracing::info!(conn, %node_id, "peer connected");
-    let write_task = tokio::spawn(write_loop(
-        wr,
-        rx,
-        queue.clone(),
-        low_water,
-        closing.clone(),
-    ));
-    let mut buf = vec![0u8; READ_CHUNK];
-    // Bytes the handshake read past act three (none: it reads no further), first.
-    let mut leftover = leftover;
-    loop {
-        // Backpressure: what the peer sends makes us write; while it does not read what we
-        // wrote, we do not read what it sends.
-        if !drained(
-            &queue,
-            high_water,
-            low_water,
-            node.config.write_stall_timeout,
-            &closing,
-        )
-        .await
-        {
-            if !*closing.borrow() {
-                tracing::info!(
-                    conn,
-                    %node_id,
-                    queued = queue.bytes.used(),
-                    "the peer does not read what we write: disconnecting"
-                );
-            }
-            break;
-        }
-        let handed = if leftover.is_empty() {
-            let n = tokio::select! {
-                r = rd.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                },
-                _ = closed(&closing) => break,
-            };
-            to_shard(node, conn, node_id, buf.get(..n).unwrap_or_default()).await
-        } else {
-            to_shard(node, conn, node_id, &std::mem::take(&mut leftover)).await
-        };
-        if !handed || !read_turn(node, &consumed, &closing).await {
-            break;
-        }
-    }
-    let _ = control(node, move |n| n.engine.detach_connection(conn, node_id)).await;
-    closing.send_replace(true);
-    // The writer ends once the shard has dropped its end (the detach) or closed it.
-    let _ = tokio::time::timeout(Duration::from_secs(5), write_task).await;
+    // Until the shard closes the socket (the peer went, a failure, a disconnect), or the
+    // engine stopped (its shards drop their sockets, which closes them too).
+    let _ = closed_rx.await;
     tracing::info!(conn, %node_id, "peer disconnected");
-}
-
-/// Hands `bytes` read from attached connection `conn` to its shard, waiting while the
-/// shard's inbox is full (backpressure: the socket is not read meanwhile). False when the
-/// engine refused them for good.
-async fn to_shard(node: &Node, conn: ConnectionId, node_id: PublicKey, bytes: &[u8]) -> bool {
-    loop {
-        match node
-            .engine
-            .connection_ciphertext(conn, node_id, bytes.to_vec())
-        {
-            Ok(()) => return true,
-            Err(EngineError::Full { .. }) => tokio::time::sleep(Duration::from_millis(1)).await,
-            Err(_) => return false,
-        }
-    }
 }
 
 /// At stop: no more redialling.

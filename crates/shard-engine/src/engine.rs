@@ -48,8 +48,13 @@ pub struct EngineConfig {
     /// Bytes queued for one connection served through [`Engine::handle_bytes`] (its
     /// encrypted queue) before the engine disconnects the peer as too slow: a write that
     /// would take a non-empty queue past it is refused. Default 1 MiB. (A host that attaches
-    /// its own [`ConnectionWriter`] bounds its own queue.)
+    /// its own [`ConnectionWriter`] bounds its own queue.) Also the bound on what waits for a
+    /// socket a shard owns ([`Engine::attach_socket`]), above half of which the shard stops
+    /// reading that socket.
     pub peer_outbox_bytes: usize,
+    /// How long a socket a shard owns may keep more than half of `peer_outbox_bytes` waiting
+    /// (its peer does not read) before the shard disconnects the peer. Default 30 s.
+    pub write_stall_timeout: Duration,
     /// Events queued for the application before shards wait for it to drain them.
     pub event_capacity: usize,
     /// How long an API call waits for its shard's answer.
@@ -94,6 +99,7 @@ impl core::fmt::Debug for EngineConfig {
             .field("inbox_bytes", &self.inbox_bytes)
             .field("peer_outbox_capacity", &self.peer_outbox_capacity)
             .field("peer_outbox_bytes", &self.peer_outbox_bytes)
+            .field("write_stall_timeout", &self.write_stall_timeout)
             .field("event_capacity", &self.event_capacity)
             .field("reply_timeout", &self.reply_timeout)
             .field("node", &self.node)
@@ -123,6 +129,7 @@ impl Default for EngineConfig {
             inbox_bytes: 16 << 20,
             peer_outbox_capacity: 4096,
             peer_outbox_bytes: 1 << 20,
+            write_stall_timeout: Duration::from_secs(30),
             event_capacity: 65_536,
             reply_timeout: Duration::from_secs(10),
             node: NodeConfig::default(),
@@ -431,7 +438,12 @@ impl Engine {
                 .registry()
                 .try_clone()
                 .expect("sharing a shard's poller registry (the OS refused)");
-            let (set, attach) = SocketSet::new(registry, bell.clone());
+            let (set, attach) = SocketSet::new(
+                registry,
+                bell.clone(),
+                config.peer_outbox_bytes,
+                config.write_stall_timeout,
+            );
             sockets.push(attach);
             let worker = Worker {
                 driver: ShardDriver::new(shard, &config, n),
@@ -1442,19 +1454,29 @@ impl Worker {
                     Err(TryRecvError::Empty) => {}
                 }
                 if self.sockets.collect() {
-                    if let Some(m) = self.sockets.next_message(&mut self.read_buf) {
+                    if let Some(m) = self.read_socket() {
                         return Wake::Read(m);
                     }
                 }
             } else if reports.is_none() {
                 return Wake::Nothing;
             }
+            let now = Instant::now();
             let left = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(d) => match d.checked_duration_since(now) {
                     Some(left) if !left.is_zero() => Some(left),
                     _ => return Wake::Nothing,
                 },
                 None => None,
+            };
+            // A throttled socket's stall timeout wakes the shard too.
+            let stall = self
+                .sockets
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(now));
+            let left = match (left, stall) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             self.bell.parking();
             let busy = self
@@ -1474,6 +1496,9 @@ impl Worker {
                     tracing::error!(%error, "a shard's poller failed");
                     return Wake::Stop;
                 }
+            }
+            if stall.is_some() {
+                self.sockets.expire(Instant::now());
             }
             for event in self.events.iter() {
                 if event.token() != WAKE_TOKEN {
@@ -1496,9 +1521,20 @@ impl Worker {
         if stopping || !self.sockets.collect() {
             return None;
         }
-        self.sockets
-            .next_message(&mut self.read_buf)
-            .map(|m| (m, false))
+        self.read_socket().map(|m| (m, false))
+    }
+
+    /// The next message from a ready socket, counted in [`Shared::pending`] from before the
+    /// read until its batch is done: [`Engine::is_idle`] never sees bytes that left a socket
+    /// and are not handled yet as idle.
+    fn read_socket(&mut self) -> Option<ShardMsg> {
+        let pending = &self.sink.shared.pending;
+        pending.fetch_add(1, Ordering::SeqCst);
+        let m = self.sockets.next_message(&mut self.read_buf);
+        if m.is_none() {
+            pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        m
     }
 
     /// Whether the shard must take no more messages: aborted, or the engine stopped.
@@ -1570,9 +1606,9 @@ impl Worker {
             // A batch: this message and whatever else is waiting, up to `commit_batch`:
             // the inbox first, then what the shard's own sockets have to read.
             self.driver.begin();
-            // Messages of the batch that came from the inbox without reaching the driver
-            // (a socket that could not be attached), and that came from a socket.
-            let (mut dropped, mut read) = (0, 0);
+            // Messages of the batch that came from the inbox without reaching the driver (a
+            // socket that could not be attached).
+            let mut dropped = 0;
             let mut next = Some((msg, from_inbox));
             while let Some((m, from_inbox)) = next.take() {
                 let m = match m {
@@ -1593,7 +1629,6 @@ impl Worker {
                     }
                     m => m,
                 };
-                read += usize::from(!from_inbox);
                 match self.driver.handle(m, &mut self.sink, from_inbox) {
                     Handled::More => {
                         // What became durable meanwhile goes out before the next message.
@@ -1607,7 +1642,7 @@ impl Worker {
                     Handled::Shutdown => stopping = true,
                 }
             }
-            let handled = self.driver.handled() - read + dropped;
+            let handled = self.driver.handled() + dropped;
             let ok = self.driver.end(&mut self.sink);
             self.note_state();
             counters

@@ -13,16 +13,19 @@
 //! stream, non-blocking), or an in-memory stream that announces its readiness itself through
 //! the [`SocketWaker`] the attach returns.
 //!
-//! Bounds: a shard reads at most [`READ_CHUNK`] bytes from one socket before it serves the
-//! others; what a socket cannot take yet waits in its own buffer, at most
-//! `EngineConfig::peer_outbox_bytes` (past it, the peer is disconnected, as with the
-//! ciphertext entry's queue).
+//! Bounds and backpressure: a shard reads at most [`READ_CHUNK`] bytes from one socket before
+//! it serves the others. What a socket cannot take yet waits in its own buffer, at most
+//! `EngineConfig::peer_outbox_bytes`: a write past it disconnects the peer. While more than
+//! half of that waits, the shard does not read the socket (the peer cannot make it produce
+//! more); it reads again once the socket has taken all but a quarter, and disconnects a peer
+//! that keeps it above half for `EngineConfig::write_stall_timeout`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use lightning_core::secp256k1::PublicKey;
@@ -230,6 +233,8 @@ struct Entry {
     queued: bool,
     /// The peer closed its side (or the socket failed): a detach follows the last read.
     eof: bool,
+    /// Since when more than half of the write bound waits (the socket is not read).
+    throttled_since: Option<Instant>,
 }
 
 /// The sockets one shard owns, and which of them to read next.
@@ -244,6 +249,12 @@ pub(crate) struct SocketSet {
     ready_rx: Receiver<ConnectionId>,
     /// Sockets a writer closed (or found failed).
     closed_rx: Receiver<ConnectionId>,
+    /// The most bytes waiting for one socket (`EngineConfig::peer_outbox_bytes`).
+    write_limit: usize,
+    /// How long a socket may stay throttled (`EngineConfig::write_stall_timeout`).
+    stall: Duration,
+    /// The sockets throttled now.
+    throttled: Vec<ConnectionId>,
 }
 
 /// What an engine keeps to attach sockets to one shard.
@@ -269,7 +280,12 @@ impl ShardSockets {
 impl SocketSet {
     /// An empty set registering its sockets with `registry`; and what the engine keeps to
     /// attach sockets to it.
-    pub(crate) fn new(registry: mio::Registry, bell: Arc<Bell>) -> (SocketSet, ShardSockets) {
+    pub(crate) fn new(
+        registry: mio::Registry,
+        bell: Arc<Bell>,
+        write_limit: usize,
+        stall: Duration,
+    ) -> (SocketSet, ShardSockets) {
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
         let (closed_tx, closed_rx) = crossbeam_channel::unbounded();
         let set = SocketSet {
@@ -280,6 +296,9 @@ impl SocketSet {
             ready: VecDeque::new(),
             ready_rx,
             closed_rx,
+            write_limit,
+            stall,
+            throttled: Vec::new(),
         };
         (
             set,
@@ -344,6 +363,7 @@ impl SocketSet {
                 on_close,
                 queued: true,
                 eof: false,
+                throttled_since: None,
             },
         );
         self.ready.push_back(conn);
@@ -362,6 +382,7 @@ impl SocketSet {
         let Some(entry) = self.map.get_mut(&conn) else {
             return;
         };
+        let mut resume = false;
         if writable {
             let mut owned = entry.shared.lock();
             if !owned.flush() {
@@ -371,7 +392,15 @@ impl SocketSet {
             if owned.close_if_done() {
                 entry.eof = true;
             }
+            if entry.throttled_since.is_some() && owned.waiting() <= self.write_limit / 4 {
+                entry.throttled_since = None;
+                resume = true;
+            }
         }
+        if resume {
+            self.throttled.retain(|c| *c != conn);
+        }
+        let readable = readable || resume;
         if (readable || entry.eof) && !entry.queued {
             entry.queued = true;
             self.ready.push_back(conn);
@@ -417,6 +446,14 @@ impl SocketSet {
             let mut more = false;
             if !entry.eof {
                 let mut owned = entry.shared.lock();
+                if owned.waiting() > self.write_limit / 2 {
+                    // The peer does not read what we write: neither do we, for now.
+                    if entry.throttled_since.is_none() {
+                        entry.throttled_since = Some(Instant::now());
+                        self.throttled.push(conn);
+                    }
+                    continue;
+                }
                 buf.clear();
                 buf.resize(READ_CHUNK, 0);
                 let mut len = 0;
@@ -471,8 +508,51 @@ impl SocketSet {
         }
     }
 
+    /// When the first throttled socket's stall timeout runs out, if any is throttled.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.throttled
+            .iter()
+            .filter_map(|c| self.map.get(c)?.throttled_since)
+            .min()
+            .map(|since| since + self.stall)
+    }
+
+    /// Disconnects the peers whose socket stayed throttled past the stall timeout at `now`
+    /// (their detach is the next message).
+    pub(crate) fn expire(&mut self, now: Instant) {
+        let stall = self.stall;
+        let mut expired = Vec::new();
+        self.throttled.retain(|conn| {
+            let over = self
+                .map
+                .get(conn)
+                .and_then(|e| e.throttled_since)
+                .is_none_or(|since| now >= since + stall);
+            if over {
+                expired.push(*conn);
+            }
+            !over
+        });
+        for conn in expired {
+            if let Some(entry) = self.map.get_mut(&conn) {
+                tracing::info!(
+                    conn,
+                    node_id = %entry.node_id,
+                    "the peer does not read what we write: disconnecting"
+                );
+                entry.eof = true;
+                entry.throttled_since = None;
+                if !entry.queued {
+                    entry.queued = true;
+                    self.ready.push_back(conn);
+                }
+            }
+        }
+    }
+
     fn forget(&mut self, conn: ConnectionId, mut entry: Entry) {
         self.tokens.remove(&entry.token);
+        self.throttled.retain(|c| *c != conn);
         if let Some(fd) = entry.fd {
             let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
         }

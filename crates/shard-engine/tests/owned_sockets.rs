@@ -384,3 +384,54 @@ fn an_in_memory_socket_signals_its_shard_with_its_waker() {
     far.pump(hub, &engine);
     assert_eq!(far.names(), ["init", "accept_channel", "funding_signed"]);
 }
+
+/// The test network's concurrent payments and cross-shard forwards with every peer's socket
+/// owned by its shard (the testkit's `Sockets` hub): funds and HTLCs conserve as over the
+/// ciphertext entry.
+#[test]
+fn shard_owned_sockets_carry_concurrent_cross_shard_payments_and_conserve_funds() {
+    use support::{Net, Sockets, Who};
+    let peers = 24;
+    let engine = Engine::new(engine_config(4), hub_secret(), hub_seed(), 100, genesis());
+    let mut net = Net::new(Sockets::new(engine), peers);
+    net.eager_claims = true;
+    let specs: Vec<(usize, bool)> = (0..peers).flat_map(|i| [(i, false), (i, true)]).collect();
+    net.open_channels(&specs);
+    let initial = net.balances();
+    let mut payments = 0;
+    for round in 0..2 {
+        for i in 0..peers {
+            let j = (i + peers / 2 + round) % peers;
+            let claim = (i + round) % 10 != 0;
+            net.start_payment(
+                Who::Peer(i),
+                Who::Peer(j),
+                Some(2 * i + round % 2),
+                Some(2 * j + (round + 1) % 2),
+                1_000_000 + (i as u64) * 1000,
+                claim,
+            );
+            payments += 1;
+        }
+        net.run();
+    }
+    let errors = net.check(&initial);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let succeeded = net
+        .payments
+        .values()
+        .filter(|p| p.outcomes == [true])
+        .count();
+    assert!(succeeded >= payments * 8 / 10, "most payments succeeded");
+    let stats = net.hub.engine().shard_stats();
+    let cross: u64 = stats.iter().map(|s| s.forwards_out).sum();
+    assert!(
+        cross as usize >= payments / 2,
+        "most forwards crossed shards"
+    );
+    let report = net
+        .hub
+        .into_engine()
+        .shutdown(std::time::Duration::from_secs(10));
+    assert!(report.parked.is_empty());
+}

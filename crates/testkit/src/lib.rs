@@ -18,6 +18,7 @@ pub mod hub;
 pub mod link;
 #[cfg(feature = "consensus")]
 pub mod onchain;
+pub mod sockets;
 pub mod wallet;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -40,6 +41,7 @@ use shard_engine::{EngineConfig, EngineError, PeerOutput};
 
 pub use hub::{Hub, Threaded};
 pub use link::Link;
+pub use sockets::{MemoryWire, Sockets};
 
 /// One million satoshis: the capacity of every channel [`Net::open_channels`] opens.
 pub const SATS: u64 = 1_000_000;

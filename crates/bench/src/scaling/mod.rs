@@ -11,14 +11,18 @@
 //! previous one completed), keeping every message each peer sent with the routing node's
 //! message counts on both lane connections when it was produced, and every message the
 //! routing node sent. Each replay starts a fresh routing node set up identically (same keys,
-//! same channels), and one driver thread feeds each lane's recorded peer messages as soon as
-//! the routing node has sent what they answer, comparing every message the routing node sends
-//! with the recording byte for byte ([`Error::Diverged`] otherwise). The peers now cost a
-//! memcpy; the routing node still verifies every signature it receives and signs everything
-//! it sends. The driver's own CPU time over the process's is reported (`driver_cpu_share`).
+//! same channels), each peer connection a socket its shard owns (`Engine::attach_socket`,
+//! in memory): a lane's recorded peer messages are released onto its sockets as soon as the
+//! routing node has sent what they answer, by the shard's own write that sends it, and the
+//! shard that owns the socket reads them itself, as each baseline thread reads its own lanes
+//! (no driver thread moves bytes). Every message the routing node sends is compared with the
+//! recording byte for byte after the clock stops ([`Error::Diverged`] otherwise). The peers
+//! now cost a memcpy; the routing node still verifies every signature it receives and signs
+//! everything it sends. The calling thread only waits for the lanes to finish; its CPU time
+//! over the process's is reported (`driver_cpu_share`).
 //!
 //! **Configurations** (each replays the same recording; `N` = threads doing the routing work):
-//! * `engine_N`: the shard engine with N shards (plus the one driver thread);
+//! * `engine_N`: the shard engine with N shards, each reading its own peers' sockets;
 //! * `global_mutex_N`: one `NodeCore` for every peer behind one `Mutex`, driven by N threads
 //!   (LDK's shape before per-peer storage);
 //! * `per_peer_mutex_N`: one `NodeCore` per peer, each behind its own `Mutex`, in a `RwLock`'d
@@ -40,10 +44,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use lnshard_testkit::{
-    engine_config, genesis, hub_secret, hub_seed, secret, Hub, Link, Net, Recorder, Threaded, Who,
+    engine_config, genesis, hub_secret, hub_seed, secret, Hub, Link, MemoryWire, Net, Recorder,
+    Sockets, Threaded, Who,
 };
 use serde::Serialize;
 use shard_engine::lightning_core::secp256k1::{PublicKey, Secp256k1};
@@ -729,8 +732,102 @@ fn lane_done(rec: &Recording, k: usize, st: &LaneState) -> bool {
         && st.got[1] == rec.expected[k][1].len()
 }
 
-/// Replays `rec` on a fresh engine with `config` (persisting to `store` when given) from one
-/// driver thread: the calling one.
+/// One lane during an engine replay, shared by the shards that own its two sockets: the
+/// recorded peer messages (encrypted), how far they are released, and what the shards wrote.
+/// A shard's write to one side may release the next messages of either side onto that
+/// side's wire, which rings the shard that owns it: each shard reads its own peers' bytes,
+/// as each baseline thread reads its own lanes, and no driver thread moves them.
+struct ReplayLane {
+    k: usize,
+    /// Per recorded step: its side and what the routing node must have sent first.
+    steps: Vec<(usize, [usize; 2])>,
+    frames: Vec<Vec<u8>>,
+    /// Messages the routing node sends each side in all.
+    expected: [usize; 2],
+    wires: [Arc<MemoryWire>; 2],
+    state: std::sync::Mutex<ReplayState>,
+    done: std::sync::mpsc::Sender<usize>,
+}
+
+#[derive(Default)]
+struct ReplayState {
+    /// Steps released onto their wire.
+    pos: usize,
+    /// Messages the routing node wrote to each side.
+    got: [usize; 2],
+    /// What it wrote to each side, still encrypted (compared after the clock stops).
+    written: [Vec<Vec<u8>>; 2],
+    /// The routing node closed a side.
+    closed: usize,
+    finished: bool,
+}
+
+impl ReplayLane {
+    /// Releases every step whose messages the routing node has sent, then rings the wires
+    /// that got bytes. Called with the state lock held by the caller's write, or at the start.
+    fn release(&self, st: &mut ReplayState) -> [bool; 2] {
+        let mut ring = [false; 2];
+        while let Some(&(side, need)) = self.steps.get(st.pos) {
+            if st.got[0] < need[0] || st.got[1] < need[1] {
+                break;
+            }
+            if let (Some(wire), Some(frame)) = (self.wires.get(side), self.frames.get(st.pos)) {
+                wire.push_quietly(frame);
+            }
+            ring[side] = true;
+            st.pos += 1;
+        }
+        if !st.finished
+            && st.pos == self.steps.len()
+            && st.got[0] >= self.expected[0]
+            && st.got[1] >= self.expected[1]
+        {
+            st.finished = true;
+            let _ = self.done.send(self.k);
+        }
+        ring
+    }
+
+    fn ring(&self, ring: [bool; 2]) {
+        for (wire, ring) in self.wires.iter().zip(ring) {
+            if ring {
+                wire.wake();
+            }
+        }
+    }
+}
+
+/// Where the routing node's writes to one side of a lane go during the replay.
+struct ReplaySide {
+    lane: Arc<ReplayLane>,
+    side: usize,
+}
+
+impl shard_engine::ConnectionWriter for ReplaySide {
+    fn write(&mut self, bytes: Vec<u8>) -> bool {
+        // One write per message (the shard's socket never holds bytes back here).
+        let ring = {
+            let mut st = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.got[self.side] += 1;
+            st.written[self.side].push(bytes);
+            self.lane.release(&mut st)
+        };
+        self.lane.ring(ring);
+        true
+    }
+
+    fn close(&mut self) {
+        let mut st = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.closed += 1;
+    }
+}
+
+/// Replays `rec` on a fresh engine with `config` (persisting to `store` when given). Every
+/// peer connection is a socket its shard owns ([`Engine::attach_socket`], through the
+/// testkit's in-memory [`Sockets`] hub); the recorded peer messages are released onto a
+/// lane's wires as the shards' own writes satisfy them (see [`ReplayLane`]), so the shards
+/// read and answer their peers with no driver thread between: the calling thread only
+/// waits for the lanes to finish.
 fn replay_engine(
     mut config: EngineConfig,
     store: Option<Arc<dyn Store>>,
@@ -751,92 +848,77 @@ fn replay_engine(
         }
         None => Engine::new(config, hub_secret(), hub_seed(), 100, genesis()),
     };
-    let mut net = setup(Threaded { engine }, peers, lanes);
+    let mut net = setup(Sockets::new(engine), peers, lanes);
     let mut links = lane_links(&mut net, lanes)?;
-    let Net {
-        hub: Threaded { engine },
-        ..
-    } = net;
+    let hub = net.hub;
     let n = rec.scripts.len();
-    // Every peer message, encrypted before the clock starts, in the order it will be fed
+    // Every peer message, encrypted before the clock starts, in the order it will be read
     // (BOLT 8 nonces run in order on each connection): the shards decrypt and encrypt in
-    // the timed section, the driver only copies.
-    let frames = seal_scripts(rec, &mut links);
-    // Each write the shards make to a lane's connection names that lane (once until drained).
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
-    let signalled: Arc<Vec<AtomicBool>> =
-        Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
+    // the timed section.
+    let mut frames = seal_scripts(rec, &mut links);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
+    let mut replay = Vec::with_capacity(n);
     for (k, pair) in links.iter().enumerate() {
-        for link in pair {
-            let (tx, signalled) = (ready_tx.clone(), signalled.clone());
-            link.on_write(move || {
-                if !signalled[k].swap(true, Ordering::SeqCst) {
-                    let _ = tx.send(k);
-                }
-            });
+        let wire = |side: usize| {
+            pair.get(side)
+                .and_then(|l| hub.wire(l.conn))
+                .ok_or_else(|| Error::Recording(format!("lane {k} has no wire")))
+        };
+        let lane = Arc::new(ReplayLane {
+            k,
+            steps: rec.scripts[k].iter().map(|s| (s.side, s.need)).collect(),
+            frames: std::mem::take(&mut frames[k]),
+            expected: [rec.expected[k][0].len(), rec.expected[k][1].len()],
+            wires: [wire(0)?, wire(1)?],
+            state: Default::default(),
+            done: done_tx.clone(),
+        });
+        for side in 0..2 {
+            lane.wires[side].redirect(Box::new(ReplaySide {
+                lane: lane.clone(),
+                side,
+            }));
         }
+        replay.push(lane);
     }
-    let mut state: Vec<LaneState> = (0..n).map(|_| LaneState::default()).collect();
-    // What the shards wrote to each lane's two connections, still encrypted.
-    let mut written: Vec<LaneFrames> = (0..n).map(|_| Default::default()).collect();
-    let mut closed = 0;
-    let mut done = 0;
-    let mut finished = vec![false; n];
-    let mut todo: Vec<usize> = (0..n).collect();
-    let mut idle_waits = 0u32;
+    let engine = hub.engine();
     let busy0: Vec<u64> = engine.shard_stats().iter().map(|s| s.busy_nanos).collect();
     let forwards0: u64 = engine.shard_stats().iter().map(|s| s.forwards_out).sum();
     let setup_syncs = probe.as_ref().map_or(0, |s| s.syncs());
     let (cpu0, proc0, t0) = (thread_cpu_ns(), process_cpu_ns(), Instant::now());
-    while done < n {
-        for k in todo.drain(..) {
-            let st = &mut state[k];
-            let script = &rec.scripts[k];
-            while let Some(step) = script.get(st.pos) {
-                if st.got[0] < step.need[0] || st.got[1] < step.need[1] {
-                    break;
-                }
-                let link = &links[k][step.side];
-                let frame = frames[k][st.pos].clone();
-                match engine.connection_ciphertext(link.conn, rec.ids[k][step.side], frame) {
-                    Ok(()) => st.pos += 1,
-                    Err(EngineError::Full { .. }) => break,
-                    Err(e) => return Err(engine_error(e)),
-                }
-            }
-            if !finished[k] && lane_done(rec, k, st) {
-                finished[k] = true;
-                done += 1;
-            }
-        }
-        if done == n {
-            break;
-        }
-        let Ok(k) = ready_rx.recv_timeout(Duration::from_millis(2)) else {
-            idle_waits += 1;
-            if idle_waits > 5_000 && engine.is_idle() {
-                let missing: usize = (0..n)
-                    .filter(|&k| !finished[k])
-                    .map(|k| rec.scripts[k].len() - state[k].pos)
-                    .sum();
-                return Err(Error::Diverged {
-                    configuration: name.to_string(),
-                    mismatches: closed + missing.max(1),
-                });
-            }
-            todo.extend(0..n);
-            continue;
+    for lane in &replay {
+        let ring = {
+            let mut st = lane.state.lock().unwrap_or_else(|p| p.into_inner());
+            lane.release(&mut st)
         };
-        idle_waits = 0;
-        signalled[k].store(false, Ordering::SeqCst);
-        for side in 0..2 {
-            // One write per message: counted now, decrypted and compared after the clock.
-            let (chunks, shut) = links[k][side].take_ciphertext();
-            state[k].got[side] += chunks.len();
-            written[k][side].extend(chunks);
-            closed += usize::from(shut);
+        lane.ring(ring);
+    }
+    let mut done = 0;
+    let mut idle_waits = 0u32;
+    while done < n {
+        match done_rx.recv_timeout(Duration::from_millis(2)) {
+            Ok(_) => {
+                done += 1;
+                idle_waits = 0;
+            }
+            Err(_) => {
+                idle_waits += 1;
+                let unread = replay.iter().any(|l| l.wires.iter().any(|w| w.unread()));
+                if idle_waits > 5_000 && engine.is_idle() && !unread {
+                    let missing: usize = replay
+                        .iter()
+                        .map(|l| {
+                            let st = l.state.lock().unwrap_or_else(|p| p.into_inner());
+                            l.steps.len() - st.pos
+                        })
+                        .sum();
+                    return Err(Error::Diverged {
+                        configuration: name.to_string(),
+                        mismatches: missing.max(1),
+                    });
+                }
+            }
         }
-        todo.push(k);
     }
     let wall = t0.elapsed();
     let (cpu1, proc1) = (thread_cpu_ns(), process_cpu_ns());
@@ -847,7 +929,23 @@ fn replay_engine(
         .map(|(s, b0)| s.busy_nanos.saturating_sub(*b0) as f64 / wall.as_nanos() as f64)
         .collect();
     let cross_shard = stats.iter().map(|s| s.forwards_out).sum::<u64>() - forwards0;
-    engine.shutdown(Duration::from_secs(5));
+    // What the replay wrote and closed, taken before the shutdown closes every socket.
+    let mut closed = 0;
+    let written: Vec<LaneFrames> = replay
+        .iter()
+        .map(|l| {
+            let mut st = l.state.lock().unwrap_or_else(|p| p.into_inner());
+            closed += st.closed;
+            std::mem::take(&mut st.written)
+        })
+        .collect();
+    for lane in &replay {
+        // The lanes' writers hold their lane: let them go.
+        for wire in &lane.wires {
+            wire.redirect(Box::new(Closed));
+        }
+    }
+    hub.into_engine().shutdown(Duration::from_secs(5));
     let mismatches = closed + compare(rec, &mut links, &written);
     if mismatches > 0 {
         return Err(Error::Diverged {
@@ -864,6 +962,16 @@ fn replay_engine(
         cross_shard,
         shard_busy,
     })
+}
+
+/// A writer for a wire after its replay: takes nothing.
+struct Closed;
+
+impl shard_engine::ConnectionWriter for Closed {
+    fn write(&mut self, _bytes: Vec<u8>) -> bool {
+        false
+    }
+    fn close(&mut self) {}
 }
 
 /// The peers' ends of each lane's two connections, taken from the set-up network.
