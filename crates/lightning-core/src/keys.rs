@@ -501,7 +501,7 @@ mod tests {
 
     #[test]
     fn derived_private_key_matches_derived_public_key() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let base = sk(0x11);
         let point = PublicKey::from_secret_key(&secp, &sk(0x22));
         let private = derive_private_key(&secp, &point, &base).expect("valid");
@@ -512,7 +512,7 @@ mod tests {
 
     #[test]
     fn revocation_private_key_matches_revocation_public_key() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let base = sk(0x33);
         let commitment_secret = [0x44; 32];
         let point = per_commitment_point(&secp, &commitment_secret).expect("valid");
@@ -526,7 +526,7 @@ mod tests {
 
     #[test]
     fn revocation_public_key_knowing_either_secret_matches() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         for (base_byte, point_byte) in [(0x33u8, 0x44u8), (0x01, 0x7f), (0xee, 0x02)] {
             let base = sk(base_byte);
             let commitment_secret = [point_byte; 32];
@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn zero_per_commitment_secret_is_rejected() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         assert_eq!(
             per_commitment_point(&secp, &[0; 32]),
             Err(KeyError::InvalidSecret {
@@ -577,7 +577,7 @@ mod tests {
 
     #[test]
     fn commitment_keys_use_remote_payment_basepoint_as_remotepubkey() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let local = ChannelKeys {
             funding_key: sk(1),
             revocation_base_key: sk(2),

@@ -34,6 +34,7 @@ pub mod onion;
 pub mod payment;
 pub mod peer;
 pub mod persist;
+mod secp;
 pub mod secrets;
 pub mod ser;
 pub mod tlv;

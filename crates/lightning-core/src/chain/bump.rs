@@ -10,7 +10,6 @@
 
 use bitcoin::absolute::LockTime;
 use bitcoin::ecdsa::Signature as BitcoinSignature;
-use bitcoin::secp256k1::Secp256k1;
 use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::transaction::Version;
 use bitcoin::{
@@ -578,7 +577,7 @@ impl ChannelMonitor {
         if child.input.get(input).map(|i| i.previous_output) != Some(parent.anchor) {
             return Err(BumpError::NotAnchorInput { input });
         }
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let signature = sign_segwit_v0_input(
             &secp,
             child,
@@ -608,7 +607,7 @@ impl ChannelMonitor {
         if !self.terms.channel_type.has_anchors() {
             return None;
         }
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let point = self.holder_point(self.holder.index)?;
         let built = self
             .terms
@@ -675,7 +674,7 @@ impl ChannelMonitor {
         if items.len() != 5 || items.get(4).copied() != Some(script.as_bytes()) {
             return Err(not_ours);
         }
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let signature = sign_segwit_v0_input(
             &secp,
             tx,

@@ -189,7 +189,7 @@ struct Candidate {
 
 /// The claims due at the monitor's best height (the next block is `best_height + 1`).
 pub(crate) fn plan_claims(m: &ChannelMonitor, a: &Analysis) -> Vec<PlannedClaim> {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let next = m.best_height + 1;
     let mut out = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -484,7 +484,7 @@ fn holder_htlc_claim(
     } else {
         Some(*m.preimages.get(&htlc.payment_hash)?)
     };
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let point = m.holder_point(m.holder.index)?;
     let built = m
         .terms

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1};
+use bitcoin::secp256k1::{ecdsa::Signature, PublicKey};
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 
 use super::claim::{feerate_for, plan_claims, ClaimMemo, PlannedClaim};
@@ -686,7 +686,7 @@ impl ChannelMonitor {
     }
 
     pub(crate) fn signed_holder_commitment(&self) -> Option<Transaction> {
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let point = self.holder_point(self.holder.index)?;
         let built = self
             .terms
@@ -702,7 +702,7 @@ impl ChannelMonitor {
     }
 
     pub(crate) fn holder_point(&self, index: u64) -> Option<PublicKey> {
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         self.keys
             .per_commitment_point(&secp, FIRST_INDEX.checked_sub(index)?)
             .ok()

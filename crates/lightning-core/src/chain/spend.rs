@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid, Witness};
 
 use super::monitor::ChannelMonitor;
@@ -184,7 +184,7 @@ pub(crate) fn commitment_number(tx: &Transaction, obscure_factor: u64) -> Option
 pub(crate) fn analyse(m: &ChannelMonitor) -> Option<Analysis> {
     let (spend_txid, spend_height) = m.funding_spend()?;
     let (_, spend_tx) = m.confirmed.get(&spend_txid)?;
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let mut revocation_secret = None;
     let mut outputs: Vec<(TrackedOutput, u32)> = Vec::new();
     // HTLCs that could be in the commitment that confirmed: ours (offered) by id, theirs
@@ -551,7 +551,7 @@ fn revoked_outputs(
     secret: &[u8; 32],
     htlcs: &[SpecHtlc],
 ) -> Vec<TrackedOutput> {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let Ok(point) = per_commitment_point(&secp, secret) else {
         return Vec::new();
     };
@@ -675,7 +675,7 @@ fn second_stage(
     match &output.kind {
         OutputKind::HolderHtlc { htlc } => {
             let point = m.holder_point(m.holder.index)?;
-            let secp = Secp256k1::new();
+            let secp = crate::secp::ctx();
             let keys = CommitmentKeys::derive_without_htlc_keys(
                 &secp,
                 &point,
@@ -698,7 +698,7 @@ fn second_stage(
         }
         OutputKind::RevokedHtlc { .. } => {
             let secret = revocation_secret.as_ref()?;
-            let secp = Secp256k1::new();
+            let secp = crate::secp::ctx();
             let point = per_commitment_point(&secp, secret).ok()?;
             let keys = CommitmentKeys::derive_without_htlc_keys(
                 &secp,

@@ -2,7 +2,7 @@
 //! transaction, and force close.
 
 use bitcoin::absolute::LockTime;
-use bitcoin::secp256k1::{ecdsa::Signature, Secp256k1};
+use bitcoin::secp256k1::ecdsa::Signature;
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, EcdsaSighashType, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 
@@ -232,7 +232,7 @@ impl Channel {
             fee_satoshis,
             Variant::DustLimit(self.local_params.dust_limit_satoshis),
         )?;
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let signature = secp.sign_ecdsa(&self.closing_sighash(&tx)?, &self.keys.funding_key);
         self.closing.last_sent = Some((fee_satoshis, signature));
         self.outbox.push(Message::ClosingSigned(ClosingSigned {
@@ -250,7 +250,7 @@ impl Channel {
     /// Checks the peer's closing signature against each allowed variant; returns the
     /// fully signed transaction.
     fn verify_closing(&self, fee: u64, sig: &Signature) -> Result<Transaction, ChannelError> {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let ours = self.local_params.dust_limit_satoshis;
         let theirs = self.remote_params.dust_limit_satoshis;
         for variant in [
@@ -382,7 +382,7 @@ impl Channel {
             .remote_signature
             .ok_or_else(|| ignore(R::NoSignedCommitment))?;
         let tx = self.local_commitment_tx()?;
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let our_sig = tx.sign(&secp, &self.keys.funding_key);
         let signed = tx.finalize(&our_sig, &remote_sig);
         self.set_closed();

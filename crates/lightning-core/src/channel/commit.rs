@@ -57,7 +57,7 @@ impl CommitmentTerms {
         point: &PublicKey,
         known: Option<RevocationSecret<'_>>,
     ) -> Result<CommitmentTx, ChannelError> {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let htlcs = spec.tx_htlcs();
         let ours = side == Side::Local;
         let (owner, other, owner_params, other_params) = if ours {
@@ -244,7 +244,7 @@ impl Channel {
         })?;
         let index = self.remote_commit.index.saturating_add(1);
         let tx = self.build_remote_tx(&spec, index, &point)?;
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let signature = tx.sign(&secp, &self.keys.funding_key);
         let htlc_txs = tx.htlc_txs();
         // Our HTLC key for this commitment costs two point operations: only derive it when
@@ -311,7 +311,7 @@ impl Channel {
         })?;
         let index = self.local_commit.index.saturating_add(1);
         let tx = self.build_local_tx(&spec, index)?;
-        let secp = Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         tx.verify_remote(&secp, &msg.signature)
             .map_err(|_| close(R::BadCommitmentSignature { index }))?;
         let htlc_txs = tx.htlc_txs();
@@ -376,7 +376,7 @@ impl Channel {
             return Err(close(R::NoCommitmentAwaitsRevocation));
         };
         let revoked = self.remote_commit.index;
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let point = bolt3_keys::per_commitment_point(&secp, &msg.per_commitment_secret)
             .map_err(|_| close(R::InvalidPerCommitmentSecret))?;
         if point != self.remote_commit.per_commitment_point {

@@ -95,11 +95,10 @@ fn derive_key(seed: &[u8; 32], index: u64, label: &[u8]) -> SecretKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::secp256k1::Secp256k1;
 
     #[test]
     fn deterministic_and_distinct_per_index() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let a = derive_channel_keys(&[1; 32], 0);
         let b = derive_channel_keys(&[1; 32], 0);
         let c = derive_channel_keys(&[1; 32], 1);
@@ -123,7 +122,7 @@ mod tests {
 
     #[test]
     fn peer_keys_are_deterministic_and_distinct_per_peer_and_index() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let peer = |i: u8| {
             PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[i; 32]).expect("valid"))
         };

@@ -58,7 +58,7 @@ mod update;
 use std::collections::BTreeSet;
 
 use bitcoin::constants::ChainHash;
-use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1};
+use bitcoin::secp256k1::{ecdsa::Signature, PublicKey};
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 
 pub use config::ChannelConfig;
@@ -583,7 +583,7 @@ impl Channel {
                 return Ok(point);
             }
         }
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let i = FIRST_INDEX
             .checked_sub(index)
             .ok_or_else(|| close(R::CommitmentNumberTooLarge { index }))?;

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bitcoin::constants::ChainHash;
-use bitcoin::secp256k1::Secp256k1;
 use bitcoin::{OutPoint, ScriptBuf};
 
 use super::error::{close, ignore, ChannelErrorReason as R};
@@ -175,7 +174,7 @@ impl Channel {
         shutdown_script: ScriptBuf,
         anysegwit: bool,
     ) -> Channel {
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let local_pubkeys = keys.public_keys(&secp);
         let funder_msat = funding_satoshis
             .saturating_mul(1000)
@@ -624,7 +623,7 @@ impl Channel {
             0,
             &next.remote_commit.per_commitment_point,
         )?;
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let signature = tx.sign(&secp, &next.keys.funding_key);
         next.remote_commit.txid = tx.txid();
         next.channel_id = ChannelId::from_funding_outpoint(&outpoint.txid, vout);
@@ -652,7 +651,7 @@ impl Channel {
             }));
         }
         let tx = self.build_local_tx(&self.local_commit.spec, 0)?;
-        let secp = Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         tx.verify_remote(&secp, &msg.signature).map_err(|_| {
             close(R::BadFundingSignature {
                 message: "funding_signed",
@@ -686,7 +685,7 @@ impl Channel {
             vout: u32::from(msg.funding_output_index),
         });
         let local = next.build_local_tx(&next.local_commit.spec, 0)?;
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         local.verify_remote(&secp, &msg.signature).map_err(|_| {
             close(R::BadFundingSignature {
                 message: "funding_created",

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 
 #[cfg(test)]
-use bitcoin::secp256k1::Secp256k1;
-#[cfg(test)]
 use bitcoin::Transaction;
 
 use crate::channel::Channel;
@@ -49,7 +47,7 @@ impl Channel {
         let Ok(point) = self.local_point(self.local_commit.index) else {
             return out;
         };
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let Ok(htlc_key) = self.keys.htlc_key(&secp, &point) else {
             return out;
         };

@@ -292,7 +292,7 @@ impl fmt::Debug for Output {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use bitcoin::hashes::Hash;
-    use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use bitcoin::secp256k1::{PublicKey, SecretKey};
     use bitcoin::{OutPoint, ScriptBuf, Txid};
 
     use super::*;
@@ -301,7 +301,7 @@ mod tests {
 
     fn key() -> PublicKey {
         PublicKey::from_secret_key(
-            &Secp256k1::signing_only(),
+            &crate::secp::ctx(),
             &SecretKey::from_slice(&[7; 32]).unwrap(),
         )
     }

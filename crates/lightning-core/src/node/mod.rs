@@ -397,7 +397,7 @@ impl NodeCore {
         best_height: u32,
         best_hash: BlockHash,
     ) -> Self {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let node_id = PublicKey::from_secret_key(&secp, &node_secret);
         NodeCore {
             secp,

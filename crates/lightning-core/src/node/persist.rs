@@ -581,7 +581,7 @@ impl ForwardResolution {
 mod tests {
     use bitcoin::constants::ChainHash;
     use bitcoin::hashes::Hash;
-    use bitcoin::secp256k1::Secp256k1;
+
     use bitcoin::BlockHash;
 
     use super::*;
@@ -608,7 +608,7 @@ mod tests {
 
     #[test]
     fn restore_drops_unfunded_channels_and_reports_them_removed() {
-        let peer = PublicKey::from_secret_key(&Secp256k1::new(), &secret(2));
+        let peer = PublicKey::from_secret_key(&crate::secp::ctx(), &secret(2));
         let (channel, _) = Channel::new_outbound(
             OutboundParams {
                 chain_hash: ChainHash::REGTEST,
@@ -660,7 +660,7 @@ mod tests {
 
     #[test]
     fn restore_rebuilds_indexes_from_channels_and_fails_back_orphan_htlcs() {
-        let peer = PublicKey::from_secret_key(&Secp256k1::new(), &secret(2));
+        let peer = PublicKey::from_secret_key(&crate::secp::ctx(), &secret(2));
         let (mut a, _) = ready_pair();
         a.set_local_alias(ShortChannelId(777));
         let scid = a.short_channel_id().expect("confirmed");

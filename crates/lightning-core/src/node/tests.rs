@@ -2,7 +2,7 @@
 //! `decide_incoming`, each hop checking our forwarding policy.
 
 use bitcoin::hashes::{sha256, Hash};
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{PublicKey, SecretKey};
 
 use super::htlc_policy::*;
 use super::route::*;
@@ -14,7 +14,7 @@ fn key(i: u8) -> SecretKey {
 }
 
 fn three_hop_route(policy: &ForwardingPolicy) -> (Vec<SecretKey>, Route) {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let nodes: Vec<SecretKey> = (1..=3).map(key).collect();
     let final_amount = 5_000_000;
     let fee2 = policy.fee_for(final_amount);
@@ -44,7 +44,7 @@ fn three_hop_route(policy: &ForwardingPolicy) -> (Vec<SecretKey>, Route) {
 
 #[test]
 fn onion_along_route_forwards_with_fees_and_is_received() {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let policy = ForwardingPolicy::default();
     let (nodes, route) = three_hop_route(&policy);
     let preimage = PaymentPreimage([9; 32]);
@@ -115,7 +115,7 @@ fn onion_along_route_forwards_with_fees_and_is_received() {
 
 #[test]
 fn forwarding_hop_rejects_low_fee_and_short_cltv_delta() {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let policy = ForwardingPolicy::default();
     let (nodes, mut route) = three_hop_route(&policy);
     route.hops[0].fee_msat -= 1;
@@ -157,7 +157,7 @@ fn forwarding_hop_rejects_low_fee_and_short_cltv_delta() {
 
 #[test]
 fn corrupted_onion_is_malformed_with_its_hash() {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let policy = ForwardingPolicy::default();
     let (nodes, route) = three_hop_route(&policy);
     let hash = PaymentPreimage([1; 32]).payment_hash();

@@ -198,7 +198,7 @@ mod tests {
     use super::*;
 
     fn hop(byte: u8, payload_len: usize) -> OnionHop {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let sk = SecretKey::from_slice(&[byte; 32]).unwrap();
         OnionHop {
             node_id: PublicKey::from_secret_key(&secp, &sk),
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn bad_routes_are_typed_errors() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let session = SecretKey::from_slice(&[0x41; 32]).unwrap();
         assert_eq!(
             construct_onion(&secp, &session, &[], &[]),
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn filler_length_is_the_forwarding_hops_shifts() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let session = SecretKey::from_slice(&[0x41; 32]).unwrap();
         let ids = [hop(1, 2).node_id, hop(2, 2).node_id, hop(3, 2).node_id];
         let keys = route_keys(&secp, &session, &ids).unwrap();

@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn both_ends_derive_the_same_shared_secret() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let node = secret(0x42);
         let ephemeral = secret(0x17);
         let from_origin =
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn blinding_commutes_between_secret_and_public_keys() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let sk = secret(0x41);
         let pk = PublicKey::from_secret_key(&secp, &sk);
         let factor = [0x05; 32];
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn out_of_range_blinding_factor_is_a_typed_error() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let sk = secret(0x41);
         let pk = PublicKey::from_secret_key(&secp, &sk);
         let err = blind_public_key(&secp, &pk, &[0xff; 32], 3).unwrap_err();

@@ -41,7 +41,7 @@ pub use process::{
 #[cfg(test)]
 mod tests {
     use bitcoin::hashes::{sha256, Hash};
-    use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use bitcoin::secp256k1::{PublicKey, SecretKey};
     use proptest::prelude::*;
 
     use super::*;
@@ -91,7 +91,7 @@ mod tests {
     }
 
     fn build(hops: &[(SecretKey, Vec<u8>)], session: &SecretKey, assoc: &[u8]) -> ConstructedOnion {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let onion_hops: Vec<OnionHop> = hops
             .iter()
             .map(|(sk, payload)| OnionHop {
@@ -114,7 +114,7 @@ mod tests {
 
         #[test]
         fn every_hop_peels_its_own_payload((hops, session, assoc) in any_route()) {
-            let secp = Secp256k1::new();
+            let secp = crate::secp::ctx();
             let constructed = build(&hops, &session, &assoc);
             let mut packet = constructed.packet.clone();
             for (i, (sk, payload)) in hops.iter().enumerate() {
@@ -153,7 +153,7 @@ mod tests {
             for i in (0..erring).rev() {
                 returned = forward_failure(&secrets[i], &returned, hold(i));
             }
-            let secp = Secp256k1::new();
+            let secp = crate::secp::ctx();
             let route: Vec<PublicKey> =
                 hops.iter().map(|(sk, _)| PublicKey::from_secret_key(&secp, sk)).collect();
             let decrypted = decrypt_failure_for_route(&secp, &session, &route, &returned).unwrap();

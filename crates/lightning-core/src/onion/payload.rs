@@ -562,7 +562,7 @@ impl PaymentPayload {
 
 #[cfg(test)]
 mod tests {
-    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use bitcoin::secp256k1::SecretKey;
     use proptest::prelude::*;
 
     use super::*;
@@ -577,7 +577,7 @@ mod tests {
     }
 
     fn path_key() -> PublicKey {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[3; 32]).unwrap())
     }
 

@@ -384,7 +384,7 @@ mod tests {
         PublicKey,
         SecretKey,
     ) {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let node = SecretKey::from_slice(&[0x41; 32]).unwrap();
         let node_id = PublicKey::from_secret_key(&secp, &node);
         let session = SecretKey::from_slice(&[0x17; 32]).unwrap();

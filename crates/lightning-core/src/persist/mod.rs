@@ -100,7 +100,7 @@ mod proptests {
     use crate::persist::channel::{
         SpecHtlcRecord as SpecHtlc, SpecRecord as CommitmentSpec, UpdateRecord as Update,
     };
-    use crate::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use crate::secp256k1::{PublicKey, SecretKey};
     use crate::types::{ChannelId, PaymentHash, PaymentPreimage};
     use crate::wire::{
         AttributionData, UpdateAddHtlc, UpdateFailHtlc, UpdateFailMalformedHtlc, UpdateFee,
@@ -174,7 +174,7 @@ mod proptests {
                     |(channel_id, id, amount_msat, hash, cltv_expiry, fill, key)| {
                         let path_key = key.map(|k| {
                             PublicKey::from_secret_key(
-                                &Secp256k1::signing_only(),
+                                &crate::secp::ctx(),
                                 &SecretKey::from_slice(&[k; 32])
                                     .expect("[1..=127; 32] is below the curve order"),
                             )

@@ -55,7 +55,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1};
+use bitcoin::secp256k1::{ecdsa::Signature, PublicKey};
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
@@ -471,7 +471,7 @@ impl ChannelMonitor {
             ChannelKeysRecord::Stored(k) => (keys_from(k), None),
         };
         let terms = terms_from(&record.terms);
-        if keys.public_keys(&Secp256k1::signing_only()) != terms.local_pubkeys {
+        if keys.public_keys(&crate::secp::ctx()) != terms.local_pubkeys {
             return Err(PersistError::MonitorKeysMismatch {
                 channel_id,
                 key_index,

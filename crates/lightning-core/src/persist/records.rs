@@ -734,11 +734,11 @@ mod tests {
     use crate::payment::RouteHop;
     use crate::types::ShortChannelId;
     use bitcoin::hashes::Hash;
-    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use bitcoin::secp256k1::SecretKey;
 
     fn pk(i: u8) -> PublicKey {
         PublicKey::from_secret_key(
-            &Secp256k1::signing_only(),
+            &crate::secp::ctx(),
             &SecretKey::from_slice(&[i; 32]).expect("valid"),
         )
     }

@@ -612,7 +612,7 @@ mod tests {
     }
 
     fn pk(byte: u8) -> PublicKey {
-        PublicKey::from_secret_key(&Secp256k1::signing_only(), &sk(byte))
+        PublicKey::from_secret_key(&crate::secp::ctx(), &sk(byte))
     }
 
     fn delayed_input(vout: u32, value_sat: u64) -> ClaimInput {
@@ -634,7 +634,7 @@ mod tests {
 
     #[test]
     fn typed_errors() {
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         assert_eq!(
             build_claim_tx(&secp, &[], dest(), 253, 0),
             Err(ClaimError::NoInputs)
@@ -691,7 +691,7 @@ mod tests {
 
     #[test]
     fn preimage_must_match_the_script() {
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let preimage = PaymentPreimage([5; 32]);
         let script = offered_htlc_script(
             &pk(1),

@@ -591,7 +591,7 @@ mod tests {
     use bitcoin::secp256k1::SecretKey;
 
     fn pk(byte: u8) -> PublicKey {
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[byte; 32]).expect("valid"))
     }
 

@@ -317,7 +317,7 @@ mod tests {
 
     /// Commitment keys with HTLC keys `sk(4)` (local) and `sk(5)` (remote).
     fn test_keys() -> CommitmentKeys {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let pk = |k: &SecretKey| PublicKey::from_secret_key(&secp, k);
         CommitmentKeys {
             per_commitment_point: pk(&sk(1)),
@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn bad_signatures_are_rejected() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         for channel_type in [
             ChannelType::StaticRemoteKey,
             ChannelType::AnchorsZeroFeeHtlcTx,
@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn finalize_checks_the_preimage() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let (success, local, remote) = setup(HtlcDirection::Received, ChannelType::StaticRemoteKey);
         let (r, l) = (
             success.sign_remote(&secp, &remote),

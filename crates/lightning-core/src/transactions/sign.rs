@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn sign_then_verify_and_reject_tampering() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let key = SecretKey::from_slice(&[3; 32]).expect("valid");
         let pubkey = PublicKey::from_secret_key(&secp, &key);
         let script = ScriptBuf::from_bytes(vec![0x51]);
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn funding_witness_orders_signatures_by_key() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let k1 = SecretKey::from_slice(&[1; 32]).expect("valid");
         let k2 = SecretKey::from_slice(&[2; 32]).expect("valid");
         let (p1, p2) = (

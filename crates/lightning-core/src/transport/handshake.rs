@@ -3,7 +3,7 @@
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::ecdh::SharedSecret;
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{PublicKey, SecretKey};
 
 use super::cipher::{decrypt_with_ad, encrypt_with_ad, hkdf, MAC_LEN};
 use super::framing::Transport;
@@ -41,7 +41,7 @@ fn ecdh(secret: &SecretKey, point: &PublicKey) -> [u8; 32] {
 }
 
 fn public_key(secret: &SecretKey) -> PublicKey {
-    PublicKey::from_secret_key(&Secp256k1::signing_only(), secret)
+    PublicKey::from_secret_key(&crate::secp::ctx(), secret)
 }
 
 /// The running handshake state shared by both sides: chaining key `ck` and digest `h`.

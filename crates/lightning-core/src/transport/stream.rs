@@ -246,14 +246,13 @@ impl core::fmt::Debug for Established {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::secp256k1::Secp256k1;
 
     fn key(byte: u8) -> SecretKey {
         SecretKey::from_slice(&[byte; 32]).unwrap()
     }
 
     fn public(secret: &SecretKey) -> PublicKey {
-        PublicKey::from_secret_key(&Secp256k1::signing_only(), secret)
+        PublicKey::from_secret_key(&crate::secp::ctx(), secret)
     }
 
     /// Feeds `bytes` to `handshake` in chunks of `chunk` bytes; returns what it wrote and its

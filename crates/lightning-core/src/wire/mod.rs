@@ -224,12 +224,12 @@ impl Message {
 /// Deterministic keys and signatures for the unit tests.
 #[cfg(test)]
 pub(crate) mod test_values {
-    use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, Secp256k1, SecretKey};
+    use bitcoin::secp256k1::{ecdsa::Signature, PublicKey, SecretKey};
 
     /// The point of secret key `[n; 32]` (`n` must be non-zero).
     pub(crate) fn point(n: u8) -> PublicKey {
         let secret = SecretKey::from_slice(&[n; 32]).expect("[n; 32] is a valid scalar for n > 0");
-        PublicKey::from_secret_key(&Secp256k1::signing_only(), &secret)
+        PublicKey::from_secret_key(&crate::secp::ctx(), &secret)
     }
 
     /// A compact signature with `r = s = n` (`n` must be non-zero).

@@ -20,7 +20,7 @@ const KEY_INDEX: u64 = 7;
 
 fn node_id(tag: u8) -> PublicKey {
     PublicKey::from_secret_key(
-        &Secp256k1::signing_only(),
+        &crate::secp::ctx(),
         &SecretKey::from_slice(&[tag; 32]).expect("valid"),
     )
 }
@@ -281,7 +281,7 @@ fn a_derived_keys_monitor_record_holds_none_of_its_secrets() {
     w.their_commitment_confirms();
     let keys = derive_peer_channel_keys(&SEED_A, &node_id(0xb0), KEY_INDEX);
     assert_eq!(
-        keys.public_keys(&Secp256k1::signing_only()).funding_pubkey,
+        keys.public_keys(&crate::secp::ctx()).funding_pubkey,
         w.a.local_pubkeys.funding_pubkey,
         "the keys the channel uses"
     );
