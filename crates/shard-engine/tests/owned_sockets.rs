@@ -156,32 +156,32 @@ fn far_core(tag: &[u8]) -> (NodeCore, SecretKey) {
     )
 }
 
-#[test]
-fn a_shard_owns_a_unix_socket_opens_a_channel_answers_pings_and_reports_the_close() {
-    let engine = Engine::new(engine_config(2), hub_secret(), hub_seed(), 100, genesis());
+/// A far peer over a Unix socket pair whose other end the engine's shard owns (attached as
+/// connection `conn` after the handshake), pumped until the shard's `init` arrived; and where
+/// the engine reports the socket closed.
+fn unix_far(
+    engine: &Engine,
+    tag: &[u8],
+    conn: ConnectionId,
+) -> (Far<UnixStream>, mpsc::Receiver<ConnectionId>) {
     let hub = engine.node_id();
-    let (core, key) = far_core(b"owned-far");
-    let (mut far_io, hub_io) = UnixStream::pair().expect("socket pair");
-    let hub_io = Arc::new(Mutex::new(hub_io));
+    let (core, key) = far_core(tag);
+    let (mut far_io, mut hub_io) = UnixStream::pair().expect("socket pair");
     let (far_transport, far_id, hub_transport) = {
-        let (r, w) = (hub_io.clone(), hub_io.clone());
+        let mut w = hub_io.try_clone().expect("clone");
         handshake(
             &key,
             hub,
             &mut far_io,
-            &mut |n| read_exact_blocking(&mut r.lock().unwrap(), n),
-            &mut |b| w.lock().unwrap().write_all(b).expect("act two"),
+            &mut |n| read_exact_blocking(&mut hub_io, n),
+            &mut |b| w.write_all(b).expect("act two"),
         )
     };
     assert_eq!(far_id, core.node_id());
-    let hub_io = Arc::try_unwrap(hub_io)
-        .expect("one owner")
-        .into_inner()
-        .unwrap();
     let (closed_tx, closed_rx) = mpsc::channel::<ConnectionId>();
     engine
         .attach_socket(
-            11,
+            conn,
             far_id,
             hub_transport,
             Box::new(hub_io),
@@ -198,8 +198,16 @@ fn a_shard_owns_a_unix_socket_opens_a_channel_answers_pings_and_reports_the_clos
         closed: false,
     };
     far.core.peer_connected(hub);
-    far.pump(hub, &engine);
+    far.pump(hub, engine);
     assert_eq!(far.names(), ["init"], "the shard wrote its init itself");
+    (far, closed_rx)
+}
+
+#[test]
+fn a_shard_owns_a_unix_socket_opens_a_channel_answers_pings_and_reports_the_close() {
+    let engine = Engine::new(engine_config(2), hub_secret(), hub_seed(), 100, genesis());
+    let hub = engine.node_id();
+    let (mut far, closed_rx) = unix_far(&engine, b"owned-far", 11);
     far.core
         .create_channel(hub, 1_000_000, 0, 1, 2500)
         .expect("create_channel");
@@ -239,41 +247,7 @@ fn a_shard_owns_a_unix_socket_opens_a_channel_answers_pings_and_reports_the_clos
 #[test]
 fn garbage_from_the_peer_makes_the_shard_close_its_socket() {
     let engine = Engine::new(engine_config(1), hub_secret(), hub_seed(), 100, genesis());
-    let hub = engine.node_id();
-    let (core, key) = far_core(b"owned-garbage");
-    let (mut far_io, mut hub_io) = UnixStream::pair().expect("socket pair");
-    let (far_transport, far_id, hub_transport) = {
-        let mut w = hub_io.try_clone().expect("clone");
-        handshake(
-            &key,
-            hub,
-            &mut far_io,
-            &mut |n| read_exact_blocking(&mut hub_io, n),
-            &mut |b| w.write_all(b).expect("act two"),
-        )
-    };
-    let (closed_tx, closed_rx) = mpsc::channel::<ConnectionId>();
-    engine
-        .attach_socket(
-            5,
-            far_id,
-            hub_transport,
-            Box::new(hub_io),
-            Some(Box::new(move |conn| {
-                let _ = closed_tx.send(conn);
-            })),
-        )
-        .expect("attach");
-    let mut far = Far {
-        core,
-        transport: far_transport,
-        io: far_io,
-        received: Vec::new(),
-        closed: false,
-    };
-    far.core.peer_connected(hub);
-    far.pump(hub, &engine);
-    assert_eq!(far.names(), ["init"]);
+    let (mut far, closed_rx) = unix_far(&engine, b"owned-garbage", 5);
     // 18 bytes that are no encrypted length: the shard cannot decrypt them.
     far.io.send(&[0xAB; 18]);
     assert_eq!(closed_rx.recv_timeout(Duration::from_secs(5)), Ok(5));
