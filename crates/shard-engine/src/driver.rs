@@ -30,7 +30,7 @@ use crate::error::{EngineError, StopReason};
 use crate::msg::{Out, PeerOutput, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{step, Shard};
-use crate::store::WriteOp;
+use crate::store::{Store, WriteOp};
 
 /// The most bytes of peers' ciphertext one batch handles before its commit and the release of
 /// its outputs: a batch of reads full of messages that cost work but change no state (a
@@ -60,6 +60,9 @@ pub(crate) trait Sink {
     fn aborted(&self) -> bool;
     /// Stops the whole engine for `reason`.
     fn halt(&mut self, reason: StopReason);
+    /// Writes a batch on the shard's thread, unless the engine has stopped (refused then,
+    /// with nothing written): no shard writes once the engine has stopped.
+    fn write(&mut self, store: &dyn Store, ops: &[WriteOp]) -> Result<(), EngineError>;
     /// An event for the application.
     fn event(&mut self, event: Event);
     /// A cross-shard message left this shard (queued or parked): work now pending.
@@ -357,8 +360,8 @@ impl ShardDriver {
                         };
                         // No committer (so nothing in flight to overtake): written here.
                         debug_assert!(self.in_flight.is_empty(), "a write overtook the committer");
-                        if let Err(error) = p.store.write_batch(&ops) {
-                            return self.fail(sink, durable::store_error(error));
+                        if let Err(error) = sink.write(p.store.as_ref(), &ops) {
+                            return self.fail(sink, error);
                         }
                     }
                 } else {

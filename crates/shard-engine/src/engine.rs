@@ -165,6 +165,10 @@ struct Shared {
     /// panicked): the [`EngineError::Stopped`] every later call returns. Every shard checks
     /// it before taking a message.
     stopped: OnceLock<EngineError>,
+    /// Held shared by every store write of a shard or a committer (which checks `stopped`
+    /// under it), and exclusively by [`Shared::halt`] while it sets `stopped`: once the stop
+    /// is visible, no write is under way and none starts, on any shard.
+    write_gate: parking_lot::RwLock<()>,
 }
 
 impl Shared {
@@ -177,11 +181,26 @@ impl Shared {
         self.stopped.get().is_some()
     }
 
+    /// Writes `ops` to `store` unless the engine has stopped (`None` then: nothing was
+    /// written). The caller must not hold the gate (see [`Shared::write_gate`]).
+    fn write(&self, store: &dyn Store, ops: &[WriteOp]) -> Option<Result<(), StoreError>> {
+        let _gate = self.write_gate.read();
+        if self.is_stopped() {
+            return None;
+        }
+        Some(store.write_batch(ops))
+    }
+
     /// Stops the whole engine for `reason` (the first reason wins; it is logged once), and
     /// wakes every shard waiting on its inbox so that it sees the stop and exits.
     fn halt(&self, reason: StopReason, senders: &[Inbox]) {
         let error = EngineError::Stopped { reason };
-        if self.stopped.set(error.clone()).is_ok() {
+        let first = {
+            // Waits out every write under way; none starts after the stop is set.
+            let _gate = self.write_gate.write();
+            self.stopped.set(error.clone()).is_ok()
+        };
+        if first {
             tracing::error!(%error, "engine stopped: every shard stops taking messages");
         }
         for sender in senders {
@@ -402,6 +421,7 @@ impl Engine {
             closing: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             stopped: OnceLock::new(),
+            write_gate: parking_lot::RwLock::new(()),
         });
         let inbox_capacity = config.inbox_capacity.max(1);
         // Each shard sleeps in its own poller: its sockets, and a bell for everything else.
@@ -1164,7 +1184,11 @@ impl Committer {
                         // The process is dying: this write never happens.
                         break;
                     }
-                    let result = store.write_batch(&ops);
+                    let Some(result) = shared.write(store.as_ref(), &ops) else {
+                        // The engine stopped: this write never happens (the shard sees the
+                        // reports end with batches in flight, and releases none of them).
+                        break;
+                    };
                     let failed = result.is_err();
                     let sent = report_tx.send((seq, result)).is_ok();
                     bell.ring();
@@ -1215,6 +1239,13 @@ impl Sink for ThreadSink {
 
     fn halt(&mut self, reason: StopReason) {
         self.shared.halt(reason, &self.senders);
+    }
+
+    fn write(&mut self, store: &dyn Store, ops: &[WriteOp]) -> Result<(), EngineError> {
+        match self.shared.write(store, ops) {
+            Some(result) => result.map_err(durable::store_error),
+            None => Err(self.shared.stopped().unwrap_or(EngineError::ShuttingDown)),
+        }
     }
 
     fn event(&mut self, event: Event) {

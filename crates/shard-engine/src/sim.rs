@@ -36,7 +36,7 @@ use crate::error::{EngineError, StopReason};
 use crate::msg::{Out, ShardMsg};
 use crate::placement::Placement;
 use crate::shard::{Shard, ShardStats};
-use crate::store::WriteOp;
+use crate::store::{Store, WriteOp};
 
 /// A small seeded generator (SplitMix64): the simulator's only source of choice.
 #[derive(Debug, Clone)]
@@ -183,6 +183,14 @@ impl Sink for SimSink<'_> {
 
     fn halt(&mut self, reason: StopReason) {
         self.stopped.get_or_insert(EngineError::Stopped { reason });
+    }
+
+    fn write(&mut self, store: &dyn Store, ops: &[WriteOp]) -> Result<(), EngineError> {
+        // One thread: nothing writes between a stop and this check.
+        match &self.stopped {
+            Some(stopped) => Err(stopped.clone()),
+            None => store.write_batch(ops).map_err(crate::durable::store_error),
+        }
     }
 
     fn event(&mut self, event: Event) {
@@ -466,7 +474,8 @@ impl Sim {
     /// one write, as the threads' committer takes whatever is queued) and reports them
     /// durable; the shard releases their outputs. False if there was nothing to write.
     fn complete_write(&mut self, shard: usize) -> bool {
-        if self.committing.get(shard).is_none_or(VecDeque::is_empty) {
+        // A stopped engine writes nothing more (as the threads' write gate).
+        if self.stopped.is_some() || self.committing.get(shard).is_none_or(VecDeque::is_empty) {
             return false;
         }
         let crash = match &self.crashes {
