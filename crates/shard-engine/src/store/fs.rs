@@ -8,21 +8,48 @@
 //! data/<namespace>/<key>  checkpointed values, one file each
 //! ```
 //!
-//! A batch is one frame written to `wal.log` at the log's end and made durable with a single
-//! `fdatasync`: that is the group commit, whatever the number of records in the batch. Reads
-//! see the WAL's newer values through an in-memory overlay. When the WAL grows past
-//! [`FsStoreOptions::checkpoint_bytes`], every overlaid value is written to its own file the
-//! classic way (temporary file, sync, rename, sync the directory) and the WAL is emptied
-//! (cut to zero length). The syncs are shared: every temporary file is written first and
-//! all are made durable by one `syncfs(2)` of the store's filesystem, then every rename is
-//! made durable by a second one (on Linux; elsewhere each file and directory is synced on
-//! its own). A sync per file costs a journal commit and a device flush each, which made a
-//! checkpoint of a few hundred keys cost as much as a few hundred batches.
+//! A batch is written to `wal.log` at the log's end in one frame, made durable with a single
+//! `fdatasync` whatever the number of records in it, and concurrent batches share both (see
+//! [Group commit](#group-commit)). Reads see the WAL's newer values through an in-memory
+//! overlay. When the WAL grows past [`FsStoreOptions::checkpoint_bytes`], every overlaid value
+//! is written to its own file the classic way (temporary file, sync, rename, sync the
+//! directory) and the WAL is emptied (cut to zero length). The syncs are shared: every
+//! temporary file is written first and all are made durable by one `syncfs(2)` of the store's
+//! filesystem, then every rename is made durable by a second one (on Linux; elsewhere each file
+//! and directory is synced on its own). A sync per file costs a journal commit and a device
+//! flush each, which made a checkpoint of a few hundred keys cost as much as a few hundred
+//! batches.
 //!
 //! Frame: `magic "LNSW" | body length u32 | first 8 bytes of SHA256(body) | first 4 bytes of
 //! SHA256(the 16 header bytes before) | body`, body =
 //! `count u32` then per operation `op u8 (1 put, 2 remove) | namespace (u8 length, bytes) |
 //! key (u8 length, bytes) | value (u32 length, bytes; put only)`.
+//!
+//! # Group commit
+//! The engine's committer threads (one per shard) all write to one store, and each batch's
+//! `fdatasync` costs far more than its frame: synced one batch after the other, two shards
+//! would wait for two syncs where one would do. So [`Store::write_batch`] is a leader and
+//! follower group commit, as in PostgreSQL's WAL or RocksDB's write groups. A caller
+//! validates and encodes its batch, then joins a queue (a mutex and a condition variable of
+//! their own, not the one guarding the WAL). If no leader is writing, it becomes the leader:
+//! it takes every batch queued so far, its own included, writes them as *one* frame (all
+//! their operations, concatenated in queue order: the frame format is unchanged) with one
+//! write and one `fdatasync`, applies them to the overlay in queue order, runs the
+//! checkpoint rule, then posts every member's result and wakes the waiters. Batches queued
+//! while it wrote wait for the next group, whose leader is one of them (the queue is first
+//! come, first served, so none waits for ever). Every member gets what a batch of its own
+//! would have: `Ok` only once the group's frame is synced; a failed append refuses the whole
+//! group (none of it reaches the overlay) and the store goes on; a failed sync poisons the
+//! store and every member gets the failure. A group stops short of a frame's limits (a body
+//! and an operation count of `u32::MAX`), leaving the rest for the next one.
+//!
+//! This is safe because a group's members are concurrent calls: none returned before
+//! another was made, so any order among them is one the callers could have seen, and each
+//! thread's calls stay in its own order (a thread has at most one batch queued). A group is
+//! one frame, so it is atomic like a batch: replay applies all of it or, torn, none of it,
+//! and a crash before its sync has acknowledged none of its members. A lone caller is a
+//! group of one, with the cost of a batch before group commit. `syncs()` counts one sync
+//! per group.
 //!
 //! # Preallocation
 //! A frame appended past the file's end changes the file's size, so its `fdatasync` must
@@ -52,36 +79,36 @@
 //! claims (a body written only in part). Any other damage (a header failing its checksum
 //! with non-zero bytes after it, a body failing its checksum with frames or other bytes
 //! after it) is corruption, and opening fails with [`StoreError::Corrupt`] rather than
-//! guess. Only one frame is ever in flight (the next is written after the previous one's
-//! sync) and whatever lies past the log's end is zeros, so a crash can only leave such a
-//! torn final frame; and no damage to an acknowledged frame can pass for one, since every
-//! frame's body starts with a non-zero operation count.
+//! guess. Only one frame is ever in flight (one group's leader writes at a time, and the next
+//! group is written after the previous one's sync) and whatever lies past the log's end is
+//! zeros, so a crash can only leave such a torn final frame; and no damage to an acknowledged
+//! frame can pass for one, since every frame's body starts with a non-zero operation count.
 //!
 //! # Failures
 //! The store never acknowledges a write that a reopen would not return:
 //! * A frame write that fails (ENOSPC, EIO) may leave part of its frame in the file: the WAL
 //!   is cut back to its last good length (dropping any preallocated zeros too) and synced,
-//!   and the store goes on (the batch returned an error and is not applied). If that cut or
-//!   its sync fails, the store is *poisoned*.
+//!   and the store goes on (every batch of the group returned an error and none is
+//!   applied). If that cut or its sync fails, the store is *poisoned*.
 //! * A failed `fdatasync`, of the WAL or of any file or directory a checkpoint writes,
 //!   poisons the store: after a failed fsync Linux may have dropped the dirty pages and
 //!   marked them clean, so a retry can report success for data that is not on disk.
 //! * A poisoned store refuses every later write, from every thread, with
 //!   [`StoreError::Poisoned`] naming the first failure, until it is reopened (reads go on).
-//!   Reopening replays the WAL: every write that returned `Ok` is there. (The batch whose
-//!   own sync failed was never acknowledged, and may or may not be there: its frame may
-//!   have reached the disk.)
-//! * A checkpoint runs after its batch's frame is durable, so it never turns that batch into
-//!   an error. A checkpoint step that fails cleanly (creating a directory or temporary file,
-//!   writing a value, a rename, a removal: ENOSPC and the like) leaves the WAL and overlay as
-//!   they were, removes its temporary file, logs a warning and is retried after the next
-//!   batch. A failure that leaves the disk's state unknown (a sync, the WAL's truncation)
+//!   Reopening replays the WAL: every write that returned `Ok` is there. (The group whose
+//!   own sync failed was never acknowledged, and may or may not be there, all of it or
+//!   none: its frame may have reached the disk.)
+//! * A checkpoint runs after its group's frame is durable, so it never turns the group's
+//!   batches into errors. A checkpoint step that fails cleanly (creating a directory or
+//!   temporary file, writing a value, a rename, a removal: ENOSPC and the like) leaves the
+//!   WAL and overlay as they were, removes its temporary file, logs a warning and is retried
+//!   after the next group. A failure that leaves the disk's state unknown (a sync, the WAL's truncation)
 //!   poisons the store.
 //! * Every directory entry the store creates (the root, `data/`, a namespace directory,
 //!   `wal.log`, a value's rename) is made durable by syncing the directory that gained it
 //!   before the WAL that covers it is emptied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
@@ -90,7 +117,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lightning_core::bitcoin::hashes::{sha256, Hash};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::dir::{check_private, io, sync_dir, DirLock, DIR_MODE, FILE_MODE, LOCK_FILE};
 use super::{check_name, check_op, Corruption, Store, StoreError, WriteOp};
@@ -149,6 +176,30 @@ struct Inner {
     failed_checkpoints: u64,
 }
 
+/// A batch waiting for its group commit.
+#[derive(Debug)]
+struct Queued {
+    /// The caller's ticket, under which its result is posted.
+    ticket: u64,
+    /// Its operations in a frame body's encoding (without the body's count).
+    encoded: Vec<u8>,
+    /// Its operations, for the overlay.
+    ops: Vec<WriteOp>,
+}
+
+/// The group commit's queue (see the module documentation). Only ever locked on its own or
+/// before `inner`, never while holding `inner`.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Batches not yet taken by a leader, in arrival order.
+    waiting: VecDeque<Queued>,
+    /// Whether a leader is writing a group (a batch queued now waits for the next group).
+    leading: bool,
+    next_ticket: u64,
+    /// The results of finished groups, by ticket, until their callers take them.
+    done: HashMap<u64, Result<(), StoreError>>,
+}
+
 /// Why a checkpoint stopped.
 enum Stop {
     /// Nothing on disk is in doubt: the WAL still covers everything; retry later.
@@ -163,6 +214,10 @@ pub struct FsStore {
     root: PathBuf,
     options: FsStoreOptions,
     inner: Mutex<Inner>,
+    /// Batches waiting for a group commit, and the results of finished groups.
+    queue: Mutex<Queue>,
+    /// Signalled when a group finishes (results posted, no leader writing).
+    group_done: Condvar,
     syncs: AtomicU64,
     #[cfg(test)]
     faults: faults::Faults,
@@ -256,6 +311,8 @@ impl FsStore {
                 poisoned: None,
                 failed_checkpoints: 0,
             }),
+            queue: Mutex::new(Queue::default()),
+            group_done: Condvar::new(),
             syncs: AtomicU64::new(0),
             #[cfg(test)]
             faults: faults::Faults::default(),
@@ -396,6 +453,109 @@ impl FsStore {
                 .and_then(|()| wal.sync_all())
                 .map_err(io("sync wal.log after truncating it"))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Writes a group of batches as one frame (their operations concatenated in queue
+    /// order) with one write and one sync, applies them to the overlay and runs the
+    /// checkpoint rule: the group's one result, for every member. See the module
+    /// documentation.
+    fn commit_group(&self, group: Vec<Queued>) -> Result<(), StoreError> {
+        let frame = encode_frame(group.iter().map(|q| (q.ops.len(), &q.encoded[..])));
+        let mut inner = self.inner.lock();
+        if let Some(first_failure) = &inner.poisoned {
+            return Err(StoreError::Poisoned {
+                first_failure: Arc::clone(first_failure),
+            });
+        }
+        let good_len = inner.wal_len;
+        let end = good_len + frame.len() as u64;
+        if let Err(error) = self.preallocate(&mut inner, end) {
+            // A failed sync: the disk's state is unknown. Nothing of the group was written.
+            return Err(self.poison(&mut inner, error));
+        }
+        let appended = match self.fault(faults::Point::Append) {
+            Ok(()) => inner.wal.write_all_at(&frame, good_len),
+            Err(e) => {
+                // As a full disk does: part of the frame, then the error.
+                let _ = inner.wal.write_all_at(&frame[..frame.len() / 2], good_len);
+                Err(e)
+            }
+        };
+        if let Err(e) = appended {
+            let error = io("append to wal.log")(e);
+            // Part of the frame may be in the file: cut it off, or no later frame would be
+            // read back.
+            return Err(match self.restore_wal(&inner.wal, good_len) {
+                Ok(()) => {
+                    inner.file_len = good_len;
+                    tracing::warn!(
+                        %error,
+                        batches = group.len(),
+                        "a group of batches was refused; wal.log is cut back to its last good \
+                         frame"
+                    );
+                    error
+                }
+                Err(cut) => {
+                    self.poison_with(
+                        &mut inner,
+                        StoreError::CutFailed {
+                            write: Box::new(error.duplicate()),
+                            cut: Box::new(cut),
+                        },
+                    );
+                    error
+                }
+            });
+        }
+        if let Err(error) = self.sync_file(&inner.wal, WAL_FILE, faults::Point::SyncWal) {
+            // The frame may or may not be on disk, and a retried sync could lie.
+            return Err(self.poison(&mut inner, error));
+        }
+        inner.wal_len = end;
+        inner.file_len = inner.file_len.max(end);
+        for op in group.into_iter().flat_map(|q| q.ops) {
+            match op {
+                WriteOp::Put {
+                    namespace,
+                    key,
+                    value,
+                } => {
+                    inner.overlay.insert((namespace, key), Some(value));
+                }
+                WriteOp::Remove { namespace, key } => {
+                    inner.overlay.insert((namespace, key), None);
+                }
+            }
+        }
+        // The group is durable: whatever happens to the checkpoint, it is acknowledged.
+        if inner.wal_len > self.options.checkpoint_bytes {
+            match self.checkpoint(&mut inner) {
+                Ok(()) => {
+                    if inner.failed_checkpoints > 0 {
+                        tracing::info!(
+                            failed = inner.failed_checkpoints,
+                            "checkpoint succeeded after failing"
+                        );
+                        inner.failed_checkpoints = 0;
+                    }
+                }
+                Err(error) => {
+                    inner.failed_checkpoints += 1;
+                    // One warning per run of failures: a full disk fails every group's retry.
+                    if inner.poisoned.is_none() && inner.failed_checkpoints == 1 {
+                        tracing::warn!(
+                            %error,
+                            "checkpoint failed; the WAL keeps the values and it is retried \
+                             after each batch"
+                        );
+                    } else {
+                        tracing::debug!(%error, "checkpoint failed again");
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -796,9 +956,8 @@ fn apply_body(mut body: &[u8], overlay: &mut Overlay) -> Result<(), &'static str
     }
 }
 
-fn encode_frame(batch: &[WriteOp]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&(batch.len() as u32).to_be_bytes());
+/// Appends `batch`'s operations to `body`, encoded as in a frame's body (after its count).
+fn encode_ops(batch: &[WriteOp], body: &mut Vec<u8>) {
     for op in batch {
         let (code, namespace, key, value) = match op {
             WriteOp::Put {
@@ -819,14 +978,87 @@ fn encode_frame(batch: &[WriteOp]) -> Vec<u8> {
             body.extend_from_slice(value);
         }
     }
-    let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
+}
+
+/// One frame holding the operations of `parts` (each an operation count and those
+/// operations as [`encode_ops`] encodes them), in order.
+fn encode_frame<'a>(parts: impl Iterator<Item = (usize, &'a [u8])> + Clone) -> Vec<u8> {
+    let count: usize = parts.clone().map(|(n, _)| n).sum();
+    let len: usize = 4 + parts.clone().map(|(_, ops)| ops.len()).sum::<usize>();
+    let mut frame = Vec::with_capacity(HEADER_LEN + len);
     frame.extend_from_slice(MAGIC);
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&sha256::Hash::hash(&body).as_byte_array()[..8]);
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    // The body's checksum and the header's, once the body is in place.
+    frame.extend_from_slice(&[0; 12]);
+    frame.extend_from_slice(&(count as u32).to_be_bytes());
+    for (_, ops) in parts {
+        frame.extend_from_slice(ops);
+    }
+    let body_sum = sha256::Hash::hash(&frame[HEADER_LEN..]);
+    frame[8..16].copy_from_slice(&body_sum.as_byte_array()[..8]);
     let head_sum = sha256::Hash::hash(&frame[..16]);
-    frame.extend_from_slice(&head_sum.as_byte_array()[..4]);
-    frame.extend_from_slice(&body);
+    frame[16..HEADER_LEN].copy_from_slice(&head_sum.as_byte_array()[..4]);
     frame
+}
+
+/// Takes the next group off the front of `waiting`: every batch there, up to what one
+/// frame holds (a body and an operation count of at most `u32::MAX`; always one batch).
+fn take_group(waiting: &mut VecDeque<Queued>) -> Vec<Queued> {
+    let mut len = 4u64;
+    let mut count = 0u64;
+    let mut n = 0;
+    for queued in waiting.iter() {
+        len += queued.encoded.len() as u64;
+        count += queued.ops.len() as u64;
+        if n > 0 && (len > u64::from(u32::MAX) || count > u64::from(u32::MAX)) {
+            break;
+        }
+        n += 1;
+    }
+    waiting.drain(..n).collect()
+}
+
+/// The leader of a group: on drop, posts the group's result to every member (the leader's
+/// own ticket gets the error itself, the others copies), ends the lead and wakes the
+/// waiters. Dropped without a result (the leader panicked), it poisons the store and posts
+/// that, so that no member waits forever.
+struct Leader<'a> {
+    store: &'a FsStore,
+    own: u64,
+    tickets: Vec<u64>,
+    result: Option<Result<(), StoreError>>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let result = self.result.take().unwrap_or_else(|| {
+            let mut inner = self.store.inner.lock();
+            self.store.poison_with(
+                &mut inner,
+                StoreError::Io {
+                    context: "commit a group of batches".into(),
+                    source: std::io::Error::other("the group's leader panicked"),
+                },
+            );
+            Err(StoreError::Poisoned {
+                first_failure: Arc::clone(inner.poisoned.as_ref().expect("just poisoned")),
+            })
+        });
+        let mut queue = self.store.queue.lock();
+        for &ticket in &self.tickets {
+            if ticket != self.own {
+                let copy = result.as_ref().map(|&()| ()).map_err(StoreError::duplicate);
+                queue.done.insert(ticket, copy);
+            }
+        }
+        // A panicking leader's own caller is unwinding: nobody would take its result.
+        if self.tickets.contains(&self.own) && !std::thread::panicking() {
+            queue.done.insert(self.own, result);
+        }
+        queue.leading = false;
+        drop(queue);
+        self.store.group_done.notify_all();
+    }
 }
 
 impl Store for FsStore {
@@ -869,99 +1101,45 @@ impl Store for FsStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let frame = encode_frame(batch);
-        let mut inner = self.inner.lock();
-        if let Some(first_failure) = &inner.poisoned {
-            return Err(StoreError::Poisoned {
-                first_failure: Arc::clone(first_failure),
-            });
-        }
-        let good_len = inner.wal_len;
-        let end = good_len + frame.len() as u64;
-        if let Err(error) = self.preallocate(&mut inner, end) {
-            // A failed sync: the disk's state is unknown. Nothing of the batch was written.
-            return Err(self.poison(&mut inner, error));
-        }
-        let appended = match self.fault(faults::Point::Append) {
-            Ok(()) => inner.wal.write_all_at(&frame, good_len),
-            Err(e) => {
-                // As a full disk does: part of the frame, then the error.
-                let _ = inner.wal.write_all_at(&frame[..frame.len() / 2], good_len);
-                Err(e)
+        // Encoded here, in parallel with the other callers, not by the leader.
+        let mut encoded = Vec::new();
+        encode_ops(batch, &mut encoded);
+        let ops = batch.to_vec();
+        let mut queue = self.queue.lock();
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push_back(Queued {
+            ticket,
+            encoded,
+            ops,
+        });
+        loop {
+            if let Some(result) = queue.done.remove(&ticket) {
+                return result;
             }
-        };
-        if let Err(e) = appended {
-            let error = io("append to wal.log")(e);
-            // Part of the frame may be in the file: cut it off, or no later frame would be
-            // read back.
-            return Err(match self.restore_wal(&inner.wal, good_len) {
-                Ok(()) => {
-                    inner.file_len = good_len;
-                    tracing::warn!(%error, "a batch was refused; wal.log is cut back to its last good frame");
-                    error
-                }
-                Err(cut) => {
-                    self.poison_with(
-                        &mut inner,
-                        StoreError::CutFailed {
-                            write: Box::new(error.duplicate()),
-                            cut: Box::new(cut),
-                        },
-                    );
-                    error
-                }
-            });
-        }
-        if let Err(error) = self.sync_file(&inner.wal, WAL_FILE, faults::Point::SyncWal) {
-            // The frame may or may not be on disk, and a retried sync could lie.
-            return Err(self.poison(&mut inner, error));
-        }
-        inner.wal_len = end;
-        inner.file_len = inner.file_len.max(end);
-        for op in batch {
-            match op {
-                WriteOp::Put {
-                    namespace,
-                    key,
-                    value,
-                } => {
-                    inner
-                        .overlay
-                        .insert((namespace.clone(), key.clone()), Some(value.clone()));
-                }
-                WriteOp::Remove { namespace, key } => {
-                    inner.overlay.insert((namespace.clone(), key.clone()), None);
-                }
+            if queue.leading {
+                // A leader is writing: this batch is in its group (its result is posted
+                // before the leader wakes anyone) or waits for the next one.
+                self.group_done.wait(&mut queue);
+                continue;
             }
+            // No leader: lead a group of every batch waiting, this one included (unless the
+            // group is full, in which case it waits for the next: the queue is first come,
+            // first served).
+            queue.leading = true;
+            let group = take_group(&mut queue.waiting);
+            drop(queue);
+            let mut leader = Leader {
+                store: self,
+                own: ticket,
+                tickets: group.iter().map(|q| q.ticket).collect(),
+                result: None,
+            };
+            leader.result = Some(self.commit_group(group));
+            // Posts every member's result, ends the lead and wakes the waiters.
+            drop(leader);
+            queue = self.queue.lock();
         }
-        // The batch is durable: whatever happens to the checkpoint, it is acknowledged.
-        if inner.wal_len > self.options.checkpoint_bytes {
-            match self.checkpoint(&mut inner) {
-                Ok(()) => {
-                    if inner.failed_checkpoints > 0 {
-                        tracing::info!(
-                            failed = inner.failed_checkpoints,
-                            "checkpoint succeeded after failing"
-                        );
-                        inner.failed_checkpoints = 0;
-                    }
-                }
-                Err(error) => {
-                    inner.failed_checkpoints += 1;
-                    // One warning per run of failures: a full disk fails every batch's retry.
-                    if inner.poisoned.is_none() && inner.failed_checkpoints == 1 {
-                        tracing::warn!(
-                            %error,
-                            "checkpoint failed; the WAL keeps the values and it is retried \
-                             after each batch"
-                        );
-                    } else {
-                        tracing::debug!(%error, "checkpoint failed again");
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
@@ -1595,5 +1773,259 @@ mod tests {
             assert_filled(&store, &format!("{point:?}, reopened"));
             store.write("chan", "after", b"x").unwrap();
         }
+    }
+
+    /// Polls `cond` until it holds (a test's rendezvous with other threads, not a timing).
+    fn wait_for(cond: impl Fn() -> bool) {
+        while !cond() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Writes `first` from one thread, as a group of its own, and `m0`..`m{n-1}` from `n`
+    /// others, as one group after it: the test holds `inner` while the first one's leader
+    /// waits for it, until every other batch has queued. Returns their results.
+    fn a_group_after_a_lone_batch(
+        store: &FsStore,
+        n: usize,
+    ) -> (Result<(), StoreError>, Vec<Result<(), StoreError>>) {
+        std::thread::scope(|s| {
+            let inner = store.inner.lock();
+            let first = s.spawn(|| store.write("chan", "first", b"alone"));
+            wait_for(|| {
+                let queue = store.queue.lock();
+                queue.leading && queue.waiting.is_empty()
+            });
+            let members: Vec<_> = (0..n)
+                .map(|i| s.spawn(move || store.write("chan", &format!("m{i}"), &[i as u8; 3_000])))
+                .collect();
+            wait_for(|| store.queue.lock().waiting.len() == n);
+            drop(inner);
+            let first = first.join().unwrap();
+            let members = members.into_iter().map(|m| m.join().unwrap()).collect();
+            (first, members)
+        })
+    }
+
+    #[test]
+    fn concurrent_batches_share_frames_and_syncs_and_all_survive_a_reopen() {
+        const THREADS: usize = 8;
+        const BATCHES: usize = 200;
+        let with_checkpoints = FsStoreOptions {
+            checkpoint_bytes: 64 << 10,
+            sync: true,
+        };
+        for options in [no_checkpoint(), with_checkpoints] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsStore::open_with(dir.path(), options).unwrap();
+            let before = store.syncs();
+            let start = std::sync::Barrier::new(THREADS);
+            std::thread::scope(|s| {
+                for t in 0..THREADS {
+                    let (store, start) = (&store, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        for i in 0..BATCHES {
+                            // Each thread's batches stay in its order: its last one wins.
+                            store
+                                .write_batch(&[
+                                    WriteOp::Put {
+                                        namespace: "chan".into(),
+                                        key: format!("t{t}-{i}"),
+                                        value: format!("{t}/{i}").into_bytes(),
+                                    },
+                                    WriteOp::Put {
+                                        namespace: "node".into(),
+                                        key: format!("t{t}"),
+                                        value: (i as u32).to_be_bytes().to_vec(),
+                                    },
+                                ])
+                                .unwrap();
+                        }
+                    });
+                }
+            });
+            let syncs = store.syncs() - before;
+            if options == no_checkpoint() {
+                // One preallocation's sync at most, and one per group: fewer groups than
+                // batches, or there was no grouping.
+                assert!(
+                    syncs < (THREADS * BATCHES) as u64,
+                    "{syncs} syncs for {} batches",
+                    THREADS * BATCHES
+                );
+            } else {
+                assert!(wal_len(dir.path()) < 64 << 10, "checkpointed");
+            }
+            assert!(store.queue.lock().done.is_empty(), "every result taken");
+            drop(store);
+            let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+            for t in 0..THREADS {
+                for i in 0..BATCHES {
+                    assert_eq!(
+                        store.read("chan", &format!("t{t}-{i}")).unwrap(),
+                        Some(format!("{t}/{i}").into_bytes()),
+                        "{options:?}"
+                    );
+                }
+                assert_eq!(
+                    store.read("node", &format!("t{t}")).unwrap(),
+                    Some((BATCHES as u32 - 1).to_be_bytes().to_vec()),
+                    "{options:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_is_one_frame_and_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        let before = store.syncs();
+        let (first, members) = a_group_after_a_lone_batch(&store, 5);
+        first.unwrap();
+        for m in members {
+            m.unwrap();
+        }
+        assert_eq!(
+            store.syncs() - before,
+            2,
+            "the lone batch's sync and the group's"
+        );
+        let bytes = fs::read(dir.path().join(WAL_FILE)).unwrap();
+        let first_frame = HEADER_LEN + 4 + 1 + 1 + 4 + 1 + 5 + 4 + 5;
+        let group_len =
+            u32::from_be_bytes(bytes[first_frame + 4..first_frame + 8].try_into().unwrap());
+        assert_eq!(
+            bytes.len(),
+            first_frame + HEADER_LEN + group_len as usize,
+            "two frames"
+        );
+        let body = &bytes[first_frame + HEADER_LEN..];
+        assert_eq!(
+            body[..4],
+            5u32.to_be_bytes(),
+            "five operations in one frame"
+        );
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        for i in 0..5u8 {
+            assert_eq!(
+                store.read("chan", &format!("m{i}")).unwrap(),
+                Some(vec![i; 3_000])
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_append_fails_every_member_of_its_group_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        store.write("chan", "a", b"one").unwrap();
+        // The lone batch's append succeeds, the group's fails.
+        store.faults.inject(Point::Append, 1);
+        let (first, members) = a_group_after_a_lone_batch(&store, 4);
+        first.unwrap();
+        let good = store.inner.lock().wal_len;
+        assert_eq!(members.len(), 4);
+        for m in members {
+            let err = m.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Io { context, .. } if context == "append to wal.log"),
+                "{err}"
+            );
+            assert!(
+                err.to_string().contains("injected failure at Append"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            wal_len(dir.path()),
+            good,
+            "the group's partial frame is cut off"
+        );
+        for i in 0..4 {
+            assert_eq!(
+                store.read("chan", &format!("m{i}")).unwrap(),
+                None,
+                "not applied"
+            );
+        }
+        // The store goes on: a later group, and lone writes, succeed and survive a reopen.
+        store.write("chan", "b", b"two").unwrap();
+        let (again, members) = a_group_after_a_lone_batch(&store, 3);
+        again.unwrap();
+        for m in members {
+            m.unwrap();
+        }
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(store.read("chan", "b").unwrap(), Some(b"two".to_vec()));
+        assert_eq!(
+            store.read("chan", "first").unwrap(),
+            Some(b"alone".to_vec())
+        );
+        for i in 0..3u8 {
+            assert_eq!(
+                store.read("chan", &format!("m{i}")).unwrap(),
+                Some(vec![i; 3_000])
+            );
+        }
+        assert_eq!(
+            store.read("chan", "m3").unwrap(),
+            None,
+            "the refused group's"
+        );
+    }
+
+    #[test]
+    fn a_failed_group_sync_poisons_every_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        // The lone batch's sync succeeds, the group's fails.
+        store.faults.inject(Point::SyncWal, 1);
+        let (first, members) = a_group_after_a_lone_batch(&store, 4);
+        first.unwrap();
+        for m in members {
+            let err = m.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Io { context, .. } if context == "sync wal.log"),
+                "{err}"
+            );
+            assert!(
+                err.to_string().contains("injected failure at SyncWal"),
+                "{err}"
+            );
+        }
+        for i in 0..4 {
+            assert_eq!(
+                store.read("chan", &format!("m{i}")).unwrap(),
+                None,
+                "not applied"
+            );
+        }
+        every_thread_is_refused(&store, "injected failure at SyncWal");
+        drop(store);
+        // Never acknowledged: all of the group there, or none of it.
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(
+            store.read("chan", "first").unwrap(),
+            Some(b"alone".to_vec())
+        );
+        let found: Vec<bool> = (0..4u8)
+            .map(|i| match store.read("chan", &format!("m{i}")).unwrap() {
+                Some(value) => {
+                    assert_eq!(value, vec![i; 3_000]);
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        assert!(found.iter().all(|f| *f == found[0]), "{found:?}");
+        store.write("chan", "d", b"four").unwrap();
+        drop(store);
+        let store = FsStore::open_with(dir.path(), no_checkpoint()).unwrap();
+        assert_eq!(store.read("chan", "d").unwrap(), Some(b"four".to_vec()));
     }
 }
