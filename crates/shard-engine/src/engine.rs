@@ -71,6 +71,14 @@ pub struct EngineConfig {
     /// (0.41 vs 0.43 in `lnshard bench durable`), while shards forwarding to each other do not
     /// wait on each other's long batches (docs/ENGINE.md, "Batch size").
     pub commit_batch: usize,
+    /// The longest a shard steps one batch before ending it (it then commits, and its
+    /// outputs leave): bounds how long the first message's outputs wait on the messages
+    /// behind it, which a busy inbox would otherwise stretch to `commit_batch` messages
+    /// (two shards forwarding to each other then wait on each other's long batches). A batch
+    /// always takes at least one message. Default 2 ms: with `FsStore`, about one fdatasync
+    /// per 2 ms of work per shard, and `lnshard bench durable` at 0.8x of no store or more
+    /// where batches of 64 gave 0.65x (docs/ENGINE.md, "Batch size").
+    pub batch_time: Duration,
     /// Pipelined group commit, for a store whose writes wait on a disk
     /// ([`Store::overlap_writes`]: `FsStore`): a shard whose batch (up to `commit_batch`
     /// messages) ends with work waiting in its inbox hands the batch's writes to its own
@@ -105,6 +113,7 @@ impl core::fmt::Debug for EngineConfig {
             .field("node", &self.node)
             .field("store", &self.store.as_ref().map(|_| "dyn Store"))
             .field("commit_batch", &self.commit_batch)
+            .field("batch_time", &self.batch_time)
             .field("pipeline_commits", &self.pipeline_commits)
             .field("liveness", &self.liveness)
             .field("forced_channel_keys", &self.forced_channel_keys.is_some())
@@ -135,6 +144,7 @@ impl Default for EngineConfig {
             node: NodeConfig::default(),
             store: None,
             commit_batch: 64,
+            batch_time: Duration::from_millis(2),
             pipeline_commits: true,
             liveness: Liveness::default(),
             forced_channel_keys: None,
@@ -472,6 +482,7 @@ impl Engine {
                     shared: shared.clone(),
                     inbox: rx.clone(),
                     committer,
+                    sockets_waiting: false,
                 },
                 rx,
                 reports,
@@ -483,6 +494,7 @@ impl Engine {
                 bell,
                 sockets: set,
                 read_buf: Vec::new(),
+                batch_time: config.batch_time,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("lnshard-shard-{index}"))
@@ -1138,6 +1150,9 @@ struct ThreadSink {
     inbox: Receiver<ShardMsg>,
     /// This shard's committer, with a store.
     committer: Option<Committer>,
+    /// Whether the shard's own sockets had bytes waiting when its batch ended (work waits
+    /// there as it does in the inbox: [`Sink::overlap`]).
+    sockets_waiting: bool,
 }
 
 /// A batch's writes on their way to the committer: its number, its operations.
@@ -1282,7 +1297,7 @@ impl Sink for ThreadSink {
 
     #[inline]
     fn overlap(&self) -> bool {
-        !self.inbox.is_empty()
+        self.sockets_waiting || !self.inbox.is_empty()
     }
 
     fn submit(&mut self, _shard: usize, seq: u64, ops: Vec<WriteOp>) -> Result<(), Vec<WriteOp>> {
@@ -1321,6 +1336,8 @@ struct Worker {
     sockets: SocketSet,
     /// The buffer the next socket read goes into.
     read_buf: Vec<u8>,
+    /// [`EngineConfig::batch_time`].
+    batch_time: Duration,
 }
 
 /// What a shard's wait ended with (moved once, never stored: boxing the message would
@@ -1666,6 +1683,11 @@ impl Worker {
                         if !self.take_reports(true) {
                             break;
                         }
+                        if started.elapsed() >= self.batch_time {
+                            // Long enough: what the batch has produced goes out now (after
+                            // its commit) rather than wait for more messages.
+                            break;
+                        }
                         next = self.next_message(stopping);
                     }
                     Handled::Full => {}
@@ -1674,7 +1696,11 @@ impl Worker {
                 }
             }
             let handled = self.driver.handled() + dropped;
+            // Bytes waiting on the shard's sockets are work waiting too: the commit then
+            // overlaps them (pipelined), rather than make them wait for a sync.
+            self.sink.sockets_waiting = self.sockets.has_work();
             let ok = self.driver.end(&mut self.sink);
+            self.sink.sockets_waiting = false;
             self.note_state();
             counters
                 .busy_nanos
