@@ -59,6 +59,7 @@ mod lifecycle;
 pub mod limits;
 mod onchain;
 mod payments;
+mod peer_map;
 mod persist;
 pub mod refusals;
 pub mod route;
@@ -338,7 +339,7 @@ pub struct NodeCore {
     config: NodeConfig,
     best_height: u32,
     best_hash: BlockHash,
-    peers: BTreeMap<PublicKey, PeerState>,
+    peers: peer_map::PeerMap,
     /// Our channels' real short ids and our aliases, to (peer, channel).
     scid_to_channel: BTreeMap<ShortChannelId, (PublicKey, ChannelId)>,
     inbound_payments: BTreeMap<PaymentHash, InboundPayment>,
@@ -407,7 +408,7 @@ impl NodeCore {
             config,
             best_height,
             best_hash,
-            peers: BTreeMap::new(),
+            peers: peer_map::PeerMap::default(),
             scid_to_channel: BTreeMap::new(),
             inbound_payments: BTreeMap::new(),
             claimable: BTreeMap::new(),
