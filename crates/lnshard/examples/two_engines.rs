@@ -8,9 +8,8 @@
 //! channel is ready, then Alice pays Bob and Bob pays Alice, each payee claiming with the
 //! preimage it made the invoice from. Both balances are printed at the end.
 //!
-//! Run it with `cargo run --example two_engines` (from the repository root) or
-//! `cargo run -p lnshard --example two_engines`. `crates/lnshard/tests/two_engines.rs`
-//! runs it as a test.
+//! Run it with `cargo run --example two_engines` from the repository root.
+//! `crates/lnshard/tests/two_engines.rs` runs it as a test.
 //!
 //! The chain is simulated: blocks are a height, a made-up hash and the transactions of the
 //! mempool, and the funding transaction is not signed (the engine only checks that it pays
