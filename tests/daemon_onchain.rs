@@ -173,7 +173,7 @@ fn balances_on_chain_events_reorg_and_the_sweep_to_the_configured_address() {
         }),
     );
     wait_for(20, "the channel funded on both sides", || {
-        let pending = |n: &DaemonProcess| phases(n).iter().any(|p| p == "AwaitingChannelReady");
+        let pending = |n: &DaemonProcess| phases(n).iter().any(|p| p == "awaiting_channel_ready");
         (pending(&a) && pending(&b)).then_some(())
     });
     let funding = wait_for(10, "the funding transaction to broadcast", || {

@@ -102,7 +102,7 @@ fn peers_with_a_channel_reconnect_by_themselves_after_both_restart() {
         }),
     );
     wait_for(20, "the channel funded on both sides", || {
-        let pending = |n: &DaemonProcess| phase_on(n).iter().any(|p| p == "AwaitingChannelReady");
+        let pending = |n: &DaemonProcess| phase_on(n).iter().any(|p| p == "awaiting_channel_ready");
         (pending(&a) && pending(&b)).then_some(())
     });
     // A keeps B's address, privately.
@@ -138,7 +138,7 @@ fn peers_with_a_channel_reconnect_by_themselves_after_both_restart() {
     let took = restarted.elapsed();
     eprintln!("reconnect: both restarted, connected again after {took:.2?}");
     assert!(took < Duration::from_secs(5), "reconnected after {took:?}");
-    assert_eq!(phase_on(&a), vec!["AwaitingChannelReady".to_string()]);
+    assert_eq!(phase_on(&a), vec!["awaiting_channel_ready".to_string()]);
 }
 
 #[test]

@@ -186,7 +186,7 @@ fn the_wallet_receives_funds_a_channel_and_sends_exact_to_the_satoshi() {
     assert!(chain.confirmations(&funding.compute_txid()) >= 6);
     feed(&chain, &mut [&mut a, &mut b]);
     wait_for(20, "the channel open on both sides", || {
-        let open = |n: &DaemonProcess| phases(n).iter().any(|p| p == "Normal");
+        let open = |n: &DaemonProcess| phases(n).iter().any(|p| p == "normal");
         (open(&a) && open(&b)).then_some(())
     });
     assert_eq!(confirmed(&a), change);
@@ -385,7 +385,7 @@ fn an_anchor_commitment_the_daemon_force_closes_is_bumped_from_its_wallet_by_its
     chain.mine(6);
     feed(&chain, &mut [&mut a, &mut b]);
     wait_for(20, "the channel open on both sides", || {
-        let open = |n: &DaemonProcess| phases(n).iter().any(|p| p == "Normal");
+        let open = |n: &DaemonProcess| phases(n).iter().any(|p| p == "normal");
         (open(&a) && open(&b)).then_some(())
     });
     let before = confirmed(&a);

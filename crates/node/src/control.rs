@@ -1976,7 +1976,7 @@ fn channel_json(c: &ChannelDetails) -> Value {
         "node_id": c.counterparty_node_id.to_string(),
         "value_sat": c.channel_value_satoshis,
         "outbound": c.is_outbound,
-        "phase": format!("{:?}", c.phase),
+        "phase": crate::rpc_errors::phase_name(c.phase),
         "usable": c.is_usable,
         "short_channel_id": c.short_channel_id.map(|s| s.to_string()),
         "to_local_msat": c.balances.to_local_msat,

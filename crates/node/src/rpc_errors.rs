@@ -470,7 +470,7 @@ fn store_reason(e: &StoreError) -> Option<&'static str> {
 }
 
 /// A channel's phase as a stable snake-case name.
-fn phase_name(phase: ChannelPhase) -> &'static str {
+pub(crate) fn phase_name(phase: ChannelPhase) -> &'static str {
     match phase {
         ChannelPhase::AwaitingAcceptChannel => "awaiting_accept_channel",
         ChannelPhase::AwaitingFundingTransaction => "awaiting_funding_transaction",
