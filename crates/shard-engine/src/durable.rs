@@ -21,6 +21,16 @@
 //! monitor_updates/<channel id hex>-<update id, 20 digits>
 //!                                  MonitorUpdateRecord: read on restore if present (a
 //!                                  host that logs updates), never written by the engine
+//! offered_htlcs/<channel id hex>-<htlc id, 20 digits>
+//!                                  OfferedHtlcEntryRecord: an HTLC we offered on that
+//!                                  channel (a forward's downstream end, or our payment's
+//!                                  first hop), written by the commit that offered it,
+//!                                  deleted by the one that resolved it
+//! upstream_htlcs/<channel id hex>-<htlc id, 20 digits>
+//!                                  UpstreamHtlcEntryRecord: an HTLC that came in on that
+//!                                  channel and that we forwarded (its upstream end),
+//!                                  written by the commit that forwarded it, deleted by the
+//!                                  one that answered it
 //! node/id                          the node id the store belongs to (33 bytes): an engine
 //!                                  with another node key refuses the store
 //! completed_payments/<payment id hex>-<completion height, 10 digits>
@@ -36,6 +46,13 @@
 //! records, never one that two shards write and delete. On restore each id goes to one
 //! shard ([`completed_payment_shard`]: the id no longer says which peer paid it), and the
 //! coordinator learns every shard's, so the id is refused on every shard.
+//!
+//! The two ends of every forward in flight are records of their own for the same reason
+//! (format version 6): a routing shard's node record held one of each per payment in flight,
+//! and rewriting it whole made every commit grow with them. A node record written before
+//! holds them in its maps: restore merges both, and the first commit writes them as records
+//! of their own. Each end names its channel's peer, so restore gives it to the shard that
+//! owns that peer, whatever the shard count.
 //!
 //! See `docs/ENGINE.md` ("Durable state") for the ordering argument.
 //!
@@ -71,7 +88,8 @@ use lightning_core::node::{
 use lightning_core::onion::FailureMessage;
 use lightning_core::persist::{
     restore_monitor_with_revoked, ChannelRecord, CompletedPaymentRecord, ForwardResolutionRecord,
-    MonitorRecord, MonitorRevokedRecord, MonitorUpdateRecord, NodeRecord, PersistError,
+    MonitorRecord, MonitorRevokedRecord, MonitorUpdateRecord, NodeRecord, OfferedHtlcEntryRecord,
+    PersistError, UpstreamHtlcEntryRecord,
 };
 use lightning_core::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_core::types::ChannelId;
@@ -96,6 +114,10 @@ pub const MONITOR_UPDATES: &str = "monitor_updates";
 pub const MONITOR_REVOKED: &str = "monitor_revoked";
 /// Namespace of completed payment ids (one record each).
 pub const COMPLETED_PAYMENTS: &str = "completed_payments";
+/// Namespace of the HTLCs we offered (one record each).
+pub const OFFERED_HTLCS: &str = "offered_htlcs";
+/// Namespace of the HTLCs we forwarded, by their incoming channel (one record each).
+pub const UPSTREAM_HTLCS: &str = "upstream_htlcs";
 /// Namespace of the record naming the node the store belongs to.
 pub const NODE: &str = "node";
 /// Key of the record naming the node the store belongs to: its node id, 33 bytes
@@ -124,6 +146,11 @@ pub fn monitor_update_key(channel_id: &ChannelId, update_id: u64) -> String {
 /// The key of a chunk of a monitor's revoked HTLCs: the channel id in hex, then the chunk.
 pub fn monitor_revoked_key(channel_id: &ChannelId, chunk: u64) -> String {
     format!("{}-{chunk:020}", hex(&channel_id.0))
+}
+
+/// The key of an offered or forwarded HTLC's record: its channel id in hex, then its id.
+pub fn htlc_key(channel_id: &ChannelId, htlc_id: u64) -> String {
+    format!("{}-{htlc_id:020}", hex(&channel_id.0))
 }
 
 /// The key of a completed payment's record: the payment id in hex, then the best height
@@ -251,9 +278,42 @@ pub fn commit_ops(
             value,
         });
     }
+    // The two ends of forwards: each changed one's record, or its deletion.
+    for (channel_id, htlc_id) in &dirty.offered {
+        let key = htlc_key(channel_id, *htlc_id);
+        match core.offered_entry(*channel_id, *htlc_id) {
+            Some(record) => ops.push(WriteOp::Put {
+                namespace: OFFERED_HTLCS.into(),
+                value: record
+                    .to_bytes()
+                    .map_err(|error| record_error(OFFERED_HTLCS, &key, error))?,
+                key,
+            }),
+            None => ops.push(WriteOp::Remove {
+                namespace: OFFERED_HTLCS.into(),
+                key,
+            }),
+        }
+    }
+    for (channel_id, htlc_id) in &dirty.upstream {
+        let key = htlc_key(channel_id, *htlc_id);
+        match core.upstream_entry(*channel_id, *htlc_id) {
+            Some(record) => ops.push(WriteOp::Put {
+                namespace: UPSTREAM_HTLCS.into(),
+                value: record
+                    .to_bytes()
+                    .map_err(|error| record_error(UPSTREAM_HTLCS, &key, error))?,
+                key,
+            }),
+            None => ops.push(WriteOp::Remove {
+                namespace: UPSTREAM_HTLCS.into(),
+                key,
+            }),
+        }
+    }
     if dirty.node {
         let value = core
-            .node_record()
+            .stored_node_record()
             .to_bytes()
             .map_err(|error| record_error(NODES, node_key, error))?;
         ops.push(WriteOp::Put {
@@ -506,6 +566,22 @@ pub(crate) fn restore(
                 .map_err(|e| record_error(COMPLETED_PAYMENTS, &key, e))?,
         );
     }
+    let mut offered = Vec::new();
+    for key in store.list(OFFERED_HTLCS).map_err(store_error)? {
+        let bytes = read(OFFERED_HTLCS, &key)?;
+        offered.push(
+            OfferedHtlcEntryRecord::from_bytes(&bytes)
+                .map_err(|e| record_error(OFFERED_HTLCS, &key, e))?,
+        );
+    }
+    let mut upstream = Vec::new();
+    for key in store.list(UPSTREAM_HTLCS).map_err(store_error)? {
+        let bytes = read(UPSTREAM_HTLCS, &key)?;
+        upstream.push(
+            UpstreamHtlcEntryRecord::from_bytes(&bytes)
+                .map_err(|e| record_error(UPSTREAM_HTLCS, &key, e))?,
+        );
+    }
     let mut monitor_ops_opening = Vec::new();
     let monitors = read_monitors(store, &seed, &read, &mut monitor_ops_opening)?;
     let mut merged = match NodeRecord::merge(nodes) {
@@ -519,6 +595,18 @@ pub(crate) fn restore(
         )
         .node_record(),
     };
+
+    // The ends of forwards stored as records of their own (format 6 on) join those of node
+    // records written before (which a commit never writes again once it has written them
+    // as records: one source holds each).
+    for r in offered {
+        merged.offered.insert((r.channel_id, r.htlc_id), r.offered);
+    }
+    for r in upstream {
+        merged
+            .upstream
+            .insert((r.channel_id, r.htlc_id), r.upstream);
+    }
 
     // Every downstream end the store knows of: offered HTLCs, HTLCs waiting for their
     // timeout transaction, results on their way back.

@@ -15,16 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use shard_engine::durable::{node_key, RESOLUTIONS};
+use shard_engine::durable::{OFFERED_HTLCS, RESOLUTIONS, UPSTREAM_HTLCS};
 use shard_engine::store::{MemoryStore, Store, StoreError, WriteOp};
 use shard_engine::{Engine, EngineConfig};
 use support::{engine_config, hub_secret, hub_seed, Net, Threaded, Who};
 
-/// A store that, once armed, refuses every batch writing a given node record.
+/// Which write a [`Gate`] refuses.
+type Refusal = Box<dyn Fn(&WriteOp) -> bool + Send>;
+
+/// A store that, once armed, refuses every batch holding a write it is told to refuse.
 #[derive(Default)]
 struct Gate {
     inner: MemoryStore,
-    refuse: Mutex<Option<String>>,
+    refuse: Mutex<Option<Refusal>>,
     refused: AtomicU64,
 }
 
@@ -33,14 +36,11 @@ impl Store for Gate {
         self.inner.read(namespace, key)
     }
     fn write_batch(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
-        if let Some(refused) = self.refuse.lock().as_deref() {
-            let hit = batch
-                .iter()
-                .any(|op| matches!(op, WriteOp::Put { key, .. } if key == refused));
-            if hit {
+        if let Some(refuse) = self.refuse.lock().as_ref() {
+            if batch.iter().any(refuse) {
                 self.refused.fetch_add(1, Ordering::SeqCst);
                 return Err(StoreError::Io {
-                    context: format!("test gate refuses {refused}"),
+                    context: "test gate refuses the batch".into(),
                     source: std::io::Error::other("refused"),
                 });
             }
@@ -125,7 +125,10 @@ fn forward_never_committed_downstream_fails_back_upstream_after_restart() {
     let (mut net, cin, cout) = setup(&store);
     let initial = net.balances();
     let (pa, pb) = (net.channels[cin].peer, net.channels[cout].peer);
-    *store.refuse.lock() = Some(node_key(1, SHARDS));
+    // The downstream shard's commit of the HTLC it offers (the only HTLC this test offers).
+    *store.refuse.lock() = Some(Box::new(
+        |op| matches!(op, WriteOp::Put { namespace, .. } if namespace == OFFERED_HTLCS),
+    ));
     let id = net.start_payment(
         Who::Peer(pa),
         Who::Peer(pb),
@@ -161,7 +164,10 @@ fn result_committed_downstream_but_not_upstream_is_applied_after_restart() {
     );
     net.run();
     // The payee claims; the upstream shard cannot commit what follows.
-    *store.refuse.lock() = Some(node_key(0, SHARDS));
+    // The upstream shard's commit that answers the forwarded HTLC (deleting its record).
+    *store.refuse.lock() = Some(Box::new(
+        |op| matches!(op, WriteOp::Remove { namespace, .. } if namespace == UPSTREAM_HTLCS),
+    ));
     net.claim_pending();
     exchange_until(&mut net, || {
         store.refused.load(Ordering::SeqCst) > 0

@@ -1,14 +1,19 @@
 //! Restarting the engine from its store with another shard count: a workload with HTLCs in
 //! flight stops, the engine is reopened with M shards on what N shards wrote, peers
 //! reconnect (channel_reestablish), the payments finish and every balance reconciles.
+//! The two ends of every HTLC in flight are records of their own (format 6), never in a node
+//! record, and each is deleted once its HTLC is resolved.
 
 use lnshard_testkit as support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use lightning_core::persist::envelope::{self, RecordKind};
+use lightning_core::persist::{NodeRecord, OfferedHtlcEntryRecord, UpstreamHtlcEntryRecord};
+use shard_engine::durable::{NODES, OFFERED_HTLCS, UPSTREAM_HTLCS};
 use shard_engine::sim::SimRng;
-use shard_engine::store::{MemoryStore, Store};
+use shard_engine::store::{MemoryStore, Store, WriteOp};
 use shard_engine::{Engine, EngineConfig, NodeApi};
 use support::{engine_config, hub_secret, hub_seed, Net, PaymentMix, Threaded};
 
@@ -42,7 +47,8 @@ const MIX: PaymentMix = PaymentMix {
 /// Stops the hub (`crash`: [`Engine::abort`], else a shutdown with no grace) after `rounds`
 /// delivery rounds of a batch of payments and with one more round being handled (its
 /// connections drop with whatever was in flight), reopens it from the store with `to` shards, and
-/// finishes. Returns the HTLCs that were in flight at the stop.
+/// finishes. Returns the HTLCs that were in flight at the stop, and the offered HTLCs'
+/// records the store held then.
 fn stop_and_reopen(
     net: &mut Net<Threaded>,
     store: &Arc<dyn Store>,
@@ -50,7 +56,8 @@ fn stop_and_reopen(
     rng: &mut SimRng,
     rounds: usize,
     crash: bool,
-) -> usize {
+    as_format_5: bool,
+) -> (usize, usize) {
     net.start_random_payments(rng, 6, MIX);
     net.rounds(rounds);
     // The hub is busy with this when it stops.
@@ -73,6 +80,10 @@ fn stop_and_reopen(
     } else {
         old.shutdown(Duration::ZERO)
     };
+    let offered = check_htlc_records(store.as_ref());
+    if as_format_5 {
+        to_format_5(store.as_ref());
+    }
     let pending = store
         .list(shard_engine::durable::RESOLUTIONS)
         .expect("list")
@@ -89,10 +100,94 @@ fn stop_and_reopen(
     net.reconnect_all();
     net.run();
     net.settle();
-    in_flight
+    (in_flight, offered)
+}
+
+/// Rewrites the store as a format-5 build left it: every HTLC record moved into a node
+/// record (written as version 5, readable from 3), none of its own.
+fn to_format_5(store: &dyn Store) {
+    let keys = store.list(NODES).expect("list");
+    let first = keys.first().expect("a node record").clone();
+    let bytes = store.read(NODES, &first).expect("read").expect("listed");
+    let mut node = NodeRecord::from_bytes(&bytes).expect("a node record");
+    let mut ops = Vec::new();
+    for key in store.list(OFFERED_HTLCS).expect("list") {
+        let bytes = store
+            .read(OFFERED_HTLCS, &key)
+            .expect("read")
+            .expect("listed");
+        let r = OfferedHtlcEntryRecord::from_bytes(&bytes).expect("an offered HTLC record");
+        node.offered.insert((r.channel_id, r.htlc_id), r.offered);
+        ops.push(WriteOp::Remove {
+            namespace: OFFERED_HTLCS.into(),
+            key,
+        });
+    }
+    for key in store.list(UPSTREAM_HTLCS).expect("list") {
+        let bytes = store
+            .read(UPSTREAM_HTLCS, &key)
+            .expect("read")
+            .expect("listed");
+        let r = UpstreamHtlcEntryRecord::from_bytes(&bytes).expect("a forwarded HTLC record");
+        node.upstream.insert((r.channel_id, r.htlc_id), r.upstream);
+        ops.push(WriteOp::Remove {
+            namespace: UPSTREAM_HTLCS.into(),
+            key,
+        });
+    }
+    let payload = node.to_bytes().expect("encodes")[envelope::HEADER_LEN..].to_vec();
+    ops.push(WriteOp::Put {
+        namespace: NODES.into(),
+        key: first,
+        value: envelope::encode_with_versions(RecordKind::Node, 5, 3, &payload).expect("small"),
+    });
+    store.write_batch(&ops).expect("written");
+}
+
+/// Every node record holds no HTLC (they are records of their own), and every HTLC record
+/// reads back under its key. Returns how many offered HTLCs the store holds.
+fn check_htlc_records(store: &dyn Store) -> usize {
+    for key in store.list(NODES).expect("list") {
+        let bytes = store.read(NODES, &key).expect("read").expect("listed");
+        let node = NodeRecord::from_bytes(&bytes).expect("a node record");
+        assert!(
+            node.offered.is_empty() && node.upstream.is_empty(),
+            "node record {key} holds HTLCs"
+        );
+    }
+    let offered = store.list(OFFERED_HTLCS).expect("list");
+    for key in &offered {
+        let bytes = store
+            .read(OFFERED_HTLCS, key)
+            .expect("read")
+            .expect("listed");
+        let r = OfferedHtlcEntryRecord::from_bytes(&bytes).expect("an offered HTLC record");
+        assert_eq!(
+            *key,
+            shard_engine::durable::htlc_key(&r.channel_id, r.htlc_id)
+        );
+    }
+    for key in store.list(UPSTREAM_HTLCS).expect("list") {
+        let bytes = store
+            .read(UPSTREAM_HTLCS, &key)
+            .expect("read")
+            .expect("listed");
+        let r = UpstreamHtlcEntryRecord::from_bytes(&bytes).expect("a forwarded HTLC record");
+        assert_eq!(
+            key,
+            shard_engine::durable::htlc_key(&r.channel_id, r.htlc_id)
+        );
+    }
+    offered.len()
 }
 
 fn restart(from: usize, to: usize) {
+    restart_with(from, to, false)
+}
+
+/// [`restart`]; `as_format_5`: at every stop the store is rewritten as a format-5 build
+/// left it (HTLCs in node records), and the reopened engine takes it from there.
+fn restart_with(from: usize, to: usize, as_format_5: bool) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let engine = open(from, &store);
     let mut net = Net::new(Threaded { engine }, PEERS);
@@ -107,12 +202,27 @@ fn restart(from: usize, to: usize) {
     net.run();
     net.settle();
     let mut in_flight = 0;
+    let mut offered_records = 0;
     // Stop part-way at several depths; alternate the shard counts.
     for (k, rounds) in [1usize, 2, 3, 4, 5, 6].into_iter().enumerate() {
         let shards = if k % 2 == 0 { to } else { from };
         let crash = k % 2 == 0;
-        in_flight += stop_and_reopen(&mut net, &store, shards, &mut rng, rounds, crash);
+        let (htlcs, records) = stop_and_reopen(
+            &mut net,
+            &store,
+            shards,
+            &mut rng,
+            rounds,
+            crash,
+            as_format_5,
+        );
+        in_flight += htlcs;
+        offered_records += records;
     }
+    assert!(
+        offered_records > 0,
+        "{from} -> {to}: offered HTLCs were stored at a stop"
+    );
     net.start_random_payments(&mut rng, 6, MIX);
     net.run();
     net.settle();
@@ -134,6 +244,23 @@ fn restart(from: usize, to: usize) {
     assert!(sent > 5, "payments went through");
     let report = net.hub.engine.shutdown(Duration::from_secs(5));
     assert!(report.parked.is_empty());
+    // Everything resolved: no HTLC record is left behind.
+    check_htlc_records(store.as_ref());
+    assert_eq!(
+        store.list(OFFERED_HTLCS).expect("list"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.list(UPSTREAM_HTLCS).expect("list"),
+        Vec::<String>::new()
+    );
+}
+
+/// A store whose node records hold the HTLCs in flight (format 5) opens, its HTLCs are
+/// written as records of their own by the opening batch, and the payments finish.
+#[test]
+fn a_format_5_store_with_htlcs_in_its_node_records_upgrades() {
+    restart_with(2, 3, true);
 }
 
 #[test]

@@ -73,7 +73,6 @@ impl NodeCore {
                 onion,
                 shared_secret,
             } => {
-                self.dirty.node = true;
                 self.upstream.insert(
                     (channel_id, htlc_id),
                     UpstreamHtlc {
@@ -259,7 +258,6 @@ impl NodeCore {
         };
         match result {
             Some(Ok(htlc_id)) => {
-                self.dirty.node = true;
                 self.offered.insert(
                     (channel_id, htlc_id),
                     OfferedHtlc {
@@ -292,7 +290,6 @@ impl NodeCore {
                 let Some(up) = self.upstream.remove(&(channel_id, htlc_id)) else {
                     return;
                 };
-                self.dirty.node = true;
                 match resolution.outcome {
                     ForwardOutcome::Fulfilled(preimage) => {
                         let done = self.with_channel(up.node_id, channel_id, |entry| {
@@ -351,7 +348,6 @@ impl NodeCore {
         let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else {
             return;
         };
-        self.dirty.node = true;
         if let HtlcSource::Forwarded {
             channel_id: prev_channel_id,
             ..
@@ -383,7 +379,6 @@ impl NodeCore {
         let Some(offered) = self.offered.remove(&(channel_id, htlc_id)) else {
             return;
         };
-        self.dirty.node = true;
         let outcome = match failure {
             HtlcFailure::Reason { reason, .. } => ForwardOutcome::FailedDownstream(reason),
             // Queued but never sent (the peer shut the channel down first): it failed here.

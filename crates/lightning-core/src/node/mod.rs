@@ -54,6 +54,7 @@ mod dispatch;
 pub mod event;
 pub mod fees;
 mod forwarding;
+mod htlc_map;
 pub mod htlc_policy;
 mod lifecycle;
 pub mod limits;
@@ -350,8 +351,10 @@ pub struct NodeCore {
     /// ([`Dirty::completed_payments`], [`NodeCore::restore_completed_payments`]), never in
     /// the node record, so a commit does not grow with them.
     completed_payments: BTreeMap<PaymentId, u32>,
-    offered: BTreeMap<(ChannelId, u64), OfferedHtlc>,
-    upstream: BTreeMap<(ChannelId, u64), UpstreamHtlc>,
+    /// HTLCs we offered (downstream ends), persisted one record each ([`Dirty::offered`]).
+    offered: htlc_map::HtlcMap<OfferedHtlc>,
+    /// HTLCs we forwarded (upstream ends), persisted one record each ([`Dirty::upstream`]).
+    upstream: htlc_map::HtlcMap<UpstreamHtlc>,
     pending_timeouts: BTreeMap<Txid, Vec<PendingTimeout>>,
     /// One monitor per funded channel, kept until everything it watches is resolved
     /// ([`crate::chain`]).
@@ -414,8 +417,8 @@ impl NodeCore {
             claimable: BTreeMap::new(),
             payments: BTreeMap::new(),
             completed_payments: BTreeMap::new(),
-            offered: BTreeMap::new(),
-            upstream: BTreeMap::new(),
+            offered: htlc_map::HtlcMap::default(),
+            upstream: htlc_map::HtlcMap::default(),
             pending_timeouts: BTreeMap::new(),
             monitors: BTreeMap::new(),
             monitor_revoked_stored: BTreeMap::new(),

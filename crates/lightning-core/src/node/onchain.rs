@@ -289,7 +289,6 @@ impl NodeCore {
             }
             MonitorEvent::OutboundHtlcFailed { htlc_id, .. } => {
                 if let Some(offered) = self.offered.remove(&(channel_id, *htlc_id)) {
-                    self.dirty.node = true;
                     self.resolve_offered_failed_here(
                         offered,
                         Some(channel_id),
@@ -300,10 +299,7 @@ impl NodeCore {
             // Settled on chain either way: nothing upstream is left to answer.
             MonitorEvent::InboundHtlcClaimed { htlc_id, .. }
             | MonitorEvent::InboundHtlcLost { htlc_id, .. }
-                if self.upstream.remove(&(channel_id, *htlc_id)).is_some() =>
-            {
-                self.dirty.node = true;
-            }
+                if self.upstream.remove(&(channel_id, *htlc_id)).is_some() => {}
             _ => {}
         }
         if let Some(node_id) = node_id {

@@ -17,8 +17,9 @@ use crate::peer::{PeerChannel, PeerState};
 use crate::persist::MonitorRevokedRecord;
 use crate::persist::{
     ChannelRecord, ClaimableHtlcRecord, CompletedPaymentRecord, ForwardOutcomeRecord,
-    ForwardResolutionRecord, InboundPaymentRecord, MonitorRecord, NodeRecord, OfferedHtlcRecord,
-    OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
+    ForwardResolutionRecord, InboundPaymentRecord, MonitorRecord, NodeRecord,
+    OfferedHtlcEntryRecord, OfferedHtlcRecord, OutboundPaymentRecord, PendingTimeoutRecord,
+    UpstreamHtlcEntryRecord, UpstreamHtlcRecord,
 };
 use crate::types::ChannelId;
 
@@ -42,6 +43,15 @@ pub struct Dirty {
     /// Completed payment ids forgotten (their retention window passed): delete their
     /// record (named by id and completion height, as written).
     pub forgotten_payments: BTreeSet<CompletedPaymentRecord>,
+    /// HTLCs we offered, by `(outgoing channel id, htlc id)`, that were added, changed or
+    /// removed: write [`NodeCore::offered_entry`]'s record for each, or delete the record
+    /// where there is none. They are not in the node record
+    /// ([`NodeCore::stored_node_record`]).
+    pub offered: BTreeSet<(ChannelId, u64)>,
+    /// HTLCs we forwarded, by `(incoming channel id, htlc id)`, added or removed: write
+    /// [`NodeCore::upstream_entry`]'s record for each, or delete the record where there is
+    /// none. They are not in the node record ([`NodeCore::stored_node_record`]).
+    pub upstream: BTreeSet<(ChannelId, u64)>,
 }
 
 impl Dirty {
@@ -53,6 +63,8 @@ impl Dirty {
             && self.monitors.is_empty()
             && self.completed_payments.is_empty()
             && self.forgotten_payments.is_empty()
+            && self.offered.is_empty()
+            && self.upstream.is_empty()
     }
 
     pub(super) fn payment_completed(&mut self, record: CompletedPaymentRecord) {
@@ -92,6 +104,13 @@ fn offered_record(o: &OfferedHtlc) -> OfferedHtlcRecord {
     }
 }
 
+fn upstream_record(u: &UpstreamHtlc) -> UpstreamHtlcRecord {
+    UpstreamHtlcRecord {
+        node_id: u.node_id,
+        shared_secret: u.shared_secret.0,
+    }
+}
+
 fn offered_from(o: &OfferedHtlcRecord) -> OfferedHtlc {
     OfferedHtlc {
         node_id: o.node_id,
@@ -109,7 +128,42 @@ impl NodeCore {
     /// Every monitor with something to store is in [`Dirty::monitors`]: write its
     /// [`NodeCore::snapshot_monitor`] records in the same batch.
     pub fn take_dirty(&mut self) -> Dirty {
-        std::mem::take(&mut self.dirty)
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.offered = self.offered.take_changed();
+        dirty.upstream = self.upstream.take_changed();
+        dirty
+    }
+
+    /// The record of the HTLC we offered on `channel_id` as `htlc_id`, `None` if there is
+    /// none (it was resolved: delete its record).
+    pub fn offered_entry(
+        &self,
+        channel_id: ChannelId,
+        htlc_id: u64,
+    ) -> Option<OfferedHtlcEntryRecord> {
+        self.offered
+            .get(&(channel_id, htlc_id))
+            .map(|o| OfferedHtlcEntryRecord {
+                channel_id,
+                htlc_id,
+                offered: offered_record(o),
+            })
+    }
+
+    /// The record of the HTLC we forwarded that came in on `channel_id` as `htlc_id`, `None`
+    /// if there is none (it was answered: delete its record).
+    pub fn upstream_entry(
+        &self,
+        channel_id: ChannelId,
+        htlc_id: u64,
+    ) -> Option<UpstreamHtlcEntryRecord> {
+        self.upstream
+            .get(&(channel_id, htlc_id))
+            .map(|u| UpstreamHtlcEntryRecord {
+                channel_id,
+                htlc_id,
+                upstream: upstream_record(u),
+            })
     }
 
     /// What to store of the channel's monitor: its snapshot without the revoked commitments'
@@ -175,8 +229,28 @@ impl NodeCore {
             .collect()
     }
 
-    /// The node's record: everything but its channels.
+    /// The node's record: everything but its channels, with every HTLC we offered or
+    /// forwarded in [`NodeRecord::offered`] and [`NodeRecord::upstream`] (a whole snapshot).
     pub fn node_record(&self) -> NodeRecord {
+        let mut record = self.stored_node_record();
+        record.offered = self
+            .offered
+            .iter()
+            .map(|(key, o)| (*key, offered_record(o)))
+            .collect();
+        record.upstream = self
+            .upstream
+            .iter()
+            .map(|(key, u)| (*key, upstream_record(u)))
+            .collect();
+        record
+    }
+
+    /// The node record as a store holds it from format version 6 on: [`NodeCore::node_record`]
+    /// without the HTLCs we offered or forwarded, which are records of their own
+    /// ([`Dirty::offered`], [`Dirty::upstream`]). [`NodeCore::restore`] takes both kinds back
+    /// merged into one [`NodeRecord`].
+    pub fn stored_node_record(&self) -> NodeRecord {
         NodeRecord {
             best_height: self.best_height,
             best_hash: self.best_hash,
@@ -231,24 +305,9 @@ impl NodeCore {
                     )
                 })
                 .collect(),
-            offered: self
-                .offered
-                .iter()
-                .map(|(key, o)| (*key, offered_record(o)))
-                .collect(),
-            upstream: self
-                .upstream
-                .iter()
-                .map(|(key, u)| {
-                    (
-                        *key,
-                        UpstreamHtlcRecord {
-                            node_id: u.node_id,
-                            shared_secret: u.shared_secret.0,
-                        },
-                    )
-                })
-                .collect(),
+            // Records of their own (`Dirty::offered`, `Dirty::upstream`).
+            offered: BTreeMap::new(),
+            upstream: BTreeMap::new(),
             pending_timeouts: self
                 .pending_timeouts
                 .iter()
@@ -475,6 +534,15 @@ impl NodeCore {
             );
         }
         let mut orphans = Vec::new();
+        // Every HTLC read is reported changed, whether kept or dropped: the first commit
+        // writes each kept one as a record of its own (a node record of format 5 held them)
+        // and deletes the record of each dropped one.
+        for key in node_record.offered.keys() {
+            core.offered.mark(*key);
+        }
+        for key in node_record.upstream.keys() {
+            core.upstream.mark(*key);
+        }
         for ((channel_id, htlc_id), o) in &node_record.offered {
             if has_channel(&core, &o.node_id, channel_id) {
                 core.offered
@@ -728,6 +796,94 @@ mod tests {
         assert!(failed, "the orphan HTLC's payment failed");
         let dirty = core.take_dirty();
         assert!(dirty.node && dirty.channels.contains(&(peer, channel_id)));
+        // The orphan's record is deleted by the first commit.
+        assert_eq!(dirty.offered, [(ChannelId([8; 32]), 0)].into());
+        assert_eq!(core.offered_entry(ChannelId([8; 32]), 0), None);
         assert!(core.take_dirty().is_empty());
+    }
+
+    /// From format 6 the two ends of forwards are records of their own: the stored node
+    /// record leaves them out, every change names its key in `Dirty`, and a restore (from
+    /// a node record of format 5 that holds them) reports every key it read, so the first
+    /// commit writes each as a record.
+    #[test]
+    fn offered_and_forwarded_htlcs_are_records_of_their_own() {
+        let peer = PublicKey::from_secret_key(&crate::secp::ctx(), &secret(2));
+        let (a, _) = ready_pair();
+        let channel_id = a.channel_id();
+        let offered = OfferedHtlcRecord {
+            node_id: peer,
+            source: HtlcSource::Forwarded {
+                channel_id,
+                htlc_id: 1,
+            },
+            amount_msat: 1_000,
+            incoming_amount_msat: 1_100,
+            cltv_expiry: 300,
+        };
+        let upstream = UpstreamHtlcRecord {
+            node_id: peer,
+            shared_secret: [3; 32],
+        };
+        let mut node = empty_record();
+        node.offered.insert((channel_id, 0), offered);
+        node.upstream.insert((channel_id, 1), upstream);
+        let record = ChannelRecord {
+            node_id: peer,
+            user_channel_id: 5,
+            funding_tx: None,
+            channel: a.to_record(),
+        };
+        let mut core = NodeCore::restore(
+            secret(1),
+            [7; 32],
+            NodeConfig::default(),
+            node.clone(),
+            vec![record],
+        );
+        let dirty = core.take_dirty();
+        assert_eq!(dirty.offered, [(channel_id, 0)].into());
+        assert_eq!(dirty.upstream, [(channel_id, 1)].into());
+        assert_eq!(
+            core.offered_entry(channel_id, 0),
+            Some(OfferedHtlcEntryRecord {
+                channel_id,
+                htlc_id: 0,
+                offered,
+            })
+        );
+        assert_eq!(
+            core.upstream_entry(channel_id, 1),
+            Some(UpstreamHtlcEntryRecord {
+                channel_id,
+                htlc_id: 1,
+                upstream,
+            })
+        );
+        // The whole snapshot holds them; the stored node record does not.
+        let whole = core.node_record();
+        assert_eq!(
+            (whole.offered, whole.upstream),
+            (node.offered, node.upstream)
+        );
+        let stored = core.stored_node_record();
+        assert!(stored.offered.is_empty() && stored.upstream.is_empty());
+        // Unchanged since: nothing to write.
+        assert!(core.take_dirty().offered.is_empty());
+        // A removal names its key (its record is deleted).
+        core.upstream.remove(&(channel_id, 1));
+        let dirty = core.take_dirty();
+        assert_eq!(dirty.upstream, [(channel_id, 1)].into());
+        assert_eq!(core.upstream_entry(channel_id, 1), None);
+        // The records round-trip through their envelopes.
+        let bytes = core
+            .offered_entry(channel_id, 0)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        assert_eq!(
+            OfferedHtlcEntryRecord::from_bytes(&bytes),
+            Ok(core.offered_entry(channel_id, 0).unwrap())
+        );
     }
 }

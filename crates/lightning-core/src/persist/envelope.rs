@@ -33,7 +33,7 @@ use crate::types::ChannelId;
 /// The magic bytes that open every record.
 pub const MAGIC: [u8; 4] = *b"LNSD";
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// The oldest format version this build can read (older ones would be migrated).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// The envelope's size before the payload.
@@ -63,6 +63,12 @@ pub enum RecordKind {
     /// A [`super::CompletedPaymentRecord`]: the id of one of our payments that completed,
     /// with the height then, kept for the retention window (from format version 5).
     CompletedPayment,
+    /// A [`super::OfferedHtlcEntryRecord`]: one HTLC we offered, with where it came from
+    /// (from format version 6; the node record held them all before).
+    OfferedHtlc,
+    /// A [`super::UpstreamHtlcEntryRecord`]: one HTLC we forwarded, with what answering it
+    /// takes (from format version 6; the node record held them all before).
+    UpstreamHtlc,
 }
 
 impl RecordKind {
@@ -76,6 +82,8 @@ impl RecordKind {
             RecordKind::MonitorUpdate => 5,
             RecordKind::MonitorRevoked => 6,
             RecordKind::CompletedPayment => 7,
+            RecordKind::OfferedHtlc => 8,
+            RecordKind::UpstreamHtlc => 9,
         }
     }
 
@@ -89,6 +97,8 @@ impl RecordKind {
             5 => Some(RecordKind::MonitorUpdate),
             6 => Some(RecordKind::MonitorRevoked),
             7 => Some(RecordKind::CompletedPayment),
+            8 => Some(RecordKind::OfferedHtlc),
+            9 => Some(RecordKind::UpstreamHtlc),
             _ => None,
         }
     }
@@ -102,6 +112,7 @@ impl RecordKind {
             RecordKind::Resolution => 3,
             RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => 4,
             RecordKind::CompletedPayment => 5,
+            RecordKind::OfferedHtlc | RecordKind::UpstreamHtlc => 6,
         }
     }
 
@@ -110,12 +121,16 @@ impl RecordKind {
     /// kinds, so the kinds of version 3 keep 3 (a version-3 build still reads them, see
     /// "Compatibility policy" in [`super`]); a kind reads from the version that introduced
     /// it on (format version 5 appended a field to the node record and added
-    /// [`RecordKind::CompletedPayment`], read from 5 on).
+    /// [`RecordKind::CompletedPayment`], read from 5 on). Format version 6 moved the node
+    /// record's offered and forwarded HTLCs into records of their own: a node record of
+    /// version 6 reads from 6 on, since an older build would take its empty maps for no
+    /// HTLCs in flight and lose the links between forwards' two ends.
     pub fn min_reader_version(self) -> u16 {
         match self {
-            RecordKind::Channel | RecordKind::Node | RecordKind::Resolution => 3,
+            RecordKind::Channel | RecordKind::Resolution => 3,
             RecordKind::Monitor | RecordKind::MonitorUpdate | RecordKind::MonitorRevoked => 4,
             RecordKind::CompletedPayment => 5,
+            RecordKind::Node | RecordKind::OfferedHtlc | RecordKind::UpstreamHtlc => 6,
         }
     }
 }
@@ -130,6 +145,8 @@ impl fmt::Display for RecordKind {
             RecordKind::MonitorUpdate => write!(f, "channel monitor update record"),
             RecordKind::MonitorRevoked => write!(f, "channel monitor revoked-HTLCs record"),
             RecordKind::CompletedPayment => write!(f, "completed payment record"),
+            RecordKind::OfferedHtlc => write!(f, "offered HTLC record"),
+            RecordKind::UpstreamHtlc => write!(f, "forwarded HTLC record"),
         }
     }
 }
@@ -589,10 +606,17 @@ mod tests {
         assert_eq!(env.kind, RecordKind::Node);
         assert_eq!(env.version, FORMAT_VERSION);
         assert_eq!(
-            env.min_reader_version, 3,
-            "format 4 only added kinds, format 5 only appended a field"
+            env.min_reader_version, 6,
+            "format 6 moved the node record's HTLCs into records of their own"
         );
         assert_eq!(env.payload, b"hello");
+        let channel = encode(RecordKind::Channel, b"c").expect("small");
+        let env = decode(&channel).expect("valid");
+        assert_eq!(
+            (env.version, env.min_reader_version),
+            (FORMAT_VERSION, 3),
+            "formats 4 to 6 left the channel record as it was"
+        );
         let monitor = encode(RecordKind::Monitor, b"m").expect("small");
         let env = decode(&monitor).expect("valid");
         assert_eq!((env.version, env.min_reader_version), (FORMAT_VERSION, 4));
@@ -608,6 +632,8 @@ mod tests {
             RecordKind::MonitorUpdate,
             RecordKind::MonitorRevoked,
             RecordKind::CompletedPayment,
+            RecordKind::OfferedHtlc,
+            RecordKind::UpstreamHtlc,
         ];
         for (i, k) in kinds.iter().enumerate() {
             assert_eq!(RecordKind::from_code(k.code()), Some(*k));
@@ -615,11 +641,14 @@ mod tests {
             assert!(k.min_reader_version() >= k.introduced_in().min(3));
             assert!(k.min_reader_version() <= FORMAT_VERSION);
         }
-        assert_eq!(RecordKind::from_code(8), None);
+        assert_eq!(RecordKind::from_code(10), None);
         // A kind added by format version 5 is read from 5 on: version 4 refuses it (as
         // too new) rather than misreading it.
         assert_eq!(RecordKind::CompletedPayment.introduced_in(), 5);
         assert_eq!(RecordKind::CompletedPayment.min_reader_version(), 5);
+        for k in [RecordKind::OfferedHtlc, RecordKind::UpstreamHtlc] {
+            assert_eq!((k.introduced_in(), k.min_reader_version()), (6, 6));
+        }
     }
 
     #[test]
@@ -687,19 +716,19 @@ mod tests {
 
     #[test]
     fn too_new_names_both_versions() {
-        let bytes = encode_with_versions(RecordKind::Node, 8, 6, b"x").expect("small");
+        let bytes = encode_with_versions(RecordKind::Node, 9, 7, b"x").expect("small");
         let err = decode(&bytes).expect_err("too new");
         assert_eq!(
             err,
             PersistError::TooNew {
-                written_by_version: 8,
-                min_reader_version: 6,
+                written_by_version: 9,
+                min_reader_version: 7,
                 our_version: FORMAT_VERSION
             }
         );
         let text = err.to_string();
-        assert!(text.contains("format version 8"), "{text}");
-        assert!(text.contains("format version 6"), "{text}");
+        assert!(text.contains("format version 9"), "{text}");
+        assert!(text.contains("format version 7"), "{text}");
         assert!(
             text.contains(&format!("format version {FORMAT_VERSION}")),
             "{text}"

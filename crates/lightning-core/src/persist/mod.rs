@@ -43,6 +43,9 @@
 //! recently completed payment id (see [`records`]). The first version-5 build had appended
 //! the ids to the node record instead; such node records still read (the node rewrites
 //! their ids as records of their own) and node records stay readable by versions 3 and 4.
+//! Version 6 moves the node's offered and forwarded HTLCs out of the node record into
+//! records of their own ([`OfferedHtlcEntryRecord`], [`UpstreamHtlcEntryRecord`]); node
+//! records are then read from version 6 on (see [`records`]).
 //!
 //! # Adding a record kind
 //! A new kind (say the on-chain monitor's) touches no existing kind:
@@ -88,8 +91,9 @@ pub use monitor::{
 };
 pub use records::{
     migrate, ChannelRecord, ClaimableHtlcRecord, CompletedPaymentRecord, ForwardOutcomeRecord,
-    ForwardResolutionRecord, InboundPaymentRecord, NodeRecord, OfferedHtlcRecord,
-    OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcRecord,
+    ForwardResolutionRecord, InboundPaymentRecord, NodeRecord, OfferedHtlcEntryRecord,
+    OfferedHtlcRecord, OutboundPaymentRecord, PendingTimeoutRecord, UpstreamHtlcEntryRecord,
+    UpstreamHtlcRecord,
 };
 
 #[cfg(test)]

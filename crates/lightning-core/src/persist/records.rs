@@ -51,6 +51,16 @@
 //!   rather than misreading it, so a downgrade to version 4 must start from a store
 //!   without completed payment records (after the retention window, or with them
 //!   deleted: the ids are then no longer refused).
+//! * 6: the node's offered HTLCs and forwarded HTLCs (the two ends of every forward in
+//!   flight) move out of the node record into records of their own,
+//!   [`RecordKind::OfferedHtlc`] ([`OfferedHtlcEntryRecord`]) and [`RecordKind::UpstreamHtlc`]
+//!   ([`UpstreamHtlcEntryRecord`]), one per HTLC: a routing node's node record, rewritten
+//!   whole by every commit, grew with every payment in flight. No payload changes (the step
+//!   from 5 is the identity): a version-6 node record holds [`NodeRecord::offered`] and
+//!   [`NodeRecord::upstream`] empty, and one of version 5 with entries there still reads
+//!   (the node writes them as records of their own in its first commit). Node records are
+//!   now written with `min_reader_version` 6: a version-5 build would read the empty maps as
+//!   no HTLC in flight, so it refuses them ([`PersistError::TooNew`]).
 //!
 //! A unit test proves the hook with a made-up version 0.
 
@@ -212,6 +222,33 @@ pub struct CompletedPaymentRecord {
     pub completed_height: u32,
 }
 
+/// One HTLC we offered, a record of its own ([`RecordKind::OfferedHtlc`], format version 6
+/// on): written by the commit of the batch that offered it, deleted by the one that resolved
+/// it. Before version 6 these were [`NodeRecord::offered`], rewritten whole by every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferedHtlcEntryRecord {
+    /// The outgoing channel.
+    pub channel_id: ChannelId,
+    /// The HTLC's id in that channel.
+    pub htlc_id: u64,
+    /// The HTLC.
+    pub offered: OfferedHtlcRecord,
+}
+
+/// One HTLC we forwarded (its upstream end), a record of its own
+/// ([`RecordKind::UpstreamHtlc`], format version 6 on): written by the commit of the batch
+/// that forwarded it, deleted by the one that answered it. Before version 6 these were
+/// [`NodeRecord::upstream`], rewritten whole by every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamHtlcEntryRecord {
+    /// The incoming channel.
+    pub channel_id: ChannelId,
+    /// The HTLC's id in that channel.
+    pub htlc_id: u64,
+    /// The upstream end.
+    pub upstream: UpstreamHtlcRecord,
+}
+
 /// A node record of format versions 1 and 2 up to (not including) its configuration, the
 /// last field, which version 3 no longer stores: the whole node record of versions 3 and 4.
 #[derive(Serialize, Deserialize)]
@@ -356,7 +393,7 @@ pub type MigrationStep = fn(RecordKind, &[u8]) -> Result<Vec<u8>, PersistError>;
 /// The migration steps of this build: `MIGRATIONS[i]` converts a payload of format version
 /// `OLDEST_READABLE_VERSION + i` to the next version. A step only sees kinds that existed at
 /// its version (see [`RecordKind::introduced_in`]).
-pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5];
+pub const MIGRATIONS: &[MigrationStep] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6];
 
 /// `NodeConfig::max_pending_inbound_channels`'s default when format version 2 appended it
 /// (`node::DEFAULT_MAX_PENDING_INBOUND_CHANNELS`), frozen here: version 3 drops the config.
@@ -395,7 +432,9 @@ fn v1_to_v2(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         | RecordKind::Monitor
         | RecordKind::MonitorUpdate
         | RecordKind::MonitorRevoked
-        | RecordKind::CompletedPayment => return Err(not_in_version(kind, 1)),
+        | RecordKind::CompletedPayment
+        | RecordKind::OfferedHtlc
+        | RecordKind::UpstreamHtlc => return Err(not_in_version(kind, 1)),
     }
     .map_err(encode_err(kind))?;
     Ok([payload, &appended].concat())
@@ -427,7 +466,9 @@ fn v2_to_v3(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         | RecordKind::Monitor
         | RecordKind::MonitorUpdate
         | RecordKind::MonitorRevoked
-        | RecordKind::CompletedPayment => Err(not_in_version(kind, 2)),
+        | RecordKind::CompletedPayment
+        | RecordKind::OfferedHtlc
+        | RecordKind::UpstreamHtlc => Err(not_in_version(kind, 2)),
     }
 }
 
@@ -438,7 +479,9 @@ fn v3_to_v4(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         RecordKind::Monitor
         | RecordKind::MonitorUpdate
         | RecordKind::MonitorRevoked
-        | RecordKind::CompletedPayment => Err(not_in_version(kind, 3)),
+        | RecordKind::CompletedPayment
+        | RecordKind::OfferedHtlc
+        | RecordKind::UpstreamHtlc => Err(not_in_version(kind, 3)),
     }
 }
 
@@ -456,7 +499,25 @@ fn v4_to_v5(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
         | RecordKind::Monitor
         | RecordKind::MonitorUpdate
         | RecordKind::MonitorRevoked => Ok(payload.to_vec()),
-        RecordKind::CompletedPayment => Err(not_in_version(kind, 4)),
+        RecordKind::CompletedPayment | RecordKind::OfferedHtlc | RecordKind::UpstreamHtlc => {
+            Err(not_in_version(kind, 4))
+        }
+    }
+}
+
+/// Version 5 to 6: version 6 moved the node record's offered and forwarded HTLCs into
+/// records of their own, leaving the node record's layout as it was (a version-6 node
+/// record holds those two maps empty); no payload changes.
+fn v5_to_v6(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>, PersistError> {
+    match kind {
+        RecordKind::Channel
+        | RecordKind::Node
+        | RecordKind::Resolution
+        | RecordKind::Monitor
+        | RecordKind::MonitorUpdate
+        | RecordKind::MonitorRevoked
+        | RecordKind::CompletedPayment => Ok(payload.to_vec()),
+        RecordKind::OfferedHtlc | RecordKind::UpstreamHtlc => Err(not_in_version(kind, 5)),
     }
 }
 
@@ -593,6 +654,42 @@ impl CompletedPaymentRecord {
         from_record(
             bytes,
             RecordKind::CompletedPayment,
+            MIGRATIONS,
+            OLDEST_READABLE_VERSION,
+        )
+    }
+}
+
+impl OfferedHtlcEntryRecord {
+    /// The record's stored bytes (envelope and payload).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {
+        to_record(RecordKind::OfferedHtlc, self)
+    }
+
+    /// Reads a record written by [`OfferedHtlcEntryRecord::to_bytes`]. Never panics:
+    /// anything else is a [`PersistError`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
+        from_record(
+            bytes,
+            RecordKind::OfferedHtlc,
+            MIGRATIONS,
+            OLDEST_READABLE_VERSION,
+        )
+    }
+}
+
+impl UpstreamHtlcEntryRecord {
+    /// The record's stored bytes (envelope and payload).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {
+        to_record(RecordKind::UpstreamHtlc, self)
+    }
+
+    /// Reads a record written by [`UpstreamHtlcEntryRecord::to_bytes`]. Never panics:
+    /// anything else is a [`PersistError`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
+        from_record(
+            bytes,
+            RecordKind::UpstreamHtlc,
             MIGRATIONS,
             OLDEST_READABLE_VERSION,
         )
@@ -1005,7 +1102,7 @@ mod tests {
         let payload = postcard::to_allocvec(&old).expect("encodes");
         let bytes =
             envelope::encode_with_versions(RecordKind::Node, 0, 0, &payload).expect("small");
-        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5];
+        let steps: &[MigrationStep] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6];
         let read: NodeRecord = from_record(&bytes, RecordKind::Node, steps, 0).expect("migrated");
         assert_eq!(
             read,

@@ -15,6 +15,7 @@ use lightning_core::node::{
 };
 use lightning_core::persist::{
     restore_monitor_with_revoked, ChannelRecord, MonitorRecord, MonitorRevokedRecord, NodeRecord,
+    OfferedHtlcEntryRecord, UpstreamHtlcEntryRecord,
 };
 use lightning_core::secp256k1::{
     ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1, SecretKey,
@@ -94,10 +95,38 @@ pub struct MemStore {
     pub monitors: BTreeMap<ChannelId, Vec<u8>>,
     /// Chunks of monitors' revoked HTLCs, by (channel, chunk).
     pub monitor_revoked: BTreeMap<(ChannelId, u64), Vec<u8>>,
+    /// The HTLCs we offered, one record each, by (channel, htlc id) (not in `node`).
+    pub offered: BTreeMap<(ChannelId, u64), Vec<u8>>,
+    /// The HTLCs we forwarded, one record each, by (incoming channel, htlc id).
+    pub upstream: BTreeMap<(ChannelId, u64), Vec<u8>>,
     /// Group commits made (one per drain of the node's outputs that changed something).
     pub commits: u64,
     /// Records written.
     pub writes: u64,
+}
+
+/// Every HTLC `core` offered and forwarded, as the records the engine stores.
+#[allow(clippy::type_complexity)]
+fn htlc_records(
+    core: &NodeCore,
+) -> (
+    BTreeMap<(ChannelId, u64), Vec<u8>>,
+    BTreeMap<(ChannelId, u64), Vec<u8>>,
+) {
+    let whole = core.node_record();
+    let offered = whole
+        .offered
+        .keys()
+        .filter_map(|&(c, h)| core.offered_entry(c, h))
+        .map(|r| ((r.channel_id, r.htlc_id), r.to_bytes().expect("encodes")))
+        .collect();
+    let upstream = whole
+        .upstream
+        .keys()
+        .filter_map(|&(c, h)| core.upstream_entry(c, h))
+        .map(|r| ((r.channel_id, r.htlc_id), r.to_bytes().expect("encodes")))
+        .collect();
+    (offered, upstream)
 }
 
 /// Stores a monitor's snapshot and revoked chunks the way the engine does.
@@ -183,7 +212,10 @@ impl Net {
                     record.to_bytes().expect("encodes"),
                 );
             }
-            store.node = Some(core.node_record().to_bytes().expect("encodes"));
+            store.node = Some(core.stored_node_record().to_bytes().expect("encodes"));
+            let (offered, upstream) = htlc_records(core);
+            store.offered = offered;
+            store.upstream = upstream;
             // Every monitor whole (a store enabled again starts empty: what was handed out
             // to the one before is not in it).
             for id in core.monitor_ids() {
@@ -234,9 +266,35 @@ impl Net {
                 }
             }
         }
+        for &(channel_id, htlc_id) in &dirty.offered {
+            match core.offered_entry(channel_id, htlc_id) {
+                Some(r) => {
+                    store.writes += 1;
+                    store
+                        .offered
+                        .insert((channel_id, htlc_id), r.to_bytes().expect("encodes"));
+                }
+                None => {
+                    store.offered.remove(&(channel_id, htlc_id));
+                }
+            }
+        }
+        for &(channel_id, htlc_id) in &dirty.upstream {
+            match core.upstream_entry(channel_id, htlc_id) {
+                Some(r) => {
+                    store.writes += 1;
+                    store
+                        .upstream
+                        .insert((channel_id, htlc_id), r.to_bytes().expect("encodes"));
+                }
+                None => {
+                    store.upstream.remove(&(channel_id, htlc_id));
+                }
+            }
+        }
         if dirty.node {
             store.writes += 1;
-            store.node = Some(core.node_record().to_bytes().expect("encodes"));
+            store.node = Some(core.stored_node_record().to_bytes().expect("encodes"));
         }
         if self.check_dirty {
             let full: BTreeMap<(PublicKey, ChannelId), Vec<u8>> = core
@@ -257,8 +315,14 @@ impl Net {
                 );
             }
             assert!(
-                store.node.as_deref() == Some(&core.node_record().to_bytes().expect("encodes")[..]),
+                store.node.as_deref()
+                    == Some(&core.stored_node_record().to_bytes().expect("encodes")[..]),
                 "node {i}: node record changed without being reported dirty"
+            );
+            let (offered, upstream) = htlc_records(core);
+            assert!(
+                store.offered == offered && store.upstream == upstream,
+                "node {i}: an offered or forwarded HTLC changed without being reported dirty"
             );
         }
     }
@@ -292,8 +356,21 @@ impl Net {
         for &p in &peers {
             self.disconnect(i, p);
         }
-        let node_record =
+        let mut node_record =
             NodeRecord::from_bytes(store.node.as_deref().expect("node record")).expect("reads");
+        // The HTLCs' own records join the node record, as the engine's restore does.
+        for bytes in store.offered.values() {
+            let r = OfferedHtlcEntryRecord::from_bytes(bytes).expect("reads");
+            node_record
+                .offered
+                .insert((r.channel_id, r.htlc_id), r.offered);
+        }
+        for bytes in store.upstream.values() {
+            let r = UpstreamHtlcEntryRecord::from_bytes(bytes).expect("reads");
+            node_record
+                .upstream
+                .insert((r.channel_id, r.htlc_id), r.upstream);
+        }
         let channels: Vec<ChannelRecord> = store
             .channels
             .values()
