@@ -136,7 +136,23 @@ pub fn derive_private_key<C: Signing>(
     basepoint_secret: &SecretKey,
 ) -> Result<SecretKey, KeyError> {
     let basepoint = PublicKey::from_secret_key(secp, basepoint_secret);
-    let t = tweak(per_commitment_point, &basepoint, "derived privkey")?;
+    derive_private_key_from(per_commitment_point, basepoint_secret, &basepoint)
+}
+
+/// [`derive_private_key`] by a caller that already holds `basepoint`, the public key of
+/// `basepoint_secret` (a channel's own basepoints are): the same key without the fixed-base
+/// multiplication that recomputes the basepoint, which was most of its cost.
+pub fn derive_private_key_from(
+    per_commitment_point: &PublicKey,
+    basepoint_secret: &SecretKey,
+    basepoint: &PublicKey,
+) -> Result<SecretKey, KeyError> {
+    debug_assert_eq!(
+        PublicKey::from_secret_key(&crate::secp::ctx(), basepoint_secret),
+        *basepoint,
+        "the basepoint of the secret"
+    );
+    let t = tweak(per_commitment_point, basepoint, "derived privkey")?;
     basepoint_secret
         .add_tweak(&t)
         .map_err(|_| KeyError::DegenerateResult {
@@ -455,6 +471,27 @@ impl CommitmentKeys {
             )?,
             htlc_keys,
             remote_payment_key: remote.payment_basepoint,
+        })
+    }
+
+    /// These keys with both HTLC keys, derived now if they were left out (two point
+    /// tweaks); `owner` and `other` are the basepoints these keys were derived with.
+    pub fn with_htlc_keys<C: Verification>(
+        self,
+        secp: &Secp256k1<C>,
+        owner: &ChannelPublicKeys,
+        other: &ChannelPublicKeys,
+    ) -> Result<CommitmentKeys, KeyError> {
+        if self.htlc_keys.is_some() {
+            return Ok(self);
+        }
+        let point = &self.per_commitment_point;
+        Ok(CommitmentKeys {
+            htlc_keys: Some(HtlcKeys {
+                local_htlc_key: derive_public_key(secp, point, &owner.htlc_basepoint)?,
+                remote_htlc_key: derive_public_key(secp, point, &other.htlc_basepoint)?,
+            }),
+            ..self
         })
     }
 

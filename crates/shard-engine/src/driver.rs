@@ -210,6 +210,18 @@ impl ShardDriver {
         self.end(sink)
     }
 
+    /// Idle work: derives ahead the next commitments' keys of one channel changed lately
+    /// (`NodeCore::derive_ahead`), what a shard does before it sleeps. Returns whether more
+    /// is queued. Changes no state and releases nothing.
+    pub(crate) fn derive_ahead(&mut self) -> bool {
+        self.shard.core_mut().derive_ahead(1)
+    }
+
+    /// Whether [`ShardDriver::derive_ahead`] has work.
+    pub(crate) fn has_work_ahead(&self) -> bool {
+        self.shard.core().has_work_ahead()
+    }
+
     /// The shard.
     pub(crate) fn shard(&self) -> &Shard {
         &self.shard

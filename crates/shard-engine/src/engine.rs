@@ -1526,6 +1526,11 @@ impl Worker {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            if inbox && self.driver.has_work_ahead() {
+                // Nothing to handle now: derive a channel's next keys ahead, then look again.
+                self.driver.derive_ahead();
+                continue;
+            }
             self.bell.parking();
             let busy = self
                 .reports

@@ -444,17 +444,28 @@ impl Sim {
         let writing: Vec<usize> = (0..self.committing.len())
             .filter(|&i| self.committing.get(i).is_some_and(|q| !q.is_empty()))
             .collect();
-        if ready.is_empty() && writing.is_empty() {
+        // So is a shard's idle work, deriving keys ahead (the threads do it before sleeping).
+        let ahead: Vec<usize> = (0..self.drivers.len())
+            .filter(|&i| self.drivers.get(i).is_some_and(ShardDriver::has_work_ahead))
+            .collect();
+        if ready.is_empty() && writing.is_empty() && ahead.is_empty() {
             return self.flush_idle();
         }
-        let pick = self.rng.below(ready.len() + writing.len());
-        match ready.get(pick) {
-            Some(&shard) => self.step_shard(shard),
-            None => {
-                let shard = writing.get(pick - ready.len()).copied().unwrap_or_default();
-                self.complete_write(shard)
-            }
+        let pick = self.rng.below(ready.len() + writing.len() + ahead.len());
+        if let Some(&shard) = ready.get(pick) {
+            return self.step_shard(shard);
         }
+        if let Some(&shard) = writing.get(pick - ready.len()) {
+            return self.complete_write(shard);
+        }
+        let shard = ahead
+            .get(pick - ready.len() - writing.len())
+            .copied()
+            .unwrap_or_default();
+        if let Some(driver) = self.drivers.get_mut(shard) {
+            driver.derive_ahead();
+        }
+        true
     }
 
     /// Shard `shard`'s committer writes every batch it holds, and the shard releases what

@@ -120,6 +120,13 @@ pub struct ModeResult {
     pub runs: Vec<f64>,
     /// Syncs per payment of each run.
     pub fsyncs_per_payment_runs: Vec<f64>,
+    /// Median process CPU per payment, microseconds (None where `/proc` is not readable):
+    /// with the busy share, what tells a store's cost in work from its cost in waiting.
+    pub cpu_us_per_payment: Option<f64>,
+    /// Median over the runs of the shards' mean busy share of the wall time (a shard idles
+    /// when none of its peers has a message it may handle: with a store, while their
+    /// answers wait for a sync).
+    pub shard_busy: f64,
 }
 
 /// What [`run`] measured. Serialized as one flat JSON object: per mode, its median
@@ -161,17 +168,22 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "{:<28} {:>10} {:>15}  runs (payments/s)",
-            "store", "payments/s", "fsyncs/payment"
+            "{:<28} {:>10} {:>15} {:>12} {:>11}  runs (payments/s)",
+            "store", "payments/s", "fsyncs/payment", "CPU/payment", "shards busy"
         )?;
         for m in &self.modes {
             let runs: Vec<String> = m.runs.iter().map(|r| format!("{r:.0}")).collect();
+            let cpu = m
+                .cpu_us_per_payment
+                .map_or_else(|| "-".to_string(), |c| format!("{:.2} ms", c / 1000.0));
             writeln!(
                 f,
-                "{:<28} {:>10.0} {:>15.2}  {}",
+                "{:<28} {:>10.0} {:>15.2} {:>12} {:>10.0}%  {}",
                 m.mode.describe(),
                 m.payments_per_sec,
                 m.fsyncs_per_payment,
+                cpu,
+                m.shard_busy * 100.0,
                 runs.join(" ")
             )?;
         }
@@ -218,6 +230,8 @@ pub fn run_with_progress(
     let rec = record(peers, &lanes, payments_per_lane)?;
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); StoreMode::ALL.len()];
     let mut syncs: Vec<Vec<f64>> = vec![Vec::new(); StoreMode::ALL.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); StoreMode::ALL.len()];
+    let mut busy: Vec<Vec<f64>> = vec![Vec::new(); StoreMode::ALL.len()];
     for run in 0..runs {
         for (i, mode) in StoreMode::ALL.into_iter().enumerate() {
             let tmp = match dir {
@@ -250,6 +264,12 @@ pub fn run_with_progress(
             let rate = o.rate();
             rates[i].push(rate);
             syncs[i].push(total.saturating_sub(o.setup_syncs) as f64 / o.payments as f64);
+            if let Some(cpu) = o.process_cpu {
+                cpus[i].push(cpu.as_secs_f64() * 1e6 / o.payments as f64);
+            }
+            if !o.shard_busy.is_empty() {
+                busy[i].push(o.shard_busy.iter().sum::<f64>() / o.shard_busy.len() as f64);
+            }
             progress(run, mode, rate);
         }
     }
@@ -266,6 +286,8 @@ pub fn run_with_progress(
             fsyncs_per_payment: per_payment,
             runs: rates[i].clone(),
             fsyncs_per_payment_runs: syncs[i].clone(),
+            cpu_us_per_payment: median_of(cpus[i].iter().copied()),
+            shard_busy: median_of(busy[i].iter().copied()).unwrap_or(0.0),
         });
     }
     let on = fields[StoreMode::FsGroupCommitOn.name()];

@@ -4,11 +4,12 @@
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
 use bitcoin::OutPoint;
 
+use super::ahead::{Ahead, KeysAhead};
 use super::error::{close, ChannelErrorReason as R};
 use super::spec::{reduce, CommitmentSpec, Update};
 use super::{
     Channel, ChannelError, ChannelEvent, ChannelParams, ChannelPhase, Connection, HtlcFailure,
-    LocalCommit, NextRemoteCommit, PointMemo, RemoteCommit,
+    LocalCommit, NextRemoteCommit, RemoteCommit,
 };
 use crate::keys::{self as bolt3_keys, ChannelPublicKeys, CommitmentKeys, RevocationSecret};
 use crate::secrets::FIRST_INDEX;
@@ -58,23 +59,7 @@ impl CommitmentTerms {
         known: Option<RevocationSecret<'_>>,
     ) -> Result<CommitmentTx, ChannelError> {
         let secp = crate::secp::ctx();
-        let htlcs = spec.tx_htlcs();
-        let ours = side == Side::Local;
-        let (owner, other, owner_params, other_params) = if ours {
-            (
-                &self.local_pubkeys,
-                &self.remote_pubkeys,
-                &self.local_params,
-                &self.remote_params,
-            )
-        } else {
-            (
-                &self.remote_pubkeys,
-                &self.local_pubkeys,
-                &self.remote_params,
-                &self.local_params,
-            )
-        };
+        let (owner, other, owner_params, _) = self.sides(side);
         let keys = commitment_keys(
             &secp,
             self.channel_type,
@@ -82,11 +67,82 @@ impl CommitmentTerms {
             owner,
             other,
             known,
-            &htlcs,
+            &spec.tx_htlcs(),
             spec.feerate_per_kw,
             owner_params.dust_limit_satoshis,
         )
         .map_err(|error| close(R::CommitmentKeys { side, index, error }))?;
+        self.build_with_keys(side, spec, index, keys)
+    }
+
+    /// `side`'s keys and parameters, then the other side's.
+    fn sides(
+        &self,
+        side: Side,
+    ) -> (
+        &ChannelPublicKeys,
+        &ChannelPublicKeys,
+        &ChannelParams,
+        &ChannelParams,
+    ) {
+        match side {
+            Side::Local => (
+                &self.local_pubkeys,
+                &self.remote_pubkeys,
+                &self.local_params,
+                &self.remote_params,
+            ),
+            Side::Remote => (
+                &self.remote_pubkeys,
+                &self.local_pubkeys,
+                &self.remote_params,
+                &self.local_params,
+            ),
+        }
+    }
+
+    /// The keys of `side`'s commitment at `point`, with both HTLC keys if `htlc_keys`, by a
+    /// side that holds `known` ([`super::ahead`]: what is derived before the commitment's
+    /// content is known).
+    pub(crate) fn keys_ahead(
+        &self,
+        side: Side,
+        point: &PublicKey,
+        known: RevocationSecret<'_>,
+        htlc_keys: bool,
+    ) -> Result<CommitmentKeys, bolt3_keys::KeyError> {
+        let (owner, other, _, _) = self.sides(side);
+        CommitmentKeys::derive_knowing(&crate::secp::ctx(), point, owner, other, known, htlc_keys)
+    }
+
+    /// Builds `side`'s commitment number `index` with content `spec` from its `keys` (the
+    /// HTLC keys derived now if the keys lack them and an HTLC of `spec` is untrimmed).
+    pub(crate) fn build_with_keys(
+        &self,
+        side: Side,
+        spec: &CommitmentSpec,
+        index: u64,
+        keys: CommitmentKeys,
+    ) -> Result<CommitmentTx, ChannelError> {
+        let htlcs = spec.tx_htlcs();
+        let ours = side == Side::Local;
+        let (owner, other, owner_params, other_params) = self.sides(side);
+        let untrimmed = || {
+            htlcs.iter().any(|h| {
+                !is_htlc_trimmed(
+                    h,
+                    spec.feerate_per_kw,
+                    owner_params.dust_limit_satoshis,
+                    self.channel_type,
+                )
+            })
+        };
+        let keys = if keys.htlc_keys.is_none() && untrimmed() {
+            keys.with_htlc_keys(&crate::secp::ctx(), owner, other)
+                .map_err(|error| close(R::CommitmentKeys { side, index, error }))?
+        } else {
+            keys
+        };
         build_commitment_tx(&CommitmentParams {
             channel_type: self.channel_type,
             funding_outpoint: self.funding_outpoint,
@@ -161,20 +217,50 @@ impl Channel {
         spec: &CommitmentSpec,
         index: u64,
     ) -> Result<CommitmentTx, ChannelError> {
+        self.build_local_tx_with(spec, index, None)
+    }
+
+    /// [`Channel::build_local_tx`], from the keys derived ahead when given (those of this
+    /// commitment: [`Ahead::take`] checked its number and point).
+    fn build_local_tx_with(
+        &self,
+        spec: &CommitmentSpec,
+        index: u64,
+        ahead: Option<CommitmentKeys>,
+    ) -> Result<CommitmentTx, ChannelError> {
         let point = self.local_point(index)?;
-        let secret = self.local_secret(index)?;
-        let secret = bolt3_keys::secret_key_from_bytes(&secret, "per_commitment_secret").map_err(
-            |error| {
+        let secret = || -> Result<_, ChannelError> {
+            let secret = self.local_secret(index)?;
+            bolt3_keys::secret_key_from_bytes(&secret, "per_commitment_secret").map_err(|error| {
                 close(R::CommitmentKeys {
                     side: Side::Local,
                     index,
                     error,
                 })
-            },
-        )?;
-        let known = Some(RevocationSecret::PerCommitment(&secret));
-        self.terms()?
-            .build_knowing(Side::Local, spec, index, &point, known)
+            })
+        };
+        let terms = self.terms()?;
+        match ahead {
+            Some(keys) => {
+                #[cfg(debug_assertions)]
+                {
+                    let secret = secret()?;
+                    let known = RevocationSecret::PerCommitment(&secret);
+                    let full = keys.htlc_keys.is_some();
+                    assert_eq!(
+                        terms.keys_ahead(Side::Local, &point, known, full).ok(),
+                        Some(keys),
+                        "keys derived ahead for our commitment {index}"
+                    );
+                }
+                terms.build_with_keys(Side::Local, spec, index, keys)
+            }
+            None => {
+                let secret = secret()?;
+                let known = Some(RevocationSecret::PerCommitment(&secret));
+                terms.build_knowing(Side::Local, spec, index, &point, known)
+            }
+        }
     }
 
     /// Builds the peer's commitment number `index` with content `spec` (its point of view).
@@ -184,9 +270,101 @@ impl Channel {
         index: u64,
         point: &PublicKey,
     ) -> Result<CommitmentTx, ChannelError> {
-        let known = Some(RevocationSecret::Basepoint(&self.keys.revocation_base_key));
-        self.terms()?
-            .build_knowing(Side::Remote, spec, index, point, known)
+        self.build_remote_tx_with(spec, index, point, None)
+    }
+
+    /// [`Channel::build_remote_tx`], from the keys derived ahead when given (those of this
+    /// commitment: [`Ahead::take`] checked its number and point).
+    fn build_remote_tx_with(
+        &self,
+        spec: &CommitmentSpec,
+        index: u64,
+        point: &PublicKey,
+        ahead: Option<CommitmentKeys>,
+    ) -> Result<CommitmentTx, ChannelError> {
+        let known = RevocationSecret::Basepoint(&self.keys.revocation_base_key);
+        let terms = self.terms()?;
+        match ahead {
+            Some(keys) => {
+                debug_assert_eq!(
+                    terms
+                        .keys_ahead(Side::Remote, point, known, keys.htlc_keys.is_some())
+                        .ok(),
+                    Some(keys),
+                    "keys derived ahead for the peer's commitment {index}"
+                );
+                terms.build_with_keys(Side::Remote, spec, index, keys)
+            }
+            None => terms.build_knowing(Side::Remote, spec, index, point, Some(known)),
+        }
+    }
+
+    /// Derives ahead what the channel's next steps will need (see [`super::ahead`]): our
+    /// next commitment's point and keys, the point after it (our next `revoke_and_ack`
+    /// gives it), and the keys of the peer's next commitment once its point is known and we
+    /// have not signed it yet. Changes no state. Returns whether it derived anything (false:
+    /// all was there already, or the channel has no commitment to prepare).
+    pub fn derive_ahead(&mut self) -> bool {
+        if self.phase != ChannelPhase::Normal {
+            return false;
+        }
+        let Ok(terms) = self.terms() else {
+            return false;
+        };
+        let mut worked = false;
+        let index = self.local_commit.index.saturating_add(1);
+        for i in [index, index.saturating_add(1)] {
+            if self.ahead.point(i).is_none() {
+                let Ok(point) = self.local_point(i) else {
+                    return worked;
+                };
+                self.ahead.remember_point(i, point);
+                worked = true;
+            }
+        }
+        if let Some(point) = self.ahead.point(index) {
+            let secret = self
+                .local_secret(index)
+                .ok()
+                .and_then(|s| bolt3_keys::secret_key_from_bytes(&s, "per_commitment_secret").ok());
+            if let Some(secret) = secret {
+                let known = RevocationSecret::PerCommitment(&secret);
+                let slot = &mut self.ahead.local;
+                worked |= Self::keys_into(slot, &terms, Side::Local, index, point, known);
+            }
+        }
+        if let (None, Some(point)) = (&self.next_remote_commit, self.remote_next_point) {
+            let index = self.remote_commit.index.saturating_add(1);
+            let known = RevocationSecret::Basepoint(&self.keys.revocation_base_key);
+            let slot = &mut self.ahead.remote;
+            worked |= Self::keys_into(slot, &terms, Side::Remote, index, point, known);
+        }
+        worked
+    }
+
+    /// Puts `side`'s keys of commitment `index` at `point` into `slot`, unless it holds
+    /// them; returns whether anything was derived. The two HTLC keys are left out: they
+    /// are derived when a commitment with an untrimmed HTLC is built
+    /// ([`CommitmentTerms::build_with_keys`]), since whether the next commitment holds one
+    /// is not known yet, and deriving them for nothing cost more than deriving ahead saved.
+    fn keys_into(
+        slot: &mut Option<Box<KeysAhead>>,
+        terms: &CommitmentTerms,
+        side: Side,
+        index: u64,
+        point: PublicKey,
+        known: RevocationSecret<'_>,
+    ) -> bool {
+        if Ahead::holds(slot, index, &point) {
+            return false;
+        }
+        match terms.keys_ahead(side, &point, known, false) {
+            Ok(keys) => {
+                *slot = Some(Box::new(KeysAhead { index, point, keys }));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Our latest local commitment transaction, built (unsigned), for inspection.
@@ -243,19 +421,22 @@ impl Channel {
             })
         })?;
         let index = self.remote_commit.index.saturating_add(1);
-        let tx = self.build_remote_tx(&spec, index, &point)?;
+        let ahead = Ahead::take(&mut self.ahead.remote, index, &point);
+        let tx = self.build_remote_tx_with(&spec, index, &point, ahead)?;
         let secp = crate::secp::ctx();
         let signature = tx.sign(&secp, &self.keys.funding_key);
         let htlc_txs = tx.htlc_txs();
-        // Our HTLC key for this commitment costs two point operations: only derive it when
-        // there is an HTLC transaction to sign.
+        // Our HTLC key for this commitment: only derived when there is an HTLC transaction
+        // to sign.
         let htlc_signatures = if htlc_txs.is_empty() {
             Vec::new()
         } else {
-            let htlc_key = self
-                .keys
-                .htlc_key(&secp, &point)
-                .map_err(|error| close(R::HtlcKey { error }))?;
+            let htlc_key = bolt3_keys::derive_private_key_from(
+                &point,
+                &self.keys.htlc_base_key,
+                &self.local_pubkeys.htlc_basepoint,
+            )
+            .map_err(|error| close(R::HtlcKey { error }))?;
             htlc_txs
                 .iter()
                 .map(|h| h.sign_remote(&secp, &htlc_key))
@@ -310,7 +491,11 @@ impl Channel {
             })
         })?;
         let index = self.local_commit.index.saturating_add(1);
-        let tx = self.build_local_tx(&spec, index)?;
+        let ahead = match self.ahead.point(index) {
+            Some(point) => Ahead::take(&mut self.ahead.local, index, &point),
+            None => None,
+        };
+        let tx = self.build_local_tx_with(&spec, index, ahead)?;
         let secp = crate::secp::ctx();
         tx.verify_remote(&secp, &msg.signature)
             .map_err(|_| close(R::BadCommitmentSignature { index }))?;
@@ -337,7 +522,8 @@ impl Channel {
             next_per_commitment_point: next_point,
         };
         // The peer's next commitment_signed is for that point's commitment.
-        self.local_point_memo = PointMemo(Some((index.saturating_add(1), next_point)));
+        self.ahead
+            .remember_point(index.saturating_add(1), next_point);
         self.local_commit = LocalCommit {
             index,
             spec,

@@ -44,6 +44,7 @@
 //! 6. On a [`ChannelError`] send its [`ChannelError::to_message`]; for
 //!    [`ChannelError::Close`] call [`Channel::force_close`] and broadcast its transaction.
 
+mod ahead;
 mod close;
 pub(crate) mod commit;
 pub mod config;
@@ -75,6 +76,7 @@ use crate::secrets::{CounterpartySecrets, FIRST_INDEX};
 use crate::transactions::ChannelType;
 use crate::types::{ChannelId, PaymentHash, PaymentPreimage, ShortChannelId};
 use crate::wire::{AttributionData, CommitmentSigned, Features, Message, ONION_PACKET_LEN};
+use ahead::Ahead;
 use error::{close, ChannelErrorReason as R};
 
 /// The parameters one side announced in `open_channel` / `accept_channel`: the constraints
@@ -367,24 +369,9 @@ pub struct Channel {
     pub(crate) outbox: Vec<Message>,
     /// Transient: drained after every call, so empty whenever the channel is persisted.
     pub(crate) events: Vec<ChannelEvent>,
-    /// Derived, not state: see [`PointMemo`].
-    pub(crate) local_point_memo: PointMemo,
+    /// Derived, not state: see [`Ahead`].
+    pub(crate) ahead: Ahead,
 }
-
-/// A memo of one of our per-commitment points, each a point multiplication: the point of
-/// commitment `n + 1` goes out in the `revoke_and_ack` for `n`, and is needed again to check
-/// the peer's signature of commitment `n + 1`. It is derived from the channel's keys, so it
-/// is not state: it compares equal to any other memo and is never stored.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PointMemo(Option<(u64, PublicKey)>);
-
-impl PartialEq for PointMemo {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for PointMemo {}
 
 impl Channel {
     /// The channel id: the temporary one until funding, then the final one.
@@ -578,10 +565,8 @@ impl Channel {
 
     /// Our per-commitment point for commitment `index`.
     pub(crate) fn local_point(&self, index: u64) -> Result<PublicKey, ChannelError> {
-        if let PointMemo(Some((memo_index, point))) = self.local_point_memo {
-            if memo_index == index {
-                return Ok(point);
-            }
+        if let Some(point) = self.ahead.point(index) {
+            return Ok(point);
         }
         let secp = crate::secp::ctx();
         let i = FIRST_INDEX

@@ -9,8 +9,9 @@ use bitcoin::{OutPoint, ScriptBuf};
 use super::error::{close, ignore, ChannelErrorReason as R};
 use super::spec::CommitmentSpec;
 use super::{
-    Channel, ChannelConfig, ChannelError, ChannelEvent, ChannelParams, ChannelPhase, ClosingState,
-    Connection, LocalChanges, LocalCommit, PointMemo, RemoteChanges, RemoteCommit, ShutdownState,
+    Ahead, Channel, ChannelConfig, ChannelError, ChannelEvent, ChannelParams, ChannelPhase,
+    ClosingState, Connection, LocalChanges, LocalCommit, RemoteChanges, RemoteCommit,
+    ShutdownState,
 };
 use crate::keys::{ChannelKeys, ChannelPublicKeys};
 use crate::secrets::CounterpartySecrets;
@@ -247,7 +248,7 @@ impl Channel {
             created_height: None,
             outbox: Vec::new(),
             events: Vec::new(),
-            local_point_memo: PointMemo::default(),
+            ahead: Ahead::default(),
         }
     }
 

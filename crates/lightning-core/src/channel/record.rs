@@ -6,9 +6,9 @@
 use bitcoin::secp256k1::PublicKey;
 
 use super::{
-    keys::derive_peer_channel_keys, Channel, ChannelConfig, ChannelParams, ChannelPhase,
+    keys::derive_peer_channel_keys, Ahead, Channel, ChannelConfig, ChannelParams, ChannelPhase,
     ClosingState, CommitmentSpec, Connection, LocalChanges, LocalCommit, NextRemoteCommit,
-    PointMemo, RemoteChanges, RemoteCommit, ShutdownState, SpecHtlc, Update,
+    RemoteChanges, RemoteCommit, ShutdownState, SpecHtlc, Update,
 };
 use crate::keys::{ChannelKeys, ChannelPublicKeys};
 use crate::persist::channel::{
@@ -219,7 +219,7 @@ impl Channel {
             created_height: record.created_height,
             outbox: Vec::new(),
             events: Vec::new(),
-            local_point_memo: PointMemo::default(),
+            ahead: Ahead::default(),
         }
     }
 }

@@ -386,6 +386,7 @@ impl NodeCore {
             self.dirty.channel_removed(node_id, channel_id);
         }
         self.dirty.channel_changed(node_id, current_id);
+        self.ahead.push(node_id, current_id);
         let connected = peer.connected;
         // The monitor follows the channel before any of the call's messages can leave.
         self.sync_monitor(node_id, current_id);

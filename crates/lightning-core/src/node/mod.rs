@@ -46,6 +46,7 @@
 //! * [`fees`]: feerates from the host, `update_fee` as funder and as fundee.
 //! * [`limits`]: what a peer can make us hold, say or show (peer text bounds, pong budget).
 
+mod ahead;
 mod chain;
 mod channel_ext;
 pub mod config;
@@ -385,6 +386,9 @@ pub struct NodeCore {
     fee_estimates: Option<FeeEstimates>,
     /// When to send and refuse `update_fee` ([`NodeCore::set_fee_policy`]); not persisted.
     fee_policy: FeePolicy,
+    /// Channels to derive ahead for when the host has time ([`NodeCore::derive_ahead`]);
+    /// not persisted.
+    ahead: ahead::AheadQueue,
 }
 
 impl NodeCore {
@@ -433,6 +437,7 @@ impl NodeCore {
             forced_channel_keys: None,
             fee_estimates: None,
             fee_policy: FeePolicy::default(),
+            ahead: ahead::AheadQueue::default(),
         }
     }
 

@@ -461,7 +461,11 @@ impl FsStore {
     /// order) with one write and one sync, applies them to the overlay and runs the
     /// checkpoint rule: the group's one result, for every member. See the module
     /// documentation.
-    fn commit_group(&self, group: Vec<Queued>) -> Result<(), StoreError> {
+    fn commit_group(
+        &self,
+        group: Vec<Queued>,
+        meanwhile: Option<&mut dyn FnMut()>,
+    ) -> Result<(), StoreError> {
         let frame = encode_frame(group.iter().map(|q| (q.ops.len(), &q.encoded[..])));
         let mut inner = self.inner.lock();
         if let Some(first_failure) = &inner.poisoned {
@@ -509,6 +513,15 @@ impl FsStore {
                     error
                 }
             });
+        }
+        if let Some(meanwhile) = meanwhile {
+            // The caller's work while the disk writes the frame. Only this leader writes the
+            // WAL until it posts its group, so the lock can go meanwhile (readers of the
+            // overlay wait less); the frame is acknowledged by the sync below, never before.
+            start_writeback(&inner.wal, good_len, frame.len() as u64);
+            drop(inner);
+            meanwhile();
+            inner = self.inner.lock();
         }
         if let Err(error) = self.sync_file(&inner.wal, WAL_FILE, faults::Point::SyncWal) {
             // The frame may or may not be on disk, and a retried sync could lie.
@@ -1087,59 +1100,19 @@ impl Store for FsStore {
     }
 
     fn write_batch(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
-        for op in batch {
-            check_op(op)?;
-            if let WriteOp::Put { value, .. } = op {
-                if value.len() > u32::MAX as usize {
-                    return Err(StoreError::ValueTooLarge {
-                        len: value.len(),
-                        max: u64::from(u32::MAX),
-                    });
-                }
-            }
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        // Encoded here, in parallel with the other callers, not by the leader.
-        let mut encoded = Vec::new();
-        encode_ops(batch, &mut encoded);
-        let ops = batch.to_vec();
-        let mut queue = self.queue.lock();
-        let ticket = queue.next_ticket;
-        queue.next_ticket += 1;
-        queue.waiting.push_back(Queued {
-            ticket,
-            encoded,
-            ops,
-        });
-        loop {
-            if let Some(result) = queue.done.remove(&ticket) {
-                return result;
-            }
-            if queue.leading {
-                // A leader is writing: this batch is in its group (its result is posted
-                // before the leader wakes anyone) or waits for the next one.
-                self.group_done.wait(&mut queue);
-                continue;
-            }
-            // No leader: lead a group of every batch waiting, this one included (unless the
-            // group is full, in which case it waits for the next: the queue is first come,
-            // first served).
-            queue.leading = true;
-            let group = take_group(&mut queue.waiting);
-            drop(queue);
-            let mut leader = Leader {
-                store: self,
-                own: ticket,
-                tickets: group.iter().map(|q| q.ticket).collect(),
-                result: None,
-            };
-            leader.result = Some(self.commit_group(group));
-            // Posts every member's result, ends the lead and wakes the waiters.
-            drop(leader);
-            queue = self.queue.lock();
-        }
+        self.write_batch_with(batch, None)
+    }
+
+    /// The leader of the group holding this batch starts the disk's write of the group's
+    /// frame ([`start_writeback`]) and runs `meanwhile` (its own caller's) before it waits
+    /// for the sync: the sync then finds its data already on its way. A batch that another
+    /// leader writes runs `meanwhile` while it waits for that leader.
+    fn write_batch_meanwhile(
+        &self,
+        batch: &[WriteOp],
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(), StoreError> {
+        self.write_batch_with(batch, Some(meanwhile))
     }
 
     fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
@@ -1177,9 +1150,143 @@ impl Store for FsStore {
     }
 }
 
+impl FsStore {
+    /// [`Store::write_batch`], with [`Store::write_batch_meanwhile`]'s work if any.
+    fn write_batch_with(
+        &self,
+        batch: &[WriteOp],
+        mut meanwhile: Option<&mut dyn FnMut()>,
+    ) -> Result<(), StoreError> {
+        let result = self.write_batch_inner(batch, &mut meanwhile);
+        if let Some(m) = meanwhile {
+            // Not run on the way (a refused batch, or nothing to write): run now.
+            m();
+        }
+        result
+    }
+
+    fn write_batch_inner(
+        &self,
+        batch: &[WriteOp],
+        meanwhile: &mut Option<&mut dyn FnMut()>,
+    ) -> Result<(), StoreError> {
+        for op in batch {
+            check_op(op)?;
+            if let WriteOp::Put { value, .. } = op {
+                if value.len() > u32::MAX as usize {
+                    return Err(StoreError::ValueTooLarge {
+                        len: value.len(),
+                        max: u64::from(u32::MAX),
+                    });
+                }
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Encoded here, in parallel with the other callers, not by the leader.
+        let mut encoded = Vec::new();
+        encode_ops(batch, &mut encoded);
+        let ops = batch.to_vec();
+        let mut queue = self.queue.lock();
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push_back(Queued {
+            ticket,
+            encoded,
+            ops,
+        });
+        loop {
+            if let Some(result) = queue.done.remove(&ticket) {
+                return result;
+            }
+            if queue.leading {
+                if let Some(m) = meanwhile.take() {
+                    // Another leader writes: the caller's work meanwhile, outside the queue.
+                    drop(queue);
+                    m();
+                    queue = self.queue.lock();
+                    continue;
+                }
+                // A leader is writing: this batch is in its group (its result is posted
+                // before the leader wakes anyone) or waits for the next one.
+                self.group_done.wait(&mut queue);
+                continue;
+            }
+            // No leader: lead a group of every batch waiting, this one included (unless the
+            // group is full, in which case it waits for the next: the queue is first come,
+            // first served).
+            queue.leading = true;
+            let group = take_group(&mut queue.waiting);
+            drop(queue);
+            let mut leader = Leader {
+                store: self,
+                own: ticket,
+                tickets: group.iter().map(|q| q.ticket).collect(),
+                result: None,
+            };
+            leader.result = Some(self.commit_group(group, meanwhile.take()));
+            // Posts every member's result, ends the lead and wakes the waiters.
+            drop(leader);
+            queue = self.queue.lock();
+        }
+    }
+}
+
+/// Starts the disk's write of `len` bytes of `file` from `offset`, without waiting for it:
+/// `POSIX_FADV_DONTNEED` makes Linux start writeback of the range's dirty pages (and drop
+/// the clean ones: the WAL is read back only when the store opens). A hint only: the data is
+/// durable when the `fdatasync` that follows returns, whatever this did; an error is ignored.
+/// Measured on a virtual disk, a 2 KiB frame's `fdatasync` after 200 µs of other work took
+/// 63 µs with the hint and 137 µs without.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::fs::fadvise(
+            file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_meanwhile_runs_once_and_the_batch_is_durable_when_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |key: &str, value: &[u8]| WriteOp::Put {
+            namespace: "chan".into(),
+            key: key.into(),
+            value: value.to_vec(),
+        };
+        {
+            let store = FsStore::open(dir.path()).unwrap();
+            let syncs = store.syncs();
+            let mut ran = 0;
+            store
+                .write_batch_meanwhile(&[put("a", b"one"), put("b", b"two")], &mut || ran += 1)
+                .unwrap();
+            assert_eq!(ran, 1);
+            assert_eq!(store.syncs(), syncs + 1, "one sync, after the work");
+            // A refused batch (a bad key) still runs the work, once, and writes nothing.
+            let refused = store.write_batch_meanwhile(&[put("bad/key", b"x")], &mut || ran += 1);
+            assert!(refused.is_err());
+            assert_eq!(ran, 2);
+            // So does an empty one.
+            store.write_batch_meanwhile(&[], &mut || ran += 1).unwrap();
+            assert_eq!(ran, 3);
+            assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+        }
+        let store = FsStore::open(dir.path()).unwrap();
+        assert_eq!(store.read("chan", "a").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(store.read("chan", "b").unwrap(), Some(b"two".to_vec()));
+    }
 
     #[test]
     fn fs_store_behaves_and_survives_reopen() {

@@ -258,6 +258,21 @@ pub trait Store: Send + Sync {
     /// the unit of group commit (one sync for all of it where the store can).
     fn write_batch(&self, batch: &[WriteOp]) -> Result<(), StoreError>;
 
+    /// [`Store::write_batch`], running `meanwhile` while the store waits on its disk: work
+    /// the caller would do anyway and that needs nothing of this write (a node deriving its
+    /// next keys ahead, [`lightning_core::node::NodeCore::derive_ahead`]). `meanwhile` runs
+    /// exactly once, whatever the write's result, and must not call the store. The default
+    /// runs it first, then writes; a store that writes to a disk starts the write, runs it,
+    /// then waits for the sync.
+    fn write_batch_meanwhile(
+        &self,
+        batch: &[WriteOp],
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(), StoreError> {
+        meanwhile();
+        self.write_batch(batch)
+    }
+
     /// The keys present in `namespace`, sorted.
     fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError>;
 
