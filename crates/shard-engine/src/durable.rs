@@ -130,7 +130,14 @@ pub fn node_key(index: usize, shards: usize) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // One allocation per key (the keys are written at every commit), lowercase.
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    out
 }
 
 /// The key of a channel's record: its id in hex.
@@ -781,6 +788,12 @@ pub(crate) fn restore(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::hex(&[]), "");
+    }
+
     use super::*;
     use lightning_core::onion::Failure;
     use lightning_core::types::PaymentPreimage;
