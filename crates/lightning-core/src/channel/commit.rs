@@ -299,7 +299,7 @@ impl Channel {
         }
     }
 
-    /// Derives ahead what the channel's next steps will need (see [`super::ahead`]): our
+    /// Derives ahead what the channel's next steps will need: our
     /// next commitment's point and keys, the point after it (our next `revoke_and_ack`
     /// gives it), and the keys of the peer's next commitment once its point is known and we
     /// have not signed it yet. Changes no state. Returns whether it derived anything (false:

@@ -39,7 +39,11 @@ impl AheadQueue {
 
 impl NodeCore {
     /// Derives ahead for up to `max_channels` of the channels changed since the last call
-    /// (see the [module documentation](self)). Returns whether channels are left queued.
+    /// ([`crate::channel::Channel::derive_ahead`]: their next commitments' points and
+    /// revocation and delayed keys, work the next messages would otherwise do on their
+    /// critical path). For a host with nothing else to do: it changes no state and no
+    /// output. The queue holds at most 1,024 channels (the oldest go first). Returns whether
+    /// channels are left queued.
     pub fn derive_ahead(&mut self, max_channels: usize) -> bool {
         let mut looked = 0;
         while looked < max_channels {

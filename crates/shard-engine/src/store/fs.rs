@@ -1104,8 +1104,9 @@ impl Store for FsStore {
     }
 
     /// The leader of the group holding this batch starts the disk's write of the group's
-    /// frame ([`start_writeback`]) and runs `meanwhile` (its own caller's) before it waits
-    /// for the sync: the sync then finds its data already on its way. A batch that another
+    /// frame (`POSIX_FADV_DONTNEED` on its range, on Linux) and runs `meanwhile` (its own
+    /// caller's) before it waits for the sync: the sync then finds its data already on its
+    /// way. A batch that another
     /// leader writes runs `meanwhile` while it waits for that leader.
     fn write_batch_meanwhile(
         &self,
