@@ -126,7 +126,7 @@ fn cli_calls_the_node_with_its_cookie_and_reports_errors() {
     );
     let _ = std::fs::remove_dir_all(&empty);
 
-    node.stop();
+    node.finish();
 }
 
 fn cli_text(args: &[&str]) -> Output {
@@ -228,5 +228,5 @@ fn invoices_survive_a_restart_of_the_node() {
         )
         .expect_err("unknown");
     assert!(unknown.contains("no preimage known"), "{unknown}");
-    node.stop();
+    node.finish();
 }

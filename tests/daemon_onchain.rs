@@ -294,6 +294,6 @@ fn balances_on_chain_events_reorg_and_the_sweep_to_the_configured_address() {
     wait_for(10, "nothing left to claim", || {
         balances(&a).is_empty().then_some(())
     });
-    a.stop();
-    b.stop();
+    a.finish();
+    b.finish();
 }

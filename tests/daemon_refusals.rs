@@ -215,6 +215,6 @@ fn the_rpc_refuses_bad_channels_first_hops_amounts_and_used_payment_ids() {
     let a = DaemonProcess::start_in(dir, &["--listen", &a_listen]);
     let e = refused(pay(&a, &b_id, &scid, 50_000, &invoice, &id), &[&id, &until]);
     assert_eq!(data(&e), recently_used, "the same refusal after a restart");
-    a.stop();
-    b.stop();
+    a.finish();
+    b.finish();
 }

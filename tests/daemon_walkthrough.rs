@@ -509,6 +509,6 @@ fn a_hold_invoice_waits_for_claim_across_a_restart() {
     assert_eq!(e["code"], -32000, "{e}");
     assert_eq!(e["data"]["kind"], "unknown_payment_hash", "{e}");
     assert_eq!(e["data"]["payment_hash"], unknown.as_str(), "{e}");
-    a.stop();
-    b.stop();
+    a.finish();
+    b.finish();
 }

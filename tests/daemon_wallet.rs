@@ -304,8 +304,8 @@ fn the_wallet_receives_funds_a_channel_and_sends_exact_to_the_satoshi() {
     assert_eq!(mode & 0o777, 0o600);
     let a = DaemonProcess::start_in(dir, &[]);
     assert_eq!(confirmed(&a), before + swept);
-    a.stop();
-    b.stop();
+    a.finish();
+    b.finish();
 }
 
 #[test]
@@ -331,7 +331,7 @@ fn fund_with_a_secret_key_is_refused_outside_regtest() {
         address.starts_with("tb1q"),
         "a signet P2WPKH address: {address}"
     );
-    node.stop();
+    node.finish();
 }
 
 /// The packages (`parent`, `child`) of a `broadcasts` answer.
@@ -518,6 +518,6 @@ fn an_anchor_commitment_the_daemon_force_closes_is_bumped_from_its_wallet_by_its
     let answer = a.call("broadcasts", json!({}));
     assert!(packages(&answer).is_empty(), "{answer}");
     assert_eq!(answer["bump_needed"], json!([]), "{answer}");
-    a.stop();
-    b.stop();
+    a.finish();
+    b.finish();
 }

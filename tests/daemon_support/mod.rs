@@ -205,7 +205,19 @@ impl DaemonProcess {
         self.child.id()
     }
 
-    /// Asks the node to stop and waits for it.
+    /// Asks the node to stop and waits for it, and removes its data directory (unless
+    /// `KEEP_NODE_DIR` is set).
+    pub fn finish(self) {
+        let dir = self.stop();
+        if std::env::var_os("KEEP_NODE_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Asks the node to stop and waits for it. The data directory stays (for a restart with
+    /// [`DaemonProcess::start_in`], which owns it from then on); [`DaemonProcess::finish`]
+    /// removes it.
+    #[must_use = "the data directory stays: restart in it, or call `finish` to remove it"]
     pub fn stop(mut self) -> PathBuf {
         let _ = self.try_call("stop", json!({}));
         let deadline = Instant::now() + Duration::from_secs(20);
