@@ -1528,7 +1528,14 @@ impl Worker {
             };
             if inbox && self.driver.has_work_ahead() {
                 // Nothing to handle now: derive a channel's next keys ahead, then look again.
+                // Work the next messages would otherwise do: counted busy.
+                let started = Instant::now();
                 self.driver.derive_ahead();
+                self.driver
+                    .shard()
+                    .counters()
+                    .busy_nanos
+                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 continue;
             }
             self.bell.parking();

@@ -22,7 +22,8 @@ pub struct ShardCounters {
     pub messages_handled: AtomicU64,
     /// The deepest the inbox has been (messages waiting when one was taken, plus it).
     pub queue_high_water: AtomicUsize,
-    /// Nanoseconds spent in `step` and delivering its outputs.
+    /// Nanoseconds spent in `step` and delivering its outputs, and deriving keys ahead
+    /// while idle (work a later message would otherwise do).
     pub busy_nanos: AtomicU64,
     /// HTLCs handed to another shard.
     pub forwards_out: AtomicU64,
@@ -43,7 +44,7 @@ pub struct ShardStats {
     pub messages_handled: u64,
     /// The inbox depth high-water mark.
     pub queue_high_water: usize,
-    /// Nanoseconds busy.
+    /// Nanoseconds busy (see [`ShardCounters::busy_nanos`]).
     pub busy_nanos: u64,
     /// HTLCs handed to another shard.
     pub forwards_out: u64,
