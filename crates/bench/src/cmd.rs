@@ -67,7 +67,7 @@ pub struct ScalingArgs {
     /// per shard when more].
     #[arg(long)]
     pub lanes: Option<usize>,
-    /// Payments per lane.
+    /// Payments per lane (at most 48: what a lane's channels hold).
     #[arg(long, default_value_t = 40)]
     pub payments: usize,
     /// Runs of every configuration (figures are medians).
@@ -90,7 +90,7 @@ pub struct DurableArgs {
     /// Lanes.
     #[arg(long, default_value_t = 32)]
     pub lanes: usize,
-    /// Payments per lane.
+    /// Payments per lane (at most 48: what a lane's channels hold).
     #[arg(long, default_value_t = 10)]
     pub payments: usize,
     /// Runs of every store mode (figures are medians).

@@ -477,13 +477,23 @@ fn check_options(lanes: usize, payments_per_lane: usize, runs: usize) -> Result<
         ));
     }
     // Each lane needs two peers; the recording holds every message in memory.
-    if lanes > 100_000 || payments_per_lane > 1_000_000 {
-        return Err(Error::Options(
-            "at most 100,000 lanes and 1,000,000 payments per lane".into(),
-        ));
+    if lanes > 100_000 {
+        return Err(Error::Options("at most 100,000 lanes".into()));
+    }
+    if payments_per_lane > MAX_PAYMENTS_PER_LANE {
+        return Err(Error::Options(format!(
+            "at most {MAX_PAYMENTS_PER_LANE} payments per lane: each lane's channels hold \
+             500,000 sat a side, and its payments (10,000 sat and up) all go one way"
+        )));
     }
     Ok(())
 }
+
+/// The most payments a lane makes: its payments (10,000,000 msat plus 1,000 per payment
+/// before it, and the routing fee) all flow from A_k through the routing node to B_k, over
+/// channels of 1,000,000 sat whose opener pushed half to the other side; the 49th no longer
+/// fits A_k's outbound capacity (reserve and commitment fee kept).
+pub const MAX_PAYMENTS_PER_LANE: usize = 48;
 
 /// Lane k: (peer index of A_k, peer index of B_k), on different shards of 2 when `cross`,
 /// else on the same shard (half the lanes on each). Returns the peer count too.
@@ -1268,6 +1278,28 @@ mod tests {
             ..Options::default()
         };
         assert!(matches!(run(&bad), Err(Error::Options(_))));
+        // More payments than a lane's channels hold: refused before anything is recorded
+        // (it was a panic in the recording).
+        let bad = Options {
+            payments_per_lane: MAX_PAYMENTS_PER_LANE + 1,
+            ..Options::default()
+        };
+        assert!(matches!(run(&bad), Err(Error::Options(_))));
+        assert!(matches!(
+            durable::run(&durable::Options {
+                payments_per_lane: MAX_PAYMENTS_PER_LANE + 1,
+                ..durable::Options::default()
+            }),
+            Err(Error::Options(_))
+        ));
+    }
+
+    #[test]
+    fn a_lane_holds_its_most_payments() {
+        // The bound is the channels' capacity, not lower: a lane records its most payments.
+        let (peers, lanes) = choose_lanes(1, true);
+        let rec = record(peers, &lanes, MAX_PAYMENTS_PER_LANE).expect("every payment fits");
+        assert_eq!(rec.payments(), MAX_PAYMENTS_PER_LANE);
     }
 
     #[test]
