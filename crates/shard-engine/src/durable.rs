@@ -234,28 +234,14 @@ pub fn commit_ops(
     let dirty = core.take_dirty();
     let mut ops = Vec::new();
     for source in consumed {
-        ops.push(WriteOp::Remove {
-            namespace: RESOLUTIONS.into(),
-            key: resolution_key(source),
-        });
+        ops.push(remove(RESOLUTIONS, resolution_key(source)));
     }
     for (_, channel_id) in &dirty.removed {
-        ops.push(WriteOp::Remove {
-            namespace: CHANNELS.into(),
-            key: channel_key(channel_id),
-        });
+        ops.push(remove(CHANNELS, channel_key(channel_id)));
     }
     for (node_id, channel_id) in &dirty.channels {
         if let Some(record) = core.snapshot_channel(node_id, channel_id) {
-            let key = channel_key(channel_id);
-            let value = record
-                .to_bytes()
-                .map_err(|error| record_error(CHANNELS, &key, error))?;
-            ops.push(WriteOp::Put {
-                namespace: CHANNELS.into(),
-                key,
-                value,
-            });
+            ops.push(put(CHANNELS, channel_key(channel_id), record.to_bytes())?);
         }
     }
     // Monitors: each changed one's bounded snapshot, and the chunks of revoked HTLCs it
@@ -269,65 +255,42 @@ pub fn commit_ops(
     // Completed payment ids: the ones forgotten, then the ones completed (never the same
     // key: see `Dirty`), each a small record of its own.
     for record in &dirty.forgotten_payments {
-        ops.push(WriteOp::Remove {
-            namespace: COMPLETED_PAYMENTS.into(),
-            key: completed_payment_key(record),
-        });
+        ops.push(remove(COMPLETED_PAYMENTS, completed_payment_key(record)));
     }
     for record in &dirty.completed_payments {
-        let key = completed_payment_key(record);
-        let value = record
-            .to_bytes()
-            .map_err(|error| record_error(COMPLETED_PAYMENTS, &key, error))?;
-        ops.push(WriteOp::Put {
-            namespace: COMPLETED_PAYMENTS.into(),
-            key,
-            value,
-        });
+        ops.push(put(
+            COMPLETED_PAYMENTS,
+            completed_payment_key(record),
+            record.to_bytes(),
+        )?);
     }
     // The two ends of forwards: each changed one's record, or its deletion.
-    for (channel_id, htlc_id) in &dirty.offered {
-        let key = htlc_key(channel_id, *htlc_id);
-        match core.offered_entry(*channel_id, *htlc_id) {
-            Some(record) => ops.push(WriteOp::Put {
-                namespace: OFFERED_HTLCS.into(),
-                value: record
-                    .to_bytes()
-                    .map_err(|error| record_error(OFFERED_HTLCS, &key, error))?,
-                key,
-            }),
-            None => ops.push(WriteOp::Remove {
-                namespace: OFFERED_HTLCS.into(),
-                key,
-            }),
-        }
+    for &(channel_id, htlc_id) in &dirty.offered {
+        let record = core
+            .offered_entry(channel_id, htlc_id)
+            .map(|r| r.to_bytes());
+        ops.push(put_or_remove(
+            OFFERED_HTLCS,
+            htlc_key(&channel_id, htlc_id),
+            record,
+        )?);
     }
-    for (channel_id, htlc_id) in &dirty.upstream {
-        let key = htlc_key(channel_id, *htlc_id);
-        match core.upstream_entry(*channel_id, *htlc_id) {
-            Some(record) => ops.push(WriteOp::Put {
-                namespace: UPSTREAM_HTLCS.into(),
-                value: record
-                    .to_bytes()
-                    .map_err(|error| record_error(UPSTREAM_HTLCS, &key, error))?,
-                key,
-            }),
-            None => ops.push(WriteOp::Remove {
-                namespace: UPSTREAM_HTLCS.into(),
-                key,
-            }),
-        }
+    for &(channel_id, htlc_id) in &dirty.upstream {
+        let record = core
+            .upstream_entry(channel_id, htlc_id)
+            .map(|r| r.to_bytes());
+        ops.push(put_or_remove(
+            UPSTREAM_HTLCS,
+            htlc_key(&channel_id, htlc_id),
+            record,
+        )?);
     }
     if dirty.node {
-        let value = core
-            .stored_node_record()
-            .to_bytes()
-            .map_err(|error| record_error(NODES, node_key, error))?;
-        ops.push(WriteOp::Put {
-            namespace: NODES.into(),
-            key: node_key.to_owned(),
-            value,
-        });
+        ops.push(put(
+            NODES,
+            node_key.to_owned(),
+            core.stored_node_record().to_bytes(),
+        )?);
     }
     for o in out {
         if let Out::Shard {
@@ -335,13 +298,11 @@ pub fn commit_ops(
             ..
         } = o
         {
-            ops.push(WriteOp::Put {
-                namespace: RESOLUTIONS.into(),
-                key: resolution_key(&r.source),
-                value: encode_resolution(r).map_err(|error| {
-                    record_error(RESOLUTIONS, &resolution_key(&r.source), error)
-                })?,
-            });
+            ops.push(put(
+                RESOLUTIONS,
+                resolution_key(&r.source),
+                encode_resolution(r),
+            )?);
         }
     }
     Ok(ops)
@@ -356,6 +317,43 @@ fn record_error(namespace: &str, key: &str, error: PersistError) -> EngineError 
         namespace: namespace.to_owned(),
         key: key.to_owned(),
         error: Box::new(error),
+    }
+}
+
+/// A write of a record's encoding (`bytes`) under `namespace`/`key`, or the error naming
+/// where it would have gone.
+fn put(
+    namespace: &str,
+    key: String,
+    bytes: Result<Vec<u8>, PersistError>,
+) -> Result<WriteOp, EngineError> {
+    match bytes {
+        Ok(value) => Ok(WriteOp::Put {
+            namespace: namespace.into(),
+            key,
+            value,
+        }),
+        Err(error) => Err(record_error(namespace, &key, error)),
+    }
+}
+
+/// The deletion of `namespace`/`key`.
+fn remove(namespace: &str, key: String) -> WriteOp {
+    WriteOp::Remove {
+        namespace: namespace.into(),
+        key,
+    }
+}
+
+/// [`put`] when there is a record, else [`remove`] (the record is gone).
+fn put_or_remove(
+    namespace: &str,
+    key: String,
+    bytes: Option<Result<Vec<u8>, PersistError>>,
+) -> Result<WriteOp, EngineError> {
+    match bytes {
+        Some(bytes) => put(namespace, key, bytes),
+        None => Ok(remove(namespace, key)),
     }
 }
 
@@ -395,26 +393,15 @@ fn monitor_ops(
     chunks: &[MonitorRevokedRecord],
 ) -> Result<(), EngineError> {
     if let Some(record) = record {
-        let key = channel_key(&record.channel_id);
-        let value = record
-            .to_bytes()
-            .map_err(|error| record_error(MONITORS, &key, error))?;
-        ops.push(WriteOp::Put {
-            namespace: MONITORS.into(),
-            key,
-            value,
-        });
+        ops.push(put(
+            MONITORS,
+            channel_key(&record.channel_id),
+            record.to_bytes(),
+        )?);
     }
     for chunk in chunks {
         let key = monitor_revoked_key(&chunk.channel_id, chunk.chunk);
-        let value = chunk
-            .to_bytes()
-            .map_err(|error| record_error(MONITOR_REVOKED, &key, error))?;
-        ops.push(WriteOp::Put {
-            namespace: MONITOR_REVOKED.into(),
-            key,
-            value,
-        });
+        ops.push(put(MONITOR_REVOKED, key, chunk.to_bytes())?);
     }
     Ok(())
 }
@@ -474,10 +461,7 @@ fn read_monitors(
                 .map(|c| monitor.revoked_chunk_record(c))
                 .collect();
             monitor_ops(ops, Some(&monitor.to_bounded_record()), &chunks)?;
-            ops.extend(update_keys.into_iter().map(|k| WriteOp::Remove {
-                namespace: MONITOR_UPDATES.into(),
-                key: k,
-            }));
+            ops.extend(update_keys.into_iter().map(|k| remove(MONITOR_UPDATES, k)));
         }
         out.push(monitor);
     }
@@ -773,15 +757,13 @@ pub(crate) fn restore(
         node_keys
             .iter()
             .filter(|k| !new_keys.contains(*k))
-            .map(|k| WriteOp::Remove {
-                namespace: NODES.into(),
-                key: k.clone(),
-            }),
+            .map(|k| remove(NODES, k.clone())),
     );
-    ops.extend(resolution_keys.iter().map(|k| WriteOp::Remove {
-        namespace: RESOLUTIONS.into(),
-        key: k.clone(),
-    }));
+    ops.extend(
+        resolution_keys
+            .iter()
+            .map(|k| remove(RESOLUTIONS, k.clone())),
+    );
     ops.extend(monitor_ops_opening);
     Ok((Restored { cores, coordinator }, ops))
 }
