@@ -29,8 +29,10 @@
 //!   map, driven by N threads; a forward locks the next peer's mutex (LDK's shape after it).
 //!
 //! Lane k of a baseline is driven by thread k mod N. Each figure is the median of
-//! [`Options::runs`] runs; `ratio_2_vs_1` is the median of the per-run ratios (the two replays
-//! of a run are measured back to back).
+//! [`Options::runs`] runs; `ratio_2_vs_1` is the median of the per-run ratios. A run replays
+//! every configuration once, starting one configuration later than the run before (run r
+//! starts at configuration r mod their count), so that no configuration always runs first or
+//! always right after the same one.
 //!
 //! [`durable`] replays the same kind of recording on the engine with its stores (no store,
 //! in-memory, filesystem with group commit on and off).
@@ -393,27 +395,46 @@ pub fn run_with_progress(
         "recorded the scaling workload"
     );
 
+    let mut configurations: Vec<(Design, usize)> =
+        [Design::Engine, Design::GlobalMutex, Design::PerPeerMutex]
+            .into_iter()
+            .flat_map(|design| (1..=max_shards).map(move |threads| (design, threads)))
+            .collect();
+    if within.is_some() {
+        configurations.push((Design::EngineWithinShard, 2));
+    }
     let mut measurements = Vec::new();
     let mut ratios: [Vec<f64>; 3] = Default::default();
     for run in 0..runs {
         let mut this_run: Vec<Measurement> = Vec::new();
-        for threads in 1..=max_shards {
-            let name = Design::Engine.configuration(threads);
-            let o = replay_engine(engine_config(threads), None, peers, &lanes, &rec, &name)?;
-            this_run.push(o.measurement(Design::Engine, threads, run));
-            progress(this_run.last().expect("just pushed"));
-        }
-        for design in [Design::GlobalMutex, Design::PerPeerMutex] {
-            for threads in 1..=max_shards {
-                let o = replay_locked(design, threads, peers, &lanes, &rec)?;
-                this_run.push(o.measurement(design, threads, run));
-                progress(this_run.last().expect("just pushed"));
-            }
-        }
-        if let Some((p, l, r)) = &within {
-            let name = Design::EngineWithinShard.configuration(2);
-            let o = replay_engine(engine_config(2), None, *p, l, r, &name)?;
-            this_run.push(o.measurement(Design::EngineWithinShard, 2, run));
+        // Each run starts one configuration later than the run before: no configuration
+        // always runs first, or always right after the same one.
+        let mut order = configurations.clone();
+        order.rotate_left(run % configurations.len());
+        for (design, threads) in order {
+            let o = match (design, &within) {
+                (Design::Engine, _) => replay_engine(
+                    engine_config(threads),
+                    None,
+                    peers,
+                    &lanes,
+                    &rec,
+                    &design.configuration(threads),
+                )?,
+                (Design::EngineWithinShard, Some((p, l, r))) => replay_engine(
+                    engine_config(threads),
+                    None,
+                    *p,
+                    l,
+                    r,
+                    &design.configuration(threads),
+                )?,
+                (Design::EngineWithinShard, None) => continue,
+                (Design::GlobalMutex | Design::PerPeerMutex, _) => {
+                    replay_locked(design, threads, peers, &lanes, &rec)?
+                }
+            };
+            this_run.push(o.measurement(design, threads, run));
             progress(this_run.last().expect("just pushed"));
         }
         for (i, design) in [Design::Engine, Design::GlobalMutex, Design::PerPeerMutex]
@@ -1191,12 +1212,31 @@ mod tests {
             max_shards: 2,
             lanes: 2,
             payments_per_lane: 2,
-            runs: 1,
+            runs: 2,
             within_shard: true,
         };
         let report = run(&options).expect("the replays match the recording");
         assert_eq!(report.payments, 4);
-        assert_eq!(report.measurements.len(), 7);
+        assert_eq!(report.measurements.len(), 14);
+        // The second run starts one configuration later than the first; each configuration
+        // is measured once a run.
+        let first = |r: usize| {
+            report
+                .measurements
+                .iter()
+                .find(|m| m.run == r)
+                .map(|m| m.configuration.clone())
+        };
+        assert_eq!(first(0).as_deref(), Some("engine_1"));
+        assert_eq!(first(1).as_deref(), Some("engine_2"));
+        for m in &report.measurements {
+            let same = report
+                .measurements
+                .iter()
+                .filter(|x| x.configuration == m.configuration && x.run == m.run)
+                .count();
+            assert_eq!(same, 1, "{}", m.configuration);
+        }
         for m in &report.measurements {
             assert_eq!(m.payments, 4, "{}", m.configuration);
             assert!(m.payments_per_sec > 0.0, "{}", m.configuration);
