@@ -346,14 +346,15 @@ impl fmt::Display for Report {
     }
 }
 
-/// The median of some values (the upper middle for an even count); None if empty.
+/// The median of some values (the mean of the two middle ones for an even count); None if
+/// empty.
 pub fn median_of(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     let mut v: Vec<f64> = values.into_iter().collect();
     if v.is_empty() {
         return None;
     }
     v.sort_by(|a, b| a.total_cmp(b));
-    Some(v[v.len() / 2])
+    Some(crate::two_node::median_sorted(&v))
 }
 
 /// Runs the scaling workload.
@@ -1320,6 +1321,13 @@ mod tests {
         assert_eq!(from_json.engine.len(), 2);
         let svg = plot::svg(&from_json).expect("drawn");
         assert!(svg.starts_with("<svg") && svg.contains("lnshard shard engine"));
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_its_middle_values() {
+        assert_eq!(median_of([4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median_of([3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median_of(std::iter::empty()), None);
     }
 
     #[test]
