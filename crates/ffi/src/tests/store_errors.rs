@@ -71,15 +71,29 @@ fn node_id_hex(engine: *const lnshard_engine) -> String {
 }
 
 /// A fresh path under the test's temporary directory (not created: the store creates it
-/// with the modes it wants).
-fn fresh_dir(name: &str) -> PathBuf {
-    // Unit tests get no CARGO_TARGET_TMPDIR: the system's temporary directory.
-    let dir = std::env::temp_dir()
-        .join("lnshard-ffi-store-errors")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.parent().expect("a parent")).expect("the parent directory");
-    dir
+/// with the modes it wants), removed when dropped.
+struct FreshDir(PathBuf);
+
+impl FreshDir {
+    fn new(name: &str) -> FreshDir {
+        // Unit tests get no CARGO_TARGET_TMPDIR: the system's temporary directory.
+        let dir = std::env::temp_dir()
+            .join("lnshard-ffi-store-errors")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.parent().expect("a parent")).expect("the parent directory");
+        FreshDir(dir)
+    }
+
+    fn to_str(&self) -> Option<&str> {
+        self.0.to_str()
+    }
+}
+
+impl Drop for FreshDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A store in memory behind the C vtable whose writes fail once `fail_writes` is set.
@@ -215,7 +229,7 @@ fn an_engine_whose_commit_failed_is_stopped_for_every_call_and_says_why() {
 
 #[test]
 fn a_data_dir_written_by_another_node_is_refused_naming_both() {
-    let dir = fresh_dir("wrong-node");
+    let dir = FreshDir::new("wrong-node");
     let path = CString::new(dir.to_str().expect("utf-8 path")).expect("no NUL");
     let mut config = config();
     config.data_dir = path.as_ptr();
@@ -238,7 +252,7 @@ fn a_data_dir_written_by_another_node_is_refused_naming_both() {
 
 #[test]
 fn a_data_dir_held_by_an_open_engine_is_refused_naming_the_holder_pid() {
-    let dir = fresh_dir("locked");
+    let dir = FreshDir::new("locked");
     let path = CString::new(dir.to_str().expect("utf-8 path")).expect("no NUL");
     let mut config = config();
     config.data_dir = path.as_ptr();
